@@ -1,0 +1,158 @@
+//! DMA files: opened O_DIRECT, registered in the ring's file table, read and written with
+//! ReadFixed/WriteFixed from the arena's registered buffers.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use io_uring::{opcode, types};
+
+use crate::arena::{Arena, FixedBuf};
+use crate::env::{File, OpenMode, Storage};
+use crate::error::{IoError, OpenError};
+use crate::limits::SECTOR_SIZE;
+use crate::uring::Ring;
+
+/// One core's files on the real disk.
+#[derive(Clone)]
+pub struct DmaStorage {
+    pub(crate) ring: Rc<Ring>,
+    pub(crate) arena: Arena,
+}
+
+impl DmaStorage {
+    pub fn new(ring: Rc<Ring>, arena: Arena) -> DmaStorage {
+        DmaStorage { ring, arena }
+    }
+}
+
+fn cpath(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
+impl Storage for DmaStorage {
+    type File = DmaFile;
+
+    fn open(&self, path: &Path, mode: OpenMode) -> Result<DmaFile, OpenError> {
+        let err = |source| OpenError { path: path.to_path_buf(), source };
+        let c = cpath(path).map_err(err)?;
+        let flags = libc::O_RDWR
+            | libc::O_DIRECT
+            | libc::O_CLOEXEC
+            | match mode {
+                OpenMode::Existing => 0,
+                OpenMode::Create => libc::O_CREAT,
+                OpenMode::Truncate => libc::O_CREAT | libc::O_TRUNC,
+            };
+        // SAFETY: c is a valid NUL-terminated path.
+        let fd = unsafe { libc::open(c.as_ptr(), flags, 0o644) };
+        if fd < 0 {
+            return Err(err(io::Error::last_os_error()));
+        }
+        // SAFETY: fd was just returned by open and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let slot = self.ring.register_file(fd.as_raw_fd()).map_err(err)?;
+        Ok(DmaFile { ring: self.ring.clone(), fd, slot, path: path.to_path_buf() })
+    }
+
+    fn remove(&self, path: &Path) -> Result<(), OpenError> {
+        std::fs::remove_file(path).map_err(|source| OpenError { path: path.to_path_buf(), source })
+    }
+
+    fn arena(&self) -> &Arena {
+        &self.arena
+    }
+}
+
+/// A file opened O_DIRECT on one core's ring.
+pub struct DmaFile {
+    ring: Rc<Ring>,
+    fd: OwnedFd,
+    slot: u32,
+    path: PathBuf,
+}
+
+fn assert_aligned(offset: u64, len: usize, buf: &FixedBuf) {
+    assert_eq!(offset % SECTOR_SIZE as u64, 0, "DMA offset {offset} not sector-aligned");
+    assert_eq!(len % SECTOR_SIZE, 0, "DMA length {len} not sector-aligned");
+    assert!(len <= buf.capacity(), "DMA length {len} beyond buffer capacity {}", buf.capacity());
+}
+
+impl DmaFile {
+    fn io_error(&self, op: &'static str, offset: u64, len: usize, source: io::Error) -> IoError {
+        IoError::new(op, self.path.clone(), offset, len, source)
+    }
+}
+
+impl File for DmaFile {
+    async fn read_at(&self, mut buf: FixedBuf, offset: u64, len: usize) -> (Result<usize, IoError>, FixedBuf) {
+        assert_aligned(offset, len, &buf);
+        let entry = opcode::ReadFixed::new(types::Fixed(self.slot), buf.as_mut_ptr(), len as u32, buf.buf_index())
+            .offset(offset)
+            .build();
+        let (res, mut buf) = self.ring.op(entry, buf).result().await;
+        match res {
+            Ok(n) => {
+                buf.set_len(n as usize);
+                (Ok(n as usize), buf)
+            }
+            Err(e) => {
+                buf.set_len(0);
+                (Err(self.io_error("read", offset, len, e)), buf)
+            }
+        }
+    }
+
+    async fn write_at(&self, buf: FixedBuf, offset: u64) -> (Result<usize, IoError>, FixedBuf) {
+        let len = buf.len();
+        assert_aligned(offset, len, &buf);
+        let entry = opcode::WriteFixed::new(types::Fixed(self.slot), buf.as_ptr(), len as u32, buf.buf_index())
+            .offset(offset)
+            .build();
+        let (res, buf) = self.ring.op(entry, buf).result().await;
+        match res {
+            Ok(n) if n as usize == len => (Ok(len), buf),
+            // A short O_DIRECT write means the device ran out of room mid-way.
+            Ok(n) => (Err(self.io_error("write", offset, len, io::Error::new(io::ErrorKind::WriteZero, format!("short write: {n} of {len} bytes")))), buf),
+            Err(e) => (Err(self.io_error("write", offset, len, e)), buf),
+        }
+    }
+
+    async fn sync_data(&self) -> Result<(), IoError> {
+        let entry = opcode::Fsync::new(types::Fixed(self.slot)).flags(types::FsyncFlags::DATASYNC).build();
+        let (res, ()) = self.ring.op(entry, ()).result().await;
+        res.map(|_| ()).map_err(|e| self.io_error("fdatasync", 0, 0, e))
+    }
+
+    fn allocate(&self, len: u64) -> Result<(), IoError> {
+        // SAFETY: valid fd; fallocate mode 0 extends the file and reserves blocks.
+        let r = unsafe { libc::fallocate(self.fd.as_raw_fd(), 0, 0, len as libc::off_t) };
+        if r != 0 {
+            return Err(self.io_error("fallocate", 0, len as usize, io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    fn size(&self) -> Result<u64, IoError> {
+        // SAFETY: fstat into a zeroed stat struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::fstat(self.fd.as_raw_fd(), &mut st) };
+        if r != 0 {
+            return Err(self.io_error("fstat", 0, 0, io::Error::last_os_error()));
+        }
+        Ok(st.st_size as u64)
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for DmaFile {
+    fn drop(&mut self) {
+        self.ring.unregister_file(self.slot);
+    }
+}
