@@ -1,0 +1,202 @@
+//! The real runtime on the real kernel: the same workload as the simulator, a dropped in-flight
+//! read, the mesh across cores, and start-up errors.
+
+#![allow(clippy::disallowed_methods)] // std::thread::sleep below waits for a kernel-side event.
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use common::{BLOCK, Model, Seen, decode};
+use engine::arena::{ArenaConfig, ClassConfig};
+use engine::rng::Prng;
+use engine::uring::{Ring, RingConfig};
+use engine::{Env, Executor, File, OpenMode, RuntimeConfig, RuntimeError, Storage};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("engine-runtime");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir.join(name)
+}
+
+fn one_core() -> RuntimeConfig {
+    let mut c = RuntimeConfig::cores(1).expect("one core");
+    c.arena = ArenaConfig { classes: vec![ClassConfig { size_bytes: BLOCK, count: 128 }] };
+    c
+}
+
+/// The simulator's workload on the real ring: every acknowledged write reads back after reopen.
+#[test]
+fn workload_on_real_ring_reads_back_everything_acknowledged() {
+    let path = scratch("append.log");
+    let blocks = 2000u64;
+    let out = engine::run(one_core(), |core: engine::Core<()>| {
+        let path = path.clone();
+        async move {
+            let model = Rc::new(RefCell::new(Model::default()));
+            let timers = Rc::new(RefCell::new(common::TimerReport::default()));
+            let mut rng = Prng::new(11);
+            let t = engine::spawn({
+                let (env, timers) = (core.env.clone(), timers.clone());
+                async move { common::timers(&env, &mut rng, 8, 10, timers).await }
+            });
+            common::append_workload(&core.env, &path, 42, blocks, 16, model.clone()).await;
+            t.await;
+            let durable: BTreeMap<u64, u64> = model.borrow().durable.clone();
+            let m = model.borrow();
+            assert_eq!(m.write_errors + m.read_errors + m.sync_errors + m.corrupt_reads, 0, "{m:?}");
+            let t = timers.borrow();
+            assert_eq!(t.fired, 80);
+            assert!(t.wake_order.windows(2).all(|w| w[0] <= w[1]), "timers out of deadline order");
+            durable
+        }
+    })
+    .expect("runtime");
+    let durable = &out[0];
+    assert_eq!(durable.len() as u64, blocks, "every block acknowledged after the final sync");
+
+    // Reopen in a fresh runtime and read every block back.
+    let bad = engine::run(one_core(), |core: engine::Core<()>| {
+        let (path, durable) = (path.clone(), durable.clone());
+        async move {
+            let file = core.env.storage().open(&path, OpenMode::Existing).expect("reopen");
+            assert_eq!(file.size().expect("size"), blocks * BLOCK as u64);
+            let mut bad = Vec::new();
+            for (block, nonce) in durable {
+                let buf = core.env.storage().alloc(BLOCK).expect("arena");
+                let (res, buf) = file.read_at(buf, block * BLOCK as u64, BLOCK).await;
+                assert_eq!(res.expect("read"), BLOCK);
+                if decode(buf.as_slice()) != (Seen::Valid { block, nonce }) {
+                    bad.push(block);
+                }
+            }
+            bad
+        }
+    })
+    .expect("runtime");
+    assert!(bad[0].is_empty(), "blocks read back wrong: {:?}", bad[0]);
+}
+
+/// A read dropped while in flight keeps its buffer until the kernel completes it: the buffer is
+/// not handed out again, and when the data arrives it lands there and nowhere else.
+#[test]
+fn dropped_in_flight_read_does_not_free_its_buffer_early() {
+    let ring = Rc::new(Ring::new(&RingConfig::default()).expect("ring"));
+    let slots = 4;
+    let arena = engine::Arena::new(&ArenaConfig { classes: vec![ClassConfig { size_bytes: 4096, count: slots }] }).expect("arena");
+    ring.register_buffers(&arena).expect("register");
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills two fds.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (rd, wr) = (fds[0], fds[1]);
+    let executor = Executor::new(ring.clone());
+    executor.block_on(async {
+        let mut buf = arena.alloc(4096).expect("alloc");
+        buf.as_mut_capacity().fill(0xAA);
+        let entry = io_uring::opcode::ReadFixed::new(io_uring::types::Fd(rd), buf.as_mut_ptr(), 4096, buf.buf_index()).build();
+        let mut op = ring.op(entry, buf);
+        // Poll once so the read is submitted, let the loop turn so it reaches the kernel, then drop it.
+        let polled = std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut op).poll(cx).is_pending())).await;
+        assert!(polled, "a read of an empty pipe cannot complete");
+        engine::yield_now().await;
+        drop(op);
+        assert_eq!(arena.free_counts(), vec![slots - 1], "the dropped op's buffer went back to the arena while in flight");
+
+        // Take every other buffer and mark it; the kernel's write must land in none of them.
+        let mut others: Vec<_> = (0..slots - 1).map(|_| arena.alloc(4096).expect("alloc")).collect();
+        for b in &mut others {
+            b.as_mut_capacity().fill(0x55);
+        }
+        assert!(arena.alloc(4096).is_err(), "only the in-flight buffer is left, and it is not free");
+        let data = [0x42u8; 4096];
+        // SAFETY: writing 4096 bytes from a valid array into the pipe.
+        assert_eq!(unsafe { libc::write(wr, data.as_ptr().cast(), 4096) }, 4096);
+        // Let the completion arrive.
+        for _ in 0..1000 {
+            engine::yield_now().await;
+            if arena.free_counts() == vec![1] {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(arena.free_counts(), vec![1], "the buffer came back once the read completed");
+        for b in &mut others {
+            assert!(b.as_mut_capacity().iter().all(|&x| x == 0x55), "the kernel wrote into a buffer that was handed out again");
+        }
+        let back = arena.alloc(4096).expect("alloc");
+        // SAFETY: reading the whole capacity of our own buffer.
+        let bytes = unsafe { std::slice::from_raw_parts(back.as_ptr(), 4096) };
+        assert!(bytes.iter().all(|&x| x == 0x42), "the read landed in its own buffer");
+    });
+    // SAFETY: closing our pipe fds.
+    unsafe {
+        libc::close(rd);
+        libc::close(wr);
+    }
+}
+
+/// Messages between two cores: all delivered, in order per sender, and a core blocked in
+/// io_uring_enter is woken by a message.
+#[test]
+fn mesh_delivers_in_order_across_cores() {
+    let cores = engine::runtime::allowed_cpus().len().min(4);
+    let per_pair = 20_000u64;
+    let config = engine::RuntimeConfig::cores(cores).expect("cores");
+    let out = engine::run(config, |core: engine::Core<(usize, u64)>| async move {
+        let me = core.mesh.core();
+        let n = core.mesh.cores();
+        let sender = engine::spawn({
+            let mesh = core.mesh.clone();
+            async move {
+                for i in 0..per_pair {
+                    for to in 0..n {
+                        mesh.send(to, (me, i)).await;
+                    }
+                    if i % 1000 == 0 {
+                        // Give the receivers a chance to go to sleep, to exercise wake-ups.
+                        engine::sleep(std::time::Duration::from_micros(200)).await;
+                    }
+                }
+            }
+        });
+        let mut next = vec![0u64; n];
+        for _ in 0..per_pair * n as u64 {
+            let (from, (sender_core, i)) = core.mesh.recv().await;
+            assert_eq!(from, sender_core);
+            assert_eq!(i, next[from], "out of order from core {from}");
+            next[from] += 1;
+        }
+        sender.await;
+        next
+    })
+    .expect("runtime");
+    for next in out {
+        assert!(next.iter().all(|&c| c == per_pair));
+    }
+}
+
+#[test]
+fn asking_for_more_cores_than_allowed_is_a_clear_error() {
+    let n = engine::runtime::allowed_cpus().len() + 1;
+    let err = engine::RuntimeConfig::cores(n).expect_err("too many cores");
+    assert!(matches!(err, RuntimeError::Config(_)));
+    assert!(err.to_string().contains("--cores"), "{err}");
+}
+
+#[test]
+fn open_missing_file_names_the_path() {
+    let out = engine::run(one_core(), |core: engine::Core<()>| async move {
+        let path = scratch("does-not-exist");
+        let _ = std::fs::remove_file(&path);
+        match core.env.storage().open(&path, OpenMode::Existing) {
+            Ok(_) => panic!("opened a missing file"),
+            Err(e) => e.to_string(),
+        }
+    })
+    .expect("runtime");
+    assert!(out[0].contains("does-not-exist"), "{}", out[0]);
+    assert!(out[0].contains("No such file"), "{}", out[0]);
+}
