@@ -1,1 +1,195 @@
-fn main() {}
+//! corestore-bench: benchmarks that measure corestore against the physical limit and its peers
+//! in one run, on the same machine, and print ratios.
+//!
+//! `corestore-bench engine`: fio, our engine and glommio on the same preallocated file.
+
+#![allow(clippy::disallowed_methods)] // a benchmark measures wall time on purpose
+
+mod engine_run;
+mod fio;
+mod glommio_peer;
+mod machine;
+mod workload;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use workload::{Measured, Setup, Workload};
+
+#[derive(Parser)]
+#[command(name = "corestore-bench", about = "corestore benchmarks, each against a reference measured in the same run")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The engine's DMA file I/O vs fio (io_uring, O_DIRECT, fixed buffers) and glommio's DmaFile.
+    Engine(EngineArgs),
+}
+
+#[derive(clap::Args)]
+struct EngineArgs {
+    /// Data file, preallocated and fully written once, reused by later runs. Must be on a
+    /// filesystem with O_DIRECT (ext4, xfs), not tmpfs.
+    #[arg(long, default_value = "target/corestore-bench.fio-data")]
+    file: PathBuf,
+    /// Cores (and fio jobs); default: every allowed cpu.
+    #[arg(long)]
+    cores: Option<usize>,
+    /// Size of each core's region of the file.
+    #[arg(long, default_value_t = 1024)]
+    region_mib: u64,
+    /// Seconds per system per workload.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Short run for CI smoke use: 1 s per run, 256 MiB regions.
+    #[arg(long)]
+    quick: bool,
+    /// Leave out the glommio column.
+    #[arg(long)]
+    no_glommio: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Engine(args) => bench_engine(args),
+    };
+    if let Err(e) = result {
+        eprintln!("corestore-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Creates the file (or reuses one that is already large enough), written with non-zero data:
+/// reading never-written extents would measure the filesystem's zero-fill, not the disk.
+fn prepare_file(path: &Path, bytes: u64) -> Result<(), String> {
+    if std::fs::metadata(path).map(|m| m.len() >= bytes).unwrap_or(false) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    eprintln!("writing {} MiB to {} ...", bytes >> 20, path.display());
+    let mut f = std::fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut state = 1u64;
+    for _ in 0..bytes >> 20 {
+        for word in chunk.chunks_mut(8) {
+            let (v, s) = engine::rng::splitmix64(state);
+            state = s;
+            word.copy_from_slice(&v.to_le_bytes());
+        }
+        f.write_all(&chunk).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    f.sync_all().map_err(|e| format!("syncing {}: {e}", path.display()))
+}
+
+struct Row {
+    w: Workload,
+    fio: Measured,
+    engine: Measured,
+    glommio: Result<Measured, String>,
+    rss_kib: u64,
+}
+
+impl Row {
+    /// IOPS for 4 KiB workloads, bytes/s for the large sequential ones.
+    fn metric(&self, m: &Measured) -> f64 {
+        if self.w.pattern.is_random() { m.ops_per_s } else { m.bytes_per_s }
+    }
+    fn ratio(&self) -> f64 {
+        self.metric(&self.engine) / self.metric(&self.fio)
+    }
+    fn unit(&self) -> &'static str {
+        if self.w.pattern.is_random() { "IOPS" } else { "MiB/s" }
+    }
+    fn show(&self, m: &Measured) -> String {
+        if self.w.pattern.is_random() { format!("{:.0}", m.ops_per_s) } else { format!("{:.0}", m.bytes_per_s / (1 << 20) as f64) }
+    }
+}
+
+fn bench_engine(args: EngineArgs) -> Result<(), String> {
+    let fio_version = fio::version()?;
+    let cores = args.cores.unwrap_or_else(|| engine::runtime::allowed_cpus().len());
+    let (seconds, region_mib) = if args.quick { (1.0, args.region_mib.min(256)) } else { (args.seconds, args.region_mib) };
+    let setup = Setup {
+        file: args.file.clone(),
+        cores,
+        region_bytes: region_mib << 20,
+        duration: Duration::from_secs_f64(seconds),
+    };
+    engine::runtime::probe().map_err(|e| e.to_string())?;
+    prepare_file(&setup.file, setup.region_bytes * cores as u64)?;
+    println!("# engine vs {fio_version} vs glommio 0.9, {cores} cores, {region_mib} MiB per core, {seconds} s per run");
+    println!("# machine: {}", machine::describe(&setup.file));
+    let rss_start = machine::rss_kib();
+    let mut rows = Vec::new();
+    for w in workload::workloads() {
+        let fio = fio::run(&setup, &w)?;
+        let engine = engine_run::run(&setup, &w)?;
+        let rss_kib = machine::rss_kib();
+        let glommio = if args.no_glommio { Err("left out (--no-glommio)".to_string()) } else { glommio_peer::run(&setup, &w) };
+        let row = Row { w, fio, engine, glommio, rss_kib };
+        print_json(&row);
+        rows.push(row);
+    }
+    print_table(&rows);
+    println!("resident memory: {} KiB at start, {} KiB after the last engine run", rss_start, rows.last().map_or(0, |r| r.rss_kib));
+    let min = rows.iter().map(Row::ratio).fold(f64::INFINITY, f64::min);
+    println!("min ratio engine/fio: {min:.3}");
+    Ok(())
+}
+
+fn print_json(r: &Row) {
+    let g = r.glommio.as_ref().ok();
+    let line = json!({
+        "workload": r.w.name,
+        "metric": if r.w.pattern.is_random() { "ops_per_s" } else { "bytes_per_s" },
+        "engine": r.metric(&r.engine),
+        "fio": r.metric(&r.fio),
+        "ratio": r.ratio(),
+        "glommio": g.map(|m| r.metric(m)),
+        "engine_vs_glommio": g.map(|m| r.metric(&r.engine) / r.metric(m)),
+        "glommio_skipped": r.glommio.as_ref().err(),
+        "engine_latency_ns_p50": r.engine.latency_ns_p50,
+        "engine_latency_ns_p99": r.engine.latency_ns_p99,
+        "fio_latency_ns_p50": r.fio.latency_ns_p50,
+        "fio_latency_ns_p99": r.fio.latency_ns_p99,
+        "p99_ratio": r.engine.latency_ns_p99 as f64 / r.fio.latency_ns_p99.max(1) as f64,
+        "glommio_latency_ns_p99": g.map(|m| m.latency_ns_p99),
+        "rss_kib": r.rss_kib,
+    });
+    println!("{line}");
+}
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!("| workload | unit | engine | fio | engine/fio | glommio | engine/glommio | p99 µs engine | p99 µs fio | p99 ratio |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let (g, eg) = match &r.glommio {
+            Ok(m) => (r.show(m), format!("{:.2}", r.metric(&r.engine) / r.metric(m))),
+            Err(e) => (format!("skipped: {e}"), "-".into()),
+        };
+        println!(
+            "| {} | {} | {} | {} | {:.3} | {} | {} | {:.1} | {:.1} | {:.2} |",
+            r.w.name,
+            r.unit(),
+            r.show(&r.engine),
+            r.show(&r.fio),
+            r.ratio(),
+            g,
+            eg,
+            r.engine.latency_ns_p99 as f64 / 1e3,
+            r.fio.latency_ns_p99 as f64 / 1e3,
+            r.engine.latency_ns_p99 as f64 / r.fio.latency_ns_p99.max(1) as f64,
+        );
+    }
+}

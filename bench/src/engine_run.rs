@@ -1,0 +1,82 @@
+//! Our engine on a workload: one pinned core per worker, `queue_depth` tasks per core, each
+//! reusing one registered buffer with ReadFixed/WriteFixed on a registered O_DIRECT file.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use engine::arena::{ArenaConfig, ClassConfig};
+use engine::{Env, File, OpenMode, RuntimeConfig, Storage};
+use hdrhistogram::Histogram;
+
+use crate::workload::{Measured, Offsets, Setup, Workload};
+
+struct CoreResult {
+    ops: u64,
+    elapsed_ns: u64,
+    latency_ns: Histogram<u64>,
+}
+
+pub fn run(setup: &Setup, w: &Workload) -> Result<Measured, String> {
+    let mut config = RuntimeConfig::cores(setup.cores).map_err(|e| e.to_string())?;
+    // Exactly the buffers the workload needs: one per in-flight operation.
+    config.arena = ArenaConfig { classes: vec![ClassConfig { size_bytes: w.block_bytes, count: w.queue_depth }] };
+    let results = engine::run(config, |core: engine::Core<()>| run_core(setup, w, core)).map_err(|e| e.to_string())?;
+    let mut latency_ns = Histogram::<u64>::new(3).expect("histogram");
+    let (mut ops, mut elapsed_ns) = (0u64, 0u64);
+    for r in results {
+        let r = r?;
+        ops += r.ops;
+        elapsed_ns = elapsed_ns.max(r.elapsed_ns);
+        latency_ns.add(&r.latency_ns).expect("merge histograms");
+    }
+    let secs = elapsed_ns as f64 / 1e9;
+    Ok(Measured {
+        ops_per_s: ops as f64 / secs,
+        bytes_per_s: (ops * w.block_bytes as u64) as f64 / secs,
+        latency_ns_p50: latency_ns.value_at_quantile(0.50),
+        latency_ns_p99: latency_ns.value_at_quantile(0.99),
+    })
+}
+
+async fn run_core(setup: &Setup, w: &Workload, core: engine::Core<()>) -> Result<CoreResult, String> {
+    let file = Rc::new(core.env.storage().open(&setup.file, OpenMode::Existing).map_err(|e| e.to_string())?);
+    let histogram = Rc::new(RefCell::new(Histogram::<u64>::new(3).expect("histogram")));
+    let start = engine::time::now();
+    let deadline = start.add(setup.duration);
+    let mut tasks = Vec::with_capacity(w.queue_depth);
+    for stream in 0..w.queue_depth {
+        let mut offsets = Offsets::new(setup, w, core.env.core(), stream as u64);
+        let mut buf = core.env.storage().alloc(w.block_bytes).map_err(|e| e.to_string())?;
+        buf.as_mut_capacity().fill(0x5A);
+        let (file, histogram, w) = (file.clone(), histogram.clone(), w.clone());
+        tasks.push(engine::spawn(async move {
+            let mut ops = 0u64;
+            loop {
+                let t0 = engine::time::now();
+                if t0 >= deadline {
+                    break;
+                }
+                let offset = offsets.next_offset();
+                let (res, b) = if w.pattern.is_read() {
+                    file.read_at(buf, offset, w.block_bytes).await
+                } else {
+                    file.write_at(buf, offset).await
+                };
+                buf = b;
+                let n = res.map_err(|e| e.to_string())?;
+                assert_eq!(n, w.block_bytes, "short transfer");
+                let t1 = engine::time::now();
+                histogram.borrow_mut().record(t1.ns - t0.ns).expect("record");
+                ops += 1;
+            }
+            Ok::<u64, String>(ops)
+        }));
+    }
+    let mut ops = 0;
+    for t in tasks {
+        ops += t.await?;
+    }
+    let elapsed_ns = engine::time::now().ns - start.ns;
+    let latency_ns = Rc::try_unwrap(histogram).map_err(|_| "histogram still shared")?.into_inner();
+    Ok(CoreResult { ops, elapsed_ns, latency_ns })
+}

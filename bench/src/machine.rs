@@ -1,0 +1,47 @@
+//! What machine a report was measured on, and this process's resident memory.
+
+use std::path::Path;
+
+fn first_line(path: &str) -> String {
+    std::fs::read_to_string(path).map(|s| s.lines().next().unwrap_or("").trim().to_string()).unwrap_or_default()
+}
+
+pub fn describe(file: &Path) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown cpu".into());
+    let cpus = engine::runtime::allowed_cpus().len();
+    let kernel = first_line("/proc/sys/kernel/osrelease");
+    let mem_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .unwrap_or(0);
+    format!("{cpus} cpus ({cpu}), {} GiB RAM, Linux {kernel}, file on {}", mem_kib >> 20, filesystem(file))
+}
+
+/// Filesystem type and device of the directory holding `file`, from /proc/self/mounts.
+pub fn filesystem(file: &Path) -> String {
+    let dir = file.parent().unwrap_or(Path::new("/"));
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mut best: Option<(usize, String)> = None;
+    for line in mounts.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 3 || !dir.starts_with(f[1]) {
+            continue;
+        }
+        if best.as_ref().is_none_or(|(len, _)| f[1].len() >= *len) {
+            best = Some((f[1].len(), format!("{} ({} at {})", f[2], f[0], f[1])));
+        }
+    }
+    best.map(|(_, s)| s).unwrap_or_else(|| "unknown filesystem".into())
+}
+
+/// Resident set size of this process in KiB.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
