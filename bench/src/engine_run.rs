@@ -10,36 +10,50 @@ use hdrhistogram::Histogram;
 
 use crate::workload::{Measured, Offsets, Setup, Workload};
 
+/// What the engine's rings did during a run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RingFigures {
+    /// Submissions per io_uring_enter: how much the loop batches.
+    pub sqes_per_enter: f64,
+}
+
 struct CoreResult {
+    enters: u64,
+    sqes: u64,
     ops: u64,
     elapsed_ns: u64,
     latency_ns: Histogram<u64>,
 }
 
-pub fn run(setup: &Setup, w: &Workload) -> Result<Measured, String> {
+pub fn run(setup: &Setup, w: &Workload, sqpoll_idle_ms: Option<u32>) -> Result<(Measured, RingFigures), String> {
     let mut config = RuntimeConfig::cores(setup.cores).map_err(|e| e.to_string())?;
+    config.ring.sqpoll_idle_ms = sqpoll_idle_ms;
     // Exactly the buffers the workload needs: one per in-flight operation.
     config.arena = ArenaConfig { classes: vec![ClassConfig { size_bytes: w.block_bytes, count: w.queue_depth }] };
     let results = engine::run(config, |core: engine::Core<()>| run_core(setup, w, core)).map_err(|e| e.to_string())?;
     let mut latency_ns = Histogram::<u64>::new(3).expect("histogram");
-    let (mut ops, mut elapsed_ns) = (0u64, 0u64);
+    let (mut ops, mut elapsed_ns, mut enters, mut sqes) = (0u64, 0u64, 0u64, 0u64);
     for r in results {
         let r = r?;
         ops += r.ops;
+        enters += r.enters;
+        sqes += r.sqes;
         elapsed_ns = elapsed_ns.max(r.elapsed_ns);
         latency_ns.add(&r.latency_ns).expect("merge histograms");
     }
     let secs = elapsed_ns as f64 / 1e9;
-    Ok(Measured {
+    let measured = Measured {
         ops_per_s: ops as f64 / secs,
         bytes_per_s: (ops * w.block_bytes as u64) as f64 / secs,
         latency_ns_p50: latency_ns.value_at_quantile(0.50),
         latency_ns_p99: latency_ns.value_at_quantile(0.99),
-    })
+    };
+    Ok((measured, RingFigures { sqes_per_enter: sqes as f64 / enters.max(1) as f64 }))
 }
 
 async fn run_core(setup: &Setup, w: &Workload, core: engine::Core<()>) -> Result<CoreResult, String> {
     let file = Rc::new(core.env.storage().open(&setup.file, OpenMode::Existing).map_err(|e| e.to_string())?);
+    let ring_before = core.env.ring().stats();
     let histogram = Rc::new(RefCell::new(Histogram::<u64>::new(3).expect("histogram")));
     let start = engine::time::now();
     let deadline = start.add(setup.duration);
@@ -77,6 +91,7 @@ async fn run_core(setup: &Setup, w: &Workload, core: engine::Core<()>) -> Result
         ops += t.await?;
     }
     let elapsed_ns = engine::time::now().ns - start.ns;
+    let ring = core.env.ring().stats();
     let latency_ns = Rc::try_unwrap(histogram).map_err(|_| "histogram still shared")?.into_inner();
-    Ok(CoreResult { ops, elapsed_ns, latency_ns })
+    Ok(CoreResult { enters: ring.enters - ring_before.enters, sqes: ring.sqes - ring_before.sqes, ops, elapsed_ns, latency_ns })
 }

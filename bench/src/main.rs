@@ -54,6 +54,12 @@ struct EngineArgs {
     /// Leave out the glommio column.
     #[arg(long)]
     no_glommio: bool,
+    /// Run the engine's rings with SQPOLL (kernel submission thread, this idle time in ms).
+    #[arg(long)]
+    sqpoll_idle_ms: Option<u32>,
+    /// Run only the workloads whose name contains this.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 fn main() {
@@ -95,6 +101,7 @@ struct Row {
     w: Workload,
     fio: Measured,
     engine: Measured,
+    ring: engine_run::RingFigures,
     glommio: Result<Measured, String>,
     rss_kib: u64,
 }
@@ -131,12 +138,16 @@ fn bench_engine(args: EngineArgs) -> Result<(), String> {
     println!("# machine: {}", machine::describe(&setup.file));
     let rss_start = machine::rss_kib();
     let mut rows = Vec::new();
-    for w in workload::workloads() {
+    let sqpoll = args.sqpoll_idle_ms.map_or(String::new(), |ms| format!(", engine rings with SQPOLL (idle {ms} ms)"));
+    if !sqpoll.is_empty() {
+        println!("# {}", &sqpoll[2..]);
+    }
+    for w in workload::workloads().into_iter().filter(|w| args.only.as_ref().is_none_or(|o| w.name.contains(o.as_str()))) {
         let fio = fio::run(&setup, &w)?;
-        let engine = engine_run::run(&setup, &w)?;
+        let (engine, ring) = engine_run::run(&setup, &w, args.sqpoll_idle_ms)?;
         let rss_kib = machine::rss_kib();
         let glommio = if args.no_glommio { Err("left out (--no-glommio)".to_string()) } else { glommio_peer::run(&setup, &w) };
-        let row = Row { w, fio, engine, glommio, rss_kib };
+        let row = Row { w, fio, engine, ring, glommio, rss_kib };
         print_json(&row);
         rows.push(row);
     }
@@ -164,6 +175,7 @@ fn print_json(r: &Row) {
         "fio_latency_ns_p99": r.fio.latency_ns_p99,
         "p99_ratio": r.engine.latency_ns_p99 as f64 / r.fio.latency_ns_p99.max(1) as f64,
         "glommio_latency_ns_p99": g.map(|m| m.latency_ns_p99),
+        "engine_sqes_per_enter": r.ring.sqes_per_enter,
         "rss_kib": r.rss_kib,
     });
     println!("{line}");

@@ -191,3 +191,69 @@ impl<T: Send> Future for Recv<'_, T> {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    proptest! {
+        /// Against a model of one FIFO per ordered pair: every message arrives once, in order per
+        /// sender, `Full` exactly when the pair's queue holds `capacity`, nothing else is lost.
+        #[test]
+        fn mesh_model(cores in 1usize..5, capacity in 1usize..6,
+                      steps in proptest::collection::vec((any::<bool>(), 0usize..5, 0usize..5), 1..300)) {
+            let mesh: Arc<Mesh<(usize, u32)>> = Mesh::new(cores, capacity).expect("mesh");
+            let eps: Vec<_> = (0..cores).map(|c| mesh.endpoint(c)).collect();
+            let mut model: Vec<VecDeque<(usize, u32)>> = vec![VecDeque::new(); cores * cores];
+            let mut seq = 0u32;
+            for (send, a, b) in steps {
+                let (from, to) = (a % cores, b % cores);
+                if send {
+                    seq += 1;
+                    let q = &mut model[from * cores + to];
+                    match eps[from].try_send(to, (from, seq)) {
+                        Ok(()) => { prop_assert!(q.len() < capacity); q.push_back((from, seq)); }
+                        Err(Full(m)) => { prop_assert_eq!(q.len(), capacity); prop_assert_eq!(m, (from, seq)); }
+                    }
+                } else if let Some((src, msg)) = eps[to].try_recv() {
+                    prop_assert_eq!(src, msg.0);
+                    let expected = model[src * cores + to].pop_front();
+                    prop_assert_eq!(Some(msg), expected, "out of order or foreign message");
+                } else {
+                    for f in 0..cores {
+                        prop_assert!(model[f * cores + to].is_empty(), "try_recv found nothing but a message was queued");
+                    }
+                }
+            }
+            for to in 0..cores {
+                while let Some((src, msg)) = eps[to].try_recv() {
+                    prop_assert_eq!(Some(msg), model[src * cores + to].pop_front());
+                }
+            }
+            prop_assert!(model.iter().all(|q| q.is_empty()), "messages lost");
+        }
+    }
+
+    #[test]
+    fn sleeping_receiver_is_woken_by_eventfd_only_when_asleep() {
+        let mesh: Arc<Mesh<u32>> = Mesh::new(2, 4).expect("mesh");
+        let (a, b) = (mesh.endpoint(0), mesh.endpoint(1));
+        // A task waits in recv (registers its waker).
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut b.recv()).poll(&mut cx).is_pending());
+        a.try_send(1, 1).expect("send");
+        assert_eq!(mesh.wakeups(), 0, "an awake core is not woken");
+        assert!(b.poll_inbox(true), "queued work for a waiting task: must not block");
+        b.try_recv().expect("message");
+        assert!(Pin::new(&mut b.recv()).poll(&mut cx).is_pending());
+        assert!(!b.poll_inbox(true), "nothing queued: may block");
+        a.try_send(1, 2).expect("send");
+        assert_eq!(mesh.wakeups(), 1, "a core about to block is woken");
+        let mut counter = 0u64;
+        // SAFETY: reading the 8-byte eventfd counter into a u64.
+        let n = unsafe { libc::read(b.eventfd(), (&mut counter as *mut u64).cast(), 8) };
+        assert_eq!((n, counter), (8, 1));
+    }
+}

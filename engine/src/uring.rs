@@ -145,7 +145,10 @@ impl Ring {
         let result = unsafe { self.ring.borrow().submitter().register_buffers(&iovecs) };
         result.map_err(|source| {
             let memlock = read_trimmed("/proc/self/limits")
-                .and_then(|s| s.lines().find(|l| l.starts_with("Max locked memory")).map(|l| l.split_whitespace().skip(3).take(2).collect::<Vec<_>>().join(" ")))
+                .and_then(|s| s.lines().find(|l| l.starts_with("Max locked memory")).map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    format!("soft {} / hard {} bytes", f.get(3).unwrap_or(&"?"), f.get(4).unwrap_or(&"?"))
+                }))
                 .unwrap_or_else(|| "unknown".into());
             RuntimeError::Memlock { bytes: arena.total_bytes(), memlock, source }
         })
@@ -325,6 +328,10 @@ impl Driver for Ring {
             };
             drop(ring);
             self.unsubmitted.set(0);
+            // Only waits are sure to enter the kernel; a NoWait submit usually does not.
+            if matches!(park, Park::Until(_)) {
+                self.stat(|s| s.enters += 1);
+            }
             if let Err(e) = result {
                 assert!(matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)), "io_uring_enter: {e}");
             }
