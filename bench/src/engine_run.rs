@@ -56,7 +56,7 @@ async fn run_core(setup: &Setup, w: &Workload, core: engine::Core<()>) -> Result
     let ring_before = core.env.ring().stats();
     let histogram = Rc::new(RefCell::new(Histogram::<u64>::new(3).expect("histogram")));
     let start = engine::time::now();
-    let deadline = start.add(setup.duration);
+    let deadline = start.saturating_add(setup.duration);
     let mut tasks = Vec::with_capacity(w.queue_depth);
     for stream in 0..w.queue_depth {
         let mut offsets = Offsets::new(setup, w, core.env.core(), stream as u64);

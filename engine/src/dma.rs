@@ -93,7 +93,9 @@ impl File for DmaFile {
         let entry = opcode::ReadFixed::new(types::Fixed(self.slot), buf.as_mut_ptr(), len as u32, buf.buf_index())
             .offset(offset)
             .build();
-        let (res, mut buf) = self.ring.op(entry, buf).result().await;
+        // SAFETY: the entry points into `buf`, an arena buffer held by the op; the file slot lives
+        // as long as `self`, which the caller borrows across the await.
+        let (res, mut buf) = unsafe { self.ring.op(entry, buf) }.result().await;
         match res {
             Ok(n) => {
                 buf.set_len(n as usize);
@@ -112,7 +114,8 @@ impl File for DmaFile {
         let entry = opcode::WriteFixed::new(types::Fixed(self.slot), buf.as_ptr(), len as u32, buf.buf_index())
             .offset(offset)
             .build();
-        let (res, buf) = self.ring.op(entry, buf).result().await;
+        // SAFETY: as in read_at.
+        let (res, buf) = unsafe { self.ring.op(entry, buf) }.result().await;
         match res {
             Ok(n) if n as usize == len => (Ok(len), buf),
             // A short O_DIRECT write means the device ran out of room mid-way.
@@ -123,7 +126,8 @@ impl File for DmaFile {
 
     async fn sync_data(&self) -> Result<(), IoError> {
         let entry = opcode::Fsync::new(types::Fixed(self.slot)).flags(types::FsyncFlags::DATASYNC).build();
-        let (res, ()) = self.ring.op(entry, ()).result().await;
+        // SAFETY: fsync points at no memory; the file slot lives as long as `self`.
+        let (res, ()) = unsafe { self.ring.op(entry, ()) }.result().await;
         res.map(|_| ()).map_err(|e| self.io_error("fdatasync", 0, 0, e))
     }
 

@@ -231,6 +231,8 @@ impl Executor {
     /// are dropped with the executor (their in-flight I/O keeps its buffers until it completes).
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let _guard = CurrentGuard::enter(self.inner.clone());
+        // The new future has never been polled: poll it first (also on a second block_on).
+        self.inner.main_woken.woken.set(true);
         let mut future = std::pin::pin!(future);
         let main_waker = local_waker(self.inner.main_woken.clone());
         let mut cx = Context::from_waker(&main_waker);
@@ -385,4 +387,57 @@ pub async fn yield_now() {
 /// Executor statistics of the current core.
 pub fn current_stats() -> (u64, u64, u64) {
     with_current(|e| (e.stats.turns.get(), e.stats.polls.get(), e.stats.timers_fired.get()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{FaultConfig, SimWorld};
+    use std::time::Duration;
+
+    fn executor() -> Executor {
+        Executor::new(SimWorld::new(1, FaultConfig::none()))
+    }
+
+    #[test]
+    fn block_on_twice_polls_each_future() {
+        // Regression: the main-woken flag was only set at construction.
+        let e = executor();
+        assert_eq!(e.block_on(async { 1 }), 1);
+        assert_eq!(e.block_on(async { 2 }), 2);
+    }
+
+    #[test]
+    fn spawned_tasks_join_and_sleeps_advance_virtual_time() {
+        let e = executor();
+        let out = e.block_on(async {
+            let start = crate::time::now();
+            let a = spawn(async {
+                crate::sleep(Duration::from_millis(5)).await;
+                "a"
+            });
+            let b = spawn(async {
+                yield_now().await;
+                "b"
+            });
+            let (a, b) = (a.await, b.await);
+            (a, b, crate::time::now().saturating_duration_since(start))
+        });
+        assert_eq!((out.0, out.1), ("a", "b"));
+        assert_eq!(out.2, Duration::from_millis(5), "virtual time moves exactly to the deadline");
+    }
+
+    #[test]
+    fn timeout_elapses_and_cancels_its_timer() {
+        let e = executor();
+        let r = e.block_on(crate::timeout(Duration::from_millis(1), std::future::pending::<()>()));
+        assert_eq!(r, Err(crate::time::Elapsed));
+        assert!(e.inner.timers.borrow().is_empty(), "the inner sleep's timer was not removed");
+    }
+
+    #[test]
+    #[should_panic(expected = "executor stuck")]
+    fn a_future_that_can_never_complete_is_reported() {
+        executor().block_on(std::future::pending::<()>());
+    }
 }

@@ -29,7 +29,7 @@ impl Instant {
     }
 
     /// Adds, saturating at the end of time (a deadline that never comes).
-    pub fn add(self, d: Duration) -> Instant {
+    pub fn saturating_add(self, d: Duration) -> Instant {
         self.checked_add(d).unwrap_or(Instant { ns: u64::MAX })
     }
 }
@@ -41,7 +41,7 @@ pub fn now() -> Instant {
 
 /// Completes once the core's clock reaches `now() + duration`.
 pub fn sleep(duration: Duration) -> Sleep {
-    Sleep { deadline: now().add(duration), timer: None }
+    Sleep { deadline: now().saturating_add(duration), timer: None }
 }
 
 pub fn sleep_until(deadline: Instant) -> Sleep {

@@ -18,6 +18,9 @@ use std::task::{Context, Poll, Waker};
 
 use io_uring::{IoUring, squeue, types};
 
+/// The io_uring crate our `Op`s take entries from, so callers need not pin its version themselves.
+pub use io_uring;
+
 use crate::error::RuntimeError;
 use crate::executor::{Driver, Park};
 use crate::limits::{CQ_ENTRIES_PER_SQ_ENTRY, FILES_REGISTERED_MAX, RING_ENTRIES_MAX};
@@ -300,7 +303,13 @@ impl Ring {
 
     /// Submits `entry` with `hold` kept alive until its completion. Nothing reaches the kernel
     /// until the end of the loop turn (or until the SQ is full).
-    pub fn op<H: 'static>(self: &Rc<Self>, entry: squeue::Entry, hold: H) -> Op<H> {
+    ///
+    /// # Safety
+    /// Every pointer in `entry` (buffers, iovecs, paths) must point into `hold` or into memory
+    /// that outlives the ring (such as a registered arena); the fd or registered file slot must
+    /// stay valid until the completion. The `Op` then guarantees the memory outlives the kernel's
+    /// use of it, even if the future is dropped.
+    pub unsafe fn op<H: 'static>(self: &Rc<Self>, entry: squeue::Entry, hold: H) -> Op<H> {
         Op { ring: self.clone(), entry: Some(entry), slot: None, hold: Some(hold) }
     }
 }

@@ -97,7 +97,8 @@ fn dropped_in_flight_read_does_not_free_its_buffer_early() {
         let mut buf = arena.alloc(4096).expect("alloc");
         buf.as_mut_capacity().fill(0xAA);
         let entry = io_uring::opcode::ReadFixed::new(io_uring::types::Fd(rd), buf.as_mut_ptr(), 4096, buf.buf_index()).build();
-        let mut op = ring.op(entry, buf);
+        // SAFETY: the entry points into `buf`, which the op holds; the pipe stays open.
+        let mut op = unsafe { ring.op(entry, buf) };
         // Poll once so the read is submitted, let the loop turn so it reaches the kernel, then drop it.
         let polled = std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut op).poll(cx).is_pending())).await;
         assert!(polled, "a read of an empty pipe cannot complete");

@@ -94,7 +94,7 @@ pub async fn timers<E: Env>(_env: &E, rng: &mut Prng, tasks: usize, sleeps: usiz
         let report = report.clone();
         handles.push(engine::spawn(async move {
             for ns in plan {
-                let deadline = engine::time::now().add(Duration::from_nanos(ns));
+                let deadline = engine::time::now().saturating_add(Duration::from_nanos(ns));
                 engine::sleep_until(deadline).await;
                 let now = engine::time::now();
                 assert!(now >= deadline, "timer woke {} ns early", deadline.ns - now.ns);
