@@ -59,9 +59,8 @@ async fn nops_serial(ring: Rc<Ring>, count: u64) {
 async fn nops_concurrent(ring: &Rc<Ring>, iters: u64) {
     let per_task = iters / NOPS_IN_FLIGHT;
     let remainder = iters % NOPS_IN_FLIGHT;
-    let handles: Vec<_> = (0..NOPS_IN_FLIGHT)
-        .map(|task| engine::spawn(nops_serial(ring.clone(), per_task + u64::from(task < remainder))))
-        .collect();
+    let handles: Vec<_> =
+        (0..NOPS_IN_FLIGHT).map(|task| engine::spawn(nops_serial(ring.clone(), per_task + u64::from(task < remainder)))).collect();
     for handle in handles {
         handle.await;
     }

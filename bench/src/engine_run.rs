@@ -71,11 +71,8 @@ async fn run_core(setup: &Setup, w: &Workload, core: engine::Core<()>) -> Result
                     break;
                 }
                 let offset = offsets.next_offset();
-                let (res, b) = if w.pattern.is_read() {
-                    file.read_at(buf, offset, w.block_bytes).await
-                } else {
-                    file.write_at(buf, offset).await
-                };
+                let (res, b) =
+                    if w.pattern.is_read() { file.read_at(buf, offset, w.block_bytes).await } else { file.write_at(buf, offset).await };
                 buf = b;
                 let n = res.map_err(|e| e.to_string())?;
                 assert_eq!(n, w.block_bytes, "short transfer");

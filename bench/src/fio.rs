@@ -6,13 +6,54 @@ use std::process::Command;
 use crate::workload::{Measured, Setup, Workload};
 
 pub fn version() -> Result<String, String> {
-    let out = Command::new("fio").arg("--version").output().map_err(|e| {
-        format!("fio is not installed ({e}); install it with `apt-get install fio` (Debian/Ubuntu) or `dnf install fio`")
-    })?;
+    let out = Command::new("fio")
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("fio is not installed ({e}); install it with `apt-get install fio` (Debian/Ubuntu) or `dnf install fio`"))?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-pub fn args(setup: &Setup, w: &Workload) -> Vec<String> {
+/// Where fio's I/O buffers live. The engine's arena is on 2 MiB transparent huge pages; fio can
+/// only get huge pages from hugetlbfs (`shmhuge`), and without them large I/O from scattered
+/// 4 KiB pages is split by the block layer (kernel-notes.md), which would flatter our ratio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoMem {
+    HugeTlb,
+    Malloc,
+}
+
+const HUGE_PAGE_BYTES: u64 = 2 << 20;
+
+fn meminfo(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Makes sure `bytes` of hugetlb pages are free for fio, reserving more if this process may
+/// (root). Returns what fio will use and a line saying why.
+pub fn prepare_iomem(bytes: u64) -> (IoMem, String) {
+    // fio rounds each job's buffer up to a huge page and adds alignment slack: ask for one more per job.
+    let pages = bytes.div_ceil(HUGE_PAGE_BYTES) + 16;
+    let free = meminfo("HugePages_Free:");
+    if free < pages {
+        let total = meminfo("HugePages_Total:");
+        let _ = std::fs::write("/proc/sys/vm/nr_hugepages", (total + pages - free).to_string());
+    }
+    if meminfo("HugePages_Free:") >= pages {
+        (IoMem::HugeTlb, "fio buffers: hugetlb 2 MiB pages (--iomem=shmhuge), like the engine's THP arena".to_string())
+    } else {
+        (
+            IoMem::Malloc,
+            format!(
+                "fio buffers: malloc, 4 KiB pages: {pages} free hugetlb pages needed (`echo {pages} > /proc/sys/vm/nr_hugepages` as root); large-I/O ratios flatter the engine"
+            ),
+        )
+    }
+}
+
+pub fn args(setup: &Setup, w: &Workload, iomem: IoMem) -> Vec<String> {
     let last_cpu = setup.cores - 1;
     vec![
         "--name=corestore-ref".into(),
@@ -37,11 +78,12 @@ pub fn args(setup: &Setup, w: &Workload) -> Vec<String> {
         "--lat_percentiles=1".into(),
         "--group_reporting".into(),
         "--output-format=json".into(),
+        format!("--iomem={}", if iomem == IoMem::HugeTlb { "shmhuge" } else { "malloc" }),
     ]
 }
 
-pub fn run(setup: &Setup, w: &Workload) -> Result<Measured, String> {
-    let out = Command::new("fio").args(args(setup, w)).output().map_err(|e| format!("running fio: {e}"))?;
+pub fn run(setup: &Setup, w: &Workload, iomem: IoMem) -> Result<Measured, String> {
+    let out = Command::new("fio").args(args(setup, w, iomem)).output().map_err(|e| format!("running fio: {e}"))?;
     if !out.status.success() {
         return Err(format!("fio failed: {}", String::from_utf8_lossy(&out.stderr)));
     }

@@ -57,6 +57,10 @@ struct EngineArgs {
     /// Run the engine's rings with SQPOLL (kernel submission thread, this idle time in ms).
     #[arg(long)]
     sqpoll_idle_ms: Option<u32>,
+    /// Rounds per workload: fio, engine and glommio run interleaved this many times and each
+    /// column reports its median round (shared virtual disks drift between runs).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Run only the workloads whose name contains this.
     #[arg(long)]
     only: Option<String>,
@@ -125,17 +129,18 @@ impl Row {
 fn bench_engine(args: EngineArgs) -> Result<(), String> {
     let fio_version = fio::version()?;
     let cores = args.cores.unwrap_or_else(|| engine::runtime::allowed_cpus().len());
-    let (seconds, region_mib) = if args.quick { (1.0, args.region_mib.min(256)) } else { (args.seconds, args.region_mib) };
-    let setup = Setup {
-        file: args.file.clone(),
-        cores,
-        region_bytes: region_mib << 20,
-        duration: Duration::from_secs_f64(seconds),
-    };
+    let (seconds, region_mib, rounds) =
+        if args.quick { (1.0, args.region_mib.min(256), 1) } else { (args.seconds, args.region_mib, args.rounds.max(1)) };
+    let setup = Setup { file: args.file.clone(), cores, region_bytes: region_mib << 20, duration: Duration::from_secs_f64(seconds) };
     engine::runtime::probe().map_err(|e| e.to_string())?;
     prepare_file(&setup.file, setup.region_bytes * cores as u64)?;
-    println!("# engine vs {fio_version} vs glommio 0.9, {cores} cores, {region_mib} MiB per core, {seconds} s per run");
+    println!(
+        "# engine vs {fio_version} vs glommio 0.9, {cores} cores, {region_mib} MiB per core, {seconds} s per run, median of {rounds} interleaved rounds"
+    );
     println!("# machine: {}", machine::describe(&setup.file));
+    let largest = workload::workloads().iter().map(|w| w.block_bytes * w.queue_depth).max().unwrap_or(0);
+    let (iomem, iomem_line) = fio::prepare_iomem((largest * cores) as u64);
+    println!("# {iomem_line}");
     let rss_start = machine::rss_kib();
     let mut rows = Vec::new();
     let sqpoll = args.sqpoll_idle_ms.map_or(String::new(), |ms| format!(", engine rings with SQPOLL (idle {ms} ms)"));
@@ -143,10 +148,30 @@ fn bench_engine(args: EngineArgs) -> Result<(), String> {
         println!("# {}", &sqpoll[2..]);
     }
     for w in workload::workloads().into_iter().filter(|w| args.only.as_ref().is_none_or(|o| w.name.contains(o.as_str()))) {
-        let fio = fio::run(&setup, &w)?;
-        let (engine, ring) = engine_run::run(&setup, &w, args.sqpoll_idle_ms)?;
+        let (mut fios, mut engines, mut glommios) = (Vec::new(), Vec::new(), Vec::new());
+        let mut glommio_error = None;
+        let mut ring = engine_run::RingFigures::default();
+        for _ in 0..rounds {
+            fios.push(fio::run(&setup, &w, iomem)?);
+            let (e, r) = engine_run::run(&setup, &w, args.sqpoll_idle_ms)?;
+            engines.push(e);
+            ring = r;
+            if args.no_glommio {
+                glommio_error = Some("left out (--no-glommio)".to_string());
+            } else {
+                match glommio_peer::run(&setup, &w) {
+                    Ok(m) => glommios.push(m),
+                    Err(e) => glommio_error = Some(e),
+                }
+            }
+        }
         let rss_kib = machine::rss_kib();
-        let glommio = if args.no_glommio { Err("left out (--no-glommio)".to_string()) } else { glommio_peer::run(&setup, &w) };
+        let by = if w.pattern.is_random() { |m: &Measured| m.ops_per_s } else { |m: &Measured| m.bytes_per_s };
+        let (fio, engine) = (median(fios, by), median(engines, by));
+        let glommio = match glommio_error {
+            Some(e) => Err(e),
+            None => Ok(median(glommios, by)),
+        };
         let row = Row { w, fio, engine, ring, glommio, rss_kib };
         print_json(&row);
         rows.push(row);
@@ -156,6 +181,13 @@ fn bench_engine(args: EngineArgs) -> Result<(), String> {
     let min = rows.iter().map(Row::ratio).fold(f64::INFINITY, f64::min);
     println!("min ratio engine/fio: {min:.3}");
     Ok(())
+}
+
+/// The run whose headline metric is the median (the upper one of an even count).
+fn median(mut runs: Vec<Measured>, metric: fn(&Measured) -> f64) -> Measured {
+    assert!(!runs.is_empty());
+    runs.sort_by(|a, b| metric(a).total_cmp(&metric(b)));
+    runs.swap_remove(runs.len() / 2)
 }
 
 fn print_json(r: &Row) {

@@ -8,13 +8,14 @@ use std::process::Command;
 fn engine_benchmark_prints_a_ratio_per_workload() {
     let file = concat!(env!("CARGO_TARGET_TMPDIR"), "/smoke.fio-data");
     let out = Command::new(env!("CARGO_BIN_EXE_corestore-bench"))
-        .args(["engine", "--cores", "1", "--region-mib", "32", "--seconds", "0.3", "--file", file])
+        .args(["engine", "--cores", "1", "--region-mib", "32", "--seconds", "0.3", "--rounds", "1", "--file", file])
         .output()
         .expect("running corestore-bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "corestore-bench failed (is fio installed? `apt-get install fio`):\n{stderr}\n{stdout}");
-    let lines: Vec<serde_json::Value> = stdout.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let lines: Vec<serde_json::Value> =
+        stdout.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).expect("JSON line")).collect();
     let names: Vec<&str> = lines.iter().map(|l| l["workload"].as_str().expect("workload")).collect();
     assert_eq!(names, ["4k-randread-qd1", "4k-randread-qd64", "4k-randwrite-qd64", "1m-seqread-qd8", "1m-seqwrite-qd8"]);
     for l in &lines {

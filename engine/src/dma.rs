@@ -90,9 +90,7 @@ impl DmaFile {
 impl File for DmaFile {
     async fn read_at(&self, mut buf: FixedBuf, offset: u64, len: usize) -> (Result<usize, IoError>, FixedBuf) {
         assert_aligned(offset, len, &buf);
-        let entry = opcode::ReadFixed::new(types::Fixed(self.slot), buf.as_mut_ptr(), len as u32, buf.buf_index())
-            .offset(offset)
-            .build();
+        let entry = opcode::ReadFixed::new(types::Fixed(self.slot), buf.as_mut_ptr(), len as u32, buf.buf_index()).offset(offset).build();
         // SAFETY: the entry points into `buf`, an arena buffer held by the op; the file slot lives
         // as long as `self`, which the caller borrows across the await.
         let (res, mut buf) = unsafe { self.ring.op(entry, buf) }.result().await;
@@ -111,15 +109,21 @@ impl File for DmaFile {
     async fn write_at(&self, buf: FixedBuf, offset: u64) -> (Result<usize, IoError>, FixedBuf) {
         let len = buf.len();
         assert_aligned(offset, len, &buf);
-        let entry = opcode::WriteFixed::new(types::Fixed(self.slot), buf.as_ptr(), len as u32, buf.buf_index())
-            .offset(offset)
-            .build();
+        let entry = opcode::WriteFixed::new(types::Fixed(self.slot), buf.as_ptr(), len as u32, buf.buf_index()).offset(offset).build();
         // SAFETY: as in read_at.
         let (res, buf) = unsafe { self.ring.op(entry, buf) }.result().await;
         match res {
             Ok(n) if n as usize == len => (Ok(len), buf),
             // A short O_DIRECT write means the device ran out of room mid-way.
-            Ok(n) => (Err(self.io_error("write", offset, len, io::Error::new(io::ErrorKind::WriteZero, format!("short write: {n} of {len} bytes")))), buf),
+            Ok(n) => (
+                Err(self.io_error(
+                    "write",
+                    offset,
+                    len,
+                    io::Error::new(io::ErrorKind::WriteZero, format!("short write: {n} of {len} bytes")),
+                )),
+                buf,
+            ),
             Err(e) => (Err(self.io_error("write", offset, len, e)), buf),
         }
     }

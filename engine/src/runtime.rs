@@ -40,7 +40,12 @@ impl RuntimeConfig {
     }
 
     pub fn with_cpus(cpus: Vec<usize>) -> RuntimeConfig {
-        RuntimeConfig { cpus, ring: RingConfig::default(), arena: ArenaConfig::default_per_core(), mesh_capacity: MESH_QUEUE_CAPACITY_DEFAULT }
+        RuntimeConfig {
+            cpus,
+            ring: RingConfig::default(),
+            arena: ArenaConfig::default_per_core(),
+            mesh_capacity: MESH_QUEUE_CAPACITY_DEFAULT,
+        }
     }
 }
 
@@ -125,7 +130,14 @@ where
     })
 }
 
-fn run_core<M, T, F, Fut>(core: usize, config: &RuntimeConfig, mesh: &Arc<Mesh<M>>, started: &Barrier, failed: &AtomicBool, main: &F) -> Result<T, RuntimeError>
+fn run_core<M, T, F, Fut>(
+    core: usize,
+    config: &RuntimeConfig,
+    mesh: &Arc<Mesh<M>>,
+    started: &Barrier,
+    failed: &AtomicBool,
+    main: &F,
+) -> Result<T, RuntimeError>
 where
     M: Send + 'static,
     F: Fn(Core<M>) -> Fut,

@@ -148,10 +148,12 @@ impl Ring {
         let result = unsafe { self.ring.borrow().submitter().register_buffers(&iovecs) };
         result.map_err(|source| {
             let memlock = read_trimmed("/proc/self/limits")
-                .and_then(|s| s.lines().find(|l| l.starts_with("Max locked memory")).map(|l| {
-                    let f: Vec<&str> = l.split_whitespace().collect();
-                    format!("soft {} / hard {} bytes", f.get(3).unwrap_or(&"?"), f.get(4).unwrap_or(&"?"))
-                }))
+                .and_then(|s| {
+                    s.lines().find(|l| l.starts_with("Max locked memory")).map(|l| {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        format!("soft {} / hard {} bytes", f.get(3).unwrap_or(&"?"), f.get(4).unwrap_or(&"?"))
+                    })
+                })
                 .unwrap_or_else(|| "unknown".into());
             RuntimeError::Memlock { bytes: arena.total_bytes(), memlock, source }
         })
@@ -276,12 +278,7 @@ impl Ring {
             // GETEVENTS with no wait: submits and runs deferred completions (DEFER_TASKRUN).
             Park::NoWait => unsafe {
                 // SAFETY: plain enter with no argument pointer.
-                ring.submitter().enter::<libc::sigset_t>(
-                    self.unsubmitted.get() as u32,
-                    0,
-                    io_uring::EnterFlags::GETEVENTS.bits(),
-                    None,
-                )
+                ring.submitter().enter::<libc::sigset_t>(self.unsubmitted.get() as u32, 0, io_uring::EnterFlags::GETEVENTS.bits(), None)
             },
             Park::Until(None) => ring.submit_and_wait(1),
             Park::Until(Some(deadline)) => {

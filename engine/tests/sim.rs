@@ -52,7 +52,12 @@ fn run_seed(seed: u64, ack_unsynced: bool) -> Result<Outcome, String> {
             async move { common::timers(&env, &mut rng, 8, 20, timers).await }
         });
         let work = common::append_workload(&env, path, seed, blocks, writers, model.clone());
-        engine::timeout(crash_after, async { work.await; t.await }).await.is_ok()
+        engine::timeout(crash_after, async {
+            work.await;
+            t.await
+        })
+        .await
+        .is_ok()
     });
     drop(executor);
     let timers = timers.borrow();
@@ -100,7 +105,12 @@ async fn verify(env: &SimEnv, path: &Path, blocks: u64, expected: &[(u64, u64)])
     let file = env.storage().open(path, OpenMode::Existing).map_err(|e| e.to_string());
     let file = match file {
         Ok(f) => f,
-        Err(e) if expected.is_empty() => return Ok((0, 0)).map(|r| { let _ = e; r }),
+        Err(e) if expected.is_empty() => {
+            return Ok((0, 0)).map(|r| {
+                let _ = e;
+                r
+            });
+        }
         Err(e) => return Err(e),
     };
     let want: std::collections::BTreeMap<u64, u64> = expected.iter().copied().collect();
@@ -141,14 +151,19 @@ fn sim_timers_and_storage_survive_faults_and_crash() {
                 totals.1 += o.verified;
                 totals.2 += o.corrupt_detected;
             }
-            Ok(Err(msg)) => panic!("seed {seed}: {msg}\nrerun: CORESTORE_SIM_SEED={seed} CORESTORE_SIM_SEEDS=1 cargo test -p engine --test sim"),
+            Ok(Err(msg)) => {
+                panic!("seed {seed}: {msg}\nrerun: CORESTORE_SIM_SEED={seed} CORESTORE_SIM_SEEDS=1 cargo test -p engine --test sim")
+            }
             Err(p) => {
                 eprintln!("seed {seed} panicked\nrerun: CORESTORE_SIM_SEED={seed} CORESTORE_SIM_SEEDS=1 cargo test -p engine --test sim");
                 std::panic::resume_unwind(p);
             }
         }
     }
-    eprintln!("{n} seeds: {} durable writes acknowledged, {} verified after crash, {} detected corrupt (bit flips)", totals.0, totals.1, totals.2);
+    eprintln!(
+        "{n} seeds: {} durable writes acknowledged, {} verified after crash, {} detected corrupt (bit flips)",
+        totals.0, totals.1, totals.2
+    );
     assert!(totals.1 > 0, "no seed acknowledged anything: the workload proves nothing");
 }
 

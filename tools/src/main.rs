@@ -56,7 +56,9 @@ fn doctor(cores: Option<usize>) -> ExitCode {
     });
     match result {
         Ok((n, arena_mib)) => {
-            println!("ok: {n} cores started, each with an io_uring (SINGLE_ISSUER|DEFER_TASKRUN) and {arena_mib} MiB of registered buffers");
+            println!(
+                "ok: {n} cores started, each with an io_uring (SINGLE_ISSUER|DEFER_TASKRUN) and {arena_mib} MiB of registered buffers"
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
