@@ -13,7 +13,6 @@ use io_uring::{opcode, types};
 use crate::arena::{Arena, FixedBuf};
 use crate::env::{File, OpenMode, Storage};
 use crate::error::{IoError, OpenError};
-use crate::limits::SECTOR_SIZE;
 use crate::uring::Ring;
 
 /// One core's files on the real disk.
@@ -75,12 +74,6 @@ pub struct DmaFile {
     path: PathBuf,
 }
 
-fn assert_aligned(offset: u64, len: usize, buf: &FixedBuf) {
-    assert_eq!(offset % SECTOR_SIZE as u64, 0, "DMA offset {offset} not sector-aligned");
-    assert_eq!(len % SECTOR_SIZE, 0, "DMA length {len} not sector-aligned");
-    assert!(len <= buf.capacity(), "DMA length {len} beyond buffer capacity {}", buf.capacity());
-}
-
 impl DmaFile {
     fn io_error(&self, op: &'static str, offset: u64, len: usize, source: io::Error) -> IoError {
         IoError::new(op, self.path.clone(), offset, len, source)
@@ -89,7 +82,7 @@ impl DmaFile {
 
 impl File for DmaFile {
     async fn read_at(&self, mut buf: FixedBuf, offset: u64, len: usize) -> (Result<usize, IoError>, FixedBuf) {
-        assert_aligned(offset, len, &buf);
+        crate::env::assert_dma_aligned(offset, len, &buf);
         let entry = opcode::ReadFixed::new(types::Fixed(self.slot), buf.as_mut_ptr(), len as u32, buf.buf_index()).offset(offset).build();
         // SAFETY: the entry points into `buf`, an arena buffer held by the op; the file slot lives
         // as long as `self`, which the caller borrows across the await.
@@ -108,7 +101,7 @@ impl File for DmaFile {
 
     async fn write_at(&self, buf: FixedBuf, offset: u64) -> (Result<usize, IoError>, FixedBuf) {
         let len = buf.len();
-        assert_aligned(offset, len, &buf);
+        crate::env::assert_dma_aligned(offset, len, &buf);
         let entry = opcode::WriteFixed::new(types::Fixed(self.slot), buf.as_ptr(), len as u32, buf.buf_index()).offset(offset).build();
         // SAFETY: as in read_at.
         let (res, buf) = unsafe { self.ring.op(entry, buf) }.result().await;

@@ -40,6 +40,14 @@ pub trait File {
     fn path(&self) -> &Path;
 }
 
+/// The O_DIRECT contract every `File` implementation checks before I/O: a broken one is a bug
+/// in the caller, so it asserts (production and simulator alike).
+pub(crate) fn assert_dma_aligned(offset: u64, len: usize, buf: &FixedBuf) {
+    assert_eq!(offset % crate::SECTOR_SIZE as u64, 0, "DMA offset {offset} not sector-aligned");
+    assert_eq!(len % crate::SECTOR_SIZE, 0, "DMA length {len} not sector-aligned");
+    assert!(len <= buf.capacity(), "DMA length {len} beyond buffer capacity {}", buf.capacity());
+}
+
 /// A set of files on one core.
 pub trait Storage {
     type File: File;

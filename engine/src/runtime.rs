@@ -164,7 +164,7 @@ where
     let endpoint = mesh.endpoint(core);
     let poller_endpoint = endpoint.clone();
     executor.add_poller(Box::new(move |about_to_block| poller_endpoint.poll_inbox(about_to_block)));
-    let env = LinuxEnv::new(DmaStorage::new(ring.clone(), arena), core, mesh_cores(mesh));
+    let env = LinuxEnv::new(DmaStorage::new(ring.clone(), arena), core, config.cpus.len());
     let eventfd = endpoint.eventfd();
     let out = executor.block_on(async {
         let _wake = crate::executor::spawn(eventfd_reader(ring.clone(), eventfd));
@@ -172,10 +172,6 @@ where
     });
     drop(executor);
     Ok(out)
-}
-
-fn mesh_cores<M: Send>(mesh: &Arc<Mesh<M>>) -> usize {
-    mesh.endpoint(0).cores()
 }
 
 /// Keeps one read of the core's eventfd in flight, so a sender can wake this core out of

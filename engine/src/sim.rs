@@ -382,15 +382,9 @@ impl SimFile {
     }
 }
 
-fn check_aligned(offset: u64, len: usize, buf: &FixedBuf) {
-    assert_eq!(offset % SECTOR_SIZE as u64, 0, "DMA offset {offset} not sector-aligned");
-    assert_eq!(len % SECTOR_SIZE, 0, "DMA length {len} not sector-aligned");
-    assert!(len <= buf.capacity());
-}
-
 impl File for SimFile {
     fn read_at(&self, buf: FixedBuf, offset: u64, len: usize) -> impl Future<Output = (Result<usize, IoError>, FixedBuf)> {
-        check_aligned(offset, len, &buf);
+        crate::env::assert_dma_aligned(offset, len, &buf);
         let data = self.data.clone();
         let eio = self.err("read", offset, len, libc::EIO);
         let mut buf = buf;
@@ -416,7 +410,7 @@ impl File for SimFile {
 
     fn write_at(&self, buf: FixedBuf, offset: u64) -> impl Future<Output = (Result<usize, IoError>, FixedBuf)> {
         let len = buf.len();
-        check_aligned(offset, len, &buf);
+        crate::env::assert_dma_aligned(offset, len, &buf);
         let data = self.data.clone();
         let (eio, enospc) = (self.err("write", offset, len, libc::EIO), self.err("write", offset, len, libc::ENOSPC));
         self.submit(move |w| {

@@ -105,12 +105,8 @@ async fn verify(env: &SimEnv, path: &Path, blocks: u64, expected: &[(u64, u64)])
     let file = env.storage().open(path, OpenMode::Existing).map_err(|e| e.to_string());
     let file = match file {
         Ok(f) => f,
-        Err(e) if expected.is_empty() => {
-            return Ok((0, 0)).map(|r| {
-                let _ = e;
-                r
-            });
-        }
+        // Nothing was acknowledged, so the file may never have been created.
+        Err(_) if expected.is_empty() => return Ok((0, 0)),
         Err(e) => return Err(e),
     };
     let want: std::collections::BTreeMap<u64, u64> = expected.iter().copied().collect();
