@@ -15,14 +15,24 @@ use crate::workload::{Measured, Offsets, Setup, Workload};
 pub struct RingFigures {
     /// Submissions per io_uring_enter: how much the loop batches.
     pub sqes_per_enter: f64,
+    /// Resident memory of the process a tenth into the timed loop and at its end: all pools
+    /// are allocated at start, so under sustained load the two must be equal.
+    pub rss_kib_early: u64,
+    pub rss_kib_end: u64,
 }
 
 struct CoreResult {
+    rss_kib: (u64, u64),
     enters: u64,
     sqes: u64,
     ops: u64,
     elapsed_ns: u64,
     latency_ns: Histogram<u64>,
+}
+
+/// Fixed bounds (1 ns to 60 s): an auto-resizing histogram would allocate under load.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds")
 }
 
 pub fn run(setup: &Setup, w: &Workload, sqpoll_idle_ms: Option<u32>) -> Result<(Measured, RingFigures), String> {
@@ -31,10 +41,12 @@ pub fn run(setup: &Setup, w: &Workload, sqpoll_idle_ms: Option<u32>) -> Result<(
     // Exactly the buffers the workload needs: one per in-flight operation.
     config.arena = ArenaConfig { classes: vec![ClassConfig { size_bytes: w.block_bytes, count: w.queue_depth }] };
     let results = engine::run(config, |core: engine::Core<()>| run_core(setup, w, core)).map_err(|e| e.to_string())?;
-    let mut latency_ns = Histogram::<u64>::new(3).expect("histogram");
+    let mut latency_ns = latency_histogram();
     let (mut ops, mut elapsed_ns, mut enters, mut sqes) = (0u64, 0u64, 0u64, 0u64);
+    let mut rss_kib = (0, 0);
     for r in results {
         let r = r?;
+        rss_kib = (rss_kib.0.max(r.rss_kib.0), rss_kib.1.max(r.rss_kib.1));
         ops += r.ops;
         enters += r.enters;
         sqes += r.sqes;
@@ -48,13 +60,14 @@ pub fn run(setup: &Setup, w: &Workload, sqpoll_idle_ms: Option<u32>) -> Result<(
         latency_ns_p50: latency_ns.value_at_quantile(0.50),
         latency_ns_p99: latency_ns.value_at_quantile(0.99),
     };
-    Ok((measured, RingFigures { sqes_per_enter: sqes as f64 / enters.max(1) as f64 }))
+    let figures = RingFigures { sqes_per_enter: sqes as f64 / enters.max(1) as f64, rss_kib_early: rss_kib.0, rss_kib_end: rss_kib.1 };
+    Ok((measured, figures))
 }
 
 async fn run_core(setup: &Setup, w: &Workload, core: engine::Core<()>) -> Result<CoreResult, String> {
     let file = Rc::new(core.env.storage().open(&setup.file, OpenMode::Existing).map_err(|e| e.to_string())?);
     let ring_before = core.env.ring().stats();
-    let histogram = Rc::new(RefCell::new(Histogram::<u64>::new(3).expect("histogram")));
+    let histogram = Rc::new(RefCell::new(latency_histogram()));
     let start = engine::time::now();
     let deadline = start.saturating_add(setup.duration);
     let mut tasks = Vec::with_capacity(w.queue_depth);
@@ -83,6 +96,16 @@ async fn run_core(setup: &Setup, w: &Workload, core: engine::Core<()>) -> Result
             Ok::<u64, String>(ops)
         }));
     }
+    // Core 0 samples the process's resident memory at a tenth and at nine tenths of the run,
+    // while every core is under load.
+    let (rss_early, rss_end) = if core.env.core() == 0 {
+        engine::sleep(setup.duration / 10).await;
+        let early = crate::machine::rss_kib();
+        engine::sleep(setup.duration * 8 / 10).await;
+        (early, crate::machine::rss_kib())
+    } else {
+        (0, 0)
+    };
     let mut ops = 0;
     for t in tasks {
         ops += t.await?;
@@ -90,5 +113,5 @@ async fn run_core(setup: &Setup, w: &Workload, core: engine::Core<()>) -> Result
     let elapsed_ns = engine::time::now().ns - start.ns;
     let ring = core.env.ring().stats();
     let latency_ns = Rc::try_unwrap(histogram).map_err(|_| "histogram still shared")?.into_inner();
-    Ok(CoreResult { enters: ring.enters - ring_before.enters, sqes: ring.sqes - ring_before.sqes, ops, elapsed_ns, latency_ns })
+    Ok(CoreResult { rss_kib: (rss_early, rss_end), enters: ring.enters - ring_before.enters, sqes: ring.sqes - ring_before.sqes, ops, elapsed_ns, latency_ns })
 }

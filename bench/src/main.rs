@@ -178,6 +178,8 @@ fn bench_engine(args: EngineArgs) -> Result<(), String> {
     }
     print_table(&rows);
     println!("resident memory: {} KiB at start, {} KiB after the last engine run", rss_start, rows.last().map_or(0, |r| r.rss_kib));
+    let growth: Vec<String> = rows.iter().map(|r| format!("{} {:+}", r.w.name, r.ring.rss_kib_end as i64 - r.ring.rss_kib_early as i64)).collect();
+    println!("resident memory growth under load, KiB (end of run minus a tenth in): {}", growth.join(", "));
     let min = rows.iter().map(Row::ratio).fold(f64::INFINITY, f64::min);
     println!("min ratio engine/fio: {min:.3}");
     Ok(())
@@ -208,6 +210,8 @@ fn print_json(r: &Row) {
         "p99_ratio": r.engine.latency_ns_p99 as f64 / r.fio.latency_ns_p99.max(1) as f64,
         "glommio_latency_ns_p99": g.map(|m| m.latency_ns_p99),
         "engine_sqes_per_enter": r.ring.sqes_per_enter,
+        "engine_rss_kib_early": r.ring.rss_kib_early,
+        "engine_rss_kib_end": r.ring.rss_kib_end,
         "rss_kib": r.rss_kib,
     });
     println!("{line}");
