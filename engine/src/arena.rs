@@ -83,6 +83,8 @@ impl Drop for Class {
 
 struct ArenaInner {
     classes: Vec<Class>,
+    /// Tasks waiting in `alloc_wait`; woken whenever a buffer comes back.
+    waiters: RefCell<Vec<std::task::Waker>>,
 }
 
 /// A handle to one core's arena. Cheap to clone; not `Send`.
@@ -109,7 +111,7 @@ impl Arena {
             let free = (0..c.count as u32).rev().collect();
             classes.push(Class { base, map_len, size_bytes: c.size_bytes, count: c.count, free: RefCell::new(free) });
         }
-        Ok(Arena { inner: Rc::new(ArenaInner { classes }) })
+        Ok(Arena { inner: Rc::new(ArenaInner { classes, waiters: RefCell::new(Vec::new()) }) })
     }
 
     /// A buffer of at least `len` bytes (its capacity is its class size), with length `len`.
@@ -123,6 +125,22 @@ impl Arena {
             }
         }
         Err(ArenaExhausted { len })
+    }
+
+    /// Like `alloc`, but waits for a buffer to come back when none fits. Only for lengths some
+    /// class can hold; a length no class holds is an error at once.
+    pub async fn alloc_wait(&self, len: usize) -> Result<FixedBuf, ArenaExhausted> {
+        if !self.inner.classes.iter().any(|c| c.size_bytes >= len) {
+            return Err(ArenaExhausted { len });
+        }
+        std::future::poll_fn(|cx| match self.alloc(len) {
+            Ok(b) => std::task::Poll::Ready(Ok(b)),
+            Err(_) => {
+                self.inner.waiters.borrow_mut().push(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await
     }
 
     /// The iovecs to register with a ring, one per class; index = class index.
@@ -258,6 +276,11 @@ impl Drop for FixedBuf {
         debug_assert!(!free.contains(&self.slot), "double free of arena slot");
         assert!(free.len() < class.count, "arena free list overflow");
         free.push(self.slot);
+        drop(free);
+        let waiters = std::mem::take(&mut *self.arena.waiters.borrow_mut());
+        for w in waiters {
+            w.wake();
+        }
     }
 }
 

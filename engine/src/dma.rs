@@ -61,6 +61,29 @@ impl Storage for DmaStorage {
         std::fs::remove_file(path).map_err(|source| OpenError { path: path.to_path_buf(), source })
     }
 
+    fn list(&self, dir: &Path) -> Result<Vec<PathBuf>, OpenError> {
+        let err = |source| OpenError { path: dir.to_path_buf(), source };
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(err)? {
+            let entry = entry.map_err(err)?;
+            if entry.file_type().map_err(err)?.is_file() {
+                out.push(entry.path());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn create_dir(&self, dir: &Path) -> Result<(), OpenError> {
+        std::fs::create_dir_all(dir).map_err(|source| OpenError { path: dir.to_path_buf(), source })
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<(), OpenError> {
+        // Rare (segment creation), so a blocking fsync on the core is acceptable here.
+        let err = |source| OpenError { path: dir.to_path_buf(), source };
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)
+    }
+
     fn arena(&self) -> &Arena {
         &self.arena
     }

@@ -53,6 +53,12 @@ pub trait Storage {
     type File: File;
     fn open(&self, path: &Path, mode: OpenMode) -> Result<Self::File, OpenError>;
     fn remove(&self, path: &Path) -> Result<(), OpenError>;
+    /// The files directly in `dir`, sorted by path.
+    fn list(&self, dir: &Path) -> Result<Vec<std::path::PathBuf>, OpenError>;
+    /// Creates `dir` (and parents) if missing.
+    fn create_dir(&self, dir: &Path) -> Result<(), OpenError>;
+    /// Makes the creation and removal of files in `dir` durable (fsync of the directory).
+    fn sync_dir(&self, dir: &Path) -> Result<(), OpenError>;
     fn arena(&self) -> &Arena;
     fn alloc(&self, len: usize) -> Result<FixedBuf, ArenaExhausted> {
         self.arena().alloc(len)

@@ -64,6 +64,10 @@ pub(crate) struct TimerKey {
 
 pub(crate) struct Inner {
     ready: RefCell<VecDeque<Rc<Task>>>,
+    /// Every spawned task that may still be alive, so that dropping the executor can drop their
+    /// futures: a parked task is otherwise owned only by wakers, possibly stored in state the
+    /// task itself owns (an `Rc` cycle that would leak its buffers).
+    tasks: RefCell<Vec<std::rc::Weak<Task>>>,
     timers: RefCell<BTreeMap<TimerKey, Waker>>,
     timer_seq: Cell<u64>,
     driver: Rc<dyn Driver>,
@@ -207,6 +211,7 @@ impl Executor {
         Executor {
             inner: Rc::new(Inner {
                 ready: RefCell::new(VecDeque::with_capacity(1024)),
+                tasks: RefCell::new(Vec::new()),
                 timers: RefCell::new(BTreeMap::new()),
                 timer_seq: Cell::new(0),
                 driver,
@@ -292,7 +297,13 @@ impl Drop for Executor {
         let _guard = CurrentGuard::enter(self.inner.clone());
         let tasks: Vec<_> = self.inner.ready.borrow_mut().drain(..).collect();
         for t in tasks {
-            t.future.borrow_mut().take();
+            let f = t.future.borrow_mut().take();
+            drop(f);
+        }
+        let all = std::mem::take(&mut *self.inner.tasks.borrow_mut());
+        for t in all.iter().filter_map(std::rc::Weak::upgrade) {
+            let f = t.future.borrow_mut().take();
+            drop(f);
         }
         // Take the map out first: dropping a waker can drop a task whose Sleep cancels its timer.
         let timers = std::mem::take(&mut *self.inner.timers.borrow_mut());
@@ -336,6 +347,14 @@ pub fn spawn<T: 'static>(future: impl Future<Output = T> + 'static) -> JoinHandl
             queued: Cell::new(true),
             executor: Rc::downgrade(&CURRENT.with(|c| c.borrow().clone()).expect("executor")),
         });
+        {
+            let mut tasks = inner.tasks.borrow_mut();
+            // Prune finished tasks when the list doubles: amortized O(1) per spawn.
+            if tasks.len() == tasks.capacity() {
+                tasks.retain(|t| t.strong_count() > 0);
+            }
+            tasks.push(Rc::downgrade(&task));
+        }
         inner.schedule(task);
     });
     JoinHandle { slot }

@@ -20,6 +20,7 @@ pub mod rng;
 pub mod route;
 pub mod runtime;
 pub mod sim;
+pub mod store;
 pub mod time;
 pub mod uring;
 

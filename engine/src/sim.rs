@@ -322,6 +322,23 @@ impl Storage for SimStorage {
         }
     }
 
+    fn list(&self, dir: &Path) -> Result<Vec<PathBuf>, OpenError> {
+        let mut out: Vec<PathBuf> = self.world.files.borrow().keys().filter(|p| p.parent() == Some(dir)).cloned().collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Directories are implicit in this model.
+    fn create_dir(&self, _dir: &Path) -> Result<(), OpenError> {
+        Ok(())
+    }
+
+    /// File creation and removal are durable at once in this model (a simplification: the
+    /// store syncs the directory anyway, as it must on a real filesystem).
+    fn sync_dir(&self, _dir: &Path) -> Result<(), OpenError> {
+        Ok(())
+    }
+
     fn arena(&self) -> &Arena {
         &self.arena
     }

@@ -1,0 +1,499 @@
+//! The per-core log-structured object store.
+//!
+//! Each core owns a shard of the objects and keeps them in its own append-only log of segment
+//! files (O_DIRECT, written from registered buffers; format in engine/docs/format.md). Writes
+//! that arrive together form one batch: one write and one fdatasync, after which every put in
+//! it is acknowledged. Batching adapts to load without a timer: whatever arrives while a batch
+//! is being written and synced forms the next one. An in-memory index maps each key to its
+//! latest record; every read verifies the record's checksum.
+//!
+//! The log is designed to become a placement group's Raft log: frames carry group, term and
+//! index, and a tail that was never synced is dropped (logically truncated) at recovery.
+
+pub mod index;
+pub mod record;
+mod recovery;
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use crate::arena::FixedBuf;
+use crate::env::{Env, File, OpenMode, Storage};
+use crate::error::{IoError, OpenError};
+use index::{Index, Location};
+use record::{HEADER_BYTES, Header, Kind};
+
+pub use recovery::RecoveryReport;
+
+/// Default size of a segment file.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
+/// Default size of a batch buffer: the largest group commit, and (until large objects are
+/// chunked) the largest record.
+pub const BATCH_BYTES_DEFAULT: usize = 1 << 20;
+/// Records one batch may hold.
+pub const BATCH_RECORDS_MAX: usize = 4096;
+
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub dir: PathBuf,
+    pub segment_bytes: u64,
+    pub batch_bytes: usize,
+}
+
+impl StoreConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig { dir: dir.into(), segment_bytes: SEGMENT_BYTES_DEFAULT, batch_bytes: BATCH_BYTES_DEFAULT }
+    }
+
+    fn validate(&self) -> Result<(), StoreError> {
+        let sector = crate::SECTOR_SIZE;
+        let ok = self.batch_bytes >= 2 * sector
+            && self.batch_bytes % sector == 0
+            && self.segment_bytes % sector as u64 == 0
+            && self.segment_bytes >= self.batch_bytes as u64
+            && self.segment_bytes <= u32::MAX as u64 * sector as u64;
+        if !ok {
+            return Err(StoreError::Config(format!("{self:?}: batch and segment sizes must be sector multiples, segment >= batch")));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("corrupt record in {path} at offset {offset}: {what}")]
+    Corrupt { path: PathBuf, offset: u64, what: String },
+    #[error("{op} {object}: {bytes} bytes exceed the largest record ({max} bytes)")]
+    TooLarge { op: &'static str, object: String, bytes: usize, max: usize },
+    #[error("{op} {object}: {cause}")]
+    Batch { op: &'static str, object: String, errno: Option<i32>, cause: String },
+    #[error("the store stopped accepting writes after a failed write or sync ({cause}); restart to recover")]
+    Failed { cause: String },
+    #[error("store configuration: {0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// The errno behind this error, if it came from the OS (ENOSPC, EIO, EROFS...).
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            StoreError::Io(e) => e.errno(),
+            StoreError::Batch { errno, .. } => *errno,
+            _ => None,
+        }
+    }
+}
+
+fn object_name(bucket: &[u8], key: &[u8]) -> String {
+    format!("{}/{}", String::from_utf8_lossy(bucket), String::from_utf8_lossy(key))
+}
+
+/// A record's key field: `u16 bucket length | bucket | key`.
+fn key_field_len(bucket: &[u8], key: &[u8]) -> usize {
+    2 + bucket.len() + key.len()
+}
+
+fn split_key_field(field: &[u8]) -> Option<(&[u8], &[u8])> {
+    let n = u16::from_le_bytes([*field.first()?, *field.get(1)?]) as usize;
+    let rest = &field[2..];
+    (rest.len() >= n).then(|| rest.split_at(n))
+}
+
+/// An object as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub meta: Vec<u8>,
+    pub data: Vec<u8>,
+    pub lsn: u64,
+}
+
+/// One listed key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: Box<[u8]>,
+    pub size: u64,
+    pub lsn: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tail {
+    segment: u32,
+    offset: u64,
+    next_lsn: u64,
+}
+
+/// A record waiting in a batch; its payload is already in the batch buffer.
+struct Pending {
+    kind: Kind,
+    offset: u32,
+    key_len: u32,
+    meta_len: u32,
+    data_len: u64,
+}
+
+/// How a batch ended, shared by every put in it.
+#[derive(Default)]
+struct Done {
+    finished: Cell<bool>,
+    first_lsn: Cell<u64>,
+    error: RefCell<Option<(Option<i32>, String)>>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+struct Batch {
+    /// Taken out only while the write is in flight.
+    buf: Option<FixedBuf>,
+    used: usize,
+    entries: Vec<Pending>,
+    done: Rc<Done>,
+}
+
+impl Batch {
+    fn new(buf: FixedBuf) -> Batch {
+        Batch { buf: Some(buf), used: 0, entries: Vec::with_capacity(BATCH_RECORDS_MAX), done: Rc::new(Done::default()) }
+    }
+}
+
+struct Inner<E: Env> {
+    env: E,
+    config: StoreConfig,
+    index: RefCell<Index>,
+    files: RefCell<BTreeMap<u32, Rc<<E::Storage as Storage>::File>>>,
+    tail: Cell<Tail>,
+    filling: RefCell<Option<Batch>>,
+    spare: RefCell<Option<FixedBuf>>,
+    /// Puts waiting for room in the filling batch.
+    room_waiters: RefCell<Vec<Waker>>,
+    writer_waker: RefCell<Option<Waker>>,
+    failed: RefCell<Option<String>>,
+    closing: Cell<bool>,
+    stats: Cell<StoreStats>,
+}
+
+/// Counters of the store's work.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct StoreStats {
+    pub batches: u64,
+    pub records: u64,
+    pub syncs: u64,
+    pub bytes_written: u64,
+}
+
+/// One core's store. Cheap to clone (a handle); `!Send`.
+pub struct Store<E: Env> {
+    inner: Rc<Inner<E>>,
+    writer: Rc<RefCell<Option<crate::JoinHandle<()>>>>,
+}
+
+impl<E: Env> Clone for Store<E> {
+    fn clone(&self) -> Self {
+        Store { inner: self.inner.clone(), writer: self.writer.clone() }
+    }
+}
+
+impl<E: Env + Clone> Store<E> {
+    /// Opens (recovering) or creates the store in `config.dir`.
+    pub async fn open(env: E, config: StoreConfig) -> Result<(Store<E>, RecoveryReport), StoreError> {
+        config.validate()?;
+        env.storage().create_dir(&config.dir)?;
+        let recovered = recovery::recover(&env, &config).await?;
+        let alloc = |what| {
+            env.storage().alloc(config.batch_bytes).map_err(|e| StoreError::Config(format!("{what}: {e}: the arena needs two buffers of batch_bytes")))
+        };
+        let (a, b) = (alloc("batch buffer")?, alloc("batch buffer")?);
+        let inner = Rc::new(Inner {
+            env,
+            config,
+            index: RefCell::new(recovered.index),
+            files: RefCell::new(recovered.files),
+            tail: Cell::new(Tail { segment: recovered.tail.0, offset: recovered.tail.1, next_lsn: recovered.tail.2 }),
+            filling: RefCell::new(Some(Batch::new(a))),
+            spare: RefCell::new(Some(b)),
+            room_waiters: RefCell::new(Vec::new()),
+            writer_waker: RefCell::new(None),
+            failed: RefCell::new(None),
+            closing: Cell::new(false),
+            stats: Cell::new(StoreStats::default()),
+        });
+        let writer = crate::spawn(writer(inner.clone()));
+        Ok((Store { inner, writer: Rc::new(RefCell::new(Some(writer))) }, recovered.report))
+    }
+}
+
+impl<E: Env> Store<E> {
+    /// Stores `data` under `bucket`/`key`; returns once the record is durable.
+    pub async fn put(&self, bucket: &[u8], key: &[u8], meta: &[u8], data: &[u8]) -> Result<u64, StoreError> {
+        self.append(Kind::Put, "put", bucket, key, meta, data).await
+    }
+
+    /// Deletes `bucket`/`key` (a tombstone); returns once the tombstone is durable.
+    pub async fn delete(&self, bucket: &[u8], key: &[u8]) -> Result<u64, StoreError> {
+        self.append(Kind::Delete, "delete", bucket, key, &[], &[]).await
+    }
+
+    /// The latest acknowledged version of `bucket`/`key`, verified against its checksum.
+    pub async fn get(&self, bucket: &[u8], key: &[u8]) -> Result<Option<Object>, StoreError> {
+        let Some(loc) = self.inner.index.borrow().get(bucket, key) else { return Ok(None) };
+        let file = self.inner.files.borrow().get(&loc.segment).cloned().expect("indexed segment is open");
+        let buf = self.buffer(loc.frame_len as usize).await?;
+        let (res, buf) = file.read_at(buf, loc.offset, loc.frame_len as usize).await;
+        res?;
+        let corrupt = |what: String| StoreError::Corrupt { path: file.path().to_path_buf(), offset: loc.offset, what };
+        let frame = record::decode(buf.as_slice()).map_err(|e| corrupt(format!("get {}: {e:?} (lsn {})", object_name(bucket, key), loc.lsn)))?;
+        let (b, k) = split_key_field(frame.key).ok_or_else(|| corrupt("bad key field".into()))?;
+        if frame.header.lsn != loc.lsn || b != bucket || k != key || frame.header.kind != Kind::Put {
+            return Err(corrupt(format!("get {}: index points at lsn {}, found lsn {} of another record", object_name(bucket, key), loc.lsn, frame.header.lsn)));
+        }
+        Ok(Some(Object { meta: frame.meta.to_vec(), data: frame.data.to_vec(), lsn: loc.lsn }))
+    }
+
+    /// Keys of `bucket` starting with `prefix`, after `start_after`, at most `limit`.
+    pub fn list(&self, bucket: &[u8], prefix: &[u8], start_after: Option<&[u8]>, limit: usize) -> Vec<Listed> {
+        self.inner.index.borrow().list(bucket, prefix, start_after, limit).into_iter().map(|(key, l)| Listed { key, size: l.data_len, lsn: l.lsn }).collect()
+    }
+
+    pub fn objects(&self) -> u64 {
+        self.inner.index.borrow().objects()
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        self.inner.stats.get()
+    }
+
+    /// Finishes the batches in flight and stops the writer.
+    pub async fn close(&self) {
+        self.inner.closing.set(true);
+        wake(&self.inner.writer_waker);
+        let writer = self.writer.borrow_mut().take();
+        if let Some(w) = writer {
+            w.await;
+        }
+    }
+
+    /// A read buffer; waits while the arena is exhausted (bounded by in-flight reads).
+    async fn buffer(&self, len: usize) -> Result<FixedBuf, StoreError> {
+        self.inner.env.storage().arena().alloc_wait(len).await.map_err(|e| StoreError::Config(format!("read buffer: {e}")))
+    }
+
+    async fn append(&self, kind: Kind, op: &'static str, bucket: &[u8], key: &[u8], meta: &[u8], data: &[u8]) -> Result<u64, StoreError> {
+        let object = || object_name(bucket, key);
+        if bucket.len() > u16::MAX as usize {
+            return Err(StoreError::TooLarge { op, object: object(), bytes: bucket.len(), max: u16::MAX as usize });
+        }
+        let payload = key_field_len(bucket, key) + meta.len() + data.len();
+        let frame = record::frame_len(payload);
+        if frame > self.inner.config.batch_bytes {
+            return Err(StoreError::TooLarge { op, object: object(), bytes: payload, max: self.inner.config.batch_bytes - HEADER_BYTES });
+        }
+        let (done, position) = self.reserve(frame).await.map_err(|cause| StoreError::Failed { cause })?;
+        {
+            let mut filling = self.inner.filling.borrow_mut();
+            let batch = filling.as_mut().expect("reserve left a filling batch");
+            let start = batch.used;
+            let buf = batch.buf.as_mut().expect("a filling batch holds its buffer");
+            let out = &mut buf.as_mut_capacity()[start + HEADER_BYTES..start + frame];
+            let mut at = 0;
+            for part in [&(bucket.len() as u16).to_le_bytes()[..], bucket, key, meta, data] {
+                out[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            batch.entries.push(Pending {
+                kind,
+                offset: start as u32,
+                key_len: key_field_len(bucket, key) as u32,
+                meta_len: meta.len() as u32,
+                data_len: data.len() as u64,
+            });
+            batch.used += frame;
+        }
+        wake(&self.inner.writer_waker);
+        std::future::poll_fn(|cx| {
+            if done.finished.get() {
+                return Poll::Ready(());
+            }
+            done.waiters.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        match done.error.borrow().as_ref() {
+            None => Ok(done.first_lsn.get() + position as u64),
+            Some((errno, cause)) => Err(StoreError::Batch { op, object: object(), errno: *errno, cause: cause.clone() }),
+        }
+    }
+
+    /// Waits for room for a `frame`-byte record in the filling batch.
+    async fn reserve(&self, frame: usize) -> Result<(Rc<Done>, usize), String> {
+        std::future::poll_fn(|cx| {
+            if let Some(cause) = self.inner.failed.borrow().as_ref() {
+                return Poll::Ready(Err(cause.clone()));
+            }
+            let filling = self.inner.filling.borrow();
+            if let Some(b) = filling.as_ref() {
+                if b.used + frame <= self.inner.config.batch_bytes && b.entries.len() < BATCH_RECORDS_MAX {
+                    return Poll::Ready(Ok((b.done.clone(), b.entries.len())));
+                }
+            }
+            self.inner.room_waiters.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+fn wake(slot: &RefCell<Option<Waker>>) {
+    let w = slot.borrow_mut().take();
+    if let Some(w) = w {
+        w.wake();
+    }
+}
+
+fn wake_all(list: &RefCell<Vec<Waker>>) {
+    let ws = std::mem::take(&mut *list.borrow_mut());
+    for w in ws {
+        w.wake();
+    }
+}
+
+/// The group-commit loop: takes whatever records have gathered, writes them with one write and
+/// one fdatasync, then acknowledges them all.
+async fn writer<E: Env>(inner: Rc<Inner<E>>) {
+    loop {
+        let has_work = std::future::poll_fn(|cx| {
+            let pending = inner.filling.borrow().as_ref().is_some_and(|b| !b.entries.is_empty());
+            if pending {
+                return Poll::Ready(true);
+            }
+            if inner.closing.get() {
+                return Poll::Ready(false);
+            }
+            *inner.writer_waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        if !has_work {
+            return;
+        }
+        // Swap buffers: new records gather in the spare while this batch is written.
+        let spare = inner.spare.borrow_mut().take().expect("the spare buffer is free between batches");
+        let mut batch = inner.filling.borrow_mut().replace(Batch::new(spare)).expect("filling batch");
+        wake_all(&inner.room_waiters);
+        let result = commit(&inner, &mut batch).await;
+        finish(&inner, batch, result);
+    }
+}
+
+/// Seals, writes and syncs one batch at the log's tail, rolling to a new segment if needed.
+async fn commit<E: Env>(inner: &Inner<E>, batch: &mut Batch) -> Result<Tail, (Option<i32>, String, bool)> {
+    let mut tail = inner.tail.get();
+    if tail.offset + batch.used as u64 > inner.config.segment_bytes {
+        tail = roll(inner, tail).map_err(|e| (e.errno(), e.to_string(), false))?;
+    }
+    let nonce = inner.env.random_u64();
+    let first = tail.next_lsn;
+    let n = batch.entries.len();
+    let mut buf = batch.buf.take().expect("batch buffer");
+    let bytes = buf.as_mut_capacity();
+    for (i, p) in batch.entries.iter().enumerate() {
+        let payload = p.key_len as usize + p.meta_len as usize + p.data_len as usize;
+        let header = Header {
+            kind: p.kind,
+            lsn: first + i as u64,
+            batch_nonce: nonce,
+            batch_first_lsn: first,
+            batch_len: n as u32,
+            frame_len: record::frame_len(payload) as u32,
+            group: 0,
+            term: 0,
+            index: first + i as u64,
+            key_len: p.key_len,
+            meta_len: p.meta_len,
+            data_len: p.data_len,
+        };
+        let start = p.offset as usize;
+        record::seal(&header, &mut bytes[start..start + header.frame_len as usize]);
+    }
+    let file = inner.files.borrow().get(&tail.segment).cloned().expect("tail segment is open");
+    buf.set_len(batch.used);
+    let (res, buf) = file.write_at(buf, tail.offset).await;
+    batch.buf = Some(buf);
+    // A failed write leaves the tail where it was (the next batch overwrites the garbage); ENOSPC
+    // is survivable, anything else stops writes.
+    res.map_err(|e| (e.errno(), e.to_string(), e.errno() != Some(libc::ENOSPC)))?;
+    // fsyncgate: after a failed fdatasync the kernel may have dropped the dirty pages; nothing
+    // in this file can be trusted as durable until recovery rescans it, so writes stop.
+    file.sync_data().await.map_err(|e| (e.errno(), e.to_string(), true))?;
+    let mut s = inner.stats.get();
+    s.batches += 1;
+    s.records += n as u64;
+    s.syncs += 1;
+    s.bytes_written += batch.used as u64;
+    inner.stats.set(s);
+    Ok(Tail { segment: tail.segment, offset: tail.offset, next_lsn: first })
+}
+
+/// Starts the next segment file: created, space reserved, directory entry made durable.
+fn roll<E: Env>(inner: &Inner<E>, tail: Tail) -> Result<Tail, StoreError> {
+    let segment = tail.segment + 1;
+    let path = recovery::segment_path(&inner.config.dir, segment);
+    let file = inner.env.storage().open(&path, OpenMode::Truncate)?;
+    file.allocate(inner.config.segment_bytes)?;
+    inner.env.storage().sync_dir(&inner.config.dir)?;
+    inner.files.borrow_mut().insert(segment, Rc::new(file));
+    let t = Tail { segment, offset: 0, next_lsn: tail.next_lsn };
+    inner.tail.set(t);
+    Ok(t)
+}
+
+/// Applies a committed batch to the index (or records its failure) and wakes its puts.
+fn finish<E: Env>(inner: &Inner<E>, batch: Batch, result: Result<Tail, (Option<i32>, String, bool)>) {
+    let Batch { buf, used, entries, done } = batch;
+    let buf = buf.expect("a finished batch holds its buffer");
+    match result {
+        Ok(at) => {
+            let bytes = buf.as_slice();
+            let mut index = inner.index.borrow_mut();
+            for (i, p) in entries.iter().enumerate() {
+                let start = p.offset as usize + HEADER_BYTES;
+                let (bucket, key) = split_key_field(&bytes[start..start + p.key_len as usize]).expect("we encoded this key field");
+                let lsn = at.next_lsn + i as u64;
+                match p.kind {
+                    Kind::Put => {
+                        let frame_len = record::frame_len(p.key_len as usize + p.meta_len as usize + p.data_len as usize) as u32;
+                        let loc = Location { segment: at.segment, frame_len, offset: at.offset + p.offset as u64, lsn, data_len: p.data_len };
+                        index.put(bucket, key, loc);
+                    }
+                    Kind::Delete => {
+                        index.delete(bucket, key);
+                    }
+                    Kind::Truncate | Kind::RaftEntry => unreachable!("the store does not write raft records"),
+                }
+            }
+            inner.tail.set(Tail { segment: at.segment, offset: at.offset + used as u64, next_lsn: at.next_lsn + entries.len() as u64 });
+            done.first_lsn.set(at.next_lsn);
+        }
+        Err((errno, cause, fatal)) => {
+            if fatal {
+                *inner.failed.borrow_mut() = Some(cause.clone());
+                wake_all(&inner.room_waiters);
+            }
+            *done.error.borrow_mut() = Some((errno, cause));
+        }
+    }
+    *inner.spare.borrow_mut() = Some(buf);
+    done.finished.set(true);
+    wake_all(&done.waiters);
+    // Puts that found the filling batch full retry now that the spare is back.
+    wake_all(&inner.room_waiters);
+}
+
+/// Where a store lives, for tools and tests.
+pub fn segment_files<S: Storage>(storage: &S, dir: &Path) -> Result<Vec<PathBuf>, OpenError> {
+    Ok(storage.list(dir)?.into_iter().filter(|p| recovery::segment_id(p).is_some()).collect())
+}

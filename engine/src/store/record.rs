@@ -1,0 +1,277 @@
+//! The record frame: the unit of the per-core log (engine/docs/format.md has the byte layout).
+//!
+//! A frame is a 4 KiB-aligned run of sectors: an 88-byte header, the payload (key, metadata,
+//! data), zero padding. The xxh3-64 checksum covers the header (without the checksum field) and
+//! the payload, so a torn write, a stale sector or a flipped bit fails verification.
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::limits::SECTOR_SIZE;
+
+pub const MAGIC: u32 = u32::from_le_bytes(*b"CSR1");
+pub const VERSION: u16 = 1;
+pub const HEADER_BYTES: usize = 88;
+const CHECKSUM_OFFSET: usize = 80;
+const _: () = assert!(HEADER_BYTES <= SECTOR_SIZE);
+const _: () = assert!(CHECKSUM_OFFSET + 8 == HEADER_BYTES);
+
+/// What a record says. Values are stable on disk: never renumber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Kind {
+    Put = 1,
+    Delete = 2,
+    /// Reserved for raftlog: entries of `group` from `index` on are superseded.
+    Truncate = 3,
+    /// Reserved for raftlog: an opaque Raft entry (configuration changes, no-ops).
+    RaftEntry = 4,
+}
+
+impl Kind {
+    fn from_u16(v: u16) -> Option<Kind> {
+        match v {
+            1 => Some(Kind::Put),
+            2 => Some(Kind::Delete),
+            3 => Some(Kind::Truncate),
+            4 => Some(Kind::RaftEntry),
+            _ => None,
+        }
+    }
+}
+
+/// The fixed fields of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub kind: Kind,
+    /// Position in this core's log: contiguous from 1.
+    pub lsn: u64,
+    /// Random per batch: frames of one batch share it, so a stale frame left from an earlier
+    /// (failed or torn) batch at the same offset can never pass as part of a later one.
+    pub batch_nonce: u64,
+    pub batch_first_lsn: u64,
+    /// Records in the batch; a batch counts only if all of them are present and valid.
+    pub batch_len: u32,
+    /// Bytes of the whole frame, a multiple of SECTOR_SIZE.
+    pub frame_len: u32,
+    /// Placement group (Raft group); 0 for the single-node store.
+    pub group: u64,
+    pub term: u64,
+    /// Raft index within `group`; equals `lsn` for the single-node store.
+    pub index: u64,
+    pub key_len: u32,
+    pub meta_len: u32,
+    pub data_len: u64,
+}
+
+impl Header {
+    pub fn payload_len(&self) -> usize {
+        self.key_len as usize + self.meta_len as usize + self.data_len as usize
+    }
+}
+
+/// Bytes a frame with this payload occupies.
+pub fn frame_len(payload_len: usize) -> usize {
+    (HEADER_BYTES + payload_len).div_ceil(SECTOR_SIZE) * SECTOR_SIZE
+}
+
+/// Why bytes are not a valid frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    /// No magic: never written (zeros) or not a frame start.
+    NoFrame,
+    /// Magic present but a field is impossible (version, kind, lengths).
+    BadHeader,
+    /// The frame runs past the bytes given.
+    Truncated,
+    /// The checksum does not match: torn, stale or corrupted.
+    Checksum,
+}
+
+fn u16_at(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
+}
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
+}
+
+fn checksum(frame: &[u8], payload_len: usize) -> u64 {
+    let mut h = Xxh3::new();
+    h.update(&frame[..CHECKSUM_OFFSET]);
+    h.update(&frame[HEADER_BYTES..HEADER_BYTES + payload_len]);
+    h.digest()
+}
+
+/// Writes a frame for `header` and the payload parts into `out` (exactly `header.frame_len`
+/// bytes).
+pub fn encode(header: &Header, key: &[u8], meta: &[u8], data: &[u8], out: &mut [u8]) {
+    assert_eq!(header.key_len as usize, key.len());
+    assert_eq!(header.meta_len as usize, meta.len());
+    assert_eq!(header.data_len as usize, data.len());
+    let mut at = HEADER_BYTES;
+    for part in [key, meta, data] {
+        out[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    seal(header, out);
+}
+
+/// Writes the header and checksum of a frame whose payload is already in place after the
+/// header, and zeroes the padding. The group-commit writer seals a batch's frames once it knows
+/// their lsns.
+pub fn seal(header: &Header, out: &mut [u8]) {
+    let payload_len = header.payload_len();
+    assert_eq!(header.frame_len as usize, frame_len(payload_len));
+    assert_eq!(out.len(), header.frame_len as usize);
+    out[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+    out[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    out[6..8].copy_from_slice(&(header.kind as u16).to_le_bytes());
+    out[8..16].copy_from_slice(&header.lsn.to_le_bytes());
+    out[16..24].copy_from_slice(&header.batch_nonce.to_le_bytes());
+    out[24..32].copy_from_slice(&header.batch_first_lsn.to_le_bytes());
+    out[32..36].copy_from_slice(&header.batch_len.to_le_bytes());
+    out[36..40].copy_from_slice(&header.frame_len.to_le_bytes());
+    out[40..48].copy_from_slice(&header.group.to_le_bytes());
+    out[48..56].copy_from_slice(&header.term.to_le_bytes());
+    out[56..64].copy_from_slice(&header.index.to_le_bytes());
+    out[64..68].copy_from_slice(&header.key_len.to_le_bytes());
+    out[68..72].copy_from_slice(&header.meta_len.to_le_bytes());
+    out[72..80].copy_from_slice(&header.data_len.to_le_bytes());
+    out[HEADER_BYTES + payload_len..].fill(0);
+    let sum = checksum(out, payload_len);
+    out[CHECKSUM_OFFSET..HEADER_BYTES].copy_from_slice(&sum.to_le_bytes());
+}
+
+/// Parses the header at the start of `bytes` without checking the payload: enough to learn how
+/// long the frame is. `bytes` must hold at least one sector.
+pub fn peek(bytes: &[u8]) -> Result<Header, Invalid> {
+    if bytes.len() < HEADER_BYTES {
+        return Err(Invalid::Truncated);
+    }
+    if u32_at(bytes, 0) != MAGIC {
+        return Err(Invalid::NoFrame);
+    }
+    if u16_at(bytes, 4) != VERSION {
+        return Err(Invalid::BadHeader);
+    }
+    let kind = Kind::from_u16(u16_at(bytes, 6)).ok_or(Invalid::BadHeader)?;
+    let h = Header {
+        kind,
+        lsn: u64_at(bytes, 8),
+        batch_nonce: u64_at(bytes, 16),
+        batch_first_lsn: u64_at(bytes, 24),
+        batch_len: u32_at(bytes, 32),
+        frame_len: u32_at(bytes, 36),
+        group: u64_at(bytes, 40),
+        term: u64_at(bytes, 48),
+        index: u64_at(bytes, 56),
+        key_len: u32_at(bytes, 64),
+        meta_len: u32_at(bytes, 68),
+        data_len: u64_at(bytes, 72),
+    };
+    let payload = (h.key_len as u64).checked_add(h.meta_len as u64).and_then(|p| p.checked_add(h.data_len));
+    let Some(payload) = payload else { return Err(Invalid::BadHeader) };
+    if payload > u32::MAX as u64
+        || h.frame_len as usize != frame_len(payload as usize)
+        || h.batch_len == 0
+        || h.lsn < h.batch_first_lsn
+        || h.lsn - h.batch_first_lsn >= h.batch_len as u64
+    {
+        return Err(Invalid::BadHeader);
+    }
+    Ok(h)
+}
+
+/// A verified frame: header and the three payload parts, borrowed from the bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Frame<'a> {
+    pub header: Header,
+    pub key: &'a [u8],
+    pub meta: &'a [u8],
+    pub data: &'a [u8],
+}
+
+/// Parses and verifies the frame at the start of `bytes`.
+pub fn decode(bytes: &[u8]) -> Result<Frame<'_>, Invalid> {
+    let header = peek(bytes)?;
+    let len = header.frame_len as usize;
+    if bytes.len() < len {
+        return Err(Invalid::Truncated);
+    }
+    let payload_len = header.payload_len();
+    if checksum(bytes, payload_len) != u64_at(bytes, CHECKSUM_OFFSET) {
+        return Err(Invalid::Checksum);
+    }
+    let k = HEADER_BYTES + header.key_len as usize;
+    let m = k + header.meta_len as usize;
+    let d = m + header.data_len as usize;
+    Ok(Frame { header, key: &bytes[HEADER_BYTES..k], meta: &bytes[k..m], data: &bytes[m..d] })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn header(key: &[u8], meta: &[u8], data: &[u8]) -> Header {
+        let payload = key.len() + meta.len() + data.len();
+        Header {
+            kind: Kind::Put,
+            lsn: 7,
+            batch_nonce: 0xDEAD_BEEF,
+            batch_first_lsn: 6,
+            batch_len: 2,
+            frame_len: frame_len(payload) as u32,
+            group: 0,
+            term: 0,
+            index: 7,
+            key_len: key.len() as u32,
+            meta_len: meta.len() as u32,
+            data_len: data.len() as u64,
+        }
+    }
+
+    #[test]
+    fn frame_lengths() {
+        let check = |payload: usize, expected: usize| assert_eq!(frame_len(payload), expected, "payload {payload}");
+        check(0, 4096);
+        check(4096 - HEADER_BYTES, 4096);
+        check(4096 - HEADER_BYTES + 1, 8192);
+        check(1 << 20, (1 << 20) + 4096);
+    }
+
+    #[test]
+    fn zeros_are_no_frame_and_garbage_is_rejected() {
+        assert_eq!(decode(&[0u8; 4096]), Err(Invalid::NoFrame));
+        let mut b = vec![0u8; 4096];
+        b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        assert_eq!(decode(&b), Err(Invalid::BadHeader), "version 0");
+    }
+
+    proptest! {
+        #[test]
+        fn roundtrip_and_any_flip_is_caught(key in proptest::collection::vec(any::<u8>(), 0..64),
+                                             meta in proptest::collection::vec(any::<u8>(), 0..64),
+                                             data in proptest::collection::vec(any::<u8>(), 0..9000),
+                                             flip in any::<u64>()) {
+            let h = header(&key, &meta, &data);
+            let mut buf = vec![0xAAu8; h.frame_len as usize];
+            encode(&h, &key, &meta, &data, &mut buf);
+            let f = decode(&buf).expect("valid frame");
+            prop_assert_eq!(f.header, h);
+            prop_assert_eq!((f.key, f.meta, f.data), (&key[..], &meta[..], &data[..]));
+            // Flip one bit inside header or payload (padding is not covered, on purpose).
+            let covered = (HEADER_BYTES + h.payload_len()) as u64 * 8;
+            let bit = flip % covered;
+            buf[(bit / 8) as usize] ^= 1 << (bit % 8);
+            prop_assert!(decode(&buf).is_err(), "flip of bit {} not detected", bit);
+        }
+
+        #[test]
+        fn decode_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..5000)) {
+            let _ = decode(&bytes);
+        }
+    }
+}

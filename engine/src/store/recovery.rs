@@ -1,0 +1,265 @@
+//! Rebuilding the index from the log at start-up, and finding where the log ends.
+//!
+//! Batches are all-or-nothing: a batch counts only if every frame of it is present, valid and
+//! in sequence. The first batch that does not is the end of the log *if* nothing written after
+//! it survives; such a tail was never acknowledged (acknowledgement follows fdatasync of the
+//! whole batch), so dropping it loses nothing promised. If a valid frame of a *later* batch
+//! does lie beyond it, the bad frame is corruption of acknowledged data, not a torn write, and
+//! open fails with its location rather than serve stale versions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::index::{Index, Location};
+use super::record::{self, Header, Invalid, Kind};
+use super::{StoreConfig, StoreError, split_key_field};
+use crate::arena::FixedBuf;
+use crate::env::{Env, File, OpenMode, Storage};
+use crate::limits::SECTOR_SIZE;
+
+/// What recovery found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub segments: usize,
+    pub batches: u64,
+    pub records: u64,
+    /// Where the log was cut, if a torn or unsynced tail was dropped: (segment, offset).
+    pub cut_at: Option<(u32, u64)>,
+    /// Segment files after the tail that held nothing valid and were removed.
+    pub segments_removed: usize,
+}
+
+pub(super) struct Recovered<F> {
+    pub index: Index,
+    pub files: BTreeMap<u32, Rc<F>>,
+    /// (segment, offset, next lsn)
+    pub tail: (u32, u64, u64),
+    pub report: RecoveryReport,
+}
+
+pub(super) fn segment_path(dir: &Path, id: u32) -> PathBuf {
+    dir.join(format!("seg-{id:08}.log"))
+}
+
+pub(super) fn segment_id(path: &Path) -> Option<u32> {
+    let name = path.file_name()?.to_str()?;
+    let digits = name.strip_prefix("seg-")?.strip_suffix(".log")?;
+    if digits.len() != 8 {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Reads a segment in chunks of one batch buffer; bytes past the end of the file read as zeros.
+struct Reader<'a, F: File> {
+    file: &'a F,
+    buf: Option<FixedBuf>,
+    chunk_start: u64,
+    chunk_len: usize,
+}
+
+impl<'a, F: File> Reader<'a, F> {
+    fn new(file: &'a F, buf: FixedBuf) -> Self {
+        Reader { file, buf: Some(buf), chunk_start: 0, chunk_len: 0 }
+    }
+
+    /// The bytes `[offset, offset + len)`; `len` is at most the buffer's capacity.
+    async fn bytes(&mut self, offset: u64, len: usize) -> Result<&[u8], StoreError> {
+        let inside = offset >= self.chunk_start && offset + len as u64 <= self.chunk_start + self.chunk_len as u64;
+        if !inside {
+            let buf = self.buf.take().expect("reader buffer");
+            let cap = buf.capacity();
+            assert!(len <= cap);
+            let (res, mut buf) = self.file.read_at(buf, offset, cap).await;
+            let n = match res {
+                Ok(n) => n,
+                Err(e) => {
+                    self.buf = Some(buf);
+                    return Err(e.into());
+                }
+            };
+            buf.set_len(cap);
+            buf.as_mut_capacity()[n..].fill(0);
+            self.buf = Some(buf);
+            self.chunk_start = offset;
+            self.chunk_len = cap;
+        }
+        let at = (offset - self.chunk_start) as usize;
+        Ok(&self.buf.as_ref().expect("reader buffer").as_slice()[at..at + len])
+    }
+
+    /// The frame at `offset`: its header if it is whole and valid.
+    async fn frame(&mut self, offset: u64, max_frame: usize) -> Result<Result<(Header, Vec<u8>), Invalid>, StoreError> {
+        let head = self.bytes(offset, SECTOR_SIZE).await?;
+        let header = match record::peek(head) {
+            Ok(h) if h.frame_len as usize <= max_frame => h,
+            Ok(_) => return Ok(Err(Invalid::BadHeader)),
+            Err(e) => return Ok(Err(e)),
+        };
+        let bytes = self.bytes(offset, header.frame_len as usize).await?;
+        Ok(match record::decode(bytes) {
+            Ok(f) => Ok((f.header, f.key.to_vec())),
+            Err(e) => Err(e),
+        })
+    }
+}
+
+struct Scan {
+    index: Index,
+    report: RecoveryReport,
+    /// The end of the last complete batch: (segment, offset, next lsn).
+    committed: (u32, u64, u64),
+    /// Frames of the batch being read: (header, key field, segment, offset).
+    pending: Vec<(Header, Vec<u8>, u32, u64)>,
+}
+
+impl Scan {
+    /// Takes one valid frame; false if it does not continue the log.
+    fn take(&mut self, h: Header, key: Vec<u8>, segment: u32, offset: u64) -> bool {
+        let expected = self.committed.2 + self.pending.len() as u64;
+        let fits = h.lsn == expected
+            && match self.pending.first() {
+                None => h.batch_first_lsn == h.lsn,
+                Some((first, ..)) => h.batch_nonce == first.batch_nonce && h.batch_first_lsn == first.batch_first_lsn && h.batch_len == first.batch_len,
+            };
+        if !fits {
+            return false;
+        }
+        let end = offset + h.frame_len as u64;
+        let complete = h.lsn == h.batch_first_lsn + h.batch_len as u64 - 1;
+        self.pending.push((h, key, segment, offset));
+        if complete {
+            self.apply();
+            self.committed = (segment, end, h.lsn + 1);
+        }
+        true
+    }
+
+    fn apply(&mut self) {
+        for (h, key, segment, offset) in self.pending.drain(..) {
+            let Some((bucket, k)) = split_key_field(&key) else { continue };
+            match h.kind {
+                Kind::Put => self.index.put(bucket, k, Location { segment, frame_len: h.frame_len, offset, lsn: h.lsn, data_len: h.data_len }),
+                Kind::Delete => {
+                    self.index.delete(bucket, k);
+                }
+                Kind::Truncate | Kind::RaftEntry => {}
+            }
+            self.report.records += 1;
+        }
+        self.report.batches += 1;
+    }
+}
+
+pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Recovered<<E::Storage as Storage>::File>, StoreError> {
+    let storage = env.storage();
+    let mut ids: Vec<u32> = storage.list(&config.dir)?.iter().filter_map(|p| segment_id(p)).collect();
+    ids.sort_unstable();
+    let mut files = BTreeMap::new();
+    if ids.is_empty() {
+        let file = storage.open(&segment_path(&config.dir, 1), OpenMode::Truncate)?;
+        file.allocate(config.segment_bytes)?;
+        storage.sync_dir(&config.dir)?;
+        files.insert(1, Rc::new(file));
+        let report = RecoveryReport { segments: 1, ..Default::default() };
+        return Ok(Recovered { index: Index::default(), files, tail: (1, 0, 1), report });
+    }
+    for &id in &ids {
+        files.insert(id, Rc::new(storage.open(&segment_path(&config.dir, id), OpenMode::Existing)?));
+    }
+    let buf = storage.alloc(config.batch_bytes).map_err(|e| StoreError::Config(format!("recovery buffer: {e}")))?;
+    let mut scan = Scan { index: Index::default(), report: RecoveryReport { segments: ids.len(), ..Default::default() }, committed: (ids[0], 0, 1), pending: Vec::new() };
+    let mut buf = Some(buf);
+    let mut stop: Option<(usize, u64)> = None; // (position in ids, offset) of the first frame that does not continue the log
+    'segments: for (pos, &id) in ids.iter().enumerate() {
+        let file = files[&id].clone();
+        let size = file.size()?.min(config.segment_bytes);
+        let mut reader = Reader::new(&*file, buf.take().expect("buffer"));
+        let mut offset = 0u64;
+        // A segment after the first must begin with a new batch right where the last one ended.
+        if pos > 0 && !scan.pending.is_empty() {
+            buf = reader.buf.take();
+            stop = Some((pos, 0));
+            break 'segments;
+        }
+        while offset + SECTOR_SIZE as u64 <= size {
+            let taken = match reader.frame(offset, config.batch_bytes).await? {
+                Ok((h, key)) => scan.take(h, key, id, offset).then_some(h.frame_len),
+                Err(_) => None,
+            };
+            match taken {
+                Some(frame_len) => offset += frame_len as u64,
+                None => {
+                    // The end of this segment's batches: the log continues in the next segment
+                    // only if this one ended on a complete batch and the next starts cleanly.
+                    if scan.pending.is_empty() && pos + 1 < ids.len() {
+                        break;
+                    }
+                    buf = reader.buf.take();
+                    stop = Some((pos, offset));
+                    break 'segments;
+                }
+            }
+        }
+        buf = reader.buf.take();
+    }
+    let (seg, off, next) = scan.committed;
+    if let Some((pos, offset)) = stop {
+        let from = if scan.pending.is_empty() { (pos, offset) } else { (pos, scan.pending[0].3) };
+        if let Some((at_seg, at_off, h)) = later_batch(&files, &ids, from, next, config, buf.take().expect("buffer")).await? {
+            let path = segment_path(&config.dir, ids[from.0]);
+            return Err(StoreError::Corrupt {
+                path,
+                offset: from.1,
+                what: format!(
+                    "the log breaks here but a later batch (lsn {}, segment {at_seg} offset {at_off}) survives: acknowledged records are damaged, not a torn tail",
+                    h.lsn
+                ),
+            });
+        }
+        scan.report.cut_at = Some((seg, off));
+    }
+    // Segments past the tail's hold nothing valid (checked above): remove them so a later roll
+    // starts clean.
+    let stale: Vec<u32> = ids.iter().copied().filter(|&id| id > seg).collect();
+    for id in &stale {
+        files.remove(id);
+        storage.remove(&segment_path(&config.dir, *id))?;
+    }
+    if !stale.is_empty() {
+        storage.sync_dir(&config.dir)?;
+    }
+    scan.report.segments_removed = stale.len();
+    Ok(Recovered { index: scan.index, files, tail: (seg, off, next), report: scan.report })
+}
+
+/// Looks at every sector from `from` to the end of the log for a valid frame of a batch that
+/// began after the committed prefix (`batch_first_lsn > next_lsn`). Frames of the broken batch
+/// itself (first lsn = `next_lsn`) and stale frames of older failed batches do not count.
+async fn later_batch<F: File>(
+    files: &BTreeMap<u32, Rc<F>>,
+    ids: &[u32],
+    from: (usize, u64),
+    next_lsn: u64,
+    config: &StoreConfig,
+    buf: FixedBuf,
+) -> Result<Option<(u32, u64, Header)>, StoreError> {
+    let mut buf = Some(buf);
+    for (pos, &id) in ids.iter().enumerate().skip(from.0) {
+        let file = &files[&id];
+        let size = file.size()?.min(config.segment_bytes);
+        let mut reader = Reader::new(&**file, buf.take().expect("buffer"));
+        let mut offset = if pos == from.0 { from.1 } else { 0 };
+        while offset + SECTOR_SIZE as u64 <= size {
+            if let Ok((h, _)) = reader.frame(offset, config.batch_bytes).await? {
+                if h.batch_first_lsn > next_lsn {
+                    return Ok(Some((id, offset, h)));
+                }
+            }
+            offset += SECTOR_SIZE as u64;
+        }
+        buf = reader.buf.take();
+    }
+    Ok(None)
+}
