@@ -172,6 +172,8 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
     let mut scan = Scan { index: Index::default(), report: RecoveryReport { segments: ids.len(), ..Default::default() }, committed: (ids[0], 0, 1), pending: Vec::new() };
     let mut buf = Some(buf);
     let mut stop: Option<(usize, u64)> = None; // (position in ids, offset) of the first frame that does not continue the log
+    // Whether the log simply ends (zeros after a complete batch) rather than breaking off.
+    let mut clean_end = false;
     'segments: for (pos, &id) in ids.iter().enumerate() {
         let file = files[&id].clone();
         let size = file.size()?.min(config.segment_bytes);
@@ -179,12 +181,15 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         let mut offset = 0u64;
         // A segment after the first must begin with a new batch right where the last one ended.
         if pos > 0 && !scan.pending.is_empty() {
+            clean_end = false;
             buf = reader.buf.take();
             stop = Some((pos, 0));
             break 'segments;
         }
         while offset + SECTOR_SIZE as u64 <= size {
-            let taken = match reader.frame(offset, config.batch_bytes).await? {
+            let frame = reader.frame(offset, config.batch_bytes).await?;
+            clean_end = matches!(frame, Err(Invalid::NoFrame)) && scan.pending.is_empty();
+            let taken = match frame {
                 Ok((h, key)) => scan.take(h, key, id, offset).then_some(h.frame_len),
                 Err(_) => None,
             };
@@ -218,7 +223,9 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
                 ),
             });
         }
-        scan.report.cut_at = Some((seg, off));
+        if !clean_end {
+            scan.report.cut_at = Some((seg, off));
+        }
     }
     // Segments past the tail's hold nothing valid (checked above): remove them so a later roll
     // starts clean.
