@@ -33,6 +33,26 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Tools for tests and debugging.
+    #[command(hide = true, subcommand)]
+    Debug(Debug),
+}
+
+#[derive(Subcommand)]
+enum Debug {
+    /// Writes to a one-core store until killed, printing `I key op len` before each put and
+    /// `A key op lsn` once it is acknowledged (for the SIGKILL crash test).
+    StoreLoad {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 32)]
+        writers: u64,
+        #[arg(long, default_value_t = 64)]
+        keys: u64,
+        /// Op ids start here, so ids stay unique across runs on one directory.
+        #[arg(long)]
+        first_op: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +60,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Doctor { cores } => doctor(cores),
         Command::Bench { args } => bench(args),
+        Command::Debug(Debug::StoreLoad { dir, writers, keys, first_op }) => store_load(dir, writers, keys, first_op),
     }
 }
 
@@ -77,4 +98,74 @@ fn bench(args: Vec<String>) -> ExitCode {
     let err = std::process::Command::new(&exe).args(&args).exec();
     eprintln!("corestore: running {}: {err}. Build it with `cargo build --release -p bench`.", exe.display());
     ExitCode::from(2)
+}
+
+/// The payload of op `op`: its length varies from 0 to 20 KB.
+fn crash_payload(op: u64) -> Vec<u8> {
+    let len = (op * 7919 % 20_000) as usize;
+    let mut state = op;
+    (0..len)
+        .map(|_| {
+            let (v, s) = engine::rng::splitmix64(state);
+            state = s;
+            v as u8
+        })
+        .collect()
+}
+
+fn store_load(dir: std::path::PathBuf, writers: u64, keys: u64, first_op: u64) -> ExitCode {
+    let mut config = match engine::RuntimeConfig::cores(1) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("corestore: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    config.arena = engine::ArenaConfig {
+        classes: vec![engine::ClassConfig { size_bytes: 4096, count: 256 }, engine::ClassConfig { size_bytes: 64 << 10, count: 64 }],
+    };
+    let result = engine::run(config, |core: engine::Core<()>| {
+        let dir = dir.clone();
+        async move {
+            let store_config = engine::store::StoreConfig { dir, segment_bytes: 4 << 20, batch_bytes: 64 << 10 };
+            let (store, _) = engine::store::Store::open(core.env.clone(), store_config).await.map_err(|e| e.to_string())?;
+            let next_op = std::rc::Rc::new(std::cell::Cell::new(first_op));
+            let tasks: Vec<_> = (0..writers)
+                .map(|_| {
+                    let (store, next_op, env) = (store.clone(), next_op.clone(), core.env.clone());
+                    engine::spawn(async move {
+                        loop {
+                            let op = next_op.get();
+                            next_op.set(op + 1);
+                            let key = env.random_u64() % keys;
+                            let data = crash_payload(op);
+                            println!("I {key} {op} {}", data.len());
+                            // Metadata: op id and a hash of the data, so a reader can check any object alone.
+                            let mut meta = op.to_le_bytes().to_vec();
+                            meta.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&data).to_le_bytes());
+                            let lsn = store.put(b"crash", format!("key-{key}").as_bytes(), &meta, &data).await.map_err(|e| e.to_string())?;
+                            println!("A {key} {op} {lsn}");
+                        }
+                        #[allow(unreachable_code)]
+                        Ok::<(), String>(())
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await?;
+            }
+            Ok::<(), String>(())
+        }
+    });
+    match result {
+        Ok(r) if r.iter().all(Result::is_ok) => ExitCode::SUCCESS,
+        Ok(r) => {
+            eprintln!("corestore: {:?}", r.into_iter().find_map(Result::err));
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("corestore: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
