@@ -256,6 +256,12 @@ impl FixedBuf {
         unsafe { std::slice::from_raw_parts(self.as_ptr(), self.len) }
     }
 
+    /// The whole capacity, read-only.
+    pub fn as_slice_capacity(&self) -> &[u8] {
+        // SAFETY: the slot's memory is ours alone while this FixedBuf lives.
+        unsafe { std::slice::from_raw_parts(self.as_ptr(), self.capacity()) }
+    }
+
     /// The whole capacity, for filling before a write.
     pub fn as_mut_capacity(&mut self) -> &mut [u8] {
         let cap = self.capacity();

@@ -146,6 +146,8 @@ struct Outcome {
     open_corrupt: bool,
     corrupt_reads: u64,
     failed_ops: u64,
+    compactions: u64,
+    voided: u64,
 }
 
 fn run_seed(seed: u64) -> Result<Outcome, String> {
@@ -162,7 +164,9 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
     let crash_after = Duration::from_nanos(rng.range(200_000, 60_000_000));
     let writers = rng.range(1, 12);
     let ops = rng.range(5, 80);
+    let compact = rng.chance(500_000);
 
+    let compaction_stats: RefCell<Option<Store<SimEnv>>> = RefCell::new(None);
     let executor = Executor::new(world.clone());
     let opened = executor.block_on(async {
         let (store, _) = match Store::open(env.clone(), config()).await {
@@ -171,6 +175,12 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
         };
         let tasks: Vec<_> =
             (0..writers).map(|w| engine::spawn(writer(store.clone(), history.clone(), seed ^ (w + 1).wrapping_mul(0x9E37_79B9), ops))).collect();
+        // Compaction races the writers (relocations vs overwrites and deletes of the same keys).
+        if compact {
+            let _compactor = store.spawn_compactor(0.9, 50 << 20, Duration::from_micros(300));
+        }
+        
+        *compaction_stats.borrow_mut() = Some(store.clone());
         let _ = engine::timeout(crash_after, async {
             for t in tasks {
                 t.await;
@@ -179,6 +189,8 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
         .await;
         Ok(())
     });
+    let (compactions, voided) = compaction_stats.borrow().as_ref().map_or((0, 0), |s| (s.stats().compactions, s.stats().relocations_voided));
+    compaction_stats.borrow_mut().take();
     drop(executor);
     opened?;
     let flipped = world.stats().bitflips > 0;
@@ -187,7 +199,14 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
 
     let executor = Executor::new(world.clone());
     let h = history.borrow();
-    let mut out = Outcome { acked: h.acked.values().map(Vec::len).sum(), corrupt_reads: h.corrupt_reads, failed_ops: h.failed_ops, ..Default::default() };
+    let mut out = Outcome {
+        acked: h.acked.values().map(Vec::len).sum(),
+        corrupt_reads: h.corrupt_reads,
+        failed_ops: h.failed_ops,
+        compactions,
+        voided,
+        ..Default::default()
+    };
     if h.corrupt_reads > 0 && !flipped {
         return Err(format!("{} reads found corruption, and no bit was flipped", h.corrupt_reads));
     }
@@ -238,6 +257,8 @@ fn store_survives_faults_and_crashes() {
                 total.verified += o.verified;
                 total.corrupt_reads += o.corrupt_reads;
                 total.failed_ops += o.failed_ops;
+                total.compactions += o.compactions;
+                total.voided += o.voided;
                 refused += o.open_corrupt as u64;
             }
             Ok(Err(msg)) => panic!("seed {seed}: {msg}\n{rerun}"),
@@ -248,8 +269,9 @@ fn store_survives_faults_and_crashes() {
         }
     }
     eprintln!(
-        "{n} seeds: {} writes acknowledged, {} keys verified after crash, {} failed ops, {} corrupt reads detected, {} reopens refused for corruption",
-        total.acked, total.verified, total.failed_ops, total.corrupt_reads, refused
+        "{n} seeds: {} writes acknowledged, {} keys verified after crash, {} failed ops, {} corrupt reads detected, {} reopens refused for corruption, {} compactions ({} relocations voided by racing writes)",
+        total.acked, total.verified, total.failed_ops, total.corrupt_reads, refused, total.compactions, total.voided
     );
+    assert!(total.compactions > 0, "no seed compacted: the compactor is not exercised");
     assert!(total.verified > 0, "no seed verified anything: the test proves nothing");
 }

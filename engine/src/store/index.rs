@@ -22,6 +22,8 @@ pub struct Location {
 pub struct Index {
     buckets: BTreeMap<Box<[u8]>, BTreeMap<Box<[u8]>, Location>>,
     objects: u64,
+    /// Bytes of live frames per segment: what compaction would have to copy.
+    live_bytes: BTreeMap<u32, u64>,
 }
 
 impl Index {
@@ -38,22 +40,43 @@ impl Index {
         match keys.get_mut(key) {
             Some(l) => {
                 assert!(l.lsn < location.lsn, "index applied out of lsn order");
-                *l = location;
+                let old = std::mem::replace(l, location);
+                Self::unlive(&mut self.live_bytes, &old);
             }
             None => {
                 keys.insert(key.into(), location);
                 self.objects += 1;
             }
         }
+        *self.live_bytes.entry(location.segment).or_default() += location.frame_len as u64;
+    }
+
+    fn unlive(live: &mut BTreeMap<u32, u64>, old: &Location) {
+        let bytes = live.get_mut(&old.segment).expect("live bytes tracked for every indexed segment");
+        *bytes -= old.frame_len as u64;
+        if *bytes == 0 {
+            live.remove(&old.segment);
+        }
+    }
+
+    /// Live bytes in `segment`.
+    pub fn live_bytes(&self, segment: u32) -> u64 {
+        self.live_bytes.get(&segment).copied().unwrap_or(0)
+    }
+
+    pub fn live_bytes_total(&self) -> u64 {
+        self.live_bytes.values().sum()
     }
 
     /// Removes `key`; true if it was there.
     pub fn delete(&mut self, bucket: &[u8], key: &[u8]) -> bool {
         let Some(keys) = self.buckets.get_mut(bucket) else { return false };
-        let removed = keys.remove(key).is_some();
-        if removed {
+        let removed = keys.remove(key);
+        if let Some(old) = &removed {
             self.objects -= 1;
+            Self::unlive(&mut self.live_bytes, old);
         }
+        let removed = removed.is_some();
         if keys.is_empty() {
             self.buckets.remove(bucket);
         }

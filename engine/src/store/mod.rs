@@ -114,6 +114,27 @@ pub struct Object {
     pub lsn: u64,
 }
 
+/// Relocations one compaction keeps in flight (they share batches with foreground writes).
+pub const COMPACTION_IN_FLIGHT_MAX: usize = 32;
+
+/// What one compaction did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CompactReport {
+    pub segment: u32,
+    pub records: u64,
+    pub relocated: u64,
+    pub bytes_relocated: u64,
+    pub bytes_reclaimed: u64,
+}
+
+/// Disk held and live bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    pub segments: usize,
+    pub disk_bytes: u64,
+    pub live_bytes: u64,
+}
+
 /// One listed key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
@@ -132,6 +153,9 @@ struct Tail {
 /// A record waiting in a batch; its payload is already in the batch buffer.
 struct Pending {
     kind: Kind,
+    /// For a relocation (compaction): the location the object must still have when the batch is
+    /// sealed; otherwise the record becomes `Void`.
+    expect: Option<Location>,
     offset: u32,
     key_len: u32,
     meta_len: u32,
@@ -167,6 +191,8 @@ struct Inner<E: Env> {
     index: RefCell<Index>,
     files: RefCell<BTreeMap<u32, Rc<<E::Storage as Storage>::File>>>,
     tail: Cell<Tail>,
+    /// Where the batches of each full (non-tail) segment end.
+    segment_ends: RefCell<BTreeMap<u32, u64>>,
     filling: RefCell<Option<Batch>>,
     spare: RefCell<Option<FixedBuf>>,
     /// Puts waiting for room in the filling batch.
@@ -184,6 +210,8 @@ pub struct StoreStats {
     pub records: u64,
     pub syncs: u64,
     pub bytes_written: u64,
+    pub compactions: u64,
+    pub relocations_voided: u64,
 }
 
 /// One core's store. Cheap to clone (a handle); `!Send`.
@@ -214,6 +242,7 @@ impl<E: Env + Clone> Store<E> {
             index: RefCell::new(recovered.index),
             files: RefCell::new(recovered.files),
             tail: Cell::new(Tail { segment: recovered.tail.0, offset: recovered.tail.1, next_lsn: recovered.tail.2 }),
+            segment_ends: RefCell::new(recovered.ends),
             filling: RefCell::new(Some(Batch::new(a))),
             spare: RefCell::new(Some(b)),
             room_waiters: RefCell::new(Vec::new()),
@@ -230,12 +259,12 @@ impl<E: Env + Clone> Store<E> {
 impl<E: Env> Store<E> {
     /// Stores `data` under `bucket`/`key`; returns once the record is durable.
     pub async fn put(&self, bucket: &[u8], key: &[u8], meta: &[u8], data: &[u8]) -> Result<u64, StoreError> {
-        self.append(Kind::Put, "put", bucket, key, meta, data).await
+        self.append(Kind::Put, "put", bucket, key, meta, data, None).await
     }
 
     /// Deletes `bucket`/`key` (a tombstone); returns once the tombstone is durable.
     pub async fn delete(&self, bucket: &[u8], key: &[u8]) -> Result<u64, StoreError> {
-        self.append(Kind::Delete, "delete", bucket, key, &[], &[]).await
+        self.append(Kind::Delete, "delete", bucket, key, &[], &[], None).await
     }
 
     /// The latest acknowledged version of `bucket`/`key`, verified against its checksum.
@@ -282,7 +311,17 @@ impl<E: Env> Store<E> {
         self.inner.env.storage().arena().alloc_wait(len).await.map_err(|e| StoreError::Config(format!("read buffer: {e}")))
     }
 
-    async fn append(&self, kind: Kind, op: &'static str, bucket: &[u8], key: &[u8], meta: &[u8], data: &[u8]) -> Result<u64, StoreError> {
+    #[allow(clippy::too_many_arguments)] // the parts of one record
+    async fn append(
+        &self,
+        kind: Kind,
+        op: &'static str,
+        bucket: &[u8],
+        key: &[u8],
+        meta: &[u8],
+        data: &[u8],
+        expect: Option<Location>,
+    ) -> Result<u64, StoreError> {
         let object = || object_name(bucket, key);
         if bucket.len() > u16::MAX as usize {
             return Err(StoreError::TooLarge { op, object: object(), bytes: bucket.len(), max: u16::MAX as usize });
@@ -306,6 +345,7 @@ impl<E: Env> Store<E> {
             }
             batch.entries.push(Pending {
                 kind,
+                expect,
                 offset: start as u32,
                 key_len: key_field_len(bucket, key) as u32,
                 meta_len: meta.len() as u32,
@@ -328,11 +368,117 @@ impl<E: Env> Store<E> {
         }
     }
 
+    /// Disk held by segments and bytes of live records in them (space amplification =
+    /// disk / live).
+    pub fn space(&self) -> Space {
+        let segments = self.inner.files.borrow().len();
+        Space { segments, disk_bytes: segments as u64 * self.inner.config.segment_bytes, live_bytes: self.inner.index.borrow().live_bytes_total() }
+    }
+
+    /// Ids of the segment files, oldest first.
+    pub fn segment_ids(&self) -> Vec<u32> {
+        self.inner.files.borrow().keys().copied().collect()
+    }
+
+    /// The oldest segment, if it is full (not the tail) and at most `max_live_ratio` of it is
+    /// live. Only the oldest: a tombstone may be dropped only once no older segment could hold
+    /// a version it deletes.
+    pub fn compaction_candidate(&self, max_live_ratio: f64) -> Option<u32> {
+        let oldest = *self.inner.files.borrow().keys().next()?;
+        if oldest == self.inner.tail.get().segment {
+            return None;
+        }
+        let live = self.inner.index.borrow().live_bytes(oldest) as f64;
+        (live <= max_live_ratio * self.inner.config.segment_bytes as f64).then_some(oldest)
+    }
+
+    /// Copies the live records of the oldest full segment to the tail (at most `bytes_per_s`
+    /// read), then deletes the segment. Relocations go through group commit beside the
+    /// foreground writes and are conditional (see `decide_relocations`). On any error the
+    /// segment stays.
+    pub async fn compact_oldest(&self, bytes_per_s: u64) -> Result<Option<CompactReport>, StoreError> {
+        let Some(id) = self.compaction_candidate(1.0) else { return Ok(None) };
+        let end = *self.inner.segment_ends.borrow().get(&id).expect("a full segment has a known end");
+        let file = self.inner.files.borrow()[&id].clone();
+        let buf = self.buffer(self.inner.config.batch_bytes).await?;
+        let mut reader = recovery::Reader::new(&*file, buf);
+        let mut report = CompactReport { segment: id, ..Default::default() };
+        let mut in_flight: std::collections::VecDeque<crate::JoinHandle<Result<u64, StoreError>>> = std::collections::VecDeque::new();
+        let start = crate::time::now();
+        let mut offset = 0u64;
+        while offset < end {
+            let (header, key) = reader.frame(offset, self.inner.config.batch_bytes).await?.map_err(|e| StoreError::Corrupt {
+                path: file.path().to_path_buf(),
+                offset,
+                what: format!("compaction found {e:?} inside the synced part of the segment"),
+            })?;
+            report.records += 1;
+            let loc = Location { segment: id, frame_len: header.frame_len, offset, lsn: header.lsn, data_len: header.data_len };
+            let (bucket, k) = split_key_field(&key).ok_or_else(|| StoreError::Corrupt { path: file.path().to_path_buf(), offset, what: "bad key field".into() })?;
+            if header.kind == Kind::Put && self.inner.index.borrow().get(bucket, k) == Some(loc) {
+                let frame = reader.bytes(offset, header.frame_len as usize).await?;
+                let f = record::decode(frame).expect("verified by frame()");
+                let (bucket, k, meta, data) = (bucket.to_vec(), k.to_vec(), f.meta.to_vec(), f.data.to_vec());
+                let store = self.clone();
+                in_flight.push_back(crate::spawn(async move { store.append(Kind::Put, "relocate", &bucket, &k, &meta, &data, Some(loc)).await }));
+                report.relocated += 1;
+                report.bytes_relocated += header.frame_len as u64;
+                if in_flight.len() >= COMPACTION_IN_FLIGHT_MAX {
+                    in_flight.pop_front().expect("non-empty").await?;
+                }
+            }
+            offset += header.frame_len as u64;
+            // Throttle: never read faster than bytes_per_s since the pass began.
+            let due = start.saturating_add(std::time::Duration::from_secs_f64(offset as f64 / bytes_per_s.max(1) as f64));
+            if crate::time::now() < due {
+                crate::sleep_until(due).await;
+            }
+        }
+        for h in in_flight {
+            h.await?;
+        }
+        let still_live = self.inner.index.borrow().live_bytes(id);
+        assert_eq!(still_live, 0, "segment {id} still holds live records after compaction");
+        self.inner.files.borrow_mut().remove(&id);
+        self.inner.segment_ends.borrow_mut().remove(&id);
+        self.inner.env.storage().remove(file.path())?;
+        self.inner.env.storage().sync_dir(&self.inner.config.dir)?;
+        report.bytes_reclaimed = self.inner.config.segment_bytes;
+        let mut stats = self.inner.stats.get();
+        stats.compactions += 1;
+        self.inner.stats.set(stats);
+        Ok(Some(report))
+    }
+
+    /// Runs compaction in the background: whenever the oldest full segment is at most
+    /// `max_live_ratio` live, it is compacted at `bytes_per_s`. Stops with `close`.
+    pub fn spawn_compactor(&self, max_live_ratio: f64, bytes_per_s: u64, idle: std::time::Duration) -> crate::JoinHandle<Vec<CompactReport>> {
+        let store = self.clone();
+        crate::spawn(async move {
+            let mut done = Vec::new();
+            while !store.inner.closing.get() && store.inner.failed.borrow().is_none() {
+                if store.compaction_candidate(max_live_ratio).is_some() {
+                    match store.compact_oldest(bytes_per_s).await {
+                        Ok(Some(r)) => done.push(r),
+                        Ok(None) => {}
+                        Err(_) => crate::sleep(idle).await,
+                    }
+                } else {
+                    crate::sleep(idle).await;
+                }
+            }
+            done
+        })
+    }
+
     /// Waits for room for a `frame`-byte record in the filling batch.
     async fn reserve(&self, frame: usize) -> Result<(Rc<Done>, usize), String> {
         std::future::poll_fn(|cx| {
             if let Some(cause) = self.inner.failed.borrow().as_ref() {
                 return Poll::Ready(Err(cause.clone()));
+            }
+            if self.inner.closing.get() {
+                return Poll::Ready(Err("the store is closing".to_string()));
             }
             let filling = self.inner.filling.borrow();
             if let Some(b) = filling.as_ref() {
@@ -395,6 +541,7 @@ async fn commit<E: Env>(inner: &Inner<E>, batch: &mut Batch) -> Result<Tail, (Op
     if tail.offset + batch.used as u64 > inner.config.segment_bytes {
         tail = roll(inner, tail).map_err(|e| (e.errno(), e.to_string(), false))?;
     }
+    decide_relocations(inner, batch);
     let nonce = inner.env.random_u64();
     let first = tail.next_lsn;
     let n = batch.entries.len();
@@ -438,6 +585,40 @@ async fn commit<E: Env>(inner: &Inner<E>, batch: &mut Batch) -> Result<Tail, (Op
     Ok(Tail { segment: tail.segment, offset: tail.offset, next_lsn: first })
 }
 
+/// A relocation goes ahead only if its object still lies where compaction found it and no
+/// earlier record of this batch touches the same key; otherwise it becomes `Void`. Deciding here,
+/// before lsns are fixed, makes replay at recovery reach the same result as the running store.
+fn decide_relocations<E: Env>(inner: &Inner<E>, batch: &mut Batch) {
+    if batch.entries.iter().all(|p| p.expect.is_none()) {
+        return;
+    }
+    let bytes = batch.buf.as_ref().expect("batch buffer").as_slice_capacity();
+    let key_of = |p: &Pending| {
+        let start = p.offset as usize + HEADER_BYTES;
+        &bytes[start..start + p.key_len as usize]
+    };
+    let index = inner.index.borrow();
+    let mut void = Vec::new();
+    for (i, p) in batch.entries.iter().enumerate() {
+        let Some(expect) = p.expect else { continue };
+        let field = key_of(p);
+        let (bucket, key) = split_key_field(field).expect("we encoded this key field");
+        let current = index.get(bucket, key) == Some(expect);
+        let touched = batch.entries[..i].iter().any(|q| q.kind != Kind::Void && key_of(q) == field);
+        if !current || touched {
+            void.push(i);
+        }
+    }
+    drop(index);
+    let mut stats = inner.stats.get();
+    stats.relocations_voided += void.len() as u64;
+    inner.stats.set(stats);
+    for i in void {
+        let p = &mut batch.entries[i];
+        p.kind = Kind::Void;
+    }
+}
+
 /// Starts the next segment file: created, space reserved, directory entry made durable.
 fn roll<E: Env>(inner: &Inner<E>, tail: Tail) -> Result<Tail, StoreError> {
     let segment = tail.segment + 1;
@@ -446,6 +627,7 @@ fn roll<E: Env>(inner: &Inner<E>, tail: Tail) -> Result<Tail, StoreError> {
     file.allocate(inner.config.segment_bytes)?;
     inner.env.storage().sync_dir(&inner.config.dir)?;
     inner.files.borrow_mut().insert(segment, Rc::new(file));
+    inner.segment_ends.borrow_mut().insert(tail.segment, tail.offset);
     let t = Tail { segment, offset: 0, next_lsn: tail.next_lsn };
     inner.tail.set(t);
     Ok(t)
@@ -472,6 +654,7 @@ fn finish<E: Env>(inner: &Inner<E>, batch: Batch, result: Result<Tail, (Option<i
                     Kind::Delete => {
                         index.delete(bucket, key);
                     }
+                    Kind::Void => {}
                     Kind::Truncate | Kind::RaftEntry => unreachable!("the store does not write raft records"),
                 }
             }

@@ -25,6 +25,9 @@ pub enum Kind {
     Truncate = 3,
     /// Reserved for raftlog: an opaque Raft entry (configuration changes, no-ops).
     RaftEntry = 4,
+    /// Does nothing: a relocation (compaction) whose object changed before it was sealed keeps
+    /// its place in the batch so frames stay contiguous.
+    Void = 5,
 }
 
 impl Kind {
@@ -34,6 +37,7 @@ impl Kind {
             2 => Some(Kind::Delete),
             3 => Some(Kind::Truncate),
             4 => Some(Kind::RaftEntry),
+            5 => Some(Kind::Void),
             _ => None,
         }
     }

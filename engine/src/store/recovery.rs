@@ -35,6 +35,8 @@ pub(super) struct Recovered<F> {
     pub files: BTreeMap<u32, Rc<F>>,
     /// (segment, offset, next lsn)
     pub tail: (u32, u64, u64),
+    /// Where the batches of each segment before the tail's end.
+    pub ends: BTreeMap<u32, u64>,
     pub report: RecoveryReport,
 }
 
@@ -52,7 +54,7 @@ pub(super) fn segment_id(path: &Path) -> Option<u32> {
 }
 
 /// Reads a segment in chunks of one batch buffer; bytes past the end of the file read as zeros.
-struct Reader<'a, F: File> {
+pub(super) struct Reader<'a, F: File> {
     file: &'a F,
     buf: Option<FixedBuf>,
     chunk_start: u64,
@@ -60,12 +62,12 @@ struct Reader<'a, F: File> {
 }
 
 impl<'a, F: File> Reader<'a, F> {
-    fn new(file: &'a F, buf: FixedBuf) -> Self {
+    pub(super) fn new(file: &'a F, buf: FixedBuf) -> Self {
         Reader { file, buf: Some(buf), chunk_start: 0, chunk_len: 0 }
     }
 
     /// The bytes `[offset, offset + len)`; `len` is at most the buffer's capacity.
-    async fn bytes(&mut self, offset: u64, len: usize) -> Result<&[u8], StoreError> {
+    pub(super) async fn bytes(&mut self, offset: u64, len: usize) -> Result<&[u8], StoreError> {
         let inside = offset >= self.chunk_start && offset + len as u64 <= self.chunk_start + self.chunk_len as u64;
         if !inside {
             let buf = self.buf.take().expect("reader buffer");
@@ -90,7 +92,7 @@ impl<'a, F: File> Reader<'a, F> {
     }
 
     /// The frame at `offset`: its header if it is whole and valid.
-    async fn frame(&mut self, offset: u64, max_frame: usize) -> Result<Result<(Header, Vec<u8>), Invalid>, StoreError> {
+    pub(super) async fn frame(&mut self, offset: u64, max_frame: usize) -> Result<Result<(Header, Vec<u8>), Invalid>, StoreError> {
         let head = self.bytes(offset, SECTOR_SIZE).await?;
         let header = match record::peek(head) {
             Ok(h) if h.frame_len as usize <= max_frame => h,
@@ -144,7 +146,7 @@ impl Scan {
                 Kind::Delete => {
                     self.index.delete(bucket, k);
                 }
-                Kind::Truncate | Kind::RaftEntry => {}
+                Kind::Void | Kind::Truncate | Kind::RaftEntry => {}
             }
             self.report.records += 1;
         }
@@ -163,13 +165,25 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         storage.sync_dir(&config.dir)?;
         files.insert(1, Rc::new(file));
         let report = RecoveryReport { segments: 1, ..Default::default() };
-        return Ok(Recovered { index: Index::default(), files, tail: (1, 0, 1), report });
+        return Ok(Recovered { index: Index::default(), files, tail: (1, 0, 1), ends: BTreeMap::new(), report });
     }
     for &id in &ids {
         files.insert(id, Rc::new(storage.open(&segment_path(&config.dir, id), OpenMode::Existing)?));
     }
-    let buf = storage.alloc(config.batch_bytes).map_err(|e| StoreError::Config(format!("recovery buffer: {e}")))?;
+    let mut buf = storage.alloc(config.batch_bytes).map_err(|e| StoreError::Config(format!("recovery buffer: {e}")))?;
     let mut scan = Scan { index: Index::default(), report: RecoveryReport { segments: ids.len(), ..Default::default() }, committed: (ids[0], 0, 1), pending: Vec::new() };
+    // Compaction removes the oldest segments, so the log starts wherever its oldest batch does.
+    let first_lsn = {
+        let mut reader = Reader::new(&*files[&ids[0]], buf);
+        let first = match reader.frame(0, config.batch_bytes).await? {
+            Ok((h, _)) => h.batch_first_lsn,
+            Err(_) => 1,
+        };
+        buf = reader.buf.take().expect("buffer");
+        first
+    };
+    scan.committed.2 = first_lsn;
+    let mut ends = BTreeMap::new();
     let mut buf = Some(buf);
     let mut stop: Option<(usize, u64)> = None; // (position in ids, offset) of the first frame that does not continue the log
     // Whether the log simply ends (zeros after a complete batch) rather than breaking off.
@@ -199,6 +213,7 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
                     // The end of this segment's batches: the log continues in the next segment
                     // only if this one ended on a complete batch and the next starts cleanly.
                     if scan.pending.is_empty() && pos + 1 < ids.len() {
+                        ends.insert(id, offset);
                         break;
                     }
                     buf = reader.buf.take();
@@ -206,6 +221,9 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
                     break 'segments;
                 }
             }
+        }
+        if pos + 1 < ids.len() {
+            ends.entry(id).or_insert(offset);
         }
         buf = reader.buf.take();
     }
@@ -238,7 +256,7 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         storage.sync_dir(&config.dir)?;
     }
     scan.report.segments_removed = stale.len();
-    Ok(Recovered { index: scan.index, files, tail: (seg, off, next), report: scan.report })
+    Ok(Recovered { index: scan.index, files, tail: (seg, off, next), ends, report: scan.report })
 }
 
 /// Looks at every sector from `from` to the end of the log for a valid frame of a batch that
