@@ -154,3 +154,35 @@ fn corrupted_record_is_an_error_with_location_never_data() {
     assert!(msg.contains("seg-00000001.log") && msg.contains("b/victim"), "error names file and object: {msg}");
     assert_eq!(bystander, vec![8u8; 100]);
 }
+
+#[test]
+fn scrubber_finds_damage_at_rest_and_names_the_place() {
+    let d = dir("scrub");
+    let out = engine::run(runtime(), |core: engine::Core<()>| {
+        let d = d.clone();
+        async move {
+            let (store, _) = Store::open(core.env.clone(), config(&d)).await.expect("open");
+            for i in 0..30 {
+                store.put(b"b", format!("k{i}").as_bytes(), b"m", &data(i)).await.expect("put");
+            }
+            let clean = store.scrub(u64::MAX).await.expect("scrub");
+            // Damage one record's data at rest, behind the store's back.
+            let f = std::fs::OpenOptions::new().write(true).open(segment(&d)).expect("segment");
+            f.write_all_at(&[0xEE; 8], 4096 * 3 + 100).expect("write");
+            f.sync_all().expect("sync");
+            let dirty = store.scrub(u64::MAX).await.expect("scrub");
+            (clean, dirty, store.last_scrub())
+        }
+    })
+    .expect("runtime");
+    let (clean, dirty, last) = out.into_iter().next().expect("core");
+    assert!(clean.corrupt.is_empty(), "{clean:?}");
+    assert_eq!(clean.frames, 30);
+    assert_eq!(clean.unverified_bytes, 0);
+    assert_eq!(dirty.corrupt.len(), 1, "{dirty:?}");
+    assert!(dirty.corrupt[0].path.ends_with("seg-00000001.log"));
+    assert_eq!(dirty.corrupt[0].offset % 4096, 0);
+    assert!(dirty.corrupt[0].offset <= 4096 * 3, "the damaged frame starts at or before the damaged byte");
+    assert!(dirty.unverified_bytes > 0);
+    assert_eq!(last, Some(dirty));
+}

@@ -66,6 +66,10 @@ impl<'a, F: File> Reader<'a, F> {
         Reader { file, buf: Some(buf), chunk_start: 0, chunk_len: 0 }
     }
 
+    pub(super) fn into_buf(mut self) -> Option<FixedBuf> {
+        self.buf.take()
+    }
+
     /// The bytes `[offset, offset + len)`; `len` is at most the buffer's capacity.
     pub(super) async fn bytes(&mut self, offset: u64, len: usize) -> Result<&[u8], StoreError> {
         let inside = offset >= self.chunk_start && offset + len as u64 <= self.chunk_start + self.chunk_len as u64;
