@@ -61,6 +61,10 @@ impl Storage for DmaStorage {
         std::fs::remove_file(path).map_err(|source| OpenError { path: path.to_path_buf(), source })
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> Result<(), OpenError> {
+        std::fs::rename(from, to).map_err(|source| OpenError { path: from.to_path_buf(), source })
+    }
+
     fn list(&self, dir: &Path) -> Result<Vec<PathBuf>, OpenError> {
         let err = |source| OpenError { path: dir.to_path_buf(), source };
         let mut out = Vec::new();

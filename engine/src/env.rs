@@ -53,6 +53,8 @@ pub trait Storage {
     type File: File;
     fn open(&self, path: &Path, mode: OpenMode) -> Result<Self::File, OpenError>;
     fn remove(&self, path: &Path) -> Result<(), OpenError>;
+    /// Renames `from` to `to`, replacing `to` (durable after `sync_dir`).
+    fn rename(&self, from: &Path, to: &Path) -> Result<(), OpenError>;
     /// The files directly in `dir`, sorted by path.
     fn list(&self, dir: &Path) -> Result<Vec<std::path::PathBuf>, OpenError>;
     /// Creates `dir` (and parents) if missing.

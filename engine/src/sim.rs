@@ -322,6 +322,14 @@ impl Storage for SimStorage {
         }
     }
 
+    /// Atomic and durable at once in this model, like file creation.
+    fn rename(&self, from: &Path, to: &Path) -> Result<(), OpenError> {
+        let mut files = self.world.files.borrow_mut();
+        let data = files.remove(from).ok_or_else(|| OpenError { path: from.into(), source: io::Error::from_raw_os_error(libc::ENOENT) })?;
+        files.insert(to.to_path_buf(), data);
+        Ok(())
+    }
+
     fn list(&self, dir: &Path) -> Result<Vec<PathBuf>, OpenError> {
         let mut out: Vec<PathBuf> = self.world.files.borrow().keys().filter(|p| p.parent() == Some(dir)).cloned().collect();
         out.sort();

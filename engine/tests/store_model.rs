@@ -13,11 +13,28 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Put { bucket: u8, key: u8, len: usize },
-    Delete { bucket: u8, key: u8 },
-    Get { bucket: u8, key: u8 },
-    List { bucket: u8, prefix: u8, after: Option<u8>, limit: usize },
-    Burst { puts: Vec<(u8, usize)> },
+    Put {
+        bucket: u8,
+        key: u8,
+        len: usize,
+    },
+    Delete {
+        bucket: u8,
+        key: u8,
+    },
+    Get {
+        bucket: u8,
+        key: u8,
+    },
+    List {
+        bucket: u8,
+        prefix: u8,
+        after: Option<u8>,
+        limit: usize,
+    },
+    Burst {
+        puts: Vec<(u8, usize)>,
+    },
     Restart,
     Crash,
     /// Compact the oldest full segment (live records move to the tail, the segment goes).
@@ -93,7 +110,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::List { bucket: b, prefix, after, limit } => {
                 let prefix = format!("k{prefix}").into_bytes();
                 let after = after.map(key);
-                let got: Vec<Vec<u8>> = store.list(&bucket(b), &prefix, after.as_deref(), limit).into_iter().map(|l| l.key.into()).collect();
+                let got: Vec<Vec<u8>> =
+                    store.list(&bucket(b), &prefix, after.as_deref(), limit).into_iter().map(|l| l.key.into()).collect();
                 let want: Vec<Vec<u8>> = model
                     .keys()
                     .filter(|(mb, mk)| *mb == bucket(b) && mk.starts_with(&prefix) && after.as_ref().is_none_or(|a| mk > a))
@@ -142,7 +160,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::Restart => {
-                executor.block_on(store.close());
+                executor.block_on(store.close()).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 drop(store);
                 drop(executor);
                 executor = Executor::new(world.clone());
@@ -209,7 +227,9 @@ fn named_sequences() {
         ),
         (
             "many crashes",
-            (0..30).flat_map(|i| [Op::Put { bucket: 1, key: i as u8 % 12, len: 9000 }, Op::Crash, Op::Get { bucket: 1, key: i as u8 % 12 }]).collect(),
+            (0..30)
+                .flat_map(|i| [Op::Put { bucket: 1, key: i as u8 % 12, len: 9000 }, Op::Crash, Op::Get { bucket: 1, key: i as u8 % 12 }])
+                .collect(),
         ),
     ];
     for (name, ops) in cases {

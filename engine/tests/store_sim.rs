@@ -173,13 +173,14 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
             Ok(s) => s,
             Err(e) => return Err(e.to_string()),
         };
-        let tasks: Vec<_> =
-            (0..writers).map(|w| engine::spawn(writer(store.clone(), history.clone(), seed ^ (w + 1).wrapping_mul(0x9E37_79B9), ops))).collect();
+        let tasks: Vec<_> = (0..writers)
+            .map(|w| engine::spawn(writer(store.clone(), history.clone(), seed ^ (w + 1).wrapping_mul(0x9E37_79B9), ops)))
+            .collect();
         // Compaction races the writers (relocations vs overwrites and deletes of the same keys).
         if compact {
             let _compactor = store.spawn_compactor(0.9, 50 << 20, Duration::from_micros(300));
         }
-        
+
         *compaction_stats.borrow_mut() = Some(store.clone());
         let _ = engine::timeout(crash_after, async {
             for t in tasks {
@@ -189,7 +190,8 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
         .await;
         Ok(())
     });
-    let (compactions, voided) = compaction_stats.borrow().as_ref().map_or((0, 0), |s| (s.stats().compactions, s.stats().relocations_voided));
+    let (compactions, voided) =
+        compaction_stats.borrow().as_ref().map_or((0, 0), |s| (s.stats().compactions, s.stats().relocations_voided));
     compaction_stats.borrow_mut().take();
     drop(executor);
     opened?;

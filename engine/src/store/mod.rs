@@ -10,6 +10,7 @@
 //! The log is designed to become a placement group's Raft log: frames carry group, term and
 //! index, and a tail that was never synced is dropped (logically truncated) at recovery.
 
+mod checkpoint;
 pub mod index;
 pub mod record;
 mod recovery;
@@ -251,7 +252,9 @@ impl<E: Env + Clone> Store<E> {
         env.storage().create_dir(&config.dir)?;
         let recovered = recovery::recover(&env, &config).await?;
         let alloc = |what| {
-            env.storage().alloc(config.batch_bytes).map_err(|e| StoreError::Config(format!("{what}: {e}: the arena needs two buffers of batch_bytes")))
+            env.storage()
+                .alloc(config.batch_bytes)
+                .map_err(|e| StoreError::Config(format!("{what}: {e}: the arena needs two buffers of batch_bytes")))
         };
         let (a, b) = (alloc("batch buffer")?, alloc("batch buffer")?);
         let inner = Rc::new(Inner {
@@ -294,17 +297,29 @@ impl<E: Env> Store<E> {
         let (res, buf) = file.read_at(buf, loc.offset, loc.frame_len as usize).await;
         res?;
         let corrupt = |what: String| StoreError::Corrupt { path: file.path().to_path_buf(), offset: loc.offset, what };
-        let frame = record::decode(buf.as_slice()).map_err(|e| corrupt(format!("get {}: {e:?} (lsn {})", object_name(bucket, key), loc.lsn)))?;
+        let frame =
+            record::decode(buf.as_slice()).map_err(|e| corrupt(format!("get {}: {e:?} (lsn {})", object_name(bucket, key), loc.lsn)))?;
         let (b, k) = split_key_field(frame.key).ok_or_else(|| corrupt("bad key field".into()))?;
         if frame.header.lsn != loc.lsn || b != bucket || k != key || frame.header.kind != Kind::Put {
-            return Err(corrupt(format!("get {}: index points at lsn {}, found lsn {} of another record", object_name(bucket, key), loc.lsn, frame.header.lsn)));
+            return Err(corrupt(format!(
+                "get {}: index points at lsn {}, found lsn {} of another record",
+                object_name(bucket, key),
+                loc.lsn,
+                frame.header.lsn
+            )));
         }
         Ok(Some(Object { meta: frame.meta.to_vec(), data: frame.data.to_vec(), lsn: loc.lsn }))
     }
 
     /// Keys of `bucket` starting with `prefix`, after `start_after`, at most `limit`.
     pub fn list(&self, bucket: &[u8], prefix: &[u8], start_after: Option<&[u8]>, limit: usize) -> Vec<Listed> {
-        self.inner.index.borrow().list(bucket, prefix, start_after, limit).into_iter().map(|(key, l)| Listed { key, size: l.data_len, lsn: l.lsn }).collect()
+        self.inner
+            .index
+            .borrow()
+            .list(bucket, prefix, start_after, limit)
+            .into_iter()
+            .map(|(key, l)| Listed { key, size: l.data_len, lsn: l.lsn })
+            .collect()
     }
 
     pub fn objects(&self) -> u64 {
@@ -315,14 +330,32 @@ impl<E: Env> Store<E> {
         self.inner.stats.get()
     }
 
-    /// Finishes the batches in flight and stops the writer.
-    pub async fn close(&self) {
+    /// Finishes the batches in flight, stops the writer and writes an index checkpoint, so the
+    /// next start-up replays nothing.
+    pub async fn close(&self) -> Result<(), StoreError> {
         self.inner.closing.set(true);
         wake(&self.inner.writer_waker);
         let writer = self.writer.borrow_mut().take();
         if let Some(w) = writer {
             w.await;
         }
+        if self.inner.failed.borrow().is_some() {
+            return Ok(()); // recovery must rescan what the failed batch may have left
+        }
+        self.checkpoint().await.map(|_| ())
+    }
+
+    /// Writes an index checkpoint at the current tail; returns the objects it holds. Start-up
+    /// then replays only the log after it.
+    pub async fn checkpoint(&self) -> Result<u64, StoreError> {
+        let tail = self.inner.tail.get();
+        let snap = checkpoint::snapshot(
+            &self.inner.index.borrow(),
+            (tail.segment, tail.offset, tail.next_lsn),
+            &self.inner.segment_ends.borrow(),
+            self.inner.config.batch_bytes,
+        );
+        checkpoint::write(&self.inner.env, &self.inner.config.dir, self.inner.config.batch_bytes, snap).await
     }
 
     /// A read buffer; waits while the arena is exhausted (bounded by in-flight reads).
@@ -391,7 +424,11 @@ impl<E: Env> Store<E> {
     /// disk / live).
     pub fn space(&self) -> Space {
         let segments = self.inner.files.borrow().len();
-        Space { segments, disk_bytes: segments as u64 * self.inner.config.segment_bytes, live_bytes: self.inner.index.borrow().live_bytes_total() }
+        Space {
+            segments,
+            disk_bytes: segments as u64 * self.inner.config.segment_bytes,
+            live_bytes: self.inner.index.borrow().live_bytes_total(),
+        }
     }
 
     /// Ids of the segment files, oldest first.
@@ -433,13 +470,19 @@ impl<E: Env> Store<E> {
             })?;
             report.records += 1;
             let loc = Location { segment: id, frame_len: header.frame_len, offset, lsn: header.lsn, data_len: header.data_len };
-            let (bucket, k) = split_key_field(&key).ok_or_else(|| StoreError::Corrupt { path: file.path().to_path_buf(), offset, what: "bad key field".into() })?;
+            let (bucket, k) = split_key_field(&key).ok_or_else(|| StoreError::Corrupt {
+                path: file.path().to_path_buf(),
+                offset,
+                what: "bad key field".into(),
+            })?;
             if header.kind == Kind::Put && self.inner.index.borrow().get(bucket, k) == Some(loc) {
                 let frame = reader.bytes(offset, header.frame_len as usize).await?;
                 let f = record::decode(frame).expect("verified by frame()");
                 let (bucket, k, meta, data) = (bucket.to_vec(), k.to_vec(), f.meta.to_vec(), f.data.to_vec());
                 let store = self.clone();
-                in_flight.push_back(crate::spawn(async move { store.append(Kind::Put, "relocate", &bucket, &k, &meta, &data, Some(loc)).await }));
+                in_flight.push_back(crate::spawn(async move {
+                    store.append(Kind::Put, "relocate", &bucket, &k, &meta, &data, Some(loc)).await
+                }));
                 report.relocated += 1;
                 report.bytes_relocated += header.frame_len as u64;
                 if in_flight.len() >= COMPACTION_IN_FLIGHT_MAX {
@@ -474,7 +517,8 @@ impl<E: Env> Store<E> {
     /// segment is counted as unverified (past a damaged frame its length is unknown, and
     /// resynchronising on anything that looks like a frame could be fooled by object data).
     pub async fn scrub(&self, bytes_per_s: u64) -> Result<ScrubReport, StoreError> {
-        let segments: Vec<(u32, Rc<<E::Storage as Storage>::File>)> = self.inner.files.borrow().iter().map(|(id, f)| (*id, f.clone())).collect();
+        let segments: Vec<(u32, Rc<<E::Storage as Storage>::File>)> =
+            self.inner.files.borrow().iter().map(|(id, f)| (*id, f.clone())).collect();
         let mut report = ScrubReport::default();
         let start = crate::time::now();
         let mut pace_bytes = 0u64;
@@ -533,7 +577,12 @@ impl<E: Env> Store<E> {
 
     /// Runs compaction in the background: whenever the oldest full segment is at most
     /// `max_live_ratio` live, it is compacted at `bytes_per_s`. Stops with `close`.
-    pub fn spawn_compactor(&self, max_live_ratio: f64, bytes_per_s: u64, idle: std::time::Duration) -> crate::JoinHandle<Vec<CompactReport>> {
+    pub fn spawn_compactor(
+        &self,
+        max_live_ratio: f64,
+        bytes_per_s: u64,
+        idle: std::time::Duration,
+    ) -> crate::JoinHandle<Vec<CompactReport>> {
         let store = self.clone();
         crate::spawn(async move {
             let mut done = Vec::new();
@@ -729,14 +778,15 @@ fn finish<E: Env>(inner: &Inner<E>, batch: Batch, result: Result<Tail, (Option<i
                 match p.kind {
                     Kind::Put => {
                         let frame_len = record::frame_len(p.key_len as usize + p.meta_len as usize + p.data_len as usize) as u32;
-                        let loc = Location { segment: at.segment, frame_len, offset: at.offset + p.offset as u64, lsn, data_len: p.data_len };
+                        let loc =
+                            Location { segment: at.segment, frame_len, offset: at.offset + p.offset as u64, lsn, data_len: p.data_len };
                         index.put(bucket, key, loc);
                     }
                     Kind::Delete => {
                         index.delete(bucket, key);
                     }
                     Kind::Void => {}
-                    Kind::Truncate | Kind::RaftEntry => unreachable!("the store does not write raft records"),
+                    Kind::Truncate | Kind::RaftEntry | Kind::Checkpoint => unreachable!("the store's writer never writes {:?}", p.kind),
                 }
             }
             inner.tail.set(Tail { segment: at.segment, offset: at.offset + used as u64, next_lsn: at.next_lsn + entries.len() as u64 });

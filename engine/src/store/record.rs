@@ -28,6 +28,8 @@ pub enum Kind {
     /// Does nothing: a relocation (compaction) whose object changed before it was sealed keeps
     /// its place in the batch so frames stay contiguous.
     Void = 5,
+    /// A frame of an index checkpoint file (never in a segment).
+    Checkpoint = 6,
 }
 
 impl Kind {
@@ -38,6 +40,7 @@ impl Kind {
             3 => Some(Kind::Truncate),
             4 => Some(Kind::RaftEntry),
             5 => Some(Kind::Void),
+            6 => Some(Kind::Checkpoint),
             _ => None,
         }
     }

@@ -28,6 +28,10 @@ pub struct RecoveryReport {
     pub cut_at: Option<(u32, u64)>,
     /// Segment files after the tail that held nothing valid and were removed.
     pub segments_removed: usize,
+    /// Objects loaded from the index checkpoint (then only the log after it was replayed).
+    pub checkpoint_objects: Option<u64>,
+    /// Why a checkpoint present was not used, if so.
+    pub checkpoint_unused: Option<String>,
 }
 
 pub(super) struct Recovered<F> {
@@ -127,7 +131,9 @@ impl Scan {
         let fits = h.lsn == expected
             && match self.pending.first() {
                 None => h.batch_first_lsn == h.lsn,
-                Some((first, ..)) => h.batch_nonce == first.batch_nonce && h.batch_first_lsn == first.batch_first_lsn && h.batch_len == first.batch_len,
+                Some((first, ..)) => {
+                    h.batch_nonce == first.batch_nonce && h.batch_first_lsn == first.batch_first_lsn && h.batch_len == first.batch_len
+                }
             };
         if !fits {
             return false;
@@ -146,11 +152,13 @@ impl Scan {
         for (h, key, segment, offset) in self.pending.drain(..) {
             let Some((bucket, k)) = split_key_field(&key) else { continue };
             match h.kind {
-                Kind::Put => self.index.put(bucket, k, Location { segment, frame_len: h.frame_len, offset, lsn: h.lsn, data_len: h.data_len }),
+                Kind::Put => {
+                    self.index.put(bucket, k, Location { segment, frame_len: h.frame_len, offset, lsn: h.lsn, data_len: h.data_len })
+                }
                 Kind::Delete => {
                     self.index.delete(bucket, k);
                 }
-                Kind::Void | Kind::Truncate | Kind::RaftEntry => {}
+                Kind::Void | Kind::Truncate | Kind::RaftEntry | Kind::Checkpoint => {}
             }
             self.report.records += 1;
         }
@@ -175,28 +183,59 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         files.insert(id, Rc::new(storage.open(&segment_path(&config.dir, id), OpenMode::Existing)?));
     }
     let mut buf = storage.alloc(config.batch_bytes).map_err(|e| StoreError::Config(format!("recovery buffer: {e}")))?;
-    let mut scan = Scan { index: Index::default(), report: RecoveryReport { segments: ids.len(), ..Default::default() }, committed: (ids[0], 0, 1), pending: Vec::new() };
-    // Compaction removes the oldest segments, so the log starts wherever its oldest batch does.
-    let first_lsn = {
-        let mut reader = Reader::new(&*files[&ids[0]], buf);
-        let first = match reader.frame(0, config.batch_bytes).await? {
-            Ok((h, _)) => h.batch_first_lsn,
-            Err(_) => 1,
-        };
-        buf = reader.buf.take().expect("buffer");
-        first
+    let mut scan = Scan {
+        index: Index::default(),
+        report: RecoveryReport { segments: ids.len(), ..Default::default() },
+        committed: (ids[0], 0, 1),
+        pending: Vec::new(),
     };
-    scan.committed.2 = first_lsn;
+    // A checkpoint whose tail segment still exists: start there.
+    let mut start = (0usize, 0u64);
     let mut ends = BTreeMap::new();
+    let checkpoint = super::checkpoint::load(env, &config.dir, config.batch_bytes).await?;
+    let checkpoint = match checkpoint {
+        Ok(ck) => match ids.iter().position(|&id| id == ck.tail.0) {
+            Some(pos) => Some((pos, ck)),
+            None => {
+                scan.report.checkpoint_unused = Some(format!("its segment {} was compacted away", ck.tail.0));
+                None
+            }
+        },
+        Err(reason) => {
+            if reason != "no checkpoint" {
+                scan.report.checkpoint_unused = Some(reason);
+            }
+            None
+        }
+    };
+    if let Some((pos, ck)) = checkpoint {
+        scan.report.checkpoint_objects = Some(ck.index.objects());
+        scan.index = ck.index;
+        scan.committed = ck.tail;
+        ends = ck.ends.into_iter().filter(|(id, _)| ids.contains(id)).collect();
+        start = (pos, ck.tail.1);
+    } else {
+        // Compaction removes the oldest segments, so the log starts wherever its oldest batch does.
+        let first_lsn = {
+            let mut reader = Reader::new(&*files[&ids[0]], buf);
+            let first = match reader.frame(0, config.batch_bytes).await? {
+                Ok((h, _)) => h.batch_first_lsn,
+                Err(_) => 1,
+            };
+            buf = reader.buf.take().expect("buffer");
+            first
+        };
+        scan.committed.2 = first_lsn;
+    }
     let mut buf = Some(buf);
     let mut stop: Option<(usize, u64)> = None; // (position in ids, offset) of the first frame that does not continue the log
     // Whether the log simply ends (zeros after a complete batch) rather than breaking off.
     let mut clean_end = false;
-    'segments: for (pos, &id) in ids.iter().enumerate() {
+    'segments: for (pos, &id) in ids.iter().enumerate().skip(start.0) {
         let file = files[&id].clone();
         let size = file.size()?.min(config.segment_bytes);
         let mut reader = Reader::new(&*file, buf.take().expect("buffer"));
-        let mut offset = 0u64;
+        let mut offset = if pos == start.0 { start.1 } else { 0 };
         // A segment after the first must begin with a new batch right where the last one ended.
         if pos > 0 && !scan.pending.is_empty() {
             clean_end = false;

@@ -1,0 +1,238 @@
+//! Index checkpoints: the whole index at one batch boundary, so start-up replays only the log
+//! written after it instead of every segment.
+//!
+//! File `index.ckpt`, written as `index.ckpt.tmp`, synced, renamed, directory synced. It is a
+//! sequence of log frames (record.rs) of kind `Checkpoint` forming one batch: frame 0 carries
+//! the header in its metadata, the others carry packed entries in their data. `batch_len`
+//! covers the whole file, so a checkpoint counts only if every frame is present and valid.
+//!
+//! A checkpoint is used only while the segment holding its tail position exists. Compaction
+//! deletes segments oldest first, so then every frame written after the checkpoint, tombstones
+//! included, is still in the log; otherwise start-up replays the whole log.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::StoreError;
+use super::index::{Index, Location};
+use super::record::{self, HEADER_BYTES, Header, Kind};
+use super::recovery::Reader;
+use crate::env::{Env, File, OpenMode, Storage};
+
+pub(super) fn path(dir: &Path) -> PathBuf {
+    dir.join("index.ckpt")
+}
+
+fn tmp_path(dir: &Path) -> PathBuf {
+    dir.join("index.ckpt.tmp")
+}
+
+/// The log position a checkpoint covers: (segment, offset, next lsn), and each full segment's end.
+pub(super) struct Loaded {
+    pub index: Index,
+    pub tail: (u32, u64, u64),
+    pub ends: BTreeMap<u32, u64>,
+}
+
+fn put_u16(out: &mut Vec<u8>, v: usize) {
+    out.extend_from_slice(&u16::try_from(v).expect("fits in u16").to_le_bytes());
+}
+
+/// Serializes the index synchronously (a consistent snapshot) into entry chunks that each fit
+/// one frame's data.
+fn entry_chunks(index: &Index, chunk_max: usize) -> Vec<Vec<u8>> {
+    let mut chunks = vec![Vec::new()];
+    for (bucket, key, loc) in index.iter() {
+        let loc: Location = *loc;
+        let mut e = Vec::with_capacity(4 + bucket.len() + key.len() + 32);
+        put_u16(&mut e, bucket.len());
+        e.extend_from_slice(bucket);
+        put_u16(&mut e, key.len());
+        e.extend_from_slice(key);
+        e.extend_from_slice(&loc.segment.to_le_bytes());
+        e.extend_from_slice(&loc.frame_len.to_le_bytes());
+        e.extend_from_slice(&loc.offset.to_le_bytes());
+        e.extend_from_slice(&loc.lsn.to_le_bytes());
+        e.extend_from_slice(&loc.data_len.to_le_bytes());
+        let last = chunks.last_mut().expect("at least one chunk");
+        if last.len() + e.len() > chunk_max {
+            chunks.push(e);
+        } else {
+            last.extend_from_slice(&e);
+        }
+    }
+    chunks.retain(|c| !c.is_empty());
+    chunks
+}
+
+fn header_bytes(tail: (u32, u64, u64), objects: u64, ends: &BTreeMap<u32, u64>) -> Vec<u8> {
+    let mut h = Vec::new();
+    h.extend_from_slice(&tail.0.to_le_bytes());
+    h.extend_from_slice(&tail.1.to_le_bytes());
+    h.extend_from_slice(&tail.2.to_le_bytes());
+    h.extend_from_slice(&objects.to_le_bytes());
+    h.extend_from_slice(&(ends.len() as u32).to_le_bytes());
+    for (id, end) in ends {
+        h.extend_from_slice(&id.to_le_bytes());
+        h.extend_from_slice(&end.to_le_bytes());
+    }
+    h
+}
+
+/// A serialized index at one batch boundary, taken without awaiting so it is consistent.
+pub(super) struct Snapshot {
+    meta: Vec<u8>,
+    chunks: Vec<Vec<u8>>,
+    objects: u64,
+}
+
+pub(super) fn snapshot(index: &Index, tail: (u32, u64, u64), ends: &BTreeMap<u32, u64>, batch_bytes: usize) -> Snapshot {
+    let chunk_max = batch_bytes - HEADER_BYTES;
+    let meta = header_bytes(tail, index.objects(), ends);
+    assert!(meta.len() <= chunk_max, "checkpoint header too large");
+    Snapshot { meta, chunks: entry_chunks(index, chunk_max), objects: index.objects() }
+}
+
+/// Writes `snap` durably as the checkpoint; returns its object count.
+pub(super) async fn write<E: Env>(env: &E, dir: &Path, batch_bytes: usize, snap: Snapshot) -> Result<u64, StoreError> {
+    let Snapshot { meta, chunks, objects } = snap;
+    let frames = 1 + chunks.len();
+    let nonce = env.random_u64();
+    let storage = env.storage();
+    let file = storage.open(&tmp_path(dir), OpenMode::Truncate)?;
+    let mut buf = storage.arena().alloc_wait(batch_bytes).await.map_err(|e| StoreError::Config(format!("checkpoint buffer: {e}")))?;
+    let (mut used, mut offset) = (0usize, 0u64);
+    for i in 0..frames {
+        let (m, d): (&[u8], &[u8]) = if i == 0 { (&meta, &[]) } else { (&[], &chunks[i - 1]) };
+        let len = record::frame_len(m.len() + d.len());
+        if used + len > batch_bytes {
+            buf.set_len(used);
+            let (r, b) = file.write_at(buf, offset).await;
+            buf = b;
+            r?;
+            offset += used as u64;
+            used = 0;
+        }
+        let header = Header {
+            kind: Kind::Checkpoint,
+            lsn: 1 + i as u64,
+            batch_nonce: nonce,
+            batch_first_lsn: 1,
+            batch_len: frames as u32,
+            frame_len: len as u32,
+            group: 0,
+            term: 0,
+            index: 0,
+            key_len: 0,
+            meta_len: m.len() as u32,
+            data_len: d.len() as u64,
+        };
+        record::encode(&header, &[], m, d, &mut buf.as_mut_capacity()[used..used + len]);
+        used += len;
+    }
+    buf.set_len(used);
+    let (r, _) = file.write_at(buf, offset).await;
+    r?;
+    file.sync_data().await?;
+    drop(file);
+    storage.rename(&tmp_path(dir), &path(dir))?;
+    storage.sync_dir(dir)?;
+    Ok(objects)
+}
+
+fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if b.len() < n {
+        return None;
+    }
+    let (head, rest) = b.split_at(n);
+    *b = rest;
+    Some(head)
+}
+
+fn u16_(b: &mut &[u8]) -> Option<usize> {
+    take(b, 2).map(|v| u16::from_le_bytes([v[0], v[1]]) as usize)
+}
+fn u32_(b: &mut &[u8]) -> Option<u32> {
+    take(b, 4).map(|v| u32::from_le_bytes(v.try_into().expect("4")))
+}
+fn u64_(b: &mut &[u8]) -> Option<u64> {
+    take(b, 8).map(|v| u64::from_le_bytes(v.try_into().expect("8")))
+}
+
+/// Loads the checkpoint, or says why there is none to use.
+pub(super) async fn load<E: Env>(env: &E, dir: &Path, batch_bytes: usize) -> Result<Result<Loaded, String>, StoreError> {
+    let storage = env.storage();
+    let file = match storage.open(&path(dir), OpenMode::Existing) {
+        Ok(f) => f,
+        Err(e) if e.source.raw_os_error() == Some(libc::ENOENT) => return Ok(Err("no checkpoint".into())),
+        Err(e) => return Err(e.into()),
+    };
+    let size = file.size()?;
+    let buf = storage.arena().alloc_wait(batch_bytes).await.map_err(|e| StoreError::Config(format!("checkpoint buffer: {e}")))?;
+    let mut reader = Reader::new(&file, buf);
+    let mut index = Index::default();
+    let (mut tail, mut ends, mut objects) = ((0, 0, 0), BTreeMap::new(), 0u64);
+    let (mut offset, mut expected, mut first): (u64, u64, Option<Header>) = (0, 1, None);
+    loop {
+        if offset >= size {
+            return Ok(Err("checkpoint ends before its last frame".into()));
+        }
+        let frame = match reader.frame(offset, batch_bytes).await? {
+            Ok((h, _)) => h,
+            Err(e) => return Ok(Err(format!("checkpoint frame at offset {offset}: {e:?}"))),
+        };
+        let consistent = frame.kind == Kind::Checkpoint
+            && frame.lsn == expected
+            && first.is_none_or(|f| f.batch_nonce == frame.batch_nonce && f.batch_len == frame.batch_len);
+        if !consistent {
+            return Ok(Err(format!("checkpoint frame at offset {offset} does not belong")));
+        }
+        let bytes = reader.bytes(offset, frame.frame_len as usize).await?;
+        let f = record::decode(bytes).expect("verified by frame()");
+        let parsed =
+            if expected == 1 { parse_header(f.meta, &mut tail, &mut ends, &mut objects) } else { parse_entries(f.data, &mut index) };
+        if parsed.is_none() {
+            return Ok(Err(format!("checkpoint frame at offset {offset} does not parse")));
+        }
+        first.get_or_insert(frame);
+        offset += frame.frame_len as u64;
+        if expected == frame.batch_len as u64 {
+            break;
+        }
+        expected += 1;
+    }
+    if index.objects() != objects {
+        return Ok(Err(format!("checkpoint holds {} objects, its header says {objects}", index.objects())));
+    }
+    Ok(Ok(Loaded { index, tail, ends }))
+}
+
+fn parse_header(mut m: &[u8], tail: &mut (u32, u64, u64), ends: &mut BTreeMap<u32, u64>, objects: &mut u64) -> Option<()> {
+    *tail = (u32_(&mut m)?, u64_(&mut m)?, u64_(&mut m)?);
+    *objects = u64_(&mut m)?;
+    for _ in 0..u32_(&mut m)? {
+        ends.insert(u32_(&mut m)?, u64_(&mut m)?);
+    }
+    m.is_empty().then_some(())
+}
+
+fn parse_entries(mut d: &[u8], index: &mut Index) -> Option<()> {
+    while !d.is_empty() {
+        let bn = u16_(&mut d)?;
+        let bucket = take(&mut d, bn)?;
+        let kn = u16_(&mut d)?;
+        let key = take(&mut d, kn)?;
+        let loc = Location {
+            segment: u32_(&mut d)?,
+            frame_len: u32_(&mut d)?,
+            offset: u64_(&mut d)?,
+            lsn: u64_(&mut d)?,
+            data_len: u64_(&mut d)?,
+        };
+        if index.get(bucket, key).is_some() {
+            return None;
+        }
+        index.put(bucket, key, loc);
+    }
+    Some(())
+}
