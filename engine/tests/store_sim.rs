@@ -165,6 +165,7 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
     let writers = rng.range(1, 12);
     let ops = rng.range(5, 80);
     let compact = rng.chance(500_000);
+    let checkpoints = rng.chance(500_000);
 
     let compaction_stats: RefCell<Option<Store<SimEnv>>> = RefCell::new(None);
     let executor = Executor::new(world.clone());
@@ -179,6 +180,11 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
         // Compaction races the writers (relocations vs overwrites and deletes of the same keys).
         if compact {
             let _compactor = store.spawn_compactor(0.9, 50 << 20, Duration::from_micros(300));
+        }
+        // Checkpoints race the writers, compaction and the crash: start-up must use or reject
+        // each one correctly.
+        if checkpoints {
+            let _checkpointer = store.spawn_checkpointer(64 << 10, Duration::from_micros(500));
         }
 
         *compaction_stats.borrow_mut() = Some(store.clone());

@@ -86,6 +86,7 @@ impl StoreError {
     pub fn errno(&self) -> Option<i32> {
         match self {
             StoreError::Io(e) => e.errno(),
+            StoreError::Open(e) => e.source.raw_os_error(),
             StoreError::Batch { errno, .. } => *errno,
             _ => None,
         }
@@ -416,6 +417,8 @@ impl<E: Env> Store<E> {
         .await;
         match done.error.borrow().as_ref() {
             None => Ok(done.first_lsn.get() + position as u64),
+            // Not written at all: an earlier batch had already stopped the store.
+            Some((None, cause)) => Err(StoreError::Failed { cause: cause.clone() }),
             Some((errno, cause)) => Err(StoreError::Batch { op, object: object(), errno: *errno, cause: cause.clone() }),
         }
     }
@@ -575,6 +578,25 @@ impl<E: Env> Store<E> {
         })
     }
 
+    /// Writes an index checkpoint whenever `log_bytes` more have been written since the last
+    /// one (checked every `idle`), so start-up after a crash replays at most about that much.
+    /// Stops with `close`.
+    pub fn spawn_checkpointer(&self, log_bytes: u64, idle: std::time::Duration) -> crate::JoinHandle<u64> {
+        let store = self.clone();
+        crate::spawn(async move {
+            let (mut last, mut written) = (store.stats().bytes_written, 0u64);
+            while !store.inner.closing.get() && store.inner.failed.borrow().is_none() {
+                crate::sleep(idle).await;
+                let now = store.stats().bytes_written;
+                if now - last >= log_bytes && store.checkpoint().await.is_ok() {
+                    last = now;
+                    written += 1;
+                }
+            }
+            written
+        })
+    }
+
     /// Runs compaction in the background: whenever the oldest full segment is at most
     /// `max_live_ratio` live, it is compacted at `bytes_per_s`. Stops with `close`.
     pub fn spawn_compactor(
@@ -660,7 +682,14 @@ async fn writer<E: Env>(inner: Rc<Inner<E>>) {
         let spare = inner.spare.borrow_mut().take().expect("the spare buffer is free between batches");
         let mut batch = inner.filling.borrow_mut().replace(Batch::new(spare)).expect("filling batch");
         wake_all(&inner.room_waiters);
-        let result = commit(&inner, &mut batch).await;
+        // After a fatal failure nothing more is written, not even records that were already
+        // waiting: the failed batch may still reach the disk whole, and a later batch reusing
+        // its lsns would then be cut away at recovery after being acknowledged.
+        let failed = inner.failed.borrow().clone();
+        let result = match failed {
+            Some(cause) => Err((None, cause, true)),
+            None => commit(&inner, &mut batch).await,
+        };
         finish(&inner, batch, result);
     }
 }
