@@ -280,6 +280,11 @@ fn store_survives_faults_and_crashes() {
         "{n} seeds: {} writes acknowledged, {} keys verified after crash, {} failed ops, {} corrupt reads detected, {} reopens refused for corruption, {} compactions ({} relocations voided by racing writes)",
         total.acked, total.verified, total.failed_ops, total.corrupt_reads, refused, total.compactions, total.voided
     );
-    assert!(total.compactions > 0, "no seed compacted: the compactor is not exercised");
-    assert!(total.verified > 0, "no seed verified anything: the test proves nothing");
+    if n >= 100 {
+        assert!(total.compactions > 0, "no seed compacted: the compactor is not exercised");
+    }
+    // Aggregate checks that the run exercised what it claims; a one-seed replay may not.
+    if n >= 100 {
+        assert!(total.verified > 0, "no seed verified anything: the test proves nothing");
+    }
 }

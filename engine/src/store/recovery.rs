@@ -228,6 +228,9 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         scan.committed.2 = first_lsn;
     }
     let mut buf = Some(buf);
+    // Set when the scan moved on to the next segment after a clean end; that segment's first
+    // frame must then continue the log.
+    let mut rolled = false;
     let mut stop: Option<(usize, u64)> = None; // (position in ids, offset) of the first frame that does not continue the log
     // Whether the log simply ends (zeros after a complete batch) rather than breaking off.
     let mut clean_end = false;
@@ -251,14 +254,22 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
                 Err(_) => None,
             };
             match taken {
-                Some(frame_len) => offset += frame_len as u64,
+                Some(frame_len) => {
+                    offset += frame_len as u64;
+                    rolled = false;
+                }
                 None => {
-                    // The end of this segment's batches: the log continues in the next segment
-                    // only if this one ended on a complete batch and the next starts cleanly.
-                    if scan.pending.is_empty() && pos + 1 < ids.len() {
+                    // The log continues in the next segment only if this one ended cleanly
+                    // (zeros right after a complete batch) and, checked there, the next one
+                    // starts with exactly the expected batch. Any other break (a bad checksum,
+                    // a frame out of sequence, a next segment that does not continue) goes to
+                    // the later-batch check below.
+                    if clean_end && !rolled && pos + 1 < ids.len() {
                         ends.insert(id, offset);
+                        rolled = true;
                         break;
                     }
+                    clean_end &= !rolled;
                     buf = reader.buf.take();
                     stop = Some((pos, offset));
                     break 'segments;
@@ -267,6 +278,8 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         }
         if pos + 1 < ids.len() {
             ends.entry(id).or_insert(offset);
+            // A segment used to its very end: the next one must continue the log too.
+            rolled = true;
         }
         buf = reader.buf.take();
     }
