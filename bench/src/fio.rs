@@ -108,6 +108,84 @@ pub fn parse(stdout: &str, read: bool) -> Result<Measured, String> {
     })
 }
 
+/// One job of a reference run over several files: each core's store has its own segment file,
+/// so fio gets one job per core, pinned to that core's cpu, on that core's file.
+#[derive(Clone, Debug)]
+pub struct FileJob {
+    pub file: std::path::PathBuf,
+    /// The job stays within the first `size_bytes` of its file (the written part of a segment:
+    /// reading never-written extents would measure the filesystem's zero-fill, not the disk).
+    pub size_bytes: u64,
+    pub cpu: usize,
+}
+
+/// How a per-file reference run does its I/O.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileIo {
+    /// io_uring, O_DIRECT, fixed buffers, registered files: the engine benchmark's reference.
+    IoUring(IoMem),
+    /// O_DIRECT `pwrite` then `fdatasync`, one at a time: the durable write at QD1 that group
+    /// commit is measured against.
+    PsyncFdatasync,
+}
+
+/// A reference run of one fio job per file, all jobs reported as one group.
+#[derive(Clone, Debug)]
+pub struct FileRun<'a> {
+    pub jobs: &'a [FileJob],
+    /// fio's `rw=`: `randread`, `read`, `write`.
+    pub rw: &'a str,
+    pub block_bytes: usize,
+    /// In flight per job (ignored by `psync`, which is QD1).
+    pub queue_depth: usize,
+    pub duration: std::time::Duration,
+    pub io: FileIo,
+}
+
+pub fn file_run_args(run: &FileRun) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        format!("--rw={}", run.rw),
+        format!("--bs={}", run.block_bytes),
+        "--direct=1".into(),
+        "--thread".into(),
+        "--norandommap".into(),
+        "--randrepeat=0".into(),
+        "--time_based".into(),
+        format!("--runtime={}ms", run.duration.as_millis()),
+        "--lat_percentiles=1".into(),
+        "--group_reporting".into(),
+        "--output-format=json".into(),
+    ];
+    match run.io {
+        FileIo::IoUring(iomem) => args.extend([
+            "--ioengine=io_uring".into(),
+            "--fixedbufs".into(),
+            "--registerfiles".into(),
+            format!("--iodepth={}", run.queue_depth),
+            format!("--iomem={}", if iomem == IoMem::HugeTlb { "shmhuge" } else { "malloc" }),
+        ]),
+        FileIo::PsyncFdatasync => args.extend(["--ioengine=psync".into(), "--fdatasync=1".into()]),
+    }
+    // Options after a `--name` belong to that job; those before it are global.
+    for (i, job) in run.jobs.iter().enumerate() {
+        args.extend([
+            format!("--name=corestore-ref-{i}"),
+            format!("--filename={}", job.file.display()),
+            format!("--size={}", job.size_bytes),
+            format!("--cpus_allowed={}", job.cpu),
+        ]);
+    }
+    args
+}
+
+pub fn run_files(run: &FileRun) -> Result<Measured, String> {
+    let out = Command::new("fio").args(file_run_args(run)).output().map_err(|e| format!("running fio: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("fio failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    parse(&String::from_utf8_lossy(&out.stdout), run.rw.contains("read"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +201,36 @@ mod tests {
         assert_eq!((m.latency_ns_p50, m.latency_ns_p99), (800, 2000));
         assert!(parse(json, false).is_err(), "write side has no percentiles: must be an error, not zeros");
         assert!(parse("no json", true).is_err());
+    }
+
+    #[test]
+    fn per_file_jobs_follow_the_global_options() {
+        let jobs = [FileJob { file: "/d/a".into(), size_bytes: 4096, cpu: 0 }, FileJob { file: "/d/b".into(), size_bytes: 8192, cpu: 1 }];
+        let run = FileRun {
+            jobs: &jobs,
+            rw: "write",
+            block_bytes: 4096,
+            queue_depth: 1,
+            duration: std::time::Duration::from_secs(1),
+            io: FileIo::PsyncFdatasync,
+        };
+        let args = file_run_args(&run);
+        let first_job = args.iter().position(|a| a.starts_with("--name=")).expect("a job");
+        assert!(args[..first_job].iter().any(|a| a == "--fdatasync=1"), "fdatasync is global: {args:?}");
+        assert!(!args.iter().any(|a| a.starts_with("--iodepth")), "psync is QD1: {args:?}");
+        let tail: Vec<&str> = args[first_job..].iter().map(String::as_str).collect();
+        assert_eq!(
+            tail,
+            [
+                "--name=corestore-ref-0",
+                "--filename=/d/a",
+                "--size=4096",
+                "--cpus_allowed=0",
+                "--name=corestore-ref-1",
+                "--filename=/d/b",
+                "--size=8192",
+                "--cpus_allowed=1",
+            ]
+        );
     }
 }

@@ -29,3 +29,54 @@ fn engine_benchmark_prints_a_ratio_per_workload() {
     let last = stdout.lines().last().expect("output");
     assert!(last.starts_with("min ratio engine/fio: "), "last line: {last}");
 }
+
+#[test]
+fn store_benchmark_prints_a_line_per_workload_and_the_min_ratio() {
+    let dir = concat!(env!("CARGO_TARGET_TMPDIR"), "/smoke-store");
+    let out = Command::new(env!("CARGO_BIN_EXE_corestore-bench"))
+        .args(["store", "--quick", "--seconds", "0.2", "--small-objects", "2000", "--large-objects", "16", "--index-objects", "20000"])
+        .args(["--dir", dir])
+        .output()
+        .expect("running corestore-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "corestore-bench store failed (is fio installed? `apt-get install fio`):\n{stderr}\n{stdout}");
+    let lines: Vec<serde_json::Value> =
+        stdout.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let names: Vec<&str> = lines.iter().map(|l| l["workload"].as_str().expect("workload")).collect();
+    assert_eq!(
+        names,
+        [
+            "4k-put-w1",
+            "4k-put-w16",
+            "4k-put-w256",
+            "4k-get-qd64",
+            "1m-get-qd8",
+            "index-memory",
+            "startup-after-crash",
+            "startup-after-close"
+        ]
+    );
+    let number = |l: &serde_json::Value, key: &str| l[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {l}"));
+    for l in &lines[..5] {
+        for key in ["store", "fio", "ratio", "store_latency_ns_p99"] {
+            let v = number(l, key);
+            assert!(v > 0.0 && v.is_finite(), "{key} = {v} in {l}");
+        }
+        assert!((number(l, "store") / number(l, "fio") - number(l, "ratio")).abs() < 1e-9, "ratio is store/fio in {l}");
+    }
+    for l in &lines[..3] {
+        assert!(number(l, "records_per_sync") >= 1.0, "every fdatasync made at least one record durable: {l}");
+    }
+    let index = &lines[5];
+    assert!(index["ratio"].is_null(), "no fio reference, no ratio: {index}");
+    assert!(number(index, "store").is_finite() && number(index, "resident_bytes_per_object").is_finite());
+    assert_eq!(index["objects"], 20000);
+    for start_up in &lines[6..] {
+        assert!(start_up["ratio"].is_null(), "no fio reference, no ratio: {start_up}");
+        assert_eq!(start_up["objects"], 20000 + 2 * 4096, "the measured objects and the warm-up");
+        assert!(number(start_up, "store") > 0.0 && number(start_up, "seconds_for_10m_objects") > 0.0, "{start_up}");
+    }
+    let last = stdout.lines().last().expect("output");
+    assert!(last.starts_with("min ratio store/fio: "), "last line: {last}");
+}

@@ -1,0 +1,1080 @@
+//! `corestore-bench store`: the per-core store (`engine::store`) against fio on the same
+//! filesystem, in one run:
+//! - durable 4 KiB puts with 1, 16 and 256 writers per core vs fio's O_DIRECT write + fdatasync
+//!   at QD1: the group-commit gain, with the records each fdatasync made durable;
+//! - 4 KiB gets at QD64 and 1 MiB gets at QD8 vs fio reading the store's own segment file;
+//! - resident memory per object of the index, and the start-up (recovery) time of that store.
+//!
+//! Each core runs its own store in its own directory (one store is one core's shard) and fio runs
+//! one job per core, pinned to the same cpu, on the same files. Store and fio runs alternate in
+//! rounds and each column reports its median round (shared virtual disks drift between runs).
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Barrier;
+use std::time::Duration;
+
+use engine::arena::{ArenaConfig, ClassConfig};
+use engine::store::{BATCH_BYTES_DEFAULT, BATCH_RECORDS_MAX, SEGMENT_BYTES_DEFAULT, Store, StoreConfig, StoreStats, record};
+use engine::{Env, LinuxEnv, RuntimeConfig, SECTOR_SIZE};
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+use crate::fio::{self, FileIo, FileJob, FileRun, IoMem};
+use crate::machine;
+use crate::workload::Measured;
+
+const BUCKET: &[u8] = b"bench";
+/// Every key is 16 ASCII bytes: 4 hex digits naming a writer (0 for preloaded objects), 12 of a
+/// sequence number.
+const KEY_BYTES: usize = 16;
+const SMALL_OBJECT_BYTES: usize = 4 << 10;
+const LARGE_OBJECT_BYTES: usize = 1 << 20;
+const PUT_WRITERS: [usize; 3] = [1, 16, 256];
+const SMALL_GET_QUEUE_DEPTH: usize = 64;
+const LARGE_GET_QUEUE_DEPTH: usize = 8;
+/// Concurrent puts that preload objects: more than one batch holds, so every batch is full.
+const PRELOAD_WRITERS: usize = 256;
+/// The index fill's batches: the most records a batch may hold, each a 4 KiB frame.
+const INDEX_BATCH_BYTES: usize = BATCH_RECORDS_MAX * SECTOR_SIZE;
+/// A 1 MiB object's frame is 1 MiB plus a header sector: it needs a batch (and a read buffer)
+/// larger than 1 MiB.
+const LARGE_BATCH_BYTES: usize = 2 << 20;
+/// The fdatasync reference's file: fallocated fresh each round, like a store's new segment, and
+/// larger than QD1 durable writes fill in a run, so fio never wraps around into written blocks.
+const FDATASYNC_FILE_BYTES: u64 = 1 << 30;
+/// Objects put before the index memory is measured (see `index_fill`).
+const INDEX_WARM_UP_OBJECTS: u64 = 2 * BATCH_RECORDS_MAX as u64;
+/// The start-up figure is extrapolated to this many objects.
+const RECOVERY_OBJECTS_TARGET: f64 = 10e6;
+/// Goals (store issue).
+const PUT_GAIN_GOAL_256: f64 = 20.0;
+const SMALL_GET_GOAL: f64 = 0.85;
+const LARGE_GET_GOAL: f64 = 0.90;
+const INDEX_BYTES_PER_OBJECT_GOAL: f64 = 32.0;
+/// Buffers of `batch_bytes` a store takes from the arena: one batch filling, one being written,
+/// and one for recovery's reads or the index checkpoint written at close.
+const BATCH_BUFFERS: usize = 3;
+const _: () = assert!(LARGE_BATCH_BYTES % SECTOR_SIZE == 0 && LARGE_BATCH_BYTES > LARGE_OBJECT_BYTES);
+
+#[derive(clap::Args)]
+pub struct StoreArgs {
+    /// Data directory, removed and recreated at start. Must be on a filesystem with O_DIRECT
+    /// (ext4, xfs), not tmpfs.
+    #[arg(long, default_value = "target/corestore-bench-store")]
+    dir: PathBuf,
+    /// Cores, each with its own store in its own directory (one store is one core's shard).
+    #[arg(long, default_value_t = 1)]
+    cores: usize,
+    /// Seconds per timed run [default: 2; 0.5 with --quick].
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Rounds: fio and the store alternate this many times per workload and each reports its
+    /// median round; more, shorter rounds ride out a shared disk's bursts [default: 5; 1 with --quick].
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// 4 KiB objects per core preloaded for the 4 KiB gets [default: 100000; 10000 with --quick].
+    #[arg(long)]
+    small_objects: Option<u64>,
+    /// 1 MiB objects per core preloaded for the 1 MiB gets [default: 512; 64 with --quick].
+    #[arg(long)]
+    large_objects: Option<u64>,
+    /// Empty objects per core for the index memory and start-up figures [default: 1000000;
+    /// 100000 with --quick].
+    #[arg(long)]
+    index_objects: Option<u64>,
+    /// Short run for CI smoke use (explicit sizes above still apply).
+    #[arg(long)]
+    quick: bool,
+    /// Run only the parts with a workload whose name contains this (`put`, `4k-get`, `1m-get`,
+    /// `index`, `startup`).
+    #[arg(long)]
+    only: Option<String>,
+}
+
+/// What a run does, once defaults are applied.
+struct Plan {
+    dir: PathBuf,
+    cores: usize,
+    cpus: Vec<usize>,
+    duration: Duration,
+    rounds: usize,
+    small_objects: u64,
+    large_objects: u64,
+    index_objects: u64,
+    only: Option<String>,
+}
+
+impl Plan {
+    fn new(args: &StoreArgs) -> Result<Plan, String> {
+        let q = args.quick;
+        let cpus = RuntimeConfig::cores(args.cores).map_err(|e| e.to_string())?.cpus;
+        let seconds = args.seconds.unwrap_or(if q { 0.5 } else { 2.0 });
+        let plan = Plan {
+            dir: args.dir.clone(),
+            cores: args.cores,
+            cpus,
+            duration: Duration::try_from_secs_f64(seconds).map_err(|e| format!("--seconds {seconds}: {e}"))?,
+            rounds: args.rounds.unwrap_or(if q { 1 } else { 5 }).max(1),
+            small_objects: args.small_objects.unwrap_or(if q { 10_000 } else { 100_000 }),
+            large_objects: args.large_objects.unwrap_or(if q { 64 } else { 512 }),
+            index_objects: args.index_objects.unwrap_or(if q { 100_000 } else { 1_000_000 }),
+            only: args.only.clone(),
+        };
+        if plan.small_objects == 0 || plan.large_objects == 0 || plan.index_objects == 0 {
+            return Err("object counts must be positive".into());
+        }
+        if plan.index_objects.max(plan.small_objects) >= 1 << 48 {
+            return Err("object counts must be below 2^48 (12 hex digits of key)".into());
+        }
+        Ok(plan)
+    }
+
+    /// Whether a part with these workloads runs.
+    fn runs<S: AsRef<str>>(&self, workloads: &[S]) -> bool {
+        self.only.as_ref().is_none_or(|o| workloads.iter().any(|w| w.as_ref().contains(o.as_str())))
+    }
+
+    /// `<dir>/<phase>/core-<c>` for each core.
+    fn core_dirs(&self, phase: &str) -> Vec<PathBuf> {
+        (0..self.cores).map(|c| self.dir.join(phase).join(format!("core-{c}"))).collect()
+    }
+
+    fn runtime(&self, arena: Option<ArenaConfig>) -> Result<RuntimeConfig, String> {
+        let mut config = RuntimeConfig::cores(self.cores).map_err(|e| e.to_string())?;
+        if let Some(a) = arena {
+            config.arena = a;
+        }
+        Ok(config)
+    }
+}
+
+pub fn bench_store(args: StoreArgs) -> Result<(), String> {
+    let fio_version = fio::version()?;
+    engine::runtime::probe().map_err(|e| e.to_string())?;
+    let plan = Plan::new(&args)?;
+    reset_dir(&plan.dir)?;
+    let (cores, seconds, rounds) = (plan.cores, plan.duration.as_secs_f64(), plan.rounds);
+    println!("# store vs {fio_version}, {cores} cores (one store each), {seconds} s per run, median of {rounds} interleaved rounds");
+    println!("# machine: {}", machine::describe(&plan.dir.join("x")));
+    let largest = (frame_bytes(LARGE_OBJECT_BYTES) * LARGE_GET_QUEUE_DEPTH).max(frame_bytes(SMALL_OBJECT_BYTES) * SMALL_GET_QUEUE_DEPTH);
+    let (iomem, iomem_line) = fio::prepare_iomem((largest * cores) as u64);
+    println!("# {iomem_line}");
+    println!(
+        "# puts: 4 KiB objects, empty metadata, 16-byte keys, batch {} KiB; fio reference: write 4k psync O_DIRECT fdatasync=1 (QD1) on a fresh fallocated file in the data directory",
+        BATCH_BYTES_DEFAULT >> 10
+    );
+    println!(
+        "# gets: fio reads the written part of each core's store segment file (io_uring, O_DIRECT, fixed buffers); \"at frame size\": fio randread of whole frames, the store's own I/O"
+    );
+    let mut rows = Vec::new();
+    if plan.runs(&PUT_WRITERS.map(put_name)) {
+        rows = put_rows(&plan)?;
+        for r in &rows {
+            r.print_json();
+        }
+    }
+    for shape in [GetShape::small(&plan), GetShape::large(&plan)].into_iter().filter(|s| plan.runs(&[s.name])) {
+        let r = get_row(&plan, &shape, iomem)?;
+        r.print_json();
+        rows.push(r);
+    }
+    let index = if plan.runs(&["index-memory", StartUp::AfterCrash.name(), StartUp::AfterClose.name()]) {
+        let (index, start_ups) = index_and_recovery(&plan)?;
+        index.print_json();
+        for s in &start_ups {
+            s.print_json();
+        }
+        Some((index, start_ups))
+    } else {
+        None
+    };
+    if !rows.is_empty() {
+        print_table(&rows);
+        println!();
+    }
+    if let Some((index, start_ups)) = index {
+        index.print_line();
+        for s in &start_ups {
+            s.print_line();
+        }
+    }
+    match rows.iter().map(Row::ratio).reduce(f64::min) {
+        Some(min) => println!("min ratio store/fio: {min:.3}"),
+        None => println!("min ratio store/fio: none (no workload with a fio reference ran)"),
+    }
+    Ok(())
+}
+
+fn put_name(writers: usize) -> String {
+    format!("4k-put-w{writers}")
+}
+
+/// Removes and recreates the data directory, refusing tmpfs (it would measure memcpy).
+fn reset_dir(dir: &Path) -> Result<(), String> {
+    remove_dirs(&[dir.to_path_buf()])?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let fs = machine::filesystem(&dir.join("x"));
+    if fs.starts_with("tmpfs") || fs.starts_with("ramfs") {
+        return Err(format!("{} is on {fs}: O_DIRECT there measures memory, not storage; pass --dir on ext4 or xfs", dir.display()));
+    }
+    Ok(())
+}
+
+/// Removes a run's directories and waits until the filesystem has committed that: freeing
+/// gigabytes makes ext4 issue discards at its next journal commit (with `-o discard`), and that
+/// work must not land inside the next timed run.
+fn remove_dirs(dirs: &[PathBuf]) -> Result<(), String> {
+    for d in dirs {
+        match std::fs::remove_dir_all(d) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("removing {}: {e}", d.display())),
+            _ => {}
+        }
+    }
+    if let Some(parent) = dirs.first().and_then(|d| d.ancestors().skip(1).find(|a| a.is_dir())) {
+        let dir = std::fs::File::open(parent).map_err(|e| format!("opening {}: {e}", parent.display()))?;
+        // SAFETY: syncfs on a descriptor we own.
+        if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) } != 0 {
+            return Err(format!("syncfs {}: {}", parent.display(), std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// `key(tag, n)`: 16 ASCII hex digits, no allocation.
+fn key(tag: u16, n: u64) -> [u8; KEY_BYTES] {
+    assert!(n < 1 << 48, "sequence number {n} exceeds 12 hex digits");
+    let v = (tag as u64) << 48 | n;
+    let mut k = [0u8; KEY_BYTES];
+    for (i, byte) in k.iter_mut().enumerate() {
+        *byte = b"0123456789abcdef"[(v >> (4 * (KEY_BYTES - 1 - i)) & 0xF) as usize];
+    }
+    k
+}
+
+/// Bytes of the log frame of one object of the benchmark: the record's key field is
+/// `u16 bucket length | bucket | key` (engine/docs/format.md). Checked against the store's own
+/// count of bytes written after each preload.
+fn frame_bytes(object_bytes: usize) -> usize {
+    record::frame_len(2 + BUCKET.len() + KEY_BYTES + object_bytes)
+}
+
+/// Fixed bounds (1 ns to 60 s), as in the engine benchmark: an auto-resizing histogram would
+/// allocate under load.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("constant histogram bounds are valid")
+}
+
+/// One core's share of a timed run.
+struct CoreRun {
+    timed: Timed,
+    commits: Commits,
+}
+
+/// Runs `tasks` tasks on this core, each calling `op(task, iteration)` back to back until
+/// `duration` has passed; elapsed time runs until the last task finished its last operation.
+async fn timed<F, Fut>(tasks: usize, duration: Duration, op: F) -> Result<Timed, String>
+where
+    F: Fn(usize, u64) -> Fut + 'static,
+    Fut: Future<Output = Result<(), String>> + 'static,
+{
+    let op = Rc::new(op);
+    let histogram = Rc::new(RefCell::new(latency_histogram()));
+    let anon_huge_kib = anon_huge_kib();
+    let cpu_start = ThreadCpu::now();
+    let start = engine::time::now();
+    let deadline = start.saturating_add(duration);
+    let handles: Vec<_> = (0..tasks)
+        .map(|task| {
+            let (op, histogram) = (op.clone(), histogram.clone());
+            engine::spawn(async move {
+                let mut n = 0u64;
+                loop {
+                    let t0 = engine::time::now();
+                    if t0 >= deadline {
+                        return Ok::<u64, String>(n);
+                    }
+                    op(task, n).await?;
+                    histogram.borrow_mut().record(engine::time::now().ns - t0.ns).map_err(|e| format!("latency histogram: {e}"))?;
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    let mut ops = 0;
+    for h in handles {
+        ops += h.await?;
+    }
+    let elapsed_ns = engine::time::now().ns - start.ns;
+    let cpu = ThreadCpu::now().since(cpu_start);
+    let latency_ns = Rc::try_unwrap(histogram).map_err(|_| "latency histogram still shared")?.into_inner();
+    Ok(Timed { ops, elapsed_ns, cpu, latency_ns, anon_huge_kib })
+}
+
+struct Timed {
+    ops: u64,
+    elapsed_ns: u64,
+    /// The core thread's CPU time (user + system) and preemptions during the run.
+    cpu: ThreadCpu,
+    latency_ns: Histogram<u64>,
+    /// The process's transparent huge pages when the run started: the arena's buffers are
+    /// physically contiguous only on them (kernel-notes.md), which large I/O depends on.
+    anon_huge_kib: u64,
+}
+
+/// `AnonHugePages` of this process (the arena is the only memory advised as huge pages).
+fn anon_huge_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("AnonHugePages:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// What the calling thread got of its cpu: a core busy for the whole run is the bottleneck
+/// itself; involuntary switches say something else ran on its cpu (a shared machine).
+#[derive(Clone, Copy, Debug, Default)]
+struct ThreadCpu {
+    cpu_ns: u64,
+    involuntary_switches: u64,
+}
+
+impl ThreadCpu {
+    fn now() -> ThreadCpu {
+        // SAFETY: getrusage fills the zeroed struct we own.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+        assert_eq!(r, 0, "getrusage(RUSAGE_THREAD)");
+        let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+        ThreadCpu { cpu_ns: ns(usage.ru_utime) + ns(usage.ru_stime), involuntary_switches: usage.ru_nivcsw as u64 }
+    }
+
+    fn since(self, start: ThreadCpu) -> ThreadCpu {
+        ThreadCpu { cpu_ns: self.cpu_ns - start.cpu_ns, involuntary_switches: self.involuntary_switches - start.involuntary_switches }
+    }
+}
+
+/// What the store's writer did during a run.
+#[derive(Clone, Copy, Debug, Default)]
+struct Commits {
+    records: u64,
+    syncs: u64,
+}
+
+fn commits(before: StoreStats, after: StoreStats) -> Commits {
+    Commits { records: after.records - before.records, syncs: after.syncs - before.syncs }
+}
+
+/// The cores' runs as one measurement: operations summed, time the slowest core's.
+struct StoreRun {
+    measured: Measured,
+    records_per_sync: f64,
+    /// The busiest core's CPU time over its elapsed time.
+    core_busy: f64,
+    /// The most involuntary context switches per second of any core's thread.
+    preempted_per_s: f64,
+    /// The fewest huge pages any core saw (all cores see the whole process).
+    anon_huge_kib: u64,
+}
+
+fn merge(results: Vec<Result<CoreRun, String>>, object_bytes: usize) -> Result<StoreRun, String> {
+    let mut latency_ns = latency_histogram();
+    let (mut ops, mut elapsed_ns, mut records, mut syncs) = (0u64, 0u64, 0u64, 0u64);
+    let (mut core_busy, mut preempted_per_s): (f64, f64) = (0.0, 0.0);
+    let mut anon_huge_kib = u64::MAX;
+    for r in results {
+        let CoreRun { timed: r, commits } = r?;
+        anon_huge_kib = anon_huge_kib.min(r.anon_huge_kib);
+        core_busy = core_busy.max(r.cpu.cpu_ns as f64 / r.elapsed_ns.max(1) as f64);
+        preempted_per_s = preempted_per_s.max(r.cpu.involuntary_switches as f64 / (r.elapsed_ns.max(1) as f64 / 1e9));
+        ops += r.ops;
+        elapsed_ns = elapsed_ns.max(r.elapsed_ns);
+        records += commits.records;
+        syncs += commits.syncs;
+        latency_ns.add(&r.latency_ns).map_err(|e| format!("merging histograms: {e}"))?;
+    }
+    let secs = elapsed_ns.max(1) as f64 / 1e9;
+    let measured = Measured {
+        ops_per_s: ops as f64 / secs,
+        bytes_per_s: (ops * object_bytes as u64) as f64 / secs,
+        latency_ns_p50: latency_ns.value_at_quantile(0.50),
+        latency_ns_p99: latency_ns.value_at_quantile(0.99),
+    };
+    Ok(StoreRun { measured, records_per_sync: records as f64 / syncs.max(1) as f64, core_busy, preempted_per_s, anon_huge_kib })
+}
+
+/// Puts objects `0..count` (`key(tag, i)`, data starting with `i`) with `writers` concurrent tasks.
+async fn fill(store: &Store<LinuxEnv>, tag: u16, count: u64, object_bytes: usize, writers: usize) -> Result<(), String> {
+    let handles: Vec<_> = (0..writers as u64)
+        .map(|first| {
+            let store = store.clone();
+            engine::spawn(async move {
+                let mut data = vec![0x5Au8; object_bytes];
+                let mut i = first;
+                while i < count {
+                    if object_bytes >= 8 {
+                        data[..8].copy_from_slice(&i.to_le_bytes());
+                    }
+                    store.put(BUCKET, &key(tag, i), &[], &data).await.map_err(|e| format!("preload put {i}: {e}"))?;
+                    i += writers as u64;
+                }
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await?;
+    }
+    Ok(())
+}
+
+/// A get of preloaded object `i`, checked to be that object.
+async fn get_checked(store: &Store<LinuxEnv>, i: u64, object_bytes: usize) -> Result<(), String> {
+    let object = store.get(BUCKET, &key(0, i)).await.map_err(|e| format!("get {i}: {e}"))?.ok_or_else(|| format!("get {i}: missing"))?;
+    if object.data.len() != object_bytes || object.data[..8] != i.to_le_bytes() {
+        return Err(format!("get {i}: returned {} bytes of another object", object.data.len()));
+    }
+    Ok(())
+}
+
+/// Closes a store: finishes its batches and writes its index checkpoint.
+async fn close(store: &Store<LinuxEnv>) -> Result<(), String> {
+    store.close().await.map_err(|e| format!("closing the store: {e}"))
+}
+
+// ---- Durable puts vs write + fdatasync ----
+
+fn put_rows(plan: &Plan) -> Result<Vec<Row>, String> {
+    let mut fios = Vec::new();
+    let mut stores: Vec<Vec<StoreRun>> = PUT_WRITERS.iter().map(|_| Vec::new()).collect();
+    for _ in 0..plan.rounds {
+        fios.push(fdatasync_reference(plan)?);
+        for (runs, &writers) in stores.iter_mut().zip(&PUT_WRITERS) {
+            runs.push(put_run(plan, writers)?);
+        }
+    }
+    let fio_rounds = rounds(&fios, |m| m.ops_per_s);
+    let fio = median(fios, |m| m.ops_per_s);
+    let rows = stores
+        .into_iter()
+        .zip(PUT_WRITERS)
+        .map(|(runs, writers)| {
+            let store_rounds = rounds(&runs, |r| r.measured.ops_per_s);
+            let run = median(runs, |r| r.measured.ops_per_s);
+            Row {
+                name: put_name(writers),
+                bytes_metric: false,
+                store: run.measured,
+                fio: fio.clone(),
+                fio_frame: None,
+                fio_latency_comparable: false,
+                goal: (writers == 256).then_some(PUT_GAIN_GOAL_256),
+                records_per_sync: Some(run.records_per_sync),
+                core_busy: run.core_busy,
+                extra: json!({
+                    "writers_per_core": writers,
+                    "object_bytes": SMALL_OBJECT_BYTES,
+                    "frame_bytes": frame_bytes(SMALL_OBJECT_BYTES),
+                    "batch_bytes": BATCH_BYTES_DEFAULT,
+                    "fio_reference": "write 4k psync direct fdatasync=1 qd1",
+                    "store_rounds": store_rounds,
+                    "fio_rounds": fio_rounds,
+                    "anon_huge_kib": run.anon_huge_kib,
+                    "arena_bytes": ArenaConfig::default_per_core().total_bytes() * plan.cores,
+                    "store_core_preempted_per_s": run.preempted_per_s,
+                }),
+            }
+        })
+        .collect();
+    Ok(rows)
+}
+
+/// fio's durable 4 KiB writes at QD1, one job per core, each on a fresh file.
+fn fdatasync_reference(plan: &Plan) -> Result<Measured, String> {
+    let dir = plan.dir.join("fio");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let jobs: Vec<FileJob> = plan
+        .cpus
+        .iter()
+        .enumerate()
+        .map(|(c, &cpu)| FileJob { file: dir.join(format!("fdatasync-core-{c}.dat")), size_bytes: FDATASYNC_FILE_BYTES, cpu })
+        .collect();
+    let run = FileRun {
+        jobs: &jobs,
+        rw: "write",
+        block_bytes: SMALL_OBJECT_BYTES,
+        queue_depth: 1,
+        duration: plan.duration,
+        io: FileIo::PsyncFdatasync,
+    };
+    let measured = fio::run_files(&run);
+    remove_dirs(&[dir])?;
+    measured
+}
+
+/// Each core opens a fresh store and runs `writers` tasks putting 4 KiB objects.
+fn put_run(plan: &Plan, writers: usize) -> Result<StoreRun, String> {
+    let dirs = plan.core_dirs(&format!("put-w{writers}"));
+    remove_dirs(&dirs)?;
+    // The default arena: the store as shipped (two 1 MiB batch buffers; puts read nothing).
+    let config = plan.runtime(None)?;
+    let duration = plan.duration;
+    let results = engine::run(config, |core: engine::Core<()>| put_core(dirs[core.env.core()].clone(), writers, duration, core))
+        .map_err(|e| e.to_string())?;
+    remove_dirs(&dirs)?;
+    merge(results, SMALL_OBJECT_BYTES)
+}
+
+async fn put_core(dir: PathBuf, writers: usize, duration: Duration, core: engine::Core<()>) -> Result<CoreRun, String> {
+    let (store, _) = Store::open(core.env.clone(), StoreConfig::new(dir)).await.map_err(|e| e.to_string())?;
+    let data: Rc<[u8]> = vec![0x5Au8; SMALL_OBJECT_BYTES].into();
+    let before = store.stats();
+    let s = store.clone();
+    let put = move |writer: usize, n: u64| {
+        let (s, data) = (s.clone(), data.clone());
+        async move { s.put(BUCKET, &key(writer as u16, n), &[], &data).await.map(drop).map_err(|e| format!("put: {e}")) }
+    };
+    let timed = timed(writers, duration, put).await?;
+    let commits = commits(before, store.stats());
+    close(&store).await?;
+    Ok(CoreRun { timed, commits })
+}
+
+// ---- Gets vs fio reads of the segment file ----
+
+/// A get workload: what is preloaded, how the store and its arena are shaped, and fio's side.
+struct GetShape {
+    name: &'static str,
+    phase: &'static str,
+    object_bytes: usize,
+    objects: u64,
+    queue_depth: usize,
+    batch_bytes: usize,
+    preload_writers: usize,
+    fio_rw: &'static str,
+    goal: f64,
+}
+
+impl GetShape {
+    fn small(plan: &Plan) -> GetShape {
+        GetShape {
+            name: "4k-get-qd64",
+            phase: "get-4k",
+            object_bytes: SMALL_OBJECT_BYTES,
+            objects: plan.small_objects,
+            queue_depth: SMALL_GET_QUEUE_DEPTH,
+            batch_bytes: BATCH_BYTES_DEFAULT,
+            preload_writers: PRELOAD_WRITERS,
+            fio_rw: "randread",
+            goal: SMALL_GET_GOAL,
+        }
+    }
+
+    fn large(plan: &Plan) -> GetShape {
+        GetShape {
+            name: "1m-get-qd8",
+            phase: "get-1m",
+            object_bytes: LARGE_OBJECT_BYTES,
+            objects: plan.large_objects,
+            queue_depth: LARGE_GET_QUEUE_DEPTH,
+            batch_bytes: LARGE_BATCH_BYTES,
+            // One 1 MiB frame fills a 2 MiB batch: a few writers keep the pipeline full.
+            preload_writers: 4,
+            fio_rw: "read",
+            goal: LARGE_GET_GOAL,
+        }
+    }
+
+    fn frame_bytes(&self) -> usize {
+        frame_bytes(self.object_bytes)
+    }
+
+    /// Every object in one segment, so fio's one file per core is the whole of what gets read.
+    fn store_config(&self, dir: &Path) -> StoreConfig {
+        let log = self.objects * self.frame_bytes() as u64;
+        let segment_bytes = (log.next_multiple_of(self.batch_bytes as u64) + self.batch_bytes as u64).max(SEGMENT_BYTES_DEFAULT);
+        StoreConfig { dir: dir.to_path_buf(), segment_bytes, batch_bytes: self.batch_bytes }
+    }
+
+    /// Exactly what the store needs: batch buffers (and recovery's) of `batch_bytes`, and one
+    /// read buffer of a frame per get in flight.
+    fn arena(&self) -> ArenaConfig {
+        let read = ClassConfig { size_bytes: self.frame_bytes(), count: self.queue_depth };
+        let batch = ClassConfig { size_bytes: self.batch_bytes, count: BATCH_BUFFERS };
+        if read.size_bytes < batch.size_bytes {
+            ArenaConfig { classes: vec![read, batch] }
+        } else {
+            // Reads come from the batch class: keep classes strictly ascending.
+            ArenaConfig { classes: vec![ClassConfig { size_bytes: read.size_bytes, count: read.count + BATCH_BUFFERS }] }
+        }
+    }
+}
+
+fn get_row(plan: &Plan, shape: &GetShape, iomem: IoMem) -> Result<Row, String> {
+    let dirs = plan.core_dirs(shape.phase);
+    let segments = preload(plan, shape, &dirs)?;
+    let jobs: Vec<FileJob> =
+        segments.iter().zip(&plan.cpus).map(|((file, written), &cpu)| FileJob { file: file.clone(), size_bytes: *written, cpu }).collect();
+    let fio_run = |rw, block_bytes| FileRun {
+        jobs: &jobs,
+        rw,
+        block_bytes,
+        queue_depth: shape.queue_depth,
+        duration: plan.duration,
+        io: FileIo::IoUring(iomem),
+    };
+    let (mut fios, mut frame_ios, mut stores) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..plan.rounds {
+        fios.push(fio::run_files(&fio_run(shape.fio_rw, shape.object_bytes))?);
+        // The very reads the store issues (a whole frame of a random object): what the store's
+        // read path costs beyond its on-disk format and access pattern.
+        frame_ios.push(fio::run_files(&fio_run("randread", shape.frame_bytes()))?);
+        stores.push(get_run(plan, shape, &dirs)?);
+    }
+    remove_dirs(&dirs)?;
+    let bytes_metric = shape.object_bytes >= 1 << 20;
+    let by = if bytes_metric { |m: &Measured| m.bytes_per_s } else { |m: &Measured| m.ops_per_s };
+    let (store_rounds, fio_rounds) = (rounds(&stores, |r| by(&r.measured)), rounds(&fios, by));
+    let fio_frame_rounds = rounds(&frame_ios, |m| m.ops_per_s);
+    let run = median(stores, |r: &StoreRun| by(&r.measured));
+    Ok(Row {
+        name: shape.name.to_string(),
+        bytes_metric,
+        store: run.measured,
+        fio: median(fios, by),
+        fio_frame: Some(median(frame_ios, |m| m.ops_per_s)),
+        fio_latency_comparable: true,
+        goal: Some(shape.goal),
+        records_per_sync: None,
+        core_busy: run.core_busy,
+        extra: json!({
+            "queue_depth_per_core": shape.queue_depth,
+            "objects_per_core": shape.objects,
+            "object_bytes": shape.object_bytes,
+            "frame_bytes": shape.frame_bytes(),
+            "batch_bytes": shape.batch_bytes,
+            "fio_reference": format!("{} {}k io_uring direct fixedbufs qd{} on the store's segment file", shape.fio_rw, shape.object_bytes >> 10, shape.queue_depth),
+            "fio_frame_reference": format!("randread {} B (one frame) io_uring direct fixedbufs qd{} on the store's segment file", shape.frame_bytes(), shape.queue_depth),
+            "store_rounds": store_rounds,
+            "fio_rounds": fio_rounds,
+            "fio_frame_ops_per_s_rounds": fio_frame_rounds,
+            "anon_huge_kib": run.anon_huge_kib,
+            "arena_bytes": shape.arena().total_bytes() * plan.cores,
+            "store_core_preempted_per_s": run.preempted_per_s,
+        }),
+    })
+}
+
+/// Fills each core's store; returns each core's segment file and the bytes written to it.
+fn preload(plan: &Plan, shape: &GetShape, dirs: &[PathBuf]) -> Result<Vec<(PathBuf, u64)>, String> {
+    remove_dirs(dirs)?;
+    let config = plan.runtime(Some(shape.arena()))?;
+    let results = engine::run(config, |core: engine::Core<()>| {
+        let store_config = shape.store_config(&dirs[core.env.core()]);
+        async move {
+            let (store, _) = Store::open(core.env.clone(), store_config).await.map_err(|e| e.to_string())?;
+            fill(&store, 0, shape.objects, shape.object_bytes, shape.preload_writers).await?;
+            close(&store).await?;
+            Ok::<u64, String>(store.stats().bytes_written)
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    let mut segments = Vec::with_capacity(dirs.len());
+    for (dir, written) in dirs.iter().zip(results) {
+        let written = written?;
+        let expected = shape.objects * shape.frame_bytes() as u64;
+        if written != expected {
+            return Err(format!(
+                "{}: the store wrote {written} bytes for {} objects, not {expected}: frame size changed?",
+                shape.name, shape.objects
+            ));
+        }
+        let files = segment_files(dir)?;
+        let [file] = files.as_slice() else { return Err(format!("{}: expected one segment file, found {files:?}", dir.display())) };
+        segments.push((file.clone(), written));
+    }
+    Ok(segments)
+}
+
+fn segment_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("listing {}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("seg-") && n.ends_with(".log")))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Each core reopens its store and runs `queue_depth` tasks getting random preloaded objects.
+fn get_run(plan: &Plan, shape: &GetShape, dirs: &[PathBuf]) -> Result<StoreRun, String> {
+    let config = plan.runtime(Some(shape.arena()))?;
+    let results = engine::run(config, |core: engine::Core<()>| {
+        let store_config = shape.store_config(&dirs[core.env.core()]);
+        let (objects, object_bytes, queue_depth, duration) = (shape.objects, shape.object_bytes, shape.queue_depth, plan.duration);
+        async move {
+            let (store, _) = Store::open(core.env.clone(), store_config).await.map_err(|e| e.to_string())?;
+            if store.objects() != objects {
+                return Err(format!("reopened store holds {} objects, not {objects}", store.objects()));
+            }
+            let seed = core.env.core() as u64;
+            let s = store.clone();
+            let get = move |task: usize, n: u64| {
+                let s = s.clone();
+                let (v, _) = engine::rng::splitmix64(seed << 56 ^ (task as u64) << 40 ^ n);
+                let i = ((v as u128 * objects as u128) >> 64) as u64;
+                async move { get_checked(&s, i, object_bytes).await }
+            };
+            let before = store.stats();
+            let timed = timed(queue_depth, duration, get).await?;
+            let commits = commits(before, store.stats());
+            close(&store).await?;
+            Ok(CoreRun { timed, commits })
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    merge(results, shape.object_bytes)
+}
+
+// ---- Index memory and start-up ----
+
+struct IndexFigures {
+    objects: u64,
+    rss_kib_before: u64,
+    rss_kib_after: u64,
+}
+
+impl IndexFigures {
+    fn resident_bytes_per_object(&self) -> f64 {
+        (self.rss_kib_after.saturating_sub(self.rss_kib_before) * 1024) as f64 / self.objects as f64
+    }
+
+    fn beyond_key(&self) -> f64 {
+        self.resident_bytes_per_object() - KEY_BYTES as f64
+    }
+
+    fn print_json(&self) {
+        let line = json!({
+            "workload": "index-memory",
+            "metric": "bytes_per_object_beyond_key",
+            "store": self.beyond_key(),
+            "fio": null,
+            "ratio": null,
+            "goal_max": INDEX_BYTES_PER_OBJECT_GOAL,
+            "meets_goal": self.beyond_key() <= INDEX_BYTES_PER_OBJECT_GOAL,
+            "resident_bytes_per_object": self.resident_bytes_per_object(),
+            "key_bytes": KEY_BYTES,
+            "objects": self.objects,
+            "rss_kib_before": self.rss_kib_before,
+            "rss_kib_after": self.rss_kib_after,
+        });
+        println!("{line}");
+    }
+
+    fn print_line(&self) {
+        let verdict = if self.beyond_key() <= INDEX_BYTES_PER_OBJECT_GOAL { "met" } else { "not met" };
+        println!(
+            "index memory: {:.1} bytes/object beyond the {KEY_BYTES}-byte key ({:.1} resident bytes/object over {} objects; goal <= {INDEX_BYTES_PER_OBJECT_GOAL}: {verdict})",
+            self.beyond_key(),
+            self.resident_bytes_per_object(),
+            self.objects
+        );
+    }
+}
+
+/// How a start-up found the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StartUp {
+    /// The process ended without `Store::close`: the whole log is replayed.
+    AfterCrash,
+    /// After `Store::close` (which writes an index checkpoint, if the store has them).
+    AfterClose,
+}
+
+impl StartUp {
+    fn name(self) -> &'static str {
+        match self {
+            StartUp::AfterCrash => "startup-after-crash",
+            StartUp::AfterClose => "startup-after-close",
+        }
+    }
+}
+
+struct RecoveryFigures {
+    kind: StartUp,
+    objects: u64,
+    /// The slowest core's `Store::open`.
+    open_ns: u64,
+    log_bytes: u64,
+    /// Core 0's recovery report, as the store prints it.
+    report: String,
+}
+
+impl RecoveryFigures {
+    fn objects_per_s(&self) -> f64 {
+        self.objects as f64 / (self.open_ns.max(1) as f64 / 1e9)
+    }
+
+    fn seconds_for_target(&self) -> f64 {
+        RECOVERY_OBJECTS_TARGET / self.objects_per_s()
+    }
+
+    fn print_json(&self) {
+        let line = json!({
+            "workload": self.kind.name(),
+            "metric": "objects_per_s",
+            "store": self.objects_per_s(),
+            "fio": null,
+            "ratio": null,
+            "objects": self.objects,
+            "open_ns": self.open_ns,
+            "seconds_for_10m_objects": self.seconds_for_target(),
+            "log_bytes": self.log_bytes,
+            "batch_bytes": INDEX_BATCH_BYTES,
+            "recovery_report": self.report,
+        });
+        println!("{line}");
+    }
+
+    fn print_line(&self) {
+        let how = match self.kind {
+            StartUp::AfterCrash => "after a crash (no close)",
+            StartUp::AfterClose => "after close",
+        };
+        println!(
+            "start-up {how}: Store::open recovered {} objects ({} MiB of log) in {:.3} s: {:.0} objects/s, ~{:.1} s for 10 million",
+            self.objects,
+            self.log_bytes >> 20,
+            self.open_ns as f64 / 1e9,
+            self.objects_per_s(),
+            self.seconds_for_target()
+        );
+    }
+}
+
+fn index_store_config(dir: &Path) -> StoreConfig {
+    StoreConfig { dir: dir.to_path_buf(), segment_bytes: SEGMENT_BYTES_DEFAULT, batch_bytes: INDEX_BATCH_BYTES }
+}
+
+fn index_arena() -> ArenaConfig {
+    ArenaConfig { classes: vec![ClassConfig { size_bytes: INDEX_BATCH_BYTES, count: BATCH_BUFFERS }] }
+}
+
+/// Fills a store per core with empty objects, measuring resident memory before and after, and
+/// ends without closing it (a crash: every put was acknowledged, so all of it is durable). Then
+/// times `Store::open` twice: replaying that log, and again after a clean close.
+fn index_and_recovery(plan: &Plan) -> Result<(IndexFigures, [RecoveryFigures; 2]), String> {
+    let dirs = plan.core_dirs("index");
+    remove_dirs(&dirs)?;
+    let (index, log_bytes) = index_fill(plan, &dirs)?;
+    let after_crash = index_reopen(plan, &dirs, log_bytes, StartUp::AfterCrash)?;
+    let after_close = index_reopen(plan, &dirs, log_bytes, StartUp::AfterClose)?;
+    remove_dirs(&dirs)?;
+    Ok((index, [after_crash, after_close]))
+}
+
+fn index_fill(plan: &Plan, dirs: &[PathBuf]) -> Result<(IndexFigures, u64), String> {
+    let barrier = Barrier::new(plan.cores);
+    let objects = plan.index_objects;
+    let results = engine::run(plan.runtime(Some(index_arena()))?, |core: engine::Core<()>| {
+        let (barrier, config, first) = (&barrier, index_store_config(&dirs[core.env.core()]), core.env.core() == 0);
+        // Every core blocks its thread at the barrier only while its store is idle (nothing in
+        // flight), so that core 0 reads the process's memory with every core at the same point.
+        let rss_at_barrier = move || {
+            barrier.wait();
+            let rss = if first { machine::rss_kib() } else { 0 };
+            barrier.wait();
+            rss
+        };
+        async move {
+            let (store, _) = Store::open(core.env.clone(), config).await.map_err(|e| e.to_string())?;
+            // A warm-up with the same concurrency leaves the memory of its tasks, batches and
+            // wakers free in the allocator, so the measured growth is the index's alone.
+            fill(&store, 1, INDEX_WARM_UP_OBJECTS, 0, BATCH_RECORDS_MAX).await?;
+            let before = rss_at_barrier();
+            fill(&store, 0, objects, 0, BATCH_RECORDS_MAX).await?;
+            let after = rss_at_barrier();
+            // No close: the runtime ends with the store open, as a crash would.
+            Ok::<_, String>((before, after, store.stats().bytes_written))
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    let mut figures = IndexFigures { objects: objects * plan.cores as u64, rss_kib_before: 0, rss_kib_after: 0 };
+    let mut log_bytes = 0;
+    for (core, r) in results.into_iter().enumerate() {
+        let (before, after, written) = r?;
+        if core == 0 {
+            (figures.rss_kib_before, figures.rss_kib_after) = (before, after);
+        }
+        log_bytes += written;
+    }
+    Ok((figures, log_bytes))
+}
+
+/// Times `Store::open` on every core, checks every object came back, then closes the store.
+fn index_reopen(plan: &Plan, dirs: &[PathBuf], log_bytes: u64, kind: StartUp) -> Result<RecoveryFigures, String> {
+    let expected = plan.index_objects + INDEX_WARM_UP_OBJECTS;
+    let results = engine::run(plan.runtime(Some(index_arena()))?, |core: engine::Core<()>| {
+        let config = index_store_config(&dirs[core.env.core()]);
+        async move {
+            let start = engine::time::now();
+            let (store, report) = Store::open(core.env.clone(), config).await.map_err(|e| e.to_string())?;
+            let open_ns = engine::time::now().ns - start.ns;
+            if store.objects() != expected {
+                return Err(format!("recovered {} objects, not {expected} ({report:?})", store.objects()));
+            }
+            close(&store).await?;
+            Ok::<_, String>((open_ns, format!("{report:?}")))
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    let mut figures = RecoveryFigures { kind, objects: expected * plan.cores as u64, open_ns: 0, log_bytes, report: String::new() };
+    for (core, r) in results.into_iter().enumerate() {
+        let (open_ns, report) = r?;
+        figures.open_ns = figures.open_ns.max(open_ns);
+        if core == 0 {
+            figures.report = report;
+        }
+    }
+    Ok(figures)
+}
+
+// ---- Report ----
+
+struct Row {
+    name: String,
+    /// MiB/s (1 MiB gets) rather than operations per second.
+    bytes_metric: bool,
+    store: Measured,
+    fio: Measured,
+    /// fio reading whole frames, as the store does (gets only).
+    fio_frame: Option<Measured>,
+    /// False for the fdatasync reference: fio's write latency leaves out the fdatasync that a
+    /// put's latency includes.
+    fio_latency_comparable: bool,
+    /// The ratio store/fio the store issue asks for.
+    goal: Option<f64>,
+    records_per_sync: Option<f64>,
+    /// The busiest core's CPU time over the run's time: near 1, the store's core is the limit.
+    core_busy: f64,
+    extra: serde_json::Value,
+}
+
+impl Row {
+    fn metric(&self, m: &Measured) -> f64 {
+        if self.bytes_metric { m.bytes_per_s } else { m.ops_per_s }
+    }
+
+    fn ratio(&self) -> f64 {
+        self.metric(&self.store) / self.metric(&self.fio)
+    }
+
+    /// Objects per second over fio's frame-sized reads per second.
+    fn ratio_vs_frame_io(&self) -> Option<f64> {
+        self.fio_frame.as_ref().map(|f| self.store.ops_per_s / f.ops_per_s)
+    }
+
+    fn show(&self, m: &Measured) -> String {
+        if self.bytes_metric { format!("{:.0}", m.bytes_per_s / (1 << 20) as f64) } else { format!("{:.0}", m.ops_per_s) }
+    }
+
+    fn print_json(&self) {
+        let fio_latency = |ns: u64| self.fio_latency_comparable.then_some(ns);
+        let mut line = json!({
+            "workload": self.name,
+            "metric": if self.bytes_metric { "bytes_per_s" } else { "ops_per_s" },
+            "store": self.metric(&self.store),
+            "fio": self.metric(&self.fio),
+            "ratio": self.ratio(),
+            "goal_ratio": self.goal,
+            "meets_goal": self.goal.map(|g| self.ratio() >= g),
+            "store_latency_ns_p50": self.store.latency_ns_p50,
+            "store_latency_ns_p99": self.store.latency_ns_p99,
+            "fio_latency_ns_p50": fio_latency(self.fio.latency_ns_p50),
+            "fio_latency_ns_p99": fio_latency(self.fio.latency_ns_p99),
+            "records_per_sync": self.records_per_sync,
+            "store_core_busy": self.core_busy,
+            "fio_frame_ops_per_s": self.fio_frame.as_ref().map(|f| f.ops_per_s),
+            "ratio_vs_frame_io": self.ratio_vs_frame_io(),
+        });
+        if let (Some(line), Some(extra)) = (line.as_object_mut(), self.extra.as_object()) {
+            line.extend(extra.clone());
+        }
+        println!("{line}");
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!(
+        "| workload | unit | store | fio | store/fio | goal | store/fio at frame size | p50 µs store | p99 µs store | p99 µs fio | records/fdatasync | store core busy |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let fio_p99 = if r.fio_latency_comparable { format!("{:.1}", r.fio.latency_ns_p99 as f64 / 1e3) } else { "-".into() };
+        println!(
+            "| {} | {} | {} | {} | {:.3} | {} | {} | {:.1} | {:.1} | {} | {} | {:.2} |",
+            r.name,
+            if r.bytes_metric { "MiB/s" } else { "ops/s" },
+            r.show(&r.store),
+            r.show(&r.fio),
+            r.ratio(),
+            r.goal.map_or("-".into(), |g| format!("≥ {g}")),
+            r.ratio_vs_frame_io().map_or("-".into(), |x| format!("{x:.3}")),
+            r.store.latency_ns_p50 as f64 / 1e3,
+            r.store.latency_ns_p99 as f64 / 1e3,
+            fio_p99,
+            r.records_per_sync.map_or("-".into(), |n| format!("{n:.1}")),
+            r.core_busy,
+        );
+    }
+}
+
+/// Each round's headline metric, in run order: how much the machine drifted.
+fn rounds<T>(runs: &[T], metric: impl Fn(&T) -> f64) -> Vec<f64> {
+    runs.iter().map(metric).collect()
+}
+
+/// The run whose headline metric is the median (the upper one of an even count).
+fn median<T>(mut runs: Vec<T>, metric: impl Fn(&T) -> f64) -> T {
+    assert!(!runs.is_empty());
+    runs.sort_by(|a, b| metric(a).total_cmp(&metric(b)));
+    runs.swap_remove(runs.len() / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_sixteen_hex_digits_in_order() {
+        let check = |tag: u16, n: u64, expected: &str| assert_eq!(&key(tag, n), expected.as_bytes(), "key({tag}, {n})");
+        check(0, 0, "0000000000000000");
+        check(0, 255, "00000000000000ff");
+        check(0x00ff, 1, "00ff000000000001");
+        check(0xffff, (1 << 48) - 1, "ffffffffffffffff");
+        assert!(key(0, 9) < key(0, 10), "keys sort as their numbers");
+    }
+
+    #[test]
+    fn arena_holds_the_store_buffers_and_one_read_per_get() {
+        let plan = Plan::new(&StoreArgs {
+            dir: "x".into(),
+            cores: 1,
+            seconds: None,
+            rounds: None,
+            small_objects: None,
+            large_objects: None,
+            index_objects: None,
+            quick: true,
+            only: None,
+        })
+        .expect("plan");
+        let small = GetShape::small(&plan).arena();
+        assert_eq!(small.classes, [ClassConfig { size_bytes: 8 << 10, count: 64 }, ClassConfig { size_bytes: 1 << 20, count: 3 }]);
+        let large = GetShape::large(&plan).arena();
+        assert_eq!(large.classes, [ClassConfig { size_bytes: (1 << 20) + 4096, count: 8 }, ClassConfig { size_bytes: 2 << 20, count: 3 }]);
+        assert!(small.validate().is_ok() && large.validate().is_ok());
+    }
+}
