@@ -26,6 +26,10 @@ pub struct RecoveryReport {
     pub records: u64,
     /// Where the log was cut, if a torn or unsynced tail was dropped: (segment, offset).
     pub cut_at: Option<(u32, u64)>,
+    /// The first lsn dropped with the cut. Only an unacknowledged batch is cut, unless a bit
+    /// flipped at rest in the very last batch: with one copy that looks exactly like a torn
+    /// write (raftlog's replicas will tell the two apart).
+    pub cut_lsn: Option<u64>,
     /// Segment files after the tail that held nothing valid and were removed.
     pub segments_removed: usize,
     /// Objects loaded from the index checkpoint (then only the log after it was replayed).
@@ -299,6 +303,7 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         }
         if !clean_end {
             scan.report.cut_at = Some((seg, off));
+            scan.report.cut_lsn = Some(next);
         }
     }
     // Segments past the tail's hold nothing valid (checked above): remove them so a later roll
