@@ -2,6 +2,7 @@
 //! in one run, on the same machine, and print ratios.
 //!
 //! `corestore-bench engine`: fio, our engine and glommio on the same preallocated file.
+//! `corestore-bench store`: the per-core store's puts, gets, index memory and start-up vs fio.
 
 #![allow(clippy::disallowed_methods)] // a benchmark measures wall time on purpose
 
@@ -9,6 +10,7 @@ mod engine_run;
 mod fio;
 mod glommio_peer;
 mod machine;
+mod store_bench;
 mod workload;
 
 use std::io::Write;
@@ -31,6 +33,9 @@ struct Cli {
 enum Command {
     /// The engine's DMA file I/O vs fio (io_uring, O_DIRECT, fixed buffers) and glommio's DmaFile.
     Engine(EngineArgs),
+    /// The per-core store: durable puts (group commit) vs write+fdatasync, 4 KiB and 1 MiB gets
+    /// vs fio on the store's segment file, index memory per object, start-up time.
+    Store(store_bench::StoreArgs),
 }
 
 #[derive(clap::Args)]
@@ -70,6 +75,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Engine(args) => bench_engine(args),
+        Command::Store(args) => store_bench::bench_store(args),
     };
     if let Err(e) = result {
         eprintln!("corestore-bench: {e}");
