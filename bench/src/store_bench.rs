@@ -432,8 +432,8 @@ async fn fill(store: &Store<LinuxEnv>, tag: u16, count: u64, object_bytes: usize
 /// A get of preloaded object `i`, checked to be that object.
 async fn get_checked(store: &Store<LinuxEnv>, i: u64, object_bytes: usize) -> Result<(), String> {
     let object = store.get(BUCKET, &key(0, i)).await.map_err(|e| format!("get {i}: {e}"))?.ok_or_else(|| format!("get {i}: missing"))?;
-    if object.data.len() != object_bytes || object.data[..8] != i.to_le_bytes() {
-        return Err(format!("get {i}: returned {} bytes of another object", object.data.len()));
+    if object.data().len() != object_bytes || object.data()[..8] != i.to_le_bytes() {
+        return Err(format!("get {i}: returned {} bytes of another object", object.data().len()));
     }
     Ok(())
 }

@@ -69,7 +69,7 @@ fn reopen_and_check(dir: &Path, n: u32) -> Result<RecoveryReport, String> {
             for i in 0..n {
                 let got = store.get(b"b", format!("k{i}").as_bytes()).await.map_err(|e| e.to_string())?;
                 let got = got.ok_or(format!("k{i} missing"))?;
-                if got.data != data(i) || got.meta != b"m" {
+                if got.data() != data(i) || got.meta() != b"m" {
                     return Err(format!("k{i} read back wrong"));
                 }
             }
@@ -146,7 +146,7 @@ fn corrupted_record_is_an_error_with_location_never_data() {
             f.sync_all().expect("sync");
             let victim = store.get(b"b", b"victim").await;
             let bystander = store.get(b"b", b"bystander").await.expect("bystander").expect("present");
-            (victim.map(|o| o.map(|o| o.data.len())).map_err(|e| (e.to_string(), matches!(e, StoreError::Corrupt { .. }))), bystander.data)
+            (victim.map(|o| o.map(|o| o.data().len())).map_err(|e| (e.to_string(), matches!(e, StoreError::Corrupt { .. }))), bystander.data().to_vec())
         }
     })
     .expect("runtime");
@@ -220,7 +220,7 @@ fn checkpoint_at_close_makes_start_up_replay_only_what_came_after() {
     let r = run(|s| {
         Box::pin(async move {
             for i in 0..200 {
-                assert_eq!(s.get(b"b", format!("k{i}").as_bytes()).await.expect("get").expect("present").data, data(i));
+                assert_eq!(s.get(b"b", format!("k{i}").as_bytes()).await.expect("get").expect("present").data(), data(i));
             }
             for i in 200..250 {
                 s.put(b"b", format!("k{i}").as_bytes(), b"m", &data(i)).await.expect("put");
@@ -235,7 +235,7 @@ fn checkpoint_at_close_makes_start_up_replay_only_what_came_after() {
         Box::pin(async move {
             assert!(s.get(b"b", b"k0").await.expect("get").is_none(), "the delete after the checkpoint is replayed");
             for i in 1..250 {
-                assert_eq!(s.get(b"b", format!("k{i}").as_bytes()).await.expect("get").expect("present").data, data(i));
+                assert_eq!(s.get(b"b", format!("k{i}").as_bytes()).await.expect("get").expect("present").data(), data(i));
             }
             // Overwrite everything so the old segments hold nothing live, then compact them away.
             for i in 0..250 {
@@ -258,7 +258,7 @@ fn checkpoint_at_close_makes_start_up_replay_only_what_came_after() {
         Box::pin(async move {
             for i in 0..250 {
                 let o = s.get(b"b", format!("k{i}").as_bytes()).await.expect("get").expect("present");
-                assert_eq!((o.meta, o.data), (b"n".to_vec(), data(i + 1)));
+                assert_eq!((o.meta(), o.data()), (&b"n"[..], &data(i + 1)[..]));
             }
             RecoveryReport::default()
         })

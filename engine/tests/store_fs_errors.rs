@@ -98,7 +98,7 @@ async fn fill(store: &Store<engine::LinuxEnv>, limit: u32) -> (u32, Option<Store
 async fn check_all(store: &Store<engine::LinuxEnv>, n: u32) {
     for i in 0..n {
         let got = store.get(b"b", format!("k{i}").as_bytes()).await.expect("get").expect("acknowledged object present");
-        assert_eq!(got.data, value(i), "k{i}");
+        assert_eq!(got.data(), value(i), "k{i}");
     }
 }
 

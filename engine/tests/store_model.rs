@@ -104,7 +104,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Get { bucket: b, key: k } => {
                 let got = executor.block_on(store.get(&bucket(b), &key(k))).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let want = model.get(&(bucket(b), key(k)));
-                let got = got.map(|o| (o.meta, o.data));
+                let got = got.map(|o| (o.meta().to_vec(), o.data().to_vec()));
                 prop_assert_eq!(got.as_ref(), want);
             }
             Op::List { bucket: b, prefix, after, limit } => {
@@ -192,7 +192,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let store = executor.block_on(Store::open(env.clone(), config())).map_err(|e| TestCaseError::fail(e.to_string()))?.0;
     for ((b, k), (m, d)) in &model {
         let got = executor.block_on(store.get(b, k)).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(got.map(|o| (o.meta, o.data)), Some((m.clone(), d.clone())));
+        prop_assert_eq!(got.map(|o| (o.meta().to_vec(), o.data().to_vec())), Some((m.clone(), d.clone())));
     }
     let _ = Rc::new(());
     Ok(())

@@ -70,9 +70,9 @@ fn allowed(h: &History, k: u64) -> Vec<Option<u64>> {
 
 /// Checks one read: data must match the op named in its metadata, which wrote this key.
 fn check_read(h: &History, k: u64, got: &engine::store::Object) -> Result<u64, String> {
-    let op = u64::from_le_bytes(got.meta.as_slice().try_into().map_err(|_| "metadata is not an op id")?);
-    let len = got.data.len();
-    if got.data != payload(op, len) {
+    let op = u64::from_le_bytes(got.meta().try_into().map_err(|_| "metadata is not an op id")?);
+    let len = got.data().len();
+    if got.data() != payload(op, len) {
         return Err(format!("key {k}: data does not match op {op}: corrupted bytes returned as data"));
     }
     let wrote_key = h.acked.get(&k).into_iter().flatten().any(|(_, e)| *e == Effect::Put { op, len })

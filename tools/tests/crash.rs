@@ -70,8 +70,8 @@ fn read_back(dir: &PathBuf) -> BTreeMap<u64, (u64, u64, Vec<u8>, Vec<u8>)> {
             let mut seen = BTreeMap::new();
             for k in 0..KEYS {
                 if let Some(o) = store.get(b"crash", format!("key-{k}").as_bytes()).await.expect("get after SIGKILL") {
-                    let op = u64::from_le_bytes(o.meta[..8].try_into().expect("op id"));
-                    seen.insert(k, (o.lsn, op, o.meta, o.data));
+                    let op = u64::from_le_bytes(o.meta()[..8].try_into().expect("op id"));
+                    seen.insert(k, (o.lsn, op, o.meta().to_vec(), o.data().to_vec()));
                 }
             }
             seen

@@ -108,12 +108,34 @@ fn split_key_field(field: &[u8]) -> Option<(&[u8], &[u8])> {
     (rest.len() >= n).then(|| rest.split_at(n))
 }
 
-/// An object as read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An object as read back and verified: its frame, still in the registered buffer it was read
+/// into (no copy; the S3 front end sends straight from it).
 pub struct Object {
-    pub meta: Vec<u8>,
-    pub data: Vec<u8>,
+    buf: FixedBuf,
+    meta: std::ops::Range<usize>,
+    data: std::ops::Range<usize>,
     pub lsn: u64,
+}
+
+impl Object {
+    pub fn meta(&self) -> &[u8] {
+        &self.buf.as_slice()[self.meta.clone()]
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.buf.as_slice()[self.data.clone()]
+    }
+
+    /// The registered buffer and the data's range in it, for sending with a fixed-buffer op.
+    pub fn into_parts(self) -> (FixedBuf, std::ops::Range<usize>) {
+        (self.buf, self.data)
+    }
+}
+
+impl std::fmt::Debug for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Object").field("lsn", &self.lsn).field("meta_len", &self.meta.len()).field("data_len", &self.data.len()).finish()
+    }
 }
 
 /// Relocations one compaction keeps in flight (they share batches with foreground writes).
@@ -309,7 +331,10 @@ impl<E: Env> Store<E> {
                 frame.header.lsn
             )));
         }
-        Ok(Some(Object { meta: frame.meta.to_vec(), data: frame.data.to_vec(), lsn: loc.lsn }))
+        let meta_start = HEADER_BYTES + frame.key.len();
+        let data_start = meta_start + frame.meta.len();
+        let (meta, data) = (meta_start..data_start, data_start..data_start + frame.data.len());
+        Ok(Some(Object { buf, meta, data, lsn: loc.lsn }))
     }
 
     /// Keys of `bucket` starting with `prefix`, after `start_after`, at most `limit`.
