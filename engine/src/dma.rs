@@ -105,6 +105,25 @@ impl DmaFile {
     fn io_error(&self, op: &'static str, offset: u64, len: usize, source: io::Error) -> IoError {
         IoError::new(op, self.path.clone(), offset, len, source)
     }
+
+    async fn write_fixed(&self, buf: FixedBuf, offset: u64, rw_flags: i32, op: &'static str) -> (Result<usize, IoError>, FixedBuf) {
+        let len = buf.len();
+        crate::env::assert_dma_aligned(offset, len, &buf);
+        let entry =
+            opcode::WriteFixed::new(types::Fixed(self.slot), buf.as_ptr(), len as u32, buf.buf_index()).offset(offset).rw_flags(rw_flags).build();
+        // SAFETY: the entry points into `buf`, an arena buffer held by the op; the file slot lives
+        // as long as `self`, which the caller borrows across the await.
+        let (res, buf) = unsafe { self.ring.op(entry, buf) }.result().await;
+        match res {
+            Ok(n) if n as usize == len => (Ok(len), buf),
+            // A short O_DIRECT write means the device ran out of room mid-way.
+            Ok(n) => {
+                let short = io::Error::new(io::ErrorKind::WriteZero, format!("short write: {n} of {len} bytes"));
+                (Err(self.io_error(op, offset, len, short)), buf)
+            }
+            Err(e) => (Err(self.io_error(op, offset, len, e)), buf),
+        }
+    }
 }
 
 impl File for DmaFile {
@@ -127,25 +146,11 @@ impl File for DmaFile {
     }
 
     async fn write_at(&self, buf: FixedBuf, offset: u64) -> (Result<usize, IoError>, FixedBuf) {
-        let len = buf.len();
-        crate::env::assert_dma_aligned(offset, len, &buf);
-        let entry = opcode::WriteFixed::new(types::Fixed(self.slot), buf.as_ptr(), len as u32, buf.buf_index()).offset(offset).build();
-        // SAFETY: as in read_at.
-        let (res, buf) = unsafe { self.ring.op(entry, buf) }.result().await;
-        match res {
-            Ok(n) if n as usize == len => (Ok(len), buf),
-            // A short O_DIRECT write means the device ran out of room mid-way.
-            Ok(n) => (
-                Err(self.io_error(
-                    "write",
-                    offset,
-                    len,
-                    io::Error::new(io::ErrorKind::WriteZero, format!("short write: {n} of {len} bytes")),
-                )),
-                buf,
-            ),
-            Err(e) => (Err(self.io_error("write", offset, len, e)), buf),
-        }
+        self.write_fixed(buf, offset, 0, "write").await
+    }
+
+    async fn write_at_durable(&self, buf: FixedBuf, offset: u64) -> (Result<usize, IoError>, FixedBuf) {
+        self.write_fixed(buf, offset, libc::RWF_DSYNC, "write (dsync)").await
     }
 
     async fn sync_data(&self) -> Result<(), IoError> {

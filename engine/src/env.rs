@@ -31,6 +31,9 @@ pub trait File {
     fn read_at(&self, buf: FixedBuf, offset: u64, len: usize) -> impl Future<Output = (Result<usize, IoError>, FixedBuf)>;
     /// Writes `buf.len()` bytes at `offset`. Not durable until [`File::sync_data`] returns.
     fn write_at(&self, buf: FixedBuf, offset: u64) -> impl Future<Output = (Result<usize, IoError>, FixedBuf)>;
+    /// Writes `buf.len()` bytes at `offset`, durable when it completes (RWF_DSYNC: the data and
+    /// whatever metadata reading it back needs). One operation instead of a write and a sync.
+    fn write_at_durable(&self, buf: FixedBuf, offset: u64) -> impl Future<Output = (Result<usize, IoError>, FixedBuf)>;
     /// Makes every completed write durable (fdatasync).
     fn sync_data(&self) -> impl Future<Output = Result<(), IoError>>;
     /// Reserves space so later writes in range do not fail with ENOSPC (fallocate).

@@ -469,6 +469,47 @@ impl File for SimFile {
         })
     }
 
+    /// Lands in two steps, as on a device: first in flight (a crash now may keep any subset of
+    /// its atoms: torn), then, at completion, durable. A failed one may have left any atoms.
+    fn write_at_durable(&self, buf: FixedBuf, offset: u64) -> impl Future<Output = (Result<usize, IoError>, FixedBuf)> {
+        let written = self.write_at(buf, offset);
+        let data = self.data.clone();
+        let world = self.world.clone();
+        async move {
+            let (res, buf) = written.await;
+            if res.is_ok() {
+                // The write is visible and dirty; now it becomes durable, after a further delay
+                // during which a crash tears it.
+                let unit = world.faults.borrow().torn_unit_bytes;
+                let slot = Rc::new(RefCell::new(Completion { result: None, waker: None }));
+                let s2 = slot.clone();
+                let (start, end) = (offset, offset + buf.len() as u64);
+                let eio = self.err("write (dsync)", offset, buf.len(), libc::EIO);
+                world.schedule(Box::new(move |w| {
+                    // Like a failed fdatasync: some atoms may have made it, none are retried.
+                    let failed = w.chance(w.faults.borrow().sync_eio_ppm);
+                    let mut d = data.borrow_mut();
+                    let atoms: Vec<u64> = d.dirty.range(start / unit as u64..end.div_ceil(unit as u64)).copied().collect();
+                    for atom in atoms {
+                        d.dirty.remove(&atom);
+                        if !failed || w.rng.borrow_mut().chance(500_000) {
+                            persist_atom(&mut d, atom, unit);
+                        }
+                    }
+                    drop(d);
+                    if failed {
+                        w.stat(|s| s.eio += 1);
+                    }
+                    complete(&s2, if failed { Err(eio) } else { Ok(()) });
+                }));
+                if let Err(e) = (SimOp { slot }).await {
+                    return (Err(e), buf);
+                }
+            }
+            (res, buf)
+        }
+    }
+
     fn sync_data(&self) -> impl Future<Output = Result<(), IoError>> {
         let data = self.data.clone();
         let eio = self.err("fdatasync", 0, 0, libc::EIO);
