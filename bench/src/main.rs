@@ -2,6 +2,7 @@
 //! in one run, on the same machine, and print ratios.
 //!
 //! `corestore-bench engine`: fio, our engine and glommio on the same preallocated file.
+//! `corestore-bench send`: send, send_zc, sendfile and splice onto a TCP socket.
 //! `corestore-bench store`: the per-core store's puts, gets, index memory and start-up vs fio.
 
 #![allow(clippy::disallowed_methods)] // a benchmark measures wall time on purpose
@@ -10,6 +11,7 @@ mod engine_run;
 mod fio;
 mod glommio_peer;
 mod machine;
+mod send;
 mod store_bench;
 mod workload;
 
@@ -33,6 +35,9 @@ struct Cli {
 enum Command {
     /// The engine's DMA file I/O vs fio (io_uring, O_DIRECT, fixed buffers) and glommio's DmaFile.
     Engine(EngineArgs),
+    /// IORING_OP_SEND vs SEND_ZC (fixed buffer) vs sendfile(2) vs IORING_OP_SPLICE from one
+    /// core to a TCP receiver on another: GiB/s and CPU per GiB.
+    Send(send::SendArgs),
     /// The per-core store: durable puts (group commit) vs write+fdatasync, 4 KiB and 1 MiB gets
     /// vs fio on the store's segment file, index memory per object, start-up time.
     Store(store_bench::StoreArgs),
@@ -75,6 +80,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Engine(args) => bench_engine(args),
+        Command::Send(args) => send::bench_send(args),
         Command::Store(args) => store_bench::bench_store(args),
     };
     if let Err(e) = result {

@@ -3,8 +3,15 @@
 //!
 //! Ownership rule: whatever memory an SQE points at (a fixed buffer, an 8-byte eventfd counter)
 //! is moved into the `Op` as its `hold`. If the `Op` is dropped before its completion arrives,
-//! the hold moves into the slab slot and is dropped only when the CQE is reaped, so the kernel
-//! never writes into memory that was handed to someone else.
+//! the hold moves into the slab slot and is dropped only when the op's final CQE is reaped, so
+//! the kernel never touches memory that was handed to someone else.
+//!
+//! Most ops post one CQE. A zero-copy send (SEND_ZC, SENDMSG_ZC) posts two: the send's result
+//! with `IORING_CQE_F_MORE`, and later a notification (`IORING_CQE_F_NOTIF`, no F_MORE) once the
+//! kernel no longer reads the buffer (for TCP, not before the peer acknowledged the data). An op
+//! completes on its final CQE (the first without F_MORE): it resolves with the first CQE's
+//! result, and its hold is released only then. Multishot ops, which post one result per CQE,
+//! are not `Op`s (they want a stream); a second CQE that is not a notification asserts.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -16,7 +23,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use io_uring::{IoUring, squeue, types};
+use io_uring::{IoUring, cqueue, opcode, squeue, types};
 
 /// The io_uring crate our `Op`s take entries from, so callers need not pin its version themselves.
 pub use io_uring;
@@ -42,13 +49,61 @@ impl Default for RingConfig {
     }
 }
 
+/// What the kernel reported for one op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The result of the op's first CQE: `>= 0` (bytes, for a send) or `-errno`.
+    pub result: i32,
+    /// The `res` of the notification CQE of an op that posted one (a zero-copy send); for
+    /// SEND_ZC with `IORING_SEND_ZC_REPORT_USAGE`, bit 31 (`IORING_NOTIF_USAGE_ZC_COPIED`) says
+    /// the kernel copied the data after all.
+    pub notification: Option<i32>,
+}
+
+/// The CQEs of one op seen so far, and what it reserved in the completion queue.
+#[derive(Clone, Copy)]
+struct Progress {
+    /// The first CQE's result, once a first CQE with F_MORE was reaped.
+    first: Option<i32>,
+    /// CQ entries reserved for this op until its final CQE (see `cqes_max`).
+    cqes_reserved: u32,
+}
+
+impl Progress {
+    /// Takes one CQE. Returns the completion once this CQE is the op's final one.
+    fn step(&mut self, slot: u32, res: i32, flags: u32) -> Option<Completion> {
+        let first = self.first;
+        match (first, cqueue::more(flags)) {
+            (None, false) => Some(Completion { result: res, notification: None }),
+            (None, true) => {
+                assert!(self.cqes_reserved >= 2, "op in slot {slot} posted F_MORE but reserved one CQE: a multishot op is not an Op");
+                self.first = Some(res);
+                None
+            }
+            (Some(result), more) => {
+                assert!(!more, "op in slot {slot} posted a third CQE: a multishot op is not an Op");
+                assert!(cqueue::notif(flags), "second CQE of the op in slot {slot} is not a notification (flags {flags:#x})");
+                Some(Completion { result, notification: Some(res) })
+            }
+        }
+    }
+}
+
 enum SlotState {
     Free,
-    /// Submitted; the waker (if any) belongs to the task awaiting it.
-    InFlight(Option<Waker>),
-    Done(i32),
-    /// The future was dropped; the hold waits here for the CQE.
-    Abandoned(Option<Box<dyn Any>>),
+    /// Submitted; the waker (if any) belongs to the task awaiting it. With `progress.first` set,
+    /// the result is known but the kernel still uses the hold: the op is not done.
+    InFlight(Option<Waker>, Progress),
+    /// The final CQE was reaped; the kernel no longer uses the hold.
+    Done(Completion),
+    /// The future was dropped; the hold waits here for the final CQE.
+    Abandoned(Option<Box<dyn Any>>, Progress),
+}
+
+/// CQ entries an op may post. Zero-copy sends post a notification after their result.
+fn cqes_max(entry: &squeue::Entry) -> u32 {
+    let code = entry.get_opcode();
+    if code == u32::from(opcode::SendZc::CODE) || code == u32::from(opcode::SendMsgZc::CODE) { 2 } else { 1 }
 }
 
 /// Counters of the ring's work.
@@ -57,6 +112,10 @@ pub struct RingStats {
     pub enters: u64,
     pub sqes: u64,
     pub cqes: u64,
+    /// Notification CQEs (zero-copy sends), counted in `cqes` too.
+    pub notifs: u64,
+    /// Notifications with IORING_NOTIF_USAGE_ZC_COPIED: the kernel copied the data after all.
+    pub notifs_copied: u64,
     pub slot_waits: u64,
 }
 
@@ -65,7 +124,12 @@ pub struct Ring {
     slots: RefCell<Vec<SlotState>>,
     free_slots: RefCell<Vec<u32>>,
     slot_waiters: RefCell<VecDeque<Waker>>,
+    /// Ops whose final CQE has not been reaped.
     in_flight: Cell<usize>,
+    /// CQ entries reserved by those ops (`cqes_max` each), at most `cq_entries`: so the CQ never
+    /// overflows even when every op posts all its CQEs between two reaps.
+    cqes_reserved: Cell<u32>,
+    cq_entries: u32,
     unsubmitted: Cell<usize>,
     files_free: RefCell<Vec<u32>>,
     stats: Cell<RingStats>,
@@ -133,6 +197,8 @@ impl Ring {
             free_slots: RefCell::new((0..slots_max as u32).rev().collect()),
             slot_waiters: RefCell::new(VecDeque::new()),
             in_flight: Cell::new(0),
+            cqes_reserved: Cell::new(0),
+            cq_entries,
             unsubmitted: Cell::new(0),
             files_free: RefCell::new((0..config.files_max).rev().collect()),
             stats: Cell::new(RingStats::default()),
@@ -192,7 +258,7 @@ impl Ring {
         let mut ring = self.ring.borrow_mut();
         loop {
             // SAFETY: every pointer in the entry refers to memory held by the Op (its `hold`) or
-            // by the slab after the Op is dropped, until the CQE is reaped.
+            // by the slab after the Op is dropped, until the op's final CQE is reaped.
             if unsafe { ring.submission().push(&entry) }.is_ok() {
                 break;
             }
@@ -209,12 +275,18 @@ impl Ring {
         self.stat(|s| s.sqes += 1);
     }
 
-    fn alloc_slot(&self, waker: &Waker) -> Option<u32> {
-        let slot = self.free_slots.borrow_mut().pop();
+    /// A slot and `cqes` CQ entries for a new op, or `None` with the waker queued. Every release
+    /// of CQ entries is followed by a `free_slot` of the same op (when its owner polls or drops
+    /// it), which wakes the next waiter.
+    fn alloc_slot(&self, waker: &Waker, cqes: u32) -> Option<u32> {
+        let cq_room = self.cqes_reserved.get() + cqes <= self.cq_entries;
+        let slot = if cq_room { self.free_slots.borrow_mut().pop() } else { None };
         match slot {
             Some(s) => {
-                self.slots.borrow_mut()[s as usize] = SlotState::InFlight(Some(waker.clone()));
+                let progress = Progress { first: None, cqes_reserved: cqes };
+                self.slots.borrow_mut()[s as usize] = SlotState::InFlight(Some(waker.clone()), progress);
                 self.in_flight.set(self.in_flight.get() + 1);
+                self.cqes_reserved.set(self.cqes_reserved.get() + cqes);
                 Some(s)
             }
             None => {
@@ -225,6 +297,25 @@ impl Ring {
         }
     }
 
+    /// Bookkeeping of an op's final CQE: it no longer counts as in flight or holds CQ entries.
+    fn finished(&self, progress: &Progress) {
+        self.in_flight.set(self.in_flight.get() - 1);
+        assert!(self.cqes_reserved.get() >= progress.cqes_reserved, "CQ reservations below an op's own");
+        self.cqes_reserved.set(self.cqes_reserved.get() - progress.cqes_reserved);
+    }
+
+    fn count_cqe(&self, flags: u32, res: i32) {
+        self.stat(|s| {
+            s.cqes += 1;
+            if cqueue::notif(flags) {
+                s.notifs += 1;
+                if res as u32 & NOTIF_USAGE_ZC_COPIED != 0 {
+                    s.notifs_copied += 1;
+                }
+            }
+        });
+    }
+
     fn free_slot(&self, slot: u32) {
         self.slots.borrow_mut()[slot as usize] = SlotState::Free;
         self.free_slots.borrow_mut().push(slot);
@@ -233,27 +324,33 @@ impl Ring {
         }
     }
 
-    /// Drains the completion queue, waking tasks and dropping holds of abandoned ops.
+    /// Drains the completion queue, waking tasks whose ops are done and dropping holds of
+    /// abandoned ops that are done. A CQE with F_MORE only records the result.
     fn reap(&self) {
         let mut abandoned: Vec<Box<dyn Any>> = Vec::new();
         let mut freed = Vec::new();
         {
             let mut ring = self.ring.borrow_mut();
             let mut slots = self.slots.borrow_mut();
-            let mut n = 0u64;
             for cqe in ring.completion() {
-                n += 1;
-                let slot = cqe.user_data() as u32;
-                let state = std::mem::replace(&mut slots[slot as usize], SlotState::Done(cqe.result()));
-                self.in_flight.set(self.in_flight.get() - 1);
+                let (slot, res, flags) = (cqe.user_data() as u32, cqe.result(), cqe.flags());
+                self.count_cqe(flags, res);
+                let state = &mut slots[slot as usize];
                 match state {
-                    SlotState::InFlight(waker) => {
-                        if let Some(w) = waker {
+                    SlotState::InFlight(waker, progress) => {
+                        let Some(completion) = progress.step(slot, res, flags) else { continue };
+                        self.finished(progress);
+                        if let Some(w) = waker.take() {
                             w.wake();
                         }
+                        *state = SlotState::Done(completion);
                     }
-                    SlotState::Abandoned(hold) => {
-                        if let Some(h) = hold {
+                    SlotState::Abandoned(hold, progress) => {
+                        if progress.step(slot, res, flags).is_none() {
+                            continue;
+                        }
+                        self.finished(progress);
+                        if let Some(h) = hold.take() {
                             abandoned.push(h);
                         }
                         freed.push(slot);
@@ -261,7 +358,6 @@ impl Ring {
                     SlotState::Free | SlotState::Done(_) => panic!("completion for slot {slot} that was not in flight"),
                 }
             }
-            self.stat(|s| s.cqes += n);
         }
         // Outside the borrows: dropping a hold returns a buffer to the arena.
         drop(abandoned);
@@ -352,6 +448,10 @@ impl Driver for Ring {
     }
 }
 
+/// How long dropping a ring waits for the final CQEs of ops still in flight, and per enter.
+const RING_DROP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const RING_DROP_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// CLOCK_MONOTONIC in nanoseconds. The only place the engine reads the OS clock.
 pub fn monotonic_now() -> Instant {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -361,7 +461,16 @@ pub fn monotonic_now() -> Instant {
     Instant::from_ns(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
-/// The future of one submission. Output: the raw CQE result (`>= 0` or `-errno`) and the hold.
+/// `IORING_NOTIF_USAGE_ZC_COPIED` (the io-uring crate keeps its `sys` module private): set in a
+/// SEND_ZC notification's `res`, when the send asked for `IORING_SEND_ZC_REPORT_USAGE`, if the
+/// kernel copied the data instead of sending from the buffer.
+pub const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
+/// `IORING_SEND_ZC_REPORT_USAGE`, for `SendZc::zc_flags`: the notification then reports
+/// `NOTIF_USAGE_ZC_COPIED`.
+pub const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
+
+/// The future of one submission. Output: the raw result of its first CQE (`>= 0` or `-errno`)
+/// and the hold, once its final CQE is reaped (for a zero-copy send: the notification).
 pub struct Op<H: 'static> {
     ring: Rc<Ring>,
     entry: Option<squeue::Entry>,
@@ -376,6 +485,40 @@ impl<H: 'static> Op<H> {
         let r = if res < 0 { Err(io::Error::from_raw_os_error(-res)) } else { Ok(res as u32) };
         (r, hold)
     }
+
+    /// Resolves like the future, and also gives a zero-copy send's notification `res`.
+    pub async fn completion(mut self) -> (Completion, H) {
+        std::future::poll_fn(|cx| self.poll_completion(cx)).await
+    }
+
+    fn poll_completion(&mut self, cx: &mut Context<'_>) -> Poll<(Completion, H)> {
+        let Some(slot) = self.slot else {
+            let entry = self.entry.as_ref().expect("unsubmitted op has its entry");
+            let Some(slot) = self.ring.alloc_slot(cx.waker(), cqes_max(entry)) else { return Poll::Pending };
+            let entry = self.entry.take().expect("unsubmitted op has its entry");
+            self.ring.push(entry, slot);
+            self.slot = Some(slot);
+            return Poll::Pending;
+        };
+        let mut slots = self.ring.slots.borrow_mut();
+        match &mut slots[slot as usize] {
+            SlotState::Done(completion) => {
+                let completion = *completion;
+                drop(slots);
+                self.ring.free_slot(slot);
+                self.slot = None;
+                Poll::Ready((completion, self.hold.take().expect("op polled after completion")))
+            }
+            SlotState::InFlight(w, _) => {
+                match w {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *w = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            SlotState::Free | SlotState::Abandoned(..) => panic!("op slot {slot} in a wrong state"),
+        }
+    }
 }
 
 impl<H: 'static> Unpin for Op<H> {}
@@ -383,32 +526,7 @@ impl<H: 'static> Unpin for Op<H> {}
 impl<H: 'static> Future for Op<H> {
     type Output = (i32, H);
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(i32, H)> {
-        let this = &mut *self;
-        let Some(slot) = this.slot else {
-            let Some(slot) = this.ring.alloc_slot(cx.waker()) else { return Poll::Pending };
-            let entry = this.entry.take().expect("unsubmitted op has its entry");
-            this.ring.push(entry, slot);
-            this.slot = Some(slot);
-            return Poll::Pending;
-        };
-        let mut slots = this.ring.slots.borrow_mut();
-        match &mut slots[slot as usize] {
-            SlotState::Done(res) => {
-                let res = *res;
-                drop(slots);
-                this.ring.free_slot(slot);
-                this.slot = None;
-                Poll::Ready((res, this.hold.take().expect("op polled after completion")))
-            }
-            SlotState::InFlight(w) => {
-                match w {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => *w = Some(cx.waker().clone()),
-                }
-                Poll::Pending
-            }
-            SlotState::Free | SlotState::Abandoned(_) => panic!("op slot {slot} in a wrong state"),
-        }
+        self.poll_completion(cx).map(|(completion, hold)| (completion.result, hold))
     }
 }
 
@@ -416,24 +534,29 @@ impl<H: 'static> Drop for Op<H> {
     fn drop(&mut self) {
         let Some(slot) = self.slot.take() else { return };
         let mut slots = self.ring.slots.borrow_mut();
-        match &slots[slot as usize] {
+        let state = &mut slots[slot as usize];
+        match state {
             SlotState::Done(_) => {
                 drop(slots);
                 self.ring.free_slot(slot);
             }
-            SlotState::InFlight(_) => {
+            // Also when the result is in but the notification is not: the kernel still reads
+            // the buffer.
+            SlotState::InFlight(_, progress) => {
+                let progress = *progress;
                 let hold = self.hold.take().map(|h| Box::new(h) as Box<dyn Any>);
-                slots[slot as usize] = SlotState::Abandoned(hold);
+                *state = SlotState::Abandoned(hold, progress);
             }
-            SlotState::Free | SlotState::Abandoned(_) => panic!("dropping op with slot {slot} in a wrong state"),
+            SlotState::Free | SlotState::Abandoned(..) => panic!("dropping op with slot {slot} in a wrong state"),
         }
     }
 }
 
 impl Drop for Ring {
     fn drop(&mut self) {
-        // Ops still in flight (an abandoned eventfd read, say) point at memory in their slots:
-        // cancel them and wait for their completions before that memory goes.
+        // Ops still in flight (an abandoned eventfd read, a send_zc awaiting its notification)
+        // point at memory in their slots: cancel them and wait for their final CQEs before that
+        // memory goes.
         if self.in_flight.get() == 0 {
             return;
         }
@@ -443,13 +566,17 @@ impl Drop for Ring {
             // SAFETY: the cancel SQE points at no memory.
             let _ = unsafe { ring.submission().push(&cancel) };
         }
-        for _ in 0..1000 {
-            if self.in_flight.get() == 0 {
-                break;
-            }
-            let r = self.ring.borrow().submit_and_wait(1);
-            if r.is_err() {
-                break;
+        // Cancelling ends reads and sends at once, but not a zero-copy send's wait for its
+        // notification: that comes when the peer acknowledges the data, which a stalled peer
+        // may never do. So the wait is bounded.
+        let deadline = monotonic_now().saturating_add(RING_DROP_WAIT);
+        while self.in_flight.get() > 0 && monotonic_now() < deadline {
+            let ts = types::Timespec::from(RING_DROP_WAIT_STEP);
+            let r = self.ring.borrow().submitter().submit_with_args(1, &types::SubmitArgs::new().timespec(&ts));
+            if let Err(e) = r {
+                if !matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) {
+                    break;
+                }
             }
             let mut ring = self.ring.borrow_mut();
             let mut slots = self.slots.borrow_mut();
@@ -457,9 +584,78 @@ impl Drop for Ring {
                 if cqe.user_data() == u64::MAX {
                     continue;
                 }
-                slots[cqe.user_data() as usize] = SlotState::Free;
-                self.in_flight.set(self.in_flight.get() - 1);
+                let (slot, res, flags) = (cqe.user_data() as u32, cqe.result(), cqe.flags());
+                let state = &mut slots[slot as usize];
+                let (SlotState::InFlight(_, progress) | SlotState::Abandoned(_, progress)) = state else {
+                    panic!("completion for slot {slot} that was not in flight");
+                };
+                if progress.step(slot, res, flags).is_some() {
+                    self.in_flight.set(self.in_flight.get() - 1);
+                    *state = SlotState::Free;
+                }
             }
         }
+        // What is still in flight may still be read by the kernel: leak its holds rather than
+        // let a buffer go back to an arena that outlives this ring and be handed out again.
+        for state in self.slots.get_mut().iter_mut() {
+            if let SlotState::InFlight(..) | SlotState::Abandoned(..) = state {
+                std::mem::forget(std::mem::replace(state, SlotState::Free));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// IORING_CQE_F_MORE and IORING_CQE_F_NOTIF (io_uring's sys module is private).
+    const MORE: u32 = 1 << 1;
+    const NOTIF: u32 = 1 << 3;
+
+    /// Feeds `cqes` (res, flags) to a fresh op that reserved `cqes_reserved` CQ entries; the
+    /// op completes exactly at the last one, with `expected`.
+    fn check(cqes_reserved: u32, cqes: &[(i32, u32)], expected: Completion) {
+        let mut progress = Progress { first: None, cqes_reserved };
+        let (last, before) = cqes.split_last().expect("at least one CQE");
+        for &(res, flags) in before {
+            assert_eq!(progress.step(0, res, flags), None, "completed early on {res}, {flags:#x}");
+        }
+        assert_eq!(progress.step(0, last.0, last.1), Some(expected));
+    }
+
+    fn done(result: i32, notification: Option<i32>) -> Completion {
+        Completion { result, notification }
+    }
+
+    #[test]
+    fn an_op_completes_on_its_final_cqe_with_its_first_result() {
+        check(1, &[(4096, 0)], done(4096, None));
+        check(1, &[(-libc::EIO, 0)], done(-libc::EIO, None));
+        // send_zc: result with F_MORE, then the notification.
+        check(2, &[(65536, MORE), (0, NOTIF)], done(65536, Some(0)));
+        check(2, &[(65536, MORE), (NOTIF_USAGE_ZC_COPIED as i32, NOTIF)], done(65536, Some(NOTIF_USAGE_ZC_COPIED as i32)));
+        // A failed send_zc that had already set up its notification still posts it.
+        check(2, &[(-libc::EPIPE, MORE), (0, NOTIF)], done(-libc::EPIPE, Some(0)));
+        // One that failed before (bad fd, old kernel) posts no notification.
+        check(2, &[(-libc::EINVAL, 0)], done(-libc::EINVAL, None));
+    }
+
+    #[test]
+    #[should_panic(expected = "multishot")]
+    fn more_from_an_op_that_reserved_one_cqe_asserts() {
+        check(1, &[(1, MORE), (2, 0)], done(1, None));
+    }
+
+    #[test]
+    #[should_panic(expected = "not a notification")]
+    fn a_second_result_instead_of_a_notification_asserts() {
+        check(2, &[(1, MORE), (2, 0)], done(1, None));
+    }
+
+    #[test]
+    #[should_panic(expected = "third CQE")]
+    fn a_third_cqe_asserts() {
+        check(2, &[(1, MORE), (0, MORE | NOTIF), (0, NOTIF)], done(1, Some(0)));
     }
 }
