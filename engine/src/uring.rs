@@ -319,7 +319,11 @@ impl Ring {
     fn free_slot(&self, slot: u32) {
         self.slots.borrow_mut()[slot as usize] = SlotState::Free;
         self.free_slots.borrow_mut().push(slot);
-        if let Some(w) = self.slot_waiters.borrow_mut().pop_front() {
+        // Wake every waiter, not one: a waiter whose op future was dropped leaves a stale waker
+        // behind, and waking only that one would leave a live waiter asleep. The rest retry and
+        // queue again; the list is bounded by the tasks that are waiting.
+        let waiters = std::mem::take(&mut *self.slot_waiters.borrow_mut());
+        for w in waiters {
             w.wake();
         }
     }
@@ -564,7 +568,13 @@ impl Drop for Ring {
         {
             let mut ring = self.ring.borrow_mut();
             // SAFETY: the cancel SQE points at no memory.
-            let _ = unsafe { ring.submission().push(&cancel) };
+            if unsafe { ring.submission().push(&cancel) }.is_err() {
+                // SQ full: hand its entries to the kernel first, then the cancel fits.
+                let _ = ring.submit();
+                // SAFETY: as above.
+                let pushed = unsafe { ring.submission().push(&cancel) };
+                assert!(pushed.is_ok(), "the SQ has room right after a submit");
+            }
         }
         // Cancelling ends reads and sends at once, but not a zero-copy send's wait for its
         // notification: that comes when the peer acknowledges the data, which a stalled peer

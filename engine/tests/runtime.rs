@@ -331,3 +331,64 @@ async fn turn_until(mut done: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// With every op slot taken, an op waiting for a slot is dropped and another waits: when a slot
+/// frees, the live waiter must get it (a stale waker left by the dropped one used to take the
+/// only wake-up).
+#[test]
+fn a_dropped_slot_waiter_does_not_swallow_the_wake_up() {
+    // 1 SQ entry -> 2 CQ entries -> 2 op slots.
+    let ring = Rc::new(Ring::new(&RingConfig { entries: 1, sqpoll_idle_ms: None, files_max: 4 }).expect("ring"));
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills two fds.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (rd, wr) = (fds[0], fds[1]);
+    let read_op = |ring: &Rc<Ring>| {
+        let buf = Box::new([0u8; 1]);
+        let ptr = buf.as_ptr() as *mut u8;
+        let entry = engine::uring::io_uring::opcode::Read::new(engine::uring::io_uring::types::Fd(rd), ptr, 1).build();
+        // SAFETY: the entry points into `buf`, which the op holds; the pipe stays open.
+        unsafe { ring.op(entry, buf) }
+    };
+    let executor = Executor::new(ring.clone());
+    executor.block_on(async {
+        // Two reads of an empty pipe take both slots.
+        let a = engine::spawn(read_op(&ring));
+        let b = engine::spawn(read_op(&ring));
+        engine::yield_now().await;
+        // A third op waits for a slot, then is dropped while waiting.
+        let mut waiting = Box::pin(read_op(&ring));
+        let pending = std::future::poll_fn(|cx| std::task::Poll::Ready(waiting.as_mut().poll(cx).is_pending())).await;
+        assert!(pending, "no slot is free");
+        drop(waiting);
+        // A fourth op waits for real.
+        let live = engine::spawn(read_op(&ring));
+        engine::yield_now().await;
+        // One byte completes one of the first two reads and frees its slot.
+        // SAFETY: writing one byte into our pipe.
+        assert_eq!(unsafe { libc::write(wr, b"x".as_ptr().cast(), 1) }, 1);
+        // The live waiter must now get the freed slot and reach the kernel; feed it a byte.
+        let mut done = 0;
+        for _ in 0..200 {
+            engine::sleep(std::time::Duration::from_millis(1)).await;
+            done = [a.is_finished(), b.is_finished(), live.is_finished()].iter().filter(|f| **f).count();
+            if done == 1 {
+                // SAFETY: one more byte for the next read in the kernel.
+                assert_eq!(unsafe { libc::write(wr, b"y".as_ptr().cast(), 1) }, 1);
+            }
+            if done == 2 {
+                break;
+            }
+        }
+        assert_eq!(done, 2, "after a slot freed, the live waiter never got it");
+        // Finish the last one so the executor ends cleanly.
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::write(wr, b"z".as_ptr().cast(), 1) }, 1);
+        let _ = (a.await, b.await, live.await);
+    });
+    // SAFETY: closing our pipe fds.
+    unsafe {
+        libc::close(rd);
+        libc::close(wr);
+    }
+}
