@@ -403,11 +403,6 @@ pub async fn yield_now() {
     .await
 }
 
-/// Executor statistics of the current core.
-pub fn current_stats() -> (u64, u64, u64) {
-    with_current(|e| (e.stats.turns.get(), e.stats.polls.get(), e.stats.timers_fired.get()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

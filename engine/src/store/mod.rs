@@ -17,7 +17,7 @@ mod recovery;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
@@ -859,9 +859,4 @@ fn finish<E: Env>(inner: &Inner<E>, batch: Batch, result: Result<Tail, (Option<i
     wake_all(&done.waiters);
     // Puts that found the filling batch full retry now that the spare is back.
     wake_all(&inner.room_waiters);
-}
-
-/// Where a store lives, for tools and tests.
-pub fn segment_files<S: Storage>(storage: &S, dir: &Path) -> Result<Vec<PathBuf>, OpenError> {
-    Ok(storage.list(dir)?.into_iter().filter(|p| recovery::segment_id(p).is_some()).collect())
 }
