@@ -4,6 +4,9 @@
 //!   at QD1: the group-commit gain, with the records each fdatasync made durable;
 //! - 4 KiB gets at QD64 and 1 MiB gets at QD8 vs fio reading the store's own segment file;
 //! - resident memory per object of the index, and the start-up (recovery) time of that store.
+//! - durable 4 KiB puts with 16 writers on one core, with and without the background compactor,
+//!   on a store whose log is about half dead: the put p99 compaction costs, and the space it
+//!   reclaims (no fio reference).
 //!
 //! Each core runs its own store in its own directory (one store is one core's shard) and fio runs
 //! one job per core, pinned to the same cpu, on the same files. Store and fio runs alternate in
@@ -17,7 +20,9 @@ use std::sync::Barrier;
 use std::time::Duration;
 
 use engine::arena::{ArenaConfig, ClassConfig};
-use engine::store::{BATCH_BYTES_DEFAULT, BATCH_RECORDS_MAX, SEGMENT_BYTES_DEFAULT, Store, StoreConfig, StoreStats, record};
+use engine::store::{
+    BATCH_BYTES_DEFAULT, BATCH_RECORDS_MAX, CompactReport, SEGMENT_BYTES_DEFAULT, Space, Store, StoreConfig, StoreStats, record,
+};
 use engine::{Env, LinuxEnv, RuntimeConfig, SECTOR_SIZE};
 use hdrhistogram::Histogram;
 use serde_json::json;
@@ -85,11 +90,15 @@ pub struct StoreArgs {
     /// 100000 with --quick].
     #[arg(long)]
     index_objects: Option<u64>,
+    /// 4 KiB objects preloaded (then half of them overwritten) for the puts beside compaction
+    /// [default: 65536; 16384 with --quick].
+    #[arg(long)]
+    compact_objects: Option<u64>,
     /// Short run for CI smoke use (explicit sizes above still apply).
     #[arg(long)]
     quick: bool,
     /// Run only the parts with a workload whose name contains this (`put`, `4k-get`, `1m-get`,
-    /// `index`, `startup`).
+    /// `index`, `startup`, `compact`).
     #[arg(long)]
     only: Option<String>,
 }
@@ -104,6 +113,7 @@ struct Plan {
     small_objects: u64,
     large_objects: u64,
     index_objects: u64,
+    compact_objects: u64,
     only: Option<String>,
 }
 
@@ -121,12 +131,13 @@ impl Plan {
             small_objects: args.small_objects.unwrap_or(if q { 10_000 } else { 100_000 }),
             large_objects: args.large_objects.unwrap_or(if q { 64 } else { 512 }),
             index_objects: args.index_objects.unwrap_or(if q { 100_000 } else { 1_000_000 }),
+            compact_objects: args.compact_objects.unwrap_or(if q { 16_384 } else { 65_536 }),
             only: args.only.clone(),
         };
-        if plan.small_objects == 0 || plan.large_objects == 0 || plan.index_objects == 0 {
-            return Err("object counts must be positive".into());
+        if plan.small_objects == 0 || plan.large_objects == 0 || plan.index_objects == 0 || plan.compact_objects < 2 {
+            return Err("object counts must be positive (--compact-objects at least 2)".into());
         }
-        if plan.index_objects.max(plan.small_objects) >= 1 << 48 {
+        if plan.index_objects.max(plan.small_objects).max(plan.compact_objects) >= 1 << 48 {
             return Err("object counts must be below 2^48 (12 hex digits of key)".into());
         }
         Ok(plan)
@@ -169,6 +180,15 @@ pub fn bench_store(args: StoreArgs) -> Result<(), String> {
     println!(
         "# gets: fio reads the written part of each core's store segment file (io_uring, O_DIRECT, fixed buffers); \"at frame size\": fio randread of whole frames, the store's own I/O"
     );
+    if plan.runs(&[COMPACT_NAME]) {
+        println!(
+            "# {COMPACT_NAME}: one core, {} objects of 4 KiB then a random half overwritten, segments {} MiB, batch {} MiB; {COMPACT_WRITERS} writers overwrite random objects without, then with, spawn_compactor({COMPACTOR_MAX_LIVE_RATIO}, {} MiB/s) (alternating rounds on one store)",
+            plan.compact_objects,
+            COMPACT_SEGMENT_BYTES >> 20,
+            COMPACT_BATCH_BYTES >> 20,
+            COMPACTOR_BYTES_PER_S >> 20
+        );
+    }
     let mut rows = Vec::new();
     if plan.runs(&PUT_WRITERS.map(put_name)) {
         rows = put_rows(&plan)?;
@@ -191,8 +211,20 @@ pub fn bench_store(args: StoreArgs) -> Result<(), String> {
     } else {
         None
     };
+    // No fio reference: printed apart from `rows`, and left out of the min ratio.
+    let compact = if plan.runs(&[COMPACT_NAME]) {
+        let figures = compact_figures(&plan)?;
+        figures.print_json();
+        Some(figures)
+    } else {
+        None
+    };
     if !rows.is_empty() {
         print_table(&rows);
+        println!();
+    }
+    if let Some(figures) = &compact {
+        figures.print_table();
         println!();
     }
     if let Some((index, start_ups)) = index {
@@ -737,6 +769,298 @@ fn get_run(plan: &Plan, shape: &GetShape, dirs: &[PathBuf]) -> Result<StoreRun, 
     merge(results, shape.object_bytes)
 }
 
+// ---- Durable puts beside the background compactor ----
+
+/// The compaction workload's name: 16 writers of 4 KiB puts, with the compactor running.
+const COMPACT_NAME: &str = "4k-put-w16-compacting";
+const COMPACT_WRITERS: usize = 16;
+/// Small segments, so that a run of a few seconds compacts many of them.
+const COMPACT_SEGMENT_BYTES: u64 = 8 << 20;
+const COMPACT_BATCH_BYTES: usize = 1 << 20;
+/// The compactor's read rate (segment bytes scanned a second); it rewrites only the live part.
+const COMPACTOR_BYTES_PER_S: u64 = 64 << 20;
+/// The compactor takes the oldest segment once at most this much of it is live.
+const COMPACTOR_MAX_LIVE_RATIO: f64 = 0.5;
+const COMPACTOR_IDLE: Duration = Duration::from_millis(1);
+/// Goal (store issue): put p99 with the compactor running at most this times the p99 without.
+const COMPACT_P99_RATIO_GOAL: f64 = 1.5;
+const _: () = assert!(COMPACT_SEGMENT_BYTES % COMPACT_BATCH_BYTES as u64 == 0);
+const _: () = assert!(COMPACT_BATCH_BYTES % SECTOR_SIZE == 0);
+
+/// One round of the compaction workload on one core.
+struct CompactRun {
+    run: StoreRun,
+    space_start: Space,
+    space_end: Space,
+    reports: Vec<CompactReport>,
+    relocations_voided: u64,
+}
+
+fn compact_store_config(dir: &Path) -> StoreConfig {
+    StoreConfig { dir: dir.to_path_buf(), segment_bytes: COMPACT_SEGMENT_BYTES, batch_bytes: COMPACT_BATCH_BYTES }
+}
+
+/// On one core (one store is one core's shard; compaction runs on the core that owns it).
+fn compact_runtime() -> Result<RuntimeConfig, String> {
+    RuntimeConfig::cores(1).map_err(|e| e.to_string())
+}
+
+fn space_amplification(s: &Space) -> f64 {
+    s.disk_bytes as f64 / s.live_bytes.max(1) as f64
+}
+
+/// Preloads the objects, then overwrites a random half of them (each exactly once), so about
+/// half of every preloaded segment is dead. Returns the space the store then holds.
+fn compact_setup(plan: &Plan, dir: &Path) -> Result<Space, String> {
+    remove_dirs(&[dir.to_path_buf()])?;
+    let objects = plan.compact_objects;
+    let results = engine::run(compact_runtime()?, |core: engine::Core<()>| {
+        let config = compact_store_config(dir);
+        async move {
+            let (store, _) = Store::open(core.env.clone(), config).await.map_err(|e| e.to_string())?;
+            fill(&store, 0, objects, SMALL_OBJECT_BYTES, PRELOAD_WRITERS).await?;
+            // A seeded Fisher-Yates shuffle: the first half of it is overwritten.
+            let mut order: Vec<u64> = (0..objects).collect();
+            let mut state = 0xC0_4AC7;
+            for i in (1..order.len()).rev() {
+                let (v, next) = engine::rng::splitmix64(state);
+                state = next;
+                order.swap(i, ((v as u128 * (i as u128 + 1)) >> 64) as usize);
+            }
+            order.truncate(order.len() / 2);
+            overwrite(&store, order.into(), PRELOAD_WRITERS).await?;
+            let space = store.space();
+            close(&store).await?;
+            Ok::<Space, String>(space)
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    results.into_iter().next().ok_or("no core ran the preload")?
+}
+
+/// Puts preloaded objects `keys` again with `writers` concurrent tasks.
+async fn overwrite(store: &Store<LinuxEnv>, keys: Rc<[u64]>, writers: usize) -> Result<(), String> {
+    let handles: Vec<_> = (0..writers)
+        .map(|first| {
+            let (store, keys) = (store.clone(), keys.clone());
+            engine::spawn(async move {
+                let data = vec![0x5Au8; SMALL_OBJECT_BYTES];
+                for &i in keys.iter().skip(first).step_by(writers) {
+                    store.put(BUCKET, &key(0, i), &[], &data).await.map_err(|e| format!("overwrite {i}: {e}"))?;
+                }
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await?;
+    }
+    Ok(())
+}
+
+/// Reopens the store and runs the writers, each overwriting random preloaded objects, with or
+/// without the compactor. The compactor stops when the store closes at the end of the round
+/// (a pass cut short there leaves its segment, and is not in the reports).
+fn compact_round(plan: &Plan, dir: &Path, round: usize, compacting: bool) -> Result<CompactRun, String> {
+    let (objects, duration) = (plan.compact_objects, plan.duration);
+    let results = engine::run(compact_runtime()?, |core: engine::Core<()>| {
+        let config = compact_store_config(dir);
+        async move {
+            let (store, _) = Store::open(core.env.clone(), config).await.map_err(|e| e.to_string())?;
+            let space_start = store.space();
+            let before = store.stats();
+            let compactor = compacting.then(|| store.spawn_compactor(COMPACTOR_MAX_LIVE_RATIO, COMPACTOR_BYTES_PER_S, COMPACTOR_IDLE));
+            let data: Rc<[u8]> = vec![0x5Au8; SMALL_OBJECT_BYTES].into();
+            let s = store.clone();
+            let seed = (round as u64) << 1 | compacting as u64;
+            let put = move |writer: usize, n: u64| {
+                let (s, data) = (s.clone(), data.clone());
+                let (v, _) = engine::rng::splitmix64(seed << 56 ^ (writer as u64) << 40 ^ n);
+                let i = ((v as u128 * objects as u128) >> 64) as u64;
+                async move { s.put(BUCKET, &key(0, i), &[], &data).await.map(drop).map_err(|e| format!("put {i}: {e}")) }
+            };
+            let timed = timed(COMPACT_WRITERS, duration, put).await?;
+            let after = store.stats();
+            let space_end = store.space();
+            close(&store).await?;
+            let reports = match compactor {
+                Some(h) => h.await,
+                None => Vec::new(),
+            };
+            let run = CompactRun {
+                run: merge(vec![Ok(CoreRun { timed, commits: commits(before, after) })], SMALL_OBJECT_BYTES)?,
+                space_start,
+                space_end,
+                reports,
+                relocations_voided: after.relocations_voided - before.relocations_voided,
+            };
+            Ok::<CompactRun, String>(run)
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    results.into_iter().next().ok_or("no core ran the round")?
+}
+
+/// Baseline and compacting rounds alternate on the same store (each round adds to its log, so
+/// the two see the same drift).
+fn compact_figures(plan: &Plan) -> Result<CompactFigures, String> {
+    let dir = plan.dir.join("compact").join("core-0");
+    let space_setup = compact_setup(plan, &dir)?;
+    let (mut baselines, mut compactings) = (Vec::new(), Vec::new());
+    for round in 0..plan.rounds {
+        baselines.push(compact_round(plan, &dir, round, false)?);
+        compactings.push(compact_round(plan, &dir, round, true)?);
+    }
+    remove_dirs(&[dir])?;
+    let space_end = compactings.last().expect("at least one round").space_end;
+    let reports: Vec<CompactReport> = compactings.iter().flat_map(|r| r.reports.iter().copied()).collect();
+    let p99 = |r: &CompactRun| r.run.measured.latency_ns_p99 as f64;
+    let ops = |r: &CompactRun| r.run.measured.ops_per_s;
+    Ok(CompactFigures {
+        objects: plan.compact_objects,
+        p99_rounds: [rounds(&baselines, p99), rounds(&compactings, p99)],
+        ops_rounds: [rounds(&baselines, ops), rounds(&compactings, ops)],
+        space_amp_rounds: compactings.iter().map(|r| [space_amplification(&r.space_start), space_amplification(&r.space_end)]).collect(),
+        relocations_voided: compactings.iter().map(|r| r.relocations_voided).sum(),
+        // The goal is on p99: each side reports its median-p99 round.
+        baseline: median(baselines, p99),
+        compacting: median(compactings, p99),
+        duration: plan.duration,
+        space_setup,
+        space_end,
+        reports,
+    })
+}
+
+struct CompactFigures {
+    objects: u64,
+    baseline: CompactRun,
+    compacting: CompactRun,
+    duration: Duration,
+    /// [baseline, compacting], in run order.
+    p99_rounds: [Vec<f64>; 2],
+    ops_rounds: [Vec<f64>; 2],
+    /// Each compacting round's space amplification at its start and end.
+    space_amp_rounds: Vec<[f64; 2]>,
+    /// After the preload and the overwrite of half of it, before any compaction.
+    space_setup: Space,
+    /// At the end of the last compacting round.
+    space_end: Space,
+    /// Every finished compaction of every compacting round.
+    reports: Vec<CompactReport>,
+    relocations_voided: u64,
+}
+
+impl CompactFigures {
+    /// How fast a round's segments grew: the writers' log minus what compaction freed.
+    fn disk_growth_bytes_per_s(&self, r: &CompactRun) -> f64 {
+        (r.space_end.disk_bytes as f64 - r.space_start.disk_bytes as f64) / self.duration.as_secs_f64()
+    }
+
+    fn p99_ratio(&self) -> f64 {
+        self.compacting.run.measured.latency_ns_p99 as f64 / self.baseline.run.measured.latency_ns_p99.max(1) as f64
+    }
+
+    fn ops_ratio(&self) -> f64 {
+        self.compacting.run.measured.ops_per_s / self.baseline.run.measured.ops_per_s
+    }
+
+    fn bytes_relocated(&self) -> u64 {
+        self.reports.iter().map(|r| r.bytes_relocated).sum()
+    }
+
+    fn bytes_reclaimed(&self) -> u64 {
+        self.reports.iter().map(|r| r.bytes_reclaimed).sum()
+    }
+
+    /// Bytes compaction rewrote per byte it freed; none when nothing was compacted.
+    fn write_amplification(&self) -> Option<f64> {
+        (self.bytes_reclaimed() > 0).then(|| self.bytes_relocated() as f64 / self.bytes_reclaimed() as f64)
+    }
+
+    fn print_json(&self) {
+        let (b, c) = (&self.baseline.run.measured, &self.compacting.run.measured);
+        let mut line = json!({
+            "workload": COMPACT_NAME,
+            "metric": "p99_ratio",
+            "store": self.p99_ratio(),
+            "fio": null,
+            "ratio": null,
+            "goal_max": COMPACT_P99_RATIO_GOAL,
+            "meets_goal": self.p99_ratio() <= COMPACT_P99_RATIO_GOAL,
+            "p99_ratio": self.p99_ratio(),
+            "ops_ratio": self.ops_ratio(),
+            "baseline_ops_per_s": b.ops_per_s,
+            "compacting_ops_per_s": c.ops_per_s,
+            "baseline_latency_ns_p50": b.latency_ns_p50,
+            "baseline_latency_ns_p99": b.latency_ns_p99,
+            "compacting_latency_ns_p50": c.latency_ns_p50,
+            "compacting_latency_ns_p99": c.latency_ns_p99,
+            "baseline_records_per_sync": self.baseline.run.records_per_sync,
+            "compacting_records_per_sync": self.compacting.run.records_per_sync,
+            "baseline_disk_growth_bytes_per_s": self.disk_growth_bytes_per_s(&self.baseline),
+            "compacting_disk_growth_bytes_per_s": self.disk_growth_bytes_per_s(&self.compacting),
+        });
+        // Two literals: one would pass serde_json's macro recursion limit.
+        let space = json!({
+            "space_amp_before": space_amplification(&self.space_setup),
+            "space_amp_after": space_amplification(&self.space_end),
+            "disk_bytes_before": self.space_setup.disk_bytes,
+            "live_bytes_before": self.space_setup.live_bytes,
+            "disk_bytes_after": self.space_end.disk_bytes,
+            "live_bytes_after": self.space_end.live_bytes,
+            "space_amp_rounds": self.space_amp_rounds,
+            "compactions": self.reports.len(),
+            "bytes_relocated": self.bytes_relocated(),
+            "bytes_reclaimed": self.bytes_reclaimed(),
+            "compaction_write_amp": self.write_amplification(),
+            "relocations_voided": self.relocations_voided,
+            "baseline_p99_rounds": self.p99_rounds[0],
+            "compacting_p99_rounds": self.p99_rounds[1],
+            "baseline_ops_rounds": self.ops_rounds[0],
+            "compacting_ops_rounds": self.ops_rounds[1],
+            "writers_per_core": COMPACT_WRITERS,
+            "cores": 1,
+            "objects": self.objects,
+            "object_bytes": SMALL_OBJECT_BYTES,
+            "segment_bytes": COMPACT_SEGMENT_BYTES,
+            "batch_bytes": COMPACT_BATCH_BYTES,
+            "compactor_bytes_per_s": COMPACTOR_BYTES_PER_S,
+            "compactor_max_live_ratio": COMPACTOR_MAX_LIVE_RATIO,
+        });
+        if let (Some(line), Some(space)) = (line.as_object_mut(), space.as_object()) {
+            line.extend(space.clone());
+        }
+        println!("{line}");
+    }
+
+    fn print_table(&self) {
+        let (b, c) = (&self.baseline.run.measured, &self.compacting.run.measured);
+        let us = |ns: u64| ns as f64 / 1e3;
+        let (relocated_mib, reclaimed_mib) = (self.bytes_relocated() >> 20, self.bytes_reclaimed() >> 20);
+        let write_amp = self.write_amplification().map_or("-".into(), |w| format!("{w:.3} ({relocated_mib} / {reclaimed_mib} MiB)"));
+        println!();
+        println!(
+            "| workload | ops/s baseline | ops/s compacting | ops ratio | p99 µs baseline | p99 µs compacting | p99 ratio | goal | space amp before → after | compactions | write amp (relocated/reclaimed) | relocations voided |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "| {COMPACT_NAME} | {:.0} | {:.0} | {:.3} | {:.1} | {:.1} | {:.3} | ≤ {COMPACT_P99_RATIO_GOAL} | {:.2} → {:.2} | {} | {} | {} |",
+            b.ops_per_s,
+            c.ops_per_s,
+            self.ops_ratio(),
+            us(b.latency_ns_p99),
+            us(c.latency_ns_p99),
+            self.p99_ratio(),
+            space_amplification(&self.space_setup),
+            space_amplification(&self.space_end),
+            self.reports.len(),
+            write_amp,
+            self.relocations_voided,
+        );
+    }
+}
+
 // ---- Index memory and start-up ----
 
 struct IndexFigures {
@@ -1067,6 +1391,7 @@ mod tests {
             small_objects: None,
             large_objects: None,
             index_objects: None,
+            compact_objects: None,
             quick: true,
             only: None,
         })

@@ -54,7 +54,8 @@ fn store_benchmark_prints_a_line_per_workload_and_the_min_ratio() {
             "1m-get-qd8",
             "index-memory",
             "startup-after-crash",
-            "startup-after-close"
+            "startup-after-close",
+            "4k-put-w16-compacting"
         ]
     );
     let number = |l: &serde_json::Value, key: &str| l[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {l}"));
@@ -72,10 +73,15 @@ fn store_benchmark_prints_a_line_per_workload_and_the_min_ratio() {
     assert!(index["ratio"].is_null(), "no fio reference, no ratio: {index}");
     assert!(number(index, "store").is_finite() && number(index, "resident_bytes_per_object").is_finite());
     assert_eq!(index["objects"], 20000);
-    for start_up in &lines[6..] {
+    for start_up in &lines[6..8] {
         assert!(start_up["ratio"].is_null(), "no fio reference, no ratio: {start_up}");
         assert_eq!(start_up["objects"], 20000 + 2 * 4096, "the measured objects and the warm-up");
         assert!(number(start_up, "store") > 0.0 && number(start_up, "seconds_for_10m_objects") > 0.0, "{start_up}");
+    }
+    let compacting = &lines[8];
+    assert!(compacting["ratio"].is_null(), "no fio reference, no ratio: {compacting}");
+    for key in ["p99_ratio", "ops_ratio", "space_amp_before", "space_amp_after"] {
+        assert!(number(compacting, key) > 0.0 && number(compacting, key).is_finite(), "{key} in {compacting}");
     }
     let last = stdout.lines().last().expect("output");
     assert!(last.starts_with("min ratio store/fio: "), "last line: {last}");
