@@ -177,18 +177,17 @@ pub(super) async fn load<E: Env>(env: &E, dir: &Path, batch_bytes: usize) -> Res
         if offset >= size {
             return Ok(Err("checkpoint ends before its last frame".into()));
         }
-        let frame = match reader.frame(offset, batch_bytes).await? {
-            Ok((h, _)) => h,
+        let f = match reader.frame(offset, batch_bytes).await? {
+            Ok(f) => f,
             Err(e) => return Ok(Err(format!("checkpoint frame at offset {offset}: {e:?}"))),
         };
+        let frame = f.header;
         let consistent = frame.kind == Kind::Checkpoint
             && frame.lsn == expected
             && first.is_none_or(|f| f.batch_nonce == frame.batch_nonce && f.batch_len == frame.batch_len);
         if !consistent {
             return Ok(Err(format!("checkpoint frame at offset {offset} does not belong")));
         }
-        let bytes = reader.bytes(offset, frame.frame_len as usize).await?;
-        let f = record::decode(bytes).expect("verified by frame()");
         let parsed =
             if expected == 1 { parse_header(f.meta, &mut tail, &mut ends, &mut objects) } else { parse_entries(f.data, &mut index) };
         if parsed.is_none() {

@@ -491,21 +491,20 @@ impl<E: Env> Store<E> {
         let start = crate::time::now();
         let mut offset = 0u64;
         while offset < end {
-            let (header, key) = reader.frame(offset, self.inner.config.batch_bytes).await?.map_err(|e| StoreError::Corrupt {
+            let f = reader.frame(offset, self.inner.config.batch_bytes).await?.map_err(|e| StoreError::Corrupt {
                 path: file.path().to_path_buf(),
                 offset,
                 what: format!("compaction found {e:?} inside the synced part of the segment"),
             })?;
             report.records += 1;
+            let header = f.header;
             let loc = Location { segment: id, frame_len: header.frame_len, offset, lsn: header.lsn, data_len: header.data_len };
-            let (bucket, k) = split_key_field(&key).ok_or_else(|| StoreError::Corrupt {
+            let (bucket, k) = split_key_field(f.key).ok_or_else(|| StoreError::Corrupt {
                 path: file.path().to_path_buf(),
                 offset,
                 what: "bad key field".into(),
             })?;
             if header.kind == Kind::Put && self.inner.index.borrow().get(bucket, k) == Some(loc) {
-                let frame = reader.bytes(offset, header.frame_len as usize).await?;
-                let f = record::decode(frame).expect("verified by frame()");
                 let (bucket, k, meta, data) = (bucket.to_vec(), k.to_vec(), f.meta.to_vec(), f.data.to_vec());
                 let store = self.clone();
                 in_flight.push_back(crate::spawn(async move {
@@ -563,10 +562,10 @@ impl<E: Env> Store<E> {
             let mut offset = 0;
             while offset < end {
                 match reader.frame(offset, self.inner.config.batch_bytes).await? {
-                    Ok((h, _)) => {
+                    Ok(f) => {
                         report.frames += 1;
-                        offset += h.frame_len as u64;
-                        pace_bytes += h.frame_len as u64;
+                        offset += f.header.frame_len as u64;
+                        pace_bytes += f.header.frame_len as u64;
                     }
                     Err(e) => {
                         report.corrupt.push(ScrubFinding { path: file.path().to_path_buf(), offset, what: format!("{e:?}") });

@@ -103,8 +103,9 @@ impl<'a, F: File> Reader<'a, F> {
         Ok(&self.buf.as_ref().expect("reader buffer").as_slice()[at..at + len])
     }
 
-    /// The frame at `offset`: its header if it is whole and valid.
-    pub(super) async fn frame(&mut self, offset: u64, max_frame: usize) -> Result<Result<(Header, Vec<u8>), Invalid>, StoreError> {
+    /// The frame at `offset`, verified once and borrowed from the reader's buffer: callers copy
+    /// only the parts they keep.
+    pub(super) async fn frame(&mut self, offset: u64, max_frame: usize) -> Result<Result<record::Frame<'_>, Invalid>, StoreError> {
         let head = self.bytes(offset, SECTOR_SIZE).await?;
         let header = match record::peek(head) {
             Ok(h) if h.frame_len as usize <= max_frame => h,
@@ -112,10 +113,7 @@ impl<'a, F: File> Reader<'a, F> {
             Err(e) => return Ok(Err(e)),
         };
         let bytes = self.bytes(offset, header.frame_len as usize).await?;
-        Ok(match record::decode(bytes) {
-            Ok(f) => Ok((f.header, f.key.to_vec())),
-            Err(e) => Err(e),
-        })
+        Ok(record::decode(bytes))
     }
 }
 
@@ -223,7 +221,7 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         let first_lsn = {
             let mut reader = Reader::new(&*files[&ids[0]], buf);
             let first = match reader.frame(0, config.batch_bytes).await? {
-                Ok((h, _)) => h.batch_first_lsn,
+                Ok(f) => f.header.batch_first_lsn,
                 Err(_) => 1,
             };
             buf = reader.buf.take().expect("buffer");
@@ -254,7 +252,7 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
             let frame = reader.frame(offset, config.batch_bytes).await?;
             clean_end = matches!(frame, Err(Invalid::NoFrame)) && scan.pending.is_empty();
             let taken = match frame {
-                Ok((h, key)) => scan.take(h, key, id, offset).then_some(h.frame_len),
+                Ok(f) => scan.take(f.header, f.key.to_vec(), id, offset).then_some(f.header.frame_len),
                 Err(_) => None,
             };
             match taken {
@@ -338,9 +336,9 @@ async fn later_batch<F: File>(
         let mut reader = Reader::new(&**file, buf.take().expect("buffer"));
         let mut offset = if pos == from.0 { from.1 } else { 0 };
         while offset + SECTOR_SIZE as u64 <= size {
-            if let Ok((h, _)) = reader.frame(offset, config.batch_bytes).await? {
-                if h.batch_first_lsn > next_lsn {
-                    return Ok(Some((id, offset, h)));
+            if let Ok(f) = reader.frame(offset, config.batch_bytes).await? {
+                if f.header.batch_first_lsn > next_lsn {
+                    return Ok(Some((id, offset, f.header)));
                 }
             }
             offset += SECTOR_SIZE as u64;
