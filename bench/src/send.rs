@@ -333,8 +333,8 @@ fn send_on_ring(stream: &TcpStream, method: Method, size: usize, qd: usize, dura
     let slot = c.ring.register_file(stream.as_raw_fd()).map_err(|e| format!("registering the socket: {e}"))?;
     let bytes = Rc::new(Cell::new(0u64));
     let stats_before = c.ring.stats();
-    let (cpu_start, wq_start, t0) = (thread_cpu_ns(), io_wq_cpu_ns(), Instant::now());
-    let deadline = t0 + duration;
+    let clock = RunClock::start();
+    let deadline = clock.t0 + duration;
     let result = c.executor.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..qd {
@@ -364,13 +364,9 @@ fn send_on_ring(stream: &TcpStream, method: Method, size: usize, qd: usize, dura
                 Ok(())
             }));
         }
-        for t in tasks {
-            t.await?;
-        }
-        Ok::<(), String>(())
+        join_senders(tasks).await
     });
-    let elapsed_ns = t0.elapsed().as_nanos() as u64;
-    let (sender_thread_cpu_ns, io_wq_cpu_ns) = (thread_cpu_ns() - cpu_start, io_wq_cpu_ns().saturating_sub(wq_start));
+    let (elapsed_ns, sender_thread_cpu_ns, io_wq_cpu_ns) = clock.stop();
     c.ring.unregister_file(slot);
     result?;
     let stats = c.ring.stats();
@@ -426,8 +422,8 @@ fn splice_on_ring(stream: &TcpStream, size: usize, qd: usize, duration: Duration
     let pipes = (0..qd).map(|_| Pipe::new(size)).collect::<Result<Vec<_>, _>>()?;
     let (sock, file_fd) = (stream.as_raw_fd(), file.as_raw_fd());
     let bytes = Rc::new(Cell::new(0u64));
-    let (cpu_start, wq_start, t0) = (thread_cpu_ns(), io_wq_cpu_ns(), Instant::now());
-    let deadline = t0 + duration;
+    let clock = RunClock::start();
+    let deadline = clock.t0 + duration;
     let result = c.executor.block_on(async {
         let mut tasks = Vec::new();
         for (stream_index, pipe) in pipes.iter().enumerate() {
@@ -465,13 +461,9 @@ fn splice_on_ring(stream: &TcpStream, size: usize, qd: usize, duration: Duration
                 Ok(())
             }));
         }
-        for t in tasks {
-            t.await?;
-        }
-        Ok::<(), String>(())
+        join_senders(tasks).await
     });
-    let elapsed_ns = t0.elapsed().as_nanos() as u64;
-    let (sender_thread_cpu_ns, io_wq_cpu_ns) = (thread_cpu_ns() - cpu_start, io_wq_cpu_ns().saturating_sub(wq_start));
+    let (elapsed_ns, sender_thread_cpu_ns, io_wq_cpu_ns) = clock.stop();
     result?;
     drop(pipes);
     Ok(Measured { bytes: bytes.get(), elapsed_ns, sender_thread_cpu_ns, io_wq_cpu_ns, ..Measured::default() })
@@ -533,6 +525,32 @@ fn enter_netns(name: &str) -> Result<(), String> {
 }
 
 /// User + system CPU of the calling thread (getrusage RUSAGE_THREAD).
+/// Wall time and CPU (this thread's and io_uring's worker threads') since a ring run began.
+struct RunClock {
+    t0: Instant,
+    cpu_start_ns: u64,
+    wq_start_ns: u64,
+}
+
+impl RunClock {
+    fn start() -> RunClock {
+        RunClock { t0: Instant::now(), cpu_start_ns: thread_cpu_ns(), wq_start_ns: io_wq_cpu_ns() }
+    }
+
+    /// (elapsed, sending thread CPU, io-wq CPU), in ns.
+    fn stop(&self) -> (u64, u64, u64) {
+        (self.t0.elapsed().as_nanos() as u64, thread_cpu_ns() - self.cpu_start_ns, io_wq_cpu_ns().saturating_sub(self.wq_start_ns))
+    }
+}
+
+/// Awaits every sender task in turn; the first error ends the run.
+async fn join_senders(tasks: Vec<engine::JoinHandle<Result<(), String>>>) -> Result<(), String> {
+    for t in tasks {
+        t.await?;
+    }
+    Ok(())
+}
+
 fn thread_cpu_ns() -> u64 {
     cpu_ns(libc::RUSAGE_THREAD)
 }
