@@ -374,6 +374,8 @@ impl Ring {
     fn enter(&self, park: Park, now: Instant) {
         let ring = self.ring.borrow();
         let result = match park {
+            // SQPOLL: the kernel thread submits; submit() enters only to wake it if it sleeps.
+            Park::NoWait if self.sqpoll => ring.submit(),
             Park::NoWait if self.unsubmitted.get() == 0 && self.in_flight.get() == 0 => return,
             // GETEVENTS with no wait: submits and runs deferred completions (DEFER_TASKRUN).
             Park::NoWait => unsafe {
@@ -389,11 +391,15 @@ impl Ring {
             }
         };
         drop(ring);
-        self.stat(|s| s.enters += 1);
+        // With SQPOLL only the waits are sure to enter the kernel; a NoWait submit usually does not.
+        if !(self.sqpoll && park == Park::NoWait) {
+            self.stat(|s| s.enters += 1);
+        }
         self.unsubmitted.set(0);
         match result {
             Ok(_) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN)) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && !self.sqpoll => {}
             Err(e) => panic!("io_uring_enter failed: {e}"),
         }
     }
@@ -421,29 +427,7 @@ impl Driver for Ring {
             Park::Until(Some(_)) => monotonic_now(),
             _ => Instant::default(),
         };
-        if self.sqpoll {
-            // SQPOLL: the kernel thread submits; we only enter to wait or wake it.
-            let ring = self.ring.borrow();
-            let result = match park {
-                Park::NoWait => ring.submit(),
-                Park::Until(None) => ring.submit_and_wait(1),
-                Park::Until(Some(deadline)) => {
-                    let ts = types::Timespec::from(deadline.saturating_duration_since(now));
-                    ring.submitter().submit_with_args(1, &types::SubmitArgs::new().timespec(&ts))
-                }
-            };
-            drop(ring);
-            self.unsubmitted.set(0);
-            // Only waits are sure to enter the kernel; a NoWait submit usually does not.
-            if matches!(park, Park::Until(_)) {
-                self.stat(|s| s.enters += 1);
-            }
-            if let Err(e) = result {
-                assert!(matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)), "io_uring_enter: {e}");
-            }
-        } else {
-            self.enter(park, now);
-        }
+        self.enter(park, now);
         self.reap();
     }
 
