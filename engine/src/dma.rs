@@ -109,8 +109,10 @@ impl DmaFile {
     async fn write_fixed(&self, buf: FixedBuf, offset: u64, rw_flags: i32, op: &'static str) -> (Result<usize, IoError>, FixedBuf) {
         let len = buf.len();
         crate::env::assert_dma_aligned(offset, len, &buf);
-        let entry =
-            opcode::WriteFixed::new(types::Fixed(self.slot), buf.as_ptr(), len as u32, buf.buf_index()).offset(offset).rw_flags(rw_flags).build();
+        let entry = opcode::WriteFixed::new(types::Fixed(self.slot), buf.as_ptr(), len as u32, buf.buf_index())
+            .offset(offset)
+            .rw_flags(rw_flags)
+            .build();
         // SAFETY: the entry points into `buf`, an arena buffer held by the op; the file slot lives
         // as long as `self`, which the caller borrows across the await.
         let (res, buf) = unsafe { self.ring.op(entry, buf) }.result().await;

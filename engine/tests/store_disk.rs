@@ -146,7 +146,10 @@ fn corrupted_record_is_an_error_with_location_never_data() {
             f.sync_all().expect("sync");
             let victim = store.get(b"b", b"victim").await;
             let bystander = store.get(b"b", b"bystander").await.expect("bystander").expect("present");
-            (victim.map(|o| o.map(|o| o.data().len())).map_err(|e| (e.to_string(), matches!(e, StoreError::Corrupt { .. }))), bystander.data().to_vec())
+            (
+                victim.map(|o| o.map(|o| o.data().len())).map_err(|e| (e.to_string(), matches!(e, StoreError::Corrupt { .. }))),
+                bystander.data().to_vec(),
+            )
         }
     })
     .expect("runtime");
