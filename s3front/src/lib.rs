@@ -1,4 +1,14 @@
 //! s3front: the only crate that speaks HTTP, S3 XML and SigV4.
 //!
-//! Not built yet (see the S3 issue). It turns requests into calls on the owning core's store and
-//! errors into S3 error bodies; it must never be a dependency of engine, net or raftlog.
+//! It turns requests into calls on the owning core's store and errors into S3 error bodies; it
+//! must never be a dependency of engine, net or raftlog. The codecs (`http`, `sigv4`, `chunked`,
+//! `checksum`, `xml`, `names`) are sans-IO: bytes in, values or errors out, so that cargo fuzz
+//! and property tests drive them without sockets.
+
+pub mod checksum;
+pub mod chunked;
+pub mod error;
+pub mod http;
+pub mod names;
+pub mod sigv4;
+pub mod xml;

@@ -1,0 +1,1 @@
+//! chunked: not built yet.

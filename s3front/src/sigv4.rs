@@ -1,0 +1,1 @@
+//! sigv4: not built yet.

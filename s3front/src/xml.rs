@@ -1,0 +1,1 @@
+//! xml: not built yet.
