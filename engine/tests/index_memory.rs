@@ -94,6 +94,7 @@ fn location(n: u64) -> Location {
         offset: (n % FRAMES_PER_SEGMENT) * 4096,
         lsn: LSN_BASE + n,
         data_len: 100 + n % 3000,
+        chunked: false,
     }
 }
 

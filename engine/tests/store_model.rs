@@ -35,6 +35,22 @@ enum Op {
     Burst {
         puts: Vec<(u8, usize)>,
     },
+    /// A large object: chunks, then a manifest.
+    PutLarge {
+        bucket: u8,
+        key: u8,
+        len: usize,
+    },
+    /// Chunks written and never committed (the upload's client went away, or a crash).
+    Abandon {
+        len: usize,
+    },
+    /// Chunks written, then aborted.
+    Abort {
+        len: usize,
+    },
+    /// Start-up's garbage collection of chunks no manifest owns.
+    CollectOrphans,
     Restart,
     Crash,
     /// Compact the oldest full segment (live records move to the tail, the segment goes).
@@ -48,6 +64,10 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0u8..2, 0u8..12).prop_map(|(bucket, key)| Op::Get { bucket, key }),
         1 => (0u8..2, 0u8..3, proptest::option::of(0u8..12), 1usize..6).prop_map(|(bucket, prefix, after, limit)| Op::List { bucket, prefix, after, limit }),
         1 => proptest::collection::vec((0u8..12, 0usize..3000), 1..40).prop_map(|puts| Op::Burst { puts }),
+        3 => (0u8..2, 0u8..12, 0usize..60_000).prop_map(|(bucket, key, len)| Op::PutLarge { bucket, key, len }),
+        1 => (0usize..40_000).prop_map(|len| Op::Abandon { len }),
+        1 => (0usize..40_000).prop_map(|len| Op::Abort { len }),
+        1 => Just(Op::CollectOrphans),
         1 => Just(Op::Restart),
         1 => Just(Op::Crash),
         2 => Just(Op::Compact),
@@ -77,11 +97,31 @@ fn config() -> StoreConfig {
 
 type Model = BTreeMap<(Vec<u8>, Vec<u8>), (Vec<u8>, Vec<u8>)>;
 
+/// Data bytes per chunk with `config()`'s batches.
+const CHUNK_BYTES: usize = (16 << 10) - SECTOR_SIZE;
+
+/// Writes `d` as chunks; `None` if the store refused (none expected without faults).
+async fn write_chunks(store: &Store<SimEnv>, d: &[u8]) -> (engine::store::ChunkWriter<SimEnv>, Result<(), String>) {
+    let mut w = store.chunk_writer();
+    // Uneven pieces, as a body arrives from a socket.
+    let mut at = 0;
+    let mut r = Ok(());
+    while at < d.len() && r.is_ok() {
+        let n = (d.len() - at).min(1 + (at * 7919) % 20_000);
+        r = w.write(&d[at..at + n]).await.map_err(|e| e.to_string());
+        at += n;
+    }
+    (w, r)
+}
+
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let world = SimWorld::new(7, FaultConfig::none());
     let env = SimEnv::new(world.clone(), &arena());
     let mut model: Model = BTreeMap::new();
     let mut version = 0u64;
+    // Chunks of large objects in the model, and chunks left by abandoned uploads.
+    let mut large: BTreeMap<(Vec<u8>, Vec<u8>), u64> = BTreeMap::new();
+    let mut orphan_chunks = 0u64;
     let mut executor = Executor::new(world.clone());
     let mut store = executor.block_on(Store::open(env.clone(), config())).map_err(|e| TestCaseError::fail(e.to_string()))?.0;
     for op in ops {
@@ -93,6 +133,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 match r {
                     Ok(_) => {
                         model.insert((bucket(b), key(k)), (meta, d));
+                        large.remove(&(bucket(b), key(k)));
                     }
                     Err(e) => prop_assert!(matches!(e, engine::store::StoreError::TooLarge { .. }), "put failed: {e}"),
                 }
@@ -100,11 +141,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Delete { bucket: b, key: k } => {
                 executor.block_on(store.delete(&bucket(b), &key(k))).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 model.remove(&(bucket(b), key(k)));
+                large.remove(&(bucket(b), key(k)));
             }
             Op::Get { bucket: b, key: k } => {
-                let got = executor.block_on(store.get(&bucket(b), &key(k))).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let got = executor.block_on(store.read_all(&bucket(b), &key(k))).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let want = model.get(&(bucket(b), key(k)));
-                let got = got.map(|o| (o.meta().to_vec(), o.data().to_vec()));
                 prop_assert_eq!(got.as_ref(), want);
             }
             Op::List { bucket: b, prefix, after, limit } => {
@@ -156,8 +197,47 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
                 for (_, i) in by_lsn {
                     let (k, m, d) = writes[i].clone();
+                    large.remove(&(b"bucket-0".to_vec(), k.clone()));
                     model.insert((b"bucket-0".to_vec(), k), (m, d));
                 }
+            }
+            Op::PutLarge { bucket: b, key: k, len } => {
+                version += 1;
+                let (meta, d) = (version.to_le_bytes().to_vec(), data(version, len));
+                let lsn = executor.block_on(async {
+                    let (w, r) = write_chunks(&store, &d).await;
+                    r?;
+                    let extent = w.finish().await.map_err(|e| e.to_string())?;
+                    store.put_chunked(&bucket(b), &key(k), &meta, vec![extent], &[]).await.map_err(|e| e.to_string())
+                });
+                lsn.map_err(TestCaseError::fail)?;
+                model.insert((bucket(b), key(k)), (meta, d));
+                large.insert((bucket(b), key(k)), len.div_ceil(CHUNK_BYTES) as u64);
+            }
+            Op::Abandon { len } => {
+                let d = data(0, len);
+                let r = executor.block_on(async {
+                    let (w, r) = write_chunks(&store, &d).await;
+                    r?;
+                    w.finish().await.map(|_| ()).map_err(|e| e.to_string())
+                });
+                r.map_err(TestCaseError::fail)?;
+                orphan_chunks += len.div_ceil(CHUNK_BYTES) as u64;
+            }
+            Op::Abort { len } => {
+                let d = data(0, len);
+                let r = executor.block_on(async {
+                    let (w, r) = write_chunks(&store, &d).await;
+                    r?;
+                    w.abort().await.map_err(|e| e.to_string())
+                });
+                r.map_err(TestCaseError::fail)?;
+            }
+            Op::CollectOrphans => {
+                let below = store.next_chunk_id();
+                let dropped = executor.block_on(store.collect_orphan_chunks(below)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(dropped.is_empty(), orphan_chunks == 0, "dropped {:?} with {} orphan chunks", dropped, orphan_chunks);
+                orphan_chunks = 0;
             }
             Op::Restart => {
                 executor.block_on(store.close()).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -182,7 +262,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 store = executor.block_on(Store::open(env.clone(), config())).map_err(|e| TestCaseError::fail(e.to_string()))?.0;
             }
         }
-        prop_assert_eq!(store.objects(), model.len() as u64);
+        let chunks = large.values().sum::<u64>() + orphan_chunks;
+        prop_assert_eq!(store.chunks_stored(), chunks);
+        prop_assert_eq!(store.objects(), model.len() as u64 + chunks);
     }
     // Everything in the model reads back after a final crash.
     drop(store);
@@ -191,8 +273,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let executor = Executor::new(world.clone());
     let store = executor.block_on(Store::open(env.clone(), config())).map_err(|e| TestCaseError::fail(e.to_string()))?.0;
     for ((b, k), (m, d)) in &model {
-        let got = executor.block_on(store.get(b, k)).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(got.map(|o| (o.meta().to_vec(), o.data().to_vec())), Some((m.clone(), d.clone())));
+        let got = executor.block_on(store.read_all(b, k)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(got, Some((m.clone(), d.clone())));
     }
     let _ = Rc::new(());
     Ok(())
@@ -226,6 +308,33 @@ fn named_sequences() {
                 .collect(),
         ),
         (
+            "large objects overwritten by small, deleted, compacted, crashed",
+            vec![
+                Op::PutLarge { bucket: 0, key: 1, len: 50_000 },
+                Op::Get { bucket: 0, key: 1 },
+                Op::PutLarge { bucket: 0, key: 1, len: 30_000 },
+                Op::Put { bucket: 0, key: 1, len: 10 },
+                Op::PutLarge { bucket: 0, key: 2, len: 40_000 },
+                Op::Compact,
+                Op::Compact,
+                Op::Crash,
+                Op::Delete { bucket: 0, key: 2 },
+                Op::Compact,
+                Op::Get { bucket: 0, key: 1 },
+            ],
+        ),
+        (
+            "orphans collected after a crash, committed chunks kept",
+            vec![
+                Op::PutLarge { bucket: 1, key: 3, len: 30_000 },
+                Op::Abandon { len: 30_000 },
+                Op::Abort { len: 20_000 },
+                Op::Crash,
+                Op::CollectOrphans,
+                Op::Get { bucket: 1, key: 3 },
+            ],
+        ),
+        (
             "many crashes",
             (0..30)
                 .flat_map(|i| [Op::Put { bucket: 1, key: i as u8 % 12, len: 9000 }, Op::Crash, Op::Get { bucket: 1, key: i as u8 % 12 }])
@@ -236,5 +345,56 @@ fn named_sequences() {
         if let Err(e) = run(ops) {
             panic!("{name}: {e}");
         }
+    }
+}
+
+/// A large object deleted while compaction relocates its chunks: whatever the interleaving (the
+/// delete's `DropChunks` before, among or after the relocations, in the same batch or not), no
+/// chunk outlives the delete and the other object's chunks all stay.
+#[test]
+fn delete_racing_chunk_relocation_leaves_no_chunk() {
+    for delay in 0..400u64 {
+        let world = SimWorld::new(delay, FaultConfig::none());
+        let env = SimEnv::new(world.clone(), &arena());
+        let executor = Executor::new(world.clone());
+        let (store, _) = executor.block_on(Store::open(env.clone(), config())).expect("open");
+        // A short chunk: a full one fills a batch alone, a short one can share it with a drop.
+        let big = data(1, 100);
+        let kept = data(2, 3 * CHUNK_BYTES);
+        executor.block_on(async {
+            // The kept object first: relocating its full chunks keeps the writer busy while the
+            // doomed chunk's relocation and the delete gather in the next batch.
+            for (k, d) in [(b"kept".as_slice(), &kept), (b"doomed".as_slice(), &big)] {
+                let mut w = store.chunk_writer();
+                w.write(d).await.expect("write chunks");
+                let extent = w.finish().await.expect("finish");
+                store.put_chunked(b"b", k, b"", vec![extent], &[]).await.expect("commit");
+            }
+            // Fill past the first segments so the chunks' segment is compactable.
+            for i in 0..12u32 {
+                store.put(b"b", format!("filler-{}", i % 3).as_bytes(), b"", &data(3, 9000)).await.expect("filler");
+            }
+        });
+        let oldest = store.segment_ids()[0];
+        executor.block_on(async {
+            let compactor = {
+                let store = store.clone();
+                engine::spawn(async move { store.compact_oldest(u64::MAX).await })
+            };
+            engine::sleep(std::time::Duration::from_nanos(delay * 250)).await;
+            store.delete(b"b", b"doomed").await.expect("delete");
+            compactor.await.expect("compact");
+        });
+        assert!(!store.segment_ids().contains(&oldest), "delay {delay}: segment {oldest} was not compacted");
+        assert_eq!(store.chunks_stored(), 3, "delay {delay}: only the kept object's 3 chunks remain");
+        let got = executor.block_on(store.read_all(b"b", b"kept")).expect("read kept");
+        assert_eq!(got, Some((Vec::new(), kept)), "delay {delay}");
+        // And the same after a crash (replay must reach the same index).
+        drop(store);
+        drop(executor);
+        world.crash();
+        let executor = Executor::new(world.clone());
+        let (store, _) = executor.block_on(Store::open(env.clone(), config())).expect("reopen");
+        assert_eq!(store.chunks_stored(), 3, "delay {delay}: after the crash");
     }
 }

@@ -68,11 +68,12 @@ fn allowed(h: &History, k: u64) -> Vec<Option<u64>> {
     out
 }
 
-/// Checks one read: data must match the op named in its metadata, which wrote this key.
-fn check_read(h: &History, k: u64, got: &engine::store::Object) -> Result<u64, String> {
-    let op = u64::from_le_bytes(got.meta().try_into().map_err(|_| "metadata is not an op id")?);
-    let len = got.data().len();
-    if got.data() != payload(op, len) {
+/// Checks one read (metadata, data): data must match the op named in its metadata, which
+/// wrote this key.
+fn check_read(h: &History, k: u64, (meta, data): &(Vec<u8>, Vec<u8>)) -> Result<u64, String> {
+    let op = u64::from_le_bytes(meta[..].try_into().map_err(|_| "metadata is not an op id")?);
+    let len = data.len();
+    if *data != payload(op, len) {
         return Err(format!("key {k}: data does not match op {op}: corrupted bytes returned as data"));
     }
     let wrote_key = h.acked.get(&k).into_iter().flatten().any(|(_, e)| *e == Effect::Put { op, len })
@@ -99,7 +100,7 @@ async fn writer(store: Store<SimEnv>, history: Rc<RefCell<History>>, seed: u64, 
                 Err(e) => fail(&history, &e),
             }
         } else if rng.chance(200_000) {
-            match store.get(&[], &key(k)).await {
+            match store.read_all(&[], &key(k)).await {
                 Ok(Some(o)) => {
                     if let Err(msg) = check_read(&history.borrow(), k, &o) {
                         panic!("{msg}");
@@ -108,6 +109,15 @@ async fn writer(store: Store<SimEnv>, history: Rc<RefCell<History>>, seed: u64, 
                 Ok(None) => {}
                 Err(StoreError::Corrupt { .. }) => history.borrow_mut().corrupt_reads += 1,
                 Err(e) => assert_eq!(e.errno(), Some(libc::EIO), "get failed unexpectedly: {e}"),
+            }
+        } else if rng.chance(125_000) {
+            // A large object: chunks, then its manifest.
+            let len = rng.below(100_000) as usize;
+            let effect = Effect::Put { op, len };
+            history.borrow_mut().maybe.entry(k).or_default().push(effect);
+            match put_large(&store, &key(k), op, len).await {
+                Ok(lsn) => ack(&history, k, lsn, effect),
+                Err(e) => fail(&history, &e),
             }
         } else {
             let len = rng.below(12_000) as usize;
@@ -119,6 +129,32 @@ async fn writer(store: Store<SimEnv>, history: Rc<RefCell<History>>, seed: u64, 
             }
         }
     }
+}
+
+async fn put_large(store: &Store<SimEnv>, key: &[u8], op: u64, len: usize) -> Result<u64, StoreError> {
+    let data = payload(op, len);
+    let mut w = store.chunk_writer();
+    for piece in data.chunks(7_000) {
+        w.write(piece).await?;
+    }
+    let extent = w.finish().await?;
+    store.put_chunked(&[], key, &op.to_le_bytes(), vec![extent], &[]).await
+}
+
+/// Collects orphan chunks as start-up does, then checks that every chunk left belongs to a live
+/// manifest and every manifest's chunks are there: nothing leaked, nothing lost.
+async fn check_chunks(store: &Store<SimEnv>) -> Result<(), String> {
+    store.collect_orphan_chunks(store.next_chunk_id()).await.map_err(|e| format!("collect orphan chunks: {e}"))?;
+    let mut owned = 0u64;
+    for k in 0..KEYS {
+        if let Some(m) = store.get(&[], &key(k)).await.map_err(|e| e.to_string())?.and_then(|o| o.manifest()) {
+            owned += m.extents.iter().map(|e| e.chunks() as u64).sum::<u64>();
+        }
+    }
+    if store.chunks_stored() != owned {
+        return Err(format!("{} chunks stored after collecting orphans, live manifests own {owned}", store.chunks_stored()));
+    }
+    Ok(())
 }
 
 fn ack(history: &RefCell<History>, k: u64, lsn: u64, e: Effect) {
@@ -134,6 +170,8 @@ fn fail(history: &RefCell<History>, e: &StoreError) {
     match e {
         StoreError::Batch { errno, .. } => assert!(matches!(errno, Some(libc::EIO) | Some(libc::ENOSPC)), "unexpected batch error {e}"),
         StoreError::Failed { .. } => {}
+        // Reading the manifest of the large object a write replaces.
+        StoreError::Io(io) => assert_eq!(io.errno(), Some(libc::EIO), "unexpected read error {e}"),
         _ => panic!("unexpected put/delete error: {e}"),
     }
     history.borrow_mut().failed_ops += 1;
@@ -229,7 +267,7 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
             Err(e) => return Err(format!("reopen after crash: {e}")),
         };
         for k in 0..KEYS {
-            let got = match store.get(&[], &key(k)).await {
+            let got = match store.read_all(&[], &key(k)).await {
                 Ok(g) => g,
                 Err(StoreError::Corrupt { .. }) if flipped => continue,
                 Err(e) => return Err(format!("key {k}: {e}")),
@@ -257,6 +295,9 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
             if h.acked.contains_key(&k) {
                 out.verified += 1;
             }
+        }
+        if !flipped {
+            check_chunks(&store).await?;
         }
         Ok(())
     });

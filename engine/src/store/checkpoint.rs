@@ -53,7 +53,7 @@ fn entry_chunks(index: &Index, chunk_max: usize) -> Vec<Vec<u8>> {
         e.extend_from_slice(&loc.frame_len.to_le_bytes());
         e.extend_from_slice(&loc.offset.to_le_bytes());
         e.extend_from_slice(&loc.lsn.to_le_bytes());
-        e.extend_from_slice(&loc.data_len.to_le_bytes());
+        e.extend_from_slice(&(loc.data_len << 1 | loc.chunked as u64).to_le_bytes());
         let last = chunks.last_mut().expect("at least one chunk");
         if last.len() + e.len() > chunk_max {
             chunks.push(e);
@@ -226,8 +226,11 @@ fn parse_entries(mut d: &[u8], index: &mut Index) -> Option<()> {
             frame_len: u32_(&mut d)?,
             offset: u64_(&mut d)?,
             lsn: u64_(&mut d)?,
-            data_len: u64_(&mut d)?,
+            data_len: 0,
+            chunked: false,
         };
+        let size_flag = u64_(&mut d)?;
+        let loc = Location { data_len: size_flag >> 1, chunked: size_flag & 1 == 1, ..loc };
         if index.get(bucket, key).is_some() {
             return None;
         }

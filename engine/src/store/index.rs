@@ -24,8 +24,14 @@ pub struct Location {
     pub frame_len: u32,
     pub offset: u64,
     pub lsn: u64,
+    /// The object's size: its data, or for a chunked object the size its manifest gives.
     pub data_len: u64,
+    /// The record is a manifest (`Kind::Manifest`): the data lies in chunks.
+    pub chunked: bool,
 }
+
+/// Keys `delete_prefix` lists at a time.
+const DELETE_PREFIX_STEP: usize = 256;
 
 #[derive(Default)]
 pub struct Index {
@@ -131,6 +137,22 @@ impl Index {
         true
     }
 
+    /// Removes every key of `bucket` that starts with `prefix`; returns how many.
+    pub fn delete_prefix(&mut self, bucket: &[u8], prefix: &[u8]) -> u64 {
+        let mut deleted = 0;
+        loop {
+            let doomed = self.list(bucket, prefix, None, DELETE_PREFIX_STEP);
+            if doomed.is_empty() {
+                return deleted;
+            }
+            for (key, _) in doomed {
+                let removed = self.delete(bucket, &key);
+                assert!(removed, "a listed key is deletable");
+                deleted += 1;
+            }
+        }
+    }
+
     /// Merges a page that has shrunk below `PAGE_BYTES_MERGE_BELOW` with a neighbour if the two fit
     /// in `PAGE_BYTES_MERGED_MAX`, and drops it if it is empty. The pair merges into its left page,
     /// whose separator then covers both ranges, so the first page keeps the empty separator.
@@ -173,6 +195,12 @@ impl Index {
             }
         }
         listed
+    }
+
+    /// The greatest key of `bucket`.
+    pub fn last_key(&self, bucket: &[u8]) -> Option<Box<[u8]>> {
+        let (_, page) = self.buckets.get(bucket)?.last_key_value()?;
+        page.cursor().last().map(|(key, _)| key.into())
     }
 
     /// Every (bucket, key, location), for scrubbing, checkpoints and checks.
@@ -218,7 +246,7 @@ mod tests {
     use super::*;
 
     fn loc(lsn: u64) -> Location {
-        Location { segment: 1, frame_len: 4096, offset: lsn * 4096, lsn, data_len: 1 }
+        Location { segment: 1, frame_len: 4096, offset: lsn * 4096, lsn, data_len: 1, chunked: false }
     }
 
     #[test]
@@ -374,13 +402,16 @@ mod tests {
             let segment = prop_oneof![8 => 0..SEGMENTS, 1 => Just(u32::MAX)];
             let offset_sectors = prop_oneof![0u64..1 << 20, any::<u64>().prop_map(move |s| s / sector)];
             let frame_sectors = prop_oneof![1u64..4, 1..=u32::MAX as u64 / sector];
-            (segment, offset_sectors, frame_sectors, any::<u64>()).prop_map(move |(segment, offset, frame, data_len)| Location {
-                segment,
-                frame_len: (frame * sector) as u32,
-                offset: offset * sector,
-                lsn: 0,
-                data_len,
-            })
+            (segment, offset_sectors, frame_sectors, 0..1u64 << 62, any::<bool>()).prop_map(
+                move |(segment, offset, frame, data_len, chunked)| Location {
+                    segment,
+                    frame_len: (frame * sector) as u32,
+                    offset: offset * sector,
+                    lsn: 0,
+                    data_len,
+                    chunked,
+                },
+            )
         }
 
         fn op() -> impl Strategy<Value = Op> {
@@ -436,6 +467,7 @@ mod tests {
                             offset: n as u64 * 4096,
                             lsn: *lsn,
                             data_len: n as u64,
+                            chunked: false,
                         };
                         index.put(&b, &k, location);
                         model.insert((b.clone(), k), location);
@@ -452,8 +484,8 @@ mod tests {
                     let p = resolve_prefix(model, &b, prefix, *prefix_len);
                     let doomed: Vec<Vec<u8>> =
                         model.keys().filter(|(mb, k)| *mb == b && k.starts_with(&p)).map(|(_, k)| k.clone()).collect();
+                    assert_eq!(index.delete_prefix(&b, &p), doomed.len() as u64, "delete prefix {b:?} {p:?}");
                     for k in doomed {
-                        assert!(index.delete(&b, &k), "delete {b:?} {k:?}");
                         model.remove(&(b.clone(), k));
                     }
                 }

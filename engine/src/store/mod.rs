@@ -12,11 +12,12 @@
 
 mod checkpoint;
 pub mod index;
+pub mod manifest;
 pub mod record;
 mod recovery;
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -27,6 +28,7 @@ use crate::error::{IoError, OpenError};
 use index::{Index, Location};
 use record::{HEADER_BYTES, Header, Kind};
 
+pub use manifest::{CHUNK_BUCKET, ChunkRead, Extent, Manifest, is_internal_bucket};
 pub use recovery::RecoveryReport;
 
 /// Default size of a segment file.
@@ -108,6 +110,47 @@ fn split_key_field(field: &[u8]) -> Option<(&[u8], &[u8])> {
     (rest.len() >= n).then(|| rest.split_at(n))
 }
 
+/// The part of a record's data the index needs: a manifest's size, a `DropChunks` list.
+fn aux_data(kind: Kind, data: &[u8]) -> &[u8] {
+    match kind {
+        Kind::Manifest | Kind::DropChunks => data,
+        _ => &[],
+    }
+}
+
+/// Where a `Put` or `Manifest` record lies, as the index holds it: `at` gives the frame's place
+/// and the record's data length; a manifest lists its object's size instead and is flagged.
+fn location_of(kind: Kind, aux: &[u8], at: Location) -> Location {
+    match kind {
+        Kind::Manifest => {
+            let size = manifest::Manifest::size_of(aux).expect("a checksummed manifest has a size");
+            Location { data_len: size, chunked: true, ..at }
+        }
+        _ => Location { chunked: false, ..at },
+    }
+}
+
+/// Applies one committed record to the index. The writer (once a batch is durable) and
+/// recovery (replaying the log) share this one rule, so both reach the same index.
+/// `defer(id)` may keep a dropped chunk id in the index for now (readers still hold it).
+fn apply_record(index: &mut Index, kind: Kind, key_field: &[u8], aux: &[u8], at: Location, defer: &mut dyn FnMut(u64) -> bool) {
+    let Some((bucket, key)) = split_key_field(key_field) else { return };
+    match kind {
+        Kind::Put | Kind::Manifest => index.put(bucket, key, location_of(kind, aux, at)),
+        Kind::Delete => {
+            index.delete(bucket, key);
+        }
+        Kind::DropChunks => {
+            for id in manifest::decode_ids(aux).expect("a checksummed DropChunks record holds ids") {
+                if !defer(id) {
+                    index.delete_prefix(CHUNK_BUCKET, &id.to_be_bytes());
+                }
+            }
+        }
+        Kind::Void | Kind::Truncate | Kind::RaftEntry | Kind::Checkpoint => {}
+    }
+}
+
 /// An object as read back and verified: its frame, still in the registered buffer it was read
 /// into (no copy; the S3 front end sends straight from it).
 pub struct Object {
@@ -115,6 +158,9 @@ pub struct Object {
     meta: std::ops::Range<usize>,
     data: std::ops::Range<usize>,
     pub lsn: u64,
+    chunked: bool,
+    /// A large object's chunks stay readable while its `Object` lives.
+    pin: Option<ChunkPin>,
 }
 
 impl Object {
@@ -122,12 +168,36 @@ impl Object {
         &self.buf.as_slice()[self.meta.clone()]
     }
 
+    /// The object's data; a large object's data lies in chunks (`manifest`).
     pub fn data(&self) -> &[u8] {
+        assert!(!self.chunked, "a large object's data is in its chunks: read them through its manifest");
         &self.buf.as_slice()[self.data.clone()]
+    }
+
+    /// For a large object, the manifest naming its chunks.
+    pub fn manifest(&self) -> Option<Manifest> {
+        if !self.chunked {
+            return None;
+        }
+        Some(Manifest::decode(&self.buf.as_slice()[self.data.clone()]).expect("a checksummed manifest decodes"))
+    }
+
+    /// The object's size.
+    pub fn size(&self) -> u64 {
+        match self.manifest() {
+            Some(m) => m.size,
+            None => self.data.len() as u64,
+        }
+    }
+
+    /// Keeps the chunks readable after the object (its manifest frame) is dropped.
+    pub fn take_pin(&mut self) -> Option<ChunkPin> {
+        self.pin.take()
     }
 
     /// The registered buffer and the data's range in it, for sending with a fixed-buffer op.
     pub fn into_parts(self) -> (FixedBuf, std::ops::Range<usize>) {
+        assert!(!self.chunked, "a large object's data is in its chunks");
         (self.buf, self.data)
     }
 }
@@ -203,6 +273,90 @@ struct Pending {
     data_len: u64,
 }
 
+/// A record to append.
+struct Rec<'a> {
+    kind: Kind,
+    bucket: &'a [u8],
+    key: &'a [u8],
+    meta: &'a [u8],
+    data: &'a [u8],
+    expect: Option<Location>,
+}
+
+impl Rec<'_> {
+    fn payload_len(&self) -> usize {
+        key_field_len(self.bucket, self.key) + self.meta.len() + self.data.len()
+    }
+}
+
+/// Chunk ids held by readers. A large object replaced or deleted while a reader streams it
+/// keeps its chunks in the index until the reader lets go (as Ceph RGW defers deleting tail
+/// objects); the `DropChunks` record is already durable, so a crash meanwhile just leaves
+/// orphans for `collect_orphan_chunks`.
+#[derive(Default)]
+struct Pins {
+    counts: HashMap<u64, u32>,
+    deferred: std::collections::HashSet<u64>,
+}
+
+impl Pins {
+    /// Whether dropping `id` must wait for its readers (it then waits in `deferred`).
+    fn defer(&mut self, id: u64) -> bool {
+        let held = self.counts.contains_key(&id);
+        if held {
+            self.deferred.insert(id);
+        }
+        held
+    }
+}
+
+/// Keeps the chunks of one large object readable while held.
+pub struct ChunkPin {
+    pins: Rc<RefCell<Pins>>,
+    index: Rc<RefCell<Index>>,
+    ids: Vec<u64>,
+}
+
+impl ChunkPin {
+    fn new(pins: Rc<RefCell<Pins>>, index: Rc<RefCell<Index>>, ids: Vec<u64>) -> ChunkPin {
+        for id in &ids {
+            *pins.borrow_mut().counts.entry(*id).or_default() += 1;
+        }
+        ChunkPin { pins, index, ids }
+    }
+}
+
+impl Drop for ChunkPin {
+    fn drop(&mut self) {
+        let mut pins = self.pins.borrow_mut();
+        for id in &self.ids {
+            let count = pins.counts.get_mut(id).expect("a pinned id is counted");
+            *count -= 1;
+            if *count == 0 {
+                pins.counts.remove(id);
+                if pins.deferred.remove(id) {
+                    self.index.borrow_mut().delete_prefix(CHUNK_BUCKET, &id.to_be_bytes());
+                }
+            }
+        }
+    }
+}
+
+/// Held while one write of a key is in progress (`Store::lock_key`).
+struct KeyLock {
+    locks: Rc<RefCell<HashMap<Vec<u8>, Vec<Waker>>>>,
+    field: Vec<u8>,
+}
+
+impl Drop for KeyLock {
+    fn drop(&mut self) {
+        let waiters = self.locks.borrow_mut().remove(&self.field).expect("a held lock is in the table");
+        for w in waiters {
+            w.wake();
+        }
+    }
+}
+
 /// How a batch ended, shared by every put in it.
 #[derive(Default)]
 struct Done {
@@ -229,7 +383,9 @@ impl Batch {
 struct Inner<E: Env> {
     env: E,
     config: StoreConfig,
-    index: RefCell<Index>,
+    index: Rc<RefCell<Index>>,
+    /// Chunk ids that readers hold, and drops of them put off until they let go.
+    pins: Rc<RefCell<Pins>>,
     files: RefCell<BTreeMap<u32, Rc<<E::Storage as Storage>::File>>>,
     tail: Cell<Tail>,
     /// Where the batches of each full (non-tail) segment end.
@@ -243,6 +399,11 @@ struct Inner<E: Env> {
     last_scrub: RefCell<Option<ScrubReport>>,
     closing: Cell<bool>,
     stats: Cell<StoreStats>,
+    /// Keys with a write in progress, and the writes waiting for them.
+    locks: Rc<RefCell<HashMap<Vec<u8>, Vec<Waker>>>>,
+    /// The next chunk id: above every id in the index, so an id is never reused while a
+    /// record of it may still be live.
+    next_chunk_id: Cell<u64>,
 }
 
 /// Counters of the store's work.
@@ -280,10 +441,12 @@ impl<E: Env + Clone> Store<E> {
                 .map_err(|e| StoreError::Config(format!("{what}: {e}: the arena needs two buffers of batch_bytes")))
         };
         let (a, b) = (alloc("batch buffer")?, alloc("batch buffer")?);
+        let next_chunk_id = recovered.index.last_key(CHUNK_BUCKET).and_then(|k| manifest::chunk_id(&k)).map_or(1, |id| id + 1);
         let inner = Rc::new(Inner {
             env,
             config,
-            index: RefCell::new(recovered.index),
+            index: Rc::new(RefCell::new(recovered.index)),
+            pins: Rc::new(RefCell::new(Pins::default())),
             files: RefCell::new(recovered.files),
             tail: Cell::new(Tail { segment: recovered.tail.0, offset: recovered.tail.1, next_lsn: recovered.tail.2 }),
             segment_ends: RefCell::new(recovered.ends),
@@ -295,6 +458,8 @@ impl<E: Env + Clone> Store<E> {
             last_scrub: RefCell::new(None),
             closing: Cell::new(false),
             stats: Cell::new(StoreStats::default()),
+            locks: Rc::new(RefCell::new(HashMap::new())),
+            next_chunk_id: Cell::new(next_chunk_id),
         });
         let writer = crate::spawn(writer(inner.clone()));
         Ok((Store { inner, writer: Rc::new(RefCell::new(Some(writer))) }, recovered.report))
@@ -302,19 +467,206 @@ impl<E: Env + Clone> Store<E> {
 }
 
 impl<E: Env> Store<E> {
-    /// Stores `data` under `bucket`/`key`; returns once the record is durable.
+    /// Stores `data` under `bucket`/`key`; returns once the record is durable. `data` must fit
+    /// one record (`inline_max`); larger objects go through [`Store::chunk_writer`] and
+    /// [`Store::put_chunked`].
     pub async fn put(&self, bucket: &[u8], key: &[u8], meta: &[u8], data: &[u8]) -> Result<u64, StoreError> {
-        self.append(Kind::Put, "put", bucket, key, meta, data, None).await
+        let _lock = self.lock_key(bucket, key).await;
+        let drops = self.chunk_ids_of(bucket, key).await?;
+        self.replace(Rec { kind: Kind::Put, bucket, key, meta, data, expect: None }, "put", &drops).await
     }
 
-    /// Deletes `bucket`/`key` (a tombstone); returns once the tombstone is durable.
+    /// Deletes `bucket`/`key` (a tombstone, and the chunks of a large object in the same
+    /// batch); returns once the tombstone is durable.
     pub async fn delete(&self, bucket: &[u8], key: &[u8]) -> Result<u64, StoreError> {
-        self.append(Kind::Delete, "delete", bucket, key, &[], &[], None).await
+        let _lock = self.lock_key(bucket, key).await;
+        let drops = self.chunk_ids_of(bucket, key).await?;
+        self.replace(Rec { kind: Kind::Delete, bucket, key, meta: &[], data: &[], expect: None }, "delete", &drops).await
     }
 
-    /// The latest acknowledged version of `bucket`/`key`, verified against its checksum.
+    /// Commits a large object: a manifest of `extents` (written with [`ChunkWriter`]s) under
+    /// `bucket`/`key`. In the same batch it drops the chunks of the object it replaces and of
+    /// `release` (ids whose chunks are no longer wanted, e.g. parts left out of a multipart
+    /// upload). Every chunk of `extents` must exist; the caller must not commit the same extent
+    /// under two keys (ownership of chunks moves, it is never shared).
+    pub async fn put_chunked(
+        &self,
+        bucket: &[u8],
+        key: &[u8],
+        meta: &[u8],
+        extents: Vec<Extent>,
+        release: &[u64],
+    ) -> Result<u64, StoreError> {
+        let _lock = self.lock_key(bucket, key).await;
+        for e in &extents {
+            let found = self.inner.index.borrow().list(CHUNK_BUCKET, &e.id.to_be_bytes(), None, usize::MAX).len();
+            if found != e.chunks() as usize {
+                return Err(StoreError::Config(format!(
+                    "put_chunked {}: extent {} has {found} chunks stored, its manifest says {}",
+                    object_name(bucket, key),
+                    e.id,
+                    e.chunks()
+                )));
+            }
+        }
+        let mut drops = self.chunk_ids_of(bucket, key).await?;
+        drops.extend_from_slice(release);
+        drops.retain(|id| extents.iter().all(|e| e.id != *id));
+        drops.sort_unstable();
+        drops.dedup();
+        let manifest = Manifest::new(extents).encode();
+        self.replace(Rec { kind: Kind::Manifest, bucket, key, meta, data: &manifest, expect: None }, "put", &drops).await
+    }
+
+    /// Drops the chunks of ids no manifest owns (an abandoned upload, a failed put).
+    pub async fn drop_chunks(&self, ids: &[u64]) -> Result<u64, StoreError> {
+        let data = manifest::encode_ids(ids);
+        self.append("drop chunks", &[Rec { kind: Kind::DropChunks, bucket: CHUNK_BUCKET, key: &[], meta: &[], data: &data, expect: None }])
+            .await
+    }
+
+    /// Drops the chunks of every id below `below_id` that no manifest names: extents written
+    /// but never committed before a crash. Run it at start-up before serving writes (it reads
+    /// every manifest; a commit moving chunks between manifests meanwhile could hide an owner)
+    /// with `below_id = next_chunk_id()` as open left it. Returns the ids dropped.
+    pub async fn collect_orphan_chunks(&self, below_id: u64) -> Result<Vec<u64>, StoreError> {
+        let mut stored = Vec::new();
+        let mut after: Option<[u8; 12]> = None;
+        loop {
+            let next = self.inner.index.borrow().list(CHUNK_BUCKET, &[], after.as_ref().map(|a| &a[..]), 1);
+            let Some(id) = next.first().and_then(|(k, _)| manifest::chunk_id(k)) else { break };
+            if id >= below_id {
+                break;
+            }
+            stored.push(id);
+            after = Some(manifest::chunk_key(id, u32::MAX));
+        }
+        if stored.is_empty() {
+            return Ok(stored);
+        }
+        let manifests: Vec<(Box<[u8]>, Box<[u8]>)> =
+            self.inner.index.borrow().iter().filter(|(_, _, l)| l.chunked).map(|(b, k, _)| (b.into(), k.into())).collect();
+        let mut owned = std::collections::HashSet::new();
+        for (bucket, key) in manifests {
+            if let Some(m) = self.get(&bucket, &key).await?.and_then(|o| o.manifest()) {
+                owned.extend(m.extents.iter().map(|e| e.id));
+            }
+        }
+        stored.retain(|id| !owned.contains(id));
+        if !stored.is_empty() {
+            self.drop_chunks(&stored).await?;
+        }
+        Ok(stored)
+    }
+
+    /// The id the next chunk writer gets.
+    pub fn next_chunk_id(&self) -> u64 {
+        self.inner.next_chunk_id.get()
+    }
+
+    /// Chunk records in the index (counts them: for tests and tools).
+    pub fn chunks_stored(&self) -> u64 {
+        self.inner.index.borrow().list(CHUNK_BUCKET, &[], None, usize::MAX).len() as u64
+    }
+
+    /// Starts writing the chunks of one extent under a new id.
+    pub fn chunk_writer(&self) -> ChunkWriter<E> {
+        let id = self.inner.next_chunk_id.get();
+        self.inner.next_chunk_id.set(id + 1);
+        ChunkWriter {
+            store: self.clone(),
+            id,
+            chunk_bytes: self.chunk_bytes(),
+            staged: Vec::new(),
+            chunks: 0,
+            bytes: 0,
+            in_flight: Default::default(),
+        }
+    }
+
+    /// Data bytes per chunk: a chunk record fills one batch.
+    pub fn chunk_bytes(&self) -> usize {
+        self.inner.config.batch_bytes - crate::SECTOR_SIZE
+    }
+
+    /// The most data one `put` of `bucket`/`key` with `meta` can hold.
+    pub fn inline_max(&self, bucket: &[u8], key: &[u8], meta: &[u8]) -> usize {
+        (self.inner.config.batch_bytes - HEADER_BYTES).saturating_sub(key_field_len(bucket, key) + meta.len())
+    }
+
+    /// `record`, plus a `DropChunks` of `drops` in the same batch, so that replacing or deleting
+    /// a large object frees its chunks atomically with it.
+    async fn replace(&self, record: Rec<'_>, op: &'static str, drops: &[u64]) -> Result<u64, StoreError> {
+        if drops.is_empty() {
+            return self.append(op, &[record]).await;
+        }
+        let data = manifest::encode_ids(drops);
+        let drop = Rec { kind: Kind::DropChunks, bucket: CHUNK_BUCKET, key: &[], meta: &[], data: &data, expect: None };
+        self.append(op, &[record, drop]).await
+    }
+
+    /// The chunk ids of the large object now stored under `bucket`/`key` (none for a small one).
+    /// Call with the key locked, so the answer stays true until the caller's write.
+    async fn chunk_ids_of(&self, bucket: &[u8], key: &[u8]) -> Result<Vec<u64>, StoreError> {
+        let chunked = self.inner.index.borrow().get(bucket, key).is_some_and(|l| l.chunked);
+        if !chunked {
+            return Ok(Vec::new());
+        }
+        let object = match self.get(bucket, key).await {
+            Ok(o) => o.expect("a locked key stays indexed"),
+            // A damaged manifest must not pin its key forever: the write goes ahead, and its
+            // chunks, which nothing can read any more, stay until someone repairs or drops them.
+            Err(StoreError::Corrupt { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let manifest = object.manifest().expect("a chunked location holds a manifest");
+        Ok(manifest.extents.iter().map(|e| e.id).collect())
+    }
+
+    /// Serialises writes to one key: a write that replaces a large object reads its manifest
+    /// first, and must not race another write of the same key.
+    async fn lock_key(&self, bucket: &[u8], key: &[u8]) -> KeyLock {
+        let mut field = Vec::with_capacity(key_field_len(bucket, key));
+        field.extend_from_slice(&(bucket.len() as u16).to_le_bytes());
+        field.extend_from_slice(bucket);
+        field.extend_from_slice(key);
+        std::future::poll_fn(|cx| {
+            let mut locks = self.inner.locks.borrow_mut();
+            match locks.get_mut(&field) {
+                Some(waiters) => {
+                    waiters.push(cx.waker().clone());
+                    Poll::Pending
+                }
+                None => {
+                    locks.insert(field.clone(), Vec::new());
+                    Poll::Ready(())
+                }
+            }
+        })
+        .await;
+        KeyLock { locks: self.inner.locks.clone(), field }
+    }
+
+    /// The latest acknowledged version of `bucket`/`key`, verified against its checksum. For a
+    /// large object this is its manifest (`Object::manifest`); read its data with
+    /// [`Store::read_chunk`].
     pub async fn get(&self, bucket: &[u8], key: &[u8]) -> Result<Option<Object>, StoreError> {
-        let Some(loc) = self.inner.index.borrow().get(bucket, key) else { return Ok(None) };
+        loop {
+            let Some(loc) = self.inner.index.borrow().get(bucket, key) else { return Ok(None) };
+            let mut object = self.read_object(bucket, key, loc).await?;
+            let Some(manifest) = object.manifest() else { return Ok(Some(object)) };
+            // Hold the chunks, then make sure they were not dropped while the manifest was read:
+            // if the key still points at this manifest, nothing has replaced it yet, and from
+            // now on a replacement leaves the chunks until the pin goes.
+            let pin = ChunkPin::new(self.inner.pins.clone(), self.inner.index.clone(), manifest.extents.iter().map(|e| e.id).collect());
+            if self.inner.index.borrow().get(bucket, key).map(|l| l.lsn) == Some(loc.lsn) {
+                object.pin = Some(pin);
+                return Ok(Some(object));
+            }
+        }
+    }
+
+    async fn read_object(&self, bucket: &[u8], key: &[u8], loc: Location) -> Result<Object, StoreError> {
         let file = self.inner.files.borrow().get(&loc.segment).cloned().expect("indexed segment is open");
         let buf = self.buffer(loc.frame_len as usize).await?;
         let (res, buf) = file.read_at(buf, loc.offset, loc.frame_len as usize).await;
@@ -323,7 +675,8 @@ impl<E: Env> Store<E> {
         let frame =
             record::decode(buf.as_slice()).map_err(|e| corrupt(format!("get {}: {e:?} (lsn {})", object_name(bucket, key), loc.lsn)))?;
         let (b, k) = split_key_field(frame.key).ok_or_else(|| corrupt("bad key field".into()))?;
-        if frame.header.lsn != loc.lsn || b != bucket || k != key || frame.header.kind != Kind::Put {
+        let expected_kind = if loc.chunked { Kind::Manifest } else { Kind::Put };
+        if frame.header.lsn != loc.lsn || b != bucket || k != key || frame.header.kind != expected_kind {
             return Err(corrupt(format!(
                 "get {}: index points at lsn {}, found lsn {} of another record",
                 object_name(bucket, key),
@@ -334,7 +687,30 @@ impl<E: Env> Store<E> {
         let meta_start = HEADER_BYTES + frame.key.len();
         let data_start = meta_start + frame.meta.len();
         let (meta, data) = (meta_start..data_start, data_start..data_start + frame.data.len());
-        Ok(Some(Object { buf, meta, data, lsn: loc.lsn }))
+        Ok(Object { buf, meta, data, lsn: loc.lsn, chunked: loc.chunked, pin: None })
+    }
+
+    /// Chunk `n` of `id`, verified. A missing chunk of a committed manifest is corruption.
+    pub async fn read_chunk(&self, id: u64, n: u32) -> Result<Object, StoreError> {
+        self.get(CHUNK_BUCKET, &manifest::chunk_key(id, n)).await?.ok_or_else(|| StoreError::Corrupt {
+            path: self.inner.config.dir.clone(),
+            offset: 0,
+            what: format!("chunk {n} of chunk id {id} is missing"),
+        })
+    }
+
+    /// The whole object under `bucket`/`key`, small or large (for tests and tools: it holds the
+    /// object in memory).
+    pub async fn read_all(&self, bucket: &[u8], key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let Some(object) = self.get(bucket, key).await? else { return Ok(None) };
+        let meta = object.meta().to_vec();
+        let Some(manifest) = object.manifest() else { return Ok(Some((meta, object.data().to_vec()))) };
+        let mut data = Vec::with_capacity(manifest.size as usize);
+        for r in manifest.reads(0, manifest.size) {
+            let chunk = self.read_chunk(r.id, r.n).await?;
+            data.extend_from_slice(&chunk.data()[r.skip as usize..(r.skip + r.len) as usize]);
+        }
+        Ok(Some((meta, data)))
     }
 
     /// Keys of `bucket` starting with `prefix`, after `start_after`, at most `limit`.
@@ -389,47 +765,46 @@ impl<E: Env> Store<E> {
         self.inner.env.storage().arena().alloc_wait(len).await.map_err(|e| StoreError::Config(format!("read buffer: {e}")))
     }
 
-    #[allow(clippy::too_many_arguments)] // the parts of one record
-    async fn append(
-        &self,
-        kind: Kind,
-        op: &'static str,
-        bucket: &[u8],
-        key: &[u8],
-        meta: &[u8],
-        data: &[u8],
-        expect: Option<Location>,
-    ) -> Result<u64, StoreError> {
-        let object = || object_name(bucket, key);
-        if bucket.len() > u16::MAX as usize {
-            return Err(StoreError::TooLarge { op, object: object(), bytes: bucket.len(), max: u16::MAX as usize });
+    /// Appends `records` to one batch (all or none of them are durable) and waits until it is
+    /// durable; returns the first record's lsn.
+    async fn append(&self, op: &'static str, records: &[Rec<'_>]) -> Result<u64, StoreError> {
+        assert!(!records.is_empty());
+        let object = || object_name(records[0].bucket, records[0].key);
+        let mut frames = 0;
+        for r in records {
+            if r.bucket.len() > u16::MAX as usize {
+                return Err(StoreError::TooLarge { op, object: object(), bytes: r.bucket.len(), max: u16::MAX as usize });
+            }
+            frames += record::frame_len(r.payload_len());
         }
-        let payload = key_field_len(bucket, key) + meta.len() + data.len();
-        let frame = record::frame_len(payload);
-        if frame > self.inner.config.batch_bytes {
+        if frames > self.inner.config.batch_bytes || records.len() > BATCH_RECORDS_MAX {
+            let payload = records.iter().map(Rec::payload_len).sum();
             return Err(StoreError::TooLarge { op, object: object(), bytes: payload, max: self.inner.config.batch_bytes - HEADER_BYTES });
         }
-        let (done, position) = self.reserve(frame).await.map_err(|cause| StoreError::Failed { cause })?;
+        let (done, position) = self.reserve(frames, records.len()).await.map_err(|cause| StoreError::Failed { cause })?;
         {
             let mut filling = self.inner.filling.borrow_mut();
             let batch = filling.as_mut().expect("reserve left a filling batch");
-            let start = batch.used;
-            let buf = batch.buf.as_mut().expect("a filling batch holds its buffer");
-            let out = &mut buf.as_mut_capacity()[start + HEADER_BYTES..start + frame];
-            let mut at = 0;
-            for part in [&(bucket.len() as u16).to_le_bytes()[..], bucket, key, meta, data] {
-                out[at..at + part.len()].copy_from_slice(part);
-                at += part.len();
+            for r in records {
+                let frame = record::frame_len(r.payload_len());
+                let start = batch.used;
+                let buf = batch.buf.as_mut().expect("a filling batch holds its buffer");
+                let out = &mut buf.as_mut_capacity()[start + HEADER_BYTES..start + frame];
+                let mut at = 0;
+                for part in [&(r.bucket.len() as u16).to_le_bytes()[..], r.bucket, r.key, r.meta, r.data] {
+                    out[at..at + part.len()].copy_from_slice(part);
+                    at += part.len();
+                }
+                batch.entries.push(Pending {
+                    kind: r.kind,
+                    expect: r.expect,
+                    offset: start as u32,
+                    key_len: key_field_len(r.bucket, r.key) as u32,
+                    meta_len: r.meta.len() as u32,
+                    data_len: r.data.len() as u64,
+                });
+                batch.used += frame;
             }
-            batch.entries.push(Pending {
-                kind,
-                expect,
-                offset: start as u32,
-                key_len: key_field_len(bucket, key) as u32,
-                meta_len: meta.len() as u32,
-                data_len: data.len() as u64,
-            });
-            batch.used += frame;
         }
         wake(&self.inner.writer_waker);
         std::future::poll_fn(|cx| {
@@ -498,17 +873,21 @@ impl<E: Env> Store<E> {
             })?;
             report.records += 1;
             let header = f.header;
-            let loc = Location { segment: id, frame_len: header.frame_len, offset, lsn: header.lsn, data_len: header.data_len };
+            let at =
+                Location { segment: id, frame_len: header.frame_len, offset, lsn: header.lsn, data_len: header.data_len, chunked: false };
+            let loc = location_of(header.kind, aux_data(header.kind, f.data), at);
             let (bucket, k) = split_key_field(f.key).ok_or_else(|| StoreError::Corrupt {
                 path: file.path().to_path_buf(),
                 offset,
                 what: "bad key field".into(),
             })?;
-            if header.kind == Kind::Put && self.inner.index.borrow().get(bucket, k) == Some(loc) {
+            let kind = header.kind;
+            if matches!(kind, Kind::Put | Kind::Manifest) && self.inner.index.borrow().get(bucket, k) == Some(loc) {
                 let (bucket, k, meta, data) = (bucket.to_vec(), k.to_vec(), f.meta.to_vec(), f.data.to_vec());
                 let store = self.clone();
                 in_flight.push_back(crate::spawn(async move {
-                    store.append(Kind::Put, "relocate", &bucket, &k, &meta, &data, Some(loc)).await
+                    let record = Rec { kind, bucket: &bucket, key: &k, meta: &meta, data: &data, expect: Some(loc) };
+                    store.append("relocate", &[record]).await
                 }));
                 report.relocated += 1;
                 report.bytes_relocated += header.frame_len as u64;
@@ -648,7 +1027,7 @@ impl<E: Env> Store<E> {
     }
 
     /// Waits for room for a `frame`-byte record in the filling batch.
-    async fn reserve(&self, frame: usize) -> Result<(Rc<Done>, usize), String> {
+    async fn reserve(&self, frame: usize, records: usize) -> Result<(Rc<Done>, usize), String> {
         std::future::poll_fn(|cx| {
             if let Some(cause) = self.inner.failed.borrow().as_ref() {
                 return Poll::Ready(Err(cause.clone()));
@@ -658,7 +1037,7 @@ impl<E: Env> Store<E> {
             }
             let filling = self.inner.filling.borrow();
             if let Some(b) = filling.as_ref() {
-                if b.used + frame <= self.inner.config.batch_bytes && b.entries.len() < BATCH_RECORDS_MAX {
+                if b.used + frame <= self.inner.config.batch_bytes && b.entries.len() + records <= BATCH_RECORDS_MAX {
                     return Poll::Ready(Ok((b.done.clone(), b.entries.len())));
                 }
             }
@@ -788,7 +1167,11 @@ fn decide_relocations<E: Env>(inner: &Inner<E>, batch: &mut Batch) {
         let (bucket, key) = split_key_field(field).expect("we encoded this key field");
         let current = index.get(bucket, key) == Some(expect);
         let touched = batch.entries[..i].iter().any(|q| q.kind != Kind::Void && key_of(q) == field);
-        if !current || touched {
+        // A chunk whose id an earlier record of this batch drops must not come back after it.
+        let dropped = bucket == CHUNK_BUCKET
+            && manifest::chunk_id(key)
+                .is_some_and(|id| batch.entries[..i].iter().any(|q| q.kind == Kind::DropChunks && dropped_ids(bytes, q).contains(&id)));
+        if !current || touched || dropped {
             void.push(i);
         }
     }
@@ -800,6 +1183,12 @@ fn decide_relocations<E: Env>(inner: &Inner<E>, batch: &mut Batch) {
         let p = &mut batch.entries[i];
         p.kind = Kind::Void;
     }
+}
+
+/// The ids a pending `DropChunks` record drops.
+fn dropped_ids(bytes: &[u8], p: &Pending) -> Vec<u64> {
+    let start = p.offset as usize + HEADER_BYTES + p.key_len as usize + p.meta_len as usize;
+    manifest::decode_ids(&bytes[start..start + p.data_len as usize]).expect("we encoded these ids")
 }
 
 /// Starts the next segment file: created, space reserved, directory entry made durable.
@@ -826,21 +1215,26 @@ fn finish<E: Env>(inner: &Inner<E>, batch: Batch, result: Result<Tail, (Option<i
             let mut index = inner.index.borrow_mut();
             for (i, p) in entries.iter().enumerate() {
                 let start = p.offset as usize + HEADER_BYTES;
-                let (bucket, key) = split_key_field(&bytes[start..start + p.key_len as usize]).expect("we encoded this key field");
+                let key_field = &bytes[start..start + p.key_len as usize];
+                let data_start = start + p.key_len as usize + p.meta_len as usize;
+                let aux = aux_data(p.kind, &bytes[data_start..data_start + p.data_len as usize]);
+                let frame_len = record::frame_len(p.key_len as usize + p.meta_len as usize + p.data_len as usize) as u32;
                 let lsn = at.next_lsn + i as u64;
-                match p.kind {
-                    Kind::Put => {
-                        let frame_len = record::frame_len(p.key_len as usize + p.meta_len as usize + p.data_len as usize) as u32;
-                        let loc =
-                            Location { segment: at.segment, frame_len, offset: at.offset + p.offset as u64, lsn, data_len: p.data_len };
-                        index.put(bucket, key, loc);
-                    }
-                    Kind::Delete => {
-                        index.delete(bucket, key);
-                    }
-                    Kind::Void => {}
-                    Kind::Truncate | Kind::RaftEntry | Kind::Checkpoint => unreachable!("the store's writer never writes {:?}", p.kind),
-                }
+                let loc = Location {
+                    segment: at.segment,
+                    frame_len,
+                    offset: at.offset + p.offset as u64,
+                    lsn,
+                    data_len: p.data_len,
+                    chunked: false,
+                };
+                assert!(
+                    !matches!(p.kind, Kind::Truncate | Kind::RaftEntry | Kind::Checkpoint),
+                    "the store's writer never writes {:?}",
+                    p.kind
+                );
+                let mut pins = inner.pins.borrow_mut();
+                apply_record(&mut index, p.kind, key_field, aux, loc, &mut |id| pins.defer(id));
             }
             inner.tail.set(Tail { segment: at.segment, offset: at.offset + used as u64, next_lsn: at.next_lsn + entries.len() as u64 });
             done.first_lsn.set(at.next_lsn);
@@ -858,4 +1252,86 @@ fn finish<E: Env>(inner: &Inner<E>, batch: Batch, result: Result<Tail, (Option<i
     wake_all(&done.waiters);
     // Puts that found the filling batch full retry now that the spare is back.
     wake_all(&inner.room_waiters);
+}
+
+/// Chunks of a large object written while its data arrives (an S3 body is streamed, never held
+/// whole). Each full chunk is appended through group commit; up to `CHUNK_WRITES_IN_FLIGHT_MAX`
+/// are in flight. The chunks are invisible until a manifest naming the extent is committed
+/// (`Store::put_chunked`); `abort` drops them, and an extent never committed (a crash) is left
+/// for `Store::collect_orphan_chunks`.
+pub struct ChunkWriter<E: Env> {
+    store: Store<E>,
+    id: u64,
+    chunk_bytes: usize,
+    staged: Vec<u8>,
+    chunks: u32,
+    bytes: u64,
+    in_flight: VecDeque<crate::JoinHandle<Result<u64, StoreError>>>,
+}
+
+/// Chunk appends one writer keeps in flight.
+pub const CHUNK_WRITES_IN_FLIGHT_MAX: usize = 4;
+
+impl<E: Env> ChunkWriter<E> {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Adds `data` to the extent, appending every chunk it fills.
+    pub async fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
+        while !data.is_empty() {
+            if self.staged.capacity() == 0 {
+                self.staged.reserve_exact(self.chunk_bytes);
+            }
+            let take = (self.chunk_bytes - self.staged.len()).min(data.len());
+            self.staged.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            self.bytes += take as u64;
+            if self.staged.len() == self.chunk_bytes {
+                self.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        let chunk = std::mem::take(&mut self.staged);
+        let (store, key) = (self.store.clone(), manifest::chunk_key(self.id, self.chunks));
+        self.chunks += 1;
+        self.in_flight.push_back(crate::spawn(async move {
+            let record = Rec { kind: Kind::Put, bucket: CHUNK_BUCKET, key: &key, meta: &[], data: &chunk, expect: None };
+            store.append("put chunk", &[record]).await
+        }));
+        if self.in_flight.len() >= CHUNK_WRITES_IN_FLIGHT_MAX {
+            self.in_flight.pop_front().expect("non-empty").await?;
+        }
+        Ok(())
+    }
+
+    /// Appends the last (short) chunk and waits until every chunk is durable.
+    pub async fn finish(mut self) -> Result<Extent, StoreError> {
+        if !self.staged.is_empty() {
+            self.flush().await?;
+        }
+        while let Some(h) = self.in_flight.pop_front() {
+            h.await?;
+        }
+        Ok(Extent { id: self.id, bytes: self.bytes, chunk_bytes: self.chunk_bytes as u32 })
+    }
+
+    /// Drops what was written.
+    pub async fn abort(mut self) -> Result<(), StoreError> {
+        while let Some(h) = self.in_flight.pop_front() {
+            let _ = h.await;
+        }
+        if self.chunks > 0 {
+            self.store.drop_chunks(&[self.id]).await?;
+        }
+        Ok(())
+    }
 }

@@ -30,6 +30,12 @@ pub enum Kind {
     Void = 5,
     /// A frame of an index checkpoint file (never in a segment).
     Checkpoint = 6,
+    /// A put of a large object: the data is a manifest (store/manifest.rs) naming the chunks,
+    /// which are ordinary `Put` records in the internal chunk bucket.
+    Manifest = 7,
+    /// Deletes every chunk of the chunk ids listed in the data (u64 big-endian each): the
+    /// chunks of an object that was deleted or replaced, or of an abandoned upload.
+    DropChunks = 8,
 }
 
 impl Kind {
@@ -41,6 +47,8 @@ impl Kind {
             4 => Some(Kind::RaftEntry),
             5 => Some(Kind::Void),
             6 => Some(Kind::Checkpoint),
+            7 => Some(Kind::Manifest),
+            8 => Some(Kind::DropChunks),
             _ => None,
         }
     }

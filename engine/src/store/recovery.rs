@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::index::{Index, Location};
-use super::record::{self, Header, Invalid, Kind};
-use super::{StoreConfig, StoreError, split_key_field};
+use super::record::{self, Header, Invalid};
+use super::{StoreConfig, StoreError};
 use crate::arena::FixedBuf;
 use crate::env::{Env, File, OpenMode, Storage};
 use crate::limits::SECTOR_SIZE;
@@ -122,13 +122,14 @@ struct Scan {
     report: RecoveryReport,
     /// The end of the last complete batch: (segment, offset, next lsn).
     committed: (u32, u64, u64),
-    /// Frames of the batch being read: (header, key field, segment, offset).
-    pending: Vec<(Header, Vec<u8>, u32, u64)>,
+    /// Frames of the batch being read: (header, key field, data if the index needs it, segment,
+    /// offset).
+    pending: Vec<(Header, Vec<u8>, Vec<u8>, u32, u64)>,
 }
 
 impl Scan {
     /// Takes one valid frame; false if it does not continue the log.
-    fn take(&mut self, h: Header, key: Vec<u8>, segment: u32, offset: u64) -> bool {
+    fn take(&mut self, h: Header, key: Vec<u8>, aux: Vec<u8>, segment: u32, offset: u64) -> bool {
         let expected = self.committed.2 + self.pending.len() as u64;
         let fits = h.lsn == expected
             && match self.pending.first() {
@@ -142,7 +143,7 @@ impl Scan {
         }
         let end = offset + h.frame_len as u64;
         let complete = h.lsn == h.batch_first_lsn + h.batch_len as u64 - 1;
-        self.pending.push((h, key, segment, offset));
+        self.pending.push((h, key, aux, segment, offset));
         if complete {
             self.apply();
             self.committed = (segment, end, h.lsn + 1);
@@ -151,17 +152,9 @@ impl Scan {
     }
 
     fn apply(&mut self) {
-        for (h, key, segment, offset) in self.pending.drain(..) {
-            let Some((bucket, k)) = split_key_field(&key) else { continue };
-            match h.kind {
-                Kind::Put => {
-                    self.index.put(bucket, k, Location { segment, frame_len: h.frame_len, offset, lsn: h.lsn, data_len: h.data_len })
-                }
-                Kind::Delete => {
-                    self.index.delete(bucket, k);
-                }
-                Kind::Void | Kind::Truncate | Kind::RaftEntry | Kind::Checkpoint => {}
-            }
+        for (h, key, aux, segment, offset) in self.pending.drain(..) {
+            let at = Location { segment, frame_len: h.frame_len, offset, lsn: h.lsn, data_len: h.data_len, chunked: false };
+            super::apply_record(&mut self.index, h.kind, &key, &aux, at, &mut |_| false);
             self.report.records += 1;
         }
         self.report.batches += 1;
@@ -252,7 +245,9 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
             let frame = reader.frame(offset, config.batch_bytes).await?;
             clean_end = matches!(frame, Err(Invalid::NoFrame)) && scan.pending.is_empty();
             let taken = match frame {
-                Ok(f) => scan.take(f.header, f.key.to_vec(), id, offset).then_some(f.header.frame_len),
+                Ok(f) => scan
+                    .take(f.header, f.key.to_vec(), super::aux_data(f.header.kind, f.data).to_vec(), id, offset)
+                    .then_some(f.header.frame_len),
                 Err(_) => None,
             };
             match taken {
@@ -287,7 +282,7 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
     }
     let (seg, off, next) = scan.committed;
     if let Some((pos, offset)) = stop {
-        let from = if scan.pending.is_empty() { (pos, offset) } else { (pos, scan.pending[0].3) };
+        let from = if scan.pending.is_empty() { (pos, offset) } else { (pos, scan.pending[0].4) };
         if let Some((at_seg, at_off, h)) = later_batch(&files, &ids, from, next, config, buf.take().expect("buffer")).await? {
             let path = segment_path(&config.dir, ids[from.0]);
             return Err(StoreError::Corrupt {

@@ -90,8 +90,14 @@ impl Varints {
         let sector = SECTOR_SIZE as u64;
         assert!(l.offset % sector == 0, "indexed offset {} is not a multiple of the sector size", l.offset);
         assert!(l.frame_len as u64 % sector == 0, "indexed frame length {} is not a multiple of the sector size", l.frame_len);
+        // The chunked flag rides in the size's low bit: sizes are far below 2^63.
+        assert!(l.data_len < 1 << 62, "indexed size {} is out of range", l.data_len);
         let mut v = Varints::new();
-        v.push(l.segment as u64).push(l.offset / sector).push(l.frame_len as u64 / sector).push(l.data_len).push(l.lsn);
+        v.push(l.segment as u64)
+            .push(l.offset / sector)
+            .push(l.frame_len as u64 / sector)
+            .push(l.data_len << 1 | l.chunked as u64)
+            .push(l.lsn);
         v
     }
 }
@@ -159,14 +165,15 @@ fn read_location(bytes: &[u8], mut pos: usize) -> Location {
     let segment = read_varint(bytes, &mut pos);
     let offset = read_varint(bytes, &mut pos) * sector;
     let frame_len = read_varint(bytes, &mut pos) * sector;
-    let data_len = read_varint(bytes, &mut pos);
+    let size_flag = read_varint(bytes, &mut pos);
     let lsn = read_varint(bytes, &mut pos);
     Location {
         segment: u32::try_from(segment).expect("indexed segment fits u32"),
         frame_len: u32::try_from(frame_len).expect("indexed frame length fits u32"),
         offset,
         lsn,
-        data_len,
+        data_len: size_flag >> 1,
+        chunked: size_flag & 1 == 1,
     }
 }
 
