@@ -7,7 +7,7 @@
 
 use super::error::HttpError;
 
-/// Longest chunk-size line, extensions included. Extensions are skipped, never buffered; the
+/// Longest chunk-size line, extensions included, CRLF not. Extensions are skipped, never buffered; the
 /// limit bounds how long a client can keep the decoder inside one line.
 pub const CHUNK_LINE_BYTES_MAX: usize = 4096;
 /// Most bytes of trailer section (all trailer lines with their CRLFs) before the final CRLF.
@@ -135,7 +135,7 @@ impl ChunkedDecoder {
     }
 
     fn size_line(&mut self, b: u8) -> Result<State, HttpError> {
-        self.line_bytes += 1;
+        self.line_bytes += usize::from(b != b'\r');
         if self.line_bytes > CHUNK_LINE_BYTES_MAX {
             return Err(self.fail("chunk-size line too long"));
         }
