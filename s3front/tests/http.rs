@@ -237,10 +237,7 @@ fn framing_content_length() {
         assert_eq!(error.status(), 400, "{bad:?}");
         assert!(matches!(error, HttpError::ContentLengthInvalid { .. }), "{bad:?}: {error:?}");
     }
-    assert_eq!(
-        framing("Content-Length: abc\r\n").unwrap_err().to_string(),
-        "header 'content-length' value 'abc' is not a number"
-    );
+    assert_eq!(framing("Content-Length: abc\r\n").unwrap_err().to_string(), "header 'content-length' value 'abc' is not a number");
 }
 
 #[test]
@@ -445,7 +442,10 @@ fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
 fn query_cases() {
     assert_eq!(query(""), pairs(&[]));
     assert_eq!(query("uploads"), pairs(&[("uploads", "")]));
-    assert_eq!(query("list-type=2&prefix=photos%2F2024&delimiter=%2F"), pairs(&[("list-type", "2"), ("prefix", "photos/2024"), ("delimiter", "/")]));
+    assert_eq!(
+        query("list-type=2&prefix=photos%2F2024&delimiter=%2F"),
+        pairs(&[("list-type", "2"), ("prefix", "photos/2024"), ("delimiter", "/")])
+    );
     assert_eq!(query("a=1&&b=&"), pairs(&[("a", "1"), ("b", "")]));
     assert_eq!(query("a+b=c+d%20e"), pairs(&[("a+b", "c+d e")]));
     assert_eq!(query("k=a=b"), pairs(&[("k", "a=b")]));
@@ -503,9 +503,23 @@ fn range_cases() {
     check("bytes=0-0", 0, RangeResult::Unsatisfiable);
     check("bytes=-5", 0, RangeResult::Unsatisfiable);
     // Ignored: full object, 200.
-    for ignored in ["", "bytes", "bytes=", "bytes=-", "bytes=5-3", "bytes=a-b", "bytes=1-2x", "bytes=+1-2", "bytes=0-1,5-6", "bytes=0-1, 5-6",
-        "items=0-1", "bytes=1 - 2", "bytes=--1", "bytes=1-2-3", "0-1"]
-    {
+    for ignored in [
+        "",
+        "bytes",
+        "bytes=",
+        "bytes=-",
+        "bytes=5-3",
+        "bytes=a-b",
+        "bytes=1-2x",
+        "bytes=+1-2",
+        "bytes=0-1,5-6",
+        "bytes=0-1, 5-6",
+        "items=0-1",
+        "bytes=1 - 2",
+        "bytes=--1",
+        "bytes=1-2-3",
+        "0-1",
+    ] {
         check(ignored, 1000, RangeResult::Full);
     }
     check("bytes=0-1,2-3", 0, RangeResult::Full);
@@ -562,7 +576,8 @@ fn response_reason_phrases() {
 #[test]
 fn response_header_injection_refused() {
     let mut head = ResponseHead::new(200);
-    for (name, value) in [("x-amz-meta-a", "v\r\nSet-Cookie: x"), ("x-amz-meta-a", "v\n"), ("x-amz-meta-a", "v\r"), ("x-amz-meta-a", "\0")] {
+    for (name, value) in [("x-amz-meta-a", "v\r\nSet-Cookie: x"), ("x-amz-meta-a", "v\n"), ("x-amz-meta-a", "v\r"), ("x-amz-meta-a", "\0")]
+    {
         let error = head.try_header(name, value).unwrap_err();
         assert_eq!(error.reason, "value contains CR, LF or another control byte");
     }

@@ -16,14 +16,25 @@ pub const TRAILER_BYTES_MAX: usize = 16 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Hex digits of a chunk size; `digits` counted so an empty size is caught.
-    Size { size: u64, digits: usize },
+    Size {
+        size: u64,
+        digits: usize,
+    },
     /// Whitespace after the size: only more whitespace or ';' may follow (RFC 9112 BWS).
-    SizeSpace { size: u64 },
+    SizeSpace {
+        size: u64,
+    },
     /// Inside `;ext=val` up to the CR.
-    Extension { size: u64 },
+    Extension {
+        size: u64,
+    },
     /// Saw the CR ending the size line.
-    SizeLf { size: u64 },
-    Data { remaining: u64 },
+    SizeLf {
+        size: u64,
+    },
+    Data {
+        remaining: u64,
+    },
     DataCr,
     DataLf,
     /// At the start of a trailer line, or of the final empty line.

@@ -11,39 +11,73 @@ const ECHO_BYTES_MAX: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpError {
     /// httparse rejected the request line or a header line (400).
-    Syntax { what: &'static str },
+    Syntax {
+        what: &'static str,
+    },
     /// The request target is neither origin-form, absolute-form nor `*` for OPTIONS (400).
-    TargetForm { target: String },
+    TargetForm {
+        target: String,
+    },
     /// The version is well formed but not 1.0 or 1.1 (505).
-    VersionUnsupported { version: String },
+    VersionUnsupported {
+        version: String,
+    },
     /// A header value is not UTF-8 (400). S3 metadata is UTF-8; anything else is an encoding bug.
-    HeaderNotUtf8 { name: String },
+    HeaderNotUtf8 {
+        name: String,
+    },
     /// A header that must appear at most once appears again (400).
-    HeaderDuplicate { name: &'static str },
+    HeaderDuplicate {
+        name: &'static str,
+    },
     /// HTTP/1.1 requires Host (RFC 9112 §3.2) (400).
     HostMissing,
-    ContentLengthInvalid { value: String },
-    ContentLengthConflict { first: u64, second: u64 },
+    ContentLengthInvalid {
+        value: String,
+    },
+    ContentLengthConflict {
+        first: u64,
+        second: u64,
+    },
     /// Both framings at once: the classic request-smuggling shape (RFC 9112 §6.1) (400).
     TransferEncodingWithContentLength,
     /// Transfer-Encoding we cannot frame by: chunked not last, twice, empty, or HTTP/1.0 (400).
-    TransferEncodingInvalid { value: String, reason: &'static str },
+    TransferEncodingInvalid {
+        value: String,
+        reason: &'static str,
+    },
     /// A transfer coding we do not implement, e.g. gzip (501).
-    TransferEncodingUnsupported { value: String },
+    TransferEncodingUnsupported {
+        value: String,
+    },
     /// The request target is longer than `TARGET_BYTES_MAX` (414).
-    TargetTooLong { length_bytes: usize },
+    TargetTooLong {
+        length_bytes: usize,
+    },
     /// The head is longer than `HEAD_BYTES_MAX`, complete or not (431).
-    HeadTooLarge { length_bytes: usize },
+    HeadTooLarge {
+        length_bytes: usize,
+    },
     /// More than `HEADERS_MAX` header lines (431).
     HeadersTooMany,
     /// A malformed chunked body; `offset_bytes` counts from the first body byte (400).
-    Chunked { reason: &'static str, offset_bytes: u64 },
+    Chunked {
+        reason: &'static str,
+        offset_bytes: u64,
+    },
     /// The chunked body decodes to more than the caller's limit (413).
-    BodyTooLarge { limit_bytes: u64 },
+    BodyTooLarge {
+        limit_bytes: u64,
+    },
     /// A `%` not followed by two hex digits in the path or the query (400).
-    PercentEscape { part: &'static str, offset: usize },
+    PercentEscape {
+        part: &'static str,
+        offset: usize,
+    },
     /// The percent-decoded path or query is not UTF-8 (400).
-    DecodedNotUtf8 { part: &'static str },
+    DecodedNotUtf8 {
+        part: &'static str,
+    },
 }
 
 impl HttpError {
