@@ -1,0 +1,346 @@
+//! The request head: request line, header section and the framing derived from them.
+//!
+//! httparse tokenises; this file decides what the tokens mean for an S3 server: which target
+//! forms are accepted, how the body is framed (RFC 9112 §6.3), whether the connection stays open.
+
+use super::error::{HttpError, shown};
+
+/// Largest request head (request line, headers, blank line). A client that has sent this much
+/// without finishing its head is refused with 431 even before the head is complete.
+pub const HEAD_BYTES_MAX: usize = 64 * 1024;
+/// Most header lines in one request. S3 requests carry a few dozen at most (user metadata is
+/// limited to 2 KiB in all by S3).
+pub const HEADERS_MAX: usize = 128;
+/// Longest request target (414 beyond). S3 keys are at most 1 KiB, even fully percent-encoded
+/// (3 KiB), plus a query string.
+pub const TARGET_BYTES_MAX: usize = 16 * 1024;
+const _: () = assert!(TARGET_BYTES_MAX < HEAD_BYTES_MAX);
+
+/// The request method. RFC 9110 methods are case-sensitive: `get` is `Other("get")`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Put,
+    Post,
+    Delete,
+    Options,
+    Other(String),
+}
+
+impl Method {
+    fn from_token(token: &str) -> Method {
+        match token {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "PUT" => Method::Put,
+            "POST" => Method::Post,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            other => Method::Other(other.to_owned()),
+        }
+    }
+
+    /// The method as sent (SigV4 signs it).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Put => "PUT",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Other(token) => token,
+        }
+    }
+}
+
+/// How the request body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// Neither Transfer-Encoding nor Content-Length: a request without a body.
+    None,
+    /// Exactly this many bytes follow the head. This includes S3's `Content-Encoding: aws-chunked`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`: decode with [`super::ChunkedDecoder`].
+    Chunked,
+}
+
+/// A parsed request head. Header names are lowercased, values trimmed, both kept in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: Method,
+    /// The request target exactly as sent.
+    pub target: String,
+    /// The path part of the target, before '?', not percent-decoded (SigV4 signs the raw form).
+    /// For an absolute-form target (`http://host/p`) it is the path after the authority ("/" if
+    /// none); for `OPTIONS *` it is "*".
+    pub path: String,
+    /// The part after the first '?', not decoded; empty when there is none.
+    pub query: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version_minor: u8,
+    pub body: BodyFraming,
+    /// Whether the connection may carry another request after this one.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` on HTTP/1.1 (RFC 9110 §10.1.1: ignored on 1.0).
+    pub expect_continue: bool,
+    headers: Vec<(String, String)>,
+}
+
+impl RequestHead {
+    /// The first value of the header `name`, which must be lowercase.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        assert_lowercase(name);
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of the header `name` (lowercase), in the order received.
+    pub fn headers_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        assert_lowercase(name);
+        self.headers.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// All headers as (lowercase name, trimmed value), in the order received.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The Host header (required on HTTP/1.1, at most one). For an absolute-form target this is
+    /// still the header: the target's authority is visible in `target`.
+    pub fn host(&self) -> Option<&str> {
+        self.header("host")
+    }
+}
+
+/// Names are stored lowercased; a lookup with capitals would silently find nothing.
+fn assert_lowercase(name: &str) {
+    assert!(!name.bytes().any(|b| b.is_ascii_uppercase()), "header names are looked up in lowercase: '{name}'");
+}
+
+/// Parses a request head from the start of `buf`, which holds everything buffered so far.
+///
+/// `Ok(None)`: the head is not complete yet; call again with more bytes. `Ok(Some((head, n)))`:
+/// the head took `buf[..n]`; the body (if any) starts at `buf[n]`. Leading empty lines are
+/// skipped (RFC 9112 §2.2). Limits are checked on incomplete input too, so a client cannot make
+/// the server buffer more than `HEAD_BYTES_MAX`.
+pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError> {
+    let window = &buf[..buf.len().min(HEAD_BYTES_MAX)];
+    if let Some(length_bytes) = target_length_beyond_max(window) {
+        return Err(HttpError::TargetTooLong { length_bytes });
+    }
+    let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(window) {
+        Ok(httparse::Status::Complete(head_bytes)) => {
+            assert!(head_bytes <= window.len());
+            let head = head_from(&request)?;
+            Ok(Some((head, head_bytes)))
+        }
+        Ok(httparse::Status::Partial) if buf.len() >= HEAD_BYTES_MAX => Err(HttpError::HeadTooLarge { length_bytes: buf.len() }),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HttpError::HeadersTooMany),
+        Err(httparse::Error::Version) if version_shaped(window) => {
+            Err(HttpError::VersionUnsupported { version: shown(&String::from_utf8_lossy(version_token(window))) })
+        }
+        Err(error) => Err(HttpError::Syntax { what: syntax_what(error) }),
+    }
+}
+
+fn syntax_what(error: httparse::Error) -> &'static str {
+    match error {
+        httparse::Error::HeaderName => "invalid byte in a header name",
+        httparse::Error::HeaderValue => "invalid byte in a header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Token => "invalid method or request target",
+        httparse::Error::Version => "invalid HTTP version",
+        httparse::Error::Status | httparse::Error::TooManyHeaders => "invalid request line",
+    }
+}
+
+/// The request line (after any leading empty lines), up to its LF or the end of `window`.
+fn request_line(window: &[u8]) -> &[u8] {
+    let start = window.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(window.len());
+    let line = &window[start..];
+    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    &line[..end]
+}
+
+/// The target's length if it already exceeds `TARGET_BYTES_MAX`, judged on the request line
+/// alone so that an incomplete head with a huge target is refused with 414, not 431.
+fn target_length_beyond_max(window: &[u8]) -> Option<usize> {
+    let line = request_line(window);
+    let method_end = line.iter().position(|&b| b == b' ')?;
+    let rest = &line[method_end + 1..];
+    let target_bytes = rest.iter().position(|&b| b == b' ' || b == b'\r').unwrap_or(rest.len());
+    (target_bytes > TARGET_BYTES_MAX).then_some(target_bytes)
+}
+
+/// The third token of the request line (the version), possibly cut short.
+fn version_token(window: &[u8]) -> &[u8] {
+    let line = request_line(window);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut tokens = line.splitn(3, |&b| b == b' ');
+    tokens.nth(2).unwrap_or(&[])
+}
+
+/// Whether the version token is `HTTP/DIGIT.DIGIT` (or a prefix of it when the line is cut off):
+/// a version we do not speak (505) rather than garbage (400).
+fn version_shaped(window: &[u8]) -> bool {
+    const SHAPE: &[u8] = b"HTTP/0.0";
+    let token = version_token(window);
+    let line_complete = request_line(window).len() < window.len();
+    if token.len() > SHAPE.len() || (line_complete && token.len() < SHAPE.len()) || token.len() < 6 {
+        return false;
+    }
+    token.iter().zip(SHAPE).all(|(&b, &s)| if s == b'0' { b.is_ascii_digit() } else { b == s })
+}
+
+fn head_from(request: &httparse::Request<'_, '_>) -> Result<RequestHead, HttpError> {
+    let method = Method::from_token(request.method.expect("httparse: a complete request has a method"));
+    let target = request.path.expect("httparse: a complete request has a target");
+    let version_minor = request.version.expect("httparse: a complete request has a version");
+    assert!(version_minor <= 1, "httparse accepts HTTP/1.0 and HTTP/1.1 only");
+    assert!(target.len() <= TARGET_BYTES_MAX, "checked on the request line before parsing");
+    let (path, query) = split_target(&method, target)?;
+    let headers = headers_from(request.headers)?;
+    let mut head = RequestHead {
+        method,
+        target: target.to_owned(),
+        path,
+        query,
+        version_minor,
+        body: BodyFraming::None,
+        keep_alive: false,
+        expect_continue: false,
+        headers,
+    };
+    check_host(&head)?;
+    head.body = body_framing(&head)?;
+    head.keep_alive = keep_alive(&head);
+    head.expect_continue = head.version_minor >= 1 && head.headers_all("expect").any(|v| v.eq_ignore_ascii_case("100-continue"));
+    Ok(head)
+}
+
+/// Splits the target into raw path and raw query by its form (RFC 9112 §3.2).
+fn split_target(method: &Method, target: &str) -> Result<(String, String), HttpError> {
+    if target == "*" && *method == Method::Options {
+        return Ok(("*".to_owned(), String::new()));
+    }
+    let (path_and_query, from_absolute) = match strip_scheme(target) {
+        Some(rest) => (&rest[rest.find(['/', '?']).unwrap_or(rest.len())..], true),
+        None if target.starts_with('/') => (target, false),
+        None => return Err(HttpError::TargetForm { target: shown(target) }),
+    };
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let path = if from_absolute && path.is_empty() { "/" } else { path };
+    Ok((path.to_owned(), query.to_owned()))
+}
+
+/// The target after `http://` or `https://` (scheme case-insensitive), when absolute-form.
+fn strip_scheme(target: &str) -> Option<&str> {
+    ["http://", "https://"].iter().find_map(|scheme| {
+        let prefix = target.get(..scheme.len())?;
+        prefix.eq_ignore_ascii_case(scheme).then(|| &target[scheme.len()..])
+    })
+}
+
+fn headers_from(raw: &[httparse::Header<'_>]) -> Result<Vec<(String, String)>, HttpError> {
+    assert!(raw.len() <= HEADERS_MAX);
+    let mut headers = Vec::with_capacity(raw.len());
+    for header in raw {
+        let name = header.name.to_ascii_lowercase();
+        let Ok(value) = std::str::from_utf8(header.value) else {
+            return Err(HttpError::HeaderNotUtf8 { name });
+        };
+        headers.push((name, value.trim_matches([' ', '\t']).to_owned()));
+    }
+    Ok(headers)
+}
+
+/// RFC 9112 §3.2: a 1.1 request has exactly one Host; a 1.0 request at most one.
+fn check_host(head: &RequestHead) -> Result<(), HttpError> {
+    match head.headers_all("host").count() {
+        0 if head.version_minor >= 1 => Err(HttpError::HostMissing),
+        0 | 1 => Ok(()),
+        _ => Err(HttpError::HeaderDuplicate { name: "host" }),
+    }
+}
+
+/// Elements of a comma-separated header list over all its lines, empty elements skipped
+/// (RFC 9110 §5.6.1).
+fn list_elements<'a>(head: &'a RequestHead, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    head.headers_all(name).flat_map(|v| v.split(',')).map(|e| e.trim_matches([' ', '\t'])).filter(|e| !e.is_empty())
+}
+
+/// RFC 9112 §6.3 for requests. Transfer-Encoding wins over Content-Length, but both at once is
+/// refused outright: a front proxy that framed by the other one would let a client smuggle a
+/// second request past it.
+fn body_framing(head: &RequestHead) -> Result<BodyFraming, HttpError> {
+    let has_transfer_encoding = head.header("transfer-encoding").is_some();
+    let has_content_length = head.header("content-length").is_some();
+    if has_transfer_encoding && has_content_length {
+        return Err(HttpError::TransferEncodingWithContentLength);
+    }
+    if has_transfer_encoding {
+        return transfer_encoding_framing(head);
+    }
+    if has_content_length {
+        return content_length(head).map(BodyFraming::Length);
+    }
+    Ok(BodyFraming::None)
+}
+
+fn transfer_encoding_framing(head: &RequestHead) -> Result<BodyFraming, HttpError> {
+    let value = || shown(&head.headers_all("transfer-encoding").collect::<Vec<_>>().join(", "));
+    if head.version_minor == 0 {
+        // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+        return Err(HttpError::TransferEncodingInvalid { value: value(), reason: "not allowed in HTTP/1.0" });
+    }
+    let mut chunked_count = 0;
+    for coding in list_elements(head, "transfer-encoding") {
+        if !coding.eq_ignore_ascii_case("chunked") {
+            return Err(HttpError::TransferEncodingUnsupported { value: value() });
+        }
+        chunked_count += 1;
+    }
+    match chunked_count {
+        0 => Err(HttpError::TransferEncodingInvalid { value: value(), reason: "no transfer coding given" }),
+        1 => Ok(BodyFraming::Chunked),
+        _ => Err(HttpError::TransferEncodingInvalid { value: value(), reason: "chunked applied more than once" }),
+    }
+}
+
+/// The one Content-Length value. Repeats of the same value (as separate lines or a list) are
+/// accepted (RFC 9110 §8.6), differing ones refused.
+fn content_length(head: &RequestHead) -> Result<u64, HttpError> {
+    let mut length: Option<u64> = None;
+    for line in head.headers_all("content-length") {
+        for element in line.split(',').map(|e| e.trim_matches([' ', '\t'])) {
+            let parsed = parse_decimal(element).ok_or_else(|| HttpError::ContentLengthInvalid { value: shown(line) })?;
+            match length {
+                Some(first) if first != parsed => return Err(HttpError::ContentLengthConflict { first, second: parsed }),
+                _ => length = Some(parsed),
+            }
+        }
+    }
+    length.ok_or(HttpError::ContentLengthInvalid { value: String::new() })
+}
+
+/// Digits only: `str::parse` would also take a leading '+', which Content-Length forbids.
+fn parse_decimal(digits: &str) -> Option<u64> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn keep_alive(head: &RequestHead) -> bool {
+    let mut close = false;
+    let mut keep_alive = false;
+    for option in list_elements(head, "connection") {
+        close |= option.eq_ignore_ascii_case("close");
+        keep_alive |= option.eq_ignore_ascii_case("keep-alive");
+    }
+    !close && (head.version_minor >= 1 || keep_alive)
+}
