@@ -223,6 +223,7 @@ pub fn verify_content_md5(value: &str, computed: &[u8; 16]) -> Result<(), Conten
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 

@@ -1,5 +1,6 @@
 //! The worked examples AWS publishes for S3 SigV4 ("examplebucket", 20130524, AKIAIOSFODNN7EXAMPLE),
 //! checked to the exact signature.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use s3front::chunked::{AwsChunkedDecoder, ChunkSigner};
 use s3front::sigv4::{Auth, AuthError, PayloadMode, RequestParts, SignedRequest, authenticate, hmac_sha256, sha256, signing_key};

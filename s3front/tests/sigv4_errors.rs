@@ -1,5 +1,6 @@
 //! Every way `authenticate` refuses a request, each starting from a request that passes, so that
 //! each case fails for the one reason it names.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use s3front::sigv4::{Auth, AuthError, PayloadMode, RequestParts, authenticate, hmac_sha256, sha256, signing_key, verify_payload_sha256};
 

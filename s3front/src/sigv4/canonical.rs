@@ -156,6 +156,7 @@ pub fn signature_matches(signing_key: &[u8; 32], string_to_sign: &[u8], signatur
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
 
