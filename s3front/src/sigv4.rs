@@ -291,7 +291,8 @@ fn check_amz_headers_signed(req: &RequestParts, signed_headers: &[&str]) -> Resu
         .headers
         .iter()
         .map(|(name, _)| name.as_str())
-        .filter(|name| name.len() >= 6 && name[..6].eq_ignore_ascii_case("x-amz-"))
+        // Bytes, not str slicing: a header name may hold non-ASCII bytes (found by fuzzing).
+        .filter(|name| name.as_bytes().get(..6).is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"x-amz-")))
         .filter(|name| !signed_headers.iter().any(|s| s.eq_ignore_ascii_case(name)))
         .collect();
     if unsigned.is_empty() {
