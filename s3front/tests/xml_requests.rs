@@ -268,3 +268,12 @@ fn xml_error_becomes_s3_error() {
     assert_eq!(s3_error.message, error.message);
     assert_eq!(error.to_string(), format!("MalformedXML: {}", error.message));
 }
+
+#[test]
+fn byte_order_mark_is_accepted() {
+    let body = b"\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"UTF-8\"?><VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>";
+    assert_eq!(
+        parse_versioning_configuration(body),
+        Ok(VersioningConfiguration { status: Some(VersioningStatus::Enabled), mfa_delete: None })
+    );
+}
