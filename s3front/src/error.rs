@@ -289,7 +289,7 @@ impl S3Error {
         S3Error::new(ErrorCode::BadDigest, format!("The {algorithm} you specified did not match the calculated checksum."))
     }
 
-    /// The value a value-returning element may look up, e.g. `extra_value("Key")`.
+    /// The value of the first extra element called `name`, e.g. `extra_value("Key")`.
     pub fn extra_value(&self, name: &str) -> Option<&str> {
         self.extra.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
