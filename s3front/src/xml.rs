@@ -1,1 +1,0 @@
-//! xml: not built yet.

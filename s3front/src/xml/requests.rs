@@ -1,0 +1,339 @@
+//! Request bodies: CreateBucket, DeleteObjects, CompleteMultipartUpload, PutBucketVersioning.
+//!
+//! A body is first read into a small element tree under fixed limits (size, depth, element
+//! count), then the tree is read by name. Names are matched on their local part, so a namespace,
+//! a prefix (`<s3:Delete>`) or none are all accepted; unknown elements and attributes are ignored,
+//! as S3 ignores them. Text keeps its whitespace (keys may begin or end with spaces); numbers,
+//! booleans and enumerations are trimmed.
+
+use std::fmt;
+
+use quick_xml::Reader;
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::{BytesRef, BytesStart, Event};
+
+use super::responses::{Checksums, VersioningStatus};
+use crate::error::{ErrorCode, S3Error};
+
+/// Largest request body we parse. The largest legal bodies: a DeleteObjects of 1000 keys of
+/// 1024 bytes each, every byte written as a 6-byte entity (`&quot;`), about 6.2 MiB; a
+/// CompleteMultipartUpload of 10000 parts with a SHA-256 checksum each, about 2 MiB.
+pub const XML_BODY_BYTES_MAX: usize = 8 << 20;
+/// Deepest element nesting; S3's request bodies need 3.
+pub const XML_DEPTH_MAX: usize = 16;
+/// Most elements in one body; a 10000-part completion with every optional element needs 90001.
+pub const XML_ELEMENTS_MAX: usize = 100_000;
+/// Most `<Object>` entries in one DeleteObjects, as S3 allows.
+pub const DELETE_OBJECTS_MAX: usize = 1000;
+/// Most `<Part>` entries in one CompleteMultipartUpload: S3's part count limit.
+pub const COMPLETE_PARTS_MAX: usize = 10_000;
+
+const _: () = assert!(DELETE_OBJECTS_MAX * crate::names::KEY_BYTES_MAX * 6 < XML_BODY_BYTES_MAX);
+const _: () = assert!(COMPLETE_PARTS_MAX * 9 + 1 < XML_ELEMENTS_MAX);
+const _: () = assert!(DELETE_OBJECTS_MAX * 3 + 2 < XML_ELEMENTS_MAX);
+
+/// A request body we refuse; `code` is `MalformedXML` unless said otherwise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XmlError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl XmlError {
+    fn malformed(message: impl Into<String>) -> XmlError {
+        XmlError { code: ErrorCode::MalformedXML, message: message.into() }
+    }
+}
+
+impl fmt::Display for XmlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for XmlError {}
+
+impl From<XmlError> for S3Error {
+    fn from(error: XmlError) -> S3Error {
+        S3Error::new(error.code, error.message)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bounded element tree
+
+/// One element: its local name, its text (all text directly inside it, concatenated, entities
+/// resolved) and its child elements.
+#[derive(Debug, Default)]
+struct Element {
+    name: String,
+    text: String,
+    children: Vec<Element>,
+}
+
+impl Element {
+    fn children<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children.iter().filter(move |child| child.name == name)
+    }
+
+    /// The text of the only child called `name`; a repeated one is malformed.
+    fn child_text<'a>(&'a self, name: &'a str) -> Result<Option<&'a str>, XmlError> {
+        let mut found = self.children(name);
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(XmlError::malformed(format!("<{}> has more than one <{name}>", self.name)));
+        }
+        Ok(first.map(|child| child.text.as_str()))
+    }
+}
+
+/// Reads `body` into an element tree and checks the root's name.
+fn parse_tree(body: &[u8], root_name: &str) -> Result<Element, XmlError> {
+    if body.len() > XML_BODY_BYTES_MAX {
+        return Err(XmlError {
+            code: ErrorCode::MaxMessageLengthExceeded,
+            message: format!("request body of {} bytes exceeds the {XML_BODY_BYTES_MAX}-byte limit", body.len()),
+        });
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|error| XmlError::malformed(format!("body is not UTF-8 (invalid byte at offset {})", error.valid_up_to())))?;
+    let root = TreeBuilder::default().build(text)?;
+    if root.name != root_name {
+        return Err(XmlError::malformed(format!("root element is <{}>, expected <{root_name}>", root.name)));
+    }
+    Ok(root)
+}
+
+#[derive(Default)]
+struct TreeBuilder {
+    /// Open elements, outermost first; never longer than `XML_DEPTH_MAX`.
+    open: Vec<Element>,
+    root: Option<Element>,
+    elements_total: usize,
+}
+
+impl TreeBuilder {
+    fn build(mut self, text: &str) -> Result<Element, XmlError> {
+        let mut reader = Reader::from_str(text);
+        loop {
+            let position = reader.buffer_position();
+            let event = reader.read_event().map_err(|error| {
+                XmlError::malformed(format!("not well-formed XML near byte {}: {error}", reader.error_position().max(position)))
+            })?;
+            match event {
+                Event::Start(start) => self.open_element(&start)?,
+                Event::Empty(start) => {
+                    self.open_element(&start)?;
+                    self.close_element();
+                }
+                Event::End(_) => self.close_element(),
+                Event::Text(content) => self.push_text(&content.xml10_content())?,
+                Event::CData(content) => self.push_text(&content.xml10_content())?,
+                Event::GeneralRef(reference) => self.push_text(&resolve_reference(&reference)?)?,
+                Event::DocType(_) => return Err(XmlError::malformed("document type declarations are not allowed")),
+                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+                Event::Eof => break,
+            }
+        }
+        if let Some(open) = self.open.last() {
+            return Err(XmlError::malformed(format!("body ends inside <{}>", open.name)));
+        }
+        self.root.ok_or_else(|| XmlError::malformed("body has no root element"))
+    }
+
+    fn open_element(&mut self, start: &BytesStart<'_>) -> Result<(), XmlError> {
+        if self.root.is_some() {
+            return Err(XmlError::malformed("content after the root element"));
+        }
+        if self.open.len() == XML_DEPTH_MAX {
+            return Err(XmlError::malformed(format!("elements nest deeper than {XML_DEPTH_MAX} levels")));
+        }
+        if self.elements_total == XML_ELEMENTS_MAX {
+            return Err(XmlError::malformed(format!("body has more than {XML_ELEMENTS_MAX} elements")));
+        }
+        self.elements_total += 1;
+        let local_name = start.local_name();
+        let name: &str = local_name.as_ref();
+        let name = name.to_owned();
+        self.open.push(Element { name, ..Element::default() });
+        Ok(())
+    }
+
+    /// Closes the innermost element. quick-xml has already checked that the end tag matches
+    /// (`check_end_names`), so there is always one open here.
+    fn close_element(&mut self) {
+        let Some(element) = self.open.pop() else { unreachable!("quick-xml reports an end tag without a start tag as an error") };
+        match self.open.last_mut() {
+            Some(parent) => parent.children.push(element),
+            None => self.root = Some(element),
+        }
+    }
+
+    fn push_text(&mut self, text: &str) -> Result<(), XmlError> {
+        match self.open.last_mut() {
+            Some(element) => element.text.push_str(text),
+            // Whitespace around the root is allowed; anything else there is not XML.
+            None if text.trim_ascii().is_empty() => {}
+            None => return Err(XmlError::malformed("text outside the root element")),
+        }
+        Ok(())
+    }
+}
+
+/// `&lt;`, `&#x41;`, ...; entities other than XML's five are not defined in S3 bodies.
+fn resolve_reference(reference: &BytesRef<'_>) -> Result<String, XmlError> {
+    match reference.resolve_char_ref() {
+        Ok(Some(ch)) => return Ok(ch.to_string()),
+        Ok(None) => {}
+        Err(error) => return Err(XmlError::malformed(format!("bad character reference &{};: {error}", &**reference))),
+    }
+    match resolve_predefined_entity(reference) {
+        Some(text) => Ok(text.to_owned()),
+        None => Err(XmlError::malformed(format!("undefined entity &{};", &**reference))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bodies
+
+/// PUT Bucket (CreateBucket). An empty body, or an empty `LocationConstraint`, means the default
+/// region: `None`.
+pub fn parse_create_bucket(body: &[u8]) -> Result<Option<String>, XmlError> {
+    if body.trim_ascii().is_empty() {
+        return Ok(None);
+    }
+    let root = parse_tree(body, "CreateBucketConfiguration")?;
+    let location = root.child_text("LocationConstraint")?.map(str::trim).filter(|location| !location.is_empty());
+    Ok(location.map(str::to_owned))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectIdentifier {
+    /// As sent; the caller validates it and reports a bad one as that key's `<Error>`.
+    pub key: String,
+    pub version_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteRequest {
+    pub quiet: bool,
+    /// In request order; 1 to `DELETE_OBJECTS_MAX` entries.
+    pub objects: Vec<ObjectIdentifier>,
+}
+
+/// POST Bucket `?delete` (DeleteObjects).
+pub fn parse_delete_objects(body: &[u8]) -> Result<DeleteRequest, XmlError> {
+    let root = parse_tree(body, "Delete")?;
+    let quiet = match root.child_text("Quiet")? {
+        None => false,
+        Some(text) => parse_bool(text, "Quiet")?,
+    };
+    let count = root.children("Object").count();
+    if count == 0 {
+        return Err(XmlError::malformed("<Delete> lists no <Object>"));
+    }
+    if count > DELETE_OBJECTS_MAX {
+        return Err(XmlError::malformed(format!("<Delete> lists {count} objects; at most {DELETE_OBJECTS_MAX} are allowed")));
+    }
+    let objects = root.children("Object").map(parse_object_identifier).collect::<Result<Vec<_>, _>>()?;
+    assert_eq!(objects.len(), count);
+    Ok(DeleteRequest { quiet, objects })
+}
+
+fn parse_object_identifier(object: &Element) -> Result<ObjectIdentifier, XmlError> {
+    let key = object.child_text("Key")?.ok_or_else(|| XmlError::malformed("<Object> has no <Key>"))?;
+    let version_id = object.child_text("VersionId")?.map(|version_id| version_id.trim().to_owned());
+    Ok(ObjectIdentifier { key: key.to_owned(), version_id })
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletedPart {
+    /// As sent; the caller checks the range (1..=10000), the ascending order and that it exists.
+    pub part_number: u32,
+    /// With surrounding whitespace and one pair of double quotes removed.
+    pub etag: String,
+    pub checksums: Checksums,
+}
+
+/// POST Object `?uploadId=` (CompleteMultipartUpload). Parts come back in the client's order.
+pub fn parse_complete_multipart(body: &[u8]) -> Result<Vec<CompletedPart>, XmlError> {
+    let root = parse_tree(body, "CompleteMultipartUpload")?;
+    let count = root.children("Part").count();
+    if count == 0 {
+        return Err(XmlError::malformed("<CompleteMultipartUpload> lists no <Part>"));
+    }
+    if count > COMPLETE_PARTS_MAX {
+        return Err(XmlError::malformed(format!(
+            "<CompleteMultipartUpload> lists {count} parts; at most {COMPLETE_PARTS_MAX} are allowed"
+        )));
+    }
+    root.children("Part").map(parse_completed_part).collect()
+}
+
+fn parse_completed_part(part: &Element) -> Result<CompletedPart, XmlError> {
+    let number_text = part.child_text("PartNumber")?.ok_or_else(|| XmlError::malformed("<Part> has no <PartNumber>"))?;
+    let part_number = parse_part_number(number_text)?;
+    let etag_text = part.child_text("ETag")?.ok_or_else(|| XmlError::malformed(format!("part {part_number} has no <ETag>")))?;
+    let checksums = Checksums {
+        crc32: part.child_text("ChecksumCRC32")?.map(trimmed),
+        crc32c: part.child_text("ChecksumCRC32C")?.map(trimmed),
+        crc64nvme: part.child_text("ChecksumCRC64NVME")?.map(trimmed),
+        sha1: part.child_text("ChecksumSHA1")?.map(trimmed),
+        sha256: part.child_text("ChecksumSHA256")?.map(trimmed),
+    };
+    Ok(CompletedPart { part_number, etag: strip_etag_quotes(etag_text).to_owned(), checksums })
+}
+
+/// Digits only: `u32::from_str` would also take a leading `+`.
+fn parse_part_number(text: &str) -> Result<u32, XmlError> {
+    let digits = text.trim();
+    let malformed = || XmlError::malformed(format!("<PartNumber> {digits:?} is not a part number"));
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(malformed());
+    }
+    digits.parse::<u32>().map_err(|_| malformed())
+}
+
+/// `"abc"` → `abc`; clients send ETags as they received them, in quotes, and some without.
+pub fn strip_etag_quotes(etag: &str) -> &str {
+    let etag = etag.trim();
+    etag.strip_prefix('"').and_then(|inner| inner.strip_suffix('"')).unwrap_or(etag)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VersioningConfiguration {
+    /// `None` when the body has no `<Status>`, which changes nothing.
+    pub status: Option<VersioningStatus>,
+    /// `Some(true)` asks for MFA delete, which the caller refuses.
+    pub mfa_delete: Option<bool>,
+}
+
+/// PUT Bucket `?versioning` (PutBucketVersioning).
+pub fn parse_versioning_configuration(body: &[u8]) -> Result<VersioningConfiguration, XmlError> {
+    let root = parse_tree(body, "VersioningConfiguration")?;
+    let status = match root.child_text("Status")?.map(str::trim) {
+        None => None,
+        Some("Enabled") => Some(VersioningStatus::Enabled),
+        Some("Suspended") => Some(VersioningStatus::Suspended),
+        Some(other) => return Err(XmlError::malformed(format!("<Status> {other:?} is neither Enabled nor Suspended"))),
+    };
+    let mfa_delete = match root.child_text("MfaDelete")?.map(str::trim) {
+        None => None,
+        Some("Enabled") => Some(true),
+        Some("Disabled") => Some(false),
+        Some(other) => return Err(XmlError::malformed(format!("<MfaDelete> {other:?} is neither Enabled nor Disabled"))),
+    };
+    Ok(VersioningConfiguration { status, mfa_delete })
+}
+
+fn parse_bool(text: &str, element: &str) -> Result<bool, XmlError> {
+    match text.trim() {
+        "true" | "True" | "TRUE" => Ok(true),
+        "false" | "False" | "FALSE" => Ok(false),
+        other => Err(XmlError::malformed(format!("<{element}> {other:?} is not a boolean"))),
+    }
+}
+
+fn trimmed(text: &str) -> String {
+    text.trim().to_owned()
+}

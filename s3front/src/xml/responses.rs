@@ -1,0 +1,681 @@
+//! Response bodies. Each writer takes a plain struct and returns the whole body: the XML
+//! declaration, then the root element with S3's namespace. Element names and their order follow
+//! the AWS S3 API reference and the examples in it.
+//!
+//! Conventions for every struct here: timestamps are unix milliseconds (`*_ms`), written as
+//! `2026-11-25T02:41:31.000Z`; ETags are stored without quotes and written in quotes
+//! (`&quot;abc&quot;`), as S3 writes them; keys are written as they are, or URL-encoded when the
+//! listing asked for `encoding-type=url`.
+
+use super::out::XmlOut;
+use crate::error::ErrorCode;
+
+/// The account that owns a bucket, an object or an upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub id: String,
+    pub display_name: String,
+}
+
+/// `encoding-type` of a listing request; `url` is the only value S3 defines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncodingType {
+    Url,
+}
+
+impl EncodingType {
+    /// The `encoding-type` query value; anything but `url` is S3's `InvalidArgument`.
+    pub fn from_query(value: &str) -> Option<EncodingType> {
+        (value == "url").then_some(EncodingType::Url)
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        "url"
+    }
+}
+
+/// How a checksum covers a multipart object (`ChecksumType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChecksumType {
+    FullObject,
+    Composite,
+}
+
+impl ChecksumType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChecksumType::FullObject => "FULL_OBJECT",
+            ChecksumType::Composite => "COMPOSITE",
+        }
+    }
+}
+
+/// Base64 checksum values, as in the `x-amz-checksum-*` headers; absent ones are not written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checksums {
+    pub crc32: Option<String>,
+    pub crc32c: Option<String>,
+    pub crc64nvme: Option<String>,
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+}
+
+impl Checksums {
+    fn write(&self, out: &mut XmlOut) {
+        out.element_opt("ChecksumCRC32", self.crc32.as_deref());
+        out.element_opt("ChecksumCRC32C", self.crc32c.as_deref());
+        out.element_opt("ChecksumCRC64NVME", self.crc64nvme.as_deref());
+        out.element_opt("ChecksumSHA1", self.sha1.as_deref());
+        out.element_opt("ChecksumSHA256", self.sha256.as_deref());
+    }
+}
+
+fn write_owner(out: &mut XmlOut, element: &'static str, owner: &Owner) {
+    out.start(element);
+    out.element("ID", &owner.id);
+    out.element("DisplayName", &owner.display_name);
+    out.end(element);
+}
+
+fn write_common_prefixes(out: &mut XmlOut, prefixes: &[String], url_encoded: bool) {
+    for prefix in prefixes {
+        out.start("CommonPrefixes");
+        out.name_element("Prefix", prefix, url_encoded);
+        out.end("CommonPrefixes");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ListBuckets
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketEntry {
+    pub name: String,
+    pub creation_date_ms: u64,
+}
+
+/// GET Service (ListBuckets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListAllMyBuckets {
+    pub owner: Owner,
+    pub buckets: Vec<BucketEntry>,
+}
+
+pub fn list_all_my_buckets(result: &ListAllMyBuckets) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    out.root("ListAllMyBucketsResult");
+    write_owner(&mut out, "Owner", &result.owner);
+    out.start("Buckets");
+    for bucket in &result.buckets {
+        out.start("Bucket");
+        out.element("Name", &bucket.name);
+        out.timestamp("CreationDate", bucket.creation_date_ms);
+        out.end("Bucket");
+    }
+    out.end("Buckets");
+    out.end("ListAllMyBucketsResult");
+    out.finish()
+}
+
+// ---------------------------------------------------------------------------------------------
+// ListObjects (V1 and V2)
+
+/// One `<Contents>` of a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectEntry {
+    pub key: String,
+    pub last_modified_ms: u64,
+    /// Without quotes.
+    pub etag: String,
+    pub size_bytes: u64,
+    /// e.g. `STANDARD`.
+    pub storage_class: &'static str,
+    /// Written only when present (V2 sends it with `fetch-owner=true`; V1 always).
+    pub owner: Option<Owner>,
+    /// e.g. `CRC32`, for objects stored with a checksum.
+    pub checksum_algorithm: Option<&'static str>,
+    pub checksum_type: Option<ChecksumType>,
+}
+
+fn write_object_entry(out: &mut XmlOut, entry: &ObjectEntry, url_encoded: bool) {
+    out.start("Contents");
+    out.name_element("Key", &entry.key, url_encoded);
+    out.timestamp("LastModified", entry.last_modified_ms);
+    out.etag(&entry.etag);
+    out.element_opt("ChecksumAlgorithm", entry.checksum_algorithm);
+    out.element_opt("ChecksumType", entry.checksum_type.as_ref().map(ChecksumType::as_str));
+    out.number("Size", entry.size_bytes);
+    out.element("StorageClass", entry.storage_class);
+    if let Some(owner) = &entry.owner {
+        write_owner(out, "Owner", owner);
+    }
+    out.end("Contents");
+}
+
+/// What V1 and V2 listings share. The caller has already split the page into objects and
+/// common prefixes, each in key order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListPage {
+    pub bucket: String,
+    /// Written even when empty, as S3 does.
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub max_keys: u32,
+    pub encoding_type: Option<EncodingType>,
+    pub is_truncated: bool,
+    pub contents: Vec<ObjectEntry>,
+    pub common_prefixes: Vec<String>,
+}
+
+impl ListPage {
+    fn url_encoded(&self) -> bool {
+        self.encoding_type.is_some()
+    }
+
+    fn write_head(&self, out: &mut XmlOut) {
+        out.element("Name", &self.bucket);
+        out.name_element("Prefix", &self.prefix, self.url_encoded());
+    }
+
+    fn write_limits(&self, out: &mut XmlOut) {
+        out.number("MaxKeys", u64::from(self.max_keys));
+        if let Some(delimiter) = &self.delimiter {
+            out.name_element("Delimiter", delimiter, self.url_encoded());
+        }
+        out.element_opt("EncodingType", self.encoding_type.as_ref().map(EncodingType::as_str));
+    }
+
+    fn write_entries(&self, out: &mut XmlOut) {
+        out.boolean("IsTruncated", self.is_truncated);
+        for entry in &self.contents {
+            write_object_entry(out, entry, self.url_encoded());
+        }
+        write_common_prefixes(out, &self.common_prefixes, self.url_encoded());
+    }
+}
+
+/// GET Bucket (ListObjectsV2, `list-type=2`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListObjectsV2 {
+    pub page: ListPage,
+    /// Opaque tokens: never URL-encoded.
+    pub continuation_token: Option<String>,
+    pub next_continuation_token: Option<String>,
+    pub start_after: Option<String>,
+}
+
+/// `KeyCount` is computed: objects plus common prefixes on this page, as S3 counts it.
+pub fn list_objects_v2(result: &ListObjectsV2) -> Vec<u8> {
+    let page = &result.page;
+    let mut out = XmlOut::new();
+    out.root("ListBucketResult");
+    page.write_head(&mut out);
+    page.write_limits(&mut out);
+    out.number("KeyCount", (page.contents.len() + page.common_prefixes.len()) as u64);
+    out.element_opt("ContinuationToken", result.continuation_token.as_deref());
+    out.element_opt("NextContinuationToken", result.next_continuation_token.as_deref());
+    if let Some(start_after) = &result.start_after {
+        out.name_element("StartAfter", start_after, page.url_encoded());
+    }
+    page.write_entries(&mut out);
+    out.end("ListBucketResult");
+    out.finish()
+}
+
+/// GET Bucket (ListObjects, version 1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListObjectsV1 {
+    pub page: ListPage,
+    /// Written even when empty, as S3 does.
+    pub marker: String,
+    /// S3 returns it only when a delimiter was given and the page is truncated; the caller decides.
+    pub next_marker: Option<String>,
+}
+
+pub fn list_objects_v1(result: &ListObjectsV1) -> Vec<u8> {
+    let page = &result.page;
+    let mut out = XmlOut::new();
+    out.root("ListBucketResult");
+    page.write_head(&mut out);
+    out.name_element("Marker", &result.marker, page.url_encoded());
+    if let Some(next_marker) = &result.next_marker {
+        out.name_element("NextMarker", next_marker, page.url_encoded());
+    }
+    page.write_limits(&mut out);
+    page.write_entries(&mut out);
+    out.end("ListBucketResult");
+    out.finish()
+}
+
+// ---------------------------------------------------------------------------------------------
+// ListObjectVersions
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionEntry {
+    pub key: String,
+    /// `null` for objects written while versioning was never enabled.
+    pub version_id: String,
+    pub is_latest: bool,
+    pub last_modified_ms: u64,
+    /// Without quotes.
+    pub etag: String,
+    pub size_bytes: u64,
+    pub storage_class: &'static str,
+    pub owner: Owner,
+    pub checksum_algorithm: Option<&'static str>,
+    pub checksum_type: Option<ChecksumType>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteMarkerEntry {
+    pub key: String,
+    pub version_id: String,
+    pub is_latest: bool,
+    pub last_modified_ms: u64,
+    pub owner: Owner,
+}
+
+/// Versions and delete markers come interleaved, in key then version order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionListEntry {
+    Version(VersionEntry),
+    DeleteMarker(DeleteMarkerEntry),
+}
+
+/// GET Bucket versions (ListObjectVersions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListVersions {
+    pub bucket: String,
+    pub prefix: String,
+    /// Both written even when empty, as S3 does.
+    pub key_marker: String,
+    pub version_id_marker: String,
+    pub next_key_marker: Option<String>,
+    pub next_version_id_marker: Option<String>,
+    pub max_keys: u32,
+    pub delimiter: Option<String>,
+    pub encoding_type: Option<EncodingType>,
+    pub is_truncated: bool,
+    pub entries: Vec<VersionListEntry>,
+    pub common_prefixes: Vec<String>,
+}
+
+pub fn list_versions(result: &ListVersions) -> Vec<u8> {
+    let url_encoded = result.encoding_type.is_some();
+    let mut out = XmlOut::new();
+    out.root("ListVersionsResult");
+    out.element("Name", &result.bucket);
+    out.name_element("Prefix", &result.prefix, url_encoded);
+    out.name_element("KeyMarker", &result.key_marker, url_encoded);
+    out.element("VersionIdMarker", &result.version_id_marker);
+    if let Some(next_key_marker) = &result.next_key_marker {
+        out.name_element("NextKeyMarker", next_key_marker, url_encoded);
+    }
+    out.element_opt("NextVersionIdMarker", result.next_version_id_marker.as_deref());
+    out.number("MaxKeys", u64::from(result.max_keys));
+    if let Some(delimiter) = &result.delimiter {
+        out.name_element("Delimiter", delimiter, url_encoded);
+    }
+    out.element_opt("EncodingType", result.encoding_type.as_ref().map(EncodingType::as_str));
+    out.boolean("IsTruncated", result.is_truncated);
+    for entry in &result.entries {
+        match entry {
+            VersionListEntry::Version(version) => write_version(&mut out, version, url_encoded),
+            VersionListEntry::DeleteMarker(marker) => write_delete_marker(&mut out, marker, url_encoded),
+        }
+    }
+    write_common_prefixes(&mut out, &result.common_prefixes, url_encoded);
+    out.end("ListVersionsResult");
+    out.finish()
+}
+
+fn write_version(out: &mut XmlOut, version: &VersionEntry, url_encoded: bool) {
+    out.start("Version");
+    out.name_element("Key", &version.key, url_encoded);
+    out.element("VersionId", &version.version_id);
+    out.boolean("IsLatest", version.is_latest);
+    out.timestamp("LastModified", version.last_modified_ms);
+    out.etag(&version.etag);
+    out.element_opt("ChecksumAlgorithm", version.checksum_algorithm);
+    out.element_opt("ChecksumType", version.checksum_type.as_ref().map(ChecksumType::as_str));
+    out.number("Size", version.size_bytes);
+    out.element("StorageClass", version.storage_class);
+    write_owner(out, "Owner", &version.owner);
+    out.end("Version");
+}
+
+fn write_delete_marker(out: &mut XmlOut, marker: &DeleteMarkerEntry, url_encoded: bool) {
+    out.start("DeleteMarker");
+    out.name_element("Key", &marker.key, url_encoded);
+    out.element("VersionId", &marker.version_id);
+    out.boolean("IsLatest", marker.is_latest);
+    out.timestamp("LastModified", marker.last_modified_ms);
+    write_owner(out, "Owner", &marker.owner);
+    out.end("DeleteMarker");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bucket configuration
+
+/// GET Bucket location. S3 answers an empty element for us-east-1 (and for an empty region).
+pub fn location_constraint(region: &str) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    if region.is_empty() || region == "us-east-1" {
+        out.empty_root("LocationConstraint");
+    } else {
+        out.root("LocationConstraint");
+        out.text(region);
+        out.end("LocationConstraint");
+    }
+    out.finish()
+}
+
+/// `Status` of a bucket's versioning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VersioningStatus {
+    Enabled,
+    Suspended,
+}
+
+impl VersioningStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            VersioningStatus::Enabled => "Enabled",
+            VersioningStatus::Suspended => "Suspended",
+        }
+    }
+}
+
+/// GET Bucket versioning. `None` (versioning never enabled) is an empty element, as S3 answers.
+pub fn versioning_configuration(status: Option<VersioningStatus>) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    match status {
+        None => out.empty_root("VersioningConfiguration"),
+        Some(status) => {
+            out.root("VersioningConfiguration");
+            out.element("Status", status.as_str());
+            out.end("VersioningConfiguration");
+        }
+    }
+    out.finish()
+}
+
+/// GET Bucket/Object acl: the owner with `FULL_CONTROL` and nothing else, which is all we keep.
+pub fn access_control_policy(owner: &Owner) -> Vec<u8> {
+    const XSI_NAMESPACE: (&str, &str) = ("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance");
+    let mut out = XmlOut::new();
+    out.root("AccessControlPolicy");
+    write_owner(&mut out, "Owner", owner);
+    out.start("AccessControlList");
+    out.start("Grant");
+    out.start_with("Grantee", &[XSI_NAMESPACE, ("xsi:type", "CanonicalUser")]);
+    out.element("ID", &owner.id);
+    out.element("DisplayName", &owner.display_name);
+    out.end("Grantee");
+    out.element("Permission", "FULL_CONTROL");
+    out.end("Grant");
+    out.end("AccessControlList");
+    out.end("AccessControlPolicy");
+    out.finish()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Copy
+
+/// The result of CopyObject and UploadPartCopy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CopyResult {
+    pub last_modified_ms: u64,
+    /// Without quotes.
+    pub etag: String,
+    /// CopyObject only; S3 does not write it in `CopyPartResult`.
+    pub checksum_type: Option<ChecksumType>,
+    pub checksums: Checksums,
+}
+
+pub fn copy_object_result(result: &CopyResult) -> Vec<u8> {
+    write_copy_result("CopyObjectResult", result)
+}
+
+pub fn copy_part_result(result: &CopyResult) -> Vec<u8> {
+    write_copy_result("CopyPartResult", result)
+}
+
+fn write_copy_result(root: &'static str, result: &CopyResult) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    out.root(root);
+    out.timestamp("LastModified", result.last_modified_ms);
+    out.etag(&result.etag);
+    out.element_opt("ChecksumType", result.checksum_type.as_ref().map(ChecksumType::as_str));
+    result.checksums.write(&mut out);
+    out.end(root);
+    out.finish()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multipart uploads
+
+/// POST Object `?uploads` (CreateMultipartUpload).
+pub fn initiate_multipart_upload_result(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    out.root("InitiateMultipartUploadResult");
+    out.element("Bucket", bucket);
+    out.element("Key", key);
+    out.element("UploadId", upload_id);
+    out.end("InitiateMultipartUploadResult");
+    out.finish()
+}
+
+/// POST Object `?uploadId=` (CompleteMultipartUpload).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompleteMultipartUploadResult {
+    /// The object's URL, e.g. `http://host/bucket/key`.
+    pub location: String,
+    pub bucket: String,
+    pub key: String,
+    /// Without quotes, e.g. `3858f62230ac3c915f300c664312c11f-9`.
+    pub etag: String,
+    pub checksums: Checksums,
+    pub checksum_type: Option<ChecksumType>,
+}
+
+pub fn complete_multipart_upload_result(result: &CompleteMultipartUploadResult) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    out.root("CompleteMultipartUploadResult");
+    out.element("Location", &result.location);
+    out.element("Bucket", &result.bucket);
+    out.element("Key", &result.key);
+    out.etag(&result.etag);
+    result.checksums.write(&mut out);
+    out.element_opt("ChecksumType", result.checksum_type.as_ref().map(ChecksumType::as_str));
+    out.end("CompleteMultipartUploadResult");
+    out.finish()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartEntry {
+    pub part_number: u32,
+    pub last_modified_ms: u64,
+    /// Without quotes.
+    pub etag: String,
+    pub size_bytes: u64,
+    pub checksums: Checksums,
+}
+
+/// GET Object `?uploadId=` (ListParts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListParts {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    pub initiator: Owner,
+    pub owner: Owner,
+    pub storage_class: &'static str,
+    pub part_number_marker: u32,
+    /// The last part on this page; S3 writes it on every page (0 when there are no parts).
+    pub next_part_number_marker: u32,
+    pub max_parts: u32,
+    pub is_truncated: bool,
+    pub checksum_algorithm: Option<&'static str>,
+    pub checksum_type: Option<ChecksumType>,
+    pub parts: Vec<PartEntry>,
+}
+
+pub fn list_parts(result: &ListParts) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    out.root("ListPartsResult");
+    out.element("Bucket", &result.bucket);
+    out.element("Key", &result.key);
+    out.element("UploadId", &result.upload_id);
+    write_owner(&mut out, "Initiator", &result.initiator);
+    write_owner(&mut out, "Owner", &result.owner);
+    out.element("StorageClass", result.storage_class);
+    out.number("PartNumberMarker", u64::from(result.part_number_marker));
+    out.number("NextPartNumberMarker", u64::from(result.next_part_number_marker));
+    out.number("MaxParts", u64::from(result.max_parts));
+    out.boolean("IsTruncated", result.is_truncated);
+    out.element_opt("ChecksumAlgorithm", result.checksum_algorithm);
+    out.element_opt("ChecksumType", result.checksum_type.as_ref().map(ChecksumType::as_str));
+    for part in &result.parts {
+        out.start("Part");
+        out.number("PartNumber", u64::from(part.part_number));
+        out.timestamp("LastModified", part.last_modified_ms);
+        out.etag(&part.etag);
+        out.number("Size", part.size_bytes);
+        part.checksums.write(&mut out);
+        out.end("Part");
+    }
+    out.end("ListPartsResult");
+    out.finish()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadEntry {
+    pub key: String,
+    pub upload_id: String,
+    pub initiator: Owner,
+    pub owner: Owner,
+    pub storage_class: &'static str,
+    pub initiated_ms: u64,
+    pub checksum_algorithm: Option<&'static str>,
+}
+
+/// GET Bucket `?uploads` (ListMultipartUploads).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListMultipartUploads {
+    pub bucket: String,
+    /// Both written even when empty, as S3 does.
+    pub key_marker: String,
+    pub upload_id_marker: String,
+    pub next_key_marker: Option<String>,
+    pub next_upload_id_marker: Option<String>,
+    pub prefix: Option<String>,
+    pub delimiter: Option<String>,
+    pub max_uploads: u32,
+    pub encoding_type: Option<EncodingType>,
+    pub is_truncated: bool,
+    pub uploads: Vec<UploadEntry>,
+    pub common_prefixes: Vec<String>,
+}
+
+pub fn list_multipart_uploads(result: &ListMultipartUploads) -> Vec<u8> {
+    let url_encoded = result.encoding_type.is_some();
+    let mut out = XmlOut::new();
+    out.root("ListMultipartUploadsResult");
+    out.element("Bucket", &result.bucket);
+    out.name_element("KeyMarker", &result.key_marker, url_encoded);
+    out.element("UploadIdMarker", &result.upload_id_marker);
+    if let Some(next_key_marker) = &result.next_key_marker {
+        out.name_element("NextKeyMarker", next_key_marker, url_encoded);
+    }
+    out.element_opt("NextUploadIdMarker", result.next_upload_id_marker.as_deref());
+    if let Some(prefix) = &result.prefix {
+        out.name_element("Prefix", prefix, url_encoded);
+    }
+    if let Some(delimiter) = &result.delimiter {
+        out.name_element("Delimiter", delimiter, url_encoded);
+    }
+    out.number("MaxUploads", u64::from(result.max_uploads));
+    out.element_opt("EncodingType", result.encoding_type.as_ref().map(EncodingType::as_str));
+    out.boolean("IsTruncated", result.is_truncated);
+    for upload in &result.uploads {
+        write_upload(&mut out, upload, url_encoded);
+    }
+    write_common_prefixes(&mut out, &result.common_prefixes, url_encoded);
+    out.end("ListMultipartUploadsResult");
+    out.finish()
+}
+
+fn write_upload(out: &mut XmlOut, upload: &UploadEntry, url_encoded: bool) {
+    out.start("Upload");
+    out.name_element("Key", &upload.key, url_encoded);
+    out.element("UploadId", &upload.upload_id);
+    write_owner(out, "Initiator", &upload.initiator);
+    write_owner(out, "Owner", &upload.owner);
+    out.element("StorageClass", upload.storage_class);
+    out.timestamp("Initiated", upload.initiated_ms);
+    out.element_opt("ChecksumAlgorithm", upload.checksum_algorithm);
+    out.end("Upload");
+}
+
+// ---------------------------------------------------------------------------------------------
+// DeleteObjects
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeletedObject {
+    pub key: String,
+    /// The version the request named, echoed back.
+    pub version_id: Option<String>,
+    /// Set when the delete created a delete marker (versioned buckets).
+    pub delete_marker_version_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteFailure {
+    pub key: String,
+    pub version_id: Option<String>,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// The outcome for one key, in request order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted(DeletedObject),
+    Failed(DeleteFailure),
+}
+
+/// POST Bucket `?delete` (DeleteObjects). In quiet mode S3 lists only the failures.
+pub fn delete_result(outcomes: &[DeleteOutcome], quiet: bool) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    out.root("DeleteResult");
+    for outcome in outcomes {
+        match outcome {
+            DeleteOutcome::Deleted(deleted) if !quiet => write_deleted(&mut out, deleted),
+            DeleteOutcome::Deleted(_) => {}
+            DeleteOutcome::Failed(failure) => write_delete_failure(&mut out, failure),
+        }
+    }
+    out.end("DeleteResult");
+    out.finish()
+}
+
+fn write_deleted(out: &mut XmlOut, deleted: &DeletedObject) {
+    out.start("Deleted");
+    out.element("Key", &deleted.key);
+    out.element_opt("VersionId", deleted.version_id.as_deref());
+    if let Some(marker_version_id) = &deleted.delete_marker_version_id {
+        out.boolean("DeleteMarker", true);
+        out.element("DeleteMarkerVersionId", marker_version_id);
+    }
+    out.end("Deleted");
+}
+
+fn write_delete_failure(out: &mut XmlOut, failure: &DeleteFailure) {
+    out.start("Error");
+    out.element("Key", &failure.key);
+    out.element_opt("VersionId", failure.version_id.as_deref());
+    out.element("Code", failure.code.as_str());
+    out.element("Message", &failure.message);
+    out.end("Error");
+}
