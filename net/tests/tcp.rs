@@ -145,6 +145,7 @@ fn echo_on_two_cores_sharing_a_port() {
         .expect("runtime")
     });
     let counts: Vec<usize> = accepted.iter().map(|(c, _)| *c).collect();
+    eprintln!("connections accepted per core: {counts:?}");
     assert_eq!(counts.iter().sum::<usize>(), ECHO_CONNECTIONS, "accepted per core: {counts:?}");
     assert!(counts[0] > 0, "core 0 accepted none: {counts:?}");
     assert!(counts[1] > 0, "core 1 accepted none: {counts:?}");
