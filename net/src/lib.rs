@@ -1,5 +1,28 @@
-//! net: sockets on each core's ring and the node-to-node message layer (flatbuffers).
+//! net: TCP sockets on each core's io_uring, for the S3 front end (and, next, node-to-node
+//! messages).
 //!
-//! Not built yet: this crate holds its place in the dependency chain
-//! (engine ← net ← raftlog ← s3front) until the S3 and raftlog issues fill it.
-//! It depends only on `engine`; it must never depend on raftlog, s3front, bench or tools.
+//! Every core binds the same address ([`TcpListener::bind`], SO_REUSEPORT) and accepts on its own
+//! ring; the kernel spreads connections over the cores. A [`TcpStream`] receives into a
+//! [`RecvBuf`] and sends owned buffers (`Vec<u8>`, or an arena [`engine::FixedBuf`], optionally
+//! zero-copy). Buffers move into the ring op and come back with its completion, so a dropped
+//! future never leaves the kernel writing into freed memory; an op abandoned in flight poisons
+//! its stream ([`NetError::Poisoned`]). Counters per core: [`stats`].
+//!
+//! Not yet: multishot accept and receive into provided buffers. The engine's `Op` resolves on
+//! one final CQE, and a multishot op posts one CQE per result; it needs a stream-shaped op in
+//! `engine::uring` (see ARCHITECTURE.md).
+//!
+//! Depends only on `engine`; it must never depend on raftlog, s3front, bench or tools.
+
+mod buf;
+mod error;
+mod listener;
+mod stats;
+mod stream;
+mod sys;
+
+pub use buf::{RECV_BUF_CAPACITY_BYTES, RECV_BUF_CAPACITY_MAX_BYTES, RecvBuf};
+pub use error::NetError;
+pub use listener::{LISTEN_BACKLOG_DEFAULT, TcpListener};
+pub use stats::{NetStats, stats};
+pub use stream::TcpStream;
