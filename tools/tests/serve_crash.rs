@@ -93,6 +93,8 @@ struct Acked {
     puts: BTreeMap<String, usize>,
     /// Keys whose DELETE was acknowledged.
     deletes: Vec<String>,
+    /// Keys whose DELETE was in flight at the kill: either outcome is right.
+    maybe_deleted: Vec<String>,
 }
 
 fn writer(port: u16, round: u64, w: u64, acked: Arc<Mutex<Acked>>) {
@@ -115,7 +117,12 @@ fn writer(port: u16, round: u64, w: u64, acked: Arc<Mutex<Acked>>) {
                     a.deletes.push(key);
                 }
                 Some((status, body)) => panic!("DELETE {key}: {status} {}", String::from_utf8_lossy(&body)),
-                None => return,
+                None => {
+                    let mut a = acked.lock().expect("lock");
+                    a.puts.remove(&key);
+                    a.maybe_deleted.push(key);
+                    return;
+                }
             }
             continue;
         }
@@ -141,6 +148,10 @@ fn check(port: u16, acked: &Acked) -> usize {
         let (status, body) = request(port, "GET", &format!("/{BUCKET}/{key}"), b"").expect("GET after restart");
         assert_eq!(status, 200, "acknowledged PUT {key} is missing after the kill: {}", String::from_utf8_lossy(&body));
         assert!(body == data(key, *len), "acknowledged PUT {key}: {} bytes read back differ from the {len} written", body.len());
+    }
+    for key in &acked.maybe_deleted {
+        let (status, _) = request(port, "GET", &format!("/{BUCKET}/{key}"), b"").expect("GET after restart");
+        assert!(status == 200 || status == 404, "{key}: {status}");
     }
     for key in &acked.deletes {
         let (status, _) = request(port, "GET", &format!("/{BUCKET}/{key}"), b"").expect("GET after restart");
