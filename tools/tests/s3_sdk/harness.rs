@@ -30,8 +30,10 @@ const RAW_IO_TIMEOUT: Duration = Duration::from_secs(60);
 pub const KIB: usize = 1024;
 pub const MIB: usize = 1024 * 1024;
 
-/// A running `corestore serve` on a fresh (or given) data directory. Killed with SIGKILL on drop;
-/// the data directory is removed unless the test is panicking (kept for a post-mortem).
+/// A running `corestore serve` on a fresh (or given) data directory. Killed with SIGKILL on drop,
+/// and its data directory removed: every core reserves a 1 GiB segment up front, so kept
+/// directories fill a disk within a few failing runs. `CORESTORE_S3_TEST_KEEP_DATA=1` keeps the
+/// directory of a failed test for a post-mortem.
 pub struct Server {
     child: Option<Child>,
     pub port: u16,
@@ -93,11 +95,15 @@ impl Server {
                 Err(error) => {
                     let _ = child.kill();
                     let status = child.wait();
+                    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                    if std::env::var_os("CORESTORE_S3_TEST_KEEP_DATA").is_none() {
+                        let _ = std::fs::remove_dir_all(&data_dir);
+                    }
                     panic!(
                         "corestore serve printed no listening line ({error:?}); exit: {status:?}\n\
                          stdout:\n{}\nstderr:\n{}",
                         seen.join("\n"),
-                        std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                        stderr
                     );
                 }
             }
@@ -174,7 +180,13 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if !std::thread::panicking() && !self.data_dir.as_os_str().is_empty() {
+        if self.data_dir.as_os_str().is_empty() {
+            return; // killed for a restart; the restarted server owns the directory
+        }
+        let keep = std::thread::panicking() && std::env::var_os("CORESTORE_S3_TEST_KEEP_DATA").is_some();
+        if keep {
+            eprintln!("kept the data directory {}", self.data_dir.display());
+        } else {
             let _ = std::fs::remove_dir_all(&self.data_dir);
             let _ = std::fs::remove_file(&self.stderr_path);
         }

@@ -14,6 +14,7 @@ mod conditionals;
 mod copy;
 mod delete_objects;
 mod errors;
+mod isolation;
 mod listing;
 mod multipart;
 mod objects;

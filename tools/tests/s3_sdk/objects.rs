@@ -98,8 +98,19 @@ async fn default_content_type_is_binary_octet_stream() {
     let server = Server::start("default_content_type");
     let client = server.client_checksum_when_required();
     create_bucket(&client, "cs-ctype").await;
-    // The SDK sends no Content-Type when none is set; S3 stores binary/octet-stream.
-    put(&client, "cs-ctype", "k", b"x").await;
+    // The SDK always sends a Content-Type on PutObject (application/octet-stream for a blob), so
+    // the upload without one goes presigned over a raw connection. S3 stores
+    // binary/octet-stream.
+    let presigned = client
+        .put_object()
+        .bucket("cs-ctype")
+        .key("k")
+        .presigned(aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(60)).expect("config"))
+        .await
+        .expect("presign PUT");
+    assert!(presigned.headers().all(|(name, _)| !name.eq_ignore_ascii_case("content-type")), "no Content-Type sent");
+    let response = send_presigned(server.port, &presigned, b"x");
+    assert_eq!(response.status, 200, "{}", response.body_text());
     let head = client.head_object().bucket("cs-ctype").key("k").send().await.ok_or_panic("HeadObject");
     assert_eq!(head.content_type(), Some("binary/octet-stream"));
     assert_eq!(head.metadata().map(|m| m.len()).unwrap_or(0), 0, "no user metadata: {:?}", head.metadata());
