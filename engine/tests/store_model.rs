@@ -208,7 +208,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     let (w, r) = write_chunks(&store, &d).await;
                     r?;
                     let extent = w.finish().await.map_err(|e| e.to_string())?;
-                    store.put_chunked(&bucket(b), &key(k), &meta, vec![extent], &[]).await.map_err(|e| e.to_string())
+                    store.put_chunked(&bucket(b), &key(k), &meta, vec![extent], &[], &[]).await.map_err(|e| e.to_string())
                 });
                 lsn.map_err(TestCaseError::fail)?;
                 model.insert((bucket(b), key(k)), (meta, d));
@@ -368,7 +368,7 @@ fn delete_racing_chunk_relocation_leaves_no_chunk() {
                 let mut w = store.chunk_writer();
                 w.write(d).await.expect("write chunks");
                 let extent = w.finish().await.expect("finish");
-                store.put_chunked(b"b", k, b"", vec![extent], &[]).await.expect("commit");
+                store.put_chunked(b"b", k, b"", vec![extent], &[], &[]).await.expect("commit");
             }
             // Fill past the first segments so the chunks' segment is compactable.
             for i in 0..12u32 {

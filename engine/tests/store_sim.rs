@@ -138,7 +138,7 @@ async fn put_large(store: &Store<SimEnv>, key: &[u8], op: u64, len: usize) -> Re
         w.write(piece).await?;
     }
     let extent = w.finish().await?;
-    store.put_chunked(&[], key, &op.to_le_bytes(), vec![extent], &[]).await
+    store.put_chunked(&[], key, &op.to_le_bytes(), vec![extent], &[], &[]).await
 }
 
 /// Collects orphan chunks as start-up does, then checks that every chunk left belongs to a live

@@ -11,4 +11,5 @@ pub mod error;
 pub mod http;
 pub mod names;
 pub mod sigv4;
+pub mod server;
 pub mod xml;

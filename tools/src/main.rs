@@ -20,6 +20,32 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the S3 server: every core accepts connections and serves the objects it owns.
+    Serve {
+        /// Data directory (created if missing).
+        #[arg(long, default_value = "corestore-data")]
+        data: PathBuf,
+        /// Address to listen on (port 0: any free port, printed at start).
+        #[arg(long, default_value = s3front::server::LISTEN_DEFAULT)]
+        listen: std::net::SocketAddr,
+        /// Cores to run on (default: every core this process may use). Fixed at the first start.
+        #[arg(long)]
+        cores: Option<usize>,
+        #[arg(long, default_value = s3front::server::REGION_DEFAULT)]
+        region: String,
+        /// Domain for virtual-hosted-style requests (`<bucket>.<domain>`); repeatable.
+        #[arg(long)]
+        domain: Vec<String>,
+        /// The root user's access key (with --secret-key); without it one is generated on the
+        /// first start and kept in the data directory.
+        #[arg(long, env = "CORESTORE_ACCESS_KEY", requires = "secret_key")]
+        access_key: Option<String>,
+        #[arg(long, env = "CORESTORE_SECRET_KEY", hide_env_values = true, requires = "access_key")]
+        secret_key: Option<String>,
+    },
+    /// Administration of a data directory (the server may be running).
+    #[command(subcommand)]
+    Admin(Admin),
     /// Checks that this kernel and process can run corestore (io_uring, ring flags, memlock).
     Doctor {
         /// Cores to start, as `serve` would.
@@ -36,6 +62,38 @@ enum Command {
     /// Tools for tests and debugging.
     #[command(hide = true, subcommand)]
     Debug(Debug),
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Users and their keys.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Adds a user (or replaces its secret key).
+    Add {
+        #[arg(long, default_value = "corestore-data")]
+        data: PathBuf,
+        #[arg(long)]
+        access_key: String,
+        #[arg(long)]
+        secret_key: String,
+    },
+    /// Lists the users' access keys.
+    List {
+        #[arg(long, default_value = "corestore-data")]
+        data: PathBuf,
+    },
+    /// Removes a user.
+    Remove {
+        #[arg(long, default_value = "corestore-data")]
+        data: PathBuf,
+        #[arg(long)]
+        access_key: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -58,10 +116,46 @@ enum Debug {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve { data, listen, cores, region, domain, access_key, secret_key } => {
+            let root = access_key.zip(secret_key);
+            let config = s3front::server::ServeConfig { data, listen, cores, region, domains: domain, root };
+            report(s3front::server::serve(config))
+        }
+        Command::Admin(Admin::User(cmd)) => report(admin_user(cmd)),
         Command::Doctor { cores } => doctor(cores),
         Command::Bench { args } => bench(args),
         Command::Debug(Debug::StoreLoad { dir, writers, keys, first_op }) => store_load(dir, writers, keys, first_op),
     }
+}
+
+fn report(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("corestore: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn admin_user(cmd: UserCommand) -> Result<(), String> {
+    use s3front::server::users;
+    match cmd {
+        UserCommand::Add { data, access_key, secret_key } => {
+            users::upsert(&data, users::User { access_key: access_key.clone(), secret_key, root: false })?;
+            println!("added user {access_key}");
+        }
+        UserCommand::List { data } => {
+            for u in users::load(&data)? {
+                println!("{}{}", u.access_key, if u.root { " (root)" } else { "" });
+            }
+        }
+        UserCommand::Remove { data, access_key } => {
+            users::remove(&data, &access_key)?;
+            println!("removed user {access_key}");
+        }
+    }
+    Ok(())
 }
 
 fn doctor(cores: Option<usize>) -> ExitCode {
@@ -143,7 +237,8 @@ fn store_load(dir: std::path::PathBuf, writers: u64, keys: u64, first_op: u64) -
                             // Metadata: op id and a hash of the data, so a reader can check any object alone.
                             let mut meta = op.to_le_bytes().to_vec();
                             meta.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&data).to_le_bytes());
-                            let lsn = store.put(b"crash", format!("key-{key}").as_bytes(), &meta, &data).await.map_err(|e| e.to_string())?;
+                            let lsn =
+                                store.put(b"crash", format!("key-{key}").as_bytes(), &meta, &data).await.map_err(|e| e.to_string())?;
                             println!("A {key} {op} {lsn}");
                         }
                         #[allow(unreachable_code)]

@@ -38,6 +38,8 @@ pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
 pub const BATCH_BYTES_DEFAULT: usize = 1 << 20;
 /// Records one batch may hold.
 pub const BATCH_RECORDS_MAX: usize = 4096;
+/// Keys `put_chunked` may delete in its batch.
+pub const ALSO_DELETE_MAX: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -489,6 +491,10 @@ impl<E: Env> Store<E> {
     /// `release` (ids whose chunks are no longer wanted, e.g. parts left out of a multipart
     /// upload). Every chunk of `extents` must exist; the caller must not commit the same extent
     /// under two keys (ownership of chunks moves, it is never shared).
+    ///
+    /// `also_delete` names keys deleted in the same batch *without* dropping chunks (a
+    /// multipart upload's record, whose parts' chunks this manifest takes over); at most
+    /// `ALSO_DELETE_MAX`, none of them large objects.
     pub async fn put_chunked(
         &self,
         bucket: &[u8],
@@ -496,7 +502,9 @@ impl<E: Env> Store<E> {
         meta: &[u8],
         extents: Vec<Extent>,
         release: &[u64],
+        also_delete: &[(&[u8], &[u8])],
     ) -> Result<u64, StoreError> {
+        assert!(also_delete.len() <= ALSO_DELETE_MAX, "put_chunked deletes at most {ALSO_DELETE_MAX} other keys");
         let _lock = self.lock_key(bucket, key).await;
         for e in &extents {
             let found = self.inner.index.borrow().list(CHUNK_BUCKET, &e.id.to_be_bytes(), None, usize::MAX).len();
@@ -515,7 +523,23 @@ impl<E: Env> Store<E> {
         drops.sort_unstable();
         drops.dedup();
         let manifest = Manifest::new(extents).encode();
-        self.replace(Rec { kind: Kind::Manifest, bucket, key, meta, data: &manifest, expect: None }, "put", &drops).await
+        let mut records = vec![Rec { kind: Kind::Manifest, bucket, key, meta, data: &manifest, expect: None }];
+        for (b, k) in also_delete {
+            assert!(!self.inner.index.borrow().get(b, k).is_some_and(|l| l.chunked), "also_delete names a large object");
+            records.push(Rec { kind: Kind::Delete, bucket: b, key: k, meta: &[], data: &[], expect: None });
+        }
+        let data = manifest::encode_ids(&drops);
+        if !drops.is_empty() {
+            records.push(Rec { kind: Kind::DropChunks, bucket: CHUNK_BUCKET, key: &[], meta: &[], data: &data, expect: None });
+        }
+        self.append("put", &records).await
+    }
+
+    /// Deletes `bucket`/`key` without dropping its chunks: for a record whose chunks another
+    /// manifest has taken over (a completed upload's parts).
+    pub async fn delete_keeping_chunks(&self, bucket: &[u8], key: &[u8]) -> Result<u64, StoreError> {
+        let _lock = self.lock_key(bucket, key).await;
+        self.append("delete", &[Rec { kind: Kind::Delete, bucket, key, meta: &[], data: &[], expect: None }]).await
     }
 
     /// Drops the chunks of ids no manifest owns (an abandoned upload, a failed put).

@@ -1,0 +1,481 @@
+//! One client connection: read a request head, authenticate, run the S3 operation, answer;
+//! repeat while the connection stays open (HTTP/1.1 keep-alive).
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use net::{RecvBuf, TcpStream};
+use sha2::Digest;
+
+use super::Shard;
+use super::handlers;
+use crate::checksum::{ChecksumAlgorithm, Checksummer, Md5};
+use crate::chunked::AwsChunkedDecoder;
+use crate::error::{ErrorCode, S3Error};
+use crate::http::{self, BodyFraming, ChunkedDecoder, RequestHead, ResponseHead};
+use crate::sigv4::{self, Auth, PayloadMode};
+
+/// How long a client may take to send a request head, and between pieces of a body.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest object body accepted in one PUT (S3: 5 GiB).
+pub const OBJECT_BYTES_MAX: u64 = 5 << 30;
+/// Receive buffer per connection.
+pub const RECV_BUF_BYTES: usize = 256 << 10;
+
+/// A parsed, authenticated request.
+pub struct Request {
+    pub head: RequestHead,
+    pub id: String,
+    pub auth: Auth,
+    /// Decoded path and query.
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+    pub query: Vec<(String, String)>,
+    pub now_ms: u64,
+}
+
+impl Request {
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn has_query(&self, name: &str) -> bool {
+        self.query.iter().any(|(n, _)| n == name)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.header(name)
+    }
+
+    /// The requester's access key, or `None` for an anonymous request.
+    pub fn access_key(&self) -> Option<&str> {
+        match &self.auth {
+            Auth::Signed(s) => Some(&s.access_key),
+            Auth::Anonymous => None,
+        }
+    }
+}
+
+/// A response: status, headers, and a body in memory (large bodies are streamed by handlers
+/// through `Conn::send_*` instead).
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn new(status: u16) -> Response {
+        Response { status, headers: Vec::new(), body: Vec::new() }
+    }
+
+    pub fn xml(status: u16, body: Vec<u8>) -> Response {
+        Response { status, headers: vec![("content-type".into(), "application/xml".into())], body }
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Response {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+}
+
+/// The connection, as handlers see it.
+pub struct Conn {
+    pub stream: TcpStream,
+    pub buf: RecvBuf,
+    pub peer: SocketAddr,
+    /// The client sent `Expect: 100-continue` and has not been told to go on yet.
+    continue_pending: bool,
+    /// The current request's body was not read to its end: the connection must close.
+    pub body_unread: bool,
+}
+
+pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
+    let mut conn = Conn { stream, buf: RecvBuf::with_capacity(RECV_BUF_BYTES), peer, continue_pending: false, body_unread: false };
+    loop {
+        match one_request(&shard, &mut conn).await {
+            Ok(true) => continue,
+            Ok(false) | Err(()) => return,
+        }
+    }
+}
+
+/// Serves one request; `Ok(true)` to keep the connection.
+async fn one_request(shard: &Rc<Shard>, conn: &mut Conn) -> Result<bool, ()> {
+    let head = loop {
+        match http::parse_head(conn.buf.filled()) {
+            Ok(Some((head, used))) => {
+                conn.buf.consume(used);
+                break head;
+            }
+            Ok(None) => {
+                let n = conn.stream.recv_timeout(&mut conn.buf, HEAD_TIMEOUT).await.map_err(|_| ())?;
+                if n == 0 {
+                    return Err(());
+                }
+            }
+            Err(e) => {
+                let id = shard.request_id();
+                let code = if e.status() == 431 { ErrorCode::InvalidRequest } else { ErrorCode::InvalidRequest };
+                let err = S3Error::new(code, format!("malformed HTTP request: {e}")).with_request_id(id.clone());
+                let _ = send_error_status(conn, e.status(), &err, false).await;
+                return Err(());
+            }
+        }
+    };
+    let keep_alive = head.keep_alive;
+    let id = shard.request_id();
+    conn.continue_pending = head.expect_continue;
+    conn.body_unread = !matches!(head.body, BodyFraming::None | BodyFraming::Length(0));
+    let is_head = head.method == http::Method::Head;
+    let result = match prepare(shard, head, id.clone()) {
+        Ok(req) => handlers::handle(shard, conn, req).await,
+        Err(e) => Err(e),
+    };
+    let keep = match result {
+        Ok(Some(resp)) => {
+            let close = !keep_alive || conn.body_unread;
+            send_response(conn, resp, &id, is_head, close).await.map_err(|_| ())?;
+            !close
+        }
+        // The handler already sent the response (streamed).
+        Ok(None) => keep_alive && !conn.body_unread,
+        Err(e) => {
+            let e = e.with_request_id(id.clone());
+            let close = !keep_alive || conn.body_unread;
+            send_error_status(conn, e.code.status(), &e, close).await.map_err(|_| ())?;
+            !close
+        }
+    };
+    Ok(keep)
+}
+
+fn resource_of(head: &RequestHead) -> String {
+    head.path.clone()
+}
+
+/// Decodes addressing, authenticates.
+fn prepare(shard: &Rc<Shard>, head: RequestHead, id: String) -> Result<Request, S3Error> {
+    let resource = resource_of(&head);
+    let with_resource = |e: S3Error| e.with_resource(resource.clone());
+    let path = http::decode_path(&head.path).map_err(|e| with_resource(S3Error::new(ErrorCode::InvalidURI, e.to_string())))?;
+    let query = http::parse_query(&head.query).map_err(|e| with_resource(S3Error::new(ErrorCode::InvalidURI, e.to_string())))?;
+    let (bucket, key) = address(shard, &head, &path);
+    let now_ms = super::unix_now_ms();
+    let headers: Vec<(String, String)> = head.headers().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    let parts = sigv4::RequestParts { method: head.method.as_str(), raw_path: &head.path, raw_query: &head.query, headers: &headers };
+    let secrets = |ak: &str| shard.users.borrow_mut().secret(ak);
+    let auth = sigv4::authenticate(&parts, &secrets, (now_ms / 1000) as i64, &shard.config.region).map_err(|e| {
+        let code = ErrorCode::from_name(e.code()).unwrap_or(ErrorCode::AccessDenied);
+        let mut err = S3Error::new(code, e.message());
+        if let sigv4::AuthError::SignatureDoesNotMatch { access_key, string_to_sign, canonical_request } = &e {
+            err = err
+                .with_extra("AWSAccessKeyId", access_key.clone())
+                .with_extra("StringToSign", string_to_sign.clone())
+                .with_extra("CanonicalRequest", canonical_request.clone());
+        }
+        with_resource(err)
+    })?;
+    Ok(Request { head, id, auth, bucket, key, query, now_ms })
+}
+
+/// Path-style `/bucket/key`, or virtual-hosted `bucket.<domain>` with `/key`.
+fn address(shard: &Shard, head: &RequestHead, path: &str) -> (Option<String>, Option<String>) {
+    let host = head.host().unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
+    let host = host.to_ascii_lowercase();
+    let mut domains: Vec<&str> = shard.config.domains.iter().map(String::as_str).collect();
+    domains.push("localhost");
+    for d in domains {
+        if let Some(bucket) = host.strip_suffix(d).and_then(|b| b.strip_suffix('.'))
+            && !bucket.is_empty()
+        {
+            let key = path.strip_prefix('/').unwrap_or(path);
+            return (Some(bucket.to_string()), (!key.is_empty()).then(|| key.to_string()));
+        }
+    }
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    match rest.split_once('/') {
+        None if rest.is_empty() => (None, None),
+        None => (Some(rest.to_string()), None),
+        Some((b, k)) => (Some(b.to_string()), (!k.is_empty()).then(|| k.to_string())),
+    }
+}
+
+pub async fn send_error_status(conn: &mut Conn, status: u16, e: &S3Error, close: bool) -> Result<(), net::NetError> {
+    let body = e.to_xml();
+    let mut head = ResponseHead::new(status).header("x-amz-request-id", &e.request_id).header("server", "corestore");
+    if !body.is_empty() {
+        head = head.header("content-type", "application/xml");
+    }
+    if close {
+        head = head.header("connection", "close");
+    }
+    let mut out = Vec::with_capacity(256 + body.len());
+    if status == 304 {
+        head.write_into(&mut out);
+    } else {
+        head.content_length(body.len() as u64).write_into(&mut out);
+        out.extend_from_slice(&body);
+    }
+    conn.stream.send_all(out).await.map(|_| ())
+}
+
+/// Writes the response head (with Content-Length `len`).
+pub fn response_head(status: u16, headers: &[(String, String)], request_id: &str, len: Option<u64>, close: bool) -> Vec<u8> {
+    let mut head = ResponseHead::new(status).header("x-amz-request-id", request_id).header("server", "corestore");
+    head = head.header("date", &http::http_date((super::unix_now_ms() / 1000) as i64));
+    let mut head = head;
+    for (n, v) in headers {
+        // Stored user metadata is echoed: a value that cannot be a header is left out.
+        let _ = head.try_header(n, v);
+    }
+    if close {
+        head = head.header("connection", "close");
+    }
+    if let Some(len) = len
+        && status != 204
+        && status != 304
+    {
+        head = head.content_length(len);
+    }
+    let mut out = Vec::with_capacity(512);
+    head.write_into(&mut out);
+    out
+}
+
+async fn send_response(conn: &mut Conn, resp: Response, request_id: &str, is_head: bool, close: bool) -> Result<(), net::NetError> {
+    let len = resp.headers.iter().find(|(n, _)| n == "content-length").map(|_| None).unwrap_or(Some(resp.body.len() as u64));
+    let mut out = response_head(resp.status, &resp.headers, request_id, len, close);
+    if !is_head {
+        out.extend_from_slice(&resp.body);
+    }
+    conn.stream.send_all(out).await.map(|_| ())
+}
+
+/// Reads a request body, undoing HTTP chunked and aws-chunked framing and checking what the
+/// client declared: the SHA-256 it signed, Content-MD5, x-amz-checksum-* (header or trailer).
+pub struct BodyReader {
+    /// Raw bytes left to read (Content-Length framing).
+    remaining: Option<u64>,
+    http_chunked: Option<ChunkedDecoder>,
+    aws: Option<AwsChunkedDecoder>,
+    sha256: Option<(sha2::Sha256, [u8; 32])>,
+    md5: Option<Md5>,
+    /// Set once the body ended: its MD5 (the ETag) and its checksum (algorithm, base64).
+    pub md5_digest: Option<[u8; 16]>,
+    pub checksum_value: Option<(ChecksumAlgorithm, String)>,
+    content_md5: Option<String>,
+    /// (algorithm, declared base64 value if in a header, running checksum).
+    checksum: Option<(ChecksumAlgorithm, Option<String>, Checksummer)>,
+    pub decoded_len: Option<u64>,
+    received: u64,
+    done: bool,
+}
+
+impl BodyReader {
+    pub fn new(req: &Request) -> Result<BodyReader, S3Error> {
+        let (remaining, http_chunked) = match req.head.body {
+            BodyFraming::None => (Some(0), None),
+            BodyFraming::Length(n) => (Some(n), None),
+            BodyFraming::Chunked => (None, Some(ChunkedDecoder::new(OBJECT_BYTES_MAX + (64 << 20)))),
+        };
+        let mut aws = None;
+        let mut sha256 = None;
+        let mut decoded_len = remaining.filter(|_| http_chunked.is_none());
+        let mut trailer_alg = None;
+        if let Auth::Signed(s) = &req.auth {
+            match s.payload {
+                PayloadMode::Sha256(expected) => sha256 = Some((sha2::Sha256::new(), expected)),
+                PayloadMode::Unsigned => {}
+                _ => {
+                    aws = AwsChunkedDecoder::for_request(s);
+                    decoded_len = s.decoded_content_length;
+                    trailer_alg = s.trailer;
+                }
+            }
+        } else if req.header("content-encoding").is_some_and(|v| v.split(',').any(|p| p.trim() == "aws-chunked"))
+            && let Some(mode) = req.header("x-amz-content-sha256").and_then(PayloadMode::parse).and_then(|m| m.chunked_mode())
+        {
+            let trailer = req.header("x-amz-trailer").and_then(ChecksumAlgorithm::from_header_name);
+            let declared = req.header("x-amz-decoded-content-length").and_then(|v| v.parse().ok());
+            aws = Some(AwsChunkedDecoder::new(mode, None, trailer, declared));
+            decoded_len = declared;
+            trailer_alg = trailer;
+        }
+        if let Some(n) = decoded_len
+            && n > OBJECT_BYTES_MAX
+        {
+            return Err(S3Error::new(ErrorCode::EntityTooLarge, format!("{n} bytes exceed the largest object ({OBJECT_BYTES_MAX})")));
+        }
+        let mut checksum = None;
+        for alg in ChecksumAlgorithm::ALL {
+            if let Some(v) = req.header(alg.header_name()) {
+                checksum = Some((alg, Some(v.to_string()), Checksummer::new(alg)));
+            }
+        }
+        if checksum.is_none()
+            && let Some(alg) = trailer_alg
+        {
+            checksum = Some((alg, None, Checksummer::new(alg)));
+        }
+        if checksum.is_none()
+            && let Some(alg) = req.header("x-amz-sdk-checksum-algorithm").and_then(ChecksumAlgorithm::from_sdk_name)
+        {
+            checksum = Some((alg, None, Checksummer::new(alg)));
+        }
+        if let Some(v) = req.header("content-md5") {
+            crate::checksum::parse_content_md5(v).map_err(|e| S3Error::new(ErrorCode::InvalidDigest, e.to_string()))?;
+        }
+        Ok(BodyReader {
+            remaining,
+            http_chunked,
+            aws,
+            sha256,
+            md5: Some(Md5::new()),
+            md5_digest: None,
+            checksum_value: None,
+            content_md5: req.header("content-md5").map(str::to_string),
+            checksum,
+            decoded_len,
+            received: 0,
+            done: false,
+        })
+    }
+
+    /// The body's decoded length, if the request declared it.
+    pub fn declared_len(&self) -> Option<u64> {
+        self.decoded_len
+    }
+
+    /// Appends up to about `want` more decoded bytes to `out`; false once the body has ended
+    /// (and every declared digest matched).
+    pub async fn read(&mut self, conn: &mut Conn, out: &mut Vec<u8>, want: usize) -> Result<bool, S3Error> {
+        if self.done {
+            return Ok(false);
+        }
+        if conn.continue_pending {
+            conn.continue_pending = false;
+            conn.stream.send_all(http::CONTINUE_100.to_vec()).await.map_err(|e| S3Error::new(ErrorCode::IncompleteBody, e.to_string()))?;
+        }
+        let start = out.len();
+        while out.len() - start < want {
+            if self.raw_finished() {
+                self.finish()?;
+                conn.body_unread = false;
+                return Ok(out.len() > start);
+            }
+            if conn.buf.is_empty() {
+                let n = conn
+                    .stream
+                    .recv_timeout(&mut conn.buf, BODY_TIMEOUT)
+                    .await
+                    .map_err(|e| S3Error::new(ErrorCode::RequestTimeout, format!("reading the request body: {e}")))?;
+                if n == 0 {
+                    return Err(S3Error::new(ErrorCode::IncompleteBody, "the connection closed before the body ended"));
+                }
+            }
+            let avail = conn.buf.filled();
+            let take = match self.remaining {
+                Some(r) => avail.len().min(r as usize),
+                None => avail.len(),
+            };
+            let used = self.decode(&avail[..take], out)?;
+            conn.buf.consume(used);
+            if let Some(r) = self.remaining.as_mut() {
+                *r -= used as u64;
+            }
+        }
+        Ok(true)
+    }
+
+    fn raw_finished(&self) -> bool {
+        match (&self.http_chunked, self.remaining) {
+            (Some(d), _) => d.is_done(),
+            (None, Some(r)) => r == 0,
+            (None, None) => unreachable!("a body is framed by length or chunks"),
+        }
+    }
+
+    /// Feeds raw bytes through the decoders; returns raw bytes used.
+    fn decode(&mut self, raw: &[u8], out: &mut Vec<u8>) -> Result<usize, S3Error> {
+        let mut plain = Vec::new();
+        let used = match self.http_chunked.as_mut() {
+            Some(d) => d.decode(raw, &mut plain).map_err(|e| S3Error::new(ErrorCode::IncompleteBody, e.to_string()))?,
+            None => {
+                plain.extend_from_slice(raw);
+                raw.len()
+            }
+        };
+        let start = out.len();
+        match self.aws.as_mut() {
+            Some(aws) => {
+                let mut at = 0;
+                while at < plain.len() {
+                    let n = aws.feed(&plain[at..], &mut |d| out.extend_from_slice(d)).map_err(chunk_error)?;
+                    if n == 0 {
+                        break;
+                    }
+                    at += n;
+                }
+            }
+            None => out.extend_from_slice(&plain),
+        }
+        let fresh = &out[start..];
+        self.received += fresh.len() as u64;
+        if self.received > OBJECT_BYTES_MAX {
+            return Err(S3Error::new(ErrorCode::EntityTooLarge, "the body exceeds the largest object"));
+        }
+        self.md5.as_mut().expect("the body has not ended").update(fresh);
+        if let Some((h, _)) = self.sha256.as_mut() {
+            h.update(fresh);
+        }
+        if let Some((_, _, c)) = self.checksum.as_mut() {
+            c.update(fresh);
+        }
+        Ok(used)
+    }
+
+    /// Checks the declared digests once the body has ended.
+    fn finish(&mut self) -> Result<(), S3Error> {
+        self.done = true;
+        if let Some(aws) = &self.aws
+            && !aws.is_done()
+        {
+            return Err(S3Error::new(ErrorCode::IncompleteBody, "the aws-chunked body ended early"));
+        }
+        if let Some(n) = self.decoded_len
+            && n != self.received
+        {
+            return Err(S3Error::new(ErrorCode::IncompleteBody, format!("the body has {} bytes, {n} were declared", self.received)));
+        }
+        if let Some((h, expected)) = self.sha256.take() {
+            let computed: [u8; 32] = h.finalize().into();
+            sigv4::verify_payload_sha256(&expected, &computed)
+                .map_err(|e| S3Error::new(ErrorCode::XAmzContentSHA256Mismatch, e.message()))?;
+        }
+        let md5 = self.md5.take().expect("the body ends once").finish();
+        if let Some(v) = &self.content_md5 {
+            crate::checksum::verify_content_md5(v, &md5).map_err(|e| S3Error::new(ErrorCode::BadDigest, e.to_string()))?;
+        }
+        self.md5_digest = Some(md5);
+        if let Some((alg, declared, c)) = self.checksum.take() {
+            let computed = c.finish();
+            if let Some(d) = declared
+                && d != computed
+            {
+                return Err(S3Error::checksum_mismatch(alg.sdk_name()));
+            }
+            // A trailer checksum was already compared by the aws-chunked decoder.
+            self.checksum_value = Some((alg, computed));
+        }
+        Ok(())
+    }
+}
+
+fn chunk_error(e: crate::chunked::ChunkError) -> S3Error {
+    let code = ErrorCode::from_name(e.code()).unwrap_or(ErrorCode::InvalidRequest);
+    S3Error::new(code, e.to_string())
+}

@@ -1,0 +1,1304 @@
+//! S3 operations: from an authenticated request to calls on the owning cores and a response.
+
+use std::rc::Rc;
+
+use super::conn::{BodyReader, Conn, Request, Response, response_head};
+use super::meta::{ObjectMeta, STORED_HEADERS};
+use super::objects::{self, Entry, Info, internal};
+use super::rpc::call;
+use super::{BUCKETS_BUCKET, BucketInfo, Shard};
+use crate::checksum::{ChecksumAlgorithm, multipart_etag};
+use crate::error::{ErrorCode, S3Error};
+use crate::http::{self, Method, RangeResult};
+use crate::names;
+use crate::xml::{self, responses as xr};
+
+/// Multipart uploads in progress, on the core owning `bucket/key`: key `bucket \0 key \0 id`.
+pub const UPLOADS_BUCKET: &[u8] = b"\0uploads";
+/// Parts of uploads in progress: key `<upload key> \0 <part number, 5 digits>`.
+pub const PARTS_BUCKET: &[u8] = b"\0parts";
+/// Bodies up to this size are stored as one record; larger ones in chunks.
+pub const SMALL_OBJECT_BYTES_MAX: usize = (1 << 20) - (64 << 10);
+/// Pieces an upload streams to the owning core.
+pub const STREAM_PIECE_BYTES: usize = 1 << 20;
+/// S3's multipart limits.
+pub const PART_NUMBER_MAX: u32 = 10_000;
+pub const PART_BYTES_MIN: u64 = 5 << 20;
+/// Request bodies parsed as XML.
+const XML_REQUEST_BYTES_MAX: usize = xml::XML_BODY_BYTES_MAX;
+/// Sends of at least this size from a registered buffer use send_zc (kernel-notes.md: it loses
+/// below about 64 KiB).
+const ZERO_COPY_BYTES_MIN: usize = 64 << 10;
+
+pub fn upload_prefix(bucket: &str) -> Vec<u8> {
+    let mut p = bucket.as_bytes().to_vec();
+    p.push(0);
+    p
+}
+
+fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
+    [bucket.as_bytes(), &[0], key.as_bytes(), &[0], upload_id.as_bytes()].concat()
+}
+
+fn part_key(upload: &[u8], part: u32) -> Vec<u8> {
+    [upload, &[0], format!("{part:05}").as_bytes()].concat()
+}
+
+fn err(code: ErrorCode, message: impl Into<String>) -> S3Error {
+    S3Error::new(code, message)
+}
+
+pub async fn handle(shard: &Rc<Shard>, conn: &mut Conn, req: Request) -> Result<Option<Response>, S3Error> {
+    let resource = req.head.path.clone();
+    let r = route(shard, conn, &req).await;
+    r.map_err(|e| if e.resource.is_empty() { e.with_resource(resource) } else { e })
+}
+
+async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Option<Response>, S3Error> {
+    let method = &req.head.method;
+    let Some(bucket) = req.bucket.clone() else {
+        return match method {
+            Method::Get => list_buckets(shard, req).map(Some),
+            _ => Err(err(ErrorCode::MethodNotAllowed, "only GET is allowed on the service")),
+        };
+    };
+    let Some(key) = req.key.clone() else {
+        return bucket_op(shard, conn, req, bucket).await;
+    };
+    names::validate_key(&key).map_err(S3Error::from)?;
+    match method {
+        Method::Put if req.has_query("partNumber") && req.has_query("uploadId") => {
+            upload_part(shard, conn, req, bucket, key).await.map(Some)
+        }
+        Method::Put if req.has_query("acl") => Ok(Some(Response::new(200))),
+        Method::Put if req.header("x-amz-copy-source").is_some() => copy_object(shard, req, bucket, key).await.map(Some),
+        Method::Put => put_object(shard, conn, req, bucket, key).await.map(Some),
+        Method::Get if req.has_query("uploadId") => list_parts(shard, req, bucket, key).await.map(Some),
+        Method::Get if req.has_query("acl") => {
+            access(shard, req, &bucket, false)?;
+            Ok(Some(Response::xml(200, xr::access_control_policy(&owner_of(req)))))
+        }
+        Method::Get | Method::Head => get_object(shard, conn, req, bucket, key).await,
+        Method::Delete if req.has_query("uploadId") => abort_upload(shard, req, bucket, key).await.map(Some),
+        Method::Delete => delete_object(shard, req, bucket, key).await.map(Some),
+        Method::Post if req.has_query("uploads") => create_upload(shard, req, bucket, key).await.map(Some),
+        Method::Post if req.has_query("uploadId") => complete_upload(shard, conn, req, bucket, key).await.map(Some),
+        _ => Err(err(ErrorCode::MethodNotAllowed, format!("{} is not allowed on an object", method.as_str()))),
+    }
+}
+
+async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String) -> Result<Option<Response>, S3Error> {
+    match req.head.method {
+        Method::Put if req.has_query("versioning") => {
+            access(shard, req, &bucket, true)?;
+            Err(err(ErrorCode::NotImplemented, "versioning is not implemented yet"))
+        }
+        Method::Put if req.has_query("acl") => set_acl(shard, req, bucket).await.map(Some),
+        Method::Put => create_bucket(shard, conn, req, bucket).await.map(Some),
+        Method::Delete => delete_bucket(shard, req, bucket).await.map(Some),
+        Method::Head => {
+            access(shard, req, &bucket, false)?;
+            Ok(Some(Response::new(200).header("x-amz-bucket-region", shard.config.region.clone())))
+        }
+        Method::Post if req.has_query("delete") => delete_objects(shard, conn, req, bucket).await.map(Some),
+        Method::Get if req.has_query("location") => {
+            access(shard, req, &bucket, false)?;
+            Ok(Some(Response::xml(200, xr::location_constraint(&shard.config.region))))
+        }
+        Method::Get if req.has_query("versioning") => {
+            access(shard, req, &bucket, false)?;
+            Ok(Some(Response::xml(200, xr::versioning_configuration(None))))
+        }
+        Method::Get if req.has_query("acl") => {
+            access(shard, req, &bucket, false)?;
+            Ok(Some(Response::xml(200, xr::access_control_policy(&owner_of(req)))))
+        }
+        Method::Get if req.has_query("uploads") => list_uploads(shard, req, bucket).await.map(Some),
+        Method::Get if req.has_query("versions") => list_objects(shard, req, bucket, ListKind::Versions).await.map(Some),
+        Method::Get if req.query("list-type") == Some("2") => list_objects(shard, req, bucket, ListKind::V2).await.map(Some),
+        Method::Get => list_objects(shard, req, bucket, ListKind::V1).await.map(Some),
+        _ => Err(err(ErrorCode::MethodNotAllowed, format!("{} is not allowed on a bucket", req.head.method.as_str()))),
+    }
+}
+
+fn owner_of(req: &Request) -> xr::Owner {
+    let id = req.access_key().unwrap_or("anonymous").to_string();
+    xr::Owner { display_name: id.clone(), id }
+}
+
+/// The bucket, if the requester may read it (or write it, with `write`).
+fn access(shard: &Shard, req: &Request, bucket: &str, write: bool) -> Result<BucketInfo, S3Error> {
+    let info = shard.buckets.borrow().get(bucket).cloned();
+    let Some(info) = info else {
+        return Err(err(ErrorCode::NoSuchBucket, "The specified bucket does not exist").with_extra("BucketName", bucket));
+    };
+    match req.access_key() {
+        Some(ak) if ak == info.owner => Ok(info),
+        None if info.public_read && !write => Ok(info),
+        _ => Err(err(ErrorCode::AccessDenied, "Access Denied")),
+    }
+}
+
+fn signed(req: &Request) -> Result<&str, S3Error> {
+    req.access_key().ok_or_else(|| err(ErrorCode::AccessDenied, "anonymous requests may only read public buckets"))
+}
+
+fn list_buckets(shard: &Shard, req: &Request) -> Result<Response, S3Error> {
+    let ak = signed(req)?;
+    let buckets = shard
+        .buckets
+        .borrow()
+        .iter()
+        .filter(|(_, b)| b.owner == ak)
+        .map(|(name, b)| xr::BucketEntry { name: name.clone(), creation_date_ms: b.created_ms })
+        .collect();
+    Ok(Response::xml(200, xr::list_all_my_buckets(&xr::ListAllMyBuckets { owner: owner_of(req), buckets })))
+}
+
+async fn read_small_body(conn: &mut Conn, req: &Request, max: usize) -> Result<Vec<u8>, S3Error> {
+    let mut body = BodyReader::new(req)?;
+    let mut out = Vec::new();
+    while body.read(conn, &mut out, 64 << 10).await? {
+        if out.len() > max {
+            return Err(err(ErrorCode::MaxMessageLengthExceeded, format!("the request body exceeds {max} bytes")));
+        }
+    }
+    Ok(out)
+}
+
+async fn create_bucket(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String) -> Result<Response, S3Error> {
+    let owner = signed(req)?.to_string();
+    names::validate_bucket_name(&bucket).map_err(S3Error::from)?;
+    let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
+    if let Some(region) = xml::parse_create_bucket(&body).map_err(S3Error::from)?
+        && region != shard.config.region
+        && !(region.is_empty() && shard.config.region == "us-east-1")
+    {
+        return Err(err(ErrorCode::InvalidLocationConstraint, format!("this server's region is {}, not {region}", shard.config.region)));
+    }
+    let public_read = req.header("x-amz-acl") == Some("public-read");
+    let now_ms = req.now_ms;
+    let b = bucket.clone();
+    call(shard, 0, move |s: Rc<Shard>| async move { create_bucket_on_0(s, b, owner, now_ms, public_read).await }).await?;
+    Ok(Response::new(200).header("location", format!("/{bucket}")))
+}
+
+/// Core 0 holds the bucket table: it stores the change, then updates every core's copy before
+/// the client hears of it.
+async fn create_bucket_on_0(shard: Rc<Shard>, bucket: String, owner: String, now_ms: u64, public_read: bool) -> Result<(), S3Error> {
+    let existing = shard.buckets.borrow().get(&bucket).cloned();
+    if let Some(info) = existing {
+        return Err(if info.owner == owner {
+            err(ErrorCode::BucketAlreadyOwnedByYou, "Your previous request to create the named bucket succeeded and you already own it.")
+        } else {
+            err(ErrorCode::BucketAlreadyExists, "The requested bucket name is not available.")
+        }
+        .with_extra("BucketName", bucket));
+    }
+    let info = BucketInfo { owner, created_ms: now_ms, public_read };
+    shard.store.put(BUCKETS_BUCKET, bucket.as_bytes(), &[], &info.encode()).await.map_err(|e| internal(format!("store bucket: {e}")))?;
+    broadcast_bucket(&shard, bucket, Some(info)).await;
+    Ok(())
+}
+
+async fn broadcast_bucket(shard: &Rc<Shard>, bucket: String, info: Option<BucketInfo>) {
+    for core in 0..shard.cores {
+        let (b, i) = (bucket.clone(), info.clone());
+        call(shard, core, move |s: Rc<Shard>| async move {
+            match i {
+                Some(i) => s.buckets.borrow_mut().insert(b, i),
+                None => s.buckets.borrow_mut().remove(&b),
+            };
+        })
+        .await;
+    }
+}
+
+async fn set_acl(shard: &Rc<Shard>, req: &Request, bucket: String) -> Result<Response, S3Error> {
+    let info = access(shard, req, &bucket, true)?;
+    let public_read = match req.header("x-amz-acl") {
+        Some("public-read") => true,
+        Some("private") | None => false,
+        Some(other) => return Err(err(ErrorCode::NotImplemented, format!("canned ACL {other:?} is not supported (private, public-read)"))),
+    };
+    call(shard, 0, move |s: Rc<Shard>| async move {
+        let info = BucketInfo { public_read, ..info };
+        s.store.put(BUCKETS_BUCKET, bucket.as_bytes(), &[], &info.encode()).await.map_err(|e| internal(format!("store bucket: {e}")))?;
+        broadcast_bucket(&s, bucket, Some(info)).await;
+        Ok::<(), S3Error>(())
+    })
+    .await?;
+    Ok(Response::new(200))
+}
+
+async fn delete_bucket(shard: &Rc<Shard>, req: &Request, bucket: String) -> Result<Response, S3Error> {
+    access(shard, req, &bucket, true)?;
+    call(shard, 0, move |s: Rc<Shard>| async move {
+        for core in 0..s.cores {
+            let b = bucket.clone();
+            if call(&s, core, move |c: Rc<Shard>| objects::bucket_has_keys(c, b)).await {
+                return Err(err(ErrorCode::BucketNotEmpty, "The bucket you tried to delete is not empty").with_extra("BucketName", bucket));
+            }
+        }
+        s.store.delete(BUCKETS_BUCKET, bucket.as_bytes()).await.map_err(|e| internal(format!("delete bucket: {e}")))?;
+        broadcast_bucket(&s, bucket, None).await;
+        Ok(())
+    })
+    .await?;
+    Ok(Response::new(204))
+}
+
+/// The metadata a PUT or a multipart create sets.
+fn meta_from_request(req: &Request, owner: &str) -> Result<ObjectMeta, S3Error> {
+    let mut user = Vec::new();
+    for (n, v) in req.head.headers() {
+        if let Some(name) = n.strip_prefix(names::USER_METADATA_PREFIX) {
+            user.push((name.to_string(), v.to_string()));
+        }
+    }
+    names::validate_user_metadata(&user).map_err(S3Error::from)?;
+    let headers = STORED_HEADERS.iter().filter_map(|h| req.header(h).map(|v| (h.to_string(), v.to_string()))).collect();
+    Ok(ObjectMeta {
+        etag: String::new(),
+        modified_ms: req.now_ms,
+        content_type: req.header("content-type").map(str::to_string),
+        headers,
+        user,
+        checksums: Vec::new(),
+        owner: owner.to_string(),
+        part_sizes: Vec::new(),
+    })
+}
+
+/// Describes an object on its owning core.
+async fn head_info(shard: &Rc<Shard>, bucket: &str, key: &str) -> Result<Option<Info>, S3Error> {
+    let (b, k) = (bucket.to_string(), key.to_string());
+    call(shard, shard.owner(bucket, key), move |s: Rc<Shard>| objects::head(s, b, k)).await
+}
+
+async fn put_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+    let info = access(shard, req, &bucket, true)?;
+    let mut meta = meta_from_request(req, &info.owner)?;
+    if req.header("if-none-match") == Some("*") && head_info(shard, &bucket, &key).await?.is_some() {
+        return Err(err(ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+    }
+    if let Some(etag) = req.header("if-match") {
+        match head_info(shard, &bucket, &key).await? {
+            Some(i) if etag_matches(etag, &i.meta.etag) => {}
+            Some(_) => return Err(err(ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold")),
+            None => return Err(err(ErrorCode::NoSuchKey, "The specified key does not exist.")),
+        }
+    }
+    let owner = shard.owner(&bucket, &key);
+    let mut body = BodyReader::new(req)?;
+    let stored = store_body(shard, conn, &mut body, owner).await?;
+    let md5 = body.md5_digest.expect("the body ended");
+    meta.etag = hex::encode(md5);
+    let mut resp = Response::new(200).header("etag", format!("\"{}\"", meta.etag));
+    if let Some((alg, v)) = body.checksum_value.clone() {
+        resp = resp.header(alg.header_name(), v.clone());
+        meta.checksums.push((alg.sdk_name().to_string(), v));
+    }
+    commit(shard, owner, bucket, key, meta, stored).await?;
+    Ok(resp)
+}
+
+/// Where a body went: in memory (small), or into an upload stream on the owning core.
+enum Stored {
+    Small(Vec<u8>),
+    Stream(engine::store::Extent),
+}
+
+/// Reads a body to its end: kept in memory if small, else streamed to core `owner` in chunks.
+async fn store_body(shard: &Rc<Shard>, conn: &mut Conn, body: &mut BodyReader, owner: usize) -> Result<Stored, S3Error> {
+    let mut piece = Vec::with_capacity(body.declared_len().map_or(64 << 10, |n| (n as usize).min(STREAM_PIECE_BYTES)));
+    let small = body.declared_len().is_some_and(|n| n as usize <= SMALL_OBJECT_BYTES_MAX);
+    if small || body.declared_len().is_none() {
+        while piece.len() <= SMALL_OBJECT_BYTES_MAX {
+            if !body.read(conn, &mut piece, 256 << 10).await? {
+                return Ok(Stored::Small(piece));
+            }
+        }
+    }
+    let session = call(shard, owner, |s: Rc<Shard>| objects::begin_write(s)).await;
+    let result = stream_body(shard, conn, body, owner, session, piece).await;
+    match result {
+        Ok(()) => Ok(Stored::Stream(call(shard, owner, move |s: Rc<Shard>| objects::finish_write(s, session)).await?)),
+        Err(e) => {
+            call(shard, owner, move |s: Rc<Shard>| objects::abort_write(s, session)).await;
+            Err(e)
+        }
+    }
+}
+
+async fn stream_body(
+    shard: &Rc<Shard>,
+    conn: &mut Conn,
+    body: &mut BodyReader,
+    owner: usize,
+    session: u64,
+    mut piece: Vec<u8>,
+) -> Result<(), S3Error> {
+    loop {
+        let want = STREAM_PIECE_BYTES.saturating_sub(piece.len()).max(1);
+        let more = body.read(conn, &mut piece, want).await?;
+        if !piece.is_empty() && (piece.len() >= STREAM_PIECE_BYTES || !more) {
+            let data = std::mem::replace(&mut piece, Vec::with_capacity(STREAM_PIECE_BYTES));
+            call(shard, owner, move |s: Rc<Shard>| objects::write(s, session, data)).await?;
+        }
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
+async fn commit(shard: &Rc<Shard>, owner: usize, bucket: String, key: String, meta: ObjectMeta, stored: Stored) -> Result<(), S3Error> {
+    match stored {
+        Stored::Small(data) => call(shard, owner, move |s: Rc<Shard>| objects::put_small(s, bucket, key, meta, data)).await,
+        Stored::Stream(extent) => {
+            call(shard, owner, move |s: Rc<Shard>| objects::put_large(s, bucket, key, meta, vec![extent], Vec::new())).await
+        }
+    }
+}
+
+fn etag_matches(header: &str, etag: &str) -> bool {
+    header.split(',').map(str::trim).any(|c| c == "*" || xml::strip_etag_quotes(c.trim_start_matches("W/")) == etag)
+}
+
+/// The headers every GET/HEAD of an object returns.
+fn object_headers(req: &Request, meta: &ObjectMeta, partial: bool) -> Vec<(String, String)> {
+    let mut h = vec![
+        ("etag".to_string(), format!("\"{}\"", meta.etag)),
+        ("last-modified".to_string(), http::http_date((meta.modified_ms / 1000) as i64)),
+        ("content-type".to_string(), meta.content_type.clone().unwrap_or_else(|| "binary/octet-stream".into())),
+        ("accept-ranges".to_string(), "bytes".to_string()),
+    ];
+    h.extend(meta.headers.iter().cloned());
+    for (n, v) in &meta.user {
+        h.push((format!("x-amz-meta-{n}"), v.clone()));
+    }
+    // A checksum covers the whole object: a range response carries none, as in S3.
+    if !partial && req.header("x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("enabled")) {
+        for (alg, v) in &meta.checksums {
+            if let Some(a) = ChecksumAlgorithm::from_sdk_name(alg) {
+                h.push((a.header_name().to_string(), v.clone()));
+            }
+        }
+    }
+    if !meta.part_sizes.is_empty() {
+        h.push(("x-amz-mp-parts-count".to_string(), meta.part_sizes.len().to_string()));
+    }
+    h
+}
+
+/// GET/HEAD preconditions (RFC 9110 §13.2.2 order, as S3 applies them).
+fn preconditions(req: &Request, meta: &ObjectMeta) -> Result<(), S3Error> {
+    let modified_s = (meta.modified_ms / 1000) as i64;
+    let failed = || err(ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold");
+    let if_match = req.header("if-match");
+    if let Some(m) = if_match
+        && !etag_matches(m, &meta.etag)
+    {
+        return Err(failed());
+    }
+    if if_match.is_none()
+        && let Some(t) = req.header("if-unmodified-since").and_then(http::parse_http_date)
+        && modified_s > t
+    {
+        return Err(failed());
+    }
+    let if_none_match = req.header("if-none-match");
+    if let Some(m) = if_none_match
+        && etag_matches(m, &meta.etag)
+    {
+        return Err(err(ErrorCode::NotModified, "Not Modified"));
+    }
+    if if_none_match.is_none()
+        && let Some(t) = req.header("if-modified-since").and_then(http::parse_http_date)
+        && modified_s <= t
+    {
+        return Err(err(ErrorCode::NotModified, "Not Modified"));
+    }
+    Ok(())
+}
+
+fn no_such_key(key: &str) -> S3Error {
+    err(ErrorCode::NoSuchKey, "The specified key does not exist.").with_extra("Key", key)
+}
+
+/// The byte range to send: (start, end exclusive, partial?).
+fn range_of(req: &Request, size: u64) -> Result<(u64, u64, bool), S3Error> {
+    let Some(value) = req.header("range") else { return Ok((0, size, false)) };
+    match http::parse_range(value, size) {
+        RangeResult::Full => Ok((0, size, false)),
+        RangeResult::Partial { start, end_inclusive } => Ok((start, end_inclusive + 1, true)),
+        RangeResult::Unsatisfiable => Err(err(ErrorCode::InvalidRange, "The requested range is not satisfiable")
+            .with_extra("RangeRequested", value)
+            .with_extra("ActualObjectSize", size.to_string())),
+    }
+}
+
+async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Option<Response>, S3Error> {
+    access(shard, req, &bucket, false)?;
+    let is_head = req.head.method == Method::Head;
+    let owner = shard.owner(&bucket, &key);
+    if owner == shard.core {
+        return get_local(shard, conn, req, &bucket, &key, is_head).await;
+    }
+    let (b, k) = (bucket.clone(), key.clone());
+    let got = if is_head {
+        call(shard, owner, move |s: Rc<Shard>| objects::head(s, b, k)).await?.map(|i| (i, None))
+    } else {
+        call(shard, owner, move |s: Rc<Shard>| objects::get_small(s, b, k)).await?
+    };
+    let Some((info, data)) = got else { return Err(no_such_key(&key)) };
+    preconditions(req, &info.meta)?;
+    let (start, end, partial) = range_of(req, info.size)?;
+    let head = object_response_head(req, &info.meta, info.size, start, end, partial);
+    if is_head {
+        send(conn, head).await?;
+        return Ok(None);
+    }
+    if let Some(data) = data {
+        let mut out = head;
+        out.extend_from_slice(&data[start as usize..end as usize]);
+        send(conn, out).await?;
+        return Ok(None);
+    }
+    // A large object on another core: hold its chunks there, fetch them piece by piece.
+    let (b, k) = (bucket.clone(), key.clone());
+    let Some((info, session)) = call(shard, owner, move |s: Rc<Shard>| objects::open_read(s, b, k)).await? else {
+        return Err(no_such_key(&key));
+    };
+    let manifest = info.manifest.clone().expect("open_read returns a large object");
+    send(conn, head).await?;
+    let mut result = Ok(());
+    for r in manifest.reads(start, end) {
+        let piece = call(shard, owner, move |s: Rc<Shard>| objects::read_chunk(s, r.id, r.n, r.skip, r.len)).await;
+        match piece {
+            Ok(p) => {
+                if let Err(e) = conn.stream.send_all(p).await {
+                    result = Err(e.to_string());
+                    break;
+                }
+            }
+            Err(e) => {
+                result = Err(e.message);
+                break;
+            }
+        }
+    }
+    call(shard, owner, move |s: Rc<Shard>| objects::close_read(s, session)).await;
+    if let Err(e) = result {
+        // Headers are out: the only way to tell the client is to cut the connection short.
+        eprintln!("corestore: GET {bucket}/{key} failed mid-body: {e}");
+        conn.body_unread = true;
+    }
+    Ok(None)
+}
+
+fn object_response_head(req: &Request, meta: &ObjectMeta, size: u64, start: u64, end: u64, partial: bool) -> Vec<u8> {
+    let mut headers = object_headers(req, meta, partial);
+    let status = if partial {
+        headers.push(("content-range".into(), format!("bytes {start}-{}/{size}", end.saturating_sub(1))));
+        206
+    } else {
+        200
+    };
+    response_head(status, &headers, &req.id, Some(end - start), false)
+}
+
+async fn send(conn: &mut Conn, bytes: Vec<u8>) -> Result<(), S3Error> {
+    conn.stream.send_all(bytes).await.map(|_| ()).map_err(|e| {
+        conn.body_unread = true;
+        err(ErrorCode::InternalError, format!("send: {e}"))
+    })
+}
+
+/// GET/HEAD on the owning core: data goes out from the registered buffer it was read into.
+async fn get_local(
+    shard: &Rc<Shard>,
+    conn: &mut Conn,
+    req: &Request,
+    bucket: &str,
+    key: &str,
+    is_head: bool,
+) -> Result<Option<Response>, S3Error> {
+    let got = shard.store.get(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| internal(format!("get: {e}")))?;
+    let Some(mut object) = got else { return Err(no_such_key(key)) };
+    let meta = ObjectMeta::decode(object.meta()).ok_or_else(|| internal("stored metadata does not decode"))?;
+    let size = object.size();
+    preconditions(req, &meta)?;
+    let (start, end, partial) = range_of(req, size)?;
+    send(conn, object_response_head(req, &meta, size, start, end, partial)).await?;
+    if is_head || start == end {
+        return Ok(None);
+    }
+    let Some(manifest) = object.manifest() else {
+        let (buf, range) = object.into_parts();
+        let range = range.start + start as usize..range.start + end as usize;
+        let zero_copy = range.len() >= ZERO_COPY_BYTES_MIN;
+        if conn.stream.send_fixed_all(buf, range, zero_copy).await.is_err() {
+            conn.body_unread = true;
+        }
+        return Ok(None);
+    };
+    let _pin = object.take_pin();
+    for r in manifest.reads(start, end) {
+        let chunk = match shard.store.read_chunk(r.id, r.n).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("corestore: GET {bucket}/{key} failed mid-body: {e}");
+                conn.body_unread = true;
+                return Ok(None);
+            }
+        };
+        let (buf, range) = chunk.into_parts();
+        let range = range.start + r.skip as usize..range.start + (r.skip + r.len) as usize;
+        let zero_copy = range.len() >= ZERO_COPY_BYTES_MIN;
+        if conn.stream.send_fixed_all(buf, range, zero_copy).await.is_err() {
+            conn.body_unread = true;
+            return Ok(None);
+        }
+    }
+    Ok(None)
+}
+
+async fn delete_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+    access(shard, req, &bucket, true)?;
+    let owner = shard.owner(&bucket, &key);
+    call(shard, owner, move |s: Rc<Shard>| objects::delete(s, bucket, key)).await?;
+    Ok(Response::new(204))
+}
+
+async fn delete_objects(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String) -> Result<Response, S3Error> {
+    access(shard, req, &bucket, true)?;
+    let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
+    let request = xml::parse_delete_objects(&body).map_err(S3Error::from)?;
+    let mut outcomes = Vec::with_capacity(request.objects.len());
+    for o in request.objects {
+        let key = o.key.clone();
+        let outcome = match names::validate_key(&key) {
+            Err(e) => {
+                let e = S3Error::from(e);
+                xr::DeleteOutcome::Failed(xr::DeleteFailure { key, version_id: o.version_id, code: e.code, message: e.message })
+            }
+            Ok(()) => {
+                let (b, k) = (bucket.clone(), key.clone());
+                match call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| objects::delete(s, b, k)).await {
+                    Ok(_) => {
+                        xr::DeleteOutcome::Deleted(xr::DeletedObject { key, version_id: o.version_id, delete_marker_version_id: None })
+                    }
+                    Err(e) => {
+                        xr::DeleteOutcome::Failed(xr::DeleteFailure { key, version_id: o.version_id, code: e.code, message: e.message })
+                    }
+                }
+            }
+        };
+        outcomes.push(outcome);
+    }
+    Ok(Response::xml(200, xr::delete_result(&outcomes, request.quiet)))
+}
+
+/// `x-amz-copy-source`: `[/]bucket/key[?versionId=...]`, URL-encoded.
+fn copy_source(req: &Request) -> Result<(String, String), S3Error> {
+    let raw = req.header("x-amz-copy-source").unwrap_or("");
+    let raw = raw.split_once('?').map_or(raw, |(p, _)| p);
+    let decoded = http::decode_path(raw).map_err(|e| err(ErrorCode::InvalidArgument, format!("x-amz-copy-source: {e}")))?;
+    let trimmed = decoded.strip_prefix('/').unwrap_or(&decoded);
+    match trimmed.split_once('/') {
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_string(), k.to_string())),
+        _ => Err(err(ErrorCode::InvalidArgument, "x-amz-copy-source must name a bucket and a key")
+            .with_extra("ArgumentName", "x-amz-copy-source")),
+    }
+}
+
+/// Copies `[start, end)` of a source object into a new upload stream on core `to`.
+async fn copy_data(
+    shard: &Rc<Shard>,
+    src: (&str, &str),
+    info: &Info,
+    start: u64,
+    end: u64,
+    to: usize,
+) -> Result<(Stored, [u8; 16]), S3Error> {
+    let from = shard.owner(src.0, src.1);
+    let mut md5 = crate::checksum::Md5::new();
+    if info.manifest.is_none() || end - start <= SMALL_OBJECT_BYTES_MAX as u64 {
+        let (b, k) = (src.0.to_string(), src.1.to_string());
+        let data = match call(shard, from, move |s: Rc<Shard>| objects::get_small(s, b, k)).await? {
+            Some((_, Some(data))) => data[start as usize..end as usize].to_vec(),
+            Some((_, None)) => read_range(shard, src, start, end).await?,
+            None => return Err(no_such_key(src.1)),
+        };
+        md5.update(&data);
+        return Ok((Stored::Small(data), md5.finish()));
+    }
+    let (b, k) = (src.0.to_string(), src.1.to_string());
+    let Some((opened, read_session)) = call(shard, from, move |s: Rc<Shard>| objects::open_read(s, b, k)).await? else {
+        return Err(no_such_key(src.1));
+    };
+    let manifest = opened.manifest.expect("open_read returns a large object");
+    let write_session = call(shard, to, |s: Rc<Shard>| objects::begin_write(s)).await;
+    let mut result = Ok(());
+    for r in manifest.reads(start, end) {
+        let piece = call(shard, from, move |s: Rc<Shard>| objects::read_chunk(s, r.id, r.n, r.skip, r.len)).await;
+        result = match piece {
+            Ok(p) => {
+                md5.update(&p);
+                call(shard, to, move |s: Rc<Shard>| objects::write(s, write_session, p)).await
+            }
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            break;
+        }
+    }
+    call(shard, from, move |s: Rc<Shard>| objects::close_read(s, read_session)).await;
+    if let Err(e) = result {
+        call(shard, to, move |s: Rc<Shard>| objects::abort_write(s, write_session)).await;
+        return Err(e);
+    }
+    let extent = call(shard, to, move |s: Rc<Shard>| objects::finish_write(s, write_session)).await?;
+    Ok((Stored::Stream(extent), md5.finish()))
+}
+
+/// Reads `[start, end)` of a large object into memory (small ranges of it).
+async fn read_range(shard: &Rc<Shard>, src: (&str, &str), start: u64, end: u64) -> Result<Vec<u8>, S3Error> {
+    let from = shard.owner(src.0, src.1);
+    let (b, k) = (src.0.to_string(), src.1.to_string());
+    let Some((opened, session)) = call(shard, from, move |s: Rc<Shard>| objects::open_read(s, b, k)).await? else {
+        return Err(no_such_key(src.1));
+    };
+    let manifest = opened.manifest.expect("large");
+    let mut out = Vec::with_capacity((end - start) as usize);
+    let mut result = Ok(());
+    for r in manifest.reads(start, end) {
+        match call(shard, from, move |s: Rc<Shard>| objects::read_chunk(s, r.id, r.n, r.skip, r.len)).await {
+            Ok(p) => out.extend_from_slice(&p),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    call(shard, from, move |s: Rc<Shard>| objects::close_read(s, session)).await;
+    result.map(|()| out)
+}
+
+async fn copy_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+    let dest = access(shard, req, &bucket, true)?;
+    let (src_bucket, src_key) = copy_source(req)?;
+    access(shard, req, &src_bucket, false)?;
+    let info = head_info(shard, &src_bucket, &src_key).await?.ok_or_else(|| no_such_key(&src_key))?;
+    copy_preconditions(req, &info.meta)?;
+    let replace = match req.header("x-amz-metadata-directive") {
+        None | Some("COPY") => false,
+        Some("REPLACE") => true,
+        Some(other) => return Err(err(ErrorCode::InvalidArgument, format!("x-amz-metadata-directive {other:?}: COPY or REPLACE"))),
+    };
+    if !replace && src_bucket == bucket && src_key == key {
+        return Err(err(
+            ErrorCode::InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+        ));
+    }
+    let mut meta =
+        if replace { meta_from_request(req, &dest.owner)? } else { ObjectMeta { owner: dest.owner.clone(), ..info.meta.clone() } };
+    meta.modified_ms = req.now_ms;
+    let owner = shard.owner(&bucket, &key);
+    let (stored, md5) = copy_data(shard, (&src_bucket, &src_key), &info, 0, info.size, owner).await?;
+    if info.meta.part_sizes.is_empty() {
+        meta.etag = hex::encode(md5);
+    } else {
+        // A copy is one object, not parts: its ETag is its MD5.
+        meta.etag = hex::encode(md5);
+        meta.part_sizes.clear();
+    }
+    let result = xr::CopyResult { last_modified_ms: meta.modified_ms, etag: meta.etag.clone(), ..Default::default() };
+    commit(shard, owner, bucket, key, meta, stored).await?;
+    Ok(Response::xml(200, xr::copy_object_result(&result)))
+}
+
+fn copy_preconditions(req: &Request, meta: &ObjectMeta) -> Result<(), S3Error> {
+    let failed = || err(ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold");
+    let modified_s = (meta.modified_ms / 1000) as i64;
+    if let Some(m) = req.header("x-amz-copy-source-if-match")
+        && !etag_matches(m, &meta.etag)
+    {
+        return Err(failed());
+    }
+    if let Some(m) = req.header("x-amz-copy-source-if-none-match")
+        && etag_matches(m, &meta.etag)
+    {
+        return Err(failed());
+    }
+    if let Some(t) = req.header("x-amz-copy-source-if-unmodified-since").and_then(http::parse_http_date)
+        && modified_s > t
+    {
+        return Err(failed());
+    }
+    if let Some(t) = req.header("x-amz-copy-source-if-modified-since").and_then(http::parse_http_date)
+        && modified_s <= t
+    {
+        return Err(failed());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multipart uploads. All of an upload's state lives on the core owning its bucket/key.
+
+fn random_id(shard: &Shard) -> String {
+    use engine::Env;
+    format!("{:016x}{:016x}", shard.env.random_u64(), shard.env.random_u64())
+}
+
+async fn create_upload(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+    let info = access(shard, req, &bucket, true)?;
+    let mut meta = meta_from_request(req, &info.owner)?;
+    if let Some(alg) = req.header("x-amz-checksum-algorithm").and_then(ChecksumAlgorithm::from_sdk_name) {
+        meta.checksums.push((alg.sdk_name().to_string(), String::new()));
+    }
+    let upload_id = random_id(shard);
+    let record = upload_key(&bucket, &key, &upload_id);
+    call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| async move {
+        s.store.put(UPLOADS_BUCKET, &record, &meta.encode(), &[]).await.map_err(|e| internal(format!("create upload: {e}")))
+    })
+    .await?;
+    Ok(Response::xml(200, xr::initiate_multipart_upload_result(&bucket, &key, &upload_id)))
+}
+
+fn no_such_upload(upload_id: &str) -> S3Error {
+    err(
+        ErrorCode::NoSuchUpload,
+        "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+    )
+    .with_extra("UploadId", upload_id)
+}
+
+fn upload_id(req: &Request) -> Result<String, S3Error> {
+    let id = req.query("uploadId").unwrap_or("");
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(no_such_upload(id));
+    }
+    Ok(id.to_string())
+}
+
+/// The upload's record (its metadata), on its core.
+async fn upload_meta(shard: Rc<Shard>, record: Vec<u8>) -> Result<Option<ObjectMeta>, S3Error> {
+    let got = shard.store.get(UPLOADS_BUCKET, &record).await.map_err(|e| internal(format!("read upload: {e}")))?;
+    Ok(got.and_then(|o| ObjectMeta::decode(o.meta())))
+}
+
+async fn upload_part(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+    access(shard, req, &bucket, true)?;
+    let upload = upload_id(req)?;
+    let part: u32 =
+        req.query("partNumber").and_then(|p| p.parse().ok()).filter(|p| (1..=PART_NUMBER_MAX).contains(p)).ok_or_else(|| {
+            err(ErrorCode::InvalidArgument, format!("Part number must be an integer between 1 and {PART_NUMBER_MAX}, inclusive"))
+        })?;
+    let owner = shard.owner(&bucket, &key);
+    let record = upload_key(&bucket, &key, &upload);
+    let r = record.clone();
+    if call(shard, owner, move |s: Rc<Shard>| upload_meta(s, r)).await?.is_none() {
+        return Err(no_such_upload(&upload));
+    }
+    let copy = req.header("x-amz-copy-source").is_some();
+    let (extent, md5, checksum) = if copy {
+        let (src_bucket, src_key) = copy_source(req)?;
+        access(shard, req, &src_bucket, false)?;
+        let info = head_info(shard, &src_bucket, &src_key).await?.ok_or_else(|| no_such_key(&src_key))?;
+        copy_preconditions(req, &info.meta)?;
+        let (start, end) = match req.header("x-amz-copy-source-range") {
+            None => (0, info.size),
+            Some(v) => match http::parse_range(v, info.size) {
+                RangeResult::Partial { start, end_inclusive } => (start, end_inclusive + 1),
+                _ => return Err(err(ErrorCode::InvalidRange, "The x-amz-copy-source-range is not satisfiable")),
+            },
+        };
+        let (stored, md5) = copy_data(shard, (&src_bucket, &src_key), &info, start, end, owner).await?;
+        (into_extent(shard, owner, stored).await?, md5, None)
+    } else {
+        let mut body = BodyReader::new(req)?;
+        let session = call(shard, owner, |s: Rc<Shard>| objects::begin_write(s)).await;
+        if let Err(e) = stream_body(shard, conn, &mut body, owner, session, Vec::new()).await {
+            call(shard, owner, move |s: Rc<Shard>| objects::abort_write(s, session)).await;
+            return Err(e);
+        }
+        let extent = call(shard, owner, move |s: Rc<Shard>| objects::finish_write(s, session)).await?;
+        (extent, body.md5_digest.expect("the body ended"), body.checksum_value.clone())
+    };
+    let mut meta = ObjectMeta { etag: hex::encode(md5), modified_ms: req.now_ms, ..Default::default() };
+    if let Some((alg, v)) = &checksum {
+        meta.checksums.push((alg.sdk_name().to_string(), v.clone()));
+    }
+    let etag = meta.etag.clone();
+    let last_modified_ms = meta.modified_ms;
+    let committed = call(shard, owner, move |s: Rc<Shard>| async move {
+        // The upload may have completed or been aborted while the part streamed in.
+        let _lock = s.upload_lock(&record).await;
+        if upload_meta(s.clone(), record.clone()).await?.is_none() {
+            let _ = s.store.drop_chunks(&[extent.id]).await;
+            return Ok(false);
+        }
+        s.store
+            .put_chunked(PARTS_BUCKET, &part_key(&record, part), &meta.encode(), vec![extent], &[], &[])
+            .await
+            .map_err(|e| internal(format!("store part: {e}")))?;
+        Ok::<bool, S3Error>(true)
+    })
+    .await?;
+    if !committed {
+        return Err(no_such_upload(&upload));
+    }
+    if copy {
+        return Ok(Response::xml(200, xr::copy_part_result(&xr::CopyResult { last_modified_ms, etag, ..Default::default() })));
+    }
+    let mut resp = Response::new(200).header("etag", format!("\"{etag}\""));
+    if let Some((alg, v)) = checksum {
+        resp = resp.header(alg.header_name(), v);
+    }
+    Ok(resp)
+}
+
+/// Turns a copied piece into an extent on core `owner` (a small copy is written there too).
+async fn into_extent(shard: &Rc<Shard>, owner: usize, stored: Stored) -> Result<engine::store::Extent, S3Error> {
+    match stored {
+        Stored::Stream(e) => Ok(e),
+        Stored::Small(data) => {
+            let session = call(shard, owner, |s: Rc<Shard>| objects::begin_write(s)).await;
+            call(shard, owner, move |s: Rc<Shard>| objects::write(s, session, data)).await?;
+            call(shard, owner, move |s: Rc<Shard>| objects::finish_write(s, session)).await
+        }
+    }
+}
+
+/// A stored part: its number, metadata, size and extent.
+struct StoredPart {
+    number: u32,
+    meta: ObjectMeta,
+    size: u64,
+    extent: Option<engine::store::Extent>,
+}
+
+async fn parts_of(shard: &Rc<Shard>, record: &[u8]) -> Result<Vec<StoredPart>, S3Error> {
+    let mut prefix = record.to_vec();
+    prefix.push(0);
+    let listed = shard.store.list(PARTS_BUCKET, &prefix, None, usize::MAX);
+    let mut parts = Vec::with_capacity(listed.len());
+    for l in listed {
+        let number: u32 =
+            std::str::from_utf8(&l.key[prefix.len()..]).ok().and_then(|n| n.parse().ok()).ok_or_else(|| internal("bad part key"))?;
+        let Some(o) = shard.store.get(PARTS_BUCKET, &l.key).await.map_err(|e| internal(format!("read part: {e}")))? else { continue };
+        let meta = ObjectMeta::decode(o.meta()).ok_or_else(|| internal("part metadata does not decode"))?;
+        let extent = o.manifest().and_then(|m| m.extents.first().copied());
+        parts.push(StoredPart { number, meta, size: o.size(), extent });
+    }
+    Ok(parts)
+}
+
+async fn list_parts(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+    access(shard, req, &bucket, false)?;
+    let upload = upload_id(req)?;
+    let max_parts: u32 = req.query("max-parts").and_then(|m| m.parse().ok()).unwrap_or(1000).min(1000);
+    let marker: u32 = req.query("part-number-marker").and_then(|m| m.parse().ok()).unwrap_or(0);
+    let record = upload_key(&bucket, &key, &upload);
+    let listed = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| async move {
+        let Some(meta) = upload_meta(s.clone(), record.clone()).await? else { return Ok(None) };
+        let parts = parts_of(&s, &record).await?;
+        Ok::<_, S3Error>(Some((meta, parts.into_iter().map(|p| (p.number, p.meta, p.size)).collect::<Vec<_>>())))
+    })
+    .await?;
+    let Some((meta, parts)) = listed else { return Err(no_such_upload(&upload)) };
+    let after: Vec<_> = parts.into_iter().filter(|(n, _, _)| *n > marker).collect();
+    let is_truncated = after.len() > max_parts as usize;
+    let page: Vec<xr::PartEntry> = after
+        .into_iter()
+        .take(max_parts as usize)
+        .map(|(n, m, size)| xr::PartEntry {
+            part_number: n,
+            last_modified_ms: m.modified_ms,
+            etag: m.etag.clone(),
+            size_bytes: size,
+            checksums: checksums_of(&m),
+        })
+        .collect();
+    let owner = xr::Owner { id: meta.owner.clone(), display_name: meta.owner.clone() };
+    let result = xr::ListParts {
+        bucket,
+        key,
+        upload_id: upload,
+        initiator: owner.clone(),
+        owner,
+        storage_class: "STANDARD",
+        part_number_marker: marker,
+        next_part_number_marker: page.last().map_or(0, |p| p.part_number),
+        max_parts,
+        is_truncated,
+        checksum_algorithm: None,
+        checksum_type: None,
+        parts: page,
+    };
+    Ok(Response::xml(200, xr::list_parts(&result)))
+}
+
+fn checksums_of(meta: &ObjectMeta) -> xr::Checksums {
+    let mut c = xr::Checksums::default();
+    for (alg, v) in &meta.checksums {
+        if v.is_empty() {
+            continue;
+        }
+        let slot = match alg.as_str() {
+            "CRC32" => &mut c.crc32,
+            "CRC32C" => &mut c.crc32c,
+            "CRC64NVME" => &mut c.crc64nvme,
+            "SHA1" => &mut c.sha1,
+            "SHA256" => &mut c.sha256,
+            _ => continue,
+        };
+        *slot = Some(v.clone());
+    }
+    c
+}
+
+async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+    access(shard, req, &bucket, true)?;
+    let upload = upload_id(req)?;
+    let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
+    let wanted = xml::parse_complete_multipart(&body).map_err(S3Error::from)?;
+    if wanted.is_empty() {
+        return Err(err(ErrorCode::MalformedXML, "You must specify at least one part"));
+    }
+    for pair in wanted.windows(2) {
+        if pair[1].part_number <= pair[0].part_number {
+            return Err(err(
+                ErrorCode::InvalidPartOrder,
+                "The list of parts was not in ascending order. Parts must be ordered by part number.",
+            ));
+        }
+    }
+    let record = upload_key(&bucket, &key, &upload);
+    let (b, k, u, now_ms) = (bucket.clone(), key.clone(), upload.clone(), req.now_ms);
+    let etag = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| async move {
+        let _lock = s.upload_lock(&record).await;
+        let Some(upload_meta) = upload_meta(s.clone(), record.clone()).await? else { return Err(no_such_upload(&u)) };
+        let parts = parts_of(&s, &record).await?;
+        let mut extents = Vec::with_capacity(wanted.len());
+        let mut md5s = Vec::with_capacity(wanted.len());
+        let mut sizes = Vec::with_capacity(wanted.len());
+        for (i, w) in wanted.iter().enumerate() {
+            let invalid = || {
+                err(ErrorCode::InvalidPart, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.")
+                    .with_extra("UploadId", u.clone())
+                    .with_extra("PartNumber", w.part_number.to_string())
+            };
+            let p = parts.iter().find(|p| p.number == w.part_number).ok_or_else(invalid)?;
+            if p.meta.etag != w.etag {
+                return Err(invalid());
+            }
+            if i + 1 < wanted.len() && p.size < PART_BYTES_MIN {
+                return Err(err(ErrorCode::EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size.")
+                    .with_extra("PartNumber", w.part_number.to_string())
+                    .with_extra("ProposedSize", p.size.to_string())
+                    .with_extra("MinSizeAllowed", PART_BYTES_MIN.to_string()));
+            }
+            let md5: [u8; 16] = hex::decode(&p.meta.etag).ok().and_then(|v| v.try_into().ok()).ok_or_else(|| internal("part ETag is not an MD5"))?;
+            md5s.push(md5);
+            sizes.push(p.size);
+            extents.push(p.extent.ok_or_else(|| internal("part without chunks"))?);
+        }
+        let used: Vec<u64> = extents.iter().map(|e| e.id).collect();
+        let release: Vec<u64> = parts.iter().filter_map(|p| p.extent).map(|e| e.id).filter(|id| !used.contains(id)).collect();
+        let etag = multipart_etag(&md5s);
+        let meta = ObjectMeta {
+            etag: etag.clone(),
+            modified_ms: now_ms,
+            checksums: Vec::new(),
+            part_sizes: sizes,
+            ..upload_meta
+        };
+        // The object takes over the parts' chunks; the upload record goes in the same batch, so
+        // the parts never own chunks after the object does.
+        s.store
+            .put_chunked(b.as_bytes(), k.as_bytes(), &meta.encode(), extents, &release, &[(UPLOADS_BUCKET, &record)])
+            .await
+            .map_err(|e| internal(format!("complete upload: {e}")))?;
+        for p in &parts {
+            let _ = s.store.delete_keeping_chunks(PARTS_BUCKET, &part_key(&record, p.number)).await;
+        }
+        Ok(etag)
+    })
+    .await?;
+    let location = format!("http://{}/{bucket}/{key}", shard.config.listen);
+    let result = xr::CompleteMultipartUploadResult { location, bucket, key, etag, checksums: Default::default(), checksum_type: None };
+    Ok(Response::xml(200, xr::complete_multipart_upload_result(&result)))
+}
+
+async fn abort_upload(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+    access(shard, req, &bucket, true)?;
+    let upload = upload_id(req)?;
+    let record = upload_key(&bucket, &key, &upload);
+    let u = upload.clone();
+    call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| async move {
+        let _lock = s.upload_lock(&record).await;
+        if upload_meta(s.clone(), record.clone()).await?.is_none() {
+            return Err(no_such_upload(&u));
+        }
+        abort_on_owner(&s, &record).await
+    })
+    .await?;
+    Ok(Response::new(204))
+}
+
+/// Ends an upload: its record first (then its parts own their chunks no more), then the chunks
+/// and the part records. A crash in between leaves part records with no upload: start-up
+/// removes them and collects their chunks.
+pub async fn abort_on_owner(s: &Rc<Shard>, record: &[u8]) -> Result<(), S3Error> {
+    let parts = parts_of(s, record).await?;
+    s.store.delete(UPLOADS_BUCKET, record).await.map_err(|e| internal(format!("abort upload: {e}")))?;
+    let ids: Vec<u64> = parts.iter().filter_map(|p| p.extent).map(|e| e.id).collect();
+    if !ids.is_empty() {
+        s.store.drop_chunks(&ids).await.map_err(|e| internal(format!("abort upload: {e}")))?;
+    }
+    for p in &parts {
+        let _ = s.store.delete_keeping_chunks(PARTS_BUCKET, &part_key(record, p.number)).await;
+    }
+    Ok(())
+}
+
+async fn list_uploads(shard: &Rc<Shard>, req: &Request, bucket: String) -> Result<Response, S3Error> {
+    access(shard, req, &bucket, false)?;
+    let prefix = req.query("prefix").unwrap_or("").to_string();
+    let max_uploads: u32 = req.query("max-uploads").and_then(|m| m.parse().ok()).unwrap_or(1000).min(1000);
+    let key_marker = req.query("key-marker").unwrap_or("").to_string();
+    let mut all = Vec::new();
+    for core in 0..shard.cores {
+        let (b, p) = (bucket.clone(), prefix.clone());
+        let listed = call(shard, core, move |s: Rc<Shard>| async move {
+            let mut scan = upload_prefix(&b);
+            scan.extend_from_slice(p.as_bytes());
+            let mut out = Vec::new();
+            for l in s.store.list(UPLOADS_BUCKET, &scan, None, usize::MAX) {
+                let rest = &l.key[b.len() + 1..];
+                let Some(at) = rest.iter().rposition(|&c| c == 0) else { continue };
+                let (Ok(key), Ok(id)) = (std::str::from_utf8(&rest[..at]), std::str::from_utf8(&rest[at + 1..])) else { continue };
+                let meta = match s.store.get(UPLOADS_BUCKET, &l.key).await {
+                    Ok(Some(o)) => ObjectMeta::decode(o.meta()).unwrap_or_default(),
+                    _ => continue,
+                };
+                out.push((key.to_string(), id.to_string(), meta.owner, meta.modified_ms));
+            }
+            out
+        })
+        .await;
+        all.extend(listed);
+    }
+    all.sort();
+    let after: Vec<_> = all.into_iter().filter(|(k, ..)| key_marker.is_empty() || *k > key_marker).collect();
+    let is_truncated = after.len() > max_uploads as usize;
+    let uploads: Vec<xr::UploadEntry> = after
+        .into_iter()
+        .take(max_uploads as usize)
+        .map(|(key, upload_id, owner, initiated_ms)| {
+            let o = xr::Owner { id: owner.clone(), display_name: owner };
+            xr::UploadEntry {
+                key,
+                upload_id,
+                initiator: o.clone(),
+                owner: o,
+                storage_class: "STANDARD",
+                initiated_ms,
+                checksum_algorithm: None,
+            }
+        })
+        .collect();
+    let result = xr::ListMultipartUploads {
+        bucket,
+        key_marker,
+        upload_id_marker: req.query("upload-id-marker").unwrap_or("").to_string(),
+        next_key_marker: uploads.last().map(|u| u.key.clone()),
+        next_upload_id_marker: uploads.last().map(|u| u.upload_id.clone()),
+        prefix: Some(prefix),
+        delimiter: None,
+        max_uploads,
+        encoding_type: None,
+        is_truncated,
+        uploads,
+        common_prefixes: Vec::new(),
+    };
+    Ok(Response::xml(200, xr::list_multipart_uploads(&result)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listing: every core lists its share; the pages merge in key order.
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ListKind {
+    V1,
+    V2,
+    Versions,
+}
+
+/// Up to `max` entries after `after`, merged from every core.
+async fn list_merged(
+    shard: &Rc<Shard>,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: Option<String>,
+    max: usize,
+) -> Result<(Vec<Entry>, bool), S3Error> {
+    let mut handles = Vec::with_capacity(shard.cores);
+    for core in 0..shard.cores {
+        let (s, b, p, d, a) = (shard.clone(), bucket.to_string(), prefix.to_string(), delimiter.map(str::to_string), after.clone());
+        handles.push(engine::spawn(async move { call(&s, core, move |c: Rc<Shard>| objects::list(c, b, p, d, a, max, true)).await }));
+    }
+    let mut all = Vec::new();
+    let mut truncated = false;
+    for h in handles {
+        let (entries, t) = h.await?;
+        truncated |= t;
+        all.extend(entries);
+    }
+    all.sort_by(|a, b| a.name().cmp(b.name()));
+    all.dedup_by(|a, b| a.name() == b.name());
+    if all.len() > max {
+        all.truncate(max);
+        truncated = true;
+    }
+    Ok((all, truncated))
+}
+
+/// Where to continue after `name`: past every key under it if it is a common prefix.
+fn after_entry(e: &Entry) -> String {
+    match e {
+        Entry::Key { key, .. } => key.clone(),
+        Entry::Prefix(p) => format!("{p}\u{10FFFF}"),
+    }
+}
+
+async fn list_objects(shard: &Rc<Shard>, req: &Request, bucket: String, kind: ListKind) -> Result<Response, S3Error> {
+    access(shard, req, &bucket, false)?;
+    let prefix = req.query("prefix").unwrap_or("").to_string();
+    let delimiter = req.query("delimiter").filter(|d| !d.is_empty()).map(str::to_string);
+    let max_keys: usize = match req.query("max-keys").or(req.query("max-uploads")) {
+        None => 1000,
+        Some(m) => m
+            .parse::<i64>()
+            .map_err(|_| err(ErrorCode::InvalidArgument, "Provided max-keys not an integer or within integer range"))?
+            .clamp(0, 1000) as usize,
+    };
+    let encoding_type = match req.query("encoding-type") {
+        None => None,
+        Some(v) => Some(
+            xr::EncodingType::from_query(v)
+                .ok_or_else(|| err(ErrorCode::InvalidArgument, "Invalid Encoding Method specified in Request"))?,
+        ),
+    };
+    let token = req.query("continuation-token").map(str::to_string);
+    let start_after = req.query("start-after").map(str::to_string);
+    let marker = match kind {
+        ListKind::V1 => req.query("marker").map(str::to_string),
+        ListKind::Versions => req.query("key-marker").map(str::to_string),
+        ListKind::V2 => match &token {
+            Some(t) => Some(decode_token(t)?),
+            None => start_after.clone(),
+        },
+    };
+    let after = marker.clone().filter(|m| !m.is_empty());
+    let (entries, is_truncated) = if max_keys == 0 {
+        (Vec::new(), false)
+    } else {
+        list_merged(shard, &bucket, &prefix, delimiter.as_deref(), after, max_keys).await?
+    };
+    let next = entries.last().map(after_entry);
+    let mut contents = Vec::new();
+    let mut common_prefixes = Vec::new();
+    let mut versions = Vec::new();
+    let owner = owner_of(req);
+    for e in &entries {
+        match e {
+            Entry::Prefix(p) => common_prefixes.push(p.clone()),
+            Entry::Key { key, size, meta } => {
+                let checksum_algorithm =
+                    meta.checksums.first().and_then(|(a, _)| ChecksumAlgorithm::from_sdk_name(a)).map(|a| a.sdk_name());
+                if kind == ListKind::Versions {
+                    versions.push(xr::VersionListEntry::Version(xr::VersionEntry {
+                        key: key.clone(),
+                        version_id: "null".into(),
+                        is_latest: true,
+                        last_modified_ms: meta.modified_ms,
+                        etag: meta.etag.clone(),
+                        size_bytes: *size,
+                        storage_class: "STANDARD",
+                        owner: owner.clone(),
+                        checksum_algorithm,
+                        checksum_type: None,
+                    }));
+                } else {
+                    contents.push(xr::ObjectEntry {
+                        key: key.clone(),
+                        last_modified_ms: meta.modified_ms,
+                        etag: meta.etag.clone(),
+                        size_bytes: *size,
+                        storage_class: "STANDARD",
+                        owner: (kind == ListKind::V1 || req.query("fetch-owner") == Some("true")).then(|| owner.clone()),
+                        checksum_algorithm,
+                        checksum_type: None,
+                    });
+                }
+            }
+        }
+    }
+    let page = xr::ListPage {
+        bucket: bucket.clone(),
+        prefix: prefix.clone(),
+        delimiter: delimiter.clone(),
+        max_keys: max_keys as u32,
+        encoding_type,
+        is_truncated,
+        contents,
+        common_prefixes: common_prefixes.clone(),
+    };
+    let body = match kind {
+        ListKind::V2 => xr::list_objects_v2(&xr::ListObjectsV2 {
+            page,
+            continuation_token: token,
+            next_continuation_token: is_truncated.then(|| encode_token(next.as_deref().unwrap_or(""))),
+            start_after,
+        }),
+        ListKind::V1 => xr::list_objects_v1(&xr::ListObjectsV1 {
+            page,
+            marker: marker.unwrap_or_default(),
+            next_marker: (is_truncated && delimiter.is_some()).then(|| entries.last().map(|e| e.name().to_string()).unwrap_or_default()),
+        }),
+        ListKind::Versions => xr::list_versions(&xr::ListVersions {
+            bucket,
+            prefix,
+            key_marker: marker.unwrap_or_default(),
+            version_id_marker: req.query("version-id-marker").unwrap_or("").to_string(),
+            next_key_marker: is_truncated.then(|| entries.last().map(|e| e.name().to_string()).unwrap_or_default()),
+            next_version_id_marker: is_truncated.then(|| "null".to_string()),
+            max_keys: max_keys as u32,
+            delimiter,
+            encoding_type,
+            is_truncated,
+            entries: versions,
+            common_prefixes,
+        }),
+    };
+    Ok(Response::xml(200, body))
+}
+
+fn encode_token(after: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(after.as_bytes())
+}
+
+fn decode_token(token: &str) -> Result<String, S3Error> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.as_bytes()).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(
+        || err(ErrorCode::InvalidArgument, "The continuation token provided is incorrect").with_extra("ArgumentName", "continuation-token"),
+    )
+}

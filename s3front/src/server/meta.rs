@@ -1,0 +1,139 @@
+//! What the store keeps beside an object's data: its S3 metadata, encoded compactly as the
+//! record's opaque metadata field (engine/docs/format.md leaves it to us).
+//!
+//! Encoding: a version byte, then fields as `tag (u8) | length (u16 LE) | bytes`; unknown tags
+//! are skipped so fields can be added without breaking stored objects.
+
+/// Encoding version.
+const VERSION: u8 = 1;
+
+const TAG_ETAG: u8 = 1;
+const TAG_MODIFIED_MS: u8 = 2;
+const TAG_CONTENT_TYPE: u8 = 3;
+const TAG_HEADER: u8 = 4;
+const TAG_USER: u8 = 5;
+const TAG_CHECKSUM: u8 = 6;
+const TAG_OWNER: u8 = 7;
+const TAG_PARTS: u8 = 8;
+
+/// Standard headers stored and returned as sent (besides Content-Type).
+pub const STORED_HEADERS: [&str; 5] = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Hex MD5 of the data, or `hex-N` for a multipart object (no quotes).
+    pub etag: String,
+    pub modified_ms: u64,
+    pub content_type: Option<String>,
+    /// Stored standard headers (`STORED_HEADERS`), lowercase names.
+    pub headers: Vec<(String, String)>,
+    /// `x-amz-meta-*` without the prefix, lowercase names.
+    pub user: Vec<(String, String)>,
+    /// (SDK algorithm name, base64 value).
+    pub checksums: Vec<(String, String)>,
+    /// Access key of the writer (multipart uploads: the initiator).
+    pub owner: String,
+    /// For a multipart object: each part's size, for `partNumber` reads and part counts.
+    pub part_sizes: Vec<u64>,
+}
+
+fn put_field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    let len = u16::try_from(bytes.len()).expect("metadata field fits u16 (headers are bounded far below)");
+    out.push(tag);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn put_pair(out: &mut Vec<u8>, tag: u8, name: &str, value: &str) {
+    let mut pair = Vec::with_capacity(2 + name.len() + value.len());
+    pair.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    pair.extend_from_slice(name.as_bytes());
+    pair.extend_from_slice(value.as_bytes());
+    put_field(out, tag, &pair);
+}
+
+fn split_pair(bytes: &[u8]) -> Option<(String, String)> {
+    let n = u16::from_le_bytes([*bytes.first()?, *bytes.get(1)?]) as usize;
+    let rest = bytes.get(2..)?;
+    let (name, value) = (rest.get(..n)?, rest.get(n..)?);
+    Some((String::from_utf8(name.to_vec()).ok()?, String::from_utf8(value.to_vec()).ok()?))
+}
+
+impl ObjectMeta {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![VERSION];
+        put_field(&mut out, TAG_ETAG, self.etag.as_bytes());
+        put_field(&mut out, TAG_MODIFIED_MS, &self.modified_ms.to_le_bytes());
+        if let Some(ct) = &self.content_type {
+            put_field(&mut out, TAG_CONTENT_TYPE, ct.as_bytes());
+        }
+        for (n, v) in &self.headers {
+            put_pair(&mut out, TAG_HEADER, n, v);
+        }
+        for (n, v) in &self.user {
+            put_pair(&mut out, TAG_USER, n, v);
+        }
+        for (n, v) in &self.checksums {
+            put_pair(&mut out, TAG_CHECKSUM, n, v);
+        }
+        put_field(&mut out, TAG_OWNER, self.owner.as_bytes());
+        if !self.part_sizes.is_empty() {
+            let sizes: Vec<u8> = self.part_sizes.iter().flat_map(|s| s.to_le_bytes()).collect();
+            // 10,000 parts need 80,000 bytes: more than one field holds.
+            for piece in sizes.chunks(8 * 8000) {
+                put_field(&mut out, TAG_PARTS, piece);
+            }
+        }
+        out
+    }
+
+    /// Decodes what `encode` wrote; `None` for bytes it did not write (a checksummed record
+    /// holds them, so that means a bug, reported as an internal error).
+    pub fn decode(bytes: &[u8]) -> Option<ObjectMeta> {
+        if bytes.first() != Some(&VERSION) {
+            return None;
+        }
+        let mut m = ObjectMeta::default();
+        let mut at = 1;
+        while at < bytes.len() {
+            let tag = bytes[at];
+            let len = u16::from_le_bytes([*bytes.get(at + 1)?, *bytes.get(at + 2)?]) as usize;
+            let field = bytes.get(at + 3..at + 3 + len)?;
+            at += 3 + len;
+            let text = || String::from_utf8(field.to_vec()).ok();
+            match tag {
+                TAG_ETAG => m.etag = text()?,
+                TAG_MODIFIED_MS => m.modified_ms = u64::from_le_bytes(field.try_into().ok()?),
+                TAG_CONTENT_TYPE => m.content_type = Some(text()?),
+                TAG_HEADER => m.headers.push(split_pair(field)?),
+                TAG_USER => m.user.push(split_pair(field)?),
+                TAG_CHECKSUM => m.checksums.push(split_pair(field)?),
+                TAG_OWNER => m.owner = text()?,
+                TAG_PARTS => m.part_sizes.extend(field.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))),
+                _ => {}
+            }
+        }
+        Some(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let m = ObjectMeta {
+            etag: "0123abcd-3".into(),
+            modified_ms: 1_700_000_000_123,
+            content_type: Some("text/plain".into()),
+            headers: vec![("cache-control".into(), "no-cache".into())],
+            user: vec![("a".into(), "b c".into()), ("empty".into(), String::new())],
+            checksums: vec![("CRC32".into(), "y/Q5Jg==".into())],
+            owner: "AKIA".into(),
+            part_sizes: (0..10_000).collect(),
+        };
+        assert_eq!(ObjectMeta::decode(&m.encode()), Some(m));
+        assert_eq!(ObjectMeta::decode(&[9, 1, 2]), None);
+    }
+}

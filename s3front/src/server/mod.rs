@@ -1,0 +1,316 @@
+//! `corestore serve`: the S3 server on the thread-per-core runtime.
+//!
+//! Every core binds the listening address (SO_REUSEPORT), accepts its own connections, parses
+//! HTTP on its own ring and authenticates. Each object belongs to one core (`engine::route` of
+//! `bucket/key`); the connection's core hands the request to the owner with a cross-core call
+//! ([`rpc::call`]) unless it is the owner itself. Buckets live in core 0's store; every core
+//! keeps a copy of the bucket table, updated by core 0 before a bucket change is acknowledged.
+//!
+//! Invariants: a core touches only its own store; data crosses cores only inside call
+//! messages (moved, never shared); an object write is acknowledged only after the owner's store
+//! made it durable.
+
+mod conn;
+mod handlers;
+pub mod meta;
+mod objects;
+mod rpc;
+pub mod users;
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use engine::LinuxEnv;
+use engine::mesh::MeshEndpoint;
+use engine::store::{Store, StoreConfig};
+
+pub use rpc::Job;
+
+/// The internal bucket of core 0 that holds the bucket table.
+const BUCKETS_BUCKET: &[u8] = b"\0buckets";
+/// Default listening address.
+pub const LISTEN_DEFAULT: &str = "127.0.0.1:9000";
+/// Default region.
+pub const REGION_DEFAULT: &str = "us-east-1";
+
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub data: PathBuf,
+    pub listen: SocketAddr,
+    pub cores: Option<usize>,
+    pub region: String,
+    /// Virtual-hosted-style addressing: requests to `<bucket>.<domain>` name the bucket in the host.
+    pub domains: Vec<String>,
+    /// The root user's keys (`--access-key/--secret-key`); none: generated on first start.
+    pub root: Option<(String, String)>,
+}
+
+/// A bucket, as every core knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketInfo {
+    pub owner: String,
+    pub created_ms: u64,
+    pub public_read: bool,
+}
+
+impl BucketInfo {
+    fn encode(&self) -> Vec<u8> {
+        serde_json::json!({"owner": self.owner, "created_ms": self.created_ms, "public_read": self.public_read}).to_string().into_bytes()
+    }
+
+    fn decode(bytes: &[u8]) -> Option<BucketInfo> {
+        let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        Some(BucketInfo {
+            owner: v.get("owner")?.as_str()?.to_string(),
+            created_ms: v.get("created_ms")?.as_u64()?,
+            public_read: v.get("public_read").and_then(|p| p.as_bool()).unwrap_or(false),
+        })
+    }
+}
+
+/// One core's server state.
+pub struct Shard {
+    pub core: usize,
+    pub cores: usize,
+    pub env: LinuxEnv,
+    pub store: Store<LinuxEnv>,
+    pub mesh: MeshEndpoint<Job>,
+    rpc: rpc::Rpc,
+    pub config: Arc<ServeConfig>,
+    pub buckets: RefCell<BTreeMap<String, BucketInfo>>,
+    pub users: RefCell<users::UserTable>,
+    /// Streams in progress on this core (uploads being chunked, large reads holding chunks).
+    sessions: RefCell<objects::Sessions>,
+    next_request: Cell<u64>,
+    /// Multipart uploads with a commit in progress (part, complete, abort), and who waits.
+    upload_locks: Rc<RefCell<std::collections::HashMap<Vec<u8>, Vec<std::task::Waker>>>>,
+}
+
+/// Held while an upload's state changes; see `Shard::upload_lock`.
+pub struct UploadLock {
+    locks: Rc<RefCell<std::collections::HashMap<Vec<u8>, Vec<std::task::Waker>>>>,
+    key: Vec<u8>,
+}
+
+impl Drop for UploadLock {
+    fn drop(&mut self) {
+        let waiters = self.locks.borrow_mut().remove(&self.key).expect("a held lock is in the table");
+        for w in waiters {
+            w.wake();
+        }
+    }
+}
+
+impl Shard {
+    /// The core that owns `bucket`/`key`.
+    pub fn owner(&self, bucket: &str, key: &str) -> usize {
+        let mut name = Vec::with_capacity(bucket.len() + 1 + key.len());
+        name.extend_from_slice(bucket.as_bytes());
+        name.push(b'/');
+        name.extend_from_slice(key.as_bytes());
+        engine::route(&name, self.cores)
+    }
+
+    /// Serialises the commits of one multipart upload: a part must not land after the upload
+    /// completed (its chunks would then belong to the object and to the part).
+    pub async fn upload_lock(&self, key: &[u8]) -> UploadLock {
+        std::future::poll_fn(|cx| {
+            let mut locks = self.upload_locks.borrow_mut();
+            match locks.get_mut(key) {
+                Some(w) => {
+                    w.push(cx.waker().clone());
+                    std::task::Poll::Pending
+                }
+                None => {
+                    locks.insert(key.to_vec(), Vec::new());
+                    std::task::Poll::Ready(())
+                }
+            }
+        })
+        .await;
+        UploadLock { locks: self.upload_locks.clone(), key: key.to_vec() }
+    }
+
+    /// A request id unique in this process: core, then a per-core count.
+    pub fn request_id(&self) -> String {
+        let n = self.next_request.get();
+        self.next_request.set(n + 1);
+        format!("{:04X}{:012X}", self.core, n)
+    }
+}
+
+/// Wall-clock time for S3 (Last-Modified, SigV4 skew checks). The one place the server reads it.
+#[allow(clippy::disallowed_methods)] // S3 timestamps are wall-clock time by definition
+pub fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The data directory's layout: one store per core. The core count is fixed at the first start
+/// (objects are placed by it); starting with another count is refused.
+fn check_layout(data: &std::path::Path, cores: usize) -> Result<(), String> {
+    std::fs::create_dir_all(data).map_err(|e| format!("create data directory {}: {e}", data.display()))?;
+    let layout = data.join("layout.json");
+    match std::fs::read_to_string(&layout) {
+        Ok(text) => {
+            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", layout.display()))?;
+            let stored = v.get("cores").and_then(|c| c.as_u64()).ok_or_else(|| format!("{}: no core count", layout.display()))?;
+            if stored as usize != cores {
+                return Err(format!(
+                    "{} was created with {stored} cores and objects are placed by that count; start with --cores {stored}",
+                    data.display()
+                ));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let text = serde_json::json!({"cores": cores, "version": 1}).to_string();
+            std::fs::write(&layout, text).map_err(|e| format!("write {}: {e}", layout.display()))?;
+            std::fs::File::open(data).and_then(|d| d.sync_all()).map_err(|e| format!("sync {}: {e}", data.display()))
+        }
+        Err(e) => Err(format!("read {}: {e}", layout.display())),
+    }
+}
+
+/// Makes sure a root user exists; returns its access key.
+fn ensure_root(config: &ServeConfig) -> Result<(String, bool), String> {
+    if let Some((ak, sk)) = &config.root {
+        let existing = users::load(&config.data)?;
+        let same = existing.iter().any(|u| u.root && u.access_key == *ak && u.secret_key == *sk);
+        if !same {
+            let mut others: Vec<users::User> = existing.into_iter().filter(|u| !u.root && u.access_key != *ak).collect();
+            users::validate(ak, sk)?;
+            others.push(users::User { access_key: ak.clone(), secret_key: sk.clone(), root: true });
+            users::save(&config.data, &others)?;
+        }
+        return Ok((ak.clone(), false));
+    }
+    if let Some(root) = users::load(&config.data)?.into_iter().find(|u| u.root) {
+        return Ok((root.access_key, false));
+    }
+    let random = |n: usize| -> Result<String, String> {
+        let mut bytes = vec![0u8; n];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+            .map_err(|e| format!("read /dev/urandom: {e}"))?;
+        Ok(bytes.iter().map(|b| (b'A' + b % 26) as char).collect())
+    };
+    let (ak, sk) = (format!("CS{}", random(18)?), random(40)?);
+    users::upsert(&config.data, users::User { access_key: ak.clone(), secret_key: sk.clone(), root: true })?;
+    println!("corestore: generated root secret key {sk} (kept in {})", users::path(&config.data).display());
+    Ok((ak, true))
+}
+
+/// Runs the server until the process is stopped.
+pub fn serve(config: ServeConfig) -> Result<(), String> {
+    let runtime = match config.cores {
+        Some(n) => engine::RuntimeConfig::cores(n),
+        None => Ok(engine::RuntimeConfig::all_cores()),
+    }
+    .map_err(|e| e.to_string())?;
+    let cores = runtime.cpus.len();
+    check_layout(&config.data, cores)?;
+    let (access_key, _generated) = ensure_root(&config)?;
+    // Bind once here to learn the port (the listen address may say port 0), then every core
+    // binds that port with SO_REUSEPORT.
+    let probe = std::net::TcpListener::bind(config.listen).map_err(|e| format!("listen on {}: {e}", config.listen))?;
+    let listen = probe.local_addr().map_err(|e| format!("listen address: {e}"))?;
+    drop(probe);
+    let config = Arc::new(ServeConfig { listen, ..config });
+    println!("corestore: data directory {}", config.data.display());
+    println!("corestore: {cores} cores, region {}", config.region);
+    println!("corestore: root access key {access_key}");
+    let results = engine::run(runtime, |core: engine::Core<Job>| {
+        let config = config.clone();
+        async move { run_core(core, config).await }
+    })
+    .map_err(|e| e.to_string())?;
+    results.into_iter().collect::<Result<Vec<()>, String>>().map(|_| ())
+}
+
+/// Part records whose upload is gone (completed or aborted before a crash cut the cleanup short)
+/// are deleted; their chunks belong to the completed object or to nobody (collected next).
+async fn remove_stale_parts(shard: &Shard) -> Result<(), String> {
+    for l in shard.store.list(handlers::PARTS_BUCKET, b"", None, usize::MAX) {
+        let Some(at) = l.key.iter().rposition(|&c| c == 0) else { continue };
+        let upload = &l.key[..at];
+        if shard.store.list(handlers::UPLOADS_BUCKET, upload, None, 1).first().is_none_or(|u| &*u.key != upload) {
+            shard
+                .store
+                .delete_keeping_chunks(handlers::PARTS_BUCKET, &l.key)
+                .await
+                .map_err(|e| format!("core {}: remove a stale part: {e}", shard.core))?;
+        }
+    }
+    Ok(())
+}
+
+async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(), String> {
+    use engine::Env;
+    let id = core.env.core();
+    let dir = config.data.join(format!("core-{id:03}"));
+    let (store, _report) =
+        Store::open(core.env.clone(), StoreConfig::new(&dir)).await.map_err(|e| format!("core {id}: open store: {e}"))?;
+    let _checkpointer = store.spawn_checkpointer(256 << 20, std::time::Duration::from_secs(5));
+    let _compactor = store.spawn_compactor(0.5, 64 << 20, std::time::Duration::from_secs(1));
+    let users = users::UserTable::new(config.data.clone())?;
+    let shard = Rc::new(Shard {
+        core: id,
+        cores: core.mesh.cores(),
+        env: core.env.clone(),
+        store,
+        mesh: core.mesh,
+        rpc: rpc::Rpc::default(),
+        config: config.clone(),
+        buckets: RefCell::new(BTreeMap::new()),
+        users: RefCell::new(users),
+        sessions: RefCell::new(objects::Sessions::default()),
+        next_request: Cell::new(0),
+        upload_locks: Rc::new(RefCell::new(std::collections::HashMap::new())),
+    });
+    remove_stale_parts(&shard).await?;
+    // Before serving writes: chunks of uploads a crash interrupted belong to nobody.
+    let below = shard.store.next_chunk_id();
+    shard.store.collect_orphan_chunks(below).await.map_err(|e| format!("core {id}: collect orphan chunks: {e}"))?;
+    if id == 0 {
+        let table: BTreeMap<String, BucketInfo> = shard
+            .store
+            .list(BUCKETS_BUCKET, b"", None, usize::MAX)
+            .into_iter()
+            .filter_map(|l| String::from_utf8(l.key.into()).ok())
+            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, public_read: false }))
+            .collect();
+        let mut loaded = BTreeMap::new();
+        for name in table.keys() {
+            let obj = shard.store.get(BUCKETS_BUCKET, name.as_bytes()).await.map_err(|e| format!("load bucket {name}: {e}"))?;
+            if let Some(info) = obj.and_then(|o| BucketInfo::decode(o.data())) {
+                loaded.insert(name.clone(), info);
+            }
+        }
+        *shard.buckets.borrow_mut() = loaded;
+    }
+    let _jobs = engine::spawn(rpc::serve_jobs(shard.clone()));
+    if id != 0 {
+        let table = rpc::call(&shard, 0, |s: Rc<Shard>| async move { s.buckets.borrow().clone() }).await;
+        *shard.buckets.borrow_mut() = table;
+    }
+    let listener = net::TcpListener::bind(shard.env.ring(), config.listen, net::LISTEN_BACKLOG_DEFAULT)
+        .map_err(|e| format!("core {id}: listen on {}: {e}", config.listen))?;
+    if id == 0 {
+        println!("corestore: listening on http://{}", config.listen);
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => drop(engine::spawn(conn::serve_connection(shard.clone(), stream, peer))),
+            Err(e) => {
+                eprintln!("corestore: core {id}: accept: {e}");
+                engine::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Object operations as they run on the owning core: the far side of the cross-core calls.
+//! Everything here takes and returns owned, `Send` values (they travel in mesh messages).
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use engine::LinuxEnv;
+use engine::store::{ChunkPin, ChunkWriter, Extent, Manifest, StoreError};
+
+use super::Shard;
+use super::meta::ObjectMeta;
+use crate::error::{ErrorCode, S3Error};
+
+/// Streams in progress on a core. Each has an id the connection's core names in later calls.
+#[derive(Default)]
+pub struct Sessions {
+    next: u64,
+    writes: HashMap<u64, ChunkWriter<LinuxEnv>>,
+    reads: HashMap<u64, ChunkPin>,
+}
+
+impl Sessions {
+    fn id(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+}
+
+/// A stored object's description.
+#[derive(Clone, Debug)]
+pub struct Info {
+    pub meta: ObjectMeta,
+    pub size: u64,
+    /// For a large object: its manifest (the chunks to read).
+    pub manifest: Option<Manifest>,
+}
+
+pub fn internal(what: impl std::fmt::Display) -> S3Error {
+    S3Error::new(ErrorCode::InternalError, format!("We encountered an internal error: {what}"))
+}
+
+fn store_error(op: &str, e: StoreError) -> S3Error {
+    match e.errno() {
+        Some(libc::ENOSPC) => S3Error::new(ErrorCode::ServiceUnavailable, format!("{op}: the disk is full")),
+        Some(libc::EROFS) => S3Error::new(ErrorCode::ServiceUnavailable, format!("{op}: the disk is read-only")),
+        _ => internal(format!("{op}: {e}")),
+    }
+}
+
+fn decode_meta(bytes: &[u8]) -> Result<ObjectMeta, S3Error> {
+    ObjectMeta::decode(bytes).ok_or_else(|| internal("stored metadata does not decode"))
+}
+
+/// Describes `bucket`/`key` (metadata, size), or `None`.
+pub async fn head(shard: Rc<Shard>, bucket: String, key: String) -> Result<Option<Info>, S3Error> {
+    let Some(o) = shard.store.get(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| store_error("head", e))? else {
+        return Ok(None);
+    };
+    let meta = decode_meta(o.meta())?;
+    Ok(Some(Info { meta, size: o.size(), manifest: o.manifest() }))
+}
+
+/// Reads `bucket`/`key` whole if it is small, or describes it if large (read its chunks with
+/// `open_read`/`read_chunk`).
+pub async fn get_small(shard: Rc<Shard>, bucket: String, key: String) -> Result<Option<(Info, Option<Vec<u8>>)>, S3Error> {
+    let Some(o) = shard.store.get(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| store_error("get", e))? else {
+        return Ok(None);
+    };
+    let meta = decode_meta(o.meta())?;
+    let manifest = o.manifest();
+    let data = manifest.is_none().then(|| o.data().to_vec());
+    Ok(Some((Info { meta, size: o.size(), manifest }, data)))
+}
+
+/// Opens a large object for reading: its chunks stay readable until `close_read`, even if it
+/// is replaced meanwhile. `None` if it is missing or not large.
+pub async fn open_read(shard: Rc<Shard>, bucket: String, key: String) -> Result<Option<(Info, u64)>, S3Error> {
+    let Some(mut o) = shard.store.get(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| store_error("get", e))? else {
+        return Ok(None);
+    };
+    let meta = decode_meta(o.meta())?;
+    let Some(manifest) = o.manifest() else { return Ok(None) };
+    let pin = o.take_pin().expect("a large object read holds its chunks");
+    let mut sessions = shard.sessions.borrow_mut();
+    let id = sessions.id();
+    sessions.reads.insert(id, pin);
+    Ok(Some((Info { meta, size: manifest.size, manifest: Some(manifest) }, id)))
+}
+
+pub async fn close_read(shard: Rc<Shard>, session: u64) {
+    shard.sessions.borrow_mut().reads.remove(&session);
+}
+
+/// Bytes `[skip, skip + len)` of chunk `n` of `id`.
+pub async fn read_chunk(shard: Rc<Shard>, id: u64, n: u32, skip: u64, len: u64) -> Result<Vec<u8>, S3Error> {
+    let chunk = shard.store.read_chunk(id, n).await.map_err(|e| store_error("read chunk", e))?;
+    let data = chunk.data();
+    let end = (skip + len) as usize;
+    if end > data.len() {
+        return Err(internal(format!("chunk {n} of {id} holds {} bytes, the manifest needs {end}", data.len())));
+    }
+    Ok(data[skip as usize..end].to_vec())
+}
+
+/// Stores a small object (the data fits one record).
+pub async fn put_small(shard: Rc<Shard>, bucket: String, key: String, meta: ObjectMeta, data: Vec<u8>) -> Result<(), S3Error> {
+    shard.store.put(bucket.as_bytes(), key.as_bytes(), &meta.encode(), &data).await.map_err(|e| store_error("put", e))?;
+    Ok(())
+}
+
+/// Deletes `bucket`/`key`; true if it existed.
+pub async fn delete(shard: Rc<Shard>, bucket: String, key: String) -> Result<bool, S3Error> {
+    let existed = shard.store.list(bucket.as_bytes(), key.as_bytes(), None, 1).first().is_some_and(|l| &*l.key == key.as_bytes());
+    shard.store.delete(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| store_error("delete", e))?;
+    Ok(existed)
+}
+
+/// Starts an upload stream on this core.
+pub async fn begin_write(shard: Rc<Shard>) -> u64 {
+    let writer = shard.store.chunk_writer();
+    let mut sessions = shard.sessions.borrow_mut();
+    let id = sessions.id();
+    sessions.writes.insert(id, writer);
+    id
+}
+
+/// Appends `data` to upload stream `session`.
+pub async fn write(shard: Rc<Shard>, session: u64, data: Vec<u8>) -> Result<(), S3Error> {
+    let mut writer = shard.sessions.borrow_mut().writes.remove(&session).ok_or_else(|| internal("no such upload stream"))?;
+    let r = writer.write(&data).await;
+    shard.sessions.borrow_mut().writes.insert(session, writer);
+    r.map_err(|e| store_error("write chunk", e))
+}
+
+/// Ends upload stream `session`: its chunks are durable; returns the extent to commit.
+pub async fn finish_write(shard: Rc<Shard>, session: u64) -> Result<Extent, S3Error> {
+    let writer = shard.sessions.borrow_mut().writes.remove(&session).ok_or_else(|| internal("no such upload stream"))?;
+    writer.finish().await.map_err(|e| store_error("write chunks", e))
+}
+
+/// Drops upload stream `session` and what it wrote.
+pub async fn abort_write(shard: Rc<Shard>, session: u64) {
+    let writer = shard.sessions.borrow_mut().writes.remove(&session);
+    if let Some(w) = writer {
+        let _ = w.abort().await;
+    }
+}
+
+/// Commits a large object from extents written on this core.
+pub async fn put_large(
+    shard: Rc<Shard>,
+    bucket: String,
+    key: String,
+    meta: ObjectMeta,
+    extents: Vec<Extent>,
+    release: Vec<u64>,
+) -> Result<(), S3Error> {
+    shard
+        .store
+        .put_chunked(bucket.as_bytes(), key.as_bytes(), &meta.encode(), extents, &release, &[])
+        .await
+        .map_err(|e| store_error("put", e))?;
+    Ok(())
+}
+
+/// One listing entry from a core: a key with its size and metadata, or a common prefix.
+#[derive(Clone, Debug)]
+pub enum Entry {
+    Key { key: String, size: u64, meta: ObjectMeta },
+    Prefix(String),
+}
+
+impl Entry {
+    pub fn name(&self) -> &str {
+        match self {
+            Entry::Key { key, .. } => key,
+            Entry::Prefix(p) => p,
+        }
+    }
+}
+
+/// Up to `limit` entries of `bucket` after `after`, with keys under `prefix` rolled up at
+/// `delimiter` into common prefixes, in order. With `with_meta`, each key's metadata is read
+/// (ETag, Last-Modified: they live in the record, not the index).
+pub async fn list(
+    shard: Rc<Shard>,
+    bucket: String,
+    prefix: String,
+    delimiter: Option<String>,
+    after: Option<String>,
+    limit: usize,
+    with_meta: bool,
+) -> Result<(Vec<Entry>, bool), S3Error> {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut cursor: Option<Vec<u8>> = after.map(String::into_bytes);
+    let mut truncated = false;
+    'outer: loop {
+        let page = shard.store.list(bucket.as_bytes(), prefix.as_bytes(), cursor.as_deref(), LIST_STEP);
+        if page.is_empty() {
+            break;
+        }
+        for l in &page {
+            if entries.len() == limit {
+                truncated = true;
+                break 'outer;
+            }
+            let Ok(key) = std::str::from_utf8(&l.key) else { continue };
+            let rest = &key[prefix.len()..];
+            if let Some(d) = delimiter.as_deref().filter(|d| !d.is_empty())
+                && let Some(at) = rest.find(d)
+            {
+                let common = format!("{prefix}{}", &rest[..at + d.len()]);
+                // Skip every key under this common prefix: UTF-8 keys never hold byte 0xFF.
+                let mut next = common.clone().into_bytes();
+                next.push(0xFF);
+                entries.push(Entry::Prefix(common));
+                cursor = Some(next);
+                continue 'outer;
+            }
+            entries.push(Entry::Key { key: key.to_string(), size: l.size, meta: ObjectMeta::default() });
+            cursor = Some(l.key.to_vec());
+        }
+        if page.len() < LIST_STEP {
+            break;
+        }
+    }
+    if with_meta {
+        for e in entries.iter_mut() {
+            if let Entry::Key { key, meta, .. } = e
+                && let Some(o) = shard.store.get(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| store_error("list", e))?
+            {
+                *meta = decode_meta(o.meta())?;
+            }
+        }
+    }
+    Ok((entries, truncated))
+}
+
+/// Keys the index lists at a time while rolling up prefixes.
+const LIST_STEP: usize = 256;
+
+/// Whether this core holds any key of `bucket` (user objects or multipart uploads).
+pub async fn bucket_has_keys(shard: Rc<Shard>, bucket: String) -> bool {
+    !shard.store.list(bucket.as_bytes(), b"", None, 1).is_empty()
+        || !shard.store.list(super::handlers::UPLOADS_BUCKET, &super::handlers::upload_prefix(&bucket), None, 1).is_empty()
+}
