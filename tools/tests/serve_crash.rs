@@ -31,7 +31,7 @@ fn unix_now() -> i64 {
 fn start(dir: &Path) -> (Child, u16) {
     let c = creds();
     let mut child = Command::new(env!("CARGO_BIN_EXE_corestore"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--cores", "2", "--data"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--cores", "2", "--segment-mib", "64", "--data"])
         .arg(dir)
         .args(["--access-key", &c.access_key, "--secret-key", &c.secret_key])
         .stdout(Stdio::piped())

@@ -64,7 +64,7 @@ impl Server {
             .arg("serve")
             .arg("--data")
             .arg(&data_dir)
-            .args(["--listen", "127.0.0.1:0", "--cores", "2"])
+            .args(["--listen", "127.0.0.1:0", "--cores", "2", "--segment-mib", "64"])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY, "--region", REGION])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
