@@ -45,6 +45,9 @@ enum Command {
         /// Size of each core's segment files in MiB (preallocated; smaller for tests).
         #[arg(long, default_value_t = 1024, hide = true)]
         segment_mib: u64,
+        /// Multipart uploads neither completed nor aborted after this many hours are aborted.
+        #[arg(long, default_value_t = 168.0)]
+        abandoned_upload_hours: f64,
     },
     /// Administration of a data directory (the server may be running).
     #[command(subcommand)]
@@ -119,10 +122,12 @@ enum Debug {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { data, listen, cores, region, domain, access_key, secret_key, segment_mib } => {
+        Command::Serve { data, listen, cores, region, domain, access_key, secret_key, segment_mib, abandoned_upload_hours } => {
             let root = access_key.zip(secret_key);
             let segment_bytes = segment_mib << 20;
-            let config = s3front::server::ServeConfig { data, listen, cores, region, domains: domain, root, segment_bytes };
+            let abandoned_upload_after = std::time::Duration::from_secs_f64(abandoned_upload_hours.max(0.0) * 3600.0);
+            let config =
+                s3front::server::ServeConfig { data, listen, cores, region, domains: domain, root, segment_bytes, abandoned_upload_after };
             report(s3front::server::serve(config))
         }
         Command::Admin(Admin::User(cmd)) => report(admin_user(cmd)),

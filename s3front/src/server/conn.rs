@@ -18,6 +18,8 @@ use crate::sigv4::{self, Auth, PayloadMode};
 
 /// How long a client may take to send a request head, and between pieces of a body.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an idle keep-alive connection is kept.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest object body accepted in one PUT (S3: 5 GiB).
 pub const OBJECT_BYTES_MAX: u64 = 5 << 30;
@@ -104,6 +106,7 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
 
 /// Serves one request; `Ok(true)` to keep the connection.
 async fn one_request(shard: &Rc<Shard>, conn: &mut Conn) -> Result<bool, ()> {
+    let mut started = (!conn.buf.is_empty()).then(engine::time::now);
     let head = loop {
         match http::parse_head(conn.buf.filled()) {
             Ok(Some((head, used))) => {
@@ -111,10 +114,24 @@ async fn one_request(shard: &Rc<Shard>, conn: &mut Conn) -> Result<bool, ()> {
                 break head;
             }
             Ok(None) => {
-                let n = conn.stream.recv_timeout(&mut conn.buf, HEAD_TIMEOUT).await.map_err(|_| ())?;
+                // An idle keep-alive connection may wait for its next request; once a request
+                // has begun, its whole head must arrive within HEAD_TIMEOUT (slow-loris).
+                let limit = match started {
+                    None => IDLE_TIMEOUT,
+                    Some(t) => {
+                        let now = engine::time::now();
+                        let deadline = t.saturating_add(HEAD_TIMEOUT);
+                        if now >= deadline {
+                            return Err(());
+                        }
+                        deadline.saturating_duration_since(now)
+                    }
+                };
+                let n = conn.stream.recv_timeout(&mut conn.buf, limit).await.map_err(|_| ())?;
                 if n == 0 {
                     return Err(());
                 }
+                started.get_or_insert_with(engine::time::now);
             }
             Err(e) => {
                 let id = shard.request_id();

@@ -49,6 +49,36 @@ pub struct ServeConfig {
     pub root: Option<(String, String)>,
     /// Size of each core's segment files (preallocated).
     pub segment_bytes: u64,
+    /// Multipart uploads not completed or aborted within this long are aborted (space reclaimed).
+    pub abandoned_upload_after: std::time::Duration,
+}
+
+/// How often each core looks for abandoned multipart uploads.
+const ABANDONED_UPLOAD_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Aborts this core's multipart uploads older than `after`, every check interval, until stopped.
+async fn reap_abandoned_uploads(shard: Rc<Shard>, after: std::time::Duration) {
+    loop {
+        engine::sleep(ABANDONED_UPLOAD_CHECK_INTERVAL.min(after)).await;
+        let now_ms = unix_now_ms();
+        for l in shard.store.list(handlers::UPLOADS_BUCKET, b"", None, usize::MAX) {
+            let started_ms = match shard.store.get(handlers::UPLOADS_BUCKET, &l.key).await {
+                Ok(Some(o)) => meta::ObjectMeta::decode(o.meta()).map_or(0, |m| m.modified_ms),
+                _ => continue,
+            };
+            if now_ms.saturating_sub(started_ms) < after.as_millis() as u64 {
+                continue;
+            }
+            let _lock = shard.upload_lock(&l.key).await;
+            // Completed or aborted meanwhile: nothing to do.
+            if shard.store.list(handlers::UPLOADS_BUCKET, &l.key, None, 1).first().is_none_or(|u| u.key != l.key) {
+                continue;
+            }
+            if let Err(e) = handlers::abort_on_owner(&shard, &l.key).await {
+                eprintln!("corestore: core {}: aborting an abandoned upload: {e}", shard.core);
+            }
+        }
+    }
 }
 
 /// Set by SIGTERM or SIGINT: every core stops accepting, checkpoints its store and returns.
@@ -421,6 +451,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
         *shard.buckets.borrow_mut() = loaded;
     }
     let _jobs = engine::spawn(rpc::serve_jobs(shard.clone()));
+    let _reaper = engine::spawn(reap_abandoned_uploads(shard.clone(), config.abandoned_upload_after));
     if id != 0 {
         // Core 0 sends its table as a job that replaces ours when it arrives: jobs from core 0
         // arrive in the order core 0 sent them, so no bucket change can slip between.

@@ -111,31 +111,41 @@ pub fn remove(data: &Path, access_key: &str) -> Result<(), String> {
 pub struct UserTable {
     data: PathBuf,
     users: Vec<User>,
-    mtime: Option<SystemTime>,
+    /// What the file looked like when read: modification time, inode (a rename makes a new
+    /// one), length.
+    version: Option<(SystemTime, u64, u64)>,
     checked: Option<engine::Instant>,
+}
+
+fn file_version(data: &Path) -> Option<(SystemTime, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path(data)).ok()?;
+    Some((m.modified().ok()?, m.ino(), m.len()))
 }
 
 impl UserTable {
     pub fn new(data: PathBuf) -> Result<UserTable, String> {
-        let mut t = UserTable { data, users: Vec::new(), mtime: None, checked: None };
+        let mut t = UserTable { data, users: Vec::new(), version: None, checked: None };
         t.reload()?;
         Ok(t)
     }
 
     fn reload(&mut self) -> Result<(), String> {
-        self.mtime = std::fs::metadata(path(&self.data)).and_then(|m| m.modified()).ok();
+        self.version = file_version(&self.data);
         self.users = load(&self.data)?;
         Ok(())
     }
 
-    /// The secret of `access_key`, re-reading the file if it changed.
+    /// The secret of `access_key`, re-reading the file if it changed: checked at most every
+    /// `RELOAD_CHECK_INTERVAL`, and at once for a key it does not know (a user just added must
+    /// work on every core; a stat per unknown key is cheap).
     pub fn secret(&mut self, access_key: &str) -> Option<String> {
         let now = engine::time::now();
-        let due = self.checked.is_none_or(|c| now >= c.saturating_add(RELOAD_CHECK_INTERVAL));
+        let known = self.users.iter().any(|u| u.access_key == access_key);
+        let due = !known || self.checked.is_none_or(|c| now >= c.saturating_add(RELOAD_CHECK_INTERVAL));
         if due {
             self.checked = Some(now);
-            let mtime = std::fs::metadata(path(&self.data)).and_then(|m| m.modified()).ok();
-            if mtime != self.mtime {
+            if file_version(&self.data) != self.version {
                 // A file half-edited by hand keeps the previous table.
                 let _ = self.reload();
             }
