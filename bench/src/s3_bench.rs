@@ -514,10 +514,12 @@ impl IdleRow {
             "connections": c.asked,
             "corestore_connected": c.connected,
             "corestore_answered": c.answered,
+            "corestore_held": c.held,
             "corestore_shortfall": c.shortfall,
             "corestore_rss_kib_before": c.rss_kib_before,
             "corestore_rss_kib_after": c.rss_kib_after,
             "nginx_answered": n.map(|n| n.answered),
+            "nginx_held": n.map(|n| n.held),
             "nginx_shortfall": n.and_then(|n| n.shortfall.clone()),
             "nginx_rss_kib_before": n.map(|n| n.rss_kib_before),
             "nginx_rss_kib_after": n.map(|n| n.rss_kib_after),
@@ -596,9 +598,10 @@ fn print_summary(rows: &[Row], idle: Option<&IdleRow>) {
         }
         let c = &i.corestore;
         println!(
-            "idle connections: corestore answered {} of {}, {:.1} KiB resident each (goal ≤ 64 KiB){}",
-            c.answered,
+            "idle connections: corestore holds {} of {} and answered {}, {:.1} KiB resident each (goal ≤ 64 KiB){}",
+            c.held,
             c.asked,
+            c.answered,
             c.bytes_per_connection() / 1024.0,
             i.nginx.as_ref().map_or(String::new(), |n| format!(", nginx {:.1} KiB each", n.bytes_per_connection() / 1024.0)),
         );
@@ -607,6 +610,6 @@ fn print_summary(rows: &[Row], idle: Option<&IdleRow>) {
     if min.is_finite() {
         println!("min ratio corestore/nginx: {min:.3}");
     } else {
-        println!("min ratio corestore/nginx: - (nginx skipped)");
+        println!("min ratio corestore/nginx: - (no workload measured against nginx)");
     }
 }

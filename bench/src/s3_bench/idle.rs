@@ -22,6 +22,8 @@ pub struct IdleReport {
     pub asked: usize,
     pub connected: usize,
     pub answered: usize,
+    /// Connections the server holds (its open descriptors grew by this many).
+    pub held: usize,
     pub rss_kib_before: u64,
     pub rss_kib_after: u64,
     /// Why fewer than `asked` connections were answered, if so.
@@ -29,9 +31,9 @@ pub struct IdleReport {
 }
 
 impl IdleReport {
-    /// Server memory growth per answered connection, bytes.
+    /// Server memory growth per connection it holds, bytes.
     pub fn bytes_per_connection(&self) -> f64 {
-        (self.rss_kib_after as f64 - self.rss_kib_before as f64) * 1024.0 / self.answered.max(1) as f64
+        (self.rss_kib_after as f64 - self.rss_kib_before as f64) * 1024.0 / self.held.max(1) as f64
     }
 }
 
@@ -40,6 +42,7 @@ impl IdleReport {
 pub fn measure(server: &Server, n: usize, path: &str, signer: Option<&Signer>, answer_timeout: Duration) -> IdleReport {
     std::thread::sleep(SETTLE);
     let rss_kib_before = server.rss_kib();
+    let fds_before = server.open_fds();
     let mut streams = Vec::with_capacity(n);
     let mut shortfall = None;
     for _ in 0..n {
@@ -68,8 +71,9 @@ pub fn measure(server: &Server, n: usize, path: &str, signer: Option<&Signer>, a
     let answered = read_answers(&mut streams[..sent], &mut shortfall, answer_timeout);
     std::thread::sleep(SETTLE);
     let rss_kib_after = server.rss_kib();
+    let held = server.open_fds().saturating_sub(fds_before);
     drop(streams);
-    IdleReport { asked: n, connected, answered, rss_kib_before, rss_kib_after, shortfall }
+    IdleReport { asked: n, connected, answered, held, rss_kib_before, rss_kib_after, shortfall }
 }
 
 /// Reads one response per stream, all within `timeout`; returns how many were 2xx.

@@ -45,6 +45,11 @@ impl Server {
         pids
     }
 
+    /// Open file descriptors of all its processes (sockets included).
+    pub fn open_fds(&self) -> usize {
+        self.pids().iter().map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).map_or(0, |d| d.count())).sum()
+    }
+
     /// Resident memory of all its processes, KiB.
     pub fn rss_kib(&self) -> u64 {
         self.pids().iter().map(|&p| proc_rss_kib(p)).sum()
