@@ -11,6 +11,7 @@
 //! it was the configured one, so that a stricter caller can refuse with its own error.
 
 mod canonical;
+pub mod client;
 mod error;
 mod parse;
 

@@ -42,6 +42,9 @@ enum Command {
         access_key: Option<String>,
         #[arg(long, env = "CORESTORE_SECRET_KEY", hide_env_values = true, requires = "access_key")]
         secret_key: Option<String>,
+        /// Size of each core's segment files in MiB (preallocated; smaller for tests).
+        #[arg(long, default_value_t = 1024, hide = true)]
+        segment_mib: u64,
     },
     /// Administration of a data directory (the server may be running).
     #[command(subcommand)]
@@ -116,9 +119,10 @@ enum Debug {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { data, listen, cores, region, domain, access_key, secret_key } => {
+        Command::Serve { data, listen, cores, region, domain, access_key, secret_key, segment_mib } => {
             let root = access_key.zip(secret_key);
-            let config = s3front::server::ServeConfig { data, listen, cores, region, domains: domain, root };
+            let segment_bytes = segment_mib << 20;
+            let config = s3front::server::ServeConfig { data, listen, cores, region, domains: domain, root, segment_bytes };
             report(s3front::server::serve(config))
         }
         Command::Admin(Admin::User(cmd)) => report(admin_user(cmd)),

@@ -85,7 +85,7 @@ impl Response {
 pub struct Conn {
     pub stream: TcpStream,
     pub buf: RecvBuf,
-    pub peer: SocketAddr,
+    pub _peer: SocketAddr,
     /// The client sent `Expect: 100-continue` and has not been told to go on yet.
     continue_pending: bool,
     /// The current request's body was not read to its end: the connection must close.
@@ -93,7 +93,7 @@ pub struct Conn {
 }
 
 pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
-    let mut conn = Conn { stream, buf: RecvBuf::with_capacity(RECV_BUF_BYTES), peer, continue_pending: false, body_unread: false };
+    let mut conn = Conn { stream, buf: RecvBuf::with_capacity(RECV_BUF_BYTES), _peer: peer, continue_pending: false, body_unread: false };
     loop {
         match one_request(&shard, &mut conn).await {
             Ok(true) => continue,

@@ -54,8 +54,43 @@ pub async fn handle(shard: &Rc<Shard>, conn: &mut Conn, req: Request) -> Result<
     r.map_err(|e| if e.resource.is_empty() { e.with_resource(resource) } else { e })
 }
 
+/// Subresources S3 defines that we do not implement: answered NotImplemented rather than
+/// mistaken for a plain object or bucket request.
+const UNSUPPORTED_SUBRESOURCES: [&str; 24] = [
+    "tagging",
+    "policy",
+    "policyStatus",
+    "cors",
+    "lifecycle",
+    "website",
+    "logging",
+    "notification",
+    "replication",
+    "encryption",
+    "object-lock",
+    "ownershipControls",
+    "publicAccessBlock",
+    "requestPayment",
+    "accelerate",
+    "analytics",
+    "inventory",
+    "metrics",
+    "intelligent-tiering",
+    "legal-hold",
+    "retention",
+    "torrent",
+    "restore",
+    "select",
+];
+
 async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Option<Response>, S3Error> {
     let method = &req.head.method;
+    if let Some(sub) = UNSUPPORTED_SUBRESOURCES.iter().find(|s| req.has_query(s)) {
+        if let Some(b) = &req.bucket {
+            access(shard, req, b, false)?;
+        }
+        return Err(err(ErrorCode::NotImplemented, format!("the {sub} subresource is not implemented")));
+    }
     let Some(bucket) = req.bucket.clone() else {
         return match method {
             Method::Get => list_buckets(shard, req).map(Some),
@@ -422,6 +457,20 @@ fn preconditions(req: &Request, meta: &ObjectMeta) -> Result<(), S3Error> {
     Ok(())
 }
 
+/// Preconditions of a GET/HEAD: `Ok(Some(304 response))` when not modified (it carries the
+/// ETag and Last-Modified, RFC 9110 §15.4.5), an error when one failed.
+fn check_preconditions(req: &Request, meta: &ObjectMeta) -> Result<Option<Response>, S3Error> {
+    match preconditions(req, meta) {
+        Ok(()) => Ok(None),
+        Err(e) if e.code == ErrorCode::NotModified => Ok(Some(
+            Response::new(304)
+                .header("etag", format!("\"{}\"", meta.etag))
+                .header("last-modified", http::http_date((meta.modified_ms / 1000) as i64)),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
 fn no_such_key(key: &str) -> S3Error {
     err(ErrorCode::NoSuchKey, "The specified key does not exist.").with_extra("Key", key)
 }
@@ -452,7 +501,9 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
         call(shard, owner, move |s: Rc<Shard>| objects::get_small(s, b, k)).await?
     };
     let Some((info, data)) = got else { return Err(no_such_key(&key)) };
-    preconditions(req, &info.meta)?;
+    if let Some(r) = check_preconditions(req, &info.meta)? {
+        return Ok(Some(r));
+    }
     let (start, end, partial) = range_of(req, info.size)?;
     let head = object_response_head(req, &info.meta, info.size, start, end, partial);
     if is_head {
@@ -528,7 +579,9 @@ async fn get_local(
     let Some(mut object) = got else { return Err(no_such_key(key)) };
     let meta = ObjectMeta::decode(object.meta()).ok_or_else(|| internal("stored metadata does not decode"))?;
     let size = object.size();
-    preconditions(req, &meta)?;
+    if let Some(r) = check_preconditions(req, &meta)? {
+        return Ok(Some(r));
+    }
     let (start, end, partial) = range_of(req, size)?;
     send(conn, object_response_head(req, &meta, size, start, end, partial)).await?;
     if is_head || start == end {
@@ -812,10 +865,7 @@ async fn upload_part(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: 
         copy_preconditions(req, &info.meta)?;
         let (start, end) = match req.header("x-amz-copy-source-range") {
             None => (0, info.size),
-            Some(v) => match http::parse_range(v, info.size) {
-                RangeResult::Partial { start, end_inclusive } => (start, end_inclusive + 1),
-                _ => return Err(err(ErrorCode::InvalidRange, "The x-amz-copy-source-range is not satisfiable")),
-            },
+            Some(v) => copy_source_range(v, info.size)?,
         };
         let (stored, md5) = copy_data(shard, (&src_bucket, &src_key), &info, start, end, owner).await?;
         (into_extent(shard, owner, stored).await?, md5, None)
@@ -860,6 +910,22 @@ async fn upload_part(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: 
         resp = resp.header(alg.header_name(), v);
     }
     Ok(resp)
+}
+
+/// `x-amz-copy-source-range: bytes=first-last`, both given and inside the source (S3 refuses
+/// anything else with InvalidArgument, unlike a GET's Range).
+fn copy_source_range(value: &str, size: u64) -> Result<(u64, u64), S3Error> {
+    let bad = || {
+        err(ErrorCode::InvalidArgument, format!("The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy, within an object of {size} bytes"))
+            .with_extra("ArgumentName", "x-amz-copy-source-range")
+            .with_extra("ArgumentValue", value)
+    };
+    let (a, b) = value.strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(bad)?;
+    let (first, last): (u64, u64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+    if first > last || last >= size {
+        return Err(bad());
+    }
+    Ok((first, last + 1))
 }
 
 /// Turns a copied piece into an extent on core `owner` (a small copy is written there too).

@@ -47,6 +47,43 @@ pub struct ServeConfig {
     pub domains: Vec<String>,
     /// The root user's keys (`--access-key/--secret-key`); none: generated on first start.
     pub root: Option<(String, String)>,
+    /// Size of each core's segment files (preallocated).
+    pub segment_bytes: u64,
+}
+
+/// Set by SIGTERM or SIGINT: every core stops accepting, checkpoints its store and returns.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// How often a core looks at `STOP`.
+const STOP_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn install_stop_handler() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGTERM, on_stop_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_stop_signal as *const () as libc::sighandler_t);
+    }
+}
+
+async fn stop_requested() {
+    while !STOP.load(std::sync::atomic::Ordering::SeqCst) {
+        engine::sleep(STOP_CHECK_INTERVAL).await;
+    }
+}
+
+/// The first of two futures to finish (the other is dropped).
+async fn first<A, B>(a: impl Future<Output = A>, b: impl Future<Output = B>) -> Result<A, B> {
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(v) = a.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Ok(v));
+        }
+        b.as_mut().poll(cx).map(Err)
+    })
+    .await
 }
 
 /// A bucket, as every core knows it.
@@ -88,6 +125,10 @@ pub struct Shard {
     next_request: Cell<u64>,
     /// Multipart uploads with a commit in progress (part, complete, abort), and who waits.
     upload_locks: Rc<RefCell<std::collections::HashMap<Vec<u8>, Vec<std::task::Waker>>>>,
+    /// Start-up: this core holds core 0's bucket table; (core 0) cores ready to serve.
+    table_ready: Cell<bool>,
+    cores_ready: Cell<usize>,
+    startup_waker: RefCell<Option<std::task::Waker>>,
 }
 
 /// Held while an upload's state changes; see `Shard::upload_lock`.
@@ -175,6 +216,58 @@ fn check_layout(data: &std::path::Path, cores: usize) -> Result<(), String> {
     }
 }
 
+/// Binds (without listening) a SO_REUSEPORT socket to `addr` and keeps it for the life of the
+/// process: it learns the port when `addr` says port 0, and holds the port so that no other
+/// process can join the reuse group between now and the cores binding it. A socket that does
+/// not listen is never handed connections.
+fn reserve_port(addr: SocketAddr) -> Result<SocketAddr, String> {
+    let fail = |what: &str| format!("reserve {addr}: {what}: {}", std::io::Error::last_os_error());
+    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: plain socket calls on a descriptor we own; the sockaddr buffers outlive the calls.
+    unsafe {
+        let fd = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(fail("socket"));
+        }
+        let one: libc::c_int = 1;
+        for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+            if libc::setsockopt(fd, libc::SOL_SOCKET, opt, (&one as *const libc::c_int).cast(), 4) != 0 {
+                return Err(fail("setsockopt"));
+            }
+        }
+        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
+        let len = match addr {
+            SocketAddr::V4(a) => {
+                let sin = &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>();
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = a.port().to_be();
+                sin.sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) };
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>();
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = a.port().to_be();
+                sin6.sin6_addr = libc::in6_addr { s6_addr: a.ip().octets() };
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
+        };
+        if libc::bind(fd, (&storage as *const libc::sockaddr_storage).cast(), len as libc::socklen_t) != 0 {
+            return Err(fail("bind"));
+        }
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getsockname(fd, (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len) != 0 {
+            return Err(fail("getsockname"));
+        }
+        let port = match addr {
+            SocketAddr::V4(_) => u16::from_be((*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()).sin_port),
+            SocketAddr::V6(_) => u16::from_be((*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()).sin6_port),
+        };
+        // Deliberately never closed: it reserves the port for as long as the server runs.
+        Ok(SocketAddr::new(addr.ip(), port))
+    }
+}
+
 /// Makes sure a root user exists; returns its access key.
 fn ensure_root(config: &ServeConfig) -> Result<(String, bool), String> {
     if let Some((ak, sk)) = &config.root {
@@ -214,11 +307,8 @@ pub fn serve(config: ServeConfig) -> Result<(), String> {
     let cores = runtime.cpus.len();
     check_layout(&config.data, cores)?;
     let (access_key, _generated) = ensure_root(&config)?;
-    // Bind once here to learn the port (the listen address may say port 0), then every core
-    // binds that port with SO_REUSEPORT.
-    let probe = std::net::TcpListener::bind(config.listen).map_err(|e| format!("listen on {}: {e}", config.listen))?;
-    let listen = probe.local_addr().map_err(|e| format!("listen address: {e}"))?;
-    drop(probe);
+    let listen = reserve_port(config.listen)?;
+    install_stop_handler();
     let config = Arc::new(ServeConfig { listen, ..config });
     println!("corestore: data directory {}", config.data.display());
     println!("corestore: {cores} cores, region {}", config.region);
@@ -248,12 +338,47 @@ async fn remove_stale_parts(shard: &Shard) -> Result<(), String> {
     Ok(())
 }
 
+/// On core 0: sends core `to` the bucket table, taken in the same turn as the send so that it
+/// holds every change sent before it and none after.
+async fn send_table(zero: Rc<Shard>, to: usize) {
+    loop {
+        let table = zero.buckets.borrow().clone();
+        let job: Job = Box::new(move |s: Rc<Shard>| {
+            *s.buckets.borrow_mut() = table;
+            s.table_ready.set(true);
+            wake_startup(&s);
+        });
+        match zero.mesh.try_send(to, job) {
+            Ok(()) => return,
+            Err(_) => engine::yield_now().await,
+        }
+    }
+}
+
+fn wake_startup(s: &Shard) {
+    if let Some(w) = s.startup_waker.borrow_mut().take() {
+        w.wake();
+    }
+}
+
+async fn wait_until(shard: &Shard, done: impl Fn(&Shard) -> bool) {
+    std::future::poll_fn(|cx| {
+        if done(shard) {
+            return std::task::Poll::Ready(());
+        }
+        *shard.startup_waker.borrow_mut() = Some(cx.waker().clone());
+        std::task::Poll::Pending
+    })
+    .await
+}
+
 async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(), String> {
     use engine::Env;
     let id = core.env.core();
     let dir = config.data.join(format!("core-{id:03}"));
-    let (store, _report) =
-        Store::open(core.env.clone(), StoreConfig::new(&dir)).await.map_err(|e| format!("core {id}: open store: {e}"))?;
+    let (store, _report) = Store::open(core.env.clone(), StoreConfig { segment_bytes: config.segment_bytes, ..StoreConfig::new(&dir) })
+        .await
+        .map_err(|e| format!("core {id}: open store: {e}"))?;
     let _checkpointer = store.spawn_checkpointer(256 << 20, std::time::Duration::from_secs(5));
     let _compactor = store.spawn_compactor(0.5, 64 << 20, std::time::Duration::from_secs(1));
     let users = users::UserTable::new(config.data.clone())?;
@@ -270,6 +395,9 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
         sessions: RefCell::new(objects::Sessions::default()),
         next_request: Cell::new(0),
         upload_locks: Rc::new(RefCell::new(std::collections::HashMap::new())),
+        table_ready: Cell::new(id == 0),
+        cores_ready: Cell::new(0),
+        startup_waker: RefCell::new(None),
     });
     remove_stale_parts(&shard).await?;
     // Before serving writes: chunks of uploads a crash interrupted belong to nobody.
@@ -294,23 +422,45 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
     }
     let _jobs = engine::spawn(rpc::serve_jobs(shard.clone()));
     if id != 0 {
-        let table = rpc::call(&shard, 0, |s: Rc<Shard>| async move { s.buckets.borrow().clone() }).await;
-        *shard.buckets.borrow_mut() = table;
+        // Core 0 sends its table as a job that replaces ours when it arrives: jobs from core 0
+        // arrive in the order core 0 sent them, so no bucket change can slip between.
+        rpc::post(&shard, 0, Box::new(move |zero: Rc<Shard>| drop(engine::spawn(send_table(zero, id))))).await;
+        wait_until(&shard, |s| s.table_ready.get()).await;
     }
     let listener = net::TcpListener::bind(shard.env.ring(), config.listen, net::LISTEN_BACKLOG_DEFAULT)
         .map_err(|e| format!("core {id}: listen on {}: {e}", config.listen))?;
+    rpc::post(
+        &shard,
+        0,
+        Box::new(|zero: Rc<Shard>| {
+            zero.cores_ready.set(zero.cores_ready.get() + 1);
+            wake_startup(&zero);
+        }),
+    )
+    .await;
     if id == 0 {
+        // Only once every core listens and knows every bucket.
+        wait_until(&shard, |s| s.cores_ready.get() == s.cores).await;
         println!("corestore: listening on http://{}", config.listen);
         use std::io::Write;
         let _ = std::io::stdout().flush();
     }
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => drop(engine::spawn(conn::serve_connection(shard.clone(), stream, peer))),
-            Err(e) => {
+        match first(listener.accept(), stop_requested()).await {
+            Ok(Ok((stream, peer))) => drop(engine::spawn(conn::serve_connection(shard.clone(), stream, peer))),
+            Ok(Err(e)) => {
                 eprintln!("corestore: core {id}: accept: {e}");
                 engine::sleep(std::time::Duration::from_millis(10)).await;
             }
+            Err(()) => break,
         }
     }
+    // Stopping: no new connections; the store finishes its batches and checkpoints its index,
+    // so the next start replays nothing. Requests in flight end with their connections.
+    drop(listener);
+    shard.store.close().await.map_err(|e| format!("core {id}: close store: {e}"))?;
+    if id == 0 {
+        println!("corestore: stopped");
+    }
+    Ok(())
 }

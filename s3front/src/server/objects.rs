@@ -192,6 +192,7 @@ pub async fn list(
     with_meta: bool,
 ) -> Result<(Vec<Entry>, bool), S3Error> {
     let mut entries: Vec<Entry> = Vec::new();
+    let marker = after.clone();
     let mut cursor: Option<Vec<u8>> = after.map(String::into_bytes);
     let mut truncated = false;
     'outer: loop {
@@ -213,7 +214,11 @@ pub async fn list(
                 // Skip every key under this common prefix: UTF-8 keys never hold byte 0xFF.
                 let mut next = common.clone().into_bytes();
                 next.push(0xFF);
-                entries.push(Entry::Prefix(common));
+                // A marker inside or at a common prefix has already passed it (S3 lists a
+                // common prefix only after the marker).
+                if marker.as_deref().is_none_or(|m| common.as_str() > m) {
+                    entries.push(Entry::Prefix(common));
+                }
                 cursor = Some(next);
                 continue 'outer;
             }

@@ -89,6 +89,17 @@ where
     *result.downcast::<R>().expect("a reply carries its call's result type")
 }
 
+/// Sends `job` to run on core `to` as soon as it arrives there, in the order sent.
+pub async fn post(shard: &Shard, to: usize, job: Job) {
+    if to == shard.core {
+        // Run it from this core's job loop's point of view: now.
+        let me = shard.mesh.core();
+        shard.mesh.send(me, job).await;
+        return;
+    }
+    shard.mesh.send(to, job).await;
+}
+
 /// Runs every job other cores send to this one, until the process stops.
 pub async fn serve_jobs(shard: Rc<Shard>) {
     loop {

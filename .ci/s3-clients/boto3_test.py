@@ -1,0 +1,374 @@
+"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, listing, errors.
+
+Run by run.sh, which sets S3_ENDPOINT, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and, when it could
+add one, a second user (S3_SECOND_ACCESS_KEY/S3_SECOND_SECRET_KEY). Each check compares exact
+bytes, keys or error codes. Prints `s3-clients: boto3 N passed, M failed`; exits 1 on a failure.
+"""
+
+import base64
+import hashlib
+import os
+import sys
+import tempfile
+import traceback
+import urllib.error
+import urllib.request
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+ENDPOINT = os.environ["S3_ENDPOINT"]
+MIB = 1 << 20
+BUCKET = "boto3-bucket"
+LIST_BUCKET = "boto3-list"
+WORK = tempfile.mkdtemp()
+
+
+def client(access_key=None, secret_key=None, **config):
+    # Presigned URLs default to SigV2 in boto3 unless signature_version says s3v4.
+    cfg = Config(s3={"addressing_style": "path"}, signature_version="s3v4",
+                 retries={"max_attempts": 1}, **config)
+    kwargs = {}
+    if access_key:
+        kwargs = {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
+    return boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1", config=cfg, **kwargs)
+
+
+s3 = client()
+
+
+def expect_eq(what, actual, expected):
+    if actual != expected:
+        raise AssertionError(f"{what}: expected {expected!r}, got {actual!r}")
+
+
+def expect_error(what, code, status, fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except ClientError as e:
+        expect_eq(f"{what}: error code", e.response["Error"]["Code"], code)
+        expect_eq(f"{what}: HTTP status", e.response["ResponseMetadata"]["HTTPStatusCode"], status)
+        return e
+    raise AssertionError(f"{what}: expected {code}, the call succeeded")
+
+
+def md5_etag(data):
+    return '"%s"' % hashlib.md5(data).hexdigest()
+
+
+def multipart_etag(data, part_size):
+    parts = [data[i:i + part_size] for i in range(0, len(data), part_size)]
+    joined = b"".join(hashlib.md5(p).digest() for p in parts)
+    return '"%s-%d"' % (hashlib.md5(joined).hexdigest(), len(parts))
+
+
+def b64(raw):
+    return base64.b64encode(raw).decode()
+
+
+def crc32_b64(data):
+    return b64(zlib.crc32(data).to_bytes(4, "big"))
+
+
+class SentHeaders:
+    """Records the headers of each request an operation sends (the checksum it chose)."""
+
+    def __init__(self, c, operation):
+        self.headers = []
+        c.meta.events.register(f"before-send.s3.{operation}", self._record)
+
+    def _record(self, request, **_):
+        self.headers.append({k.lower(): v.decode() if isinstance(v, bytes) else v
+                             for k, v in request.headers.items()})
+
+
+# ---- checks -------------------------------------------------------------------------------------
+
+def t_create_bucket():
+    s3.create_bucket(Bucket=BUCKET)
+    names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert BUCKET in names, f"{BUCKET} not in list_buckets: {names}"
+    s3.head_bucket(Bucket=BUCKET)
+
+
+def t_put_get_head_delete():
+    body = os.urandom(100_000)
+    s3.put_object(Bucket=BUCKET, Key="obj/a.bin", Body=body, ContentType="application/x-test",
+                  Metadata={"color": "blue", "n": "42"})
+    got = s3.get_object(Bucket=BUCKET, Key="obj/a.bin")
+    expect_eq("body", got["Body"].read(), body)
+    expect_eq("get ETag", got["ETag"], md5_etag(body))
+    head = s3.head_object(Bucket=BUCKET, Key="obj/a.bin")
+    expect_eq("ContentLength", head["ContentLength"], len(body))
+    expect_eq("ContentType", head["ContentType"], "application/x-test")
+    expect_eq("Metadata", head["Metadata"], {"color": "blue", "n": "42"})
+    expect_eq("head ETag", head["ETag"], md5_etag(body))
+    # An overwrite replaces the bytes and the metadata.
+    s3.put_object(Bucket=BUCKET, Key="obj/a.bin", Body=b"second")
+    got = s3.get_object(Bucket=BUCKET, Key="obj/a.bin")
+    expect_eq("overwritten body", got["Body"].read(), b"second")
+    expect_eq("overwritten Metadata", got["Metadata"], {})
+    # A zero-byte object.
+    s3.put_object(Bucket=BUCKET, Key="obj/empty", Body=b"")
+    expect_eq("empty body", s3.get_object(Bucket=BUCKET, Key="obj/empty")["Body"].read(), b"")
+    s3.delete_object(Bucket=BUCKET, Key="obj/a.bin")
+    s3.delete_object(Bucket=BUCKET, Key="obj/empty")
+    expect_error("head of a deleted key", "404", 404, s3.head_object, Bucket=BUCKET, Key="obj/a.bin")
+    # Deleting a missing key succeeds (204), as S3 does.
+    s3.delete_object(Bucket=BUCKET, Key="obj/never-existed")
+
+
+def t_transfer_30mib():
+    data = os.urandom(30 * MIB)
+    src = os.path.join(WORK, "big.bin")
+    dst = os.path.join(WORK, "big.back")
+    with open(src, "wb") as f:
+        f.write(data)
+    cfg = TransferConfig(multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB, max_concurrency=4)
+    s3.upload_file(src, BUCKET, "big.bin", Config=cfg)
+    head = s3.head_object(Bucket=BUCKET, Key="big.bin")
+    expect_eq("ContentLength", head["ContentLength"], len(data))
+    expect_eq("ETag (4 parts of 8 MiB)", head["ETag"], multipart_etag(data, 8 * MIB))
+    s3.download_file(BUCKET, "big.bin", dst, Config=cfg)  # ranged GETs on 4 threads
+    with open(dst, "rb") as f:
+        back = f.read()
+    expect_eq("downloaded length", len(back), len(data))
+    assert back == data, "downloaded bytes differ"
+
+
+def t_default_crc32():
+    body = b"checksummed by default " * 1000
+    sent = SentHeaders(s3, "PutObject")
+    s3.put_object(Bucket=BUCKET, Key="crc/default", Body=body)
+    h = sent.headers[-1]
+    # boto3 >= 1.36 sends a CRC32 unasked: as a header, or as a trailer of an aws-chunked body.
+    carried = h.get("x-amz-checksum-crc32") or h.get("x-amz-trailer")
+    assert carried, f"boto3 sent no CRC32: {sorted(h)}"
+    if "x-amz-checksum-crc32" in h:
+        expect_eq("sent CRC32", h["x-amz-checksum-crc32"], crc32_b64(body))
+    got = s3.get_object(Bucket=BUCKET, Key="crc/default")
+    expect_eq("body", got["Body"].read(), body)
+
+
+def t_crc32_returned():
+    body = b"checksummed by default " * 1000
+    got = s3.get_object(Bucket=BUCKET, Key="crc/default", ChecksumMode="ENABLED")
+    expect_eq("ChecksumCRC32 of get_object", got.get("ChecksumCRC32"), crc32_b64(body))
+    got["Body"].read()  # botocore checks the body against it
+    head = s3.head_object(Bucket=BUCKET, Key="crc/default", ChecksumMode="ENABLED")
+    expect_eq("ChecksumCRC32 of head_object", head.get("ChecksumCRC32"), crc32_b64(body))
+
+
+def t_wrong_crc32_refused():
+    expect_error("put with a wrong CRC32", "BadDigest", 400, s3.put_object, Bucket=BUCKET,
+                     Key="crc/wrong", Body=b"some bytes", ChecksumCRC32=crc32_b64(b"other bytes"))
+    expect_error("get of the refused key", "NoSuchKey", 404, s3.get_object, Bucket=BUCKET, Key="crc/wrong")
+
+
+def t_sha256():
+    body = os.urandom(200_000)
+    want = b64(hashlib.sha256(body).digest())
+    put = s3.put_object(Bucket=BUCKET, Key="sha/obj", Body=body, ChecksumAlgorithm="SHA256")
+    expect_eq("put ChecksumSHA256", put.get("ChecksumSHA256"), want)
+    got = s3.get_object(Bucket=BUCKET, Key="sha/obj", ChecksumMode="ENABLED")
+    expect_eq("get ChecksumSHA256", got.get("ChecksumSHA256"), want)
+    expect_eq("body", got["Body"].read(), body)
+
+
+def t_copy_object():
+    body = os.urandom(50_000)
+    s3.put_object(Bucket=BUCKET, Key="copy/src", Body=body, ContentType="image/png", Metadata={"k": "v"})
+    out = s3.copy_object(Bucket=BUCKET, Key="copy/dst", CopySource={"Bucket": BUCKET, "Key": "copy/src"})
+    expect_eq("CopyObjectResult ETag", out["CopyObjectResult"]["ETag"], md5_etag(body))
+    got = s3.get_object(Bucket=BUCKET, Key="copy/dst")
+    expect_eq("copied body", got["Body"].read(), body)
+    expect_eq("copied Metadata", got["Metadata"], {"k": "v"})
+    expect_eq("copied ContentType", got["ContentType"], "image/png")
+    s3.copy_object(Bucket=BUCKET, Key="copy/dst2", CopySource={"Bucket": BUCKET, "Key": "copy/src"},
+                   MetadataDirective="REPLACE", Metadata={"new": "yes"}, ContentType="text/plain")
+    head = s3.head_object(Bucket=BUCKET, Key="copy/dst2")
+    expect_eq("replaced Metadata", head["Metadata"], {"new": "yes"})
+    expect_eq("replaced ContentType", head["ContentType"], "text/plain")
+    # The source is unchanged.
+    expect_eq("source body", s3.get_object(Bucket=BUCKET, Key="copy/src")["Body"].read(), body)
+
+
+def list_keys():
+    # Numbers without padding, so byte order differs from numeric order; a few non-ASCII keys
+    # (byte order of UTF-8 is code point order) and keys that sort around "/".
+    keys = [f"k/{i}" for i in range(1490)]
+    keys += ["k/é", "k/日本", "k/Z", "k/a b", "k/a+b", "k/a-b", "k/a/", "k/a/b", "k/a0", "k/~"]
+    return keys
+
+
+def t_list_paginator():
+    s3.create_bucket(Bucket=LIST_BUCKET)
+    keys = list_keys()
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: s3.put_object(Bucket=LIST_BUCKET, Key=k, Body=k.encode()), keys))
+    want = sorted(keys, key=lambda k: k.encode())
+    paginator = s3.get_paginator("list_objects_v2")
+    for page_size, pages_want in ((1000, 2), (100, 15), (7, 215)):
+        pages = list(paginator.paginate(Bucket=LIST_BUCKET, PaginationConfig={"PageSize": page_size}))
+        got = [o["Key"] for p in pages for o in p.get("Contents", [])]
+        expect_eq(f"number of pages of {page_size}", len(pages), pages_want)
+        if got != want:
+            first = next(i for i, (a, b) in enumerate(zip(got + [None] * len(want), want)) if a != b)
+            raise AssertionError(f"pages of {page_size}: {len(got)} keys, first difference at {first}: "
+                                 f"got {got[first:first + 3]}, expected {want[first:first + 3]}")
+        for p in pages[:-1]:
+            expect_eq("KeyCount", p["KeyCount"], page_size)
+            expect_eq("IsTruncated", p["IsTruncated"], True)
+        expect_eq("IsTruncated of the last page", pages[-1]["IsTruncated"], False)
+    sizes = {o["Key"]: o["Size"] for p in paginator.paginate(Bucket=LIST_BUCKET) for o in p["Contents"]}
+    expect_eq("sizes", sizes, {k: len(k.encode()) for k in keys})
+
+
+def t_list_delimiter():
+    out = s3.list_objects_v2(Bucket=LIST_BUCKET, Prefix="k/a", Delimiter="/")
+    expect_eq("CommonPrefixes", [p["Prefix"] for p in out.get("CommonPrefixes", [])], ["k/a/"])
+    expect_eq("Contents", [o["Key"] for o in out.get("Contents", [])], ["k/a b", "k/a+b", "k/a-b", "k/a0"])
+    out = s3.list_objects_v2(Bucket=LIST_BUCKET, StartAfter="k/998", MaxKeys=3)
+    expect_eq("StartAfter k/998", [o["Key"] for o in out["Contents"]], ["k/999", "k/Z", "k/a b"])
+
+
+def t_delete_objects():
+    keys = list_keys()
+    for i in range(0, len(keys), 1000):
+        batch = keys[i:i + 1000]
+        out = s3.delete_objects(Bucket=LIST_BUCKET, Delete={"Objects": [{"Key": k} for k in batch]})
+        expect_eq("Errors", out.get("Errors", []), [])
+        expect_eq("Deleted", sorted(d["Key"] for d in out["Deleted"]), sorted(batch))
+    expect_eq("KeyCount after delete_objects", s3.list_objects_v2(Bucket=LIST_BUCKET)["KeyCount"], 0)
+    # Quiet mode reports only errors.
+    s3.put_object(Bucket=LIST_BUCKET, Key="q", Body=b"q")
+    out = s3.delete_objects(Bucket=LIST_BUCKET, Delete={"Objects": [{"Key": "q"}], "Quiet": True})
+    expect_eq("Deleted in quiet mode", out.get("Deleted", []), [])
+    s3.delete_bucket(Bucket=LIST_BUCKET)
+
+
+def t_presigned():
+    body = os.urandom(10_000)
+    s3.put_object(Bucket=BUCKET, Key="presigned/get me", Body=body)
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "presigned/get me"},
+                                    ExpiresIn=300)
+    with urllib.request.urlopen(url) as r:
+        expect_eq("presigned GET body", r.read(), body)
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": "presigned/put"},
+                                    ExpiresIn=300)
+    req = urllib.request.Request(url, data=b"put through a presigned URL", method="PUT",
+                                 headers={"Content-Type": "application/octet-stream"})
+    with urllib.request.urlopen(req) as r:
+        expect_eq("presigned PUT status", r.status, 200)
+    got = s3.get_object(Bucket=BUCKET, Key="presigned/put")["Body"].read()
+    expect_eq("body put through a presigned URL", got, b"put through a presigned URL")
+    # A tampered URL is refused.
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "presigned/get me"},
+                                    ExpiresIn=300)
+    bad = url.replace("X-Amz-Signature=", "X-Amz-Signature=0")[:len(url)]
+    try:
+        urllib.request.urlopen(bad)
+        raise AssertionError("a tampered presigned URL was served")
+    except urllib.error.HTTPError as e:
+        expect_eq("status of a tampered presigned URL", e.code, 403)
+
+
+def t_error_codes():
+    expect_error("get of a missing key", "NoSuchKey", 404, s3.get_object, Bucket=BUCKET, Key="no/such/key")
+    expect_error("get in a missing bucket", "NoSuchBucket", 404, s3.get_object,
+                 Bucket="no-such-bucket-here", Key="k")
+    expect_error("list of a missing bucket", "NoSuchBucket", 404, s3.list_objects_v2,
+                 Bucket="no-such-bucket-here")
+    expect_error("delete of a non-empty bucket", "BucketNotEmpty", 409, s3.delete_bucket, Bucket=BUCKET)
+    expect_error("head of a missing bucket", "404", 404, s3.head_bucket, Bucket="no-such-bucket-here")
+    expect_error("bucket name with capitals", "InvalidBucketName", 400, s3.create_bucket, Bucket="Bad_Name")
+
+
+def t_list_object_versions():
+    s3.create_bucket(Bucket="boto3-versions")
+    for key, body in (("v/a", b"1"), ("v/b", b"22"), ("v/a", b"333"), ("v/c", b""), ("v/a", b"4444")):
+        s3.put_object(Bucket="boto3-versions", Key=key, Body=body)
+    out = s3.list_object_versions(Bucket="boto3-versions")
+    got = [(v["Key"], v["VersionId"], v["IsLatest"], v["Size"]) for v in out.get("Versions", [])]
+    expect_eq("Versions of an unversioned bucket", got,
+              [("v/a", "null", True, 4), ("v/b", "null", True, 2), ("v/c", "null", True, 0)])
+    expect_eq("DeleteMarkers", out.get("DeleteMarkers", []), [])
+    for key in ("v/a", "v/b", "v/c"):
+        s3.delete_object(Bucket="boto3-versions", Key=key)
+    s3.delete_bucket(Bucket="boto3-versions")
+
+
+def t_second_user():
+    if "S3_SECOND_USER_ERROR" in os.environ:
+        raise AssertionError(os.environ["S3_SECOND_USER_ERROR"])
+    ak, sk = os.environ["S3_SECOND_ACCESS_KEY"], os.environ["S3_SECOND_SECRET_KEY"]
+    second = client(ak, sk)
+    second.create_bucket(Bucket="boto3-second-user")
+    second.put_object(Bucket="boto3-second-user", Key="k", Body=b"second user")
+    expect_eq("body", second.get_object(Bucket="boto3-second-user", Key="k")["Body"].read(), b"second user")
+    second.delete_object(Bucket="boto3-second-user", Key="k")
+    second.delete_bucket(Bucket="boto3-second-user")
+
+
+def t_bad_credentials():
+    wrong_secret = client(os.environ["AWS_ACCESS_KEY_ID"], "not-the-secret-key")
+    expect_error("wrong secret key", "SignatureDoesNotMatch", 403, wrong_secret.list_buckets)
+    unknown = client("AKNOSUCHUSER", "whatever-secret")
+    expect_error("unknown access key", "InvalidAccessKeyId", 403, unknown.list_buckets)
+
+
+def t_cleanup():
+    keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+            for o in p.get("Contents", [])]
+    if keys:
+        s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": k} for k in keys]})
+    s3.delete_bucket(Bucket=BUCKET)
+    names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert BUCKET not in names, f"{BUCKET} still listed"
+    expect_error("get in the deleted bucket", "NoSuchBucket", 404, s3.get_object, Bucket=BUCKET, Key="big.bin")
+
+
+CHECKS = [
+    ("create_bucket, list_buckets, head_bucket", t_create_bucket),
+    ("put/get/head/delete object", t_put_get_head_delete),
+    ("upload_file/download_file 30 MiB (multipart, 4 threads)", t_transfer_30mib),
+    ("default CRC32 checksum accepted", t_default_crc32),
+    ("CRC32 returned with ChecksumMode=ENABLED", t_crc32_returned),
+    ("wrong CRC32 refused (BadDigest)", t_wrong_crc32_refused),
+    ("ChecksumAlgorithm=SHA256 put, get with ChecksumMode", t_sha256),
+    ("copy_object (COPY and REPLACE metadata)", t_copy_object),
+    ("list_objects_v2 paginator, 1500 keys, exact order", t_list_paginator),
+    ("list_objects_v2 Delimiter, StartAfter", t_list_delimiter),
+    ("delete_objects 1500 keys in 2 batches, Quiet", t_delete_objects),
+    ("generate_presigned_url GET/PUT + urllib", t_presigned),
+    ("error codes (NoSuchKey, NoSuchBucket, BucketNotEmpty, ...)", t_error_codes),
+    ("list_object_versions of an unversioned bucket", t_list_object_versions),
+    ("second user (corestore admin user add)", t_second_user),
+    ("wrong secret, unknown access key refused", t_bad_credentials),
+    ("empty and delete the bucket", t_cleanup),
+]
+
+
+def main():
+    passed = failed = 0
+    for name, fn in CHECKS:
+        try:
+            fn()
+            passed += 1
+            print(f"  ok   boto3: {name}", flush=True)
+        except Exception as e:  # every failure, whatever its kind, is a failed check
+            failed += 1
+            print(f"  FAIL boto3: {name}: {type(e).__name__}: {e}", flush=True)
+            tb = traceback.format_exc().strip().splitlines()
+            for line in tb[-8:]:
+                print(f"       | {line}")
+    print(f"s3-clients: boto3 {passed} passed, {failed} failed", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+//! Bucket calls: create, head, list, location, versioning, delete.
+
+use aws_sdk_s3::types::BucketLocationConstraint;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn create_head_list_buckets() {
+    let server = Server::start("create_head_list_buckets");
+    let client = server.client();
+    for name in ["cs-alpha", "cs-beta.with.dots", "cs-gamma-123"] {
+        let output = client.create_bucket().bucket(name).send().await.ok_or_panic(name);
+        assert_eq!(output.location(), Some(format!("/{name}").as_str()), "CreateBucket Location");
+    }
+    client.head_bucket().bucket("cs-alpha").send().await.ok_or_panic("HeadBucket existing");
+    let (status, _) = expect_error(client.head_bucket().bucket("cs-missing").send().await);
+    assert_eq!(status, 404, "HeadBucket of a missing bucket");
+
+    let listing = client.list_buckets().send().await.ok_or_panic("ListBuckets");
+    let names: Vec<&str> = listing.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(names, ["cs-alpha", "cs-beta.with.dots", "cs-gamma-123"], "ListBuckets is sorted by name");
+    for bucket in listing.buckets() {
+        assert!(bucket.creation_date().is_some(), "CreationDate of {:?}", bucket.name());
+    }
+    let owner = listing.owner().expect("ListBuckets has an Owner");
+    assert!(owner.id().is_some_and(|id| !id.is_empty()), "Owner ID: {owner:?}");
+}
+
+#[tokio::test]
+async fn create_bucket_invalid_names() {
+    let server = Server::start("create_bucket_invalid_names");
+    let client = server.client();
+    let too_long = "a".repeat(64);
+    for name in [
+        "ab",                // too short
+        too_long.as_str(),   // too long
+        "UpperCase",         // upper case
+        "under_score",       // underscore
+        "-leading-hyphen",   // must start with a letter or digit
+        "trailing-hyphen-",  // must end with a letter or digit
+        "double..dots",      // adjacent periods
+        "192.168.5.4",       // formatted as an IP address
+        "xn--prefixed",      // reserved prefix
+        "suffixed-s3alias",  // reserved suffix
+    ] {
+        let (status, code) = expect_error(client.create_bucket().bucket(name).send().await);
+        assert_eq!((status, code.as_str()), (400, "InvalidBucketName"), "bucket name {name:?}");
+    }
+    let listing = client.list_buckets().send().await.ok_or_panic("ListBuckets");
+    assert!(listing.buckets().is_empty(), "no invalid bucket was created: {:?}", listing.buckets());
+}
+
+#[tokio::test]
+async fn create_existing_bucket_is_already_owned_by_you() {
+    let server = Server::start("create_existing_bucket");
+    let client = server.client();
+    create_bucket(&client, "cs-twice").await;
+    // us-east-1 is the one region where AWS answers 200 to re-creating your own bucket; every
+    // other region (and S3-compatible stores) answer 409 BucketAlreadyOwnedByYou. The contract
+    // here asks for the error.
+    let (status, code) = expect_error(client.create_bucket().bucket("cs-twice").send().await);
+    assert_eq!((status, code.as_str()), (409, "BucketAlreadyOwnedByYou"));
+}
+
+#[tokio::test]
+async fn bucket_location_and_versioning() {
+    let server = Server::start("bucket_location_and_versioning");
+    let client = server.client();
+    create_bucket(&client, "cs-loc").await;
+    let location = client.get_bucket_location().bucket("cs-loc").send().await.ok_or_panic("GetBucketLocation");
+    // us-east-1 is reported as an empty LocationConstraint.
+    let constraint = location.location_constraint().map(BucketLocationConstraint::as_str).unwrap_or("");
+    assert_eq!(constraint, "", "us-east-1 is an empty LocationConstraint");
+    let versioning = client.get_bucket_versioning().bucket("cs-loc").send().await.ok_or_panic("GetBucketVersioning");
+    assert_eq!(versioning.status(), None, "versioning never enabled");
+    assert_eq!(versioning.mfa_delete(), None);
+
+    let (status, code) = expect_error(client.get_bucket_location().bucket("cs-nope").send().await);
+    assert_eq!((status, code.as_str()), (404, "NoSuchBucket"));
+}
+
+#[tokio::test]
+async fn delete_bucket() {
+    let server = Server::start("delete_bucket");
+    let client = server.client();
+    create_bucket(&client, "cs-del").await;
+    put(&client, "cs-del", "k", b"v").await;
+    let (status, code) = expect_error(client.delete_bucket().bucket("cs-del").send().await);
+    assert_eq!((status, code.as_str()), (409, "BucketNotEmpty"));
+
+    client.delete_object().bucket("cs-del").key("k").send().await.ok_or_panic("DeleteObject");
+    client.delete_bucket().bucket("cs-del").send().await.ok_or_panic("DeleteBucket of an empty bucket");
+    let (status, _) = expect_error(client.head_bucket().bucket("cs-del").send().await);
+    assert_eq!(status, 404, "HeadBucket after DeleteBucket");
+    let listing = client.list_buckets().send().await.ok_or_panic("ListBuckets");
+    assert!(listing.buckets().is_empty(), "{:?}", listing.buckets());
+
+    let (status, code) = expect_error(client.delete_bucket().bucket("cs-del").send().await);
+    assert_eq!((status, code.as_str()), (404, "NoSuchBucket"));
+    // The name is free again.
+    create_bucket(&client, "cs-del").await;
+}

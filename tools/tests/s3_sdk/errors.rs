@@ -1,0 +1,82 @@
+//! Error responses on the wire: the XML body's fields and the request id header.
+
+use std::time::Duration;
+
+use aws_sdk_s3::presigning::PresigningConfig;
+
+use crate::harness::*;
+
+async fn presigned_get(server: &Server, bucket: &str, key: &str) -> RawResponse {
+    let request = server
+        .client()
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(60)).expect("config"))
+        .await
+        .expect("presign");
+    send_presigned(server.port, &request, b"")
+}
+
+#[tokio::test]
+async fn no_such_key_error_body() {
+    let server = Server::start("error_body_no_such_key");
+    create_bucket(&server.client(), "cs-err").await;
+    let response = presigned_get(&server, "cs-err", "missing/key.txt").await;
+    assert_eq!(response.status, 404);
+    assert!(
+        response.header("content-type").is_some_and(|t| t.starts_with("application/xml")),
+        "Content-Type: {:?}",
+        response.header("content-type")
+    );
+    let text = response.body_text();
+    assert!(text.starts_with("<?xml"), "XML declaration: {text}");
+    assert_eq!(xml_element(&text, "Code"), Some("NoSuchKey"), "{text}");
+    assert_eq!(xml_element(&text, "Message"), Some("The specified key does not exist."), "{text}");
+    assert_eq!(xml_element(&text, "Key"), Some("missing/key.txt"), "{text}");
+    assert_eq!(xml_element(&text, "Resource"), Some("/cs-err/missing/key.txt"), "{text}");
+    let request_id = xml_element(&text, "RequestId").expect("RequestId element");
+    assert!(!request_id.is_empty());
+    assert_eq!(response.header("x-amz-request-id"), Some(request_id), "header and body request ids agree");
+}
+
+#[tokio::test]
+async fn no_such_bucket_error_body_and_request_ids() {
+    let server = Server::start("error_body_no_such_bucket");
+    let response = presigned_get(&server, "cs-nobucket", "k").await;
+    assert_eq!(response.status, 404);
+    let text = response.body_text();
+    assert_eq!(xml_element(&text, "Code"), Some("NoSuchBucket"), "{text}");
+    assert_eq!(xml_element(&text, "BucketName"), Some("cs-nobucket"), "{text}");
+    let first_id = xml_element(&text, "RequestId").expect("RequestId").to_string();
+
+    let response = presigned_get(&server, "cs-nobucket", "k").await;
+    let second_id = xml_element(&response.body_text(), "RequestId").expect("RequestId").to_string();
+    assert_ne!(first_id, second_id, "every request has its own id");
+
+    // Successes carry a request id too, and HEAD errors carry it without a body.
+    let client = server.client();
+    create_bucket(&client, "cs-ids").await;
+    put(&client, "cs-ids", "k", b"v").await;
+    let response = presigned_get(&server, "cs-ids", "k").await;
+    assert_eq!(response.status, 200);
+    assert!(response.header("x-amz-request-id").is_some_and(|id| !id.is_empty()));
+    let output = client.head_object().bucket("cs-ids").key("k").send().await.ok_or_panic("HeadObject");
+    use aws_sdk_s3::operation::RequestId;
+    assert!(output.request_id().is_some_and(|id| !id.is_empty()), "HeadObject request id");
+}
+
+#[tokio::test]
+async fn unsupported_call_is_not_implemented_or_handled() {
+    // A call the server does not support must answer an S3 error, not hang or drop the
+    // connection: GetBucketTagging on an existing bucket is NoSuchTagSet on AWS, and an S3
+    // store without tagging answers NotImplemented.
+    let server = Server::start("unsupported_call");
+    let client = server.client();
+    create_bucket(&client, "cs-tags").await;
+    let (status, code) = expect_error(client.get_bucket_tagging().bucket("cs-tags").send().await);
+    assert!(
+        (status, code.as_str()) == (404, "NoSuchTagSet") || (status, code.as_str()) == (501, "NotImplemented"),
+        "GetBucketTagging: {status} {code}"
+    );
+}

@@ -1,0 +1,355 @@
+//! Multipart uploads: create, upload parts, list parts, complete, abort, list uploads, copy parts.
+
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+
+use crate::harness::*;
+
+/// S3's multipart ETag: MD5 of the concatenated binary part MD5s, then `-<part count>`.
+fn multipart_etag(parts: &[&[u8]]) -> String {
+    let mut digests = Vec::new();
+    for part in parts {
+        digests.extend_from_slice(&md5(part));
+    }
+    format!("\"{}-{}\"", hex(&md5(&digests)), parts.len())
+}
+
+async fn create(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
+    let output = client
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .ok_or_panic("CreateMultipartUpload");
+    assert_eq!(output.bucket(), Some(bucket));
+    assert_eq!(output.key(), Some(key));
+    output.upload_id().expect("UploadId").to_string()
+}
+
+async fn upload_part(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    part_number: i32,
+    data: &[u8],
+) -> String {
+    let output = client
+        .upload_part()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .part_number(part_number)
+        .body(body(data))
+        .send()
+        .await
+        .ok_or_panic(&format!("UploadPart {part_number}"));
+    let etag = output.e_tag().expect("UploadPart ETag").to_string();
+    assert_eq!(etag, etag_of(data), "UploadPart ETag is the part's MD5");
+    etag
+}
+
+fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
+    let parts: Vec<CompletedPart> =
+        parts.iter().map(|(number, etag)| CompletedPart::builder().part_number(*number).e_tag(*etag).build()).collect();
+    CompletedMultipartUpload::builder().set_parts(Some(parts)).build()
+}
+
+#[tokio::test]
+async fn upload_list_complete_and_read_back() {
+    let server = Server::start("multipart_complete");
+    let client = server.client();
+    create_bucket(&client, "cs-mpu").await;
+    let output = client
+        .create_multipart_upload()
+        .bucket("cs-mpu")
+        .key("assembled")
+        .content_type("application/x-test")
+        .metadata("stage", "multipart")
+        .send()
+        .await
+        .ok_or_panic("CreateMultipartUpload");
+    let upload_id = output.upload_id().expect("UploadId").to_string();
+    let parts = [pattern(5 * MIB, 11), pattern(5 * MIB, 12), pattern(KIB, 13)];
+    let mut etags = Vec::new();
+    for (index, part) in parts.iter().enumerate() {
+        etags.push(upload_part(&client, "cs-mpu", "assembled", &upload_id, index as i32 + 1, part).await);
+    }
+
+    let listed = client
+        .list_parts()
+        .bucket("cs-mpu")
+        .key("assembled")
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .ok_or_panic("ListParts");
+    assert_eq!(listed.upload_id(), Some(upload_id.as_str()));
+    let numbers: Vec<i32> = listed.parts().iter().filter_map(|p| p.part_number()).collect();
+    assert_eq!(numbers, [1, 2, 3]);
+    for (index, part) in listed.parts().iter().enumerate() {
+        assert_eq!(part.size(), Some(parts[index].len() as i64), "ListParts size of part {}", index + 1);
+        assert_eq!(part.e_tag(), Some(etags[index].as_str()), "ListParts ETag of part {}", index + 1);
+        assert!(part.last_modified().is_some());
+    }
+    assert_eq!(listed.is_truncated(), Some(false));
+
+    // ListParts paginates by part number.
+    let page = client
+        .list_parts()
+        .bucket("cs-mpu")
+        .key("assembled")
+        .upload_id(&upload_id)
+        .max_parts(2)
+        .send()
+        .await
+        .ok_or_panic("ListParts max-parts");
+    assert_eq!(page.parts().len(), 2);
+    assert_eq!(page.is_truncated(), Some(true));
+    assert_eq!(page.next_part_number_marker(), Some("2"));
+
+    let output = client
+        .complete_multipart_upload()
+        .bucket("cs-mpu")
+        .key("assembled")
+        .upload_id(&upload_id)
+        .multipart_upload(completed(&[(1, &etags[0]), (2, &etags[1]), (3, &etags[2])]))
+        .send()
+        .await
+        .ok_or_panic("CompleteMultipartUpload");
+    let expected_etag = multipart_etag(&[&parts[0], &parts[1], &parts[2]]);
+    assert_eq!(output.e_tag(), Some(expected_etag.as_str()), "multipart ETag");
+    assert_eq!(output.bucket(), Some("cs-mpu"));
+    assert_eq!(output.key(), Some("assembled"));
+
+    let whole: Vec<u8> = parts.concat();
+    let get = client.get_object().bucket("cs-mpu").key("assembled").send().await.ok_or_panic("GetObject");
+    assert_eq!(get.content_length(), Some(whole.len() as i64));
+    assert_eq!(get.e_tag(), Some(expected_etag.as_str()));
+    assert_eq!(get.content_type(), Some("application/x-test"), "Content-Type from CreateMultipartUpload");
+    assert_eq!(get.metadata().and_then(|m| m.get("stage")).map(String::as_str), Some("multipart"));
+    assert_same_bytes(&collect(get).await, &whole, "multipart object");
+
+    // A range across the part boundary.
+    let range = format!("bytes={}-{}", 5 * MIB - 4, 5 * MIB + 3);
+    let get = client.get_object().bucket("cs-mpu").key("assembled").range(&range).send().await.ok_or_panic("range");
+    assert_same_bytes(&collect(get).await, &whole[5 * MIB - 4..5 * MIB + 4], "range across parts");
+
+    // The upload is gone once completed.
+    let (status, code) =
+        expect_error(client.list_parts().bucket("cs-mpu").key("assembled").upload_id(&upload_id).send().await);
+    assert_eq!((status, code.as_str()), (404, "NoSuchUpload"));
+    let uploads = client.list_multipart_uploads().bucket("cs-mpu").send().await.ok_or_panic("ListMultipartUploads");
+    assert!(uploads.uploads().is_empty(), "{:?}", uploads.uploads());
+}
+
+#[tokio::test]
+async fn reuploaded_part_replaces_the_first() {
+    let server = Server::start("multipart_reupload");
+    let client = server.client_checksum_when_required();
+    create_bucket(&client, "cs-mpu").await;
+    let upload_id = create(&client, "cs-mpu", "k").await;
+    upload_part(&client, "cs-mpu", "k", &upload_id, 1, &pattern(5 * MIB, 1)).await;
+    let first = pattern(5 * MIB, 2);
+    let last = pattern(100, 3);
+    let etag1 = upload_part(&client, "cs-mpu", "k", &upload_id, 1, &first).await;
+    let etag2 = upload_part(&client, "cs-mpu", "k", &upload_id, 2, &last).await;
+    let listed =
+        client.list_parts().bucket("cs-mpu").key("k").upload_id(&upload_id).send().await.ok_or_panic("ListParts");
+    assert_eq!(listed.parts().len(), 2);
+    assert_eq!(listed.parts()[0].e_tag(), Some(etag1.as_str()));
+    client
+        .complete_multipart_upload()
+        .bucket("cs-mpu")
+        .key("k")
+        .upload_id(&upload_id)
+        .multipart_upload(completed(&[(1, &etag1), (2, &etag2)]))
+        .send()
+        .await
+        .ok_or_panic("CompleteMultipartUpload");
+    assert_same_bytes(&get(&client, "cs-mpu", "k").await, &[first, last].concat(), "re-uploaded part");
+}
+
+#[tokio::test]
+async fn complete_errors() {
+    let server = Server::start("multipart_complete_errors");
+    let client = server.client();
+    create_bucket(&client, "cs-mpu").await;
+    let upload_id = create(&client, "cs-mpu", "k").await;
+    let big = pattern(5 * MIB, 21);
+    let small = pattern(KIB, 22);
+    let etag1 = upload_part(&client, "cs-mpu", "k", &upload_id, 1, &small).await;
+    let etag2 = upload_part(&client, "cs-mpu", "k", &upload_id, 2, &big).await;
+    let etag3 = upload_part(&client, "cs-mpu", "k", &upload_id, 3, &small).await;
+
+    let complete = |parts: CompletedMultipartUpload| {
+        client.complete_multipart_upload().bucket("cs-mpu").key("k").upload_id(&upload_id).multipart_upload(parts).send()
+    };
+    let (status, code) = expect_error(complete(completed(&[(2, &etag2), (1, &etag1)])).await);
+    assert_eq!((status, code.as_str()), (400, "InvalidPartOrder"), "parts out of order");
+    let (status, code) = expect_error(complete(completed(&[(2, "\"0123456789abcdef0123456789abcdef\"")])).await);
+    assert_eq!((status, code.as_str()), (400, "InvalidPart"), "wrong ETag");
+    let (status, code) = expect_error(complete(completed(&[(2, &etag2), (7, &etag3)])).await);
+    assert_eq!((status, code.as_str()), (400, "InvalidPart"), "a part never uploaded");
+    let (status, code) = expect_error(complete(completed(&[(1, &etag1), (2, &etag2)])).await);
+    assert_eq!((status, code.as_str()), (400, "EntityTooSmall"), "1 KiB part 1 that is not the last");
+    let (status, code) = expect_error(complete(CompletedMultipartUpload::builder().build()).await);
+    assert_eq!((status, code.as_str()), (400, "MalformedXML"), "no parts");
+
+    // None of the failures consumed the upload: a valid subset completes (part 1 left out).
+    let output = complete(completed(&[(2, &etag2), (3, &etag3)])).await.ok_or_panic("complete parts 2 and 3");
+    assert_eq!(output.e_tag(), Some(multipart_etag(&[&big, &small]).as_str()));
+    assert_same_bytes(&get(&client, "cs-mpu", "k").await, &[big, small].concat(), "parts 2 and 3");
+
+    let (status, code) = expect_error(
+        client
+            .upload_part()
+            .bucket("cs-mpu")
+            .key("k")
+            .upload_id("no-such-upload-id")
+            .part_number(1)
+            .body(body(b"x"))
+            .send()
+            .await,
+    );
+    assert_eq!((status, code.as_str()), (404, "NoSuchUpload"), "UploadPart to an unknown upload");
+}
+
+#[tokio::test]
+async fn abort_and_list_uploads() {
+    let server = Server::start("multipart_abort_list");
+    let client = server.client();
+    create_bucket(&client, "cs-mpu").await;
+    let first = create(&client, "cs-mpu", "dir/a").await;
+    let second = create(&client, "cs-mpu", "dir/a").await;
+    let third = create(&client, "cs-mpu", "other").await;
+    assert_ne!(first, second, "two uploads to one key have different ids");
+    upload_part(&client, "cs-mpu", "dir/a", &first, 1, &pattern(1000, 1)).await;
+
+    let uploads = client.list_multipart_uploads().bucket("cs-mpu").send().await.ok_or_panic("ListMultipartUploads");
+    let mut listed: Vec<(String, String)> = uploads
+        .uploads()
+        .iter()
+        .map(|u| (u.key().expect("Key").to_string(), u.upload_id().expect("UploadId").to_string()))
+        .collect();
+    let keys: Vec<&str> = listed.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["dir/a", "dir/a", "other"], "uploads sorted by key");
+    listed.sort();
+    let mut expected =
+        vec![("dir/a".to_string(), first.clone()), ("dir/a".to_string(), second.clone()), ("other".to_string(), third)];
+    expected.sort();
+    assert_eq!(listed, expected);
+    for upload in uploads.uploads() {
+        assert!(upload.initiated().is_some(), "Initiated of {upload:?}");
+    }
+    let uploads = client
+        .list_multipart_uploads()
+        .bucket("cs-mpu")
+        .prefix("dir/")
+        .send()
+        .await
+        .ok_or_panic("ListMultipartUploads prefix");
+    assert_eq!(uploads.uploads().len(), 2);
+
+    client
+        .abort_multipart_upload()
+        .bucket("cs-mpu")
+        .key("dir/a")
+        .upload_id(&first)
+        .send()
+        .await
+        .ok_or_panic("AbortMultipartUpload");
+    let (status, code) = expect_error(client.list_parts().bucket("cs-mpu").key("dir/a").upload_id(&first).send().await);
+    assert_eq!((status, code.as_str()), (404, "NoSuchUpload"), "ListParts after abort");
+    let (status, code) = expect_error(
+        client
+            .upload_part()
+            .bucket("cs-mpu")
+            .key("dir/a")
+            .upload_id(&first)
+            .part_number(2)
+            .body(body(b"late"))
+            .send()
+            .await,
+    );
+    assert_eq!((status, code.as_str()), (404, "NoSuchUpload"), "UploadPart after abort");
+    let (status, code) =
+        expect_error(client.abort_multipart_upload().bucket("cs-mpu").key("dir/a").upload_id(&first).send().await);
+    assert_eq!((status, code.as_str()), (404, "NoSuchUpload"), "second abort");
+
+    let uploads = client.list_multipart_uploads().bucket("cs-mpu").send().await.ok_or_panic("ListMultipartUploads");
+    let ids: Vec<&str> = uploads.uploads().iter().filter_map(|u| u.upload_id()).collect();
+    assert!(!ids.contains(&first.as_str()), "aborted upload still listed: {ids:?}");
+    assert!(ids.contains(&second.as_str()));
+    let (status, _) = expect_error(client.head_object().bucket("cs-mpu").key("dir/a").send().await);
+    assert_eq!(status, 404, "no object from an unfinished upload");
+}
+
+#[tokio::test]
+async fn upload_part_copy_with_ranges() {
+    let server = Server::start("multipart_part_copy");
+    let client = server.client();
+    create_bucket(&client, "cs-mpu").await;
+    let source = pattern(12 * MIB, 31);
+    put(&client, "cs-mpu", "source", &source).await;
+    let upload_id = create(&client, "cs-mpu", "target").await;
+
+    let first_range = 0..5 * MIB;
+    let output = client
+        .upload_part_copy()
+        .bucket("cs-mpu")
+        .key("target")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .copy_source("cs-mpu/source")
+        .copy_source_range(format!("bytes=0-{}", 5 * MIB - 1))
+        .send()
+        .await
+        .ok_or_panic("UploadPartCopy with a range");
+    let etag1 = output.copy_part_result().and_then(|r| r.e_tag()).expect("CopyPartResult ETag").to_string();
+    assert_eq!(etag1, etag_of(&source[first_range.clone()]));
+
+    let second_range = 6 * MIB + 3..12 * MIB; // at least 5 MiB: not the last part
+    let output = client
+        .upload_part_copy()
+        .bucket("cs-mpu")
+        .key("target")
+        .upload_id(&upload_id)
+        .part_number(2)
+        .copy_source("cs-mpu/source")
+        .copy_source_range(format!("bytes={}-{}", second_range.start, second_range.end - 1))
+        .send()
+        .await
+        .ok_or_panic("UploadPartCopy tail range");
+    let etag2 = output.copy_part_result().and_then(|r| r.e_tag()).expect("CopyPartResult ETag").to_string();
+    assert_eq!(etag2, etag_of(&source[second_range.clone()]));
+
+    let tail = b"and a regular part".to_vec();
+    let etag3 = upload_part(&client, "cs-mpu", "target", &upload_id, 3, &tail).await;
+    client
+        .complete_multipart_upload()
+        .bucket("cs-mpu")
+        .key("target")
+        .upload_id(&upload_id)
+        .multipart_upload(completed(&[(1, &etag1), (2, &etag2), (3, &etag3)]))
+        .send()
+        .await
+        .ok_or_panic("CompleteMultipartUpload");
+    let expected = [&source[first_range], &source[second_range], &tail[..]].concat();
+    assert_same_bytes(&get(&client, "cs-mpu", "target").await, &expected, "assembled from copied parts");
+
+    let upload_id = create(&client, "cs-mpu", "target2").await;
+    let (status, code) = expect_error(
+        client
+            .upload_part_copy()
+            .bucket("cs-mpu")
+            .key("target2")
+            .upload_id(&upload_id)
+            .part_number(1)
+            .copy_source("cs-mpu/source")
+            .copy_source_range(format!("bytes=0-{}", 12 * MIB))
+            .send()
+            .await,
+    );
+    assert_eq!((status, code.as_str()), (400, "InvalidArgument"), "copy range past the source's end");
+}
