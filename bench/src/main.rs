@@ -4,13 +4,17 @@
 //! `corestore-bench engine`: fio, our engine and glommio on the same preallocated file.
 //! `corestore-bench send`: send, send_zc, sendfile and splice onto a TCP socket.
 //! `corestore-bench store`: the per-core store's puts, gets, index memory and start-up vs fio.
+//! `corestore-bench s3`: `corestore serve` vs nginx on the same objects, through the load
+//! generator (`loadgen`), and the server's memory per idle connection.
 
 #![allow(clippy::disallowed_methods)] // a benchmark measures wall time on purpose
 
 mod engine_run;
 mod fio;
 mod glommio_peer;
+mod loadgen;
 mod machine;
+mod s3_bench;
 mod send;
 mod store_bench;
 mod workload;
@@ -41,6 +45,9 @@ enum Command {
     /// The per-core store: durable puts (group commit) vs write+fdatasync, 4 KiB and 1 MiB gets
     /// vs fio on the store's segment file, index memory per object, start-up time.
     Store(store_bench::StoreArgs),
+    /// `corestore serve` vs nginx on loopback, same load generator: 4 KiB and 1 MiB GET, 4 KiB
+    /// PUT (requests/s, GB/s, p99), and resident memory per idle keep-alive connection.
+    S3(s3_bench::S3Args),
 }
 
 #[derive(clap::Args)]
@@ -82,6 +89,7 @@ fn main() {
         Command::Engine(args) => bench_engine(args),
         Command::Send(args) => send::bench_send(args),
         Command::Store(args) => store_bench::bench_store(args),
+        Command::S3(args) => s3_bench::bench_s3(args),
     };
     if let Err(e) = result {
         eprintln!("corestore-bench: {e}");

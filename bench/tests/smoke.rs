@@ -86,3 +86,40 @@ fn store_benchmark_prints_a_line_per_workload_and_the_min_ratio() {
     let last = stdout.lines().last().expect("output");
     assert!(last.starts_with("min ratio store/fio: "), "last line: {last}");
 }
+
+/// `corestore-bench s3 --quick` starts `corestore serve` (the binary beside corestore-bench:
+/// `cargo build --release -p tools` builds it into the same target directory) and nginx if
+/// installed; corestore's figures are always measured, nginx's columns may say skipped.
+#[test]
+fn s3_benchmark_measures_corestore_and_reports_nginx_or_why_not() {
+    let bench = std::path::Path::new(env!("CARGO_BIN_EXE_corestore-bench"));
+    let corestore = bench.with_file_name("corestore");
+    assert!(corestore.exists(), "{} missing: build it first with `cargo build -p tools` (same profile as this test)", corestore.display());
+    let dir = concat!(env!("CARGO_TARGET_TMPDIR"), "/smoke-s3");
+    let out = Command::new(bench).args(["s3", "--quick", "--dir", dir]).output().expect("running corestore-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "corestore-bench s3 failed:\n{stderr}\n{stdout}");
+    let lines: Vec<serde_json::Value> =
+        stdout.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let names: Vec<&str> = lines.iter().map(|l| l["workload"].as_str().expect("workload")).collect();
+    assert_eq!(names, ["4k-get", "1m-get", "4k-put", "idle-connections"]);
+    let number = |l: &serde_json::Value, key: &str| l[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {l}"));
+    for l in &lines {
+        assert_eq!(l["bench"], "s3");
+        assert!(number(l, "corestore") > 0.0 && number(l, "corestore").is_finite(), "{l}");
+        match l["nginx"].as_f64() {
+            Some(n) => assert!(n > 0.0, "{l}"),
+            None => assert!(l["nginx_skipped"].as_str().is_some_and(|why| !why.is_empty()), "nginx neither measured nor skipped with a reason: {l}"),
+        }
+    }
+    for l in &lines[..3] {
+        for key in ["corestore_requests_per_s", "corestore_bytes_per_s", "corestore_latency_ns_p99"] {
+            assert!(number(l, key) > 0.0, "{key} in {l}");
+        }
+        if let Some(n) = l["nginx"].as_f64() {
+            assert!((number(l, "corestore") / n - number(l, "ratio")).abs() < 1e-9, "ratio is corestore/nginx in {l}");
+        }
+    }
+    assert!(stdout.lines().last().expect("output").starts_with("min ratio corestore/nginx: "));
+}

@@ -1,0 +1,219 @@
+//! HTTP/1.1 on one keep-alive connection: build a request, read its whole response (the head
+//! parsed with httparse, then exactly Content-Length bytes, received and discarded).
+
+use std::time::Duration;
+
+use net::{NetError, RecvBuf, TcpStream};
+
+use super::sign::Signer;
+
+/// Most headers a response may carry.
+const RESPONSE_HEADERS_MAX: usize = 32;
+/// Receive buffer per connection: a response head plus a good piece of a body per receive.
+pub const RECV_BUF_BYTES: usize = 256 << 10;
+/// A server that answers nothing for this long has stalled: the request fails.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What one request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    /// With a body of this many bytes.
+    Put(usize),
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Put(_) => "PUT",
+        }
+    }
+}
+
+/// One request's text (and body) in `out`, which is cleared first; signed when `signer` is given.
+pub fn build_request(out: &mut Vec<u8>, method: Method, path: &str, host: &str, signer: Option<&Signer>, unix_s: i64, body: &[u8]) {
+    out.clear();
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if let Some(signer) = signer {
+        signer.append_headers(out, method.as_str(), path, host, unix_s);
+    }
+    if let Method::Put(len) = method {
+        assert_eq!(len, body.len(), "a PUT of {len} bytes with a body of {}", body.len());
+        out.extend_from_slice(format!("Content-Length: {len}\r\n\r\n").as_bytes());
+        out.extend_from_slice(body);
+    } else {
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// A whole response, its body discarded.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body_bytes: u64,
+    /// The server will close the connection (`Connection: close`).
+    pub close: bool,
+    /// The first bytes of the body, kept for error reports (non-2xx).
+    pub body_start: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub enum ReadError {
+    Net(NetError),
+    /// The server closed the connection before (or amid) a response.
+    Closed,
+    Malformed(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Net(e) => write!(f, "{e}"),
+            ReadError::Closed => write!(f, "the server closed the connection"),
+            ReadError::Malformed(m) => write!(f, "malformed response: {m}"),
+        }
+    }
+}
+
+async fn recv_more(stream: &TcpStream, buf: &mut RecvBuf) -> Result<(), ReadError> {
+    match stream.recv_timeout(buf, RESPONSE_TIMEOUT).await {
+        Ok(0) => Err(ReadError::Closed),
+        Ok(_) => Ok(()),
+        Err(e) => Err(ReadError::Net(e)),
+    }
+}
+
+/// Reads one whole response from `stream`.
+pub async fn read_response(stream: &TcpStream, buf: &mut RecvBuf) -> Result<Response, ReadError> {
+    let (status, content_length, close, head_len) = loop {
+        if let Some(parsed) = parse_head(buf.filled())? {
+            break parsed;
+        }
+        if buf.is_full() {
+            return Err(ReadError::Malformed(format!("response head beyond {} bytes", buf.capacity())));
+        }
+        recv_more(stream, buf).await?;
+    };
+    buf.consume(head_len);
+    // 204 and 304 have no body whatever they say; a GET or PUT response otherwise has one of
+    // Content-Length bytes (the servers measured here always send it).
+    let body_bytes = if status == 204 || status == 304 {
+        0
+    } else {
+        content_length.ok_or_else(|| ReadError::Malformed(format!("status {status} without Content-Length")))?
+    };
+    let mut body_start = Vec::new();
+    let mut left = body_bytes;
+    loop {
+        let take = (buf.len() as u64).min(left) as usize;
+        if !(200..300).contains(&status) && body_start.len() < 1024 {
+            body_start.extend_from_slice(&buf.filled()[..take.min(1024 - body_start.len())]);
+        }
+        buf.consume(take);
+        left -= take as u64;
+        if left == 0 {
+            break;
+        }
+        recv_more(stream, buf).await?;
+    }
+    Ok(Response { status, body_bytes, close, body_start })
+}
+
+/// Sends `request` on a blocking std socket and reads the whole response: (status, body). For
+/// set-up and for the idle-connection test, which run outside the generator's cores.
+pub fn request_blocking(stream: &mut std::net::TcpStream, request: &[u8]) -> Result<(u16, Vec<u8>), String> {
+    use std::io::Write as _;
+    stream.write_all(request).map_err(|e| format!("send: {e}"))?;
+    read_response_blocking(stream)
+}
+
+/// Reads one whole response from a blocking std socket: (status, body).
+pub fn read_response_blocking(stream: &mut std::net::TcpStream) -> Result<(u16, Vec<u8>), String> {
+    use std::io::Read as _;
+    let mut bytes = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 64 << 10];
+    let (status, content_length, _close, head_len) = loop {
+        if let Some(parsed) = parse_head(&bytes).map_err(|e| e.to_string())? {
+            break parsed;
+        }
+        let n = stream.read(&mut chunk).map_err(|e| format!("receive: {e}"))?;
+        if n == 0 {
+            return Err("the server closed the connection".into());
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    };
+    let body_len = if status == 204 || status == 304 { 0 } else { content_length.ok_or("no Content-Length")? as usize };
+    let mut body = bytes.split_off(head_len);
+    while body.len() < body_len {
+        let n = stream.read(&mut chunk).map_err(|e| format!("receive: {e}"))?;
+        if n == 0 {
+            return Err("the server closed the connection amid a body".into());
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    if body.len() > body_len {
+        return Err(format!("{} bytes beyond the body", body.len() - body_len));
+    }
+    Ok((status, body))
+}
+
+/// A response head: (status, Content-Length, Connection: close, head length).
+type Head = (u16, Option<u64>, bool, usize);
+
+/// The response head at the start of `bytes`, or `None` if it is incomplete.
+fn parse_head(bytes: &[u8]) -> Result<Option<Head>, ReadError> {
+    let mut headers = [httparse::EMPTY_HEADER; RESPONSE_HEADERS_MAX];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(bytes) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(ReadError::Malformed(e.to_string())),
+    };
+    let status = response.code.ok_or_else(|| ReadError::Malformed("no status".into()))?;
+    let mut content_length = None;
+    let mut close = response.version == Some(0);
+    for h in response.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let text = std::str::from_utf8(h.value).map_err(|_| ReadError::Malformed("Content-Length not ASCII".into()))?;
+            content_length = Some(text.trim().parse::<u64>().map_err(|_| ReadError::Malformed(format!("Content-Length {text:?}")))?);
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            close = h.value.eq_ignore_ascii_case(b"close");
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(ReadError::Malformed("chunked responses are not read by the generator".into()));
+        }
+    }
+    Ok(Some((status, content_length, close, head_len)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, expected: Option<Head>) {
+        let got = parse_head(input.as_bytes()).ok().flatten();
+        assert_eq!(got, expected, "{input:?}");
+    }
+
+    #[test]
+    fn parses_response_heads() {
+        check("HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n\r\n", Some((200, Some(4096), false, 41)));
+        check("HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n", None);
+        check("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", Some((204, None, true, 46)));
+        check("HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n", Some((200, Some(0), true, 38)));
+    }
+
+    #[test]
+    fn builds_unsigned_requests() {
+        let mut out = Vec::new();
+        build_request(&mut out, Method::Put(3), "/b/k", "h:1", None, 0, b"abc");
+        assert_eq!(out, b"PUT /b/k HTTP/1.1\r\nHost: h:1\r\nContent-Length: 3\r\n\r\nabc");
+        build_request(&mut out, Method::Get, "/b/k", "h:1", None, 0, b"");
+        assert_eq!(out, b"GET /b/k HTTP/1.1\r\nHost: h:1\r\n\r\n");
+    }
+}
