@@ -24,7 +24,7 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest object body accepted in one PUT (S3: 5 GiB).
 pub const OBJECT_BYTES_MAX: u64 = 5 << 30;
 /// Receive buffer per connection.
-pub const RECV_BUF_BYTES: usize = 256 << 10;
+pub const RECV_BUF_BYTES: usize = 64 << 10;
 
 /// A parsed, authenticated request.
 pub struct Request {

@@ -34,6 +34,9 @@ pub use rpc::Job;
 const BUCKETS_BUCKET: &[u8] = b"\0buckets";
 /// Default listening address.
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:9000";
+/// Submission queue entries of each core's ring (completion slots: twice as many): room for
+/// about 30,000 connections and disk operations in flight per core.
+pub const RING_ENTRIES: u32 = 16_384;
 /// Default region.
 pub const REGION_DEFAULT: &str = "us-east-1";
 
@@ -334,6 +337,11 @@ pub fn serve(config: ServeConfig) -> Result<(), String> {
         None => Ok(engine::RuntimeConfig::all_cores()),
     }
     .map_err(|e| e.to_string())?;
+    let mut runtime = runtime;
+    // Every open connection keeps a receive in flight, and each op holds a completion slot
+    // until it completes: the ring must have room for every connection a core may hold idle
+    // (the default 512 slots stalled new requests behind 511 idle connections).
+    runtime.ring.entries = RING_ENTRIES;
     let cores = runtime.cpus.len();
     check_layout(&config.data, cores)?;
     let (access_key, _generated) = ensure_root(&config)?;
