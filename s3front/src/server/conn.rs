@@ -92,10 +92,21 @@ pub struct Conn {
     continue_pending: bool,
     /// The current request's body was not read to its end: the connection must close.
     pub body_unread: bool,
+    /// Large bodies go out with send_zc. Not to loopback peers: there the kernel copies anyway,
+    /// and the send completes only once the peer has read the data (measured: 1 MiB GETs at
+    /// 0.94 GB/s with a 50 ms p99, against 1.80 GB/s and 12 ms with plain sends).
+    pub zero_copy: bool,
 }
 
 pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
-    let mut conn = Conn { stream, buf: RecvBuf::with_capacity(RECV_BUF_BYTES), _peer: peer, continue_pending: false, body_unread: false };
+    let mut conn = Conn {
+        stream,
+        buf: RecvBuf::with_capacity(RECV_BUF_BYTES),
+        _peer: peer,
+        continue_pending: false,
+        body_unread: false,
+        zero_copy: !peer.ip().is_loopback(),
+    };
     loop {
         match one_request(&shard, &mut conn).await {
             Ok(true) => continue,

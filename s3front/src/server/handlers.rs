@@ -26,8 +26,9 @@ pub const PART_NUMBER_MAX: u32 = 10_000;
 pub const PART_BYTES_MIN: u64 = 5 << 20;
 /// Request bodies parsed as XML.
 const XML_REQUEST_BYTES_MAX: usize = xml::XML_BODY_BYTES_MAX;
-/// Sends of at least this size from a registered buffer use send_zc (kernel-notes.md: it loses
-/// below about 64 KiB).
+/// Sends of at least this size from a registered buffer use send_zc, except to loopback peers
+/// (kernel-notes.md: it loses below about 64 KiB, and on loopback the kernel copies anyway and
+/// completes the send only once the reader has consumed it).
 const ZERO_COPY_BYTES_MIN: usize = 64 << 10;
 
 pub fn upload_prefix(bucket: &str) -> Vec<u8> {
@@ -583,22 +584,41 @@ async fn get_local(
         return Ok(Some(r));
     }
     let (start, end, partial) = range_of(req, size)?;
-    send(conn, object_response_head(req, &meta, size, start, end, partial)).await?;
+    let mut head = object_response_head(req, &meta, size, start, end, partial);
     if is_head || start == end {
+        send(conn, head).await?;
         return Ok(None);
     }
     let Some(manifest) = object.manifest() else {
         let (buf, range) = object.into_parts();
         let range = range.start + start as usize..range.start + end as usize;
-        let zero_copy = range.len() >= ZERO_COPY_BYTES_MIN;
+        if range.len() < ZERO_COPY_BYTES_MIN {
+            // One send for head and body: a copy of a few KiB costs less than a second send
+            // (and a second TCP segment).
+            head.extend_from_slice(&buf.as_slice()[range]);
+            send(conn, head).await?;
+            return Ok(None);
+        }
+        send(conn, head).await?;
+        let zero_copy = conn.zero_copy;
         if conn.stream.send_fixed_all(buf, range, zero_copy).await.is_err() {
             conn.body_unread = true;
         }
         return Ok(None);
     };
+    send(conn, head).await?;
     let _pin = object.take_pin();
-    for r in manifest.reads(start, end) {
-        let chunk = match shard.store.read_chunk(r.id, r.n).await {
+    // The next chunk is read while this one is sent.
+    let read = |r: engine::store::ChunkRead| {
+        let store = shard.store.clone();
+        engine::spawn(async move { store.read_chunk(r.id, r.n).await })
+    };
+    let reads = manifest.reads(start, end);
+    let mut next = reads.first().map(|r| read(*r));
+    for (i, r) in reads.iter().enumerate() {
+        let chunk = next.take().expect("a read per chunk").await;
+        next = reads.get(i + 1).map(|r| read(*r));
+        let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("corestore: GET {bucket}/{key} failed mid-body: {e}");
@@ -608,7 +628,7 @@ async fn get_local(
         };
         let (buf, range) = chunk.into_parts();
         let range = range.start + r.skip as usize..range.start + (r.skip + r.len) as usize;
-        let zero_copy = range.len() >= ZERO_COPY_BYTES_MIN;
+        let zero_copy = conn.zero_copy && range.len() >= ZERO_COPY_BYTES_MIN;
         if conn.stream.send_fixed_all(buf, range, zero_copy).await.is_err() {
             conn.body_unread = true;
             return Ok(None);
