@@ -106,6 +106,12 @@ impl RequestHead {
         self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
+    /// All headers as stored: (lowercase name, trimmed value) pairs, in the order received (what
+    /// `sigv4::RequestParts` borrows, without a copy).
+    pub fn header_pairs(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
     /// The Host header (required on HTTP/1.1, at most one). For an absolute-form target this is
     /// still the header: the target's authority is visible in `target`.
     pub fn host(&self) -> Option<&str> {

@@ -192,8 +192,8 @@ fn prepare(shard: &Rc<Shard>, head: RequestHead, id: String) -> Result<Request, 
     let query = http::parse_query(&head.query).map_err(|e| with_resource(S3Error::new(ErrorCode::InvalidURI, e.to_string())))?;
     let (bucket, key) = address(shard, &head, &path);
     let now_ms = super::unix_now_ms();
-    let headers: Vec<(String, String)> = head.headers().map(|(n, v)| (n.to_string(), v.to_string())).collect();
-    let parts = sigv4::RequestParts { method: head.method.as_str(), raw_path: &head.path, raw_query: &head.query, headers: &headers };
+    let parts =
+        sigv4::RequestParts { method: head.method.as_str(), raw_path: &head.path, raw_query: &head.query, headers: head.header_pairs() };
     let secrets = |ak: &str| shard.users.borrow_mut().secret(ak);
     let auth = sigv4::authenticate(&parts, &secrets, (now_ms / 1000) as i64, &shard.config.region).map_err(|e| {
         let code = ErrorCode::from_name(e.code()).unwrap_or(ErrorCode::AccessDenied);

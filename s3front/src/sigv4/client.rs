@@ -40,8 +40,11 @@ pub fn sign_headers(
     let names: Vec<&str> = signed.iter().map(|(n, _)| n.as_str()).collect();
     let signed_names = names.join(";");
     let canonical_headers: String = signed.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
-    let canonical_request =
-        format!("{method}\n{}\n{}\n{canonical_headers}\n{signed_names}\n{payload}", canonical_uri(raw_path), canonical_query(raw_query, None));
+    let canonical_request = format!(
+        "{method}\n{}\n{}\n{canonical_headers}\n{signed_names}\n{payload}",
+        canonical_uri(raw_path),
+        canonical_query(raw_query, None)
+    );
     let scope = format!("{date}/{}/s3/aws4_request", creds.region);
     let key = signing_key(&creds.secret_key, date, &creds.region, "s3");
     let signature = hex::encode(hmac_sha256(&key, string_to_sign(&date_time, &scope, &canonical_request).as_bytes()));
