@@ -48,6 +48,9 @@ enum Command {
         /// Multipart uploads neither completed nor aborted after this many hours are aborted.
         #[arg(long, default_value_t = 168.0)]
         abandoned_upload_hours: f64,
+        /// Memory per core for the cache of recently read objects (objects up to 4 MiB), in MiB.
+        #[arg(long, default_value_t = 256)]
+        cache_mib: usize,
     },
     /// Administration of a data directory (the server may be running).
     #[command(subcommand)]
@@ -122,12 +125,21 @@ enum Debug {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { data, listen, cores, region, domain, access_key, secret_key, segment_mib, abandoned_upload_hours } => {
+        Command::Serve { data, listen, cores, region, domain, access_key, secret_key, segment_mib, abandoned_upload_hours, cache_mib } => {
             let root = access_key.zip(secret_key);
             let segment_bytes = segment_mib << 20;
             let abandoned_upload_after = std::time::Duration::from_secs_f64(abandoned_upload_hours.max(0.0) * 3600.0);
-            let config =
-                s3front::server::ServeConfig { data, listen, cores, region, domains: domain, root, segment_bytes, abandoned_upload_after };
+            let config = s3front::server::ServeConfig {
+                data,
+                listen,
+                cores,
+                region,
+                domains: domain,
+                root,
+                segment_bytes,
+                abandoned_upload_after,
+                cache_bytes_per_core: cache_mib << 20,
+            };
             report(s3front::server::serve(config))
         }
         Command::Admin(Admin::User(cmd)) => report(admin_user(cmd)),

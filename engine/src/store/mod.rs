@@ -737,6 +737,12 @@ impl<E: Env> Store<E> {
         Ok(Some((meta, data)))
     }
 
+    /// The lsn of the record `bucket`/`key` now maps to, and whether it is a large object: an
+    /// in-memory lookup, for caches keyed by version.
+    pub fn lsn_of(&self, bucket: &[u8], key: &[u8]) -> Option<(u64, bool)> {
+        self.inner.index.borrow().get(bucket, key).map(|l| (l.lsn, l.chunked))
+    }
+
     /// Keys of `bucket` starting with `prefix`, after `start_after`, at most `limit`.
     pub fn list(&self, bucket: &[u8], prefix: &[u8], start_after: Option<&[u8]>, limit: usize) -> Vec<Listed> {
         self.inner

@@ -2,6 +2,7 @@
 
 use std::rc::Rc;
 
+use super::cache;
 use super::conn::{BodyReader, Conn, Request, Response, response_head};
 use super::meta::{ObjectMeta, STORED_HEADERS};
 use super::objects::{self, Entry, Info, internal};
@@ -576,10 +577,19 @@ async fn get_local(
     key: &str,
     is_head: bool,
 ) -> Result<Option<Response>, S3Error> {
+    if let Some((lsn, _)) = shard.store.lsn_of(bucket.as_bytes(), key.as_bytes()) {
+        let hit = shard.cache.borrow_mut().get(bucket, key, lsn);
+        if let Some((meta, data)) = hit {
+            return send_cached(conn, req, &meta, &data, is_head).await;
+        }
+    }
     let got = shard.store.get(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| internal(format!("get: {e}")))?;
     let Some(mut object) = got else { return Err(no_such_key(key)) };
     let meta = ObjectMeta::decode(object.meta()).ok_or_else(|| internal("stored metadata does not decode"))?;
     let size = object.size();
+    if object.manifest().is_none() {
+        shard.cache.borrow_mut().insert(bucket, key, object.lsn, meta.clone(), object.data().to_vec());
+    }
     if let Some(r) = check_preconditions(req, &meta)? {
         return Ok(Some(r));
     }
@@ -614,6 +624,9 @@ async fn get_local(
         engine::spawn(async move { store.read_chunk(r.id, r.n).await })
     };
     let reads = manifest.reads(start, end);
+    // A whole large object small enough for the cache is kept as it goes out.
+    let lsn = object.lsn;
+    let mut keep = (!partial && size as usize <= cache::CACHE_OBJECT_BYTES_MAX).then(|| Vec::with_capacity(size as usize));
     let mut next = reads.first().map(|r| read(*r));
     for (i, r) in reads.iter().enumerate() {
         let chunk = next.take().expect("a read per chunk").await;
@@ -628,12 +641,33 @@ async fn get_local(
         };
         let (buf, range) = chunk.into_parts();
         let range = range.start + r.skip as usize..range.start + (r.skip + r.len) as usize;
+        if let Some(k) = keep.as_mut() {
+            k.extend_from_slice(&buf.as_slice()[range.clone()]);
+        }
         let zero_copy = conn.zero_copy && range.len() >= ZERO_COPY_BYTES_MIN;
         if conn.stream.send_fixed_all(buf, range, zero_copy).await.is_err() {
             conn.body_unread = true;
             return Ok(None);
         }
     }
+    if let Some(data) = keep {
+        shard.cache.borrow_mut().insert(bucket, key, lsn, meta, data);
+    }
+    Ok(None)
+}
+
+/// GET/HEAD answered from the cache.
+async fn send_cached(conn: &mut Conn, req: &Request, meta: &ObjectMeta, data: &[u8], is_head: bool) -> Result<Option<Response>, S3Error> {
+    if let Some(r) = check_preconditions(req, meta)? {
+        return Ok(Some(r));
+    }
+    let size = data.len() as u64;
+    let (start, end, partial) = range_of(req, size)?;
+    let mut head = object_response_head(req, meta, size, start, end, partial);
+    if !is_head {
+        head.extend_from_slice(&data[start as usize..end as usize]);
+    }
+    send(conn, head).await?;
     Ok(None)
 }
 

@@ -10,6 +10,7 @@
 //! messages (moved, never shared); an object write is acknowledged only after the owner's store
 //! made it durable.
 
+mod cache;
 mod conn;
 mod handlers;
 pub mod meta;
@@ -54,6 +55,8 @@ pub struct ServeConfig {
     pub segment_bytes: u64,
     /// Multipart uploads not completed or aborted within this long are aborted (space reclaimed).
     pub abandoned_upload_after: std::time::Duration,
+    /// Memory each core gives its cache of recently read objects (0: none).
+    pub cache_bytes_per_core: usize,
 }
 
 /// How often each core looks for abandoned multipart uploads.
@@ -155,6 +158,8 @@ pub struct Shard {
     pub users: RefCell<users::UserTable>,
     /// Streams in progress on this core (uploads being chunked, large reads holding chunks).
     sessions: RefCell<objects::Sessions>,
+    /// Recently read objects, by key and record lsn (see cache.rs).
+    cache: RefCell<cache::ObjectCache>,
     next_request: Cell<u64>,
     /// Multipart uploads with a commit in progress (part, complete, abort), and who waits.
     upload_locks: Rc<RefCell<std::collections::HashMap<Vec<u8>, Vec<std::task::Waker>>>>,
@@ -431,6 +436,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
         buckets: RefCell::new(BTreeMap::new()),
         users: RefCell::new(users),
         sessions: RefCell::new(objects::Sessions::default()),
+        cache: RefCell::new(cache::ObjectCache::new(config.cache_bytes_per_core)),
         next_request: Cell::new(0),
         upload_locks: Rc::new(RefCell::new(std::collections::HashMap::new())),
         table_ready: Cell::new(id == 0),

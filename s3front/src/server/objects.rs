@@ -63,12 +63,22 @@ pub async fn head(shard: Rc<Shard>, bucket: String, key: String) -> Result<Optio
 /// Reads `bucket`/`key` whole if it is small, or describes it if large (read its chunks with
 /// `open_read`/`read_chunk`).
 pub async fn get_small(shard: Rc<Shard>, bucket: String, key: String) -> Result<Option<(Info, Option<Vec<u8>>)>, S3Error> {
+    if let Some((lsn, false)) = shard.store.lsn_of(bucket.as_bytes(), key.as_bytes()) {
+        let hit = shard.cache.borrow_mut().get(&bucket, &key, lsn);
+        if let Some((meta, data)) = hit {
+            let info = Info { meta: (*meta).clone(), size: data.len() as u64, manifest: None };
+            return Ok(Some((info, Some(data.to_vec()))));
+        }
+    }
     let Some(o) = shard.store.get(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| store_error("get", e))? else {
         return Ok(None);
     };
     let meta = decode_meta(o.meta())?;
     let manifest = o.manifest();
     let data = manifest.is_none().then(|| o.data().to_vec());
+    if let Some(d) = &data {
+        shard.cache.borrow_mut().insert(&bucket, &key, o.lsn, meta.clone(), d.clone());
+    }
     Ok(Some((Info { meta, size: o.size(), manifest }, data)))
 }
 
