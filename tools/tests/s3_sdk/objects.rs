@@ -242,3 +242,27 @@ async fn virtual_hosted_style() {
     // And it is the same object as path style sees.
     assert_eq!(get(&client, "cs-vhost", "dir/object.txt").await, b"virtual hosted body");
 }
+
+/// The server caches objects it has read: every kind of replacement must show at once, never the
+/// cached version (the cache is keyed by the record's lsn).
+#[tokio::test]
+async fn cached_reads_follow_every_replacement() {
+    let server = Server::start("cached_reads");
+    let client = server.client();
+    create_bucket(&client, "cs-cache").await;
+    let versions = [pattern(4096, 1), pattern(2 * MIB, 2), pattern(10, 3), pattern(4096, 4)];
+    for (i, v) in versions.iter().enumerate() {
+        put(&client, "cs-cache", "k", v).await;
+        // Read twice: the second read comes from the cache.
+        for _ in 0..2 {
+            assert_same_bytes(&get(&client, "cs-cache", "k").await, v, &format!("version {i}"));
+        }
+    }
+    // A copy onto the key and a delete replace it too.
+    put(&client, "cs-cache", "src", &versions[1]).await;
+    client.copy_object().bucket("cs-cache").key("k").copy_source("cs-cache/src").send().await.ok_or_panic("CopyObject");
+    assert_same_bytes(&get(&client, "cs-cache", "k").await, &versions[1], "after the copy");
+    client.delete_object().bucket("cs-cache").key("k").send().await.ok_or_panic("DeleteObject");
+    let (status, code) = expect_error(client.get_object().bucket("cs-cache").key("k").send().await);
+    assert_eq!((status, code.as_str()), (404, "NoSuchKey"), "a deleted object is not served from the cache");
+}
