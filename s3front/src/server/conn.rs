@@ -269,10 +269,15 @@ pub fn response_head(status: u16, headers: &[(String, String)], request_id: &str
     {
         head = head.content_length(len);
     }
-    let mut out = Vec::with_capacity(512);
+    // Room for a small body after the head: it is often appended to send both at once.
+    let mut out = Vec::with_capacity(512 + len.unwrap_or(0).min(INLINE_BODY_BYTES_MAX as u64) as usize);
     head.write_into(&mut out);
     out
 }
+
+/// Bodies up to this size go out in the same send as their head (a copy is cheaper than a
+/// second send and a second TCP segment).
+pub const INLINE_BODY_BYTES_MAX: usize = 64 << 10;
 
 async fn send_response(conn: &mut Conn, resp: Response, request_id: &str, is_head: bool, close: bool) -> Result<(), net::NetError> {
     let len = resp.headers.iter().find(|(n, _)| n == "content-length").map(|_| None).unwrap_or(Some(resp.body.len() as u64));
