@@ -14,6 +14,7 @@ pub mod dma;
 pub mod env;
 pub mod error;
 pub mod executor;
+pub mod keylock;
 pub mod limits;
 pub mod mesh;
 pub mod rng;

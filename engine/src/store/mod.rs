@@ -344,21 +344,6 @@ impl Drop for ChunkPin {
     }
 }
 
-/// Held while one write of a key is in progress (`Store::lock_key`).
-struct KeyLock {
-    locks: Rc<RefCell<HashMap<Vec<u8>, Vec<Waker>>>>,
-    field: Vec<u8>,
-}
-
-impl Drop for KeyLock {
-    fn drop(&mut self) {
-        let waiters = self.locks.borrow_mut().remove(&self.field).expect("a held lock is in the table");
-        for w in waiters {
-            w.wake();
-        }
-    }
-}
-
 /// How a batch ended, shared by every put in it.
 #[derive(Default)]
 struct Done {
@@ -402,7 +387,7 @@ struct Inner<E: Env> {
     closing: Cell<bool>,
     stats: Cell<StoreStats>,
     /// Keys with a write in progress, and the writes waiting for them.
-    locks: Rc<RefCell<HashMap<Vec<u8>, Vec<Waker>>>>,
+    locks: crate::keylock::KeyLocks,
     /// The next chunk id: above every id in the index, so an id is never reused while a
     /// record of it may still be live.
     next_chunk_id: Cell<u64>,
@@ -460,7 +445,7 @@ impl<E: Env + Clone> Store<E> {
             last_scrub: RefCell::new(None),
             closing: Cell::new(false),
             stats: Cell::new(StoreStats::default()),
-            locks: Rc::new(RefCell::new(HashMap::new())),
+            locks: crate::keylock::KeyLocks::default(),
             next_chunk_id: Cell::new(next_chunk_id),
         });
         let writer = crate::spawn(writer(inner.clone()));
@@ -649,26 +634,12 @@ impl<E: Env> Store<E> {
 
     /// Serialises writes to one key: a write that replaces a large object reads its manifest
     /// first, and must not race another write of the same key.
-    async fn lock_key(&self, bucket: &[u8], key: &[u8]) -> KeyLock {
+    async fn lock_key(&self, bucket: &[u8], key: &[u8]) -> crate::keylock::KeyGuard {
         let mut field = Vec::with_capacity(key_field_len(bucket, key));
         field.extend_from_slice(&(bucket.len() as u16).to_le_bytes());
         field.extend_from_slice(bucket);
         field.extend_from_slice(key);
-        std::future::poll_fn(|cx| {
-            let mut locks = self.inner.locks.borrow_mut();
-            match locks.get_mut(&field) {
-                Some(waiters) => {
-                    waiters.push(cx.waker().clone());
-                    Poll::Pending
-                }
-                None => {
-                    locks.insert(field.clone(), Vec::new());
-                    Poll::Ready(())
-                }
-            }
-        })
-        .await;
-        KeyLock { locks: self.inner.locks.clone(), field }
+        self.inner.locks.lock(field).await
     }
 
     /// The latest acknowledged version of `bucket`/`key`, verified against its checksum. For a

@@ -162,26 +162,11 @@ pub struct Shard {
     cache: RefCell<cache::ObjectCache>,
     next_request: Cell<u64>,
     /// Multipart uploads with a commit in progress (part, complete, abort), and who waits.
-    upload_locks: Rc<RefCell<std::collections::HashMap<Vec<u8>, Vec<std::task::Waker>>>>,
+    upload_locks: engine::keylock::KeyLocks,
     /// Start-up: this core holds core 0's bucket table; (core 0) cores ready to serve.
     table_ready: Cell<bool>,
     cores_ready: Cell<usize>,
     startup_waker: RefCell<Option<std::task::Waker>>,
-}
-
-/// Held while an upload's state changes; see `Shard::upload_lock`.
-pub struct UploadLock {
-    locks: Rc<RefCell<std::collections::HashMap<Vec<u8>, Vec<std::task::Waker>>>>,
-    key: Vec<u8>,
-}
-
-impl Drop for UploadLock {
-    fn drop(&mut self) {
-        let waiters = self.locks.borrow_mut().remove(&self.key).expect("a held lock is in the table");
-        for w in waiters {
-            w.wake();
-        }
-    }
 }
 
 impl Shard {
@@ -196,22 +181,8 @@ impl Shard {
 
     /// Serialises the commits of one multipart upload: a part must not land after the upload
     /// completed (its chunks would then belong to the object and to the part).
-    pub async fn upload_lock(&self, key: &[u8]) -> UploadLock {
-        std::future::poll_fn(|cx| {
-            let mut locks = self.upload_locks.borrow_mut();
-            match locks.get_mut(key) {
-                Some(w) => {
-                    w.push(cx.waker().clone());
-                    std::task::Poll::Pending
-                }
-                None => {
-                    locks.insert(key.to_vec(), Vec::new());
-                    std::task::Poll::Ready(())
-                }
-            }
-        })
-        .await;
-        UploadLock { locks: self.upload_locks.clone(), key: key.to_vec() }
+    pub async fn upload_lock(&self, key: &[u8]) -> engine::keylock::KeyGuard {
+        self.upload_locks.lock(key.to_vec()).await
     }
 
     /// A request id unique in this process: core, then a per-core count.
@@ -438,7 +409,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
         sessions: RefCell::new(objects::Sessions::default()),
         cache: RefCell::new(cache::ObjectCache::new(config.cache_bytes_per_core)),
         next_request: Cell::new(0),
-        upload_locks: Rc::new(RefCell::new(std::collections::HashMap::new())),
+        upload_locks: engine::keylock::KeyLocks::default(),
         table_ready: Cell::new(id == 0),
         cores_ready: Cell::new(0),
         startup_waker: RefCell::new(None),
