@@ -519,16 +519,13 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
         return Ok(None);
     }
     // A large object on another core: hold its chunks there, fetch them piece by piece.
-    let (b, k) = (bucket.clone(), key.clone());
-    let Some((info, session)) = call(shard, owner, move |s: Rc<Shard>| objects::open_read(s, b, k)).await? else {
+    let Some(remote) = RemoteRead::open(shard, &bucket, &key).await? else {
         return Err(no_such_key(&key));
     };
-    let manifest = info.manifest.clone().expect("open_read returns a large object");
     send(conn, head).await?;
     let mut result = Ok(());
-    for r in manifest.reads(start, end) {
-        let piece = call(shard, owner, move |s: Rc<Shard>| objects::read_chunk(s, r.id, r.n, r.skip, r.len)).await;
-        match piece {
+    for r in remote.reads(start, end) {
+        match remote.piece(r).await {
             Ok(p) => {
                 if let Err(e) = conn.stream.send_all(p).await {
                     result = Err(e.to_string());
@@ -541,7 +538,7 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
             }
         }
     }
-    call(shard, owner, move |s: Rc<Shard>| objects::close_read(s, session)).await;
+    drop(remote);
     if let Err(e) = result {
         // Headers are out: the only way to tell the client is to cut the connection short.
         eprintln!("corestore: GET {bucket}/{key} failed mid-body: {e}");
@@ -741,16 +738,13 @@ async fn copy_data(
         md5.update(&data);
         return Ok((Stored::Small(data), md5.finish()));
     }
-    let (b, k) = (src.0.to_string(), src.1.to_string());
-    let Some((opened, read_session)) = call(shard, from, move |s: Rc<Shard>| objects::open_read(s, b, k)).await? else {
+    let Some(remote) = RemoteRead::open(shard, src.0, src.1).await? else {
         return Err(no_such_key(src.1));
     };
-    let manifest = opened.manifest.expect("open_read returns a large object");
     let write_session = call(shard, to, |s: Rc<Shard>| objects::begin_write(s)).await;
     let mut result = Ok(());
-    for r in manifest.reads(start, end) {
-        let piece = call(shard, from, move |s: Rc<Shard>| objects::read_chunk(s, r.id, r.n, r.skip, r.len)).await;
-        result = match piece {
+    for r in remote.reads(start, end) {
+        result = match remote.piece(r).await {
             Ok(p) => {
                 md5.update(&p);
                 call(shard, to, move |s: Rc<Shard>| objects::write(s, write_session, p)).await
@@ -761,7 +755,7 @@ async fn copy_data(
             break;
         }
     }
-    call(shard, from, move |s: Rc<Shard>| objects::close_read(s, read_session)).await;
+    drop(remote);
     if let Err(e) = result {
         call(shard, to, move |s: Rc<Shard>| objects::abort_write(s, write_session)).await;
         return Err(e);
@@ -772,25 +766,51 @@ async fn copy_data(
 
 /// Reads `[start, end)` of a large object into memory (small ranges of it).
 async fn read_range(shard: &Rc<Shard>, src: (&str, &str), start: u64, end: u64) -> Result<Vec<u8>, S3Error> {
-    let from = shard.owner(src.0, src.1);
-    let (b, k) = (src.0.to_string(), src.1.to_string());
-    let Some((opened, session)) = call(shard, from, move |s: Rc<Shard>| objects::open_read(s, b, k)).await? else {
-        return Err(no_such_key(src.1));
-    };
-    let manifest = opened.manifest.expect("large");
+    let remote = RemoteRead::open(shard, src.0, src.1).await?.ok_or_else(|| no_such_key(src.1))?;
     let mut out = Vec::with_capacity((end - start) as usize);
-    let mut result = Ok(());
-    for r in manifest.reads(start, end) {
-        match call(shard, from, move |s: Rc<Shard>| objects::read_chunk(s, r.id, r.n, r.skip, r.len)).await {
-            Ok(p) => out.extend_from_slice(&p),
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
+    for r in remote.reads(start, end) {
+        out.extend_from_slice(&remote.piece(r).await?);
     }
-    call(shard, from, move |s: Rc<Shard>| objects::close_read(s, session)).await;
-    result.map(|()| out)
+    Ok(out)
+}
+
+/// A large object held open on its owning core (its chunks stay readable, even if it is replaced
+/// meanwhile) and read piece by piece; dropping it lets go of the chunks there.
+struct RemoteRead {
+    shard: Rc<Shard>,
+    owner: usize,
+    session: u64,
+    manifest: engine::store::Manifest,
+}
+
+impl RemoteRead {
+    /// `None` if the object is missing (or small).
+    async fn open(shard: &Rc<Shard>, bucket: &str, key: &str) -> Result<Option<RemoteRead>, S3Error> {
+        let owner = shard.owner(bucket, key);
+        let (b, k) = (bucket.to_string(), key.to_string());
+        let opened = call(shard, owner, move |s: Rc<Shard>| objects::open_read(s, b, k)).await?;
+        Ok(opened.map(|(info, session)| RemoteRead {
+            shard: shard.clone(),
+            owner,
+            session,
+            manifest: info.manifest.expect("open_read returns a large object"),
+        }))
+    }
+
+    fn reads(&self, start: u64, end: u64) -> Vec<engine::store::ChunkRead> {
+        self.manifest.reads(start, end)
+    }
+
+    async fn piece(&self, r: engine::store::ChunkRead) -> Result<Vec<u8>, S3Error> {
+        call(&self.shard, self.owner, move |s: Rc<Shard>| objects::read_chunk(s, r.id, r.n, r.skip, r.len)).await
+    }
+}
+
+impl Drop for RemoteRead {
+    fn drop(&mut self) {
+        let (shard, owner, session) = (self.shard.clone(), self.owner, self.session);
+        drop(engine::spawn(async move { call(&shard, owner, move |s: Rc<Shard>| objects::close_read(s, session)).await }));
+    }
 }
 
 async fn copy_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
