@@ -215,6 +215,23 @@ thread_local! {
 }
 
 fn cached_signing_key(secret: &str, yyyymmdd: &str, region: &str, service: &str) -> [u8; 32] {
+    // The common case, one user signing all day, is answered without building a key.
+    let last = LAST_SIGNING_KEY.with(|l| {
+        l.borrow().as_ref().and_then(|(s, d, r, v, k)| (s == secret && d == yyyymmdd && r == region && v == service).then_some(*k))
+    });
+    if let Some(k) = last {
+        return k;
+    }
+    let k = cached_signing_key_slow(secret, yyyymmdd, region, service);
+    LAST_SIGNING_KEY.with(|l| *l.borrow_mut() = Some((secret.into(), yyyymmdd.into(), region.into(), service.into(), k)));
+    k
+}
+
+thread_local! {
+    static LAST_SIGNING_KEY: std::cell::RefCell<Option<(String, String, String, String, [u8; 32])>> = const { std::cell::RefCell::new(None) };
+}
+
+fn cached_signing_key_slow(secret: &str, yyyymmdd: &str, region: &str, service: &str) -> [u8; 32] {
     SIGNING_KEYS.with(|cache| {
         let mut cache = cache.borrow_mut();
         let id = (secret.to_string(), yyyymmdd.to_string(), region.to_string(), service.to_string());

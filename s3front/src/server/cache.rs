@@ -22,7 +22,8 @@ struct Entry {
     referenced: bool,
 }
 
-type Key = (String, String);
+/// `bucket \0 key`: one allocation per entry, and lookups through a reused buffer.
+type Key = Vec<u8>;
 
 pub struct ObjectCache {
     entries: HashMap<Key, Entry>,
@@ -32,30 +33,38 @@ pub struct ObjectCache {
     max_bytes: usize,
     pub hits: u64,
     pub misses: u64,
+    /// Lookup key buffer, reused so a lookup allocates nothing.
+    scratch: Vec<u8>,
 }
 
 fn cost(key: &Key, data: &[u8]) -> usize {
     // Data, key, and a rough fixed cost for the entry and its metadata.
-    data.len() + key.0.len() + key.1.len() + 256
+    data.len() + key.len() + 256
+}
+
+fn fill_key(out: &mut Vec<u8>, bucket: &str, key: &str) {
+    out.clear();
+    out.extend_from_slice(bucket.as_bytes());
+    out.push(0);
+    out.extend_from_slice(key.as_bytes());
 }
 
 impl ObjectCache {
     pub fn new(max_bytes: usize) -> ObjectCache {
-        ObjectCache { entries: HashMap::new(), order: VecDeque::new(), bytes: 0, max_bytes, hits: 0, misses: 0 }
+        ObjectCache { entries: HashMap::new(), order: VecDeque::new(), bytes: 0, max_bytes, hits: 0, misses: 0, scratch: Vec::new() }
     }
 
     /// The cached object if it is the version the index names (`lsn`).
     pub fn get(&mut self, bucket: &str, key: &str, lsn: u64) -> Option<(Rc<ObjectMeta>, Rc<Vec<u8>>)> {
-        // A lookup by borrowed parts would avoid these copies; keys are short.
-        let k = (bucket.to_string(), key.to_string());
-        match self.entries.get_mut(&k) {
+        fill_key(&mut self.scratch, bucket, key);
+        match self.entries.get_mut(&self.scratch[..]) {
             Some(e) if e.lsn == lsn => {
                 e.referenced = true;
                 self.hits += 1;
                 Some((e.meta.clone(), e.data.clone()))
             }
             Some(_) => {
-                let e = self.entries.remove(&k).expect("present");
+                let (k, e) = self.entries.remove_entry(&self.scratch[..]).expect("present");
                 self.bytes -= cost(&k, &e.data);
                 self.misses += 1;
                 None
@@ -72,7 +81,8 @@ impl ObjectCache {
         if self.max_bytes == 0 || data.len() > CACHE_OBJECT_BYTES_MAX {
             return;
         }
-        let k = (bucket.to_string(), key.to_string());
+        let mut k = Vec::with_capacity(bucket.len() + 1 + key.len());
+        fill_key(&mut k, bucket, key);
         let c = cost(&k, &data);
         if c > self.max_bytes {
             return;
@@ -127,7 +137,7 @@ mod tests {
 
     #[test]
     fn referenced_entries_get_a_second_chance() {
-        let mut c = ObjectCache::new(3 * (1000 + 1 + 2 + 256));
+        let mut c = ObjectCache::new(3 * (1000 + 4 + 256));
         for i in 0..3 {
             c.insert("b", &format!("k{i}"), i, ObjectMeta::default(), vec![0; 1000]);
         }

@@ -38,6 +38,8 @@ pub const LISTEN_DEFAULT: &str = "127.0.0.1:9000";
 /// Submission queue entries of each core's ring (completion slots: twice as many): room for
 /// about 30,000 connections and disk operations in flight per core.
 pub const RING_ENTRIES: u32 = 16_384;
+/// `bucket/key` fits in this many bytes (63 + 1 + 1024, rounded up).
+const OWNER_NAME_BYTES_MAX: usize = 1152;
 /// Default region.
 pub const REGION_DEFAULT: &str = "us-east-1";
 
@@ -172,11 +174,16 @@ pub struct Shard {
 impl Shard {
     /// The core that owns `bucket`/`key`.
     pub fn owner(&self, bucket: &str, key: &str) -> usize {
-        let mut name = Vec::with_capacity(bucket.len() + 1 + key.len());
-        name.extend_from_slice(bucket.as_bytes());
-        name.push(b'/');
-        name.extend_from_slice(key.as_bytes());
-        engine::route(&name, self.cores)
+        // On the stack: bucket names (63) and keys (1024) are bounded, and this runs per request.
+        let mut name = [0u8; OWNER_NAME_BYTES_MAX];
+        let len = bucket.len() + 1 + key.len();
+        if len > OWNER_NAME_BYTES_MAX {
+            return engine::route(format!("{bucket}/{key}").as_bytes(), self.cores);
+        }
+        name[..bucket.len()].copy_from_slice(bucket.as_bytes());
+        name[bucket.len()] = b'/';
+        name[bucket.len() + 1..len].copy_from_slice(key.as_bytes());
+        engine::route(&name[..len], self.cores)
     }
 
     /// Serialises the commits of one multipart upload: a part must not land after the upload
