@@ -148,7 +148,7 @@ async fn one_request(shard: &Rc<Shard>, conn: &mut Conn) -> Result<bool, ()> {
                 let id = shard.request_id();
                 let code = if e.status() == 431 { ErrorCode::InvalidRequest } else { ErrorCode::InvalidRequest };
                 let err = S3Error::new(code, format!("malformed HTTP request: {e}")).with_request_id(id.clone());
-                let _ = send_error_status(conn, e.status(), &err, false).await;
+                let _ = send_error_status(conn, e.status(), &err, false, false).await;
                 return Err(());
             }
         }
@@ -173,7 +173,7 @@ async fn one_request(shard: &Rc<Shard>, conn: &mut Conn) -> Result<bool, ()> {
         Err(e) => {
             let e = e.with_request_id(id.clone());
             let close = !keep_alive || conn.body_unread;
-            send_error_status(conn, e.code.status(), &e, close).await.map_err(|_| ())?;
+            send_error_status(conn, e.code.status(), &e, close, is_head).await.map_err(|_| ())?;
             !close
         }
     };
@@ -232,7 +232,9 @@ fn address(shard: &Shard, head: &RequestHead, path: &str) -> (Option<String>, Op
     }
 }
 
-pub async fn send_error_status(conn: &mut Conn, status: u16, e: &S3Error, close: bool) -> Result<(), net::NetError> {
+/// An S3 error response. A HEAD's carries the head only: a body there would be read as the
+/// start of the next response on the connection.
+pub async fn send_error_status(conn: &mut Conn, status: u16, e: &S3Error, close: bool, is_head: bool) -> Result<(), net::NetError> {
     let body = e.to_xml();
     let mut head = ResponseHead::new(status).header("x-amz-request-id", &e.request_id).header("server", "corestore");
     if !body.is_empty() {
@@ -246,7 +248,9 @@ pub async fn send_error_status(conn: &mut Conn, status: u16, e: &S3Error, close:
         head.write_into(&mut out);
     } else {
         head.content_length(body.len() as u64).write_into(&mut out);
-        out.extend_from_slice(&body);
+        if !is_head {
+            out.extend_from_slice(&body);
+        }
     }
     conn.stream.send_all(out).await.map(|_| ())
 }

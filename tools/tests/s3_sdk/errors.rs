@@ -80,3 +80,26 @@ async fn unsupported_call_is_not_implemented_or_handled() {
         "GetBucketTagging: {status} {code}"
     );
 }
+
+/// A HEAD that fails answers with a head only (its Content-Length names the error body it does
+/// not send): a body there would be read as the start of the next response on a kept-alive
+/// connection. Two requests pipelined on one connection must come back as exactly two responses.
+#[tokio::test]
+async fn failed_head_sends_no_body_on_a_kept_alive_connection() {
+    use std::io::{Read, Write};
+    let server = Server::start("failed_head_no_body");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    let host = format!("127.0.0.1:{}", server.port);
+    let request = format!(
+        "HEAD /no-such-bucket/k HTTP/1.1\r\nHost: {host}\r\n\r\nGET /no-such-bucket/k HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut all = Vec::new();
+    let _ = stream.read_to_end(&mut all);
+    let text = String::from_utf8_lossy(&all);
+    assert_eq!(text.matches("HTTP/1.1 404").count(), 2, "two responses: {text}");
+    let first_end = text.find("\r\n\r\n").expect("first head") + 4;
+    assert!(text[first_end..].starts_with("HTTP/1.1 404"), "the HEAD's response has no body: {text}");
+    assert_eq!(text.matches("<Error>").count(), 1, "only the GET carries an error body: {text}");
+}
