@@ -209,26 +209,29 @@ pub fn authenticate(
 /// signature instead of five: the key changes only with the secret, the day and the region.
 const SIGNING_KEYS_CACHED_MAX: usize = 256;
 
+/// (secret, date, region, service): what a signing key is derived from.
+type SigningKeyId = (String, String, String, String);
+
 thread_local! {
-    static SIGNING_KEYS: std::cell::RefCell<std::collections::HashMap<(String, String, String, String), [u8; 32]>> =
+    static SIGNING_KEYS: std::cell::RefCell<std::collections::HashMap<SigningKeyId, [u8; 32]>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 fn cached_signing_key(secret: &str, yyyymmdd: &str, region: &str, service: &str) -> [u8; 32] {
     // The common case, one user signing all day, is answered without building a key.
     let last = LAST_SIGNING_KEY.with(|l| {
-        l.borrow().as_ref().and_then(|(s, d, r, v, k)| (s == secret && d == yyyymmdd && r == region && v == service).then_some(*k))
+        l.borrow().as_ref().and_then(|((s, d, r, v), k)| (s == secret && d == yyyymmdd && r == region && v == service).then_some(*k))
     });
     if let Some(k) = last {
         return k;
     }
     let k = cached_signing_key_slow(secret, yyyymmdd, region, service);
-    LAST_SIGNING_KEY.with(|l| *l.borrow_mut() = Some((secret.into(), yyyymmdd.into(), region.into(), service.into(), k)));
+    LAST_SIGNING_KEY.with(|l| *l.borrow_mut() = Some(((secret.into(), yyyymmdd.into(), region.into(), service.into()), k)));
     k
 }
 
 thread_local! {
-    static LAST_SIGNING_KEY: std::cell::RefCell<Option<(String, String, String, String, [u8; 32])>> = const { std::cell::RefCell::new(None) };
+    static LAST_SIGNING_KEY: std::cell::RefCell<Option<(SigningKeyId, [u8; 32])>> = const { std::cell::RefCell::new(None) };
 }
 
 fn cached_signing_key_slow(secret: &str, yyyymmdd: &str, region: &str, service: &str) -> [u8; 32] {

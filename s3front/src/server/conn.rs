@@ -146,8 +146,7 @@ async fn one_request(shard: &Rc<Shard>, conn: &mut Conn) -> Result<bool, ()> {
             }
             Err(e) => {
                 let id = shard.request_id();
-                let code = if e.status() == 431 { ErrorCode::InvalidRequest } else { ErrorCode::InvalidRequest };
-                let err = S3Error::new(code, format!("malformed HTTP request: {e}")).with_request_id(id.clone());
+                let err = S3Error::new(ErrorCode::InvalidRequest, format!("malformed HTTP request: {e}")).with_request_id(id.clone());
                 let _ = send_error_status(conn, e.status(), &err, false, false).await;
                 return Err(());
             }
@@ -257,9 +256,10 @@ pub async fn send_error_status(conn: &mut Conn, status: u16, e: &S3Error, close:
 
 /// Writes the response head (with Content-Length `len`).
 pub fn response_head(status: u16, headers: &[(String, String)], request_id: &str, len: Option<u64>, close: bool) -> Vec<u8> {
-    let mut head = ResponseHead::new(status).header("x-amz-request-id", request_id).header("server", "corestore");
-    head = head.header("date", &http::http_date((super::unix_now_ms() / 1000) as i64));
-    let mut head = head;
+    let mut head = ResponseHead::new(status)
+        .header("x-amz-request-id", request_id)
+        .header("server", "corestore")
+        .header("date", &http::http_date((super::unix_now_ms() / 1000) as i64));
     for (n, v) in headers {
         // Stored user metadata is echoed: a value that cannot be a header is left out.
         let _ = head.try_header(n, v);
@@ -438,13 +438,16 @@ impl BodyReader {
 
     /// Feeds raw bytes through the decoders; returns raw bytes used.
     fn decode(&mut self, raw: &[u8], out: &mut Vec<u8>) -> Result<usize, S3Error> {
-        let mut plain = Vec::new();
-        let used = match self.http_chunked.as_mut() {
-            Some(d) => d.decode(raw, &mut plain).map_err(|e| S3Error::new(ErrorCode::IncompleteBody, e.to_string()))?,
-            None => {
-                plain.extend_from_slice(raw);
-                raw.len()
+        // Only HTTP chunked framing needs its own buffer; a Content-Length body is decoded in place.
+        let unchunked;
+        let (plain, used): (&[u8], usize) = match self.http_chunked.as_mut() {
+            Some(d) => {
+                let mut buf = Vec::new();
+                let used = d.decode(raw, &mut buf).map_err(|e| S3Error::new(ErrorCode::IncompleteBody, e.to_string()))?;
+                unchunked = buf;
+                (&unchunked, used)
             }
+            None => (raw, raw.len()),
         };
         let start = out.len();
         match self.aws.as_mut() {
@@ -458,7 +461,7 @@ impl BodyReader {
                     at += n;
                 }
             }
-            None => out.extend_from_slice(&plain),
+            None => out.extend_from_slice(plain),
         }
         let fresh = &out[start..];
         self.received += fresh.len() as u64;

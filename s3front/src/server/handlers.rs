@@ -835,13 +835,9 @@ async fn copy_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: Stri
     meta.modified_ms = req.now_ms;
     let owner = shard.owner(&bucket, &key);
     let (stored, md5) = copy_data(shard, (&src_bucket, &src_key), &info, 0, info.size, owner).await?;
-    if info.meta.part_sizes.is_empty() {
-        meta.etag = hex::encode(md5);
-    } else {
-        // A copy is one object, not parts: its ETag is its MD5.
-        meta.etag = hex::encode(md5);
-        meta.part_sizes.clear();
-    }
+    // A copy is one object, not parts (even of a multipart source): its ETag is its MD5.
+    meta.etag = hex::encode(md5);
+    meta.part_sizes.clear();
     let result = xr::CopyResult { last_modified_ms: meta.modified_ms, etag: meta.etag.clone(), ..Default::default() };
     commit(shard, owner, bucket, key, meta, stored).await?;
     Ok(Response::xml(200, xr::copy_object_result(&result)))

@@ -118,11 +118,10 @@ pub async fn put_small(shard: Rc<Shard>, bucket: String, key: String, meta: Obje
     Ok(())
 }
 
-/// Deletes `bucket`/`key`; true if it existed.
-pub async fn delete(shard: Rc<Shard>, bucket: String, key: String) -> Result<bool, S3Error> {
-    let existed = shard.store.list(bucket.as_bytes(), key.as_bytes(), None, 1).first().is_some_and(|l| &*l.key == key.as_bytes());
+/// Deletes `bucket`/`key` (deleting a missing key succeeds, as in S3).
+pub async fn delete(shard: Rc<Shard>, bucket: String, key: String) -> Result<(), S3Error> {
     shard.store.delete(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| store_error("delete", e))?;
-    Ok(existed)
+    Ok(())
 }
 
 /// Starts an upload stream on this core.
