@@ -1,9 +1,10 @@
 //! The local executor: one per core, for `!Send` tasks, driven by one [`Driver`].
 //!
 //! A loop turn polls up to [`TASKS_PER_TURN_MAX`] ready tasks, fires due timers, then hands
-//! control to the driver once: the io_uring driver makes exactly one `io_uring_enter` per turn
+//! control to the driver once: the io_uring driver makes one `io_uring_enter` per turn
 //! (submitting everything the tasks queued and reaping completions), the simulator advances
-//! virtual time. Wakers are thread-bound: waking a task from another thread is a bug and
+//! virtual time. A turn whose tasks run longer than `SUBMIT_DELAY_NS_MAX` also submits in the
+//! middle, so queued I/O does not wait for the rest of a busy turn. Wakers are thread-bound: waking a task from another thread is a bug and
 //! asserts (cross-core work goes through the mesh, whose wake-ups are the driver's business).
 
 use std::cell::{Cell, RefCell};
@@ -14,7 +15,7 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::thread::ThreadId;
 
-use crate::limits::TASKS_PER_TURN_MAX;
+use crate::limits::{SUBMIT_DELAY_NS_MAX, TASKS_PER_TURN_MAX};
 use crate::time::Instant;
 
 /// How long the driver may block in one turn.
@@ -34,6 +35,10 @@ pub trait Driver {
     /// True when no operation is in flight and nothing else could ever complete on its own. A
     /// blocked executor over an idle driver can never make progress; that is a bug.
     fn idle(&self) -> bool;
+    /// Hands what tasks queued so far to the kernel now, without reaping or blocking: called in
+    /// the middle of a long turn so the device does not wait for the turn's end. Drivers whose
+    /// submissions take no time (the simulator) need nothing here.
+    fn submit_now(&self) {}
 }
 
 /// Runs every loop turn; may wake tasks. Given `about_to_block`, returns true if there is work
@@ -255,6 +260,7 @@ impl Executor {
     }
 
     fn run_ready(&self) {
+        let mut submitted = self.inner.driver.now();
         for _ in 0..TASKS_PER_TURN_MAX {
             let Some(task) = self.inner.ready.borrow_mut().pop_front() else { break };
             task.queued.set(false);
@@ -266,6 +272,12 @@ impl Executor {
                 if f.as_mut().poll(&mut cx).is_ready() {
                     *slot = None;
                 }
+            }
+            drop(slot);
+            let now = self.inner.driver.now();
+            if now.ns.saturating_sub(submitted.ns) > SUBMIT_DELAY_NS_MAX {
+                self.inner.driver.submit_now();
+                submitted = now;
             }
         }
     }

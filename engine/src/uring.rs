@@ -434,6 +434,22 @@ impl Driver for Ring {
     fn idle(&self) -> bool {
         self.in_flight.get() == 0 && self.unsubmitted.get() == 0
     }
+
+    fn submit_now(&self) {
+        if self.unsubmitted.get() == 0 || self.sqpoll {
+            return;
+        }
+        // A plain submit: completions stay for the turn's own enter (DEFER_TASKRUN runs them
+        // only with GETEVENTS, which this leaves out so the turn stays short).
+        let result = self.ring.borrow().submit();
+        self.stat(|s| s.enters += 1);
+        self.unsubmitted.set(0);
+        match result {
+            Ok(_) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN)) => {}
+            Err(e) => panic!("io_uring_enter (submit) failed: {e}"),
+        }
+    }
 }
 
 /// How long dropping a ring waits for the final CQEs of ops still in flight, and per enter.

@@ -387,3 +387,43 @@ fn a_dropped_slot_waiter_does_not_swallow_the_wake_up() {
         libc::close(wr);
     }
 }
+
+/// A turn whose tasks keep the core busy hands queued SQEs to the kernel before the turn ends
+/// (`SUBMIT_DELAY_NS_MAX`): the op a first task queued is submitted by the time a third task
+/// runs, because the second one ran long; a turn of quick tasks keeps its one enter.
+#[test]
+fn a_long_turn_submits_what_is_queued_before_it_ends() {
+    let ring = Rc::new(Ring::new(&RingConfig { entries: 8, sqpoll_idle_ms: None, files_max: 4 }).expect("ring"));
+    let executor = Executor::new(ring.clone());
+    let nop = |ring: &Rc<Ring>| {
+        let entry = engine::uring::io_uring::opcode::Nop::new().build();
+        // SAFETY: a Nop points at no memory.
+        unsafe { ring.op(entry, ()) }
+    };
+    let spin = |d: std::time::Duration| {
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < d {
+            std::hint::spin_loop();
+        }
+    };
+    let long = std::time::Duration::from_nanos(engine::limits::SUBMIT_DELAY_NS_MAX * 10);
+    executor.block_on(async {
+        for (busy, submitted_mid_turn) in [(long, true), (std::time::Duration::ZERO, false)] {
+            let base = ring.stats();
+            let queued = engine::spawn(nop(&ring));
+            let busy_task = engine::spawn(async move { spin(busy) });
+            let r = ring.clone();
+            let observer = engine::spawn(async move { r.stats() });
+            let seen = observer.await;
+            assert_eq!(seen.sqes, base.sqes + 1, "the first task queued its op");
+            assert_eq!(
+                seen.enters > base.enters,
+                submitted_mid_turn,
+                "busy for {busy:?}: enters {} -> {} before the turn ended",
+                base.enters,
+                seen.enters
+            );
+            let _ = (queued.await, busy_task.await);
+        }
+    });
+}
