@@ -45,3 +45,18 @@ pub fn rss_kib() -> u64 {
         .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0)
 }
+
+/// The process heap as glibc's malloc sees it (`mallinfo2`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Heap {
+    /// Bytes in chunks handed out and not freed (including mmapped ones).
+    pub live_bytes: u64,
+    /// Bytes free inside the heap: fragments malloc holds but nothing uses.
+    pub free_bytes: u64,
+}
+
+pub fn heap() -> Heap {
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    let m = unsafe { libc::mallinfo2() };
+    Heap { live_bytes: (m.uordblks + m.hblkhd) as u64, free_bytes: m.fordblks as u64 }
+}

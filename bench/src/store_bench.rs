@@ -1067,6 +1067,9 @@ struct IndexFigures {
     objects: u64,
     rss_kib_before: u64,
     rss_kib_after: u64,
+    /// malloc's view at the same two points: what the process holds live, and free in its heap.
+    heap_before: machine::Heap,
+    heap_after: machine::Heap,
 }
 
 impl IndexFigures {
@@ -1092,6 +1095,8 @@ impl IndexFigures {
             "objects": self.objects,
             "rss_kib_before": self.rss_kib_before,
             "rss_kib_after": self.rss_kib_after,
+            "heap_live_bytes_per_object": self.heap_after.live_bytes.saturating_sub(self.heap_before.live_bytes) as f64 / self.objects as f64,
+            "heap_free_bytes_per_object": self.heap_after.free_bytes.saturating_sub(self.heap_before.free_bytes) as f64 / self.objects as f64,
         });
         println!("{line}");
     }
@@ -1099,10 +1104,12 @@ impl IndexFigures {
     fn print_line(&self) {
         let verdict = if self.beyond_key() <= INDEX_BYTES_PER_OBJECT_GOAL { "met" } else { "not met" };
         println!(
-            "index memory: {:.1} bytes/object beyond the {KEY_BYTES}-byte key ({:.1} resident bytes/object over {} objects; goal <= {INDEX_BYTES_PER_OBJECT_GOAL}: {verdict})",
+            "index memory: {:.1} bytes/object beyond the {KEY_BYTES}-byte key ({:.1} resident bytes/object over {} objects, of which malloc holds {:.1} live and {:.1} as free fragments; goal <= {INDEX_BYTES_PER_OBJECT_GOAL}: {verdict})",
             self.beyond_key(),
             self.resident_bytes_per_object(),
-            self.objects
+            self.objects,
+            self.heap_after.live_bytes.saturating_sub(self.heap_before.live_bytes) as f64 / self.objects as f64,
+            self.heap_after.free_bytes.saturating_sub(self.heap_before.free_bytes) as f64 / self.objects as f64,
         );
     }
 }
@@ -1207,7 +1214,7 @@ fn index_fill(plan: &Plan, dirs: &[PathBuf]) -> Result<(IndexFigures, u64), Stri
         // flight), so that core 0 reads the process's memory with every core at the same point.
         let rss_at_barrier = move || {
             barrier.wait();
-            let rss = if first { machine::rss_kib() } else { 0 };
+            let rss = if first { (machine::rss_kib(), machine::heap()) } else { Default::default() };
             barrier.wait();
             rss
         };
@@ -1224,12 +1231,18 @@ fn index_fill(plan: &Plan, dirs: &[PathBuf]) -> Result<(IndexFigures, u64), Stri
         }
     })
     .map_err(|e| e.to_string())?;
-    let mut figures = IndexFigures { objects: objects * plan.cores as u64, rss_kib_before: 0, rss_kib_after: 0 };
+    let mut figures = IndexFigures {
+        objects: objects * plan.cores as u64,
+        rss_kib_before: 0,
+        rss_kib_after: 0,
+        heap_before: Default::default(),
+        heap_after: Default::default(),
+    };
     let mut log_bytes = 0;
     for (core, r) in results.into_iter().enumerate() {
         let (before, after, written) = r?;
         if core == 0 {
-            (figures.rss_kib_before, figures.rss_kib_after) = (before, after);
+            ((figures.rss_kib_before, figures.heap_before), (figures.rss_kib_after, figures.heap_after)) = (before, after);
         }
         log_bytes += written;
     }

@@ -29,12 +29,31 @@ pub(super) const PAGE_BYTES_MAX: usize = 256;
 pub(super) const PAGE_BYTES_MERGE_BELOW: usize = PAGE_BYTES_MAX / 4;
 /// ...when the two together hold at most this many, so that a merge is not split straight back.
 pub(super) const PAGE_BYTES_MERGED_MAX: usize = PAGE_BYTES_MAX * 3 / 4;
-/// Spare capacity a page's vector grows by, rather than doubling: enough that most inserts do not
-/// reallocate, little enough to cost a byte or two per object (a page holds about fifty entries).
+/// A page's vector has one of a few capacities: multiples of this step, then one size for a full
+/// page (`PAGE_FULL_CAPACITY`). Few sizes let the allocator hand a chunk one page gave back to
+/// the next page that grows: when every page grew by its own 128 bytes, half of the heap the
+/// index took was free fragments (1,000,000 keys: 33 MB live, 31 MB free, 39.5 resident bytes
+/// per object beyond the key instead of 17).
+const PAGE_CAPACITY_STEP: usize = PAGE_BYTES_MAX / 8;
+/// Room above `PAGE_BYTES_MAX` for the entry that makes a page split.
 const PAGE_GROW_BYTES: usize = 128;
+/// Capacity of a page about to split.
+const PAGE_FULL_CAPACITY: usize = PAGE_BYTES_MAX + PAGE_GROW_BYTES;
 
 const _: () = assert!(PAGE_BYTES_MERGE_BELOW < PAGE_BYTES_MERGED_MAX);
 const _: () = assert!(PAGE_BYTES_MERGED_MAX < PAGE_BYTES_MAX);
+
+/// The capacity a page of `len` bytes gets (see `PAGE_CAPACITY_STEP`).
+fn capacity_for(len: usize) -> usize {
+    if len > PAGE_FULL_CAPACITY {
+        // Past a full page only with an entry of a long key, until the page splits.
+        len + PAGE_GROW_BYTES
+    } else if len > PAGE_FULL_CAPACITY - 2 * PAGE_CAPACITY_STEP {
+        PAGE_FULL_CAPACITY
+    } else {
+        len.next_multiple_of(PAGE_CAPACITY_STEP).max(PAGE_CAPACITY_STEP)
+    }
+}
 
 /// Varints in a packed location.
 const LOCATION_FIELDS: usize = 5;
@@ -300,21 +319,21 @@ impl Page {
         } else {
             self.last = self.cursor().last_start();
         }
-        if self.bytes.capacity() > self.bytes.len() + 2 * PAGE_GROW_BYTES {
-            self.bytes.shrink_to(self.bytes.len() + PAGE_GROW_BYTES);
+        if self.bytes.capacity() > capacity_for(self.bytes.len()) + PAGE_CAPACITY_STEP {
+            self.bytes.shrink_to(capacity_for(self.bytes.len()));
         }
         Some(old)
     }
 
-    /// Replaces `range` of the page with the concatenation of `parts`, growing the vector by
-    /// `PAGE_GROW_BYTES` beyond need rather than doubling it.
+    /// Replaces `range` of the page with the concatenation of `parts`, growing the vector to the
+    /// next capacity of `capacity_for` rather than doubling it.
     fn splice(&mut self, range: Range<usize>, parts: &[&[u8]]) {
         let added: usize = parts.iter().map(|p| p.len()).sum();
         let old_len = self.bytes.len();
         let new_len = old_len + added - range.len();
         if new_len > old_len {
             if new_len > self.bytes.capacity() {
-                self.bytes.reserve_exact(new_len - old_len + PAGE_GROW_BYTES);
+                self.bytes.reserve_exact(capacity_for(new_len) - old_len);
             }
             self.bytes.resize(new_len, 0);
         }
@@ -350,11 +369,11 @@ impl Page {
         };
         let (last, first) = (&self.bytes[prev.key], &self.bytes[at.key.clone()]);
         let separator: Box<[u8]> = first[..separator_len(last, first)].into();
-        let mut right = Vec::with_capacity(self.bytes.len() - at.start + PAGE_GROW_BYTES);
+        let mut right = Vec::with_capacity(capacity_for(self.bytes.len() - at.start));
         right.extend_from_slice(&self.bytes[at.start..]);
         let right = Page { bytes: right, last: self.last - at.start };
         self.bytes.truncate(at.start);
-        self.bytes.shrink_to(self.bytes.len() + PAGE_GROW_BYTES);
+        self.bytes.shrink_to(capacity_for(self.bytes.len()));
         self.last = prev.start;
         (separator, right)
     }
@@ -415,5 +434,26 @@ impl<'a> Iterator for Cursor<'a> {
         let e = entry_at(self.bytes, self.pos);
         self.pos = e.location.end;
         Some((&self.bytes[e.key], read_location(self.bytes, e.location.start)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every page length fits its capacity, and pages up to a full one share a handful of
+    /// capacities (the point of `PAGE_CAPACITY_STEP`: chunks freed by one page fit the next).
+    #[test]
+    fn page_capacities_fit_and_are_few() {
+        let mut capacities = std::collections::BTreeSet::new();
+        for len in 0..=PAGE_FULL_CAPACITY * 2 {
+            let c = capacity_for(len);
+            assert!(c >= len, "capacity {c} for {len} bytes");
+            if len <= PAGE_FULL_CAPACITY {
+                capacities.insert(c);
+            }
+        }
+        assert!(capacities.len() <= PAGE_FULL_CAPACITY / PAGE_CAPACITY_STEP, "{capacities:?}");
+        assert!(capacities.contains(&PAGE_FULL_CAPACITY));
     }
 }
