@@ -60,3 +60,15 @@ pub fn heap() -> Heap {
     let m = unsafe { libc::mallinfo2() };
     Heap { live_bytes: (m.uordblks + m.hblkhd) as u64, free_bytes: m.fordblks as u64 }
 }
+
+/// Bytes free to an unprivileged writer on the filesystem holding `dir`.
+pub fn free_bytes(dir: &std::path::Path) -> Result<u64, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| format!("{}: path holds a NUL byte", dir.display()))?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and a statvfs to fill.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return Err(format!("statvfs {}: {}", dir.display(), std::io::Error::last_os_error()));
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}

@@ -86,8 +86,9 @@ pub struct StoreArgs {
     /// 1 MiB objects per core preloaded for the 1 MiB gets [default: 512; 64 with --quick].
     #[arg(long)]
     large_objects: Option<u64>,
-    /// Empty objects per core for the index memory and start-up figures [default: 1000000;
-    /// 100000 with --quick].
+    /// Empty objects per core for the index memory and start-up figures (each is a 4 KiB frame:
+    /// 10 million need about 40 GiB of disk, checked before the run) [default: 10000000; 100000
+    /// with --quick].
     #[arg(long)]
     index_objects: Option<u64>,
     /// 4 KiB objects preloaded (then half of them overwritten) for the puts beside compaction
@@ -130,7 +131,7 @@ impl Plan {
             rounds: args.rounds.unwrap_or(if q { 1 } else { 5 }).max(1),
             small_objects: args.small_objects.unwrap_or(if q { 10_000 } else { 100_000 }),
             large_objects: args.large_objects.unwrap_or(if q { 64 } else { 512 }),
-            index_objects: args.index_objects.unwrap_or(if q { 100_000 } else { 1_000_000 }),
+            index_objects: args.index_objects.unwrap_or(if q { 100_000 } else { 10_000_000 }),
             compact_objects: args.compact_objects.unwrap_or(if q { 16_384 } else { 65_536 }),
             only: args.only.clone(),
         };
@@ -1195,9 +1196,29 @@ fn index_arena() -> ArenaConfig {
 /// Fills a store per core with empty objects, measuring resident memory before and after, and
 /// ends without closing it (a crash: every put was acknowledged, so all of it is durable). Then
 /// times `Store::open` twice: replaying that log, and again after a clean close.
+/// Refuses to start a fill the filesystem cannot hold, naming the flag that makes it smaller
+/// (a fill that ran into ENOSPC would measure nothing after many seconds of writing).
+fn check_room_for_index_log(plan: &Plan) -> Result<(), String> {
+    let frames = (plan.index_objects + INDEX_WARM_UP_OBJECTS) * plan.cores as u64;
+    // Each empty object is one frame; segments are preallocated whole, so allow one more each.
+    let needed = frames * frame_bytes(0) as u64 + (plan.cores as u64 + 1) * SEGMENT_BYTES_DEFAULT;
+    let free = machine::free_bytes(&plan.dir)?;
+    if free < needed {
+        return Err(format!(
+            "index: {} objects per core need about {} GiB in {}, which has {} GiB free: pass a smaller --index-objects",
+            plan.index_objects,
+            needed >> 30,
+            plan.dir.display(),
+            free >> 30
+        ));
+    }
+    Ok(())
+}
+
 fn index_and_recovery(plan: &Plan) -> Result<(IndexFigures, [RecoveryFigures; 2]), String> {
     let dirs = plan.core_dirs("index");
     remove_dirs(&dirs)?;
+    check_room_for_index_log(plan)?;
     let (index, log_bytes) = index_fill(plan, &dirs)?;
     let after_crash = index_reopen(plan, &dirs, log_bytes, StartUp::AfterCrash)?;
     let after_close = index_reopen(plan, &dirs, log_bytes, StartUp::AfterClose)?;
