@@ -654,3 +654,20 @@ fn error_statuses() {
     let message = framing(&format!("Content-Length: {long}\r\n")).unwrap_err().to_string();
     assert!(message.len() < 200, "echoed input is shortened: {message}");
 }
+
+/// Formatted values are checked like plain ones, and a refused one leaves nothing behind; the
+/// per-thread cached Date is the same text as `http_date`, and follows the second it is given.
+#[test]
+fn formatted_headers_and_the_cached_date() {
+    let mut head = ResponseHead::new(200);
+    assert_eq!(head.try_header_fmt("etag", format_args!("\"{}\"", "abc")), Ok(()));
+    let refused = head.try_header_fmt("x-a", format_args!("{}{}", "v", "\r\nx-b: 1")).unwrap_err();
+    assert_eq!(refused.reason, "value contains CR, LF or another control byte");
+    let head = head.date(784_111_777).date(784_111_778).date(784_111_777);
+    let mut out = Vec::new();
+    head.write_into(&mut out);
+    let (a, b) = (http_date(784_111_777), http_date(784_111_778));
+    assert_eq!(a, "Sun, 06 Nov 1994 08:49:37 GMT");
+    let expected = format!("HTTP/1.1 200 OK\r\netag: \"abc\"\r\ndate: {a}\r\ndate: {b}\r\ndate: {a}\r\n\r\n");
+    assert_eq!(String::from_utf8_lossy(&out), expected);
+}

@@ -10,6 +10,11 @@ use std::time::{Duration, UNIX_EPOCH};
 /// The interim response a server sends to `Expect: 100-continue` before reading the body.
 pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+thread_local! {
+    /// The last `Date:` value this thread formatted, and its second.
+    static DATE: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+}
+
 /// Last second httpdate can format (9999-12-31T23:59:59Z); it panics beyond.
 const HTTP_DATE_UNIX_S_MAX: i64 = 253_402_300_799;
 
@@ -60,18 +65,51 @@ impl ResponseHead {
     /// Adds a header if `name` is a token and `value` has no control bytes other than HTAB;
     /// otherwise leaves the head unchanged and says why.
     pub fn try_header(&mut self, name: &str, value: &str) -> Result<(), ResponseHeaderError> {
+        self.try_header_fmt(name, format_args!("{value}"))
+    }
+
+    /// [`try_header`](Self::try_header) with a value formatted straight into the head (no
+    /// `String` per header: a GET's head has a dozen of them).
+    pub fn try_header_fmt(&mut self, name: &str, value: fmt::Arguments<'_>) -> Result<(), ResponseHeaderError> {
         let refuse = |reason| Err(ResponseHeaderError { name: name.to_owned(), reason });
         if name.is_empty() || !name.bytes().all(is_token_byte) {
             return refuse("name is not an HTTP token");
         }
-        if !value.bytes().all(|b| b == b'\t' || !b.is_ascii_control()) {
-            return refuse("value contains CR, LF or another control byte");
-        }
         if name.eq_ignore_ascii_case("content-length") {
             return refuse("set Content-Length with content_length()");
         }
-        self.push_line(name, value);
+        if !self.push_line_fmt(name, value) {
+            return refuse("value contains CR, LF or another control byte");
+        }
         Ok(())
+    }
+
+    /// Appends `name: value` unless the formatted value has control bytes other than HTAB
+    /// (then the head is left as it was and the answer is false).
+    fn push_line_fmt(&mut self, name: &str, value: fmt::Arguments<'_>) -> bool {
+        let line_start = self.lines.len();
+        self.lines.extend_from_slice(name.as_bytes());
+        self.lines.extend_from_slice(b": ");
+        let value_start = self.lines.len();
+        std::io::Write::write_fmt(&mut self.lines, value).expect("formatting into a Vec cannot fail");
+        if !self.lines[value_start..].iter().all(|&b| b == b'\t' || !b.is_ascii_control()) {
+            self.lines.truncate(line_start);
+            return false;
+        }
+        self.lines.extend_from_slice(b"\r\n");
+        true
+    }
+
+    /// Adds `Date:` for `unix_s`, formatted once a second per thread rather than per response.
+    pub fn date(mut self, unix_s: i64) -> ResponseHead {
+        DATE.with_borrow_mut(|(cached_s, text)| {
+            if *cached_s != unix_s || text.is_empty() {
+                *cached_s = unix_s;
+                *text = http_date(unix_s);
+            }
+            self.push_line("date", text);
+        });
+        self
     }
 
     /// Sets Content-Length. At most once, and never on 1xx or 204 (RFC 9110 §8.6).
@@ -80,7 +118,7 @@ impl ResponseHead {
         assert!(self.status >= 200, "no content-length on 1xx");
         assert!(self.status != 204, "no content-length on 204");
         self.content_length_set = true;
-        self.push_line("Content-Length", &length_bytes.to_string());
+        assert!(self.push_line_fmt("Content-Length", format_args!("{length_bytes}")));
         self
     }
 

@@ -256,24 +256,34 @@ pub async fn send_error_status(conn: &mut Conn, status: u16, e: &S3Error, close:
 
 /// Writes the response head (with Content-Length `len`).
 pub fn response_head(status: u16, headers: &[(String, String)], request_id: &str, len: Option<u64>, close: bool) -> Vec<u8> {
-    let mut head = ResponseHead::new(status)
-        .header("x-amz-request-id", request_id)
-        .header("server", "corestore")
-        .header("date", &http::http_date((super::unix_now_ms() / 1000) as i64));
+    let mut head = head_start(status, request_id);
     for (n, v) in headers {
         // Stored user metadata is echoed: a value that cannot be a header is left out.
         let _ = head.try_header(n, v);
     }
+    head_end(head, len, close)
+}
+
+/// The headers every response starts with.
+pub fn head_start(status: u16, request_id: &str) -> ResponseHead {
+    ResponseHead::new(status)
+        .header("x-amz-request-id", request_id)
+        .header("server", "corestore")
+        .date((super::unix_now_ms() / 1000) as i64)
+}
+
+/// Ends `head` (Content-Length `len`, Connection) into a buffer with room for a small body
+/// after it: it is often appended to send both at once.
+pub fn head_end(mut head: ResponseHead, len: Option<u64>, close: bool) -> Vec<u8> {
     if close {
         head = head.header("connection", "close");
     }
     if let Some(len) = len
-        && status != 204
-        && status != 304
+        && head.status() != 204
+        && head.status() != 304
     {
         head = head.content_length(len);
     }
-    // Room for a small body after the head: it is often appended to send both at once.
     let mut out = Vec::with_capacity(512 + len.unwrap_or(0).min(INLINE_BODY_BYTES_MAX as u64) as usize);
     head.write_into(&mut out);
     out

@@ -3,14 +3,14 @@
 use std::rc::Rc;
 
 use super::cache;
-use super::conn::{BodyReader, Conn, Request, Response, response_head};
+use super::conn::{self, BodyReader, Conn, Request, Response};
 use super::meta::{ObjectMeta, STORED_HEADERS};
 use super::objects::{self, Entry, Info, internal};
 use super::rpc::call;
 use super::{BUCKETS_BUCKET, BucketInfo, Shard};
 use crate::checksum::{ChecksumAlgorithm, multipart_etag};
 use crate::error::{ErrorCode, S3Error};
-use crate::http::{self, Method, RangeResult};
+use crate::http::{self, Method, RangeResult, ResponseHead};
 use crate::names;
 use crate::xml::{self, responses as xr};
 
@@ -402,30 +402,30 @@ fn etag_matches(header: &str, etag: &str) -> bool {
     header.split(',').map(str::trim).any(|c| c == "*" || xml::strip_etag_quotes(c.trim_start_matches("W/")) == etag)
 }
 
-/// The headers every GET/HEAD of an object returns.
-fn object_headers(req: &Request, meta: &ObjectMeta, partial: bool) -> Vec<(String, String)> {
-    let mut h = vec![
-        ("etag".to_string(), format!("\"{}\"", meta.etag)),
-        ("last-modified".to_string(), http::http_date((meta.modified_ms / 1000) as i64)),
-        ("content-type".to_string(), meta.content_type.clone().unwrap_or_else(|| "binary/octet-stream".into())),
-        ("accept-ranges".to_string(), "bytes".to_string()),
-    ];
-    h.extend(meta.headers.iter().cloned());
+/// The headers every GET/HEAD of an object returns, written straight into `head`. Stored
+/// values are echoed: one that cannot be a header is left out.
+fn object_headers(head: &mut ResponseHead, req: &Request, meta: &ObjectMeta, partial: bool) {
+    let _ = head.try_header_fmt("etag", format_args!("\"{}\"", meta.etag));
+    let _ = head.try_header("last-modified", &http::http_date((meta.modified_ms / 1000) as i64));
+    let _ = head.try_header("content-type", meta.content_type.as_deref().unwrap_or("binary/octet-stream"));
+    let _ = head.try_header("accept-ranges", "bytes");
+    for (n, v) in &meta.headers {
+        let _ = head.try_header(n, v);
+    }
     for (n, v) in &meta.user {
-        h.push((format!("x-amz-meta-{n}"), v.clone()));
+        let _ = head.try_header_fmt(&format!("x-amz-meta-{n}"), format_args!("{v}"));
     }
     // A checksum covers the whole object: a range response carries none, as in S3.
     if !partial && req.header("x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("enabled")) {
         for (alg, v) in &meta.checksums {
             if let Some(a) = ChecksumAlgorithm::from_sdk_name(alg) {
-                h.push((a.header_name().to_string(), v.clone()));
+                let _ = head.try_header(a.header_name(), v);
             }
         }
     }
     if !meta.part_sizes.is_empty() {
-        h.push(("x-amz-mp-parts-count".to_string(), meta.part_sizes.len().to_string()));
+        let _ = head.try_header_fmt("x-amz-mp-parts-count", format_args!("{}", meta.part_sizes.len()));
     }
-    h
 }
 
 /// GET/HEAD preconditions (RFC 9110 §13.2.2 order, as S3 applies them).
@@ -548,14 +548,12 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
 }
 
 fn object_response_head(req: &Request, meta: &ObjectMeta, size: u64, start: u64, end: u64, partial: bool) -> Vec<u8> {
-    let mut headers = object_headers(req, meta, partial);
-    let status = if partial {
-        headers.push(("content-range".into(), format!("bytes {start}-{}/{size}", end.saturating_sub(1))));
-        206
-    } else {
-        200
-    };
-    response_head(status, &headers, &req.id, Some(end - start), false)
+    let mut head = conn::head_start(if partial { 206 } else { 200 }, &req.id);
+    object_headers(&mut head, req, meta, partial);
+    if partial {
+        let _ = head.try_header_fmt("content-range", format_args!("bytes {start}-{}/{size}", end.saturating_sub(1)));
+    }
+    conn::head_end(head, Some(end - start), false)
 }
 
 async fn send(conn: &mut Conn, bytes: Vec<u8>) -> Result<(), S3Error> {
