@@ -406,6 +406,31 @@ fn parse_expires(value: &str) -> Result<i64, AuthError> {
     Ok(expires_s)
 }
 
+thread_local! {
+    /// (canonical request, string to sign) of the last request this thread verified.
+    static SIGNING_SCRATCH: std::cell::RefCell<(String, String)> = const { std::cell::RefCell::new((String::new(), String::new())) };
+}
+
+/// The canonical request (SigV4 task 1) of `req` as `claim` signed it, appended to `out`.
+fn write_canonical_request(out: &mut String, req: &RequestParts, presigned: bool, signed_headers_raw: &str, payload_hash: &str) -> Result<(), AuthError> {
+    out.push_str(req.method);
+    out.push('\n');
+    canonical::write_canonical_uri(out, req.raw_path);
+    out.push('\n');
+    canonical::write_canonical_query(out, req.raw_query, presigned.then_some("X-Amz-Signature"));
+    out.push('\n');
+    // Parsed (and validated) when the claim was built.
+    canonical::write_canonical_headers(out, req.headers, signed_headers_raw.split(';')).map_err(|missing| {
+        let message = format!("signed header {missing:?} is not present in the request");
+        if presigned { query_malformed(message) } else { header_malformed(message) }
+    })?;
+    out.push('\n');
+    out.push_str(signed_headers_raw);
+    out.push('\n');
+    out.push_str(payload_hash);
+    Ok(())
+}
+
 fn verify_claim(
     req: &RequestParts,
     claim: Claim,
@@ -415,26 +440,20 @@ fn verify_claim(
     let Credential { access_key, date, region: scope_region, service } = claim.credential;
     let secret = secrets(&access_key).ok_or_else(|| AuthError::InvalidAccessKeyId { access_key: access_key.clone() })?;
     let scope = CredentialScope { date, region: scope_region, service };
-    // Parsed (and validated) when the claim was built; cannot fail here.
-    let signed_headers: Vec<&str> = claim.signed_headers_raw.split(';').collect();
-    let headers = canonical::canonical_headers(req.headers, &signed_headers).map_err(|missing| {
-        let message = format!("signed header {missing:?} is not present in the request");
-        if claim.presigned { query_malformed(message) } else { header_malformed(message) }
-    })?;
-    let skip = claim.presigned.then_some("X-Amz-Signature");
-    let canonical_request = canonical::canonical_request(
-        req.method,
-        &canonical_uri(req.raw_path),
-        &canonical_query(req.raw_query, skip),
-        &headers,
-        &claim.signed_headers_raw,
-        claim.payload_hash,
-    );
-    let string_to_sign = string_to_sign(&claim.date_time, &scope.to_string(), &canonical_request);
     let key = cached_signing_key(&secret, &scope.date, &scope.region, &scope.service);
-    if !canonical::signature_matches(&key, string_to_sign.as_bytes(), &claim.signature) {
-        return Err(AuthError::SignatureDoesNotMatch { access_key, string_to_sign, canonical_request });
-    }
+    // The canonical request and string to sign are built in this thread's scratch buffers:
+    // only a mismatch, whose error shows them, copies them out.
+    SIGNING_SCRATCH.with_borrow_mut(|(canonical_request, string_to_sign)| {
+        canonical_request.clear();
+        string_to_sign.clear();
+        write_canonical_request(canonical_request, req, claim.presigned, &claim.signed_headers_raw, claim.payload_hash)?;
+        canonical::write_string_to_sign(string_to_sign, &claim.date_time, &scope, canonical_request);
+        if !canonical::signature_matches(&key, string_to_sign.as_bytes(), &claim.signature) {
+            let (string_to_sign, canonical_request) = (string_to_sign.clone(), canonical_request.clone());
+            return Err(AuthError::SignatureDoesNotMatch { access_key: access_key.clone(), string_to_sign, canonical_request });
+        }
+        Ok(())
+    })?;
     let (decoded_content_length, trailer) = streaming_headers(req, claim.payload)?;
     Ok(SignedRequest {
         access_key,

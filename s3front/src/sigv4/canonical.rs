@@ -43,11 +43,22 @@ pub fn signing_key(secret: &str, yyyymmdd: &str, region: &str, service: &str) ->
 /// The path as received (percent-encoded) → decoded once → every byte but unreserved and '/'
 /// encoded with uppercase hex. An empty path is "/".
 pub fn canonical_uri(raw_path: &str) -> String {
+    let mut out = String::new();
+    write_canonical_uri(&mut out, raw_path);
+    out
+}
+
+/// [`canonical_uri`] appended to `out`; without a '%' in the path nothing is allocated.
+pub fn write_canonical_uri(out: &mut String, raw_path: &str) {
+    use std::fmt::Write as _;
     if raw_path.is_empty() {
-        return "/".to_string();
+        out.push('/');
+    } else if !raw_path.contains('%') {
+        write!(out, "{}", percent_encode(raw_path.as_bytes(), PATH_ENCODE_SET)).expect("writing to a String cannot fail");
+    } else {
+        let decoded: Vec<u8> = percent_decode_str(raw_path).collect();
+        write!(out, "{}", percent_encode(&decoded, PATH_ENCODE_SET)).expect("writing to a String cannot fail");
     }
-    let decoded: Vec<u8> = percent_decode_str(raw_path).collect();
-    percent_encode(&decoded, PATH_ENCODE_SET).to_string()
 }
 
 fn encode_component(raw: &str) -> String {
@@ -72,6 +83,16 @@ pub fn decode_query(raw_query: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
 /// Names and values re-encoded, sorted by name then value, joined with '&'. `skip_name` (the
 /// presigned `X-Amz-Signature`) is left out, compared after decoding.
 pub fn canonical_query(raw_query: &str, skip_name: Option<&str>) -> String {
+    let mut out = String::new();
+    write_canonical_query(&mut out, raw_query, skip_name);
+    out
+}
+
+/// [`canonical_query`] appended to `out`; an empty query allocates nothing.
+pub fn write_canonical_query(out: &mut String, raw_query: &str, skip_name: Option<&str>) {
+    if raw_query.is_empty() {
+        return;
+    }
     let mut pairs: Vec<(String, String)> = raw_query
         .split('&')
         .filter(|piece| !piece.is_empty())
@@ -80,7 +101,6 @@ pub fn canonical_query(raw_query: &str, skip_name: Option<&str>) -> String {
         .filter(|(name, _)| skip_name.is_none_or(|skip| name != skip))
         .collect();
     pairs.sort_unstable();
-    let mut out = String::with_capacity(raw_query.len() + 8);
     for (i, (name, value)) in pairs.iter().enumerate() {
         if i > 0 {
             out.push('&');
@@ -89,7 +109,6 @@ pub fn canonical_query(raw_query: &str, skip_name: Option<&str>) -> String {
         out.push('=');
         out.push_str(value);
     }
-    out
 }
 
 /// Trims the value and collapses inner runs of spaces and tabs into one space.
@@ -110,9 +129,20 @@ fn normalize_header_value(value: &str, out: &mut String) {
 
 /// `name:value\n` for each signed header, in the order given; several values of one name are joined
 /// with ','. Returns the first signed name the request lacks as the error.
-pub fn canonical_headers<'n>(headers: &[(String, String)], signed_names: &[&'n str]) -> Result<String, &'n str> {
+#[cfg(test)]
+fn canonical_headers<'n>(headers: &[(String, String)], signed_names: &[&'n str]) -> Result<String, &'n str> {
     let mut out = String::new();
-    for &name in signed_names {
+    write_canonical_headers(&mut out, headers, signed_names.iter().copied())?;
+    Ok(out)
+}
+
+/// [`canonical_headers`] appended to `out`, for names given in order.
+pub fn write_canonical_headers<'n>(
+    out: &mut String,
+    headers: &[(String, String)],
+    signed_names: impl Iterator<Item = &'n str>,
+) -> Result<(), &'n str> {
+    for name in signed_names {
         out.push_str(name);
         out.push(':');
         let mut found = false;
@@ -120,7 +150,7 @@ pub fn canonical_headers<'n>(headers: &[(String, String)], signed_names: &[&'n s
             if found {
                 out.push(',');
             }
-            normalize_header_value(value, &mut out);
+            normalize_header_value(value, out);
             found = true;
         }
         if !found {
@@ -128,24 +158,22 @@ pub fn canonical_headers<'n>(headers: &[(String, String)], signed_names: &[&'n s
         }
         out.push('\n');
     }
-    Ok(out)
-}
-
-/// The six lines of the canonical request.
-pub fn canonical_request(
-    method: &str,
-    canonical_uri: &str,
-    canonical_query: &str,
-    canonical_headers: &str,
-    signed_headers: &str,
-    payload_hash: &str,
-) -> String {
-    format!("{method}\n{canonical_uri}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{payload_hash}")
+    Ok(())
 }
 
 pub fn string_to_sign(date_time: &str, scope: &str, canonical_request: &str) -> String {
-    let hash = hex::encode(sha256(canonical_request.as_bytes()));
-    format!("{ALGORITHM}\n{date_time}\n{scope}\n{hash}")
+    let mut out = String::new();
+    write_string_to_sign(&mut out, date_time, scope, canonical_request);
+    out
+}
+
+/// [`string_to_sign`] appended to `out`, with the scope given by anything that displays it.
+pub fn write_string_to_sign(out: &mut String, date_time: &str, scope: impl std::fmt::Display, canonical_request: &str) {
+    use std::fmt::Write as _;
+    let mut hash = [0u8; 64];
+    hex::encode_to_slice(sha256(canonical_request.as_bytes()), &mut hash).expect("64 hex digits for 32 bytes");
+    let hash = std::str::from_utf8(&hash).expect("hex digits are ASCII");
+    write!(out, "{ALGORITHM}\n{date_time}\n{scope}\n{hash}").expect("writing to a String cannot fail");
 }
 
 /// Constant-time check of `signature` against HMAC(signing_key, string_to_sign).
