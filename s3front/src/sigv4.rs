@@ -44,14 +44,63 @@ pub struct RequestParts<'a> {
     /// The query as received (after '?', without it), still percent-encoded; "" when absent.
     pub raw_query: &'a str,
     /// Every header in arrival order, names lowercased, values as received; a name may repeat.
-    pub headers: &'a [(String, String)],
+    pub headers: &'a dyn HeaderList,
 }
 
 impl<'a> RequestParts<'a> {
     /// The first value of a header; `name` is lowercase.
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        header_pairs(self.headers).find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
+}
+
+/// Headers as SigV4 reads them: by position, so that the HTTP layer's packed head and a client's
+/// list of pairs both serve without a copy.
+impl std::fmt::Debug for dyn HeaderList + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(header_pairs(self)).finish()
+    }
+}
+
+pub trait HeaderList {
+    fn header_count(&self) -> usize;
+    /// The `i`th header as (name, value).
+    fn header_at(&self, i: usize) -> (&str, &str);
+}
+
+impl HeaderList for [(String, String)] {
+    fn header_count(&self) -> usize {
+        self.len()
+    }
+
+    fn header_at(&self, i: usize) -> (&str, &str) {
+        (&self[i].0, &self[i].1)
+    }
+}
+
+impl HeaderList for Vec<(String, String)> {
+    fn header_count(&self) -> usize {
+        self.len()
+    }
+
+    fn header_at(&self, i: usize) -> (&str, &str) {
+        (&self[i].0, &self[i].1)
+    }
+}
+
+impl HeaderList for crate::http::RequestHead {
+    fn header_count(&self) -> usize {
+        crate::http::RequestHead::header_count(self)
+    }
+
+    fn header_at(&self, i: usize) -> (&str, &str) {
+        crate::http::RequestHead::header_at(self, i)
+    }
+}
+
+/// Every header of `headers`, in order.
+pub(crate) fn header_pairs(headers: &dyn HeaderList) -> impl Iterator<Item = (&str, &str)> {
+    (0..headers.header_count()).map(|i| headers.header_at(i))
 }
 
 /// How the body is covered by the signature (from `x-amz-content-sha256`).
@@ -333,10 +382,8 @@ fn check_credential_date(credential: &Credential, date_time: &str) -> Result<(),
 /// S3 refuses header-signed requests carrying `x-amz-*` headers that were not signed, since they
 /// change what the request does (storage class, ACLs, checksums, …).
 fn check_amz_headers_signed(req: &RequestParts, signed_headers: &[&str]) -> Result<(), AuthError> {
-    let unsigned: Vec<&str> = req
-        .headers
-        .iter()
-        .map(|(name, _)| name.as_str())
+    let unsigned: Vec<&str> = header_pairs(req.headers)
+        .map(|(name, _)| name)
         // Bytes, not str slicing: a header name may hold non-ASCII bytes (found by fuzzing).
         .filter(|name| name.as_bytes().get(..6).is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"x-amz-")))
         .filter(|name| !signed_headers.iter().any(|s| s.eq_ignore_ascii_case(name)))

@@ -30,9 +30,9 @@ fn head_error(request: &str) -> HttpError {
 fn head_simple_get() {
     let h = head("GET /bucket/key%20x?list-type=2&prefix=a HTTP/1.1\r\nHost: s3.local\r\nX-Amz-Date:  20130524T000000Z \r\n\r\n");
     assert_eq!(h.method, Method::Get);
-    assert_eq!(h.target, "/bucket/key%20x?list-type=2&prefix=a");
-    assert_eq!(h.path, "/bucket/key%20x");
-    assert_eq!(h.query, "list-type=2&prefix=a");
+    assert_eq!(h.target(), "/bucket/key%20x?list-type=2&prefix=a");
+    assert_eq!(h.path(), "/bucket/key%20x");
+    assert_eq!(h.query(), "list-type=2&prefix=a");
     assert_eq!(h.version_minor, 1);
     assert_eq!(h.body, BodyFraming::None);
     assert!(h.keep_alive);
@@ -116,17 +116,17 @@ fn head_utf8_header_value_accepted_non_utf8_refused() {
 #[test]
 fn head_target_forms() {
     let h = head("GET http://s3.local:9000/b/k?acl HTTP/1.1\r\nHost: s3.local:9000\r\n\r\n");
-    assert_eq!((h.path.as_str(), h.query.as_str()), ("/b/k", "acl"));
+    assert_eq!((h.path(), h.query()), ("/b/k", "acl"));
     let h = head("GET HTTPS://s3.local HTTP/1.1\r\nHost: s3.local\r\n\r\n");
-    assert_eq!((h.path.as_str(), h.query.as_str()), ("/", ""));
+    assert_eq!((h.path(), h.query()), ("/", ""));
     let h = head("GET http://s3.local?location HTTP/1.1\r\nHost: s3.local\r\n\r\n");
-    assert_eq!((h.path.as_str(), h.query.as_str()), ("/", "location"));
+    assert_eq!((h.path(), h.query()), ("/", "location"));
     let h = head("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert_eq!((h.path.as_str(), h.query.as_str()), ("*", ""));
+    assert_eq!((h.path(), h.query()), ("*", ""));
     let h = head("GET /b?x=1?y HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert_eq!((h.path.as_str(), h.query.as_str()), ("/b", "x=1?y"));
+    assert_eq!((h.path(), h.query()), ("/b", "x=1?y"));
     let h = head("GET /b? HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert_eq!((h.path.as_str(), h.query.as_str()), ("/b", ""));
+    assert_eq!((h.path(), h.query()), ("/b", ""));
     assert_eq!(head_error("GET * HTTP/1.1\r\nHost: h\r\n\r\n"), HttpError::TargetForm { target: "*".into() });
     assert_eq!(head_status(b"GET b/k HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
     assert_eq!(head_status(b"CONNECT s3.local:443 HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
@@ -184,7 +184,7 @@ fn head_limits() {
     assert_eq!(error.status(), 414);
     assert_eq!(head_status(format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes()), 414);
     let target = "/".repeat(TARGET_BYTES_MAX);
-    assert_eq!(head(&format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n")).target.len(), TARGET_BYTES_MAX);
+    assert_eq!(head(&format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n")).target().len(), TARGET_BYTES_MAX);
 
     // A head that has reached HEAD_BYTES_MAX without ending is 431, complete or not.
     let mut long = b"GET / HTTP/1.1\r\nHost: h\r\nx-big: ".to_vec();

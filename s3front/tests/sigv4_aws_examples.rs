@@ -26,7 +26,8 @@ fn authorization(signed_headers: &str, signature: &str) -> String {
 }
 
 fn check_signed(method: &str, raw_path: &str, raw_query: &str, headers: &[(String, String)]) -> SignedRequest {
-    let req = RequestParts { method, raw_path, raw_query, headers };
+    let headers = headers.to_vec();
+    let req = RequestParts { method, raw_path, raw_query, headers: &headers };
     match authenticate(&req, &secrets, NOW_UNIX_S, "us-east-1") {
         Ok(Auth::Signed(signed)) => signed,
         other => panic!("{method} {raw_path}?{raw_query}: {other:?}"),

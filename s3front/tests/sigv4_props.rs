@@ -15,7 +15,8 @@ fn secrets(access_key: &str) -> Option<String> {
 }
 
 fn run(path: &str, query: &str, headers: &[(String, String)]) -> Result<Auth, AuthError> {
-    authenticate(&RequestParts { method: "PUT", raw_path: path, raw_query: query, headers }, &secrets, NOW_UNIX_S, "us-east-1")
+    let headers = headers.to_vec();
+    authenticate(&RequestParts { method: "PUT", raw_path: path, raw_query: query, headers: &headers }, &secrets, NOW_UNIX_S, "us-east-1")
 }
 
 fn signed_headers(signature: &str) -> Vec<(String, String)> {

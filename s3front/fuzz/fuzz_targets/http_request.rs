@@ -21,11 +21,11 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if head.body == BodyFraming::Chunked {
         decode_in_two_ways(body);
     }
-    if let Ok(pairs) = parse_query(&head.query) {
-        assert!(pairs.len() <= head.query.len());
+    if let Ok(pairs) = parse_query(head.query()) {
+        assert!(pairs.len() <= head.query().len());
     }
-    if let Ok(path) = decode_path(&head.path) {
-        assert!(path.len() <= head.path.len());
+    if let Ok(path) = decode_path(head.path()) {
+        assert!(path.len() <= head.path().len());
     }
     if let Some(range) = head.header("range") {
         for object_len in [0, 1, body.len() as u64, u64::MAX] {

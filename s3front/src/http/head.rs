@@ -3,6 +3,7 @@
 //! httparse tokenises; this file decides what the tokens mean for an S3 server: which target
 //! forms are accepted, how the body is framed (RFC 9112 §6.3), whether the connection stays open.
 
+use std::ops::Range;
 use super::error::{HttpError, shown};
 
 /// Largest request head (request line, headers, blank line). A client that has sent this much
@@ -70,14 +71,6 @@ pub enum BodyFraming {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
     pub method: Method,
-    /// The request target exactly as sent.
-    pub target: String,
-    /// The path part of the target, before '?', not percent-decoded (SigV4 signs the raw form).
-    /// For an absolute-form target (`http://host/p`) it is the path after the authority ("/" if
-    /// none); for `OPTIONS *` it is "*".
-    pub path: String,
-    /// The part after the first '?', not decoded; empty when there is none.
-    pub query: String,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version_minor: u8,
     pub body: BodyFraming,
@@ -85,31 +78,64 @@ pub struct RequestHead {
     pub keep_alive: bool,
     /// `Expect: 100-continue` on HTTP/1.1 (RFC 9110 §10.1.1: ignored on 1.0).
     pub expect_continue: bool,
-    headers: Vec<(String, String)>,
+    /// The target, path and query, then each header's lowercased name and trimmed value, back to
+    /// back: one allocation for the text of the whole head rather than two per header.
+    text: String,
+    target: Range<u32>,
+    path: Range<u32>,
+    query: Range<u32>,
+    /// (name start, name end = value start, value end) in `text`, in the order received.
+    headers: Vec<[u32; 3]>,
 }
 
 impl RequestHead {
+    /// The request target exactly as sent.
+    pub fn target(&self) -> &str {
+        self.span(&self.target)
+    }
+
+    /// The path part of the target, before '?', not percent-decoded (SigV4 signs the raw form).
+    /// For an absolute-form target (`http://host/p`) it is the path after the authority ("/" if
+    /// none); for `OPTIONS *` it is "*".
+    pub fn path(&self) -> &str {
+        self.span(&self.path)
+    }
+
+    /// The part after the first '?', not decoded; empty when there is none.
+    pub fn query(&self) -> &str {
+        self.span(&self.query)
+    }
+
+    fn span(&self, r: &Range<u32>) -> &str {
+        &self.text[r.start as usize..r.end as usize]
+    }
+
     /// The first value of the header `name`, which must be lowercase.
     pub fn header(&self, name: &str) -> Option<&str> {
         assert_lowercase(name);
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
     /// Every value of the header `name` (lowercase), in the order received.
     pub fn headers_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         assert_lowercase(name);
-        self.headers.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers().filter(move |(n, _)| *n == name).map(|(_, v)| v)
     }
 
     /// All headers as (lowercase name, trimmed value), in the order received.
-    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        (0..self.headers.len()).map(|i| self.header_at(i))
     }
 
-    /// All headers as stored: (lowercase name, trimmed value) pairs, in the order received (what
-    /// `sigv4::RequestParts` borrows, without a copy).
-    pub fn header_pairs(&self) -> &[(String, String)] {
-        &self.headers
+    /// The `i`th header received, as (lowercase name, trimmed value).
+    pub fn header_at(&self, i: usize) -> (&str, &str) {
+        let [name, value, end] = self.headers[i].map(|x| x as usize);
+        (&self.text[name..value], &self.text[value..end])
+    }
+
+    /// Headers received.
+    pub fn header_count(&self) -> usize {
+        self.headers.len()
     }
 
     /// The Host header (required on HTTP/1.1, at most one). For an absolute-form target this is
@@ -209,16 +235,25 @@ fn head_from(request: &httparse::Request<'_, '_>) -> Result<RequestHead, HttpErr
     assert!(version_minor <= 1, "httparse accepts HTTP/1.0 and HTTP/1.1 only");
     assert!(target.len() <= TARGET_BYTES_MAX, "checked on the request line before parsing");
     let (path, query) = split_target(&method, target)?;
-    let headers = headers_from(request.headers)?;
+    let header_bytes: usize = request.headers.iter().map(|h| h.name.len() + h.value.len()).sum();
+    let mut text = String::with_capacity(target.len() + path.len() + query.len() + header_bytes);
+    let mut push = |s: &str| {
+        let start = text.len() as u32;
+        text.push_str(s);
+        start..text.len() as u32
+    };
+    let (target, path, query) = (push(target), push(path), push(query));
+    let headers = headers_from(request.headers, &mut text)?;
     let mut head = RequestHead {
         method,
-        target: target.to_owned(),
-        path,
-        query,
         version_minor,
         body: BodyFraming::None,
         keep_alive: false,
         expect_continue: false,
+        text,
+        target,
+        path,
+        query,
         headers,
     };
     check_host(&head)?;
@@ -229,9 +264,9 @@ fn head_from(request: &httparse::Request<'_, '_>) -> Result<RequestHead, HttpErr
 }
 
 /// Splits the target into raw path and raw query by its form (RFC 9112 §3.2).
-fn split_target(method: &Method, target: &str) -> Result<(String, String), HttpError> {
+fn split_target<'t>(method: &Method, target: &'t str) -> Result<(&'t str, &'t str), HttpError> {
     if target == "*" && *method == Method::Options {
-        return Ok(("*".to_owned(), String::new()));
+        return Ok(("*", ""));
     }
     let (path_and_query, from_absolute) = match strip_scheme(target) {
         Some(rest) => (&rest[rest.find(['/', '?']).unwrap_or(rest.len())..], true),
@@ -240,7 +275,7 @@ fn split_target(method: &Method, target: &str) -> Result<(String, String), HttpE
     };
     let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
     let path = if from_absolute && path.is_empty() { "/" } else { path };
-    Ok((path.to_owned(), query.to_owned()))
+    Ok((path, query))
 }
 
 /// The target after `http://` or `https://` (scheme case-insensitive), when absolute-form.
@@ -251,15 +286,19 @@ fn strip_scheme(target: &str) -> Option<&str> {
     })
 }
 
-fn headers_from(raw: &[httparse::Header<'_>]) -> Result<Vec<(String, String)>, HttpError> {
+/// Appends each header's lowercased name and trimmed value to `text`; returns their spans.
+fn headers_from(raw: &[httparse::Header<'_>], text: &mut String) -> Result<Vec<[u32; 3]>, HttpError> {
     assert!(raw.len() <= HEADERS_MAX);
     let mut headers = Vec::with_capacity(raw.len());
     for header in raw {
-        let name = header.name.to_ascii_lowercase();
         let Ok(value) = std::str::from_utf8(header.value) else {
-            return Err(HttpError::HeaderNotUtf8 { name });
+            return Err(HttpError::HeaderNotUtf8 { name: header.name.to_ascii_lowercase() });
         };
-        headers.push((name, value.trim_matches([' ', '\t']).to_owned()));
+        let name_start = text.len() as u32;
+        text.extend(header.name.chars().map(|c| c.to_ascii_lowercase()));
+        let value_start = text.len() as u32;
+        text.push_str(value.trim_matches([' ', '\t']));
+        headers.push([name_start, value_start, text.len() as u32]);
     }
     Ok(headers)
 }

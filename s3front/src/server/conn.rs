@@ -180,19 +180,19 @@ async fn one_request(shard: &Rc<Shard>, conn: &mut Conn) -> Result<bool, ()> {
 }
 
 fn resource_of(head: &RequestHead) -> String {
-    head.path.clone()
+    head.path().to_string()
 }
 
 /// Decodes addressing, authenticates.
 fn prepare(shard: &Rc<Shard>, head: RequestHead, id: String) -> Result<Request, S3Error> {
     let resource = resource_of(&head);
     let with_resource = |e: S3Error| e.with_resource(resource.clone());
-    let path = http::decode_path(&head.path).map_err(|e| with_resource(S3Error::new(ErrorCode::InvalidURI, e.to_string())))?;
-    let query = http::parse_query(&head.query).map_err(|e| with_resource(S3Error::new(ErrorCode::InvalidURI, e.to_string())))?;
+    let path = http::decode_path(head.path()).map_err(|e| with_resource(S3Error::new(ErrorCode::InvalidURI, e.to_string())))?;
+    let query = http::parse_query(head.query()).map_err(|e| with_resource(S3Error::new(ErrorCode::InvalidURI, e.to_string())))?;
     let (bucket, key) = address(shard, &head, &path);
     let now_ms = super::unix_now_ms();
     let parts =
-        sigv4::RequestParts { method: head.method.as_str(), raw_path: &head.path, raw_query: &head.query, headers: head.header_pairs() };
+        sigv4::RequestParts { method: head.method.as_str(), raw_path: head.path(), raw_query: head.query(), headers: &head };
     let secrets = |ak: &str| shard.users.borrow_mut().secret(ak);
     let auth = sigv4::authenticate(&parts, &secrets, (now_ms / 1000) as i64, &shard.config.region).map_err(|e| {
         let code = ErrorCode::from_name(e.code()).unwrap_or(ErrorCode::AccessDenied);

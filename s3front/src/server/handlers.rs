@@ -51,7 +51,7 @@ fn err(code: ErrorCode, message: impl Into<String>) -> S3Error {
 }
 
 pub async fn handle(shard: &Rc<Shard>, conn: &mut Conn, req: Request) -> Result<Option<Response>, S3Error> {
-    let resource = req.head.path.clone();
+    let resource = req.head.path().to_string();
     let r = route(shard, conn, &req).await;
     r.map_err(|e| if e.resource.is_empty() { e.with_resource(resource) } else { e })
 }

@@ -132,21 +132,21 @@ fn normalize_header_value(value: &str, out: &mut String) {
 #[cfg(test)]
 fn canonical_headers<'n>(headers: &[(String, String)], signed_names: &[&'n str]) -> Result<String, &'n str> {
     let mut out = String::new();
-    write_canonical_headers(&mut out, headers, signed_names.iter().copied())?;
+    write_canonical_headers(&mut out, &headers.to_vec(), signed_names.iter().copied())?;
     Ok(out)
 }
 
 /// [`canonical_headers`] appended to `out`, for names given in order.
 pub fn write_canonical_headers<'n>(
     out: &mut String,
-    headers: &[(String, String)],
+    headers: &dyn super::HeaderList,
     signed_names: impl Iterator<Item = &'n str>,
 ) -> Result<(), &'n str> {
     for name in signed_names {
         out.push_str(name);
         out.push(':');
         let mut found = false;
-        for (_, value) in headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        for (_, value) in super::header_pairs(headers).filter(|(n, _)| n.eq_ignore_ascii_case(name)) {
             if found {
                 out.push(',');
             }
