@@ -37,15 +37,30 @@ impl std::error::Error for ResponseHeaderError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHead {
     status: u16,
-    /// `name: value\r\n` lines, in order.
+    /// The status line, then `name: value\r\n` lines, in order.
     lines: Vec<u8>,
+    /// Where the header lines start in `lines`.
+    headers_start: usize,
     content_length_set: bool,
 }
 
 impl ResponseHead {
     pub fn new(status: u16) -> ResponseHead {
+        ResponseHead::with_capacity(status, 256)
+    }
+
+    /// A head whose buffer has room for `capacity_bytes` in all, e.g. a small body that
+    /// [`into_bytes`](Self::into_bytes) hands back with the head to be appended to it.
+    pub fn with_capacity(status: u16, capacity_bytes: usize) -> ResponseHead {
         assert!((100..=599).contains(&status), "status {status} is not a three-digit HTTP status");
-        ResponseHead { status, lines: Vec::with_capacity(256), content_length_set: false }
+        let mut lines = Vec::with_capacity(capacity_bytes);
+        let digits = [status / 100, status / 10 % 10, status % 10].map(|d| b'0' + d as u8);
+        lines.extend_from_slice(b"HTTP/1.1 ");
+        lines.extend_from_slice(&digits);
+        lines.push(b' ');
+        lines.extend_from_slice(reason_phrase(status).as_bytes());
+        lines.extend_from_slice(b"\r\n");
+        ResponseHead { status, headers_start: lines.len(), lines, content_length_set: false }
     }
 
     pub fn status(&self) -> u16 {
@@ -131,14 +146,14 @@ impl ResponseHead {
 
     /// Appends `HTTP/1.1 <code> <reason>\r\n<headers>\r\n` to `out`.
     pub fn write_into(&self, out: &mut Vec<u8>) {
-        let digits = [self.status / 100, self.status / 10 % 10, self.status % 10].map(|d| b'0' + d as u8);
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(&digits);
-        out.push(b' ');
-        out.extend_from_slice(reason_phrase(self.status).as_bytes());
-        out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&self.lines);
         out.extend_from_slice(b"\r\n");
+    }
+
+    /// The whole head, `HTTP/1.1 <code> <reason>\r\n<headers>\r\n`, in its own buffer (no copy).
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        self.lines.extend_from_slice(b"\r\n");
+        self.lines
     }
 }
 
@@ -183,9 +198,14 @@ pub fn reason_phrase(status: u16) -> &'static str {
 /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) of a Unix time. Times outside 1970..=9999 are
 /// clamped rather than panicking: a corrupt stored mtime must not take down a core.
 pub fn http_date(unix_s: i64) -> String {
+    http_date_display(unix_s).to_string()
+}
+
+/// [`http_date`] as a value that formats itself (into a response head, without a `String`).
+pub fn http_date_display(unix_s: i64) -> impl fmt::Display {
     let clamped_s = unix_s.clamp(0, HTTP_DATE_UNIX_S_MAX);
     let seconds = u64::try_from(clamped_s).expect("clamped to be non-negative");
-    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(seconds))
+    httpdate::HttpDate::from(UNIX_EPOCH + Duration::from_secs(seconds))
 }
 
 /// The Unix time of an HTTP date in any of the three forms RFC 9110 §5.6.7 says to accept;

@@ -256,7 +256,7 @@ pub async fn send_error_status(conn: &mut Conn, status: u16, e: &S3Error, close:
 
 /// Writes the response head (with Content-Length `len`).
 pub fn response_head(status: u16, headers: &[(String, String)], request_id: &str, len: Option<u64>, close: bool) -> Vec<u8> {
-    let mut head = head_start(status, request_id);
+    let mut head = head_start(status, request_id, len);
     for (n, v) in headers {
         // Stored user metadata is echoed: a value that cannot be a header is left out.
         let _ = head.try_header(n, v);
@@ -264,16 +264,17 @@ pub fn response_head(status: u16, headers: &[(String, String)], request_id: &str
     head_end(head, len, close)
 }
 
-/// The headers every response starts with.
-pub fn head_start(status: u16, request_id: &str) -> ResponseHead {
-    ResponseHead::new(status)
+/// The headers every response starts with, in a buffer with room for a body of `body_bytes`
+/// (bodies up to `INLINE_BODY_BYTES_MAX` are appended to go out in the same send).
+pub fn head_start(status: u16, request_id: &str, body_bytes: Option<u64>) -> ResponseHead {
+    let inline = body_bytes.unwrap_or(0).min(INLINE_BODY_BYTES_MAX as u64) as usize;
+    ResponseHead::with_capacity(status, HEAD_BYTES_TYPICAL + inline)
         .header("x-amz-request-id", request_id)
         .header("server", "corestore")
         .date((super::unix_now_ms() / 1000) as i64)
 }
 
-/// Ends `head` (Content-Length `len`, Connection) into a buffer with room for a small body
-/// after it: it is often appended to send both at once.
+/// Ends `head` (Content-Length `len`, Connection) into its buffer.
 pub fn head_end(mut head: ResponseHead, len: Option<u64>, close: bool) -> Vec<u8> {
     if close {
         head = head.header("connection", "close");
@@ -284,10 +285,11 @@ pub fn head_end(mut head: ResponseHead, len: Option<u64>, close: bool) -> Vec<u8
     {
         head = head.content_length(len);
     }
-    let mut out = Vec::with_capacity(512 + len.unwrap_or(0).min(INLINE_BODY_BYTES_MAX as u64) as usize);
-    head.write_into(&mut out);
-    out
+    head.into_bytes()
 }
+
+/// Room reserved for a response head: most fit, a longer one grows its buffer once.
+const HEAD_BYTES_TYPICAL: usize = 512;
 
 /// Bodies up to this size go out in the same send as their head (a copy is cheaper than a
 /// second send and a second TCP segment).

@@ -406,7 +406,7 @@ fn etag_matches(header: &str, etag: &str) -> bool {
 /// values are echoed: one that cannot be a header is left out.
 fn object_headers(head: &mut ResponseHead, req: &Request, meta: &ObjectMeta, partial: bool) {
     let _ = head.try_header_fmt("etag", format_args!("\"{}\"", meta.etag));
-    let _ = head.try_header("last-modified", &http::http_date((meta.modified_ms / 1000) as i64));
+    let _ = head.try_header_fmt("last-modified", format_args!("{}", http::http_date_display((meta.modified_ms / 1000) as i64)));
     let _ = head.try_header("content-type", meta.content_type.as_deref().unwrap_or("binary/octet-stream"));
     let _ = head.try_header("accept-ranges", "bytes");
     for (n, v) in &meta.headers {
@@ -548,7 +548,7 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
 }
 
 fn object_response_head(req: &Request, meta: &ObjectMeta, size: u64, start: u64, end: u64, partial: bool) -> Vec<u8> {
-    let mut head = conn::head_start(if partial { 206 } else { 200 }, &req.id);
+    let mut head = conn::head_start(if partial { 206 } else { 200 }, &req.id, Some(end - start));
     object_headers(&mut head, req, meta, partial);
     if partial {
         let _ = head.try_header_fmt("content-range", format_args!("bytes {start}-{}/{size}", end.saturating_sub(1)));
