@@ -51,6 +51,9 @@ pub enum ErrorCode {
     NotImplemented,
     /// 304 for a failed `If-None-Match`/`If-Modified-Since` on GET/HEAD; sent without a body.
     NotModified,
+    /// 409: a conflicting operation on the resource is in progress (a PUT into a bucket that a
+    /// DeleteBucket is emptying); the client may try again.
+    OperationAborted,
     PreconditionFailed,
     RequestTimeout,
     RequestTimeTooSkewed,
@@ -63,7 +66,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for table-driven tests and for looking a code up by name.
-    pub const ALL: [ErrorCode; 47] = [
+    pub const ALL: [ErrorCode; 48] = [
         ErrorCode::AccessDenied,
         ErrorCode::AuthorizationHeaderMalformed,
         ErrorCode::BadDigest,
@@ -103,6 +106,7 @@ impl ErrorCode {
         ErrorCode::NoSuchVersion,
         ErrorCode::NotImplemented,
         ErrorCode::NotModified,
+        ErrorCode::OperationAborted,
         ErrorCode::PreconditionFailed,
         ErrorCode::RequestTimeout,
         ErrorCode::RequestTimeTooSkewed,
@@ -208,6 +212,9 @@ impl ErrorCode {
             C::NoSuchVersion => ("NoSuchVersion", 404, "The specified version does not exist."),
             C::NotImplemented => ("NotImplemented", 501, "A header you provided implies functionality that is not implemented"),
             C::NotModified => ("NotModified", 304, "Not Modified"),
+            C::OperationAborted => {
+                ("OperationAborted", 409, "A conflicting conditional operation is currently in progress against this resource. Please try again.")
+            }
             C::PreconditionFailed => ("PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold"),
             C::RequestTimeout => {
                 ("RequestTimeout", 400, "Your socket connection to the server was not read from or written to within the timeout period.")

@@ -271,18 +271,36 @@ async fn set_acl(shard: &Rc<Shard>, req: &Request, bucket: String) -> Result<Res
 async fn delete_bucket(shard: &Rc<Shard>, req: &Request, bucket: String) -> Result<Response, S3Error> {
     access(shard, req, &bucket, true)?;
     call(shard, 0, move |s: Rc<Shard>| async move {
-        for core in 0..s.cores {
-            let b = bucket.clone();
-            if call(&s, core, move |c: Rc<Shard>| objects::bucket_has_keys(c, b)).await {
-                return Err(err(ErrorCode::BucketNotEmpty, "The bucket you tried to delete is not empty").with_extra("BucketName", bucket));
-            }
-        }
-        s.store.delete(BUCKETS_BUCKET, bucket.as_bytes()).await.map_err(|e| internal(format!("delete bucket: {e}")))?;
-        broadcast_bucket(&s, bucket, None).await;
-        Ok(())
+        // First no core starts a write into the bucket, then each core's writes already begun
+        // settle before it is checked: a PUT racing the delete either lands before the check
+        // (and the bucket is not empty) or is refused.
+        set_deleting_everywhere(&s, &bucket, true).await;
+        let result = delete_bucket_if_empty(&s, &bucket).await;
+        set_deleting_everywhere(&s, &bucket, false).await;
+        result
     })
     .await?;
     Ok(Response::new(204))
+}
+
+async fn set_deleting_everywhere(shard: &Rc<Shard>, bucket: &str, deleting: bool) {
+    for core in 0..shard.cores {
+        let b = bucket.to_string();
+        call(shard, core, move |c: Rc<Shard>| objects::set_bucket_deleting(c, b, deleting)).await;
+    }
+}
+
+/// On core 0, with `bucket` marked deleting on every core.
+async fn delete_bucket_if_empty(shard: &Rc<Shard>, bucket: &str) -> Result<(), S3Error> {
+    for core in 0..shard.cores {
+        let b = bucket.to_string();
+        if call(shard, core, move |c: Rc<Shard>| objects::bucket_has_keys_settled(c, b)).await? {
+            return Err(err(ErrorCode::BucketNotEmpty, "The bucket you tried to delete is not empty").with_extra("BucketName", bucket));
+        }
+    }
+    shard.store.delete(BUCKETS_BUCKET, bucket.as_bytes()).await.map_err(|e| internal(format!("delete bucket: {e}")))?;
+    broadcast_bucket(shard, bucket.to_string(), None).await;
+    Ok(())
 }
 
 /// The metadata a PUT or a multipart create sets.
@@ -883,7 +901,9 @@ async fn create_upload(shard: &Rc<Shard>, req: &Request, bucket: String, key: St
     }
     let upload_id = random_id(shard);
     let record = upload_key(&bucket, &key, &upload_id);
+    let bucket_name = bucket.clone();
     call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| async move {
+        let _write = objects::begin_bucket_write(&s, &bucket_name)?;
         s.store.put(UPLOADS_BUCKET, &record, &meta.encode(), &[]).await.map_err(|e| internal(format!("create upload: {e}")))
     })
     .await?;

@@ -160,6 +160,8 @@ pub struct Shard {
     pub users: RefCell<users::UserTable>,
     /// Streams in progress on this core (uploads being chunked, large reads holding chunks).
     sessions: RefCell<objects::Sessions>,
+    /// Writes in progress per bucket, and buckets being deleted (objects.rs).
+    bucket_writes: RefCell<objects::BucketWrites>,
     /// Recently read objects, by key and record lsn (see cache.rs).
     cache: RefCell<cache::ObjectCache>,
     next_request: Cell<u64>,
@@ -414,6 +416,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
         buckets: RefCell::new(BTreeMap::new()),
         users: RefCell::new(users),
         sessions: RefCell::new(objects::Sessions::default()),
+        bucket_writes: RefCell::new(objects::BucketWrites::default()),
         cache: RefCell::new(cache::ObjectCache::new(config.cache_bytes_per_core)),
         next_request: Cell::new(0),
         upload_locks: engine::keylock::KeyLocks::default(),

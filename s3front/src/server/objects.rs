@@ -1,7 +1,7 @@
 //! Object operations as they run on the owning core: the far side of the cross-core calls.
 //! Everything here takes and returns owned, `Send` values (they travel in mesh messages).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use engine::LinuxEnv;
@@ -112,8 +112,78 @@ pub async fn read_chunk(shard: Rc<Shard>, id: u64, n: u32, skip: u64, len: u64) 
     Ok(data[skip as usize..end].to_vec())
 }
 
+/// Object writes in progress per bucket on this core, and the buckets a DeleteBucket is
+/// emptying. A write begins only while its bucket exists here and is not being deleted, and a
+/// delete waits for the writes that began before it: their records would otherwise land after
+/// its emptiness check, in a bucket that no longer exists, and come back if the name is created
+/// again.
+#[derive(Default)]
+pub struct BucketWrites {
+    in_flight: HashMap<String, u32>,
+    deleting: HashSet<String>,
+}
+
+/// A write into a bucket, counted until dropped.
+pub struct BucketWrite {
+    shard: Rc<Shard>,
+    bucket: String,
+}
+
+impl Drop for BucketWrite {
+    fn drop(&mut self) {
+        let mut writes = self.shard.bucket_writes.borrow_mut();
+        let n = writes.in_flight.get_mut(&self.bucket).expect("a counted bucket write");
+        *n -= 1;
+        if *n == 0 {
+            writes.in_flight.remove(&self.bucket);
+        }
+    }
+}
+
+/// Starts a write into `bucket` on this (the owning) core, or says why it may not.
+pub fn begin_bucket_write(shard: &Rc<Shard>, bucket: &str) -> Result<BucketWrite, S3Error> {
+    if !shard.buckets.borrow().contains_key(bucket) {
+        return Err(S3Error::new(ErrorCode::NoSuchBucket, "The specified bucket does not exist").with_extra("BucketName", bucket));
+    }
+    let mut writes = shard.bucket_writes.borrow_mut();
+    if writes.deleting.contains(bucket) {
+        return Err(S3Error::new(ErrorCode::OperationAborted, "The bucket is being deleted; try again").with_extra("BucketName", bucket));
+    }
+    *writes.in_flight.entry(bucket.to_string()).or_default() += 1;
+    Ok(BucketWrite { shard: shard.clone(), bucket: bucket.to_string() })
+}
+
+/// Longest a DeleteBucket waits for the writes into the bucket that began before it.
+const BUCKET_WRITES_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+const BUCKET_WRITES_POLL: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Marks `bucket` as being deleted on this core (no write into it begins), or unmarks it.
+pub async fn set_bucket_deleting(shard: Rc<Shard>, bucket: String, deleting: bool) {
+    let mut writes = shard.bucket_writes.borrow_mut();
+    if deleting {
+        writes.deleting.insert(bucket);
+    } else {
+        writes.deleting.remove(&bucket);
+    }
+}
+
+/// Once the writes into `bucket` that began before it was marked deleting are done: whether
+/// this core holds any key of it (user objects or multipart uploads).
+pub async fn bucket_has_keys_settled(shard: Rc<Shard>, bucket: String) -> Result<bool, S3Error> {
+    assert!(shard.bucket_writes.borrow().deleting.contains(&bucket), "bucket marked deleting before its writes settle");
+    let deadline = engine::time::now().saturating_add(BUCKET_WRITES_WAIT);
+    while shard.bucket_writes.borrow().in_flight.contains_key(&bucket) {
+        if engine::time::now() >= deadline {
+            return Err(S3Error::new(ErrorCode::OperationAborted, "writes into the bucket did not finish; try again").with_extra("BucketName", &bucket));
+        }
+        engine::sleep(BUCKET_WRITES_POLL).await;
+    }
+    Ok(bucket_has_keys(shard, bucket).await)
+}
+
 /// Stores a small object (the data fits one record).
 pub async fn put_small(shard: Rc<Shard>, bucket: String, key: String, meta: ObjectMeta, data: Vec<u8>) -> Result<(), S3Error> {
+    let _write = begin_bucket_write(&shard, &bucket)?;
     shard.store.put(bucket.as_bytes(), key.as_bytes(), &meta.encode(), &data).await.map_err(|e| store_error("put", e))?;
     Ok(())
 }
@@ -164,12 +234,18 @@ pub async fn put_large(
     extents: Vec<Extent>,
     release: Vec<u64>,
 ) -> Result<(), S3Error> {
-    shard
-        .store
-        .put_chunked(bucket.as_bytes(), key.as_bytes(), &meta.encode(), extents, &release, &[])
-        .await
-        .map_err(|e| store_error("put", e))?;
-    Ok(())
+    let ids: Vec<u64> = extents.iter().map(|e| e.id).collect();
+    let write = begin_bucket_write(&shard, &bucket);
+    let result = match &write {
+        Ok(_) => shard.store.put_chunked(bucket.as_bytes(), key.as_bytes(), &meta.encode(), extents, &release, &[]).await.map_err(|e| store_error("put", e)),
+        Err(e) => Err(e.clone()),
+    };
+    drop(write);
+    if result.is_err() {
+        // Nothing took the new chunks over: drop them now rather than at the next start-up.
+        let _ = shard.store.drop_chunks(&ids).await;
+    }
+    result.map(|_| ())
 }
 
 /// One listing entry from a core: a key with its size and metadata, or a common prefix.
