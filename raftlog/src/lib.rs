@@ -1,4 +1,28 @@
-//! raftlog: a sans-IO Raft core and the driver that runs it on a core's ring.
+//! raftlog: a sans-IO Raft core, and (later) the driver that runs it on a core's ring.
 //!
-//! Not built yet (see the raftlog issue). The core will be a pure state machine generic over
-//! storage, transport and clock; it must never name `IoUring` or depend on s3front, bench or tools.
+//! The core (`RawNode`) is a pure state machine: messages, ticks and proposals in; a `Ready` of
+//! log writes, messages, committed entries and read points out. It is generic over its
+//! `Storage`, takes time as ticks and randomness as a seed, so the deterministic simulator
+//! (`sim`) and the ring driver run the same code. Many groups live on one core, each a
+//! `RawNode`, with no locks. It must never name `IoUring` or depend on s3front, bench or tools;
+//! it depends on engine and net only.
+
+pub mod config;
+mod election;
+pub mod error;
+mod log;
+pub mod node;
+mod progress;
+mod read_index;
+mod replication;
+pub mod storage;
+pub mod types;
+
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
+
+pub use config::{Bugs, Config};
+pub use error::{ProposeError, StepError};
+pub use node::{RawNode, Ready};
+pub use storage::{MemStorage, SnapshotMeta, Storage, StorageError};
+pub use types::{Body, Entry, EntryKind, GroupId, HardState, Index, Message, NodeId, Payload, ReadState, RejectHint, Role, Term};

@@ -1,0 +1,207 @@
+//! A group's log as the core sees it: the storage (everything handed out in earlier `Ready`s)
+//! followed by the entries not yet handed out, with the commit, apply and durability marks.
+
+use crate::storage::{Storage, StorageError};
+use crate::types::{Entry, Index, Term};
+
+pub struct RaftLog<S: Storage> {
+    pub storage: S,
+    /// Entries from `unstable_offset` on, not yet handed out. Storage entries at or after
+    /// `unstable_offset` are a conflicting suffix that the next `Ready` replaces.
+    unstable: Vec<Entry>,
+    unstable_offset: Index,
+    /// Highest index known to be on a quorum; never decreases.
+    pub committed: Index,
+    /// Highest index handed to the state machine.
+    pub applied: Index,
+    /// Highest index whose entry, and every one before it, is durable in this node's log as it
+    /// is now (a truncation lowers it: the durable entries beyond the cut are no longer ours).
+    pub persisted: Index,
+}
+
+impl<S: Storage> RaftLog<S> {
+    pub fn new(storage: S) -> RaftLog<S> {
+        let snapshot = storage.snapshot_meta();
+        let last = storage.last_index();
+        assert!(storage.first_index() == snapshot.index + 1);
+        assert!(last >= snapshot.index);
+        // What storage shows at start-up was read back from disk, so it is durable.
+        RaftLog {
+            storage,
+            unstable: Vec::new(),
+            unstable_offset: last + 1,
+            committed: snapshot.index,
+            applied: snapshot.index,
+            persisted: last,
+        }
+    }
+
+    pub fn last_index(&self) -> Index {
+        match self.unstable.last() {
+            Some(entry) => entry.index,
+            None => self.unstable_offset - 1,
+        }
+    }
+
+    pub fn last_term(&self) -> Term {
+        let last = self.last_index();
+        self.term(last).unwrap_or_else(|| panic!("last entry {last} has no term"))
+    }
+
+    /// The term of entry `index`, or None if it is beyond the log, compacted or unavailable.
+    pub fn term(&self, index: Index) -> Option<Term> {
+        let snapshot = self.storage.snapshot_meta();
+        if index == snapshot.index {
+            return Some(snapshot.term);
+        }
+        if index < snapshot.index || index > self.last_index() {
+            return None;
+        }
+        if index >= self.unstable_offset {
+            return Some(self.unstable[(index - self.unstable_offset) as usize].term);
+        }
+        self.storage.term(index).ok()
+    }
+
+    pub fn matches(&self, index: Index, term: Term) -> bool {
+        self.term(index) == Some(term)
+    }
+
+    /// Raft §5.4.1: a log is at least as up to date as ours if its last term is higher, or
+    /// equal with an index at least ours.
+    pub fn is_up_to_date(&self, last_index: Index, last_term: Term) -> bool {
+        let our_term = self.last_term();
+        last_term > our_term || (last_term == our_term && last_index >= self.last_index())
+    }
+
+    /// Entries `lo..hi`, at most `bytes_max` payload bytes but always at least one.
+    pub fn entries(&self, lo: Index, hi: Index, bytes_max: usize) -> Result<Vec<Entry>, StorageError> {
+        assert!(lo >= 1);
+        assert!(lo <= hi);
+        assert!(hi <= self.last_index() + 1);
+        let mut out = Vec::with_capacity((hi - lo) as usize);
+        let stable_hi = hi.min(self.unstable_offset);
+        if lo < stable_hi {
+            self.storage.entries(lo, stable_hi, &mut out)?;
+        }
+        let unstable_lo = lo.max(self.unstable_offset);
+        if unstable_lo < hi {
+            let from = (unstable_lo - self.unstable_offset) as usize;
+            let to = (hi - self.unstable_offset) as usize;
+            out.extend_from_slice(&self.unstable[from..to]);
+        }
+        assert!(out.len() == (hi - lo) as usize);
+        let mut bytes = 0;
+        let mut keep = 0;
+        for entry in &out {
+            bytes += entry.payload.len();
+            if keep > 0 && bytes > bytes_max {
+                break;
+            }
+            keep += 1;
+        }
+        out.truncate(keep);
+        Ok(out)
+    }
+
+    /// Appends entries that follow the last one (a leader's proposals).
+    pub fn append(&mut self, entries: Vec<Entry>) {
+        for entry in entries {
+            assert!(entry.index == self.last_index() + 1);
+            assert!(entry.term >= self.last_term());
+            self.unstable.push(entry);
+        }
+    }
+
+    /// A follower's AppendEntries, already checked to match at `entries[0].index - 1`. Skips the
+    /// entries we already have, cuts our log at the first conflict and appends the rest.
+    /// Returns the index of the last entry the message carried.
+    pub fn append_after_match(&mut self, entries: Vec<Entry>) -> Index {
+        let Some(first) = entries.first() else { unreachable!("append_after_match with no entries") };
+        let last_new = first.index + entries.len() as Index - 1;
+        let conflict = entries.iter().position(|entry| !self.matches(entry.index, entry.term));
+        let Some(conflict) = conflict else { return last_new };
+        let conflict_index = entries[conflict].index;
+        // Raft's log matching and leader completeness: a committed entry never conflicts.
+        assert!(conflict_index > self.committed);
+        self.truncate_from(conflict_index);
+        self.append(entries.into_iter().skip(conflict).collect());
+        last_new
+    }
+
+    fn truncate_from(&mut self, index: Index) {
+        assert!(index >= 1);
+        assert!(index <= self.last_index() + 1);
+        if index >= self.unstable_offset {
+            self.unstable.truncate((index - self.unstable_offset) as usize);
+        } else {
+            self.unstable.clear();
+            self.unstable_offset = index;
+        }
+        self.persisted = self.persisted.min(index - 1);
+    }
+
+    /// Hands the unstable entries to the driver, which writes them to storage (and shows them
+    /// through it) before the next call into the node.
+    pub fn take_unstable(&mut self) -> Vec<Entry> {
+        let taken = std::mem::take(&mut self.unstable);
+        self.unstable_offset = self.last_index_after_take(&taken);
+        taken
+    }
+
+    fn last_index_after_take(&self, taken: &[Entry]) -> Index {
+        match taken.last() {
+            Some(entry) => entry.index + 1,
+            None => self.unstable_offset,
+        }
+    }
+
+    /// What storage must show after the driver wrote everything handed out.
+    pub fn expected_storage_last(&self) -> Index {
+        assert!(self.unstable.is_empty());
+        self.unstable_offset - 1
+    }
+
+    /// The driver's write of entries up to `index` (with term `term`) is durable. A stale
+    /// acknowledgement (the entry was replaced since) is ignored.
+    pub fn persisted_to(&mut self, index: Index, term: Term) {
+        if index < self.unstable_offset && self.matches(index, term) && index > self.persisted {
+            self.persisted = index;
+        }
+    }
+
+    pub fn commit_to(&mut self, index: Index) {
+        if index > self.committed {
+            assert!(index <= self.last_index());
+            self.committed = index;
+        }
+    }
+
+    /// Committed entries that may be applied: only durable ones here, so a node never applies
+    /// an entry that a crash could take back from its own log.
+    pub fn next_to_apply(&self, count_max: usize) -> Vec<Entry> {
+        let hi = self.committed.min(self.persisted);
+        if hi <= self.applied {
+            return Vec::new();
+        }
+        let hi = hi.min(self.applied + count_max as Index);
+        match self.entries(self.applied + 1, hi + 1, usize::MAX) {
+            Ok(entries) => entries,
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// etcd's findConflictByTerm: the last index at or below `index` whose term is at most
+    /// `term`, and that term.
+    pub fn find_conflict_by_term(&self, index: Index, term: Term) -> (Index, Term) {
+        let mut index = index.min(self.last_index());
+        loop {
+            match self.term(index) {
+                Some(our_term) if our_term <= term => return (index, our_term),
+                Some(_) if index > 0 => index -= 1,
+                // Below the snapshot: the hint cannot be refined further.
+                _ => return (index, 0),
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Log replication: the leader's batched, pipelined AppendEntries with fast back-off, the
+//! follower's side of it, commit, and leadership transfer.
+
+use crate::config::{APPEND_BYTES_MAX, APPEND_ENTRIES_MAX};
+use crate::error::{ProposeError, StepError};
+use crate::node::RawNode;
+use crate::storage::Storage;
+use crate::types::{Body, Entry, Index, NodeId, RejectHint, Role};
+
+impl<S: Storage> RawNode<S> {
+    /// Advances the commit index to what a quorum holds durably. Returns whether it moved.
+    pub(crate) fn maybe_commit(&mut self) -> bool {
+        assert!(self.role == Role::Leader);
+        let own = if self.config.bugs.leader_counts_unpersisted { self.log.last_index() } else { self.log.persisted };
+        let mut matched: Vec<Index> = self.progress.values().map(|p| p.match_index).collect();
+        matched.push(own);
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let quorum_index = matched[self.quorum() - 1];
+        if quorum_index <= self.log.committed {
+            return false;
+        }
+        // Raft §5.4.2 (figure 8): only an entry of the current term commits by counting.
+        let of_this_term = self.log.term(quorum_index) == Some(self.term);
+        if !of_this_term && !self.config.bugs.commit_earlier_term {
+            return false;
+        }
+        self.log.commit_to(quorum_index);
+        true
+    }
+
+    pub(crate) fn broadcast_append(&mut self) {
+        for peer in self.peers() {
+            self.send_append(peer, true);
+        }
+    }
+
+    /// Sends `to` the entries it lacks, unless its window is full. `allow_empty` sends an empty
+    /// AppendEntries (to carry the commit index or probe) when there is nothing new.
+    pub(crate) fn send_append(&mut self, to: NodeId, allow_empty: bool) {
+        let Some(progress) = self.progress.get(&to) else { return };
+        if progress.is_paused() {
+            return;
+        }
+        let next = progress.next_index;
+        let prev_index = next - 1;
+        // Below the log's start the follower needs a snapshot (not built yet); unavailable
+        // entries are retried on the next heartbeat answer.
+        let Some(prev_term) = self.log.term(prev_index) else { return };
+        let last = self.log.last_index();
+        let entries = if next <= last {
+            let hi = (last + 1).min(next + APPEND_ENTRIES_MAX as Index);
+            match self.log.entries(next, hi, APPEND_BYTES_MAX) {
+                Ok(entries) => entries,
+                Err(_) => return,
+            }
+        } else {
+            Vec::new()
+        };
+        if entries.is_empty() && !allow_empty {
+            return;
+        }
+        let sent_last = entries.last().map(|entry| entry.index);
+        let commit = self.log.committed;
+        if let Some(progress) = self.progress.get_mut(&to) {
+            progress.on_sent(sent_last);
+        }
+        self.send(to, self.term, Body::Append { prev_index, prev_term, entries, commit });
+    }
+
+    pub(crate) fn broadcast_heartbeat(&mut self) {
+        let read_seq = self.reads.last_seq();
+        for peer in self.peers() {
+            let Some(progress) = self.progress.get(&peer) else { continue };
+            // The follower may commit this at once: it holds everything up to its match index.
+            let commit = progress.match_index.min(self.log.committed);
+            self.send(peer, self.term, Body::Heartbeat { commit, read_seq });
+        }
+    }
+
+    pub(crate) fn on_append(&mut self, from: NodeId, prev_index: Index, prev_term: u64, entries: Vec<Entry>, commit: Index) {
+        assert!(self.role == Role::Follower);
+        if prev_index < self.log.committed {
+            // Everything up to our commit index matches the leader's log already.
+            let committed = self.log.committed;
+            self.send(from, self.term, Body::AppendResponse { index: committed, reject: None });
+            return;
+        }
+        if !self.log.matches(prev_index, prev_term) {
+            let (index, term) = self.log.find_conflict_by_term(prev_index, prev_term);
+            let reject = Some(RejectHint { index, term });
+            self.send(from, self.term, Body::AppendResponse { index: prev_index, reject });
+            return;
+        }
+        let last_new = if entries.is_empty() { prev_index } else { self.log.append_after_match(entries) };
+        // Beyond `last_new` our log may still differ from the leader's.
+        self.log.commit_to(commit.min(last_new));
+        self.send(from, self.term, Body::AppendResponse { index: last_new, reject: None });
+    }
+
+    pub(crate) fn on_heartbeat(&mut self, from: NodeId, commit: Index, read_seq: u64) {
+        assert!(self.role == Role::Follower);
+        self.log.commit_to(commit.min(self.log.last_index()));
+        self.send(from, self.term, Body::HeartbeatResponse { read_seq });
+    }
+
+    pub(crate) fn on_append_response(&mut self, from: NodeId, index: Index, reject: Option<RejectHint>) -> Result<(), StepError> {
+        if index > self.log.last_index() {
+            return Err(StepError::Malformed { kind: "AppendResponse", from, reason: "index beyond the leader's log" });
+        }
+        let Some(progress) = self.progress.get_mut(&from) else { return Ok(()) };
+        progress.recent_active = true;
+        match reject {
+            Some(hint) => {
+                // The follower's hint names its last entry of term <= the one we sent; skip
+                // back over our entries of terms it cannot have (etcd's fast back-off).
+                let next_probe =
+                    if hint.term > 0 { self.log.find_conflict_by_term(hint.index, hint.term).0 } else { hint.index };
+                let progress = self.progress.get_mut(&from).expect("checked above");
+                if progress.on_reject(index, next_probe) {
+                    self.send_append(from, true);
+                }
+            }
+            None => {
+                if progress.on_match(index) && self.maybe_commit() {
+                    self.append_pending = true;
+                }
+                self.maybe_finish_transfer(from);
+                self.send_append(from, false);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn on_heartbeat_response(&mut self, from: NodeId, read_seq: u64) {
+        let last = self.log.last_index();
+        let Some(progress) = self.progress.get_mut(&from) else { return };
+        progress.recent_active = true;
+        // A lost probe is resent on the next heartbeat answer rather than waiting forever.
+        progress.probe_sent = false;
+        if progress.match_index < last {
+            self.send_append(from, false);
+        }
+        let quorum = self.quorum();
+        let ready = self.reads.ack(from, read_seq, quorum);
+        self.read_states.extend(ready);
+    }
+
+    /// Hands leadership to `to` (graceful shutdown): once it has our whole log it is told to
+    /// campaign at once. Proposals are refused meanwhile; abandoned after an election timeout.
+    pub fn transfer_leader(&mut self, to: NodeId) -> Result<(), ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader { leader_hint: self.leader });
+        }
+        if !self.progress.contains_key(&to) {
+            return Err(ProposeError::UnknownNode { to });
+        }
+        self.transferee = Some(to);
+        self.election_elapsed = 0;
+        self.maybe_finish_transfer(to);
+        self.send_append(to, true);
+        Ok(())
+    }
+
+    fn maybe_finish_transfer(&mut self, from: NodeId) {
+        if self.transferee != Some(from) {
+            return;
+        }
+        let Some(progress) = self.progress.get(&from) else { return };
+        if progress.match_index == self.log.last_index() {
+            self.send(from, self.term, Body::TimeoutNow);
+        }
+    }
+}
