@@ -53,8 +53,8 @@ pub struct Bugs {
     pub append_ack_before_persist: bool,
     /// A leader counts its own entries towards the quorum before its write is durable.
     pub leader_counts_unpersisted: bool,
-    /// Commit an entry of an earlier term by counting replicas (Raft paper, figure 8).
-    pub commit_earlier_term: bool,
+    /// Grant votes without the up-to-date check on the candidate's log (Raft §5.4.1).
+    pub vote_ignores_log: bool,
     /// Serve ReadIndex without confirming leadership with a quorum (a stale leader's read).
     pub read_without_quorum: bool,
 }

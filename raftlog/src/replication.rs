@@ -20,8 +20,7 @@ impl<S: Storage> RawNode<S> {
             return false;
         }
         // Raft §5.4.2 (figure 8): only an entry of the current term commits by counting.
-        let of_this_term = self.log.term(quorum_index) == Some(self.term);
-        if !of_this_term && !self.config.bugs.commit_earlier_term {
+        if self.log.term(quorum_index) != Some(self.term) {
             return false;
         }
         self.log.commit_to(quorum_index);

@@ -1,0 +1,121 @@
+//! The simulator's storage for one node: what the node sees (everything written) and what is
+//! durable (everything synced), with crashes that keep a random prefix of the unsynced writes
+//! and may tear the last one (its surviving entries cut at a random point, as the durable log's
+//! recovery cuts a torn tail by checksum).
+
+use crate::storage::{MemStorage, SnapshotMeta, Storage, StorageError};
+use crate::types::{Entry, HardState, Index, Term};
+use engine::rng::Prng;
+
+/// One `Ready`'s write: the hard state and entries the driver wrote together.
+#[derive(Clone, Debug)]
+struct Write {
+    seq: u64,
+    hard_state: Option<HardState>,
+    entries: Vec<Entry>,
+}
+
+pub struct SimStorage {
+    view: MemStorage,
+    durable: MemStorage,
+    unsynced: Vec<Write>,
+    /// Sequence number of the last write, and of the last one that is durable.
+    pub seq_written: u64,
+    pub seq_durable: u64,
+}
+
+impl SimStorage {
+    pub fn new() -> SimStorage {
+        SimStorage { view: MemStorage::new(), durable: MemStorage::new(), unsynced: Vec::new(), seq_written: 0, seq_durable: 0 }
+    }
+
+    /// Writes (not yet durable). Returns the write's sequence number, or None if nothing to write.
+    pub fn write(&mut self, hard_state: Option<HardState>, entries: &[Entry]) -> Option<u64> {
+        if hard_state.is_none() && entries.is_empty() {
+            return None;
+        }
+        apply(&mut self.view, hard_state, entries);
+        self.seq_written += 1;
+        self.unsynced.push(Write { seq: self.seq_written, hard_state, entries: entries.to_vec() });
+        Some(self.seq_written)
+    }
+
+    /// An fdatasync that started when `seq` was the last write returned: everything up to it
+    /// is durable. Returns the last entry it made durable, if any.
+    pub fn sync(&mut self, seq: u64) -> Option<(Index, Term)> {
+        assert!(seq <= self.seq_written);
+        let mut last = None;
+        while self.unsynced.first().is_some_and(|write| write.seq <= seq) {
+            let write = self.unsynced.remove(0);
+            apply(&mut self.durable, write.hard_state, &write.entries);
+            if let Some(entry) = write.entries.last() {
+                last = Some((entry.index, entry.term));
+            }
+        }
+        self.seq_durable = self.seq_durable.max(seq);
+        last
+    }
+
+    /// Power loss: what is left on disk. A random prefix of the unsynced writes reached the
+    /// disk; the next one may have been torn (a prefix of its entries survives, the cut one
+    /// dropped by recovery) and its hard state may or may not have landed.
+    pub fn crash(&self, prng: &mut Prng) -> SimStorage {
+        let survived = prng.below(self.unsynced.len() as u64 + 1) as usize;
+        self.crash_keeping(survived, true, prng)
+    }
+
+    /// Power loss where exactly the first `survived` unsynced writes reached the disk (and the
+    /// next one, if `tear`, may be torn).
+    pub fn crash_keeping(&self, survived: usize, tear: bool, prng: &mut Prng) -> SimStorage {
+        let mut disk = self.durable.clone();
+        let survived = survived.min(self.unsynced.len());
+        for write in &self.unsynced[..survived] {
+            apply(&mut disk, write.hard_state, &write.entries);
+        }
+        if let Some(torn) = self.unsynced.get(survived).filter(|_| tear) {
+            let kept = prng.below(torn.entries.len() as u64 + 1) as usize;
+            let hard_state = if prng.chance(500_000) { torn.hard_state } else { None };
+            apply(&mut disk, hard_state, &torn.entries[..kept]);
+        }
+        // What recovery read back is treated as durable from here on.
+        SimStorage { view: disk.clone(), durable: disk, unsynced: Vec::new(), seq_written: 0, seq_durable: 0 }
+    }
+
+    pub fn all_entries(&self) -> &[Entry] {
+        self.view.all_entries()
+    }
+}
+
+impl Default for SimStorage {
+    fn default() -> SimStorage {
+        SimStorage::new()
+    }
+}
+
+fn apply(storage: &mut MemStorage, hard_state: Option<HardState>, entries: &[Entry]) {
+    if let Some(hard_state) = hard_state {
+        storage.set_hard_state(hard_state);
+    }
+    storage.append(entries);
+}
+
+impl Storage for SimStorage {
+    fn hard_state(&self) -> HardState {
+        self.view.hard_state()
+    }
+    fn snapshot_meta(&self) -> SnapshotMeta {
+        self.view.snapshot_meta()
+    }
+    fn first_index(&self) -> Index {
+        self.view.first_index()
+    }
+    fn last_index(&self) -> Index {
+        self.view.last_index()
+    }
+    fn term(&self, index: Index) -> Result<Term, StorageError> {
+        self.view.term(index)
+    }
+    fn entries(&self, lo: Index, hi: Index, out: &mut Vec<Entry>) -> Result<(), StorageError> {
+        self.view.entries(lo, hi, out)
+    }
+}

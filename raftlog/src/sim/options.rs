@@ -1,0 +1,83 @@
+//! What a simulation run does: cluster size, workload, faults, and how long.
+
+use crate::config::Bugs;
+
+/// Virtual microseconds.
+pub type Micros = u64;
+
+/// The base tick of every node's Raft clock; each node's real period drifts from it.
+pub const TICK_US: Micros = 10_000;
+
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    pub nodes: usize,
+    /// Clients that issue operations in a loop (scripted tests use none and add their own).
+    pub clients: usize,
+    pub keys: u8,
+    /// Faults are injected from the start until `fault_us`; then the network heals, every node
+    /// restarts and the run goes on for `heal_us`, in which some write must succeed.
+    pub fault_us: Micros,
+    pub heal_us: Micros,
+    pub loss_ppm: u32,
+    pub duplicate_ppm: u32,
+    pub delay_us: (Micros, Micros),
+    /// Some messages take much longer (reordering well past a round trip).
+    pub delay_long_ppm: u32,
+    pub delay_long_us: Micros,
+    pub partitions: bool,
+    pub crashes: bool,
+    /// Time between fault events.
+    pub nemesis_us: (Micros, Micros),
+    /// A crashed node stays down this long.
+    pub down_us: (Micros, Micros),
+    /// Each node's tick period is `TICK_US` off by up to this many parts per million.
+    pub drift_ppm: u32,
+    pub sync_us: (Micros, Micros),
+    pub client_timeout_us: Micros,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    pub bugs: Bugs,
+}
+
+impl SimOptions {
+    /// The CI mix: every fault on, short runs.
+    pub fn faulty(nodes: usize) -> SimOptions {
+        SimOptions {
+            nodes,
+            clients: 4,
+            keys: 3,
+            fault_us: 2_000_000,
+            heal_us: 1_500_000,
+            loss_ppm: 30_000,
+            duplicate_ppm: 20_000,
+            delay_us: (200, 5_000),
+            delay_long_ppm: 20_000,
+            delay_long_us: 60_000,
+            partitions: true,
+            crashes: true,
+            nemesis_us: (50_000, 400_000),
+            down_us: (20_000, 600_000),
+            drift_ppm: 100_000,
+            sync_us: (100, 4_000),
+            client_timeout_us: 400_000,
+            pre_vote: true,
+            check_quorum: true,
+            bugs: Bugs::default(),
+        }
+    }
+
+    /// A quiet network and no nemesis: the scripted scenarios make their own faults.
+    pub fn scripted(nodes: usize) -> SimOptions {
+        SimOptions {
+            clients: 0,
+            fault_us: 0,
+            heal_us: 0,
+            loss_ppm: 0,
+            duplicate_ppm: 0,
+            delay_long_ppm: 0,
+            partitions: false,
+            crashes: false,
+            ..SimOptions::faulty(nodes)
+        }
+    }
+}
