@@ -12,6 +12,8 @@ mod election;
 pub mod error;
 mod log;
 pub mod node;
+#[cfg(test)]
+mod node_tests;
 mod progress;
 mod read_index;
 mod replication;

@@ -185,10 +185,8 @@ impl<S: Storage> RaftLog<S> {
             return Vec::new();
         }
         let hi = hi.min(self.applied + count_max as Index);
-        match self.entries(self.applied + 1, hi + 1, usize::MAX) {
-            Ok(entries) => entries,
-            Err(_) => Vec::new(),
-        }
+        // Unavailable now (a durable log's evicted tail): applied on a later `Ready`.
+        self.entries(self.applied + 1, hi + 1, usize::MAX).unwrap_or_default()
     }
 
     /// etcd's findConflictByTerm: the last index at or below `index` whose term is at most

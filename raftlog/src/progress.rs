@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn window_pauses_and_answers_free_it() {
         let mut progress = Progress::new(1);
-        assert!(progress.on_match(0) == false);
+        assert!(!progress.on_match(0));
         progress.on_sent(Some(1));
         assert!(progress.is_paused());
         assert!(progress.on_match(1));

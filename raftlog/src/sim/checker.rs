@@ -158,7 +158,8 @@ mod tests {
 
     #[test]
     fn log_matching_catches_a_differing_prefix() {
-        let cases: &[(&[(Term, u8)], &[(Term, u8)], bool)] = &[
+        type Log<'a> = &'a [(Term, u8)];
+        let cases: &[(Log, Log, bool)] = &[
             (&[(1, 1), (1, 2)], &[(1, 1), (1, 2), (2, 3)], true),
             (&[(1, 1), (2, 2)], &[(1, 1), (3, 2)], true),
             (&[], &[(1, 1)], true),

@@ -42,6 +42,8 @@ fn run_seeds(test: &str, options: SimOptions) {
         Some(seed) => vec![seed],
         None => (0..env_u64("RAFT_SIM_SEEDS").unwrap_or(SEEDS_DEFAULT)).collect(),
     };
+    // The test's own wall time, for the report; the simulation itself runs in virtual time.
+    #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
     let mut total = RunStats::default();
     for &seed in &seeds {

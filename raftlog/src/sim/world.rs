@@ -227,7 +227,7 @@ impl World {
             self.now = scheduled.at;
             self.stats.events += 1;
             self.handle(scheduled.event)?;
-            if self.stats.events % LOG_CHECK_EVENTS == 0 {
+            if self.stats.events.is_multiple_of(LOG_CHECK_EVENTS) {
                 self.check_logs()?;
             }
         }
