@@ -194,8 +194,17 @@ fn fast_back_off_skips_a_conflicting_term_per_round_trip() {
         }
     }
     let leader = leader.expect("two of three elect a leader");
-    cluster.propose(leader, 200).expect("leader accepts");
+    // The leader's log runs past the follower's: without hints it would back off one by one.
+    for byte in 0..150 {
+        cluster.propose(leader, byte).expect("leader accepts");
+        cluster.deliver_all();
+    }
+    // A new leader starts by guessing that every follower has its whole log.
+    let other = 1 - leader;
+    cluster.nodes[leader].transfer_leader(other as NodeId + 1).expect("a voter");
     cluster.deliver_all();
+    let leader = other;
+    assert_eq!(cluster.nodes[leader].role(), Role::Leader);
     cluster.cut.clear();
     cluster.delivered.clear();
     cluster.tick(leader, 2);
