@@ -46,7 +46,7 @@ impl SimOptions {
             nodes,
             clients: 4,
             keys: 3,
-            fault_us: 2_000_000,
+            fault_us: 4_000_000,
             heal_us: 1_500_000,
             loss_ppm: 30_000,
             duplicate_ppm: 20_000,
@@ -64,6 +64,20 @@ impl SimOptions {
             check_quorum: true,
             bugs: Bugs::default(),
         }
+    }
+
+    /// The CI mix with this seed's weather: how lossy, how slow the disks, which faults.
+    pub fn vary(mut self, seed: u64) -> SimOptions {
+        let mut prng = engine::rng::Prng::new(seed ^ 0x5EED_0F_7EA7_4E55);
+        self.loss_ppm = prng.below(100_000) as u32;
+        self.duplicate_ppm = prng.below(50_000) as u32;
+        self.delay_us = (prng.range(50, 500), prng.range(1_000, 20_000));
+        self.sync_us = (prng.range(50, 500), prng.range(1_000, 30_000));
+        self.nemesis_us = (prng.range(10_000, 100_000), prng.range(150_000, 600_000));
+        self.partitions = prng.below(8) != 0;
+        self.crashes = prng.below(8) != 0;
+        self.clients = prng.range(1, 6) as usize;
+        self
     }
 
     /// A quiet network and no nemesis: the scripted scenarios make their own faults.

@@ -47,7 +47,7 @@ fn run_seeds(test: &str, options: SimOptions) {
     let started = std::time::Instant::now();
     let mut total = RunStats::default();
     for &seed in &seeds {
-        match run_one(seed, &options) {
+        match run_one(seed, &options.clone().vary(seed)) {
             Ok(stats) => {
                 total.events += stats.events;
                 total.ops_ok += stats.ops_ok;

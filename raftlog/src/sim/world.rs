@@ -274,10 +274,7 @@ impl World {
                 self.client_send(client, op_id);
                 Ok(())
             }
-            Event::Nemesis => {
-                self.nemesis();
-                Ok(())
-            }
+            Event::Nemesis => self.nemesis(),
             Event::Restart { node } => self.restart(node),
             Event::Heal => self.heal(),
         }
@@ -659,12 +656,12 @@ impl World {
 
     // ---- faults ----
 
-    fn nemesis(&mut self) {
+    fn nemesis(&mut self) -> Result<(), Violation> {
         if !self.faults_on {
-            return;
+            return Ok(());
         }
         let count = self.nodes.len() as u64;
-        let choice = self.prng.below(6);
+        let choice = self.prng.below(7);
         match choice {
             0 => self.blocked.clear(),
             1 if self.options.partitions => {
@@ -699,10 +696,21 @@ impl World {
                     self.schedule(down, Event::Restart { node });
                 }
             }
+            6 => {
+                // A graceful hand-over, as at shutdown.
+                if let Some(leader) = self.leader() {
+                    let to = self.prng.below(count) + 1;
+                    if let Some(raft) = self.nodes[leader].raft.as_mut() {
+                        let _ = raft.transfer_leader(to);
+                    }
+                    self.drain(leader)?;
+                }
+            }
             _ => {}
         }
         let delay = self.random_in(self.options.nemesis_us);
         self.schedule(delay, Event::Nemesis);
+        Ok(())
     }
 
     fn isolate_id(&mut self, node: NodeId) {
