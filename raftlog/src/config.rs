@@ -16,6 +16,8 @@ pub const UNCOMMITTED_ENTRIES_MAX: u64 = 8192;
 pub const READS_PENDING_MAX: usize = 4096;
 /// Committed entries handed out in one `Ready`.
 pub const APPLY_BATCH_MAX: usize = 1024;
+/// Bytes of snapshot per InstallSnapshot message (the default of `Config::snapshot_chunk_bytes`).
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 /// Members of a group (replication factor); sizes the vote and progress tables.
 pub const VOTERS_MAX: usize = 7;
 
@@ -38,6 +40,7 @@ pub struct Config {
     /// A leader that has not heard from a quorum within an election timeout steps down, and a
     /// follower that heard from a leader within one refuses to vote (leader lease).
     pub check_quorum: bool,
+    pub snapshot_chunk_bytes: usize,
     /// Seeds the election-timeout randomness; the core reads no global randomness.
     pub seed: u64,
     /// Deliberate bugs, so that tests can show the checkers catch them. All off in production.
@@ -69,6 +72,7 @@ impl Config {
             heartbeat_ticks: 2,
             pre_vote: true,
             check_quorum: true,
+            snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES,
             seed,
             bugs: Bugs::default(),
         }
@@ -82,6 +86,7 @@ impl Config {
         assert!(self.voters.contains(&self.id));
         assert!(!self.voters.contains(&0));
         assert!(self.heartbeat_ticks >= 1);
+        assert!(self.snapshot_chunk_bytes >= 1);
         assert!(self.election_ticks > self.heartbeat_ticks);
         let mut sorted = self.voters.clone();
         sorted.sort_unstable();

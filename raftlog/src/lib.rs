@@ -26,5 +26,7 @@ pub mod sim;
 pub use config::{Bugs, Config};
 pub use error::{ProposeError, StepError};
 pub use node::{RawNode, Ready};
-pub use storage::{MemStorage, SnapshotMeta, Storage, StorageError};
-pub use types::{Body, Entry, EntryKind, GroupId, HardState, Index, Message, NodeId, Payload, ReadState, RejectHint, Role, Term};
+pub use storage::{MemStorage, Snapshot, SnapshotMeta, Storage, StorageError};
+pub use types::{
+    Body, Entry, EntryKind, GroupId, HardState, Index, Message, NodeId, Payload, ReadState, RejectHint, Role, SnapshotChunk, Term,
+};

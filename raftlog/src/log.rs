@@ -1,7 +1,7 @@
 //! A group's log as the core sees it: the storage (everything handed out in earlier `Ready`s)
 //! followed by the entries not yet handed out, with the commit, apply and durability marks.
 
-use crate::storage::{Storage, StorageError};
+use crate::storage::{SnapshotMeta, Storage, StorageError};
 use crate::types::{Entry, Index, Term};
 
 pub struct RaftLog<S: Storage> {
@@ -10,6 +10,8 @@ pub struct RaftLog<S: Storage> {
     /// `unstable_offset` are a conflicting suffix that the next `Ready` replaces.
     unstable: Vec<Entry>,
     unstable_offset: Index,
+    /// A snapshot received but not yet handed out: the log starts after it.
+    pending_snapshot: Option<SnapshotMeta>,
     /// Highest index known to be on a quorum; never decreases.
     pub committed: Index,
     /// Highest index handed to the state machine.
@@ -21,7 +23,7 @@ pub struct RaftLog<S: Storage> {
 
 impl<S: Storage> RaftLog<S> {
     pub fn new(storage: S) -> RaftLog<S> {
-        let snapshot = storage.snapshot_meta();
+        let snapshot: SnapshotMeta = storage.snapshot_meta();
         let last = storage.last_index();
         assert!(storage.first_index() == snapshot.index + 1);
         assert!(last >= snapshot.index);
@@ -30,6 +32,7 @@ impl<S: Storage> RaftLog<S> {
             storage,
             unstable: Vec::new(),
             unstable_offset: last + 1,
+            pending_snapshot: None,
             committed: snapshot.index,
             applied: snapshot.index,
             persisted: last,
@@ -50,7 +53,7 @@ impl<S: Storage> RaftLog<S> {
 
     /// The term of entry `index`, or None if it is beyond the log, compacted or unavailable.
     pub fn term(&self, index: Index) -> Option<Term> {
-        let snapshot = self.storage.snapshot_meta();
+        let snapshot = self.snapshot_meta();
         if index == snapshot.index {
             return Some(snapshot.term);
         }
@@ -61,6 +64,11 @@ impl<S: Storage> RaftLog<S> {
             return Some(self.unstable[(index - self.unstable_offset) as usize].term);
         }
         self.storage.term(index).ok()
+    }
+
+    /// Where the log starts (a received snapshot counts before the driver installed it).
+    pub fn snapshot_meta(&self) -> SnapshotMeta {
+        self.pending_snapshot.unwrap_or_else(|| self.storage.snapshot_meta())
     }
 
     pub fn matches(&self, index: Index, term: Term) -> bool {
@@ -79,6 +87,9 @@ impl<S: Storage> RaftLog<S> {
         assert!(lo >= 1);
         assert!(lo <= hi);
         assert!(hi <= self.last_index() + 1);
+        if lo <= self.snapshot_meta().index {
+            return Err(StorageError::Compacted { index: lo });
+        }
         let mut out = Vec::with_capacity((hi - lo) as usize);
         let stable_hi = hi.min(self.unstable_offset);
         if lo < stable_hi {
@@ -139,6 +150,23 @@ impl<S: Storage> RaftLog<S> {
             self.unstable_offset = index;
         }
         self.persisted = self.persisted.min(index - 1);
+    }
+
+    /// A snapshot from the leader replaces the log (every entry we had is at or below its index,
+    /// or unknown to be committed: Raft §7 discards the whole log in that case).
+    pub fn restore(&mut self, meta: SnapshotMeta) {
+        assert!(meta.index > self.committed);
+        self.unstable.clear();
+        self.unstable_offset = meta.index + 1;
+        self.pending_snapshot = Some(meta);
+        self.committed = meta.index;
+        self.applied = meta.index;
+        self.persisted = meta.index;
+    }
+
+    /// Hands a restored snapshot to the driver, which installs it before the entries.
+    pub fn take_snapshot(&mut self) -> Option<SnapshotMeta> {
+        self.pending_snapshot.take()
     }
 
     /// Hands the unstable entries to the driver, which writes them to storage (and shows them

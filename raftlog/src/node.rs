@@ -11,13 +11,17 @@ use crate::log::RaftLog;
 use crate::progress::Progress;
 use crate::read_index::ReadQueue;
 use crate::storage::Storage;
-use crate::types::{Body, Entry, EntryKind, GroupId, HardState, Index, Message, NodeId, Payload, ReadState, Role, Term};
+use crate::types::{
+    Body, Entry, EntryKind, GroupId, HardState, Index, Message, NodeId, Payload, ReadState, Role, SnapshotChunk, SnapshotMeta, Term,
+};
 use engine::rng::Prng;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-/// What the driver must do after feeding the node inputs. In this order: write `hard_state` and
-/// `entries` (entries replace the log from `entries[0].index` on); send `messages` at once;
+/// What the driver must do after feeding the node inputs. In this order: write the
+/// `snapshot_chunks`; if `snapshot` is set, install the snapshot they make up (it replaces the
+/// log and the state machine); write `hard_state` and `entries` (entries replace the log from
+/// `entries[0].index` on); send `messages` at once;
 /// send `messages_after_persist` only once this write and every earlier one is durable (then
 /// call `on_persisted`); apply `committed_entries`; serve `read_states` once applied.
 #[derive(Debug, Default)]
@@ -30,6 +34,9 @@ pub struct Ready {
     pub read_states: Vec<ReadState>,
     /// ReadIndex contexts that will never complete here (leadership lost): answer "not leader".
     pub reads_dropped: Vec<u64>,
+    pub snapshot_chunks: Vec<SnapshotChunk>,
+    /// The last chunk arrived: install this snapshot (made of the chunks since offset 0).
+    pub snapshot: Option<SnapshotMeta>,
 }
 
 pub struct RawNode<S: Storage> {
@@ -61,6 +68,9 @@ pub struct RawNode<S: Storage> {
     pub(crate) read_states: Vec<ReadState>,
     pub(crate) reads_dropped: Vec<u64>,
     pub(crate) transferee: Option<NodeId>,
+    /// A snapshot being received: which one and the next offset expected.
+    pub(crate) snapshot_receiving: Option<(SnapshotMeta, u64)>,
+    pub(crate) snapshot_chunks: Vec<SnapshotChunk>,
     /// The storage's last index once the driver has written what was handed out.
     storage_last_expected: Index,
 }
@@ -103,6 +113,8 @@ impl<S: Storage> RawNode<S> {
             read_states: Vec::new(),
             reads_dropped: Vec::new(),
             transferee: None,
+            snapshot_receiving: None,
+            snapshot_chunks: Vec::new(),
             storage_last_expected,
         };
         node.become_follower(term, None);
@@ -139,6 +151,11 @@ impl<S: Storage> RawNode<S> {
 
     pub fn applied_index(&self) -> Index {
         self.log.applied
+    }
+
+    /// Where this node's log starts (its latest snapshot).
+    pub fn snapshot_index(&self) -> Index {
+        self.log.snapshot_meta().index
     }
 
     pub fn persisted_index(&self) -> Index {
@@ -271,6 +288,16 @@ impl<S: Storage> RawNode<S> {
                     self.campaign(false, true);
                 }
             }
+            Body::InstallSnapshot { meta, offset, data, done } => {
+                if self.accept_leader(from) {
+                    self.on_install_snapshot(from, meta, offset, data, done);
+                }
+            }
+            Body::InstallSnapshotResponse { index, offset } => {
+                if self.role == Role::Leader {
+                    self.on_install_snapshot_response(from, index, offset);
+                }
+            }
         }
         Ok(())
     }
@@ -301,6 +328,15 @@ impl<S: Storage> RawNode<S> {
                 }
                 expected_index = expected_index.checked_add(1).ok_or(malformed("index overflows"))?;
                 term_floor = entry.term;
+            }
+        }
+        if let Body::InstallSnapshot { meta, offset, data, .. } = &message.body {
+            let malformed = |reason| StepError::Malformed { kind: "InstallSnapshot", from: message.from, reason };
+            if meta.term > message.term || meta.index == 0 {
+                return Err(malformed("snapshot index or term out of range"));
+            }
+            if data.len() > self.config.snapshot_chunk_bytes || offset.checked_add(data.len() as u64).is_none() {
+                return Err(malformed("chunk too large"));
             }
         }
         Ok(())
@@ -359,8 +395,10 @@ impl<S: Storage> RawNode<S> {
             Body::Vote { .. } | Body::VoteResponse { .. } => !bugs.vote_before_persist,
             // "I have these entries" is true only once they are durable.
             Body::AppendResponse { .. } => !bugs.append_ack_before_persist,
-            // The follower's term must be durable before it vouches for the leader's.
-            Body::HeartbeatResponse { .. } => true,
+            // The follower's term must be durable before it vouches for the leader's; a chunk
+            // is acknowledged once written.
+            Body::HeartbeatResponse { .. } | Body::InstallSnapshotResponse { .. } => true,
+            Body::InstallSnapshot { .. } => false,
             Body::PreVote { .. } | Body::PreVoteResponse { .. } | Body::Append { .. } | Body::Heartbeat { .. } | Body::TimeoutNow => false,
         };
         let message = Message { group: self.config.group, from: self.config.id, to, term, body };
@@ -385,6 +423,7 @@ impl<S: Storage> RawNode<S> {
             || self.log.committed.min(self.log.persisted) > self.log.applied
             || !self.read_states.is_empty()
             || !self.reads_dropped.is_empty()
+            || !self.snapshot_chunks.is_empty()
     }
 
     /// Everything the driver must do now (see `Ready`). Entries handed out must be visible in
@@ -399,6 +438,7 @@ impl<S: Storage> RawNode<S> {
         }
         self.append_pending = false;
         self.heartbeat_pending = false;
+        let snapshot = self.log.take_snapshot();
         let hard_state = self.hard_state();
         let hard_state_changed = hard_state != self.hard_state_handed;
         self.hard_state_handed = hard_state;
@@ -416,6 +456,8 @@ impl<S: Storage> RawNode<S> {
             committed_entries,
             read_states: std::mem::take(&mut self.read_states),
             reads_dropped: std::mem::take(&mut self.reads_dropped),
+            snapshot_chunks: std::mem::take(&mut self.snapshot_chunks),
+            snapshot,
         }
     }
 }

@@ -5,7 +5,7 @@
 use crate::config::{Config, INFLIGHT_MAX};
 use crate::error::{ProposeError, StepError};
 use crate::node::RawNode;
-use crate::storage::{MemStorage, Storage};
+use crate::storage::{MemStorage, Snapshot, Storage};
 use crate::types::{Body, Entry, EntryKind, Message, NodeId, Role};
 use std::collections::{BTreeSet, VecDeque};
 
@@ -33,6 +33,12 @@ impl Cluster {
             let node = &mut self.nodes[i];
             if let Some(hard_state) = ready.hard_state {
                 node.storage_mut().set_hard_state(hard_state);
+            }
+            if let Some(meta) = ready.snapshot {
+                // Small snapshots: one chunk each in these tests.
+                assert_eq!(ready.snapshot_chunks.len(), 1);
+                let data = ready.snapshot_chunks[0].data.clone();
+                node.storage_mut().install(Snapshot { meta, data });
             }
             node.storage_mut().append(&ready.entries);
             if let Some(last) = ready.entries.last()
@@ -294,4 +300,26 @@ fn malformed_messages_are_refused_without_effect() {
         assert!(!cluster.nodes[0].has_ready());
     }
     assert_eq!(cluster.nodes[0].storage().last_index(), 0);
+}
+
+#[test]
+fn regression_snapshot_racing_with_append() {
+    // A follower already holds entries 1..=21 of term 1 (acknowledged) but knows only commit 5
+    // when the leader's snapshot at 15 arrives (sent while it looked behind, delivered late).
+    let mut storage = MemStorage::new();
+    storage.set_hard_state(crate::types::HardState { term: 1, vote: Some(2) });
+    let entries: Vec<Entry> =
+        (1..=21).map(|index| Entry { term: 1, index, kind: EntryKind::Normal, payload: vec![index as u8].into() }).collect();
+    storage.append(&entries);
+    let mut follower = RawNode::new(Config::new(1, 7, vec![1, 2, 3], 1), storage);
+    let heartbeat = Message { group: 7, from: 2, to: 1, term: 1, body: Body::Heartbeat { commit: 5, read_seq: 0 } };
+    assert_eq!(follower.step(heartbeat), Ok(()));
+    assert_eq!(follower.commit_index(), 5);
+    let meta = crate::types::SnapshotMeta { index: 15, term: 1 };
+    let install = Body::InstallSnapshot { meta, offset: 0, data: vec![0].into(), done: true };
+    assert_eq!(follower.step(Message { group: 7, from: 2, to: 1, term: 1, body: install }), Ok(()));
+    let ready = follower.take_ready();
+    assert_eq!(ready.snapshot, None, "Raft §7: a snapshot whose last entry we hold is not installed");
+    assert_eq!(follower.last_index(), 21);
+    assert_eq!(follower.commit_index(), 15);
 }

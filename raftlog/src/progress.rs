@@ -12,6 +12,9 @@ pub enum ProgressState {
     Probe,
     /// The follower matched: send optimistically, up to `INFLIGHT_MAX` messages in flight.
     Replicate,
+    /// The follower needs entries we compacted: the snapshot at `index` is being streamed, one
+    /// chunk in flight; appends wait until it is installed.
+    Snapshot { index: Index },
 }
 
 #[derive(Clone, Debug)]
@@ -25,6 +28,8 @@ pub struct Progress {
     pub inflight: VecDeque<Index>,
     /// Heard from since the last check-quorum round.
     pub recent_active: bool,
+    /// Snapshot state: the offset of the chunk in flight (resent if its answer is lost).
+    pub snapshot_offset: u64,
 }
 
 impl Progress {
@@ -36,6 +41,7 @@ impl Progress {
             probe_sent: false,
             inflight: VecDeque::with_capacity(INFLIGHT_MAX),
             recent_active: false,
+            snapshot_offset: 0,
         }
     }
 
@@ -43,12 +49,14 @@ impl Progress {
         match self.state {
             ProgressState::Probe => self.probe_sent,
             ProgressState::Replicate => self.inflight.len() >= INFLIGHT_MAX,
+            ProgressState::Snapshot { .. } => true,
         }
     }
 
     /// An AppendEntries whose last entry is `last` went out.
     pub fn on_sent(&mut self, last: Option<Index>) {
         match self.state {
+            ProgressState::Snapshot { .. } => unreachable!("appends wait while a snapshot streams"),
             ProgressState::Probe => self.probe_sent = true,
             ProgressState::Replicate => {
                 if let Some(last) = last {
@@ -63,6 +71,13 @@ impl Progress {
 
     /// The follower matches through `index`. Returns whether that is news.
     pub fn on_match(&mut self, index: Index) -> bool {
+        if let ProgressState::Snapshot { index: pending } = self.state {
+            if index < pending {
+                return false;
+            }
+            // Installed (or the follower caught up another way): probe from there.
+            self.become_probe();
+        }
         let news = index > self.match_index;
         if news {
             self.match_index = index;
@@ -84,6 +99,12 @@ impl Progress {
         self.inflight.clear();
     }
 
+    pub fn become_snapshot(&mut self, index: Index) {
+        self.state = ProgressState::Snapshot { index };
+        self.snapshot_offset = 0;
+        self.inflight.clear();
+    }
+
     pub fn become_probe(&mut self) {
         self.state = ProgressState::Probe;
         self.next_index = self.match_index + 1;
@@ -94,6 +115,9 @@ impl Progress {
     /// The follower rejected an AppendEntries at `rejected`; `hint` is where the leader's log
     /// may first agree with it. Returns false for a stale rejection (already past it).
     pub fn on_reject(&mut self, rejected: Index, hint: Index) -> bool {
+        if matches!(self.state, ProgressState::Snapshot { .. }) {
+            return false;
+        }
         if self.state == ProgressState::Replicate {
             if rejected <= self.match_index {
                 return false;

@@ -4,8 +4,9 @@
 use crate::config::{APPEND_BYTES_MAX, APPEND_ENTRIES_MAX};
 use crate::error::{ProposeError, StepError};
 use crate::node::RawNode;
-use crate::storage::Storage;
-use crate::types::{Body, Entry, Index, NodeId, RejectHint, Role};
+use crate::progress::ProgressState;
+use crate::storage::{Storage, StorageError};
+use crate::types::{Body, Entry, Index, NodeId, Payload, RejectHint, Role, SnapshotChunk, SnapshotMeta};
 
 impl<S: Storage> RawNode<S> {
     /// Advances the commit index to what a quorum holds durably. Returns whether it moved.
@@ -42,15 +43,23 @@ impl<S: Storage> RawNode<S> {
         }
         let next = progress.next_index;
         let prev_index = next - 1;
-        // Below the log's start the follower needs a snapshot (not built yet); unavailable
-        // entries are retried on the next heartbeat answer.
+        // Below the log's start the follower needs the snapshot; unavailable entries are
+        // retried on the next heartbeat answer.
+        if prev_index < self.log.snapshot_meta().index {
+            self.send_snapshot(to);
+            return;
+        }
         let Some(prev_term) = self.log.term(prev_index) else { return };
         let last = self.log.last_index();
         let entries = if next <= last {
             let hi = (last + 1).min(next + APPEND_ENTRIES_MAX as Index);
             match self.log.entries(next, hi, APPEND_BYTES_MAX) {
                 Ok(entries) => entries,
-                Err(_) => return,
+                Err(StorageError::Compacted { .. }) => {
+                    self.send_snapshot(to);
+                    return;
+                }
+                Err(StorageError::Unavailable { .. }) => return,
             }
         } else {
             Vec::new()
@@ -134,8 +143,18 @@ impl<S: Storage> RawNode<S> {
         let last = self.log.last_index();
         let Some(progress) = self.progress.get_mut(&from) else { return };
         progress.recent_active = true;
-        // A lost probe is resent on the next heartbeat answer rather than waiting forever.
+        if let ProgressState::Snapshot { .. } = progress.state {
+            // The chunk in flight or its answer may be lost: send it again.
+            let offset = progress.snapshot_offset;
+            self.send_snapshot_chunk(from, offset);
+        }
+        let Some(progress) = self.progress.get_mut(&from) else { return };
+        // A lost probe is resent on the next heartbeat answer rather than waiting forever, and
+        // a window full of lost appends lets one more through (etcd does the same).
         progress.probe_sent = false;
+        if progress.state == ProgressState::Replicate && progress.is_paused() {
+            progress.inflight.pop_front();
+        }
         if progress.match_index < last {
             self.send_append(from, false);
         }
@@ -167,6 +186,74 @@ impl<S: Storage> RawNode<S> {
         let Some(progress) = self.progress.get(&from) else { return };
         if progress.match_index == self.log.last_index() {
             self.send(from, self.term, Body::TimeoutNow);
+        }
+    }
+
+    fn send_snapshot(&mut self, to: NodeId) {
+        let Ok(snapshot) = self.log.storage.snapshot() else { return };
+        let Some(progress) = self.progress.get_mut(&to) else { return };
+        progress.become_snapshot(snapshot.meta.index);
+        self.send_snapshot_chunk(to, 0);
+    }
+
+    /// Sends the chunk of the current snapshot at `offset`. If a compaction replaced the
+    /// snapshot meanwhile, streams the new one from the start.
+    fn send_snapshot_chunk(&mut self, to: NodeId, offset: u64) {
+        let Ok(snapshot) = self.log.storage.snapshot() else { return };
+        let Some(progress) = self.progress.get_mut(&to) else { return };
+        let ProgressState::Snapshot { index } = progress.state else { return };
+        let mut offset = offset;
+        if index != snapshot.meta.index || offset > snapshot.data.len() as u64 {
+            progress.become_snapshot(snapshot.meta.index);
+            offset = 0;
+        }
+        progress.snapshot_offset = offset;
+        let start = offset as usize;
+        let end = snapshot.data.len().min(start + self.config.snapshot_chunk_bytes);
+        let data: Payload = snapshot.data[start..end].into();
+        let done = end == snapshot.data.len();
+        self.send(to, self.term, Body::InstallSnapshot { meta: snapshot.meta, offset, data, done });
+    }
+
+    pub(crate) fn on_install_snapshot_response(&mut self, from: NodeId, index: Index, offset: u64) {
+        let Some(progress) = self.progress.get_mut(&from) else { return };
+        progress.recent_active = true;
+        // Any offset but the one in flight: the follower moved on, or lost what it had.
+        if progress.state == (ProgressState::Snapshot { index }) && offset != progress.snapshot_offset {
+            self.send_snapshot_chunk(from, offset);
+        }
+    }
+
+    /// A chunk of the leader's snapshot. Chunks go to the driver in order; the last one makes the
+    /// snapshot the start of our log.
+    pub(crate) fn on_install_snapshot(&mut self, from: NodeId, meta: SnapshotMeta, offset: u64, data: Payload, done: bool) {
+        assert!(self.role == Role::Follower);
+        if meta.index <= self.log.committed || self.log.matches(meta.index, meta.term) {
+            // We have all of it already: an old or repeated snapshot, or one that raced with
+            // the appends after it. Installing it would drop entries we may have acknowledged
+            // (Raft §7: keep the entries that follow a matching snapshot point).
+            self.log.commit_to(meta.index);
+            let committed = self.log.committed;
+            self.send(from, self.term, Body::AppendResponse { index: committed, reject: None });
+            return;
+        }
+        let expected = match self.snapshot_receiving {
+            Some((receiving, next)) if receiving == meta => next,
+            _ => 0,
+        };
+        if offset != expected {
+            self.send(from, self.term, Body::InstallSnapshotResponse { index: meta.index, offset: expected });
+            return;
+        }
+        let next = offset + data.len() as u64;
+        self.snapshot_chunks.push(SnapshotChunk { meta, offset, data, done });
+        if done {
+            self.snapshot_receiving = None;
+            self.log.restore(meta);
+            self.send(from, self.term, Body::AppendResponse { index: meta.index, reject: None });
+        } else {
+            self.snapshot_receiving = Some((meta, next));
+            self.send(from, self.term, Body::InstallSnapshotResponse { index: meta.index, offset: next });
         }
     }
 }

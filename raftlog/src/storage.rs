@@ -6,7 +6,7 @@
 //! must already *show* what the last `Ready` handed out (durable or not): the core tracks
 //! durability separately, through `RawNode::on_persisted`.
 
-use crate::types::{Entry, HardState, Index, Term};
+use crate::types::{Entry, HardState, Index, Payload, Term};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StorageError {
@@ -25,10 +25,25 @@ pub struct SnapshotMeta {
     pub term: Term,
 }
 
+/// The state machine's image at `meta.index`, opaque to the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub meta: SnapshotMeta,
+    pub data: Payload,
+}
+
+impl Default for Snapshot {
+    fn default() -> Snapshot {
+        Snapshot { meta: SnapshotMeta::default(), data: Vec::new().into() }
+    }
+}
+
 pub trait Storage {
-    /// The hard state as last written (durable or not) and the log's snapshot point.
+    /// The hard state as last written (durable or not).
     fn hard_state(&self) -> HardState;
     fn snapshot_meta(&self) -> SnapshotMeta;
+    /// The latest snapshot, streamed to followers that need entries already compacted.
+    fn snapshot(&self) -> Result<Snapshot, StorageError>;
     /// `snapshot_meta().index + 1` when the log is empty.
     fn first_index(&self) -> Index;
     /// `snapshot_meta().index` when the log is empty.
@@ -43,6 +58,8 @@ pub trait Storage {
 #[derive(Clone, Debug, Default)]
 pub struct MemStorage {
     hard_state: HardState,
+    snapshot: Snapshot,
+    /// Entries from `snapshot.meta.index + 1` on.
     entries: Vec<Entry>,
 }
 
@@ -60,24 +77,36 @@ impl MemStorage {
     /// follower's conflicting suffix).
     pub fn append(&mut self, entries: &[Entry]) {
         let Some(first) = entries.first() else { return };
-        assert!(first.index >= 1);
+        assert!(first.index > self.snapshot.meta.index);
         assert!(first.index <= self.last_index() + 1);
         for pair in entries.windows(2) {
             assert!(pair[1].index == pair[0].index + 1);
             assert!(pair[1].term >= pair[0].term);
         }
-        self.entries.truncate((first.index - 1) as usize);
-        if let Some(last) = self.entries.last() {
-            assert!(last.term <= first.term);
-        }
+        self.entries.truncate((first.index - self.snapshot.meta.index - 1) as usize);
+        let last_term = self.entries.last().map_or(self.snapshot.meta.term, |entry| entry.term);
+        assert!(last_term <= first.term);
         self.entries.extend_from_slice(entries);
     }
 
-    /// Drops every entry after `index` (what a crash does to an unsynced tail).
-    pub fn truncate_after(&mut self, index: Index) {
-        self.entries.truncate(index as usize);
+    /// The state machine has applied through `index` and produced `data`: entries up to
+    /// `index` are dropped, the snapshot stands in for them.
+    pub fn compact(&mut self, index: Index, data: Payload) {
+        assert!(index > self.snapshot.meta.index);
+        assert!(index <= self.last_index());
+        let term = self.entries[(index - self.snapshot.meta.index - 1) as usize].term;
+        self.entries.drain(..(index - self.snapshot.meta.index) as usize);
+        self.snapshot = Snapshot { meta: SnapshotMeta { index, term }, data };
     }
 
+    /// A snapshot received from the leader replaces the whole log.
+    pub fn install(&mut self, snapshot: Snapshot) {
+        assert!(snapshot.meta.index > self.snapshot.meta.index);
+        self.entries.clear();
+        self.snapshot = snapshot;
+    }
+
+    /// The entries after the snapshot.
     pub fn all_entries(&self) -> &[Entry] {
         &self.entries
     }
@@ -89,34 +118,45 @@ impl Storage for MemStorage {
     }
 
     fn snapshot_meta(&self) -> SnapshotMeta {
-        SnapshotMeta::default()
+        self.snapshot.meta
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, StorageError> {
+        Ok(self.snapshot.clone())
     }
 
     fn first_index(&self) -> Index {
-        1
+        self.snapshot.meta.index + 1
     }
 
     fn last_index(&self) -> Index {
-        self.entries.len() as Index
+        self.snapshot.meta.index + self.entries.len() as Index
     }
 
     fn term(&self, index: Index) -> Result<Term, StorageError> {
-        if index == 0 {
-            return Ok(0);
+        let snapshot = self.snapshot.meta;
+        if index < snapshot.index {
+            return Err(StorageError::Compacted { index });
         }
-        match self.entries.get((index - 1) as usize) {
+        if index == snapshot.index {
+            return Ok(snapshot.term);
+        }
+        match self.entries.get((index - snapshot.index - 1) as usize) {
             Some(entry) => Ok(entry.term),
             None => Err(StorageError::Unavailable { index }),
         }
     }
 
     fn entries(&self, lo: Index, hi: Index, out: &mut Vec<Entry>) -> Result<(), StorageError> {
-        assert!(lo >= 1);
         assert!(lo <= hi);
+        if lo <= self.snapshot.meta.index {
+            return Err(StorageError::Compacted { index: lo });
+        }
         if hi > self.last_index() + 1 {
             return Err(StorageError::Unavailable { index: hi - 1 });
         }
-        out.extend_from_slice(&self.entries[(lo - 1) as usize..(hi - 1) as usize]);
+        let base = self.snapshot.meta.index + 1;
+        out.extend_from_slice(&self.entries[(lo - base) as usize..(hi - base) as usize]);
         Ok(())
     }
 }
@@ -147,5 +187,25 @@ mod tests {
         check(&[&[(1, 1), (2, 1), (3, 1)], &[(2, 2)]], &[(1, 1), (2, 2)]);
         check(&[&[(1, 1)], &[(2, 1), (3, 2)], &[(4, 2)]], &[(1, 1), (2, 1), (3, 2), (4, 2)]);
         check(&[&[(1, 1), (2, 1)], &[(1, 3)]], &[(1, 3)]);
+    }
+
+    #[test]
+    fn compaction_keeps_the_suffix_and_the_term_at_the_cut() {
+        let mut storage = MemStorage::new();
+        storage.append(&[entry(1, 1), entry(2, 1), entry(3, 2), entry(4, 2)]);
+        storage.compact(3, vec![9].into());
+        assert_eq!(storage.first_index(), 4);
+        assert_eq!(storage.last_index(), 4);
+        assert_eq!(storage.term(3), Ok(2));
+        assert_eq!(storage.term(2), Err(StorageError::Compacted { index: 2 }));
+        let mut out = Vec::new();
+        assert_eq!(storage.entries(3, 5, &mut out), Err(StorageError::Compacted { index: 3 }));
+        assert_eq!(storage.entries(4, 5, &mut out), Ok(()));
+        assert_eq!(out, vec![entry(4, 2)]);
+        storage.append(&[entry(5, 3)]);
+        storage.install(Snapshot { meta: SnapshotMeta { index: 10, term: 4 }, data: vec![].into() });
+        assert_eq!((storage.first_index(), storage.last_index()), (11, 10));
+        storage.append(&[entry(11, 4)]);
+        assert_eq!(storage.term(11), Ok(4));
     }
 }

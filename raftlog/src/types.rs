@@ -1,5 +1,6 @@
 //! The values the core takes in and hands out: entries, hard state and messages.
 
+pub use crate::storage::SnapshotMeta;
 use std::rc::Rc;
 
 /// A node in the cluster (a machine's core that hosts replicas); 0 is never a node.
@@ -72,6 +73,13 @@ pub enum Body {
     HeartbeatResponse { read_seq: u64 },
     /// Leadership transfer: campaign now, skipping pre-vote and the election timeout.
     TimeoutNow,
+    /// One chunk of the leader's snapshot, for a follower that needs compacted entries. The
+    /// follower answers `InstallSnapshotResponse` per chunk, and `AppendResponse` once the last
+    /// one (`done`) made the snapshot its log's start.
+    InstallSnapshot { meta: SnapshotMeta, offset: u64, data: Payload, done: bool },
+    /// The next offset the follower expects of snapshot `index` (lost or repeated chunks are
+    /// answered the same way).
+    InstallSnapshotResponse { index: Index, offset: u64 },
 }
 
 impl Body {
@@ -87,8 +95,20 @@ impl Body {
             Body::Heartbeat { .. } => "Heartbeat",
             Body::HeartbeatResponse { .. } => "HeartbeatResponse",
             Body::TimeoutNow => "TimeoutNow",
+            Body::InstallSnapshot { .. } => "InstallSnapshot",
+            Body::InstallSnapshotResponse { .. } => "InstallSnapshotResponse",
         }
     }
+}
+
+/// A piece of a snapshot being received, for the driver to write (a snapshot can be far larger
+/// than a message, so the core never holds it whole). `offset == 0` starts a new one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    pub meta: SnapshotMeta,
+    pub offset: u64,
+    pub data: Payload,
+    pub done: bool,
 }
 
 /// A ReadIndex request that is now safe to serve: once the state machine has applied `index`,

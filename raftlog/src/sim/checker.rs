@@ -44,6 +44,8 @@ pub struct SafetyChecker {
     /// Per node, the commit index already recorded (reset on restart).
     commit_seen: BTreeMap<NodeId, Index>,
     applied: BTreeMap<Index, Fingerprint>,
+    /// The state machine's image after applying each index (or installing a snapshot at it).
+    states: BTreeMap<Index, Vec<u8>>,
     /// Checks made, for the report.
     pub checks: u64,
 }
@@ -70,7 +72,8 @@ impl SafetyChecker {
 
     fn check_leader_completeness<S: Storage>(&self, node: &RawNode<S>) -> Result<(), Violation> {
         for (&index, (entry, commit_term)) in &self.committed {
-            if *commit_term >= node.term() {
+            // Compacted entries live in the snapshot, checked through the state images.
+            if *commit_term >= node.term() || index <= node.snapshot_index() {
                 continue;
             }
             let has = node.log_entries(index, index + 1).first().map(fingerprint);
@@ -82,7 +85,7 @@ impl SafetyChecker {
     }
 
     fn record_commits<S: Storage>(&mut self, node: &RawNode<S>) -> Result<(), Violation> {
-        let seen = self.commit_seen.get(&node.id()).copied().unwrap_or(0);
+        let seen = self.commit_seen.get(&node.id()).copied().unwrap_or(0).max(node.snapshot_index());
         let commit = node.commit_index();
         if commit <= seen {
             return Ok(());
@@ -122,22 +125,43 @@ impl SafetyChecker {
         }
     }
 
+    /// Every node's state machine is the same after the same index, whether it got there by
+    /// applying entries or by installing a snapshot.
+    pub fn on_state(&mut self, node: NodeId, index: Index, image: Vec<u8>) -> Result<(), Violation> {
+        self.checks += 1;
+        match self.states.get(&index) {
+            Some(known) if *known != image => Err(Violation::StateMachineSafety { node, index }),
+            Some(_) => Ok(()),
+            None => {
+                self.states.insert(index, image);
+                Ok(())
+            }
+        }
+    }
+
     pub fn committed_count(&self) -> usize {
         self.committed.len()
     }
 }
 
 /// Log matching (Raft §5.3) over whole logs: below the highest index where two logs hold the
-/// same term, they must be identical.
+/// same term, they must be identical. Each log is its entries after its snapshot (contiguous).
 pub fn check_log_matching(a: (NodeId, &[Entry]), b: (NodeId, &[Entry])) -> Result<(), Violation> {
     let (log_a, log_b) = (a.1, b.1);
-    let common = log_a.len().min(log_b.len());
-    let Some(top) = (0..common).rev().find(|&i| log_a[i].term == log_b[i].term) else { return Ok(()) };
-    for i in 0..=top {
-        assert!(log_a[i].index == i as Index + 1);
-        assert!(log_b[i].index == i as Index + 1);
-        if log_a[i] != log_b[i] {
-            return Err(Violation::LogMatching { nodes: (a.0, b.0), index: log_a[i].index });
+    let (Some(first_a), Some(first_b)) = (log_a.first(), log_b.first()) else { return Ok(()) };
+    let at = |log: &[Entry], first: Index, index: Index| -> Entry {
+        let entry = log[(index - first) as usize].clone();
+        assert!(entry.index == index);
+        entry
+    };
+    let lo = first_a.index.max(first_b.index);
+    let hi = (first_a.index + log_a.len() as Index).min(first_b.index + log_b.len() as Index);
+    let Some(top) = (lo..hi).rev().find(|&i| at(log_a, first_a.index, i).term == at(log_b, first_b.index, i).term) else {
+        return Ok(());
+    };
+    for index in lo..=top {
+        if at(log_a, first_a.index, index) != at(log_b, first_b.index, index) {
+            return Err(Violation::LogMatching { nodes: (a.0, b.0), index });
         }
     }
     Ok(())

@@ -3,7 +3,8 @@
 //! and may tear the last one (its surviving entries cut at a random point, as the durable log's
 //! recovery cuts a torn tail by checksum).
 
-use crate::storage::{MemStorage, SnapshotMeta, Storage, StorageError};
+use crate::storage::{MemStorage, Snapshot, SnapshotMeta, Storage, StorageError};
+use crate::types::Payload;
 use crate::types::{Entry, HardState, Index, Term};
 use engine::rng::Prng;
 
@@ -84,6 +85,25 @@ impl SimStorage {
     pub fn all_entries(&self) -> &[Entry] {
         self.view.all_entries()
     }
+
+    /// Compaction after the state machine applied `index` (always durable: applied entries
+    /// are). The snapshot file is written, synced and renamed into place before the log is cut.
+    pub fn compact(&mut self, index: Index, data: Payload) {
+        assert!(self.durable.last_index() >= index);
+        self.view.compact(index, data.clone());
+        self.durable.compact(index, data);
+    }
+
+    /// A snapshot from the leader, installed atomically and durably; the writes before it are
+    /// synced first (the install is a barrier, as the durable log's would be).
+    pub fn install(&mut self, snapshot: Snapshot) {
+        for write in std::mem::take(&mut self.unsynced) {
+            apply(&mut self.durable, write.hard_state, &write.entries);
+        }
+        self.seq_durable = self.seq_written;
+        self.view.install(snapshot.clone());
+        self.durable.install(snapshot);
+    }
 }
 
 impl Default for SimStorage {
@@ -105,6 +125,9 @@ impl Storage for SimStorage {
     }
     fn snapshot_meta(&self) -> SnapshotMeta {
         self.view.snapshot_meta()
+    }
+    fn snapshot(&self) -> Result<Snapshot, StorageError> {
+        self.view.snapshot()
     }
     fn first_index(&self) -> Index {
         self.view.first_index()

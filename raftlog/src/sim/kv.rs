@@ -54,6 +54,27 @@ impl Kv {
     pub fn get(&self, key: Key) -> u64 {
         self.values.get(&key).copied().unwrap_or(0)
     }
+
+    /// The snapshot image: (key, value) pairs in key order.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.values.len() * 9);
+        for (&key, value) in &self.values {
+            out.push(key);
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Kv> {
+        if !bytes.len().is_multiple_of(9) {
+            return None;
+        }
+        let mut values = BTreeMap::new();
+        for pair in bytes.chunks_exact(9) {
+            values.insert(pair[0], u64::from_le_bytes(pair[1..9].try_into().ok()?));
+        }
+        Some(Kv { values })
+    }
 }
 
 /// A client's command: who sent it (so the node it was proposed on can answer) and what.
@@ -125,5 +146,8 @@ mod tests {
         assert_eq!(kv.apply(KvOp::Cas { key: 1, from: 0, to: 6 }), KvResult::Swapped(true));
         assert_eq!(kv.apply(KvOp::Get { key: 1 }), KvResult::Value(6));
         assert_eq!(kv.get(2), 0);
+        let image = kv.encode();
+        assert_eq!(Kv::decode(&image).map(|kv| kv.encode()), Some(image));
+        assert!(Kv::decode(&[1, 2]).is_none());
     }
 }

@@ -68,7 +68,7 @@ impl SimOptions {
 
     /// The CI mix with this seed's weather: how lossy, how slow the disks, which faults.
     pub fn vary(mut self, seed: u64) -> SimOptions {
-        let mut prng = engine::rng::Prng::new(seed ^ 0x5EED_0F_7EA7_4E55);
+        let mut prng = engine::rng::Prng::new(seed ^ 0x5EED_0F7E_A74E_5500);
         self.loss_ppm = prng.below(100_000) as u32;
         self.duplicate_ppm = prng.below(50_000) as u32;
         self.delay_us = (prng.range(50, 500), prng.range(1_000, 20_000));

@@ -12,7 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 /// Seeds per seeded test in CI; `RAFT_SIM_SEEDS` overrides.
-const SEEDS_DEFAULT: u64 = 1000;
+const SEEDS_DEFAULT: u64 = 4000;
 /// Seeds a mutation test may try before concluding its checker missed the bug.
 const MUTATION_SEEDS_MAX: u64 = 400;
 
@@ -55,6 +55,7 @@ fn run_seeds(test: &str, options: SimOptions) {
                 total.history_ops += stats.history_ops;
                 total.committed += stats.committed;
                 total.crashes += stats.crashes;
+                total.snapshots_installed += stats.snapshots_installed;
                 total.elections += stats.elections;
                 total.checks += stats.checks;
             }
@@ -65,7 +66,7 @@ fn run_seeds(test: &str, options: SimOptions) {
     }
     let elapsed: Duration = started.elapsed();
     eprintln!(
-        "{test}: {} seeds in {:.1}s: {} events, {} histories ({} ops: {} ok, {} maybe), {} entries committed, {} crashes, {} terms with a leader, {} checks",
+        "{test}: {} seeds in {:.1}s: {} events, {} histories ({} ops: {} ok, {} maybe), {} entries committed, {} crashes, {} snapshots installed, {} terms with a leader, {} checks",
         seeds.len(),
         elapsed.as_secs_f64(),
         total.events,
@@ -75,12 +76,15 @@ fn run_seeds(test: &str, options: SimOptions) {
         total.ops_maybe,
         total.committed,
         total.crashes,
+        total.snapshots_installed,
         total.elections,
         total.checks
     );
     // A run that does nothing proves nothing.
     assert!(total.ops_ok > seeds.len() as u64);
     assert!(total.committed > 0);
+    // Lagging and restarted nodes must have needed snapshots in some runs.
+    assert!(seeds.len() < 100 || total.snapshots_installed > 0);
 }
 
 #[test]

@@ -9,6 +9,7 @@ use crate::sim::disk::SimStorage;
 use crate::sim::kv::{Command, Key, Kv, KvOp, KvResult};
 use crate::sim::linearizability::{self, HistoryOp};
 use crate::sim::options::{Micros, SimOptions, TICK_US};
+use crate::storage::{Snapshot, Storage};
 use crate::types::{EntryKind, Index, Message, NodeId, Role};
 use engine::rng::Prng;
 use std::cmp::Reverse;
@@ -18,6 +19,11 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 const LOG_CHECK_EVENTS: u64 = 500;
 /// Group id of the simulated group.
 const GROUP: u64 = 1;
+/// A node compacts its log once this many applied entries follow its snapshot (small, so that
+/// snapshots and their streaming happen often).
+const SNAPSHOT_ENTRIES: u64 = 40;
+/// Snapshot chunk size in the simulator: a few chunks per snapshot.
+const SNAPSHOT_CHUNK_BYTES: usize = 16;
 
 #[derive(Clone, Debug)]
 enum Reply {
@@ -83,6 +89,8 @@ struct SimNode {
     reads: BTreeMap<u64, (usize, u64, Key)>,
     reads_ready: Vec<(Index, u64)>,
     read_ctx_next: u64,
+    /// Chunks of the snapshot being received (the driver's file).
+    snapshot_file: Vec<u8>,
 }
 
 struct Pending {
@@ -112,6 +120,7 @@ pub struct RunStats {
     pub checks: u64,
     pub history_ops: usize,
     pub crashes: u64,
+    pub snapshots_installed: u64,
     pub elections: usize,
 }
 
@@ -154,6 +163,7 @@ impl World {
                     reads: BTreeMap::new(),
                     reads_ready: Vec::new(),
                     read_ctx_next: 1,
+                    snapshot_file: Vec::new(),
                 }
             })
             .collect();
@@ -288,12 +298,18 @@ impl World {
         config.pre_vote = self.options.pre_vote;
         config.check_quorum = self.options.check_quorum;
         config.bugs = self.options.bugs;
+        config.snapshot_chunk_bytes = SNAPSHOT_CHUNK_BYTES;
         config
     }
 
     fn start_node(&mut self, node: usize) {
         let config = self.node_config(node);
         let Some(disk) = self.nodes[node].down_disk.take() else { panic!("node {node} is already up") };
+        // The state machine restarts from the snapshot; the log replays the rest.
+        let snapshot = disk.snapshot().unwrap_or_default();
+        let Some(kv) = Kv::decode(&snapshot.data) else { panic!("node {node}: undecodable snapshot") };
+        self.nodes[node].kv = kv;
+        self.nodes[node].snapshot_file.clear();
         self.nodes[node].raft = Some(RawNode::new(config, disk));
         let epoch = self.nodes[node].epoch;
         let tick = self.nodes[node].tick_us;
@@ -394,6 +410,7 @@ impl World {
     }
 
     fn handle_ready(&mut self, node: usize, ready: Ready) -> Result<(), Violation> {
+        self.receive_snapshot(node, &ready)?;
         let n = &mut self.nodes[node];
         let Some(raft) = n.raft.as_mut() else { return Ok(()) };
         let wrote = raft.storage_mut().write(ready.hard_state, &ready.entries).is_some();
@@ -426,7 +443,39 @@ impl World {
             }
         }
         self.serve_reads(node);
+        self.maybe_compact(node);
         Ok(())
+    }
+
+    fn receive_snapshot(&mut self, node: usize, ready: &Ready) -> Result<(), Violation> {
+        let n = &mut self.nodes[node];
+        for chunk in &ready.snapshot_chunks {
+            if chunk.offset == 0 {
+                n.snapshot_file.clear();
+            }
+            assert!(chunk.offset == n.snapshot_file.len() as u64);
+            n.snapshot_file.extend_from_slice(&chunk.data);
+        }
+        let Some(meta) = ready.snapshot else { return Ok(()) };
+        let data = std::mem::take(&mut n.snapshot_file);
+        let Some(kv) = Kv::decode(&data) else {
+            return Err(Violation::Panic(format!("node {node}: undecodable snapshot at {}", meta.index)));
+        };
+        n.kv = kv;
+        let Some(raft) = n.raft.as_mut() else { return Ok(()) };
+        raft.storage_mut().install(Snapshot { meta, data: data.clone().into() });
+        self.stats.snapshots_installed += 1;
+        self.checker.on_state(n.id, meta.index, data)
+    }
+
+    fn maybe_compact(&mut self, node: usize) {
+        let n = &mut self.nodes[node];
+        let Some(raft) = n.raft.as_mut() else { return };
+        let applied = raft.applied_index();
+        if applied >= raft.snapshot_index() + SNAPSHOT_ENTRIES {
+            let image = n.kv.encode();
+            raft.storage_mut().compact(applied, image.into());
+        }
     }
 
     fn start_sync(&mut self, node: usize) {
@@ -470,12 +519,13 @@ impl World {
         let n = &mut self.nodes[node];
         self.checker.on_apply(n.id, entry)?;
         if entry.kind == EntryKind::Noop {
-            return Ok(());
+            return self.checker.on_state(n.id, entry.index, n.kv.encode());
         }
         let Some(command) = Command::decode(&entry.payload) else {
             return Err(Violation::Panic(format!("undecodable payload at index {}", entry.index)));
         };
         let result = n.kv.apply(command.op);
+        self.checker.on_state(n.id, entry.index, n.kv.encode())?;
         let key = (command.client as usize, command.op_id);
         if n.proposals.remove(&key) {
             self.reply(key.0, key.1, Reply::Ok(result));
