@@ -29,8 +29,10 @@ const _: () = assert!(VOTERS_MAX % 2 == 1);
 pub struct Config {
     pub id: NodeId,
     pub group: GroupId,
-    /// Every voter, this node included.
+    /// The membership the group starts with (before any configuration entry or snapshot): every
+    /// voter, and learners. This node is one of them.
     pub voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
     /// The election timeout is drawn from `[election_ticks, 2 * election_ticks)` at each reset.
     pub election_ticks: u32,
     pub heartbeat_ticks: u32,
@@ -68,6 +70,7 @@ impl Config {
             id,
             group,
             voters,
+            learners: Vec::new(),
             election_ticks: 10,
             heartbeat_ticks: 2,
             pre_vote: true,
@@ -83,7 +86,7 @@ impl Config {
         assert!(self.id != 0);
         assert!(!self.voters.is_empty());
         assert!(self.voters.len() <= VOTERS_MAX);
-        assert!(self.voters.contains(&self.id));
+        assert!(self.voters.contains(&self.id) || self.learners.contains(&self.id));
         assert!(!self.voters.contains(&0));
         assert!(self.heartbeat_ticks >= 1);
         assert!(self.snapshot_chunk_bytes >= 1);

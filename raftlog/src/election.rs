@@ -9,7 +9,8 @@ use crate::types::{Body, Entry, EntryKind, Index, NodeId, Role, Term};
 impl<S: Storage> RawNode<S> {
     pub(crate) fn tick_election(&mut self) {
         self.election_elapsed += 1;
-        if self.election_elapsed >= self.election_timeout {
+        // Learners and removed nodes never campaign.
+        if self.election_elapsed >= self.election_timeout && self.membership.is_voter(self.config.id) {
             self.campaign(self.config.pre_vote, false);
         }
     }
@@ -37,8 +38,8 @@ impl<S: Storage> RawNode<S> {
     /// marks for the next round.
     fn quorum_recently_active(&mut self) -> bool {
         let mut active = 1;
-        for progress in self.progress.values_mut() {
-            if progress.recent_active {
+        for (id, progress) in self.progress.iter_mut() {
+            if progress.recent_active && self.membership.is_voter(*id) {
                 active += 1;
             }
             progress.recent_active = false;
@@ -78,6 +79,9 @@ impl<S: Storage> RawNode<S> {
 
     /// Starts a campaign: a pre-vote (no term change, nothing to persist) or a real election.
     pub(crate) fn campaign(&mut self, pre_vote: bool, transfer: bool) {
+        if !self.membership.is_voter(self.config.id) {
+            return;
+        }
         self.become_follower(self.term, None);
         let campaign_term = self.term + 1;
         if pre_vote {
@@ -94,7 +98,7 @@ impl<S: Storage> RawNode<S> {
         }
         let last_index = self.log.last_index();
         let last_term = self.log.last_term();
-        for peer in self.peers() {
+        for peer in self.voter_peers() {
             let body = if pre_vote {
                 Body::PreVote { last_index, last_term }
             } else {
@@ -164,7 +168,7 @@ impl<S: Storage> RawNode<S> {
         if granted && term != campaign_term {
             return;
         }
-        if self.votes.iter().any(|(voter, _)| *voter == from) {
+        if self.votes.iter().any(|(voter, _)| *voter == from) || !self.membership.is_voter(from) {
             return;
         }
         self.votes.push((from, granted));

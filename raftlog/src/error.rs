@@ -1,6 +1,7 @@
 //! Errors the core returns. Messages that do not make sense are input, not invariants: they are
 //! refused with a `StepError`, never asserted.
 
+use crate::membership::MembershipError;
 use crate::types::{GroupId, NodeId};
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -18,6 +19,18 @@ pub enum ProposeError {
     LeaderNotReady,
     #[error("node {to} is not a voter of this group")]
     UnknownNode { to: NodeId },
+    #[error("the previous membership change is not committed yet")]
+    ConfChangePending,
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+    #[error("learner {id} has not caught up yet")]
+    LearnerBehind { id: NodeId },
+    /// Single-server changes never remove a majority at once; this also refuses a removal
+    /// after which the voters that are caught up could not form a quorum.
+    #[error("removing node {id} would leave too few caught-up voters for a quorum")]
+    WouldLoseQuorum { id: NodeId },
+    #[error("the leader cannot remove itself; transfer leadership first")]
+    RemoveLeader,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -7,10 +7,12 @@
 //! `RawNode`, with no locks. It must never name `IoUring` or depend on s3front, bench or tools;
 //! it depends on engine and net only.
 
+mod conf;
 pub mod config;
 mod election;
 pub mod error;
 mod log;
+pub mod membership;
 pub mod node;
 #[cfg(test)]
 mod node_tests;
@@ -25,6 +27,7 @@ pub mod sim;
 
 pub use config::{Bugs, Config};
 pub use error::{ProposeError, StepError};
+pub use membership::{ConfChange, Membership};
 pub use node::{RawNode, Ready};
 pub use storage::{MemStorage, Snapshot, SnapshotMeta, Storage, StorageError};
 pub use types::{

@@ -126,18 +126,18 @@ impl<S: Storage> RaftLog<S> {
 
     /// A follower's AppendEntries, already checked to match at `entries[0].index - 1`. Skips the
     /// entries we already have, cuts our log at the first conflict and appends the rest.
-    /// Returns the index of the last entry the message carried.
-    pub fn append_after_match(&mut self, entries: Vec<Entry>) -> Index {
+    /// Returns the index of the last entry the message carried, and where the log was cut.
+    pub fn append_after_match(&mut self, entries: Vec<Entry>) -> (Index, Option<Index>) {
         let Some(first) = entries.first() else { unreachable!("append_after_match with no entries") };
         let last_new = first.index + entries.len() as Index - 1;
         let conflict = entries.iter().position(|entry| !self.matches(entry.index, entry.term));
-        let Some(conflict) = conflict else { return last_new };
+        let Some(conflict) = conflict else { return (last_new, None) };
         let conflict_index = entries[conflict].index;
         // Raft's log matching and leader completeness: a committed entry never conflicts.
         assert!(conflict_index > self.committed);
         self.truncate_from(conflict_index);
         self.append(entries.into_iter().skip(conflict).collect());
-        last_new
+        (last_new, Some(conflict_index))
     }
 
     fn truncate_from(&mut self, index: Index) {

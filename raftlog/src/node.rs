@@ -8,6 +8,7 @@
 use crate::config::{APPLY_BATCH_MAX, Config, UNCOMMITTED_ENTRIES_MAX};
 use crate::error::{ProposeError, StepError};
 use crate::log::RaftLog;
+use crate::membership::Membership;
 use crate::progress::Progress;
 use crate::read_index::ReadQueue;
 use crate::storage::Storage;
@@ -36,7 +37,7 @@ pub struct Ready {
     pub reads_dropped: Vec<u64>,
     pub snapshot_chunks: Vec<SnapshotChunk>,
     /// The last chunk arrived: install this snapshot (made of the chunks since offset 0).
-    pub snapshot: Option<SnapshotMeta>,
+    pub snapshot: Option<(SnapshotMeta, Membership)>,
 }
 
 pub struct RawNode<S: Storage> {
@@ -71,6 +72,13 @@ pub struct RawNode<S: Storage> {
     /// A snapshot being received: which one and the next offset expected.
     pub(crate) snapshot_receiving: Option<(SnapshotMeta, u64)>,
     pub(crate) snapshot_chunks: Vec<SnapshotChunk>,
+    /// The membership in force: that of the last configuration entry in the log, else of the
+    /// snapshot, else the configured one.
+    pub(crate) membership: Membership,
+    /// Index of the last configuration entry in the log (0: none after the snapshot).
+    pub(crate) conf_index: Index,
+    /// A received snapshot's membership, until handed out with the snapshot.
+    pub(crate) snapshot_membership_pending: Option<Membership>,
     /// The storage's last index once the driver has written what was handed out.
     storage_last_expected: Index,
 }
@@ -115,8 +123,12 @@ impl<S: Storage> RawNode<S> {
             transferee: None,
             snapshot_receiving: None,
             snapshot_chunks: Vec::new(),
+            membership: Membership::default(),
+            conf_index: 0,
+            snapshot_membership_pending: None,
             storage_last_expected,
         };
+        node.recompute_membership();
         node.become_follower(term, None);
         node
     }
@@ -185,11 +197,20 @@ impl<S: Storage> RawNode<S> {
     }
 
     pub(crate) fn quorum(&self) -> usize {
-        self.config.voters.len() / 2 + 1
+        self.membership.quorum()
     }
 
+    /// Every other member (voters and learners): the leader replicates to all of them.
     pub(crate) fn peers(&self) -> Vec<NodeId> {
-        self.config.voters.iter().copied().filter(|&v| v != self.config.id).collect()
+        self.membership.others(self.config.id)
+    }
+
+    pub(crate) fn voter_peers(&self) -> Vec<NodeId> {
+        self.membership.voters.iter().copied().filter(|&v| v != self.config.id).collect()
+    }
+
+    pub fn membership(&self) -> &Membership {
+        &self.membership
     }
 
     /// The contract with the driver: what the last `Ready` handed out is visible in storage.
@@ -288,9 +309,9 @@ impl<S: Storage> RawNode<S> {
                     self.campaign(false, true);
                 }
             }
-            Body::InstallSnapshot { meta, offset, data, done } => {
+            Body::InstallSnapshot { meta, membership, offset, data, done } => {
                 if self.accept_leader(from) {
-                    self.on_install_snapshot(from, meta, offset, data, done);
+                    self.on_install_snapshot(from, meta, membership, offset, data, done);
                 }
             }
             Body::InstallSnapshotResponse { index, offset } => {
@@ -309,7 +330,7 @@ impl<S: Storage> RawNode<S> {
         if message.to != self.config.id {
             return Err(StepError::WrongNode { id: self.config.id, to: message.to });
         }
-        if message.from == self.config.id || !self.config.voters.contains(&message.from) {
+        if message.from == self.config.id || !self.membership.is_member(message.from) {
             return Err(StepError::UnknownSender { from: message.from });
         }
         if let Body::Append { prev_index, prev_term, entries, .. } = &message.body {
@@ -326,12 +347,18 @@ impl<S: Storage> RawNode<S> {
                 if entry.term < term_floor || entry.term > message.term {
                     return Err(malformed("entry terms not between prev_term and the message term"));
                 }
+                if entry.kind == EntryKind::ConfChange && Membership::decode(&entry.payload).is_none() {
+                    return Err(malformed("invalid membership in a configuration entry"));
+                }
                 expected_index = expected_index.checked_add(1).ok_or(malformed("index overflows"))?;
                 term_floor = entry.term;
             }
         }
-        if let Body::InstallSnapshot { meta, offset, data, .. } = &message.body {
+        if let Body::InstallSnapshot { meta, membership, offset, data, .. } = &message.body {
             let malformed = |reason| StepError::Malformed { kind: "InstallSnapshot", from: message.from, reason };
+            if Membership::decode(&membership.encode()).as_ref() != Some(membership) {
+                return Err(malformed("invalid membership"));
+            }
             if meta.term > message.term || meta.index == 0 {
                 return Err(malformed("snapshot index or term out of range"));
             }
@@ -438,7 +465,10 @@ impl<S: Storage> RawNode<S> {
         }
         self.append_pending = false;
         self.heartbeat_pending = false;
-        let snapshot = self.log.take_snapshot();
+        let snapshot = self.log.take_snapshot().map(|meta| {
+            let membership = self.snapshot_membership_pending.take();
+            (meta, membership.unwrap_or_else(|| unreachable!("a restored snapshot has its membership")))
+        });
         let hard_state = self.hard_state();
         let hard_state_changed = hard_state != self.hard_state_handed;
         self.hard_state_handed = hard_state;

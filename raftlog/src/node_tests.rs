@@ -34,11 +34,11 @@ impl Cluster {
             if let Some(hard_state) = ready.hard_state {
                 node.storage_mut().set_hard_state(hard_state);
             }
-            if let Some(meta) = ready.snapshot {
+            if let Some((meta, membership)) = ready.snapshot {
                 // Small snapshots: one chunk each in these tests.
                 assert_eq!(ready.snapshot_chunks.len(), 1);
                 let data = ready.snapshot_chunks[0].data.clone();
-                node.storage_mut().install(Snapshot { meta, data });
+                node.storage_mut().install(Snapshot { meta, membership, data });
             }
             node.storage_mut().append(&ready.entries);
             if let Some(last) = ready.entries.last()
@@ -316,7 +316,8 @@ fn regression_snapshot_racing_with_append() {
     assert_eq!(follower.step(heartbeat), Ok(()));
     assert_eq!(follower.commit_index(), 5);
     let meta = crate::types::SnapshotMeta { index: 15, term: 1 };
-    let install = Body::InstallSnapshot { meta, offset: 0, data: vec![0].into(), done: true };
+    let membership = crate::membership::Membership::new(vec![1, 2, 3], vec![]);
+    let install = Body::InstallSnapshot { meta, membership, offset: 0, data: vec![0].into(), done: true };
     assert_eq!(follower.step(Message { group: 7, from: 2, to: 1, term: 1, body: install }), Ok(()));
     let ready = follower.take_ready();
     assert_eq!(ready.snapshot, None, "Raft §7: a snapshot whose last entry we hold is not installed");

@@ -3,17 +3,20 @@
 
 use crate::config::{APPEND_BYTES_MAX, APPEND_ENTRIES_MAX};
 use crate::error::{ProposeError, StepError};
+use crate::membership::Membership;
 use crate::node::RawNode;
 use crate::progress::ProgressState;
 use crate::storage::{Storage, StorageError};
-use crate::types::{Body, Entry, Index, NodeId, Payload, RejectHint, Role, SnapshotChunk, SnapshotMeta};
+use crate::types::{Body, Entry, EntryKind, Index, NodeId, Payload, RejectHint, Role, SnapshotChunk, SnapshotMeta};
 
 impl<S: Storage> RawNode<S> {
     /// Advances the commit index to what a quorum holds durably. Returns whether it moved.
     pub(crate) fn maybe_commit(&mut self) -> bool {
         assert!(self.role == Role::Leader);
         let own = if self.config.bugs.leader_counts_unpersisted { self.log.last_index() } else { self.log.persisted };
-        let mut matched: Vec<Index> = self.progress.values().map(|p| p.match_index).collect();
+        let membership = &self.membership;
+        let mut matched: Vec<Index> =
+            self.progress.iter().filter(|(id, _)| membership.is_voter(**id)).map(|(_, p)| p.match_index).collect();
         matched.push(own);
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let quorum_index = matched[self.quorum() - 1];
@@ -99,7 +102,13 @@ impl<S: Storage> RawNode<S> {
             self.send(from, self.term, Body::AppendResponse { index: prev_index, reject });
             return;
         }
-        let last_new = if entries.is_empty() { prev_index } else { self.log.append_after_match(entries) };
+        let carries_conf = entries.iter().any(|entry| entry.kind == EntryKind::ConfChange);
+        let (last_new, cut) = if entries.is_empty() { (prev_index, None) } else { self.log.append_after_match(entries) };
+        // A configuration is in force from the moment its entry is in the log, and ends when a
+        // conflict cuts it out again.
+        if carries_conf || cut.is_some_and(|at| at <= self.conf_index) {
+            self.recompute_membership();
+        }
         // Beyond `last_new` our log may still differ from the leader's.
         self.log.commit_to(commit.min(last_new));
         self.send(from, self.term, Body::AppendResponse { index: last_new, reject: None });
@@ -158,9 +167,11 @@ impl<S: Storage> RawNode<S> {
         if progress.match_index < last {
             self.send_append(from, false);
         }
-        let quorum = self.quorum();
-        let ready = self.reads.ack(from, read_seq, quorum);
-        self.read_states.extend(ready);
+        if self.membership.is_voter(from) {
+            let quorum = self.quorum();
+            let ready = self.reads.ack(from, read_seq, quorum);
+            self.read_states.extend(ready);
+        }
     }
 
     /// Hands leadership to `to` (graceful shutdown): once it has our whole log it is told to
@@ -169,7 +180,7 @@ impl<S: Storage> RawNode<S> {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader { leader_hint: self.leader });
         }
-        if !self.progress.contains_key(&to) {
+        if !self.progress.contains_key(&to) || !self.membership.is_voter(to) {
             return Err(ProposeError::UnknownNode { to });
         }
         self.transferee = Some(to);
@@ -212,7 +223,8 @@ impl<S: Storage> RawNode<S> {
         let end = snapshot.data.len().min(start + self.config.snapshot_chunk_bytes);
         let data: Payload = snapshot.data[start..end].into();
         let done = end == snapshot.data.len();
-        self.send(to, self.term, Body::InstallSnapshot { meta: snapshot.meta, offset, data, done });
+        let membership = snapshot.membership;
+        self.send(to, self.term, Body::InstallSnapshot { meta: snapshot.meta, membership, offset, data, done });
     }
 
     pub(crate) fn on_install_snapshot_response(&mut self, from: NodeId, index: Index, offset: u64) {
@@ -226,7 +238,15 @@ impl<S: Storage> RawNode<S> {
 
     /// A chunk of the leader's snapshot. Chunks go to the driver in order; the last one makes the
     /// snapshot the start of our log.
-    pub(crate) fn on_install_snapshot(&mut self, from: NodeId, meta: SnapshotMeta, offset: u64, data: Payload, done: bool) {
+    pub(crate) fn on_install_snapshot(
+        &mut self,
+        from: NodeId,
+        meta: SnapshotMeta,
+        membership: Membership,
+        offset: u64,
+        data: Payload,
+        done: bool,
+    ) {
         assert!(self.role == Role::Follower);
         if meta.index <= self.log.committed || self.log.matches(meta.index, meta.term) {
             // We have all of it already: an old or repeated snapshot, or one that raced with
@@ -250,6 +270,9 @@ impl<S: Storage> RawNode<S> {
         if done {
             self.snapshot_receiving = None;
             self.log.restore(meta);
+            self.snapshot_membership_pending = Some(membership.clone());
+            self.conf_index = 0;
+            self.set_membership(membership);
             self.send(from, self.term, Body::AppendResponse { index: meta.index, reject: None });
         } else {
             self.snapshot_receiving = Some((meta, next));

@@ -6,6 +6,7 @@
 //! must already *show* what the last `Ready` handed out (durable or not): the core tracks
 //! durability separately, through `RawNode::on_persisted`.
 
+use crate::membership::Membership;
 use crate::types::{Entry, HardState, Index, Payload, Term};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -25,17 +26,14 @@ pub struct SnapshotMeta {
     pub term: Term,
 }
 
-/// The state machine's image at `meta.index`, opaque to the core.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The state machine's image at `meta.index` (opaque to the core) and the group's membership
+/// there (the configuration entries it replaces).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub meta: SnapshotMeta,
+    /// Empty (no voters) only for the empty snapshot at index 0: the configured membership holds.
+    pub membership: Membership,
     pub data: Payload,
-}
-
-impl Default for Snapshot {
-    fn default() -> Snapshot {
-        Snapshot { meta: SnapshotMeta::default(), data: Vec::new().into() }
-    }
 }
 
 pub trait Storage {
@@ -91,12 +89,13 @@ impl MemStorage {
 
     /// The state machine has applied through `index` and produced `data`: entries up to
     /// `index` are dropped, the snapshot stands in for them.
-    pub fn compact(&mut self, index: Index, data: Payload) {
+    pub fn compact(&mut self, index: Index, membership: Membership, data: Payload) {
+        membership.check();
         assert!(index > self.snapshot.meta.index);
         assert!(index <= self.last_index());
         let term = self.entries[(index - self.snapshot.meta.index - 1) as usize].term;
         self.entries.drain(..(index - self.snapshot.meta.index) as usize);
-        self.snapshot = Snapshot { meta: SnapshotMeta { index, term }, data };
+        self.snapshot = Snapshot { meta: SnapshotMeta { index, term }, membership, data };
     }
 
     /// A snapshot received from the leader replaces the whole log.
@@ -193,7 +192,7 @@ mod tests {
     fn compaction_keeps_the_suffix_and_the_term_at_the_cut() {
         let mut storage = MemStorage::new();
         storage.append(&[entry(1, 1), entry(2, 1), entry(3, 2), entry(4, 2)]);
-        storage.compact(3, vec![9].into());
+        storage.compact(3, Membership::new(vec![1], vec![]), vec![9].into());
         assert_eq!(storage.first_index(), 4);
         assert_eq!(storage.last_index(), 4);
         assert_eq!(storage.term(3), Ok(2));
@@ -203,7 +202,8 @@ mod tests {
         assert_eq!(storage.entries(4, 5, &mut out), Ok(()));
         assert_eq!(out, vec![entry(4, 2)]);
         storage.append(&[entry(5, 3)]);
-        storage.install(Snapshot { meta: SnapshotMeta { index: 10, term: 4 }, data: vec![].into() });
+        let membership = Membership::new(vec![1], vec![]);
+        storage.install(Snapshot { meta: SnapshotMeta { index: 10, term: 4 }, membership, data: vec![].into() });
         assert_eq!((storage.first_index(), storage.last_index()), (11, 10));
         storage.append(&[entry(11, 4)]);
         assert_eq!(storage.term(11), Ok(4));

@@ -1,5 +1,6 @@
 //! The values the core takes in and hands out: entries, hard state and messages.
 
+use crate::membership::Membership;
 pub use crate::storage::SnapshotMeta;
 use std::rc::Rc;
 
@@ -21,6 +22,9 @@ pub enum EntryKind {
     Noop,
     /// A proposal; its payload goes to the state machine.
     Normal,
+    /// A membership change; its payload is the whole new `Membership`, in force from the moment
+    /// the entry is in a node's log.
+    ConfChange,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,7 +80,7 @@ pub enum Body {
     /// One chunk of the leader's snapshot, for a follower that needs compacted entries. The
     /// follower answers `InstallSnapshotResponse` per chunk, and `AppendResponse` once the last
     /// one (`done`) made the snapshot its log's start.
-    InstallSnapshot { meta: SnapshotMeta, offset: u64, data: Payload, done: bool },
+    InstallSnapshot { meta: SnapshotMeta, membership: Membership, offset: u64, data: Payload, done: bool },
     /// The next offset the follower expects of snapshot `index` (lost or repeated chunks are
     /// answered the same way).
     InstallSnapshotResponse { index: Index, offset: u64 },

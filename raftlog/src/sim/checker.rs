@@ -19,6 +19,8 @@ pub enum Violation {
     StateMachineSafety { node: NodeId, index: Index },
     /// The clients' history of the key-value store is not linearizable.
     Linearizability { key: u8, ops: usize },
+    /// The linearizability search gave up (too many concurrent or timed-out operations).
+    LinearizabilityUndecided { key: u8, ops: usize },
     /// The cluster did not serve a single write after every fault was healed.
     NoProgress,
     /// A panic (a failed assertion in the core or the simulator).

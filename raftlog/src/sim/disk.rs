@@ -4,6 +4,7 @@
 //! recovery cuts a torn tail by checksum).
 
 use crate::storage::{MemStorage, Snapshot, SnapshotMeta, Storage, StorageError};
+use crate::membership::Membership;
 use crate::types::Payload;
 use crate::types::{Entry, HardState, Index, Term};
 use engine::rng::Prng;
@@ -88,10 +89,10 @@ impl SimStorage {
 
     /// Compaction after the state machine applied `index` (always durable: applied entries
     /// are). The snapshot file is written, synced and renamed into place before the log is cut.
-    pub fn compact(&mut self, index: Index, data: Payload) {
+    pub fn compact(&mut self, index: Index, membership: Membership, data: Payload) {
         assert!(self.durable.last_index() >= index);
-        self.view.compact(index, data.clone());
-        self.durable.compact(index, data);
+        self.view.compact(index, membership.clone(), data.clone());
+        self.durable.compact(index, membership, data);
     }
 
     /// A snapshot from the leader, installed atomically and durably; the writes before it are

@@ -30,6 +30,8 @@ pub struct HistoryOp {
 pub struct NotLinearizable {
     pub key: Key,
     pub ops: Vec<HistoryOp>,
+    /// The search ran out of steps: undecided, reported so that it is looked at.
+    pub gave_up: bool,
 }
 
 /// Search steps allowed per key before the checker gives up (reported as a failure, so that a
@@ -46,11 +48,19 @@ pub fn check(history: &[HistoryOp]) -> Result<(), NotLinearizable> {
         by_key.entry(op.op.key()).or_default().push(op.clone());
     }
     for (key, ops) in by_key {
-        if !check_key(&ops) {
-            return Err(NotLinearizable { key, ops });
+        match check_key(&ops) {
+            Search::Linearizable => {}
+            Search::NotLinearizable => return Err(NotLinearizable { key, ops, gave_up: false }),
+            Search::GaveUp => return Err(NotLinearizable { key, ops, gave_up: true }),
         }
     }
     Ok(())
+}
+
+enum Search {
+    Linearizable,
+    NotLinearizable,
+    GaveUp,
 }
 
 /// The call and return events of one key's history as a doubly linked list in time order;
@@ -132,7 +142,7 @@ fn accepts(expected: Option<(u64, KvResult)>, got: KvResult) -> bool {
     expected.is_none_or(|(_, result)| result == got)
 }
 
-fn check_key(ops: &[HistoryOp]) -> bool {
+fn check_key(ops: &[HistoryOp]) -> Search {
     let mut events = Events::new(ops);
     let mut linearized = vec![0u64; ops.len().div_ceil(64)];
     let mut seen: HashSet<(Vec<u64>, u64)> = HashSet::new();
@@ -143,7 +153,7 @@ fn check_key(ops: &[HistoryOp]) -> bool {
     while events.next[0] != END {
         steps += 1;
         if steps > SEARCH_STEPS_MAX {
-            return false;
+            return Search::GaveUp;
         }
         assert!(entry != END);
         let op = events.op[entry];
@@ -163,7 +173,7 @@ fn check_key(ops: &[HistoryOp]) -> bool {
             entry = events.next[entry];
         } else {
             // A return whose call is not linearized yet: undo the last choice.
-            let Some((call, previous)) = calls.pop() else { return false };
+            let Some((call, previous)) = calls.pop() else { return Search::NotLinearizable };
             state = previous;
             let op = events.op[call];
             linearized[op / 64] &= !(1 << (op % 64));
@@ -171,7 +181,7 @@ fn check_key(ops: &[HistoryOp]) -> bool {
             entry = events.next[call];
         }
     }
-    true
+    Search::Linearizable
 }
 
 #[cfg(test)]
