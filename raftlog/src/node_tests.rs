@@ -4,6 +4,7 @@
 
 use crate::config::{Config, INFLIGHT_MAX};
 use crate::error::{ProposeError, StepError};
+use crate::membership::ConfChange;
 use crate::node::RawNode;
 use crate::storage::{MemStorage, Snapshot, Storage};
 use crate::types::{Body, Entry, EntryKind, Message, NodeId, Role};
@@ -323,4 +324,104 @@ fn regression_snapshot_racing_with_append() {
     assert_eq!(ready.snapshot, None, "Raft §7: a snapshot whose last entry we hold is not installed");
     assert_eq!(follower.last_index(), 21);
     assert_eq!(follower.commit_index(), 15);
+}
+
+fn cluster_with_spare() -> Cluster {
+    // Nodes 1..=3 vote; node 4 starts as a learner that the leader has yet to add.
+    let mut cluster = Cluster::new(3);
+    let mut config = Config::new(4, 7, vec![1, 2, 3], 4000);
+    config.learners = vec![4];
+    cluster.nodes.push(RawNode::new(config, MemStorage::new()));
+    cluster
+}
+
+#[test]
+fn a_learner_is_promoted_only_once_caught_up_and_never_campaigns_before() {
+    let mut cluster = cluster_with_spare();
+    cluster.elect(0);
+    cluster.cut.insert(3);
+    cluster.nodes[0].propose_conf_change(ConfChange::AddLearner(4)).expect("a new member");
+    cluster.deliver_all();
+    for byte in 0..5 {
+        cluster.propose(0, byte).expect("leader accepts");
+    }
+    cluster.deliver_all();
+    assert_eq!(cluster.nodes[0].propose_conf_change(ConfChange::Promote(4)), Err(ProposeError::LearnerBehind { id: 4 }));
+    // A learner that hears nothing does not campaign.
+    cluster.tick(3, 200);
+    assert_eq!(cluster.nodes[3].role(), Role::Follower);
+    assert_eq!(cluster.nodes[3].term(), 0);
+    cluster.cut.clear();
+    cluster.tick(0, 2);
+    cluster.deliver_all();
+    assert_eq!(cluster.nodes[3].last_index(), cluster.nodes[0].last_index());
+    cluster.nodes[0].propose_conf_change(ConfChange::Promote(4)).expect("caught up");
+    cluster.deliver_all();
+    for node in &cluster.nodes {
+        assert_eq!(node.membership().voters, vec![1, 2, 3, 4]);
+    }
+    // Four voters: a quorum is three, so the leader and one follower no longer commit.
+    cluster.cut.insert(2);
+    cluster.cut.insert(3);
+    let commit = cluster.nodes[0].commit_index();
+    cluster.propose(0, 9).expect("leader accepts");
+    cluster.deliver_all();
+    assert_eq!(cluster.nodes[0].commit_index(), commit);
+}
+
+#[test]
+fn removals_that_would_lose_the_quorum_or_the_leader_are_refused() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(0);
+    assert_eq!(cluster.nodes[0].propose_conf_change(ConfChange::Remove(1)), Err(ProposeError::RemoveLeader));
+    cluster.cut.insert(1);
+    cluster.propose(0, 1).expect("leader accepts");
+    cluster.deliver_all();
+    // Without node 3, voters {1, 2} need both, and node 2 is behind.
+    assert_eq!(cluster.nodes[0].propose_conf_change(ConfChange::Remove(3)), Err(ProposeError::WouldLoseQuorum { id: 3 }));
+    cluster.cut.clear();
+    cluster.tick(0, 2);
+    cluster.deliver_all();
+    cluster.nodes[0].propose_conf_change(ConfChange::Remove(3)).expect("node 2 caught up");
+    // One change at a time: the next waits for this one to commit.
+    assert_eq!(cluster.nodes[0].propose_conf_change(ConfChange::AddLearner(5)), Err(ProposeError::ConfChangePending));
+    cluster.deliver_all();
+    assert_eq!(cluster.nodes[0].membership().voters, vec![1, 2]);
+    // The removed node is no longer a peer: what it sends is refused.
+    let from_removed = Message { group: 7, from: 3, to: 1, term: 9, body: Body::Vote { last_index: 99, last_term: 9, transfer: false } };
+    assert_eq!(cluster.nodes[0].step(from_removed), Err(StepError::UnknownSender { from: 3 }));
+    assert_eq!(cluster.nodes[0].role(), Role::Leader);
+}
+
+#[test]
+fn a_configuration_cut_out_by_a_conflict_stops_being_in_force() {
+    let mut cluster = cluster_with_spare();
+    cluster.elect(0);
+    // The leader appends "add learner 4" that reaches nobody, then loses leadership.
+    cluster.cut.extend([1, 2, 3]);
+    cluster.nodes[0].propose_conf_change(ConfChange::AddLearner(4)).expect("a new member");
+    assert!(cluster.nodes[0].membership().is_learner(4));
+    cluster.deliver_all();
+    // Nodes 2 and 3 elect a new leader whose log lacks the change; node 1 takes its log.
+    cluster.cut.clear();
+    cluster.cut.extend([0, 3]);
+    let mut leader = None;
+    for _ in 0..200 {
+        cluster.tick(1, 1);
+        cluster.tick(2, 1);
+        cluster.deliver_all();
+        leader = (1..3).find(|&i| cluster.nodes[i].role() == Role::Leader);
+        if leader.is_some() {
+            break;
+        }
+    }
+    let leader = leader.expect("two of three elect a leader");
+    cluster.propose(leader, 1).expect("leader accepts");
+    cluster.deliver_all();
+    cluster.cut.remove(&0);
+    cluster.tick(leader, 2);
+    cluster.deliver_all();
+    assert_eq!(cluster.nodes[0].role(), Role::Follower);
+    assert_eq!(cluster.nodes[0].last_index(), cluster.nodes[leader].last_index());
+    assert!(!cluster.nodes[0].membership().is_learner(4), "the cut-out configuration is still in force");
 }

@@ -164,8 +164,10 @@ impl<S: Storage> RawNode<S> {
         if progress.state == ProgressState::Replicate && progress.is_paused() {
             progress.inflight.pop_front();
         }
+        // An idle leader's only chance to repair appends lost in the replicate state: an
+        // empty append past the follower's log draws a rejection with a hint.
         if progress.match_index < last {
-            self.send_append(from, false);
+            self.send_append(from, true);
         }
         if self.membership.is_voter(from) {
             let quorum = self.quorum();
