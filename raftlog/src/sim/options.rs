@@ -10,7 +10,11 @@ pub const TICK_US: Micros = 10_000;
 
 #[derive(Clone, Debug)]
 pub struct SimOptions {
+    /// Voters at the start.
     pub nodes: usize,
+    /// Node slots beyond them, which membership changes add as learners, promote, remove.
+    pub spares: usize,
+    pub membership_changes: bool,
     /// Clients that issue operations in a loop (scripted tests use none and add their own).
     pub clients: usize,
     pub keys: u8,
@@ -44,6 +48,8 @@ impl SimOptions {
     pub fn faulty(nodes: usize) -> SimOptions {
         SimOptions {
             nodes,
+            spares: 2,
+            membership_changes: true,
             clients: 4,
             keys: 3,
             fault_us: 4_000_000,
@@ -77,6 +83,7 @@ impl SimOptions {
         self.partitions = prng.below(8) != 0;
         self.crashes = prng.below(8) != 0;
         self.clients = prng.range(1, 6) as usize;
+        self.membership_changes = prng.below(4) != 0;
         self
     }
 
@@ -91,6 +98,8 @@ impl SimOptions {
             delay_long_ppm: 0,
             partitions: false,
             crashes: false,
+            spares: 0,
+            membership_changes: false,
             ..SimOptions::faulty(nodes)
         }
     }

@@ -56,6 +56,7 @@ fn run_seeds(test: &str, options: SimOptions) {
                 total.committed += stats.committed;
                 total.crashes += stats.crashes;
                 total.snapshots_installed += stats.snapshots_installed;
+                total.conf_changes += stats.conf_changes;
                 total.elections += stats.elections;
                 total.checks += stats.checks;
             }
@@ -66,7 +67,7 @@ fn run_seeds(test: &str, options: SimOptions) {
     }
     let elapsed: Duration = started.elapsed();
     eprintln!(
-        "{test}: {} seeds in {:.1}s: {} events, {} histories ({} ops: {} ok, {} maybe), {} entries committed, {} crashes, {} snapshots installed, {} terms with a leader, {} checks",
+        "{test}: {} seeds in {:.1}s: {} events, {} histories ({} ops: {} ok, {} maybe), {} entries committed, {} crashes, {} snapshots installed, {} membership changes, {} terms with a leader, {} checks",
         seeds.len(),
         elapsed.as_secs_f64(),
         total.events,
@@ -77,6 +78,7 @@ fn run_seeds(test: &str, options: SimOptions) {
         total.committed,
         total.crashes,
         total.snapshots_installed,
+        total.conf_changes,
         total.elections,
         total.checks
     );

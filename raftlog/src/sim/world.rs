@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::error::ProposeError;
+use crate::membership::{ConfChange, Membership};
 use crate::node::{RawNode, Ready};
 use crate::sim::checker::{SafetyChecker, Violation, check_log_matching};
 use crate::sim::disk::SimStorage;
@@ -74,6 +75,8 @@ impl Ord for Scheduled {
 
 struct SimNode {
     id: NodeId,
+    /// Started once (initial voters at once, spares when first added).
+    started: bool,
     raft: Option<RawNode<SimStorage>>,
     /// The disk of a crashed node, until it restarts.
     down_disk: Option<SimStorage>,
@@ -121,6 +124,7 @@ pub struct RunStats {
     pub history_ops: usize,
     pub crashes: u64,
     pub snapshots_installed: u64,
+    pub conf_changes: u64,
     pub elections: usize,
 }
 
@@ -149,11 +153,12 @@ impl World {
     pub fn new(seed: u64, options: SimOptions) -> World {
         let mut prng = Prng::new(seed);
         let drift = options.drift_ppm as u64;
-        let nodes = (0..options.nodes)
+        let nodes = (0..options.nodes + options.spares)
             .map(|i| {
                 let tick_us = TICK_US * (1_000_000 - drift + prng.below(2 * drift + 1)) / 1_000_000;
                 SimNode {
                     id: i as NodeId + 1,
+                    started: false,
                     raft: None,
                     down_disk: Some(SimStorage::new()),
                     epoch: 0,
@@ -187,7 +192,7 @@ impl World {
             checker: SafetyChecker::default(),
             stats: RunStats::default(),
         };
-        for node in 0..world.nodes.len() {
+        for node in 0..world.options.nodes {
             world.start_node(node);
         }
         for _ in 0..world.options.clients {
@@ -210,6 +215,9 @@ impl World {
         let end = self.options.fault_us + self.options.heal_us;
         self.run_until(end)?;
         if self.options.clients > 0 && self.stats.ops_after_heal == 0 {
+            if std::env::var("RAFT_SIM_TRACE").is_ok() {
+                self.trace_nodes();
+            }
             return Err(Violation::NoProgress);
         }
         self.finish()
@@ -317,9 +325,23 @@ impl World {
 
     // ---- nodes ----
 
+    /// The membership a node starts with if its disk holds none: the initial voters, or for a
+    /// spare being added, the current leader's membership (which lists it as a learner).
+    fn bootstrap_membership(&self, id: NodeId) -> Membership {
+        let initial = Membership::new((1..=self.options.nodes as NodeId).collect(), Vec::new());
+        let mut membership = self.leader().and_then(|l| self.nodes[l].raft.as_ref()).map_or(initial, |raft| raft.membership().clone());
+        if !membership.is_member(id) {
+            membership.learners.push(id);
+            membership.learners.sort_unstable();
+        }
+        membership
+    }
+
     fn node_config(&mut self, node: usize) -> Config {
-        let voters = (1..=self.nodes.len() as NodeId).collect();
-        let mut config = Config::new(self.nodes[node].id, GROUP, voters, self.prng.next_u64());
+        let id = self.nodes[node].id;
+        let membership = self.bootstrap_membership(id);
+        let mut config = Config::new(id, GROUP, membership.voters, self.prng.next_u64());
+        config.learners = membership.learners;
         config.pre_vote = self.options.pre_vote;
         config.check_quorum = self.options.check_quorum;
         config.bugs = self.options.bugs;
@@ -336,6 +358,7 @@ impl World {
         self.nodes[node].kv = kv;
         self.nodes[node].snapshot_file.clear();
         self.nodes[node].raft = Some(RawNode::new(config, disk));
+        self.nodes[node].started = true;
         let epoch = self.nodes[node].epoch;
         let tick = self.nodes[node].tick_us;
         // First ticks are spread so nodes do not start in lockstep.
@@ -372,7 +395,7 @@ impl World {
     }
 
     pub fn restart(&mut self, node: usize) -> Result<(), Violation> {
-        if self.nodes[node].raft.is_none() {
+        if self.nodes[node].raft.is_none() && self.nodes[node].started {
             self.start_node(node);
         }
         Ok(())
@@ -575,7 +598,11 @@ impl World {
 
     fn on_request(&mut self, node: usize, client: usize, op_id: u64, op: KvOp) -> Result<(), Violation> {
         let n = &mut self.nodes[node];
-        let Some(raft) = n.raft.as_mut() else { return Ok(()) };
+        let Some(raft) = n.raft.as_mut() else {
+            // Connection refused: the client tries elsewhere.
+            self.reply(client, op_id, Reply::Redirect(None));
+            return Ok(());
+        };
         let outcome = match op {
             KvOp::Get { key } => {
                 let ctx = n.read_ctx_next;
@@ -698,10 +725,10 @@ impl World {
                 self.client_think(client);
             }
             Reply::Redirect(hint) => {
-                let nodes = self.nodes.len() as u64;
+                // No hint: the next node in the client's list.
                 let target = match hint {
                     Some(id) => (id - 1) as usize,
-                    None => self.prng.below(nodes) as usize,
+                    None => (pending.target + 1) % self.nodes.len(),
                 };
                 pending.target = target;
                 self.clients[client].leader_hint = target;
@@ -723,8 +750,8 @@ impl World {
         // Maybe committed: the history keeps it without a return.
         self.clients[client].pending = None;
         self.stats.ops_maybe += 1;
-        let nodes = self.nodes.len() as u64;
-        self.clients[client].leader_hint = self.prng.below(nodes) as usize;
+        let nodes = self.nodes.len();
+        self.clients[client].leader_hint = (self.clients[client].leader_hint + 1) % nodes;
         self.client_think(client);
     }
 
@@ -742,7 +769,7 @@ impl World {
             return Ok(());
         }
         let count = self.nodes.len() as u64;
-        let choice = self.prng.below(7);
+        let choice = self.prng.below(8);
         match choice {
             0 => self.blocked.clear(),
             1 if self.options.partitions => {
@@ -771,12 +798,13 @@ impl World {
             }
             4 | 5 if self.options.crashes => {
                 let node = self.prng.below(count) as usize;
-                if self.nodes[node].raft.is_some() {
+                if self.nodes[node].raft.is_some() && self.nodes[node].started {
                     self.crash(node);
                     let down = self.random_in(self.options.down_us);
                     self.schedule(down, Event::Restart { node });
                 }
             }
+            7 if self.options.membership_changes => self.change_membership()?,
             6 => {
                 // A graceful hand-over, as at shutdown.
                 if let Some(leader) = self.leader() {
@@ -791,6 +819,40 @@ impl World {
         }
         let delay = self.random_in(self.options.nemesis_us);
         self.schedule(delay, Event::Nemesis);
+        Ok(())
+    }
+
+    /// One single-server change through the current leader: promote a learner, else shrink back
+    /// to the initial size, else add a node that is not a member (a spare or a removed node).
+    fn change_membership(&mut self) -> Result<(), Violation> {
+        let Some(leader) = self.leader() else { return Ok(()) };
+        let Some(raft) = self.nodes[leader].raft.as_ref() else { return Ok(()) };
+        let membership = raft.membership().clone();
+        let leader_id = raft.id();
+        let change = if let Some(&learner) = membership.learners.first() {
+            ConfChange::Promote(learner)
+        } else if membership.voters.len() > self.options.nodes {
+            let others: Vec<NodeId> = membership.voters.iter().copied().filter(|&v| v != leader_id).collect();
+            ConfChange::Remove(others[self.prng.below(others.len() as u64) as usize])
+        } else {
+            let outsiders: Vec<NodeId> = (1..=self.nodes.len() as NodeId).filter(|&id| !membership.is_member(id)).collect();
+            if outsiders.is_empty() {
+                return Ok(());
+            }
+            ConfChange::AddLearner(outsiders[self.prng.below(outsiders.len() as u64) as usize])
+        };
+        let Some(raft) = self.nodes[leader].raft.as_mut() else { return Ok(()) };
+        let accepted = raft.propose_conf_change(change).is_ok();
+        self.drain(leader)?;
+        if accepted {
+            self.stats.conf_changes += 1;
+            if let ConfChange::AddLearner(id) = change {
+                let slot = (id - 1) as usize;
+                if !self.nodes[slot].started {
+                    self.start_node(slot);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -858,6 +920,27 @@ impl World {
     /// Runs the node's pending `Ready`s after a scripted test called into it.
     pub fn settle(&mut self, node: usize) -> Result<(), Violation> {
         self.drain(node)
+    }
+
+    fn trace_nodes(&self) {
+        for n in &self.nodes {
+            match &n.raft {
+                Some(raft) => eprintln!(
+                    "node {}: {:?} term {} leader {:?} last {} commit {} applied {} persisted {} snapshot {} {:?}",
+                    n.id,
+                    raft.role(),
+                    raft.term(),
+                    raft.leader(),
+                    raft.last_index(),
+                    raft.commit_index(),
+                    raft.applied_index(),
+                    raft.persisted_index(),
+                    raft.snapshot_index(),
+                    raft.membership()
+                ),
+                None => eprintln!("node {}: down (started {})", n.id, n.started),
+            }
+        }
     }
 
     fn check_logs(&self) -> Result<(), Violation> {
