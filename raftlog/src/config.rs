@@ -18,6 +18,8 @@ pub const READS_PENDING_MAX: usize = 4096;
 pub const APPLY_BATCH_MAX: usize = 1024;
 /// Bytes of snapshot per InstallSnapshot message (the default of `Config::snapshot_chunk_bytes`).
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+/// Lease reads assume every node's tick period is within this many percent of the nominal one.
+pub const LEASE_CLOCK_DRIFT_PERCENT: u32 = 10;
 /// Members of a group (replication factor); sizes the vote and progress tables.
 pub const VOTERS_MAX: usize = 7;
 
@@ -42,6 +44,9 @@ pub struct Config {
     /// A leader that has not heard from a quorum within an election timeout steps down, and a
     /// follower that heard from a leader within one refuses to vote (leader lease).
     pub check_quorum: bool,
+    /// Serve reads on the leader's lease, without a heartbeat round (see `read_index.rs` for the
+    /// clock assumption). Needs `check_quorum`.
+    pub lease_read: bool,
     pub snapshot_chunk_bytes: usize,
     /// Seeds the election-timeout randomness; the core reads no global randomness.
     pub seed: u64,
@@ -75,6 +80,7 @@ impl Config {
             heartbeat_ticks: 2,
             pre_vote: true,
             check_quorum: true,
+            lease_read: false,
             snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES,
             seed,
             bugs: Bugs::default(),
@@ -90,6 +96,7 @@ impl Config {
         assert!(!self.voters.contains(&0));
         assert!(self.heartbeat_ticks >= 1);
         assert!(self.snapshot_chunk_bytes >= 1);
+        assert!(!self.lease_read || self.check_quorum);
         assert!(self.election_ticks > self.heartbeat_ticks);
         let mut sorted = self.voters.clone();
         sorted.sort_unstable();

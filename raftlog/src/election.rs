@@ -49,8 +49,13 @@ impl<S: Storage> RawNode<S> {
 
     /// A follower that heard from a leader within the minimum election timeout refuses to help
     /// depose it: the leader is alive as far as it knows.
+    ///
+    /// With lease reads, a node that just started refuses too: before it crashed it may have
+    /// acknowledged a heartbeat that a leader's lease counts on.
     pub(crate) fn in_lease(&self) -> bool {
-        self.config.check_quorum && self.leader.is_some() && self.election_elapsed < self.config.election_ticks
+        let election_ticks = self.config.election_ticks;
+        let just_started = self.config.lease_read && self.ticks < election_ticks as u64;
+        self.config.check_quorum && (self.leader.is_some() || just_started) && self.election_elapsed < election_ticks
     }
 
     fn reset_election_timer(&mut self) {

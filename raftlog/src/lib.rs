@@ -17,7 +17,7 @@ pub mod node;
 #[cfg(test)]
 mod node_tests;
 mod progress;
-mod read_index;
+pub mod read_index;
 mod replication;
 pub mod storage;
 pub mod types;

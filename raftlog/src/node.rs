@@ -53,6 +53,10 @@ pub struct RawNode<S: Storage> {
     pub(crate) election_elapsed: u32,
     pub(crate) election_timeout: u32,
     pub(crate) heartbeat_elapsed: u32,
+    /// Ticks since this node started: the leader's clock for leases.
+    pub(crate) ticks: u64,
+    /// No lease reads before this tick (set when TimeoutNow went out).
+    pub(crate) lease_blocked_until: u64,
     /// Votes (or pre-votes) received in the current campaign: (voter, granted).
     pub(crate) votes: Vec<(NodeId, bool)>,
     /// The leader's view of each peer (not of itself: its own match is `log.persisted`).
@@ -110,6 +114,8 @@ impl<S: Storage> RawNode<S> {
             election_elapsed: 0,
             election_timeout: 0,
             heartbeat_elapsed: 0,
+            ticks: 0,
+            lease_blocked_until: 0,
             votes: Vec::new(),
             progress: BTreeMap::new(),
             messages: Vec::new(),
@@ -221,6 +227,7 @@ impl<S: Storage> RawNode<S> {
     /// One unit of the caller's clock (the simulator's virtual one, the ring's timer).
     pub fn tick(&mut self) {
         self.check_storage();
+        self.ticks += 1;
         match self.role {
             Role::Leader => self.tick_leader(),
             Role::Follower | Role::PreCandidate | Role::Candidate => self.tick_election(),

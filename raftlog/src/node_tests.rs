@@ -425,3 +425,29 @@ fn a_configuration_cut_out_by_a_conflict_stops_being_in_force() {
     assert_eq!(cluster.nodes[0].last_index(), cluster.nodes[leader].last_index());
     assert!(!cluster.nodes[0].membership().is_learner(4), "the cut-out configuration is still in force");
 }
+
+#[test]
+fn lease_reads_skip_the_round_only_while_the_lease_holds() {
+    let mut cluster = Cluster::new(3);
+    for node in &mut cluster.nodes {
+        node.config.lease_read = true;
+    }
+    // Let every node's start-up lease pass, then elect node 1 and let a heartbeat round finish.
+    for i in 0..3 {
+        cluster.tick(i, 10);
+    }
+    cluster.elect(0);
+    cluster.tick(0, 2);
+    cluster.deliver_all();
+    cluster.nodes[0].read_index(1).expect("leader");
+    let ready = cluster.nodes[0].take_ready();
+    assert_eq!(ready.read_states.len(), 1, "served on the lease");
+    assert!(ready.messages.is_empty(), "no heartbeat round needed");
+    // Cut off, the leader's lease runs out after lease_ticks and reads wait for a round again.
+    cluster.cut.extend([1, 2]);
+    cluster.tick(0, crate::read_index::lease_ticks(10) as u32);
+    cluster.deliver_all();
+    cluster.nodes[0].read_index(2).expect("still leader");
+    let ready = cluster.nodes[0].take_ready();
+    assert!(ready.read_states.is_empty(), "lease expired");
+}

@@ -30,6 +30,8 @@ pub struct Progress {
     pub recent_active: bool,
     /// Snapshot state: the offset of the chunk in flight (resent if its answer is lost).
     pub snapshot_offset: u64,
+    /// When (leader's ticks) the latest heartbeat round this follower answered was sent.
+    pub lease_ack_tick: Option<u64>,
 }
 
 impl Progress {
@@ -42,6 +44,7 @@ impl Progress {
             inflight: VecDeque::with_capacity(INFLIGHT_MAX),
             recent_active: false,
             snapshot_offset: 0,
+            lease_ack_tick: None,
         }
     }
 

@@ -1,46 +1,75 @@
+//! Linearizable reads.
+//!
 //! ReadIndex (Raft thesis §6.4): a read is linearizable once the leader, after receiving it,
 //! confirmed with a quorum that it is still leader, and the state machine applied the commit
 //! index it had when the read came in. No clock is involved.
+//!
+//! Lease reads (thesis §6.4.1, optional, `Config::lease_read`): the leader skips the round when
+//! a quorum acknowledged a heartbeat it sent less than `lease_ticks()` ago. **Clock
+//! assumption:** every node's tick period is within `LEASE_CLOCK_DRIFT_PERCENT` of the nominal
+//! one. Then no other leader can exist during the lease: a voter that acknowledged the
+//! heartbeat refuses votes until a whole election timeout of its own ticks has passed
+//! (check-quorum's lease, `in_lease`), which takes longer than the lease by the leader's clock. A
+//! node that restarts refuses votes for an election timeout too (it may have acknowledged a
+//! heartbeat just before it crashed), and a leader that sent TimeoutNow stops serving leases
+//! (transfer votes ignore the lease). Lease reads need check-quorum.
 
-use crate::config::READS_PENDING_MAX;
+use crate::config::{LEASE_CLOCK_DRIFT_PERCENT, READS_PENDING_MAX};
 use crate::error::ProposeError;
 use crate::node::RawNode;
 use crate::storage::Storage;
 use crate::types::{Index, NodeId, ReadState, Role};
 use std::collections::VecDeque;
 
+/// Heartbeat rounds remembered for lease accounting (sequence, tick sent); an answer to an older
+/// round no longer extends the lease.
+const HEARTBEATS_REMEMBERED: usize = 64;
+
 struct PendingRead {
-    seq: u64,
+    /// The first heartbeat round sent after the read arrived: its answers confirm it.
+    round: u64,
     ctx: u64,
     index: Index,
-    /// Peers whose heartbeat answer covered this read (the leader counts too).
+    /// Voters whose answer covered this read (the leader counts too).
     acks: Vec<NodeId>,
 }
 
-/// Reads waiting for their quorum, oldest first. A heartbeat carries the newest `seq` when it
-/// leaves, so its answer confirms every read up to that `seq`.
+/// Reads waiting for their quorum, oldest first, and the heartbeat rounds that confirm them.
 pub(crate) struct ReadQueue {
     pending: VecDeque<PendingRead>,
-    seq_last: u64,
+    /// Sequence of the last heartbeat round sent; answers echo it.
+    round_last: u64,
+    sent: VecDeque<(u64, u64)>,
 }
 
 impl ReadQueue {
     pub(crate) fn new() -> ReadQueue {
-        ReadQueue { pending: VecDeque::new(), seq_last: 0 }
+        ReadQueue { pending: VecDeque::new(), round_last: 0, sent: VecDeque::with_capacity(HEARTBEATS_REMEMBERED) }
     }
 
-    pub(crate) fn last_seq(&self) -> u64 {
-        self.seq_last
+    /// A heartbeat round leaves at `tick`: returns its sequence number.
+    pub(crate) fn next_round(&mut self, tick: u64) -> u64 {
+        self.round_last += 1;
+        if self.sent.len() == HEARTBEATS_REMEMBERED {
+            self.sent.pop_front();
+        }
+        self.sent.push_back((self.round_last, tick));
+        self.round_last
+    }
+
+    /// When round `round` was sent, if still remembered.
+    pub(crate) fn sent_at(&self, round: u64) -> Option<u64> {
+        self.sent.iter().find(|(seq, _)| *seq == round).map(|(_, tick)| *tick)
     }
 
     fn push(&mut self, ctx: u64, index: Index) {
-        self.seq_last += 1;
-        self.pending.push_back(PendingRead { seq: self.seq_last, ctx, index, acks: Vec::new() });
+        let round = self.round_last + 1;
+        self.pending.push_back(PendingRead { round, ctx, index, acks: Vec::new() });
     }
 
-    /// `from` confirmed leadership as of `seq`; returns the reads that now have a quorum.
-    pub(crate) fn ack(&mut self, from: NodeId, seq: u64, quorum: usize) -> Vec<ReadState> {
-        for read in self.pending.iter_mut().take_while(|read| read.seq <= seq) {
+    /// Voter `from` answered round `round`; returns the reads that now have a quorum.
+    pub(crate) fn ack(&mut self, from: NodeId, round: u64, quorum: usize) -> Vec<ReadState> {
+        for read in self.pending.iter_mut().take_while(|read| read.round <= round) {
             if !read.acks.contains(&from) {
                 read.acks.push(from);
             }
@@ -53,9 +82,19 @@ impl ReadQueue {
         ready
     }
 
+    /// Leadership ended: the pending reads cannot complete, the rounds mean nothing.
     pub(crate) fn drain_contexts(&mut self) -> Vec<u64> {
+        self.sent.clear();
         self.pending.drain(..).map(|read| read.ctx).collect()
     }
+}
+
+/// How long a lease lasts, in the leader's ticks, for an election timeout of `election_ticks`.
+/// A follower's timer starts anywhere within a tick and its ticks may run fast by the drift
+/// bound while the leader's run slow: one tick off for each granularity, then the drift ratio.
+pub fn lease_ticks(election_ticks: u32) -> u64 {
+    let ticks = election_ticks.saturating_sub(2) as u64;
+    ticks * (100 - LEASE_CLOCK_DRIFT_PERCENT as u64) / (100 + LEASE_CLOCK_DRIFT_PERCENT as u64)
 }
 
 impl<S: Storage> RawNode<S> {
@@ -72,7 +111,7 @@ impl<S: Storage> RawNode<S> {
         if self.reads.pending.len() >= READS_PENDING_MAX {
             return Err(ProposeError::Busy);
         }
-        if self.config.bugs.read_without_quorum || self.quorum() == 1 {
+        if self.config.bugs.read_without_quorum || self.quorum() == 1 || self.lease_valid() {
             self.read_states.push(ReadState { ctx, index: committed });
             return Ok(());
         }
@@ -80,5 +119,34 @@ impl<S: Storage> RawNode<S> {
         // Reads that arrive together share the next heartbeat round.
         self.heartbeat_pending = true;
         Ok(())
+    }
+
+    /// Whether a quorum acknowledged a heartbeat sent within the lease.
+    fn lease_valid(&self) -> bool {
+        if !self.config.lease_read || !self.config.check_quorum || self.transferee.is_some() || self.ticks < self.lease_blocked_until {
+            return false;
+        }
+        let mut sent: Vec<u64> = self
+            .progress
+            .iter()
+            .filter(|(id, _)| self.membership.is_voter(**id))
+            .filter_map(|(_, progress)| progress.lease_ack_tick)
+            .collect();
+        sent.push(self.ticks);
+        sent.sort_unstable_by(|a, b| b.cmp(a));
+        let Some(&start) = sent.get(self.quorum() - 1) else { return false };
+        self.ticks < start + lease_ticks(self.config.election_ticks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_is_shorter_than_the_election_timeout_by_the_drift_bound() {
+        for (election_ticks, lease) in [(10, 6), (20, 14), (2, 0), (1, 0)] {
+            assert_eq!(lease_ticks(election_ticks), lease, "{election_ticks}");
+        }
     }
 }

@@ -79,7 +79,7 @@ impl<S: Storage> RawNode<S> {
     }
 
     pub(crate) fn broadcast_heartbeat(&mut self) {
-        let read_seq = self.reads.last_seq();
+        let read_seq = self.reads.next_round(self.ticks);
         for peer in self.peers() {
             let Some(progress) = self.progress.get(&peer) else { continue };
             // The follower may commit this at once: it holds everything up to its match index.
@@ -170,6 +170,11 @@ impl<S: Storage> RawNode<S> {
             self.send_append(from, true);
         }
         if self.membership.is_voter(from) {
+            if let Some(sent) = self.reads.sent_at(read_seq)
+                && let Some(progress) = self.progress.get_mut(&from)
+            {
+                progress.lease_ack_tick = progress.lease_ack_tick.max(Some(sent));
+            }
             let quorum = self.quorum();
             let ready = self.reads.ack(from, read_seq, quorum);
             self.read_states.extend(ready);
@@ -198,6 +203,8 @@ impl<S: Storage> RawNode<S> {
         }
         let Some(progress) = self.progress.get(&from) else { return };
         if progress.match_index == self.log.last_index() {
+            // The transferee's votes ignore leases, so ours ends here.
+            self.lease_blocked_until = self.ticks + 2 * self.config.election_ticks as u64;
             self.send(from, self.term, Body::TimeoutNow);
         }
     }

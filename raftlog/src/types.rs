@@ -72,7 +72,8 @@ pub enum Body {
     /// `index` is the `prev_index` that did not match.
     AppendResponse { index: Index, reject: Option<RejectHint> },
     /// `commit` is at most the follower's match index, so the follower may commit it at once.
-    /// `read_seq` confirms leadership for the ReadIndex requests up to it.
+    /// `read_seq` numbers the heartbeat round; the answer echoes it, confirming leadership for
+    /// the reads that arrived before the round left (and, with lease reads, since when).
     Heartbeat { commit: Index, read_seq: u64 },
     HeartbeatResponse { read_seq: u64 },
     /// Leadership transfer: campaign now, skipping pre-vote and the election timeout.

@@ -40,6 +40,7 @@ pub struct SimOptions {
     pub client_timeout_us: Micros,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    pub lease_read: bool,
     pub bugs: Bugs,
 }
 
@@ -68,6 +69,7 @@ impl SimOptions {
             client_timeout_us: 400_000,
             pre_vote: true,
             check_quorum: true,
+            lease_read: false,
             bugs: Bugs::default(),
         }
     }
@@ -84,6 +86,7 @@ impl SimOptions {
         self.crashes = prng.below(8) != 0;
         self.clients = prng.range(1, 6) as usize;
         self.membership_changes = prng.below(4) != 0;
+        self.lease_read = prng.below(3) == 0;
         self
     }
 

@@ -280,3 +280,51 @@ fn regression_partitioned_node_does_not_disrupt_on_rejoin() {
     // Without pre-vote the node comes back with a higher term and deposes the leader.
     assert_eq!(rejoin_disrupts(false), Ok(true));
 }
+
+/// Lease reads and clock drift: the old leader is cut off while its lease holds; the others
+/// elect a leader and take a write; then the old leader is asked to read. With followers'
+/// clocks within the drift bound the lease has run out by then; with clocks far faster, the
+/// new leader is elected inside the old lease and the read is stale.
+fn lease_read_after_partition(follower_tick_us: u64) -> Result<Option<KvResult>, Violation> {
+    let mut world = scripted(15, 3, |o| {
+        o.lease_read = true;
+        o.drift_ppm = 0;
+        o.delay_us = (200, 1_000);
+    });
+    let old = settled_leader(&mut world)?;
+    let first = world.invoke(old, KvOp::Put { key: 0, value: 1 });
+    world.run_for(100_000)?;
+    assert_eq!(world.result(first), Some(KvResult::Done));
+    for node in (0..3).filter(|&n| n != old) {
+        world.set_tick_us(node, follower_tick_us);
+    }
+    world.isolate(old);
+    let mut new = None;
+    for _ in 0..2_000 {
+        world.run_for(1_000)?;
+        new = world.leader().filter(|&leader| leader != old);
+        if new.is_some() {
+            break;
+        }
+    }
+    let new = new.expect("scenario: the majority elects a leader");
+    let second = world.invoke(new, KvOp::Put { key: 0, value: 2 });
+    while world.result(second).is_none() {
+        world.run_for(500)?;
+    }
+    let read = world.invoke(old, KvOp::Get { key: 0 });
+    world.run_for(100_000)?;
+    let answer = world.result(read);
+    world.finish().map(|_| answer)
+}
+
+#[test]
+fn regression_lease_read_needs_bounded_clock_drift() {
+    // Same clock rate (within the bound): the old lease is over; the read waits for a round that
+    // never completes, or (once the old leader stepped down) is redirected to the new leader.
+    let fine = lease_read_after_partition(crate::sim::options::TICK_US);
+    assert!(matches!(fine, Ok(None) | Ok(Some(KvResult::Value(2)))), "{fine:?}");
+    // Followers' clocks ten times faster: a stale read.
+    let broken = lease_read_after_partition(crate::sim::options::TICK_US / 10);
+    assert!(matches!(broken, Err(Violation::Linearizability { key: 0, .. })), "{broken:?}");
+}

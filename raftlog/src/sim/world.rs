@@ -344,6 +344,7 @@ impl World {
         config.learners = membership.learners;
         config.pre_vote = self.options.pre_vote;
         config.check_quorum = self.options.check_quorum;
+        config.lease_read = self.options.lease_read;
         config.bugs = self.options.bugs;
         config.snapshot_chunk_bytes = SNAPSHOT_CHUNK_BYTES;
         config
@@ -872,6 +873,11 @@ impl World {
 
     pub fn heal_network(&mut self) {
         self.blocked.clear();
+    }
+
+    /// Scripted tests: this node's clock ticks every `us` (clock drift).
+    pub fn set_tick_us(&mut self, node: usize, us: Micros) {
+        self.nodes[node].tick_us = us;
     }
 
     /// Scripted tests: this node's fdatasync takes `us` (None: the options' random latency).
