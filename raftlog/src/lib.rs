@@ -5,7 +5,8 @@
 //! `Storage`, takes time as ticks and randomness as a seed, so the deterministic simulator
 //! (`sim`) and the ring driver run the same code. Many groups live on one core, each a
 //! `RawNode`, with no locks. It must never name `IoUring` or depend on s3front, bench or tools;
-//! it depends on engine and net only.
+//! it depends on engine and net only. The ring driver and the durable log on the engine's segment
+//! files are not built yet (ARCHITECTURE.md, raftlog, "Integration").
 
 mod conf;
 pub mod config;

@@ -88,7 +88,7 @@ pub enum Body {
 }
 
 impl Body {
-    /// Requests that a node answers; the others are answers or one-way.
+    /// The message kind, for errors, logs and per-kind counters.
     pub fn name(&self) -> &'static str {
         match self {
             Body::PreVote { .. } => "PreVote",

@@ -11,8 +11,9 @@ use crate::types::Role;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
-/// Seeds per seeded test in CI; `RAFT_SIM_SEEDS` overrides.
-const SEEDS_DEFAULT: u64 = 4000;
+/// Seeds per seeded test in CI (`cargo test -p raftlog --release`); `RAFT_SIM_SEEDS`
+/// overrides. An unoptimised build runs fewer so that a workspace-wide debug test stays quick.
+const SEEDS_DEFAULT: u64 = if cfg!(debug_assertions) { 200 } else { 4000 };
 /// Seeds a mutation test may try before concluding its checker missed the bug.
 const MUTATION_SEEDS_MAX: u64 = 400;
 
