@@ -16,6 +16,7 @@
 
 use crate::config::{LEASE_CLOCK_DRIFT_PERCENT, READS_PENDING_MAX};
 use crate::error::ProposeError;
+use crate::membership::Membership;
 use crate::node::RawNode;
 use crate::storage::Storage;
 use crate::types::{Index, NodeId, ReadState, Role};
@@ -67,15 +68,18 @@ impl ReadQueue {
         self.pending.push_back(PendingRead { round, ctx, index, acks: Vec::new() });
     }
 
-    /// Voter `from` answered round `round`; returns the reads that now have a quorum.
-    pub(crate) fn ack(&mut self, from: NodeId, round: u64, quorum: usize) -> Vec<ReadState> {
+    /// Voter `from` answered round `round`; returns the reads that now have a quorum of the
+    /// voters in force now (an answer from a node removed since does not count).
+    pub(crate) fn ack(&mut self, from: NodeId, round: u64, membership: &Membership) -> Vec<ReadState> {
         for read in self.pending.iter_mut().take_while(|read| read.round <= round) {
             if !read.acks.contains(&from) {
                 read.acks.push(from);
             }
         }
         let mut ready = Vec::new();
-        while self.pending.front().is_some_and(|read| read.acks.len() + 1 >= quorum) {
+        let quorum = membership.quorum();
+        let confirmed = |read: &PendingRead| read.acks.iter().filter(|&&id| membership.is_voter(id)).count() + 1 >= quorum;
+        while self.pending.front().is_some_and(confirmed) {
             let Some(read) = self.pending.pop_front() else { break };
             ready.push(ReadState { ctx: read.ctx, index: read.index });
         }
@@ -142,6 +146,19 @@ impl<S: Storage> RawNode<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_need_answers_from_voters_in_force_and_from_rounds_after_them() {
+        let mut queue = ReadQueue::new();
+        let round = queue.next_round(0);
+        queue.push(7, 3);
+        let membership = Membership::new(vec![1, 2, 3], vec![]);
+        assert!(queue.ack(2, round, &membership).is_empty(), "a round sent before the read");
+        let round = queue.next_round(1);
+        // Node 4 answered, then was removed: its answer does not count towards {1, 2, 3}.
+        assert!(queue.ack(4, round, &membership).is_empty());
+        assert_eq!(queue.ack(3, round, &membership), vec![ReadState { ctx: 7, index: 3 }]);
+    }
 
     #[test]
     fn lease_is_shorter_than_the_election_timeout_by_the_drift_bound() {

@@ -175,8 +175,7 @@ impl<S: Storage> RawNode<S> {
             {
                 progress.lease_ack_tick = progress.lease_ack_tick.max(Some(sent));
             }
-            let quorum = self.quorum();
-            let ready = self.reads.ack(from, read_seq, quorum);
+            let ready = self.reads.ack(from, read_seq, &self.membership);
             self.read_states.extend(ready);
         }
     }
