@@ -1,8 +1,8 @@
 //! The simulator's tests: thousands of seeded runs with every fault, the classic Raft bugs as
 //! named scenarios, and mutation tests showing each checker catches a deliberately broken core.
 //!
-//! `RAFT_SIM_SEEDS=<n>` runs n seeds per seeded test (long-run mode); `RAFT_SIM_SEED=<n>` runs
-//! just that one, as the failure message says.
+//! `RAFT_SIM_SEEDS=<n>` runs n seeds per seeded test (long-run mode), from `RAFT_SIM_SEED_FROM`
+//! (default 0); `RAFT_SIM_SEED=<n>` runs just that one, as the failure message says.
 
 use crate::config::Bugs;
 use crate::sim::kv::{KvOp, KvResult};
@@ -41,7 +41,10 @@ fn run_one(seed: u64, options: &SimOptions) -> Result<RunStats, Violation> {
 fn run_seeds(test: &str, options: SimOptions) {
     let seeds: Vec<u64> = match env_u64("RAFT_SIM_SEED") {
         Some(seed) => vec![seed],
-        None => (0..env_u64("RAFT_SIM_SEEDS").unwrap_or(SEEDS_DEFAULT)).collect(),
+        None => {
+            let first = env_u64("RAFT_SIM_SEED_FROM").unwrap_or(0);
+            (first..first + env_u64("RAFT_SIM_SEEDS").unwrap_or(SEEDS_DEFAULT)).collect()
+        }
     };
     // The test's own wall time, for the report; the simulation itself runs in virtual time.
     #[allow(clippy::disallowed_methods)]
