@@ -231,3 +231,112 @@ impl<S: Storage> RaftLog<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemStorage;
+    use crate::types::EntryKind;
+
+    fn entry(index: Index, term: Term) -> Entry {
+        Entry { term, index, kind: EntryKind::Normal, payload: vec![index as u8, term as u8].into() }
+    }
+
+    /// A log whose storage holds `stored` (terms of entries 1..) and which then appended
+    /// `unstable` (terms of the following entries) without handing them out.
+    fn log(stored: &[Term], unstable: &[Term]) -> RaftLog<MemStorage> {
+        let mut storage = MemStorage::new();
+        let entries: Vec<Entry> = stored.iter().enumerate().map(|(i, &t)| entry(i as Index + 1, t)).collect();
+        storage.append(&entries);
+        let mut log = RaftLog::new(storage);
+        let base = stored.len() as Index;
+        log.append(unstable.iter().enumerate().map(|(i, &t)| entry(base + i as Index + 1, t)).collect());
+        log
+    }
+
+    fn terms(log: &RaftLog<MemStorage>) -> Vec<Term> {
+        log.entries(1, log.last_index() + 1, usize::MAX).map(|es| es.iter().map(|e| e.term).collect()).unwrap_or_default()
+    }
+
+    #[test]
+    fn reads_span_storage_and_unstable() {
+        let log = log(&[1, 1, 2], &[2, 3]);
+        assert_eq!(log.last_index(), 5);
+        assert_eq!(log.last_term(), 3);
+        assert_eq!((log.term(0), log.term(3), log.term(4), log.term(6)), (Some(0), Some(2), Some(2), None));
+        assert_eq!(terms(&log), vec![1, 1, 2, 2, 3]);
+        // The byte limit keeps at least one entry.
+        assert_eq!(log.entries(2, 6, 1).map(|es| es.len()), Ok(1));
+        assert_eq!(log.entries(2, 6, 4).map(|es| es.len()), Ok(2));
+        // Up to date: a higher last term wins, then a longer log.
+        assert!(log.is_up_to_date(1, 4));
+        assert!(log.is_up_to_date(5, 3));
+        assert!(!log.is_up_to_date(4, 3));
+        assert!(!log.is_up_to_date(9, 2));
+    }
+
+    struct ConflictCase {
+        stored: &'static [Term],
+        unstable: &'static [Term],
+        /// Appended after a match: first index and terms.
+        first: Index,
+        new: &'static [Term],
+        expected: &'static [Term],
+        persisted: Index,
+    }
+
+    #[test]
+    fn a_conflict_cuts_into_storage_and_lowers_the_persisted_mark() {
+        let cases = [
+            ConflictCase { stored: &[1, 1, 1], unstable: &[], first: 2, new: &[1, 1], expected: &[1, 1, 1], persisted: 3 },
+            ConflictCase { stored: &[1, 1, 1], unstable: &[], first: 3, new: &[2], expected: &[1, 1, 2], persisted: 2 },
+            ConflictCase { stored: &[1, 1, 1], unstable: &[1], first: 2, new: &[2, 2, 2], expected: &[1, 2, 2, 2], persisted: 1 },
+            ConflictCase { stored: &[1], unstable: &[1, 1], first: 3, new: &[2], expected: &[1, 1, 2], persisted: 1 },
+        ];
+        for case in cases {
+            let mut log = log(case.stored, case.unstable);
+            let entries = case.new.iter().enumerate().map(|(i, &t)| entry(case.first + i as Index, t)).collect();
+            log.append_after_match(entries);
+            assert_eq!(terms(&log), case.expected, "{:?} {:?} {:?}", case.stored, case.unstable, case.new);
+            assert_eq!(log.persisted, case.persisted, "{:?} {:?} {:?}", case.stored, case.unstable, case.new);
+        }
+    }
+
+    #[test]
+    fn stale_persistence_acknowledgements_are_ignored() {
+        let mut log = log(&[1], &[1, 1]);
+        let handed = log.take_unstable();
+        log.storage.append(&handed);
+        log.persisted_to(3, 1);
+        assert_eq!(log.persisted, 3);
+        // Entries 2..=3 replaced by term 2: an acknowledgement of the old write means nothing.
+        log.append_after_match(vec![entry(2, 2), entry(3, 2)]);
+        assert_eq!(log.persisted, 1);
+        log.persisted_to(3, 1);
+        assert_eq!(log.persisted, 1);
+        let handed = log.take_unstable();
+        log.storage.append(&handed);
+        log.persisted_to(3, 2);
+        assert_eq!(log.persisted, 3);
+    }
+
+    #[test]
+    fn apply_waits_for_local_durability() {
+        let mut log = log(&[1], &[1, 1]);
+        log.commit_to(3);
+        assert_eq!(log.next_to_apply(10).len(), 1, "only entry 1 is durable here");
+        let handed = log.take_unstable();
+        log.storage.append(&handed);
+        log.persisted_to(3, 1);
+        assert_eq!(log.next_to_apply(10).len(), 3);
+        assert_eq!(log.next_to_apply(2).len(), 2);
+    }
+
+    #[test]
+    fn conflict_hints_skip_whole_terms() {
+        let log = log(&[1, 1, 2, 2, 2, 4, 4], &[]);
+        for ((index, term), expected) in [((7, 3), (5, 2)), ((7, 4), (7, 4)), ((5, 1), (2, 1)), ((9, 2), (5, 2)), ((3, 0), (0, 0))] {
+            assert_eq!(log.find_conflict_by_term(index, term), expected, "{index} {term}");
+        }
+    }
+}

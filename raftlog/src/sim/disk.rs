@@ -143,3 +143,52 @@ impl Storage for SimStorage {
         self.view.entries(lo, hi, out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::EntryKind;
+
+    fn entries(first: Index, term: Term, count: u64) -> Vec<Entry> {
+        (first..first + count).map(|index| Entry { term, index, kind: EntryKind::Normal, payload: vec![].into() }).collect()
+    }
+
+    fn hard_state(term: Term) -> Option<HardState> {
+        Some(HardState { term, vote: Some(1) })
+    }
+
+    #[test]
+    fn a_crash_keeps_the_synced_writes_and_a_prefix_of_the_rest() {
+        let mut seen_lengths = std::collections::BTreeSet::new();
+        for seed in 0..200 {
+            let mut disk = SimStorage::new();
+            disk.write(hard_state(1), &entries(1, 1, 2));
+            disk.sync(1);
+            disk.write(hard_state(2), &entries(3, 2, 3));
+            disk.write(None, &entries(6, 2, 3));
+            let after = disk.crash(&mut Prng::new(seed));
+            let last = after.last_index();
+            // Synced: entries 1..=2 and term 1 always survive; nothing beyond what was written.
+            assert!((2..=8).contains(&last), "seed {seed}: {last}");
+            assert!(after.hard_state().term >= 1);
+            // A prefix: contiguous, and no later write without the earlier one.
+            assert_eq!(after.all_entries().len() as Index, last);
+            seen_lengths.insert(last);
+        }
+        // Whole writes lost, kept, and torn in the middle all happen.
+        assert!(seen_lengths.contains(&2));
+        assert!(seen_lengths.contains(&8));
+        assert!(seen_lengths.iter().any(|&l| l != 2 && l != 5 && l != 8));
+    }
+
+    #[test]
+    fn a_crash_losing_everything_unsynced_keeps_exactly_the_durable_state() {
+        let mut disk = SimStorage::new();
+        disk.write(hard_state(1), &entries(1, 1, 2));
+        disk.sync(1);
+        disk.write(hard_state(3), &entries(2, 3, 2));
+        let after = disk.crash_keeping(0, false, &mut Prng::new(1));
+        assert_eq!(after.hard_state(), HardState { term: 1, vote: Some(1) });
+        assert_eq!(after.all_entries(), &entries(1, 1, 2)[..]);
+    }
+}
