@@ -7,6 +7,40 @@
 //! `RawNode`, with no locks. It must never name `IoUring` or depend on s3front, bench or tools;
 //! it depends on engine and net only. The ring driver and the durable log on the engine's segment
 //! files are not built yet (ARCHITECTURE.md, raftlog, "Integration").
+//!
+//! A driver's loop for one group, with `MemStorage` standing in for the durable log (which, on
+//! the ring, batches every group's `Ready` of a loop turn into one write and one fdatasync):
+//!
+//! ```
+//! use raftlog::{Config, MemStorage, RawNode, Role, Storage};
+//!
+//! let mut node = RawNode::new(Config::new(1, 7, vec![1], 42), MemStorage::new());
+//! let mut applied = Vec::new();
+//! for _ in 0..100 {
+//!     node.tick(); // from the core's timer
+//!     while node.has_ready() {
+//!         let ready = node.take_ready();
+//!         // 1. Write (here: at once; on the ring: queued into this turn's batch).
+//!         if let Some(hard_state) = ready.hard_state {
+//!             node.storage_mut().set_hard_state(hard_state);
+//!         }
+//!         node.storage_mut().append(&ready.entries);
+//!         // 2. `ready.messages` go out now; `ready.messages_after_persist` once the
+//!         //    fdatasync covering this and every earlier write returned. Then:
+//!         if let Some(last) = ready.entries.last() {
+//!             node.on_persisted(last.index, last.term);
+//!         }
+//!         // 3. Apply what is committed (and serve `ready.read_states` once applied).
+//!         applied.extend(ready.committed_entries);
+//!     }
+//!     if node.role() == Role::Leader && applied.len() == 1 {
+//!         node.propose(vec![b"put a=1".to_vec().into()]).expect("the leader accepts");
+//!     }
+//! }
+//! assert_eq!(node.role(), Role::Leader);
+//! assert_eq!(applied.last().map(|entry| &entry.payload[..]), Some(&b"put a=1"[..]));
+//! assert_eq!(node.storage().last_index(), 2);
+//! ```
 
 mod conf;
 pub mod config;
