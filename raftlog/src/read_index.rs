@@ -12,7 +12,10 @@
 //! (check-quorum's lease, `in_lease`), which takes longer than the lease by the leader's clock. A
 //! node that restarts refuses votes for an election timeout too (it may have acknowledged a
 //! heartbeat just before it crashed), and a leader that sent TimeoutNow stops serving leases
-//! (transfer votes ignore the lease). Lease reads need check-quorum.
+//! (transfer votes ignore the lease). Lease reads need check-quorum. The driver must tick once
+//! per period its monotonic clock says elapsed, catching up on the ticks a stalled core missed
+//! before it handles anything else: a tick count that lags real time would stretch the lease
+//! (shown by the simulator's `regression_lease_read_after_a_stall_needs_tick_catch_up`).
 
 use crate::config::{LEASE_CLOCK_DRIFT_PERCENT, READS_PENDING_MAX};
 use crate::error::ProposeError;

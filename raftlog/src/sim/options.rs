@@ -30,6 +30,10 @@ pub struct SimOptions {
     pub delay_long_us: Micros,
     pub partitions: bool,
     pub crashes: bool,
+    /// A node's process stalls for a while (its clock goes on; it catches up on ticks).
+    pub pauses: bool,
+    /// The driver delivers the ticks missed during a stall (off: a driver bug, for a test).
+    pub tick_catch_up: bool,
     /// Time between fault events.
     pub nemesis_us: (Micros, Micros),
     /// A crashed node stays down this long.
@@ -62,6 +66,8 @@ impl SimOptions {
             delay_long_us: 60_000,
             partitions: true,
             crashes: true,
+            pauses: true,
+            tick_catch_up: true,
             nemesis_us: (50_000, 400_000),
             down_us: (20_000, 600_000),
             drift_ppm: 100_000,
@@ -101,6 +107,7 @@ impl SimOptions {
             delay_long_ppm: 0,
             partitions: false,
             crashes: false,
+            pauses: false,
             spares: 0,
             membership_changes: false,
             ..SimOptions::faulty(nodes)

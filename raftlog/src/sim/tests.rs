@@ -332,3 +332,49 @@ fn regression_lease_read_needs_bounded_clock_drift() {
     let broken = lease_read_after_partition(crate::sim::options::TICK_US / 10);
     assert!(matches!(broken, Err(Violation::Linearizability { key: 0, .. })), "{broken:?}");
 }
+
+/// The leader's process stalls while it holds a lease (and its network is cut, so that nothing
+/// from the new term reaches it first); the others elect a leader and take a write; the old
+/// leader wakes up and is asked to read. A driver that delivers the ticks missed during the
+/// stall lets the lease expire first; one that does not serves a stale read.
+fn lease_read_after_stall(tick_catch_up: bool) -> Result<Option<KvResult>, Violation> {
+    let mut world = scripted(16, 3, |o| {
+        o.lease_read = true;
+        o.drift_ppm = 0;
+        o.delay_us = (200, 1_000);
+        o.tick_catch_up = tick_catch_up;
+        // The read waits out the stall rather than timing out.
+        o.client_timeout_us = 5_000_000;
+    });
+    let old = settled_leader(&mut world)?;
+    let first = world.invoke(old, KvOp::Put { key: 0, value: 1 });
+    world.run_for(100_000)?;
+    assert_eq!(world.result(first), Some(KvResult::Done));
+    world.pause(old, 2_000_000);
+    world.isolate(old);
+    let mut new = None;
+    for _ in 0..2_000 {
+        world.run_for(1_000)?;
+        new = world.leader().filter(|&leader| leader != old);
+        if new.is_some() {
+            break;
+        }
+    }
+    let new = new.expect("scenario: the others elect a leader while the old one stalls");
+    let second = world.invoke(new, KvOp::Put { key: 0, value: 2 });
+    while world.result(second).is_none() {
+        world.run_for(500)?;
+    }
+    let read = world.invoke(old, KvOp::Get { key: 0 });
+    world.run_for(2_500_000)?;
+    let answer = world.result(read);
+    world.finish().map(|_| answer)
+}
+
+#[test]
+fn regression_lease_read_after_a_stall_needs_tick_catch_up() {
+    let fine = lease_read_after_stall(true);
+    assert!(matches!(fine, Ok(None) | Ok(Some(KvResult::Value(2)))), "{fine:?}");
+    let broken = lease_read_after_stall(false);
+    assert!(matches!(broken, Err(Violation::Linearizability { key: 0, .. })), "{broken:?}");
+}

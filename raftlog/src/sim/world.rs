@@ -94,6 +94,9 @@ struct SimNode {
     read_ctx_next: u64,
     /// Chunks of the snapshot being received (the driver's file).
     snapshot_file: Vec<u8>,
+    /// The process is stalled until then.
+    paused_until: Micros,
+    last_tick_at: Micros,
 }
 
 struct Pending {
@@ -172,6 +175,8 @@ impl World {
                     reads_ready: Vec::new(),
                     read_ctx_next: 1,
                     snapshot_file: Vec::new(),
+                    paused_until: 0,
+                    last_tick_at: 0,
                 }
             })
             .collect();
@@ -295,7 +300,24 @@ impl World {
         self.prng.range(lo, hi)
     }
 
+    /// The node an event runs on, if any (a paused node runs nothing).
+    fn event_node(event: &Event) -> Option<usize> {
+        match *event {
+            Event::Deliver(ref message) => Some((message.to - 1) as usize),
+            Event::Tick { node, .. } | Event::SyncDone { node, .. } | Event::Request { node, .. } => Some(node),
+            _ => None,
+        }
+    }
+
     fn handle(&mut self, event: Event) -> Result<(), Violation> {
+        // A paused process (a stall: GC, swapping, a long syscall) does its work when it wakes.
+        if let Some(node) = Self::event_node(&event)
+            && let Some(paused_until) = self.nodes.get(node).map(|n| n.paused_until)
+            && paused_until > self.now
+        {
+            self.schedule(paused_until - self.now, event);
+            return Ok(());
+        }
         match event {
             Event::Deliver(message) => self.deliver(message),
             Event::Tick { node, epoch } => self.on_tick(node, epoch),
@@ -364,6 +386,7 @@ impl World {
         let tick = self.nodes[node].tick_us;
         // First ticks are spread so nodes do not start in lockstep.
         let first = self.prng.below(tick) + 1;
+        self.nodes[node].last_tick_at = (self.now + first).saturating_sub(tick);
         self.schedule(first, Event::Tick { node, epoch });
     }
 
@@ -406,11 +429,23 @@ impl World {
         if self.nodes[node].epoch != epoch {
             return Ok(());
         }
-        let Some(raft) = self.nodes[node].raft.as_mut() else { return Ok(()) };
-        raft.tick();
-        let tick = self.nodes[node].tick_us;
+        // The driver ticks once per period its clock says elapsed: after a stall it catches up
+        // before anything else, or a lease would outlive its real time.
+        let n = &mut self.nodes[node];
+        let tick = n.tick_us;
+        let due = if self.options.tick_catch_up { ((self.now - n.last_tick_at) / tick).max(1) } else { 1 };
+        n.last_tick_at = self.now;
+        let Some(raft) = n.raft.as_mut() else { return Ok(()) };
+        for _ in 0..due {
+            raft.tick();
+        }
         self.schedule(tick, Event::Tick { node, epoch });
         self.drain(node)
+    }
+
+    /// Scripted tests and the nemesis: the node's process stalls for `us`.
+    pub fn pause(&mut self, node: usize, us: Micros) {
+        self.nodes[node].paused_until = self.now + us;
     }
 
     fn deliver(&mut self, message: Message) -> Result<(), Violation> {
@@ -770,7 +805,7 @@ impl World {
             return Ok(());
         }
         let count = self.nodes.len() as u64;
-        let choice = self.prng.below(8);
+        let choice = self.prng.below(9);
         match choice {
             0 => self.blocked.clear(),
             1 if self.options.partitions => {
@@ -806,6 +841,11 @@ impl World {
                 }
             }
             7 if self.options.membership_changes => self.change_membership()?,
+            8 if self.options.pauses => {
+                let node = self.prng.below(count) as usize;
+                let us = self.random_in((10_000, 400_000));
+                self.pause(node, us);
+            }
             6 => {
                 // A graceful hand-over, as at shutdown.
                 if let Some(leader) = self.leader() {
