@@ -59,9 +59,24 @@ pub struct Response {
     pub body_bytes: u64,
     /// The server will close the connection (`Connection: close`).
     pub close: bool,
-    /// The first bytes of the body, kept for error reports (non-2xx).
+    /// The first bytes of the body, kept for error reports (non-2xx), or the whole body up
+    /// to the caller's limit (2xx) when asked for (listings, multi-delete results).
     pub body_start: Vec<u8>,
+    /// The ETag header (multipart parts are completed with it).
+    pub etag: Option<String>,
 }
+
+/// How to read one response.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadOptions {
+    /// The response answers a HEAD: its Content-Length announces no body.
+    pub head: bool,
+    /// Keep up to this many bytes of a 2xx body in `body_start` (0: discard it).
+    pub keep_body_bytes_max: usize,
+}
+
+/// Bytes of a failed response's body kept for the error report.
+const ERROR_BODY_BYTES_MAX: usize = 1024;
 
 #[derive(Debug)]
 pub enum ReadError {
@@ -89,9 +104,14 @@ async fn recv_more(stream: &TcpStream, buf: &mut RecvBuf) -> Result<(), ReadErro
     }
 }
 
-/// Reads one whole response from `stream`.
+/// Reads one whole response from `stream` (to a GET or PUT: its body discarded).
 pub async fn read_response(stream: &TcpStream, buf: &mut RecvBuf) -> Result<Response, ReadError> {
-    let (status, content_length, close, head_len) = loop {
+    read_response_with(stream, buf, ReadOptions { head: false, keep_body_bytes_max: 0 }).await
+}
+
+/// Reads one whole response from `stream` as `options` say.
+pub async fn read_response_with(stream: &TcpStream, buf: &mut RecvBuf, options: ReadOptions) -> Result<Response, ReadError> {
+    let Head { status, content_length, close, head_len, etag } = loop {
         if let Some(parsed) = parse_head(buf.filled())? {
             break parsed;
         }
@@ -101,9 +121,9 @@ pub async fn read_response(stream: &TcpStream, buf: &mut RecvBuf) -> Result<Resp
         recv_more(stream, buf).await?;
     };
     buf.consume(head_len);
-    // 204 and 304 have no body whatever they say; a GET or PUT response otherwise has one of
-    // Content-Length bytes (the servers measured here always send it).
-    let body_bytes = if status == 204 || status == 304 {
+    // 204 and 304 have no body whatever they say, nor has the answer to a HEAD; a response
+    // otherwise has one of Content-Length bytes (the servers measured here always send it).
+    let body_bytes = if status == 204 || status == 304 || options.head {
         0
     } else {
         content_length.ok_or_else(|| ReadError::Malformed(format!("status {status} without Content-Length")))?
@@ -112,8 +132,9 @@ pub async fn read_response(stream: &TcpStream, buf: &mut RecvBuf) -> Result<Resp
     let mut left = body_bytes;
     loop {
         let take = (buf.len() as u64).min(left) as usize;
-        if !(200..300).contains(&status) && body_start.len() < 1024 {
-            body_start.extend_from_slice(&buf.filled()[..take.min(1024 - body_start.len())]);
+        let keep_max = if (200..300).contains(&status) { options.keep_body_bytes_max } else { ERROR_BODY_BYTES_MAX };
+        if body_start.len() < keep_max {
+            body_start.extend_from_slice(&buf.filled()[..take.min(keep_max - body_start.len())]);
         }
         buf.consume(take);
         left -= take as u64;
@@ -122,7 +143,7 @@ pub async fn read_response(stream: &TcpStream, buf: &mut RecvBuf) -> Result<Resp
         }
         recv_more(stream, buf).await?;
     }
-    Ok(Response { status, body_bytes, close, body_start })
+    Ok(Response { status, body_bytes, close, body_start, etag })
 }
 
 /// Sends `request` on a blocking std socket and reads the whole response: (status, body). For
@@ -138,7 +159,7 @@ pub fn read_response_blocking(stream: &mut std::net::TcpStream) -> Result<(u16, 
     use std::io::Read as _;
     let mut bytes = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 64 << 10];
-    let (status, content_length, _close, head_len) = loop {
+    let Head { status, content_length, head_len, .. } = loop {
         if let Some(parsed) = parse_head(&bytes).map_err(|e| e.to_string())? {
             break parsed;
         }
@@ -163,8 +184,16 @@ pub fn read_response_blocking(stream: &mut std::net::TcpStream) -> Result<(u16, 
     Ok((status, body))
 }
 
-/// A response head: (status, Content-Length, Connection: close, head length).
-type Head = (u16, Option<u64>, bool, usize);
+/// A response head.
+#[derive(Debug, PartialEq, Eq)]
+struct Head {
+    status: u16,
+    content_length: Option<u64>,
+    /// `Connection: close`, or HTTP/1.0.
+    close: bool,
+    head_len: usize,
+    etag: Option<String>,
+}
 
 /// The response head at the start of `bytes`, or `None` if it is incomplete.
 fn parse_head(bytes: &[u8]) -> Result<Option<Head>, ReadError> {
@@ -177,6 +206,7 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, ReadError> {
     };
     let status = response.code.ok_or_else(|| ReadError::Malformed("no status".into()))?;
     let mut content_length = None;
+    let mut etag = None;
     let mut close = response.version == Some(0);
     for h in response.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
@@ -184,19 +214,24 @@ fn parse_head(bytes: &[u8]) -> Result<Option<Head>, ReadError> {
             content_length = Some(text.trim().parse::<u64>().map_err(|_| ReadError::Malformed(format!("Content-Length {text:?}")))?);
         } else if h.name.eq_ignore_ascii_case("connection") {
             close = h.value.eq_ignore_ascii_case(b"close");
+        } else if h.name.eq_ignore_ascii_case("etag") {
+            etag = Some(String::from_utf8_lossy(h.value).into_owned());
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(ReadError::Malformed("chunked responses are not read by the generator".into()));
         }
     }
-    Ok(Some((status, content_length, close, head_len)))
+    Ok(Some(Head { status, content_length, close, head_len, etag }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn check(input: &str, expected: Option<Head>) {
-        let got = parse_head(input.as_bytes()).ok().flatten();
+    /// (status, Content-Length, close, head length) of a head.
+    type Parts = (u16, Option<u64>, bool, usize);
+
+    fn check(input: &str, expected: Option<Parts>) {
+        let got = parse_head(input.as_bytes()).ok().flatten().map(|h| (h.status, h.content_length, h.close, h.head_len));
         assert_eq!(got, expected, "{input:?}");
     }
 
