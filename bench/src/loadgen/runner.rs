@@ -304,8 +304,8 @@ async fn drive(shared: Rc<CoreShared>, c: usize, ring: Rc<engine::uring::Ring>) 
                 }
                 Err(e) => {
                     failures_in_a_row += 1;
-                    let message = format!("{} {}: connect to {} ({}): {e}", job.op.name(), job.what, host.name, host.addr);
-                    settle(&shared, &job, Err(&message), &mut conn, Instant::now(), Instant::now());
+                    let message = format!("connect to {}: {e}", host.addr);
+                    settle(&shared, &job, Err(&message), &mut conn, &host.name, (Instant::now(), Instant::now()));
                     engine::sleep(RECONNECT_DELAY).await;
                     continue;
                 }
@@ -324,10 +324,8 @@ async fn drive(shared: Rc<CoreShared>, c: usize, ring: Rc<engine::uring::Ring>) 
         };
         let finished = Instant::now();
         let close = result.as_ref().map_or(true, |r| r.close);
-        let ok = match &result {
-            Ok(r) => settle(&shared, &job, Ok(r), &mut conn, started, finished),
-            Err(e) => settle(&shared, &job, Err(&format!("{} {} on {}: {e}", job.op.name(), job.what, host.name)), &mut conn, started, finished),
-        };
+        let response = result.as_ref().map_err(String::as_str);
+        let ok = settle(&shared, &job, response, &mut conn, &host.name, (started, finished));
         failures_in_a_row = if ok { 0 } else { failures_in_a_row + 1 };
         if close {
             stream = None;
@@ -346,8 +344,8 @@ fn build(shared: &CoreShared, job: &Job, host: &str, out: &mut Vec<u8>) {
 }
 
 /// Counts a finished request (if inside the phase) and updates the core's work; true if it
-/// succeeded.
-fn settle(shared: &CoreShared, job: &Job, response: Result<&http::Response, &str>, conn: &mut ConnState, started: Instant, finished: Instant) -> bool {
+/// succeeded. `host` names the server in error messages.
+fn settle(shared: &CoreShared, job: &Job, response: Result<&http::Response, &str>, conn: &mut ConnState, host: &str, (started, finished): (Instant, Instant)) -> bool {
     let outcome = shared.work.borrow_mut().complete(job, response, conn);
     // What completes after the phase was stopped is not counted: it would stretch the window.
     if shared.control.stop.load(Ordering::Acquire) {
@@ -365,7 +363,7 @@ fn settle(shared: &CoreShared, job: &Job, response: Result<&http::Response, &str
             true
         }
         Outcome::Failed(message) => {
-            let message = if message.starts_with(job.op.name()) { message } else { format!("{} {}: {message}", job.op.name(), job.what) };
+            let message = format!("{} {} on {host}: {message}", job.op.name(), job.what);
             stats.fail(job.op, at_s, message);
             slot.errors.store(slot.errors.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             false
