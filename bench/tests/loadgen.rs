@@ -5,6 +5,10 @@
 //! Needs the `corestore` binary beside corestore-bench: `cargo build --release -p tools` first
 //! (same profile as this test), as the s3 benchmark's smoke test does.
 
+// Requests are signed with the wall clock (the server checks it) and a run's length is bounded
+// in wall time: there is no simulated clock here.
+#![allow(clippy::disallowed_methods)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -385,7 +385,7 @@ impl Setup {
                 Some(_) => format!("SigV4, {}", self.target.payload.name()),
             },
             duration_s: c.duration.as_secs_f64(),
-            autoterm: c.autoterm.then(|| (c.autoterm_dur.as_secs_f64(), c.autoterm_pct)),
+            autoterm: c.autoterm.then_some((c.autoterm_dur.as_secs_f64(), c.autoterm_pct)),
             prefix: self.prefix.clone(),
         }
     }

@@ -84,7 +84,7 @@ impl Signer {
         let mut signed_headers = String::with_capacity(96);
         for (n, v) in &names {
             debug_assert!(n.bytes().all(|b| !b.is_ascii_uppercase()), "signed header names are lowercase: {n}");
-            let _ = write!(canonical_headers, "{n}:{}\n", v.trim());
+            let _ = writeln!(canonical_headers, "{n}:{}", v.trim());
             if !signed_headers.is_empty() {
                 signed_headers.push(';');
             }
