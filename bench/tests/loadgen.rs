@@ -325,6 +325,36 @@ fn a_wrong_secret_key_is_counted_and_reported() {
     assert!(!out.status.success() && stderr.contains("create bucket loadgen") && stderr.contains("403"), "{stderr}");
 }
 
+/// With two hosts, connections alternate between them (both servers get objects); `--autoterm`
+/// ends a steady run long before its `--duration`.
+#[test]
+fn hosts_alternate_and_autoterm_stops_a_steady_run() {
+    let (one, two) = (Server::start("host1"), Server::start("host2"));
+    // The run creates the bucket on its first host only (warp's hosts are one cluster).
+    assert_eq!(two.request("PUT", &format!("/{BUCKET}"), "").0, 200);
+    let json = one.json("hosts");
+    let hosts = format!("{},{}", one.host(), two.host());
+    let out = Command::new(env!("CARGO_BIN_EXE_corestore-bench"))
+        .args(["loadgen", "put", "--host", &hosts, "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY, "--bucket", BUCKET, "--cpus", "0"])
+        .args(["--obj.size", "1KiB", "--concurrent", "4", "--duration", "1s", "--noclear", "--prefix", "h/", "--json"])
+        .arg(&json)
+        .output()
+        .expect("loadgen");
+    succeeded(&out);
+    for (server, connections) in [(&one, ["0000", "0002"]), (&two, ["0001", "0003"])] {
+        let keys: Vec<String> = server.list("h/").into_iter().map(|(k, _, _)| k).collect();
+        assert!(!keys.is_empty(), "no objects on {}", server.host());
+        assert!(keys.iter().all(|k| connections.iter().any(|c| k.starts_with(&format!("h/{c}-")))), "{}: {keys:?}", server.host());
+    }
+    let json = one.json("autoterm");
+    let args = ["--objects", "20", "--obj.size", "1KiB", "--concurrent", "2", "--duration", "60s", "--autoterm", "--autoterm.dur", "3s", "--autoterm.pct", "60"];
+    succeeded(&one.loadgen("get", &args, &json));
+    let doc = read_json(&json);
+    assert_eq!(doc["stopped_by"], "autoterm", "{doc}");
+    let elapsed = doc["elapsed_s"].as_f64().expect("elapsed_s");
+    assert!((3.0..30.0).contains(&elapsed), "stopped after {elapsed} s");
+}
+
 /// `--tls` is refused, not ignored.
 #[test]
 fn tls_is_refused_with_a_reason() {
