@@ -20,6 +20,11 @@ CONNECTIONS=${CONNECTIONS:-64}
 CLIENT_CPU=${CLIENT_CPU:-0}
 SERVER_CPU=${SERVER_CPU:-1}
 ROUNDS=${ROUNDS:-3}
+# Seconds between rounds: on a shared machine, runs spread over time meet quiet moments (each
+# line says how much CPU other processes took during it).
+PAUSE_S=${PAUSE_S:-0}
+# Which servers to measure, in this order each round.
+SERVERS=${SERVERS:-nginx corestore}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 WORK=$(mktemp -d /tmp/loadgen-vs-nginx.XXXXXX)
 AK=loadgenbench
@@ -115,7 +120,14 @@ sleep 2
 
 echo "# $(uname -r), $(nproc) cpus: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $("$NGINX" -v 2>&1)"
 echo "# generator on cpu $CLIENT_CPU, server on cpu $SERVER_CPU; $CONNECTIONS connections, $OBJECTS objects of 4 KiB, ${SECONDS_RUN} s per run"
+echo "# $(date -u +%FT%TZ)"
 for round in $(seq 1 "$ROUNDS"); do
-    run_get "nginx" "$NGINX_PID" --host "127.0.0.1:$PORT_N" --prefix n/
-    run_get "corestore" "$CS_PID" --host "127.0.0.1:$PORT_C" --access-key "$AK" --secret-key "$SK" --prefix c/
+    for server in $SERVERS; do
+        case $server in
+            nginx) run_get "nginx" "$NGINX_PID" --host "127.0.0.1:$PORT_N" --prefix n/ ;;
+            corestore) run_get "corestore" "$CS_PID" --host "127.0.0.1:$PORT_C" --access-key "$AK" --secret-key "$SK" --prefix c/ ;;
+            *) echo "SERVERS: nginx or corestore, not $server" >&2; exit 2 ;;
+        esac
+    done
+    sleep "$PAUSE_S"
 done
