@@ -310,9 +310,11 @@ fn a_wrong_secret_key_is_counted_and_reported() {
     assert!(!out.status.success(), "a run with failed operations exits non-zero:\n{stdout}\n{stderr}");
     assert!(started.elapsed() < Duration::from_secs(20));
     let doc = read_json(&json);
+    assert_eq!((doc["stopped_by"].as_str(), count(&doc, "connections_gave_up")), (Some("errors"), 2), "both connections gave up: {doc}");
     let get = op(&doc, "GET");
     assert_eq!(count(get, "ops"), 0);
-    assert!(count(get, "errors") > 0 && count(&doc, "errors") == count(get, "errors"), "{doc}");
+    // Each connection gives up after 100 failures in a row, every one of them counted.
+    assert_eq!((count(get, "errors"), count(&doc, "errors")), (200, 200), "{doc}");
     // The operation, the key, the host and the server's answer.
     let first = doc["first_errors"][0].as_str().unwrap_or_default();
     for part in ["GET x/000000", &server.host(), "403", "SignatureDoesNotMatch"] {

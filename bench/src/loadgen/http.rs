@@ -180,16 +180,26 @@ pub fn request_blocking(stream: &mut std::net::TcpStream, request: &[u8]) -> Res
     read_response_blocking(stream)
 }
 
+/// One `read`, again when a signal interrupted it (std's `read` hands EINTR back).
+fn read_retrying(stream: &mut std::net::TcpStream, into: &mut [u8]) -> Result<usize, String> {
+    use std::io::Read as _;
+    loop {
+        match stream.read(into) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other.map_err(|e| format!("receive: {e}")),
+        }
+    }
+}
+
 /// Reads one whole response from a blocking std socket: (status, body).
 pub fn read_response_blocking(stream: &mut std::net::TcpStream) -> Result<(u16, Vec<u8>), String> {
-    use std::io::Read as _;
     let mut bytes = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 64 << 10];
     let Head { status, content_length, chunked, head_len, .. } = loop {
         if let Some(parsed) = parse_head(&bytes).map_err(|e| e.to_string())? {
             break parsed;
         }
-        let n = stream.read(&mut chunk).map_err(|e| format!("receive: {e}"))?;
+        let n = read_retrying(stream, &mut chunk)?;
         if n == 0 {
             return Err("the server closed the connection".into());
         }
@@ -207,7 +217,7 @@ pub fn read_response_blocking(stream: &mut std::net::TcpStream) -> Result<(u16, 
             if decoder.is_done() {
                 return Ok((status, body));
             }
-            let n = stream.read(&mut chunk).map_err(|e| format!("receive: {e}"))?;
+            let n = read_retrying(stream, &mut chunk)?;
             if n == 0 {
                 return Err("the server closed the connection amid a body".into());
             }
@@ -217,7 +227,7 @@ pub fn read_response_blocking(stream: &mut std::net::TcpStream) -> Result<(u16, 
     let body_len = content_length.ok_or("no Content-Length")? as usize;
     let mut body = rest;
     while body.len() < body_len {
-        let n = stream.read(&mut chunk).map_err(|e| format!("receive: {e}"))?;
+        let n = read_retrying(stream, &mut chunk)?;
         if n == 0 {
             return Err("the server closed the connection amid a body".into());
         }

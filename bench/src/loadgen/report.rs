@@ -87,6 +87,7 @@ pub fn document(info: &RunInfo, result: &PhaseResult, prepared_s: f64) -> Value 
         "prepare_s": prepared_s,
         "elapsed_s": elapsed_s,
         "stopped_by": result.stopped_by.name(),
+        "connections_gave_up": result.connections_gave_up,
         "generator_cpu_share": result.generator_cpu_ns as f64 / (elapsed_s * 1e9 * cores as f64),
         "errors": result.stats.errors(),
         "first_errors": result.stats.first_errors,
@@ -195,6 +196,7 @@ mod tests {
             started_unix_ms: 0,
             generator_cpu_ns: 1_000_000_000,
             parts: Vec::new(),
+            connections_gave_up: 0,
         };
         let info = RunInfo {
             mode: "get".into(),

@@ -80,8 +80,11 @@ pub struct PhaseSpec<'a> {
 pub enum StopReason {
     Duration,
     AutoTerm,
-    /// Every connection finished its share of the work (or gave up after errors).
+    /// Every connection finished its share of the work.
     WorkDone,
+    /// Connections gave up after [`CONNECTION_ERRORS_MAX`] failures in a row (the others, if
+    /// any, finished their work).
+    Errors,
 }
 
 impl StopReason {
@@ -90,6 +93,7 @@ impl StopReason {
             StopReason::Duration => "duration",
             StopReason::AutoTerm => "autoterm",
             StopReason::WorkDone => "work-done",
+            StopReason::Errors => "errors",
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct PhaseResult {
     pub generator_cpu_ns: u64,
     /// (part number, ETag) of every uploaded part (multipart).
     pub parts: Vec<(u32, String)>,
+    /// Connections that stopped after [`CONNECTION_ERRORS_MAX`] failures in a row.
+    pub connections_gave_up: usize,
 }
 
 /// One core's running totals, read by the monitor; written only by its core.
@@ -126,6 +132,7 @@ struct CoreResult {
     stats: Stats,
     cpu_ns: u64,
     parts: Vec<(u32, String)>,
+    gave_up: usize,
 }
 
 /// Runs one phase to its end.
@@ -145,7 +152,7 @@ pub fn run_phase(spec: &PhaseSpec) -> Result<PhaseResult, String> {
         (results, monitor.join())
     });
     let results = results.map_err(|e| format!("generator runtime: {e}"))?;
-    let (stop_at, stopped_by) = monitor.map_err(|_| "the progress monitor panicked".to_string())?;
+    let (stop_at, mut stopped_by) = monitor.map_err(|_| "the progress monitor panicked".to_string())?;
     let end = stop_at.unwrap_or_else(Instant::now);
     let mut elapsed = end.saturating_duration_since(control.start);
     if let Some(d) = spec.duration {
@@ -154,13 +161,18 @@ pub fn run_phase(spec: &PhaseSpec) -> Result<PhaseResult, String> {
     let mut stats = Stats::default();
     let mut parts = Vec::new();
     let mut generator_cpu_ns = 0;
+    let mut connections_gave_up = 0;
     for r in results {
         stats.merge(&r.stats);
         parts.extend(r.parts);
         generator_cpu_ns += r.cpu_ns;
+        connections_gave_up += r.gave_up;
     }
     parts.sort_unstable();
-    Ok(PhaseResult { stats, elapsed, stopped_by, started_unix_ms, generator_cpu_ns, parts })
+    if stopped_by == StopReason::WorkDone && connections_gave_up > 0 {
+        stopped_by = StopReason::Errors;
+    }
+    Ok(PhaseResult { stats, elapsed, stopped_by, started_unix_ms, generator_cpu_ns, parts, connections_gave_up })
 }
 
 /// Prints progress, ends the phase at its deadline or by `--autoterm`; returns when the cores
@@ -253,6 +265,7 @@ struct CoreShared {
     data: Vec<u8>,
     work: std::cell::RefCell<CoreWork>,
     stats: std::cell::RefCell<Stats>,
+    gave_up: std::cell::Cell<usize>,
 }
 
 async fn run_core(core: engine::Core<()>, spec: &PhaseSpec<'_>, control: Arc<Control>, cores: usize) -> CoreResult {
@@ -268,6 +281,7 @@ async fn run_core(core: engine::Core<()>, spec: &PhaseSpec<'_>, control: Arc<Con
         data: object_data(object_bytes, 0x5eed ^ id as u64),
         work: std::cell::RefCell::new(CoreWork::new(spec.work, &spec.target.bucket, spec.object_bytes, id, cores)),
         stats: std::cell::RefCell::new(Stats::default()),
+        gave_up: std::cell::Cell::new(0),
     });
     engine::sleep(start.saturating_duration_since(Instant::now())).await;
     let cpu_start = super::thread_cpu_ns();
@@ -279,7 +293,7 @@ async fn run_core(core: engine::Core<()>, spec: &PhaseSpec<'_>, control: Arc<Con
     let cpu_ns = super::thread_cpu_ns().saturating_sub(cpu_start);
     let stats = shared.stats.replace(Stats::default());
     let parts = std::mem::take(&mut shared.work.borrow_mut().parts);
-    CoreResult { stats, cpu_ns, parts }
+    CoreResult { stats, cpu_ns, parts, gave_up: shared.gave_up.get() }
 }
 
 fn unix_now_s() -> i64 {
@@ -330,6 +344,9 @@ async fn drive(shared: Rc<CoreShared>, c: usize, ring: Rc<engine::uring::Ring>) 
         if close {
             stream = None;
         }
+    }
+    if failures_in_a_row >= CONNECTION_ERRORS_MAX {
+        shared.gave_up.set(shared.gave_up.get() + 1);
     }
 }
 
