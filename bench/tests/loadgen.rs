@@ -284,7 +284,11 @@ fn mixed_keeps_warps_shares() {
 fn analyze_reprints_the_summary_and_plots() {
     let server = Server::start("analyze");
     let json = server.json("run");
-    let run = succeeded(&server.loadgen("get", &["--objects", "20", "--obj.size", "1KiB", "--duration", "2s", "--concurrent", "2", "--prefix", "an/"], &json));
+    let out = server.loadgen("get", &["--objects", "20", "--obj.size", "1KiB", "--duration", "2s", "--concurrent", "2", "--prefix", "an/"], &json);
+    let run = succeeded(&out);
+    // The progress line, once a second (a line each when stderr is not a terminal).
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(progress.lines().any(|l| l.starts_with("benchmark: 1 s, ") && l.contains(" ops/s, ") && l.contains(" MiB/s, 0 errors")), "{progress}");
     let svg = server.dir.join("plot.svg");
     let out = Command::new(env!("CARGO_BIN_EXE_corestore-bench")).args(["loadgen", "analyze"]).arg(&json).arg("--svg").arg(&svg).output().expect("analyze");
     let analyzed = succeeded(&out);
@@ -293,8 +297,13 @@ fn analyze_reprints_the_summary_and_plots() {
     assert_eq!(summary(&analyzed), summary(&run));
     let picture = std::fs::read_to_string(&svg).expect("the SVG");
     assert!(picture.starts_with("<svg") && picture.contains("GET") && picture.contains("<polyline"), "{}", &picture[..picture.len().min(300)]);
-    let series = op(&read_json(&json), "GET")["series_per_s"]["ops"].as_array().expect("series").len();
-    assert_eq!(series, 2, "one throughput point per second of a 2 s run");
+    let doc = read_json(&json);
+    let get = op(&doc, "GET");
+    let series: Vec<u64> = get["series_per_s"]["ops"].as_array().expect("series").iter().map(|v| v.as_u64().expect("count")).collect();
+    assert_eq!(series.len(), 2, "one throughput point per second of a 2 s run");
+    assert_eq!(series.iter().sum::<u64>(), count(get, "ops"), "the series adds up to the total");
+    let bytes: u64 = get["series_per_s"]["bytes"].as_array().expect("series").iter().map(|v| v.as_u64().expect("bytes")).sum();
+    assert_eq!(bytes, count(get, "bytes"));
 }
 
 /// A wrong secret key: every request fails, and the failures are counted, reported with the

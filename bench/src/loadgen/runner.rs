@@ -124,8 +124,18 @@ struct Slot {
 /// What the cores and the monitor share.
 struct Control {
     start: Instant,
+    /// The end of a timed phase. The cores check it themselves: the monitor sets `stop` only on
+    /// its next tick, and what completes in between must not count.
+    deadline: Option<Instant>,
     stop: AtomicBool,
     slots: Vec<Slot>,
+}
+
+impl Control {
+    /// Whether the phase is over at `now` (no new request, no more counting).
+    fn over(&self, now: Instant) -> bool {
+        self.stop.load(Ordering::Acquire) || self.deadline.is_some_and(|d| now >= d)
+    }
 }
 
 struct CoreResult {
@@ -142,7 +152,9 @@ pub fn run_phase(spec: &PhaseSpec) -> Result<PhaseResult, String> {
     assert!(!spec.target.hosts.is_empty(), "a phase needs a host");
     let cores = spec.cpus.len().min(spec.concurrency);
     let cpus = spec.cpus[..cores].to_vec();
-    let control = Arc::new(Control { start: Instant::now() + START_DELAY, stop: AtomicBool::new(false), slots: (0..cores).map(|_| Slot::default()).collect() });
+    let start = Instant::now() + START_DELAY;
+    let slots = (0..cores).map(|_| Slot::default()).collect();
+    let control = Arc::new(Control { start, deadline: spec.duration.map(|d| start + d), stop: AtomicBool::new(false), slots });
     let started_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64) + START_DELAY.as_millis() as u64;
     let done = AtomicBool::new(false);
     let (results, monitor) = std::thread::scope(|scope| {
@@ -308,7 +320,7 @@ async fn drive(shared: Rc<CoreShared>, c: usize, ring: Rc<engine::uring::Ring>) 
     let mut buf = RecvBuf::with_capacity(http::RECV_BUF_BYTES);
     let mut stream: Option<TcpStream> = None;
     let mut failures_in_a_row = 0;
-    while !shared.control.stop.load(Ordering::Acquire) && failures_in_a_row < CONNECTION_ERRORS_MAX {
+    while !shared.control.over(Instant::now()) && failures_in_a_row < CONNECTION_ERRORS_MAX {
         let Some(job) = shared.work.borrow_mut().next(&mut conn) else { return };
         if stream.is_none() {
             match TcpStream::connect(&ring, host.addr).await {
@@ -364,8 +376,8 @@ fn build(shared: &CoreShared, job: &Job, host: &str, out: &mut Vec<u8>) {
 /// succeeded. `host` names the server in error messages.
 fn settle(shared: &CoreShared, job: &Job, response: Result<&http::Response, &str>, conn: &mut ConnState, host: &str, (started, finished): (Instant, Instant)) -> bool {
     let outcome = shared.work.borrow_mut().complete(job, response, conn);
-    // What completes after the phase was stopped is not counted: it would stretch the window.
-    if shared.control.stop.load(Ordering::Acquire) {
+    // What completes after the phase ended is not counted: it would stretch the window.
+    if shared.control.over(finished) {
         return matches!(outcome, Outcome::Done { .. });
     }
     let at_s = finished.saturating_duration_since(shared.control.start).as_secs() as usize;
