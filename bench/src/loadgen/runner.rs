@@ -191,7 +191,6 @@ pub fn run_phase(spec: &PhaseSpec) -> Result<PhaseResult, String> {
 /// are done: (when it asked them to stop, why the phase ended).
 fn monitor(spec: &PhaseSpec, control: &Control, done: &AtomicBool) -> (Option<Instant>, StopReason) {
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let deadline = spec.duration.map(|d| control.start + d);
     let mut per_second_ops: Vec<u64> = Vec::new();
     let mut last = (0u64, 0u64, 0u64);
     let mut next_print = control.start + Duration::from_secs(1);
@@ -199,8 +198,8 @@ fn monitor(spec: &PhaseSpec, control: &Control, done: &AtomicBool) -> (Option<In
     while !done.load(Ordering::Acquire) {
         std::thread::sleep(MONITOR_TICK);
         let now = Instant::now();
-        if stop.is_none() && deadline.is_some_and(|d| now >= d) {
-            stop = Some((deadline.unwrap_or(now), StopReason::Duration));
+        if let Some(deadline) = control.deadline.filter(|&d| stop.is_none() && now >= d) {
+            stop = Some((deadline, StopReason::Duration));
             control.stop.store(true, Ordering::Release);
         }
         if now < next_print || stop.is_some() {
