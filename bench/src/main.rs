@@ -6,6 +6,7 @@
 //! `corestore-bench store`: the per-core store's puts, gets, index memory and start-up vs fio.
 //! `corestore-bench s3`: `corestore serve` vs nginx on the same objects, through the load
 //! generator (`loadgen`), and the server's memory per idle connection.
+//! `corestore-bench loadgen <mode>`: the warp-compatible load generator (`corestore loadgen`).
 
 #![allow(clippy::disallowed_methods)] // a benchmark measures wall time on purpose
 
@@ -48,6 +49,9 @@ enum Command {
     /// `corestore serve` vs nginx on loopback, same load generator: 4 KiB and 1 MiB GET, 4 KiB
     /// PUT (requests/s, GB/s, p99), and resident memory per idle keep-alive connection.
     S3(s3_bench::S3Args),
+    /// A warp-compatible S3 load generator on corestore's runtime (`loadgen get --help`).
+    #[command(subcommand)]
+    Loadgen(loadgen::cli::LoadgenCommand),
 }
 
 #[derive(clap::Args)]
@@ -90,6 +94,7 @@ fn main() {
         Command::Send(args) => send::bench_send(args),
         Command::Store(args) => store_bench::bench_store(args),
         Command::S3(args) => s3_bench::bench_s3(args),
+        Command::Loadgen(command) => loadgen::cli::run(command),
     };
     if let Err(e) = result {
         eprintln!("corestore-bench: {e}");

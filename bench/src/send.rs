@@ -35,7 +35,7 @@ const RECEIVE_BUFFER_BYTES: usize = 1 << 20;
 const MESSAGE_BYTES_MAX: usize = 1 << 20;
 /// A round counts only if other processes kept the machine's cpus at most this busy.
 const OTHER_LOAD_SHARE_MAX: f64 = 0.05;
-const _: () = assert!(FILE_BYTES % MESSAGE_BYTES_MAX as u64 == 0);
+const _: () = assert!(FILE_BYTES.is_multiple_of(MESSAGE_BYTES_MAX as u64));
 
 #[derive(clap::Args)]
 pub struct SendArgs {

@@ -62,7 +62,7 @@ const INDEX_BYTES_PER_OBJECT_GOAL: f64 = 32.0;
 /// Buffers of `batch_bytes` a store takes from the arena: one batch filling, one being written,
 /// and one for recovery's reads or the index checkpoint written at close.
 const BATCH_BUFFERS: usize = 3;
-const _: () = assert!(LARGE_BATCH_BYTES % SECTOR_SIZE == 0 && LARGE_BATCH_BYTES > LARGE_OBJECT_BYTES);
+const _: () = assert!(LARGE_BATCH_BYTES.is_multiple_of(SECTOR_SIZE) && LARGE_BATCH_BYTES > LARGE_OBJECT_BYTES);
 
 #[derive(clap::Args)]
 pub struct StoreArgs {
@@ -785,8 +785,8 @@ const COMPACTOR_MAX_LIVE_RATIO: f64 = 0.5;
 const COMPACTOR_IDLE: Duration = Duration::from_millis(1);
 /// Goal (store issue): put p99 with the compactor running at most this times the p99 without.
 const COMPACT_P99_RATIO_GOAL: f64 = 1.5;
-const _: () = assert!(COMPACT_SEGMENT_BYTES % COMPACT_BATCH_BYTES as u64 == 0);
-const _: () = assert!(COMPACT_BATCH_BYTES % SECTOR_SIZE == 0);
+const _: () = assert!(COMPACT_SEGMENT_BYTES.is_multiple_of(COMPACT_BATCH_BYTES as u64));
+const _: () = assert!(COMPACT_BATCH_BYTES.is_multiple_of(SECTOR_SIZE));
 
 /// One round of the compaction workload on one core.
 struct CompactRun {

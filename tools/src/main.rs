@@ -68,6 +68,14 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// A warp-compatible S3 load generator (`corestore loadgen get --help`): get, put, mixed,
+    /// stat, list, delete, multipart, and `analyze FILE.json`. Runs the corestore-bench binary
+    /// built beside this one (`cargo build --release -p bench`).
+    #[command(disable_help_flag = true)]
+    Loadgen {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Tools for tests and debugging.
     #[command(hide = true, subcommand)]
     Debug(Debug),
@@ -145,6 +153,7 @@ fn main() -> ExitCode {
         Command::Admin(Admin::User(cmd)) => report(admin_user(cmd)),
         Command::Doctor { cores } => doctor(cores),
         Command::Bench { args } => bench(args),
+        Command::Loadgen { args } => bench(std::iter::once("loadgen".to_string()).chain(args).collect()),
         Command::Debug(Debug::StoreLoad { dir, writers, keys, first_op }) => store_load(dir, writers, keys, first_op),
     }
 }
@@ -204,6 +213,7 @@ fn doctor(cores: Option<usize>) -> ExitCode {
     }
 }
 
+/// Replaces this process with `corestore-bench ARGS` (beside this binary, else on PATH).
 fn bench(args: Vec<String>) -> ExitCode {
     let exe = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("corestore-bench")));
     let exe = match exe {

@@ -6,11 +6,23 @@
 //! response, record its latency into the core's `hdrhistogram`. After a warm-up, requests that
 //! complete inside the measured window count; the cores' histograms are merged at the end.
 //!
-//! This is the seed of `corestore loadgen` (warp-compatible workloads, bench issue): today it
-//! knows GET and PUT of named keys, a fixed connection count, and a timed or fill-once run.
+//! This module's [`run`] is the fixed-workload driver of `corestore bench s3` (GET and PUT of
+//! named keys, a warm-up, a sampler). `corestore loadgen` (warp's modes, flags and report) is
+//! built from the same pieces: [`cli`] (modes and flags), [`runner`] (phases on the runtime),
+//! [`work`] (what each connection does next), [`request`] (requests as warp's client signs them),
+//! [`report`] and [`analyze`] (the JSON record, the summary, the plot).
 
+pub mod analyze;
+pub mod cli;
+pub mod control;
 pub mod http;
+pub mod op;
+pub mod report;
+pub mod request;
+pub mod runner;
 pub mod sign;
+pub mod stats;
+pub mod work;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;

@@ -17,6 +17,37 @@ pub struct Credentials {
     pub region: String,
 }
 
+/// What [`Signer::sign`] signs.
+pub struct SignInput<'a> {
+    pub method: &'a str,
+    /// Percent-encoded path, as sent.
+    pub path: &'a str,
+    /// Percent-encoded query without `?`, as sent ("" for none).
+    pub query: &'a str,
+    pub host: &'a str,
+    /// `x-amz-content-sha256`: `UNSIGNED-PAYLOAD`, a streaming mode, or a hex SHA-256.
+    pub payload: &'a str,
+    /// Other headers to sign, lowercase names.
+    pub extra: &'a [(&'a str, String)],
+}
+
+/// A signed request: the headers to send, and what a streaming body's chunk signatures chain from.
+pub struct Signed {
+    /// `x-amz-date`, `x-amz-content-sha256` and `Authorization`, each `name: value\r\n`.
+    pub headers: String,
+    pub signature: [u8; 32],
+    pub signing_key: [u8; 32],
+    pub date_time: String,
+    pub scope: String,
+}
+
+impl Signed {
+    /// The chunk signer of a `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` body sent with these headers.
+    pub fn chunk_signer(&self) -> s3front::chunked::ChunkSigner {
+        s3front::chunked::ChunkSigner::new(self.signing_key, &self.date_time, &self.scope, self.signature)
+    }
+}
+
 /// One core's signer (not `Sync`: each core clones its own).
 pub struct Signer {
     credentials: Credentials,
@@ -30,26 +61,53 @@ impl Signer {
     }
 
     /// The headers that sign `method path` for `host` at `unix_s`, each as `name: value\r\n`,
-    /// appended to `out`.
+    /// appended to `out` (UNSIGNED-PAYLOAD, no query, no other signed header).
     pub fn append_headers(&self, out: &mut Vec<u8>, method: &str, path: &str, host: &str, unix_s: i64) {
+        let signed = self.sign(&SignInput { method, path, query: "", host, payload: UNSIGNED_PAYLOAD, extra: &[] }, unix_s);
+        out.extend_from_slice(signed.headers.as_bytes());
+    }
+
+    /// Signs a request: `extra` are further headers to sign (lowercase names, already in the
+    /// request or added by the caller from [`Signed::headers`]), `payload` is the
+    /// `x-amz-content-sha256` value. The answer carries what a streaming body chains from.
+    pub fn sign(&self, input: &SignInput, unix_s: i64) -> Signed {
         let date_time = amz_date(unix_s);
         let day = &date_time[..8];
         let key = self.key_for(day);
-        let signed_headers = "host;x-amz-content-sha256;x-amz-date";
+        let mut names: Vec<(&str, &str)> = Vec::with_capacity(input.extra.len() + 3);
+        names.push(("host", input.host));
+        names.push(("x-amz-content-sha256", input.payload));
+        names.push(("x-amz-date", &date_time));
+        names.extend(input.extra.iter().map(|(n, v)| (*n, v.as_str())));
+        names.sort_unstable_by_key(|(n, _)| *n);
+        let mut canonical_headers = String::with_capacity(256);
+        let mut signed_headers = String::with_capacity(96);
+        for (n, v) in &names {
+            debug_assert!(n.bytes().all(|b| !b.is_ascii_uppercase()), "signed header names are lowercase: {n}");
+            let _ = writeln!(canonical_headers, "{n}:{}", v.trim());
+            if !signed_headers.is_empty() {
+                signed_headers.push(';');
+            }
+            signed_headers.push_str(n);
+        }
         let canonical_request = format!(
-            "{method}\n{}\n{}\nhost:{host}\nx-amz-content-sha256:{UNSIGNED_PAYLOAD}\nx-amz-date:{date_time}\n\n{signed_headers}\n{UNSIGNED_PAYLOAD}",
-            canonical_uri(path),
-            canonical_query("", None),
+            "{}\n{}\n{}\n{canonical_headers}\n{signed_headers}\n{}",
+            input.method,
+            canonical_uri(input.path),
+            canonical_query(input.query, None),
+            input.payload,
         );
         let scope = format!("{day}/{}/{SERVICE}/{SCOPE_TERMINATOR}", self.credentials.region);
-        let signature = hex(&hmac_sha256(&key, string_to_sign(&date_time, &scope, &canonical_request).as_bytes()));
+        let signature = hmac_sha256(&key, string_to_sign(&date_time, &scope, &canonical_request).as_bytes());
         let mut headers = String::with_capacity(256);
         let _ = write!(
             headers,
-            "x-amz-date: {date_time}\r\nx-amz-content-sha256: {UNSIGNED_PAYLOAD}\r\nAuthorization: {ALGORITHM} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}\r\n",
-            self.credentials.access_key
+            "x-amz-date: {date_time}\r\nx-amz-content-sha256: {}\r\nAuthorization: {ALGORITHM} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={}\r\n",
+            input.payload,
+            self.credentials.access_key,
+            hex(&signature),
         );
-        out.extend_from_slice(headers.as_bytes());
+        Signed { headers, signature, signing_key: key, date_time, scope }
     }
 
     fn key_for(&self, day: &str) -> [u8; 32] {
