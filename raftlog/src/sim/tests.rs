@@ -167,6 +167,26 @@ fn settled_leader(world: &mut World) -> Result<usize, Violation> {
     Ok(world.leader().expect("a quiet cluster elects a leader within a second"))
 }
 
+/// Runs up to two virtual seconds, a millisecond at a time, until a node other than `old` leads.
+fn other_leader(world: &mut World, old: usize) -> Result<Option<usize>, Violation> {
+    for _ in 0..2_000 {
+        world.run_for(1_000)?;
+        if let Some(leader) = world.leader().filter(|&leader| leader != old) {
+            return Ok(Some(leader));
+        }
+    }
+    Ok(None)
+}
+
+/// Invokes `op` at `node` and runs until it has an answer.
+fn invoke_and_wait(world: &mut World, node: usize, op: KvOp) -> Result<(), Violation> {
+    let call = world.invoke(node, op);
+    while world.result(call).is_none() {
+        world.run_for(500)?;
+    }
+    Ok(())
+}
+
 /// A voter answers, crashes before its vote is durable, comes back with no vote and votes again
 /// in the same term for someone else: two leaders in one term.
 fn votes_not_persisted(bugs: Bugs) -> Result<(), Violation> {
@@ -303,19 +323,8 @@ fn lease_read_after_partition(follower_tick_us: u64) -> Result<Option<KvResult>,
         world.set_tick_us(node, follower_tick_us);
     }
     world.isolate(old);
-    let mut new = None;
-    for _ in 0..2_000 {
-        world.run_for(1_000)?;
-        new = world.leader().filter(|&leader| leader != old);
-        if new.is_some() {
-            break;
-        }
-    }
-    let new = new.expect("scenario: the majority elects a leader");
-    let second = world.invoke(new, KvOp::Put { key: 0, value: 2 });
-    while world.result(second).is_none() {
-        world.run_for(500)?;
-    }
+    let new = other_leader(&mut world, old)?.expect("scenario: the majority elects a leader");
+    invoke_and_wait(&mut world, new, KvOp::Put { key: 0, value: 2 })?;
     let read = world.invoke(old, KvOp::Get { key: 0 });
     world.run_for(100_000)?;
     let answer = world.result(read);
@@ -352,19 +361,8 @@ fn lease_read_after_stall(tick_catch_up: bool) -> Result<Option<KvResult>, Viola
     assert_eq!(world.result(first), Some(KvResult::Done));
     world.pause(old, 2_000_000);
     world.isolate(old);
-    let mut new = None;
-    for _ in 0..2_000 {
-        world.run_for(1_000)?;
-        new = world.leader().filter(|&leader| leader != old);
-        if new.is_some() {
-            break;
-        }
-    }
-    let new = new.expect("scenario: the others elect a leader while the old one stalls");
-    let second = world.invoke(new, KvOp::Put { key: 0, value: 2 });
-    while world.result(second).is_none() {
-        world.run_for(500)?;
-    }
+    let new = other_leader(&mut world, old)?.expect("scenario: the others elect a leader while the old one stalls");
+    invoke_and_wait(&mut world, new, KvOp::Put { key: 0, value: 2 })?;
     let read = world.invoke(old, KvOp::Get { key: 0 });
     world.run_for(2_500_000)?;
     let answer = world.result(read);
