@@ -113,6 +113,13 @@ pub fn write_canonical_query(out: &mut String, raw_query: &str, skip_name: Optio
 
 /// Trims the value and collapses inner runs of spaces and tabs into one space.
 fn normalize_header_value(value: &str, out: &mut String) {
+    let value = value.trim_matches([' ', '\t']);
+    // Most values have no run of blanks and no tab: copy them whole rather than char by char.
+    let squeeze = value.as_bytes().windows(2).any(|w| w[0] == b' ' && w[1] == b' ') || value.contains('\t');
+    if !squeeze {
+        out.push_str(value);
+        return;
+    }
     let mut pending_space = false;
     for c in value.trim_matches([' ', '\t']).chars() {
         if c == ' ' || c == '\t' {
@@ -142,11 +149,13 @@ pub fn write_canonical_headers<'n>(
     headers: &dyn super::HeaderList,
     signed_names: impl Iterator<Item = &'n str>,
 ) -> Result<(), &'n str> {
+    // Once, not once per signed name: each lookup below scans every header.
+    let pairs: Vec<(&str, &str)> = super::header_pairs(headers).collect();
     for name in signed_names {
         out.push_str(name);
         out.push(':');
         let mut found = false;
-        for (_, value) in super::header_pairs(headers).filter(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        for (_, value) in pairs.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)) {
             if found {
                 out.push(',');
             }
