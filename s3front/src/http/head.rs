@@ -113,13 +113,20 @@ impl RequestHead {
     /// The first value of the header `name`, which must be lowercase.
     pub fn header(&self, name: &str) -> Option<&str> {
         assert_lowercase(name);
-        self.headers().find(|(n, _)| *n == name).map(|(_, v)| v)
+        let &[_, value, end] = self.headers.iter().find(|span| self.names(span, name))?;
+        Some(&self.text[value as usize..end as usize])
+    }
+
+    /// Whether the header at `span` is named `name`. Lengths first: most names differ in length,
+    /// and then no bytes are compared.
+    fn names(&self, &[start, end, _]: &[u32; 3], name: &str) -> bool {
+        (end - start) as usize == name.len() && self.text.as_bytes()[start as usize..end as usize] == *name.as_bytes()
     }
 
     /// Every value of the header `name` (lowercase), in the order received.
     pub fn headers_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         assert_lowercase(name);
-        self.headers().filter(move |(n, _)| *n == name).map(|(_, v)| v)
+        self.headers.iter().filter(move |span| self.names(span, name)).map(|&[_, value, end]| &self.text[value as usize..end as usize])
     }
 
     /// All headers as (lowercase name, trimmed value), in the order received.
@@ -295,7 +302,8 @@ fn headers_from(raw: &[httparse::Header<'_>], text: &mut String) -> Result<Vec<[
             return Err(HttpError::HeaderNotUtf8 { name: header.name.to_ascii_lowercase() });
         };
         let name_start = text.len() as u32;
-        text.extend(header.name.chars().map(|c| c.to_ascii_lowercase()));
+        text.push_str(header.name);
+        text[name_start as usize..].make_ascii_lowercase();
         let value_start = text.len() as u32;
         text.push_str(value.trim_matches([' ', '\t']));
         headers.push([name_start, value_start, text.len() as u32]);
