@@ -44,6 +44,8 @@
 
 mod conf;
 pub mod config;
+pub mod driver;
+pub mod durable;
 mod election;
 pub mod error;
 mod log;
@@ -61,6 +63,8 @@ pub mod types;
 pub mod sim;
 
 pub use config::{Bugs, Config};
+pub use driver::{Driver, DriverStats, LocalBus, Transport};
+pub use durable::DurableStorage;
 pub use error::{ProposeError, StepError};
 pub use membership::{ConfChange, Membership};
 pub use node::{RawNode, Ready};

@@ -201,6 +201,12 @@ impl<E: Env> Store<E> {
         self.append("raft append", &recs).await
     }
 
+    /// Bytes of one batch: a caller splitting its records across batches needs it (every frame
+    /// takes at least a sector, `record::frame_len`).
+    pub fn batch_bytes(&self) -> usize {
+        self.inner.config.batch_bytes
+    }
+
     /// Group `group`'s live entries and last hard state, as durable (a copy).
     pub fn raft_group(&self, group: u64) -> Option<RaftGroup> {
         self.inner.raft.borrow().group(group).cloned()

@@ -1,0 +1,264 @@
+//! `DurableStorage`: one group's log on the core's shared segment log (the engine store's Raft
+//! records, engine/src/store/raft.rs).
+//!
+//! The core reads storage synchronously, so every term and the recent tail of entries live in
+//! memory; the store holds every live entry durably. `stage` applies a `Ready` to the in-memory
+//! view at once (the core's contract: storage *shows* what the last `Ready` handed out) and
+//! queues the records the driver writes, with every other group's, in one store batch.
+//!
+//! Entries older than the cached tail answer `Unavailable`: the storage remembers the lowest one
+//! asked for, and the driver reads a run of them from the store (`fetch`) before the next turn;
+//! the core retries (apply on a later `Ready`, replication on the next heartbeat answer).
+//!
+//! Not yet: snapshots and log compaction (the store has no record for a group's snapshot yet),
+//! so the log starts at index 1 and a leader never needs to send a snapshot.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+
+use engine::Env;
+use engine::store::{RaftHardState, RaftRecord, Store, StoreError};
+
+use crate::storage::{Snapshot, SnapshotMeta, Storage, StorageError};
+use crate::types::{Entry, EntryKind, GroupId, HardState, Index, Term};
+
+/// Entries kept in memory behind the last one, however far apply lags: the synchronous tail.
+pub const CACHED_ENTRIES_MAX: usize = 4096;
+/// Entries one `fetch` reads from the store.
+pub const FETCH_ENTRIES_MAX: usize = 1024;
+const _: () = assert!(FETCH_ENTRIES_MAX <= CACHED_ENTRIES_MAX);
+
+/// A record queued for the driver's next store batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Staged {
+    Truncate { from_index: Index },
+    Entry(Entry),
+    HardState { state: HardState, commit: Index },
+}
+
+pub struct DurableStorage {
+    group: GroupId,
+    hard_state: HardState,
+    /// Term of every live entry, from index 1.
+    terms: Vec<Term>,
+    /// Entries `cache_first..=last_index()`.
+    cache: VecDeque<Entry>,
+    /// The lowest entry asked for and not in the cache.
+    wanted: Cell<Option<Index>>,
+    staged: Vec<Staged>,
+    /// Conflicting suffixes dropped (Truncate records staged), for tests and stats.
+    truncations: u64,
+}
+
+fn kind_byte(kind: EntryKind) -> u8 {
+    match kind {
+        EntryKind::Noop => 0,
+        EntryKind::Normal => 1,
+        EntryKind::ConfChange => 2,
+    }
+}
+
+fn kind_of(meta: &[u8]) -> Option<EntryKind> {
+    match meta {
+        [0] => Some(EntryKind::Noop),
+        [1] => Some(EntryKind::Normal),
+        [2] => Some(EntryKind::ConfChange),
+        _ => None,
+    }
+}
+
+impl DurableStorage {
+    /// Rebuilds group `group`'s storage from what the store recovered: every term, the hard
+    /// state, and the last `CACHED_ENTRIES_MAX` entries read back (each verified by the store).
+    /// Everything shown here was synced, so the core may treat it as persisted.
+    pub async fn open<E: Env>(store: &Store<E>, group: GroupId) -> Result<DurableStorage, StoreError> {
+        let mut storage = DurableStorage {
+            group,
+            hard_state: HardState::default(),
+            terms: Vec::new(),
+            cache: VecDeque::new(),
+            wanted: Cell::new(None),
+            staged: Vec::new(),
+            truncations: 0,
+        };
+        let Some(durable) = store.raft_group(group) else { return Ok(storage) };
+        if let Some(hs) = durable.hard_state {
+            storage.hard_state = HardState { term: hs.term, vote: (hs.vote != 0).then_some(hs.vote) };
+        }
+        for (n, (index, entry)) in durable.entries.iter().enumerate() {
+            // Without snapshots the log starts at 1; the store keeps it contiguous.
+            assert_eq!(*index, n as Index + 1, "group {group}: the durable log must start at 1 and be contiguous");
+            storage.terms.push(entry.term);
+        }
+        let last = storage.terms.len() as Index;
+        let first_cached = last.saturating_sub(CACHED_ENTRIES_MAX as Index) + 1;
+        for index in first_cached..=last {
+            storage.cache.push_back(read_entry(store, group, index).await?);
+        }
+        Ok(storage)
+    }
+
+    pub fn group(&self) -> GroupId {
+        self.group
+    }
+
+    fn cache_first(&self) -> Index {
+        self.last_index() + 1 - self.cache.len() as Index
+    }
+
+    /// Applies one `Ready`'s hard state and entries to the view at once and queues them for the
+    /// driver's batch: a conflicting suffix first as a Truncate, then the entries, then the hard
+    /// state (with `commit`, for tools; the core relearns commit from the leader).
+    pub fn stage(&mut self, hard_state: Option<HardState>, entries: &[Entry], commit: Index) {
+        if let Some(first) = entries.first() {
+            assert!(first.index >= 1);
+            assert!(first.index <= self.last_index() + 1, "entries must continue or overwrite the log");
+            if first.index <= self.last_index() {
+                self.staged.push(Staged::Truncate { from_index: first.index });
+                self.truncations += 1;
+                let keep = (first.index - self.cache_first().min(first.index)) as usize;
+                self.cache.truncate(keep);
+                self.terms.truncate(first.index as usize - 1);
+            }
+            for entry in entries {
+                assert_eq!(entry.index, self.last_index() + 1);
+                self.terms.push(entry.term);
+                self.cache.push_back(entry.clone());
+                self.staged.push(Staged::Entry(entry.clone()));
+            }
+        }
+        if let Some(state) = hard_state {
+            assert!(state.term >= self.hard_state.term);
+            self.hard_state = state;
+            self.staged.push(Staged::HardState { state, commit });
+        }
+        self.trim(CACHED_ENTRIES_MAX);
+    }
+
+    /// Drops cached entries beyond `keep` behind the last one (they stay in the store).
+    fn trim(&mut self, keep: usize) {
+        while self.cache.len() > keep {
+            self.cache.pop_front();
+        }
+    }
+
+    /// Whether records wait for the driver's batch.
+    pub fn has_staged(&self) -> bool {
+        !self.staged.is_empty()
+    }
+
+    /// The queued records; the driver writes them (with other groups') in one batch.
+    pub fn take_staged(&mut self) -> Vec<Staged> {
+        std::mem::take(&mut self.staged)
+    }
+
+    /// Reads entries the core asked for and the cache no longer held (at most
+    /// `FETCH_ENTRIES_MAX`, up to the cached tail) and puts them back in front of it.
+    pub async fn fetch<E: Env>(&mut self, store: &Store<E>) -> Result<usize, StoreError> {
+        let Some(wanted) = self.wanted.take() else { return Ok(0) };
+        let first = self.cache_first();
+        if wanted >= first {
+            return Ok(0);
+        }
+        let lo = wanted.max(first.saturating_sub(FETCH_ENTRIES_MAX as Index)).max(1);
+        let mut run = Vec::with_capacity((first - lo) as usize);
+        for index in lo..first {
+            run.push(read_entry(store, self.group, index).await?);
+        }
+        // Only a `stage` changes the log, and the driver never stages while it fetches.
+        assert_eq!(self.cache_first(), first);
+        for entry in run.into_iter().rev() {
+            self.cache.push_front(entry);
+        }
+        Ok((first - lo) as usize)
+    }
+
+    /// Whether the core asked for an entry that is not in memory.
+    pub fn wants_fetch(&self) -> bool {
+        self.wanted.get().is_some()
+    }
+
+    pub fn truncations(&self) -> u64 {
+        self.truncations
+    }
+
+    /// Entries cached in memory (for tests and stats).
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
+    fn want(&self, index: Index) {
+        let lowest = self.wanted.get().map_or(index, |w| w.min(index));
+        self.wanted.set(Some(lowest));
+    }
+}
+
+/// The store record of a queued one; `buf` holds the kind byte each entry's meta borrows.
+pub fn record_of<'a>(group: GroupId, staged: &'a Staged, kind: &'a [u8; 1]) -> RaftRecord<'a> {
+    match staged {
+        Staged::Truncate { from_index } => RaftRecord::Truncate { group, from_index: *from_index },
+        Staged::Entry(entry) => RaftRecord::Entry { group, term: entry.term, index: entry.index, meta: kind, data: &entry.payload },
+        Staged::HardState { state, commit } => {
+            RaftRecord::HardState { group, state: RaftHardState { term: state.term, vote: state.vote.unwrap_or(0), commit: *commit } }
+        }
+    }
+}
+
+/// The kind byte stored as an entry's metadata.
+pub fn kind_meta(staged: &Staged) -> [u8; 1] {
+    match staged {
+        Staged::Entry(entry) => [kind_byte(entry.kind)],
+        _ => [0],
+    }
+}
+
+async fn read_entry<E: Env>(store: &Store<E>, group: GroupId, index: Index) -> Result<Entry, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt { path: "raft log".into(), offset: 0, what: format!("group {group} entry {index}: {what}") };
+    let (term, object) = store.read_raft_entry(group, index).await?.ok_or_else(|| corrupt("not in the store"))?;
+    let kind = kind_of(object.meta()).ok_or_else(|| corrupt("unknown entry kind"))?;
+    Ok(Entry { term, index, kind, payload: object.data().into() })
+}
+
+impl Storage for DurableStorage {
+    fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    fn snapshot_meta(&self) -> SnapshotMeta {
+        SnapshotMeta::default()
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, StorageError> {
+        Ok(Snapshot::default())
+    }
+
+    fn first_index(&self) -> Index {
+        1
+    }
+
+    fn last_index(&self) -> Index {
+        self.terms.len() as Index
+    }
+
+    fn term(&self, index: Index) -> Result<Term, StorageError> {
+        if index == 0 {
+            return Ok(0);
+        }
+        self.terms.get(index as usize - 1).copied().ok_or(StorageError::Unavailable { index })
+    }
+
+    fn entries(&self, lo: Index, hi: Index, out: &mut Vec<Entry>) -> Result<(), StorageError> {
+        assert!(lo >= 1);
+        assert!(lo <= hi);
+        if hi > self.last_index() + 1 {
+            return Err(StorageError::Unavailable { index: hi - 1 });
+        }
+        let first = self.cache_first();
+        if lo < first {
+            self.want(lo);
+            return Err(StorageError::Unavailable { index: lo });
+        }
+        out.extend(self.cache.range((lo - first) as usize..(hi - first) as usize).cloned());
+        Ok(())
+    }
+}
