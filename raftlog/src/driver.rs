@@ -27,6 +27,8 @@ use crate::types::{Entry, GroupId, Message, NodeId};
 
 /// Messages waiting for one node; more are dropped (Raft retries whatever matters).
 pub const INBOX_MESSAGES_MAX: usize = 65536;
+/// Turns per wake-up of `run` before it looks at the timer again.
+pub const TURNS_PER_WAKEUP_MAX: usize = 16;
 /// Bytes of key field the store adds to every Raft record (`u16 0`).
 const RAFT_KEY_FIELD_BYTES: usize = 2;
 
@@ -110,6 +112,8 @@ pub struct DriverStats {
 /// What a group still owes the network and itself once the turn's write is durable.
 struct AfterPersist {
     group: GroupId,
+    /// The `Ready` held anything (so another turn may find more to do).
+    busy: bool,
     messages: Vec<Message>,
     last: Option<(u64, u64)>,
 }
@@ -186,7 +190,7 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
             let ready = node.take_ready();
             after.push(stage_ready(group, node, ready, &self.bus, &mut self.applied));
         }
-        let busy = !after.is_empty();
+        let busy = after.iter().any(|a| a.busy);
         self.write_staged().await?;
         for a in after {
             for message in a.messages {
@@ -246,11 +250,13 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
         Ok(())
     }
 
-    /// Runs until `stop()` says so: a tick every `tick_period` from the runtime's timer (catching
-    /// up after a stall before anything else), a turn whenever messages arrive or a tick fired.
-    pub async fn run(&mut self, tick_period: Duration, stop: impl Fn(&Self) -> bool) -> Result<(), StoreError> {
+    /// The driver's loop: a tick every `tick_period` from the runtime's timer (caught up after
+    /// a stall before anything else), turns whenever messages arrive or a tick fired, until
+    /// quiet. `each` runs between turns, when every write so far is durable (the place to
+    /// propose, take applied entries, read stats); it returns false to stop.
+    pub async fn run(&mut self, tick_period: Duration, mut each: impl FnMut(&mut Self) -> bool) -> Result<(), StoreError> {
         let mut next_tick = engine::time::now().saturating_add(tick_period);
-        while !stop(self) {
+        while each(self) {
             let mut sleep = std::pin::pin!(engine::sleep_until(next_tick));
             let (bus, node) = (self.bus.clone(), self.node);
             std::future::poll_fn(|cx| {
@@ -266,7 +272,12 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
                 self.tick();
                 next_tick = next_tick.saturating_add(tick_period);
             }
-            while self.turn().await? {}
+            // Bounded, so a group that keeps reporting work cannot starve the timer.
+            for _ in 0..TURNS_PER_WAKEUP_MAX {
+                if !self.turn().await? {
+                    break;
+                }
+            }
         }
         Ok(())
     }
@@ -291,6 +302,12 @@ fn stage_ready<T: Transport>(
     // Snapshots need a store record for a group's snapshot, not built yet; without compaction
     // no leader sends one.
     assert!(ready.snapshot.is_none() && ready.snapshot_chunks.is_empty(), "group {group}: snapshots are not supported yet");
+    let busy = !ready.messages.is_empty()
+        || !ready.messages_after_persist.is_empty()
+        || !ready.entries.is_empty()
+        || ready.hard_state.is_some()
+        || !ready.committed_entries.is_empty()
+        || !ready.read_states.is_empty();
     for message in ready.messages {
         bus.send(message);
     }
@@ -300,5 +317,5 @@ fn stage_ready<T: Transport>(
         applied.entry(group).or_default().extend(ready.committed_entries);
     }
     let last = ready.entries.last().map(|e| (e.index, e.term));
-    AfterPersist { group, messages: ready.messages_after_persist, last }
+    AfterPersist { group, busy, messages: ready.messages_after_persist, last }
 }
