@@ -18,8 +18,9 @@ fn dir(name: &str) -> PathBuf {
 
 fn runtime() -> RuntimeConfig {
     let mut c = RuntimeConfig::cores(1).expect("one core");
-    c.arena =
-        ArenaConfig { classes: vec![ClassConfig { size_bytes: SECTOR_SIZE, count: 256 }, ClassConfig { size_bytes: BATCH_BYTES, count: 4 }] };
+    c.arena = ArenaConfig {
+        classes: vec![ClassConfig { size_bytes: SECTOR_SIZE, count: 256 }, ClassConfig { size_bytes: BATCH_BYTES, count: 4 }],
+    };
     c
 }
 
@@ -38,10 +39,10 @@ fn payload(group: u64, index: u64, term: u64) -> Vec<u8> {
 }
 
 /// Runs `f` on one core with the store in `dir` open; no close (ends as a crash would).
-fn with_store<T: 'static>(dir: &Path, f: impl Fn(Store<engine::LinuxEnv>) -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + Sync + 'static) -> T
-where
-    T: Send,
-{
+fn with_store<T: Send + 'static>(
+    dir: &Path,
+    f: impl Fn(Store<engine::LinuxEnv>) -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + Sync + 'static,
+) -> T {
     let f = std::sync::Arc::new(f);
     let out = engine::run(runtime(), move |core: engine::Core<()>| {
         let (dir, f) = (dir.to_path_buf(), f.clone());

@@ -63,7 +63,6 @@ impl LocalBus {
             list.push(node);
         }
     }
-
 }
 
 impl Transport for Rc<LocalBus> {

@@ -213,7 +213,8 @@ pub fn kind_meta(staged: &Staged) -> [u8; 1] {
 }
 
 async fn read_entry<E: Env>(store: &Store<E>, group: GroupId, index: Index) -> Result<Entry, StoreError> {
-    let corrupt = |what: &str| StoreError::Corrupt { path: "raft log".into(), offset: 0, what: format!("group {group} entry {index}: {what}") };
+    let corrupt =
+        |what: &str| StoreError::Corrupt { path: "raft log".into(), offset: 0, what: format!("group {group} entry {index}: {what}") };
     let (term, object) = store.read_raft_entry(group, index).await?.ok_or_else(|| corrupt("not in the store"))?;
     let kind = kind_of(object.meta()).ok_or_else(|| corrupt("unknown entry kind"))?;
     Ok(Entry { term, index, kind, payload: object.data().into() })

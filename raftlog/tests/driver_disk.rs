@@ -254,7 +254,10 @@ fn torn_unacknowledged_batch_is_cut_and_never_shown() {
         let tail = node.store().stats().bytes_written;
         // The next turn's batch: three entries staged and written, as the driver does; then
         // (below) torn as if power failed mid-write, so nothing of it was acknowledged.
-        node.group_mut(1).expect("group").propose(vec![b"x1".to_vec().into(), b"x2".to_vec().into(), b"x3".to_vec().into()]).expect("propose");
+        node.group_mut(1)
+            .expect("group")
+            .propose(vec![b"x1".to_vec().into(), b"x2".to_vec().into(), b"x3".to_vec().into()])
+            .expect("propose");
         node.turn().await.expect("turn");
         (acked, tail)
     });

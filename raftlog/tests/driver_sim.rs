@@ -25,7 +25,7 @@ const GROUPS: u64 = 3;
 const BATCH_BYTES: usize = 128 << 10;
 /// Rounds the restarted cluster may take to apply every acknowledged entry again.
 const ROUNDS_AFTER_MAX: u64 = 20_000;
-const SEEDS_DEFAULT: u64 = 40;
+const SEEDS_DEFAULT: u64 = 100;
 const TICK: Duration = Duration::from_micros(500);
 
 type Node = Driver<SimEnv, Rc<LocalBus>>;
@@ -68,7 +68,12 @@ async fn open_cluster(env: &SimEnv, bus: &Rc<LocalBus>, seed: u64) -> Result<Vec
 /// interleave as on a real core. Each node, between turns: records its hard states (every write
 /// so far is durable), takes applied entries (a leader's count as acknowledged), and proposes
 /// now and then if it leads. Runs until `stop` is set.
-fn spawn_nodes(nodes: Vec<Node>, promised: &Rc<RefCell<Promised>>, seed: u64, stop: &Rc<std::cell::Cell<bool>>) -> Vec<engine::JoinHandle<()>> {
+fn spawn_nodes(
+    nodes: Vec<Node>,
+    promised: &Rc<RefCell<Promised>>,
+    seed: u64,
+    stop: &Rc<std::cell::Cell<bool>>,
+) -> Vec<engine::JoinHandle<()>> {
     nodes
         .into_iter()
         .map(|mut node| {

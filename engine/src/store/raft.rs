@@ -166,21 +166,6 @@ pub(super) fn assert_entry_order(index: &RaftIndex, records: impl Iterator<Item 
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn truncation_ranges() {
-        let check = |range, from, expected| assert_eq!(truncated(range, from), expected, "{range:?} from {from}");
-        check(None, 3, None);
-        check(Some((1, 5)), 3, Some((1, 2)));
-        check(Some((1, 5)), 1, None);
-        check(Some((4, 5)), 2, None);
-        check(Some((1, 5)), 9, Some((1, 5)));
-    }
-}
-
 use super::{Object, Rec, Store, StoreError, split_key_field};
 use crate::env::{Env, File};
 
@@ -254,4 +239,19 @@ fn rec_of<'a>(record: &RaftRecord<'a>, vote: &'a [u8; HARD_STATE_DATA_BYTES]) ->
         RaftRecord::HardState { group, state } => (Kind::HardState, RaftTag { group, term: state.term, index: state.commit }, &[], vote),
     };
     Rec { kind, bucket: &[], key: &[], meta, data, expect: None, raft: Some(tag) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_ranges() {
+        let check = |range, from, expected| assert_eq!(truncated(range, from), expected, "{range:?} from {from}");
+        check(None, 3, None);
+        check(Some((1, 5)), 3, Some((1, 2)));
+        check(Some((1, 5)), 1, None);
+        check(Some((4, 5)), 2, None);
+        check(Some((1, 5)), 9, Some((1, 5)));
+    }
 }
