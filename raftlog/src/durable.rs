@@ -6,9 +6,11 @@
 //! view at once (the core's contract: storage *shows* what the last `Ready` handed out) and
 //! queues the records the driver writes, with every other group's, in one store batch.
 //!
-//! Entries older than the cached tail answer `Unavailable`: the storage remembers the lowest one
-//! asked for, and the driver reads a run of them from the store (`fetch`) before the next turn;
-//! the core retries (apply on a later `Ready`, replication on the next heartbeat answer).
+//! Entries older than the cached tail answer `Unavailable`: the storage remembers the request
+//! with the lowest start, and the driver reads that run from the store (`fetch`, at most
+//! `FETCH_ENTRIES_MAX`, into a side buffer the next fetch replaces) after the turn's write; the
+//! core retries (apply on a later `Ready`, replication on the next heartbeat answer). One run at
+//! a time keeps memory bounded; a follower far behind and a lagging apply take turns.
 //!
 //! Not yet: snapshots and log compaction (the store has no record for a group's snapshot yet),
 //! so the log starts at index 1 and a leader never needs to send a snapshot.
@@ -24,9 +26,12 @@ use crate::types::{Entry, EntryKind, GroupId, HardState, Index, Term};
 
 /// Entries kept in memory behind the last one, however far apply lags: the synchronous tail.
 pub const CACHED_ENTRIES_MAX: usize = 4096;
-/// Entries one `fetch` reads from the store.
+/// Entries one `fetch` reads from the store: at least the most the core asks for at once (a
+/// batch to apply, an AppendEntries message), so any one request can be met.
 pub const FETCH_ENTRIES_MAX: usize = 1024;
 const _: () = assert!(FETCH_ENTRIES_MAX <= CACHED_ENTRIES_MAX);
+const _: () = assert!(FETCH_ENTRIES_MAX >= crate::config::APPLY_BATCH_MAX);
+const _: () = assert!(FETCH_ENTRIES_MAX >= crate::config::APPEND_ENTRIES_MAX);
 
 /// A record queued for the driver's next store batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,8 +48,12 @@ pub struct DurableStorage {
     terms: Vec<Term>,
     /// Entries `cache_first..=last_index()`.
     cache: VecDeque<Entry>,
-    /// The lowest entry asked for and not in the cache.
-    wanted: Cell<Option<Index>>,
+    /// The request (lo..hi) with the lowest `lo` that memory could not meet.
+    wanted: Cell<Option<(Index, Index)>>,
+    /// A run of older entries read back for such a request: `fetched_first..` (replaced by the
+    /// next fetch, dropped by a truncation).
+    fetched: Vec<Entry>,
+    fetched_first: Index,
     staged: Vec<Staged>,
     /// Conflicting suffixes dropped (Truncate records staged), for tests and stats.
     truncations: u64,
@@ -78,6 +87,8 @@ impl DurableStorage {
             terms: Vec::new(),
             cache: VecDeque::new(),
             wanted: Cell::new(None),
+            fetched: Vec::new(),
+            fetched_first: 0,
             staged: Vec::new(),
             truncations: 0,
         };
@@ -115,6 +126,7 @@ impl DurableStorage {
             assert!(first.index <= self.last_index() + 1, "entries must continue or overwrite the log");
             if first.index <= self.last_index() {
                 self.staged.push(Staged::Truncate { from_index: first.index });
+                self.fetched.clear();
                 self.truncations += 1;
                 let keep = (first.index - self.cache_first().min(first.index)) as usize;
                 self.cache.truncate(keep);
@@ -152,25 +164,36 @@ impl DurableStorage {
         std::mem::take(&mut self.staged)
     }
 
-    /// Reads entries the core asked for and the cache no longer held (at most
-    /// `FETCH_ENTRIES_MAX`, up to the cached tail) and puts them back in front of it.
+    /// Reads the entries of the lowest request memory could not meet (the part below the
+    /// cached tail, at most `FETCH_ENTRIES_MAX`) into the fetched run; the core's retry finds
+    /// them there.
     pub async fn fetch<E: Env>(&mut self, store: &Store<E>) -> Result<usize, StoreError> {
-        let Some(wanted) = self.wanted.take() else { return Ok(0) };
+        let Some((lo, hi)) = self.wanted.take() else { return Ok(0) };
         let first = self.cache_first();
-        if wanted >= first {
+        let hi = hi.min(first).min(lo + FETCH_ENTRIES_MAX as Index);
+        if lo >= hi {
             return Ok(0);
         }
-        let lo = wanted.max(first.saturating_sub(FETCH_ENTRIES_MAX as Index)).max(1);
-        let mut run = Vec::with_capacity((first - lo) as usize);
-        for index in lo..first {
+        let mut run = Vec::with_capacity((hi - lo) as usize);
+        for index in lo..hi {
             run.push(read_entry(store, self.group, index).await?);
         }
         // Only a `stage` changes the log, and the driver never stages while it fetches.
         assert_eq!(self.cache_first(), first);
-        for entry in run.into_iter().rev() {
-            self.cache.push_front(entry);
+        self.fetched = run;
+        self.fetched_first = lo;
+        Ok((hi - lo) as usize)
+    }
+
+    /// Whether `lo..hi` can be served from memory: all in the cached tail, or starting in the
+    /// fetched run and continuing (if it must) straight into the tail.
+    fn in_memory(&self, lo: Index, hi: Index) -> bool {
+        let first = self.cache_first();
+        if lo >= first {
+            return true;
         }
-        Ok((first - lo) as usize)
+        let run_end = self.fetched_first + self.fetched.len() as Index;
+        lo >= self.fetched_first && lo < run_end && (hi <= run_end || run_end >= first)
     }
 
     /// Whether the core asked for an entry that is not in memory.
@@ -187,9 +210,10 @@ impl DurableStorage {
         self.cache.len()
     }
 
-    fn want(&self, index: Index) {
-        let lowest = self.wanted.get().map_or(index, |w| w.min(index));
-        self.wanted.set(Some(lowest));
+    fn want(&self, lo: Index, hi: Index) {
+        if self.wanted.get().is_none_or(|(w, _)| lo < w) {
+            self.wanted.set(Some((lo, hi)));
+        }
     }
 }
 
@@ -254,12 +278,20 @@ impl Storage for DurableStorage {
         if hi > self.last_index() + 1 {
             return Err(StorageError::Unavailable { index: hi - 1 });
         }
-        let first = self.cache_first();
-        if lo < first {
-            self.want(lo);
+        if !self.in_memory(lo, hi) {
+            self.want(lo, hi);
             return Err(StorageError::Unavailable { index: lo });
         }
-        out.extend(self.cache.range((lo - first) as usize..(hi - first) as usize).cloned());
+        let first = self.cache_first();
+        let run_hi = hi.min(first);
+        if lo < run_hi {
+            let at = (lo - self.fetched_first) as usize;
+            out.extend_from_slice(&self.fetched[at..at + (run_hi - lo) as usize]);
+        }
+        let cache_lo = lo.max(first);
+        if cache_lo < hi {
+            out.extend(self.cache.range((cache_lo - first) as usize..(hi - first) as usize).cloned());
+        }
         Ok(())
     }
 }
