@@ -5,8 +5,9 @@
 //! `Storage`, takes time as ticks and randomness as a seed, so the deterministic simulator
 //! (`sim`) and the ring driver run the same code. Many groups live on one core, each a
 //! `RawNode`, with no locks. It must never name `IoUring` or depend on s3front, bench or tools;
-//! it depends on engine and net only. The ring driver and the durable log on the engine's segment
-//! files are not built yet (ARCHITECTURE.md, raftlog, "Integration").
+//! it depends on engine and net only. `DurableStorage` keeps a group's log in the engine store's
+//! Raft records; `Driver` runs a core's groups on the engine runtime, with one store write per
+//! turn for all of them (ARCHITECTURE.md, raftlog, "Integration").
 //!
 //! A driver's loop for one group, with `MemStorage` standing in for the durable log (which, on
 //! the ring, batches every group's `Ready` of a loop turn into one write and one fdatasync):
