@@ -58,7 +58,9 @@ mod progress;
 pub mod read_index;
 mod replication;
 pub mod storage;
+pub mod tcp;
 pub mod types;
+pub mod wire;
 
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
@@ -66,6 +68,7 @@ pub mod sim;
 pub use config::{Bugs, Config};
 pub use driver::{Driver, DriverStats, LocalBus, Transport};
 pub use durable::DurableStorage;
+pub use tcp::TcpTransport;
 pub use error::{ProposeError, StepError};
 pub use membership::{ConfChange, Membership};
 pub use node::{RawNode, Ready};

@@ -293,7 +293,8 @@ fn entries_older_than_the_cached_tail_are_fetched_and_applied_after_restart() {
         }
         let mut proposed = 0;
         while proposed < ENTRIES {
-            let batch: Vec<raftlog::Payload> = (proposed..ENTRIES.min(proposed + 200)).map(|k| format!("e{k}").into_bytes().into()).collect();
+            let batch: Vec<raftlog::Payload> =
+                (proposed..ENTRIES.min(proposed + 200)).map(|k| format!("e{k}").into_bytes().into()).collect();
             proposed += batch.len() as u64;
             node.group_mut(1).expect("group").propose(batch).expect("propose");
             node.turn().await.expect("turn");
