@@ -101,8 +101,15 @@ fn many_groups_in_one_turn_cost_one_write() {
         for group in 1..=MANY {
             node.group_mut(group).expect("group").propose(vec![format!("g{group}").into_bytes().into()]).expect("propose");
         }
+        let started = engine::time::now();
         node.turn().await.expect("turn");
+        let turn_us = engine::time::now().saturating_duration_since(started).as_micros();
         let (store_after, driver_after) = (node.store().stats(), node.stats());
+        eprintln!(
+            "{MANY} groups, one entry each: one turn {turn_us} µs, {} bytes in {} write(s)",
+            store_after.bytes_written - store_before.bytes_written,
+            driver_after.writes - driver_before.writes
+        );
         assert_eq!(driver_after.writes - driver_before.writes, 1, "one write for {MANY} groups");
         assert_eq!(store_after.syncs - store_before.syncs, 1, "one sync for {MANY} groups");
         assert_eq!(store_after.records - store_before.records, MANY, "one entry record per group");
