@@ -328,3 +328,60 @@ fn entries_older_than_the_cached_tail_are_fetched_and_applied_after_restart() {
         assert!(node.stats().fetches > 0, "the entries before the cached tail came from the store");
     });
 }
+
+#[test]
+fn a_follower_behind_the_leaders_cached_tail_catches_up_from_the_store() {
+    const ENTRIES: u64 = raftlog::durable::CACHED_ENTRIES_MAX as u64 + 1000;
+    let d = dir("catch-up");
+    on_core(async move |env: LinuxEnv| {
+        let bus = LocalBus::new();
+        let voters: Vec<u64> = (1..=NODES).collect();
+        let mut nodes = Vec::new();
+        for id in 1..=NODES {
+            nodes.push(open_node(&env, &d, id, &voters, 1, &bus).await);
+        }
+        let l = loop {
+            round(&mut nodes).await;
+            if let Some(l) = leader(&mut nodes, 1) {
+                break l;
+            }
+        };
+        let behind = (l + 1) % nodes.len();
+        bus.set_down(behind as u64 + 1, true);
+        let mut proposed = 0;
+        while proposed < ENTRIES {
+            let batch: Vec<raftlog::Payload> =
+                (proposed..ENTRIES.min(proposed + 200)).map(|k| format!("e{k}").into_bytes().into()).collect();
+            if nodes[l].group_mut(1).expect("group").propose(batch.clone()).is_ok() {
+                proposed += batch.len() as u64;
+            }
+            round(&mut nodes).await;
+        }
+        for _ in 0..20 {
+            round(&mut nodes).await;
+        }
+        let leader_last = nodes[l].group(1).expect("group").last_index();
+        assert!(nodes[behind].group(1).expect("group").last_index() < 10, "the follower was cut off");
+        bus.set_down(behind as u64 + 1, false);
+        let fetches_before = nodes[l].stats().fetches;
+        for _ in 0..2000 {
+            round(&mut nodes).await;
+            if nodes[behind].group(1).expect("group").storage().last_index() >= leader_last {
+                break;
+            }
+        }
+        let storage = nodes[behind].group(1).expect("group").storage();
+        assert!(storage.last_index() >= leader_last, "the follower caught up: {} of {leader_last}", storage.last_index());
+        assert!(nodes[l].stats().fetches > fetches_before, "the leader read the old entries back from its store");
+        // Spot-check the follower's copy: the first entries came from the leader's store.
+        let mut out = Vec::new();
+        storage.entries(storage.last_index() - 10, storage.last_index() + 1, &mut out).expect("tail in memory");
+        assert!(out.iter().all(|e| e.payload.is_empty() || e.payload.starts_with(b"e")));
+        // And the oldest ones, as both stores hold them.
+        for index in [1, 2, 100, 3000] {
+            let theirs = nodes[behind].store().read_raft_entry(1, index).await.expect("read").expect("live");
+            let ours = nodes[l].store().read_raft_entry(1, index).await.expect("read").expect("live");
+            assert_eq!((theirs.0, theirs.1.data()), (ours.0, ours.1.data()), "entry {index}");
+        }
+    });
+}
