@@ -125,11 +125,14 @@ pub struct Driver<E: Env, T: Transport> {
     /// Committed entries handed out, per group, for the state machine (the caller drains them).
     applied: BTreeMap<GroupId, Vec<Entry>>,
     stats: DriverStats,
+    /// Set when a write failed: the groups' storage shows records the disk may not hold, so the
+    /// driver does nothing more; reopen the store and the groups (recovery finds what is there).
+    failed: Option<String>,
 }
 
 impl<E: Env, T: Transport + Clone> Driver<E, T> {
     pub fn new(node: NodeId, store: Store<E>, bus: T) -> Driver<E, T> {
-        Driver { node, store, bus, groups: BTreeMap::new(), applied: BTreeMap::new(), stats: DriverStats::default() }
+        Driver { node, store, bus, groups: BTreeMap::new(), applied: BTreeMap::new(), stats: DriverStats::default(), failed: None }
     }
 
     /// Adds a group, its storage rebuilt from the store (what it shows was synced).
@@ -169,8 +172,20 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
     }
 
     /// One turn: messages in, every group's `Ready` out, one store write for all of them, then
-    /// what waited for durability. Returns whether anything happened.
+    /// what waited for durability. Returns whether anything happened. After an error (a failed
+    /// write, even ENOSPC) every later turn fails too: drop the driver and reopen.
     pub async fn turn(&mut self) -> Result<bool, StoreError> {
+        if let Some(cause) = &self.failed {
+            return Err(StoreError::Failed { cause: format!("an earlier turn of this driver failed: {cause}") });
+        }
+        let result = self.turn_once().await;
+        if let Err(e) = &result {
+            self.failed = Some(e.to_string());
+        }
+        result
+    }
+
+    async fn turn_once(&mut self) -> Result<bool, StoreError> {
         self.stats.turns += 1;
         for message in self.bus.take(self.node) {
             let Some(node) = self.groups.get_mut(&message.group) else {
