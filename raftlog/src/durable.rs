@@ -26,6 +26,11 @@ use crate::types::{Entry, EntryKind, GroupId, HardState, Index, Term};
 
 /// Entries kept in memory behind the last one, however far apply lags: the synchronous tail.
 pub const CACHED_ENTRIES_MAX: usize = 4096;
+/// Entries read back per group at open: a core holds many groups, and reading each one's whole
+/// cached tail would make start-up read `groups × CACHED_ENTRIES_MAX` frames; older ones come
+/// through `fetch` when the core asks.
+pub const OPEN_CACHED_ENTRIES: usize = 64;
+const _: () = assert!(OPEN_CACHED_ENTRIES <= CACHED_ENTRIES_MAX);
 /// Entries one `fetch` reads from the store: at least the most the core asks for at once (a
 /// batch to apply, an AppendEntries message), so any one request can be met.
 pub const FETCH_ENTRIES_MAX: usize = 1024;
@@ -78,7 +83,7 @@ fn kind_of(meta: &[u8]) -> Option<EntryKind> {
 
 impl DurableStorage {
     /// Rebuilds group `group`'s storage from what the store recovered: every term, the hard
-    /// state, and the last `CACHED_ENTRIES_MAX` entries read back (each verified by the store).
+    /// state, and the last `OPEN_CACHED_ENTRIES` entries read back (each verified by the store).
     /// Everything shown here was synced, so the core may treat it as persisted.
     pub async fn open<E: Env>(store: &Store<E>, group: GroupId) -> Result<DurableStorage, StoreError> {
         let mut storage = DurableStorage {
@@ -102,7 +107,7 @@ impl DurableStorage {
             storage.terms.push(entry.term);
         }
         let last = storage.terms.len() as Index;
-        let first_cached = last.saturating_sub(CACHED_ENTRIES_MAX as Index) + 1;
+        let first_cached = last.saturating_sub(OPEN_CACHED_ENTRIES as Index) + 1;
         for index in first_cached..=last {
             storage.cache.push_back(read_entry(store, group, index).await?);
         }
