@@ -86,17 +86,7 @@ impl DurableStorage {
     /// state, and the last `OPEN_CACHED_ENTRIES` entries read back (each verified by the store).
     /// Everything shown here was synced, so the core may treat it as persisted.
     pub async fn open<E: Env>(store: &Store<E>, group: GroupId) -> Result<DurableStorage, StoreError> {
-        let mut storage = DurableStorage {
-            group,
-            hard_state: HardState::default(),
-            terms: Vec::new(),
-            cache: VecDeque::new(),
-            wanted: Cell::new(None),
-            fetched: Vec::new(),
-            fetched_first: 0,
-            staged: Vec::new(),
-            truncations: 0,
-        };
+        let mut storage = DurableStorage::empty(group);
         let Some(durable) = store.raft_group(group) else { return Ok(storage) };
         if let Some(hs) = durable.hard_state {
             storage.hard_state = HardState { term: hs.term, vote: (hs.vote != 0).then_some(hs.vote) };
@@ -112,6 +102,20 @@ impl DurableStorage {
             storage.cache.push_back(read_entry(store, group, index).await?);
         }
         Ok(storage)
+    }
+
+    fn empty(group: GroupId) -> DurableStorage {
+        DurableStorage {
+            group,
+            hard_state: HardState::default(),
+            terms: Vec::new(),
+            cache: VecDeque::new(),
+            wanted: Cell::new(None),
+            fetched: Vec::new(),
+            fetched_first: 0,
+            staged: Vec::new(),
+            truncations: 0,
+        }
     }
 
     pub fn group(&self) -> GroupId {
@@ -222,7 +226,7 @@ impl DurableStorage {
     }
 }
 
-/// The store record of a queued one; `buf` holds the kind byte each entry's meta borrows.
+/// The store record of a queued one; `kind` (from `kind_meta`) is the entry's metadata.
 pub fn record_of<'a>(group: GroupId, staged: &'a Staged, kind: &'a [u8; 1]) -> RaftRecord<'a> {
     match staged {
         Staged::Truncate { from_index } => RaftRecord::Truncate { group, from_index: *from_index },
@@ -298,5 +302,73 @@ impl Storage for DurableStorage {
             out.extend(self.cache.range((cache_lo - first) as usize..(hi - first) as usize).cloned());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: Index, term: Term) -> Entry {
+        Entry { term, index, kind: EntryKind::Normal, payload: index.to_le_bytes().to_vec().into() }
+    }
+
+    fn entries(lo: Index, hi: Index, term: Term) -> Vec<Entry> {
+        (lo..hi).map(|i| entry(i, term)).collect()
+    }
+
+    /// What `entries(lo, hi)` answers: the indexes served, or the index reported unavailable.
+    fn check(storage: &DurableStorage, lo: Index, hi: Index, expected: Result<(Index, Index), Index>) {
+        let mut out = Vec::new();
+        let got = storage.entries(lo, hi, &mut out).map(|()| (out.first().map_or(lo, |e| e.index), out.len() as Index));
+        let expected = expected.map(|(first, n)| (first, n)).map_err(|index| StorageError::Unavailable { index });
+        assert_eq!(got, expected, "entries({lo}, {hi})");
+        for (k, e) in out.iter().enumerate() {
+            assert_eq!(e.index, lo + k as Index);
+        }
+    }
+
+    #[test]
+    fn the_tail_stays_in_memory_and_older_requests_are_remembered() {
+        let mut s = DurableStorage::empty(7);
+        let n = CACHED_ENTRIES_MAX as Index + 1000;
+        s.stage(Some(HardState { term: 1, vote: Some(1) }), &entries(1, n + 1, 1), 0);
+        assert_eq!((s.last_index(), s.cached()), (n, CACHED_ENTRIES_MAX));
+        assert_eq!(s.term(1), Ok(1), "every term stays in memory");
+        check(&s, n - 10, n + 1, Ok((n - 10, 11)));
+        check(&s, 1001, 1011, Ok((1001, 10)));
+        assert!(!s.wants_fetch());
+        check(&s, 500, 600, Err(500));
+        check(&s, 900, 950, Err(900));
+        check(&s, 300, 310, Err(300));
+        assert_eq!(s.wanted.get(), Some((300, 310)), "the lowest request is fetched first");
+        // A fetched run serves requests inside it, and ones running on into the tail.
+        s.fetched = entries(990, 1001, 1);
+        s.fetched_first = 990;
+        check(&s, 990, 1001, Ok((990, 11)));
+        check(&s, 995, 1010, Ok((995, 15)));
+        check(&s, 980, 1000, Err(980));
+        let staged = s.take_staged();
+        assert_eq!(staged.len() as Index, n + 1, "every entry and the hard state are queued");
+        assert!(matches!(staged.last(), Some(Staged::HardState { .. })));
+    }
+
+    #[test]
+    fn a_conflicting_suffix_is_truncated_first() {
+        let mut s = DurableStorage::empty(7);
+        s.stage(None, &entries(1, 11, 1), 0);
+        s.take_staged();
+        s.fetched = entries(1, 3, 1);
+        s.fetched_first = 1;
+        s.stage(Some(HardState { term: 2, vote: None }), &entries(6, 8, 2), 3);
+        assert_eq!(s.last_index(), 7);
+        assert_eq!((s.term(5), s.term(6), s.term(8)), (Ok(1), Ok(2), Err(StorageError::Unavailable { index: 8 })));
+        assert!(s.fetched.is_empty(), "a truncation drops the fetched run");
+        let staged = s.take_staged();
+        assert_eq!(staged[0], Staged::Truncate { from_index: 6 });
+        assert_eq!(staged[1..3], [Staged::Entry(entry(6, 2)), Staged::Entry(entry(7, 2))]);
+        assert_eq!(staged[3], Staged::HardState { state: HardState { term: 2, vote: None }, commit: 3 });
+        assert_eq!(s.truncations(), 1);
+        check(&s, 1, 8, Ok((1, 7)));
     }
 }
