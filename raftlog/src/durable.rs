@@ -321,7 +321,7 @@ mod tests {
     fn check(storage: &DurableStorage, lo: Index, hi: Index, expected: Result<(Index, Index), Index>) {
         let mut out = Vec::new();
         let got = storage.entries(lo, hi, &mut out).map(|()| (out.first().map_or(lo, |e| e.index), out.len() as Index));
-        let expected = expected.map(|(first, n)| (first, n)).map_err(|index| StorageError::Unavailable { index });
+        let expected = expected.map_err(|index| StorageError::Unavailable { index });
         assert_eq!(got, expected, "entries({lo}, {hi})");
         for (k, e) in out.iter().enumerate() {
             assert_eq!(e.index, lo + k as Index);
