@@ -5,8 +5,9 @@
 //! `Storage`, takes time as ticks and randomness as a seed, so the deterministic simulator
 //! (`sim`) and the ring driver run the same code. Many groups live on one core, each a
 //! `RawNode`, with no locks. It must never name `IoUring` or depend on s3front, bench or tools;
-//! it depends on engine and net only. The ring driver and the durable log on the engine's segment
-//! files are not built yet (ARCHITECTURE.md, raftlog, "Integration").
+//! it depends on engine and net only. `DurableStorage` keeps a group's log in the engine store's
+//! Raft records; `Driver` runs a core's groups on the engine runtime, with one store write per
+//! turn for all of them (ARCHITECTURE.md, raftlog, "Integration").
 //!
 //! A driver's loop for one group, with `MemStorage` standing in for the durable log (which, on
 //! the ring, batches every group's `Ready` of a loop turn into one write and one fdatasync):
@@ -44,6 +45,8 @@
 
 mod conf;
 pub mod config;
+pub mod driver;
+pub mod durable;
 mod election;
 pub mod error;
 mod log;
@@ -55,12 +58,17 @@ mod progress;
 pub mod read_index;
 mod replication;
 pub mod storage;
+pub mod tcp;
 pub mod types;
+pub mod wire;
 
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 
 pub use config::{Bugs, Config};
+pub use driver::{Driver, DriverStats, LocalBus, Transport};
+pub use durable::DurableStorage;
+pub use tcp::TcpTransport;
 pub use error::{ProposeError, StepError};
 pub use membership::{ConfChange, Membership};
 pub use node::{RawNode, Ready};

@@ -13,6 +13,7 @@
 mod checkpoint;
 pub mod index;
 pub mod manifest;
+pub mod raft;
 pub mod record;
 mod recovery;
 
@@ -29,6 +30,7 @@ use index::{Index, Location};
 use record::{HEADER_BYTES, Header, Kind};
 
 pub use manifest::{CHUNK_BUCKET, ChunkRead, Extent, Manifest, is_internal_bucket};
+pub use raft::{RaftEntryLoc, RaftGroup, RaftHardState, RaftIndex, RaftRecord};
 pub use recovery::RecoveryReport;
 
 /// Default size of a segment file.
@@ -115,7 +117,7 @@ fn split_key_field(field: &[u8]) -> Option<(&[u8], &[u8])> {
 /// The part of a record's data the index needs: a manifest's size, a `DropChunks` list.
 fn aux_data(kind: Kind, data: &[u8]) -> &[u8] {
     match kind {
-        Kind::Manifest | Kind::DropChunks => data,
+        Kind::Manifest | Kind::DropChunks | Kind::HardState => data,
         _ => &[],
     }
 }
@@ -149,7 +151,7 @@ fn apply_record(index: &mut Index, kind: Kind, key_field: &[u8], aux: &[u8], at:
                 }
             }
         }
-        Kind::Void | Kind::Truncate | Kind::RaftEntry | Kind::Checkpoint => {}
+        Kind::Void | Kind::Truncate | Kind::RaftEntry | Kind::HardState | Kind::Checkpoint => {}
     }
 }
 
@@ -273,6 +275,8 @@ struct Pending {
     key_len: u32,
     meta_len: u32,
     data_len: u64,
+    /// A Raft record's header fields; `None` for the object store's records.
+    raft: Option<raft::RaftTag>,
 }
 
 /// A record to append.
@@ -283,6 +287,7 @@ struct Rec<'a> {
     meta: &'a [u8],
     data: &'a [u8],
     expect: Option<Location>,
+    raft: Option<raft::RaftTag>,
 }
 
 impl Rec<'_> {
@@ -371,6 +376,8 @@ struct Inner<E: Env> {
     env: E,
     config: StoreConfig,
     index: Rc<RefCell<Index>>,
+    /// Every Raft group's live entries and hard state on this core.
+    raft: RefCell<RaftIndex>,
     /// Chunk ids that readers hold, and drops of them put off until they let go.
     pins: Rc<RefCell<Pins>>,
     files: RefCell<BTreeMap<u32, Rc<<E::Storage as Storage>::File>>>,
@@ -433,6 +440,7 @@ impl<E: Env + Clone> Store<E> {
             env,
             config,
             index: Rc::new(RefCell::new(recovered.index)),
+            raft: RefCell::new(recovered.raft),
             pins: Rc::new(RefCell::new(Pins::default())),
             files: RefCell::new(recovered.files),
             tail: Cell::new(Tail { segment: recovered.tail.0, offset: recovered.tail.1, next_lsn: recovered.tail.2 }),
@@ -460,7 +468,7 @@ impl<E: Env> Store<E> {
     pub async fn put(&self, bucket: &[u8], key: &[u8], meta: &[u8], data: &[u8]) -> Result<u64, StoreError> {
         let _lock = self.lock_key(bucket, key).await;
         let drops = self.chunk_ids_of(bucket, key).await?;
-        self.replace(Rec { kind: Kind::Put, bucket, key, meta, data, expect: None }, "put", &drops).await
+        self.replace(Rec { kind: Kind::Put, bucket, key, meta, data, expect: None, raft: None }, "put", &drops).await
     }
 
     /// Deletes `bucket`/`key` (a tombstone, and the chunks of a large object in the same
@@ -468,7 +476,7 @@ impl<E: Env> Store<E> {
     pub async fn delete(&self, bucket: &[u8], key: &[u8]) -> Result<u64, StoreError> {
         let _lock = self.lock_key(bucket, key).await;
         let drops = self.chunk_ids_of(bucket, key).await?;
-        self.replace(Rec { kind: Kind::Delete, bucket, key, meta: &[], data: &[], expect: None }, "delete", &drops).await
+        self.replace(Rec { kind: Kind::Delete, bucket, key, meta: &[], data: &[], expect: None, raft: None }, "delete", &drops).await
     }
 
     /// Commits a large object: a manifest of `extents` (written with [`ChunkWriter`]s) under
@@ -508,14 +516,14 @@ impl<E: Env> Store<E> {
         drops.sort_unstable();
         drops.dedup();
         let manifest = Manifest::new(extents).encode();
-        let mut records = vec![Rec { kind: Kind::Manifest, bucket, key, meta, data: &manifest, expect: None }];
+        let mut records = vec![Rec { kind: Kind::Manifest, bucket, key, meta, data: &manifest, expect: None, raft: None }];
         for (b, k) in also_delete {
             assert!(!self.inner.index.borrow().get(b, k).is_some_and(|l| l.chunked), "also_delete names a large object");
-            records.push(Rec { kind: Kind::Delete, bucket: b, key: k, meta: &[], data: &[], expect: None });
+            records.push(Rec { kind: Kind::Delete, bucket: b, key: k, meta: &[], data: &[], expect: None, raft: None });
         }
         let data = manifest::encode_ids(&drops);
         if !drops.is_empty() {
-            records.push(Rec { kind: Kind::DropChunks, bucket: CHUNK_BUCKET, key: &[], meta: &[], data: &data, expect: None });
+            records.push(Rec { kind: Kind::DropChunks, bucket: CHUNK_BUCKET, key: &[], meta: &[], data: &data, expect: None, raft: None });
         }
         self.append("put", &records).await
     }
@@ -524,13 +532,13 @@ impl<E: Env> Store<E> {
     /// manifest has taken over (a completed upload's parts).
     pub async fn delete_keeping_chunks(&self, bucket: &[u8], key: &[u8]) -> Result<u64, StoreError> {
         let _lock = self.lock_key(bucket, key).await;
-        self.append("delete", &[Rec { kind: Kind::Delete, bucket, key, meta: &[], data: &[], expect: None }]).await
+        self.append("delete", &[Rec { kind: Kind::Delete, bucket, key, meta: &[], data: &[], expect: None, raft: None }]).await
     }
 
     /// Drops the chunks of ids no manifest owns (an abandoned upload, a failed put).
     pub async fn drop_chunks(&self, ids: &[u64]) -> Result<u64, StoreError> {
         let data = manifest::encode_ids(ids);
-        self.append("drop chunks", &[Rec { kind: Kind::DropChunks, bucket: CHUNK_BUCKET, key: &[], meta: &[], data: &data, expect: None }])
+        self.append("drop chunks", &[Rec { kind: Kind::DropChunks, bucket: CHUNK_BUCKET, key: &[], meta: &[], data: &data, expect: None, raft: None }])
             .await
     }
 
@@ -610,7 +618,7 @@ impl<E: Env> Store<E> {
             return self.append(op, &[record]).await;
         }
         let data = manifest::encode_ids(drops);
-        let drop = Rec { kind: Kind::DropChunks, bucket: CHUNK_BUCKET, key: &[], meta: &[], data: &data, expect: None };
+        let drop = Rec { kind: Kind::DropChunks, bucket: CHUNK_BUCKET, key: &[], meta: &[], data: &data, expect: None, raft: None };
         self.append(op, &[record, drop]).await
     }
 
@@ -745,12 +753,20 @@ impl<E: Env> Store<E> {
         if self.inner.failed.borrow().is_some() {
             return Ok(()); // recovery must rescan what the failed batch may have left
         }
+        if !self.inner.raft.borrow().is_empty() {
+            return Ok(()); // the checkpoint does not hold Raft state yet: start-up replays the log
+        }
         self.checkpoint().await.map(|_| ())
     }
 
     /// Writes an index checkpoint at the current tail; returns the objects it holds. Start-up
     /// then replays only the log after it.
+    /// Refused while the store holds Raft state: the checkpoint holds only the object index, and
+    /// Raft records before it would not be replayed.
     pub async fn checkpoint(&self) -> Result<u64, StoreError> {
+        if !self.inner.raft.borrow().is_empty() {
+            return Err(StoreError::Config("index checkpoints do not hold Raft state yet: the log is replayed at start-up".into()));
+        }
         let tail = self.inner.tail.get();
         let snap = checkpoint::snapshot(
             &self.inner.index.borrow(),
@@ -803,6 +819,7 @@ impl<E: Env> Store<E> {
                     key_len: key_field_len(r.bucket, r.key) as u32,
                     meta_len: r.meta.len() as u32,
                     data_len: r.data.len() as u64,
+                    raft: r.raft,
                 });
                 batch.used += frame;
             }
@@ -848,6 +865,10 @@ impl<E: Env> Store<E> {
         if oldest == self.inner.tail.get().segment {
             return None;
         }
+        // Relocation copies only what the object index points at; Raft entries would be lost.
+        if self.inner.raft.borrow().holds_segment(oldest) {
+            return None;
+        }
         let live = self.inner.index.borrow().live_bytes(oldest) as f64;
         (live <= max_live_ratio * self.inner.config.segment_bytes as f64).then_some(oldest)
     }
@@ -887,7 +908,7 @@ impl<E: Env> Store<E> {
                 let (bucket, k, meta, data) = (bucket.to_vec(), k.to_vec(), f.meta.to_vec(), f.data.to_vec());
                 let store = self.clone();
                 in_flight.push_back(crate::spawn(async move {
-                    let record = Rec { kind, bucket: &bucket, key: &k, meta: &meta, data: &data, expect: Some(loc) };
+                    let record = Rec { kind, bucket: &bucket, key: &k, meta: &meta, data: &data, expect: Some(loc), raft: None };
                     store.append("relocate", &[record]).await
                 }));
                 report.relocated += 1;
@@ -1105,6 +1126,7 @@ async fn commit<E: Env>(inner: &Inner<E>, batch: &mut Batch) -> Result<Tail, (Op
         tail = roll(inner, tail).map_err(|e| (e.errno(), e.to_string(), false))?;
     }
     decide_relocations(inner, batch);
+    raft::assert_entry_order(&inner.raft.borrow(), batch.entries.iter().filter_map(|p| Some((p.kind, p.raft?))));
     let nonce = inner.env.random_u64();
     let first = tail.next_lsn;
     let n = batch.entries.len();
@@ -1119,9 +1141,9 @@ async fn commit<E: Env>(inner: &Inner<E>, batch: &mut Batch) -> Result<Tail, (Op
             batch_first_lsn: first,
             batch_len: n as u32,
             frame_len: record::frame_len(payload) as u32,
-            group: 0,
-            term: 0,
-            index: first + i as u64,
+            group: p.raft.map_or(0, |t| t.group),
+            term: p.raft.map_or(0, |t| t.term),
+            index: p.raft.map_or(first + i as u64, |t| t.index),
             key_len: p.key_len,
             meta_len: p.meta_len,
             data_len: p.data_len,
@@ -1229,11 +1251,11 @@ fn finish<E: Env>(inner: &Inner<E>, batch: Batch, result: Result<Tail, (Option<i
                     data_len: p.data_len,
                     chunked: false,
                 };
-                assert!(
-                    !matches!(p.kind, Kind::Truncate | Kind::RaftEntry | Kind::Checkpoint),
-                    "the store's writer never writes {:?}",
-                    p.kind
-                );
+                assert!(p.kind != Kind::Checkpoint, "the store's writer never writes checkpoint frames");
+                if let Some(tag) = p.raft {
+                    inner.raft.borrow_mut().apply(p.kind, tag, aux, loc);
+                    continue;
+                }
                 let mut pins = inner.pins.borrow_mut();
                 apply_record(&mut index, p.kind, key_field, aux, loc, &mut |id| pins.defer(id));
             }
@@ -1305,7 +1327,7 @@ impl<E: Env> ChunkWriter<E> {
         let (store, key) = (self.store.clone(), manifest::chunk_key(self.id, self.chunks));
         self.chunks += 1;
         self.in_flight.push_back(crate::spawn(async move {
-            let record = Rec { kind: Kind::Put, bucket: CHUNK_BUCKET, key: &key, meta: &[], data: &chunk, expect: None };
+            let record = Rec { kind: Kind::Put, bucket: CHUNK_BUCKET, key: &key, meta: &[], data: &chunk, expect: None, raft: None };
             store.append("put chunk", &[record]).await
         }));
         if self.in_flight.len() >= CHUNK_WRITES_IN_FLIGHT_MAX {

@@ -21,9 +21,9 @@ const _: () = assert!(CHECKSUM_OFFSET + 8 == HEADER_BYTES);
 pub enum Kind {
     Put = 1,
     Delete = 2,
-    /// Reserved for raftlog: entries of `group` from `index` on are superseded.
+    /// raftlog: entries of `group` from `index` on are superseded (store/raft.rs).
     Truncate = 3,
-    /// Reserved for raftlog: an opaque Raft entry (configuration changes, no-ops).
+    /// raftlog: entry `index` of `group`, opaque to the store (store/raft.rs).
     RaftEntry = 4,
     /// Does nothing: a relocation (compaction) whose object changed before it was sealed keeps
     /// its place in the batch so frames stay contiguous.
@@ -36,6 +36,8 @@ pub enum Kind {
     /// Deletes every chunk of the chunk ids listed in the data (u64 big-endian each): the
     /// chunks of an object that was deleted or replaced, or of an abandoned upload.
     DropChunks = 8,
+    /// raftlog: a group's term, vote and commit index (store/raft.rs).
+    HardState = 9,
 }
 
 impl Kind {
@@ -49,6 +51,7 @@ impl Kind {
             6 => Some(Kind::Checkpoint),
             7 => Some(Kind::Manifest),
             8 => Some(Kind::DropChunks),
+            9 => Some(Kind::HardState),
             _ => None,
         }
     }

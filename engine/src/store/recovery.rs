@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::index::{Index, Location};
-use super::record::{self, Header, Invalid};
+use super::record::{self, Header, Invalid, Kind};
 use super::{StoreConfig, StoreError};
 use crate::arena::FixedBuf;
 use crate::env::{Env, File, OpenMode, Storage};
@@ -40,6 +40,7 @@ pub struct RecoveryReport {
 
 pub(super) struct Recovered<F> {
     pub index: Index,
+    pub raft: super::raft::RaftIndex,
     pub files: BTreeMap<u32, Rc<F>>,
     /// (segment, offset, next lsn)
     pub tail: (u32, u64, u64),
@@ -119,6 +120,7 @@ impl<'a, F: File> Reader<'a, F> {
 
 struct Scan {
     index: Index,
+    raft: super::raft::RaftIndex,
     report: RecoveryReport,
     /// The end of the last complete batch: (segment, offset, next lsn).
     committed: (u32, u64, u64),
@@ -154,7 +156,12 @@ impl Scan {
     fn apply(&mut self) {
         for (h, key, aux, segment, offset) in self.pending.drain(..) {
             let at = Location { segment, frame_len: h.frame_len, offset, lsn: h.lsn, data_len: h.data_len, chunked: false };
-            super::apply_record(&mut self.index, h.kind, &key, &aux, at, &mut |_| false);
+            if matches!(h.kind, Kind::RaftEntry | Kind::Truncate | Kind::HardState) {
+                let tag = super::raft::RaftTag { group: h.group, term: h.term, index: h.index };
+                self.raft.apply(h.kind, tag, &aux, at);
+            } else {
+                super::apply_record(&mut self.index, h.kind, &key, &aux, at, &mut |_| false);
+            }
             self.report.records += 1;
         }
         self.report.batches += 1;
@@ -172,7 +179,7 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         storage.sync_dir(&config.dir)?;
         files.insert(1, Rc::new(file));
         let report = RecoveryReport { segments: 1, ..Default::default() };
-        return Ok(Recovered { index: Index::default(), files, tail: (1, 0, 1), ends: BTreeMap::new(), report });
+        return Ok(Recovered { index: Index::default(), raft: Default::default(), files, tail: (1, 0, 1), ends: BTreeMap::new(), report });
     }
     for &id in &ids {
         files.insert(id, Rc::new(storage.open(&segment_path(&config.dir, id), OpenMode::Existing)?));
@@ -180,6 +187,7 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
     let mut buf = storage.alloc(config.batch_bytes).map_err(|e| StoreError::Config(format!("recovery buffer: {e}")))?;
     let mut scan = Scan {
         index: Index::default(),
+        raft: Default::default(),
         report: RecoveryReport { segments: ids.len(), ..Default::default() },
         committed: (ids[0], 0, 1),
         pending: Vec::new(),
@@ -310,7 +318,7 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         storage.sync_dir(&config.dir)?;
     }
     scan.report.segments_removed = stale.len();
-    Ok(Recovered { index: scan.index, files, tail: (seg, off, next), ends, report: scan.report })
+    Ok(Recovered { index: scan.index, raft: scan.raft, files, tail: (seg, off, next), ends, report: scan.report })
 }
 
 /// Looks at every sector from `from` to the end of the log for a valid frame of a batch that

@@ -1,0 +1,335 @@
+//! The per-core driver: every Raft group this core holds, written through one store.
+//!
+//! Each turn: deliver the messages that arrived, take every group's `Ready`, send its
+//! `messages` at once, stage its hard state and entries (`DurableStorage::stage`), write every
+//! group's records in ONE store batch (one write, durable on completion: RWF_DSYNC), then send
+//! the `messages_after_persist` and call `on_persisted` per group, and hand out committed
+//! entries. Ticks come from the runtime's timer (`run`), one per elapsed period, caught up
+//! after a stall before anything else is handled. No locks: the driver and its groups live on
+//! one core.
+//!
+//! Messages go through a `Transport` (a trait, so `net` TCP can replace the in-process
+//! `LocalBus` the tests use).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use engine::Env;
+use engine::store::record::frame_len;
+use engine::store::{RaftRecord, Store, StoreError, record::HEADER_BYTES};
+
+use crate::durable::{DurableStorage, Staged, kind_meta, record_of};
+use crate::node::{RawNode, Ready};
+use crate::types::{Entry, GroupId, Message, NodeId};
+
+/// Messages waiting for one node; more are dropped (Raft retries whatever matters).
+pub const INBOX_MESSAGES_MAX: usize = 65536;
+/// Turns per wake-up of `run` before it looks at the timer again.
+pub const TURNS_PER_WAKEUP_MAX: usize = 16;
+/// Bytes of key field the store adds to every Raft record (`u16 0`).
+const RAFT_KEY_FIELD_BYTES: usize = 2;
+
+/// The network as the driver sees it. Delivery may fail silently: Raft retries.
+pub trait Transport {
+    fn send(&self, message: Message);
+    /// Every message that arrived for `node` since the last call.
+    fn take(&self, node: NodeId) -> Vec<Message>;
+    fn has_mail(&self, node: NodeId) -> bool;
+    /// Wakes the driver's task when mail arrives for `node`.
+    fn register(&self, node: NodeId, waker: &Waker);
+}
+
+/// An in-process network between drivers on one thread: a queue per node.
+#[derive(Default)]
+pub struct LocalBus {
+    queues: RefCell<HashMap<NodeId, VecDeque<Message>>>,
+    wakers: RefCell<HashMap<NodeId, Waker>>,
+    /// Nodes cut off: what they send and what is sent to them is dropped.
+    down: RefCell<Vec<NodeId>>,
+}
+
+impl LocalBus {
+    pub fn new() -> Rc<LocalBus> {
+        Rc::new(LocalBus::default())
+    }
+
+    pub fn set_down(&self, node: NodeId, down: bool) {
+        let mut list = self.down.borrow_mut();
+        list.retain(|&n| n != node);
+        if down {
+            list.push(node);
+        }
+    }
+}
+
+impl Transport for Rc<LocalBus> {
+    fn take(&self, node: NodeId) -> Vec<Message> {
+        self.queues.borrow_mut().get_mut(&node).map(|q| q.drain(..).collect()).unwrap_or_default()
+    }
+
+    fn has_mail(&self, node: NodeId) -> bool {
+        self.queues.borrow().get(&node).is_some_and(|q| !q.is_empty())
+    }
+
+    fn register(&self, node: NodeId, waker: &Waker) {
+        self.wakers.borrow_mut().insert(node, waker.clone());
+    }
+
+    fn send(&self, message: Message) {
+        let down = self.down.borrow();
+        if down.contains(&message.from) || down.contains(&message.to) {
+            return;
+        }
+        let to = message.to;
+        let mut queues = self.queues.borrow_mut();
+        let queue = queues.entry(to).or_default();
+        if queue.len() < INBOX_MESSAGES_MAX {
+            queue.push_back(message);
+        }
+        drop(queues);
+        if let Some(w) = self.wakers.borrow_mut().remove(&to) {
+            w.wake();
+        }
+    }
+}
+
+/// Counters of the driver's work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    pub turns: u64,
+    /// Store batches the driver wrote (one per turn with anything to write, unless the turn's
+    /// records exceed one batch).
+    pub writes: u64,
+    pub records: u64,
+    pub fetches: u64,
+    pub messages_refused: u64,
+}
+
+/// What a group still owes the network and itself once the turn's write is durable.
+struct AfterPersist {
+    group: GroupId,
+    /// The `Ready` held anything (so another turn may find more to do).
+    busy: bool,
+    messages: Vec<Message>,
+    last: Option<(u64, u64)>,
+}
+
+pub struct Driver<E: Env, T: Transport> {
+    node: NodeId,
+    store: Store<E>,
+    bus: T,
+    groups: BTreeMap<GroupId, RawNode<DurableStorage>>,
+    /// Committed entries handed out, per group, for the state machine (the caller drains them).
+    applied: BTreeMap<GroupId, Vec<Entry>>,
+    stats: DriverStats,
+    /// Set when a write failed: the groups' storage shows records the disk may not hold, so the
+    /// driver does nothing more; reopen the store and the groups (recovery finds what is there).
+    failed: Option<String>,
+}
+
+impl<E: Env, T: Transport + Clone> Driver<E, T> {
+    pub fn new(node: NodeId, store: Store<E>, bus: T) -> Driver<E, T> {
+        Driver { node, store, bus, groups: BTreeMap::new(), applied: BTreeMap::new(), stats: DriverStats::default(), failed: None }
+    }
+
+    /// Adds a group, its storage rebuilt from the store (what it shows was synced).
+    pub async fn add_group(&mut self, config: crate::Config) -> Result<(), StoreError> {
+        assert_eq!(config.id, self.node);
+        let storage = DurableStorage::open(&self.store, config.group).await?;
+        let group = config.group;
+        assert!(self.groups.insert(group, RawNode::new(config, storage)).is_none(), "group {group} added twice");
+        Ok(())
+    }
+
+    pub fn group(&self, group: GroupId) -> Option<&RawNode<DurableStorage>> {
+        self.groups.get(&group)
+    }
+
+    pub fn group_mut(&mut self, group: GroupId) -> Option<&mut RawNode<DurableStorage>> {
+        self.groups.get_mut(&group)
+    }
+
+    pub fn store(&self) -> &Store<E> {
+        &self.store
+    }
+
+    pub fn stats(&self) -> DriverStats {
+        self.stats
+    }
+
+    /// Committed entries of `group` handed out since the last call.
+    pub fn take_applied(&mut self, group: GroupId) -> Vec<Entry> {
+        self.applied.remove(&group).unwrap_or_default()
+    }
+
+    pub fn tick(&mut self) {
+        for node in self.groups.values_mut() {
+            node.tick();
+        }
+    }
+
+    /// One turn: messages in, every group's `Ready` out, one store write for all of them, then
+    /// what waited for durability. Returns whether anything happened. After an error (a failed
+    /// write, even ENOSPC) every later turn fails too: drop the driver and reopen.
+    pub async fn turn(&mut self) -> Result<bool, StoreError> {
+        if let Some(cause) = &self.failed {
+            return Err(StoreError::Failed { cause: format!("an earlier turn of this driver failed: {cause}") });
+        }
+        let result = self.turn_once().await;
+        if let Err(e) = &result {
+            self.failed = Some(e.to_string());
+        }
+        result
+    }
+
+    async fn turn_once(&mut self) -> Result<bool, StoreError> {
+        self.stats.turns += 1;
+        for message in self.bus.take(self.node) {
+            let Some(node) = self.groups.get_mut(&message.group) else {
+                self.stats.messages_refused += 1;
+                continue;
+            };
+            if node.step(message).is_err() {
+                self.stats.messages_refused += 1;
+            }
+        }
+        let mut after = Vec::new();
+        for (&group, node) in &mut self.groups {
+            if !node.has_ready() {
+                continue;
+            }
+            let ready = node.take_ready();
+            after.push(stage_ready(group, node, ready, &self.bus, &mut self.applied));
+        }
+        let busy = after.iter().any(|a| a.busy);
+        self.write_staged().await?;
+        for a in after {
+            for message in a.messages {
+                self.bus.send(message);
+            }
+            if let Some((index, term)) = a.last {
+                self.groups.get_mut(&a.group).expect("a group with a Ready").on_persisted(index, term);
+            }
+        }
+        self.fetch_wanted().await?;
+        Ok(busy)
+    }
+
+    /// Writes every group's staged records: one store batch if they fit (the usual case), else
+    /// as few full batches as they need, one after another.
+    async fn write_staged(&mut self) -> Result<(), StoreError> {
+        let staged: Vec<(GroupId, Vec<Staged>)> =
+            self.groups.iter_mut().filter(|(_, n)| n.storage().has_staged()).map(|(g, n)| (*g, n.storage_mut().take_staged())).collect();
+        if staged.is_empty() {
+            return Ok(());
+        }
+        let metas: Vec<Vec<[u8; 1]>> = staged.iter().map(|(_, list)| list.iter().map(kind_meta).collect()).collect();
+        let mut records: Vec<RaftRecord<'_>> = Vec::new();
+        for ((group, list), metas) in staged.iter().zip(&metas) {
+            records.extend(list.iter().zip(metas).map(|(s, m)| record_of(*group, s, m)));
+        }
+        let budget = self.store.batch_bytes();
+        let mut start = 0;
+        while start < records.len() {
+            let mut bytes = 0;
+            let mut end = start;
+            while end < records.len() && end - start < engine::store::BATCH_RECORDS_MAX {
+                let frame = frame_len(RAFT_KEY_FIELD_BYTES + payload_len(&records[end]));
+                assert!(frame <= budget, "a Raft entry larger than a batch ({} bytes of header)", HEADER_BYTES);
+                if bytes + frame > budget {
+                    break;
+                }
+                bytes += frame;
+                end += 1;
+            }
+            self.store.append_raft(&records[start..end]).await?;
+            self.stats.writes += 1;
+            self.stats.records += (end - start) as u64;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Reads back entries the groups asked for and no longer held in memory.
+    async fn fetch_wanted(&mut self) -> Result<(), StoreError> {
+        for node in self.groups.values_mut() {
+            if node.storage().wants_fetch() {
+                node.storage_mut().fetch(&self.store).await?;
+                self.stats.fetches += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The driver's loop: a tick every `tick_period` from the runtime's timer (caught up after
+    /// a stall before anything else), turns whenever messages arrive or a tick fired, until
+    /// quiet. `each` runs between turns, when every write so far is durable (the place to
+    /// propose, take applied entries, read stats); it returns false to stop.
+    pub async fn run(&mut self, tick_period: Duration, mut each: impl FnMut(&mut Self) -> bool) -> Result<(), StoreError> {
+        let mut next_tick = engine::time::now().saturating_add(tick_period);
+        while each(self) {
+            let mut sleep = std::pin::pin!(engine::sleep_until(next_tick));
+            let (bus, node) = (self.bus.clone(), self.node);
+            std::future::poll_fn(|cx| {
+                if bus.has_mail(node) || sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                bus.register(node, cx.waker());
+                Poll::Pending
+            })
+            .await;
+            let now = engine::time::now();
+            while next_tick <= now {
+                self.tick();
+                next_tick = next_tick.saturating_add(tick_period);
+            }
+            // Bounded, so a group that keeps reporting work cannot starve the timer.
+            for _ in 0..TURNS_PER_WAKEUP_MAX {
+                if !self.turn().await? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn payload_len(record: &RaftRecord<'_>) -> usize {
+    match record {
+        RaftRecord::Entry { meta, data, .. } => meta.len() + data.len(),
+        RaftRecord::Truncate { .. } => 0,
+        RaftRecord::HardState { .. } => engine::store::raft::HARD_STATE_DATA_BYTES,
+    }
+}
+
+/// Sends a group's `messages`, stages its writes and keeps what must wait for durability.
+fn stage_ready<T: Transport>(
+    group: GroupId,
+    node: &mut RawNode<DurableStorage>,
+    ready: Ready,
+    bus: &T,
+    applied: &mut BTreeMap<GroupId, Vec<Entry>>,
+) -> AfterPersist {
+    // Snapshots need a store record for a group's snapshot, not built yet; without compaction
+    // no leader sends one.
+    assert!(ready.snapshot.is_none() && ready.snapshot_chunks.is_empty(), "group {group}: snapshots are not supported yet");
+    let busy = !ready.messages.is_empty()
+        || !ready.messages_after_persist.is_empty()
+        || !ready.entries.is_empty()
+        || ready.hard_state.is_some()
+        || !ready.committed_entries.is_empty()
+        || !ready.read_states.is_empty();
+    for message in ready.messages {
+        bus.send(message);
+    }
+    let commit = node.commit_index();
+    node.storage_mut().stage(ready.hard_state, &ready.entries, commit);
+    if !ready.committed_entries.is_empty() {
+        applied.entry(group).or_default().extend(ready.committed_entries);
+    }
+    let last = ready.entries.last().map(|e| (e.index, e.term));
+    AfterPersist { group, busy, messages: ready.messages_after_persist, last }
+}
