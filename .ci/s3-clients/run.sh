@@ -134,7 +134,7 @@ put_survivor() {
 # After a restart on the same data directory, the object is there, byte for byte, and the user
 # added with `admin user add` still works.
 restarted_keeps_data() {
-  start_server >/dev/null || return 1
+  start_server >"$data/restart.log" || { cat "$data/restart.log"; return 1; }
   aws --endpoint-url "$endpoint" s3 cp --quiet s3://restart-check/survivor "$data/survivor.back" &&
     cmp "$data/survivor" "$data/survivor.back" &&
     AWS_ACCESS_KEY_ID=$AK2 AWS_SECRET_ACCESS_KEY=$SK2 aws --endpoint-url "$endpoint" s3 ls >/dev/null &&
