@@ -24,10 +24,10 @@ pub const FILES_REGISTERED_MAX: u32 = 1024;
 /// completions (and the timers) wait behind a busy run queue.
 pub const TASKS_PER_TURN_MAX: usize = 256;
 
-/// Longest a queued SQE waits for the end of the loop turn while ready tasks keep the core busy:
-/// past it the loop submits what is queued before polling the next task, so the device is not
-/// left idle while the turn verifies reads that already completed (kernel-notes.md, "submit
-/// mid-turn").
+/// Longest queued storage I/O waits for the end of the loop turn while ready tasks keep the core
+/// busy: past it the loop submits what is queued before polling the next task, so the device is
+/// not left idle while the turn verifies reads that already completed (kernel-notes.md, "submit
+/// mid-turn"). Socket ops wait for the turn's end: they cost less batched.
 pub const SUBMIT_DELAY_NS_MAX: u64 = 20_000;
 
 /// Messages each ordered pair of cores can hold in flight in the mesh.

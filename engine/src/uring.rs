@@ -100,6 +100,12 @@ enum SlotState {
     Abandoned(Option<Box<dyn Any>>, Progress),
 }
 
+/// Whether `entry` reads, writes or syncs a file (the ops `submit_now` sends early).
+fn is_storage_io(entry: &squeue::Entry) -> bool {
+    let code = entry.get_opcode();
+    [opcode::ReadFixed::CODE, opcode::WriteFixed::CODE, opcode::Fsync::CODE].iter().any(|&c| u32::from(c) == code)
+}
+
 /// CQ entries an op may post. Zero-copy sends post a notification after their result.
 fn cqes_max(entry: &squeue::Entry) -> u32 {
     let code = entry.get_opcode();
@@ -131,6 +137,8 @@ pub struct Ring {
     cqes_reserved: Cell<u32>,
     cq_entries: u32,
     unsubmitted: Cell<usize>,
+    /// Of those, storage I/O (reads, writes, syncs of files): what `submit_now` hands over early.
+    unsubmitted_storage: Cell<usize>,
     files_free: RefCell<Vec<u32>>,
     stats: Cell<RingStats>,
     sqpoll: bool,
@@ -200,6 +208,7 @@ impl Ring {
             cqes_reserved: Cell::new(0),
             cq_entries,
             unsubmitted: Cell::new(0),
+            unsubmitted_storage: Cell::new(0),
             files_free: RefCell::new((0..config.files_max).rev().collect()),
             stats: Cell::new(RingStats::default()),
             sqpoll: config.sqpoll_idle_ms.is_some(),
@@ -270,8 +279,12 @@ impl Ring {
             }
             self.stat(|s| s.enters += 1);
             self.unsubmitted.set(0);
+            self.unsubmitted_storage.set(0);
         }
         self.unsubmitted.set(self.unsubmitted.get() + 1);
+        if is_storage_io(&entry) {
+            self.unsubmitted_storage.set(self.unsubmitted_storage.get() + 1);
+        }
         self.stat(|s| s.sqes += 1);
     }
 
@@ -396,6 +409,7 @@ impl Ring {
             self.stat(|s| s.enters += 1);
         }
         self.unsubmitted.set(0);
+        self.unsubmitted_storage.set(0);
         match result {
             Ok(_) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => {}
@@ -436,7 +450,10 @@ impl Driver for Ring {
     }
 
     fn submit_now(&self) {
-        if self.unsubmitted.get() == 0 || self.sqpoll {
+        // Only for storage: a device idles until it has the request, while socket sends and
+        // receives complete inline and cost less batched (4 KiB S3 GETs: 0.77 of nginx with
+        // sends held to the turn's end, 0.69 when they went out mid-turn).
+        if self.unsubmitted_storage.get() == 0 || self.sqpoll {
             return;
         }
         // A plain submit: completions stay for the turn's own enter (DEFER_TASKRUN runs them
@@ -444,6 +461,7 @@ impl Driver for Ring {
         let result = self.ring.borrow().submit();
         self.stat(|s| s.enters += 1);
         self.unsubmitted.set(0);
+        self.unsubmitted_storage.set(0);
         match result {
             Ok(_) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN)) => {}
