@@ -3,8 +3,9 @@
 //! A loop turn polls up to [`TASKS_PER_TURN_MAX`] ready tasks, fires due timers, then hands
 //! control to the driver once: the io_uring driver makes one `io_uring_enter` per turn
 //! (submitting everything the tasks queued and reaping completions), the simulator advances
-//! virtual time. A turn whose tasks run longer than `SUBMIT_DELAY_NS_MAX` also submits in the
-//! middle, so queued I/O does not wait for the rest of a busy turn. Wakers are thread-bound: waking a task from another thread is a bug and
+//! virtual time. A turn whose tasks run longer than `SUBMIT_DELAY_NS_MAX` also submits queued
+//! storage I/O in the middle, so a device does not wait for the rest of a busy turn. Wakers are
+//! thread-bound: waking a task from another thread is a bug and
 //! asserts (cross-core work goes through the mesh, whose wake-ups are the driver's business).
 
 use std::cell::{Cell, RefCell};
@@ -35,9 +36,9 @@ pub trait Driver {
     /// True when no operation is in flight and nothing else could ever complete on its own. A
     /// blocked executor over an idle driver can never make progress; that is a bug.
     fn idle(&self) -> bool;
-    /// Hands what tasks queued so far to the kernel now, without reaping or blocking: called in
-    /// the middle of a long turn so the device does not wait for the turn's end. Drivers whose
-    /// submissions take no time (the simulator) need nothing here.
+    /// Hands the storage I/O tasks queued so far to the kernel now, without reaping or blocking:
+    /// called in the middle of a long turn so the device does not wait for the turn's end.
+    /// Drivers whose submissions take no time (the simulator) need nothing here.
     fn submit_now(&self) {}
 }
 

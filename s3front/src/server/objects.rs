@@ -225,7 +225,8 @@ pub async fn abort_write(shard: Rc<Shard>, session: u64) {
     }
 }
 
-/// Commits a large object from extents written on this core.
+/// Commits a large object from extents written on this core for it alone: if the commit fails
+/// they are dropped (no manifest owns them).
 pub async fn put_large(
     shard: Rc<Shard>,
     bucket: String,
