@@ -121,7 +121,7 @@ fn normalize_header_value(value: &str, out: &mut String) {
         return;
     }
     let mut pending_space = false;
-    for c in value.trim_matches([' ', '\t']).chars() {
+    for c in value.chars() {
         if c == ' ' || c == '\t' {
             pending_space = true;
             continue;
