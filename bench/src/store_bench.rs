@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::store::{
-    BATCH_BYTES_DEFAULT, BATCH_RECORDS_MAX, CompactReport, SEGMENT_BYTES_DEFAULT, Space, Store, StoreConfig, StoreStats, record,
+    BATCH_BYTES_DEFAULT, BATCH_RECORDS_MAX, CompactReport, CompactionPolicy, SEGMENT_BYTES_DEFAULT, Space, Store, StoreConfig, StoreStats, record,
 };
 use engine::{Env, LinuxEnv, RuntimeConfig, SECTOR_SIZE};
 use hdrhistogram::Histogram;
@@ -783,6 +783,10 @@ const COMPACTOR_BYTES_PER_S: u64 = 64 << 20;
 /// The compactor takes the oldest segment once at most this much of it is live.
 const COMPACTOR_MAX_LIVE_RATIO: f64 = 0.5;
 const COMPACTOR_IDLE: Duration = Duration::from_millis(1);
+/// The compactor catches up (takes fuller segments, reads faster) past this log / live ratio.
+const COMPACTOR_SPACE_AMP_MAX: f64 = 2.0;
+/// While catching up it reads this many times the log's growth rate.
+const COMPACTOR_CATCH_UP: f64 = 2.0;
 /// Goal (store issue): put p99 with the compactor running at most this times the p99 without.
 const COMPACT_P99_RATIO_GOAL: f64 = 1.5;
 const _: () = assert!(COMPACT_SEGMENT_BYTES.is_multiple_of(COMPACT_BATCH_BYTES as u64));
@@ -870,7 +874,13 @@ fn compact_round(plan: &Plan, dir: &Path, round: usize, compacting: bool) -> Res
             let (store, _) = Store::open(core.env.clone(), config).await.map_err(|e| e.to_string())?;
             let space_start = store.space();
             let before = store.stats();
-            let compactor = compacting.then(|| store.spawn_compactor(COMPACTOR_MAX_LIVE_RATIO, COMPACTOR_BYTES_PER_S, COMPACTOR_IDLE));
+            let compactor = compacting.then(|| store.spawn_compactor(CompactionPolicy {
+                    max_live_ratio: COMPACTOR_MAX_LIVE_RATIO,
+                    bytes_per_s: COMPACTOR_BYTES_PER_S,
+                    space_amp_max: COMPACTOR_SPACE_AMP_MAX,
+                    catch_up: COMPACTOR_CATCH_UP,
+                    idle: COMPACTOR_IDLE,
+                }));
             let data: Rc<[u8]> = vec![0x5Au8; SMALL_OBJECT_BYTES].into();
             let s = store.clone();
             let seed = (round as u64) << 1 | compacting as u64;

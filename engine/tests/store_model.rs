@@ -53,8 +53,11 @@ enum Op {
     CollectOrphans,
     Restart,
     Crash,
-    /// Compact the oldest full segment (live records move to the tail, the segment goes).
-    Compact,
+    /// Compact a full segment (live records and needed tombstones move to the tail, the
+    /// segment goes): with 0 the cheapest (`compact_next`), else the n-th segment by age.
+    Compact(u8),
+    /// Write an index checkpoint (start-up then replays only what follows it).
+    Checkpoint,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -70,7 +73,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::CollectOrphans),
         1 => Just(Op::Restart),
         1 => Just(Op::Crash),
-        2 => Just(Op::Compact),
+        3 => (0u8..6).prop_map(Op::Compact),
+        1 => Just(Op::Checkpoint),
     ]
 }
 
@@ -246,9 +250,17 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 executor = Executor::new(world.clone());
                 store = executor.block_on(Store::open(env.clone(), config())).map_err(|e| TestCaseError::fail(e.to_string()))?.0;
             }
-            Op::Compact => {
+            Op::Checkpoint => {
+                executor.block_on(store.checkpoint()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+            Op::Compact(n) => {
                 let before = store.space();
-                let r = executor.block_on(store.compact_oldest(u64::MAX)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let ids = store.segment_ids();
+                let r = match n {
+                    0 => executor.block_on(store.compact_next(u64::MAX)),
+                    n => executor.block_on(store.compact_segment(ids[n as usize % ids.len()], u64::MAX)),
+                };
+                let r = r.map_err(|e| TestCaseError::fail(e.to_string()))?;
                 if let Some(r) = r {
                     prop_assert!(!store.segment_ids().contains(&r.segment), "{:?}", r);
                     prop_assert_eq!(store.space().live_bytes, before.live_bytes, "relocation keeps live bytes");
@@ -281,7 +293,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(64), ..ProptestConfig::default() })]
     #[test]
     fn store_matches_model(ops in proptest::collection::vec(op(), 1..120)) {
         run(ops)?;
@@ -304,7 +316,7 @@ fn named_sequences() {
             (0..40)
                 .map(|i| Op::Put { bucket: 0, key: i as u8 % 6, len: 7000 })
                 .chain((0..3).map(|k| Op::Delete { bucket: 0, key: k }))
-                .chain([Op::Compact, Op::Compact, Op::Crash, Op::Compact, Op::Get { bucket: 0, key: 1 }, Op::Get { bucket: 0, key: 5 }])
+                .chain([Op::Compact(0), Op::Compact(0), Op::Crash, Op::Compact(0), Op::Get { bucket: 0, key: 1 }, Op::Get { bucket: 0, key: 5 }])
                 .collect(),
         ),
         (
@@ -315,11 +327,11 @@ fn named_sequences() {
                 Op::PutLarge { bucket: 0, key: 1, len: 30_000 },
                 Op::Put { bucket: 0, key: 1, len: 10 },
                 Op::PutLarge { bucket: 0, key: 2, len: 40_000 },
-                Op::Compact,
-                Op::Compact,
+                Op::Compact(0),
+                Op::Compact(0),
                 Op::Crash,
                 Op::Delete { bucket: 0, key: 2 },
-                Op::Compact,
+                Op::Compact(0),
                 Op::Get { bucket: 0, key: 1 },
             ],
         ),
@@ -379,7 +391,7 @@ fn delete_racing_chunk_relocation_leaves_no_chunk() {
         executor.block_on(async {
             let compactor = {
                 let store = store.clone();
-                engine::spawn(async move { store.compact_oldest(u64::MAX).await })
+                engine::spawn(async move { store.compact_segment(oldest, u64::MAX).await })
             };
             engine::sleep(std::time::Duration::from_nanos(delay * 250)).await;
             store.delete(b"b", b"doomed").await.expect("delete");

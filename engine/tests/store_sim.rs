@@ -14,7 +14,7 @@ use std::time::Duration;
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::rng::Prng;
 use engine::sim::{FaultConfig, SimEnv, SimWorld, seed_from_env};
-use engine::store::{Store, StoreConfig, StoreError};
+use engine::store::{CompactionPolicy, Store, StoreConfig, StoreError};
 use engine::{Executor, SECTOR_SIZE};
 
 const KEYS: u64 = 24;
@@ -218,7 +218,13 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
             .collect();
         // Compaction races the writers (relocations vs overwrites and deletes of the same keys).
         if compact {
-            let _compactor = store.spawn_compactor(0.9, 50 << 20, Duration::from_micros(300));
+            let _compactor = store.spawn_compactor(CompactionPolicy {
+                max_live_ratio: 0.9,
+                bytes_per_s: 50 << 20,
+                space_amp_max: 1.5,
+                catch_up: 2.0,
+                idle: Duration::from_micros(300),
+            });
         }
         // Checkpoints race the writers, compaction and the crash: start-up must use or reject
         // each one correctly.

@@ -32,6 +32,9 @@ pub(super) struct Loaded {
     pub index: Index,
     pub tail: (u32, u64, u64),
     pub ends: BTreeMap<u32, u64>,
+    /// The store's next chunk id when the checkpoint was taken (0 in a checkpoint from before
+    /// the field): every chunk id with records before the checkpoint is below it.
+    pub next_chunk_id: u64,
 }
 
 fn put_u16(out: &mut Vec<u8>, v: usize) {
@@ -65,7 +68,7 @@ fn entry_chunks(index: &Index, chunk_max: usize) -> Vec<Vec<u8>> {
     chunks
 }
 
-fn header_bytes(tail: (u32, u64, u64), objects: u64, ends: &BTreeMap<u32, u64>) -> Vec<u8> {
+fn header_bytes(tail: (u32, u64, u64), objects: u64, ends: &BTreeMap<u32, u64>, next_chunk_id: u64) -> Vec<u8> {
     let mut h = Vec::new();
     h.extend_from_slice(&tail.0.to_le_bytes());
     h.extend_from_slice(&tail.1.to_le_bytes());
@@ -76,6 +79,7 @@ fn header_bytes(tail: (u32, u64, u64), objects: u64, ends: &BTreeMap<u32, u64>) 
         h.extend_from_slice(&id.to_le_bytes());
         h.extend_from_slice(&end.to_le_bytes());
     }
+    h.extend_from_slice(&next_chunk_id.to_le_bytes());
     h
 }
 
@@ -86,9 +90,15 @@ pub(super) struct Snapshot {
     objects: u64,
 }
 
-pub(super) fn snapshot(index: &Index, tail: (u32, u64, u64), ends: &BTreeMap<u32, u64>, batch_bytes: usize) -> Snapshot {
+pub(super) fn snapshot(
+    index: &Index,
+    tail: (u32, u64, u64),
+    ends: &BTreeMap<u32, u64>,
+    next_chunk_id: u64,
+    batch_bytes: usize,
+) -> Snapshot {
     let chunk_max = batch_bytes - HEADER_BYTES;
-    let meta = header_bytes(tail, index.objects(), ends);
+    let meta = header_bytes(tail, index.objects(), ends, next_chunk_id);
     assert!(meta.len() <= chunk_max, "checkpoint header too large");
     Snapshot { meta, chunks: entry_chunks(index, chunk_max), objects: index.objects() }
 }
@@ -171,7 +181,7 @@ pub(super) async fn load<E: Env>(env: &E, dir: &Path, batch_bytes: usize) -> Res
     let buf = storage.arena().alloc_wait(batch_bytes).await.map_err(|e| StoreError::Config(format!("checkpoint buffer: {e}")))?;
     let mut reader = Reader::new(&file, buf);
     let mut index = Index::default();
-    let (mut tail, mut ends, mut objects) = ((0, 0, 0), BTreeMap::new(), 0u64);
+    let (mut tail, mut ends, mut objects, mut next_chunk_id) = ((0, 0, 0), BTreeMap::new(), 0u64, 0u64);
     let (mut offset, mut expected, mut first): (u64, u64, Option<Header>) = (0, 1, None);
     loop {
         if offset >= size {
@@ -189,7 +199,7 @@ pub(super) async fn load<E: Env>(env: &E, dir: &Path, batch_bytes: usize) -> Res
             return Ok(Err(format!("checkpoint frame at offset {offset} does not belong")));
         }
         let parsed =
-            if expected == 1 { parse_header(f.meta, &mut tail, &mut ends, &mut objects) } else { parse_entries(f.data, &mut index) };
+            if expected == 1 { parse_header(f.meta, &mut tail, &mut ends, &mut objects, &mut next_chunk_id) } else { parse_entries(f.data, &mut index) };
         if parsed.is_none() {
             return Ok(Err(format!("checkpoint frame at offset {offset} does not parse")));
         }
@@ -203,14 +213,24 @@ pub(super) async fn load<E: Env>(env: &E, dir: &Path, batch_bytes: usize) -> Res
     if index.objects() != objects {
         return Ok(Err(format!("checkpoint holds {} objects, its header says {objects}", index.objects())));
     }
-    Ok(Ok(Loaded { index, tail, ends }))
+    Ok(Ok(Loaded { index, tail, ends, next_chunk_id }))
 }
 
-fn parse_header(mut m: &[u8], tail: &mut (u32, u64, u64), ends: &mut BTreeMap<u32, u64>, objects: &mut u64) -> Option<()> {
+fn parse_header(
+    mut m: &[u8],
+    tail: &mut (u32, u64, u64),
+    ends: &mut BTreeMap<u32, u64>,
+    objects: &mut u64,
+    next_chunk_id: &mut u64,
+) -> Option<()> {
     *tail = (u32_(&mut m)?, u64_(&mut m)?, u64_(&mut m)?);
     *objects = u64_(&mut m)?;
     for _ in 0..u32_(&mut m)? {
         ends.insert(u32_(&mut m)?, u64_(&mut m)?);
+    }
+    // Absent from checkpoints written before it existed.
+    if !m.is_empty() {
+        *next_chunk_id = u64_(&mut m)?;
     }
     m.is_empty().then_some(())
 }

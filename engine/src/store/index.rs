@@ -203,6 +203,22 @@ impl Index {
         page.cursor().last().map(|(key, _)| key.into())
     }
 
+    /// Drops every entry whose record lies in one of the `gone` segments; returns how many.
+    /// Start-up from a checkpoint taken before compaction removed those segments: each such
+    /// entry was deleted or replaced after the checkpoint (its tombstone may have been dropped
+    /// with its segment), or relocated by a record that replay applies next.
+    pub fn forget_segments(&mut self, gone: &std::collections::BTreeSet<u32>) -> u64 {
+        if !gone.iter().any(|s| self.live_bytes.contains_key(s)) {
+            return 0;
+        }
+        let doomed: Vec<(Box<[u8]>, Box<[u8]>)> =
+            self.iter().filter(|(_, _, l)| gone.contains(&l.segment)).map(|(b, k, _)| (b.into(), k.into())).collect();
+        for (bucket, key) in &doomed {
+            self.delete(bucket, key);
+        }
+        doomed.len() as u64
+    }
+
     /// Every (bucket, key, location), for scrubbing, checkpoints and checks.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8], Unpacked)> {
         self.buckets.iter().flat_map(|(bucket, pages)| {

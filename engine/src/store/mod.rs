@@ -122,6 +122,12 @@ fn aux_data(kind: Kind, data: &[u8]) -> &[u8] {
     }
 }
 
+/// Whether compaction may have to carry this record forward rather than drop it: a tombstone
+/// or a chunk drop. Such frames weigh on a segment like live data when choosing what to compact.
+fn may_carry(kind: Kind) -> bool {
+    matches!(kind, Kind::Delete | Kind::DropChunks)
+}
+
 /// Where a `Put` or `Manifest` record lies, as the index holds it: `at` gives the frame's place
 /// and the record's data length; a manifest lists its object's size instead and is flagged.
 fn location_of(kind: Kind, aux: &[u8], at: Location) -> Location {
@@ -215,6 +221,39 @@ impl std::fmt::Debug for Object {
 /// Relocations one compaction keeps in flight (they share batches with foreground writes).
 pub const COMPACTION_IN_FLIGHT_MAX: usize = 32;
 
+/// Compaction never takes a segment that would cost more than this share of it to copy: it
+/// would free too little to be worth the writes.
+pub const COMPACTION_LIVE_RATIO_MAX: f64 = 0.9;
+
+/// How the background compactor (`Store::spawn_compactor`) chooses and paces its work.
+#[derive(Clone, Copy, Debug)]
+pub struct CompactionPolicy {
+    /// Compact a segment once copying it forward writes at most this share of a segment.
+    pub max_live_ratio: f64,
+    /// Read rate of a pass while the log stays within `space_amp_max` of the live data.
+    pub bytes_per_s: u64,
+    /// Past this ratio of log bytes to live bytes, the compactor is behind: it takes the
+    /// cheapest segment up to `COMPACTION_LIVE_RATIO_MAX` live, and reads at `catch_up` times
+    /// the log's growth over its last pass (at least `bytes_per_s`), so it frees space about as
+    /// fast as writes take it.
+    pub space_amp_max: f64,
+    pub catch_up: f64,
+    /// How long to wait when there is nothing to compact.
+    pub idle: std::time::Duration,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        CompactionPolicy {
+            max_live_ratio: 0.5,
+            bytes_per_s: 64 << 20,
+            space_amp_max: 2.0,
+            catch_up: 2.0,
+            idle: std::time::Duration::from_secs(1),
+        }
+    }
+}
+
 /// What one compaction did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CompactReport {
@@ -246,8 +285,18 @@ pub struct ScrubFinding {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Space {
     pub segments: usize,
+    /// Every segment at its full (preallocated) size.
     pub disk_bytes: u64,
+    /// The full segments, and the tail up to its end: what the log holds.
+    pub log_bytes: u64,
     pub live_bytes: u64,
+}
+
+impl Space {
+    /// Log bytes per live byte (space amplification, not counting the tail's unused room).
+    pub fn amplification(&self) -> f64 {
+        self.log_bytes as f64 / self.live_bytes.max(1) as f64
+    }
 }
 
 /// One listed key.
@@ -265,12 +314,26 @@ struct Tail {
     next_lsn: u64,
 }
 
+/// What a record that compaction copies forward (a relocation) requires when its batch is
+/// sealed; otherwise it becomes `Void`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// A put or manifest: the object still lies where compaction found it.
+    At(Location),
+    /// A tombstone carried forward: its key is still deleted (a newer version must not be
+    /// deleted by a copy that lands after it).
+    Absent,
+    /// A chunk drop carried forward: none of its ids has live chunks. An id can be used again
+    /// after a restart (the next id comes from the index); a copy landing after the new
+    /// chunks would drop them.
+    ChunksDead,
+}
+
 /// A record waiting in a batch; its payload is already in the batch buffer.
 struct Pending {
     kind: Kind,
-    /// For a relocation (compaction): the location the object must still have when the batch is
-    /// sealed; otherwise the record becomes `Void`.
-    expect: Option<Location>,
+    /// Set for a relocation (compaction).
+    expect: Option<Expect>,
     offset: u32,
     key_len: u32,
     meta_len: u32,
@@ -286,7 +349,7 @@ struct Rec<'a> {
     key: &'a [u8],
     meta: &'a [u8],
     data: &'a [u8],
-    expect: Option<Location>,
+    expect: Option<Expect>,
     raft: Option<raft::RaftTag>,
 }
 
@@ -384,6 +447,11 @@ struct Inner<E: Env> {
     tail: Cell<Tail>,
     /// Where the batches of each full (non-tail) segment end.
     segment_ends: RefCell<BTreeMap<u32, u64>>,
+    /// Bytes of tombstones and chunk drops per segment (`may_carry`), for choosing what to
+    /// compact; segments missing here hold none. Unknown for the segments in `carry_unknown`
+    /// (covered by the checkpoint start-up began from).
+    carry_bytes: RefCell<BTreeMap<u32, u64>>,
+    carry_unknown: RefCell<std::collections::BTreeSet<u32>>,
     filling: RefCell<Option<Batch>>,
     spare: RefCell<Option<FixedBuf>>,
     /// Puts waiting for room in the filling batch.
@@ -435,7 +503,11 @@ impl<E: Env + Clone> Store<E> {
                 .map_err(|e| StoreError::Config(format!("{what}: {e}: the arena needs two buffers of batch_bytes")))
         };
         let (a, b) = (alloc("batch buffer")?, alloc("batch buffer")?);
-        let next_chunk_id = recovered.index.last_key(CHUNK_BUCKET).and_then(|k| manifest::chunk_id(&k)).map_or(1, |id| id + 1);
+        // Above every id in the index and every id the log still names (a dead id's chunks or
+        // drop may survive in a segment), so no id is used twice while a record of it exists:
+        // compaction carries a drop forward past the chunks of a reused id otherwise.
+        let in_index = recovered.index.last_key(CHUNK_BUCKET).and_then(|k| manifest::chunk_id(&k)).map_or(1, |id| id + 1);
+        let next_chunk_id = in_index.max(recovered.next_chunk_id);
         let inner = Rc::new(Inner {
             env,
             config,
@@ -445,6 +517,8 @@ impl<E: Env + Clone> Store<E> {
             files: RefCell::new(recovered.files),
             tail: Cell::new(Tail { segment: recovered.tail.0, offset: recovered.tail.1, next_lsn: recovered.tail.2 }),
             segment_ends: RefCell::new(recovered.ends),
+            carry_bytes: RefCell::new(recovered.carry_bytes),
+            carry_unknown: RefCell::new(recovered.carry_unknown),
             filling: RefCell::new(Some(Batch::new(a))),
             spare: RefCell::new(Some(b)),
             room_waiters: RefCell::new(Vec::new()),
@@ -772,6 +846,7 @@ impl<E: Env> Store<E> {
             &self.inner.index.borrow(),
             (tail.segment, tail.offset, tail.next_lsn),
             &self.inner.segment_ends.borrow(),
+            self.inner.next_chunk_id.get(),
             self.inner.config.batch_bytes,
         );
         checkpoint::write(&self.inner.env, &self.inner.config.dir, self.inner.config.batch_bytes, snap).await
@@ -845,9 +920,11 @@ impl<E: Env> Store<E> {
     /// disk / live).
     pub fn space(&self) -> Space {
         let segments = self.inner.files.borrow().len();
+        let segment_bytes = self.inner.config.segment_bytes;
         Space {
             segments,
-            disk_bytes: segments as u64 * self.inner.config.segment_bytes,
+            disk_bytes: segments as u64 * segment_bytes,
+            log_bytes: (segments as u64).saturating_sub(1) * segment_bytes + self.inner.tail.get().offset,
             live_bytes: self.inner.index.borrow().live_bytes_total(),
         }
     }
@@ -857,58 +934,122 @@ impl<E: Env> Store<E> {
         self.inner.files.borrow().keys().copied().collect()
     }
 
-    /// The oldest segment, if it is full (not the tail) and at most `max_live_ratio` of it is
-    /// live. Only the oldest: a tombstone may be dropped only once no older segment could hold
-    /// a version it deletes.
-    pub fn compaction_candidate(&self, max_live_ratio: f64) -> Option<u32> {
-        let oldest = *self.inner.files.borrow().keys().next()?;
-        if oldest == self.inner.tail.get().segment {
-            return None;
+    /// Bytes compacting segment `id` would write: its live data, plus its tombstones and chunk
+    /// drops unless it is the oldest segment (there nothing older can hold what they hide).
+    fn compaction_cost(&self, id: u32, oldest: u32) -> u64 {
+        let live = self.inner.index.borrow().live_bytes(id);
+        if id == oldest {
+            return live;
         }
-        // Relocation copies only what the object index points at; Raft entries would be lost.
-        if self.inner.raft.borrow().holds_segment(oldest) {
-            return None;
-        }
-        let live = self.inner.index.borrow().live_bytes(oldest) as f64;
-        (live <= max_live_ratio * self.inner.config.segment_bytes as f64).then_some(oldest)
+        live + self.inner.carry_bytes.borrow().get(&id).copied().unwrap_or(0)
     }
 
-    /// Copies the live records of the oldest full segment to the tail (at most `bytes_per_s`
-    /// read), then deletes the segment. Relocations go through group commit beside the
-    /// foreground writes and are conditional (see `decide_relocations`). On any error the
-    /// segment stays.
-    pub async fn compact_oldest(&self, bytes_per_s: u64) -> Result<Option<CompactReport>, StoreError> {
+    /// The full segment (not the tail, no Raft frames) cheapest to compact, if compacting it
+    /// would write at most `max_live_ratio` of a segment. Ties go to the older segment.
+    pub fn compaction_candidate(&self, max_live_ratio: f64) -> Option<u32> {
+        let files = self.inner.files.borrow();
+        let oldest = *files.keys().next()?;
+        let tail = self.inner.tail.get().segment;
+        let raft = self.inner.raft.borrow();
+        let mut best: Option<(u64, u32)> = None;
+        for &id in files.keys() {
+            // Relocation copies only object records; Raft entries would be lost.
+            if id == tail || raft.holds_segment(id) {
+                continue;
+            }
+            let cost = self.compaction_cost(id, oldest);
+            if best.is_none_or(|(c, _)| cost < c) {
+                best = Some((cost, id));
+            }
+        }
+        let (cost, id) = best?;
+        (cost as f64 <= max_live_ratio * self.inner.config.segment_bytes as f64).then_some(id)
+    }
+
+    /// Compacts the cheapest segment (`compaction_candidate`), if any.
+    pub async fn compact_next(&self, bytes_per_s: u64) -> Result<Option<CompactReport>, StoreError> {
         let Some(id) = self.compaction_candidate(1.0) else { return Ok(None) };
-        let end = *self.inner.segment_ends.borrow().get(&id).expect("a full segment has a known end");
+        self.compact_segment(id, bytes_per_s).await
+    }
+
+    /// Copies what must survive of full segment `id` to the tail (reading at most `bytes_per_s`),
+    /// then deletes the segment; `None` if `id` is not a full segment or holds Raft frames.
+    /// - live objects are relocated (each conditional: see `decide_relocations`);
+    /// - unless `id` is the oldest segment, tombstones of keys still deleted and chunk drops are
+    ///   carried forward: an older segment may hold a version they hide, which replay would
+    ///   otherwise bring back. In the oldest segment they are dropped.
+    ///
+    /// Dead versions need nothing: whatever replaced them lies later in the log. A segment with
+    /// nothing live and nothing to carry is deleted without being read. On any error the
+    /// segment stays.
+    pub async fn compact_segment(&self, id: u32, bytes_per_s: u64) -> Result<Option<CompactReport>, StoreError> {
+        let Some(oldest) = self.inner.files.borrow().keys().next().copied() else { return Ok(None) };
+        let Some(end) = self.inner.segment_ends.borrow().get(&id).copied() else { return Ok(None) };
+        if id == self.inner.tail.get().segment || self.inner.raft.borrow().holds_segment(id) {
+            return Ok(None);
+        }
         let file = self.inner.files.borrow()[&id].clone();
-        let buf = self.buffer(self.inner.config.batch_bytes).await?;
-        let mut reader = recovery::Reader::new(&*file, buf);
         let mut report = CompactReport { segment: id, ..Default::default() };
-        let mut in_flight: std::collections::VecDeque<crate::JoinHandle<Result<u64, StoreError>>> = std::collections::VecDeque::new();
+        let carries_nothing = id == oldest
+            || (!self.inner.carry_unknown.borrow().contains(&id) && !self.inner.carry_bytes.borrow().contains_key(&id));
+        if self.inner.index.borrow().live_bytes(id) > 0 || !carries_nothing {
+            self.copy_forward(id, oldest, end, &file, bytes_per_s, &mut report).await?;
+        }
+        let still_live = self.inner.index.borrow().live_bytes(id);
+        assert_eq!(still_live, 0, "segment {id} still holds live records after compaction");
+        self.inner.files.borrow_mut().remove(&id);
+        self.inner.segment_ends.borrow_mut().remove(&id);
+        self.inner.carry_bytes.borrow_mut().remove(&id);
+        self.inner.carry_unknown.borrow_mut().remove(&id);
+        self.inner.env.storage().remove(file.path())?;
+        self.inner.env.storage().sync_dir(&self.inner.config.dir)?;
+        report.bytes_reclaimed = self.inner.config.segment_bytes;
+        let mut stats = self.inner.stats.get();
+        stats.compactions += 1;
+        self.inner.stats.set(stats);
+        Ok(Some(report))
+    }
+
+    /// `compact_segment`'s pass over the frames of segment `id` up to `end`.
+    async fn copy_forward(
+        &self,
+        id: u32,
+        oldest: u32,
+        end: u64,
+        file: &Rc<<E::Storage as Storage>::File>,
+        bytes_per_s: u64,
+        report: &mut CompactReport,
+    ) -> Result<(), StoreError> {
+        let buf = self.buffer(self.inner.config.batch_bytes).await?;
+        let mut reader = recovery::Reader::new(&**file, buf);
+        let mut in_flight: VecDeque<crate::JoinHandle<Result<u64, StoreError>>> = VecDeque::new();
         let start = crate::time::now();
         let mut offset = 0u64;
+        let corrupt = |offset, what: String| StoreError::Corrupt { path: file.path().to_path_buf(), offset, what };
         while offset < end {
-            let f = reader.frame(offset, self.inner.config.batch_bytes).await?.map_err(|e| StoreError::Corrupt {
-                path: file.path().to_path_buf(),
-                offset,
-                what: format!("compaction found {e:?} inside the synced part of the segment"),
-            })?;
+            let f = reader
+                .frame(offset, self.inner.config.batch_bytes)
+                .await?
+                .map_err(|e| corrupt(offset, format!("compaction found {e:?} inside the synced part of the segment")))?;
             report.records += 1;
             let header = f.header;
-            let at =
-                Location { segment: id, frame_len: header.frame_len, offset, lsn: header.lsn, data_len: header.data_len, chunked: false };
-            let loc = location_of(header.kind, aux_data(header.kind, f.data), at);
-            let (bucket, k) = split_key_field(f.key).ok_or_else(|| StoreError::Corrupt {
-                path: file.path().to_path_buf(),
-                offset,
-                what: "bad key field".into(),
-            })?;
             let kind = header.kind;
-            if matches!(kind, Kind::Put | Kind::Manifest) && self.inner.index.borrow().get(bucket, k) == Some(loc) {
+            let (bucket, k) = split_key_field(f.key).ok_or_else(|| corrupt(offset, "bad key field".into()))?;
+            let expect = match kind {
+                Kind::Put | Kind::Manifest => {
+                    let at = Location { segment: id, frame_len: header.frame_len, offset, lsn: header.lsn, data_len: header.data_len, chunked: false };
+                    let loc = location_of(kind, aux_data(kind, f.data), at);
+                    (self.inner.index.borrow().get(bucket, k) == Some(loc)).then_some(Expect::At(loc))
+                }
+                Kind::Delete if id != oldest => self.inner.index.borrow().get(bucket, k).is_none().then_some(Expect::Absent),
+                Kind::DropChunks if id != oldest => Some(Expect::ChunksDead),
+                _ => None,
+            };
+            if let Some(expect) = expect {
                 let (bucket, k, meta, data) = (bucket.to_vec(), k.to_vec(), f.meta.to_vec(), f.data.to_vec());
                 let store = self.clone();
                 in_flight.push_back(crate::spawn(async move {
-                    let record = Rec { kind, bucket: &bucket, key: &k, meta: &meta, data: &data, expect: Some(loc), raft: None };
+                    let record = Rec { kind, bucket: &bucket, key: &k, meta: &meta, data: &data, expect: Some(expect), raft: None };
                     store.append("relocate", &[record]).await
                 }));
                 report.relocated += 1;
@@ -927,17 +1068,7 @@ impl<E: Env> Store<E> {
         for h in in_flight {
             h.await?;
         }
-        let still_live = self.inner.index.borrow().live_bytes(id);
-        assert_eq!(still_live, 0, "segment {id} still holds live records after compaction");
-        self.inner.files.borrow_mut().remove(&id);
-        self.inner.segment_ends.borrow_mut().remove(&id);
-        self.inner.env.storage().remove(file.path())?;
-        self.inner.env.storage().sync_dir(&self.inner.config.dir)?;
-        report.bytes_reclaimed = self.inner.config.segment_bytes;
-        let mut stats = self.inner.stats.get();
-        stats.compactions += 1;
-        self.inner.stats.set(stats);
-        Ok(Some(report))
+        Ok(())
     }
 
     /// Re-reads every synced frame of every segment, verifying checksums, at most
@@ -1022,27 +1153,30 @@ impl<E: Env> Store<E> {
         })
     }
 
-    /// Runs compaction in the background: whenever the oldest full segment is at most
-    /// `max_live_ratio` live, it is compacted at `bytes_per_s`. Stops with `close`.
-    pub fn spawn_compactor(
-        &self,
-        max_live_ratio: f64,
-        bytes_per_s: u64,
-        idle: std::time::Duration,
-    ) -> crate::JoinHandle<Vec<CompactReport>> {
+    /// Runs compaction in the background by `policy` until `close`; returns what it did.
+    pub fn spawn_compactor(&self, policy: CompactionPolicy) -> crate::JoinHandle<Vec<CompactReport>> {
         let store = self.clone();
         crate::spawn(async move {
-            let mut done = Vec::new();
+            let mut done: Vec<CompactReport> = Vec::new();
+            // The log's growth from writes other than compaction's, over the last pass.
+            let mut growth_bytes_per_s = 0.0;
             while !store.inner.closing.get() && store.inner.failed.borrow().is_none() {
-                if store.compaction_candidate(max_live_ratio).is_some() {
-                    match store.compact_oldest(bytes_per_s).await {
-                        Ok(Some(r)) => done.push(r),
-                        Ok(None) => {}
-                        Err(_) => crate::sleep(idle).await,
-                    }
-                } else {
-                    crate::sleep(idle).await;
+                let (start, written) = (crate::time::now(), store.stats().bytes_written);
+                let behind = store.space().amplification() > policy.space_amp_max;
+                let max_live_ratio = if behind { COMPACTION_LIVE_RATIO_MAX } else { policy.max_live_ratio };
+                let Some(id) = store.compaction_candidate(max_live_ratio) else {
+                    crate::sleep(policy.idle).await;
+                    continue;
+                };
+                let rate = if behind { (policy.catch_up * growth_bytes_per_s) as u64 } else { 0 }.max(policy.bytes_per_s);
+                match store.compact_segment(id, rate).await {
+                    Ok(Some(r)) => done.push(r),
+                    Ok(None) => {}
+                    Err(_) => crate::sleep(policy.idle).await,
                 }
+                let copied = done.last().filter(|r| r.segment == id).map_or(0, |r| r.bytes_relocated);
+                let elapsed_s = crate::time::now().saturating_duration_since(start).as_secs_f64().max(1e-6);
+                growth_bytes_per_s = (store.stats().bytes_written - written).saturating_sub(copied) as f64 / elapsed_s;
             }
             done
         })
@@ -1170,9 +1304,10 @@ async fn commit<E: Env>(inner: &Inner<E>, batch: &mut Batch) -> Result<Tail, (Op
     Ok(Tail { segment: tail.segment, offset: tail.offset, next_lsn: first })
 }
 
-/// A relocation goes ahead only if its object still lies where compaction found it and no
-/// earlier record of this batch touches the same key; otherwise it becomes `Void`. Deciding here,
-/// before lsns are fixed, makes replay at recovery reach the same result as the running store.
+/// A relocation goes ahead only if its condition (`Expect`) still holds when its batch is sealed
+/// and no earlier record of this batch touches the same key; otherwise it becomes `Void`.
+/// Deciding here, before lsns are fixed, makes replay at recovery reach the same result as the
+/// running store.
 fn decide_relocations<E: Env>(inner: &Inner<E>, batch: &mut Batch) {
     if batch.entries.iter().all(|p| p.expect.is_none()) {
         return;
@@ -1183,27 +1318,32 @@ fn decide_relocations<E: Env>(inner: &Inner<E>, batch: &mut Batch) {
         &bytes[start..start + p.key_len as usize]
     };
     let index = inner.index.borrow();
-    let mut void = Vec::new();
+    // Decided in order: a record voided here no longer counts for the records after it.
+    let mut void = vec![false; batch.entries.len()];
     for (i, p) in batch.entries.iter().enumerate() {
         let Some(expect) = p.expect else { continue };
         let field = key_of(p);
         let (bucket, key) = split_key_field(field).expect("we encoded this key field");
-        let current = index.get(bucket, key) == Some(expect);
-        let touched = batch.entries[..i].iter().any(|q| q.kind != Kind::Void && key_of(q) == field);
-        // A chunk whose id an earlier record of this batch drops must not come back after it.
-        let dropped = bucket == CHUNK_BUCKET
-            && manifest::chunk_id(key)
-                .is_some_and(|id| batch.entries[..i].iter().any(|q| q.kind == Kind::DropChunks && dropped_ids(bytes, q).contains(&id)));
-        if !current || touched || dropped {
-            void.push(i);
-        }
+        let earlier = || batch.entries[..i].iter().zip(&void).filter(|(q, v)| q.kind != Kind::Void && !**v).map(|(q, _)| q);
+        let touched = earlier().any(|q| key_of(q) == field);
+        let holds = match expect {
+            Expect::At(loc) => {
+                // A chunk whose id an earlier record of this batch drops must not come back after it.
+                let dropped = bucket == CHUNK_BUCKET
+                    && manifest::chunk_id(key)
+                        .is_some_and(|id| earlier().any(|q| q.kind == Kind::DropChunks && dropped_ids(bytes, q).contains(&id)));
+                index.get(bucket, key) == Some(loc) && !touched && !dropped
+            }
+            Expect::Absent => index.get(bucket, key).is_none() && !touched,
+            Expect::ChunksDead => dropped_ids(bytes, p).iter().all(|id| index.list(CHUNK_BUCKET, &id.to_be_bytes(), None, 1).is_empty()),
+        };
+        void[i] = !holds;
     }
     drop(index);
     let mut stats = inner.stats.get();
-    stats.relocations_voided += void.len() as u64;
+    stats.relocations_voided += void.iter().filter(|v| **v).count() as u64;
     inner.stats.set(stats);
-    for i in void {
-        let p = &mut batch.entries[i];
+    for (p, _) in batch.entries.iter_mut().zip(void).filter(|(_, v)| *v) {
         p.kind = Kind::Void;
     }
 }
@@ -1258,6 +1398,9 @@ fn finish<E: Env>(inner: &Inner<E>, batch: Batch, result: Result<Tail, (Option<i
                 }
                 let mut pins = inner.pins.borrow_mut();
                 apply_record(&mut index, p.kind, key_field, aux, loc, &mut |id| pins.defer(id));
+                if may_carry(p.kind) {
+                    *inner.carry_bytes.borrow_mut().entry(at.segment).or_default() += frame_len as u64;
+                }
             }
             inner.tail.set(Tail { segment: at.segment, offset: at.offset + used as u64, next_lsn: at.next_lsn + entries.len() as u64 });
             done.first_lsn.set(at.next_lsn);

@@ -7,7 +7,7 @@
 //! does lie beyond it, the bad frame is corruption of acknowledged data, not a torn write, and
 //! open fails with its location rather than serve stale versions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -36,6 +36,8 @@ pub struct RecoveryReport {
     pub checkpoint_objects: Option<u64>,
     /// Why a checkpoint present was not used, if so.
     pub checkpoint_unused: Option<String>,
+    /// Checkpoint entries dropped because compaction removed their segment since.
+    pub checkpoint_entries_gone: u64,
 }
 
 pub(super) struct Recovered<F> {
@@ -46,6 +48,12 @@ pub(super) struct Recovered<F> {
     pub tail: (u32, u64, u64),
     /// Where the batches of each segment before the tail's end.
     pub ends: BTreeMap<u32, u64>,
+    /// Bytes of tombstones and chunk drops per segment replayed (`super::may_carry`).
+    pub carry_bytes: BTreeMap<u32, u64>,
+    /// Segments not replayed from their start (covered by the checkpoint): their carry unknown.
+    pub carry_unknown: BTreeSet<u32>,
+    /// Above every chunk id the replayed log or the checkpoint names.
+    pub next_chunk_id: u64,
     pub report: RecoveryReport,
 }
 
@@ -127,6 +135,9 @@ struct Scan {
     /// Frames of the batch being read: (header, key field, data if the index needs it, segment,
     /// offset).
     pending: Vec<(Header, Vec<u8>, Vec<u8>, u32, u64)>,
+    carry_bytes: BTreeMap<u32, u64>,
+    /// Above every chunk id named by a replayed chunk or chunk drop.
+    next_chunk_id: u64,
 }
 
 impl Scan {
@@ -161,11 +172,31 @@ impl Scan {
                 self.raft.apply(h.kind, tag, &aux, at);
             } else {
                 super::apply_record(&mut self.index, h.kind, &key, &aux, at, &mut |_| false);
+                if super::may_carry(h.kind) {
+                    *self.carry_bytes.entry(segment).or_default() += h.frame_len as u64;
+                }
+                let named = match h.kind {
+                    Kind::Put => super::split_key_field(&key)
+                        .filter(|(b, _)| *b == super::CHUNK_BUCKET)
+                        .and_then(|(_, k)| super::manifest::chunk_id(k)),
+                    Kind::DropChunks => super::manifest::decode_ids(&aux).and_then(|ids| ids.into_iter().max()),
+                    _ => None,
+                };
+                if let Some(id) = named {
+                    self.next_chunk_id = self.next_chunk_id.max(id + 1);
+                }
             }
             self.report.records += 1;
         }
         self.report.batches += 1;
     }
+}
+
+/// The lsn a segment's first batch starts at, if its first frame is valid.
+async fn first_lsn<F: File>(file: &F, config: &StoreConfig, buf: FixedBuf) -> Result<(Option<u64>, FixedBuf), StoreError> {
+    let mut reader = Reader::new(file, buf);
+    let first = reader.frame(0, config.batch_bytes).await?.ok().map(|f| f.header.batch_first_lsn);
+    Ok((first, reader.buf.take().expect("buffer")))
 }
 
 pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Recovered<<E::Storage as Storage>::File>, StoreError> {
@@ -179,7 +210,17 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         storage.sync_dir(&config.dir)?;
         files.insert(1, Rc::new(file));
         let report = RecoveryReport { segments: 1, ..Default::default() };
-        return Ok(Recovered { index: Index::default(), raft: Default::default(), files, tail: (1, 0, 1), ends: BTreeMap::new(), report });
+        return Ok(Recovered {
+            index: Index::default(),
+            raft: Default::default(),
+            files,
+            tail: (1, 0, 1),
+            ends: BTreeMap::new(),
+            carry_bytes: BTreeMap::new(),
+            carry_unknown: BTreeSet::new(),
+            next_chunk_id: 1,
+            report,
+        });
     }
     for &id in &ids {
         files.insert(id, Rc::new(storage.open(&segment_path(&config.dir, id), OpenMode::Existing)?));
@@ -191,16 +232,19 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         report: RecoveryReport { segments: ids.len(), ..Default::default() },
         committed: (ids[0], 0, 1),
         pending: Vec::new(),
+        carry_bytes: BTreeMap::new(),
+        next_chunk_id: 1,
     };
-    // A checkpoint whose tail segment still exists: start there.
+    // Start at the checkpoint's tail, or, if compaction removed that segment, at the next one
+    // (what followed the tail there was relocated or carried forward past it).
     let mut start = (0usize, 0u64);
     let mut ends = BTreeMap::new();
     let checkpoint = super::checkpoint::load(env, &config.dir, config.batch_bytes).await?;
     let checkpoint = match checkpoint {
-        Ok(ck) => match ids.iter().position(|&id| id == ck.tail.0) {
+        Ok(ck) => match ids.iter().position(|&id| id >= ck.tail.0) {
             Some(pos) => Some((pos, ck)),
             None => {
-                scan.report.checkpoint_unused = Some(format!("its segment {} was compacted away", ck.tail.0));
+                scan.report.checkpoint_unused = Some(format!("no segment from its tail's ({}) on is left", ck.tail.0));
                 None
             }
         },
@@ -211,24 +255,32 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
             None
         }
     };
+    let mut carry_unknown = BTreeSet::new();
     if let Some((pos, ck)) = checkpoint {
         scan.report.checkpoint_objects = Some(ck.index.objects());
         scan.index = ck.index;
-        scan.committed = ck.tail;
+        scan.next_chunk_id = ck.next_chunk_id.max(1);
+        // Entries in segments compaction removed since: deleted or replaced after the checkpoint
+        // (their tombstones may have gone with the oldest segment), or relocated past it.
+        let existing: BTreeSet<u32> = ids.iter().copied().collect();
+        let gone: BTreeSet<u32> = ck.ends.keys().chain([&ck.tail.0]).copied().filter(|id| !existing.contains(id)).collect();
+        scan.report.checkpoint_entries_gone = scan.index.forget_segments(&gone);
         ends = ck.ends.into_iter().filter(|(id, _)| ids.contains(id)).collect();
-        start = (pos, ck.tail.1);
+        if ids[pos] == ck.tail.0 {
+            scan.committed = ck.tail;
+            start = (pos, ck.tail.1);
+        } else {
+            let (first, b) = first_lsn(&*files[&ids[pos]], config, buf).await?;
+            buf = b;
+            scan.committed = (ids[pos], 0, first.unwrap_or(ck.tail.2));
+            start = (pos, 0);
+        }
+        carry_unknown = ids[..pos].iter().copied().chain((start.1 > 0).then_some(ids[pos])).collect();
     } else {
-        // Compaction removes the oldest segments, so the log starts wherever its oldest batch does.
-        let first_lsn = {
-            let mut reader = Reader::new(&*files[&ids[0]], buf);
-            let first = match reader.frame(0, config.batch_bytes).await? {
-                Ok(f) => f.header.batch_first_lsn,
-                Err(_) => 1,
-            };
-            buf = reader.buf.take().expect("buffer");
-            first
-        };
-        scan.committed.2 = first_lsn;
+        // Compaction removes segments, so the log starts wherever its oldest batch does.
+        let (first, b) = first_lsn(&*files[&ids[0]], config, buf).await?;
+        buf = b;
+        scan.committed.2 = first.unwrap_or(1);
     }
     let mut buf = Some(buf);
     // Set when the scan moved on to the next segment after a clean end; that segment's first
@@ -248,6 +300,16 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
             buf = reader.buf.take();
             stop = Some((pos, 0));
             break 'segments;
+        }
+        // Past segments compaction removed (a gap in the ids) the log goes on at a later lsn.
+        if pos > start.0 && ids[pos - 1] + 1 != id {
+            let (first, b) = first_lsn(&*file, config, reader.buf.take().expect("buffer")).await?;
+            if let Some(lsn) = first
+                && lsn > scan.committed.2
+            {
+                scan.committed.2 = lsn;
+            }
+            reader = Reader::new(&*file, b);
         }
         while offset + SECTOR_SIZE as u64 <= size {
             let frame = reader.frame(offset, config.batch_bytes).await?;
@@ -318,7 +380,17 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         storage.sync_dir(&config.dir)?;
     }
     scan.report.segments_removed = stale.len();
-    Ok(Recovered { index: scan.index, raft: scan.raft, files, tail: (seg, off, next), ends, report: scan.report })
+    Ok(Recovered {
+        index: scan.index,
+        raft: scan.raft,
+        files,
+        tail: (seg, off, next),
+        ends,
+        carry_bytes: scan.carry_bytes,
+        carry_unknown,
+        next_chunk_id: scan.next_chunk_id,
+        report: scan.report,
+    })
 }
 
 /// Looks at every sector from `from` to the end of the log for a valid frame of a batch that

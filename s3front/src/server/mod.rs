@@ -403,7 +403,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
         .await
         .map_err(|e| format!("core {id}: open store: {e}"))?;
     let _checkpointer = store.spawn_checkpointer(256 << 20, std::time::Duration::from_secs(5));
-    let _compactor = store.spawn_compactor(0.5, 64 << 20, std::time::Duration::from_secs(1));
+    let _compactor = store.spawn_compactor(engine::store::CompactionPolicy::default());
     let users = users::UserTable::new(config.data.clone())?;
     let shard = Rc::new(Shard {
         core: id,
