@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::sim::{FaultConfig, SimEnv, SimWorld};
-use engine::store::{Store, StoreConfig};
+use engine::store::{RaftHardState, RaftRecord, Store, StoreConfig};
 use engine::{Executor, SECTOR_SIZE};
 use proptest::prelude::*;
 
@@ -56,8 +56,17 @@ enum Op {
     /// Compact a full segment (live records and needed tombstones move to the tail, the
     /// segment goes): with 0 the cheapest (`compact_next`), else the n-th segment by age.
     Compact(u8),
-    /// Write an index checkpoint (start-up then replays only what follows it).
+    /// Write an index checkpoint (start-up then replays only what follows it; refused while the
+    /// store holds Raft state).
     Checkpoint,
+    /// Raft group `group` (of 3): `n` entries (at most 2: with a Truncate and a hard state that
+    /// is all a 16 KiB batch holds) appended after dropping the last `back` (a
+    /// follower's conflicting suffix: a Truncate first), then a hard state, in one batch.
+    RaftAppend { group: u8, back: u8, n: u8 },
+    /// Raft group `group`'s hard state alone (a vote in a new term).
+    RaftVote { group: u8 },
+    /// Raft group `group`'s log compacted through `share`/8 of its live entries.
+    RaftCompact { group: u8, share: u8 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -75,6 +84,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Crash),
         3 => (0u8..6).prop_map(Op::Compact),
         1 => Just(Op::Checkpoint),
+        3 => (0u8..3, prop_oneof![4 => Just(0u8), 1 => 1u8..4], 1u8..3).prop_map(|(group, back, n)| Op::RaftAppend { group, back, n }),
+        1 => (0u8..3, 0u8..9).prop_map(|(group, share)| Op::RaftCompact { group, share }),
+        1 => (0u8..3).prop_map(|group| Op::RaftVote { group }),
     ]
 }
 
@@ -118,6 +130,43 @@ async fn write_chunks(store: &Store<SimEnv>, d: &[u8]) -> (engine::store::ChunkW
     (w, r)
 }
 
+/// One Raft group as the model knows it.
+#[derive(Default)]
+struct RaftModel {
+    entries: BTreeMap<u64, u64>,
+    compacted: Option<(u64, u64)>,
+    hard_state: Option<RaftHardState>,
+}
+
+impl RaftModel {
+    fn next_index(&self) -> u64 {
+        self.entries.keys().next_back().copied().or(self.compacted.map(|c| c.0)).unwrap_or(0) + 1
+    }
+}
+
+fn raft_payload(group: u64, index: u64, term: u64) -> Vec<u8> {
+    format!("group {group} entry {index} term {term}").into_bytes()
+}
+
+/// The store's Raft groups equal the model's: live entries and terms, hard state, compaction
+/// point and its metadata.
+fn check_raft(executor: &Executor, store: &Store<SimEnv>, raft: &BTreeMap<u64, RaftModel>) -> Result<(), TestCaseError> {
+    prop_assert_eq!(store.raft_group_ids(), raft.keys().copied().collect::<Vec<u64>>());
+    for (group, m) in raft {
+        let g = store.raft_group(*group).ok_or_else(|| TestCaseError::fail(format!("group {group} missing")))?;
+        let entries: BTreeMap<u64, u64> = g.entries.iter().map(|(i, e)| (*i, e.term)).collect();
+        prop_assert_eq!(&entries, &m.entries, "group {}", group);
+        prop_assert_eq!(g.hard_state, m.hard_state, "group {}", group);
+        prop_assert_eq!(g.compacted.map(|c| (c.index, c.term)), m.compacted, "group {}", group);
+        if let Some((through, _)) = m.compacted {
+            let got = executor.block_on(store.read_raft_compacted(*group)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let meta = got.map(|(_, meta)| meta);
+            prop_assert_eq!(meta, Some(format!("snapshot of {group} through {through}").into_bytes()));
+        }
+    }
+    Ok(())
+}
+
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let world = SimWorld::new(7, FaultConfig::none());
     let env = SimEnv::new(world.clone(), &arena());
@@ -126,6 +175,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     // Chunks of large objects in the model, and chunks left by abandoned uploads.
     let mut large: BTreeMap<(Vec<u8>, Vec<u8>), u64> = BTreeMap::new();
     let mut orphan_chunks = 0u64;
+    let mut raft: BTreeMap<u64, RaftModel> = BTreeMap::new();
     let mut executor = Executor::new(world.clone());
     let mut store = executor.block_on(Store::open(env.clone(), config())).map_err(|e| TestCaseError::fail(e.to_string()))?.0;
     for op in ops {
@@ -251,7 +301,53 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 store = executor.block_on(Store::open(env.clone(), config())).map_err(|e| TestCaseError::fail(e.to_string()))?.0;
             }
             Op::Checkpoint => {
-                executor.block_on(store.checkpoint()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let r = executor.block_on(store.checkpoint());
+                prop_assert_eq!(r.is_err(), !raft.is_empty(), "{:?}", r);
+            }
+            Op::RaftAppend { group, back, n } => {
+                version += 1;
+                let group = group as u64;
+                let m = raft.entry(group).or_default();
+                // Never back into the compacted part (Raft only truncates uncommitted entries).
+                let back = (back as u64).min(m.entries.len() as u64);
+                let from = m.next_index() - back;
+                let term = version;
+                let payloads: Vec<Vec<u8>> = (0..n as u64).map(|i| raft_payload(group, from + i, term)).collect();
+                let mut records = Vec::new();
+                if back > 0 {
+                    records.push(RaftRecord::Truncate { group, from_index: from });
+                }
+                for (i, p) in payloads.iter().enumerate() {
+                    records.push(RaftRecord::Entry { group, term, index: from + i as u64, meta: b"e", data: p });
+                }
+                let state = RaftHardState { term, vote: group + 1, commit: from };
+                records.push(RaftRecord::HardState { group, state });
+                executor.block_on(store.append_raft(&records)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                m.entries.split_off(&from);
+                for i in 0..n as u64 {
+                    m.entries.insert(from + i, term);
+                }
+                m.hard_state = Some(state);
+            }
+            Op::RaftVote { group } => {
+                version += 1;
+                let group = group as u64;
+                let m = raft.entry(group).or_default();
+                let state = RaftHardState { term: version, vote: group + 2, commit: m.hard_state.map_or(0, |s| s.commit) };
+                executor.block_on(store.append_raft(&[RaftRecord::HardState { group, state }])).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                m.hard_state = Some(state);
+            }
+            Op::RaftCompact { group, share } => {
+                let group = group as u64;
+                let Some(m) = raft.get_mut(&group) else { continue };
+                let Some(&first) = m.entries.keys().next() else { continue };
+                let through = first + (m.entries.len() as u64 * share as u64 / 8).saturating_sub(1);
+                let term = m.entries[&through];
+                let meta = format!("snapshot of {group} through {through}").into_bytes();
+                let record = RaftRecord::Compact { group, index: through, term, meta: &meta };
+                executor.block_on(store.append_raft(&[record])).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                m.entries = m.entries.split_off(&(through + 1));
+                m.compacted = Some((through, term));
             }
             Op::Compact(n) => {
                 let before = store.space();
@@ -277,6 +373,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         let chunks = large.values().sum::<u64>() + orphan_chunks;
         prop_assert_eq!(store.chunks_stored(), chunks);
         prop_assert_eq!(store.objects(), model.len() as u64 + chunks);
+        check_raft(&executor, &store, &raft)?;
     }
     // Everything in the model reads back after a final crash.
     drop(store);
@@ -287,6 +384,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     for ((b, k), (m, d)) in &model {
         let got = executor.block_on(store.read_all(b, k)).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(got, Some((m.clone(), d.clone())));
+    }
+    check_raft(&executor, &store, &raft)?;
+    // Every live entry reads back, verified, with its payload.
+    for (group, m) in &raft {
+        for (&index, &term) in &m.entries {
+            let got = executor.block_on(store.read_raft_entry(*group, index)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let (t, object) = got.ok_or_else(|| TestCaseError::fail(format!("group {group} entry {index} missing")))?;
+            prop_assert_eq!((t, object.data()), (term, &raft_payload(*group, index, term)[..]));
+        }
     }
     let _ = Rc::new(());
     Ok(())

@@ -302,6 +302,7 @@ fn payload_len(record: &RaftRecord<'_>) -> usize {
         RaftRecord::Entry { meta, data, .. } => meta.len() + data.len(),
         RaftRecord::Truncate { .. } => 0,
         RaftRecord::HardState { .. } => engine::store::raft::HARD_STATE_DATA_BYTES,
+        RaftRecord::Compact { meta, .. } => meta.len(),
     }
 }
 

@@ -30,7 +30,7 @@ use index::{Index, Location};
 use record::{HEADER_BYTES, Header, Kind};
 
 pub use manifest::{CHUNK_BUCKET, ChunkRead, Extent, Manifest, is_internal_bucket};
-pub use raft::{RaftEntryLoc, RaftGroup, RaftHardState, RaftIndex, RaftRecord};
+pub use raft::{RaftCompacted, RaftEntryLoc, RaftGroup, RaftHardState, RaftIndex, RaftRecord};
 pub use recovery::RecoveryReport;
 
 /// Default size of a segment file.
@@ -157,7 +157,7 @@ fn apply_record(index: &mut Index, kind: Kind, key_field: &[u8], aux: &[u8], at:
                 }
             }
         }
-        Kind::Void | Kind::Truncate | Kind::RaftEntry | Kind::HardState | Kind::Checkpoint => {}
+        Kind::Void | Kind::Truncate | Kind::RaftEntry | Kind::HardState | Kind::RaftCompact | Kind::Checkpoint => {}
     }
 }
 
@@ -1001,6 +1001,7 @@ impl<E: Env> Store<E> {
         self.inner.segment_ends.borrow_mut().remove(&id);
         self.inner.carry_bytes.borrow_mut().remove(&id);
         self.inner.carry_unknown.borrow_mut().remove(&id);
+        self.inner.raft.borrow_mut().forget_segment(id);
         self.inner.env.storage().remove(file.path())?;
         self.inner.env.storage().sync_dir(&self.inner.config.dir)?;
         report.bytes_reclaimed = self.inner.config.segment_bytes;

@@ -26,12 +26,19 @@ pub enum RaftRecord<'a> {
     Truncate { group: u64, from_index: u64 },
     /// The group's term, vote (0: none) and commit index, superseding earlier ones.
     HardState { group: u64, state: RaftHardState },
+    /// Entries of `group` through `index` (whose term is `term`) are in a snapshot of the state
+    /// machine and leave the log; `meta` is the snapshot's description (raftlog's: membership),
+    /// kept until a later compaction supersedes it. `index` never goes back.
+    Compact { group: u64, index: u64, term: u64, meta: &'a [u8] },
 }
 
 impl RaftRecord<'_> {
     pub fn group(&self) -> u64 {
         match *self {
-            RaftRecord::Entry { group, .. } | RaftRecord::Truncate { group, .. } | RaftRecord::HardState { group, .. } => group,
+            RaftRecord::Entry { group, .. }
+            | RaftRecord::Truncate { group, .. }
+            | RaftRecord::HardState { group, .. }
+            | RaftRecord::Compact { group, .. } => group,
         }
     }
 }
@@ -59,26 +66,66 @@ pub struct RaftEntryLoc {
     pub at: Location,
 }
 
+/// Where a group's log was last compacted: entries through `index` (term `term`) are gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RaftCompacted {
+    pub index: u64,
+    pub term: u64,
+    /// The `Compact` record (its metadata is the snapshot's description).
+    pub at: Location,
+}
+
 /// One group's durable log as the store knows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RaftGroup {
-    /// Live entries by index: contiguous (each appended entry follows the last).
+    /// Live entries by index: contiguous (each appended entry follows the last), after
+    /// `compacted` if the log was compacted.
     pub entries: BTreeMap<u64, RaftEntryLoc>,
     pub hard_state: Option<RaftHardState>,
+    /// Where the last hard state's frame lies.
+    pub hard_state_at: Option<Location>,
+    pub compacted: Option<RaftCompacted>,
 }
 
 impl RaftGroup {
     pub fn last_index(&self) -> Option<u64> {
         self.entries.last_key_value().map(|(index, _)| *index)
     }
+
+    /// The index the next entry follows: the last entry's, else the compaction point's.
+    pub fn log_end(&self) -> Option<u64> {
+        self.last_index().or(self.compacted.map(|c| c.index))
+    }
 }
 
-/// Every group's log on this core, plus how many Raft frames each segment holds (compaction
-/// leaves such segments alone: it relocates only what the object index points at).
+/// Every group's log on this core, and which segments its frames keep from being compacted.
+///
+/// Raft frames are never relocated. A segment is held while it has a frame replay still needs:
+/// a live entry, a group's last hard state or last compaction record, or a Truncate while an
+/// older segment still holds entry frames (live or dead) it may supersede. Dead entries and
+/// superseded hard states and compactions hide nothing, so dropping them with their segment
+/// leaves replay's result unchanged.
 #[derive(Clone, Debug, Default)]
 pub struct RaftIndex {
     groups: HashMap<u64, RaftGroup>,
-    frames_by_segment: BTreeMap<u32, u64>,
+    live_entries_by_segment: BTreeMap<u32, u64>,
+    /// Last hard states and last compaction records per segment.
+    pins_by_segment: BTreeMap<u32, u64>,
+    /// Every entry frame ever written per segment, live or not.
+    entry_frames_by_segment: BTreeMap<u32, u64>,
+    truncates_by_segment: BTreeMap<u32, u64>,
+}
+
+fn count_up(map: &mut BTreeMap<u32, u64>, segment: u32) {
+    *map.entry(segment).or_default() += 1;
+}
+
+fn count_down(map: &mut BTreeMap<u32, u64>, segment: u32) {
+    let n = map.get_mut(&segment).expect("a counted frame");
+    *n -= 1;
+    if *n == 0 {
+        map.remove(&segment);
+    }
 }
 
 /// Whether an entry at `index` may follow a group whose last live entry is `last`.
@@ -102,9 +149,33 @@ impl RaftIndex {
         self.groups.is_empty()
     }
 
-    /// Whether segment `id` holds any Raft frame (then it is not compacted).
+    /// Whether segment `id` holds a Raft frame replay still needs (then it is not compacted).
     pub fn holds_segment(&self, id: u32) -> bool {
-        self.frames_by_segment.contains_key(&id)
+        self.live_entries_by_segment.contains_key(&id)
+            || self.pins_by_segment.contains_key(&id)
+            || (self.truncates_by_segment.contains_key(&id) && self.entry_frames_by_segment.range(..id).next().is_some())
+    }
+
+    /// After replay: every group's live entries are contiguous and start right after its
+    /// compaction point, as the writer kept them. Otherwise frames replay needed are missing.
+    pub(super) fn check_replayed(&self) -> Result<(), String> {
+        for (id, group) in &self.groups {
+            let mut expected = group.compacted.map(|c| c.index + 1);
+            for &index in group.entries.keys() {
+                if expected.is_some_and(|e| e != index) {
+                    return Err(format!("raft group {id}: entry {index} follows {expected:?} after replay: Raft records are missing"));
+                }
+                expected = Some(index + 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets a segment compaction removed (it held no frame `holds_segment` counts).
+    pub(super) fn forget_segment(&mut self, id: u32) {
+        assert!(!self.holds_segment(id), "segment {id} still holds Raft frames replay needs");
+        self.entry_frames_by_segment.remove(&id);
+        self.truncates_by_segment.remove(&id);
     }
 
     /// Applies one committed Raft frame. `aux` is a hard state's data. Both callers (the writer
@@ -114,19 +185,45 @@ impl RaftIndex {
         let group = self.groups.entry(tag.group).or_default();
         match kind {
             Kind::RaftEntry => {
-                assert!(entry_follows(group.last_index(), tag.index), "group {} entry {} out of order", tag.group, tag.index);
+                // The writer checked the order before sealing (`assert_entry_order`). Replay may
+                // find a gap before an entry (compaction removed a segment of entries dead by
+                // the log's end) or stale entries at and after it (the Truncate that superseded
+                // them went with such a segment, or is later): the entry replaces them, and
+                // `check_replayed` makes sure the result is a contiguous log.
+                for dropped in group.entries.split_off(&tag.index).values() {
+                    count_down(&mut self.live_entries_by_segment, dropped.at.segment);
+                }
                 group.entries.insert(tag.index, RaftEntryLoc { term: tag.term, at });
+                count_up(&mut self.live_entries_by_segment, at.segment);
+                count_up(&mut self.entry_frames_by_segment, at.segment);
             }
             Kind::Truncate => {
-                group.entries.split_off(&tag.index);
+                for dropped in group.entries.split_off(&tag.index).values() {
+                    count_down(&mut self.live_entries_by_segment, dropped.at.segment);
+                }
+                count_up(&mut self.truncates_by_segment, at.segment);
             }
             Kind::HardState => {
                 let vote = aux.get(..HARD_STATE_DATA_BYTES).map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
                 group.hard_state = Some(RaftHardState { term: tag.term, vote, commit: tag.index });
+                if let Some(old) = group.hard_state_at.replace(at) {
+                    count_down(&mut self.pins_by_segment, old.segment);
+                }
+                count_up(&mut self.pins_by_segment, at.segment);
+            }
+            Kind::RaftCompact => {
+                assert!(group.compacted.is_none_or(|c| c.index <= tag.index), "group {}: compaction goes back to {}", tag.group, tag.index);
+                let kept = group.entries.split_off(&(tag.index + 1));
+                for dropped in std::mem::replace(&mut group.entries, kept).values() {
+                    count_down(&mut self.live_entries_by_segment, dropped.at.segment);
+                }
+                if let Some(old) = group.compacted.replace(RaftCompacted { index: tag.index, term: tag.term, at }) {
+                    count_down(&mut self.pins_by_segment, old.at.segment);
+                }
+                count_up(&mut self.pins_by_segment, at.segment);
             }
             _ => unreachable!("{kind:?} is not a Raft record"),
         }
-        *self.frames_by_segment.entry(at.segment).or_default() += 1;
     }
 }
 
@@ -147,7 +244,12 @@ pub(super) fn assert_entry_order(index: &RaftIndex, records: impl Iterator<Item 
     for (kind, tag) in records {
         let range = ranges.entry(tag.group).or_insert_with(|| {
             let group = index.group(tag.group)?;
-            Some((*group.entries.first_key_value()?.0, group.last_index()?))
+            match (group.entries.first_key_value(), group.compacted) {
+                (Some((first, _)), _) => Some((*first, group.last_index()?)),
+                // A compacted, empty log: the next entry follows the compaction point.
+                (None, Some(c)) => Some((c.index + 1, c.index)),
+                (None, None) => None,
+            }
         });
         match kind {
             Kind::RaftEntry => {
@@ -161,6 +263,10 @@ pub(super) fn assert_entry_order(index: &RaftIndex, records: impl Iterator<Item 
                 *range = Some((range.map_or(tag.index, |(first, _)| first), tag.index));
             }
             Kind::Truncate => *range = truncated(*range, tag.index),
+            Kind::RaftCompact => {
+                let last = range.map_or(tag.index, |(_, last)| last.max(tag.index));
+                *range = Some((tag.index + 1, last));
+            }
             _ => {}
         }
     }
@@ -210,23 +316,38 @@ impl<E: Env> Store<E> {
         let Some(live) = self.inner.raft.borrow().group(group).and_then(|g| g.entries.get(&index).copied()) else {
             return Ok(None);
         };
-        let loc = live.at;
+        let object = self.read_raft_frame(Kind::RaftEntry, RaftTag { group, term: live.term, index }, live.at).await?;
+        Ok(Some((live.term, object)))
+    }
+
+    /// `group`'s last compaction point and its `Compact` record's metadata (the snapshot's
+    /// description), read back and verified. `Ok(None)` if the log was never compacted.
+    pub async fn read_raft_compacted(&self, group: u64) -> Result<Option<(RaftCompacted, Vec<u8>)>, StoreError> {
+        let Some(c) = self.inner.raft.borrow().group(group).and_then(|g| g.compacted) else { return Ok(None) };
+        let object = self.read_raft_frame(Kind::RaftCompact, RaftTag { group, term: c.term, index: c.index }, c.at).await?;
+        Ok(Some((c, object.meta().to_vec())))
+    }
+
+    /// The Raft frame at `loc`, verified to be record `kind` with `tag`.
+    async fn read_raft_frame(&self, kind: Kind, tag: RaftTag, loc: Location) -> Result<Object, StoreError> {
+        let RaftTag { group, term, index } = tag;
+        let what = if kind == Kind::RaftEntry { "entry" } else { "compaction record" };
         let file = self.inner.files.borrow().get(&loc.segment).cloned().expect("a live entry's segment is open");
         let buf = self.buffer(loc.frame_len as usize).await?;
         let (res, buf) = file.read_at(buf, loc.offset, loc.frame_len as usize).await;
         res?;
         let corrupt = |what: String| StoreError::Corrupt { path: file.path().to_path_buf(), offset: loc.offset, what };
         let frame = super::record::decode(buf.as_slice())
-            .map_err(|e| corrupt(format!("raft entry {index} of group {group}: {e:?} (lsn {})", loc.lsn)))?;
+            .map_err(|e| corrupt(format!("raft {what} {index} of group {group}: {e:?} (lsn {})", loc.lsn)))?;
         let h = frame.header;
-        if h.kind != Kind::RaftEntry || h.lsn != loc.lsn || h.group != group || h.index != index || h.term != live.term {
-            return Err(corrupt(format!("raft entry {index} of group {group}: the frame at lsn {} is another record", h.lsn)));
+        if h.kind != kind || h.lsn != loc.lsn || h.group != group || h.index != index || h.term != term {
+            return Err(corrupt(format!("raft {what} {index} of group {group}: the frame at lsn {} is another record", h.lsn)));
         }
         split_key_field(frame.key).ok_or_else(|| corrupt("bad key field".into()))?;
         let meta_start = super::HEADER_BYTES + frame.key.len();
         let data_start = meta_start + frame.meta.len();
         let (meta, data) = (meta_start..data_start, data_start..data_start + frame.data.len());
-        Ok(Some((live.term, Object { buf, meta, data, lsn: loc.lsn, chunked: false, pin: None })))
+        Ok(Object { buf, meta, data, lsn: loc.lsn, chunked: false, pin: None })
     }
 }
 
@@ -237,6 +358,7 @@ fn rec_of<'a>(record: &RaftRecord<'a>, vote: &'a [u8; HARD_STATE_DATA_BYTES]) ->
         RaftRecord::Entry { group, term, index, meta, data } => (Kind::RaftEntry, RaftTag { group, term, index }, meta, data),
         RaftRecord::Truncate { group, from_index } => (Kind::Truncate, RaftTag { group, term: 0, index: from_index }, &[], &[]),
         RaftRecord::HardState { group, state } => (Kind::HardState, RaftTag { group, term: state.term, index: state.commit }, &[], vote),
+        RaftRecord::Compact { group, index, term, meta } => (Kind::RaftCompact, RaftTag { group, term, index }, meta, &[]),
     };
     Rec { kind, bucket: &[], key: &[], meta, data, expect: None, raft: Some(tag) }
 }

@@ -38,6 +38,9 @@ pub enum Kind {
     DropChunks = 8,
     /// raftlog: a group's term, vote and commit index (store/raft.rs).
     HardState = 9,
+    /// raftlog: entries of `group` through `index` are covered by a snapshot (their last term
+    /// in `term`); the metadata is the snapshot's, opaque to the store (store/raft.rs).
+    RaftCompact = 10,
 }
 
 impl Kind {
@@ -52,6 +55,7 @@ impl Kind {
             7 => Some(Kind::Manifest),
             8 => Some(Kind::DropChunks),
             9 => Some(Kind::HardState),
+            10 => Some(Kind::RaftCompact),
             _ => None,
         }
     }

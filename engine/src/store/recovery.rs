@@ -167,7 +167,7 @@ impl Scan {
     fn apply(&mut self) {
         for (h, key, aux, segment, offset) in self.pending.drain(..) {
             let at = Location { segment, frame_len: h.frame_len, offset, lsn: h.lsn, data_len: h.data_len, chunked: false };
-            if matches!(h.kind, Kind::RaftEntry | Kind::Truncate | Kind::HardState) {
+            if matches!(h.kind, Kind::RaftEntry | Kind::Truncate | Kind::HardState | Kind::RaftCompact) {
                 let tag = super::raft::RaftTag { group: h.group, term: h.term, index: h.index };
                 self.raft.apply(h.kind, tag, &aux, at);
             } else {
@@ -380,6 +380,7 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         storage.sync_dir(&config.dir)?;
     }
     scan.report.segments_removed = stale.len();
+    scan.raft.check_replayed().map_err(|what| StoreError::Corrupt { path: config.dir.clone(), offset: 0, what })?;
     Ok(Recovered {
         index: scan.index,
         raft: scan.raft,
