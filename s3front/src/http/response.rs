@@ -52,8 +52,14 @@ impl ResponseHead {
     /// A head whose buffer has room for `capacity_bytes` in all, e.g. a small body that
     /// [`into_bytes`](Self::into_bytes) hands back with the head to be appended to it.
     pub fn with_capacity(status: u16, capacity_bytes: usize) -> ResponseHead {
+        ResponseHead::in_buffer(status, Vec::with_capacity(capacity_bytes))
+    }
+
+    /// A head written into `buf` (cleared first): a buffer kept for reuse.
+    pub fn in_buffer(status: u16, buf: Vec<u8>) -> ResponseHead {
         assert!((100..=599).contains(&status), "status {status} is not a three-digit HTTP status");
-        let mut lines = Vec::with_capacity(capacity_bytes);
+        let mut lines = buf;
+        lines.clear();
         let digits = [status / 100, status / 10 % 10, status % 10].map(|d| b'0' + d as u8);
         lines.extend_from_slice(b"HTTP/1.1 ");
         lines.extend_from_slice(&digits);

@@ -268,7 +268,7 @@ pub fn response_head(status: u16, headers: &[(String, String)], request_id: &str
 /// (bodies up to `INLINE_BODY_BYTES_MAX` are appended to go out in the same send).
 pub fn head_start(status: u16, request_id: &str, body_bytes: Option<u64>) -> ResponseHead {
     let inline = body_bytes.unwrap_or(0).min(INLINE_BODY_BYTES_MAX as u64) as usize;
-    ResponseHead::with_capacity(status, HEAD_BYTES_TYPICAL + inline)
+    ResponseHead::in_buffer(status, out_buf(HEAD_BYTES_TYPICAL + inline))
         .header("x-amz-request-id", request_id)
         .header("server", "corestore")
         .date((super::unix_now_ms() / 1000) as i64)
@@ -291,6 +291,38 @@ pub fn head_end(mut head: ResponseHead, len: Option<u64>, close: bool) -> Vec<u8
 /// Room reserved for a response head: most fit, a longer one grows its buffer once.
 const HEAD_BYTES_TYPICAL: usize = 512;
 
+/// Response buffers a core keeps for reuse, and the largest kept. A 4 KiB GET's head and body
+/// are built in one, and allocating 1 KiB or more makes glibc's malloc consolidate its fast bins
+/// first: 1.4% of the core's time on 4 KiB GETs (perf), plus the malloc and free themselves.
+const OUT_BUFS_KEPT_MAX: usize = 256;
+const OUT_BUF_BYTES_MAX: usize = HEAD_BYTES_TYPICAL + (16 << 10);
+
+thread_local! {
+    static OUT_BUFS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An empty buffer with room for `capacity_bytes`, reused if the core has one.
+pub fn out_buf(capacity_bytes: usize) -> Vec<u8> {
+    let mut buf = OUT_BUFS.with(|b| b.borrow_mut().pop()).unwrap_or_default();
+    buf.clear();
+    buf.reserve(capacity_bytes);
+    buf
+}
+
+/// Gives a sent response's buffer back for reuse (kept only if small; at most
+/// `OUT_BUFS_KEPT_MAX`, so a burst of large responses does not pin memory).
+pub fn recycle_out_buf(buf: Vec<u8>) {
+    if buf.capacity() == 0 || buf.capacity() > OUT_BUF_BYTES_MAX {
+        return;
+    }
+    OUT_BUFS.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.len() < OUT_BUFS_KEPT_MAX {
+            b.push(buf);
+        }
+    });
+}
+
 /// Bodies up to this size go out in the same send as their head (a copy is cheaper than a
 /// second send and a second TCP segment).
 pub const INLINE_BODY_BYTES_MAX: usize = 64 << 10;
@@ -301,7 +333,7 @@ async fn send_response(conn: &mut Conn, resp: Response, request_id: &str, is_hea
     if !is_head {
         out.extend_from_slice(&resp.body);
     }
-    conn.stream.send_all(out).await.map(|_| ())
+    conn.stream.send_all(out).await.map(recycle_out_buf)
 }
 
 /// Reads a request body, undoing HTTP chunked and aws-chunked framing and checking what the

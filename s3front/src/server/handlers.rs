@@ -575,7 +575,7 @@ fn object_response_head(req: &Request, meta: &ObjectMeta, size: u64, start: u64,
 }
 
 async fn send(conn: &mut Conn, bytes: Vec<u8>) -> Result<(), S3Error> {
-    conn.stream.send_all(bytes).await.map(|_| ()).map_err(|e| {
+    conn.stream.send_all(bytes).await.map(conn::recycle_out_buf).map_err(|e| {
         conn.body_unread = true;
         err(ErrorCode::InternalError, format!("send: {e}"))
     })
