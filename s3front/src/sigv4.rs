@@ -304,7 +304,7 @@ struct Claim<'a> {
     credential: Credential,
     date_time: String,
     request_time_unix_s: i64,
-    signed_headers_raw: String,
+    signed_headers_raw: std::borrow::Cow<'a, str>,
     signature: [u8; 32],
     payload_hash: &'a str,
     payload: PayloadMode,
@@ -330,10 +330,10 @@ fn header_claim<'a>(req: &RequestParts<'a>, authorization: &'a str, now_unix_s: 
     let signed_headers = parse::parse_signed_headers(fields.signed_headers).map_err(|m| header_malformed(format!("SignedHeaders: {m}")))?;
     let signature = parse::parse_signature(fields.signature).ok_or_else(|| header_malformed("Signature must be 64 hex digits"))?;
     let (date_header, date_time, request_time_unix_s) = request_time(req)?;
-    if !signed_headers.contains(&"host") {
+    if !signed_headers.contains("host") {
         return Err(header_malformed("SignedHeaders must include host"));
     }
-    if !signed_headers.contains(&date_header) {
+    if !signed_headers.contains(date_header) {
         return Err(header_malformed(format!("SignedHeaders must include {date_header}")));
     }
     check_credential_date(&credential, &date_time).map_err(header_malformed)?;
@@ -345,12 +345,12 @@ fn header_claim<'a>(req: &RequestParts<'a>, authorization: &'a str, now_unix_s: 
     let payload = PayloadMode::parse(payload_hash).ok_or_else(|| AuthError::InvalidArgument {
         message: format!("x-amz-content-sha256 {payload_hash:?} must be UNSIGNED-PAYLOAD, a STREAMING-* value, or a valid sha256 value"),
     })?;
-    check_amz_headers_signed(req, &signed_headers)?;
+    check_amz_headers_signed(req, signed_headers)?;
     Ok(Claim {
         credential,
         date_time,
         request_time_unix_s,
-        signed_headers_raw: fields.signed_headers.to_string(),
+        signed_headers_raw: fields.signed_headers.into(),
         signature,
         payload_hash,
         payload,
@@ -381,12 +381,12 @@ fn check_credential_date(credential: &Credential, date_time: &str) -> Result<(),
 
 /// S3 refuses header-signed requests carrying `x-amz-*` headers that were not signed, since they
 /// change what the request does (storage class, ACLs, checksums, …).
-fn check_amz_headers_signed(req: &RequestParts, signed_headers: &[&str]) -> Result<(), AuthError> {
+fn check_amz_headers_signed(req: &RequestParts, signed_headers: parse::SignedHeaders) -> Result<(), AuthError> {
     let unsigned: Vec<&str> = header_pairs(req.headers)
         .map(|(name, _)| name)
         // Bytes, not str slicing: a header name may hold non-ASCII bytes (found by fuzzing).
         .filter(|name| name.as_bytes().get(..6).is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"x-amz-")))
-        .filter(|name| !signed_headers.iter().any(|s| s.eq_ignore_ascii_case(name)))
+        .filter(|name| !signed_headers.names().any(|s| s.eq_ignore_ascii_case(name)))
         .collect();
     if unsigned.is_empty() {
         return Ok(());
@@ -416,7 +416,7 @@ fn query_claim<'a>(req: &RequestParts<'a>, now_unix_s: i64) -> Result<Claim<'a>,
     let expires_s = parse_expires(expires)?;
     let signed_headers =
         parse::parse_signed_headers(signed_headers_raw).map_err(|m| query_malformed(format!("X-Amz-SignedHeaders: {m}")))?;
-    if !signed_headers.contains(&"host") {
+    if !signed_headers.contains("host") {
         return Err(query_malformed("X-Amz-SignedHeaders must include host"));
     }
     let signature = parse::parse_signature(signature).ok_or_else(|| query_malformed("X-Amz-Signature must be 64 hex digits"))?;
@@ -430,7 +430,7 @@ fn query_claim<'a>(req: &RequestParts<'a>, now_unix_s: i64) -> Result<Claim<'a>,
         credential,
         date_time: date.to_string(),
         request_time_unix_s,
-        signed_headers_raw: signed_headers_raw.to_string(),
+        signed_headers_raw: signed_headers_raw.to_string().into(),
         signature,
         payload_hash: UNSIGNED_PAYLOAD,
         payload: PayloadMode::Unsigned,

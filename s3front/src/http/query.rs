@@ -27,8 +27,12 @@ pub fn parse_query(raw: &str) -> Result<Vec<(String, String)>, HttpError> {
 /// Percent-decodes a raw path (as in [`super::RequestHead::path`]) into UTF-8. `%2F` becomes '/'
 /// like any other escape: S3 keys may contain '/', and splitting into bucket and key is done on
 /// the raw path by the caller.
-pub fn decode_path(raw: &str) -> Result<String, HttpError> {
-    percent_decode("path", raw, 0)
+/// The path percent-decoded; borrowed when it has no escapes (most requests).
+pub fn decode_path(raw: &str) -> Result<std::borrow::Cow<'_, str>, HttpError> {
+    if !raw.contains('%') {
+        return Ok(raw.into());
+    }
+    percent_decode("path", raw, 0).map(Into::into)
 }
 
 /// `offset` is where `raw` starts in the whole path or query, for the error message.

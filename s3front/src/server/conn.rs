@@ -185,8 +185,7 @@ fn resource_of(head: &RequestHead) -> String {
 
 /// Decodes addressing, authenticates.
 fn prepare(shard: &Rc<Shard>, head: RequestHead, id: String) -> Result<Request, S3Error> {
-    let resource = resource_of(&head);
-    let with_resource = |e: S3Error| e.with_resource(resource.clone());
+    let with_resource = |e: S3Error| e.with_resource(resource_of(&head));
     let path = http::decode_path(head.path()).map_err(|e| with_resource(S3Error::new(ErrorCode::InvalidURI, e.to_string())))?;
     let query = http::parse_query(head.query()).map_err(|e| with_resource(S3Error::new(ErrorCode::InvalidURI, e.to_string())))?;
     let (bucket, key) = address(shard, &head, &path);
@@ -208,19 +207,24 @@ fn prepare(shard: &Rc<Shard>, head: RequestHead, id: String) -> Result<Request, 
     Ok(Request { head, id, auth, bucket, key, query, now_ms })
 }
 
+/// The bucket of a virtual-hosted `host` (`bucket.<domain>`), the domain matched without
+/// regard to case: no lowercased copy of the host for every request.
+fn virtual_bucket<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
+    let split = host.len().checked_sub(domain.len() + 1)?;
+    let (bucket, dot_domain) = host.as_bytes().split_at(split);
+    // A '.' at `split` makes it a char boundary, so the slice below cannot panic.
+    let matches = !bucket.is_empty() && dot_domain[0] == b'.' && dot_domain[1..].eq_ignore_ascii_case(domain.as_bytes());
+    matches.then(|| &host[..split])
+}
+
 /// Path-style `/bucket/key`, or virtual-hosted `bucket.<domain>` with `/key`.
 fn address(shard: &Shard, head: &RequestHead, path: &str) -> (Option<String>, Option<String>) {
     let host = head.host().unwrap_or("");
     let host = host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
-    let host = host.to_ascii_lowercase();
-    let mut domains: Vec<&str> = shard.config.domains.iter().map(String::as_str).collect();
-    domains.push("localhost");
-    for d in domains {
-        if let Some(bucket) = host.strip_suffix(d).and_then(|b| b.strip_suffix('.'))
-            && !bucket.is_empty()
-        {
+    for d in shard.config.domains.iter().map(String::as_str).chain(["localhost"]) {
+        if let Some(bucket) = virtual_bucket(host, d) {
             let key = path.strip_prefix('/').unwrap_or(path);
-            return (Some(bucket.to_string()), (!key.is_empty()).then(|| key.to_string()));
+            return (Some(bucket.to_ascii_lowercase()), (!key.is_empty()).then(|| key.to_string()));
         }
     }
     let rest = path.strip_prefix('/').unwrap_or(path);
@@ -562,4 +566,22 @@ impl BodyReader {
 fn chunk_error(e: crate::chunked::ChunkError) -> S3Error {
     let code = ErrorCode::from_name(e.code()).unwrap_or(ErrorCode::InvalidRequest);
     S3Error::new(code, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::virtual_bucket;
+
+    #[test]
+    fn virtual_hosted_buckets() {
+        assert_eq!(virtual_bucket("photos.s3.example.com", "s3.example.com"), Some("photos"));
+        assert_eq!(virtual_bucket("Photos.S3.Example.COM", "s3.example.com"), Some("Photos"));
+        assert_eq!(virtual_bucket("s3.example.com", "s3.example.com"), None);
+        assert_eq!(virtual_bucket(".s3.example.com", "s3.example.com"), None);
+        assert_eq!(virtual_bucket("photosxs3.example.com", "s3.example.com"), None);
+        assert_eq!(virtual_bucket("a.localhost", "localhost"), Some("a"));
+        // Non-ASCII bytes where the dot should be: no match, and no slicing inside a char.
+        assert_eq!(virtual_bucket("aé3.example.com", "3.example.com"), None);
+        assert_eq!(virtual_bucket("é.localhost", "localhost"), Some("é"));
+    }
 }

@@ -86,19 +86,34 @@ pub fn parse_credential(value: &str) -> Result<Credential, String> {
     Ok(Credential { access_key: access_key.into(), date: date.into(), region: region.into(), service: service.into() })
 }
 
-/// `host;range;x-amz-date` → names; each must be lowercase, non-empty and free of spaces.
-pub fn parse_signed_headers(value: &str) -> Result<Vec<&str>, String> {
-    let names: Vec<&str> = value.split(';').collect();
-    if names.len() > SIGNED_HEADER_COUNT_MAX {
-        return Err(format!("{} signed headers, more than the {SIGNED_HEADER_COUNT_MAX} allowed", names.len()));
+/// `host;range;x-amz-date`: the names, once checked (each lowercase, non-empty and free of
+/// spaces). Borrowed, not collected: this runs for every request.
+pub fn parse_signed_headers(value: &str) -> Result<SignedHeaders<'_>, String> {
+    let count = value.split(';').count();
+    if count > SIGNED_HEADER_COUNT_MAX {
+        return Err(format!("{count} signed headers, more than the {SIGNED_HEADER_COUNT_MAX} allowed"));
     }
-    for name in &names {
+    for name in value.split(';') {
         let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && !b.is_ascii_uppercase() && b != b':');
         if !valid {
             return Err(format!("signed header name {name:?} is empty, not lowercase or has invalid characters"));
         }
     }
-    Ok(names)
+    Ok(SignedHeaders(value))
+}
+
+/// A checked `SignedHeaders` list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignedHeaders<'a>(&'a str);
+
+impl<'a> SignedHeaders<'a> {
+    pub fn names(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        self.0.split(';')
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.names().any(|n| n == name)
+    }
 }
 
 /// The `X-Amz-*` query parameters of a presigned URL, percent-decoded.
@@ -225,7 +240,8 @@ mod tests {
 
     #[test]
     fn signed_headers_and_signatures() {
-        assert_eq!(parse_signed_headers("host;range;x-amz-date"), Ok(vec!["host", "range", "x-amz-date"]));
+        let names = parse_signed_headers("host;range;x-amz-date").map(|h| h.names().collect::<Vec<_>>());
+        assert_eq!(names, Ok(vec!["host", "range", "x-amz-date"]));
         for bad in ["", "host;", "Host", "ho st", "host;;x"] {
             assert!(parse_signed_headers(bad).is_err(), "{bad:?}");
         }
