@@ -160,8 +160,9 @@ fn check_raft(executor: &Executor, store: &Store<SimEnv>, raft: &BTreeMap<u64, R
         prop_assert_eq!(g.compacted.map(|c| (c.index, c.term)), m.compacted, "group {}", group);
         if let Some((through, _)) = m.compacted {
             let got = executor.block_on(store.read_raft_compacted(*group)).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            let meta = got.map(|(_, meta)| meta);
-            prop_assert_eq!(meta, Some(format!("snapshot of {group} through {through}").into_bytes()));
+            let got = got.map(|(_, o)| (o.meta().to_vec(), o.data().to_vec()));
+            let expected = (format!("snapshot of {group} through {through}").into_bytes(), format!("image {through}").into_bytes());
+            prop_assert_eq!(got, Some(expected));
         }
     }
     Ok(())
@@ -344,7 +345,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let through = first + (m.entries.len() as u64 * share as u64 / 8).saturating_sub(1);
                 let term = m.entries[&through];
                 let meta = format!("snapshot of {group} through {through}").into_bytes();
-                let record = RaftRecord::Compact { group, index: through, term, meta: &meta };
+                let image = format!("image {through}").into_bytes();
+                let record = RaftRecord::Compact { group, index: through, term, meta: &meta, data: &image };
                 executor.block_on(store.append_raft(&[record])).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 m.entries = m.entries.split_off(&(through + 1));
                 m.compacted = Some((through, term));

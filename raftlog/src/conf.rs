@@ -66,6 +66,11 @@ impl<S: Storage> RawNode<S> {
         let snapshot_index = self.log.snapshot_meta().index;
         assert!(index >= snapshot_index);
         assert!(index <= self.log.last_index());
+        // No configuration entry after `index`: the one in force now is the one at `index`
+        // (without scanning a log whose older entries a durable storage may not hold in memory).
+        if self.conf_index <= index {
+            return self.membership.clone();
+        }
         match self.last_conf_entry(snapshot_index, index) {
             Some(entry) => decode(&entry),
             None => self.snapshot_membership(),

@@ -23,7 +23,8 @@ use engine::store::{RaftRecord, Store, StoreError, record::HEADER_BYTES};
 
 use crate::durable::{DurableStorage, Staged, kind_meta, record_of};
 use crate::node::{RawNode, Ready};
-use crate::types::{Entry, GroupId, Message, NodeId};
+use crate::storage::Snapshot;
+use crate::types::{Entry, GroupId, Index, Message, NodeId, Payload};
 
 /// Messages waiting for one node; more are dropped (Raft retries whatever matters).
 pub const INBOX_MESSAGES_MAX: usize = 65536;
@@ -124,6 +125,11 @@ pub struct Driver<E: Env, T: Transport> {
     groups: BTreeMap<GroupId, RawNode<DurableStorage>>,
     /// Committed entries handed out, per group, for the state machine (the caller drains them).
     applied: BTreeMap<GroupId, Vec<Entry>>,
+    /// Snapshots installed from a leader, per group, for the state machine to load before it
+    /// applies any entry handed out after them.
+    installed: BTreeMap<GroupId, Snapshot>,
+    /// The chunks of a snapshot being received, per group.
+    receiving: BTreeMap<GroupId, Vec<u8>>,
     stats: DriverStats,
     /// Set when a write failed: the groups' storage shows records the disk may not hold, so the
     /// driver does nothing more; reopen the store and the groups (recovery finds what is there).
@@ -132,7 +138,17 @@ pub struct Driver<E: Env, T: Transport> {
 
 impl<E: Env, T: Transport + Clone> Driver<E, T> {
     pub fn new(node: NodeId, store: Store<E>, bus: T) -> Driver<E, T> {
-        Driver { node, store, bus, groups: BTreeMap::new(), applied: BTreeMap::new(), stats: DriverStats::default(), failed: None }
+        Driver {
+            node,
+            store,
+            bus,
+            groups: BTreeMap::new(),
+            applied: BTreeMap::new(),
+            installed: BTreeMap::new(),
+            receiving: BTreeMap::new(),
+            stats: DriverStats::default(),
+            failed: None,
+        }
     }
 
     /// Adds a group, its storage rebuilt from the store (what it shows was synced).
@@ -160,9 +176,39 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
         self.stats
     }
 
-    /// Committed entries of `group` handed out since the last call.
+    /// Committed entries of `group` handed out since the last call. Take `take_installed`
+    /// first: these follow the snapshot it returns.
     pub fn take_applied(&mut self, group: GroupId) -> Vec<Entry> {
         self.applied.remove(&group).unwrap_or_default()
+    }
+
+    /// A snapshot `group` installed from its leader since the last call: the state machine
+    /// replaces its state with it. Entries handed out before it and not taken are dropped (it
+    /// covers them).
+    pub fn take_installed(&mut self, group: GroupId) -> Option<Snapshot> {
+        self.installed.remove(&group)
+    }
+
+    /// Compacts `group`'s log through `index`, which the state machine has applied and whose
+    /// image there is `data`: the next turn's write records the snapshot and the store drops
+    /// the entries it covers. Followers that need them get the snapshot instead. Refused if
+    /// `data` does not fit one store record (`DurableStorage::snapshot_bytes_max`).
+    pub fn compact(&mut self, group: GroupId, index: Index, data: Payload) -> Result<(), String> {
+        let max = DurableStorage::snapshot_bytes_max(&self.store);
+        let node = self.groups.get_mut(&group).ok_or_else(|| format!("no group {group}"))?;
+        if data.len() > max {
+            return Err(format!("group {group}: a snapshot of {} bytes does not fit one store record ({max})", data.len()));
+        }
+        if index > node.applied_index() || index <= node.snapshot_index() {
+            return Err(format!(
+                "group {group}: compaction at {index} must be after the snapshot ({}) and applied ({})",
+                node.snapshot_index(),
+                node.applied_index()
+            ));
+        }
+        let membership = node.membership_at(index);
+        node.storage_mut().compact(index, membership, data);
+        Ok(())
     }
 
     pub fn tick(&mut self) {
@@ -201,7 +247,13 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
             if !node.has_ready() {
                 continue;
             }
-            let ready = node.take_ready();
+            let mut ready = node.take_ready();
+            if let Some(snapshot) = receive_snapshot(group, &mut ready, &mut self.receiving) {
+                // It replaces the log (`install` stages the records) and the state machine.
+                node.storage_mut().install(snapshot.clone());
+                self.applied.remove(&group);
+                self.installed.insert(group, snapshot);
+            }
             after.push(stage_ready(group, node, ready, &self.bus, &mut self.applied));
         }
         let busy = after.iter().any(|a| a.busy);
@@ -302,8 +354,24 @@ fn payload_len(record: &RaftRecord<'_>) -> usize {
         RaftRecord::Entry { meta, data, .. } => meta.len() + data.len(),
         RaftRecord::Truncate { .. } => 0,
         RaftRecord::HardState { .. } => engine::store::raft::HARD_STATE_DATA_BYTES,
-        RaftRecord::Compact { meta, .. } => meta.len(),
+        RaftRecord::Compact { meta, data, .. } => meta.len() + data.len(),
     }
+}
+
+/// Gathers a `Ready`'s snapshot chunks; once the last arrived, the snapshot they make up.
+fn receive_snapshot(group: GroupId, ready: &mut Ready, receiving: &mut BTreeMap<GroupId, Vec<u8>>) -> Option<Snapshot> {
+    for chunk in std::mem::take(&mut ready.snapshot_chunks) {
+        let file = receiving.entry(group).or_default();
+        if chunk.offset == 0 {
+            file.clear();
+        }
+        // The core hands out chunks in order from offset 0 (it checks offsets as they arrive).
+        assert_eq!(chunk.offset, file.len() as u64, "group {group}: snapshot chunk out of order");
+        file.extend_from_slice(&chunk.data);
+    }
+    let (meta, membership) = ready.snapshot.take()?;
+    let data = receiving.remove(&group).unwrap_or_default();
+    Some(Snapshot { meta, membership, data: data.into() })
 }
 
 /// Sends a group's `messages`, stages its writes and keeps what must wait for durability.
@@ -314,9 +382,6 @@ fn stage_ready<T: Transport>(
     bus: &T,
     applied: &mut BTreeMap<GroupId, Vec<Entry>>,
 ) -> AfterPersist {
-    // Snapshots need a store record for a group's snapshot, not built yet; without compaction
-    // no leader sends one.
-    assert!(ready.snapshot.is_none() && ready.snapshot_chunks.is_empty(), "group {group}: snapshots are not supported yet");
     let busy = !ready.messages.is_empty()
         || !ready.messages_after_persist.is_empty()
         || !ready.entries.is_empty()

@@ -12,8 +12,11 @@
 //! core retries (apply on a later `Ready`, replication on the next heartbeat answer). One run at
 //! a time keeps memory bounded; a follower far behind and a lagging apply take turns.
 //!
-//! Not yet: snapshots and log compaction (the store has no record for a group's snapshot yet),
-//! so the log starts at index 1 and a leader never needs to send a snapshot.
+//! Snapshots: `compact` (the state machine's image at an applied index) and `install` (one
+//! received from the leader) write a `Compact` record holding the snapshot's membership and
+//! image, after which the store drops the entries it covers; `open` starts the log after it.
+//! The image must fit one store record (`snapshot_bytes_max`); larger state machines (a
+//! placement group's objects) will describe rather than carry their image.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -21,8 +24,9 @@ use std::collections::VecDeque;
 use engine::Env;
 use engine::store::{RaftHardState, RaftRecord, Store, StoreError};
 
+use crate::membership::Membership;
 use crate::storage::{Snapshot, SnapshotMeta, Storage, StorageError};
-use crate::types::{Entry, EntryKind, GroupId, HardState, Index, Term};
+use crate::types::{Entry, EntryKind, GroupId, HardState, Index, Payload, Term};
 
 /// Entries kept in memory behind the last one, however far apply lags: the synchronous tail.
 pub const CACHED_ENTRIES_MAX: usize = 4096;
@@ -44,12 +48,16 @@ pub enum Staged {
     Truncate { from_index: Index },
     Entry(Entry),
     HardState { state: HardState, commit: Index },
+    /// The log up to the snapshot's index is replaced by the snapshot.
+    Compact { meta: SnapshotMeta, membership: Vec<u8>, data: Payload },
 }
 
 pub struct DurableStorage {
     group: GroupId,
     hard_state: HardState,
-    /// Term of every live entry, from index 1.
+    /// The latest snapshot (index 0: none); the log starts after it.
+    snapshot: Snapshot,
+    /// Term of every live entry, from `snapshot.meta.index + 1`.
     terms: Vec<Term>,
     /// Entries `cache_first..=last_index()`.
     cache: VecDeque<Entry>,
@@ -91,13 +99,23 @@ impl DurableStorage {
         if let Some(hs) = durable.hard_state {
             storage.hard_state = HardState { term: hs.term, vote: (hs.vote != 0).then_some(hs.vote) };
         }
+        if let Some((c, record)) = store.read_raft_compacted(group).await? {
+            let corrupt = |what: &str| StoreError::Corrupt {
+                path: "raft log".into(),
+                offset: 0,
+                what: format!("group {group} snapshot at {}: {what}", c.index),
+            };
+            let membership = Membership::decode(record.meta()).ok_or_else(|| corrupt("its membership does not decode"))?;
+            let meta = SnapshotMeta { index: c.index, term: c.term };
+            storage.snapshot = Snapshot { meta, membership, data: record.data().into() };
+        }
         for (n, (index, entry)) in durable.entries.iter().enumerate() {
-            // Without snapshots the log starts at 1; the store keeps it contiguous.
-            assert_eq!(*index, n as Index + 1, "group {group}: the durable log must start at 1 and be contiguous");
+            // The store keeps the log contiguous after its compaction point.
+            assert_eq!(*index, storage.snapshot.meta.index + n as Index + 1, "group {group}: the durable log must follow its snapshot");
             storage.terms.push(entry.term);
         }
-        let last = storage.terms.len() as Index;
-        let first_cached = last.saturating_sub(OPEN_CACHED_ENTRIES as Index) + 1;
+        let last = storage.last_index();
+        let first_cached = last.saturating_sub(OPEN_CACHED_ENTRIES as Index).max(storage.snapshot.meta.index) + 1;
         for index in first_cached..=last {
             storage.cache.push_back(read_entry(store, group, index).await?);
         }
@@ -108,6 +126,7 @@ impl DurableStorage {
         DurableStorage {
             group,
             hard_state: HardState::default(),
+            snapshot: Snapshot::default(),
             terms: Vec::new(),
             cache: VecDeque::new(),
             wanted: Cell::new(None),
@@ -126,6 +145,12 @@ impl DurableStorage {
         self.last_index() + 1 - self.cache.len() as Index
     }
 
+    /// The most image bytes a snapshot may carry: what fits one store record beside its
+    /// description.
+    pub fn snapshot_bytes_max<E: Env>(store: &Store<E>) -> usize {
+        store.batch_bytes() - engine::store::record::HEADER_BYTES - SNAPSHOT_META_BYTES_MAX
+    }
+
     /// Applies one `Ready`'s hard state and entries to the view at once and queues them for the
     /// driver's batch: a conflicting suffix first as a Truncate, then the entries, then the hard
     /// state (with `commit`, for tools; the core relearns commit from the leader).
@@ -139,7 +164,8 @@ impl DurableStorage {
                 self.truncations += 1;
                 let keep = (first.index - self.cache_first().min(first.index)) as usize;
                 self.cache.truncate(keep);
-                self.terms.truncate(first.index as usize - 1);
+                assert!(first.index > self.snapshot.meta.index, "a conflicting suffix never reaches into the snapshot");
+                self.terms.truncate((first.index - self.snapshot.meta.index - 1) as usize);
             }
             for entry in entries {
                 assert_eq!(entry.index, self.last_index() + 1);
@@ -154,6 +180,43 @@ impl DurableStorage {
             self.staged.push(Staged::HardState { state, commit });
         }
         self.trim(CACHED_ENTRIES_MAX);
+    }
+
+    /// The log through `index` (applied by the state machine, whose image at `index` is `data`)
+    /// is replaced by a snapshot with `membership`, the configuration in force there.
+    pub fn compact(&mut self, index: Index, membership: Membership, data: Payload) {
+        assert!(index > self.snapshot.meta.index, "group {}: compaction at {index} does not move forward", self.group);
+        assert!(index <= self.last_index());
+        let term = self.term(index).unwrap_or_else(|e| unreachable!("every live entry's term is in memory: {e}"));
+        let meta = SnapshotMeta { index, term };
+        self.terms.drain(..(index - self.snapshot.meta.index) as usize);
+        self.drop_cached_through(index);
+        self.staged.push(Staged::Compact { meta, membership: membership.encode(), data: data.clone() });
+        self.snapshot = Snapshot { meta, membership, data };
+    }
+
+    /// A snapshot received from the leader replaces the whole log.
+    pub fn install(&mut self, snapshot: Snapshot) {
+        assert!(snapshot.meta.index > self.snapshot.meta.index, "group {}: an installed snapshot moves forward", self.group);
+        if self.last_index() > self.snapshot.meta.index {
+            self.staged.push(Staged::Truncate { from_index: self.snapshot.meta.index + 1 });
+            self.truncations += 1;
+        }
+        self.terms.clear();
+        self.cache.clear();
+        self.fetched.clear();
+        let data = snapshot.data.clone();
+        self.staged.push(Staged::Compact { meta: snapshot.meta, membership: snapshot.membership.encode(), data });
+        self.snapshot = snapshot;
+    }
+
+    fn drop_cached_through(&mut self, index: Index) {
+        while self.cache.front().is_some_and(|e| e.index <= index) {
+            self.cache.pop_front();
+        }
+        if self.fetched_first <= index {
+            self.fetched.clear();
+        }
     }
 
     /// Drops cached entries beyond `keep` behind the last one (they stay in the store).
@@ -226,9 +289,15 @@ impl DurableStorage {
     }
 }
 
+/// Room left in a snapshot's record for its membership (and the key field).
+const SNAPSHOT_META_BYTES_MAX: usize = 4096;
+
 /// The store record of a queued one; `kind` (from `kind_meta`) is the entry's metadata.
 pub fn record_of<'a>(group: GroupId, staged: &'a Staged, kind: &'a [u8; 1]) -> RaftRecord<'a> {
     match staged {
+        Staged::Compact { meta, membership, data } => {
+            RaftRecord::Compact { group, index: meta.index, term: meta.term, meta: membership, data }
+        }
         Staged::Truncate { from_index } => RaftRecord::Truncate { group, from_index: *from_index },
         Staged::Entry(entry) => RaftRecord::Entry { group, term: entry.term, index: entry.index, meta: kind, data: &entry.payload },
         Staged::HardState { state, commit } => {
@@ -259,31 +328,38 @@ impl Storage for DurableStorage {
     }
 
     fn snapshot_meta(&self) -> SnapshotMeta {
-        SnapshotMeta::default()
+        self.snapshot.meta
     }
 
     fn snapshot(&self) -> Result<Snapshot, StorageError> {
-        Ok(Snapshot::default())
+        Ok(self.snapshot.clone())
     }
 
     fn first_index(&self) -> Index {
-        1
+        self.snapshot.meta.index + 1
     }
 
     fn last_index(&self) -> Index {
-        self.terms.len() as Index
+        self.snapshot.meta.index + self.terms.len() as Index
     }
 
     fn term(&self, index: Index) -> Result<Term, StorageError> {
-        if index == 0 {
-            return Ok(0);
+        let snapshot = self.snapshot.meta;
+        if index < snapshot.index {
+            return Err(StorageError::Compacted { index });
         }
-        self.terms.get(index as usize - 1).copied().ok_or(StorageError::Unavailable { index })
+        if index == snapshot.index {
+            return Ok(snapshot.term);
+        }
+        self.terms.get((index - snapshot.index - 1) as usize).copied().ok_or(StorageError::Unavailable { index })
     }
 
     fn entries(&self, lo: Index, hi: Index, out: &mut Vec<Entry>) -> Result<(), StorageError> {
         assert!(lo >= 1);
         assert!(lo <= hi);
+        if lo <= self.snapshot.meta.index {
+            return Err(StorageError::Compacted { index: lo });
+        }
         if hi > self.last_index() + 1 {
             return Err(StorageError::Unavailable { index: hi - 1 });
         }

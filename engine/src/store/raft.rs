@@ -27,9 +27,10 @@ pub enum RaftRecord<'a> {
     /// The group's term, vote (0: none) and commit index, superseding earlier ones.
     HardState { group: u64, state: RaftHardState },
     /// Entries of `group` through `index` (whose term is `term`) are in a snapshot of the state
-    /// machine and leave the log; `meta` is the snapshot's description (raftlog's: membership),
-    /// kept until a later compaction supersedes it. `index` never goes back.
-    Compact { group: u64, index: u64, term: u64, meta: &'a [u8] },
+    /// machine and leave the log; `meta` describes the snapshot (raftlog: its membership) and
+    /// `data` is its image, if it fits one record (opaque to the store); both are kept until a
+    /// later compaction supersedes them. `index` never goes back.
+    Compact { group: u64, index: u64, term: u64, meta: &'a [u8], data: &'a [u8] },
 }
 
 impl RaftRecord<'_> {
@@ -320,12 +321,13 @@ impl<E: Env> Store<E> {
         Ok(Some((live.term, object)))
     }
 
-    /// `group`'s last compaction point and its `Compact` record's metadata (the snapshot's
-    /// description), read back and verified. `Ok(None)` if the log was never compacted.
-    pub async fn read_raft_compacted(&self, group: u64) -> Result<Option<(RaftCompacted, Vec<u8>)>, StoreError> {
+    /// `group`'s last compaction point and its `Compact` record (`meta()` and `data()`: the
+    /// snapshot's description and image), read back and verified. `Ok(None)` if the log was
+    /// never compacted.
+    pub async fn read_raft_compacted(&self, group: u64) -> Result<Option<(RaftCompacted, Object)>, StoreError> {
         let Some(c) = self.inner.raft.borrow().group(group).and_then(|g| g.compacted) else { return Ok(None) };
         let object = self.read_raft_frame(Kind::RaftCompact, RaftTag { group, term: c.term, index: c.index }, c.at).await?;
-        Ok(Some((c, object.meta().to_vec())))
+        Ok(Some((c, object)))
     }
 
     /// The Raft frame at `loc`, verified to be record `kind` with `tag`.
@@ -358,7 +360,7 @@ fn rec_of<'a>(record: &RaftRecord<'a>, vote: &'a [u8; HARD_STATE_DATA_BYTES]) ->
         RaftRecord::Entry { group, term, index, meta, data } => (Kind::RaftEntry, RaftTag { group, term, index }, meta, data),
         RaftRecord::Truncate { group, from_index } => (Kind::Truncate, RaftTag { group, term: 0, index: from_index }, &[], &[]),
         RaftRecord::HardState { group, state } => (Kind::HardState, RaftTag { group, term: state.term, index: state.commit }, &[], vote),
-        RaftRecord::Compact { group, index, term, meta } => (Kind::RaftCompact, RaftTag { group, term, index }, meta, &[]),
+        RaftRecord::Compact { group, index, term, meta, data } => (Kind::RaftCompact, RaftTag { group, term, index }, meta, data),
     };
     Rec { kind, bucket: &[], key: &[], meta, data, expect: None, raft: Some(tag) }
 }
