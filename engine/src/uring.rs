@@ -10,8 +10,9 @@
 //! with `IORING_CQE_F_MORE`, and later a notification (`IORING_CQE_F_NOTIF`, no F_MORE) once the
 //! kernel no longer reads the buffer (for TCP, not before the peer acknowledged the data). An op
 //! completes on its final CQE (the first without F_MORE): it resolves with the first CQE's
-//! result, and its hold is released only then. Multishot ops, which post one result per CQE,
-//! are not `Op`s (they want a stream); a second CQE that is not a notification asserts.
+//! result, and its hold is released only then. Multishot ops, which post one result per CQE
+//! (each with F_MORE, the last without), are [`Multishot`]s, a stream; an `Op` that gets a
+//! second CQE that is not a notification asserts.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -98,7 +99,27 @@ enum SlotState {
     Done(Completion),
     /// The future was dropped; the hold waits here for the final CQE.
     Abandoned(Option<Box<dyn Any>>, Progress),
+    /// A multishot op: the results its CQEs brought that were not taken yet, and whether its
+    /// final CQE (no F_MORE) came.
+    Stream(Option<Waker>, StreamState),
+    /// A multishot op whose stream was dropped and cancelled: each result that still arrives
+    /// goes to `release` (an accepted fd is closed); the hold waits for the final CQE.
+    StreamAbandoned(Option<Box<dyn Any>>, u32, fn(i32)),
 }
+
+struct StreamState {
+    results: VecDeque<i32>,
+    ended: bool,
+    cqes_reserved: u32,
+}
+
+/// CQ entries a multishot op reserves. It may post more between two reaps (a burst of
+/// connections); FEAT_NODROP (required at setup) keeps those in the kernel's overflow list
+/// instead of losing them, so the reservation bounds the usual case, not correctness.
+pub const MULTISHOT_CQES_RESERVED: u32 = 16;
+
+/// user_data of the cancel SQE a dropped stream submits: its CQE belongs to no slot.
+const CANCEL_USER_DATA: u64 = u64::MAX - 1;
 
 /// Whether `entry` reads, writes or syncs a file (the ops `submit_now` sends early).
 fn is_storage_io(entry: &squeue::Entry) -> bool {
@@ -255,6 +276,11 @@ impl Ring {
         self.stats.get()
     }
 
+    /// Ops whose final CQE has not been reaped (abandoned ones and armed multishot ops too).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.get()
+    }
+
     fn stat(&self, f: impl FnOnce(&mut RingStats)) {
         let mut s = self.stats.get();
         f(&mut s);
@@ -312,9 +338,13 @@ impl Ring {
 
     /// Bookkeeping of an op's final CQE: it no longer counts as in flight or holds CQ entries.
     fn finished(&self, progress: &Progress) {
+        self.release(progress.cqes_reserved);
+    }
+
+    fn release(&self, cqes_reserved: u32) {
         self.in_flight.set(self.in_flight.get() - 1);
-        assert!(self.cqes_reserved.get() >= progress.cqes_reserved, "CQ reservations below an op's own");
-        self.cqes_reserved.set(self.cqes_reserved.get() - progress.cqes_reserved);
+        assert!(self.cqes_reserved.get() >= cqes_reserved, "CQ reservations below an op's own");
+        self.cqes_reserved.set(self.cqes_reserved.get() - cqes_reserved);
     }
 
     fn count_cqe(&self, flags: u32, res: i32) {
@@ -350,10 +380,36 @@ impl Ring {
             let mut ring = self.ring.borrow_mut();
             let mut slots = self.slots.borrow_mut();
             for cqe in ring.completion() {
+                if cqe.user_data() == CANCEL_USER_DATA {
+                    continue;
+                }
                 let (slot, res, flags) = (cqe.user_data() as u32, cqe.result(), cqe.flags());
                 self.count_cqe(flags, res);
                 let state = &mut slots[slot as usize];
                 match state {
+                    SlotState::Stream(waker, stream) => {
+                        stream.results.push_back(res);
+                        if !cqueue::more(flags) {
+                            stream.ended = true;
+                            self.release(stream.cqes_reserved);
+                        }
+                        if let Some(w) = waker.take() {
+                            w.wake();
+                        }
+                    }
+                    SlotState::StreamAbandoned(hold, cqes_reserved, release) => {
+                        if res >= 0 {
+                            release(res);
+                        }
+                        if cqueue::more(flags) {
+                            continue;
+                        }
+                        self.release(*cqes_reserved);
+                        if let Some(h) = hold.take() {
+                            abandoned.push(h);
+                        }
+                        freed.push(slot);
+                    }
                     SlotState::InFlight(waker, progress) => {
                         let Some(completion) = progress.step(slot, res, flags) else { continue };
                         self.finished(progress);
@@ -428,6 +484,32 @@ impl Ring {
     /// use of it, even if the future is dropped.
     pub unsafe fn op<H: 'static>(self: &Rc<Self>, entry: squeue::Entry, hold: H) -> Op<H> {
         Op { ring: self.clone(), entry: Some(entry), slot: None, hold: Some(hold) }
+    }
+
+    /// Submits a multishot `entry` (such as a multishot accept): a stream of one result per
+    /// CQE, ending after the CQE without F_MORE. `release` is called with every non-negative
+    /// result that arrives after the stream was dropped (an accepted fd must be closed).
+    ///
+    /// # Safety
+    /// As for [`Ring::op`]: what `entry` points at lives in `hold` or outlives the ring, and the
+    /// fd stays valid until the final CQE.
+    pub unsafe fn multishot<H: 'static>(self: &Rc<Self>, entry: squeue::Entry, hold: H, release: fn(i32)) -> Multishot<H> {
+        Multishot { ring: self.clone(), entry: Some(entry), slot: None, hold: Some(hold), release }
+    }
+
+    /// Asks the kernel to cancel the op in `slot` (its CQEs still arrive, the last one final).
+    fn cancel(&self, slot: u32) {
+        let entry = opcode::AsyncCancel::new(slot as u64).build();
+        // Pushed directly: the cancel's own CQE is skipped by `reap`, and the op it targets
+        // keeps its slot until its final CQE.
+        let entry = entry.user_data(CANCEL_USER_DATA);
+        let mut ring = self.ring.borrow_mut();
+        // SAFETY: the cancel SQE points at no memory.
+        while unsafe { ring.submission().push(&entry) }.is_err() {
+            let _ = ring.submit();
+        }
+        self.unsubmitted.set(self.unsubmitted.get() + 1);
+        self.stat(|s| s.sqes += 1);
     }
 }
 
@@ -538,7 +620,7 @@ impl<H: 'static> Op<H> {
                 }
                 Poll::Pending
             }
-            SlotState::Free | SlotState::Abandoned(..) => panic!("op slot {slot} in a wrong state"),
+            SlotState::Free | SlotState::Abandoned(..) | SlotState::Stream(..) | SlotState::StreamAbandoned(..) => panic!("op slot {slot} in a wrong state"),
         }
     }
 }
@@ -569,8 +651,80 @@ impl<H: 'static> Drop for Op<H> {
                 let hold = self.hold.take().map(|h| Box::new(h) as Box<dyn Any>);
                 *state = SlotState::Abandoned(hold, progress);
             }
-            SlotState::Free | SlotState::Abandoned(..) => panic!("dropping op with slot {slot} in a wrong state"),
+            SlotState::Free | SlotState::Abandoned(..) | SlotState::Stream(..) | SlotState::StreamAbandoned(..) => {
+                panic!("dropping op with slot {slot} in a wrong state")
+            }
         }
+    }
+}
+
+/// A multishot op: each result (`>= 0` or `-errno`) in order, then `None` once its final CQE
+/// came (the kernel ends a multishot op on an error or when it cannot go on; submit a new one).
+/// Dropping it cancels the op; results still arriving go to its `release`.
+pub struct Multishot<H: 'static> {
+    ring: Rc<Ring>,
+    entry: Option<squeue::Entry>,
+    slot: Option<u32>,
+    hold: Option<H>,
+    release: fn(i32),
+}
+
+impl<H: 'static> Multishot<H> {
+    /// The next result; `None` once the op ended. Submits the op on first use.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<i32>> {
+        let Some(slot) = self.slot else {
+            let Some(entry) = self.entry.take() else { return Poll::Ready(None) };
+            let Some(slot) = self.ring.alloc_slot(cx.waker(), MULTISHOT_CQES_RESERVED) else {
+                self.entry = Some(entry);
+                return Poll::Pending;
+            };
+            let stream = StreamState { results: VecDeque::new(), ended: false, cqes_reserved: MULTISHOT_CQES_RESERVED };
+            self.ring.slots.borrow_mut()[slot as usize] = SlotState::Stream(Some(cx.waker().clone()), stream);
+            self.ring.push(entry, slot);
+            self.slot = Some(slot);
+            return Poll::Pending;
+        };
+        let mut slots = self.ring.slots.borrow_mut();
+        let SlotState::Stream(waker, stream) = &mut slots[slot as usize] else { panic!("multishot slot {slot} in a wrong state") };
+        if let Some(res) = stream.results.pop_front() {
+            return Poll::Ready(Some(res));
+        }
+        if stream.ended {
+            drop(slots);
+            self.ring.free_slot(slot);
+            self.slot = None;
+            return Poll::Ready(None);
+        }
+        match waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => *waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    pub async fn next(&mut self) -> Option<i32> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+}
+
+impl<H: 'static> Drop for Multishot<H> {
+    fn drop(&mut self) {
+        let Some(slot) = self.slot.take() else { return };
+        let mut slots = self.ring.slots.borrow_mut();
+        let state = std::mem::replace(&mut slots[slot as usize], SlotState::Free);
+        let SlotState::Stream(_, stream) = state else { panic!("dropping multishot slot {slot} in a wrong state") };
+        for &res in stream.results.iter().filter(|r| **r >= 0) {
+            (self.release)(res);
+        }
+        if stream.ended {
+            drop(slots);
+            self.ring.free_slot(slot);
+            return;
+        }
+        let hold = self.hold.take().map(|h| Box::new(h) as Box<dyn Any>);
+        slots[slot as usize] = SlotState::StreamAbandoned(hold, stream.cqes_reserved, self.release);
+        drop(slots);
+        self.ring.cancel(slot);
     }
 }
 
@@ -609,15 +763,23 @@ impl Drop for Ring {
             let mut ring = self.ring.borrow_mut();
             let mut slots = self.slots.borrow_mut();
             for cqe in ring.completion() {
-                if cqe.user_data() == u64::MAX {
+                if cqe.user_data() == u64::MAX || cqe.user_data() == CANCEL_USER_DATA {
                     continue;
                 }
                 let (slot, res, flags) = (cqe.user_data() as u32, cqe.result(), cqe.flags());
                 let state = &mut slots[slot as usize];
-                let (SlotState::InFlight(_, progress) | SlotState::Abandoned(_, progress)) = state else {
-                    panic!("completion for slot {slot} that was not in flight");
+                let done = match state {
+                    SlotState::InFlight(_, progress) | SlotState::Abandoned(_, progress) => progress.step(slot, res, flags).is_some(),
+                    SlotState::Stream(..) => !cqueue::more(flags),
+                    SlotState::StreamAbandoned(_, _, release) => {
+                        if res >= 0 {
+                            release(res);
+                        }
+                        !cqueue::more(flags)
+                    }
+                    SlotState::Free | SlotState::Done(_) => panic!("completion for slot {slot} that was not in flight"),
                 };
-                if progress.step(slot, res, flags).is_some() {
+                if done {
                     self.in_flight.set(self.in_flight.get() - 1);
                     *state = SlotState::Free;
                 }
@@ -626,7 +788,7 @@ impl Drop for Ring {
         // What is still in flight may still be read by the kernel: leak its holds rather than
         // let a buffer go back to an arena that outlives this ring and be handed out again.
         for state in self.slots.get_mut().iter_mut() {
-            if let SlotState::InFlight(..) | SlotState::Abandoned(..) = state {
+            if let SlotState::InFlight(..) | SlotState::Abandoned(..) | SlotState::Stream(..) | SlotState::StreamAbandoned(..) = state {
                 std::mem::forget(std::mem::replace(state, SlotState::Free));
             }
         }

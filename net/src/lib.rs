@@ -8,9 +8,8 @@
 //! future never leaves the kernel writing into freed memory; an op abandoned in flight poisons
 //! its stream ([`NetError::Poisoned`]). Counters per core: [`stats`].
 //!
-//! Not yet: multishot accept and receive into provided buffers. The engine's `Op` resolves on
-//! one final CQE, and a multishot op posts one CQE per result; it needs a stream-shaped op in
-//! `engine::uring` (see ARCHITECTURE.md).
+//! A listener accepts through one multishot accept kept armed (`engine::uring::Multishot`).
+//! Not yet: receive into provided buffers (a multishot receive on the same stream op).
 //!
 //! Depends only on `engine`; it must never depend on raftlog, s3front, bench or tools.
 

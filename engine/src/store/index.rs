@@ -219,7 +219,7 @@ impl Index {
         for pair in doomed.chunks_exact(2) {
             self.delete(&pair[0], &pair[1]);
         }
-        doomed.len() as u64
+        (doomed.len() / 2) as u64
     }
 
     /// Every (bucket, key, location), for scrubbing, checkpoints and checks.
