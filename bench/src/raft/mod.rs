@@ -1,0 +1,554 @@
+//! `corestore-bench raft`: three replicas of one Raft group as three processes on loopback, on
+//! the engine's runtime (raftlog's `Driver`, `DurableStorage` on the store, `TcpTransport`),
+//! against the same machine's write+fdatasync rate and a 3-member etcd cluster under the same
+//! load, in one run:
+//! - committed 1 KiB entries/s and p50/p99 commit latency with 1, 64 and 1024 closed-loop
+//!   proposers, and the entries each leader fdatasync made durable (the batching figure);
+//! - p99 in an open-loop run at half the peak rate;
+//! - leader election after a SIGKILL of the leader: time until the survivors name a leader and
+//!   until they commit a new proposal, over `--elections` trials.
+//!
+//! Processes: `raft-node` (node.rs) per replica, `etcd` per member; the proposers run on one
+//! core of the engine's runtime in this process (load.rs). Clock: every figure is this
+//! process's monotonic clock (client-side latencies include loopback TCP both ways).
+
+pub mod cluster;
+pub mod load;
+pub mod node;
+pub mod proto;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use self::cluster::{CONTROL_TIMEOUT, Corestore, Etcd, REPLICAS, START_TIMEOUT};
+use self::load::{LoadRun, Pace, System, Target};
+use self::proto::{Answer, Client};
+use crate::fio::{self, FileIo, FileJob, FileRun};
+use crate::machine;
+use crate::workload::Measured;
+
+/// The open-loop run's rate, as a fraction of the peak closed-loop rate.
+const OPEN_LOOP_FRACTION: f64 = 0.5;
+/// Goals (issue 6).
+const ETCD_RATIO_GOAL: f64 = 10.0;
+const OPEN_LOOP_P99_GOAL: Duration = Duration::from_millis(2);
+const ELECTION_GOAL: Duration = Duration::from_secs(1);
+/// An election trial fails if no proposal commits within this long after the kill.
+const ELECTION_TIMEOUT_MAX: Duration = Duration::from_secs(10);
+/// After a restart, the replicas settle this many election timeouts (20 ticks each at most)
+/// before the next kill, so every trial starts from a steady leader with a full lease.
+const SETTLE_ELECTION_TIMEOUTS: u32 = 3;
+/// The fdatasync reference's file (fallocated by fio; QD1 durable writes fill far less).
+const FDATASYNC_FILE_BYTES: u64 = 1 << 30;
+const FIO_BLOCK_BYTES: usize = 4096;
+/// Free space the run needs: every entry takes a 4 KiB frame on each of three replicas.
+const DISK_BYTES_MIN: u64 = 8 << 30;
+const DISK_BYTES_MIN_QUICK: u64 = 2 << 30;
+
+#[derive(clap::Args)]
+pub struct RaftArgs {
+    /// Working directory: the replicas' stores, etcd's data and fio's file (removed and
+    /// recreated at start). Must be on a filesystem with O_DIRECT (ext4, xfs), not tmpfs.
+    #[arg(long, default_value = "target/corestore-bench-raft")]
+    dir: PathBuf,
+    /// Seconds per load run [default: 5; 1 with --quick].
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Closed-loop proposer counts.
+    #[arg(long, value_delimiter = ',', default_value = "1,64,1024")]
+    concurrency: Vec<usize>,
+    /// Leader kills [default: 10; 3 with --quick].
+    #[arg(long)]
+    elections: Option<usize>,
+    /// Raft tick of the replicas (election timeout 10 to 20 ticks, heartbeat 2).
+    #[arg(long, default_value_t = 10)]
+    tick_ms: u64,
+    /// Short run for CI smoke use.
+    #[arg(long)]
+    quick: bool,
+    /// Leave etcd out (printed as left out; without this flag a missing etcd is an error).
+    #[arg(long)]
+    no_etcd: bool,
+}
+
+struct Plan {
+    dir: PathBuf,
+    duration: Duration,
+    concurrency: Vec<usize>,
+    elections: usize,
+    tick_ms: u64,
+    /// Replica i's cpu, and the load generator's.
+    node_cpus: Vec<usize>,
+    load_cpu: usize,
+}
+
+/// One load run of one system.
+struct Row {
+    system: System,
+    name: String,
+    pace: Pace,
+    run: LoadRun,
+    /// Committed entries per leader fdatasync (corestore only: the node counts its writes).
+    entries_per_sync: Option<f64>,
+}
+
+impl Row {
+    fn p(&self, q: f64) -> u64 {
+        self.run.latency_ns.value_at_quantile(q)
+    }
+}
+
+pub fn bench_raft(args: RaftArgs) -> Result<(), String> {
+    let fio_version = fio::version()?;
+    let etcd_version = if args.no_etcd { None } else { Some(cluster::etcd_version()?) };
+    let plan = plan(&args)?;
+    prepare_dir(&plan.dir, if args.quick { DISK_BYTES_MIN_QUICK } else { DISK_BYTES_MIN })?;
+    let exe = std::env::current_exe().map_err(|e| format!("finding this executable: {e}"))?;
+    println!(
+        "# raft: 3 replicas on loopback (raft-node processes, one core each on cpus {:?}), load generator on cpu {}, {} s per run, 1 KiB entries, tick {} ms",
+        plan.node_cpus,
+        plan.load_cpu,
+        plan.duration.as_secs_f64(),
+        plan.tick_ms
+    );
+    println!("# machine: {}", machine::describe(&plan.dir.join("x")));
+    println!("# reference: {fio_version} write {} KiB psync O_DIRECT fdatasync=1 (QD1) in {}", FIO_BLOCK_BYTES >> 10, plan.dir.display());
+    match &etcd_version {
+        Some(v) => println!(
+            "# etcd: {v}, 3 members on loopback, same proposers through the v3 JSON gateway (POST /v3/kv/put, HTTP/1.1 keep-alive) to the leader"
+        ),
+        None => println!("# etcd: left out (--no-etcd)"),
+    }
+    let fio = fdatasync_reference(&plan)?;
+    println!(
+        "# fio write+fdatasync: {:.0}/s, p50 {:.0} µs, p99 {:.0} µs",
+        fio.ops_per_s,
+        fio.latency_ns_p50 as f64 / 1e3,
+        fio.latency_ns_p99 as f64 / 1e3
+    );
+
+    let (mut rows, elections) = {
+        let mut cluster = Corestore::start(&exe, &plan.dir.join("corestore"), &plan.node_cpus, plan.tick_ms)?;
+        (corestore_runs(&mut cluster, &plan)?, elections(&mut cluster, &plan)?)
+    };
+    remove_dir(&plan.dir.join("corestore"))?;
+    if etcd_version.is_some() {
+        rows.extend(etcd_runs(&plan)?);
+        remove_dir(&plan.dir.join("etcd"))?;
+    }
+    for r in &rows {
+        print_json(r, &fio, &rows);
+    }
+    print_elections_json(&elections);
+    print_table(&rows, &fio);
+    print_summary(&rows, &elections);
+    Ok(())
+}
+
+fn plan(args: &RaftArgs) -> Result<Plan, String> {
+    let seconds = args.seconds.unwrap_or(if args.quick { 1.0 } else { 5.0 });
+    let duration = Duration::try_from_secs_f64(seconds).map_err(|e| format!("--seconds {seconds}: {e}"))?;
+    if args.concurrency.is_empty() || args.concurrency.contains(&0) {
+        return Err("--concurrency: give positive proposer counts, e.g. 1,64,1024".into());
+    }
+    let cpus = engine::runtime::allowed_cpus();
+    // Replicas round-robin over the cpus; the generator on the last one (on 2 cpus: nodes on
+    // 0, 1, 0 and the generator on 1 — everything shares, which the report says).
+    let node_cpus = (0..REPLICAS).map(|i| cpus[i % cpus.len()]).collect();
+    let load_cpu = cpus[cpus.len() - 1];
+    Ok(Plan {
+        dir: args.dir.clone(),
+        duration,
+        concurrency: args.concurrency.clone(),
+        elections: args.elections.unwrap_or(if args.quick { 3 } else { 10 }),
+        tick_ms: args.tick_ms.max(1),
+        node_cpus,
+        load_cpu,
+    })
+}
+
+fn remove_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("removing {}: {e}", dir.display())),
+        _ => Ok(()),
+    }
+}
+
+/// Recreates the working directory, refusing tmpfs and a filesystem without room.
+fn prepare_dir(dir: &Path, bytes_min: u64) -> Result<(), String> {
+    remove_dir(dir)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let fs = machine::filesystem(&dir.join("x"));
+    if fs.starts_with("tmpfs") || fs.starts_with("ramfs") {
+        return Err(format!("{} is on {fs}: O_DIRECT there measures memory, not storage; pass --dir on ext4 or xfs", dir.display()));
+    }
+    let free = machine::free_bytes(dir)?;
+    if free < bytes_min {
+        return Err(format!("{} has {} MiB free; the run needs {} MiB (pass --dir elsewhere)", dir.display(), free >> 20, bytes_min >> 20));
+    }
+    Ok(())
+}
+
+fn fdatasync_reference(plan: &Plan) -> Result<Measured, String> {
+    let dir = plan.dir.join("fio");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let jobs = [FileJob { file: dir.join("fdatasync.dat"), size_bytes: FDATASYNC_FILE_BYTES, cpu: plan.node_cpus[0] }];
+    let run = FileRun {
+        jobs: &jobs,
+        rw: "write",
+        block_bytes: FIO_BLOCK_BYTES,
+        queue_depth: 1,
+        duration: plan.duration,
+        io: FileIo::PsyncFdatasync,
+    };
+    let measured = fio::run_files(&run);
+    remove_dir(&dir)?;
+    measured
+}
+
+fn closed_name(concurrency: usize) -> String {
+    format!("put-c{concurrency}")
+}
+
+const OPEN_NAME: &str = "put-open-half-peak";
+
+/// The closed-loop runs, then the open loop at half the peak, against a fresh cluster.
+fn corestore_runs(cluster: &mut Corestore, plan: &Plan) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
+    for &concurrency in &plan.concurrency {
+        rows.push(corestore_run(cluster, plan, closed_name(concurrency), Pace::Closed { concurrency })?);
+    }
+    let peak = rows.iter().map(|r| r.run.per_s()).fold(0.0, f64::max);
+    let connections = plan.concurrency.iter().copied().max().unwrap_or(1);
+    rows.push(corestore_run(cluster, plan, OPEN_NAME.into(), Pace::Open { rate_per_s: peak * OPEN_LOOP_FRACTION, connections })?);
+    Ok(rows)
+}
+
+fn corestore_run(cluster: &mut Corestore, plan: &Plan, name: String, pace: Pace) -> Result<Row, String> {
+    let leader = cluster.wait_leader(START_TIMEOUT)?;
+    let before = cluster.status(leader)?;
+    let target = Target { system: System::Corestore, addr: cluster.client_addrs[leader] };
+    let run = load::run(&target, pace, plan.duration, plan.load_cpu)?;
+    cluster.check_alive()?;
+    let after = cluster.status(leader)?;
+    eprintln!("{name}: leader before {before:?}\n  after {after:?}");
+    if !after.is_leader || after.term != before.term {
+        eprintln!("corestore-bench raft: {name}: leadership changed during the run (term {} -> {})", before.term, after.term);
+    }
+    let syncs = after.store_syncs.saturating_sub(before.store_syncs);
+    let entries_per_sync = (syncs > 0).then(|| after.commit.saturating_sub(before.commit) as f64 / syncs as f64);
+    report_errors(&name, System::Corestore, &run).map_err(|e| format!("{e}; replicas now: {}", cluster.describe()))?;
+    Ok(Row { system: System::Corestore, name, pace, run, entries_per_sync })
+}
+
+/// A run with failed proposals is not a measurement: the error names the first failure.
+fn report_errors(name: &str, system: System, run: &LoadRun) -> Result<(), String> {
+    if run.errors > 0 {
+        return Err(format!(
+            "{} {name}: {} proposals failed (first: {})",
+            system.name(),
+            run.errors,
+            run.first_error.as_deref().unwrap_or("unknown")
+        ));
+    }
+    Ok(())
+}
+
+fn etcd_runs(plan: &Plan) -> Result<Vec<Row>, String> {
+    let dir = plan.dir.join("etcd");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let mut etcd = Etcd::start(&dir)?;
+    let mut rows = Vec::new();
+    let run = |etcd: &mut Etcd, name: String, pace: Pace| -> Result<Row, String> {
+        let leader = etcd.wait_leader(START_TIMEOUT)?;
+        let run = load::run(&Target { system: System::Etcd, addr: leader }, pace, plan.duration, plan.load_cpu)?;
+        report_errors(&name, System::Etcd, &run)?;
+        Ok(Row { system: System::Etcd, name, pace, run, entries_per_sync: None })
+    };
+    for &concurrency in &plan.concurrency {
+        rows.push(run(&mut etcd, closed_name(concurrency), Pace::Closed { concurrency })?);
+    }
+    let peak = rows.iter().map(|r| r.run.per_s()).fold(0.0, f64::max);
+    let connections = plan.concurrency.iter().copied().max().unwrap_or(1);
+    rows.push(run(&mut etcd, OPEN_NAME.into(), Pace::Open { rate_per_s: peak * OPEN_LOOP_FRACTION, connections })?);
+    Ok(rows)
+}
+
+// ---- Elections ----
+
+/// One leader kill: times from the SIGKILL.
+#[derive(Clone, Copy, Debug)]
+struct Election {
+    /// Until a survivor said it leads.
+    leader: Duration,
+    /// Until a proposal to the survivors committed.
+    commit: Duration,
+}
+
+fn elections(cluster: &mut Corestore, plan: &Plan) -> Result<Vec<Election>, String> {
+    let settle = Duration::from_millis(plan.tick_ms * 20 * SETTLE_ELECTION_TIMEOUTS as u64);
+    let mut trials = Vec::new();
+    for trial in 0..plan.elections {
+        // Every replica holds the leader's latest entry: a kill then tests the election, not a
+        // follower catching up.
+        let index = commit_one(cluster)?;
+        let leader = cluster.wait_leader(START_TIMEOUT)?;
+        for i in 0..REPLICAS {
+            cluster.wait_applied(i, index, START_TIMEOUT)?;
+        }
+        let survivors: Vec<usize> = (0..REPLICAS).filter(|&i| i != leader).collect();
+        let mut clients: Vec<Option<Client>> =
+            survivors.iter().map(|&i| Client::connect(cluster.client_addrs[i], CONTROL_TIMEOUT).ok()).collect();
+        let killed_at = Instant::now();
+        cluster.kill(leader);
+        let e = measure_election(cluster, &survivors, &mut clients, killed_at, trial)?;
+        eprintln!(
+            "election {}: leader {} killed; a survivor led after {:?}, committed after {:?}",
+            trial + 1,
+            leader + 1,
+            e.leader,
+            e.commit
+        );
+        trials.push(e);
+        cluster.spawn(leader)?;
+        let index = commit_one(cluster)?;
+        cluster.wait_applied(leader, index, START_TIMEOUT)?;
+        std::thread::sleep(settle);
+    }
+    Ok(trials)
+}
+
+/// Commits one entry through the leader (again if leadership moves meanwhile); its index.
+fn commit_one(cluster: &mut Corestore) -> Result<u64, String> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let leader = cluster.wait_leader(START_TIMEOUT)?;
+        match cluster.propose(leader, b"election bench: settle") {
+            Ok(Answer::Committed { index }) => return Ok(index),
+            other if Instant::now() > deadline => {
+                return Err(format!(
+                    "a proposal to the leader (replica {}) answered {other:?}; replicas: {}",
+                    leader + 1,
+                    cluster.describe()
+                ));
+            }
+            other => eprintln!("election bench: a proposal to replica {} answered {other:?}; again", leader + 1),
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Polls the survivors (status, then a proposal to whichever says it leads) until one commits.
+fn measure_election(
+    cluster: &mut Corestore,
+    survivors: &[usize],
+    clients: &mut [Option<Client>],
+    killed_at: Instant,
+    trial: usize,
+) -> Result<Election, String> {
+    let mut leader_after = None;
+    let payload = format!("election trial {trial}");
+    loop {
+        let elapsed = killed_at.elapsed();
+        if elapsed > ELECTION_TIMEOUT_MAX {
+            return Err(format!("election {}: no proposal committed within {ELECTION_TIMEOUT_MAX:?} of the leader's kill", trial + 1));
+        }
+        cluster.check_alive()?;
+        for (k, &i) in survivors.iter().enumerate() {
+            if clients[k].is_none() {
+                clients[k] = Client::connect(cluster.client_addrs[i], CONTROL_TIMEOUT).ok();
+            }
+            let Some(client) = clients[k].as_mut() else { continue };
+            let status = match client.status() {
+                Ok(s) => s,
+                Err(_) => {
+                    clients[k] = None;
+                    continue;
+                }
+            };
+            if !status.is_leader {
+                continue;
+            }
+            leader_after.get_or_insert_with(|| killed_at.elapsed());
+            match client.propose(payload.as_bytes()) {
+                Ok(Answer::Committed { .. }) => {
+                    let commit = killed_at.elapsed();
+                    return Ok(Election { leader: leader_after.unwrap_or(commit), commit });
+                }
+                Ok(_) => {}
+                Err(_) => clients[k] = None,
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+// ---- Report ----
+
+fn pace_json(pace: &Pace) -> serde_json::Value {
+    match pace {
+        Pace::Closed { concurrency } => json!({ "loop": "closed", "concurrency": concurrency }),
+        Pace::Open { rate_per_s, connections } => json!({ "loop": "open", "rate_per_s": rate_per_s, "connections": connections }),
+    }
+}
+
+fn peer<'a>(r: &Row, rows: &'a [Row]) -> Option<&'a Row> {
+    rows.iter().find(|o| o.system == System::Etcd && o.name == r.name)
+}
+
+fn print_json(r: &Row, fio: &Measured, rows: &[Row]) {
+    let etcd = (r.system == System::Corestore).then(|| peer(r, rows)).flatten();
+    let line = json!({
+        "workload": format!("raft-{}", r.name),
+        "system": r.system.name(),
+        "metric": "entries_per_s",
+        "pace": pace_json(&r.pace),
+        "entries_per_s": r.run.per_s(),
+        "committed": r.run.committed,
+        "seconds": r.run.elapsed.as_secs_f64(),
+        "latency_ns_p50": r.p(0.50),
+        "latency_ns_p99": r.p(0.99),
+        "latency_ns_max": r.run.latency_ns.max(),
+        "entries_per_fsync": r.entries_per_sync,
+        "fio_fdatasync_per_s": fio.ops_per_s,
+        "ratio_vs_fio": r.run.per_s() / fio.ops_per_s,
+        "etcd_entries_per_s": etcd.map(|e| e.run.per_s()),
+        "ratio_vs_etcd": etcd.map(|e| r.run.per_s() / e.run.per_s()),
+        "etcd_latency_ns_p99": etcd.map(|e| e.p(0.99)),
+    });
+    println!("{line}");
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    assert!(!sorted.is_empty());
+    let at = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[at]
+}
+
+struct Spread {
+    min: Duration,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    within_goal: usize,
+}
+
+fn spread(mut d: Vec<Duration>) -> Option<Spread> {
+    if d.is_empty() {
+        return None;
+    }
+    d.sort();
+    let within_goal = d.iter().filter(|&&x| x <= ELECTION_GOAL).count();
+    Some(Spread { min: d[0], p50: quantile(&d, 0.5), p99: quantile(&d, 0.99), max: d[d.len() - 1], within_goal })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn print_elections_json(trials: &[Election]) {
+    let leader = spread(trials.iter().map(|e| e.leader).collect());
+    let commit = spread(trials.iter().map(|e| e.commit).collect());
+    let show = |s: &Option<Spread>| {
+        s.as_ref().map(
+            |s| json!({"min_ms": ms(s.min), "p50_ms": ms(s.p50), "p99_ms": ms(s.p99), "max_ms": ms(s.max), "within_1s": s.within_goal}),
+        )
+    };
+    let line = json!({
+        "workload": "raft-election",
+        "system": "corestore",
+        "metric": "ms_from_leader_kill",
+        "trials": trials.len(),
+        "leader": show(&leader),
+        "commit": show(&commit),
+        "commit_ms_each": trials.iter().map(|e| ms(e.commit)).collect::<Vec<_>>(),
+    });
+    println!("{line}");
+}
+
+fn print_table(rows: &[Row], fio: &Measured) {
+    println!();
+    println!(
+        "| workload | corestore entries/s | p50 µs | p99 µs | entries/fsync | vs fio fdatasync/s | etcd puts/s | etcd p50 µs | etcd p99 µs | corestore/etcd |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows.iter().filter(|r| r.system == System::Corestore) {
+        let (e_rate, e50, e99, ratio) = match peer(r, rows) {
+            Some(e) => (
+                format!("{:.0}", e.run.per_s()),
+                format!("{:.0}", e.p(0.5) as f64 / 1e3),
+                format!("{:.0}", e.p(0.99) as f64 / 1e3),
+                format!("{:.1}", r.run.per_s() / e.run.per_s()),
+            ),
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        let name = match r.pace {
+            Pace::Open { rate_per_s, .. } => format!("{} ({rate_per_s:.0}/s)", r.name),
+            Pace::Closed { .. } => r.name.clone(),
+        };
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} | {} | {:.2} | {e_rate} | {e50} | {e99} | {ratio} |",
+            r.run.per_s(),
+            r.p(0.5) as f64 / 1e3,
+            r.p(0.99) as f64 / 1e3,
+            r.entries_per_sync.map_or("-".into(), |v| format!("{v:.1}")),
+            r.run.per_s() / fio.ops_per_s,
+        );
+    }
+}
+
+fn print_summary(rows: &[Row], trials: &[Election]) {
+    println!();
+    let ours = |name: &str| rows.iter().find(|r| r.system == System::Corestore && r.name == name);
+    let peak = rows.iter().filter(|r| r.system == System::Corestore && matches!(r.pace, Pace::Closed { .. }));
+    let best = peak.max_by(|a, b| a.run.per_s().total_cmp(&b.run.per_s()));
+    let etcd_peak = rows
+        .iter()
+        .filter(|r| r.system == System::Etcd && matches!(r.pace, Pace::Closed { .. }))
+        .map(|r| r.run.per_s())
+        .fold(0.0, f64::max);
+    if let Some(best) = best {
+        if etcd_peak > 0.0 {
+            let ratio = best.run.per_s() / etcd_peak;
+            let verdict = if ratio >= ETCD_RATIO_GOAL { "meets" } else { "misses" };
+            println!(
+                "peak committed entries/s: corestore {:.0} ({}) vs etcd {etcd_peak:.0}: {ratio:.1}x ({verdict} the {ETCD_RATIO_GOAL}x goal)",
+                best.run.per_s(),
+                best.name
+            );
+        } else {
+            println!("peak committed entries/s: corestore {:.0} ({}); etcd left out", best.run.per_s(), best.name);
+        }
+    }
+    if let Some(open) = ours(OPEN_NAME) {
+        let p99 = Duration::from_nanos(open.p(0.99));
+        let verdict = if p99 <= OPEN_LOOP_P99_GOAL { "meets" } else { "misses" };
+        println!(
+            "p99 commit at half the peak rate (open loop): {:.0} µs ({verdict} the {} ms goal)",
+            p99.as_secs_f64() * 1e6,
+            OPEN_LOOP_P99_GOAL.as_millis()
+        );
+    }
+    if let Some(s) = spread(trials.iter().map(|e| e.commit).collect()) {
+        println!(
+            "election after a leader kill, until a new proposal commits: min {:.0} ms, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; {} of {} within {} s",
+            ms(s.min),
+            ms(s.p50),
+            ms(s.p99),
+            ms(s.max),
+            s.within_goal,
+            trials.len(),
+            ELECTION_GOAL.as_secs()
+        );
+    }
+    if let Some(s) = spread(trials.iter().map(|e| e.leader).collect()) {
+        println!(
+            "election after a leader kill, until a survivor leads: min {:.0} ms, p50 {:.0} ms, max {:.0} ms",
+            ms(s.min),
+            ms(s.p50),
+            ms(s.max)
+        );
+    }
+}
