@@ -167,16 +167,17 @@ impl Corestore {
         }
     }
 
-    /// Waits until replica `i` applied at least `index`.
-    pub fn wait_applied(&mut self, i: usize, index: u64, timeout: Duration) -> Result<(), String> {
+    /// Waits until replica `i` holds `index` and knows it committed (applying may lag: a
+    /// restarted replica applies its log again from the start).
+    pub fn wait_committed(&mut self, i: usize, index: u64, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
             self.check_alive()?;
-            if self.status(i).is_ok_and(|s| s.applied >= index) {
+            if self.status(i).is_ok_and(|s| s.commit >= index) {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(format!("replica {} did not apply index {index} within {timeout:?}", i + 1));
+                return Err(format!("replica {} did not commit index {index} within {timeout:?}: {}", i + 1, self.describe()));
             }
             std::thread::sleep(POLL);
         }
