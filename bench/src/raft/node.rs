@@ -48,9 +48,10 @@ const BATCH_BYTES: usize = 4 << 20;
 const SEGMENT_BYTES: u64 = 1 << 30;
 /// The store takes three batch buffers (filling, writing, recovery reads).
 const BATCH_BUFFERS: usize = 3;
-/// Bytes one recv of a connection takes: several pipelined 1 KiB proposals (a larger frame is
-/// gathered over several recvs).
-const RECV_BUFFER_BYTES: usize = 64 << 10;
+/// Bytes one recv of a connection takes: a few pipelined 1 KiB proposals (a larger frame is
+/// gathered over several recvs). Per connection: 1024 proposers' buffers of 64 KiB were 64 MiB
+/// of the leader's memory.
+const RECV_BUFFER_BYTES: usize = 8 << 10;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct NodeArgs {
