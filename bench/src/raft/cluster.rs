@@ -124,6 +124,19 @@ impl Corestore {
         self.procs[i].is_some()
     }
 
+    /// CPU time (user + system) replica `i`'s process used so far, from /proc/PID/stat.
+    pub fn cpu_seconds(&self, i: usize) -> Option<f64> {
+        let pid = self.procs[i].as_ref()?.child.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command (which may hold spaces) start at the last ')'; utime and
+        // stime are fields 14 and 15 of the line, 12 and 13 after it.
+        let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf reads a constant of the system.
+        let per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        (per_s > 0).then(|| ticks as f64 / per_s as f64)
+    }
+
     pub fn check_alive(&mut self) -> Result<(), String> {
         for (i, p) in self.procs.iter_mut().enumerate() {
             if let Some(p) = p {

@@ -77,6 +77,8 @@ pub struct LoadRun {
     pub first_error: Option<String>,
     pub elapsed: Duration,
     pub latency_ns: Histogram<u64>,
+    /// CPU time of the generator's core thread during the run (user + system).
+    pub generator_cpu_ns: u64,
 }
 
 impl LoadRun {
@@ -147,6 +149,7 @@ async fn run_core(ring: Rc<engine::uring::Ring>, target: Target, pace: Pace, dur
         first_error: RefCell::new(None),
         next: Cell::new(0),
     });
+    let cpu_start = thread_cpu_ns();
     let start = engine::time::now();
     let deadline = start.saturating_add(duration);
     let tasks: Vec<_> = proposers
@@ -193,9 +196,21 @@ async fn run_core(ring: Rc<engine::uring::Ring>, target: Target, pace: Pace, dur
         t.await;
     }
     let elapsed = engine::time::now().saturating_duration_since(start);
+    let generator_cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
     let latency_ns = state.histogram.borrow().clone();
     let first_error = state.first_error.borrow().clone();
-    Ok(LoadRun { committed: state.committed.get(), errors: state.errors.get(), first_error, elapsed, latency_ns })
+    Ok(LoadRun { committed: state.committed.get(), errors: state.errors.get(), first_error, elapsed, latency_ns, generator_cpu_ns })
+}
+
+/// CPU time (user + system) of the calling thread.
+fn thread_cpu_ns() -> u64 {
+    // SAFETY: getrusage fills the zeroed struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
+        return 0;
+    }
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    ns(usage.ru_utime) + ns(usage.ru_stime)
 }
 
 /// One connection and the request it sends over and over (a new sequence number each time).

@@ -92,6 +92,10 @@ struct Row {
     run: LoadRun,
     /// Committed entries per leader fdatasync (corestore only: the node counts its writes).
     entries_per_sync: Option<f64>,
+    /// CPU seconds per second of the leader's process and of the busiest follower's (corestore
+    /// only): near 1.0, a replica's core is what limits the run.
+    leader_cpu_busy: Option<f64>,
+    follower_cpu_busy: Option<f64>,
 }
 
 impl Row {
@@ -234,8 +238,14 @@ fn corestore_runs(cluster: &mut Corestore, plan: &Plan) -> Result<Vec<Row>, Stri
 fn corestore_run(cluster: &mut Corestore, plan: &Plan, name: String, pace: Pace) -> Result<Row, String> {
     let leader = cluster.wait_leader(START_TIMEOUT)?;
     let before = cluster.status(leader)?;
+    let cpu_before: Vec<Option<f64>> = (0..REPLICAS).map(|i| cluster.cpu_seconds(i)).collect();
     let target = Target { system: System::Corestore, addr: cluster.client_addrs[leader] };
     let run = load::run(&target, pace, plan.duration, plan.load_cpu)?;
+    let busy: Vec<Option<f64>> = (0..REPLICAS)
+        .map(|i| Some((cluster.cpu_seconds(i)? - cpu_before[i]?) / run.elapsed.as_secs_f64().max(1e-9)))
+        .collect();
+    let leader_cpu_busy = busy[leader];
+    let follower_cpu_busy = (0..REPLICAS).filter(|&i| i != leader).filter_map(|i| busy[i]).reduce(f64::max);
     cluster.check_alive()?;
     let after = cluster.status(leader)?;
     if !after.is_leader || after.term != before.term {
@@ -244,7 +254,7 @@ fn corestore_run(cluster: &mut Corestore, plan: &Plan, name: String, pace: Pace)
     let syncs = after.store_syncs.saturating_sub(before.store_syncs);
     let entries_per_sync = (syncs > 0).then(|| after.commit.saturating_sub(before.commit) as f64 / syncs as f64);
     report_errors(&name, System::Corestore, &run).map_err(|e| format!("{e}; replicas now: {}", cluster.describe()))?;
-    Ok(Row { system: System::Corestore, name, pace, run, entries_per_sync })
+    Ok(Row { system: System::Corestore, name, pace, run, entries_per_sync, leader_cpu_busy, follower_cpu_busy })
 }
 
 /// A run with failed proposals is not a measurement: the error names the first failure.
@@ -269,7 +279,7 @@ fn etcd_runs(plan: &Plan) -> Result<Vec<Row>, String> {
         let leader = etcd.wait_leader(START_TIMEOUT)?;
         let run = load::run(&Target { system: System::Etcd, addr: leader }, pace, plan.duration, plan.load_cpu)?;
         report_errors(&name, System::Etcd, &run)?;
-        Ok(Row { system: System::Etcd, name, pace, run, entries_per_sync: None })
+        Ok(Row { system: System::Etcd, name, pace, run, entries_per_sync: None, leader_cpu_busy: None, follower_cpu_busy: None })
     };
     for &concurrency in &plan.concurrency {
         rows.push(run(&mut etcd, closed_name(concurrency), Pace::Closed { concurrency })?);
@@ -416,6 +426,9 @@ fn print_json(r: &Row, fio: &Measured, rows: &[Row]) {
         "latency_ns_p99": r.p(0.99),
         "latency_ns_max": r.run.latency_ns.max(),
         "entries_per_fsync": r.entries_per_sync,
+        "leader_cpu_busy": r.leader_cpu_busy,
+        "follower_cpu_busy_max": r.follower_cpu_busy,
+        "generator_cpu_busy": r.run.generator_cpu_ns as f64 / r.run.elapsed.as_nanos().max(1) as f64,
         "fio_fdatasync_per_s": fio.ops_per_s,
         "ratio_vs_fio": r.run.per_s() / fio.ops_per_s,
         "etcd_entries_per_s": etcd.map(|e| e.run.per_s()),
@@ -475,9 +488,9 @@ fn print_elections_json(trials: &[Election]) {
 fn print_table(rows: &[Row], fio: &Measured) {
     println!();
     println!(
-        "| workload | corestore entries/s | p50 µs | p99 µs | entries/fsync | vs fio fdatasync/s | etcd puts/s | etcd p50 µs | etcd p99 µs | corestore/etcd |"
+        "| workload | corestore entries/s | p50 µs | p99 µs | entries/fsync | vs fio fdatasync/s | leader cpu | etcd puts/s | etcd p50 µs | etcd p99 µs | corestore/etcd |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows.iter().filter(|r| r.system == System::Corestore) {
         let (e_rate, e50, e99, ratio) = match peer(r, rows) {
             Some(e) => (
@@ -493,12 +506,13 @@ fn print_table(rows: &[Row], fio: &Measured) {
             Pace::Closed { .. } => r.name.clone(),
         };
         println!(
-            "| {name} | {:.0} | {:.0} | {:.0} | {} | {:.2} | {e_rate} | {e50} | {e99} | {ratio} |",
+            "| {name} | {:.0} | {:.0} | {:.0} | {} | {:.2} | {} | {e_rate} | {e50} | {e99} | {ratio} |",
             r.run.per_s(),
             r.p(0.5) as f64 / 1e3,
             r.p(0.99) as f64 / 1e3,
             r.entries_per_sync.map_or("-".into(), |v| format!("{v:.1}")),
             r.run.per_s() / fio.ops_per_s,
+            r.leader_cpu_busy.map_or("-".into(), |v| format!("{v:.2}")),
         );
     }
 }
