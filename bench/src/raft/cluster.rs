@@ -1,9 +1,10 @@
 //! The processes a raft benchmark starts: three `corestore-bench raft-node` replicas and a
 //! 3-member etcd cluster, on loopback. Every child is killed (SIGKILL) and reaped when its
-//! handle drops, so an error or a panic in the bench leaves nothing running; the nodes also
-//! die with the bench (PR_SET_PDEATHSIG).
+//! handle drops, so an error or a panic in the bench leaves nothing running; every child also
+//! dies with the bench (PR_SET_PDEATHSIG), so an interrupted run leaves nothing either.
 
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,6 +44,17 @@ impl Proc {
         let file = std::fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
         let err = file.try_clone().map_err(|e| format!("{}: {e}", log.display()))?;
         command.stdin(Stdio::null()).stdout(file).stderr(err);
+        // The child dies with this process even when no destructor runs (SIGINT, SIGKILL of the
+        // bench): etcd would otherwise keep its ports and data directory.
+        // SAFETY: prctl is async-signal-safe and touches only the child being started.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let child = command.spawn().map_err(|e| format!("starting {:?}: {e}", command.get_program()))?;
         Ok(Proc { child, log })
     }
