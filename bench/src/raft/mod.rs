@@ -44,7 +44,7 @@ const SETTLE_ELECTION_TIMEOUTS: u32 = 3;
 const FDATASYNC_FILE_BYTES: u64 = 1 << 30;
 const FIO_BLOCK_BYTES: usize = 4096;
 /// Free space the run needs: every entry takes a 4 KiB frame on each of three replicas.
-const DISK_BYTES_MIN: u64 = 8 << 30;
+const DISK_BYTES_MIN: u64 = 16 << 30;
 const DISK_BYTES_MIN_QUICK: u64 = 2 << 30;
 
 #[derive(clap::Args)]
@@ -59,6 +59,10 @@ pub struct RaftArgs {
     /// Closed-loop proposer counts.
     #[arg(long, value_delimiter = ',', default_value = "1,64,1024")]
     concurrency: Vec<usize>,
+    /// Rounds: fio, corestore and etcd alternate this many times per workload and each row is
+    /// its median round [default: 3; 1 with --quick].
+    #[arg(long)]
+    rounds: Option<usize>,
     /// Leader kills [default: 10; 3 with --quick].
     #[arg(long)]
     elections: Option<usize>,
@@ -76,6 +80,7 @@ pub struct RaftArgs {
 struct Plan {
     dir: PathBuf,
     duration: Duration,
+    rounds: usize,
     concurrency: Vec<usize>,
     elections: usize,
     tick_ms: u64,
@@ -96,6 +101,8 @@ struct Row {
     /// only): near 1.0, a replica's core is what limits the run.
     leader_cpu_busy: Option<f64>,
     follower_cpu_busy: Option<f64>,
+    /// Entries/s of every round of this workload (this row is the median one).
+    rounds_per_s: Vec<f64>,
 }
 
 impl Row {
@@ -111,10 +118,11 @@ pub fn bench_raft(args: RaftArgs) -> Result<(), String> {
     prepare_dir(&plan.dir, if args.quick { DISK_BYTES_MIN_QUICK } else { DISK_BYTES_MIN })?;
     let exe = std::env::current_exe().map_err(|e| format!("finding this executable: {e}"))?;
     println!(
-        "# raft: 3 replicas on loopback (raft-node processes, one core each on cpus {:?}), load generator on cpu {}, {} s per run, 1 KiB entries, tick {} ms",
+        "# raft: 3 replicas on loopback (raft-node processes, one core each on cpus {:?}), load generator on cpu {}, {} s per run, median of {} interleaved rounds, 1 KiB entries, tick {} ms",
         plan.node_cpus,
         plan.load_cpu,
         plan.duration.as_secs_f64(),
+        plan.rounds,
         plan.tick_ms
     );
     println!("# machine: {}", machine::describe(&plan.dir.join("x")));
@@ -125,16 +133,12 @@ pub fn bench_raft(args: RaftArgs) -> Result<(), String> {
         ),
         None => println!("# etcd: left out (--no-etcd)"),
     }
-    let fio = fdatasync_reference(&plan)?;
+    let (rows, fio, fio_rounds) = load_runs(&plan, &exe, etcd_version.is_some())?;
     // fio's latency percentiles are of the write alone (it times the fdatasync apart): the rate
     // is the figure to compare.
-    println!("# fio write+fdatasync: {:.0}/s", fio.ops_per_s);
-
-    let mut rows = {
-        let mut cluster = Corestore::start(&exe, &plan.dir.join("corestore"), &plan.node_cpus, plan.tick_ms)?;
-        corestore_runs(&mut cluster, &plan)?
-    };
+    println!("# fio write+fdatasync: {:.0}/s (median of {:?})", fio.ops_per_s, fio_rounds.iter().map(|r| r.round()).collect::<Vec<_>>());
     remove_dir(&plan.dir.join("corestore"))?;
+    remove_dir(&plan.dir.join("etcd"))?;
     // A fresh group for the elections: a restarted replica applies its log again from index 1
     // (no snapshots yet), and after the load runs that is hundreds of thousands of entries read
     // back from disk, work that would overlap the next trial's election.
@@ -143,10 +147,6 @@ pub fn bench_raft(args: RaftArgs) -> Result<(), String> {
         elections(&mut cluster, &plan)?
     };
     remove_dir(&plan.dir.join("corestore-elections"))?;
-    if etcd_version.is_some() {
-        rows.extend(etcd_runs(&plan)?);
-        remove_dir(&plan.dir.join("etcd"))?;
-    }
     for r in &rows {
         print_json(r, &fio, &rows);
     }
@@ -170,6 +170,7 @@ fn plan(args: &RaftArgs) -> Result<Plan, String> {
     Ok(Plan {
         dir: args.dir.clone(),
         duration,
+        rounds: args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1),
         concurrency: args.concurrency.clone(),
         elections: args.elections.unwrap_or(if args.quick { 3 } else { 10 }),
         tick_ms: args.tick_ms.max(1),
@@ -223,16 +224,73 @@ fn closed_name(concurrency: usize) -> String {
 
 const OPEN_NAME: &str = "put-open-half-peak";
 
-/// The closed-loop runs, then the open loop at half the peak, against a fresh cluster.
-fn corestore_runs(cluster: &mut Corestore, plan: &Plan) -> Result<Vec<Row>, String> {
-    let mut rows = Vec::new();
-    for &concurrency in &plan.concurrency {
-        rows.push(corestore_run(cluster, plan, closed_name(concurrency), Pace::Closed { concurrency })?);
+/// The load runs of both systems, interleaved: each round runs fio, then every closed-loop
+/// workload on corestore and at once on etcd; then rounds of the open loop, each system at half
+/// its own median peak. Each row is its workload's median round (a shared virtual disk drifts
+/// over minutes: interleaving puts both systems and fio under the same drift). Both clusters
+/// run throughout; the idle one only heartbeats.
+fn load_runs(plan: &Plan, exe: &Path, with_etcd: bool) -> Result<(Vec<Row>, Measured, Vec<f64>), String> {
+    let mut cluster = Corestore::start(exe, &plan.dir.join("corestore"), &plan.node_cpus, plan.tick_ms)?;
+    cluster.wait_leader(START_TIMEOUT)?;
+    let mut etcd = if with_etcd {
+        let dir = plan.dir.join("etcd");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        Some(Etcd::start(&dir)?)
+    } else {
+        None
+    };
+    let systems: Vec<System> = if with_etcd { vec![System::Corestore, System::Etcd] } else { vec![System::Corestore] };
+    let paces: Vec<(String, Pace)> = plan.concurrency.iter().map(|&c| (closed_name(c), Pace::Closed { concurrency: c })).collect();
+    // rounds[s][w]: the runs of system s on workload w.
+    let mut rounds: Vec<Vec<Vec<Row>>> = systems.iter().map(|_| paces.iter().map(|_| Vec::new()).collect()).collect();
+    let mut fios = Vec::new();
+    for round in 0..plan.rounds {
+        eprintln!("corestore-bench raft: round {} of {}", round + 1, plan.rounds);
+        fios.push(fdatasync_reference(plan)?);
+        for (w, (name, pace)) in paces.iter().enumerate() {
+            for (k, &system) in systems.iter().enumerate() {
+                let row = match system {
+                    System::Corestore => corestore_run(&mut cluster, plan, name.clone(), *pace)?,
+                    System::Etcd => etcd_run(etcd.as_mut().expect("etcd started"), plan, name.clone(), *pace)?,
+                };
+                rounds[k][w].push(row);
+            }
+        }
     }
-    let peak = rows.iter().map(|r| r.run.per_s()).fold(0.0, f64::max);
+    let closed: Vec<Vec<Row>> = rounds.into_iter().map(|per_workload| per_workload.into_iter().map(median_row).collect()).collect();
     let connections = plan.concurrency.iter().copied().max().unwrap_or(1);
-    rows.push(corestore_run(cluster, plan, OPEN_NAME.into(), Pace::Open { rate_per_s: peak * OPEN_LOOP_FRACTION, connections })?);
-    Ok(rows)
+    let peaks: Vec<f64> = closed.iter().map(|rows| rows.iter().map(|r| r.run.per_s()).fold(0.0, f64::max)).collect();
+    let mut open: Vec<Vec<Row>> = systems.iter().map(|_| Vec::new()).collect();
+    for _ in 0..plan.rounds {
+        for (k, &system) in systems.iter().enumerate() {
+            let pace = Pace::Open { rate_per_s: peaks[k] * OPEN_LOOP_FRACTION, connections };
+            let row = match system {
+                System::Corestore => corestore_run(&mut cluster, plan, OPEN_NAME.into(), pace)?,
+                System::Etcd => etcd_run(etcd.as_mut().expect("etcd started"), plan, OPEN_NAME.into(), pace)?,
+            };
+            open[k].push(row);
+        }
+    }
+    let mut rows = Vec::new();
+    for (mut system_rows, open_runs) in closed.into_iter().zip(open) {
+        system_rows.push(median_row(open_runs));
+        rows.extend(system_rows);
+    }
+    let fio_rounds: Vec<f64> = fios.iter().map(|m| m.ops_per_s).collect();
+    fios.sort_by(|a, b| a.ops_per_s.total_cmp(&b.ops_per_s));
+    let fio = fios.swap_remove(fios.len() / 2);
+    Ok((rows, fio, fio_rounds))
+}
+
+/// The round whose entries/s is the median (the upper one of an even count), with every
+/// round's rate, in round order.
+fn median_row(mut runs: Vec<Row>) -> Row {
+    assert!(!runs.is_empty());
+    let rates: Vec<f64> = runs.iter().map(|r| r.run.per_s()).collect();
+    runs.sort_by(|a, b| a.run.per_s().total_cmp(&b.run.per_s()));
+    let mut row = runs.swap_remove(runs.len() / 2);
+    row.rounds_per_s = rates;
+    row
 }
 
 fn corestore_run(cluster: &mut Corestore, plan: &Plan, name: String, pace: Pace) -> Result<Row, String> {
@@ -254,7 +312,7 @@ fn corestore_run(cluster: &mut Corestore, plan: &Plan, name: String, pace: Pace)
     let syncs = after.store_syncs.saturating_sub(before.store_syncs);
     let entries_per_sync = (syncs > 0).then(|| after.commit.saturating_sub(before.commit) as f64 / syncs as f64);
     report_errors(&name, System::Corestore, &run).map_err(|e| format!("{e}; replicas now: {}", cluster.describe()))?;
-    Ok(Row { system: System::Corestore, name, pace, run, entries_per_sync, leader_cpu_busy, follower_cpu_busy })
+    Ok(Row { system: System::Corestore, name, pace, run, entries_per_sync, leader_cpu_busy, follower_cpu_busy, rounds_per_s: Vec::new() })
 }
 
 /// A run with failed proposals is not a measurement: the error names the first failure.
@@ -270,24 +328,20 @@ fn report_errors(name: &str, system: System, run: &LoadRun) -> Result<(), String
     Ok(())
 }
 
-fn etcd_runs(plan: &Plan) -> Result<Vec<Row>, String> {
-    let dir = plan.dir.join("etcd");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let mut etcd = Etcd::start(&dir)?;
-    let mut rows = Vec::new();
-    let run = |etcd: &mut Etcd, name: String, pace: Pace| -> Result<Row, String> {
-        let leader = etcd.wait_leader(START_TIMEOUT)?;
-        let run = load::run(&Target { system: System::Etcd, addr: leader }, pace, plan.duration, plan.load_cpu)?;
-        report_errors(&name, System::Etcd, &run)?;
-        Ok(Row { system: System::Etcd, name, pace, run, entries_per_sync: None, leader_cpu_busy: None, follower_cpu_busy: None })
-    };
-    for &concurrency in &plan.concurrency {
-        rows.push(run(&mut etcd, closed_name(concurrency), Pace::Closed { concurrency })?);
-    }
-    let peak = rows.iter().map(|r| r.run.per_s()).fold(0.0, f64::max);
-    let connections = plan.concurrency.iter().copied().max().unwrap_or(1);
-    rows.push(run(&mut etcd, OPEN_NAME.into(), Pace::Open { rate_per_s: peak * OPEN_LOOP_FRACTION, connections })?);
-    Ok(rows)
+fn etcd_run(etcd: &mut Etcd, plan: &Plan, name: String, pace: Pace) -> Result<Row, String> {
+    let leader = etcd.wait_leader(START_TIMEOUT)?;
+    let run = load::run(&Target { system: System::Etcd, addr: leader }, pace, plan.duration, plan.load_cpu)?;
+    report_errors(&name, System::Etcd, &run)?;
+    Ok(Row {
+        system: System::Etcd,
+        name,
+        pace,
+        run,
+        entries_per_sync: None,
+        leader_cpu_busy: None,
+        follower_cpu_busy: None,
+        rounds_per_s: Vec::new(),
+    })
 }
 
 // ---- Elections ----
@@ -425,6 +479,7 @@ fn print_json(r: &Row, fio: &Measured, rows: &[Row]) {
         "latency_ns_p50": r.p(0.50),
         "latency_ns_p99": r.p(0.99),
         "latency_ns_max": r.run.latency_ns.max(),
+        "rounds_entries_per_s": r.rounds_per_s,
         "entries_per_fsync": r.entries_per_sync,
         "leader_cpu_busy": r.leader_cpu_busy,
         "follower_cpu_busy_max": r.follower_cpu_busy,
