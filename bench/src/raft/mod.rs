@@ -8,38 +8,31 @@
 //! - leader election after a SIGKILL of the leader: time until the survivors name a leader and
 //!   until they commit a new proposal, over `--elections` trials.
 //!
-//! Processes: `raft-node` (node.rs) per replica, `etcd` per member; the proposers run on one
-//! core of the engine's runtime in this process (load.rs). Clock: every figure is this
+//! Processes: `raft-node` (node.rs) per replica, `etcd` per member (cluster.rs); the proposers
+//! run on one core of the engine's runtime in this process (load.rs); elections in election.rs,
+//! output in report.rs, the replicas' client protocol in proto.rs. Clock: every figure is this
 //! process's monotonic clock (client-side latencies include loopback TCP both ways).
 
 pub mod cluster;
+mod election;
 pub mod load;
 pub mod node;
 pub mod proto;
+mod report;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::json;
-
-use self::cluster::{CONTROL_TIMEOUT, Corestore, Etcd, REPLICAS, START_TIMEOUT};
+use self::cluster::{Corestore, Etcd, REPLICAS, START_TIMEOUT};
+use self::election::elections;
 use self::load::{LoadRun, Pace, System, Target};
-use self::proto::{Answer, Client};
+use self::report::{print_elections_json, print_json, print_summary, print_table};
 use crate::fio::{self, FileIo, FileJob, FileRun};
 use crate::machine;
 use crate::workload::Measured;
 
 /// The open-loop run's rate, as a fraction of the peak closed-loop rate.
 const OPEN_LOOP_FRACTION: f64 = 0.5;
-/// Goals (issue 6).
-const ETCD_RATIO_GOAL: f64 = 10.0;
-const OPEN_LOOP_P99_GOAL: Duration = Duration::from_millis(2);
-const ELECTION_GOAL: Duration = Duration::from_secs(1);
-/// An election trial fails if no proposal commits within this long after the kill.
-const ELECTION_TIMEOUT_MAX: Duration = Duration::from_secs(10);
-/// After a restart, the replicas settle this many election timeouts (20 ticks each at most)
-/// before the next kill, so every trial starts from a steady leader with a full lease.
-const SETTLE_ELECTION_TIMEOUTS: u32 = 3;
 /// The fdatasync reference's file (fallocated by fio; QD1 durable writes fill far less).
 const FDATASYNC_FILE_BYTES: u64 = 1 << 30;
 const FIO_BLOCK_BYTES: usize = 4096;
@@ -299,9 +292,8 @@ fn corestore_run(cluster: &mut Corestore, plan: &Plan, name: String, pace: Pace)
     let cpu_before: Vec<Option<f64>> = (0..REPLICAS).map(|i| cluster.cpu_seconds(i)).collect();
     let target = Target { system: System::Corestore, addr: cluster.client_addrs[leader] };
     let run = load::run(&target, pace, plan.duration, plan.load_cpu)?;
-    let busy: Vec<Option<f64>> = (0..REPLICAS)
-        .map(|i| Some((cluster.cpu_seconds(i)? - cpu_before[i]?) / run.elapsed.as_secs_f64().max(1e-9)))
-        .collect();
+    let busy: Vec<Option<f64>> =
+        (0..REPLICAS).map(|i| Some((cluster.cpu_seconds(i)? - cpu_before[i]?) / run.elapsed.as_secs_f64().max(1e-9))).collect();
     let leader_cpu_busy = busy[leader];
     let follower_cpu_busy = (0..REPLICAS).filter(|&i| i != leader).filter_map(|i| busy[i]).reduce(f64::max);
     cluster.check_alive()?;
@@ -342,286 +334,4 @@ fn etcd_run(etcd: &mut Etcd, plan: &Plan, name: String, pace: Pace) -> Result<Ro
         follower_cpu_busy: None,
         rounds_per_s: Vec::new(),
     })
-}
-
-// ---- Elections ----
-
-/// One leader kill: times from the SIGKILL.
-#[derive(Clone, Copy, Debug)]
-struct Election {
-    /// Until a survivor said it leads.
-    leader: Duration,
-    /// Until a proposal to the survivors committed.
-    commit: Duration,
-}
-
-fn elections(cluster: &mut Corestore, plan: &Plan) -> Result<Vec<Election>, String> {
-    let settle = Duration::from_millis(plan.tick_ms * 20 * SETTLE_ELECTION_TIMEOUTS as u64);
-    let mut trials = Vec::new();
-    for trial in 0..plan.elections {
-        // Every replica holds the leader's latest entry, known committed: a kill then tests the
-        // election, not a follower catching up.
-        let index = commit_one(cluster)?;
-        let leader = cluster.wait_leader(START_TIMEOUT)?;
-        for i in 0..REPLICAS {
-            cluster.wait_committed(i, index, START_TIMEOUT)?;
-        }
-        let survivors: Vec<usize> = (0..REPLICAS).filter(|&i| i != leader).collect();
-        let mut clients: Vec<Option<Client>> =
-            survivors.iter().map(|&i| Client::connect(cluster.client_addrs[i], CONTROL_TIMEOUT).ok()).collect();
-        let killed_at = Instant::now();
-        cluster.kill(leader);
-        let e = measure_election(cluster, &survivors, &mut clients, killed_at, trial)?;
-        eprintln!(
-            "election {}: leader {} killed; a survivor led after {:?}, committed after {:?}",
-            trial + 1,
-            leader + 1,
-            e.leader,
-            e.commit
-        );
-        trials.push(e);
-        cluster.spawn(leader)?;
-        let index = commit_one(cluster)?;
-        cluster.wait_committed(leader, index, START_TIMEOUT)?;
-        std::thread::sleep(settle);
-    }
-    Ok(trials)
-}
-
-/// Commits one entry through the leader (again if leadership moves meanwhile); its index.
-fn commit_one(cluster: &mut Corestore) -> Result<u64, String> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        let leader = cluster.wait_leader(START_TIMEOUT)?;
-        match cluster.propose(leader, b"election bench: settle") {
-            Ok(Answer::Committed { index }) => return Ok(index),
-            other if Instant::now() > deadline => {
-                return Err(format!(
-                    "a proposal to the leader (replica {}) answered {other:?}; replicas: {}",
-                    leader + 1,
-                    cluster.describe()
-                ));
-            }
-            other => eprintln!("election bench: a proposal to replica {} answered {other:?}; again", leader + 1),
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Polls the survivors (status, then a proposal to whichever says it leads) until one commits.
-fn measure_election(
-    cluster: &mut Corestore,
-    survivors: &[usize],
-    clients: &mut [Option<Client>],
-    killed_at: Instant,
-    trial: usize,
-) -> Result<Election, String> {
-    let mut leader_after = None;
-    let payload = format!("election trial {trial}");
-    loop {
-        let elapsed = killed_at.elapsed();
-        if elapsed > ELECTION_TIMEOUT_MAX {
-            return Err(format!("election {}: no proposal committed within {ELECTION_TIMEOUT_MAX:?} of the leader's kill", trial + 1));
-        }
-        cluster.check_alive()?;
-        for (k, &i) in survivors.iter().enumerate() {
-            if clients[k].is_none() {
-                clients[k] = Client::connect(cluster.client_addrs[i], CONTROL_TIMEOUT).ok();
-            }
-            let Some(client) = clients[k].as_mut() else { continue };
-            let status = match client.status() {
-                Ok(s) => s,
-                Err(_) => {
-                    clients[k] = None;
-                    continue;
-                }
-            };
-            if !status.is_leader {
-                continue;
-            }
-            leader_after.get_or_insert_with(|| killed_at.elapsed());
-            match client.propose(payload.as_bytes()) {
-                Ok(Answer::Committed { .. }) => {
-                    let commit = killed_at.elapsed();
-                    return Ok(Election { leader: leader_after.unwrap_or(commit), commit });
-                }
-                Ok(_) => {}
-                Err(_) => clients[k] = None,
-            }
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-// ---- Report ----
-
-fn pace_json(pace: &Pace) -> serde_json::Value {
-    match pace {
-        Pace::Closed { concurrency } => json!({ "loop": "closed", "concurrency": concurrency }),
-        Pace::Open { rate_per_s, connections } => json!({ "loop": "open", "rate_per_s": rate_per_s, "connections": connections }),
-    }
-}
-
-fn peer<'a>(r: &Row, rows: &'a [Row]) -> Option<&'a Row> {
-    rows.iter().find(|o| o.system == System::Etcd && o.name == r.name)
-}
-
-fn print_json(r: &Row, fio: &Measured, rows: &[Row]) {
-    let etcd = (r.system == System::Corestore).then(|| peer(r, rows)).flatten();
-    let line = json!({
-        "workload": format!("raft-{}", r.name),
-        "system": r.system.name(),
-        "metric": "entries_per_s",
-        "pace": pace_json(&r.pace),
-        "entries_per_s": r.run.per_s(),
-        "committed": r.run.committed,
-        "seconds": r.run.elapsed.as_secs_f64(),
-        "latency_ns_p50": r.p(0.50),
-        "latency_ns_p99": r.p(0.99),
-        "latency_ns_max": r.run.latency_ns.max(),
-        "rounds_entries_per_s": r.rounds_per_s,
-        "entries_per_fsync": r.entries_per_sync,
-        "leader_cpu_busy": r.leader_cpu_busy,
-        "follower_cpu_busy_max": r.follower_cpu_busy,
-        "generator_cpu_busy": r.run.generator_cpu_ns as f64 / r.run.elapsed.as_nanos().max(1) as f64,
-        "fio_fdatasync_per_s": fio.ops_per_s,
-        "ratio_vs_fio": r.run.per_s() / fio.ops_per_s,
-        "etcd_entries_per_s": etcd.map(|e| e.run.per_s()),
-        "ratio_vs_etcd": etcd.map(|e| r.run.per_s() / e.run.per_s()),
-        "etcd_latency_ns_p99": etcd.map(|e| e.p(0.99)),
-    });
-    println!("{line}");
-}
-
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    assert!(!sorted.is_empty());
-    let at = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[at]
-}
-
-struct Spread {
-    min: Duration,
-    p50: Duration,
-    p99: Duration,
-    max: Duration,
-    within_goal: usize,
-}
-
-fn spread(mut d: Vec<Duration>) -> Option<Spread> {
-    if d.is_empty() {
-        return None;
-    }
-    d.sort();
-    let within_goal = d.iter().filter(|&&x| x <= ELECTION_GOAL).count();
-    Some(Spread { min: d[0], p50: quantile(&d, 0.5), p99: quantile(&d, 0.99), max: d[d.len() - 1], within_goal })
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn print_elections_json(trials: &[Election]) {
-    let leader = spread(trials.iter().map(|e| e.leader).collect());
-    let commit = spread(trials.iter().map(|e| e.commit).collect());
-    let show = |s: &Option<Spread>| {
-        s.as_ref().map(
-            |s| json!({"min_ms": ms(s.min), "p50_ms": ms(s.p50), "p99_ms": ms(s.p99), "max_ms": ms(s.max), "within_1s": s.within_goal}),
-        )
-    };
-    let line = json!({
-        "workload": "raft-election",
-        "system": "corestore",
-        "metric": "ms_from_leader_kill",
-        "trials": trials.len(),
-        "leader": show(&leader),
-        "commit": show(&commit),
-        "commit_ms_each": trials.iter().map(|e| ms(e.commit)).collect::<Vec<_>>(),
-    });
-    println!("{line}");
-}
-
-fn print_table(rows: &[Row], fio: &Measured) {
-    println!();
-    println!(
-        "| workload | corestore entries/s | p50 µs | p99 µs | entries/fsync | vs fio fdatasync/s | leader cpu | etcd puts/s | etcd p50 µs | etcd p99 µs | corestore/etcd |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in rows.iter().filter(|r| r.system == System::Corestore) {
-        let (e_rate, e50, e99, ratio) = match peer(r, rows) {
-            Some(e) => (
-                format!("{:.0}", e.run.per_s()),
-                format!("{:.0}", e.p(0.5) as f64 / 1e3),
-                format!("{:.0}", e.p(0.99) as f64 / 1e3),
-                format!("{:.1}", r.run.per_s() / e.run.per_s()),
-            ),
-            None => ("-".into(), "-".into(), "-".into(), "-".into()),
-        };
-        let name = match r.pace {
-            Pace::Open { rate_per_s, .. } => format!("{} ({rate_per_s:.0}/s)", r.name),
-            Pace::Closed { .. } => r.name.clone(),
-        };
-        println!(
-            "| {name} | {:.0} | {:.0} | {:.0} | {} | {:.2} | {} | {e_rate} | {e50} | {e99} | {ratio} |",
-            r.run.per_s(),
-            r.p(0.5) as f64 / 1e3,
-            r.p(0.99) as f64 / 1e3,
-            r.entries_per_sync.map_or("-".into(), |v| format!("{v:.1}")),
-            r.run.per_s() / fio.ops_per_s,
-            r.leader_cpu_busy.map_or("-".into(), |v| format!("{v:.2}")),
-        );
-    }
-}
-
-fn print_summary(rows: &[Row], trials: &[Election]) {
-    println!();
-    let ours = |name: &str| rows.iter().find(|r| r.system == System::Corestore && r.name == name);
-    let peak = rows.iter().filter(|r| r.system == System::Corestore && matches!(r.pace, Pace::Closed { .. }));
-    let best = peak.max_by(|a, b| a.run.per_s().total_cmp(&b.run.per_s()));
-    let etcd_peak = rows
-        .iter()
-        .filter(|r| r.system == System::Etcd && matches!(r.pace, Pace::Closed { .. }))
-        .map(|r| r.run.per_s())
-        .fold(0.0, f64::max);
-    if let Some(best) = best {
-        if etcd_peak > 0.0 {
-            let ratio = best.run.per_s() / etcd_peak;
-            let verdict = if ratio >= ETCD_RATIO_GOAL { "meets" } else { "misses" };
-            println!(
-                "peak committed entries/s: corestore {:.0} ({}) vs etcd {etcd_peak:.0}: {ratio:.1}x ({verdict} the {ETCD_RATIO_GOAL}x goal)",
-                best.run.per_s(),
-                best.name
-            );
-        } else {
-            println!("peak committed entries/s: corestore {:.0} ({}); etcd left out", best.run.per_s(), best.name);
-        }
-    }
-    if let Some(open) = ours(OPEN_NAME) {
-        let p99 = Duration::from_nanos(open.p(0.99));
-        let verdict = if p99 <= OPEN_LOOP_P99_GOAL { "meets" } else { "misses" };
-        println!(
-            "p99 commit at half the peak rate (open loop): {:.0} µs ({verdict} the {} ms goal)",
-            p99.as_secs_f64() * 1e6,
-            OPEN_LOOP_P99_GOAL.as_millis()
-        );
-    }
-    if let Some(s) = spread(trials.iter().map(|e| e.commit).collect()) {
-        println!(
-            "election after a leader kill, until a new proposal commits: min {:.0} ms, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; {} of {} within {} s",
-            ms(s.min),
-            ms(s.p50),
-            ms(s.p99),
-            ms(s.max),
-            s.within_goal,
-            trials.len(),
-            ELECTION_GOAL.as_secs()
-        );
-    }
-    if let Some(s) = spread(trials.iter().map(|e| e.leader).collect()) {
-        println!(
-            "election after a leader kill, until a survivor leads: min {:.0} ms, p50 {:.0} ms, max {:.0} ms",
-            ms(s.min),
-            ms(s.p50),
-            ms(s.max)
-        );
-    }
 }
