@@ -31,6 +31,8 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 const HTTP_BODY_KEPT_MAX: usize = 512;
 const HTTP_RECV_BYTES: usize = 16 << 10;
 const PROTO_RECV_BYTES: usize = 4 << 10;
+/// Pause before a proposal goes again to a replica while no leader is known.
+const RETRY_DELAY: Duration = Duration::from_millis(5);
 /// Proposers (connections) one run may open.
 pub const CONNECTIONS_MAX: usize = 2048;
 const RING_ENTRIES: u32 = 2048;
@@ -56,6 +58,9 @@ pub struct Target {
     pub system: System,
     /// The leader's client address (etcd: its client URL's address).
     pub addr: SocketAddr,
+    /// Every replica's client address (corestore): where a proposer goes when the one it talks
+    /// to answers `NotLeader` (etcd forwards to its leader itself: empty).
+    pub replicas: Vec<SocketAddr>,
 }
 
 /// How proposals are paced.
@@ -73,6 +78,9 @@ pub enum Pace {
 
 pub struct LoadRun {
     pub committed: u64,
+    /// Proposals a replica refused (not leader, or lost to a new leader) and the proposer sent
+    /// again elsewhere; the latency of the one that committed runs from its first send.
+    pub retried: u64,
     pub errors: u64,
     pub first_error: Option<String>,
     pub elapsed: Duration,
@@ -112,6 +120,7 @@ pub fn run(target: &Target, pace: Pace, duration: Duration, cpu: usize) -> Resul
 struct State {
     histogram: RefCell<Histogram<u64>>,
     committed: Cell<u64>,
+    retried: Cell<u64>,
     errors: Cell<u64>,
     first_error: RefCell<Option<String>>,
     /// Open loop: the next proposal's number.
@@ -140,11 +149,12 @@ async fn run_core(ring: Rc<engine::uring::Ring>, target: Target, pace: Pace, dur
             .await
             .map_err(|e| format!("{}: connect to {}: {e}", target.system.name(), target.addr))?;
         let _ = stream.set_nodelay(true);
-        proposers.push(Proposer::new(&target, p as u64, stream));
+        proposers.push(Proposer::new(&target, ring.clone(), p as u64, stream));
     }
     let state = Rc::new(State {
         histogram: RefCell::new(latency_histogram()),
         committed: Cell::new(0),
+        retried: Cell::new(0),
         errors: Cell::new(0),
         first_error: RefCell::new(None),
         next: Cell::new(0),
@@ -173,7 +183,7 @@ async fn run_core(ring: Rc<engine::uring::Ring>, target: Target, pace: Pace, dur
                     if scheduled >= deadline {
                         return;
                     }
-                    match engine::time::timeout(REPLY_TIMEOUT, proposer.propose()).await {
+                    match engine::time::timeout(REPLY_TIMEOUT, proposer.propose(&state.retried)).await {
                         Ok(Ok(())) => {
                             let latency_ns = engine::time::now().saturating_duration_since(scheduled).as_nanos() as u64;
                             state.committed.set(state.committed.get() + 1);
@@ -199,7 +209,15 @@ async fn run_core(ring: Rc<engine::uring::Ring>, target: Target, pace: Pace, dur
     let generator_cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
     let latency_ns = state.histogram.borrow().clone();
     let first_error = state.first_error.borrow().clone();
-    Ok(LoadRun { committed: state.committed.get(), errors: state.errors.get(), first_error, elapsed, latency_ns, generator_cpu_ns })
+    Ok(LoadRun {
+        committed: state.committed.get(),
+        retried: state.retried.get(),
+        errors: state.errors.get(),
+        first_error,
+        elapsed,
+        latency_ns,
+        generator_cpu_ns,
+    })
 }
 
 /// CPU time (user + system) of the calling thread.
@@ -213,9 +231,20 @@ fn thread_cpu_ns() -> u64 {
     ns(usage.ru_utime) + ns(usage.ru_stime)
 }
 
+/// What a replica answered a proposal.
+enum Outcome {
+    Committed,
+    /// Not committed here: the replica is not the leader (`hint`: the one it knows, 0: none).
+    Refused { hint: u64 },
+}
+
 /// One connection and the request it sends over and over (a new sequence number each time).
 struct Proposer {
     system: System,
+    ring: Rc<engine::uring::Ring>,
+    replicas: Vec<SocketAddr>,
+    /// The replica `stream` is connected to (an index into `replicas`).
+    at: usize,
     stream: TcpStream,
     buf: RecvBuf,
     /// The encoded request, rebuilt in place for each proposal.
@@ -230,10 +259,13 @@ struct Proposer {
 }
 
 impl Proposer {
-    fn new(target: &Target, proposer: u64, stream: TcpStream) -> Proposer {
+    fn new(target: &Target, ring: Rc<engine::uring::Ring>, proposer: u64, stream: TcpStream) -> Proposer {
         let recv = if target.system == System::Etcd { HTTP_RECV_BYTES } else { PROTO_RECV_BYTES };
         Proposer {
             system: target.system,
+            ring,
+            replicas: target.replicas.clone(),
+            at: target.replicas.iter().position(|&a| a == target.addr).unwrap_or(0),
             stream,
             buf: RecvBuf::with_capacity(recv),
             request: Vec::with_capacity(2 * ENTRY_BYTES + 512),
@@ -245,7 +277,45 @@ impl Proposer {
         }
     }
 
-    async fn propose(&mut self) -> Result<(), String> {
+    /// One proposal until it commits: sent again (counted in `retried`) to the leader a replica
+    /// names, or to the next replica, while replicas refuse it during a change of leader.
+    async fn propose(&mut self, retried: &Cell<u64>) -> Result<(), String> {
+        loop {
+            match self.propose_once().await? {
+                Outcome::Committed => return Ok(()),
+                Outcome::Refused { hint } => {
+                    retried.set(retried.get() + 1);
+                    self.move_to(hint).await;
+                }
+            }
+        }
+    }
+
+    /// Connects to replica `hint - 1` if that names one, else to the next; waits out a cluster
+    /// with no leader yet.
+    async fn move_to(&mut self, hint: u64) {
+        let n = self.replicas.len();
+        assert!(n > 0, "only corestore proposals are refused, and they know every replica");
+        let named = (hint as usize).checked_sub(1).filter(|&i| i < n);
+        if named.is_none() {
+            engine::sleep(RETRY_DELAY).await;
+        }
+        let mut at = named.unwrap_or((self.at + 1) % n);
+        loop {
+            if let Ok(stream) = TcpStream::connect(&self.ring, self.replicas[at]).await {
+                let _ = stream.set_nodelay(true);
+                self.stream = stream;
+                self.at = at;
+                self.buf.clear();
+                return;
+            }
+            // A killed replica: the next one.
+            at = (at + 1) % n;
+            engine::sleep(RETRY_DELAY).await;
+        }
+    }
+
+    async fn propose_once(&mut self) -> Result<Outcome, String> {
         self.seq += 1;
         self.payload[..8].copy_from_slice(&self.proposer.to_le_bytes());
         self.payload[8..16].copy_from_slice(&self.seq.to_le_bytes());
@@ -259,18 +329,21 @@ impl Proposer {
         self.request = sent;
         match self.system {
             System::Corestore => self.corestore_reply().await,
-            System::Etcd => self.etcd_reply().await,
+            System::Etcd => self.etcd_reply().await.map(|()| Outcome::Committed),
         }
     }
 
-    async fn corestore_reply(&mut self) -> Result<(), String> {
+    async fn corestore_reply(&mut self) -> Result<Outcome, String> {
         loop {
             let frame = proto::frame_len(self.buf.filled()).map_err(|e| format!("corestore reply: {e}"))?;
             if let Some(len) = frame.filter(|&len| self.buf.len() >= len) {
                 let reply =
                     proto::decode_reply(&self.buf.filled()[proto::LENGTH_BYTES..len]).map_err(|e| format!("corestore reply: {e}"))?;
                 let result = match reply {
-                    Reply::Committed { id, .. } if id == self.seq => Ok(()),
+                    Reply::Committed { id, .. } if id == self.seq => Ok(Outcome::Committed),
+                    Reply::NotLeader { id, hint } if id == self.seq => Ok(Outcome::Refused { hint }),
+                    // Lost to a new leader (its index went to another entry): not committed.
+                    Reply::Error { id, message } if id == self.seq && message.starts_with(b"lost") => Ok(Outcome::Refused { hint: 0 }),
                     other => Err(format!("corestore: proposal {} answered {other:?}", self.seq)),
                 };
                 self.buf.consume(len);

@@ -26,6 +26,7 @@ use std::time::Duration;
 use self::cluster::{Corestore, Etcd, REPLICAS, START_TIMEOUT};
 use self::election::elections;
 use self::load::{LoadRun, Pace, System, Target};
+use self::proto::NodeStatus;
 use self::report::{print_elections_json, print_json, print_summary, print_table};
 use crate::fio::{self, FileIo, FileJob, FileRun};
 use crate::machine;
@@ -94,6 +95,9 @@ struct Row {
     /// only): near 1.0, a replica's core is what limits the run.
     leader_cpu_busy: Option<f64>,
     follower_cpu_busy: Option<f64>,
+    /// Terms the group went through during the run (corestore: elections under load; 0 for
+    /// etcd, which forwards to its leader and is not observed here).
+    term_changes: u64,
     /// Entries/s of every round of this workload (this row is the median one).
     rounds_per_s: Vec<f64>,
 }
@@ -288,23 +292,44 @@ fn median_row(mut runs: Vec<Row>) -> Row {
 
 fn corestore_run(cluster: &mut Corestore, plan: &Plan, name: String, pace: Pace) -> Result<Row, String> {
     let leader = cluster.wait_leader(START_TIMEOUT)?;
-    let before = cluster.status(leader)?;
+    let before: Vec<NodeStatus> = (0..REPLICAS).map(|i| cluster.status(i)).collect::<Result<_, _>>()?;
     let cpu_before: Vec<Option<f64>> = (0..REPLICAS).map(|i| cluster.cpu_seconds(i)).collect();
-    let target = Target { system: System::Corestore, addr: cluster.client_addrs[leader] };
+    let target = Target { system: System::Corestore, addr: cluster.client_addrs[leader], replicas: cluster.client_addrs.clone() };
     let run = load::run(&target, pace, plan.duration, plan.load_cpu)?;
     let busy: Vec<Option<f64>> =
         (0..REPLICAS).map(|i| Some((cluster.cpu_seconds(i)? - cpu_before[i]?) / run.elapsed.as_secs_f64().max(1e-9))).collect();
-    let leader_cpu_busy = busy[leader];
-    let follower_cpu_busy = (0..REPLICAS).filter(|&i| i != leader).filter_map(|i| busy[i]).reduce(f64::max);
     cluster.check_alive()?;
-    let after = cluster.status(leader)?;
-    if !after.is_leader || after.term != before.term {
-        eprintln!("corestore-bench raft: {name}: leadership changed during the run (term {} -> {})", before.term, after.term);
-    }
-    let syncs = after.store_syncs.saturating_sub(before.store_syncs);
-    let entries_per_sync = (syncs > 0).then(|| after.commit.saturating_sub(before.commit) as f64 / syncs as f64);
     report_errors(&name, System::Corestore, &run).map_err(|e| format!("{e}; replicas now: {}", cluster.describe()))?;
-    Ok(Row { system: System::Corestore, name, pace, run, entries_per_sync, leader_cpu_busy, follower_cpu_busy, rounds_per_s: Vec::new() })
+    // A spontaneous election under load (a replica stalled past the election timeout) moves
+    // the leader: the figures of the replica that leads at the end are the run's.
+    let last = cluster.wait_leader(START_TIMEOUT)?;
+    let after = cluster.status(last)?;
+    let term_changes = after.term.saturating_sub(before[leader].term);
+    if term_changes > 0 {
+        eprintln!(
+            "corestore-bench raft: {name}: the leader changed during the run (replica {} in term {} -> replica {} in term {}; {} proposals sent again)",
+            leader + 1,
+            before[leader].term,
+            last + 1,
+            after.term,
+            run.retried
+        );
+    }
+    let syncs = after.store_syncs.saturating_sub(before[last].store_syncs);
+    let entries_per_sync = (syncs > 0).then(|| after.commit.saturating_sub(before[last].commit) as f64 / syncs as f64);
+    let leader_cpu_busy = busy[last];
+    let follower_cpu_busy = (0..REPLICAS).filter(|&i| i != last).filter_map(|i| busy[i]).reduce(f64::max);
+    Ok(Row {
+        system: System::Corestore,
+        name,
+        pace,
+        run,
+        entries_per_sync,
+        leader_cpu_busy,
+        follower_cpu_busy,
+        term_changes,
+        rounds_per_s: Vec::new(),
+    })
 }
 
 /// A run with failed proposals is not a measurement: the error names the first failure.
@@ -322,7 +347,7 @@ fn report_errors(name: &str, system: System, run: &LoadRun) -> Result<(), String
 
 fn etcd_run(etcd: &mut Etcd, plan: &Plan, name: String, pace: Pace) -> Result<Row, String> {
     let leader = etcd.wait_leader(START_TIMEOUT)?;
-    let run = load::run(&Target { system: System::Etcd, addr: leader }, pace, plan.duration, plan.load_cpu)?;
+    let run = load::run(&Target { system: System::Etcd, addr: leader, replicas: Vec::new() }, pace, plan.duration, plan.load_cpu)?;
     report_errors(&name, System::Etcd, &run)?;
     Ok(Row {
         system: System::Etcd,
@@ -332,6 +357,7 @@ fn etcd_run(etcd: &mut Etcd, plan: &Plan, name: String, pace: Pace) -> Result<Ro
         entries_per_sync: None,
         leader_cpu_busy: None,
         follower_cpu_busy: None,
+        term_changes: 0,
         rounds_per_s: Vec::new(),
     })
 }

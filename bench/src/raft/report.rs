@@ -41,6 +41,8 @@ pub fn print_json(r: &Row, fio: &Measured, rows: &[Row]) {
         "latency_ns_max": r.run.latency_ns.max(),
         "rounds_entries_per_s": r.rounds_per_s,
         "entries_per_fsync": r.entries_per_sync,
+        "retried_proposals": r.run.retried,
+        "term_changes": r.term_changes,
         "leader_cpu_busy": r.leader_cpu_busy,
         "follower_cpu_busy_max": r.follower_cpu_busy,
         "generator_cpu_busy": r.run.generator_cpu_ns as f64 / r.run.elapsed.as_nanos().max(1) as f64,
