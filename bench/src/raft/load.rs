@@ -235,7 +235,9 @@ fn thread_cpu_ns() -> u64 {
 enum Outcome {
     Committed,
     /// Not committed here: the replica is not the leader (`hint`: the one it knows, 0: none).
-    Refused { hint: u64 },
+    Refused {
+        hint: u64,
+    },
 }
 
 /// One connection and the request it sends over and over (a new sequence number each time).
