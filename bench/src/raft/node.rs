@@ -203,12 +203,11 @@ async fn node_main(env: LinuxEnv, args: NodeArgs, peers: Vec<(NodeId, SocketAddr
         .await
         .map_err(|e| format!("node {id}: opening group {GROUP}: {e}"))?;
     let mut waiters: VecDeque<Waiter> = VecDeque::new();
-    let mut batch: Vec<Payload> = Vec::new();
     let mut batch_owners: Vec<(u64, Rc<Conn>)> = Vec::new();
     let tick = Duration::from_millis(args.tick_ms.max(1));
     driver
         .run(tick, |d| {
-            serve(d, &shared, &mut waiters, &mut batch, &mut batch_owners);
+            serve(d, &shared, &mut waiters, &mut batch_owners);
             true
         })
         .await
@@ -218,7 +217,7 @@ async fn node_main(env: LinuxEnv, args: NodeArgs, peers: Vec<(NodeId, SocketAddr
 type NodeDriver = Driver<LinuxEnv, NodeBus>;
 
 /// Between turns: answer what was applied, propose what clients queued, publish the status.
-fn serve(d: &mut NodeDriver, shared: &Shared, waiters: &mut VecDeque<Waiter>, batch: &mut Vec<Payload>, owners: &mut Vec<(u64, Rc<Conn>)>) {
+fn serve(d: &mut NodeDriver, shared: &Shared, waiters: &mut VecDeque<Waiter>, owners: &mut Vec<(u64, Rc<Conn>)>) {
     for entry in d.take_applied(GROUP) {
         while let Some(w) = waiters.front() {
             if w.index > entry.index {
@@ -245,14 +244,15 @@ fn serve(d: &mut NodeDriver, shared: &Shared, waiters: &mut VecDeque<Waiter>, ba
     let mut queued = shared.proposals.borrow_mut();
     if !queued.is_empty() {
         if node.role() == Role::Leader {
-            batch.clear();
+            // `propose` takes the payloads by value: one Vec per batch, not per proposal.
+            let mut batch = Vec::with_capacity(queued.len());
             owners.clear();
             for p in queued.drain(..) {
                 batch.push(p.payload);
                 owners.push((p.id, p.conn));
             }
             let term = node.term();
-            match node.propose(std::mem::take(batch)) {
+            match node.propose(batch) {
                 Ok(range) => {
                     assert_eq!(range.end - range.start, owners.len() as u64, "one index per proposal");
                     for ((id, conn), index) in owners.drain(..).zip(range) {
