@@ -6,6 +6,8 @@
 //! `corestore-bench store`: the per-core store's puts, gets, index memory and start-up vs fio.
 //! `corestore-bench s3`: `corestore serve` vs nginx on the same objects, through the load
 //! generator (`loadgen`), and the server's memory per idle connection.
+//! `corestore-bench raft`: three Raft replicas as processes on loopback vs write+fdatasync and
+//! a 3-member etcd cluster: committed entries/s, commit latency, elections after a leader kill.
 //! `corestore-bench loadgen <mode>`: the warp-compatible load generator (`corestore loadgen`).
 
 #![allow(clippy::disallowed_methods)] // a benchmark measures wall time on purpose
@@ -15,6 +17,7 @@ mod fio;
 mod glommio_peer;
 mod loadgen;
 mod machine;
+mod raft;
 mod s3_bench;
 mod send;
 mod store_bench;
@@ -49,6 +52,13 @@ enum Command {
     /// `corestore serve` vs nginx on loopback, same load generator: 4 KiB and 1 MiB GET, 4 KiB
     /// PUT (requests/s, GB/s, p99), and resident memory per idle keep-alive connection.
     S3(s3_bench::S3Args),
+    /// Three Raft replicas (raftlog on the engine, one process each) on loopback: committed 1 KiB
+    /// entries/s and p50/p99 commit latency at 1, 64 and 1024 proposers vs write+fdatasync and a
+    /// 3-member etcd cluster, p99 at half the peak rate, elections after a leader kill.
+    Raft(raft::RaftArgs),
+    /// One Raft replica for `raft` and the process tests (not for direct use).
+    #[command(hide = true)]
+    RaftNode(raft::node::NodeArgs),
     /// A warp-compatible S3 load generator on corestore's runtime (`loadgen get --help`).
     #[command(subcommand)]
     Loadgen(loadgen::cli::LoadgenCommand),
@@ -94,6 +104,8 @@ fn main() {
         Command::Send(args) => send::bench_send(args),
         Command::Store(args) => store_bench::bench_store(args),
         Command::S3(args) => s3_bench::bench_s3(args),
+        Command::Raft(args) => raft::bench_raft(args),
+        Command::RaftNode(args) => raft::node::run_node(args),
         Command::Loadgen(command) => loadgen::cli::run(command),
     };
     if let Err(e) = result {

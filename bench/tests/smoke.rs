@@ -123,3 +123,39 @@ fn s3_benchmark_measures_corestore_and_reports_nginx_or_why_not() {
     }
     assert!(stdout.lines().last().expect("output").starts_with("min ratio corestore/nginx: "));
 }
+
+/// `corestore-bench raft` end to end, short: three replicas, etcd beside them (Debian's
+/// etcd-server; .ci/run installs it), a JSON line per load run of each system, then the
+/// elections. Figures are not judged here.
+#[test]
+fn raft_benchmark_prints_corestore_and_etcd_lines_and_the_elections() {
+    let dir = concat!(env!("CARGO_TARGET_TMPDIR"), "/smoke-raft");
+    let out = Command::new(env!("CARGO_BIN_EXE_corestore-bench"))
+        .args(["raft", "--quick", "--seconds", "0.3", "--concurrency", "1,8", "--elections", "1", "--dir", dir])
+        .output()
+        .expect("running corestore-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "corestore-bench raft failed (etcd installed? `apt-get install -y etcd-server etcd-client`):\n{stderr}\n{stdout}");
+    let lines: Vec<serde_json::Value> =
+        stdout.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let names: Vec<(&str, &str)> =
+        lines.iter().map(|l| (l["system"].as_str().expect("system"), l["workload"].as_str().expect("workload"))).collect();
+    let runs = ["raft-put-c1", "raft-put-c8", "raft-put-open-half-peak"];
+    let mut expected: Vec<(&str, &str)> = runs.iter().map(|w| ("corestore", *w)).collect();
+    expected.extend(runs.iter().map(|w| ("etcd", *w)));
+    expected.push(("corestore", "raft-election"));
+    assert_eq!(names, expected);
+    let number = |l: &serde_json::Value, key: &str| l[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {l}"));
+    for l in &lines[..3] {
+        for key in ["entries_per_s", "latency_ns_p99", "entries_per_fsync", "ratio_vs_fio", "ratio_vs_etcd"] {
+            let v = number(l, key);
+            assert!(v > 0.0 && v.is_finite(), "{key} = {v} in {l}");
+        }
+        assert!((number(l, "entries_per_s") / number(l, "etcd_entries_per_s") - number(l, "ratio_vs_etcd")).abs() < 1e-9, "{l}");
+    }
+    let election = &lines[6];
+    assert_eq!(election["trials"], 1);
+    assert!(number(&election["commit"], "max_ms") >= number(&election["leader"], "max_ms"), "{election}");
+    assert!(stdout.lines().any(|l| l.starts_with("election after a leader kill, until a new proposal commits: ")), "{stdout}");
+}

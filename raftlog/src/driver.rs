@@ -317,16 +317,20 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
     }
 
     /// The driver's loop: a tick every `tick_period` from the runtime's timer (caught up after
-    /// a stall before anything else), turns whenever messages arrive or a tick fired, until
-    /// quiet. `each` runs between turns, when every write so far is durable (the place to
-    /// propose, take applied entries, read stats); it returns false to stop.
+    /// a stall before anything else), turns whenever messages arrive, a tick fired or `each`
+    /// left a group with a `Ready`, until quiet. `each` runs between turns, when every write so
+    /// far is durable (the place to propose, take applied entries, read stats); it returns false
+    /// to stop.
     pub async fn run(&mut self, tick_period: Duration, mut each: impl FnMut(&mut Self) -> bool) -> Result<(), StoreError> {
         let mut next_tick = engine::time::now().saturating_add(tick_period);
         while each(self) {
             let mut sleep = std::pin::pin!(engine::sleep_until(next_tick));
             let (bus, node) = (self.bus.clone(), self.node);
+            // What `each` did (a proposal, a ReadIndex) waits in a group's `Ready`, which no
+            // message or tick may come to flush: turn at once instead of sleeping until one.
+            let ready = self.groups.values().any(|n| n.has_ready());
             std::future::poll_fn(|cx| {
-                if bus.has_mail(node) || sleep.as_mut().poll(cx).is_ready() {
+                if ready || bus.has_mail(node) || sleep.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(());
                 }
                 bus.register(node, cx.waker());

@@ -6,6 +6,7 @@
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::Duration;
 
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::store::{Store, StoreConfig};
@@ -118,6 +119,41 @@ fn many_groups_in_one_turn_cost_one_write() {
             let applied = node.take_applied(group);
             assert!(applied.iter().any(|e| *e.payload == *format!("g{group}").as_bytes()), "group {group} applied its entry");
         }
+    });
+}
+
+/// A proposal made in `run`'s `each` is written and committed at once, not when the next tick
+/// or message happens to wake the loop: with a tick period far longer than the deadline, a
+/// single-node group must still commit it (the loop used to sleep until the tick).
+#[test]
+fn a_proposal_from_each_commits_without_waiting_for_a_tick() {
+    const SLOW_TICK: Duration = Duration::from_secs(30);
+    const DEADLINE: Duration = Duration::from_secs(5);
+    let d = dir("each-proposal");
+    on_core(async move |env: LinuxEnv| {
+        let bus = LocalBus::new();
+        let mut node = open_node(&env, &d, 1, &[1], 1, &bus).await;
+        for _ in 0..40 {
+            round(std::slice::from_mut(&mut node)).await;
+        }
+        assert_eq!(node.group(1).expect("group").role(), Role::Leader);
+        node.take_applied(1);
+        let started = engine::time::now();
+        let deadline = started.saturating_add(DEADLINE);
+        let (mut proposed, mut committed) = (false, false);
+        node.run(SLOW_TICK, |n| {
+            committed |= n.take_applied(1).iter().any(|e| &e.payload[..] == b"now");
+            if !proposed {
+                n.group_mut(1).expect("group").propose(vec![b"now".to_vec().into()]).expect("the leader accepts");
+                proposed = true;
+            }
+            !committed && engine::time::now() < deadline
+        })
+        .await
+        .expect("run");
+        let waited = engine::time::now().saturating_duration_since(started);
+        assert!(committed, "the proposal did not commit within {DEADLINE:?} (tick period {SLOW_TICK:?})");
+        assert!(waited < DEADLINE, "took {waited:?}");
     });
 }
 

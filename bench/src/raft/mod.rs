@@ -1,0 +1,363 @@
+//! `corestore-bench raft`: three replicas of one Raft group as three processes on loopback, on
+//! the engine's runtime (raftlog's `Driver`, `DurableStorage` on the store, `TcpTransport`),
+//! against the same machine's write+fdatasync rate and a 3-member etcd cluster under the same
+//! load, in one run:
+//! - committed 1 KiB entries/s and p50/p99 commit latency with 1, 64 and 1024 closed-loop
+//!   proposers, and the entries each leader fdatasync made durable (the batching figure);
+//! - p99 in an open-loop run at half the peak rate;
+//! - leader election after a SIGKILL of the leader: time until the survivors name a leader and
+//!   until they commit a new proposal, over `--elections` trials.
+//!
+//! Processes: `raft-node` (node.rs) per replica, `etcd` per member (cluster.rs); the proposers
+//! run on one core of the engine's runtime in this process (load.rs); elections in election.rs,
+//! output in report.rs, the replicas' client protocol in proto.rs. Clock: every figure is this
+//! process's monotonic clock (client-side latencies include loopback TCP both ways).
+
+pub mod cluster;
+mod election;
+pub mod load;
+pub mod node;
+pub mod proto;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use self::cluster::{Corestore, Etcd, REPLICAS, START_TIMEOUT};
+use self::election::elections;
+use self::load::{LoadRun, Pace, System, Target};
+use self::proto::NodeStatus;
+use self::report::{print_elections_json, print_json, print_summary, print_table};
+use crate::fio::{self, FileIo, FileJob, FileRun};
+use crate::machine;
+use crate::workload::Measured;
+
+/// The open-loop run's rate, as a fraction of the peak closed-loop rate.
+const OPEN_LOOP_FRACTION: f64 = 0.5;
+/// The fdatasync reference's file (fallocated by fio; QD1 durable writes fill far less).
+const FDATASYNC_FILE_BYTES: u64 = 1 << 30;
+const FIO_BLOCK_BYTES: usize = 4096;
+/// Free space the run needs: every entry takes a 4 KiB frame on each of three replicas.
+const DISK_BYTES_MIN: u64 = 16 << 30;
+const DISK_BYTES_MIN_QUICK: u64 = 2 << 30;
+
+#[derive(clap::Args)]
+pub struct RaftArgs {
+    /// Working directory: the replicas' stores, etcd's data and fio's file (removed and
+    /// recreated at start). Must be on a filesystem with O_DIRECT (ext4, xfs), not tmpfs.
+    #[arg(long, default_value = "target/corestore-bench-raft")]
+    dir: PathBuf,
+    /// Seconds per load run [default: 5; 1 with --quick].
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Closed-loop proposer counts.
+    #[arg(long, value_delimiter = ',', default_value = "1,64,1024")]
+    concurrency: Vec<usize>,
+    /// Rounds: fio, corestore and etcd alternate this many times per workload and each row is
+    /// its median round [default: 3; 1 with --quick].
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Leader kills [default: 10; 3 with --quick].
+    #[arg(long)]
+    elections: Option<usize>,
+    /// Raft tick of the replicas (election timeout 10 to 20 ticks, heartbeat 2).
+    #[arg(long, default_value_t = 10)]
+    tick_ms: u64,
+    /// Short run for CI smoke use.
+    #[arg(long)]
+    quick: bool,
+    /// Leave etcd out (printed as left out; without this flag a missing etcd is an error).
+    #[arg(long)]
+    no_etcd: bool,
+}
+
+struct Plan {
+    dir: PathBuf,
+    duration: Duration,
+    rounds: usize,
+    concurrency: Vec<usize>,
+    elections: usize,
+    tick_ms: u64,
+    /// Replica i's cpu, and the load generator's.
+    node_cpus: Vec<usize>,
+    load_cpu: usize,
+}
+
+/// One load run of one system.
+struct Row {
+    system: System,
+    name: String,
+    pace: Pace,
+    run: LoadRun,
+    /// Committed entries per leader fdatasync (corestore only: the node counts its writes).
+    entries_per_sync: Option<f64>,
+    /// CPU seconds per second of the leader's process and of the busiest follower's (corestore
+    /// only): near 1.0, a replica's core is what limits the run.
+    leader_cpu_busy: Option<f64>,
+    follower_cpu_busy: Option<f64>,
+    /// Terms the group went through during the run (corestore: elections under load; 0 for
+    /// etcd, which forwards to its leader and is not observed here).
+    term_changes: u64,
+    /// Entries/s of every round of this workload (this row is the median one).
+    rounds_per_s: Vec<f64>,
+}
+
+impl Row {
+    fn p(&self, q: f64) -> u64 {
+        self.run.latency_ns.value_at_quantile(q)
+    }
+}
+
+pub fn bench_raft(args: RaftArgs) -> Result<(), String> {
+    let fio_version = fio::version()?;
+    let etcd_version = if args.no_etcd { None } else { Some(cluster::etcd_version()?) };
+    let plan = plan(&args)?;
+    prepare_dir(&plan.dir, if args.quick { DISK_BYTES_MIN_QUICK } else { DISK_BYTES_MIN })?;
+    let exe = std::env::current_exe().map_err(|e| format!("finding this executable: {e}"))?;
+    println!(
+        "# raft: 3 replicas on loopback (raft-node processes, one core each on cpus {:?}), load generator on cpu {}, {} s per run, median of {} interleaved rounds, 1 KiB entries, tick {} ms",
+        plan.node_cpus,
+        plan.load_cpu,
+        plan.duration.as_secs_f64(),
+        plan.rounds,
+        plan.tick_ms
+    );
+    println!("# machine: {}", machine::describe(&plan.dir.join("x")));
+    println!("# reference: {fio_version} write {} KiB psync O_DIRECT fdatasync=1 (QD1) in {}", FIO_BLOCK_BYTES >> 10, plan.dir.display());
+    match &etcd_version {
+        Some(v) => println!(
+            "# etcd: {v}, 3 members on loopback, same proposers through the v3 JSON gateway (POST /v3/kv/put, HTTP/1.1 keep-alive) to the leader"
+        ),
+        None => println!("# etcd: left out (--no-etcd)"),
+    }
+    let (rows, fio, fio_rounds) = load_runs(&plan, &exe, etcd_version.is_some())?;
+    // fio's latency percentiles are of the write alone (it times the fdatasync apart): the rate
+    // is the figure to compare.
+    println!("# fio write+fdatasync: {:.0}/s (median of {:?})", fio.ops_per_s, fio_rounds.iter().map(|r| r.round()).collect::<Vec<_>>());
+    remove_dir(&plan.dir.join("corestore"))?;
+    remove_dir(&plan.dir.join("etcd"))?;
+    // A fresh group for the elections: a restarted replica applies its log again from index 1
+    // (no snapshots yet), and after the load runs that is hundreds of thousands of entries read
+    // back from disk, work that would overlap the next trial's election.
+    let elections = {
+        let mut cluster = Corestore::start(&exe, &plan.dir.join("corestore-elections"), &plan.node_cpus, plan.tick_ms)?;
+        elections(&mut cluster, &plan)?
+    };
+    remove_dir(&plan.dir.join("corestore-elections"))?;
+    for r in &rows {
+        print_json(r, &fio, &rows);
+    }
+    print_elections_json(&elections);
+    print_table(&rows, &fio);
+    print_summary(&rows, &elections);
+    Ok(())
+}
+
+fn plan(args: &RaftArgs) -> Result<Plan, String> {
+    let seconds = args.seconds.unwrap_or(if args.quick { 1.0 } else { 5.0 });
+    let duration = Duration::try_from_secs_f64(seconds).map_err(|e| format!("--seconds {seconds}: {e}"))?;
+    if args.concurrency.is_empty() || args.concurrency.contains(&0) {
+        return Err("--concurrency: give positive proposer counts, e.g. 1,64,1024".into());
+    }
+    let cpus = engine::runtime::allowed_cpus();
+    // Replicas round-robin over the cpus; the generator on the last one (on 2 cpus: nodes on
+    // 0, 1, 0 and the generator on 1 — everything shares, which the report says).
+    let node_cpus = (0..REPLICAS).map(|i| cpus[i % cpus.len()]).collect();
+    let load_cpu = cpus[cpus.len() - 1];
+    Ok(Plan {
+        dir: args.dir.clone(),
+        duration,
+        rounds: args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1),
+        concurrency: args.concurrency.clone(),
+        elections: args.elections.unwrap_or(if args.quick { 3 } else { 10 }),
+        tick_ms: args.tick_ms.max(1),
+        node_cpus,
+        load_cpu,
+    })
+}
+
+fn remove_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("removing {}: {e}", dir.display())),
+        _ => Ok(()),
+    }
+}
+
+/// Recreates the working directory, refusing tmpfs and a filesystem without room.
+fn prepare_dir(dir: &Path, bytes_min: u64) -> Result<(), String> {
+    remove_dir(dir)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let fs = machine::filesystem(&dir.join("x"));
+    if fs.starts_with("tmpfs") || fs.starts_with("ramfs") {
+        return Err(format!("{} is on {fs}: O_DIRECT there measures memory, not storage; pass --dir on ext4 or xfs", dir.display()));
+    }
+    let free = machine::free_bytes(dir)?;
+    if free < bytes_min {
+        return Err(format!("{} has {} MiB free; the run needs {} MiB (pass --dir elsewhere)", dir.display(), free >> 20, bytes_min >> 20));
+    }
+    Ok(())
+}
+
+fn fdatasync_reference(plan: &Plan) -> Result<Measured, String> {
+    let dir = plan.dir.join("fio");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let jobs = [FileJob { file: dir.join("fdatasync.dat"), size_bytes: FDATASYNC_FILE_BYTES, cpu: plan.node_cpus[0] }];
+    let run = FileRun {
+        jobs: &jobs,
+        rw: "write",
+        block_bytes: FIO_BLOCK_BYTES,
+        queue_depth: 1,
+        duration: plan.duration,
+        io: FileIo::PsyncFdatasync,
+    };
+    let measured = fio::run_files(&run);
+    remove_dir(&dir)?;
+    measured
+}
+
+fn closed_name(concurrency: usize) -> String {
+    format!("put-c{concurrency}")
+}
+
+const OPEN_NAME: &str = "put-open-half-peak";
+
+/// The load runs of both systems, interleaved: each round runs fio, then every closed-loop
+/// workload on corestore and at once on etcd; then rounds of the open loop, each system at half
+/// its own median peak. Each row is its workload's median round (a shared virtual disk drifts
+/// over minutes: interleaving puts both systems and fio under the same drift). Both clusters
+/// run throughout; the idle one only heartbeats.
+fn load_runs(plan: &Plan, exe: &Path, with_etcd: bool) -> Result<(Vec<Row>, Measured, Vec<f64>), String> {
+    let mut cluster = Corestore::start(exe, &plan.dir.join("corestore"), &plan.node_cpus, plan.tick_ms)?;
+    cluster.wait_leader(START_TIMEOUT)?;
+    let mut etcd = if with_etcd {
+        let dir = plan.dir.join("etcd");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        Some(Etcd::start(&dir)?)
+    } else {
+        None
+    };
+    let systems: Vec<System> = if with_etcd { vec![System::Corestore, System::Etcd] } else { vec![System::Corestore] };
+    let paces: Vec<(String, Pace)> = plan.concurrency.iter().map(|&c| (closed_name(c), Pace::Closed { concurrency: c })).collect();
+    // rounds[s][w]: the runs of system s on workload w.
+    let mut rounds: Vec<Vec<Vec<Row>>> = systems.iter().map(|_| paces.iter().map(|_| Vec::new()).collect()).collect();
+    let mut fios = Vec::new();
+    for round in 0..plan.rounds {
+        eprintln!("corestore-bench raft: round {} of {}", round + 1, plan.rounds);
+        fios.push(fdatasync_reference(plan)?);
+        for (w, (name, pace)) in paces.iter().enumerate() {
+            for (k, &system) in systems.iter().enumerate() {
+                let row = match system {
+                    System::Corestore => corestore_run(&mut cluster, plan, name.clone(), *pace)?,
+                    System::Etcd => etcd_run(etcd.as_mut().expect("etcd started"), plan, name.clone(), *pace)?,
+                };
+                rounds[k][w].push(row);
+            }
+        }
+    }
+    let closed: Vec<Vec<Row>> = rounds.into_iter().map(|per_workload| per_workload.into_iter().map(median_row).collect()).collect();
+    let connections = plan.concurrency.iter().copied().max().unwrap_or(1);
+    let peaks: Vec<f64> = closed.iter().map(|rows| rows.iter().map(|r| r.run.per_s()).fold(0.0, f64::max)).collect();
+    let mut open: Vec<Vec<Row>> = systems.iter().map(|_| Vec::new()).collect();
+    for _ in 0..plan.rounds {
+        for (k, &system) in systems.iter().enumerate() {
+            let pace = Pace::Open { rate_per_s: peaks[k] * OPEN_LOOP_FRACTION, connections };
+            let row = match system {
+                System::Corestore => corestore_run(&mut cluster, plan, OPEN_NAME.into(), pace)?,
+                System::Etcd => etcd_run(etcd.as_mut().expect("etcd started"), plan, OPEN_NAME.into(), pace)?,
+            };
+            open[k].push(row);
+        }
+    }
+    let mut rows = Vec::new();
+    for (mut system_rows, open_runs) in closed.into_iter().zip(open) {
+        system_rows.push(median_row(open_runs));
+        rows.extend(system_rows);
+    }
+    let fio_rounds: Vec<f64> = fios.iter().map(|m| m.ops_per_s).collect();
+    fios.sort_by(|a, b| a.ops_per_s.total_cmp(&b.ops_per_s));
+    let fio = fios.swap_remove(fios.len() / 2);
+    Ok((rows, fio, fio_rounds))
+}
+
+/// The round whose entries/s is the median (the upper one of an even count), with every
+/// round's rate, in round order.
+fn median_row(mut runs: Vec<Row>) -> Row {
+    assert!(!runs.is_empty());
+    let rates: Vec<f64> = runs.iter().map(|r| r.run.per_s()).collect();
+    runs.sort_by(|a, b| a.run.per_s().total_cmp(&b.run.per_s()));
+    let mut row = runs.swap_remove(runs.len() / 2);
+    row.rounds_per_s = rates;
+    row
+}
+
+fn corestore_run(cluster: &mut Corestore, plan: &Plan, name: String, pace: Pace) -> Result<Row, String> {
+    let leader = cluster.wait_leader(START_TIMEOUT)?;
+    let before: Vec<NodeStatus> = (0..REPLICAS).map(|i| cluster.status(i)).collect::<Result<_, _>>()?;
+    let cpu_before: Vec<Option<f64>> = (0..REPLICAS).map(|i| cluster.cpu_seconds(i)).collect();
+    let target = Target { system: System::Corestore, addr: cluster.client_addrs[leader], replicas: cluster.client_addrs.clone() };
+    let run = load::run(&target, pace, plan.duration, plan.load_cpu)?;
+    let busy: Vec<Option<f64>> =
+        (0..REPLICAS).map(|i| Some((cluster.cpu_seconds(i)? - cpu_before[i]?) / run.elapsed.as_secs_f64().max(1e-9))).collect();
+    cluster.check_alive()?;
+    report_errors(&name, System::Corestore, &run).map_err(|e| format!("{e}; replicas now: {}", cluster.describe()))?;
+    // A spontaneous election under load (a replica stalled past the election timeout) moves
+    // the leader: the figures of the replica that leads at the end are the run's.
+    let last = cluster.wait_leader(START_TIMEOUT)?;
+    let after = cluster.status(last)?;
+    let term_changes = after.term.saturating_sub(before[leader].term);
+    if term_changes > 0 {
+        eprintln!(
+            "corestore-bench raft: {name}: the leader changed during the run (replica {} in term {} -> replica {} in term {}; {} proposals sent again)",
+            leader + 1,
+            before[leader].term,
+            last + 1,
+            after.term,
+            run.retried
+        );
+    }
+    let syncs = after.store_syncs.saturating_sub(before[last].store_syncs);
+    let entries_per_sync = (syncs > 0).then(|| after.commit.saturating_sub(before[last].commit) as f64 / syncs as f64);
+    let leader_cpu_busy = busy[last];
+    let follower_cpu_busy = (0..REPLICAS).filter(|&i| i != last).filter_map(|i| busy[i]).reduce(f64::max);
+    Ok(Row {
+        system: System::Corestore,
+        name,
+        pace,
+        run,
+        entries_per_sync,
+        leader_cpu_busy,
+        follower_cpu_busy,
+        term_changes,
+        rounds_per_s: Vec::new(),
+    })
+}
+
+/// A run with failed proposals is not a measurement: the error names the first failure.
+fn report_errors(name: &str, system: System, run: &LoadRun) -> Result<(), String> {
+    if run.errors > 0 {
+        return Err(format!(
+            "{} {name}: {} proposals failed (first: {})",
+            system.name(),
+            run.errors,
+            run.first_error.as_deref().unwrap_or("unknown")
+        ));
+    }
+    Ok(())
+}
+
+fn etcd_run(etcd: &mut Etcd, plan: &Plan, name: String, pace: Pace) -> Result<Row, String> {
+    let leader = etcd.wait_leader(START_TIMEOUT)?;
+    let run = load::run(&Target { system: System::Etcd, addr: leader, replicas: Vec::new() }, pace, plan.duration, plan.load_cpu)?;
+    report_errors(&name, System::Etcd, &run)?;
+    Ok(Row {
+        system: System::Etcd,
+        name,
+        pace,
+        run,
+        entries_per_sync: None,
+        leader_cpu_busy: None,
+        follower_cpu_busy: None,
+        term_changes: 0,
+        rounds_per_s: Vec::new(),
+    })
+}
