@@ -973,7 +973,8 @@ impl<E: Env> Store<E> {
     }
 
     /// Copies what must survive of full segment `id` to the tail (reading at most `bytes_per_s`),
-    /// then deletes the segment; `None` if `id` is not a full segment or holds Raft frames.
+    /// then deletes the segment; `None` if `id` is not a full segment, holds Raft frames replay
+    /// needs, or still holds chunks a reader pins (of an object replaced meanwhile).
     /// - live objects are relocated (each conditional: see `decide_relocations`);
     /// - unless `id` is the oldest segment, tombstones of keys still deleted and chunk drops are
     ///   carried forward: an older segment may hold a version they hide, which replay would
@@ -995,8 +996,18 @@ impl<E: Env> Store<E> {
         if self.inner.index.borrow().live_bytes(id) > 0 || !carries_nothing {
             self.copy_forward(id, oldest, end, &file, bytes_per_s, &mut report).await?;
         }
-        let still_live = self.inner.index.borrow().live_bytes(id);
-        assert_eq!(still_live, 0, "segment {id} still holds live records after compaction");
+        if self.inner.index.borrow().live_bytes(id) > 0 {
+            // Only chunks a reader still pins may remain: their object was replaced or deleted
+            // (so their relocation did not go ahead), but the drop waits for the reader. The
+            // segment stays until a later pass.
+            let pins = self.inner.pins.borrow();
+            let index = self.inner.index.borrow();
+            for (bucket, key, l) in index.iter().filter(|(_, _, l)| l.segment == id) {
+                let pinned = bucket == CHUNK_BUCKET && manifest::chunk_id(key).is_some_and(|c| pins.deferred.contains(&c));
+                assert!(pinned, "segment {id} still holds a live record after compaction: {:?} at {:?}", object_name(bucket, key), *l);
+            }
+            return Ok(None);
+        }
         self.inner.files.borrow_mut().remove(&id);
         self.inner.segment_ends.borrow_mut().remove(&id);
         self.inner.carry_bytes.borrow_mut().remove(&id);
@@ -1172,8 +1183,8 @@ impl<E: Env> Store<E> {
                 let rate = if behind { (policy.catch_up * growth_bytes_per_s) as u64 } else { 0 }.max(policy.bytes_per_s);
                 match store.compact_segment(id, rate).await {
                     Ok(Some(r)) => done.push(r),
-                    Ok(None) => {}
-                    Err(_) => crate::sleep(policy.idle).await,
+                    // Not removable now (chunks a reader pins): wait before trying again.
+                    Ok(None) | Err(_) => crate::sleep(policy.idle).await,
                 }
                 let copied = done.last().filter(|r| r.segment == id).map_or(0, |r| r.bytes_relocated);
                 let elapsed_s = crate::time::now().saturating_duration_since(start).as_secs_f64().max(1e-6);
