@@ -130,7 +130,11 @@ pub fn bench_all(args: AllArgs) -> Result<(), String> {
             Ok(s) => s,
             Err(e) => Section::failed(title, &e),
         };
-        eprintln!("corestore-bench all: {title}: {:.0} s{}", section_started.elapsed().as_secs_f64(), if section.failed { " (failed)" } else { "" });
+        eprintln!(
+            "corestore-bench all: {title}: {:.0} s{}",
+            section_started.elapsed().as_secs_f64(),
+            if section.failed { " (failed)" } else { "" }
+        );
         sections.push(section);
     }
     let _ = std::fs::remove_dir_all(&run.work);
@@ -185,7 +189,10 @@ fn render(run: &Run, stamp: &str, sections: &[Section], seconds: f64) -> String 
         seconds
     );
     if run.quick {
-        let _ = writeln!(md, "**Quick mode** (CI smoke): runs are a fraction of a second to a few seconds, object counts small; figures are noisy.\n");
+        let _ = writeln!(
+            md,
+            "**Quick mode** (CI smoke): runs are a fraction of a second to a few seconds, object counts small; figures are noisy.\n"
+        );
     }
     for s in sections {
         let _ = writeln!(md, "## {}\n\n{}", s.title, s.body.trim_end());

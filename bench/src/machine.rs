@@ -132,7 +132,7 @@ fn block_device(device: &str) -> String {
     let bus = first_line(&format!("{sys}/device/modalias"));
     format!(
         "{device}: {} GiB, {rotational}, scheduler {}, {}{}",
-        sectors * 512 >> 30,
+        (sectors * 512) >> 30,
         first_line(&format!("{sys}/queue/scheduler")),
         if model.is_empty() { "no model in sysfs".to_string() } else { format!("model {model}") },
         if bus.is_empty() { String::new() } else { format!(", bus {bus}") },

@@ -3,6 +3,8 @@
 //! (`skipped: <reason>`). A section that failed, a section left out, a table without figures or
 //! a missing plot fails the test. Figures are not judged here.
 
+#![allow(clippy::disallowed_methods)] // the issue bounds a quick run's wall time
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -58,7 +60,10 @@ fn quick_report_has_every_section_with_figures_or_a_reason() {
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&run.stderr);
     let report = std::fs::read_to_string(out.join("report.md")).unwrap_or_default();
-    assert!(run.status.success(), "corestore-bench all --quick failed (fio and nginx installed? `apt-get install fio nginx`):\n{stderr}\n{report}");
+    assert!(
+        run.status.success(),
+        "corestore-bench all --quick failed (fio and nginx installed? `apt-get install fio nginx`):\n{stderr}\n{report}"
+    );
     assert!(took < QUICK_RUN_MAX, "the quick run took {took:?}, more than {QUICK_RUN_MAX:?}");
     let found = sections(&report);
     let titles: Vec<&str> = found.iter().map(|(t, _)| t.as_str()).collect();
@@ -67,7 +72,9 @@ fn quick_report_has_every_section_with_figures_or_a_reason() {
         assert!(!body.lines().any(|l| l.starts_with("failed:")), "{title} failed:\n{body}");
         let skipped = body.lines().any(|l| l.starts_with("skipped: ") && l.len() > "skipped: ".len() + 10);
         assert!(has_figures(body) || skipped, "{title} has neither figures nor a reason it was skipped:\n{body}");
-        for image in body.lines().filter_map(|l| l.strip_prefix("![")).filter_map(|l| l.split_once("](")).map(|(_, p)| p.trim_end_matches(')')) {
+        for image in
+            body.lines().filter_map(|l| l.strip_prefix("![")).filter_map(|l| l.split_once("](")).map(|(_, p)| p.trim_end_matches(')'))
+        {
             let svg = std::fs::read_to_string(out.join(image)).unwrap_or_default();
             assert!(svg.contains("<svg"), "{title}: plot {image} missing or not SVG");
         }

@@ -56,7 +56,10 @@ pub fn run_capture(exe: &Path, args: &[String]) -> Result<Captured, String> {
     let status = guard.0.wait().map_err(|e| format!("waiting for `{shown}`: {e}"))?;
     if !status.success() {
         let tail: Vec<&str> = stdout.lines().rev().take(5).collect();
-        return Err(format!("`{shown}` exited with {status} (its error is on stderr above); last output: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" / ")));
+        return Err(format!(
+            "`{shown}` exited with {status} (its error is on stderr above); last output: {}",
+            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        ));
     }
     let lines = stdout.lines().filter(|l| l.starts_with('{')).filter_map(|l| serde_json::from_str(l).ok()).collect();
     Ok(Captured { stdout, lines })
@@ -165,7 +168,12 @@ pub fn raft(run: &Run, title: &'static str) -> Result<Section, String> {
     let help = Command::new(&run.bench_exe).args(["raft", "--help"]).stdin(Stdio::null()).output();
     match help {
         Ok(o) if o.status.success() => {}
-        Ok(_) => return Ok(Section::skipped(title, "this corestore-bench has no `raft` subcommand (`corestore-bench raft --help` fails); raft vs etcd lands with it")),
+        Ok(_) => {
+            return Ok(Section::skipped(
+                title,
+                "this corestore-bench has no `raft` subcommand (`corestore-bench raft --help` fails); raft vs etcd lands with it",
+            ));
+        }
         Err(e) => return Err(format!("running {} raft --help: {e}", run.bench_exe.display())),
     }
     let json_path = run.out_file("raft.json");

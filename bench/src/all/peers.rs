@@ -78,13 +78,9 @@ pub fn section(run: &Run, title: &'static str) -> Result<Section, String> {
         Err(e) => skipped.push((format!("s3s-fs {S3S_FS_VERSION}"), e)),
     }
     match garage::start(run, &dir, &server_cpus) {
-        Ok(g) => peers.push(Endpoint {
-            name: "garage",
-            server: g.server,
-            access_key: g.access_key,
-            secret_key: g.secret_key,
-            region: g.region,
-        }),
+        Ok(g) => {
+            peers.push(Endpoint { name: "garage", server: g.server, access_key: g.access_key, secret_key: g.secret_key, region: g.region })
+        }
         Err(e) => skipped.push(("Garage".to_string(), e)),
     }
     let (sizes, modes): (&[u64], &[&str]) = if run.quick { (&SIZES_BYTES_QUICK, &MODES_QUICK) } else { (&SIZES_BYTES, &MODES) };
@@ -196,10 +192,11 @@ fn run_cell(run: &Run, e: &Endpoint, mode: &str, size: u64, cpus: &[usize]) -> C
         if run.quick { (DURATION_S_QUICK, CONCURRENT_QUICK, OBJECTS_QUICK) } else { (DURATION_S, CONCURRENT, OBJECTS) };
     let objects = objects.min((PREPARED_BYTES_MAX / size).max(1));
     let cpu_list = cpus.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
-    let mut args: Vec<String> = ["loadgen", mode, "--host", &e.server.addr.to_string(), "--access-key", &e.access_key, "--secret-key", &e.secret_key]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> =
+        ["loadgen", mode, "--host", &e.server.addr.to_string(), "--access-key", &e.access_key, "--secret-key", &e.secret_key]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     let more = [
         "--region".to_string(),
         e.region.clone(),
@@ -242,7 +239,13 @@ fn run_cell(run: &Run, e: &Endpoint, mode: &str, size: u64, cpus: &[usize]) -> C
                 failed: outcome.err().filter(|_| sum("ops_per_s") == 0.0),
             }
         }
-        None => Cell { ops_per_s: 0.0, bytes_per_s: 0.0, latency_us: (f64::NAN, f64::NAN), errors: 0, failed: Some(outcome.err().unwrap_or_else(|| "no JSON written".into())) },
+        None => Cell {
+            ops_per_s: 0.0,
+            bytes_per_s: 0.0,
+            latency_us: (f64::NAN, f64::NAN),
+            errors: 0,
+            failed: Some(outcome.err().unwrap_or_else(|| "no JSON written".into())),
+        },
     }
 }
 
@@ -260,7 +263,14 @@ fn latency(c: &Cell) -> String {
     if c.failed.is_some() { "-".into() } else { format!("{:.0} / {:.0}", c.latency_us.0, c.latency_us.1) }
 }
 
-fn render(run: &Run, title: &'static str, rows: &[Row], peers: &[&str], skipped: &[(String, String)], cpus: (&[usize], &[usize])) -> Result<Section, String> {
+fn render(
+    run: &Run,
+    title: &'static str,
+    rows: &[Row],
+    peers: &[&str],
+    skipped: &[(String, String)],
+    cpus: (&[usize], &[usize]),
+) -> Result<Section, String> {
     let mut md = String::new();
     let (duration_s, concurrent) = if run.quick { (DURATION_S_QUICK, CONCURRENT_QUICK) } else { (DURATION_S, CONCURRENT) };
     let _ = writeln!(
@@ -285,7 +295,8 @@ fn render(run: &Run, title: &'static str, rows: &[Row], peers: &[&str], skipped:
     let mut bars = Vec::new();
     let mut record = Vec::new();
     for (mode, size, base, others) in rows {
-        let mut line = format!("| {mode} | {} | {} | {:.1} | {} |", size_name(*size), show(base), base.bytes_per_s / (1 << 20) as f64, latency(base));
+        let mut line =
+            format!("| {mode} | {} | {} | {:.1} | {} |", size_name(*size), show(base), base.bytes_per_s / (1 << 20) as f64, latency(base));
         for (p, c) in peers.iter().zip(others) {
             let ratio = (base.failed.is_none() && c.failed.is_none() && base.ops_per_s > 0.0).then(|| c.ops_per_s / base.ops_per_s);
             line.push_str(&format!(" {} | {} | {} |", show(c), ratio.map_or("-".into(), |r| format!("{r:.2}")), latency(c)));

@@ -46,9 +46,11 @@ pub fn ratio_bars(path: &Path, title: &str, bars: &[(String, f64)]) -> Result<()
         }))
         .map_err(|e| context(e.to_string()))?;
     chart
-        .draw_series(bars.iter().enumerate().map(|(i, (_, r))| {
-            Text::new(format!("{r:.2}"), (r.max(0.0) + top * 0.01, n - 1 - i as i32), ("sans-serif", 13))
-        }))
+        .draw_series(
+            bars.iter()
+                .enumerate()
+                .map(|(i, (_, r))| Text::new(format!("{r:.2}"), (r.max(0.0) + top * 0.01, n - 1 - i as i32), ("sans-serif", 13))),
+        )
         .map_err(|e| context(e.to_string()))?;
     chart.draw_series(LineSeries::new([(1.0, 0), (1.0, n)], BLACK.stroke_width(2))).map_err(|e| context(e.to_string()))?;
     root.present().map_err(|e| context(e.to_string()))

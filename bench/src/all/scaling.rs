@@ -32,7 +32,11 @@ fn s3_get(run: &Run, server_cpus: &[usize], client_cpus: &[usize]) -> Result<Val
     let captured = run_capture(&run.bench_exe, &args);
     let _ = std::fs::remove_dir_all(&dir);
     let captured = captured?;
-    captured.lines.into_iter().find(|l| l["workload"] == "4k-get").ok_or_else(|| format!("`corestore-bench {}` printed no 4k-get line", args.join(" ")))
+    captured
+        .lines
+        .into_iter()
+        .find(|l| l["workload"] == "4k-get")
+        .ok_or_else(|| format!("`corestore-bench {}` printed no 4k-get line", args.join(" ")))
 }
 
 pub fn cores(run: &Run, title: &'static str) -> Result<Section, String> {
@@ -86,7 +90,12 @@ pub fn objects(run: &Run, title: &'static str) -> Result<Section, String> {
         let needed = store_bench::index_log_bytes(n, 1) + DISK_SPARE_BYTES;
         let free = machine::free_bytes(&run.work)?;
         if free < needed {
-            skipped.push(format!("{n} objects: skipped: needs {} GiB, have {} GiB free in {}", needed.div_ceil(1 << 30), free >> 30, run.work.display()));
+            skipped.push(format!(
+                "{n} objects: skipped: needs {} GiB, have {} GiB free in {}",
+                needed.div_ceil(1 << 30),
+                free >> 30,
+                run.work.display()
+            ));
             continue;
         }
         measured.push(store_count(run, n)?);
@@ -121,7 +130,12 @@ pub fn objects(run: &Run, title: &'static str) -> Result<Section, String> {
             secs(&c.after_close)
         );
     }
-    let record: Vec<Value> = measured.iter().map(|c| json!({"objects": c.objects, "index": c.index, "startup_after_crash": c.after_crash, "startup_after_close": c.after_close})).collect();
+    let record: Vec<Value> = measured
+        .iter()
+        .map(
+            |c| json!({"objects": c.objects, "index": c.index, "startup_after_crash": c.after_crash, "startup_after_close": c.after_close}),
+        )
+        .collect();
     let text = serde_json::to_string_pretty(&json!({"counts": record, "skipped": skipped})).map_err(|e| e.to_string())?;
     write(&run.out_file("scaling-objects.json"), &text)?;
     if !measured.is_empty() {
@@ -133,7 +147,10 @@ pub fn objects(run: &Run, title: &'static str) -> Result<Section, String> {
             "store: resident memory per object as the count grows",
             "objects (log)",
             "bytes per object",
-            &[("resident".into(), series("resident_bytes_per_object", |c| &c.index, 1.0)), ("beyond the 16-byte key".into(), series("store", |c| &c.index, 1.0))],
+            &[
+                ("resident".into(), series("resident_bytes_per_object", |c| &c.index, 1.0)),
+                ("beyond the 16-byte key".into(), series("store", |c| &c.index, 1.0)),
+            ],
         )?;
         plot::log_x_lines(
             &run.out_file("scaling-objects-throughput.svg"),
@@ -160,6 +177,17 @@ fn store_count(run: &Run, objects: u64) -> Result<Count, String> {
     let captured = run_capture(&run.bench_exe, &args);
     let _ = std::fs::remove_dir_all(&dir);
     let lines = captured?.lines;
-    let find = |name: &str| lines.iter().find(|l| l["workload"] == name).cloned().ok_or_else(|| format!("`corestore-bench {}` printed no {name} line", args.join(" ")));
-    Ok(Count { objects, index: find("index-memory")?, after_crash: find("startup-after-crash")?, after_close: find("startup-after-close")? })
+    let find = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l["workload"] == name)
+            .cloned()
+            .ok_or_else(|| format!("`corestore-bench {}` printed no {name} line", args.join(" ")))
+    };
+    Ok(Count {
+        objects,
+        index: find("index-memory")?,
+        after_crash: find("startup-after-crash")?,
+        after_close: find("startup-after-close")?,
+    })
 }

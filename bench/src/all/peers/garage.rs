@@ -55,7 +55,13 @@ pub fn start(run: &Run, dir: &Path, cpus: &[usize]) -> Result<Garage, String> {
 }
 
 fn garage_cli(exe: &Path, config: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(exe).arg("-c").arg(config).args(args).stdin(Stdio::null()).output().map_err(|e| format!("running garage {}: {e}", args.join(" ")))?;
+    let out = Command::new(exe)
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running garage {}: {e}", args.join(" ")))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(format!("`garage {}` failed ({}): {}", args.join(" "), out.status, err.trim().lines().last().unwrap_or("")));
