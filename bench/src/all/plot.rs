@@ -21,38 +21,42 @@ pub fn ratio_bars(path: &Path, title: &str, bars: &[(String, f64)]) -> Result<()
     let top = bars.iter().map(|b| b.1).filter(|r| r.is_finite()).fold(1.0, f64::max) * 1.15;
     let n = bars.len() as i32;
     let label_px = bars.iter().map(|b| b.0.len()).max().unwrap_or(8) as u32 * 7 + 20;
+    // Rows as segments, so that each label sits at the centre of its bar.
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 18))
         .margin(10)
         .x_label_area_size(35)
         .y_label_area_size(label_px)
-        .build_cartesian_2d(0.0..top, 0..n)
+        .build_cartesian_2d(0.0..top, (0..n).into_segmented())
         .map_err(|e| context(e.to_string()))?;
     let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .y_labels(bars.len().max(1))
-        .y_label_formatter(&|i| labels.get((n - 1 - *i) as usize).cloned().unwrap_or_default())
+        .y_labels(bars.len().max(1) + 1)
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get((n - 1 - *i) as usize).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
         .x_desc("ratio")
         .draw()
         .map_err(|e| context(e.to_string()))?;
     chart
         .draw_series(bars.iter().enumerate().map(|(i, (_, r))| {
             let row = n - 1 - i as i32;
-            let mut bar = Rectangle::new([(0.0, row), (r.max(0.0), row + 1)], BAR.mix(0.8).filled());
+            let mut bar = Rectangle::new([(0.0, SegmentValue::Exact(row)), (r.max(0.0), SegmentValue::Exact(row + 1))], BAR.mix(0.8).filled());
             bar.set_margin(4, 4, 0, 0);
             bar
         }))
         .map_err(|e| context(e.to_string()))?;
     chart
-        .draw_series(
-            bars.iter()
-                .enumerate()
-                .map(|(i, (_, r))| Text::new(format!("{r:.2}"), (r.max(0.0) + top * 0.01, n - 1 - i as i32), ("sans-serif", 13))),
-        )
+        .draw_series(bars.iter().enumerate().map(|(i, (_, r))| {
+            Text::new(format!("{r:.2}"), (r.max(0.0) + top * 0.01, SegmentValue::CenterOf(n - 1 - i as i32)), ("sans-serif", 13))
+        }))
         .map_err(|e| context(e.to_string()))?;
-    chart.draw_series(LineSeries::new([(1.0, 0), (1.0, n)], BLACK.stroke_width(2))).map_err(|e| context(e.to_string()))?;
+    chart
+        .draw_series(LineSeries::new([(1.0, SegmentValue::Exact(0)), (1.0, SegmentValue::Exact(n))], BLACK.stroke_width(2)))
+        .map_err(|e| context(e.to_string()))?;
     root.present().map_err(|e| context(e.to_string()))
 }
 
@@ -75,7 +79,14 @@ pub fn log_x_lines(path: &Path, title: &str, x_desc: &str, y_desc: &str, series:
         .y_label_area_size(80)
         .build_cartesian_2d((x_low * 0.7..x_high * 1.4).log_scale(), 0.0..y_high)
         .map_err(|e| context(e.to_string()))?;
-    chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw().map_err(|e| context(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .x_label_formatter(&|x| format!("{x:.0e}"))
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .draw()
+        .map_err(|e| context(e.to_string()))?;
     for (i, (name, points)) in series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         chart
