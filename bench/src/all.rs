@@ -49,6 +49,10 @@ pub struct AllArgs {
     /// filesystem with O_DIRECT (ext4, xfs), not tmpfs.
     #[arg(long, default_value = "target/corestore-bench-all")]
     work: PathBuf,
+    /// Run only the sections whose title contains this (case-insensitive); the others say
+    /// `skipped: left out (--only ...)`. The machine section is always there.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 /// One section of the report.
@@ -126,7 +130,12 @@ pub fn bench_all(args: AllArgs) -> Result<(), String> {
     for title in TITLES {
         eprintln!("corestore-bench all: {title} ...");
         let section_started = Instant::now();
-        let section = match run_section(&run, title) {
+        let left_out = args.only.as_ref().filter(|o| title != "Machine" && !title.to_lowercase().contains(&o.to_lowercase()));
+        let result = match left_out {
+            Some(o) => Ok(Section::skipped(title, &format!("left out (--only {o})"))),
+            None => run_section(&run, title),
+        };
+        let section = match result {
             Ok(s) => s,
             Err(e) => Section::failed(title, &e),
         };

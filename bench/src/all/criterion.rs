@@ -111,3 +111,23 @@ fn rate(throughput: &Value, ns: f64) -> String {
         "-".into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{rate, time};
+    use serde_json::json;
+
+    #[test]
+    fn formats_times_and_rates() {
+        for (ns, text) in [(3.42, "3.4 ns"), (1_440.0, "1.44 µs"), (2_500_000.0, "2.50 ms")] {
+            assert_eq!(time(ns), text);
+        }
+        for (throughput, ns, text) in [
+            (json!({"Bytes": 1u64 << 30}), 1e9, "1.00 GiB/s"),
+            (json!({"Elements": 1}), 1_000.0, "1000000 elements/s"),
+            (json!(null), 1.0, "-"),
+        ] {
+            assert_eq!(rate(&throughput, ns), text, "{throughput}");
+        }
+    }
+}

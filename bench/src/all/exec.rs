@@ -194,3 +194,22 @@ pub fn raft(run: &Run, title: &'static str) -> Result<Section, String> {
     }
     Ok(Section::new(title, body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::render_stdout;
+
+    fn check(stdout: &str, expected: &str) {
+        assert_eq!(render_stdout(stdout), expected, "from {stdout:?}");
+    }
+
+    #[test]
+    fn renders_headers_tables_and_summaries_without_json() {
+        check(
+            "# a header\n{\"workload\":\"x\"}\n\n| a | b |\n|---|---|\n| 1 | 2 |\nmin ratio: 1\n",
+            "- a header\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n- min ratio: 1\n",
+        );
+        check("", "");
+        check("| t |\n", "\n| t |\n");
+    }
+}

@@ -44,7 +44,8 @@ pub fn ratio_bars(path: &Path, title: &str, bars: &[(String, f64)]) -> Result<()
     chart
         .draw_series(bars.iter().enumerate().map(|(i, (_, r))| {
             let row = n - 1 - i as i32;
-            let mut bar = Rectangle::new([(0.0, SegmentValue::Exact(row)), (r.max(0.0), SegmentValue::Exact(row + 1))], BAR.mix(0.8).filled());
+            let mut bar =
+                Rectangle::new([(0.0, SegmentValue::Exact(row)), (r.max(0.0), SegmentValue::Exact(row + 1))], BAR.mix(0.8).filled());
             bar.set_margin(4, 4, 0, 0);
             bar
         }))
