@@ -22,9 +22,15 @@ use crate::s3_bench::servers::{self, Server};
 /// s3s-fs from crates.io: 0.14.1 is the newest release whose rustc requirement (1.92) this
 /// toolchain meets (0.17 wants 1.96). `binary` is the feature that builds the server.
 const S3S_FS_VERSION: &str = "0.14.1";
-/// What the s3s-fs figures are, read from its source (`src/main.rs` of 0.14.1).
-const S3S_FS_NOTE: &str = "objects as plain files, PUT acknowledged without fsync; its server accepts connections without TCP_NODELAY, \
-    so an answer written in two segments waits for the client's delayed ACK (about 40 ms): its p99 shows it";
+/// What the s3s-fs figures are, read from its source (`src/main.rs` of 0.14.1) and seen with
+/// strace: no TCP_NODELAY, and about half of its 4 KiB GET answers written as two writevs
+/// (head, then body), the second held by Nagle until the client's delayed ACK.
+const S3S_FS_NOTE: &str = "objects as plain files, PUT acknowledged without fsync; its server sets no TCP_NODELAY and writes some answers \
+    as head then body, so the body waits for the client's delayed ACK (about 40 ms): its GET p99 shows it (warp's clients would wait the same)";
+/// The same for Garage: no TCP_NODELAY anywhere in its 2.5.0 crates.
+const GARAGE_NOTE: &str = "PUT acknowledged without fsync (Garage's defaults: data_fsync and metadata_fsync off); its S3 server sets no \
+    TCP_NODELAY (none in its 2.5.0 crates), so an answer whose body follows its head in a second write waits for the client's delayed ACK \
+    (about 40 ms): its GET p50 shows it";
 const MINIO_SKIPPED: &str = "MinIO's server is a Go program distributed as binary downloads (and Go module sources), neither of which this machine may fetch; it is not in crates.io, PyPI, npm or Debian";
 const BUCKET: &str = "bench-peers";
 const SIZES_BYTES: [u64; 3] = [4 << 10, 64 << 10, 1 << 20];
@@ -327,7 +333,7 @@ fn render(
 fn peer_note(name: &str) -> &'static str {
     match name {
         "s3s-fs" => S3S_FS_NOTE,
-        "garage" => "PUT acknowledged without fsync (Garage's defaults: data_fsync and metadata_fsync off)",
+        "garage" => GARAGE_NOTE,
         _ => "",
     }
 }
