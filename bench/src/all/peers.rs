@@ -26,7 +26,7 @@ const S3S_FS_VERSION: &str = "0.14.1";
 /// strace: no TCP_NODELAY, and about half of its 4 KiB GET answers written as two writevs
 /// (head, then body), the second held by Nagle until the client's delayed ACK.
 const S3S_FS_NOTE: &str = "objects as plain files, PUT acknowledged without fsync; its server sets no TCP_NODELAY and writes some answers \
-    as head then body, so the body waits for the client's delayed ACK (about 40 ms): its GET p99 shows it (warp's clients would wait the same)";
+    as head then body, so the body waits for the client's delayed ACK (about 40 ms): its GET p99 shows it";
 /// The same for Garage: no TCP_NODELAY anywhere in its 2.5.0 crates.
 const GARAGE_NOTE: &str = "PUT acknowledged without fsync (Garage's defaults: data_fsync and metadata_fsync off); its S3 server sets no \
     TCP_NODELAY (none in its 2.5.0 crates), so an answer whose body follows its head in a second write waits for the client's delayed ACK \
