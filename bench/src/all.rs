@@ -124,6 +124,8 @@ pub fn bench_all(args: AllArgs) -> Result<(), String> {
     let corestore_exe = release_dir.join("corestore");
     let work = std::path::absolute(&args.work).map_err(|e| format!("{}: {e}", args.work.display()))?;
     std::fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
+    // At the start: what was built and measured, before anything (this run's report) changes the tree.
+    let commit = git_commit();
     let run = Run { quick: args.quick, out: out.clone(), work, bench_exe, corestore_exe, target_dir };
     ensure_corestore(&run)?;
     let mut sections = Vec::new();
@@ -139,19 +141,16 @@ pub fn bench_all(args: AllArgs) -> Result<(), String> {
             Ok(s) => s,
             Err(e) => Section::failed(title, &e),
         };
-        eprintln!(
-            "corestore-bench all: {title}: {:.0} s{}",
-            section_started.elapsed().as_secs_f64(),
-            if section.failed { " (failed)" } else { "" }
-        );
-        sections.push(section);
+        let seconds = section_started.elapsed().as_secs_f64();
+        eprintln!("corestore-bench all: {title}: {seconds:.0} s{}", if section.failed { " (failed)" } else { "" });
+        sections.push((section, seconds));
     }
     let _ = std::fs::remove_dir_all(&run.work);
-    let report = render(&run, &stamp, &sections, started.elapsed().as_secs_f64());
+    let report = render(&run, &stamp, &commit, &sections, started.elapsed().as_secs_f64());
     let path = out.join("report.md");
     std::fs::write(&path, report).map_err(|e| format!("writing {}: {e}", path.display()))?;
     println!("report written to {} ({:.0} s)", path.display(), started.elapsed().as_secs_f64());
-    let failed: Vec<&str> = sections.iter().filter(|s| s.failed).map(|s| s.title).collect();
+    let failed: Vec<&str> = sections.iter().filter(|(s, _)| s.failed).map(|(s, _)| s.title).collect();
     if failed.is_empty() { Ok(()) } else { Err(format!("sections failed (see the report): {}", failed.join(", "))) }
 }
 
@@ -183,7 +182,8 @@ fn ensure_corestore(run: &Run) -> Result<(), String> {
     }
 }
 
-fn render(run: &Run, stamp: &str, sections: &[Section], seconds: f64) -> String {
+/// The report; `sections` with the seconds each took (the full run documents its duration).
+fn render(run: &Run, stamp: &str, commit: &str, sections: &[(Section, f64)], seconds: f64) -> String {
     let mut md = String::new();
     let mode = if run.quick { "corestore bench all --quick" } else { "corestore bench all" };
     let _ = writeln!(md, "# corestore benchmark report, {}-{}-{}\n", &stamp[..4], &stamp[4..6], &stamp[6..8]);
@@ -194,7 +194,7 @@ fn render(run: &Run, stamp: &str, sections: &[Section], seconds: f64) -> String 
         &stamp[9..11],
         &stamp[11..13],
         &stamp[13..15],
-        git_commit(),
+        commit,
         seconds
     );
     if run.quick {
@@ -203,10 +203,15 @@ fn render(run: &Run, stamp: &str, sections: &[Section], seconds: f64) -> String 
             "**Quick mode** (CI smoke): runs are a fraction of a second to a few seconds, object counts small; figures are noisy.\n"
         );
     }
-    for s in sections {
+    for (s, _) in sections {
         let _ = writeln!(md, "## {}\n\n{}", s.title, s.body.trim_end());
         md.push('\n');
     }
+    let _ = writeln!(md, "## Duration\n\n| section | seconds |\n|---|---:|");
+    for (s, took) in sections {
+        let _ = writeln!(md, "| {} | {took:.0} |", s.title);
+    }
+    let _ = writeln!(md, "| all, with set-up and report | {seconds:.0} |");
     md
 }
 

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The report's sections, in order (`TITLES` in bench/src/all.rs).
-const TITLES: [&str; 9] = [
+/// The report's sections, in order (`TITLES` in bench/src/all.rs, then the durations).
+const TITLES: [&str; 10] = [
     "Machine",
     "Engine vs fio and glommio",
     "Store vs fio",
@@ -20,6 +20,7 @@ const TITLES: [&str; 9] = [
     "Scaling: cores",
     "Scaling: object count",
     "Criterion micro-benchmarks",
+    "Duration",
 ];
 /// The bound on a quick run (CI smoke use).
 const QUICK_RUN_MAX: Duration = Duration::from_secs(180);
