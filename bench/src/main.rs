@@ -9,9 +9,12 @@
 //! `corestore-bench raft`: three Raft replicas as processes on loopback vs write+fdatasync and
 //! a 3-member etcd cluster: committed entries/s, commit latency, elections after a leader kill.
 //! `corestore-bench loadgen <mode>`: the warp-compatible load generator (`corestore loadgen`).
+//! `corestore-bench all`: all of the above and the S3 peers, scaling and criterion, in one run,
+//! written up as `bench/results/<date>/report.md`.
 
 #![allow(clippy::disallowed_methods)] // a benchmark measures wall time on purpose
 
+mod all;
 mod engine_run;
 mod fio;
 mod glommio_peer;
@@ -62,6 +65,10 @@ enum Command {
     /// A warp-compatible S3 load generator on corestore's runtime (`loadgen get --help`).
     #[command(subcommand)]
     Loadgen(loadgen::cli::LoadgenCommand),
+    /// Every benchmark in one run (engine, store, S3 vs nginx, raft, S3 peers on warp's
+    /// workloads, scaling, criterion), written as bench/results/<date>/report.md with its JSON
+    /// and SVG plots. `--quick`: a CI smoke run of under 3 minutes.
+    All(all::AllArgs),
 }
 
 #[derive(clap::Args)]
@@ -107,6 +114,7 @@ fn main() {
         Command::Raft(args) => raft::bench_raft(args),
         Command::RaftNode(args) => raft::node::run_node(args),
         Command::Loadgen(command) => loadgen::cli::run(command),
+        Command::All(args) => all::bench_all(args),
     };
     if let Err(e) = result {
         eprintln!("corestore-bench: {e}");

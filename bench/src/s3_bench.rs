@@ -14,7 +14,7 @@
 //! (corestore, then nginx) and each column reports its median round.
 
 mod idle;
-mod servers;
+pub(crate) mod servers;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1081,9 +1081,15 @@ struct IndexFigures {
     /// malloc's view at the same two points: what the process holds live, and free in its heap.
     heap_before: machine::Heap,
     heap_after: machine::Heap,
+    /// The slowest core's fill of its `objects` (durable puts of empty objects, full batches).
+    fill_ns: u64,
 }
 
 impl IndexFigures {
+    fn fill_objects_per_s(&self) -> f64 {
+        self.objects as f64 / (self.fill_ns.max(1) as f64 / 1e9)
+    }
+
     fn resident_bytes_per_object(&self) -> f64 {
         (self.rss_kib_after.saturating_sub(self.rss_kib_before) * 1024) as f64 / self.objects as f64
     }
@@ -1108,6 +1114,7 @@ impl IndexFigures {
             "rss_kib_after": self.rss_kib_after,
             "heap_live_bytes_per_object": self.heap_after.live_bytes.saturating_sub(self.heap_before.live_bytes) as f64 / self.objects as f64,
             "heap_free_bytes_per_object": self.heap_after.free_bytes.saturating_sub(self.heap_before.free_bytes) as f64 / self.objects as f64,
+            "fill_objects_per_s": self.fill_objects_per_s(),
         });
         println!("{line}");
     }
@@ -1209,9 +1216,7 @@ fn index_arena() -> ArenaConfig {
 /// Refuses to start a fill the filesystem cannot hold, naming the flag that makes it smaller
 /// (a fill that ran into ENOSPC would measure nothing after many seconds of writing).
 fn check_room_for_index_log(plan: &Plan) -> Result<(), String> {
-    let frames = (plan.index_objects + INDEX_WARM_UP_OBJECTS) * plan.cores as u64;
-    // Each empty object is one frame; segments are preallocated whole, so allow one more each.
-    let needed = frames * frame_bytes(0) as u64 + (plan.cores as u64 + 1) * SEGMENT_BYTES_DEFAULT;
+    let needed = index_log_bytes(plan.index_objects, plan.cores);
     let free = machine::free_bytes(&plan.dir)?;
     if free < needed {
         return Err(format!(
@@ -1223,6 +1228,13 @@ fn check_room_for_index_log(plan: &Plan) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Disk the index figures of `objects` empty objects per core need (`--only index`).
+pub fn index_log_bytes(objects: u64, cores: usize) -> u64 {
+    let frames = (objects + INDEX_WARM_UP_OBJECTS) * cores as u64;
+    // Each empty object is one frame; segments are preallocated whole, so allow one more each.
+    frames * frame_bytes(0) as u64 + (cores as u64 + 1) * SEGMENT_BYTES_DEFAULT
 }
 
 fn index_and_recovery(plan: &Plan) -> Result<(IndexFigures, [RecoveryFigures; 2]), String> {
@@ -1255,10 +1267,12 @@ fn index_fill(plan: &Plan, dirs: &[PathBuf]) -> Result<(IndexFigures, u64), Stri
             // wakers free in the allocator, so the measured growth is the index's alone.
             fill(&store, 1, INDEX_WARM_UP_OBJECTS, 0, BATCH_RECORDS_MAX).await?;
             let before = rss_at_barrier();
+            let fill_start = engine::time::now();
             fill(&store, 0, objects, 0, BATCH_RECORDS_MAX).await?;
+            let fill_ns = engine::time::now().ns - fill_start.ns;
             let after = rss_at_barrier();
             // No close: the runtime ends with the store open, as a crash would.
-            Ok::<_, String>((before, after, store.stats().bytes_written))
+            Ok::<_, String>((before, after, store.stats().bytes_written, fill_ns))
         }
     })
     .map_err(|e| e.to_string())?;
@@ -1268,10 +1282,12 @@ fn index_fill(plan: &Plan, dirs: &[PathBuf]) -> Result<(IndexFigures, u64), Stri
         rss_kib_after: 0,
         heap_before: Default::default(),
         heap_after: Default::default(),
+        fill_ns: 0,
     };
     let mut log_bytes = 0;
     for (core, r) in results.into_iter().enumerate() {
-        let (before, after, written) = r?;
+        let (before, after, written, fill_ns) = r?;
+        figures.fill_ns = figures.fill_ns.max(fill_ns);
         if core == 0 {
             ((figures.rss_kib_before, figures.heap_before), (figures.rss_kib_after, figures.heap_after)) = (before, after);
         }

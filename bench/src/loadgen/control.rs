@@ -59,6 +59,13 @@ impl<'a> Control<'a> {
         match self.call(&what, "PUT", &self.bucket_path(), "", Body::None)? {
             (200, _) => Ok(()),
             (409, body) if error_text(&body).starts_with("BucketAlreadyOwnedByYou") => Ok(()),
+            // Some servers (s3s-fs) answer BucketAlreadyExists to the bucket's own user: a
+            // listing these credentials may read says the bucket is usable. (A listing, not a
+            // HEAD: the blocking reader would wait for a body a HEAD's Content-Length announces.)
+            (409, body) => match self.call(&format!("list bucket {}", self.target.bucket), "GET", &self.bucket_path(), "list-type=2&max-keys=1", Body::None)? {
+                (200, _) => Ok(()),
+                _ => Err(self.refused(&what, 409, &body)),
+            },
             (status, body) => Err(self.refused(&what, status, &body)),
         }
     }

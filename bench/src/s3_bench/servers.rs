@@ -80,7 +80,7 @@ impl Drop for Server {
 }
 
 /// Pins the child (and whatever it starts) to `cpus` before it runs, and ties its life to ours.
-fn pin_child(command: &mut Command, cpus: &[usize]) {
+pub fn pin_child(command: &mut Command, cpus: &[usize]) {
     let cpus = cpus.to_vec();
     // SAFETY: sched_setaffinity is async-signal-safe; the set lives on the stack.
     unsafe {
@@ -98,6 +98,18 @@ fn pin_child(command: &mut Command, cpus: &[usize]) {
             }
             Ok(())
         });
+    }
+}
+
+impl Server {
+    /// Starts `command` (a server that listens on `addr` once ready) pinned to `cpus`, and waits
+    /// until it accepts connections. Its handle stops it when dropped, on every path.
+    pub fn spawn(name: &'static str, mut command: Command, addr: SocketAddr, cpus: &[usize]) -> Result<Server, String> {
+        pin_child(&mut command, cpus);
+        let child = command.spawn().map_err(|e| format!("starting {name} ({:?}): {e}", command.get_program()))?;
+        let mut server = Server { name, addr, child };
+        wait_connectable(&mut server)?;
+        Ok(server)
     }
 }
 
@@ -199,7 +211,7 @@ pub fn start_nginx(nginx: &Path, dir: &Path, root: &Path, cpus: &[usize], dav: b
     Ok(server)
 }
 
-fn free_port() -> Result<u16, String> {
+pub fn free_port() -> Result<u16, String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("binding a free port: {e}"))?;
     l.local_addr().map(|a| a.port()).map_err(|e| format!("free port: {e}"))
 }
