@@ -39,6 +39,24 @@ const SEND_FLAGS: i32 = libc::MSG_WAITALL | libc::MSG_NOSIGNAL;
 
 const _: () = assert!(SEND_OP_MAX_BYTES <= u32::MAX as usize);
 
+/// Bytes on the heap whose address does not change when their owner moves (unlike an inline
+/// array), so a ring op may point at them while its hold owns them.
+trait HeapBytes: 'static {
+    fn bytes(&self) -> &[u8];
+}
+
+impl HeapBytes for Vec<u8> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl HeapBytes for Rc<Vec<u8>> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
 /// A connected TCP socket on one core.
 ///
 /// One receive and one send may be in flight at a time (a receive and a send may overlap, from
@@ -192,14 +210,27 @@ impl TcpStream {
 
     /// Sends all of `data`, continuing partial sends; returns `data` for reuse.
     pub async fn send_all(&self, data: Vec<u8>) -> Result<Vec<u8>, NetError> {
+        let len = data.len();
+        self.send_range(data, 0..len).await
+    }
+
+    /// Sends `data[range]` from bytes shared with others (an object cache's entry) without
+    /// copying them: the `Rc` moves into each op's hold, so they live until the kernel is done.
+    pub async fn send_shared_all(&self, data: Rc<Vec<u8>>, range: Range<usize>) -> Result<Rc<Vec<u8>>, NetError> {
+        self.send_range(data, range).await
+    }
+
+    async fn send_range<B: HeapBytes>(&self, data: B, range: Range<usize>) -> Result<B, NetError> {
+        assert!(range.start <= range.end && range.end <= data.bytes().len(), "send range {range:?} beyond {} bytes", data.bytes().len());
         let mut in_flight = self.begin(&self.send_busy, "send to")?;
         let mut data = data;
-        let mut sent = 0;
-        while sent < data.len() {
-            let len = (data.len() - sent).min(SEND_OP_MAX_BYTES);
-            let entry = opcode::Send::new(types::Fd(self.as_raw_fd()), data[sent..].as_ptr(), len as u32).flags(SEND_FLAGS).build();
+        let mut sent = range.start;
+        while sent < range.end {
+            let len = (range.end - sent).min(SEND_OP_MAX_BYTES);
+            let entry = opcode::Send::new(types::Fd(self.as_raw_fd()), data.bytes()[sent..].as_ptr(), len as u32).flags(SEND_FLAGS).build();
             in_flight.in_kernel = true;
-            // SAFETY: the bytes lie in the Vec's heap storage, which moves into the hold.
+            // SAFETY: the bytes lie in heap storage `data` owns or shares (`HeapBytes`: moving it
+            // does not move them), and it moves into the hold.
             let (result, (back, _fd)) = unsafe { self.ring.op(entry, (data, self.fd.clone())) }.result().await;
             in_flight.in_kernel = false;
             data = back;

@@ -271,7 +271,8 @@ pub fn response_head(status: u16, headers: &[(String, String)], request_id: &str
 /// The headers every response starts with, in a buffer with room for a body of `body_bytes`
 /// (bodies up to `INLINE_BODY_BYTES_MAX` are appended to go out in the same send).
 pub fn head_start(status: u16, request_id: &str, body_bytes: Option<u64>) -> ResponseHead {
-    let inline = body_bytes.unwrap_or(0).min(INLINE_BODY_BYTES_MAX as u64) as usize;
+    // Room for a body that goes out with the head; a larger one is sent on its own.
+    let inline = body_bytes.filter(|&b| b <= INLINE_BODY_BYTES_MAX as u64).unwrap_or(0) as usize;
     ResponseHead::in_buffer(status, out_buf(HEAD_BYTES_TYPICAL + inline))
         .header("x-amz-request-id", request_id)
         .header("server", "corestore")
