@@ -15,6 +15,7 @@
 
 mod buf;
 mod error;
+mod frames;
 mod listener;
 mod stats;
 mod stream;
@@ -22,6 +23,7 @@ mod sys;
 
 pub use buf::{RECV_BUF_CAPACITY_BYTES, RECV_BUF_CAPACITY_MAX_BYTES, RecvBuf};
 pub use error::NetError;
+pub use frames::FrameReader;
 pub use listener::{LISTEN_BACKLOG_DEFAULT, TcpListener};
 pub use stats::{NetStats, stats};
 pub use stream::TcpStream;

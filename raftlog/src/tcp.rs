@@ -15,7 +15,7 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use engine::uring::Ring;
-use net::{LISTEN_BACKLOG_DEFAULT, NetError, RecvBuf, TcpListener, TcpStream};
+use net::{FrameReader, LISTEN_BACKLOG_DEFAULT, NetError, TcpListener, TcpStream};
 
 use crate::driver::{INBOX_MESSAGES_MAX, Transport};
 use crate::types::{Message, NodeId};
@@ -182,28 +182,10 @@ async fn accept_loop(inner: Rc<Inner>, listener: TcpListener) {
 
 /// Reads frames from one incoming connection into the inbox until it closes or sends garbage.
 async fn receiver(inner: Rc<Inner>, stream: TcpStream) {
-    let mut buf = RecvBuf::new();
-    let mut pending: Vec<u8> = Vec::new();
-    loop {
-        match stream.recv_into(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        pending.extend_from_slice(buf.filled());
-        let n = buf.len();
-        buf.consume(n);
-        let mut at = 0;
-        loop {
-            let len = match wire::frame_len(&pending[at..]) {
-                Ok(Some(len)) if pending.len() - at >= len => len,
-                Ok(_) => break,
-                Err(_) => return,
-            };
-            let Ok(message) = wire::decode(&pending[at + wire::LENGTH_BYTES..at + len]) else { return };
-            at += len;
-            deliver(&inner, message);
-        }
-        pending.drain(..at);
+    let mut frames = FrameReader::new(net::RECV_BUF_CAPACITY_BYTES);
+    while let Some(frame) = frames.next(&stream, wire::frame_len).await {
+        let Ok(message) = wire::decode(&frame[wire::LENGTH_BYTES..]) else { return };
+        deliver(&inner, message);
     }
 }
 

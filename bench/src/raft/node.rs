@@ -22,7 +22,7 @@ use std::time::Duration;
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::store::{Store, StoreConfig};
 use engine::{LinuxEnv, RuntimeConfig, SECTOR_SIZE};
-use net::{LISTEN_BACKLOG_DEFAULT, RecvBuf, TcpListener, TcpStream};
+use net::{FrameReader, LISTEN_BACKLOG_DEFAULT, TcpListener, TcpStream};
 use raftlog::{Config, Driver, Message, NodeId, Payload, Role, TcpTransport, Transport};
 
 use super::proto::{self, NodeStatus, Reply, Request};
@@ -343,28 +343,10 @@ async fn client_writer(stream: Rc<TcpStream>, conn: Rc<Conn>) {
 
 /// Reads a connection's requests until it closes or sends garbage.
 async fn client_reader(stream: Rc<TcpStream>, conn: Rc<Conn>, shared: Rc<Shared>, store: Store<LinuxEnv>) {
-    let mut buf = RecvBuf::with_capacity(RECV_BUFFER_BYTES);
-    let mut pending: Vec<u8> = Vec::new();
-    'conn: loop {
-        match stream.recv_into(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        pending.extend_from_slice(buf.filled());
-        let n = buf.len();
-        buf.consume(n);
-        let mut at = 0;
-        loop {
-            let len = match proto::frame_len(&pending[at..]) {
-                Ok(Some(len)) if pending.len() - at >= len => len,
-                Ok(_) => break,
-                Err(_) => break 'conn,
-            };
-            let Ok(request) = proto::decode_request(&pending[at + proto::LENGTH_BYTES..at + len]) else { break 'conn };
-            handle(request, &conn, &shared, &store).await;
-            at += len;
-        }
-        pending.drain(..at);
+    let mut frames = FrameReader::new(RECV_BUFFER_BYTES);
+    while let Some(frame) = frames.next(&stream, proto::frame_len).await {
+        let Ok(request) = proto::decode_request(&frame[proto::LENGTH_BYTES..]) else { break };
+        handle(request, &conn, &shared, &store).await;
     }
     conn.closed.set(true);
     shared.connections.set(shared.connections.get() - 1);
