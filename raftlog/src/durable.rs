@@ -344,14 +344,7 @@ impl Storage for DurableStorage {
     }
 
     fn term(&self, index: Index) -> Result<Term, StorageError> {
-        let snapshot = self.snapshot.meta;
-        if index < snapshot.index {
-            return Err(StorageError::Compacted { index });
-        }
-        if index == snapshot.index {
-            return Ok(snapshot.term);
-        }
-        self.terms.get((index - snapshot.index - 1) as usize).copied().ok_or(StorageError::Unavailable { index })
+        crate::storage::term_after_snapshot(self.snapshot.meta, index, |i| self.terms.get(i).copied())
     }
 
     fn entries(&self, lo: Index, hi: Index, out: &mut Vec<Entry>) -> Result<(), StorageError> {

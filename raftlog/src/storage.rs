@@ -36,6 +36,18 @@ pub struct Snapshot {
     pub data: Payload,
 }
 
+/// The term of entry `index` in a log that starts after `snapshot`, whose `i`-th live entry
+/// (index `snapshot.index + 1 + i`) has the term `live_term(i)` when it is at hand.
+pub fn term_after_snapshot(snapshot: SnapshotMeta, index: Index, live_term: impl FnOnce(usize) -> Option<Term>) -> Result<Term, StorageError> {
+    if index < snapshot.index {
+        return Err(StorageError::Compacted { index });
+    }
+    if index == snapshot.index {
+        return Ok(snapshot.term);
+    }
+    live_term((index - snapshot.index - 1) as usize).ok_or(StorageError::Unavailable { index })
+}
+
 pub trait Storage {
     /// The hard state as last written (durable or not).
     fn hard_state(&self) -> HardState;
@@ -133,17 +145,7 @@ impl Storage for MemStorage {
     }
 
     fn term(&self, index: Index) -> Result<Term, StorageError> {
-        let snapshot = self.snapshot.meta;
-        if index < snapshot.index {
-            return Err(StorageError::Compacted { index });
-        }
-        if index == snapshot.index {
-            return Ok(snapshot.term);
-        }
-        match self.entries.get((index - snapshot.index - 1) as usize) {
-            Some(entry) => Ok(entry.term),
-            None => Err(StorageError::Unavailable { index }),
-        }
+        term_after_snapshot(self.snapshot.meta, index, |i| self.entries.get(i).map(|e| e.term))
     }
 
     fn entries(&self, lo: Index, hi: Index, out: &mut Vec<Entry>) -> Result<(), StorageError> {
