@@ -357,15 +357,14 @@ fn dropping_a_listener_with_an_accept_in_flight_stops_listening() {
 fn one_multishot_accept_serves_many_connections_and_a_dropped_listener_closes_the_rest() {
     const TAKEN: usize = 10;
     const LEFT: usize = 10;
-    let open_fds = || std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count();
-    let (accept_sqes, fds_before, fds_after, left) = on_one_core(|core: Core<()>| async move {
+    let (accept_sqes, left) = on_one_core(|core: Core<()>| async move {
         let ring = core.env.ring().clone();
         let listener = TcpListener::bind(&ring, loopback(0), LISTEN_BACKLOG_DEFAULT).expect("bind");
         let addr = listener.local_addr();
         // A blocking connect on loopback completes from the backlog, before any accept.
         let clients: Vec<std::net::TcpStream> = (0..TAKEN + LEFT).map(|_| client_connect(addr)).collect();
         engine::sleep(Duration::from_millis(1)).await;
-        let (sqes_before, in_flight_before, fds_before) = (ring.stats().sqes, ring.in_flight(), open_fds());
+        let (sqes_before, in_flight_before) = (ring.stats().sqes, ring.in_flight());
         let mut taken = Vec::new();
         for _ in 0..TAKEN {
             taken.push(listener.accept().await.expect("accept"));
@@ -377,13 +376,13 @@ fn one_multishot_accept_serves_many_connections_and_a_dropped_listener_closes_th
             assert!(engine::time::now().saturating_duration_since(start) < Duration::from_secs(5), "the accept never ended");
             engine::sleep(Duration::from_millis(1)).await;
         }
-        let fds_after = open_fds();
         drop(taken);
-        (accept_sqes, fds_before, fds_after, clients.into_iter().skip(TAKEN).collect::<Vec<_>>())
+        (accept_sqes, clients.into_iter().skip(TAKEN).collect::<Vec<_>>())
     });
     assert_eq!(accept_sqes, 1, "one multishot accept SQE for {TAKEN} connections");
-    // The taken connections are open; the listener and whatever it accepted for nobody are not.
-    assert_eq!(fds_after, fds_before + TAKEN - 1, "fds: before {fds_before}, after {fds_after}");
+    // Whatever the accept took for nobody was closed (a leaked fd would keep its client waiting
+    // until the read timeout). Counting the process's fds instead would race the tests that run
+    // beside this one.
     for mut c in left {
         let mut byte = [0u8; 1];
         let read = c.read(&mut byte);
