@@ -221,6 +221,58 @@ impl std::fmt::Debug for Object {
 /// Relocations one compaction keeps in flight (they share batches with foreground writes).
 pub const COMPACTION_IN_FLIGHT_MAX: usize = 32;
 
+/// Index keys a compaction looks at before letting other tasks run (about 100 µs of work).
+const COMPACTION_INDEX_STEP_KEYS: usize = 4096;
+
+/// Live frames further apart than this are read separately, not in one read with the gap.
+const COMPACTION_READ_GAP_BYTES_MAX: u64 = 64 << 10;
+
+/// One compaction pass's relocations in flight and read pacing.
+struct Pass {
+    in_flight: VecDeque<crate::JoinHandle<Result<u64, StoreError>>>,
+    start: crate::time::Instant,
+    read_bytes: u64,
+    bytes_per_s: u64,
+}
+
+impl Pass {
+    /// Throttle: never read faster than `bytes_per_s` since the pass began.
+    async fn pace(&self) {
+        let due = self.start.saturating_add(std::time::Duration::from_secs_f64(self.read_bytes as f64 / self.bytes_per_s.max(1) as f64));
+        if crate::time::now() < due {
+            crate::sleep_until(due).await;
+        }
+    }
+}
+
+/// One read of a targeted compaction: `len` bytes from `offset`, holding `frames` (their offsets).
+#[derive(Debug, PartialEq, Eq)]
+struct ReadSpan {
+    offset: u64,
+    len: usize,
+    frames: Vec<u64>,
+}
+
+/// Groups frames (offset, length; sorted, not overlapping) into reads of at most `read_max`
+/// bytes, joining neighbours whose gap is small enough that one read beats two.
+fn read_spans(frames: &[(u64, u32)], read_max: usize) -> Vec<ReadSpan> {
+    let mut spans: Vec<ReadSpan> = Vec::new();
+    for &(offset, len) in frames {
+        let end = offset + len as u64;
+        match spans.last_mut() {
+            Some(s) if offset >= s.offset + s.len as u64
+                && offset - (s.offset + s.len as u64) <= COMPACTION_READ_GAP_BYTES_MAX
+                && end - s.offset <= read_max as u64 =>
+            {
+                s.len = (end - s.offset) as usize;
+                s.frames.push(offset);
+            }
+            _ => spans.push(ReadSpan { offset, len: len as usize, frames: vec![offset] }),
+        }
+    }
+    spans
+}
+
 /// Compaction never takes a segment that would cost more than this share of it to copy: it
 /// would free too little to be worth the writes.
 pub const COMPACTION_LIVE_RATIO_MAX: f64 = 0.9;
@@ -994,7 +1046,7 @@ impl<E: Env> Store<E> {
         let carries_nothing = id == oldest
             || (!self.inner.carry_unknown.borrow().contains(&id) && !self.inner.carry_bytes.borrow().contains_key(&id));
         if self.inner.index.borrow().live_bytes(id) > 0 || !carries_nothing {
-            self.copy_forward(id, oldest, end, &file, bytes_per_s, &mut report).await?;
+            self.copy_forward(id, oldest, end, &file, bytes_per_s, carries_nothing, &mut report).await?;
         }
         if self.inner.index.borrow().live_bytes(id) > 0 {
             // Only chunks a reader still pins may remain: their object was replaced or deleted
@@ -1022,7 +1074,12 @@ impl<E: Env> Store<E> {
         Ok(Some(report))
     }
 
-    /// `compact_segment`'s pass over the frames of segment `id` up to `end`.
+    /// `compact_segment`'s pass over segment `id` up to `end`. When only live objects need
+    /// copying (`targeted`: nothing to carry, or the oldest segment, where carried records are
+    /// dropped), the index names their frames and only those are read: a mostly dead segment
+    /// costs the disk a few reads instead of a whole scan that competes with foreground writes.
+    /// Otherwise every frame is read, to find the tombstones and chunk drops to carry.
+    #[allow(clippy::too_many_arguments)]
     async fn copy_forward(
         &self,
         id: u32,
@@ -1030,57 +1087,100 @@ impl<E: Env> Store<E> {
         end: u64,
         file: &Rc<<E::Storage as Storage>::File>,
         bytes_per_s: u64,
+        targeted: bool,
         report: &mut CompactReport,
     ) -> Result<(), StoreError> {
         let buf = self.buffer(self.inner.config.batch_bytes).await?;
         let mut reader = recovery::Reader::new(&**file, buf);
-        let mut in_flight: VecDeque<crate::JoinHandle<Result<u64, StoreError>>> = VecDeque::new();
-        let start = crate::time::now();
-        let mut offset = 0u64;
-        let corrupt = |offset, what: String| StoreError::Corrupt { path: file.path().to_path_buf(), offset, what };
-        while offset < end {
-            let f = reader
-                .frame(offset, self.inner.config.batch_bytes)
-                .await?
-                .map_err(|e| corrupt(offset, format!("compaction found {e:?} inside the synced part of the segment")))?;
-            report.records += 1;
-            let header = f.header;
-            let kind = header.kind;
-            let (bucket, k) = split_key_field(f.key).ok_or_else(|| corrupt(offset, "bad key field".into()))?;
-            let expect = match kind {
-                Kind::Put | Kind::Manifest => {
-                    let at = Location { segment: id, frame_len: header.frame_len, offset, lsn: header.lsn, data_len: header.data_len, chunked: false };
-                    let loc = location_of(kind, aux_data(kind, f.data), at);
-                    (self.inner.index.borrow().get(bucket, k) == Some(loc)).then_some(Expect::At(loc))
+        let mut pass = Pass { in_flight: VecDeque::new(), start: crate::time::now(), read_bytes: 0, bytes_per_s };
+        if targeted {
+            for span in read_spans(&self.live_frames(id).await, self.inner.config.batch_bytes) {
+                reader.load(span.offset, span.len).await?;
+                for &offset in &span.frames {
+                    self.copy_frame(&mut reader, id, oldest, offset, file, &mut pass, report).await?;
                 }
-                Kind::Delete if id != oldest => self.inner.index.borrow().get(bucket, k).is_none().then_some(Expect::Absent),
-                Kind::DropChunks if id != oldest => Some(Expect::ChunksDead),
-                _ => None,
-            };
-            if let Some(expect) = expect {
-                let (bucket, k, meta, data) = (bucket.to_vec(), k.to_vec(), f.meta.to_vec(), f.data.to_vec());
-                let store = self.clone();
-                in_flight.push_back(crate::spawn(async move {
-                    let record = Rec { kind, bucket: &bucket, key: &k, meta: &meta, data: &data, expect: Some(expect), raft: None };
-                    store.append("relocate", &[record]).await
-                }));
-                report.relocated += 1;
-                report.bytes_relocated += header.frame_len as u64;
-                if in_flight.len() >= COMPACTION_IN_FLIGHT_MAX {
-                    in_flight.pop_front().expect("non-empty").await?;
-                }
+                pass.read_bytes += span.len as u64;
+                pass.pace().await;
             }
-            offset += header.frame_len as u64;
-            // Throttle: never read faster than bytes_per_s since the pass began.
-            let due = start.saturating_add(std::time::Duration::from_secs_f64(offset as f64 / bytes_per_s.max(1) as f64));
-            if crate::time::now() < due {
-                crate::sleep_until(due).await;
+        } else {
+            let mut offset = 0u64;
+            while offset < end {
+                let frame_len = self.copy_frame(&mut reader, id, oldest, offset, file, &mut pass, report).await?;
+                offset += frame_len as u64;
+                pass.read_bytes = offset;
+                pass.pace().await;
             }
         }
-        for h in in_flight {
+        for h in pass.in_flight {
             h.await?;
         }
         Ok(())
+    }
+
+    /// The (offset, frame length) of every live object in segment `id`, by offset. Walks the
+    /// index a slice at a time, yielding between slices, and stops once the frames found add up
+    /// to the segment's live bytes (which only fall while the walk goes on).
+    async fn live_frames(&self, id: u32) -> Vec<(u64, u32)> {
+        let mut frames = Vec::new();
+        let mut after = None;
+        loop {
+            after = self.inner.index.borrow().frames_in(id, after.as_ref(), COMPACTION_INDEX_STEP_KEYS, &mut frames);
+            let found: u64 = frames.iter().map(|&(_, len)| len as u64).sum();
+            if after.is_none() || found >= self.inner.index.borrow().live_bytes(id) {
+                break;
+            }
+            crate::yield_now().await;
+        }
+        frames.sort_unstable();
+        frames
+    }
+
+    /// Reads the frame at `offset` of segment `id` and, if it must survive, appends a copy to the
+    /// tail (conditionally: see `decide_relocations`). Returns the frame's length.
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_frame(
+        &self,
+        reader: &mut recovery::Reader<'_, <E::Storage as Storage>::File>,
+        id: u32,
+        oldest: u32,
+        offset: u64,
+        file: &Rc<<E::Storage as Storage>::File>,
+        pass: &mut Pass,
+        report: &mut CompactReport,
+    ) -> Result<u32, StoreError> {
+        let corrupt = |offset, what: String| StoreError::Corrupt { path: file.path().to_path_buf(), offset, what };
+        let f = reader
+            .frame(offset, self.inner.config.batch_bytes)
+            .await?
+            .map_err(|e| corrupt(offset, format!("compaction found {e:?} inside the synced part of the segment")))?;
+        report.records += 1;
+        let header = f.header;
+        let kind = header.kind;
+        let (bucket, k) = split_key_field(f.key).ok_or_else(|| corrupt(offset, "bad key field".into()))?;
+        let expect = match kind {
+            Kind::Put | Kind::Manifest => {
+                let at = Location { segment: id, frame_len: header.frame_len, offset, lsn: header.lsn, data_len: header.data_len, chunked: false };
+                let loc = location_of(kind, aux_data(kind, f.data), at);
+                (self.inner.index.borrow().get(bucket, k) == Some(loc)).then_some(Expect::At(loc))
+            }
+            Kind::Delete if id != oldest => self.inner.index.borrow().get(bucket, k).is_none().then_some(Expect::Absent),
+            Kind::DropChunks if id != oldest => Some(Expect::ChunksDead),
+            _ => None,
+        };
+        if let Some(expect) = expect {
+            let (bucket, k, meta, data) = (bucket.to_vec(), k.to_vec(), f.meta.to_vec(), f.data.to_vec());
+            let store = self.clone();
+            pass.in_flight.push_back(crate::spawn(async move {
+                let record = Rec { kind, bucket: &bucket, key: &k, meta: &meta, data: &data, expect: Some(expect), raft: None };
+                store.append("relocate", &[record]).await
+            }));
+            report.relocated += 1;
+            report.bytes_relocated += header.frame_len as u64;
+            if pass.in_flight.len() >= COMPACTION_IN_FLIGHT_MAX {
+                pass.in_flight.pop_front().expect("non-empty").await?;
+            }
+        }
+        Ok(header.frame_len)
     }
 
     /// Re-reads every synced frame of every segment, verifying checksums, at most
@@ -1513,3 +1613,27 @@ impl<E: Env> ChunkWriter<E> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_spans_join_near_frames_up_to_the_read_size() {
+        let k = 4096u64;
+        let frames = [(0, 4096), (k, 8192), (3 * k, 4096), (3 * k + COMPACTION_READ_GAP_BYTES_MAX + k, 4096), (100 * k, 4096)];
+        let spans = read_spans(&frames, 1 << 20);
+        // The fourth frame starts exactly the largest gap past the third's end: still joined.
+        assert_eq!(spans.len(), 2);
+        assert_eq!(spans[0].offset, 0);
+        assert_eq!(spans[0].frames, vec![0, k, 3 * k, 3 * k + COMPACTION_READ_GAP_BYTES_MAX + k]);
+        assert_eq!(spans[0].len as u64, 3 * k + COMPACTION_READ_GAP_BYTES_MAX + 2 * k);
+        assert_eq!(spans[1], ReadSpan { offset: 100 * k, len: 4096, frames: vec![100 * k] });
+        // A read never passes read_max: a small one splits what the gap rule would join.
+        let small = read_spans(&frames, 8192);
+        assert_eq!(small.iter().map(|s| s.frames.len()).collect::<Vec<_>>(), vec![1, 1, 1, 1, 1]);
+        assert!(small.iter().all(|s| s.len <= 8192));
+        assert!(read_spans(&[], 8192).is_empty());
+    }
+}
+

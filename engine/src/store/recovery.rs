@@ -87,6 +87,27 @@ impl<'a, F: File> Reader<'a, F> {
         self.buf.take()
     }
 
+    /// Reads `[offset, offset + len)` (sector-aligned, at most the buffer's capacity) and no more,
+    /// so that the frames inside it can then be taken without reading again.
+    pub(super) async fn load(&mut self, offset: u64, len: usize) -> Result<(), StoreError> {
+        let buf = self.buf.take().expect("reader buffer");
+        assert!(len <= buf.capacity() && len % SECTOR_SIZE == 0 && offset % SECTOR_SIZE as u64 == 0);
+        let (res, mut buf) = self.file.read_at(buf, offset, len).await;
+        let n = match res {
+            Ok(n) => n,
+            Err(e) => {
+                self.buf = Some(buf);
+                return Err(e.into());
+            }
+        };
+        buf.set_len(len);
+        buf.as_mut_capacity()[n..len].fill(0);
+        self.buf = Some(buf);
+        self.chunk_start = offset;
+        self.chunk_len = len;
+        Ok(())
+    }
+
     /// The bytes `[offset, offset + len)`; `len` is at most the buffer's capacity.
     pub(super) async fn bytes(&mut self, offset: u64, len: usize) -> Result<&[u8], StoreError> {
         let inside = offset >= self.chunk_start && offset + len as u64 <= self.chunk_start + self.chunk_len as u64;
