@@ -183,7 +183,7 @@ pub fn bench_store(args: StoreArgs) -> Result<(), String> {
     );
     if plan.runs(&[COMPACT_NAME]) {
         println!(
-            "# {COMPACT_NAME}: one core, {} objects of 4 KiB then a random half overwritten, segments {} MiB, batch {} MiB; {COMPACT_WRITERS} writers overwrite random objects without, then with, spawn_compactor({COMPACTOR_MAX_LIVE_RATIO}, {} MiB/s) (alternating rounds on one store)",
+            "# {COMPACT_NAME}: one core, {} objects of 4 KiB then a random half overwritten, segments {} MiB, batch {} MiB; {COMPACT_WRITERS} writers overwrite random objects without, then with, spawn_compactor(max live {COMPACTOR_MAX_LIVE_RATIO}, floor {} MiB/s, relocations {COMPACTOR_RELOCATE_SHARE} of the foreground's bytes, x{COMPACTOR_CATCH_UP} past space amplification {COMPACTOR_SPACE_AMP_MAX}) (alternating rounds on one store)",
             plan.compact_objects,
             COMPACT_SEGMENT_BYTES >> 20,
             COMPACT_BATCH_BYTES >> 20,
@@ -778,8 +778,10 @@ const COMPACT_WRITERS: usize = 16;
 /// Small segments, so that a run of a few seconds compacts many of them.
 const COMPACT_SEGMENT_BYTES: u64 = 8 << 20;
 const COMPACT_BATCH_BYTES: usize = 1 << 20;
-/// The compactor's read rate (segment bytes scanned a second); it rewrites only the live part.
-const COMPACTOR_BYTES_PER_S: u64 = 64 << 20;
+/// The compactor's floor rate (segment bytes read, and bytes relocated, a second).
+const COMPACTOR_BYTES_PER_S: u64 = 16 << 20;
+/// Relocations write at most this share of the foreground's write rate (catch-up doubles it).
+const COMPACTOR_RELOCATE_SHARE: f64 = 0.25;
 /// The compactor takes the oldest segment once at most this much of it is live.
 const COMPACTOR_MAX_LIVE_RATIO: f64 = 0.5;
 const COMPACTOR_IDLE: Duration = Duration::from_millis(1);
@@ -877,6 +879,7 @@ fn compact_round(plan: &Plan, dir: &Path, round: usize, compacting: bool) -> Res
             let compactor = compacting.then(|| store.spawn_compactor(CompactionPolicy {
                     max_live_ratio: COMPACTOR_MAX_LIVE_RATIO,
                     bytes_per_s: COMPACTOR_BYTES_PER_S,
+                    relocate_share: COMPACTOR_RELOCATE_SHARE,
                     space_amp_max: COMPACTOR_SPACE_AMP_MAX,
                     catch_up: COMPACTOR_CATCH_UP,
                     idle: COMPACTOR_IDLE,

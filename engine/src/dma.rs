@@ -38,16 +38,8 @@ impl Storage for DmaStorage {
     fn open(&self, path: &Path, mode: OpenMode) -> Result<DmaFile, OpenError> {
         let err = |source| OpenError { path: path.to_path_buf(), source };
         let c = cpath(path).map_err(err)?;
-        let flags = libc::O_RDWR
-            | libc::O_DIRECT
-            | libc::O_CLOEXEC
-            | match mode {
-                OpenMode::Existing => 0,
-                OpenMode::Create => libc::O_CREAT,
-                OpenMode::Truncate => libc::O_CREAT | libc::O_TRUNC,
-            };
         // SAFETY: c is a valid NUL-terminated path.
-        let fd = unsafe { libc::open(c.as_ptr(), flags, 0o644) };
+        let fd = unsafe { libc::open(c.as_ptr(), open_flags(mode), 0o644) };
         if fd < 0 {
             return Err(err(io::Error::last_os_error()));
         }
@@ -88,8 +80,67 @@ impl Storage for DmaStorage {
         std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)
     }
 
+    async fn open_async(&self, path: &Path, mode: OpenMode) -> Result<DmaFile, OpenError> {
+        let err = |source| OpenError { path: path.to_path_buf(), source };
+        let fd = self.open_at(path, open_flags(mode)).await.map_err(err)?;
+        let slot = self.ring.register_file(fd.as_raw_fd()).map_err(err)?;
+        Ok(DmaFile { ring: self.ring.clone(), fd, slot, path: path.to_path_buf() })
+    }
+
+    async fn rename_async(&self, from: &Path, to: &Path) -> Result<(), OpenError> {
+        let err = |source| OpenError { path: from.to_path_buf(), source };
+        let (f, t) = (cpath(from).map_err(err)?, cpath(to).map_err(err)?);
+        let cwd = types::Fd(libc::AT_FDCWD);
+        let entry = opcode::RenameAt::new(cwd, f.as_ptr(), cwd, t.as_ptr()).build();
+        // SAFETY: the paths live in the op's hold (a CString's bytes stay put when it moves).
+        let (res, _) = unsafe { self.ring.op(entry, (f, t)) }.result().await;
+        res.map(drop).map_err(err)
+    }
+
+    async fn remove_async(&self, path: &Path) -> Result<(), OpenError> {
+        let err = |source| OpenError { path: path.to_path_buf(), source };
+        let p = cpath(path).map_err(err)?;
+        let entry = opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), p.as_ptr()).build();
+        // SAFETY: the path lives in the op's hold.
+        let (res, _) = unsafe { self.ring.op(entry, p) }.result().await;
+        res.map(drop).map_err(err)
+    }
+
+    async fn sync_dir_async(&self, dir: &Path) -> Result<(), OpenError> {
+        let err = |source| OpenError { path: dir.to_path_buf(), source };
+        let fd = self.open_at(dir, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC).await.map_err(err)?;
+        let entry = opcode::Fsync::new(types::Fd(fd.as_raw_fd())).build();
+        // SAFETY: fsync points at no memory; `fd` is held by the op until its completion.
+        let (res, _) = unsafe { self.ring.op(entry, fd) }.result().await;
+        res.map(drop).map_err(err)
+    }
+
     fn arena(&self) -> &Arena {
         &self.arena
+    }
+}
+
+/// The flags every data file is opened with, by mode.
+fn open_flags(mode: OpenMode) -> i32 {
+    libc::O_RDWR
+        | libc::O_DIRECT
+        | libc::O_CLOEXEC
+        | match mode {
+            OpenMode::Existing => 0,
+            OpenMode::Create => libc::O_CREAT,
+            OpenMode::Truncate => libc::O_CREAT | libc::O_TRUNC,
+        }
+}
+
+impl DmaStorage {
+    /// openat(2) on the ring.
+    async fn open_at(&self, path: &Path, flags: i32) -> io::Result<OwnedFd> {
+        let c = cpath(path)?;
+        let entry = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), c.as_ptr()).flags(flags).mode(0o644).build();
+        // SAFETY: the path lives in the op's hold.
+        let (res, _) = unsafe { self.ring.op(entry, c) }.result().await;
+        // SAFETY: a successful openat returns a new fd that nothing else owns.
+        res.map(|fd| unsafe { OwnedFd::from_raw_fd(fd as i32) })
     }
 }
 
@@ -169,6 +220,13 @@ impl File for DmaFile {
             return Err(self.io_error("fallocate", 0, len as usize, io::Error::last_os_error()));
         }
         Ok(())
+    }
+
+    async fn allocate_async(&self, len: u64) -> Result<(), IoError> {
+        let entry = opcode::Fallocate::new(types::Fixed(self.slot), len).offset(0).mode(0).build();
+        // SAFETY: fallocate points at no memory; the file slot lives as long as `self`.
+        let (res, ()) = unsafe { self.ring.op(entry, ()) }.result().await;
+        res.map(drop).map_err(|e| self.io_error("fallocate", 0, len as usize, e))
     }
 
     fn size(&self) -> Result<u64, IoError> {

@@ -38,6 +38,10 @@ pub trait File {
     fn sync_data(&self) -> impl Future<Output = Result<(), IoError>>;
     /// Reserves space so later writes in range do not fail with ENOSPC (fallocate).
     fn allocate(&self, len: u64) -> Result<(), IoError>;
+    /// `allocate`, without blocking the core.
+    fn allocate_async(&self, len: u64) -> impl Future<Output = Result<(), IoError>> {
+        std::future::ready(self.allocate(len))
+    }
     /// Current size in bytes.
     fn size(&self) -> Result<u64, IoError>;
     fn path(&self) -> &Path;
@@ -64,6 +68,24 @@ pub trait Storage {
     fn create_dir(&self, dir: &Path) -> Result<(), OpenError>;
     /// Makes the creation and removal of files in `dir` durable (fsync of the directory).
     fn sync_dir(&self, dir: &Path) -> Result<(), OpenError>;
+    /// `open` without blocking the core: on a real ring the kernel opens (and for `Truncate`
+    /// creates) the file on its own threads. A filesystem's metadata work waits on its journal,
+    /// which a core serving requests must not.
+    fn open_async(&self, path: &Path, mode: OpenMode) -> impl Future<Output = Result<Self::File, OpenError>> {
+        std::future::ready(self.open(path, mode))
+    }
+    /// `rename`, without blocking the core.
+    fn rename_async(&self, from: &Path, to: &Path) -> impl Future<Output = Result<(), OpenError>> {
+        std::future::ready(self.rename(from, to))
+    }
+    /// `remove`, without blocking the core.
+    fn remove_async(&self, path: &Path) -> impl Future<Output = Result<(), OpenError>> {
+        std::future::ready(self.remove(path))
+    }
+    /// `sync_dir`, without blocking the core.
+    fn sync_dir_async(&self, dir: &Path) -> impl Future<Output = Result<(), OpenError>> {
+        std::future::ready(self.sync_dir(dir))
+    }
     fn arena(&self) -> &Arena;
     fn alloc(&self, len: usize) -> Result<FixedBuf, ArenaExhausted> {
         self.arena().alloc(len)

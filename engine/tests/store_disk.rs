@@ -103,15 +103,35 @@ fn torn_tail_is_cut_and_nothing_acknowledged_is_lost() {
     let f = std::fs::OpenOptions::new().read(true).write(true).open(segment(&d)).expect("segment");
     let mut sector = vec![0u8; SECTOR_SIZE];
     f.read_exact_at(&mut sector, 0).expect("read");
-    sector[100] ^= 0xFF;
+    // Inside the frame's key (the checksum covers the header and the payload, not the padding).
+    sector[engine::store::record::HEADER_BYTES + 1] ^= 0xFF;
     f.write_all_at(&sector, tail).expect("write torn frame");
     f.sync_all().expect("sync");
     let report = reopen_and_check(&d, 50).expect("reopen");
-    assert_eq!(report.cut_at, Some((1, tail)), "cut exactly at the end of the last complete batch");
+    assert_eq!(report.cut_at, Some((1, tail)), "cut exactly at the end of the last complete batch: {report:?}");
     assert_eq!(report.records, 50);
     // The store appends after the cut and still reads everything.
     write(&d, 60, false);
     reopen_and_check(&d, 60).expect("reopen after appending past the cut");
+}
+
+/// A segment file reused from the free pool still holds its earlier life's frames past the
+/// log's end. Valid frames of batches below the log's end are that, not a torn tail: start-up
+/// neither cuts there nor loses anything, and the log goes on after them.
+#[test]
+fn frames_of_an_earlier_life_past_the_tail_end_the_log_cleanly() {
+    let d = dir("earlier-life");
+    let tail = write(&d, 50, false);
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(segment(&d)).expect("segment");
+    let mut frames = vec![0u8; 4 * SECTOR_SIZE];
+    f.read_exact_at(&mut frames, 0).expect("read");
+    f.write_all_at(&frames, tail).expect("write stale copies");
+    f.sync_all().expect("sync");
+    let report = reopen_and_check(&d, 50).expect("reopen");
+    assert_eq!((report.cut_at, report.records), (None, 50), "{report:?}");
+    write(&d, 60, false);
+    let report = reopen_and_check(&d, 60).expect("reopen after appending over them");
+    assert_eq!(report.cut_at, None, "{report:?}");
 }
 
 #[test]

@@ -221,6 +221,7 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
             let _compactor = store.spawn_compactor(CompactionPolicy {
                 max_live_ratio: 0.9,
                 bytes_per_s: 50 << 20,
+                relocate_share: 0.5,
                 space_amp_max: 1.5,
                 catch_up: 2.0,
                 idle: Duration::from_micros(300),

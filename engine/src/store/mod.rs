@@ -19,7 +19,7 @@ mod recovery;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
@@ -225,23 +225,74 @@ pub const COMPACTION_IN_FLIGHT_MAX: usize = 32;
 const COMPACTION_INDEX_STEP_KEYS: usize = 4096;
 
 /// Live frames further apart than this are read separately, not in one read with the gap.
-const COMPACTION_READ_GAP_BYTES_MAX: u64 = 64 << 10;
+const COMPACTION_READ_GAP_BYTES_MAX: u64 = 32 << 10;
 
-/// One compaction pass's relocations in flight and read pacing.
+/// A targeted compaction reads at most this much at once (a frame larger than this is read
+/// whole): a long read delays the foreground's writes and syncs queued behind it on the disk.
+const COMPACTION_READ_BYTES_MAX: usize = 128 << 10;
+
+/// The foreground's write rate is measured over at least this long.
+const COMPACTION_RATE_WINDOW: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How fast one compaction pass may go, in bytes a second of each kind of work.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    /// Segment bytes read (a targeted pass reads little more than it relocates).
+    pub read_bytes_per_s: u64,
+    /// Frames appended to the tail: the writes that share batches with foreground puts, and so
+    /// the throttle that keeps foreground latency.
+    pub relocate_bytes_per_s: u64,
+}
+
+impl Pace {
+    /// Both kinds at `bytes_per_s`.
+    pub fn uniform(bytes_per_s: u64) -> Pace {
+        Pace { read_bytes_per_s: bytes_per_s, relocate_bytes_per_s: bytes_per_s }
+    }
+}
+
+/// One compaction pass's relocations in flight and pacing.
 struct Pass {
     in_flight: VecDeque<crate::JoinHandle<Result<u64, StoreError>>>,
     start: crate::time::Instant,
     read_bytes: u64,
-    bytes_per_s: u64,
+    relocated_bytes: u64,
+    pace: Pace,
 }
 
 impl Pass {
-    /// Throttle: never read faster than `bytes_per_s` since the pass began.
+    /// Throttle: never read or relocate faster than the pace since the pass began.
     async fn pace(&self) {
-        let due = self.start.saturating_add(std::time::Duration::from_secs_f64(self.read_bytes as f64 / self.bytes_per_s.max(1) as f64));
+        let secs = |bytes: u64, per_s: u64| bytes as f64 / per_s.max(1) as f64;
+        let s = secs(self.read_bytes, self.pace.read_bytes_per_s).max(secs(self.relocated_bytes, self.pace.relocate_bytes_per_s));
+        let due = self.start.saturating_add(std::time::Duration::from_secs_f64(s));
         if crate::time::now() < due {
             crate::sleep_until(due).await;
         }
+    }
+}
+
+/// The foreground's write rate (log growth less compaction's own relocations), over windows of
+/// at least `COMPACTION_RATE_WINDOW`.
+struct RateMeter {
+    since: crate::time::Instant,
+    bytes_then: u64,
+    bytes_per_s: f64,
+}
+
+impl RateMeter {
+    fn new(bytes: u64) -> RateMeter {
+        RateMeter { since: crate::time::now(), bytes_then: bytes, bytes_per_s: 0.0 }
+    }
+
+    fn update(&mut self, bytes: u64) -> f64 {
+        let now = crate::time::now();
+        let elapsed = now.saturating_duration_since(self.since);
+        if elapsed >= COMPACTION_RATE_WINDOW {
+            self.bytes_per_s = bytes.saturating_sub(self.bytes_then) as f64 / elapsed.as_secs_f64();
+            (self.since, self.bytes_then) = (now, bytes);
+        }
+        self.bytes_per_s
     }
 }
 
@@ -273,6 +324,9 @@ fn read_spans(frames: &[(u64, u32)], read_max: usize) -> Vec<ReadSpan> {
     spans
 }
 
+/// Compacted segment files kept for reuse; more are removed.
+pub const SEGMENTS_FREE_MAX: usize = 4;
+
 /// Compaction never takes a segment that would cost more than this share of it to copy: it
 /// would free too little to be worth the writes.
 pub const COMPACTION_LIVE_RATIO_MAX: f64 = 0.9;
@@ -282,12 +336,16 @@ pub const COMPACTION_LIVE_RATIO_MAX: f64 = 0.9;
 pub struct CompactionPolicy {
     /// Compact a segment once copying it forward writes at most this share of a segment.
     pub max_live_ratio: f64,
-    /// Read rate of a pass while the log stays within `space_amp_max` of the live data.
+    /// A pass reads, and relocates, at most this fast while the store keeps up (and at least
+    /// this fast however busy the foreground is).
     pub bytes_per_s: u64,
+    /// Relocations write at most this share of the foreground's write rate (when that is more
+    /// than `bytes_per_s`): relocated frames share batches with puts, so this bounds what
+    /// compaction adds to put latency. Space amplification is what gives when writes outrun it.
+    pub relocate_share: f64,
     /// Past this ratio of log bytes to live bytes, the compactor is behind: it takes the
     /// cheapest segment up to `COMPACTION_LIVE_RATIO_MAX` live, and reads at `catch_up` times
-    /// the log's growth over its last pass (at least `bytes_per_s`), so it frees space about as
-    /// fast as writes take it.
+    /// the foreground's write rate, and relocates at `catch_up` times its share of it.
     pub space_amp_max: f64,
     pub catch_up: f64,
     /// How long to wait when there is nothing to compact.
@@ -299,6 +357,7 @@ impl Default for CompactionPolicy {
         CompactionPolicy {
             max_live_ratio: 0.5,
             bytes_per_s: 64 << 20,
+            relocate_share: 0.25,
             space_amp_max: 2.0,
             catch_up: 2.0,
             idle: std::time::Duration::from_secs(1),
@@ -337,7 +396,7 @@ pub struct ScrubFinding {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Space {
     pub segments: usize,
-    /// Every segment at its full (preallocated) size.
+    /// Every segment at its full (preallocated) size, and the free ones kept for reuse.
     pub disk_bytes: u64,
     /// The full segments, and the tail up to its end: what the log holds.
     pub log_bytes: u64,
@@ -499,6 +558,13 @@ struct Inner<E: Env> {
     tail: Cell<Tail>,
     /// Where the batches of each full (non-tail) segment end.
     segment_ends: RefCell<BTreeMap<u32, u64>>,
+    /// Compacted segment files kept for reuse by the next rolls (`recycle`), and the number the
+    /// next one is named by.
+    free_segments: RefCell<Vec<PathBuf>>,
+    next_free_name: Cell<u64>,
+    /// The next segment's file, being made ready off the write path once the tail is half
+    /// full: (its id, the task opening it), taken by the roll.
+    next_segment: RefCell<Option<(u32, crate::JoinHandle<Result<Rc<<E::Storage as Storage>::File>, StoreError>>)>>,
     /// Bytes of tombstones and chunk drops per segment (`may_carry`), for choosing what to
     /// compact; segments missing here hold none. Unknown for the segments in `carry_unknown`
     /// (covered by the checkpoint start-up began from).
@@ -527,6 +593,9 @@ pub struct StoreStats {
     pub records: u64,
     pub syncs: u64,
     pub bytes_written: u64,
+    /// Of `bytes_written`, what compaction copied forward (relocations voided at commit
+    /// included: they are throttled when sent).
+    pub bytes_relocated: u64,
     pub compactions: u64,
     pub relocations_voided: u64,
 }
@@ -568,7 +637,13 @@ impl<E: Env + Clone> Store<E> {
             pins: Rc::new(RefCell::new(Pins::default())),
             files: RefCell::new(recovered.files),
             tail: Cell::new(Tail { segment: recovered.tail.0, offset: recovered.tail.1, next_lsn: recovered.tail.2 }),
-            segment_ends: RefCell::new(recovered.ends),
+            segment_ends: RefCell::new({
+                assert!(recovered.ends.keys().all(|&id| id < recovered.tail.0), "an end recorded for the tail segment or past it");
+                recovered.ends
+            }),
+            next_free_name: Cell::new(recovered.free.iter().filter_map(|p| recovery::free_name(p)).max().map_or(0, |n| n + 1)),
+            free_segments: RefCell::new(recovered.free),
+            next_segment: RefCell::new(None),
             carry_bytes: RefCell::new(recovered.carry_bytes),
             carry_unknown: RefCell::new(recovered.carry_unknown),
             filling: RefCell::new(Some(Batch::new(a))),
@@ -876,6 +951,17 @@ impl<E: Env> Store<E> {
         if let Some(w) = writer {
             w.await;
         }
+        // A next segment made ready but not rolled into goes back to the free pool, so that a
+        // clean start-up finds the log ending in its tail (recovery copes if it does not).
+        let next = self.inner.next_segment.borrow_mut().take();
+        if let Some((_, opening)) = next
+            && let Ok(file) = opening.await
+        {
+            let path = file.path().to_path_buf();
+            drop(file);
+            self.retire(&path).await?;
+            self.inner.env.storage().sync_dir_async(&self.inner.config.dir).await?;
+        }
         if self.inner.failed.borrow().is_some() {
             return Ok(()); // recovery must rescan what the failed batch may have left
         }
@@ -972,10 +1058,11 @@ impl<E: Env> Store<E> {
     /// disk / live).
     pub fn space(&self) -> Space {
         let segments = self.inner.files.borrow().len();
+        let free = self.inner.free_segments.borrow().len() + self.inner.next_segment.borrow().is_some() as usize;
         let segment_bytes = self.inner.config.segment_bytes;
         Space {
             segments,
-            disk_bytes: segments as u64 * segment_bytes,
+            disk_bytes: (segments + free) as u64 * segment_bytes,
             log_bytes: (segments as u64).saturating_sub(1) * segment_bytes + self.inner.tail.get().offset,
             live_bytes: self.inner.index.borrow().live_bytes_total(),
         }
@@ -1036,6 +1123,11 @@ impl<E: Env> Store<E> {
     /// nothing live and nothing to carry is deleted without being read. On any error the
     /// segment stays.
     pub async fn compact_segment(&self, id: u32, bytes_per_s: u64) -> Result<Option<CompactReport>, StoreError> {
+        self.compact_segment_paced(id, Pace::uniform(bytes_per_s)).await
+    }
+
+    /// `compact_segment` with reads and relocations each paced by `pace`.
+    pub async fn compact_segment_paced(&self, id: u32, pace: Pace) -> Result<Option<CompactReport>, StoreError> {
         let Some(oldest) = self.inner.files.borrow().keys().next().copied() else { return Ok(None) };
         let Some(end) = self.inner.segment_ends.borrow().get(&id).copied() else { return Ok(None) };
         if id == self.inner.tail.get().segment || self.inner.raft.borrow().holds_segment(id) {
@@ -1046,7 +1138,7 @@ impl<E: Env> Store<E> {
         let carries_nothing = id == oldest
             || (!self.inner.carry_unknown.borrow().contains(&id) && !self.inner.carry_bytes.borrow().contains_key(&id));
         if self.inner.index.borrow().live_bytes(id) > 0 || !carries_nothing {
-            self.copy_forward(id, oldest, end, &file, bytes_per_s, carries_nothing, &mut report).await?;
+            self.copy_forward(id, oldest, end, &file, pace, carries_nothing, &mut report).await?;
         }
         if self.inner.index.borrow().live_bytes(id) > 0 {
             // Only chunks a reader still pins may remain: their object was replaced or deleted
@@ -1065,13 +1157,20 @@ impl<E: Env> Store<E> {
         self.inner.carry_bytes.borrow_mut().remove(&id);
         self.inner.carry_unknown.borrow_mut().remove(&id);
         self.inner.raft.borrow_mut().forget_segment(id);
-        self.inner.env.storage().remove(file.path())?;
-        self.inner.env.storage().sync_dir(&self.inner.config.dir)?;
+        self.retire(file.path()).await?;
         report.bytes_reclaimed = self.inner.config.segment_bytes;
         let mut stats = self.inner.stats.get();
         stats.compactions += 1;
         self.inner.stats.set(stats);
         Ok(Some(report))
+    }
+
+    /// Takes a compacted segment's file out of the log: renamed into the pool the next rolls
+    /// reuse, or removed once the pool is full. Reuse spares the filesystem the work of freeing
+    /// the file's blocks and allocating new ones, which on ext4 (freeing extents, discards at
+    /// journal commit) delays the foreground's fdatasyncs: measured in kernel-notes.md.
+    async fn retire(&self, path: &Path) -> Result<(), StoreError> {
+        retire(&self.inner, path).await
     }
 
     /// `compact_segment`'s pass over segment `id` up to `end`. When only live objects need
@@ -1086,21 +1185,21 @@ impl<E: Env> Store<E> {
         oldest: u32,
         end: u64,
         file: &Rc<<E::Storage as Storage>::File>,
-        bytes_per_s: u64,
+        pace: Pace,
         targeted: bool,
         report: &mut CompactReport,
     ) -> Result<(), StoreError> {
         let buf = self.buffer(self.inner.config.batch_bytes).await?;
         let mut reader = recovery::Reader::new(&**file, buf);
-        let mut pass = Pass { in_flight: VecDeque::new(), start: crate::time::now(), read_bytes: 0, bytes_per_s };
+        let mut pass = Pass { in_flight: VecDeque::new(), start: crate::time::now(), read_bytes: 0, relocated_bytes: 0, pace };
         if targeted {
-            for span in read_spans(&self.live_frames(id).await, self.inner.config.batch_bytes) {
+            for span in read_spans(&self.live_frames(id).await, COMPACTION_READ_BYTES_MAX.min(self.inner.config.batch_bytes)) {
                 reader.load(span.offset, span.len).await?;
+                pass.read_bytes += span.len as u64;
                 for &offset in &span.frames {
                     self.copy_frame(&mut reader, id, oldest, offset, file, &mut pass, report).await?;
+                    pass.pace().await;
                 }
-                pass.read_bytes += span.len as u64;
-                pass.pace().await;
             }
         } else {
             let mut offset = 0u64;
@@ -1176,6 +1275,10 @@ impl<E: Env> Store<E> {
             }));
             report.relocated += 1;
             report.bytes_relocated += header.frame_len as u64;
+            pass.relocated_bytes += header.frame_len as u64;
+            let mut stats = self.inner.stats.get();
+            stats.bytes_relocated += header.frame_len as u64;
+            self.inner.stats.set(stats);
             if pass.in_flight.len() >= COMPACTION_IN_FLIGHT_MAX {
                 pass.in_flight.pop_front().expect("non-empty").await?;
             }
@@ -1270,25 +1373,26 @@ impl<E: Env> Store<E> {
         let store = self.clone();
         crate::spawn(async move {
             let mut done: Vec<CompactReport> = Vec::new();
-            // The log's growth from writes other than compaction's, over the last pass.
-            let mut growth_bytes_per_s = 0.0;
+            let foreground = |s: StoreStats| s.bytes_written.saturating_sub(s.bytes_relocated);
+            let mut meter = RateMeter::new(foreground(store.stats()));
             while !store.inner.closing.get() && store.inner.failed.borrow().is_none() {
-                let (start, written) = (crate::time::now(), store.stats().bytes_written);
+                let foreground_bytes_per_s = meter.update(foreground(store.stats()));
                 let behind = store.space().amplification() > policy.space_amp_max;
                 let max_live_ratio = if behind { COMPACTION_LIVE_RATIO_MAX } else { policy.max_live_ratio };
                 let Some(id) = store.compaction_candidate(max_live_ratio) else {
                     crate::sleep(policy.idle).await;
                     continue;
                 };
-                let rate = if behind { (policy.catch_up * growth_bytes_per_s) as u64 } else { 0 }.max(policy.bytes_per_s);
-                match store.compact_segment(id, rate).await {
+                let boost = if behind { policy.catch_up } else { 1.0 };
+                let pace = Pace {
+                    read_bytes_per_s: if behind { (boost * foreground_bytes_per_s) as u64 } else { 0 }.max(policy.bytes_per_s),
+                    relocate_bytes_per_s: ((boost * policy.relocate_share * foreground_bytes_per_s) as u64).max(policy.bytes_per_s),
+                };
+                match store.compact_segment_paced(id, pace).await {
                     Ok(Some(r)) => done.push(r),
                     // Not removable now (chunks a reader pins): wait before trying again.
                     Ok(None) | Err(_) => crate::sleep(policy.idle).await,
                 }
-                let copied = done.last().filter(|r| r.segment == id).map_or(0, |r| r.bytes_relocated);
-                let elapsed_s = crate::time::now().saturating_duration_since(start).as_secs_f64().max(1e-6);
-                growth_bytes_per_s = (store.stats().bytes_written - written).saturating_sub(copied) as f64 / elapsed_s;
             }
             done
         })
@@ -1362,14 +1466,60 @@ async fn writer<E: Env>(inner: Rc<Inner<E>>) {
             None => commit(&inner, &mut batch).await,
         };
         finish(&inner, batch, result);
+        let tail = inner.tail.get();
+        if tail.offset >= inner.config.segment_bytes / 2 && inner.next_segment.borrow().is_none() {
+            let (inner2, id) = (inner.clone(), tail.segment + 1);
+            let opening = crate::spawn(async move { prepare_segment(&inner2, id).await });
+            *inner.next_segment.borrow_mut() = Some((id, opening));
+        }
     }
+}
+
+/// Makes segment `id`'s file ready to write: a free one reused (renamed) or a new one, its
+/// space reserved and its name durable. Every step runs on the ring, so the filesystem's
+/// journal waits never stall this core.
+async fn prepare_segment<E: Env>(inner: &Inner<E>, id: u32) -> Result<Rc<<E::Storage as Storage>::File>, StoreError> {
+    let (storage, dir) = (inner.env.storage(), &inner.config.dir);
+    let path = recovery::segment_path(dir, id);
+    // A reused file still holds its earlier life's frames: start-up tells them from this one's
+    // by their lsns, which are all below any this one writes (recovery.rs).
+    let reused = inner.free_segments.borrow_mut().pop();
+    let file = match reused {
+        Some(free) => {
+            storage.rename_async(&free, &path).await?;
+            storage.open_async(&path, OpenMode::Existing).await?
+        }
+        None => storage.open_async(&path, OpenMode::Truncate).await?,
+    };
+    file.allocate_async(inner.config.segment_bytes).await?;
+    storage.sync_dir_async(dir).await?;
+    Ok(Rc::new(file))
+}
+
+/// Takes a segment's file out of the log (see `Store::retire`).
+async fn retire<E: Env>(inner: &Inner<E>, path: &Path) -> Result<(), StoreError> {
+    let (storage, dir) = (inner.env.storage(), &inner.config.dir);
+    if inner.free_segments.borrow().len() < SEGMENTS_FREE_MAX {
+        let name = inner.next_free_name.get();
+        inner.next_free_name.set(name + 1);
+        let to = recovery::free_path(dir, name);
+        storage.rename_async(path, &to).await?;
+        inner.free_segments.borrow_mut().push(to);
+        // Not synced here: if the rename is lost in a crash, the segment comes back whole, as
+        // if never compacted, and everything in it is older than what replaced it. The
+        // preparation that reuses the file syncs the directory before anything is written to it.
+    } else {
+        storage.remove_async(path).await?;
+        storage.sync_dir_async(dir).await?;
+    }
+    Ok(())
 }
 
 /// Seals, writes and syncs one batch at the log's tail, rolling to a new segment if needed.
 async fn commit<E: Env>(inner: &Inner<E>, batch: &mut Batch) -> Result<Tail, (Option<i32>, String, bool)> {
     let mut tail = inner.tail.get();
     if tail.offset + batch.used as u64 > inner.config.segment_bytes {
-        tail = roll(inner, tail).map_err(|e| (e.errno(), e.to_string(), false))?;
+        tail = roll(inner, tail).await.map_err(|e| (e.errno(), e.to_string(), false))?;
     }
     decide_relocations(inner, batch);
     raft::assert_entry_order(&inner.raft.borrow(), batch.entries.iter().filter_map(|p| Some((p.kind, p.raft?))));
@@ -1467,13 +1617,17 @@ fn dropped_ids(bytes: &[u8], p: &Pending) -> Vec<u64> {
 }
 
 /// Starts the next segment file: created, space reserved, directory entry made durable.
-fn roll<E: Env>(inner: &Inner<E>, tail: Tail) -> Result<Tail, StoreError> {
+async fn roll<E: Env>(inner: &Inner<E>, tail: Tail) -> Result<Tail, StoreError> {
     let segment = tail.segment + 1;
-    let path = recovery::segment_path(&inner.config.dir, segment);
-    let file = inner.env.storage().open(&path, OpenMode::Truncate)?;
-    file.allocate(inner.config.segment_bytes)?;
-    inner.env.storage().sync_dir(&inner.config.dir)?;
-    inner.files.borrow_mut().insert(segment, Rc::new(file));
+    let next = inner.next_segment.borrow_mut().take();
+    let file = match next {
+        Some((id, opening)) => {
+            assert_eq!(id, segment, "the next segment was prepared for the tail's successor");
+            opening.await?
+        }
+        None => prepare_segment(inner, segment).await?,
+    };
+    inner.files.borrow_mut().insert(segment, file);
     inner.segment_ends.borrow_mut().insert(tail.segment, tail.offset);
     let t = Tail { segment, offset: 0, next_lsn: tail.next_lsn };
     inner.tail.set(t);

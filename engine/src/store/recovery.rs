@@ -54,11 +54,27 @@ pub(super) struct Recovered<F> {
     pub carry_unknown: BTreeSet<u32>,
     /// Above every chunk id the replayed log or the checkpoint names.
     pub next_chunk_id: u64,
+    /// Compacted segment files kept for reuse (`free-*.log`).
+    pub free: Vec<PathBuf>,
     pub report: RecoveryReport,
 }
 
 pub(super) fn segment_path(dir: &Path, id: u32) -> PathBuf {
     dir.join(format!("seg-{id:08}.log"))
+}
+
+/// A compacted segment's file, kept for a later roll to reuse.
+pub(super) fn free_path(dir: &Path, name: u64) -> PathBuf {
+    dir.join(format!("free-{name:016}.log"))
+}
+
+pub(super) fn free_name(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    let digits = name.strip_prefix("free-")?.strip_suffix(".log")?;
+    if digits.len() != 16 {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 pub(super) fn segment_id(path: &Path) -> Option<u32> {
@@ -222,8 +238,10 @@ async fn first_lsn<F: File>(file: &F, config: &StoreConfig, buf: FixedBuf) -> Re
 
 pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Recovered<<E::Storage as Storage>::File>, StoreError> {
     let storage = env.storage();
-    let mut ids: Vec<u32> = storage.list(&config.dir)?.iter().filter_map(|p| segment_id(p)).collect();
+    let listed = storage.list(&config.dir)?;
+    let mut ids: Vec<u32> = listed.iter().filter_map(|p| segment_id(p)).collect();
     ids.sort_unstable();
+    let mut free: Vec<PathBuf> = listed.iter().filter(|p| free_name(p).is_some()).cloned().collect();
     let mut files = BTreeMap::new();
     if ids.is_empty() {
         let file = storage.open(&segment_path(&config.dir, 1), OpenMode::Truncate)?;
@@ -240,6 +258,7 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
             carry_bytes: BTreeMap::new(),
             carry_unknown: BTreeSet::new(),
             next_chunk_id: 1,
+            free,
             report,
         });
     }
@@ -334,7 +353,11 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         }
         while offset + SECTOR_SIZE as u64 <= size {
             let frame = reader.frame(offset, config.batch_bytes).await?;
-            clean_end = matches!(frame, Err(Invalid::NoFrame)) && scan.pending.is_empty();
+            // A file reused from the free pool still holds its earlier life's frames past the
+            // log's end: valid, but of batches that began below the committed prefix's end
+            // (lsns only grow, and a file is reused only after compaction emptied it).
+            let earlier_life = matches!(&frame, Ok(f) if f.header.batch_first_lsn < scan.committed.2);
+            clean_end = (matches!(frame, Err(Invalid::NoFrame)) || earlier_life) && scan.pending.is_empty();
             let taken = match frame {
                 Ok(f) => scan
                     .take(f.header, f.key.to_vec(), super::aux_data(f.header.kind, f.data).to_vec(), id, offset)
@@ -357,7 +380,10 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
                         rolled = true;
                         break;
                     }
-                    clean_end &= !rolled;
+                    // Rolled into, but nothing of this life at its start: a clean end only if it
+                    // is the last segment (made ready ahead of need, or rolled into just before
+                    // the crash); before another segment it is a hole in the log.
+                    clean_end &= !rolled || (offset == 0 && pos + 1 == ids.len());
                     buf = reader.buf.take();
                     stop = Some((pos, offset));
                     break 'segments;
@@ -390,17 +416,30 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
             scan.report.cut_lsn = Some(next);
         }
     }
-    // Segments past the tail's hold nothing valid (checked above): remove them so a later roll
-    // starts clean.
+    // Segments past the tail's hold nothing valid (checked above): out of the log, into the
+    // free pool (or removed once it is full), so a later roll starts clean.
     let stale: Vec<u32> = ids.iter().copied().filter(|&id| id > seg).collect();
+    let mut free_next = free.iter().filter_map(|p| free_name(p)).max().map_or(0, |n| n + 1);
     for id in &stale {
         files.remove(id);
-        storage.remove(&segment_path(&config.dir, *id))?;
+        let path = segment_path(&config.dir, *id);
+        if free.len() < super::SEGMENTS_FREE_MAX {
+            let to = free_path(&config.dir, free_next);
+            storage.rename(&path, &to)?;
+            free.push(to);
+            free_next += 1;
+        } else {
+            storage.remove(&path)?;
+        }
     }
     if !stale.is_empty() {
         storage.sync_dir(&config.dir)?;
     }
     scan.report.segments_removed = stale.len();
+    // The scan records a segment's end when it moves on to the next; if nothing there continued
+    // the log (an empty next segment, made ready ahead of need), that segment is the tail
+    // after all, and grows from here: its end is not known yet.
+    ends.retain(|&id, _| id < seg);
     scan.raft.check_replayed().map_err(|what| StoreError::Corrupt { path: config.dir.clone(), offset: 0, what })?;
     Ok(Recovered {
         index: scan.index,
@@ -411,6 +450,7 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         carry_bytes: scan.carry_bytes,
         carry_unknown,
         next_chunk_id: scan.next_chunk_id,
+        free,
         report: scan.report,
     })
 }
