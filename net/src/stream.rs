@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use engine::FixedBuf;
@@ -51,7 +52,7 @@ impl HeapBytes for Vec<u8> {
     }
 }
 
-impl HeapBytes for Rc<Vec<u8>> {
+impl HeapBytes for Arc<Vec<u8>> {
     fn bytes(&self) -> &[u8] {
         self
     }
@@ -214,9 +215,10 @@ impl TcpStream {
         self.send_range(data, 0..len).await
     }
 
-    /// Sends `data[range]` from bytes shared with others (an object cache's entry) without
-    /// copying them: the `Rc` moves into each op's hold, so they live until the kernel is done.
-    pub async fn send_shared_all(&self, data: Rc<Vec<u8>>, range: Range<usize>) -> Result<Rc<Vec<u8>>, NetError> {
+    /// Sends `data[range]` from bytes shared with others (an object cache's entry, perhaps
+    /// another core's) without copying them: the `Arc` moves into each op's hold, so they live
+    /// until the kernel is done.
+    pub async fn send_shared_all(&self, data: Arc<Vec<u8>>, range: Range<usize>) -> Result<Arc<Vec<u8>>, NetError> {
         self.send_range(data, range).await
     }
 

@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::meta::ObjectMeta;
 
@@ -18,7 +19,8 @@ pub const CACHE_OBJECT_BYTES_MAX: usize = 4 << 20;
 struct Entry {
     lsn: u64,
     meta: Rc<ObjectMeta>,
-    data: Rc<Vec<u8>>,
+    /// `Arc`: the owner core hands the bytes to the core holding the connection.
+    data: Arc<Vec<u8>>,
     referenced: bool,
 }
 
@@ -55,7 +57,7 @@ impl ObjectCache {
     }
 
     /// The cached object if it is the version the index names (`lsn`).
-    pub fn get(&mut self, bucket: &str, key: &str, lsn: u64) -> Option<(Rc<ObjectMeta>, Rc<Vec<u8>>)> {
+    pub fn get(&mut self, bucket: &str, key: &str, lsn: u64) -> Option<(Rc<ObjectMeta>, Arc<Vec<u8>>)> {
         fill_key(&mut self.scratch, bucket, key);
         match self.entries.get_mut(&self.scratch[..]) {
             Some(e) if e.lsn == lsn => {
@@ -77,7 +79,7 @@ impl ObjectCache {
     }
 
     /// Keeps an object read at `lsn`.
-    pub fn insert(&mut self, bucket: &str, key: &str, lsn: u64, meta: ObjectMeta, data: Vec<u8>) {
+    pub fn insert(&mut self, bucket: &str, key: &str, lsn: u64, meta: ObjectMeta, data: Arc<Vec<u8>>) {
         if self.max_bytes == 0 || data.len() > CACHE_OBJECT_BYTES_MAX {
             return;
         }
@@ -95,7 +97,7 @@ impl ObjectCache {
         }
         self.bytes += c;
         self.order.push_back(k.clone());
-        self.entries.insert(k, Entry { lsn, meta: Rc::new(meta), data: Rc::new(data), referenced: false });
+        self.entries.insert(k, Entry { lsn, meta: Rc::new(meta), data, referenced: false });
     }
 
     fn evict_one(&mut self) {
@@ -123,12 +125,12 @@ mod tests {
     #[test]
     fn a_newer_version_is_a_miss_and_the_budget_holds() {
         let mut c = ObjectCache::new(10_000);
-        c.insert("b", "k", 5, ObjectMeta::default(), vec![1; 100]);
+        c.insert("b", "k", 5, ObjectMeta::default(), Arc::new(vec![1; 100]));
         assert_eq!(c.get("b", "k", 5).map(|(_, d)| d.len()), Some(100));
         assert!(c.get("b", "k", 6).is_none(), "another lsn is another version");
         assert!(c.get("b", "k", 5).is_none(), "the stale entry was dropped");
         for i in 0..100 {
-            c.insert("b", &format!("k{i}"), i, ObjectMeta::default(), vec![0; 1000]);
+            c.insert("b", &format!("k{i}"), i, ObjectMeta::default(), Arc::new(vec![0; 1000]));
             assert!(c.bytes() <= 10_000);
         }
         assert!(c.get("b", "k99", 99).is_some(), "the newest entry stays");
@@ -139,10 +141,10 @@ mod tests {
     fn referenced_entries_get_a_second_chance() {
         let mut c = ObjectCache::new(3 * (1000 + 4 + 256));
         for i in 0..3 {
-            c.insert("b", &format!("k{i}"), i, ObjectMeta::default(), vec![0; 1000]);
+            c.insert("b", &format!("k{i}"), i, ObjectMeta::default(), Arc::new(vec![0; 1000]));
         }
         assert!(c.get("b", "k0", 0).is_some());
-        c.insert("b", "k3", 3, ObjectMeta::default(), vec![0; 1000]);
+        c.insert("b", "k3", 3, ObjectMeta::default(), Arc::new(vec![0; 1000]));
         assert!(c.get("b", "k0", 0).is_some(), "k0 was referenced: k1 went instead");
         assert!(c.get("b", "k1", 1).is_none());
     }

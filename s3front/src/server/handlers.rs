@@ -521,6 +521,10 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
         call(shard, owner, move |s: Rc<Shard>| objects::get_small(s, b, k)).await?
     };
     let Some((info, data)) = got else { return Err(no_such_key(&key)) };
+    if let Some(data) = data {
+        // The owner's cached bytes, shared, not copied.
+        return send_cached(conn, req, &info.meta, &data, is_head).await;
+    }
     if let Some(r) = check_preconditions(req, &info.meta)? {
         return Ok(Some(r));
     }
@@ -528,12 +532,6 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
     let head = object_response_head(req, &info.meta, info.size, start, end, partial);
     if is_head {
         send(conn, head).await?;
-        return Ok(None);
-    }
-    if let Some(data) = data {
-        let mut out = head;
-        out.extend_from_slice(&data[start as usize..end as usize]);
-        send(conn, out).await?;
         return Ok(None);
     }
     // A large object on another core: hold its chunks there, fetch them piece by piece.
@@ -601,7 +599,7 @@ async fn get_local(
     let meta = ObjectMeta::decode(object.meta()).ok_or_else(|| internal("stored metadata does not decode"))?;
     let size = object.size();
     if object.manifest().is_none() {
-        shard.cache.borrow_mut().insert(bucket, key, object.lsn, meta.clone(), object.data().to_vec());
+        shard.cache.borrow_mut().insert(bucket, key, object.lsn, meta.clone(), std::sync::Arc::new(object.data().to_vec()));
     }
     if let Some(r) = check_preconditions(req, &meta)? {
         return Ok(Some(r));
@@ -664,7 +662,7 @@ async fn get_local(
         }
     }
     if let Some(data) = keep {
-        shard.cache.borrow_mut().insert(bucket, key, lsn, meta, data);
+        shard.cache.borrow_mut().insert(bucket, key, lsn, meta, std::sync::Arc::new(data));
     }
     Ok(None)
 }
@@ -674,7 +672,7 @@ async fn send_cached(
     conn: &mut Conn,
     req: &Request,
     meta: &ObjectMeta,
-    data: &Rc<Vec<u8>>,
+    data: &std::sync::Arc<Vec<u8>>,
     is_head: bool,
 ) -> Result<Option<Response>, S3Error> {
     if let Some(r) = check_preconditions(req, meta)? {

@@ -250,12 +250,16 @@ async fn cached_reads_follow_every_replacement() {
     let server = Server::start("cached_reads");
     let client = server.client();
     create_bucket(&client, "cs-cache").await;
-    let versions = [pattern(4096, 1), pattern(2 * MIB, 2), pattern(10, 3), pattern(4096, 4)];
-    for (i, v) in versions.iter().enumerate() {
-        put(&client, "cs-cache", "k", v).await;
-        // Read twice: the second read comes from the cache.
-        for _ in 0..2 {
-            assert_same_bytes(&get(&client, "cs-cache", "k").await, v, &format!("version {i}"));
+    let versions = [pattern(4096, 1), pattern(2 * MIB, 2), pattern(10, 3), pattern(4096, 4), pattern(3 * MIB, 5)];
+    // Keys owned by either core, so that reads through the core holding the connection and
+    // through the owner's cache handed to another core are both covered.
+    for key in ["k", "k1", "k2", "k3", "k4", "k5"] {
+        for (i, v) in versions.iter().enumerate() {
+            put(&client, "cs-cache", key, v).await;
+            // Read twice: the second read comes from the cache.
+            for _ in 0..2 {
+                assert_same_bytes(&get(&client, "cs-cache", key).await, v, &format!("{key} version {i}"));
+            }
         }
     }
     // A copy onto the key and a delete replace it too.
