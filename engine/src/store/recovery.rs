@@ -128,22 +128,9 @@ impl<'a, F: File> Reader<'a, F> {
     pub(super) async fn bytes(&mut self, offset: u64, len: usize) -> Result<&[u8], StoreError> {
         let inside = offset >= self.chunk_start && offset + len as u64 <= self.chunk_start + self.chunk_len as u64;
         if !inside {
-            let buf = self.buf.take().expect("reader buffer");
-            let cap = buf.capacity();
+            let cap = self.buf.as_ref().expect("reader buffer").capacity();
             assert!(len <= cap);
-            let (res, mut buf) = self.file.read_at(buf, offset, cap).await;
-            let n = match res {
-                Ok(n) => n,
-                Err(e) => {
-                    self.buf = Some(buf);
-                    return Err(e.into());
-                }
-            };
-            buf.set_len(cap);
-            buf.as_mut_capacity()[n..].fill(0);
-            self.buf = Some(buf);
-            self.chunk_start = offset;
-            self.chunk_len = cap;
+            self.load(offset, cap).await?;
         }
         let at = (offset - self.chunk_start) as usize;
         Ok(&self.buf.as_ref().expect("reader buffer").as_slice()[at..at + len])
