@@ -69,21 +69,18 @@ pub(super) fn free_path(dir: &Path, name: u64) -> PathBuf {
 }
 
 pub(super) fn free_name(path: &Path) -> Option<u64> {
-    let name = path.file_name()?.to_str()?;
-    let digits = name.strip_prefix("free-")?.strip_suffix(".log")?;
-    if digits.len() != 16 {
-        return None;
-    }
-    digits.parse().ok()
+    numbered(path, "free-", 16)
 }
 
 pub(super) fn segment_id(path: &Path) -> Option<u32> {
+    numbered(path, "seg-", 8)
+}
+
+/// The number in a file name `{prefix}{digits}.log` with exactly `digits` decimal digits.
+fn numbered<T: std::str::FromStr>(path: &Path, prefix: &str, digits: usize) -> Option<T> {
     let name = path.file_name()?.to_str()?;
-    let digits = name.strip_prefix("seg-")?.strip_suffix(".log")?;
-    if digits.len() != 8 {
-        return None;
-    }
-    digits.parse().ok()
+    let number = name.strip_prefix(prefix)?.strip_suffix(".log")?;
+    (number.len() == digits && number.bytes().all(|b| b.is_ascii_digit())).then(|| number.parse().ok())?
 }
 
 /// Reads a segment in chunks of one batch buffer; bytes past the end of the file read as zeros.
