@@ -1,7 +1,6 @@
 //! Membership changes on the core: proposing one (leader), and following the log's latest
 //! configuration (everyone).
 
-use crate::config::APPEND_ENTRIES_MAX;
 use crate::error::ProposeError;
 use crate::membership::{ConfChange, Membership};
 use crate::node::RawNode;
@@ -77,18 +76,9 @@ impl<S: Storage> RawNode<S> {
         }
     }
 
-    /// The last configuration entry in `(lo, hi]`, scanning back in batches.
+    /// The last configuration entry in `(lo, hi]`.
     fn last_conf_entry(&self, lo: Index, hi: Index) -> Option<Entry> {
-        let mut end = hi + 1;
-        while end > lo + 1 {
-            let start = end.saturating_sub(APPEND_ENTRIES_MAX as Index).max(lo + 1);
-            let entries = self.log.entries(start, end, usize::MAX).unwrap_or_default();
-            if let Some(entry) = entries.into_iter().rev().find(|entry| entry.kind == EntryKind::ConfChange) {
-                return Some(entry);
-            }
-            end = start;
-        }
-        None
+        self.log.last_conf_entry(lo, hi)
     }
 
     fn snapshot_membership(&self) -> Membership {

@@ -70,6 +70,9 @@ pub struct DurableStorage {
     staged: Vec<Staged>,
     /// Conflicting suffixes dropped (Truncate records staged), for tests and stats.
     truncations: u64,
+    /// Every configuration entry after the snapshot, oldest first: kept whatever the cached
+    /// tail holds (`Storage::last_conf_entry`). Few: one per membership change.
+    confs: Vec<Entry>,
 }
 
 fn kind_byte(kind: EntryKind) -> u8 {
@@ -113,6 +116,9 @@ impl DurableStorage {
             // The store keeps the log contiguous after its compaction point.
             assert_eq!(*index, storage.snapshot.meta.index + n as Index + 1, "group {group}: the durable log must follow its snapshot");
             storage.terms.push(entry.term);
+            if kind_of(&[entry.kind]) == Some(EntryKind::ConfChange) {
+                storage.confs.push(read_entry(store, group, *index).await?);
+            }
         }
         let last = storage.last_index();
         let first_cached = last.saturating_sub(OPEN_CACHED_ENTRIES as Index).max(storage.snapshot.meta.index) + 1;
@@ -134,6 +140,7 @@ impl DurableStorage {
             fetched_first: 0,
             staged: Vec::new(),
             truncations: 0,
+            confs: Vec::new(),
         }
     }
 
@@ -166,10 +173,14 @@ impl DurableStorage {
                 self.cache.truncate(keep);
                 assert!(first.index > self.snapshot.meta.index, "a conflicting suffix never reaches into the snapshot");
                 self.terms.truncate((first.index - self.snapshot.meta.index - 1) as usize);
+                self.confs.retain(|e| e.index < first.index);
             }
             for entry in entries {
                 assert_eq!(entry.index, self.last_index() + 1);
                 self.terms.push(entry.term);
+                if entry.kind == EntryKind::ConfChange {
+                    self.confs.push(entry.clone());
+                }
                 self.cache.push_back(entry.clone());
                 self.staged.push(Staged::Entry(entry.clone()));
             }
@@ -191,6 +202,7 @@ impl DurableStorage {
         let meta = SnapshotMeta { index, term };
         self.terms.drain(..(index - self.snapshot.meta.index) as usize);
         self.drop_cached_through(index);
+        self.confs.retain(|e| e.index > index);
         self.staged.push(Staged::Compact { meta, membership: membership.encode(), data: data.clone() });
         self.snapshot = Snapshot { meta, membership, data };
     }
@@ -205,6 +217,7 @@ impl DurableStorage {
         self.terms.clear();
         self.cache.clear();
         self.fetched.clear();
+        self.confs.clear();
         let data = snapshot.data.clone();
         self.staged.push(Staged::Compact { meta: snapshot.meta, membership: snapshot.membership.encode(), data });
         self.snapshot = snapshot;
@@ -345,6 +358,11 @@ impl Storage for DurableStorage {
 
     fn term(&self, index: Index) -> Result<Term, StorageError> {
         crate::storage::term_after_snapshot(self.snapshot.meta, index, |i| self.terms.get(i).copied())
+    }
+
+    fn last_conf_entry(&self, lo: Index, hi: Index) -> Option<Entry> {
+        assert!(lo >= self.snapshot.meta.index && hi <= self.last_index());
+        self.confs.iter().rev().find(|e| e.index > lo && e.index <= hi).cloned()
     }
 
     fn entries(&self, lo: Index, hi: Index, out: &mut Vec<Entry>) -> Result<(), StorageError> {

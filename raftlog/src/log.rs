@@ -2,7 +2,7 @@
 //! followed by the entries not yet handed out, with the commit, apply and durability marks.
 
 use crate::storage::{SnapshotMeta, Storage, StorageError};
-use crate::types::{Entry, Index, Term};
+use crate::types::{Entry, EntryKind, Index, Term};
 
 pub struct RaftLog<S: Storage> {
     pub storage: S,
@@ -64,6 +64,25 @@ impl<S: Storage> RaftLog<S> {
             return Some(self.unstable[(index - self.unstable_offset) as usize].term);
         }
         self.storage.term(index).ok()
+    }
+
+    /// The last configuration entry in `(lo, hi]` (`lo` at or after the snapshot): among the
+    /// entries not yet handed out, else from storage, which always knows its own.
+    pub fn last_conf_entry(&self, lo: Index, hi: Index) -> Option<Entry> {
+        assert!(lo >= self.snapshot_meta().index && hi <= self.last_index());
+        if hi >= self.unstable_offset {
+            let from = lo.max(self.unstable_offset - 1) + 1;
+            let found = (from..=hi).rev().map(|i| &self.unstable[(i - self.unstable_offset) as usize]).find(|e| e.kind == EntryKind::ConfChange);
+            if let Some(entry) = found {
+                return Some(entry.clone());
+            }
+        }
+        // Storage entries at or after `unstable_offset` are a suffix the next `Ready` replaces.
+        let stable_hi = hi.min(self.unstable_offset - 1).min(self.storage.last_index());
+        if lo >= stable_hi {
+            return None;
+        }
+        self.storage.last_conf_entry(lo, stable_hi)
     }
 
     /// Where the log starts (a received snapshot counts before the driver installed it).

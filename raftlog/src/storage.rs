@@ -7,7 +7,7 @@
 //! durability separately, through `RawNode::on_persisted`.
 
 use crate::membership::Membership;
-use crate::types::{Entry, HardState, Index, Payload, Term};
+use crate::types::{Entry, EntryKind, HardState, Index, Payload, Term};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StorageError {
@@ -62,6 +62,11 @@ pub trait Storage {
     fn term(&self, index: Index) -> Result<Term, StorageError>;
     /// Appends entries `lo..hi` to `out`, for `first_index() <= lo <= hi <= last_index() + 1`.
     fn entries(&self, lo: Index, hi: Index, out: &mut Vec<Entry>) -> Result<(), StorageError>;
+    /// The last configuration entry in `(lo, hi]`, for `snapshot_meta().index <= lo` and
+    /// `hi <= last_index()`. Always answered (never `Unavailable`): the configuration in force
+    /// decides who votes, so a storage that holds only a tail of its entries in memory must keep
+    /// its configuration entries there too.
+    fn last_conf_entry(&self, lo: Index, hi: Index) -> Option<Entry>;
 }
 
 /// A log in memory: the simulator's storage view, and a model for the durable one.
@@ -146,6 +151,13 @@ impl Storage for MemStorage {
 
     fn term(&self, index: Index) -> Result<Term, StorageError> {
         term_after_snapshot(self.snapshot.meta, index, |i| self.entries.get(i).map(|e| e.term))
+    }
+
+    fn last_conf_entry(&self, lo: Index, hi: Index) -> Option<Entry> {
+        assert!(lo >= self.snapshot.meta.index && hi <= self.last_index());
+        let base = self.snapshot.meta.index + 1;
+        let live = &self.entries[(lo + 1 - base) as usize..(hi + 1 - base).max(lo + 1 - base) as usize];
+        live.iter().rev().find(|e| e.kind == EntryKind::ConfChange).cloned()
     }
 
     fn entries(&self, lo: Index, hi: Index, out: &mut Vec<Entry>) -> Result<(), StorageError> {

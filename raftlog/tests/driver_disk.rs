@@ -425,3 +425,36 @@ fn a_follower_behind_the_leaders_cached_tail_catches_up_from_the_store() {
         }
     });
 }
+
+/// After a restart the configuration in force is the last configuration entry's, also when that
+/// entry lies before the entries read back at open (the scan for it used to stop at the cached
+/// tail and fall back to the initial voters).
+#[test]
+fn membership_after_restart_comes_from_a_configuration_entry_older_than_the_cached_tail() {
+    const LATER_ENTRIES: u64 = raftlog::durable::OPEN_CACHED_ENTRIES as u64 + 100;
+    let d = dir("conf-restart");
+    let r = d.clone();
+    let before = on_core(async move |env: LinuxEnv| {
+        let bus = LocalBus::new();
+        let mut node = open_node(&env, &r, 1, &[1], 1, &bus).await;
+        while !leader_is(&node, 1) {
+            round(std::slice::from_mut(&mut node)).await;
+        }
+        let conf = node.group_mut(1).expect("group").propose_conf_change(raftlog::ConfChange::AddLearner(2)).expect("conf change");
+        for k in 0..LATER_ENTRIES {
+            node.group_mut(1).expect("group").propose(vec![format!("e{k}").into_bytes().into()]).expect("propose");
+            round(std::slice::from_mut(&mut node)).await;
+        }
+        let group = node.group(1).expect("group");
+        assert!(group.commit_index() >= conf + LATER_ENTRIES, "everything committed");
+        assert!(group.membership().is_member(2), "the learner is in the configuration");
+        group.membership().clone()
+    });
+    let r = d.clone();
+    let after = on_core(async move |env: LinuxEnv| {
+        let bus = LocalBus::new();
+        let node = open_node(&env, &r, 1, &[1], 1, &bus).await;
+        node.group(1).expect("group").membership().clone()
+    });
+    assert_eq!(after, before, "the configuration in force after the restart");
+}

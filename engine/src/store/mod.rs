@@ -115,9 +115,12 @@ fn split_key_field(field: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// The part of a record's data the index needs: a manifest's size, a `DropChunks` list.
-fn aux_data(kind: Kind, data: &[u8]) -> &[u8] {
+/// The part of a record that applying it needs besides its key: a manifest's, chunk drop's or
+/// hard state's data, a Raft entry's metadata (its first byte is kept: `RaftEntryLoc::kind`).
+fn aux_data<'a>(kind: Kind, meta: &'a [u8], data: &'a [u8]) -> &'a [u8] {
     match kind {
         Kind::Manifest | Kind::DropChunks | Kind::HardState => data,
+        Kind::RaftEntry => meta,
         _ => &[],
     }
 }
@@ -1259,7 +1262,7 @@ impl<E: Env> Store<E> {
         let expect = match kind {
             Kind::Put | Kind::Manifest => {
                 let at = Location { segment: id, frame_len: header.frame_len, offset, lsn: header.lsn, data_len: header.data_len, chunked: false };
-                let loc = location_of(kind, aux_data(kind, f.data), at);
+                let loc = location_of(kind, aux_data(kind, f.meta, f.data), at);
                 (self.inner.index.borrow().get(bucket, k) == Some(loc)).then_some(Expect::At(loc))
             }
             Kind::Delete if id != oldest => self.inner.index.borrow().get(bucket, k).is_none().then_some(Expect::Absent),
@@ -1645,8 +1648,9 @@ fn finish<E: Env>(inner: &Inner<E>, batch: Batch, result: Result<Tail, (Option<i
             for (i, p) in entries.iter().enumerate() {
                 let start = p.offset as usize + HEADER_BYTES;
                 let key_field = &bytes[start..start + p.key_len as usize];
-                let data_start = start + p.key_len as usize + p.meta_len as usize;
-                let aux = aux_data(p.kind, &bytes[data_start..data_start + p.data_len as usize]);
+                let meta_start = start + p.key_len as usize;
+                let data_start = meta_start + p.meta_len as usize;
+                let aux = aux_data(p.kind, &bytes[meta_start..data_start], &bytes[data_start..data_start + p.data_len as usize]);
                 let frame_len = record::frame_len(p.key_len as usize + p.meta_len as usize + p.data_len as usize) as u32;
                 let lsn = at.next_lsn + i as u64;
                 let loc = Location {

@@ -60,11 +60,14 @@ pub(super) struct RaftTag {
     pub index: u64,
 }
 
-/// A live entry: its term and where its frame lies.
+/// A live entry: its term, where its frame lies, and the first byte of its metadata (0 if it
+/// has none). The store does not interpret that byte; raftlog writes the entry's kind there, so
+/// it finds its configuration entries at start-up without reading every entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RaftEntryLoc {
     pub term: u64,
     pub at: Location,
+    pub kind: u8,
 }
 
 /// Where a group's log was last compacted: entries through `index` (term `term`) are gone.
@@ -179,7 +182,7 @@ impl RaftIndex {
         self.truncates_by_segment.remove(&id);
     }
 
-    /// Applies one committed Raft frame. `aux` is a hard state's data. Both callers (the writer
+    /// Applies one committed Raft frame. `aux` is a hard state's data, an entry's metadata. Both callers (the writer
     /// after a batch is durable, recovery replaying it) checked the entry order before: the
     /// writer asserts it before sealing, and a replayed batch was written by that writer.
     pub(super) fn apply(&mut self, kind: Kind, tag: RaftTag, aux: &[u8], at: Location) {
@@ -194,7 +197,7 @@ impl RaftIndex {
                 for dropped in group.entries.split_off(&tag.index).values() {
                     count_down(&mut self.live_entries_by_segment, dropped.at.segment);
                 }
-                group.entries.insert(tag.index, RaftEntryLoc { term: tag.term, at });
+                group.entries.insert(tag.index, RaftEntryLoc { term: tag.term, at, kind: aux.first().copied().unwrap_or(0) });
                 count_up(&mut self.live_entries_by_segment, at.segment);
                 count_up(&mut self.entry_frames_by_segment, at.segment);
             }

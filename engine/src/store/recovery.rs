@@ -344,7 +344,7 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
             clean_end = (matches!(frame, Err(Invalid::NoFrame)) || earlier_life) && scan.pending.is_empty();
             let taken = match frame {
                 Ok(f) => scan
-                    .take(f.header, f.key.to_vec(), super::aux_data(f.header.kind, f.data).to_vec(), id, offset)
+                    .take(f.header, f.key.to_vec(), super::aux_data(f.header.kind, f.meta, f.data).to_vec(), id, offset)
                     .then_some(f.header.frame_len),
                 Err(_) => None,
             };

@@ -142,6 +142,9 @@ impl Storage for SimStorage {
     fn entries(&self, lo: Index, hi: Index, out: &mut Vec<Entry>) -> Result<(), StorageError> {
         self.view.entries(lo, hi, out)
     }
+    fn last_conf_entry(&self, lo: Index, hi: Index) -> Option<Entry> {
+        self.view.last_conf_entry(lo, hi)
+    }
 }
 
 #[cfg(test)]
