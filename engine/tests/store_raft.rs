@@ -221,3 +221,51 @@ fn a_corrupted_entry_is_an_error_never_data() {
     let (msg, at) = msg;
     assert!(msg.contains("seg-00000001.log") && msg.contains(&format!("offset {at}")) && msg.contains("entry 2 of group 1"), "{msg}");
 }
+
+/// An idle group's last hard state does not keep its segment from compaction forever: it is
+/// copied forward with the segment's live objects, and comes back after a restart. A newer hard
+/// state written while the copy is on its way wins: the copy is voided, never lands after it.
+#[test]
+fn compaction_copies_a_last_hard_state_forward_and_a_newer_one_wins() {
+    const GROUPS_RACED: u64 = 8;
+    let d = dir("hard-state-copy");
+    let older = |g: u64| RaftHardState { term: 3, vote: g, commit: 0 };
+    let newer = |g: u64| RaftHardState { term: 7, vote: g + 100, commit: 0 };
+    let expected = move |g: u64| if g <= GROUPS_RACED { newer(g) } else { older(g) };
+    with_store(&d, move |store| {
+        Box::pin(async move {
+            // Groups 1..=2*GROUPS_RACED: only a hard state each (idle groups, no entries), in
+            // the first segment, beside objects.
+            let records: Vec<RaftRecord<'_>> = (1..=2 * GROUPS_RACED).map(|g| RaftRecord::HardState { group: g, state: older(g) }).collect();
+            store.append_raft(&records).await.expect("hard states");
+            let big = vec![7u8; 512 << 10];
+            let mut n = 0;
+            while store.segment_ids().len() < 3 {
+                store.put(b"b", format!("k{}", n % 8).as_bytes(), b"", &big).await.expect("put");
+                n += 1;
+            }
+            let first = store.segment_ids()[0];
+            // The first half of the groups get a newer hard state while the copy is on its way.
+            let compacting = engine::spawn({
+                let store = store.clone();
+                async move { store.compact_segment(first, u64::MAX).await }
+            });
+            for g in 1..=GROUPS_RACED {
+                store.append_raft(&[RaftRecord::HardState { group: g, state: newer(g) }]).await.expect("newer hard state");
+            }
+            let report = compacting.await.expect("compaction");
+            assert!(report.is_some(), "the segment went");
+            assert!(!store.segment_ids().contains(&first));
+            for g in 1..=2 * GROUPS_RACED {
+                assert_eq!(store.raft_group(g).and_then(|x| x.hard_state), Some(expected(g)), "group {g} before the restart");
+            }
+        })
+    });
+    let states = with_store(&d, move |store| {
+        Box::pin(async move { (1..=2 * GROUPS_RACED).map(|g| store.raft_group(g).and_then(|x| x.hard_state)).collect::<Vec<_>>() })
+    });
+    for (i, s) in states.into_iter().enumerate() {
+        let g = i as u64 + 1;
+        assert_eq!(s, Some(expected(g)), "group {g} after the restart");
+    }
+}

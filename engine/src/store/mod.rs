@@ -441,6 +441,9 @@ enum Expect {
     /// after a restart (the next id comes from the index); a copy landing after the new
     /// chunks would drop them.
     ChunksDead,
+    /// A Raft group's last hard state or compaction record: it still lies where compaction
+    /// found it (a newer one supersedes it, and the copy must not land after that).
+    RaftAt(Location),
 }
 
 /// A record waiting in a batch; its payload is already in the batch buffer.
@@ -1095,7 +1098,7 @@ impl<E: Env> Store<E> {
         let raft = self.inner.raft.borrow();
         let mut best: Option<(u64, u32)> = None;
         for &id in files.keys() {
-            // Relocation copies only object records; Raft entries would be lost.
+            // Raft entries are not relocated (they must stay in order): their segments wait.
             if id == tail || raft.holds_segment(id) {
                 continue;
             }
@@ -1140,9 +1143,14 @@ impl<E: Env> Store<E> {
         let mut report = CompactReport { segment: id, ..Default::default() };
         let carries_nothing = id == oldest
             || (!self.inner.carry_unknown.borrow().contains(&id) && !self.inner.carry_bytes.borrow().contains_key(&id));
-        if self.inner.index.borrow().live_bytes(id) > 0 || !carries_nothing {
-            self.copy_forward(id, oldest, end, &file, pace, carries_nothing, &mut report).await?;
+        // The index names live objects, not Raft hard states and compaction records: a
+        // segment pinned by one is read whole.
+        let raft_pinned = self.inner.raft.borrow().pins_segment(id);
+        if self.inner.index.borrow().live_bytes(id) > 0 || !carries_nothing || raft_pinned {
+            self.copy_forward(id, oldest, end, &file, pace, carries_nothing && !raft_pinned, &mut report).await?;
         }
+        // Each pin was copied forward, or a newer record superseded the copy and moved the pin.
+        assert!(!self.inner.raft.borrow().pins_segment(id), "segment {id} still holds a Raft hard state or compaction record after compaction");
         if self.inner.index.borrow().live_bytes(id) > 0 {
             // Only chunks a reader still pins may remain: their object was replaced or deleted
             // (so their relocation did not go ahead), but the drop waits for the reader. The
@@ -1267,13 +1275,18 @@ impl<E: Env> Store<E> {
             }
             Kind::Delete if id != oldest => self.inner.index.borrow().get(bucket, k).is_none().then_some(Expect::Absent),
             Kind::DropChunks if id != oldest => Some(Expect::ChunksDead),
+            Kind::HardState | Kind::RaftCompact => {
+                let at = Location { segment: id, frame_len: header.frame_len, offset, lsn: header.lsn, data_len: header.data_len, chunked: false };
+                (self.inner.raft.borrow().pinned_at(kind, header.group) == Some(at)).then_some(Expect::RaftAt(at))
+            }
             _ => None,
         };
         if let Some(expect) = expect {
             let (bucket, k, meta, data) = (bucket.to_vec(), k.to_vec(), f.meta.to_vec(), f.data.to_vec());
+            let raft = matches!(expect, Expect::RaftAt(_)).then_some(raft::RaftTag { group: header.group, term: header.term, index: header.index });
             let store = self.clone();
             pass.in_flight.push_back(crate::spawn(async move {
-                let record = Rec { kind, bucket: &bucket, key: &k, meta: &meta, data: &data, expect: Some(expect), raft: None };
+                let record = Rec { kind, bucket: &bucket, key: &k, meta: &meta, data: &data, expect: Some(expect), raft };
                 store.append("relocate", &[record]).await
             }));
             report.relocated += 1;
@@ -1601,6 +1614,12 @@ fn decide_relocations<E: Env>(inner: &Inner<E>, batch: &mut Batch) {
             }
             Expect::Absent => index.get(bucket, key).is_none() && !touched,
             Expect::ChunksDead => dropped_ids(bytes, p).iter().all(|id| index.list(CHUNK_BUCKET, &id.to_be_bytes(), None, 1).is_empty()),
+            Expect::RaftAt(loc) => {
+                // Every Raft record has the same (empty) key field: compare groups and kinds.
+                let group = p.raft.expect("a Raft relocation carries its tag").group;
+                let superseded = earlier().any(|q| q.kind == p.kind && q.raft.is_some_and(|t| t.group == group));
+                inner.raft.borrow().pinned_at(p.kind, group) == Some(loc) && !superseded
+            }
         };
         void[i] = !holds;
     }
@@ -1663,7 +1682,10 @@ fn finish<E: Env>(inner: &Inner<E>, batch: Batch, result: Result<Tail, (Option<i
                 };
                 assert!(p.kind != Kind::Checkpoint, "the store's writer never writes checkpoint frames");
                 if let Some(tag) = p.raft {
-                    inner.raft.borrow_mut().apply(p.kind, tag, aux, loc);
+                    // A voided Raft relocation is no Raft record any more.
+                    if p.kind != Kind::Void {
+                        inner.raft.borrow_mut().apply(p.kind, tag, aux, loc);
+                    }
                     continue;
                 }
                 let mut pins = inner.pins.borrow_mut();

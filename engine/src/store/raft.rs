@@ -104,11 +104,12 @@ impl RaftGroup {
 
 /// Every group's log on this core, and which segments its frames keep from being compacted.
 ///
-/// Raft frames are never relocated. A segment is held while it has a frame replay still needs:
-/// a live entry, a group's last hard state or last compaction record, or a Truncate while an
-/// older segment still holds entry frames (live or dead) it may supersede. Dead entries and
-/// superseded hard states and compactions hide nothing, so dropping them with their segment
-/// leaves replay's result unchanged.
+/// A segment is held while it has a frame replay still needs that cannot move: a live entry
+/// (entries must stay in order), or a Truncate while an older segment still holds entry frames
+/// (live or dead) it may supersede. A group's last hard state and last compaction record pin
+/// their segment too, but compaction copies them forward (`pinned_at`), so an idle group does
+/// not keep an old segment forever. Dead entries and superseded hard states and compactions
+/// hide nothing, so dropping them with their segment leaves replay's result unchanged.
 #[derive(Clone, Debug, Default)]
 pub struct RaftIndex {
     groups: HashMap<u64, RaftGroup>,
@@ -153,11 +154,27 @@ impl RaftIndex {
         self.groups.is_empty()
     }
 
-    /// Whether segment `id` holds a Raft frame replay still needs (then it is not compacted).
+    /// Whether segment `id` holds a Raft frame replay still needs and compaction cannot move
+    /// (then it is not compacted).
     pub fn holds_segment(&self, id: u32) -> bool {
         self.live_entries_by_segment.contains_key(&id)
-            || self.pins_by_segment.contains_key(&id)
             || (self.truncates_by_segment.contains_key(&id) && self.entry_frames_by_segment.range(..id).next().is_some())
+    }
+
+    /// Whether segment `id` holds a group's last hard state or last compaction record, which
+    /// compaction copies forward before the segment can go.
+    pub fn pins_segment(&self, id: u32) -> bool {
+        self.pins_by_segment.contains_key(&id)
+    }
+
+    /// Where `group`'s last record of `kind` (a hard state or a compaction) lies.
+    pub(super) fn pinned_at(&self, kind: Kind, group: u64) -> Option<Location> {
+        let g = self.groups.get(&group)?;
+        match kind {
+            Kind::HardState => g.hard_state_at,
+            Kind::RaftCompact => g.compacted.map(|c| c.at),
+            _ => None,
+        }
     }
 
     /// After replay: every group's live entries are contiguous and start right after its
@@ -177,7 +194,7 @@ impl RaftIndex {
 
     /// Forgets a segment compaction removed (it held no frame `holds_segment` counts).
     pub(super) fn forget_segment(&mut self, id: u32) {
-        assert!(!self.holds_segment(id), "segment {id} still holds Raft frames replay needs");
+        assert!(!self.holds_segment(id) && !self.pins_segment(id), "segment {id} still holds Raft frames replay needs");
         self.entry_frames_by_segment.remove(&id);
         self.truncates_by_segment.remove(&id);
     }
