@@ -965,7 +965,7 @@ impl<E: Env> Store<E> {
         {
             let path = file.path().to_path_buf();
             drop(file);
-            self.retire(&path).await?;
+            retire(&self.inner, &path).await?;
             self.inner.env.storage().sync_dir_async(&self.inner.config.dir).await?;
         }
         if self.inner.failed.borrow().is_some() {
@@ -1168,20 +1168,12 @@ impl<E: Env> Store<E> {
         self.inner.carry_bytes.borrow_mut().remove(&id);
         self.inner.carry_unknown.borrow_mut().remove(&id);
         self.inner.raft.borrow_mut().forget_segment(id);
-        self.retire(file.path()).await?;
+        retire(&self.inner, file.path()).await?;
         report.bytes_reclaimed = self.inner.config.segment_bytes;
         let mut stats = self.inner.stats.get();
         stats.compactions += 1;
         self.inner.stats.set(stats);
         Ok(Some(report))
-    }
-
-    /// Takes a compacted segment's file out of the log: renamed into the pool the next rolls
-    /// reuse, or removed once the pool is full. Reuse spares the filesystem the work of freeing
-    /// the file's blocks and allocating new ones, which on ext4 (freeing extents, discards at
-    /// journal commit) delays the foreground's fdatasyncs: measured in kernel-notes.md.
-    async fn retire(&self, path: &Path) -> Result<(), StoreError> {
-        retire(&self.inner, path).await
     }
 
     /// `compact_segment`'s pass over segment `id` up to `end`. When only live objects need
@@ -1232,10 +1224,11 @@ impl<E: Env> Store<E> {
     /// to the segment's live bytes (which only fall while the walk goes on).
     async fn live_frames(&self, id: u32) -> Vec<(u64, u32)> {
         let mut frames = Vec::new();
-        let mut after = None;
+        let (mut after, mut found) = (None, 0u64);
         loop {
+            let counted = frames.len();
             after = self.inner.index.borrow().frames_in(id, after.as_ref(), COMPACTION_INDEX_STEP_KEYS, &mut frames);
-            let found: u64 = frames.iter().map(|&(_, len)| len as u64).sum();
+            found += frames[counted..].iter().map(|&(_, len)| len as u64).sum::<u64>();
             if after.is_none() || found >= self.inner.index.borrow().live_bytes(id) {
                 break;
             }
@@ -1512,7 +1505,10 @@ async fn prepare_segment<E: Env>(inner: &Inner<E>, id: u32) -> Result<Rc<<E::Sto
     Ok(Rc::new(file))
 }
 
-/// Takes a segment's file out of the log (see `Store::retire`).
+/// Takes a compacted segment's file out of the log: renamed into the pool the next rolls
+/// reuse, or removed once the pool is full. Reuse spares the filesystem the work of freeing
+/// the file's blocks and allocating new ones, which on ext4 (freeing extents, discards at
+/// journal commit) delays the foreground's fdatasyncs: measured in kernel-notes.md.
 async fn retire<E: Env>(inner: &Inner<E>, path: &Path) -> Result<(), StoreError> {
     let (storage, dir) = (inner.env.storage(), &inner.config.dir);
     if inner.free_segments.borrow().len() < SEGMENTS_FREE_MAX {
