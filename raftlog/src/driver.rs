@@ -18,7 +18,7 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use engine::Env;
-use engine::store::record::frame_len;
+use engine::store::record::{frame_len, place};
 use engine::store::{RaftRecord, Store, StoreError, record::HEADER_BYTES};
 
 use crate::durable::{DurableStorage, Staged, kind_meta, record_of};
@@ -291,10 +291,12 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
             while end < records.len() && end - start < engine::store::BATCH_RECORDS_MAX {
                 let frame = frame_len(RAFT_KEY_FIELD_BYTES + payload_len(&records[end]));
                 assert!(frame <= budget, "a Raft entry larger than a batch ({} bytes of header)", HEADER_BYTES);
-                if bytes + frame > budget {
+                // Frames pack, with some padding where one would cross a sector it need not.
+                let frame_end = place(bytes, frame) + frame;
+                if frame_end > budget {
                     break;
                 }
-                bytes += frame;
+                bytes = frame_end;
                 end += 1;
             }
             self.store.append_raft(&records[start..end]).await?;

@@ -305,10 +305,15 @@ fn torn_unacknowledged_batch_is_cut_and_never_shown() {
         (acked, tail)
     });
     let f = std::fs::OpenOptions::new().read(true).write(true).open(d.join("node-1").join("seg-00000001.log")).expect("segment");
-    let mut sector = vec![0u8; SECTOR_SIZE];
-    f.read_exact_at(&mut sector, tail + SECTOR_SIZE as u64).expect("read");
-    sector[90] ^= 0xFF;
-    f.write_all_at(&sector, tail + SECTOR_SIZE as u64).expect("tear");
+    // The batch's second frame (frames are packed: it starts where the first one's length,
+    // bytes 36..40 of its header, says), one byte of its key field, covered by its checksum.
+    let mut frame_len = [0u8; 4];
+    f.read_exact_at(&mut frame_len, tail + 36).expect("read");
+    let at = tail + u32::from_le_bytes(frame_len) as u64 + 90;
+    let mut byte = [0u8; 1];
+    f.read_exact_at(&mut byte, at).expect("read");
+    byte[0] ^= 0xFF;
+    f.write_all_at(&byte, at).expect("tear");
     f.sync_all().expect("sync");
     let r = d.clone();
     on_core(async move |env: LinuxEnv| {

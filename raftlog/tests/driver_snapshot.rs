@@ -170,7 +170,9 @@ fn a_compacted_log_frees_segments_and_a_lagging_follower_installs_the_snapshot()
         bus.set_down(behind as u64 + 1, true);
         let mut proposed = 0;
         while proposed < ENTRIES {
-            let batch: Vec<raftlog::Payload> = (proposed..ENTRIES.min(proposed + 100)).map(|k| format!("e{k}").into_bytes().into()).collect();
+            // Entries of a few KiB each, so the log fills several segments (frames are packed).
+            let batch: Vec<raftlog::Payload> =
+                (proposed..ENTRIES.min(proposed + 100)).map(|k| format!("e{k:<4000}").into_bytes().into()).collect();
             if replicas[l].driver.group_mut(1).expect("group").propose(batch.clone()).is_ok() {
                 proposed += batch.len() as u64;
             }

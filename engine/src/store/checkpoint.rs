@@ -114,7 +114,8 @@ pub(super) async fn write<E: Env>(env: &E, dir: &Path, batch_bytes: usize, snap:
     let (mut used, mut offset) = (0usize, 0u64);
     for i in 0..frames {
         let (m, d): (&[u8], &[u8]) = if i == 0 { (&meta, &[]) } else { (&[], &chunks[i - 1]) };
-        let len = record::frame_len(m.len() + d.len());
+        // Each frame padded to a sector: the file is written in O_DIRECT pieces of whole frames.
+        let len = record::frame_len(m.len() + d.len()).next_multiple_of(crate::SECTOR_SIZE);
         if used + len > batch_bytes {
             buf.set_len(used);
             let (r, b) = file.write_at(buf, offset).await;

@@ -4,7 +4,7 @@
 //! Compact, because it holds every object of the core in memory: a bucket is a `BTreeMap` from
 //! separator key to page, and a page (`index/page.rs`) packs up to 2 KiB of entries sorted by
 //! key: the key's length and bytes, then the location as five varints (offsets and frame lengths
-//! counted in sectors). With 16-byte keys an object costs about 17 bytes beyond its key (the
+//! counted in units of 64 bytes). With 16-byte keys an object costs about 17 bytes beyond its key (the
 //! `BTreeMap<Box<[u8]>, Location>` before cost 74); engine/tests/index_memory.rs measures it.
 //! Lookups are O(log pages) in the map plus a walk of one bounded page; listing walks the pages
 //! in order.
@@ -340,8 +340,8 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "not a multiple of the sector size")]
-    fn put_asserts_sector_aligned_offset() {
+    #[should_panic(expected = "not a multiple of the frame alignment")]
+    fn put_asserts_frame_aligned_offset() {
         Index::default().put(b"b", b"k", Location { offset: 100, ..loc(1) });
     }
 
@@ -456,15 +456,15 @@ mod tests {
         }
 
         fn location() -> impl Strategy<Value = Location> {
-            let sector = crate::SECTOR_SIZE as u64;
+            let unit = crate::store::record::FRAME_ALIGN_BYTES as u64;
             let segment = prop_oneof![8 => 0..SEGMENTS, 1 => Just(u32::MAX)];
-            let offset_sectors = prop_oneof![0u64..1 << 20, any::<u64>().prop_map(move |s| s / sector)];
-            let frame_sectors = prop_oneof![1u64..4, 1..=u32::MAX as u64 / sector];
-            (segment, offset_sectors, frame_sectors, 0..1u64 << 62, any::<bool>()).prop_map(
+            let offset_units = prop_oneof![0u64..1 << 20, any::<u64>().prop_map(move |s| s / unit)];
+            let frame_units = prop_oneof![1u64..100, 1..=u32::MAX as u64 / unit];
+            (segment, offset_units, frame_units, 0..1u64 << 62, any::<bool>()).prop_map(
                 move |(segment, offset, frame, data_len, chunked)| Location {
                     segment,
-                    frame_len: (frame * sector) as u32,
-                    offset: offset * sector,
+                    frame_len: (frame * unit) as u32,
+                    offset: offset * unit,
                     lsn: 0,
                     data_len,
                     chunked,

@@ -307,21 +307,19 @@ struct ReadSpan {
     frames: Vec<u64>,
 }
 
-/// Groups frames (offset, length; sorted, not overlapping) into reads of at most `read_max`
-/// bytes, joining neighbours whose gap is small enough that one read beats two.
+/// Groups frames (offset, length; sorted, not overlapping) into sector-aligned reads of at most
+/// `read_max` bytes, joining neighbours whose gap is small enough that one read beats two
+/// (packed frames may share a sector).
 fn read_spans(frames: &[(u64, u32)], read_max: usize) -> Vec<ReadSpan> {
     let mut spans: Vec<ReadSpan> = Vec::new();
     for &(offset, len) in frames {
-        let end = offset + len as u64;
+        let (start, end) = record::sector_span(offset, len as usize);
         match spans.last_mut() {
-            Some(s) if offset >= s.offset + s.len as u64
-                && offset - (s.offset + s.len as u64) <= COMPACTION_READ_GAP_BYTES_MAX
-                && end - s.offset <= read_max as u64 =>
-            {
+            Some(s) if start <= s.offset + s.len as u64 + COMPACTION_READ_GAP_BYTES_MAX && end - s.offset <= read_max as u64 => {
                 s.len = (end - s.offset) as usize;
                 s.frames.push(offset);
             }
-            _ => spans.push(ReadSpan { offset, len: len as usize, frames: vec![offset] }),
+            _ => spans.push(ReadSpan { offset: start, len: (end - start) as usize, frames: vec![offset] }),
         }
     }
     spans
@@ -452,6 +450,8 @@ struct Pending {
     /// Set for a relocation (compaction).
     expect: Option<Expect>,
     offset: u32,
+    /// With the padding after it (`record::place`, and the batch's end for the last frame).
+    frame_len: u32,
     key_len: u32,
     meta_len: u32,
     data_len: u64,
@@ -876,14 +876,27 @@ impl<E: Env> Store<E> {
         }
     }
 
+    /// The sectors holding the frame at `loc` (frames are packed, so it need not start on one):
+    /// the buffer, where the frame starts in it, and the segment's file.
+    async fn read_sectors(&self, loc: &Location) -> Result<(FixedBuf, usize, Rc<<E::Storage as Storage>::File>), StoreError> {
+        let file = self.inner.files.borrow().get(&loc.segment).cloned().expect("a located frame's segment is open");
+        let (start, end) = record::sector_span(loc.offset, loc.frame_len as usize);
+        let len = (end - start) as usize;
+        let buf = self.buffer(len).await?;
+        let (res, mut buf) = file.read_at(buf, start, len).await;
+        let n = res?;
+        // Past the end of the file reads as zeros, as recovery reads it: a packed frame's
+        // padding may lie beyond the last byte a torn write left, its checksummed part not.
+        buf.set_len(len);
+        buf.as_mut_capacity()[n..len].fill(0);
+        Ok((buf, (loc.offset - start) as usize, file))
+    }
+
     async fn read_object(&self, bucket: &[u8], key: &[u8], loc: Location) -> Result<Object, StoreError> {
-        let file = self.inner.files.borrow().get(&loc.segment).cloned().expect("indexed segment is open");
-        let buf = self.buffer(loc.frame_len as usize).await?;
-        let (res, buf) = file.read_at(buf, loc.offset, loc.frame_len as usize).await;
-        res?;
+        let (buf, skip, file) = self.read_sectors(&loc).await?;
         let corrupt = |what: String| StoreError::Corrupt { path: file.path().to_path_buf(), offset: loc.offset, what };
         let frame =
-            record::decode(buf.as_slice()).map_err(|e| corrupt(format!("get {}: {e:?} (lsn {})", object_name(bucket, key), loc.lsn)))?;
+            record::decode(buf.as_slice().get(skip..).unwrap_or_default()).map_err(|e| corrupt(format!("get {}: {e:?} (lsn {})", object_name(bucket, key), loc.lsn)))?;
         let (b, k) = split_key_field(frame.key).ok_or_else(|| corrupt("bad key field".into()))?;
         let expected_kind = if loc.chunked { Kind::Manifest } else { Kind::Put };
         if frame.header.lsn != loc.lsn || b != bucket || k != key || frame.header.kind != expected_kind {
@@ -894,9 +907,7 @@ impl<E: Env> Store<E> {
                 frame.header.lsn
             )));
         }
-        let meta_start = HEADER_BYTES + frame.key.len();
-        let data_start = meta_start + frame.meta.len();
-        let (meta, data) = (meta_start..data_start, data_start..data_start + frame.data.len());
+        let (meta, data) = frame.ranges(skip);
         Ok(Object { buf, meta, data, lsn: loc.lsn, chunked: loc.chunked, pin: None })
     }
 
@@ -1006,24 +1017,29 @@ impl<E: Env> Store<E> {
     async fn append(&self, op: &'static str, records: &[Rec<'_>]) -> Result<u64, StoreError> {
         assert!(!records.is_empty());
         let object = || object_name(records[0].bucket, records[0].key);
-        let mut frames = 0;
         for r in records {
             if r.bucket.len() > u16::MAX as usize {
                 return Err(StoreError::TooLarge { op, object: object(), bytes: r.bucket.len(), max: u16::MAX as usize });
             }
-            frames += record::frame_len(r.payload_len());
         }
-        if frames > self.inner.config.batch_bytes || records.len() > BATCH_RECORDS_MAX {
+        // Where the records' frames would end in a batch filled up to `used`.
+        let end_from = |used: usize| records.iter().map(|r| record::frame_len(r.payload_len())).fold(used, |u, f| record::place(u, f) + f);
+        if end_from(0) > self.inner.config.batch_bytes || records.len() > BATCH_RECORDS_MAX {
             let payload = records.iter().map(Rec::payload_len).sum();
             return Err(StoreError::TooLarge { op, object: object(), bytes: payload, max: self.inner.config.batch_bytes - HEADER_BYTES });
         }
-        let (done, position) = self.reserve(frames, records.len()).await.map_err(|cause| StoreError::Failed { cause })?;
+        let (done, position) = self.reserve(&end_from, records.len()).await.map_err(|cause| StoreError::Failed { cause })?;
         {
             let mut filling = self.inner.filling.borrow_mut();
             let batch = filling.as_mut().expect("reserve left a filling batch");
             for r in records {
                 let frame = record::frame_len(r.payload_len());
-                let start = batch.used;
+                let start = record::place(batch.used, frame);
+                if start > batch.used {
+                    // The skipped bytes pad the frame before (a batch's first frame is at 0).
+                    let before = batch.entries.last_mut().expect("only a frame is followed by padding");
+                    before.frame_len += (start - batch.used) as u32;
+                }
                 let buf = batch.buf.as_mut().expect("a filling batch holds its buffer");
                 let out = &mut buf.as_mut_capacity()[start + HEADER_BYTES..start + frame];
                 let mut at = 0;
@@ -1035,12 +1051,13 @@ impl<E: Env> Store<E> {
                     kind: r.kind,
                     expect: r.expect,
                     offset: start as u32,
+                    frame_len: frame as u32,
                     key_len: key_field_len(r.bucket, r.key) as u32,
                     meta_len: r.meta.len() as u32,
                     data_len: r.data.len() as u64,
                     raft: r.raft,
                 });
-                batch.used += frame;
+                batch.used = start + frame;
             }
         }
         wake(&self.inner.writer_waker);
@@ -1408,7 +1425,8 @@ impl<E: Env> Store<E> {
     }
 
     /// Waits for room for a `frame`-byte record in the filling batch.
-    async fn reserve(&self, frame: usize, records: usize) -> Result<(Rc<Done>, usize), String> {
+    /// Waits for room in the filling batch: `end_from(used)` is where the records would end.
+    async fn reserve(&self, end_from: &dyn Fn(usize) -> usize, records: usize) -> Result<(Rc<Done>, usize), String> {
         std::future::poll_fn(|cx| {
             if let Some(cause) = self.inner.failed.borrow().as_ref() {
                 return Poll::Ready(Err(cause.clone()));
@@ -1418,7 +1436,7 @@ impl<E: Env> Store<E> {
             }
             let filling = self.inner.filling.borrow();
             if let Some(b) = filling.as_ref() {
-                if b.used + frame <= self.inner.config.batch_bytes && b.entries.len() + records <= BATCH_RECORDS_MAX {
+                if end_from(b.used) <= self.inner.config.batch_bytes && b.entries.len() + records <= BATCH_RECORDS_MAX {
                     return Poll::Ready(Ok((b.done.clone(), b.entries.len())));
                 }
             }
@@ -1529,6 +1547,10 @@ async fn retire<E: Env>(inner: &Inner<E>, path: &Path) -> Result<(), StoreError>
 
 /// Seals, writes and syncs one batch at the log's tail, rolling to a new segment if needed.
 async fn commit<E: Env>(inner: &Inner<E>, batch: &mut Batch) -> Result<Tail, (Option<i32>, String, bool)> {
+    // The batch ends on a sector: its last frame carries the padding, so frames stay contiguous.
+    let padded = batch.used.next_multiple_of(crate::SECTOR_SIZE);
+    batch.entries.last_mut().expect("a batch has records").frame_len += (padded - batch.used) as u32;
+    batch.used = padded;
     let mut tail = inner.tail.get();
     if tail.offset + batch.used as u64 > inner.config.segment_bytes {
         tail = roll(inner, tail).await.map_err(|e| (e.errno(), e.to_string(), false))?;
@@ -1541,14 +1563,13 @@ async fn commit<E: Env>(inner: &Inner<E>, batch: &mut Batch) -> Result<Tail, (Op
     let mut buf = batch.buf.take().expect("batch buffer");
     let bytes = buf.as_mut_capacity();
     for (i, p) in batch.entries.iter().enumerate() {
-        let payload = p.key_len as usize + p.meta_len as usize + p.data_len as usize;
         let header = Header {
             kind: p.kind,
             lsn: first + i as u64,
             batch_nonce: nonce,
             batch_first_lsn: first,
             batch_len: n as u32,
-            frame_len: record::frame_len(payload) as u32,
+            frame_len: p.frame_len,
             group: p.raft.map_or(0, |t| t.group),
             term: p.raft.map_or(0, |t| t.term),
             index: p.raft.map_or(first + i as u64, |t| t.index),
@@ -1666,7 +1687,7 @@ fn finish<E: Env>(inner: &Inner<E>, batch: Batch, result: Result<Tail, (Option<i
                 let meta_start = start + p.key_len as usize;
                 let data_start = meta_start + p.meta_len as usize;
                 let aux = aux_data(p.kind, &bytes[meta_start..data_start], &bytes[data_start..data_start + p.data_len as usize]);
-                let frame_len = record::frame_len(p.key_len as usize + p.meta_len as usize + p.data_len as usize) as u32;
+                let frame_len = p.frame_len;
                 let lsn = at.next_lsn + i as u64;
                 let loc = Location {
                     segment: at.segment,

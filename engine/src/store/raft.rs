@@ -313,8 +313,8 @@ impl<E: Env> Store<E> {
         self.append("raft append", &recs).await
     }
 
-    /// Bytes of one batch: a caller splitting its records across batches needs it (every frame
-    /// takes at least a sector, `record::frame_len`).
+    /// Bytes of one batch: a caller splitting its records across batches needs it (a frame
+    /// takes `record::frame_len` and at most `record::place`'s padding before it).
     pub fn batch_bytes(&self) -> usize {
         self.inner.config.batch_bytes
     }
@@ -354,21 +354,16 @@ impl<E: Env> Store<E> {
     async fn read_raft_frame(&self, kind: Kind, tag: RaftTag, loc: Location) -> Result<Object, StoreError> {
         let RaftTag { group, term, index } = tag;
         let what = if kind == Kind::RaftEntry { "entry" } else { "compaction record" };
-        let file = self.inner.files.borrow().get(&loc.segment).cloned().expect("a live entry's segment is open");
-        let buf = self.buffer(loc.frame_len as usize).await?;
-        let (res, buf) = file.read_at(buf, loc.offset, loc.frame_len as usize).await;
-        res?;
+        let (buf, skip, file) = self.read_sectors(&loc).await?;
         let corrupt = |what: String| StoreError::Corrupt { path: file.path().to_path_buf(), offset: loc.offset, what };
-        let frame = super::record::decode(buf.as_slice())
+        let frame = super::record::decode(buf.as_slice().get(skip..).unwrap_or_default())
             .map_err(|e| corrupt(format!("raft {what} {index} of group {group}: {e:?} (lsn {})", loc.lsn)))?;
         let h = frame.header;
         if h.kind != kind || h.lsn != loc.lsn || h.group != group || h.index != index || h.term != term {
             return Err(corrupt(format!("raft {what} {index} of group {group}: the frame at lsn {} is another record", h.lsn)));
         }
         split_key_field(frame.key).ok_or_else(|| corrupt("bad key field".into()))?;
-        let meta_start = super::HEADER_BYTES + frame.key.len();
-        let data_start = meta_start + frame.meta.len();
-        let (meta, data) = (meta_start..data_start, data_start..data_start + frame.data.len());
+        let (meta, data) = frame.ranges(skip);
         Ok(Object { buf, meta, data, lsn: loc.lsn, chunked: false, pin: None })
     }
 }

@@ -1,8 +1,11 @@
 //! The record frame: the unit of the per-core log (engine/docs/format.md has the byte layout).
 //!
-//! A frame is a 4 KiB-aligned run of sectors: an 88-byte header, the payload (key, metadata,
-//! data), zero padding. The xxh3-64 checksum covers the header (without the checksum field) and
-//! the payload, so a torn write, a stale sector or a flipped bit fails verification.
+//! A frame is an 88-byte header, the payload (key, metadata, data) and zero padding, in a
+//! multiple of `FRAME_ALIGN_BYTES`. Frames are packed back to back inside a batch, and only the
+//! batch is sector-aligned: a 1 KiB Raft entry takes 1.1 KiB of log, not a whole sector
+//! (`place` says where the next frame goes). The xxh3-64 checksum covers the header (without
+//! the checksum field) and the payload, so a torn write, a stale sector or a flipped bit fails
+//! verification.
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -14,6 +17,10 @@ pub const HEADER_BYTES: usize = 88;
 const CHECKSUM_OFFSET: usize = 80;
 const _: () = assert!(HEADER_BYTES <= SECTOR_SIZE);
 const _: () = assert!(CHECKSUM_OFFSET + 8 == HEADER_BYTES);
+/// Frames start and end on multiples of this inside a batch: small enough that padding costs
+/// little, large enough that a header never straddles a cache line it need not.
+pub const FRAME_ALIGN_BYTES: usize = 64;
+const _: () = assert!(SECTOR_SIZE.is_multiple_of(FRAME_ALIGN_BYTES) && HEADER_BYTES <= SECTOR_SIZE);
 
 /// What a record says. Values are stable on disk: never renumber.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +80,10 @@ pub struct Header {
     pub batch_first_lsn: u64,
     /// Records in the batch; a batch counts only if all of them are present and valid.
     pub batch_len: u32,
-    /// Bytes of the whole frame, a multiple of SECTOR_SIZE.
+    /// Bytes of the whole frame with its padding: a multiple of `FRAME_ALIGN_BYTES`, at least
+    /// `frame_len(payload)` and less than a sector more (`frame_len_valid`). The writer pads a
+    /// frame so that the next one spans no more sectors than it must, and the last frame of a
+    /// batch to the batch's sector-aligned end.
     pub frame_len: u32,
     /// Placement group (Raft group); 0 for the single-node store.
     pub group: u64,
@@ -91,9 +101,42 @@ impl Header {
     }
 }
 
-/// Bytes a frame with this payload occupies.
+/// Bytes a frame with this payload occupies at least (without padding after it).
 pub fn frame_len(payload_len: usize) -> usize {
-    (HEADER_BYTES + payload_len).div_ceil(SECTOR_SIZE) * SECTOR_SIZE
+    (HEADER_BYTES + payload_len).next_multiple_of(FRAME_ALIGN_BYTES)
+}
+
+/// Whether `frame_len` can be the length of a frame with this payload: its least length plus
+/// less than a sector of padding, on the frame alignment.
+pub fn frame_len_valid(payload_len: usize, frame_len: usize) -> bool {
+    let least = self::frame_len(payload_len);
+    frame_len.is_multiple_of(FRAME_ALIGN_BYTES) && frame_len >= least && frame_len - least < SECTOR_SIZE
+}
+
+/// Sectors a frame of `len` bytes must span wherever it starts.
+fn sectors_least(len: usize) -> usize {
+    len.div_ceil(SECTOR_SIZE)
+}
+
+/// Where a frame of `frame` bytes (`frame_len`) goes in a batch filled up to `used`: right
+/// there, unless it would then span more sectors than its length needs, in which case at the
+/// next sector. So reading any frame costs the same sectors as when every frame was
+/// sector-aligned, and only the space is saved. The bytes skipped pad the frame before.
+pub fn place(used: usize, frame: usize) -> usize {
+    assert!(used.is_multiple_of(FRAME_ALIGN_BYTES) && frame.is_multiple_of(FRAME_ALIGN_BYTES));
+    let (start, end) = sector_span(used as u64, frame);
+    if end as usize / SECTOR_SIZE - start as usize / SECTOR_SIZE > sectors_least(frame) {
+        used.next_multiple_of(SECTOR_SIZE)
+    } else {
+        used
+    }
+}
+
+/// The sector-aligned byte range `[start, end)` that holds `[offset, offset + len)`: what an
+/// O_DIRECT read of a frame must fetch.
+pub fn sector_span(offset: u64, len: usize) -> (u64, u64) {
+    let sector = SECTOR_SIZE as u64;
+    (offset / sector * sector, (offset + len as u64).next_multiple_of(sector))
 }
 
 /// Why bytes are not a valid frame.
@@ -145,7 +188,7 @@ pub fn encode(header: &Header, key: &[u8], meta: &[u8], data: &[u8], out: &mut [
 /// their lsns.
 pub fn seal(header: &Header, out: &mut [u8]) {
     let payload_len = header.payload_len();
-    assert_eq!(header.frame_len as usize, frame_len(payload_len));
+    assert!(frame_len_valid(payload_len, header.frame_len as usize), "frame length {} for a payload of {payload_len}", header.frame_len);
     assert_eq!(out.len(), header.frame_len as usize);
     out[0..4].copy_from_slice(&MAGIC.to_le_bytes());
     out[4..6].copy_from_slice(&VERSION.to_le_bytes());
@@ -167,7 +210,7 @@ pub fn seal(header: &Header, out: &mut [u8]) {
 }
 
 /// Parses the header at the start of `bytes` without checking the payload: enough to learn how
-/// long the frame is. `bytes` must hold at least one sector.
+/// long the frame is. `bytes` must hold at least the header.
 pub fn peek(bytes: &[u8]) -> Result<Header, Invalid> {
     if bytes.len() < HEADER_BYTES {
         return Err(Invalid::Truncated);
@@ -196,7 +239,7 @@ pub fn peek(bytes: &[u8]) -> Result<Header, Invalid> {
     let payload = (h.key_len as u64).checked_add(h.meta_len as u64).and_then(|p| p.checked_add(h.data_len));
     let Some(payload) = payload else { return Err(Invalid::BadHeader) };
     if payload > u32::MAX as u64
-        || h.frame_len as usize != frame_len(payload as usize)
+        || !frame_len_valid(payload as usize, h.frame_len as usize)
         || h.batch_len == 0
         || h.lsn < h.batch_first_lsn
         || h.lsn - h.batch_first_lsn >= h.batch_len as u64
@@ -213,6 +256,15 @@ pub struct Frame<'a> {
     pub key: &'a [u8],
     pub meta: &'a [u8],
     pub data: &'a [u8],
+}
+
+impl Frame<'_> {
+    /// The metadata's and the data's byte ranges in a buffer where the frame starts at `at`.
+    pub fn ranges(&self, at: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let meta_start = at + HEADER_BYTES + self.key.len();
+        let data_start = meta_start + self.meta.len();
+        (meta_start..data_start, data_start..data_start + self.data.len())
+    }
 }
 
 /// Parses and verifies the frame at the start of `bytes`.
@@ -258,10 +310,39 @@ mod tests {
     #[test]
     fn frame_lengths() {
         let check = |payload: usize, expected: usize| assert_eq!(frame_len(payload), expected, "payload {payload}");
-        check(0, 4096);
+        check(0, HEADER_BYTES.next_multiple_of(FRAME_ALIGN_BYTES));
         check(4096 - HEADER_BYTES, 4096);
-        check(4096 - HEADER_BYTES + 1, 8192);
-        check(1 << 20, (1 << 20) + 4096);
+        check(4096 - HEADER_BYTES + 1, 4096 + FRAME_ALIGN_BYTES);
+        check(1024, 1152);
+        check(1 << 20, (1 << 20) + 128);
+        assert!(frame_len_valid(1024, 1152) && frame_len_valid(1024, 1152 + 4096 - 64));
+        assert!(!frame_len_valid(1024, 1088) && !frame_len_valid(1024, 1152 + 4096) && !frame_len_valid(1024, 1160));
+    }
+
+    #[test]
+    fn place_packs_frames_but_never_adds_a_sector_to_a_read() {
+        // Small frames pack until one would straddle a sector boundary.
+        assert_eq!(place(0, 1152), 0);
+        assert_eq!(place(3 * 1152, 1152), 4096, "3456 + 1152 crosses 4096: next sector");
+        assert_eq!(place(2 * 1152, 1152), 2304);
+        // A frame just over a sector needs two wherever it starts, except near a sector's end.
+        assert_eq!(place(4096 + 2048, 4160), 4096 + 2048);
+        assert_eq!(place(4096 + 4032, 4160), 4096 + 4032, "ends exactly on a sector");
+        assert_eq!(place(4096 + 4032, 4224), 8192);
+        assert_eq!(place(0, 4096), 0);
+        assert_eq!(place(64, 4096), 4096);
+    }
+
+    proptest! {
+        #[test]
+        fn a_placed_frame_spans_its_least_sectors(used in 0usize..1 << 16, frame in 1usize..1 << 15) {
+            let (used, frame) = (used * FRAME_ALIGN_BYTES, frame * FRAME_ALIGN_BYTES);
+            let at = place(used, frame);
+            prop_assert!(at >= used && at - used < SECTOR_SIZE);
+            prop_assert!(at == used || at.is_multiple_of(SECTOR_SIZE));
+            let (start, end) = sector_span(at as u64, frame);
+            prop_assert_eq!((end - start) as usize / SECTOR_SIZE, frame.div_ceil(SECTOR_SIZE));
+        }
     }
 
     #[test]

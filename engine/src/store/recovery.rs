@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::index::{Index, Location};
-use super::record::{self, Header, Invalid, Kind};
+use super::record::{self, FRAME_ALIGN_BYTES, HEADER_BYTES, Header, Invalid, Kind};
 use super::{StoreConfig, StoreError};
 use crate::arena::FixedBuf;
 use crate::env::{Env, File, OpenMode, Storage};
@@ -83,6 +83,12 @@ fn numbered<T: std::str::FromStr>(path: &Path, prefix: &str, digits: usize) -> O
     (number.len() == digits && number.bytes().all(|b| b.is_ascii_digit())).then(|| number.parse().ok())?
 }
 
+/// Bytes of the sectors a frame of `frame_len` at `offset` spans.
+fn sectors_len(offset: u64, frame_len: u32) -> usize {
+    let (start, end) = record::sector_span(offset, frame_len as usize);
+    (end - start) as usize
+}
+
 /// Reads a segment in chunks of one batch buffer; bytes past the end of the file read as zeros.
 pub(super) struct Reader<'a, F: File> {
     file: &'a F,
@@ -121,24 +127,32 @@ impl<'a, F: File> Reader<'a, F> {
         Ok(())
     }
 
-    /// The bytes `[offset, offset + len)`; `len` is at most the buffer's capacity.
+    /// The bytes `[offset, offset + len)`; they fit in the buffer from the sector holding
+    /// `offset` (`fits`).
     pub(super) async fn bytes(&mut self, offset: u64, len: usize) -> Result<&[u8], StoreError> {
         let inside = offset >= self.chunk_start && offset + len as u64 <= self.chunk_start + self.chunk_len as u64;
         if !inside {
+            assert!(self.fits(offset, len));
             let cap = self.buf.as_ref().expect("reader buffer").capacity();
-            assert!(len <= cap);
-            self.load(offset, cap).await?;
+            self.load(record::sector_span(offset, 0).0, cap).await?;
         }
         let at = (offset - self.chunk_start) as usize;
         Ok(&self.buf.as_ref().expect("reader buffer").as_slice()[at..at + len])
     }
 
+    /// Whether `[offset, offset + len)` fits in one load of the buffer.
+    fn fits(&self, offset: u64, len: usize) -> bool {
+        let (start, end) = record::sector_span(offset, len);
+        end - start <= self.buf.as_ref().expect("reader buffer").capacity() as u64
+    }
+
     /// The frame at `offset`, verified once and borrowed from the reader's buffer: callers copy
     /// only the parts they keep.
     pub(super) async fn frame(&mut self, offset: u64, max_frame: usize) -> Result<Result<record::Frame<'_>, Invalid>, StoreError> {
-        let head = self.bytes(offset, SECTOR_SIZE).await?;
+        let head = self.bytes(offset, HEADER_BYTES).await?;
         let header = match record::peek(head) {
-            Ok(h) if h.frame_len as usize <= max_frame => h,
+            // A frame lies inside its batch, so the sectors it spans do too.
+            Ok(h) if sectors_len(offset, h.frame_len) <= max_frame && self.fits(offset, h.frame_len as usize) => h,
             Ok(_) => return Ok(Err(Invalid::BadHeader)),
             Err(e) => return Ok(Err(e)),
         };
@@ -335,7 +349,7 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
             }
             reader = Reader::new(&*file, b);
         }
-        while offset + SECTOR_SIZE as u64 <= size {
+        while offset < size {
             let frame = reader.frame(offset, config.batch_bytes).await?;
             // A file reused from the free pool still holds its earlier life's frames past the
             // log's end: valid, but of batches that began below the committed prefix's end
@@ -439,8 +453,9 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
     })
 }
 
-/// Looks at every sector from `from` to the end of the log for a valid frame of a batch that
-/// began after the committed prefix (`batch_first_lsn > next_lsn`). Frames of the broken batch
+/// Looks at every frame position (`FRAME_ALIGN_BYTES`) from `from` to the end of the log for a
+/// valid frame of a batch that began after the committed prefix (`batch_first_lsn >
+/// next_lsn`): any intact frame of a later batch proves it, not only its first. Frames of the broken batch
 /// itself (first lsn = `next_lsn`) and stale frames of older failed batches do not count.
 async fn later_batch<F: File>(
     files: &BTreeMap<u32, Rc<F>>,
@@ -456,13 +471,13 @@ async fn later_batch<F: File>(
         let size = file.size()?.min(config.segment_bytes);
         let mut reader = Reader::new(&**file, buf.take().expect("buffer"));
         let mut offset = if pos == from.0 { from.1 } else { 0 };
-        while offset + SECTOR_SIZE as u64 <= size {
+        while offset < size {
             if let Ok(f) = reader.frame(offset, config.batch_bytes).await? {
                 if f.header.batch_first_lsn > next_lsn {
                     return Ok(Some((id, offset, f.header)));
                 }
             }
-            offset += SECTOR_SIZE as u64;
+            offset += FRAME_ALIGN_BYTES as u64;
         }
         buf = reader.buf.take();
     }

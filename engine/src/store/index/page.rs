@@ -1,8 +1,8 @@
 //! One page of a bucket's index: entries sorted by key, packed into one byte vector.
 //!
 //! An entry is `key_len | key | location`: the key's length as a LEB128 varint, the key's bytes,
-//! and the location as five varints: segment, offset in sectors, frame length in sectors, data
-//! length, lsn. A lookup walks the page from its start; a page is bounded (`PAGE_BYTES_MAX`), so
+//! and the location as five varints: segment, offset and frame length in units of
+//! `FRAME_ALIGN_BYTES`, data length, lsn. A lookup walks the page from its start; a page is bounded (`PAGE_BYTES_MAX`), so
 //! the walk costs a constant, and every edit is one splice of a byte range.
 //!
 //! Keys are stored whole, not front-coded against the previous key, so that `Index::iter` can
@@ -14,7 +14,7 @@ use std::cmp::Ordering;
 use std::ops::{Deref, Range};
 
 use super::Location;
-use crate::limits::SECTOR_SIZE;
+use crate::store::record::FRAME_ALIGN_BYTES;
 
 /// A page past this many bytes is split in two (unless it holds a single entry). Measured with a
 /// million 16-byte keys (engine/tests/index_memory.rs): 2 KiB pages cost 17 bytes per object
@@ -106,15 +106,15 @@ impl Varints {
     }
 
     fn location(l: &Location) -> Varints {
-        let sector = SECTOR_SIZE as u64;
-        assert!(l.offset % sector == 0, "indexed offset {} is not a multiple of the sector size", l.offset);
-        assert!(l.frame_len as u64 % sector == 0, "indexed frame length {} is not a multiple of the sector size", l.frame_len);
+        let unit = FRAME_ALIGN_BYTES as u64;
+        assert!(l.offset % unit == 0, "indexed offset {} is not a multiple of the frame alignment", l.offset);
+        assert!(l.frame_len as u64 % unit == 0, "indexed frame length {} is not a multiple of the frame alignment", l.frame_len);
         // The chunked flag rides in the size's low bit: sizes are far below 2^63.
         assert!(l.data_len < 1 << 62, "indexed size {} is out of range", l.data_len);
         let mut v = Varints::new();
         v.push(l.segment as u64)
-            .push(l.offset / sector)
-            .push(l.frame_len as u64 / sector)
+            .push(l.offset / unit)
+            .push(l.frame_len as u64 / unit)
             .push(l.data_len << 1 | l.chunked as u64)
             .push(l.lsn);
         v
@@ -180,10 +180,10 @@ fn compare(a: &[u8], b: &[u8]) -> Ordering {
 }
 
 fn read_location(bytes: &[u8], mut pos: usize) -> Location {
-    let sector = SECTOR_SIZE as u64;
+    let unit = FRAME_ALIGN_BYTES as u64;
     let segment = read_varint(bytes, &mut pos);
-    let offset = read_varint(bytes, &mut pos) * sector;
-    let frame_len = read_varint(bytes, &mut pos) * sector;
+    let offset = read_varint(bytes, &mut pos) * unit;
+    let frame_len = read_varint(bytes, &mut pos) * unit;
     let size_flag = read_varint(bytes, &mut pos);
     let lsn = read_varint(bytes, &mut pos);
     Location {
