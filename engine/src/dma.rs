@@ -229,6 +229,27 @@ impl File for DmaFile {
         res.map(drop).map_err(|e| self.io_error("fallocate", 0, len as usize, e))
     }
 
+    fn truncate(&self, len: u64) -> Result<(), IoError> {
+        // SAFETY: valid fd.
+        let r = unsafe { libc::ftruncate(self.fd.as_raw_fd(), len as libc::off_t) };
+        if r != 0 {
+            return Err(self.io_error("ftruncate", len, 0, io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    async fn truncate_async(&self, len: u64) -> Result<(), IoError> {
+        let entry = opcode::Ftruncate::new(types::Fixed(self.slot), len).build();
+        // SAFETY: ftruncate points at no memory; the file slot lives as long as `self`.
+        let (res, ()) = unsafe { self.ring.op(entry, ()) }.result().await;
+        match res {
+            Ok(_) => Ok(()),
+            // IORING_OP_FTRUNCATE came in Linux 6.9; before, the call blocks the core briefly.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.truncate(len),
+            Err(e) => Err(self.io_error("ftruncate", len, 0, e)),
+        }
+    }
+
     fn size(&self) -> Result<u64, IoError> {
         // SAFETY: fstat into a zeroed stat struct.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };

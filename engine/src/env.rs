@@ -42,6 +42,12 @@ pub trait File {
     fn allocate_async(&self, len: u64) -> impl Future<Output = Result<(), IoError>> {
         std::future::ready(self.allocate(len))
     }
+    /// Cuts the file to `len` bytes, freeing the blocks past it (ftruncate).
+    fn truncate(&self, len: u64) -> Result<(), IoError>;
+    /// `truncate`, without blocking the core.
+    fn truncate_async(&self, len: u64) -> impl Future<Output = Result<(), IoError>> {
+        std::future::ready(self.truncate(len))
+    }
     /// Current size in bytes.
     fn size(&self) -> Result<u64, IoError>;
     fn path(&self) -> &Path;

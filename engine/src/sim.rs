@@ -538,6 +538,15 @@ impl File for SimFile {
         Ok(())
     }
 
+    /// Durable at once, like the other metadata operations here.
+    fn truncate(&self, len: u64) -> Result<(), IoError> {
+        let mut d = self.data.borrow_mut();
+        let len = len as usize;
+        d.volatile.truncate(len);
+        d.durable.truncate(len);
+        Ok(())
+    }
+
     fn size(&self) -> Result<u64, IoError> {
         Ok(self.data.borrow().volatile.len() as u64)
     }

@@ -290,3 +290,64 @@ fn checkpoint_at_close_makes_start_up_replay_only_what_came_after() {
     });
     assert_eq!((r.checkpoint_objects, r.checkpoint_unused.clone(), r.checkpoint_entries_gone), (Some(200), None, 200), "{r:?}");
 }
+
+/// Files named `free-*.log` in `dir`, and the bytes they hold.
+fn free_files(dir: &Path) -> (usize, u64) {
+    let listed = std::fs::read_dir(dir).expect("list").filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("free-"));
+    listed.fold((0, 0), |(n, bytes), e| (n + 1, bytes + e.metadata().expect("metadata").len()))
+}
+
+#[test]
+fn compaction_past_the_free_pool_gives_the_space_back_a_step_at_a_time() {
+    let d = dir("trim");
+    let out = engine::run(runtime(), |core: engine::Core<()>| {
+        let d = d.clone();
+        async move {
+            let (store, _) = Store::open(core.env.clone(), config(&d)).await.expect("open");
+            // Twelve segments of objects, all but the last ten objects then deleted: compaction
+            // empties far more segments than the pool keeps.
+            for i in 0..1200u32 {
+                store.put(b"b", format!("k{i}").as_bytes(), b"m", &vec![i as u8; 8000]).await.expect("put");
+            }
+            for i in 0..1190u32 {
+                store.delete(b"b", format!("k{i}").as_bytes()).await.expect("delete");
+            }
+            let before = store.segment_ids().len();
+            while store.compaction_candidate(0.9).is_some() {
+                store.compact_next(u64::MAX).await.expect("compact");
+            }
+            let compacted = before - store.segment_ids().len();
+            // The trimmer runs beside the store, paced: wait for it.
+            for _ in 0..200 {
+                if free_files(&d).0 <= engine::store::SEGMENTS_FREE_MAX {
+                    break;
+                }
+                engine::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            let (files, bytes) = free_files(&d);
+            let trimmed = store.stats().segments_trimmed;
+            store.close().await.expect("close");
+            (compacted, files, bytes, trimmed)
+        }
+    })
+    .expect("runtime");
+    let (compacted, files, bytes, trimmed) = out[0];
+    assert!(compacted > engine::store::SEGMENTS_FREE_MAX + 2, "only {compacted} segments compacted");
+    assert_eq!(files, engine::store::SEGMENTS_FREE_MAX, "the pool keeps its files, the trimmer removed the rest");
+    assert_eq!(bytes, files as u64 * config(&d).segment_bytes, "kept files are whole");
+    assert_eq!(trimmed as usize, compacted - files, "every excess file was trimmed and removed");
+    // What stayed reads back after a restart.
+    let out = engine::run(runtime(), |core: engine::Core<()>| {
+        let d = d.clone();
+        async move {
+            let (store, _) = Store::open(core.env.clone(), config(&d)).await.expect("reopen");
+            for i in 1190..1200u32 {
+                let got = store.get(b"b", format!("k{i}").as_bytes()).await.expect("get").expect("kept");
+                assert_eq!(got.data(), &vec![i as u8; 8000][..]);
+            }
+            store.objects()
+        }
+    })
+    .expect("runtime");
+    assert_eq!(out[0], 10);
+}
