@@ -86,9 +86,9 @@ pub struct StoreArgs {
     /// 1 MiB objects per core preloaded for the 1 MiB gets [default: 512; 64 with --quick].
     #[arg(long)]
     large_objects: Option<u64>,
-    /// Empty objects per core for the index memory and start-up figures (each is a 4 KiB frame:
-    /// 10 million need about 40 GiB of disk, checked before the run) [default: 10000000; 100000
-    /// with --quick].
+    /// Empty objects per core for the index memory and start-up figures (each a 128-byte frame,
+    /// packed: 10 million write about 1.2 GiB of log; the disk needed is checked before the run)
+    /// [default: 10000000; 100000 with --quick].
     #[arg(long)]
     index_objects: Option<u64>,
     /// 4 KiB objects preloaded (then half of them overwritten) for the puts beside compaction

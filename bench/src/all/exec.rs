@@ -133,7 +133,7 @@ pub fn engine(run: &Run, title: &'static str) -> Result<Section, String> {
 }
 
 /// Index objects of the store section's index-memory and start-up figures in the full run: the
-/// object-count scaling section goes further (to 10^7), so this one need not write 40 GiB too.
+/// object-count scaling section goes further (to 10^7), so this one need not repeat it.
 const STORE_INDEX_OBJECTS_FULL: u64 = 1_000_000;
 
 pub fn store(run: &Run, title: &'static str) -> Result<Section, String> {
