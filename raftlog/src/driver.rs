@@ -24,7 +24,7 @@ use engine::store::{RaftRecord, Store, StoreError, record::HEADER_BYTES};
 use crate::durable::{DurableStorage, Staged, kind_meta, record_of};
 use crate::node::{RawNode, Ready};
 use crate::storage::Snapshot;
-use crate::types::{Entry, GroupId, Index, Message, NodeId, Payload};
+use crate::types::{Entry, GroupId, HardState, Index, Message, NodeId, Payload};
 
 /// Messages waiting for one node; more are dropped (Raft retries whatever matters).
 pub const INBOX_MESSAGES_MAX: usize = 65536;
@@ -116,6 +116,8 @@ struct AfterPersist {
     busy: bool,
     messages: Vec<Message>,
     last: Option<(u64, u64)>,
+    /// The hard state this write makes durable, if it carries one.
+    hard_state: Option<HardState>,
 }
 
 pub struct Driver<E: Env, T: Transport> {
@@ -134,6 +136,8 @@ pub struct Driver<E: Env, T: Transport> {
     /// Set when a write failed: the groups' storage shows records the disk may not hold, so the
     /// driver does nothing more; reopen the store and the groups (recovery finds what is there).
     failed: Option<String>,
+    /// Each group's hard state as of its last durable write.
+    durable_hard: BTreeMap<GroupId, HardState>,
 }
 
 impl<E: Env, T: Transport + Clone> Driver<E, T> {
@@ -148,7 +152,15 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
             receiving: BTreeMap::new(),
             stats: DriverStats::default(),
             failed: None,
+            durable_hard: BTreeMap::new(),
         }
+    }
+
+    /// `group`'s hard state as of the last durable write (`None` before the first): what a
+    /// crash can no longer take back. Inside `run`'s `each` the node's own `hard_state()` may
+    /// be ahead of it (a turn's write comes after `each`).
+    pub fn durable_hard_state(&self, group: GroupId) -> Option<HardState> {
+        self.durable_hard.get(&group).copied()
     }
 
     /// Adds a group, its storage rebuilt from the store (what it shows was synced).
@@ -232,6 +244,29 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
     }
 
     async fn turn_once(&mut self) -> Result<bool, StoreError> {
+        let after = self.step_and_stage();
+        self.write_and_persisted(after).await
+    }
+
+    /// `run`'s turn: `turn` with `each` called between the staging and the write, so entries
+    /// this turn's messages committed are served (a reply to a client) without waiting for the
+    /// write of the next records. `None` once `each` said stop (after the write).
+    async fn turn_serving(&mut self, each: &mut impl FnMut(&mut Self) -> bool) -> Result<Option<bool>, StoreError> {
+        if let Some(cause) = &self.failed {
+            return Err(StoreError::Failed { cause: format!("an earlier turn of this driver failed: {cause}") });
+        }
+        let after = self.step_and_stage();
+        let go_on = each(self);
+        let result = self.write_and_persisted(after).await;
+        if let Err(e) = &result {
+            self.failed = Some(e.to_string());
+        }
+        result.map(|busy| go_on.then_some(busy))
+    }
+
+    /// Messages in, every group's `Ready` out: messages sent, records staged; returns what
+    /// waits for the write.
+    fn step_and_stage(&mut self) -> Vec<AfterPersist> {
         self.stats.turns += 1;
         for message in self.bus.take(self.node) {
             let Some(node) = self.groups.get_mut(&message.group) else {
@@ -256,11 +291,20 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
             }
             after.push(stage_ready(group, node, ready, &self.bus, &mut self.applied));
         }
+        after
+    }
+
+    /// Writes what the turn staged, then does what waited for it. Whether the turn had
+    /// anything to do.
+    async fn write_and_persisted(&mut self, after: Vec<AfterPersist>) -> Result<bool, StoreError> {
         let busy = after.iter().any(|a| a.busy);
         self.write_staged().await?;
         for a in after {
             for message in a.messages {
                 self.bus.send(message);
+            }
+            if let Some(hs) = a.hard_state {
+                self.durable_hard.insert(a.group, hs);
             }
             if let Some((index, term)) = a.last {
                 self.groups.get_mut(&a.group).expect("a group with a Ready").on_persisted(index, term);
@@ -320,9 +364,11 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
 
     /// The driver's loop: a tick every `tick_period` from the runtime's timer (caught up after
     /// a stall before anything else), turns whenever messages arrive, a tick fired or `each`
-    /// left a group with a `Ready`, until quiet. `each` runs between turns, when every write so
-    /// far is durable (the place to propose, take applied entries, read stats); it returns false
-    /// to stop.
+    /// left a group with a `Ready`, until quiet. `each` (the place to propose, take applied
+    /// entries, read stats) runs after every write, and also within each turn between staging
+    /// and the write, so that what the turn committed is served before that write: there a
+    /// group's hard state may be ahead of the disk (`durable_hard_state` is what is durable).
+    /// It returns false to stop (after the write in progress).
     pub async fn run(&mut self, tick_period: Duration, mut each: impl FnMut(&mut Self) -> bool) -> Result<(), StoreError> {
         let mut next_tick = engine::time::now().saturating_add(tick_period);
         while each(self) {
@@ -346,8 +392,12 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
             }
             // Bounded, so a group that keeps reporting work cannot starve the timer.
             for _ in 0..TURNS_PER_WAKEUP_MAX {
-                if !self.turn().await? {
-                    break;
+                match self.turn_serving(&mut each).await? {
+                    None => return Ok(()),
+                    Some(false) => break,
+                    // Busy: another turn at once, after what arrived during the write.
+                    Some(true) if !each(self) => return Ok(()),
+                    Some(true) => {}
                 }
             }
         }
@@ -403,5 +453,5 @@ fn stage_ready<T: Transport>(
         applied.entry(group).or_default().extend(ready.committed_entries);
     }
     let last = ready.entries.last().map(|e| (e.index, e.term));
-    AfterPersist { group, busy, messages: ready.messages_after_persist, last }
+    AfterPersist { group, busy, messages: ready.messages_after_persist, last, hard_state: ready.hard_state }
 }

@@ -67,8 +67,8 @@ async fn open_cluster(env: &SimEnv, bus: &Rc<LocalBus>, seed: u64) -> Result<Vec
 }
 
 /// Runs every node's driver loop (`Driver::run`) as its own task, so writes and deliveries
-/// interleave as on a real core. Each node, between turns: records its hard states (every write
-/// so far is durable), takes applied entries (a leader's count as acknowledged), and proposes
+/// interleave as on a real core. Each node, in `each`: records its durable hard states (as of
+/// the last write), takes applied entries (a leader's count as acknowledged), and proposes
 /// now and then if it leads. Runs until `stop` is set.
 fn spawn_nodes(
     nodes: Vec<Node>,
@@ -88,8 +88,12 @@ fn spawn_nodes(
                         let id = node.group(1).expect("group").id();
                         let mut p = promised.borrow_mut();
                         for group in 1..=GROUPS {
+                            // Durable as of the last write (inside a turn `each` runs before the
+                            // turn's write: the node's own hard state can be ahead of the disk).
+                            if let Some(hard) = node.durable_hard_state(group) {
+                                p.hard.insert((id, group), hard);
+                            }
                             let raw = node.group(group).expect("group");
-                            p.hard.insert((id, group), raw.hard_state());
                             let leads = raw.role() == Role::Leader;
                             for entry in node.take_applied(group) {
                                 if !entry.payload.is_empty() {
