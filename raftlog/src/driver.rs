@@ -233,24 +233,13 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
     /// what waited for durability. Returns whether anything happened. After an error (a failed
     /// write, even ENOSPC) every later turn fails too: drop the driver and reopen.
     pub async fn turn(&mut self) -> Result<bool, StoreError> {
-        if let Some(cause) = &self.failed {
-            return Err(StoreError::Failed { cause: format!("an earlier turn of this driver failed: {cause}") });
-        }
-        let result = self.turn_once().await;
-        if let Err(e) = &result {
-            self.failed = Some(e.to_string());
-        }
-        result
+        let busy = self.turn_serving(&mut |_: &mut Self| true).await?;
+        Ok(busy.expect("an `each` that never stops"))
     }
 
-    async fn turn_once(&mut self) -> Result<bool, StoreError> {
-        let after = self.step_and_stage();
-        self.write_and_persisted(after).await
-    }
-
-    /// `run`'s turn: `turn` with `each` called between the staging and the write, so entries
-    /// this turn's messages committed are served (a reply to a client) without waiting for the
-    /// write of the next records. `None` once `each` said stop (after the write).
+    /// `turn`, with `each` called between the staging and the write (`run` passes its own), so
+    /// entries this turn's messages committed are served (a reply to a client) without waiting
+    /// for the write of the next records. `None` once `each` said stop (after the write).
     async fn turn_serving(&mut self, each: &mut impl FnMut(&mut Self) -> bool) -> Result<Option<bool>, StoreError> {
         if let Some(cause) = &self.failed {
             return Err(StoreError::Failed { cause: format!("an earlier turn of this driver failed: {cause}") });
