@@ -10,7 +10,9 @@
 //! - reads, writes and syncs fail with EIO at configured rates; a failed write may have written
 //!   some atoms; a failed sync loses an arbitrary subset of what it covered (Linux fsyncgate);
 //! - writes past the disk capacity fail with ENOSPC;
-//! - bits flip at rest at a configured rate.
+//! - bits flip at rest at a configured rate;
+//! - a crash undoes every file creation, rename and removal since its directory's last sync
+//!   (truncation, `open` with `OpenMode::Truncate` and `File::truncate`, is durable at once).
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
@@ -125,6 +127,9 @@ pub struct SimWorld {
     events: RefCell<BinaryHeap<Reverse<Event>>>,
     seq: Cell<u64>,
     files: RefCell<HashMap<PathBuf, Rc<RefCell<FileData>>>>,
+    /// The names a crash keeps: as of each directory's last sync (creating, renaming and
+    /// removing a file change `files` only).
+    names_durable: RefCell<HashMap<PathBuf, Rc<RefCell<FileData>>>>,
     faults: RefCell<FaultConfig>,
     stats: Cell<SimStats>,
 }
@@ -141,6 +146,7 @@ impl SimWorld {
             events: RefCell::new(BinaryHeap::new()),
             seq: Cell::new(0),
             files: RefCell::new(HashMap::new()),
+            names_durable: RefCell::new(HashMap::new()),
             faults: RefCell::new(faults),
             stats: Cell::new(SimStats::default()),
         })
@@ -204,6 +210,8 @@ impl SimWorld {
     pub fn crash(&self) {
         self.events.borrow_mut().clear();
         let unit = self.faults.borrow().torn_unit_bytes;
+        // Names created, renamed or removed since their directory's last sync are undone.
+        *self.files.borrow_mut() = self.names_durable.borrow().clone();
         let files: Vec<_> = self.files.borrow().values().cloned().collect();
         for file in files {
             let mut f = file.borrow_mut();
@@ -322,7 +330,7 @@ impl Storage for SimStorage {
         }
     }
 
-    /// Atomic and durable at once in this model, like file creation.
+    /// Atomic; durable once the directory is synced (`sync_dir`), like creation and removal.
     fn rename(&self, from: &Path, to: &Path) -> Result<(), OpenError> {
         let mut files = self.world.files.borrow_mut();
         let data = files.remove(from).ok_or_else(|| OpenError { path: from.into(), source: io::Error::from_raw_os_error(libc::ENOENT) })?;
@@ -341,9 +349,12 @@ impl Storage for SimStorage {
         Ok(())
     }
 
-    /// File creation and removal are durable at once in this model (a simplification: the
-    /// store syncs the directory anyway, as it must on a real filesystem).
-    fn sync_dir(&self, _dir: &Path) -> Result<(), OpenError> {
+    /// Makes the directory's names as they are now (created, renamed, removed) survive a crash.
+    fn sync_dir(&self, dir: &Path) -> Result<(), OpenError> {
+        let files = self.world.files.borrow();
+        let mut durable = self.world.names_durable.borrow_mut();
+        durable.retain(|p, _| p.parent() != Some(dir));
+        durable.extend(files.iter().filter(|(p, _)| p.parent() == Some(dir)).map(|(p, d)| (p.clone(), d.clone())));
         Ok(())
     }
 

@@ -114,6 +114,8 @@ pub async fn timers<E: Env>(_env: &E, rng: &mut Prng, tasks: usize, sleeps: usiz
 /// back at random, and keeps the model of what is acknowledged durable.
 pub async fn append_workload<E: Env>(env: &E, path: &Path, seed: u64, blocks: u64, writers: u64, model: Rc<RefCell<Model>>) {
     let file = Rc::new(env.storage().open(path, OpenMode::Truncate).expect("open"));
+    // The file's name survives a crash only once its directory is synced.
+    env.storage().sync_dir(path.parent().expect("the file is in a directory")).expect("sync the directory");
     let next_block = Rc::new(std::cell::Cell::new(0u64));
     let done_writers = Rc::new(std::cell::Cell::new(0u64));
     let mut handles = Vec::new();
