@@ -549,7 +549,9 @@ impl File for SimFile {
         Ok(())
     }
 
-    /// Durable at once, like the other metadata operations here.
+    /// Durable at once (a simplification, like `OpenMode::Truncate` here: on a real filesystem
+    /// the size change waits for a sync). The store cuts only free files whose name it synced,
+    /// and a cut lost in a crash would only leave a longer free file.
     fn truncate(&self, len: u64) -> Result<(), IoError> {
         let mut d = self.data.borrow_mut();
         let len = len as usize;

@@ -114,7 +114,6 @@ fn split_key_field(field: &[u8]) -> Option<(&[u8], &[u8])> {
     (rest.len() >= n).then(|| rest.split_at(n))
 }
 
-/// The part of a record's data the index needs: a manifest's size, a `DropChunks` list.
 /// The part of a record that applying it needs besides its key: a manifest's, chunk drop's or
 /// hard state's data, a Raft entry's metadata (its first byte is kept: `RaftEntryLoc::kind`).
 fn aux_data<'a>(kind: Kind, meta: &'a [u8], data: &'a [u8]) -> &'a [u8] {
@@ -902,7 +901,7 @@ impl<E: Env> Store<E> {
         let (buf, skip, file) = self.read_sectors(&loc).await?;
         let corrupt = |what: String| StoreError::Corrupt { path: file.path().to_path_buf(), offset: loc.offset, what };
         let frame =
-            record::decode(buf.as_slice().get(skip..).unwrap_or_default()).map_err(|e| corrupt(format!("get {}: {e:?} (lsn {})", object_name(bucket, key), loc.lsn)))?;
+            record::decode(&buf.as_slice()[skip..]).map_err(|e| corrupt(format!("get {}: {e:?} (lsn {})", object_name(bucket, key), loc.lsn)))?;
         let (b, k) = split_key_field(frame.key).ok_or_else(|| corrupt("bad key field".into()))?;
         let expected_kind = if loc.chunked { Kind::Manifest } else { Kind::Put };
         if frame.header.lsn != loc.lsn || b != bucket || k != key || frame.header.kind != expected_kind {
@@ -1611,16 +1610,10 @@ async fn trim_free<E: Env>(inner: &Inner<E>) -> Result<(), StoreError> {
             Ok::<bool, StoreError>(true)
         }
         .await;
-        match trimmed {
-            Ok(true) => {}
-            Ok(false) => {
-                inner.free_segments.borrow_mut().insert(0, path);
-                return Ok(());
-            }
-            Err(e) => {
-                inner.free_segments.borrow_mut().insert(0, path);
-                return Err(e);
-            }
+        if !matches!(trimmed, Ok(true)) {
+            // Stopped for close, or failed: the file stays in the pool, cut short or whole.
+            inner.free_segments.borrow_mut().insert(0, path);
+            return trimmed.map(drop);
         }
     }
     Ok(())

@@ -356,7 +356,7 @@ impl<E: Env> Store<E> {
         let what = if kind == Kind::RaftEntry { "entry" } else { "compaction record" };
         let (buf, skip, file) = self.read_sectors(&loc).await?;
         let corrupt = |what: String| StoreError::Corrupt { path: file.path().to_path_buf(), offset: loc.offset, what };
-        let frame = super::record::decode(buf.as_slice().get(skip..).unwrap_or_default())
+        let frame = super::record::decode(&buf.as_slice()[skip..])
             .map_err(|e| corrupt(format!("raft {what} {index} of group {group}: {e:?} (lsn {})", loc.lsn)))?;
         let h = frame.header;
         if h.kind != kind || h.lsn != loc.lsn || h.group != group || h.index != index || h.term != term {

@@ -84,8 +84,8 @@ fn numbered<T: std::str::FromStr>(path: &Path, prefix: &str, digits: usize) -> O
 }
 
 /// Bytes of the sectors a frame of `frame_len` at `offset` spans.
-fn sectors_len(offset: u64, frame_len: u32) -> usize {
-    let (start, end) = record::sector_span(offset, frame_len as usize);
+fn sectors_len(offset: u64, len: usize) -> usize {
+    let (start, end) = record::sector_span(offset, len);
     (end - start) as usize
 }
 
@@ -142,8 +142,7 @@ impl<'a, F: File> Reader<'a, F> {
 
     /// Whether `[offset, offset + len)` fits in one load of the buffer.
     fn fits(&self, offset: u64, len: usize) -> bool {
-        let (start, end) = record::sector_span(offset, len);
-        end - start <= self.buf.as_ref().expect("reader buffer").capacity() as u64
+        sectors_len(offset, len) <= self.buf.as_ref().expect("reader buffer").capacity()
     }
 
     /// The frame at `offset`, verified once and borrowed from the reader's buffer: callers copy
@@ -152,7 +151,7 @@ impl<'a, F: File> Reader<'a, F> {
         let head = self.bytes(offset, HEADER_BYTES).await?;
         let header = match record::peek(head) {
             // A frame lies inside its batch, so the sectors it spans do too.
-            Ok(h) if sectors_len(offset, h.frame_len) <= max_frame && self.fits(offset, h.frame_len as usize) => h,
+            Ok(h) if sectors_len(offset, h.frame_len as usize) <= max_frame && self.fits(offset, h.frame_len as usize) => h,
             Ok(_) => return Ok(Err(Invalid::BadHeader)),
             Err(e) => return Ok(Err(e)),
         };
