@@ -28,7 +28,7 @@ pub const TASKS_PER_TURN_MAX: usize = 256;
 /// busy: past it the loop submits what is queued before polling the next task, so the device is
 /// not left idle while the turn verifies reads that already completed (kernel-notes.md, "submit
 /// mid-turn"). Socket ops wait for the turn's end: they cost less batched.
-pub const SUBMIT_DELAY_NS_MAX: u64 = 20_000;
+pub const SUBMIT_DELAY_NS_MAX: u64 = 5_000;
 
 /// Messages each ordered pair of cores can hold in flight in the mesh.
 pub const MESH_QUEUE_CAPACITY_DEFAULT: usize = 1024;
