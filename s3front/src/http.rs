@@ -28,4 +28,4 @@ pub use error::HttpError;
 pub use head::{BodyFraming, HEAD_BYTES_MAX, HEADERS_MAX, Method, RequestHead, TARGET_BYTES_MAX, parse_head};
 pub use query::{decode_path, parse_query};
 pub use range::{RangeResult, parse_range};
-pub use response::{CONTINUE_100, ResponseHead, ResponseHeaderError, http_date, http_date_display, parse_http_date, reason_phrase};
+pub use response::{CONTINUE_100, HeaderLines, ResponseHead, ResponseHeaderError, http_date, http_date_display, parse_http_date, reason_phrase};

@@ -541,6 +541,20 @@ fn response_head_bytes() {
 }
 
 #[test]
+fn header_lines_rendered_once_append_as_if_added_in_place() {
+    let mut stored = ResponseHead::new(200);
+    stored.try_header("etag", "\"abc\"").expect("a plain value");
+    assert!(stored.try_header("x-amz-meta-evil", "a\r\nset-cookie: x").is_err(), "a CRLF never reaches the lines");
+    stored.try_header("x-amz-meta-colour", "blue").expect("a plain value");
+    let lines = stored.into_header_lines();
+    assert_eq!(lines.len(), "etag: \"abc\"\r\nx-amz-meta-colour: blue\r\n".len(), "no status line, nothing refused");
+    let mut reused = ResponseHead::new(206).header("x-amz-request-id", "R1");
+    reused.push_lines(&lines);
+    let direct = ResponseHead::new(206).header("x-amz-request-id", "R1").header("etag", "\"abc\"").header("x-amz-meta-colour", "blue");
+    assert_eq!(reused.content_length(3).into_bytes(), direct.content_length(3).into_bytes());
+}
+
+#[test]
 fn response_reason_phrases() {
     for (status, reason) in [
         (100, "Continue"),

@@ -156,10 +156,36 @@ impl ResponseHead {
         out.extend_from_slice(b"\r\n");
     }
 
+    /// The header lines added so far (each checked as it was added), without the status line:
+    /// lines that stay the same for many responses, rendered once.
+    pub fn into_header_lines(self) -> HeaderLines {
+        HeaderLines(self.lines[self.headers_start..].to_vec())
+    }
+
+    /// Appends lines another head checked (see [`into_header_lines`](Self::into_header_lines)).
+    pub fn push_lines(&mut self, lines: &HeaderLines) {
+        self.lines.extend_from_slice(&lines.0);
+    }
+
     /// The whole head, `HTTP/1.1 <code> <reason>\r\n<headers>\r\n`, in its own buffer (no copy).
     pub fn into_bytes(mut self) -> Vec<u8> {
         self.lines.extend_from_slice(b"\r\n");
         self.lines
+    }
+}
+
+/// `name: value\r\n` lines a [`ResponseHead`] checked; only a head makes them, so appending
+/// them to another head cannot smuggle a line in. Never Content-Length (the head refuses it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderLines(Vec<u8>);
+
+impl HeaderLines {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

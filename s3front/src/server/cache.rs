@@ -7,18 +7,27 @@
 //! change that lsn, so no write path has to invalidate anything, and nothing stale can be
 //! served. Eviction: CLOCK (second chance) over insertion order, bounded in bytes.
 
+use std::cell::OnceCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use super::meta::ObjectMeta;
+use crate::http::HeaderLines;
+
+/// A cached object's metadata, and the response header lines rendered from it by the first hit
+/// that needed them (formatting the ETag and Last-Modified took 7% of a core on 4 KiB GETs).
+pub struct CachedMeta {
+    pub meta: ObjectMeta,
+    pub lines: OnceCell<HeaderLines>,
+}
 
 /// Largest object the cache keeps.
 pub const CACHE_OBJECT_BYTES_MAX: usize = 4 << 20;
 
 struct Entry {
     lsn: u64,
-    meta: Rc<ObjectMeta>,
+    meta: Rc<CachedMeta>,
     /// `Arc`: the owner core hands the bytes to the core holding the connection.
     data: Arc<Vec<u8>>,
     referenced: bool,
@@ -57,7 +66,7 @@ impl ObjectCache {
     }
 
     /// The cached object if it is the version the index names (`lsn`).
-    pub fn get(&mut self, bucket: &str, key: &str, lsn: u64) -> Option<(Rc<ObjectMeta>, Arc<Vec<u8>>)> {
+    pub fn get(&mut self, bucket: &str, key: &str, lsn: u64) -> Option<(Rc<CachedMeta>, Arc<Vec<u8>>)> {
         fill_key(&mut self.scratch, bucket, key);
         match self.entries.get_mut(&self.scratch[..]) {
             Some(e) if e.lsn == lsn => {
@@ -97,7 +106,7 @@ impl ObjectCache {
         }
         self.bytes += c;
         self.order.push_back(k.clone());
-        self.entries.insert(k, Entry { lsn, meta: Rc::new(meta), data, referenced: false });
+        self.entries.insert(k, Entry { lsn, meta: Rc::new(CachedMeta { meta, lines: OnceCell::new() }), data, referenced: false });
     }
 
     fn evict_one(&mut self) {

@@ -422,7 +422,9 @@ fn etag_matches(header: &str, etag: &str) -> bool {
 
 /// The headers every GET/HEAD of an object returns, written straight into `head`. Stored
 /// values are echoed: one that cannot be a header is left out.
-fn object_headers(head: &mut ResponseHead, req: &Request, meta: &ObjectMeta, partial: bool) {
+/// The headers of an object's responses that come from its metadata alone.
+fn stored_headers(meta: &ObjectMeta) -> http::HeaderLines {
+    let mut head = ResponseHead::new(200);
     let _ = head.try_header_fmt("etag", format_args!("\"{}\"", meta.etag));
     let _ = head.try_header_fmt("last-modified", format_args!("{}", http::http_date_display((meta.modified_ms / 1000) as i64)));
     let _ = head.try_header("content-type", meta.content_type.as_deref().unwrap_or("binary/octet-stream"));
@@ -433,6 +435,14 @@ fn object_headers(head: &mut ResponseHead, req: &Request, meta: &ObjectMeta, par
     for (n, v) in &meta.user {
         let _ = head.try_header_fmt(&format!("x-amz-meta-{n}"), format_args!("{v}"));
     }
+    if !meta.part_sizes.is_empty() {
+        let _ = head.try_header_fmt("x-amz-mp-parts-count", format_args!("{}", meta.part_sizes.len()));
+    }
+    head.into_header_lines()
+}
+
+/// The object's checksums, when the request asks for them (`x-amz-checksum-mode: ENABLED`).
+fn checksum_headers(head: &mut ResponseHead, req: &Request, meta: &ObjectMeta, partial: bool) {
     // A checksum covers the whole object: a range response carries none, as in S3.
     if !partial && req.header("x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("enabled")) {
         for (alg, v) in &meta.checksums {
@@ -440,9 +450,6 @@ fn object_headers(head: &mut ResponseHead, req: &Request, meta: &ObjectMeta, par
                 let _ = head.try_header(a.header_name(), v);
             }
         }
-    }
-    if !meta.part_sizes.is_empty() {
-        let _ = head.try_header_fmt("x-amz-mp-parts-count", format_args!("{}", meta.part_sizes.len()));
     }
 }
 
@@ -523,7 +530,7 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
     let Some((info, data)) = got else { return Err(no_such_key(&key)) };
     if let Some(data) = data {
         // The owner's cached bytes, shared, not copied.
-        return send_cached(conn, req, &info.meta, &data, is_head).await;
+        return send_cached(conn, req, &info.meta, &stored_headers(&info.meta), &data, is_head).await;
     }
     if let Some(r) = check_preconditions(req, &info.meta)? {
         return Ok(Some(r));
@@ -564,8 +571,22 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
 }
 
 fn object_response_head(req: &Request, meta: &ObjectMeta, size: u64, start: u64, end: u64, partial: bool) -> Vec<u8> {
+    object_response_head_with(req, meta, &stored_headers(meta), size, start, end, partial)
+}
+
+/// [`object_response_head`] with the object's stored headers already rendered.
+fn object_response_head_with(
+    req: &Request,
+    meta: &ObjectMeta,
+    stored: &http::HeaderLines,
+    size: u64,
+    start: u64,
+    end: u64,
+    partial: bool,
+) -> Vec<u8> {
     let mut head = conn::head_start(if partial { 206 } else { 200 }, &req.id, Some(end - start));
-    object_headers(&mut head, req, meta, partial);
+    head.push_lines(stored);
+    checksum_headers(&mut head, req, meta, partial);
     if partial {
         let _ = head.try_header_fmt("content-range", format_args!("bytes {start}-{}/{size}", end.saturating_sub(1)));
     }
@@ -590,8 +611,9 @@ async fn get_local(
 ) -> Result<Option<Response>, S3Error> {
     if let Some((lsn, _)) = shard.store.lsn_of(bucket.as_bytes(), key.as_bytes()) {
         let hit = shard.cache.borrow_mut().get(bucket, key, lsn);
-        if let Some((meta, data)) = hit {
-            return send_cached(conn, req, &meta, &data, is_head).await;
+        if let Some((cached, data)) = hit {
+            let stored = cached.lines.get_or_init(|| stored_headers(&cached.meta));
+            return send_cached(conn, req, &cached.meta, stored, &data, is_head).await;
         }
     }
     let got = shard.store.get(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| internal(format!("get: {e}")))?;
@@ -672,6 +694,7 @@ async fn send_cached(
     conn: &mut Conn,
     req: &Request,
     meta: &ObjectMeta,
+    stored: &http::HeaderLines,
     data: &std::sync::Arc<Vec<u8>>,
     is_head: bool,
 ) -> Result<Option<Response>, S3Error> {
@@ -680,7 +703,7 @@ async fn send_cached(
     }
     let size = data.len() as u64;
     let (start, end, partial) = range_of(req, size)?;
-    let mut head = object_response_head(req, meta, size, start, end, partial);
+    let mut head = object_response_head_with(req, meta, stored, size, start, end, partial);
     let body = start as usize..end as usize;
     if is_head || body.is_empty() {
         send(conn, head).await?;

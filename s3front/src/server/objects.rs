@@ -70,7 +70,7 @@ pub async fn get_small(shard: Rc<Shard>, bucket: String, key: String) -> Result<
         let hit = shard.cache.borrow_mut().get(&bucket, &key, lsn);
         if let Some((meta, data)) = hit {
             // The whole object is here: callers need no manifest to read it.
-            let info = Info { meta: (*meta).clone(), size: data.len() as u64, manifest: None };
+            let info = Info { meta: meta.meta.clone(), size: data.len() as u64, manifest: None };
             return Ok(Some((info, Some(data))));
         }
     }
