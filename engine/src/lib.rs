@@ -15,6 +15,7 @@ pub mod env;
 pub mod error;
 pub mod executor;
 pub mod keylock;
+pub mod latency;
 pub mod limits;
 pub mod mesh;
 pub mod rng;

@@ -100,6 +100,24 @@ struct Row {
     term_changes: u64,
     /// Entries/s of every round of this workload (this row is the median one).
     rounds_per_s: Vec<f64>,
+    /// The store's durable batch writes during the run (corestore only), from submission to
+    /// completion: the leader's, and the slower follower's. On one shared disk the replicas'
+    /// flushes queue behind each other; this says how much of the commit latency is the disk.
+    leader_write: Option<WriteLatency>,
+    follower_write: Option<WriteLatency>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WriteLatency {
+    writes: u64,
+    us_p50: u64,
+    us_p99: u64,
+}
+
+impl WriteLatency {
+    fn of(run: &engine::latency::LatencyBuckets) -> Option<WriteLatency> {
+        Some(WriteLatency { writes: run.count(), us_p50: run.quantile_us(0.5)?, us_p99: run.quantile_us(0.99)? })
+    }
 }
 
 impl Row {
@@ -303,7 +321,12 @@ fn corestore_run(cluster: &mut Corestore, plan: &Plan, name: String, pace: Pace)
     // A spontaneous election under load (a replica stalled past the election timeout) moves
     // the leader: the figures of the replica that leads at the end are the run's.
     let last = cluster.wait_leader(START_TIMEOUT)?;
-    let after = cluster.status(last)?;
+    let afters: Vec<NodeStatus> = (0..REPLICAS).map(|i| cluster.status(i)).collect::<Result<_, _>>()?;
+    let after = afters[last];
+    let writes = |i: usize| WriteLatency::of(&afters[i].store_write.since(&before[i].store_write));
+    let leader_write = writes(last);
+    // The slower follower's p99 (a commit waits for the faster one, but both share the disk).
+    let follower_write = (0..REPLICAS).filter(|&i| i != last).filter_map(writes).max_by_key(|w| w.us_p99);
     let term_changes = after.term.saturating_sub(before[leader].term);
     if term_changes > 0 {
         eprintln!(
@@ -329,6 +352,8 @@ fn corestore_run(cluster: &mut Corestore, plan: &Plan, name: String, pace: Pace)
         follower_cpu_busy,
         term_changes,
         rounds_per_s: Vec::new(),
+        leader_write,
+        follower_write,
     })
 }
 
@@ -359,5 +384,7 @@ fn etcd_run(etcd: &mut Etcd, plan: &Plan, name: String, pace: Pace) -> Result<Ro
         follower_cpu_busy: None,
         term_changes: 0,
         rounds_per_s: Vec::new(),
+        leader_write: None,
+        follower_write: None,
     })
 }

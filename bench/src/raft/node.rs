@@ -285,6 +285,7 @@ fn serve(d: &mut NodeDriver, shared: &Shared, waiters: &mut VecDeque<Waiter>, ow
         last_index: node.last_index(),
         store_syncs: stats.syncs,
         store_records: stats.records,
+        store_write: stats.write_latency,
     });
 }
 

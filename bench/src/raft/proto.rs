@@ -15,6 +15,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+use engine::latency::{LATENCY_BUCKETS, LatencyBuckets};
 
 /// Bytes of the length prefix.
 pub const LENGTH_BYTES: usize = 4;
@@ -44,6 +45,8 @@ pub struct NodeStatus {
     /// Durable writes of the node's store (each one write with RWF_DSYNC: one fdatasync).
     pub store_syncs: u64,
     pub store_records: u64,
+    /// How long the store's durable batch writes took (`StoreStats::write_latency`).
+    pub store_write: LatencyBuckets,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +64,8 @@ pub enum ProtoError {
     Truncated,
     Kind(u8),
     Trailing(usize),
+    /// A latency bucket index past the last one.
+    Bucket(u64),
 }
 
 impl std::fmt::Display for ProtoError {
@@ -70,6 +75,7 @@ impl std::fmt::Display for ProtoError {
             ProtoError::Truncated => write!(f, "frame ends early"),
             ProtoError::Kind(k) => write!(f, "unknown frame kind {k}"),
             ProtoError::Trailing(n) => write!(f, "{n} bytes left over after the frame"),
+            ProtoError::Bucket(i) => write!(f, "latency bucket {i} does not exist"),
         }
     }
 }
@@ -138,6 +144,11 @@ pub fn encode_reply(reply: &Reply<'_>, out: &mut Vec<u8>) {
             let start = begin(out, STATUS_REPLY, *id);
             out.push(s.is_leader as u8);
             put_u64s(out, &[s.id, s.term, s.leader, s.commit, s.applied, s.last_index, s.store_syncs, s.store_records]);
+            // The non-empty buckets only: (count, then index and value of each).
+            put_u64s(out, &[s.store_write.nonzero().count() as u64]);
+            for (i, c) in s.store_write.nonzero() {
+                put_u64s(out, &[i as u64, c]);
+            }
             start
         }
         Reply::Entry { id, index, term, payload } => {
@@ -214,7 +225,7 @@ pub fn decode_reply(body: &[u8]) -> Result<Reply<'_>, ProtoError> {
         NOT_LEADER => Reply::NotLeader { id, hint: r.u64()? },
         STATUS_REPLY => {
             let is_leader = r.u8()? != 0;
-            let status = NodeStatus {
+            let mut status = NodeStatus {
                 is_leader,
                 id: r.u64()?,
                 term: r.u64()?,
@@ -224,7 +235,18 @@ pub fn decode_reply(body: &[u8]) -> Result<Reply<'_>, ProtoError> {
                 last_index: r.u64()?,
                 store_syncs: r.u64()?,
                 store_records: r.u64()?,
+                store_write: LatencyBuckets::default(),
             };
+            let buckets = r.u64()?;
+            if buckets > LATENCY_BUCKETS as u64 {
+                return Err(ProtoError::Bucket(buckets));
+            }
+            for _ in 0..buckets {
+                let (i, c) = (r.u64()?, r.u64()?);
+                if !status.store_write.add_bucket(usize::try_from(i).unwrap_or(usize::MAX), c) {
+                    return Err(ProtoError::Bucket(i));
+                }
+            }
             Reply::Status { id, status }
         }
         ENTRY => Reply::Entry { id, index: r.u64()?, term: r.u64()?, payload: r.rest() },
@@ -349,8 +371,14 @@ mod tests {
             last_index: 101,
             store_syncs: 50,
             store_records: 300,
+            store_write: LatencyBuckets::default(),
         };
         check_reply(Reply::Status { id: 3, status });
+        let mut timed = status;
+        timed.store_write.record_ns(450_000);
+        timed.store_write.record_ns(450_000);
+        timed.store_write.record_ns(1_500_000);
+        check_reply(Reply::Status { id: 3, status: timed });
         check_reply(Reply::Entry { id: 4, index: 5, term: 6, payload: b"entry" });
         check_reply(Reply::Error { id: 5, message: b"busy" });
     }

@@ -51,8 +51,19 @@ pub fn print_json(r: &Row, fio: &Measured, rows: &[Row]) {
         "etcd_entries_per_s": etcd.map(|e| e.run.per_s()),
         "ratio_vs_etcd": etcd.map(|e| r.run.per_s() / e.run.per_s()),
         "etcd_latency_ns_p99": etcd.map(|e| e.p(0.99)),
+        "leader_write": r.leader_write.map(write_json),
+        "follower_write_slower": r.follower_write.map(write_json),
     });
     println!("{line}");
+}
+
+fn write_json(w: super::WriteLatency) -> serde_json::Value {
+    json!({ "writes": w.writes, "us_p50": w.us_p50, "us_p99": w.us_p99 })
+}
+
+/// `p50 / p99` of a replica's durable writes (bucket upper bounds), or `-`.
+fn write_cell(w: Option<super::WriteLatency>) -> String {
+    w.map_or("-".into(), |w| format!("{} / {}", w.us_p50, w.us_p99))
 }
 
 fn quantile(sorted: &[Duration], q: f64) -> Duration {
@@ -105,9 +116,9 @@ pub fn print_elections_json(trials: &[Election]) {
 pub fn print_table(rows: &[Row], fio: &Measured) {
     println!();
     println!(
-        "| workload | corestore entries/s | p50 µs | p99 µs | entries/fsync | vs fio fdatasync/s | leader cpu | etcd puts/s | etcd p50 µs | etcd p99 µs | corestore/etcd |"
+        "| workload | corestore entries/s | p50 µs | p99 µs | entries/fsync | vs fio fdatasync/s | leader cpu | write p50 / p99 µs, leader | slower follower | etcd puts/s | etcd p50 µs | etcd p99 µs | corestore/etcd |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows.iter().filter(|r| r.system == System::Corestore) {
         let (e_rate, e50, e99, ratio) = match peer(r, rows) {
             Some(e) => (
@@ -123,13 +134,15 @@ pub fn print_table(rows: &[Row], fio: &Measured) {
             Pace::Closed { .. } => r.name.clone(),
         };
         println!(
-            "| {name} | {:.0} | {:.0} | {:.0} | {} | {:.2} | {} | {e_rate} | {e50} | {e99} | {ratio} |",
+            "| {name} | {:.0} | {:.0} | {:.0} | {} | {:.2} | {} | {} | {} | {e_rate} | {e50} | {e99} | {ratio} |",
             r.run.per_s(),
             r.p(0.5) as f64 / 1e3,
             r.p(0.99) as f64 / 1e3,
             r.entries_per_sync.map_or("-".into(), |v| format!("{v:.1}")),
             r.run.per_s() / fio.ops_per_s,
             r.leader_cpu_busy.map_or("-".into(), |v| format!("{v:.2}")),
+            write_cell(r.leader_write),
+            write_cell(r.follower_write),
         );
     }
 }

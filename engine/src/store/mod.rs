@@ -607,6 +607,9 @@ pub struct StoreStats {
     pub relocations_voided: u64,
     /// Free segment files the trimmer gave back to the filesystem (`trim_free`).
     pub segments_trimmed: u64,
+    /// Each batch's durable write (RWF_DSYNC), from submission to completion as the core saw
+    /// it: the device's write and flush, plus any wait for this core to run.
+    pub write_latency: crate::latency::LatencyBuckets,
 }
 
 /// One core's store. Cheap to clone (a handle); `!Send`.
@@ -1658,7 +1661,9 @@ async fn commit<E: Env>(inner: &Inner<E>, batch: &mut Batch) -> Result<Tail, (Op
     buf.set_len(batch.used);
     // One operation, durable on completion (RWF_DSYNC): no separate fdatasync, which io_uring
     // would hand to a worker thread.
+    let write_start = inner.env.now();
     let (res, buf) = file.write_at_durable(buf, tail.offset).await;
+    let write_ns = inner.env.now().ns.saturating_sub(write_start.ns);
     batch.buf = Some(buf);
     // A failed write leaves the tail where it was (the next batch overwrites the garbage); ENOSPC
     // is survivable. Any other failure stops writes: like a failed fdatasync (fsyncgate), what
@@ -1669,6 +1674,7 @@ async fn commit<E: Env>(inner: &Inner<E>, batch: &mut Batch) -> Result<Tail, (Op
     s.records += n as u64;
     s.syncs += 1;
     s.bytes_written += batch.used as u64;
+    s.write_latency.record_ns(write_ns);
     inner.stats.set(s);
     Ok(Tail { segment: tail.segment, offset: tail.offset, next_lsn: first })
 }
