@@ -371,7 +371,7 @@ async fn handle(request: Request<'_>, conn: &Rc<Conn>, shared: &Shared, store: &
                 w.wake();
             }
         }
-        Request::Status { id } => conn.reply(&Reply::Status { id, status: shared.status.get() }),
+        Request::Status { id } => conn.reply(&Reply::Status { id, status: Box::new(shared.status.get()) }),
         Request::Read { id, index } => {
             // Only applied entries: those are committed, and a committed entry is never cut.
             if index == 0 || index > shared.status.get().applied {

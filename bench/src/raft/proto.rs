@@ -53,7 +53,8 @@ pub struct NodeStatus {
 pub enum Reply<'a> {
     Committed { id: u64, index: u64 },
     NotLeader { id: u64, hint: u64 },
-    Status { id: u64, status: NodeStatus },
+    /// Boxed: a status carries a latency histogram, and the other replies are small.
+    Status { id: u64, status: Box<NodeStatus> },
     Entry { id: u64, index: u64, term: u64, payload: &'a [u8] },
     Error { id: u64, message: &'a [u8] },
 }
@@ -247,7 +248,7 @@ pub fn decode_reply(body: &[u8]) -> Result<Reply<'_>, ProtoError> {
                     return Err(ProtoError::Bucket(i));
                 }
             }
-            Reply::Status { id, status }
+            Reply::Status { id, status: Box::new(status) }
         }
         ENTRY => Reply::Entry { id, index: r.u64()?, term: r.u64()?, payload: r.rest() },
         ERROR => Reply::Error { id, message: r.rest() },
@@ -262,7 +263,7 @@ pub fn decode_reply(body: &[u8]) -> Result<Reply<'_>, ProtoError> {
 pub enum Answer {
     Committed { index: u64 },
     NotLeader { hint: u64 },
-    Status(NodeStatus),
+    Status(Box<NodeStatus>),
     Entry { index: u64, term: u64, payload: Vec<u8> },
     Error(String),
 }
@@ -317,7 +318,7 @@ impl Client {
     pub fn status(&mut self) -> Result<NodeStatus, String> {
         let id = self.id();
         match self.call(&Request::Status { id })? {
-            Answer::Status(s) => Ok(s),
+            Answer::Status(s) => Ok(*s),
             other => Err(format!("{}: status answered {other:?}", self.addr)),
         }
     }
@@ -373,12 +374,12 @@ mod tests {
             store_records: 300,
             store_write: LatencyBuckets::default(),
         };
-        check_reply(Reply::Status { id: 3, status });
+        check_reply(Reply::Status { id: 3, status: Box::new(status) });
         let mut timed = status;
         timed.store_write.record_ns(450_000);
         timed.store_write.record_ns(450_000);
         timed.store_write.record_ns(1_500_000);
-        check_reply(Reply::Status { id: 3, status: timed });
+        check_reply(Reply::Status { id: 3, status: Box::new(timed) });
         check_reply(Reply::Entry { id: 4, index: 5, term: 6, payload: b"entry" });
         check_reply(Reply::Error { id: 5, message: b"busy" });
     }
