@@ -105,10 +105,10 @@ impl Inner {
     }
 
     pub(crate) fn timer_update_waker(&self, key: TimerKey, waker: &Waker) {
-        if let Some(w) = self.timers.borrow_mut().get_mut(&key) {
-            if !w.will_wake(waker) {
-                *w = waker.clone();
-            }
+        if let Some(w) = self.timers.borrow_mut().get_mut(&key)
+            && !w.will_wake(waker)
+        {
+            *w = waker.clone();
         }
     }
 
@@ -248,10 +248,10 @@ impl Executor {
         let main_waker = local_waker(self.inner.main_woken.clone());
         let mut cx = Context::from_waker(&main_waker);
         loop {
-            if self.inner.main_woken.woken.replace(false) {
-                if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
-                    return v;
-                }
+            if self.inner.main_woken.woken.replace(false)
+                && let Poll::Ready(v) = future.as_mut().poll(&mut cx)
+            {
+                return v;
             }
             self.run_ready();
             self.inner.timers_fire();

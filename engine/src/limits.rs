@@ -40,6 +40,6 @@ pub const CORES_MAX: usize = 256;
 pub const BUFFER_SIZE_MAX: usize = 64 << 20;
 
 const _: () = assert!(SECTOR_SIZE.is_power_of_two());
-const _: () = assert!(BUFFER_SIZE_MAX % SECTOR_SIZE == 0);
+const _: () = assert!(BUFFER_SIZE_MAX.is_multiple_of(SECTOR_SIZE));
 const _: () = assert!(RING_ENTRIES_DEFAULT.is_power_of_two());
 const _: () = assert!(RING_ENTRIES_DEFAULT <= RING_ENTRIES_MAX);

@@ -137,7 +137,7 @@ pub struct SimWorld {
 impl SimWorld {
     pub fn new(seed: u64, faults: FaultConfig) -> Rc<SimWorld> {
         assert!(faults.latency_ns_min <= faults.latency_ns_max);
-        assert!(faults.torn_unit_bytes > 0 && SECTOR_SIZE % faults.torn_unit_bytes == 0);
+        assert!(faults.torn_unit_bytes > 0 && SECTOR_SIZE.is_multiple_of(faults.torn_unit_bytes));
         Rc::new(SimWorld {
             seed,
             // Start far from zero so that nothing depends on time starting at 0.
@@ -276,10 +276,10 @@ impl Driver for SimWorld {
                 (Some(e), Some(d)) => Some(e.min(d)),
                 (e, d) => e.or(d),
             };
-            if let Some(t) = target {
-                if t > self.now.get() {
-                    self.now.set(t);
-                }
+            if let Some(t) = target
+                && t > self.now.get()
+            {
+                self.now.set(t);
             }
         }
         self.run_due();

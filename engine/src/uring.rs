@@ -620,7 +620,9 @@ impl<H: 'static> Op<H> {
                 }
                 Poll::Pending
             }
-            SlotState::Free | SlotState::Abandoned(..) | SlotState::Stream(..) | SlotState::StreamAbandoned(..) => panic!("op slot {slot} in a wrong state"),
+            SlotState::Free | SlotState::Abandoned(..) | SlotState::Stream(..) | SlotState::StreamAbandoned(..) => {
+                panic!("op slot {slot} in a wrong state")
+            }
         }
     }
 }
@@ -755,10 +757,10 @@ impl Drop for Ring {
         while self.in_flight.get() > 0 && monotonic_now() < deadline {
             let ts = types::Timespec::from(RING_DROP_WAIT_STEP);
             let r = self.ring.borrow().submitter().submit_with_args(1, &types::SubmitArgs::new().timespec(&ts));
-            if let Err(e) = r {
-                if !matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) {
-                    break;
-                }
+            if let Err(e) = r
+                && !matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY))
+            {
+                break;
             }
             let mut ring = self.ring.borrow_mut();
             let mut slots = self.slots.borrow_mut();

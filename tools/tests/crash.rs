@@ -2,6 +2,7 @@
 //! at a random moment; the parent reopens the store and checks every write the child reported
 //! as acknowledged. Several rounds on one directory, so recovery also runs on logs that earlier
 //! crashes cut.
+#![allow(clippy::disallowed_methods)] // a test process of its own: plain threads, sleeps and wall time, no ring
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -199,8 +199,11 @@ pub(super) async fn load<E: Env>(env: &E, dir: &Path, batch_bytes: usize) -> Res
         if !consistent {
             return Ok(Err(format!("checkpoint frame at offset {offset} does not belong")));
         }
-        let parsed =
-            if expected == 1 { parse_header(f.meta, &mut tail, &mut ends, &mut objects, &mut next_chunk_id) } else { parse_entries(f.data, &mut index) };
+        let parsed = if expected == 1 {
+            parse_header(f.meta, &mut tail, &mut ends, &mut objects, &mut next_chunk_id)
+        } else {
+            parse_entries(f.data, &mut index)
+        };
         if parsed.is_none() {
             return Ok(Err(format!("checkpoint frame at offset {offset} does not parse")));
         }

@@ -250,11 +250,8 @@ impl Index {
         if !gone.iter().any(|s| self.live_bytes.contains_key(s)) {
             return 0;
         }
-        let doomed: Vec<Box<[u8]>> = self
-            .iter()
-            .filter(|(_, _, l)| gone.contains(&l.segment))
-            .flat_map(|(b, k, _)| [b.into(), k.into()])
-            .collect();
+        let doomed: Vec<Box<[u8]>> =
+            self.iter().filter(|(_, _, l)| gone.contains(&l.segment)).flat_map(|(b, k, _)| [b.into(), k.into()]).collect();
         for pair in doomed.chunks_exact(2) {
             self.delete(&pair[0], &pair[1]);
         }

@@ -152,7 +152,7 @@ pub fn encode_ids(ids: &[u64]) -> Vec<u8> {
 
 /// Decodes a `DropChunks` record's data.
 pub fn decode_ids(bytes: &[u8]) -> Option<Vec<u64>> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return None;
     }
     Some(bytes.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes"))).collect())

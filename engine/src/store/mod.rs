@@ -58,8 +58,8 @@ impl StoreConfig {
     fn validate(&self) -> Result<(), StoreError> {
         let sector = crate::SECTOR_SIZE;
         let ok = self.batch_bytes >= 2 * sector
-            && self.batch_bytes % sector == 0
-            && self.segment_bytes % sector as u64 == 0
+            && self.batch_bytes.is_multiple_of(sector)
+            && self.segment_bytes.is_multiple_of(sector as u64)
             && self.segment_bytes >= self.batch_bytes as u64
             && self.segment_bytes <= u32::MAX as u64 * sector as u64;
         if !ok {
@@ -753,8 +753,11 @@ impl<E: Env> Store<E> {
     /// Drops the chunks of ids no manifest owns (an abandoned upload, a failed put).
     pub async fn drop_chunks(&self, ids: &[u64]) -> Result<u64, StoreError> {
         let data = manifest::encode_ids(ids);
-        self.append("drop chunks", &[Rec { kind: Kind::DropChunks, bucket: CHUNK_BUCKET, key: &[], meta: &[], data: &data, expect: None, raft: None }])
-            .await
+        self.append(
+            "drop chunks",
+            &[Rec { kind: Kind::DropChunks, bucket: CHUNK_BUCKET, key: &[], meta: &[], data: &data, expect: None, raft: None }],
+        )
+        .await
     }
 
     /// Drops the chunks of every id below `below_id` that no manifest names: extents written
@@ -903,8 +906,8 @@ impl<E: Env> Store<E> {
     async fn read_object(&self, bucket: &[u8], key: &[u8], loc: Location) -> Result<Object, StoreError> {
         let (buf, skip, file) = self.read_sectors(&loc).await?;
         let corrupt = |what: String| StoreError::Corrupt { path: file.path().to_path_buf(), offset: loc.offset, what };
-        let frame =
-            record::decode(&buf.as_slice()[skip..]).map_err(|e| corrupt(format!("get {}: {e:?} (lsn {})", object_name(bucket, key), loc.lsn)))?;
+        let frame = record::decode(&buf.as_slice()[skip..])
+            .map_err(|e| corrupt(format!("get {}: {e:?} (lsn {})", object_name(bucket, key), loc.lsn)))?;
         let (b, k) = split_key_field(frame.key).ok_or_else(|| corrupt("bad key field".into()))?;
         let expected_kind = if loc.chunked { Kind::Manifest } else { Kind::Put };
         if frame.header.lsn != loc.lsn || b != bucket || k != key || frame.header.kind != expected_kind {
@@ -1172,8 +1175,8 @@ impl<E: Env> Store<E> {
         }
         let file = self.inner.files.borrow()[&id].clone();
         let mut report = CompactReport { segment: id, ..Default::default() };
-        let carries_nothing = id == oldest
-            || (!self.inner.carry_unknown.borrow().contains(&id) && !self.inner.carry_bytes.borrow().contains_key(&id));
+        let carries_nothing =
+            id == oldest || (!self.inner.carry_unknown.borrow().contains(&id) && !self.inner.carry_bytes.borrow().contains_key(&id));
         // The index names live objects, not Raft hard states and compaction records: a
         // segment pinned by one is read whole.
         let raft_pinned = self.inner.raft.borrow().pins_segment(id);
@@ -1181,7 +1184,10 @@ impl<E: Env> Store<E> {
             self.copy_forward(id, oldest, end, &file, pace, carries_nothing && !raft_pinned, &mut report).await?;
         }
         // Each pin was copied forward, or a newer record superseded the copy and moved the pin.
-        assert!(!self.inner.raft.borrow().pins_segment(id), "segment {id} still holds a Raft hard state or compaction record after compaction");
+        assert!(
+            !self.inner.raft.borrow().pins_segment(id),
+            "segment {id} still holds a Raft hard state or compaction record after compaction"
+        );
         if self.inner.index.borrow().live_bytes(id) > 0 {
             // Only chunks a reader still pins may remain: their object was replaced or deleted
             // (so their relocation did not go ahead), but the drop waits for the reader. The
@@ -1293,21 +1299,39 @@ impl<E: Env> Store<E> {
         let (bucket, k) = split_key_field(f.key).ok_or_else(|| corrupt(offset, "bad key field".into()))?;
         let expect = match kind {
             Kind::Put | Kind::Manifest => {
-                let at = Location { segment: id, frame_len: header.frame_len, offset, lsn: header.lsn, data_len: header.data_len, chunked: false };
+                let at = Location {
+                    segment: id,
+                    frame_len: header.frame_len,
+                    offset,
+                    lsn: header.lsn,
+                    data_len: header.data_len,
+                    chunked: false,
+                };
                 let loc = location_of(kind, aux_data(kind, f.meta, f.data), at);
                 (self.inner.index.borrow().get(bucket, k) == Some(loc)).then_some(Expect::At(loc))
             }
             Kind::Delete if id != oldest => self.inner.index.borrow().get(bucket, k).is_none().then_some(Expect::Absent),
             Kind::DropChunks if id != oldest => Some(Expect::ChunksDead),
             Kind::HardState | Kind::RaftCompact => {
-                let at = Location { segment: id, frame_len: header.frame_len, offset, lsn: header.lsn, data_len: header.data_len, chunked: false };
+                let at = Location {
+                    segment: id,
+                    frame_len: header.frame_len,
+                    offset,
+                    lsn: header.lsn,
+                    data_len: header.data_len,
+                    chunked: false,
+                };
                 (self.inner.raft.borrow().pinned_at(kind, header.group) == Some(at)).then_some(Expect::RaftAt(at))
             }
             _ => None,
         };
         if let Some(expect) = expect {
             let (bucket, k, meta, data) = (bucket.to_vec(), k.to_vec(), f.meta.to_vec(), f.data.to_vec());
-            let raft = matches!(expect, Expect::RaftAt(_)).then_some(raft::RaftTag { group: header.group, term: header.term, index: header.index });
+            let raft = matches!(expect, Expect::RaftAt(_)).then_some(raft::RaftTag {
+                group: header.group,
+                term: header.term,
+                index: header.index,
+            });
             let store = self.clone();
             pass.in_flight.push_back(crate::spawn(async move {
                 let record = Rec { kind, bucket: &bucket, key: &k, meta: &meta, data: &data, expect: Some(expect), raft };
@@ -1448,10 +1472,11 @@ impl<E: Env> Store<E> {
                 return Poll::Ready(Err("the store is closing".to_string()));
             }
             let filling = self.inner.filling.borrow();
-            if let Some(b) = filling.as_ref() {
-                if end_from(b.used) <= self.inner.config.batch_bytes && b.entries.len() + records <= BATCH_RECORDS_MAX {
-                    return Poll::Ready(Ok((b.done.clone(), b.entries.len())));
-                }
+            if let Some(b) = filling.as_ref()
+                && end_from(b.used) <= self.inner.config.batch_bytes
+                && b.entries.len() + records <= BATCH_RECORDS_MAX
+            {
+                return Poll::Ready(Ok((b.done.clone(), b.entries.len())));
             }
             self.inner.room_waiters.borrow_mut().push(cx.waker().clone());
             Poll::Pending
@@ -1913,4 +1938,3 @@ mod tests {
         assert!(read_spans(&[], 8192).is_empty());
     }
 }
-

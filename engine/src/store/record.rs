@@ -125,11 +125,7 @@ fn sectors_least(len: usize) -> usize {
 pub fn place(used: usize, frame: usize) -> usize {
     assert!(used.is_multiple_of(FRAME_ALIGN_BYTES) && frame.is_multiple_of(FRAME_ALIGN_BYTES));
     let (start, end) = sector_span(used as u64, frame);
-    if end as usize / SECTOR_SIZE - start as usize / SECTOR_SIZE > sectors_least(frame) {
-        used.next_multiple_of(SECTOR_SIZE)
-    } else {
-        used
-    }
+    if end as usize / SECTOR_SIZE - start as usize / SECTOR_SIZE > sectors_least(frame) { used.next_multiple_of(SECTOR_SIZE) } else { used }
 }
 
 /// The sector-aligned byte range `[start, end)` that holds `[offset, offset + len)`: what an

@@ -110,7 +110,7 @@ impl<'a, F: File> Reader<'a, F> {
     /// so that the frames inside it can then be taken without reading again.
     pub(super) async fn load(&mut self, offset: u64, len: usize) -> Result<(), StoreError> {
         let buf = self.buf.take().expect("reader buffer");
-        assert!(len <= buf.capacity() && len % SECTOR_SIZE == 0 && offset % SECTOR_SIZE as u64 == 0);
+        assert!(len <= buf.capacity() && len.is_multiple_of(SECTOR_SIZE) && offset.is_multiple_of(SECTOR_SIZE as u64));
         let (res, mut buf) = self.file.read_at(buf, offset, len).await;
         let n = match res {
             Ok(n) => n,
@@ -471,10 +471,10 @@ async fn later_batch<F: File>(
         let mut reader = Reader::new(&**file, buf.take().expect("buffer"));
         let mut offset = if pos == from.0 { from.1 } else { 0 };
         while offset < size {
-            if let Ok(f) = reader.frame(offset, config.batch_bytes).await? {
-                if f.header.batch_first_lsn > next_lsn {
-                    return Ok(Some((id, offset, f.header)));
-                }
+            if let Ok(f) = reader.frame(offset, config.batch_bytes).await?
+                && f.header.batch_first_lsn > next_lsn
+            {
+                return Ok(Some((id, offset, f.header)));
             }
             offset += FRAME_ALIGN_BYTES as u64;
         }

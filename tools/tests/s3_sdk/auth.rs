@@ -1,4 +1,5 @@
 //! Authentication and per-user bucket ownership.
+#![allow(clippy::disallowed_methods)] // a test process of its own: plain threads, sleeps and wall time, no ring
 
 use std::time::{Duration, SystemTime};
 

@@ -1,5 +1,6 @@
 //! Conditional requests: If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since on
 //! GetObject and HeadObject, and If-None-Match: * on PutObject.
+#![allow(clippy::disallowed_methods)] // a test process of its own: plain threads, sleeps and wall time, no ring
 
 use aws_sdk_s3::primitives::DateTime;
 

@@ -1,6 +1,7 @@
 //! One `corestore serve` process per test, an AWS SDK client for it, and a minimal HTTP/1.1
 //! client for the requests the SDK cannot make (presigned URLs, a Host header of our choosing,
 //! raw error bodies).
+#![allow(clippy::disallowed_methods)] // a test process of its own: plain threads, sleeps and wall time, no ring
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -1,4 +1,5 @@
 //! Presigned URLs (query-string SigV4) made by the SDK's presigner, used by a plain HTTP client.
+#![allow(clippy::disallowed_methods)] // a test process of its own: plain threads, sleeps and wall time, no ring
 
 use std::time::{Duration, SystemTime};
 

@@ -107,16 +107,12 @@ impl Varints {
 
     fn location(l: &Location) -> Varints {
         let unit = FRAME_ALIGN_BYTES as u64;
-        assert!(l.offset % unit == 0, "indexed offset {} is not a multiple of the frame alignment", l.offset);
-        assert!(l.frame_len as u64 % unit == 0, "indexed frame length {} is not a multiple of the frame alignment", l.frame_len);
+        assert!(l.offset.is_multiple_of(unit), "indexed offset {} is not a multiple of the frame alignment", l.offset);
+        assert!((l.frame_len as u64).is_multiple_of(unit), "indexed frame length {} is not a multiple of the frame alignment", l.frame_len);
         // The chunked flag rides in the size's low bit: sizes are far below 2^63.
         assert!(l.data_len < 1 << 62, "indexed size {} is out of range", l.data_len);
         let mut v = Varints::new();
-        v.push(l.segment as u64)
-            .push(l.offset / unit)
-            .push(l.frame_len as u64 / unit)
-            .push(l.data_len << 1 | l.chunked as u64)
-            .push(l.lsn);
+        v.push(l.segment as u64).push(l.offset / unit).push(l.frame_len as u64 / unit).push(l.data_len << 1 | l.chunked as u64).push(l.lsn);
         v
     }
 }
