@@ -74,6 +74,14 @@ pub struct TcpStream {
     abandoned: Cell<Option<&'static str>>,
 }
 
+/// What one two-part sendmsg points at, kept together in one box for the op's lifetime.
+struct TwoPartMsg {
+    head: Vec<u8>,
+    data: Arc<Vec<u8>>,
+    iov: [libc::iovec; 2],
+    hdr: libc::msghdr,
+}
+
 /// Marks one receive or send in flight; if dropped while the kernel still runs its op (the
 /// future was dropped), poisons the stream.
 struct InFlight<'a> {
@@ -220,6 +228,44 @@ impl TcpStream {
     /// until the kernel is done.
     pub async fn send_shared_all(&self, data: Arc<Vec<u8>>, range: Range<usize>) -> Result<Arc<Vec<u8>>, NetError> {
         self.send_range(data, range).await
+    }
+
+    /// Sends `head` and then `data[range]` with one sendmsg of two iovecs: a small body goes
+    /// from the shared bytes (an object cache's entry) straight to the socket instead of being
+    /// copied behind the head first. Returns `head` for reuse.
+    pub async fn send_head_and_shared(&self, head: Vec<u8>, data: Arc<Vec<u8>>, range: Range<usize>) -> Result<Vec<u8>, NetError> {
+        assert!(range.start <= range.end && range.end <= data.len(), "send range {range:?} beyond {} bytes", data.len());
+        let total = head.len() + range.len();
+        assert!(total <= SEND_OP_MAX_BYTES, "one sendmsg of {total} bytes: use send_all and send_shared_all");
+        let mut in_flight = self.begin(&self.send_busy, "send to")?;
+        let mut msg = Box::new(TwoPartMsg {
+            head,
+            data,
+            // SAFETY: iovec and msghdr are plain C structs for which all zeroes is valid.
+            iov: unsafe { std::mem::zeroed() },
+            hdr: unsafe { std::mem::zeroed() },
+        });
+        msg.iov[0] = libc::iovec { iov_base: msg.head.as_ptr() as *mut libc::c_void, iov_len: msg.head.len() };
+        msg.iov[1] = libc::iovec { iov_base: msg.data[range.start..].as_ptr() as *mut libc::c_void, iov_len: range.len() };
+        msg.hdr.msg_iov = msg.iov.as_mut_ptr();
+        msg.hdr.msg_iovlen = 2;
+        let entry = opcode::SendMsg::new(types::Fd(self.as_raw_fd()), &msg.hdr).flags(SEND_FLAGS as u32).build();
+        in_flight.in_kernel = true;
+        // SAFETY: the msghdr, its iovecs and the bytes they point at all live in the box (heap:
+        // moving it moves none of them), which moves into the hold until the op completes.
+        let (result, (msg, _fd)) = unsafe { self.ring.op(entry, (msg, self.fd.clone())) }.result().await;
+        in_flight.in_kernel = false;
+        let sent = self.sent_bytes(result, total)?;
+        drop(in_flight);
+        let TwoPartMsg { head, data, .. } = *msg;
+        // MSG_WAITALL makes a partial send rare; the rest goes out as plain sends.
+        let head_len = head.len();
+        let head = if sent < head_len { self.send_range(head, sent..head_len).await? } else { head };
+        let body_start = range.start + sent.saturating_sub(head_len);
+        if body_start < range.end {
+            self.send_range(data, body_start..range.end).await?;
+        }
+        Ok(head)
     }
 
     async fn send_range<B: HeapBytes>(&self, data: B, range: Range<usize>) -> Result<B, NetError> {

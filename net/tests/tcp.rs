@@ -201,6 +201,56 @@ fn send_all_reaches_a_slow_reader_intact() {
     assert!(received == payload, "received bytes differ from the payload");
 }
 
+/// send_head_and_shared to a slow reader: a head and a range of shared bytes arrive in order
+/// and whole, with a body large enough that the slow reader fills the socket buffers (the
+/// kernel continues the sendmsg; so would our own continuation after a partial send), then an
+/// empty range (the head alone); the head comes back for reuse, the Arc is released.
+#[test]
+fn send_head_and_shared_delivers_both_parts_in_order() {
+    let server = std::net::TcpListener::bind(loopback(0)).expect("std listener");
+    let addr = server.local_addr().expect("std listener addr");
+    let head = pattern(3, 300);
+    let body = std::sync::Arc::new(pattern(5, SLOW_PAYLOAD_BYTES));
+    let range = 17..SLOW_PAYLOAD_BYTES - 5;
+    let mut expected = head.clone();
+    expected.extend_from_slice(&body[range.clone()]);
+    expected.extend_from_slice(&head);
+    let (received, (back_len, shared_refs)) = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let (mut conn, _) = server.accept().expect("std accept");
+            conn.set_read_timeout(Some(CLIENT_READ_TIMEOUT)).expect("read timeout");
+            let mut received = Vec::new();
+            let mut chunk = [0u8; SLOW_READ_BYTES];
+            for reads in 1.. {
+                let n = conn.read(&mut chunk).expect("slow read");
+                if n == 0 {
+                    break;
+                }
+                received.extend_from_slice(&chunk[..n]);
+                if reads % SLOW_READS_PER_PAUSE == 0 {
+                    std::thread::sleep(SLOW_PAUSE);
+                }
+            }
+            received
+        });
+        let sent = on_one_core(|core: Core<()>| {
+            let (head, body, range) = (head.clone(), body.clone(), range.clone());
+            async move {
+                let stream = TcpStream::connect(core.env.ring(), addr).await.expect("connect");
+                let back = stream.send_head_and_shared(head, body.clone(), range).await.expect("head and body");
+                let back = stream.send_head_and_shared(back, body.clone(), 9..9).await.expect("head alone");
+                stream.shutdown_write().expect("shutdown write");
+                (back.len(), std::sync::Arc::strong_count(&body))
+            }
+        });
+        (reader.join().expect("reader"), sent)
+    });
+    assert_eq!(back_len, head.len(), "the head comes back");
+    assert_eq!(shared_refs, 2, "the ops released their clones of the shared bytes (the test holds two)");
+    assert_eq!(received.len(), expected.len());
+    assert!(received == expected, "received bytes differ from head + range + head");
+}
+
 const FIXED_LEN_BYTES: usize = 1 << 20;
 const FIXED_RANGE: std::ops::Range<usize> = 1000..FIXED_LEN_BYTES - 7;
 

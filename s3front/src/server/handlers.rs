@@ -703,13 +703,18 @@ async fn send_cached(
     }
     let size = data.len() as u64;
     let (start, end, partial) = range_of(req, size)?;
-    let mut head = object_response_head_with(req, meta, stored, size, start, end, partial);
+    let head = object_response_head_with(req, meta, stored, size, start, end, partial);
     let body = start as usize..end as usize;
     if is_head || body.is_empty() {
         send(conn, head).await?;
     } else if body.len() <= conn::INLINE_BODY_BYTES_MAX {
-        head.extend_from_slice(&data[body]);
-        send(conn, head).await?;
+        // One sendmsg of head and body, the body straight from the cache's bytes (copying it
+        // behind the head took 5% of the core on 4 KiB GETs).
+        let sent = conn.stream.send_head_and_shared(head, data.clone(), body).await;
+        sent.map(conn::recycle_out_buf).map_err(|e| {
+            conn.body_unread = true;
+            err(ErrorCode::InternalError, format!("send: {e}"))
+        })?;
     } else {
         // Straight from the cache's bytes: copying a 1 MiB body into the head's buffer (a fresh
         // allocation the copy faults in page by page) took 40% of the core on 1 MiB GETs.
