@@ -42,7 +42,8 @@ const SMALL_GET_QUEUE_DEPTH: usize = 64;
 const LARGE_GET_QUEUE_DEPTH: usize = 8;
 /// Concurrent puts that preload objects: more than one batch holds, so every batch is full.
 const PRELOAD_WRITERS: usize = 256;
-/// The index fill's batches: the most records a batch may hold, each a 4 KiB frame.
+/// The index fill's batches: room for the most records a batch may hold even at a sector each
+/// (packed empty objects take 128 bytes, so the record count is what fills a batch).
 const INDEX_BATCH_BYTES: usize = BATCH_RECORDS_MAX * SECTOR_SIZE;
 /// A 1 MiB object's frame is 1 MiB plus a header sector: it needs a batch (and a read buffer)
 /// larger than 1 MiB.

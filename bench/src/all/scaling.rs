@@ -104,7 +104,7 @@ pub fn objects(run: &Run, title: &'static str) -> Result<Section, String> {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "`corestore-bench store --only index --index-objects N` for each N, one core: N empty objects (16-byte keys, each a 4 KiB frame) \
+        "`corestore-bench store --only index --index-objects N` for each N, one core: N empty objects (16-byte keys, each a 128-byte frame, packed) \
          put durably in full batches, the process's resident memory before and after, then `Store::open` of that log after a crash \
          (whole log replayed) and after a clean close (from the index checkpoint).\n"
     );
