@@ -266,21 +266,26 @@ thread_local! {
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
-fn cached_signing_key(secret: &str, yyyymmdd: &str, region: &str, service: &str) -> [u8; 32] {
-    // The common case, one user signing all day, is answered without building a key.
+fn cached_signing_key(secret: &str, yyyymmdd: &str, region: &str, service: &str) -> ([u8; 32], canonical::HmacSha256) {
+    // The common case, one user signing all day, is answered without building a key, and with
+    // the HMAC already keyed (keying hashes two blocks: 0.7% of a core on 4 KiB GETs).
     let last = LAST_SIGNING_KEY.with(|l| {
-        l.borrow().as_ref().and_then(|((s, d, r, v), k)| (s == secret && d == yyyymmdd && r == region && v == service).then_some(*k))
+        l.borrow()
+            .as_ref()
+            .and_then(|((s, d, r, v), k, mac)| (s == secret && d == yyyymmdd && r == region && v == service).then(|| (*k, mac.clone())))
     });
-    if let Some(k) = last {
-        return k;
+    if let Some(hit) = last {
+        return hit;
     }
     let k = cached_signing_key_slow(secret, yyyymmdd, region, service);
-    LAST_SIGNING_KEY.with(|l| *l.borrow_mut() = Some(((secret.into(), yyyymmdd.into(), region.into(), service.into()), k)));
-    k
+    let mac = canonical::keyed_hmac(&k);
+    LAST_SIGNING_KEY
+        .with(|l| *l.borrow_mut() = Some(((secret.into(), yyyymmdd.into(), region.into(), service.into()), k, mac.clone())));
+    (k, mac)
 }
 
 thread_local! {
-    static LAST_SIGNING_KEY: std::cell::RefCell<Option<(SigningKeyId, [u8; 32])>> = const { std::cell::RefCell::new(None) };
+    static LAST_SIGNING_KEY: std::cell::RefCell<Option<(SigningKeyId, [u8; 32], canonical::HmacSha256)>> = const { std::cell::RefCell::new(None) };
 }
 
 fn cached_signing_key_slow(secret: &str, yyyymmdd: &str, region: &str, service: &str) -> [u8; 32] {
@@ -487,7 +492,7 @@ fn verify_claim(
     let Credential { access_key, date, region: scope_region, service } = claim.credential;
     let secret = secrets(&access_key).ok_or_else(|| AuthError::InvalidAccessKeyId { access_key: access_key.clone() })?;
     let scope = CredentialScope { date, region: scope_region, service };
-    let key = cached_signing_key(&secret, &scope.date, &scope.region, &scope.service);
+    let (key, mac) = cached_signing_key(&secret, &scope.date, &scope.region, &scope.service);
     // The canonical request and string to sign are built in this thread's scratch buffers:
     // only a mismatch, whose error shows them, copies them out.
     SIGNING_SCRATCH.with_borrow_mut(|(canonical_request, string_to_sign)| {
@@ -495,7 +500,7 @@ fn verify_claim(
         string_to_sign.clear();
         write_canonical_request(canonical_request, req, claim.presigned, &claim.signed_headers_raw, claim.payload_hash)?;
         canonical::write_string_to_sign(string_to_sign, &claim.date_time, &scope, canonical_request);
-        if !canonical::signature_matches(&key, string_to_sign.as_bytes(), &claim.signature) {
+        if !canonical::keyed_signature_matches(mac, string_to_sign.as_bytes(), &claim.signature) {
             let (string_to_sign, canonical_request) = (string_to_sign.clone(), canonical_request.clone());
             return Err(AuthError::SignatureDoesNotMatch { access_key: access_key.clone(), string_to_sign, canonical_request });
         }

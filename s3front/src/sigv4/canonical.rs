@@ -185,9 +185,13 @@ pub fn write_string_to_sign(out: &mut String, date_time: &str, scope: impl std::
     write!(out, "{ALGORITHM}\n{date_time}\n{scope}\n{hash}").expect("writing to a String cannot fail");
 }
 
-/// Constant-time check of `signature` against HMAC(signing_key, string_to_sign).
-pub fn signature_matches(signing_key: &[u8; 32], string_to_sign: &[u8], signature: &[u8; 32]) -> bool {
-    let mut mac = HmacSha256::new_from_slice(signing_key).expect("HMAC takes keys of any length");
+/// An HMAC-SHA256 keyed with `signing_key`, to clone for each message signed with it.
+pub(crate) fn keyed_hmac(signing_key: &[u8; 32]) -> HmacSha256 {
+    HmacSha256::new_from_slice(signing_key).expect("HMAC takes keys of any length")
+}
+
+/// Constant-time check of `signature` against the HMAC of `string_to_sign` under `mac`'s key.
+pub(crate) fn keyed_signature_matches(mut mac: HmacSha256, string_to_sign: &[u8], signature: &[u8; 32]) -> bool {
     mac.update(string_to_sign);
     mac.verify_slice(signature).is_ok()
 }
