@@ -160,6 +160,25 @@ const SLOW_READ_BYTES: usize = 4096;
 const SLOW_READS_PER_PAUSE: usize = 16;
 const SLOW_PAUSE: Duration = Duration::from_millis(1);
 
+/// Accepts one connection and reads it to its end 4 KiB at a time, pausing now and then.
+fn read_slowly(server: &std::net::TcpListener) -> Vec<u8> {
+    let (mut conn, _) = server.accept().expect("std accept");
+    conn.set_read_timeout(Some(CLIENT_READ_TIMEOUT)).expect("read timeout");
+    let mut received = Vec::with_capacity(SLOW_PAYLOAD_BYTES);
+    let mut chunk = [0u8; SLOW_READ_BYTES];
+    for reads in 1.. {
+        let n = conn.read(&mut chunk).expect("slow read");
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&chunk[..n]);
+        if reads % SLOW_READS_PER_PAUSE == 0 {
+            std::thread::sleep(SLOW_PAUSE);
+        }
+    }
+    received
+}
+
 /// A 4 MiB send_all to a reader that takes 4 KiB at a time with pauses: the send outlasts many
 /// fills of the socket buffers, and what arrives is the payload, byte for byte.
 #[test]
@@ -168,23 +187,7 @@ fn send_all_reaches_a_slow_reader_intact() {
     let addr = server.local_addr().expect("std listener addr");
     let payload = pattern(7, SLOW_PAYLOAD_BYTES);
     let (received, sent) = std::thread::scope(|s| {
-        let reader = s.spawn(|| {
-            let (mut conn, _) = server.accept().expect("std accept");
-            conn.set_read_timeout(Some(CLIENT_READ_TIMEOUT)).expect("read timeout");
-            let mut received = Vec::with_capacity(SLOW_PAYLOAD_BYTES);
-            let mut chunk = [0u8; SLOW_READ_BYTES];
-            for reads in 1.. {
-                let n = conn.read(&mut chunk).expect("slow read");
-                if n == 0 {
-                    break;
-                }
-                received.extend_from_slice(&chunk[..n]);
-                if reads % SLOW_READS_PER_PAUSE == 0 {
-                    std::thread::sleep(SLOW_PAUSE);
-                }
-            }
-            received
-        });
+        let reader = s.spawn(|| read_slowly(&server));
         let sent = on_one_core(|core: Core<()>| {
             let payload = payload.clone();
             async move {
@@ -216,23 +219,7 @@ fn send_head_and_shared_delivers_both_parts_in_order() {
     expected.extend_from_slice(&body[range.clone()]);
     expected.extend_from_slice(&head);
     let (received, (back_len, shared_refs)) = std::thread::scope(|s| {
-        let reader = s.spawn(|| {
-            let (mut conn, _) = server.accept().expect("std accept");
-            conn.set_read_timeout(Some(CLIENT_READ_TIMEOUT)).expect("read timeout");
-            let mut received = Vec::new();
-            let mut chunk = [0u8; SLOW_READ_BYTES];
-            for reads in 1.. {
-                let n = conn.read(&mut chunk).expect("slow read");
-                if n == 0 {
-                    break;
-                }
-                received.extend_from_slice(&chunk[..n]);
-                if reads % SLOW_READS_PER_PAUSE == 0 {
-                    std::thread::sleep(SLOW_PAUSE);
-                }
-            }
-            received
-        });
+        let reader = s.spawn(|| read_slowly(&server));
         let sent = on_one_core(|core: Core<()>| {
             let (head, body, range) = (head.clone(), body.clone(), range.clone());
             async move {

@@ -1297,30 +1297,16 @@ impl<E: Env> Store<E> {
         let header = f.header;
         let kind = header.kind;
         let (bucket, k) = split_key_field(f.key).ok_or_else(|| corrupt(offset, "bad key field".into()))?;
+        // Where this frame lies, as the index or the Raft pins would name it.
+        let at = Location { segment: id, frame_len: header.frame_len, offset, lsn: header.lsn, data_len: header.data_len, chunked: false };
         let expect = match kind {
             Kind::Put | Kind::Manifest => {
-                let at = Location {
-                    segment: id,
-                    frame_len: header.frame_len,
-                    offset,
-                    lsn: header.lsn,
-                    data_len: header.data_len,
-                    chunked: false,
-                };
                 let loc = location_of(kind, aux_data(kind, f.meta, f.data), at);
                 (self.inner.index.borrow().get(bucket, k) == Some(loc)).then_some(Expect::At(loc))
             }
             Kind::Delete if id != oldest => self.inner.index.borrow().get(bucket, k).is_none().then_some(Expect::Absent),
             Kind::DropChunks if id != oldest => Some(Expect::ChunksDead),
             Kind::HardState | Kind::RaftCompact => {
-                let at = Location {
-                    segment: id,
-                    frame_len: header.frame_len,
-                    offset,
-                    lsn: header.lsn,
-                    data_len: header.data_len,
-                    chunked: false,
-                };
                 (self.inner.raft.borrow().pinned_at(kind, header.group) == Some(at)).then_some(Expect::RaftAt(at))
             }
             _ => None,
