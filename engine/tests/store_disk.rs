@@ -140,10 +140,10 @@ fn damage_to_synced_data_refuses_to_open_and_names_the_place() {
     write(&d, 20, false);
     let f = std::fs::OpenOptions::new().read(true).write(true).open(segment(&d)).expect("segment");
     let mut b = [0u8; 1];
-    // Offset 90 is inside the first record's key field (the header is 88 bytes); padding after
+    // Offset 98 is inside the first record's key field (the header is 96 bytes); padding after
     // the payload is not checksummed, on purpose.
-    f.read_exact_at(&mut b, 90).expect("read");
-    f.write_all_at(&[b[0] ^ 0x01], 90).expect("flip one bit in the first record");
+    f.read_exact_at(&mut b, 98).expect("read");
+    f.write_all_at(&[b[0] ^ 0x01], 98).expect("flip one bit in the first record");
     f.sync_all().expect("sync");
     let err = reopen_and_check(&d, 20).expect_err("a flipped bit in synced data must not be cut away silently");
     assert!(err.contains("seg-00000001.log"), "{err}");
@@ -178,6 +178,43 @@ fn corrupted_record_is_an_error_with_location_never_data() {
     assert!(is_corrupt, "{msg}");
     assert!(msg.contains("seg-00000001.log") && msg.contains("b/victim"), "error names file and object: {msg}");
     assert_eq!(bystander, vec![8u8; 100]);
+}
+
+/// A head read verifies the frame's head (header, key, metadata) on its own: damage to the data
+/// leaves it answering (the metadata is still proven) while a get refuses; damage to the
+/// metadata makes the head refuse too, naming the place.
+#[test]
+fn a_head_verifies_the_metadata_apart_from_the_data() {
+    let d = dir("headcorrupt");
+    let out = engine::run(runtime(), |core: engine::Core<()>| {
+        let d = d.clone();
+        async move {
+            let (store, _) = Store::open(core.env.clone(), config(&d)).await.expect("open");
+            store.put(b"b", b"victim", b"meta", &[7u8; 20_000]).await.expect("put");
+            let head = store.head(b"b", b"victim").await.expect("head").expect("present");
+            let clean = (head.meta().to_vec(), head.size);
+            drop(head);
+            // The first frame of the segment: a 96-byte header, the key field (2 + 1 + 6 bytes),
+            // the metadata (4), then the data from offset 109.
+            let f = std::fs::OpenOptions::new().write(true).open(segment(&d)).expect("segment");
+            f.write_all_at(&[0u8; 16], 109 + 12_000).expect("damage the data");
+            f.sync_all().expect("sync");
+            let after_data = store.head(b"b", b"victim").await.map(|h| h.map(|h| (h.meta().to_vec(), h.size)));
+            let get = store.get(b"b", b"victim").await.map(|o| o.is_some());
+            f.write_all_at(b"ATEM", 105).expect("damage the metadata");
+            f.sync_all().expect("sync");
+            let after_meta = store.head(b"b", b"victim").await.map(|h| h.map(|h| h.meta().to_vec()));
+            (clean, after_data.expect("a head beside damaged data still verifies"), get.map_err(|e| e.to_string()), after_meta.map_err(|e| e.to_string()))
+        }
+    })
+    .expect("runtime");
+    let (clean, after_data, get, after_meta) = out.into_iter().next().expect("core");
+    assert_eq!(clean, (b"meta".to_vec(), 20_000));
+    assert_eq!(after_data, Some(clean));
+    let msg = get.expect_err("damaged data must not be returned");
+    assert!(msg.contains("b/victim"), "{msg}");
+    let msg = after_meta.expect_err("damaged metadata must not be returned");
+    assert!(msg.contains("seg-00000001.log") && msg.contains("offset 0") && msg.contains("head b/victim"), "error names file, offset and object: {msg}");
 }
 
 #[test]

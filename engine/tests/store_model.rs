@@ -202,6 +202,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let got = executor.block_on(store.read_all(&bucket(b), &key(k))).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let want = model.get(&(bucket(b), key(k)));
                 prop_assert_eq!(got.as_ref(), want);
+                let head = executor.block_on(store.head(&bucket(b), &key(k))).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let want_head = want.map(|(m, d)| (&m[..], d.len() as u64));
+                prop_assert_eq!(head.as_ref().map(|h| (h.meta(), h.size)), want_head);
             }
             Op::List { bucket: b, prefix, after, limit } => {
                 let prefix = format!("k{prefix}").into_bytes();

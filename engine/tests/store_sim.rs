@@ -84,6 +84,20 @@ fn check_read(h: &History, k: u64, (meta, data): &(Vec<u8>, Vec<u8>)) -> Result<
     Ok(op)
 }
 
+/// Checks one head read (metadata, size) as `check_read` checks a read: the metadata names an
+/// op that wrote this key with this size. A head is verified apart from the data, so it may
+/// answer where the data is corrupt; what it answers must still be true.
+fn check_head(h: &History, k: u64, meta: &[u8], size: u64) -> Result<u64, String> {
+    let op = u64::from_le_bytes(meta.try_into().map_err(|_| format!("key {k}: head metadata is not an op id"))?);
+    let len = size as usize;
+    let wrote_key = h.acked.get(&k).into_iter().flatten().any(|(_, e)| *e == Effect::Put { op, len })
+        || h.maybe.get(&k).into_iter().flatten().any(|e| *e == Effect::Put { op, len });
+    if !wrote_key {
+        return Err(format!("key {k}: head returned op {op} of {len} bytes, which never wrote this key"));
+    }
+    Ok(op)
+}
+
 async fn writer(store: Store<SimEnv>, history: Rc<RefCell<History>>, seed: u64, ops: u64) {
     let mut rng = Prng::new(seed);
     for _ in 0..ops {
@@ -109,6 +123,16 @@ async fn writer(store: Store<SimEnv>, history: Rc<RefCell<History>>, seed: u64, 
                 Ok(None) => {}
                 Err(StoreError::Corrupt { .. }) => history.borrow_mut().corrupt_reads += 1,
                 Err(e) => assert_eq!(e.errno(), Some(libc::EIO), "get failed unexpectedly: {e}"),
+            }
+            match store.head(&[], &key(k)).await {
+                Ok(Some(head)) => {
+                    if let Err(msg) = check_head(&history.borrow(), k, head.meta(), head.size) {
+                        panic!("{msg}");
+                    }
+                }
+                Ok(None) => {}
+                Err(StoreError::Corrupt { .. }) => history.borrow_mut().corrupt_reads += 1,
+                Err(e) => assert_eq!(e.errno(), Some(libc::EIO), "head failed unexpectedly: {e}"),
             }
         } else if rng.chance(125_000) {
             // A large object: chunks, then its manifest.
@@ -278,11 +302,24 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
             Err(e) => return Err(format!("reopen after crash: {e}")),
         };
         for k in 0..KEYS {
+            // The head first: with the store quiet, it must agree with the whole read.
+            let head = match store.head(&[], &key(k)).await {
+                Ok(head) => head.map(|h| (h.meta().to_vec(), h.size)),
+                Err(StoreError::Corrupt { .. }) if flipped => None,
+                Err(e) => return Err(format!("key {k}: head: {e}")),
+            };
+            if let Some((meta, size)) = &head {
+                check_head(&h, k, meta, *size)?;
+            }
             let got = match store.read_all(&[], &key(k)).await {
                 Ok(g) => g,
                 Err(StoreError::Corrupt { .. }) if flipped => continue,
                 Err(e) => return Err(format!("key {k}: {e}")),
             };
+            let whole = got.as_ref().map(|(meta, data)| (meta.clone(), data.len() as u64));
+            if whole.is_some() && head != whole || whole.is_none() && head.is_some() {
+                return Err(format!("key {k}: head says {head:?}, the whole read {whole:?}"));
+            }
             let seen = match &got {
                 Some(o) => Some(check_read(&h, k, o)?),
                 None => None,

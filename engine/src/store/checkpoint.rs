@@ -125,6 +125,7 @@ pub(super) async fn write<E: Env>(env: &E, dir: &Path, batch_bytes: usize, snap:
             used = 0;
         }
         let header = Header {
+            version: record::VERSION,
             kind: Kind::Checkpoint,
             lsn: 1 + i as u64,
             batch_nonce: nonce,

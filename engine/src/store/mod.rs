@@ -214,6 +214,38 @@ impl Object {
     }
 }
 
+/// An object's verified head (`Store::head`): its metadata and size, not its data.
+pub struct ObjectHead {
+    buf: FixedBuf,
+    meta: std::ops::Range<usize>,
+    pub lsn: u64,
+    /// The object's size (a large object's, from its manifest).
+    pub size: u64,
+    /// Whether it is a large object (its data in chunks).
+    pub chunked: bool,
+}
+
+impl ObjectHead {
+    pub fn meta(&self) -> &[u8] {
+        &self.buf.as_slice()[self.meta.clone()]
+    }
+}
+
+/// Bytes `Store::head` reads at least from a frame's start: a frame starting near its sector's
+/// end reads into the next sector rather than reading twice.
+const HEAD_READ_BYTES_MIN: usize = 1024;
+
+/// Whether the frame read for `loc` is the record the index names for `bucket`/`key` (its lsn,
+/// key and kind); the error says what was found instead.
+fn check_located(op: &str, header: &Header, key_field: &[u8], bucket: &[u8], key: &[u8], loc: &Location) -> Result<(), String> {
+    let (b, k) = split_key_field(key_field).ok_or_else(|| format!("{op} {}: bad key field", object_name(bucket, key)))?;
+    let expected_kind = if loc.chunked { Kind::Manifest } else { Kind::Put };
+    if header.lsn != loc.lsn || b != bucket || k != key || header.kind != expected_kind {
+        return Err(format!("{op} {}: index points at lsn {}, found lsn {} of another record", object_name(bucket, key), loc.lsn, header.lsn));
+    }
+    Ok(())
+}
+
 impl std::fmt::Debug for Object {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Object").field("lsn", &self.lsn).field("meta_len", &self.meta.len()).field("data_len", &self.data.len()).finish()
@@ -890,8 +922,13 @@ impl<E: Env> Store<E> {
     /// The sectors holding the frame at `loc` (frames are packed, so it need not start on one):
     /// the buffer, where the frame starts in it, and the segment's file.
     async fn read_sectors(&self, loc: &Location) -> Result<(FixedBuf, usize, Rc<<E::Storage as Storage>::File>), StoreError> {
+        self.read_frame_start(loc, loc.frame_len as usize).await
+    }
+
+    /// The sectors holding the first `len` bytes of the frame at `loc`, as `read_sectors`.
+    async fn read_frame_start(&self, loc: &Location, len: usize) -> Result<(FixedBuf, usize, Rc<<E::Storage as Storage>::File>), StoreError> {
         let file = self.inner.files.borrow().get(&loc.segment).cloned().expect("a located frame's segment is open");
-        let (start, end) = record::sector_span(loc.offset, loc.frame_len as usize);
+        let (start, end) = record::sector_span(loc.offset, len);
         let len = (end - start) as usize;
         let buf = self.buffer(len).await?;
         let (res, mut buf) = file.read_at(buf, start, len).await;
@@ -908,18 +945,36 @@ impl<E: Env> Store<E> {
         let corrupt = |what: String| StoreError::Corrupt { path: file.path().to_path_buf(), offset: loc.offset, what };
         let frame = record::decode(&buf.as_slice()[skip..])
             .map_err(|e| corrupt(format!("get {}: {e:?} (lsn {})", object_name(bucket, key), loc.lsn)))?;
-        let (b, k) = split_key_field(frame.key).ok_or_else(|| corrupt("bad key field".into()))?;
-        let expected_kind = if loc.chunked { Kind::Manifest } else { Kind::Put };
-        if frame.header.lsn != loc.lsn || b != bucket || k != key || frame.header.kind != expected_kind {
-            return Err(corrupt(format!(
-                "get {}: index points at lsn {}, found lsn {} of another record",
-                object_name(bucket, key),
-                loc.lsn,
-                frame.header.lsn
-            )));
-        }
+        check_located("get", &frame.header, frame.key, bucket, key, &loc).map_err(corrupt)?;
         let (meta, data) = frame.ranges(skip);
         Ok(Object { buf, meta, data, lsn: loc.lsn, chunked: loc.chunked, pin: None })
+    }
+
+    /// The metadata and size of `bucket`/`key`, verified, without reading its data where the
+    /// frame's format allows: format 2 checksums a frame's head (header, key, metadata) apart
+    /// from its data, so a HEAD or a listing of 1 MiB objects reads a sector each, not the
+    /// objects. A format-1 frame is read and verified whole.
+    pub async fn head(&self, bucket: &[u8], key: &[u8]) -> Result<Option<ObjectHead>, StoreError> {
+        let Some(loc) = self.inner.index.borrow().get(bucket, key) else { return Ok(None) };
+        let frame_len = loc.frame_len as usize;
+        // The rest of the frame's first sector, or a little more where it starts near the
+        // sector's end: one read almost always holds the head.
+        let in_sector = crate::SECTOR_SIZE - (loc.offset % crate::SECTOR_SIZE as u64) as usize;
+        let first = frame_len.min(in_sector.max(HEAD_READ_BYTES_MIN));
+        let (mut buf, mut skip, mut file) = self.read_frame_start(&loc, first).await?;
+        // A head longer than the first read (large metadata, or format 1), read again whole;
+        // a header that does not parse is reported by `decode_head` below.
+        let needed = record::peek(&buf.as_slice()[skip..]).map(|h| h.head_len()).unwrap_or(0);
+        if needed > first {
+            drop(buf);
+            (buf, skip, file) = self.read_frame_start(&loc, needed.min(frame_len)).await?;
+        }
+        let corrupt = |what: String| StoreError::Corrupt { path: file.path().to_path_buf(), offset: loc.offset, what };
+        let head = record::decode_head(&buf.as_slice()[skip..])
+            .map_err(|e| corrupt(format!("head {}: {e:?} (lsn {})", object_name(bucket, key), loc.lsn)))?;
+        check_located("head", &head.header, head.key, bucket, key, &loc).map_err(corrupt)?;
+        let meta = head.meta_range(skip);
+        Ok(Some(ObjectHead { buf, meta, lsn: loc.lsn, size: loc.data_len, chunked: loc.chunked }))
     }
 
     /// Chunk `n` of `id`, verified. A missing chunk of a committed manifest is corruption.
@@ -1652,6 +1707,7 @@ async fn commit<E: Env>(inner: &Inner<E>, batch: &mut Batch) -> Result<Tail, (Op
     let bytes = buf.as_mut_capacity();
     for (i, p) in batch.entries.iter().enumerate() {
         let header = Header {
+            version: record::VERSION,
             kind: p.kind,
             lsn: first + i as u64,
             batch_nonce: nonce,
