@@ -6,6 +6,10 @@
 //! another lsn is a miss. Puts, deletes, compaction relocations and multipart completions all
 //! change that lsn, so no write path has to invalidate anything, and nothing stale can be
 //! served. Eviction: CLOCK (second chance) over insertion order, bounded in bytes.
+//!
+//! An entry may hold the metadata and size alone (`insert_meta`): what a HEAD or a listing read
+//! with `Store::head`, a sector instead of the object. Such an entry answers `get_meta` (HEAD,
+//! listings) but not `get` (a GET reads the object and replaces it with a whole entry).
 
 use std::cell::OnceCell;
 use std::collections::{HashMap, VecDeque};
@@ -28,8 +32,11 @@ pub const CACHE_OBJECT_BYTES_MAX: usize = 4 << 20;
 struct Entry {
     lsn: u64,
     meta: Rc<CachedMeta>,
-    /// `Arc`: the owner core hands the bytes to the core holding the connection.
-    data: Arc<Vec<u8>>,
+    /// The object's size (`data`'s length where the data is here).
+    size: u64,
+    /// `Arc`: the owner core hands the bytes to the core holding the connection. `None`: the
+    /// metadata alone.
+    data: Option<Arc<Vec<u8>>>,
     referenced: bool,
 }
 
@@ -44,13 +51,15 @@ pub struct ObjectCache {
     max_bytes: usize,
     pub hits: u64,
     pub misses: u64,
+    /// `get_meta` answered from an entry (with its data or without).
+    pub meta_hits: u64,
     /// Lookup key buffer, reused so a lookup allocates nothing.
     scratch: Vec<u8>,
 }
 
-fn cost(key: &Key, data: &[u8]) -> usize {
+fn cost(key: &Key, data: Option<&Arc<Vec<u8>>>) -> usize {
     // Data, key, and a rough fixed cost for the entry and its metadata.
-    data.len() + key.len() + 256
+    data.map_or(0, |d| d.len()) + key.len() + 256
 }
 
 fn fill_key(out: &mut Vec<u8>, bucket: &str, key: &str) {
@@ -62,51 +71,84 @@ fn fill_key(out: &mut Vec<u8>, bucket: &str, key: &str) {
 
 impl ObjectCache {
     pub fn new(max_bytes: usize) -> ObjectCache {
-        ObjectCache { entries: HashMap::new(), order: VecDeque::new(), bytes: 0, max_bytes, hits: 0, misses: 0, scratch: Vec::new() }
+        ObjectCache { entries: HashMap::new(), order: VecDeque::new(), bytes: 0, max_bytes, hits: 0, misses: 0, meta_hits: 0, scratch: Vec::new() }
     }
 
-    /// The cached object if it is the version the index names (`lsn`).
+    /// The cached object if it is the version the index names (`lsn`) and its data is here.
     pub fn get(&mut self, bucket: &str, key: &str, lsn: u64) -> Option<(Rc<CachedMeta>, Arc<Vec<u8>>)> {
-        fill_key(&mut self.scratch, bucket, key);
-        match self.entries.get_mut(&self.scratch[..]) {
-            Some(e) if e.lsn == lsn => {
-                e.referenced = true;
-                self.hits += 1;
-                Some((e.meta.clone(), e.data.clone()))
-            }
-            Some(_) => {
-                let (k, e) = self.entries.remove_entry(&self.scratch[..]).expect("present");
-                self.bytes -= cost(&k, &e.data);
-                self.misses += 1;
-                None
-            }
-            None => {
-                self.misses += 1;
-                None
-            }
+        let e = self.entry(bucket, key, lsn);
+        let hit = e.and_then(|e| Some((e.meta.clone(), e.data.clone()?)));
+        if hit.is_some() { self.hits += 1 } else { self.misses += 1 }
+        hit
+    }
+
+    /// The cached metadata and size of the version the index names (`lsn`), with or without
+    /// its data.
+    pub fn get_meta(&mut self, bucket: &str, key: &str, lsn: u64) -> Option<(Rc<CachedMeta>, u64)> {
+        let hit = self.entry(bucket, key, lsn).map(|e| (e.meta.clone(), e.size));
+        if hit.is_some() {
+            self.meta_hits += 1;
         }
+        hit
+    }
+
+    /// The entry of `bucket`/`key` if it is at `lsn`, marked referenced; an entry of another
+    /// version is dropped.
+    fn entry(&mut self, bucket: &str, key: &str, lsn: u64) -> Option<&Entry> {
+        fill_key(&mut self.scratch, bucket, key);
+        let stale = match self.entries.get_mut(&self.scratch[..]) {
+            Some(e) if e.lsn == lsn => false,
+            Some(_) => true,
+            None => return None,
+        };
+        if stale {
+            let (k, e) = self.entries.remove_entry(&self.scratch[..]).expect("present");
+            self.bytes -= cost(&k, e.data.as_ref());
+            return None;
+        }
+        let e = self.entries.get_mut(&self.scratch[..]).expect("present");
+        e.referenced = true;
+        Some(e)
     }
 
     /// Keeps an object read at `lsn`.
     pub fn insert(&mut self, bucket: &str, key: &str, lsn: u64, meta: ObjectMeta, data: Arc<Vec<u8>>) {
-        if self.max_bytes == 0 || data.len() > CACHE_OBJECT_BYTES_MAX {
+        if data.len() > CACHE_OBJECT_BYTES_MAX {
+            return;
+        }
+        let size = data.len() as u64;
+        self.put(bucket, key, Entry { lsn, meta: Rc::new(CachedMeta { meta, lines: OnceCell::new() }), size, data: Some(data), referenced: false });
+    }
+
+    /// Keeps the metadata and size of the object read at `lsn` (not its data). An entry of the
+    /// same version stays as it is: it may hold the data.
+    pub fn insert_meta(&mut self, bucket: &str, key: &str, lsn: u64, meta: ObjectMeta, size: u64) {
+        fill_key(&mut self.scratch, bucket, key);
+        if self.entries.get(&self.scratch[..]).is_some_and(|e| e.lsn == lsn) {
+            return;
+        }
+        self.put(bucket, key, Entry { lsn, meta: Rc::new(CachedMeta { meta, lines: OnceCell::new() }), size, data: None, referenced: false });
+    }
+
+    fn put(&mut self, bucket: &str, key: &str, entry: Entry) {
+        if self.max_bytes == 0 {
             return;
         }
         let mut k = Vec::with_capacity(bucket.len() + 1 + key.len());
         fill_key(&mut k, bucket, key);
-        let c = cost(&k, &data);
+        let c = cost(&k, entry.data.as_ref());
         if c > self.max_bytes {
             return;
         }
         if let Some(old) = self.entries.remove(&k) {
-            self.bytes -= cost(&k, &old.data);
+            self.bytes -= cost(&k, old.data.as_ref());
         }
         while self.bytes + c > self.max_bytes {
             self.evict_one();
         }
         self.bytes += c;
         self.order.push_back(k.clone());
-        self.entries.insert(k, Entry { lsn, meta: Rc::new(CachedMeta { meta, lines: OnceCell::new() }), data, referenced: false });
+        self.entries.insert(k, entry);
     }
 
     fn evict_one(&mut self) {
@@ -118,7 +160,7 @@ impl ObjectCache {
             return;
         }
         let e = self.entries.remove(&k).expect("present");
-        self.bytes -= cost(&k, &e.data);
+        self.bytes -= cost(&k, e.data.as_ref());
     }
 
     #[cfg(test)]
@@ -144,6 +186,25 @@ mod tests {
         }
         assert!(c.get("b", "k99", 99).is_some(), "the newest entry stays");
         assert!(c.get("b", "k0", 0).is_none(), "the oldest was evicted");
+    }
+
+    #[test]
+    fn a_metadata_entry_answers_heads_not_gets() {
+        let mut c = ObjectCache::new(10_000);
+        let meta = ObjectMeta { etag: "e1".into(), ..ObjectMeta::default() };
+        c.insert_meta("b", "k", 5, meta.clone(), 1 << 20);
+        assert!(c.get("b", "k", 5).is_none(), "no data to send");
+        assert_eq!(c.get_meta("b", "k", 5).map(|(m, size)| (m.meta.etag.clone(), size)), Some(("e1".to_string(), 1 << 20)));
+        assert_eq!(c.bytes(), 256 + 3, "a metadata entry does not count the object's size");
+        // A GET's whole entry replaces it; a later metadata insert of that version keeps the data.
+        c.insert("b", "k", 5, meta.clone(), Arc::new(vec![1; 100]));
+        c.insert_meta("b", "k", 5, meta.clone(), 100);
+        assert_eq!(c.get("b", "k", 5).map(|(_, d)| d.len()), Some(100));
+        assert_eq!(c.get_meta("b", "k", 5).map(|(_, size)| size), Some(100));
+        // Another version is a miss for both, and drops the entry.
+        assert!(c.get_meta("b", "k", 6).is_none());
+        assert!(c.get_meta("b", "k", 5).is_none());
+        assert_eq!(c.bytes(), 0);
     }
 
     #[test]

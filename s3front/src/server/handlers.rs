@@ -325,10 +325,17 @@ fn meta_from_request(req: &Request, owner: &str) -> Result<ObjectMeta, S3Error> 
     })
 }
 
-/// Describes an object on its owning core.
+/// An object's metadata and size, from its owning core.
 async fn head_info(shard: &Rc<Shard>, bucket: &str, key: &str) -> Result<Option<Info>, S3Error> {
     let (b, k) = (bucket.to_string(), key.to_string());
     call(shard, shard.owner(bucket, key), move |s: Rc<Shard>| objects::head(s, b, k)).await
+}
+
+/// An object's metadata, size and, if it is large, manifest, from its owning core: a copy's
+/// source.
+async fn describe_source(shard: &Rc<Shard>, bucket: &str, key: &str) -> Result<Option<Info>, S3Error> {
+    let (b, k) = (bucket.to_string(), key.to_string());
+    call(shard, shard.owner(bucket, key), move |s: Rc<Shard>| objects::describe(s, b, k)).await
 }
 
 async fn put_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
@@ -528,19 +535,18 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
         call(shard, owner, move |s: Rc<Shard>| objects::get_small(s, b, k)).await?
     };
     let Some((info, data)) = got else { return Err(no_such_key(&key)) };
+    if is_head {
+        return send_head(conn, req, &info).await;
+    }
     if let Some(data) = data {
         // The owner's cached bytes, shared, not copied.
-        return send_cached(conn, req, &info.meta, &stored_headers(&info.meta), &data, is_head).await;
+        return send_cached(conn, req, &info.meta, &stored_headers(&info.meta), data.len() as u64, Some(&data)).await;
     }
     if let Some(r) = check_preconditions(req, &info.meta)? {
         return Ok(Some(r));
     }
     let (start, end, partial) = range_of(req, info.size)?;
     let head = object_response_head(req, &info.meta, info.size, start, end, partial);
-    if is_head {
-        send(conn, head).await?;
-        return Ok(None);
-    }
     // A large object on another core: hold its chunks there, fetch them piece by piece.
     let Some(remote) = RemoteRead::open(shard, &bucket, &key).await? else {
         return Err(no_such_key(&key));
@@ -610,11 +616,25 @@ async fn get_local(
     is_head: bool,
 ) -> Result<Option<Response>, S3Error> {
     if let Some((lsn, _)) = shard.store.lsn_of(bucket.as_bytes(), key.as_bytes()) {
-        let hit = shard.cache.borrow_mut().get(bucket, key, lsn);
-        if let Some((cached, data)) = hit {
-            let stored = cached.lines.get_or_init(|| stored_headers(&cached.meta));
-            return send_cached(conn, req, &cached.meta, stored, &data, is_head).await;
+        if is_head {
+            let hit = shard.cache.borrow_mut().get_meta(bucket, key, lsn);
+            if let Some((cached, size)) = hit {
+                let stored = cached.lines.get_or_init(|| stored_headers(&cached.meta));
+                return send_cached(conn, req, &cached.meta, stored, size, None).await;
+            }
+        } else {
+            let hit = shard.cache.borrow_mut().get(bucket, key, lsn);
+            if let Some((cached, data)) = hit {
+                let stored = cached.lines.get_or_init(|| stored_headers(&cached.meta));
+                return send_cached(conn, req, &cached.meta, stored, data.len() as u64, Some(&data)).await;
+            }
         }
+    }
+    if is_head {
+        // The frame's head, not the object (and the cache keeps the metadata).
+        let info = objects::head(shard.clone(), bucket.to_string(), key.to_string()).await?;
+        let Some(info) = info else { return Err(no_such_key(key)) };
+        return send_head(conn, req, &info).await;
     }
     let got = shard.store.get(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| internal(format!("get: {e}")))?;
     let Some(mut object) = got else { return Err(no_such_key(key)) };
@@ -628,7 +648,7 @@ async fn get_local(
     }
     let (start, end, partial) = range_of(req, size)?;
     let mut head = object_response_head(req, &meta, size, start, end, partial);
-    if is_head || start == end {
+    if start == end {
         send(conn, head).await?;
         return Ok(None);
     }
@@ -689,25 +709,36 @@ async fn get_local(
     Ok(None)
 }
 
-/// GET/HEAD answered from the cache.
+/// The answer to a HEAD from an object's description.
+async fn send_head(conn: &mut Conn, req: &Request, info: &Info) -> Result<Option<Response>, S3Error> {
+    if let Some(r) = check_preconditions(req, &info.meta)? {
+        return Ok(Some(r));
+    }
+    let (start, end, partial) = range_of(req, info.size)?;
+    send(conn, object_response_head(req, &info.meta, info.size, start, end, partial)).await?;
+    Ok(None)
+}
+
+/// GET/HEAD answered from the cache: a HEAD (no `data`) needs only the metadata and size.
 async fn send_cached(
     conn: &mut Conn,
     req: &Request,
     meta: &ObjectMeta,
     stored: &http::HeaderLines,
-    data: &std::sync::Arc<Vec<u8>>,
-    is_head: bool,
+    size: u64,
+    data: Option<&std::sync::Arc<Vec<u8>>>,
 ) -> Result<Option<Response>, S3Error> {
     if let Some(r) = check_preconditions(req, meta)? {
         return Ok(Some(r));
     }
-    let size = data.len() as u64;
     let (start, end, partial) = range_of(req, size)?;
     let head = object_response_head_with(req, meta, stored, size, start, end, partial);
     let body = start as usize..end as usize;
-    if is_head || body.is_empty() {
+    let Some(data) = data.filter(|_| !body.is_empty()) else {
         send(conn, head).await?;
-    } else if body.len() <= conn::INLINE_BODY_BYTES_MAX {
+        return Ok(None);
+    };
+    if body.len() <= conn::INLINE_BODY_BYTES_MAX {
         // One sendmsg of head and body, the body straight from the cache's bytes (copying it
         // behind the head took 5% of the core on 4 KiB GETs).
         let sent = conn.stream.send_head_and_shared(head, data.clone(), body).await;
@@ -875,7 +906,7 @@ async fn copy_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: Stri
     let dest = access(shard, req, &bucket, true)?;
     let (src_bucket, src_key) = copy_source(req)?;
     access(shard, req, &src_bucket, false)?;
-    let info = head_info(shard, &src_bucket, &src_key).await?.ok_or_else(|| no_such_key(&src_key))?;
+    let info = describe_source(shard, &src_bucket, &src_key).await?.ok_or_else(|| no_such_key(&src_key))?;
     copy_preconditions(req, &info.meta)?;
     let replace = match req.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,
@@ -991,7 +1022,7 @@ async fn upload_part(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: 
     let (extent, md5, checksum) = if copy {
         let (src_bucket, src_key) = copy_source(req)?;
         access(shard, req, &src_bucket, false)?;
-        let info = head_info(shard, &src_bucket, &src_key).await?.ok_or_else(|| no_such_key(&src_key))?;
+        let info = describe_source(shard, &src_bucket, &src_key).await?.ok_or_else(|| no_such_key(&src_key))?;
         copy_preconditions(req, &info.meta)?;
         let (start, end) = match req.header("x-amz-copy-source-range") {
             None => (0, info.size),

@@ -52,9 +52,38 @@ fn decode_meta(bytes: &[u8]) -> Result<ObjectMeta, S3Error> {
     ObjectMeta::decode(bytes).ok_or_else(|| internal("stored metadata does not decode"))
 }
 
-/// Describes `bucket`/`key` (metadata, size), or `None`.
+/// The metadata and size of `bucket`/`key`, or `None` (`Info::manifest` is `None` here: see
+/// `describe`). From the cache, or from the object's frame head (`Store::head`: a sector, not
+/// the object), which the cache then keeps.
 pub async fn head(shard: Rc<Shard>, bucket: String, key: String) -> Result<Option<Info>, S3Error> {
-    let Some(o) = shard.store.get(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| store_error("head", e))? else {
+    let Some((lsn, _)) = shard.store.lsn_of(bucket.as_bytes(), key.as_bytes()) else { return Ok(None) };
+    let hit = shard.cache.borrow_mut().get_meta(&bucket, &key, lsn);
+    if let Some((cached, size)) = hit {
+        return Ok(Some(Info { meta: cached.meta.clone(), size, manifest: None }));
+    }
+    let Some(h) = shard.store.head(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| store_error("head", e))? else {
+        return Ok(None);
+    };
+    let meta = decode_meta(h.meta())?;
+    shard.cache.borrow_mut().insert_meta(&bucket, &key, h.lsn, meta.clone(), h.size);
+    Ok(Some(Info { meta, size: h.size, manifest: None }))
+}
+
+/// Describes `bucket`/`key` as `head` does, and a large object with its manifest (its frame is
+/// small and read whole): what a copy needs to read the source.
+pub async fn describe(shard: Rc<Shard>, bucket: String, key: String) -> Result<Option<Info>, S3Error> {
+    match shard.store.lsn_of(bucket.as_bytes(), key.as_bytes()) {
+        None => return Ok(None),
+        Some((_, false)) => {
+            let info = head(shard.clone(), bucket.clone(), key.clone()).await?;
+            // Replaced by a large object meanwhile: described below as it is now.
+            if shard.store.lsn_of(bucket.as_bytes(), key.as_bytes()).is_none_or(|(_, chunked)| !chunked) {
+                return Ok(info);
+            }
+        }
+        Some((_, true)) => {}
+    }
+    let Some(o) = shard.store.get(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| store_error("describe", e))? else {
         return Ok(None);
     };
     let meta = decode_meta(o.meta())?;
@@ -294,6 +323,8 @@ pub async fn list(
     with_meta: bool,
 ) -> Result<(Vec<Entry>, bool), S3Error> {
     let mut entries: Vec<Entry> = Vec::new();
+    // Where each listed key lies in `entries`, and the version listed.
+    let mut lsns: Vec<(usize, u64)> = Vec::new();
     let marker = after.clone();
     let mut cursor: Option<Vec<u8>> = after.map(String::into_bytes);
     let mut truncated = false;
@@ -325,6 +356,7 @@ pub async fn list(
                 continue 'outer;
             }
             entries.push(Entry::Key { key: key.to_string(), size: l.size, meta: ObjectMeta::default() });
+            lsns.push((entries.len() - 1, l.lsn));
             cursor = Some(l.key.to_vec());
         }
         if page.len() < LIST_STEP {
@@ -332,19 +364,55 @@ pub async fn list(
         }
     }
     if with_meta {
-        for e in entries.iter_mut() {
-            if let Entry::Key { key, meta, .. } = e
-                && let Some(o) = shard.store.get(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| store_error("list", e))?
-            {
-                *meta = decode_meta(o.meta())?;
-            }
-        }
+        fill_meta(&shard, &bucket, &mut entries, &lsns).await?;
     }
     Ok((entries, truncated))
 }
 
 /// Keys the index lists at a time while rolling up prefixes.
 const LIST_STEP: usize = 256;
+
+/// Heads a listing reads at once: a page of 1000 cold keys is 1000 reads, which one at a time
+/// would leave the device idle between them.
+const LIST_HEADS_IN_FLIGHT: usize = 32;
+
+/// Fills in the metadata of the listed keys (`lsns`: entry position, lsn listed) from the cache,
+/// else from each frame's head, `LIST_HEADS_IN_FLIGHT` at a time; what was read is cached
+/// (metadata only). The cache is asked before anything yields, so with the versions listed; a
+/// key replaced while the heads are read shows its new metadata (S3 listings are no snapshot),
+/// one deleted meanwhile empty metadata.
+async fn fill_meta(shard: &Rc<Shard>, bucket: &str, entries: &mut [Entry], lsns: &[(usize, u64)]) -> Result<(), S3Error> {
+    let mut missing = Vec::new();
+    for &(at, lsn) in lsns {
+        let Entry::Key { key, meta, .. } = &mut entries[at] else { unreachable!("lsns name keys") };
+        let hit = shard.cache.borrow_mut().get_meta(bucket, key, lsn);
+        match hit {
+            Some((cached, _)) => *meta = cached.meta.clone(),
+            None => missing.push(at),
+        }
+    }
+    for batch in missing.chunks(LIST_HEADS_IN_FLIGHT) {
+        let reads: Vec<_> = batch
+            .iter()
+            .map(|&at| {
+                let store = shard.store.clone();
+                let (b, k) = (bucket.as_bytes().to_vec(), entries[at].name().as_bytes().to_vec());
+                engine::spawn(async move {
+                    let head = store.head(&b, &k).await?;
+                    Ok::<_, StoreError>(head.map(|h| (h.meta().to_vec(), h.lsn, h.size)))
+                })
+            })
+            .collect();
+        for (&at, read) in batch.iter().zip(reads) {
+            let Some((bytes, lsn, size)) = read.await.map_err(|e| store_error("list", e))? else { continue };
+            let decoded = decode_meta(&bytes)?;
+            let Entry::Key { key, meta, .. } = &mut entries[at] else { unreachable!("missing names keys") };
+            shard.cache.borrow_mut().insert_meta(bucket, key, lsn, decoded.clone(), size);
+            *meta = decoded;
+        }
+    }
+    Ok(())
+}
 
 /// Whether this core holds any key of `bucket` (user objects or multipart uploads).
 pub async fn bucket_has_keys(shard: Rc<Shard>, bucket: String) -> bool {

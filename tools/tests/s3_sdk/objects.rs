@@ -265,10 +265,25 @@ async fn cached_reads_follow_every_replacement() {
     // through the owner's cache handed to another core are both covered.
     for key in ["k", "k1", "k2", "k3", "k4", "k5"] {
         for (i, v) in versions.iter().enumerate() {
-            put(&client, "cs-cache", key, v).await;
-            // Read twice: the second read comes from the cache.
-            for _ in 0..2 {
-                assert_same_bytes(&get(&client, "cs-cache", key).await, v, &format!("{key} version {i}"));
+            let etag = put(&client, "cs-cache", key, v).await;
+            // HEADs and listings first: the cache keeps the metadata alone (read from the
+            // frame's head), then a GET reads the object and keeps it whole.
+            for step in ["head", "head again", "list", "head after the GET"] {
+                if step == "head after the GET" {
+                    // Read twice: the second read comes from the cache.
+                    for _ in 0..2 {
+                        assert_same_bytes(&get(&client, "cs-cache", key).await, v, &format!("{key} version {i}"));
+                    }
+                }
+                let (size, got) = if step == "list" {
+                    let page = client.list_objects_v2().bucket("cs-cache").prefix(key).max_keys(1).send().await.ok_or_panic("list");
+                    let o = page.contents().first().expect("the key is listed");
+                    (o.size(), o.e_tag().map(str::to_string))
+                } else {
+                    let h = client.head_object().bucket("cs-cache").key(key).send().await.ok_or_panic("HeadObject");
+                    (h.content_length(), h.e_tag().map(str::to_string))
+                };
+                assert_eq!((size, got.as_deref()), (Some(v.len() as i64), Some(etag.as_str())), "{key} version {i}: {step}");
             }
         }
     }
