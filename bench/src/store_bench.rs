@@ -897,6 +897,7 @@ fn compact_round(plan: &Plan, dir: &Path, round: usize, compacting: bool) -> Res
                     space_amp_max: COMPACTOR_SPACE_AMP_MAX,
                     catch_up: COMPACTOR_CATCH_UP,
                     idle: COMPACTOR_IDLE,
+                    ..CompactionPolicy::default()
                 }));
             let data: Rc<[u8]> = vec![0x5Au8; SMALL_OBJECT_BYTES].into();
             let s = store.clone();

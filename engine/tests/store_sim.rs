@@ -211,6 +211,7 @@ struct Outcome {
     compactions: u64,
     voided: u64,
     trimmed: u64,
+    rotations: u64,
     lost_to_flips: u64,
 }
 
@@ -230,6 +231,9 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
     let ops = rng.range(5, 80);
     let compact = rng.chance(500_000);
     let checkpoints = rng.chance(500_000);
+    // Half the compacting seeds rotate often (the oldest segment taken whatever it costs, as
+    // soon as any tombstone is carried), half as the default policy does.
+    let rotate_often = rng.chance(500_000);
 
     let compaction_stats: RefCell<Option<Store<SimEnv>>> = RefCell::new(None);
     let executor = Executor::new(world.clone());
@@ -249,6 +253,8 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
                 relocate_share: 0.5,
                 space_amp_max: 1.5,
                 catch_up: 2.0,
+                carry_share_max: if rotate_often { 0.02 } else { CompactionPolicy::default().carry_share_max },
+                carry_segments_min: if rotate_often { 0.0 } else { CompactionPolicy::default().carry_segments_min },
                 idle: Duration::from_micros(300),
             });
         }
@@ -267,10 +273,10 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
         .await;
         Ok(())
     });
-    let (compactions, voided, trimmed) = compaction_stats
+    let (compactions, voided, trimmed, rotations) = compaction_stats
         .borrow()
         .as_ref()
-        .map_or((0, 0, 0), |s| (s.stats().compactions, s.stats().relocations_voided, s.stats().segments_trimmed));
+        .map_or((0, 0, 0, 0), |s| (s.stats().compactions, s.stats().relocations_voided, s.stats().segments_trimmed, s.stats().rotations));
     compaction_stats.borrow_mut().take();
     drop(executor);
     opened?;
@@ -287,6 +293,7 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
         compactions,
         voided,
         trimmed,
+        rotations,
         ..Default::default()
     };
     if h.corrupt_reads > 0 && !flipped {
@@ -370,6 +377,7 @@ fn store_survives_faults_and_crashes() {
                 total.compactions += o.compactions;
                 total.voided += o.voided;
                 total.trimmed += o.trimmed;
+                total.rotations += o.rotations;
                 total.lost_to_flips += o.lost_to_flips;
                 refused += o.open_corrupt as u64;
             }
@@ -381,19 +389,23 @@ fn store_survives_faults_and_crashes() {
         }
     }
     eprintln!(
-        "{n} seeds: {} writes acknowledged, {} keys verified after crash, {} failed ops, {} corrupt reads detected, {} reopens refused for corruption, {} compactions ({} relocations voided by racing writes, {} free segments trimmed), {} keys whose last batch a bit flip cut",
+        "{n} seeds: {} writes acknowledged, {} keys verified after crash, {} failed ops, {} corrupt reads detected, {} reopens refused for corruption, {} compactions ({} rotations, {} relocations voided by racing writes, {} free segments trimmed), {} keys whose last batch a bit flip cut",
         total.acked,
         total.verified,
         total.failed_ops,
         total.corrupt_reads,
         refused,
         total.compactions,
+        total.rotations,
         total.voided,
         total.trimmed,
         total.lost_to_flips
     );
     if n >= 100 {
         assert!(total.compactions > 0, "no seed compacted: the compactor is not exercised");
+    }
+    if n >= 1000 {
+        assert!(total.rotations > 0, "no compaction was a rotation: taking the oldest segment for its tombstones is not exercised");
     }
     // About one seed in a hundred empties more segments than the free pool keeps.
     if n >= 1000 {

@@ -380,6 +380,14 @@ pub struct CompactionPolicy {
     /// the foreground's write rate, and relocates at `catch_up` times its share of it.
     pub space_amp_max: f64,
     pub catch_up: f64,
+    /// Past this share of the live bytes, tombstones and chunk drops carried forward in full
+    /// segments make the compactor take the oldest segment whatever its live data costs
+    /// (`rotation_candidate`). They can go only once nothing older is left, so a cold oldest
+    /// segment full of live data would otherwise keep them, and every copy of them, for ever.
+    pub carry_share_max: f64,
+    /// ... and once they add up to this many segments: rotating for less is not worth its
+    /// writes.
+    pub carry_segments_min: f64,
     /// How long to wait when there is nothing to compact.
     pub idle: std::time::Duration,
 }
@@ -392,9 +400,22 @@ impl Default for CompactionPolicy {
             relocate_share: 0.25,
             space_amp_max: 2.0,
             catch_up: 2.0,
+            carry_share_max: 0.25,
+            carry_segments_min: 1.0,
             idle: std::time::Duration::from_secs(1),
         }
     }
+}
+
+/// The compactor's next step (`Store::compaction_choice`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompactionChoice {
+    /// The segment to compact, if any.
+    pub segment: Option<u32>,
+    /// Space amplification is past the policy's bound: compaction paces itself faster.
+    pub behind: bool,
+    /// The segment is the oldest, taken for the records it lets go (`rotation_candidate`).
+    pub rotation: bool,
 }
 
 /// What one compaction did.
@@ -433,6 +454,9 @@ pub struct Space {
     /// The full segments, and the tail up to its end: what the log holds.
     pub log_bytes: u64,
     pub live_bytes: u64,
+    /// Tombstones and chunk drops in the log that compaction may have to carry forward (a
+    /// segment started from an index checkpoint counts none until it is compacted).
+    pub carried_bytes: u64,
 }
 
 impl Space {
@@ -639,6 +663,8 @@ pub struct StoreStats {
     pub relocations_voided: u64,
     /// Free segment files the trimmer gave back to the filesystem (`trim_free`).
     pub segments_trimmed: u64,
+    /// Compactions the background compactor took as rotations (`rotation_candidate`).
+    pub rotations: u64,
     /// Each batch's durable write (RWF_DSYNC), from submission to completion as the core saw
     /// it: the device's write and flush, plus any wait for this core to run.
     pub write_latency: crate::latency::LatencyBuckets,
@@ -1160,6 +1186,7 @@ impl<E: Env> Store<E> {
             disk_bytes: (segments + free) as u64 * segment_bytes,
             log_bytes: (segments as u64).saturating_sub(1) * segment_bytes + self.inner.tail.get().offset,
             live_bytes: self.inner.index.borrow().live_bytes_total(),
+            carried_bytes: self.inner.carry_bytes.borrow().values().sum(),
         }
     }
 
@@ -1198,6 +1225,41 @@ impl<E: Env> Store<E> {
         }
         let (cost, id) = best?;
         (cost as f64 <= max_live_ratio * self.inner.config.segment_bytes as f64).then_some(id)
+    }
+
+    /// The oldest segment, if the tombstones and chunk drops in full segments add up to more
+    /// than `carry_share_max` of the live bytes and to at least `carry_segments_min` segments
+    /// (`CompactionPolicy`). They are carried
+    /// forward until they reach the oldest segment, so compaction that only ever takes the
+    /// cheapest segment lets them pile up behind an oldest segment full of cold live data:
+    /// taking the oldest whatever it costs moves that boundary, and compacting the segments
+    /// that become oldest drops what they carry. Rotating once through the live data ahead of
+    /// them costs at most `1 / carry_share_max` bytes written per byte they free.
+    pub fn rotation_candidate(&self, carry_share_max: f64, carry_segments_min: f64) -> Option<u32> {
+        let oldest = *self.inner.files.borrow().keys().next()?;
+        let tail = self.inner.tail.get().segment;
+        if oldest == tail || self.inner.raft.borrow().holds_segment(oldest) {
+            return None;
+        }
+        // The tail's do not count: rotating cannot reach them.
+        let carried: u64 = self.inner.carry_bytes.borrow().iter().filter(|(id, _)| **id != tail).map(|(_, b)| b).sum();
+        let live = self.inner.index.borrow().live_bytes_total();
+        let many = carried as f64 > carry_share_max * live as f64
+            && carried as f64 >= carry_segments_min * self.inner.config.segment_bytes as f64;
+        many.then_some(oldest)
+    }
+
+    /// What the background compactor takes next under `policy`: the oldest segment while
+    /// carried records pile up (`rotation_candidate`), else the cheapest
+    /// (`compaction_candidate`, with a higher bound on its live share while space amplification
+    /// is past `space_amp_max`).
+    pub fn compaction_choice(&self, policy: &CompactionPolicy) -> CompactionChoice {
+        let behind = self.space().amplification() > policy.space_amp_max;
+        if let Some(id) = self.rotation_candidate(policy.carry_share_max, policy.carry_segments_min) {
+            return CompactionChoice { segment: Some(id), behind, rotation: true };
+        }
+        let max_live_ratio = if behind { COMPACTION_LIVE_RATIO_MAX } else { policy.max_live_ratio };
+        CompactionChoice { segment: self.compaction_candidate(max_live_ratio), behind, rotation: false }
     }
 
     /// Compacts the cheapest segment (`compaction_candidate`), if any.
@@ -1482,9 +1544,8 @@ impl<E: Env> Store<E> {
             let mut meter = RateMeter::new(foreground(store.stats()));
             while !store.inner.closing.get() && store.inner.failed.borrow().is_none() {
                 let foreground_bytes_per_s = meter.update(foreground(store.stats()));
-                let behind = store.space().amplification() > policy.space_amp_max;
-                let max_live_ratio = if behind { COMPACTION_LIVE_RATIO_MAX } else { policy.max_live_ratio };
-                let Some(id) = store.compaction_candidate(max_live_ratio) else {
+                let CompactionChoice { segment, behind, rotation } = store.compaction_choice(&policy);
+                let Some(id) = segment else {
                     crate::sleep(policy.idle).await;
                     continue;
                 };
@@ -1494,7 +1555,14 @@ impl<E: Env> Store<E> {
                     relocate_bytes_per_s: ((boost * policy.relocate_share * foreground_bytes_per_s) as u64).max(policy.bytes_per_s),
                 };
                 match store.compact_segment_paced(id, pace).await {
-                    Ok(Some(r)) => done.push(r),
+                    Ok(Some(r)) => {
+                        if rotation {
+                            let mut stats = store.inner.stats.get();
+                            stats.rotations += 1;
+                            store.inner.stats.set(stats);
+                        }
+                        done.push(r)
+                    }
                     // Not removable now (chunks a reader pins): wait before trying again.
                     Ok(None) | Err(_) => crate::sleep(policy.idle).await,
                 }
