@@ -2,12 +2,13 @@
 //! tail is cut, damage to synced data is refused with its location, a corrupted record is never
 //! returned as data.
 
+use std::future::Future;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::store::{CompactionPolicy, RecoveryReport, Store, StoreConfig, StoreError};
-use engine::{RuntimeConfig, SECTOR_SIZE};
+use engine::{LinuxEnv, RuntimeConfig, SECTOR_SIZE};
 
 fn dir(name: &str) -> PathBuf {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("store-disk").join(name);
@@ -24,6 +25,20 @@ fn runtime() -> RuntimeConfig {
 
 fn config(dir: &Path) -> StoreConfig {
     StoreConfig { dir: dir.to_path_buf(), segment_bytes: 1 << 20, batch_bytes: 64 << 10 }
+}
+
+/// Runs `test` on one core with the store in `config.dir` open (recovering what is there) and
+/// returns what it returns.
+fn with_store<T: Send, Fut: Future<Output = T>>(config: StoreConfig, test: impl Fn(Store<LinuxEnv>) -> Fut + Sync) -> T {
+    let out = engine::run(runtime(), |core: engine::Core<()>| {
+        let (config, test) = (config.clone(), &test);
+        async move {
+            let (store, _) = Store::open(core.env.clone(), config).await.expect("open");
+            test(store).await
+        }
+    })
+    .expect("runtime");
+    out.into_iter().next().expect("one core")
 }
 
 fn data(i: u32) -> Vec<u8> {
@@ -154,10 +169,9 @@ fn damage_to_synced_data_refuses_to_open_and_names_the_place() {
 #[test]
 fn corrupted_record_is_an_error_with_location_never_data() {
     let d = dir("readcorrupt");
-    let out = engine::run(runtime(), |core: engine::Core<()>| {
+    let out = with_store(config(&d), |store| {
         let d = d.clone();
         async move {
-            let (store, _) = Store::open(core.env.clone(), config(&d)).await.expect("open");
             store.put(b"b", b"victim", b"m", &[7u8; 5000]).await.expect("put");
             store.put(b"b", b"bystander", b"m", &[8u8; 100]).await.expect("put");
             // Damage the victim's data on disk behind the store's back.
@@ -171,9 +185,8 @@ fn corrupted_record_is_an_error_with_location_never_data() {
                 bystander.data().to_vec(),
             )
         }
-    })
-    .expect("runtime");
-    let (victim, bystander) = out.into_iter().next().expect("core");
+    });
+    let (victim, bystander) = out;
     let (msg, is_corrupt) = victim.expect_err("corrupted data must not be returned");
     assert!(is_corrupt, "{msg}");
     assert!(msg.contains("seg-00000001.log") && msg.contains("b/victim"), "error names file and object: {msg}");
@@ -186,10 +199,9 @@ fn corrupted_record_is_an_error_with_location_never_data() {
 #[test]
 fn a_head_verifies_the_metadata_apart_from_the_data() {
     let d = dir("headcorrupt");
-    let out = engine::run(runtime(), |core: engine::Core<()>| {
+    let out = with_store(config(&d), |store| {
         let d = d.clone();
         async move {
-            let (store, _) = Store::open(core.env.clone(), config(&d)).await.expect("open");
             store.put(b"b", b"victim", b"meta", &[7u8; 20_000]).await.expect("put");
             let head = store.head(b"b", b"victim").await.expect("head").expect("present");
             let clean = (head.meta().to_vec(), head.size);
@@ -204,26 +216,32 @@ fn a_head_verifies_the_metadata_apart_from_the_data() {
             f.write_all_at(b"ATEM", 105).expect("damage the metadata");
             f.sync_all().expect("sync");
             let after_meta = store.head(b"b", b"victim").await.map(|h| h.map(|h| h.meta().to_vec()));
-            (clean, after_data.expect("a head beside damaged data still verifies"), get.map_err(|e| e.to_string()), after_meta.map_err(|e| e.to_string()))
+            (
+                clean,
+                after_data.expect("a head beside damaged data still verifies"),
+                get.map_err(|e| e.to_string()),
+                after_meta.map_err(|e| e.to_string()),
+            )
         }
-    })
-    .expect("runtime");
-    let (clean, after_data, get, after_meta) = out.into_iter().next().expect("core");
+    });
+    let (clean, after_data, get, after_meta) = out;
     assert_eq!(clean, (b"meta".to_vec(), 20_000));
     assert_eq!(after_data, Some(clean));
     let msg = get.expect_err("damaged data must not be returned");
     assert!(msg.contains("b/victim"), "{msg}");
     let msg = after_meta.expect_err("damaged metadata must not be returned");
-    assert!(msg.contains("seg-00000001.log") && msg.contains("offset 0") && msg.contains("head b/victim"), "error names file, offset and object: {msg}");
+    assert!(
+        msg.contains("seg-00000001.log") && msg.contains("offset 0") && msg.contains("head b/victim"),
+        "error names file, offset and object: {msg}"
+    );
 }
 
 #[test]
 fn scrubber_finds_damage_at_rest_and_names_the_place() {
     let d = dir("scrub");
-    let out = engine::run(runtime(), |core: engine::Core<()>| {
+    let out = with_store(config(&d), |store| {
         let d = d.clone();
         async move {
-            let (store, _) = Store::open(core.env.clone(), config(&d)).await.expect("open");
             for i in 0..30 {
                 store.put(b"b", format!("k{i}").as_bytes(), b"m", &data(i)).await.expect("put");
             }
@@ -235,9 +253,8 @@ fn scrubber_finds_damage_at_rest_and_names_the_place() {
             let dirty = store.scrub(u64::MAX).await.expect("scrub");
             (clean, dirty, store.last_scrub())
         }
-    })
-    .expect("runtime");
-    let (clean, dirty, last) = out.into_iter().next().expect("core");
+    });
+    let (clean, dirty, last) = out;
     assert!(clean.corrupt.is_empty(), "{clean:?}");
     assert_eq!(clean.frames, 30);
     assert_eq!(clean.unverified_bytes, 0);
@@ -330,17 +347,17 @@ fn checkpoint_at_close_makes_start_up_replay_only_what_came_after() {
 
 /// Files named `free-*.log` in `dir`, and the bytes they hold.
 fn free_files(dir: &Path) -> (usize, u64) {
-    let listed = std::fs::read_dir(dir).expect("list").filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("free-"));
+    let listed =
+        std::fs::read_dir(dir).expect("list").filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("free-"));
     listed.fold((0, 0), |(n, bytes), e| (n + 1, bytes + e.metadata().expect("metadata").len()))
 }
 
 #[test]
 fn compaction_past_the_free_pool_gives_the_space_back_a_step_at_a_time() {
     let d = dir("trim");
-    let out = engine::run(runtime(), |core: engine::Core<()>| {
+    let out = with_store(config(&d), |store| {
         let d = d.clone();
         async move {
-            let (store, _) = Store::open(core.env.clone(), config(&d)).await.expect("open");
             // Twelve segments of objects, all but the last ten objects then deleted: compaction
             // empties far more segments than the pool keeps.
             for i in 0..1200u32 {
@@ -366,27 +383,21 @@ fn compaction_past_the_free_pool_gives_the_space_back_a_step_at_a_time() {
             store.close().await.expect("close");
             (compacted, files, bytes, trimmed)
         }
-    })
-    .expect("runtime");
-    let (compacted, files, bytes, trimmed) = out[0];
+    });
+    let (compacted, files, bytes, trimmed) = out;
     assert!(compacted > engine::store::SEGMENTS_FREE_MAX + 2, "only {compacted} segments compacted");
     assert_eq!(files, engine::store::SEGMENTS_FREE_MAX, "the pool keeps its files, the trimmer removed the rest");
     assert_eq!(bytes, files as u64 * config(&d).segment_bytes, "kept files are whole");
     assert_eq!(trimmed as usize, compacted - files, "every excess file was trimmed and removed");
     // What stayed reads back after a restart.
-    let out = engine::run(runtime(), |core: engine::Core<()>| {
-        let d = d.clone();
-        async move {
-            let (store, _) = Store::open(core.env.clone(), config(&d)).await.expect("reopen");
-            for i in 1190..1200u32 {
-                let got = store.get(b"b", format!("k{i}").as_bytes()).await.expect("get").expect("kept");
-                assert_eq!(got.data(), &vec![i as u8; 8000][..]);
-            }
-            store.objects()
+    let out = with_store(config(&d), |store| async move {
+        for i in 1190..1200u32 {
+            let got = store.get(b"b", format!("k{i}").as_bytes()).await.expect("get").expect("kept");
+            assert_eq!(got.data(), &vec![i as u8; 8000][..]);
         }
-    })
-    .expect("runtime");
-    assert_eq!(out[0], 10);
+        store.objects()
+    });
+    assert_eq!(out, 10);
 }
 
 /// Churn of short-lived objects (put, then delete) behind an oldest segment full of cold live
@@ -403,10 +414,8 @@ fn churn_behind_cold_data(name: &str, policy: CompactionPolicy) -> (u64, usize) 
     let d = dir(name);
     let config = move |d: &Path| StoreConfig { dir: d.to_path_buf(), segment_bytes: 64 << 10, batch_bytes: 16 << 10 };
     let cold = |i: u32| vec![i as u8; 1000];
-    let out = engine::run(runtime(), |core: engine::Core<()>| {
-        let d = d.clone();
+    let out = with_store(config(&d), |store| {
         async move {
-            let (store, _) = Store::open(core.env.clone(), config(&d)).await.expect("open");
             for i in 0..COLD {
                 store.put(b"b", format!("cold{i:04}").as_bytes(), b"m", &cold(i)).await.expect("put cold");
             }
@@ -443,21 +452,15 @@ fn churn_behind_cold_data(name: &str, policy: CompactionPolicy) -> (u64, usize) 
             // No close: the crash replays the log, tombstones and all.
             (carried_max, segments_max)
         }
-    })
-    .expect("runtime");
-    let checked = engine::run(runtime(), |core: engine::Core<()>| {
-        let d = d.clone();
-        async move {
-            let (store, _) = Store::open(core.env.clone(), config(&d)).await.expect("reopen");
-            assert!(store.list(b"b", b"tmp", None, usize::MAX).is_empty(), "a deleted object came back");
-            for i in 0..COLD {
-                let got = store.read_all(b"b", format!("cold{i:04}").as_bytes()).await.expect("read");
-                assert_eq!(got, Some((b"m".to_vec(), cold(i))), "cold{i:04}");
-            }
+    });
+    with_store(config(&d), |store| async move {
+        assert!(store.list(b"b", b"tmp", None, usize::MAX).is_empty(), "a deleted object came back");
+        for i in 0..COLD {
+            let got = store.read_all(b"b", format!("cold{i:04}").as_bytes()).await.expect("read");
+            assert_eq!(got, Some((b"m".to_vec(), cold(i))), "cold{i:04}");
         }
     });
-    checked.expect("runtime");
-    out[0]
+    out
 }
 
 #[test]
