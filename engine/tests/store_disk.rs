@@ -246,9 +246,13 @@ fn scrubber_finds_damage_at_rest_and_names_the_place() {
                 store.put(b"b", format!("k{i}").as_bytes(), b"m", &data(i)).await.expect("put");
             }
             let clean = store.scrub(u64::MAX).await.expect("scrub");
-            // Damage one record's data at rest, behind the store's back.
+            // Damage two records at rest, behind the store's back. Each put was its own batch,
+            // so record i is the i-th sector: record 3's data (after a 96-byte header, the key
+            // field "b"/"k3" and the metadata "m", 102 bytes in all; it holds 111 bytes of
+            // data), and record 10's header (its lsn).
             let f = std::fs::OpenOptions::new().write(true).open(segment(&d)).expect("segment");
-            f.write_all_at(&[0xEE; 8], 4096 * 3 + 100).expect("write");
+            f.write_all_at(&[0xEE; 8], 4096 * 3 + 200).expect("write");
+            f.write_all_at(&[0xEE; 8], 4096 * 10 + 8).expect("write");
             f.sync_all().expect("sync");
             let dirty = store.scrub(u64::MAX).await.expect("scrub");
             (clean, dirty, store.last_scrub())
@@ -258,11 +262,16 @@ fn scrubber_finds_damage_at_rest_and_names_the_place() {
     assert!(clean.corrupt.is_empty(), "{clean:?}");
     assert_eq!(clean.frames, 30);
     assert_eq!(clean.unverified_bytes, 0);
-    assert_eq!(dirty.corrupt.len(), 1, "{dirty:?}");
-    assert!(dirty.corrupt[0].path.ends_with("seg-00000001.log"));
-    assert_eq!(dirty.corrupt[0].offset % 4096, 0);
-    assert!(dirty.corrupt[0].offset <= 4096 * 3, "the damaged frame starts at or before the damaged byte");
-    assert!(dirty.unverified_bytes > 0);
+    assert_eq!(dirty.corrupt.len(), 2, "{dirty:?}");
+    assert!(dirty.corrupt.iter().all(|c| c.path.ends_with("seg-00000001.log")), "{dirty:?}");
+    // The first frame's head still verifies: the finding names the object whose data is bad.
+    assert_eq!(dirty.corrupt[0].offset, 4096 * 3);
+    assert!(dirty.corrupt[0].what.contains("b/k3"), "{dirty:?}");
+    // The second one's header is damaged: the scrub finds the next good frame and goes on.
+    assert_eq!(dirty.corrupt[1].offset, 4096 * 10);
+    assert!(dirty.corrupt[1].what.contains("no valid frame for 4096 bytes"), "{dirty:?}");
+    assert_eq!(dirty.frames, 28, "every other frame verified, after the damage too");
+    assert_eq!(dirty.unverified_bytes, 4096 * 2, "the two damaged frames, a sector each");
     assert_eq!(last, Some(dirty));
 }
 

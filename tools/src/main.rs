@@ -51,6 +51,14 @@ enum Command {
         /// Memory per core for the cache of recently read objects (objects up to 4 MiB), in MiB.
         #[arg(long, default_value_t = 256)]
         cache_mib: usize,
+        /// How fast each core's scrubber re-reads and verifies its stored data, in MiB/s (0: no
+        /// scrubbing). What a pass finds is reported on stderr.
+        #[arg(long, default_value_t = 16.0)]
+        scrub_mib_per_s: f64,
+        /// Seconds between the end of one scrub pass and the start of the next (the first begins
+        /// a minute after start-up, or sooner if this is shorter).
+        #[arg(long, default_value_t = 86_400.0)]
+        scrub_every_s: f64,
     },
     /// Administration of a data directory (the server may be running).
     #[command(subcommand)]
@@ -133,10 +141,28 @@ enum Debug {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { data, listen, cores, region, domain, access_key, secret_key, segment_mib, abandoned_upload_hours, cache_mib } => {
+        Command::Serve {
+            data,
+            listen,
+            cores,
+            region,
+            domain,
+            access_key,
+            secret_key,
+            segment_mib,
+            abandoned_upload_hours,
+            cache_mib,
+            scrub_mib_per_s,
+            scrub_every_s,
+        } => {
             let root = access_key.zip(secret_key);
             let segment_bytes = segment_mib << 20;
-            let abandoned_upload_after = std::time::Duration::from_secs_f64(abandoned_upload_hours.max(0.0) * 3600.0);
+            let durations = duration_s("--abandoned-upload-hours", abandoned_upload_hours * 3600.0)
+                .and_then(|a| Ok((a, duration_s("--scrub-every-s", scrub_every_s)?)));
+            let (abandoned_upload_after, scrub_every) = match durations {
+                Ok(d) => d,
+                Err(e) => return report(Err(e)),
+            };
             let config = s3front::server::ServeConfig {
                 data,
                 listen,
@@ -147,6 +173,8 @@ fn main() -> ExitCode {
                 segment_bytes,
                 abandoned_upload_after,
                 cache_bytes_per_core: cache_mib << 20,
+                scrub_bytes_per_s: (scrub_mib_per_s.max(0.0) * (1u64 << 20) as f64) as u64,
+                scrub_every,
             };
             report(s3front::server::serve(config))
         }
@@ -156,6 +184,15 @@ fn main() -> ExitCode {
         Command::Loadgen { args } => bench(std::iter::once("loadgen".to_string()).chain(args).collect()),
         Command::Debug(Debug::StoreLoad { dir, writers, keys, first_op }) => store_load(dir, writers, keys, first_op),
     }
+}
+
+/// A duration given in seconds on the command line: not negative, not NaN, not beyond what a
+/// `Duration` holds.
+fn duration_s(flag: &str, seconds: f64) -> Result<std::time::Duration, String> {
+    if seconds < 0.0 {
+        return Err(format!("{flag}: {seconds} is negative"));
+    }
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|e| format!("{flag}: {seconds}: {e}"))
 }
 
 fn report(result: Result<(), String>) -> ExitCode {

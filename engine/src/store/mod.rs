@@ -1473,18 +1473,29 @@ impl<E: Env> Store<E> {
                 None => continue, // removed by compaction meanwhile
             };
             let mut reader = recovery::Reader::new(&*file, buf.take().expect("buffer"));
-            let mut offset = 0;
+            let (mut offset, mut last_lsn) = (0, 0);
             while offset < end {
-                match reader.frame(offset, self.inner.config.batch_bytes).await? {
-                    Ok(f) => {
+                let max_frame = self.inner.config.batch_bytes;
+                let checked = match reader.frame(offset, max_frame).await? {
+                    Ok(f) => Ok((f.header.lsn, f.header.frame_len as u64)),
+                    Err(e) => Err(e),
+                };
+                match checked {
+                    Ok((lsn, len)) => {
                         report.frames += 1;
-                        offset += f.header.frame_len as u64;
-                        pace_bytes += f.header.frame_len as u64;
+                        last_lsn = lsn;
+                        offset += len;
+                        pace_bytes += len;
                     }
                     Err(e) => {
-                        report.corrupt.push(ScrubFinding { path: file.path().to_path_buf(), offset, what: format!("{e:?}") });
-                        report.unverified_bytes += end - offset;
-                        break;
+                        let (what, next) = scrub_damage(&mut reader, offset, end, last_lsn, max_frame, e).await?;
+                        report.corrupt.push(ScrubFinding { path: file.path().to_path_buf(), offset, what });
+                        // A frame whose head still verifies is known to end where its header says;
+                        // past any other damage nothing is verified until the next good frame.
+                        report.unverified_bytes += next.skipped;
+                        pace_bytes += next.at - offset;
+                        offset = next.at;
+                        last_lsn = next.lsn.unwrap_or(last_lsn);
                     }
                 }
                 let due = start.saturating_add(std::time::Duration::from_secs_f64(pace_bytes as f64 / bytes_per_s.max(1) as f64));
@@ -1592,6 +1603,51 @@ impl<E: Env> Store<E> {
         })
         .await
     }
+}
+
+/// Where the scrub goes on after damage at `offset`.
+struct ScrubResume {
+    /// The next frame to check (`end` if none).
+    at: u64,
+    /// Bytes from `offset` to `at` whose frames could not be verified.
+    skipped: u64,
+    /// The lsn of the frame at `at`, if one was found by searching.
+    lsn: Option<u64>,
+}
+
+/// Says what is damaged at `offset` and where the scrub goes on. If the frame's head still
+/// verifies (format 2: only its data is damaged), the finding names the record and the scrub
+/// goes on right after the frame. Otherwise the frame's length cannot be trusted: the scrub
+/// goes on at the next 64-byte position, up to `end`, holding a valid frame of a later lsn than
+/// the last good one (frames of one segment's life only grow in lsn), and the bytes in between
+/// are unverified.
+async fn scrub_damage<F: File>(
+    reader: &mut recovery::Reader<'_, F>,
+    offset: u64,
+    end: u64,
+    last_lsn: u64,
+    max_frame: usize,
+    e: record::Invalid,
+) -> Result<(String, ScrubResume), StoreError> {
+    if let Ok(head) = reader.head(offset, max_frame).await? {
+        let h = head.header;
+        let record = match split_key_field(head.key) {
+            Some((b, k)) if !b.is_empty() || !k.is_empty() => format!("{:?} {} (lsn {})", h.kind, object_name(b, k), h.lsn),
+            _ => format!("{:?} of group {} index {} (lsn {})", h.kind, h.group, h.index, h.lsn),
+        };
+        let next = ScrubResume { at: offset + h.frame_len as u64, skipped: h.frame_len as u64, lsn: Some(h.lsn) };
+        return Ok((format!("{e:?}: the data of {record} does not match its checksum"), next));
+    }
+    let mut at = offset + record::FRAME_ALIGN_BYTES as u64;
+    while at < end {
+        if let Ok(f) = reader.frame(at, max_frame).await?
+            && f.header.lsn > last_lsn
+        {
+            return Ok((format!("{e:?}: no valid frame for {} bytes", at - offset), ScrubResume { at, skipped: at - offset, lsn: None }));
+        }
+        at += record::FRAME_ALIGN_BYTES as u64;
+    }
+    Ok((format!("{e:?}: no valid frame from here to the end of the synced log ({} bytes)", end - offset), ScrubResume { at: end, skipped: end - offset, lsn: None }))
 }
 
 fn wake(slot: &RefCell<Option<Waker>>) {

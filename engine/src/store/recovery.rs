@@ -145,6 +145,20 @@ impl<'a, F: File> Reader<'a, F> {
         sectors_len(offset, len) <= self.buf.as_ref().expect("reader buffer").capacity()
     }
 
+    /// The head of the frame at `offset` (header, key, metadata), verified on its own where the
+    /// format allows (`record::decode_head`): what the scrubber can still say of a frame whose
+    /// data is damaged.
+    pub(super) async fn head(&mut self, offset: u64, max_frame: usize) -> Result<Result<record::Head<'_>, Invalid>, StoreError> {
+        let head = self.bytes(offset, HEADER_BYTES).await?;
+        let len = match record::peek(head) {
+            Ok(h) if sectors_len(offset, h.frame_len as usize) <= max_frame && self.fits(offset, h.head_len()) => h.head_len(),
+            Ok(_) => return Ok(Err(Invalid::BadHeader)),
+            Err(e) => return Ok(Err(e)),
+        };
+        let bytes = self.bytes(offset, len).await?;
+        Ok(record::decode_head(bytes))
+    }
+
     /// The frame at `offset`, verified once and borrowed from the reader's buffer: callers copy
     /// only the parts they keep.
     pub(super) async fn frame(&mut self, offset: u64, max_frame: usize) -> Result<Result<record::Frame<'_>, Invalid>, StoreError> {

@@ -59,6 +59,43 @@ pub struct ServeConfig {
     pub abandoned_upload_after: std::time::Duration,
     /// Memory each core gives its cache of recently read objects (0: none).
     pub cache_bytes_per_core: usize,
+    /// How fast each core's scrubber re-reads and verifies its whole log (0: no scrubbing).
+    pub scrub_bytes_per_s: u64,
+    /// The wait after a scrub pass before the next; the first begins after this or
+    /// `SCRUB_FIRST_DELAY`, whichever is shorter.
+    pub scrub_every: std::time::Duration,
+}
+
+/// How long after start-up the first scrub pass begins (at most): start-up's own reads go first.
+const SCRUB_FIRST_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Scrubs this core's log every `every` at `bytes_per_s`, and reports each pass on stderr: what
+/// it verified and every damaged place it found (file, offset, the record where its head still
+/// names it). Reads of a damaged record fail with the same location.
+async fn scrub_periodically(shard: Rc<Shard>, bytes_per_s: u64, every: std::time::Duration) {
+    engine::sleep(every.min(SCRUB_FIRST_DELAY)).await;
+    loop {
+        let started = engine::time::now();
+        match shard.store.scrub(bytes_per_s).await {
+            Ok(r) => {
+                let took_s = engine::time::now().saturating_duration_since(started).as_secs_f64();
+                eprintln!(
+                    "corestore: core {}: scrub: {} frames ({} MiB) in {} segments verified in {took_s:.1} s, {} damaged{}",
+                    shard.core,
+                    r.frames,
+                    r.bytes >> 20,
+                    r.segments,
+                    r.corrupt.len(),
+                    if r.unverified_bytes > 0 { format!(" ({} bytes unverified)", r.unverified_bytes) } else { String::new() },
+                );
+                for c in &r.corrupt {
+                    eprintln!("corestore: core {}: scrub: damaged at {} offset {}: {}", shard.core, c.path.display(), c.offset, c.what);
+                }
+            }
+            Err(e) => eprintln!("corestore: core {}: scrub failed: {e}", shard.core),
+        }
+        engine::sleep(every).await;
+    }
 }
 
 /// How often each core looks for abandoned multipart uploads.
@@ -338,7 +375,19 @@ pub fn serve(config: ServeConfig) -> Result<(), String> {
     println!("corestore: root access key {access_key}");
     let results = engine::run(runtime, |core: engine::Core<Job>| {
         let config = config.clone();
-        async move { run_core(core, config).await }
+        async move {
+            let result = run_core(core, config).await;
+            if let Err(e) = &result
+                && !STOP.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                // The other cores would wait for this one for ever at start-up, or serve without
+                // it: end the process with the reason (a store that refuses to open names the
+                // file and offset). Every store is crash-safe, so this is like a crash.
+                eprintln!("corestore: {e}");
+                std::process::exit(1);
+            }
+            result
+        }
     })
     .map_err(|e| e.to_string())?;
     results.into_iter().collect::<Result<Vec<()>, String>>().map(|_| ())
@@ -447,6 +496,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
     }
     let _jobs = engine::spawn(rpc::serve_jobs(shard.clone()));
     let _reaper = engine::spawn(reap_abandoned_uploads(shard.clone(), config.abandoned_upload_after));
+    let _scrubber = (config.scrub_bytes_per_s > 0).then(|| engine::spawn(scrub_periodically(shard.clone(), config.scrub_bytes_per_s, config.scrub_every)));
     if id != 0 {
         // Core 0 sends its table as a job that replaces ours when it arrives: jobs from core 0
         // arrive in the order core 0 sent them, so no bucket change can slip between.

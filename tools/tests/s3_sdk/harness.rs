@@ -59,6 +59,11 @@ impl Server {
 
     /// Starts a server on an existing data directory (a restart).
     pub fn start_on(data_dir: PathBuf) -> Server {
+        Server::start_on_with(data_dir, &[])
+    }
+
+    /// `start_on` with more `corestore serve` flags.
+    pub fn start_on_with(data_dir: PathBuf, flags: &[&str]) -> Server {
         let stderr_path = data_dir.with_extension("stderr");
         let stderr_file = std::fs::File::create(&stderr_path).expect("create stderr file");
         let mut child = Command::new(corestore_binary())
@@ -67,6 +72,7 @@ impl Server {
             .arg(&data_dir)
             .args(["--listen", "127.0.0.1:0", "--cores", "2", "--segment-mib", "64"])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY, "--region", REGION])
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr_file)
@@ -150,6 +156,20 @@ impl Server {
     /// The server's stderr so far, for failure messages.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// SIGTERM, the clean shutdown (index checkpoints written); the data directory stays for a
+    /// restart.
+    pub fn stop(mut self) -> PathBuf {
+        let mut child = self.child.take().expect("child running");
+        // SAFETY: kill(2) on our own child's pid, which wait() has not reaped yet.
+        let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        assert_eq!(rc, 0, "SIGTERM corestore");
+        let status = child.wait().expect("reap corestore");
+        assert!(status.success() || status.code() == Some(143), "corestore exited with {status:?}:\n{}", self.stderr());
+        let data_dir = self.data_dir.clone();
+        self.data_dir = PathBuf::new();
+        data_dir
     }
 
     /// SIGKILL, no shutdown path; the data directory stays for a restart.

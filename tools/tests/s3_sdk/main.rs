@@ -21,3 +21,4 @@ mod objects;
 mod persistence;
 mod presign;
 mod ranges;
+mod scrub;
