@@ -640,6 +640,10 @@ struct Inner<E: Env> {
     writer_waker: RefCell<Option<Waker>>,
     failed: RefCell<Option<String>>,
     last_scrub: RefCell<Option<ScrubReport>>,
+    /// Segments whose compaction found a damaged frame: a live record there cannot be copied
+    /// forward, so the segment stays, and the compactor no longer takes it (it would fail again,
+    /// and, being cheapest, stall every other compaction).
+    uncompactable: RefCell<std::collections::BTreeSet<u32>>,
     closing: Cell<bool>,
     stats: Cell<StoreStats>,
     /// Keys with a write in progress, and the writes waiting for them.
@@ -723,6 +727,7 @@ impl<E: Env + Clone> Store<E> {
             writer_waker: RefCell::new(None),
             failed: RefCell::new(None),
             last_scrub: RefCell::new(None),
+            uncompactable: RefCell::new(std::collections::BTreeSet::new()),
             closing: Cell::new(false),
             stats: Cell::new(StoreStats::default()),
             locks: crate::keylock::KeyLocks::default(),
@@ -1213,9 +1218,10 @@ impl<E: Env> Store<E> {
         let tail = self.inner.tail.get().segment;
         let raft = self.inner.raft.borrow();
         let mut best: Option<(u64, u32)> = None;
+        let uncompactable = self.inner.uncompactable.borrow();
         for &id in files.keys() {
             // Raft entries are not relocated (they must stay in order): their segments wait.
-            if id == tail || raft.holds_segment(id) {
+            if id == tail || raft.holds_segment(id) || uncompactable.contains(&id) {
                 continue;
             }
             let cost = self.compaction_cost(id, oldest);
@@ -1238,7 +1244,7 @@ impl<E: Env> Store<E> {
     pub fn rotation_candidate(&self, carry_share_max: f64, carry_segments_min: f64) -> Option<u32> {
         let oldest = *self.inner.files.borrow().keys().next()?;
         let tail = self.inner.tail.get().segment;
-        if oldest == tail || self.inner.raft.borrow().holds_segment(oldest) {
+        if oldest == tail || self.inner.raft.borrow().holds_segment(oldest) || self.inner.uncompactable.borrow().contains(&oldest) {
             return None;
         }
         // The tail's do not count: rotating cannot reach them.
@@ -1298,7 +1304,11 @@ impl<E: Env> Store<E> {
         // segment pinned by one is read whole.
         let raft_pinned = self.inner.raft.borrow().pins_segment(id);
         if self.inner.index.borrow().live_bytes(id) > 0 || !carries_nothing || raft_pinned {
-            self.copy_forward(id, oldest, end, &file, pace, carries_nothing && !raft_pinned, &mut report).await?;
+            let copied = self.copy_forward(id, oldest, end, &file, pace, carries_nothing && !raft_pinned, &mut report).await;
+            if let Err(StoreError::Corrupt { .. }) = &copied {
+                self.inner.uncompactable.borrow_mut().insert(id);
+            }
+            copied?;
         }
         // Each pin was copied forward, or a newer record superseded the copy and moved the pin.
         assert!(
@@ -1509,6 +1519,12 @@ impl<E: Env> Store<E> {
         }
         *self.inner.last_scrub.borrow_mut() = Some(report.clone());
         Ok(report)
+    }
+
+    /// Segments the compactor no longer takes: compacting them found a damaged frame (the
+    /// error said where).
+    pub fn uncompactable_segments(&self) -> Vec<u32> {
+        self.inner.uncompactable.borrow().iter().copied().collect()
     }
 
     /// The last scrub's findings.

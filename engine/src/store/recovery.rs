@@ -38,6 +38,12 @@ pub struct RecoveryReport {
     pub checkpoint_unused: Option<String>,
     /// Checkpoint entries dropped because compaction removed their segment since.
     pub checkpoint_entries_gone: u64,
+    /// Records whose data was damaged at rest but whose head (format 2) still verified, in
+    /// batches a later batch proves were synced: indexed as they were, so that a read of one
+    /// fails with its location while everything else is served (before, the store refused to
+    /// open). Only puts (and voided relocations) are taken so: any other record's effect lies in
+    /// its data.
+    pub damaged: Vec<super::ScrubFinding>,
 }
 
 pub(super) struct Recovered<F> {
@@ -186,6 +192,10 @@ struct Scan {
     carry_bytes: BTreeMap<u32, u64>,
     /// Above every chunk id named by a replayed chunk or chunk drop.
     next_chunk_id: u64,
+    /// Whether a put whose head verifies but whose data does not is taken (`damaged`).
+    accept_damaged: bool,
+    /// Such puts taken, with the last lsn of their batch.
+    damaged: Vec<(super::ScrubFinding, u64)>,
 }
 
 impl Scan {
@@ -210,6 +220,13 @@ impl Scan {
             self.committed = (segment, end, h.lsn + 1);
         }
         true
+    }
+
+    /// Whether a damaged record was taken in a batch no later batch follows: then it may be a
+    /// torn write of a batch never acknowledged, not damage at rest, and recovery must run again
+    /// treating it as a break.
+    fn damaged_unproven(&self) -> bool {
+        self.damaged.iter().any(|(_, batch_last)| self.committed.2 <= batch_last + 1)
     }
 
     fn apply(&mut self) {
@@ -238,6 +255,38 @@ impl Scan {
         }
         self.report.batches += 1;
     }
+}
+
+/// Takes the frame at `offset`, whose checksums fail, as a damaged record if its head still
+/// verifies and it is a put or a voided relocation (their data changes nothing in the index);
+/// its frame length if it continued the log.
+async fn take_damaged<F: File>(
+    scan: &mut Scan,
+    reader: &mut Reader<'_, F>,
+    segment: u32,
+    offset: u64,
+    config: &StoreConfig,
+) -> Result<Option<u32>, StoreError> {
+    let Ok(head) = reader.head(offset, config.batch_bytes).await? else { return Ok(None) };
+    let h = head.header;
+    if !matches!(h.kind, Kind::Put | Kind::Void) {
+        return Ok(None);
+    }
+    let name = match super::split_key_field(head.key) {
+        Some((b, k)) => super::object_name(b, k),
+        None => return Ok(None),
+    };
+    let key = head.key.to_vec();
+    if !scan.take(h, key, Vec::new(), segment, offset) {
+        return Ok(None);
+    }
+    let finding = super::ScrubFinding {
+        path: segment_path(&config.dir, segment),
+        offset,
+        what: format!("the data of {name} (lsn {}) does not match its checksum", h.lsn),
+    };
+    scan.damaged.push((finding, h.batch_first_lsn + h.batch_len as u64 - 1));
+    Ok(Some(h.frame_len))
 }
 
 /// The lsn a segment's first batch starts at, if its first frame is valid.
@@ -276,138 +325,154 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
     for &id in &ids {
         files.insert(id, Rc::new(storage.open(&segment_path(&config.dir, id), OpenMode::Existing)?));
     }
-    let mut buf = storage.alloc(config.batch_bytes).map_err(|e| StoreError::Config(format!("recovery buffer: {e}")))?;
-    let mut scan = Scan {
-        index: Index::default(),
-        raft: Default::default(),
-        report: RecoveryReport { segments: ids.len(), ..Default::default() },
-        committed: (ids[0], 0, 1),
-        pending: Vec::new(),
-        carry_bytes: BTreeMap::new(),
-        next_chunk_id: 1,
-    };
-    // Start at the checkpoint's tail, or, if compaction removed that segment, at the next one
-    // (what followed the tail there was relocated or carried forward past it).
-    let mut start = (0usize, 0u64);
-    let mut ends = BTreeMap::new();
-    let checkpoint = super::checkpoint::load(env, &config.dir, config.batch_bytes).await?;
-    let checkpoint = match checkpoint {
-        Ok(ck) => match ids.iter().position(|&id| id >= ck.tail.0) {
-            Some(pos) => Some((pos, ck)),
-            None => {
-                scan.report.checkpoint_unused = Some(format!("no segment from its tail's ({}) on is left", ck.tail.0));
+    let mut spare = storage.alloc(config.batch_bytes).map_err(|e| StoreError::Config(format!("recovery buffer: {e}")))?;
+    // Damaged puts are taken on a first pass; if one is not followed by a later batch, the pass
+    // is run again without taking them, so that such a batch is cut like a torn one.
+    let mut accept_damaged = true;
+    let (mut scan, stop, clean_end, mut ends, carry_unknown, mut buf) = loop {
+        let mut buf = spare;
+        let mut scan = Scan {
+            index: Index::default(),
+            raft: Default::default(),
+            report: RecoveryReport { segments: ids.len(), ..Default::default() },
+            committed: (ids[0], 0, 1),
+            pending: Vec::new(),
+            carry_bytes: BTreeMap::new(),
+            next_chunk_id: 1,
+            accept_damaged,
+            damaged: Vec::new(),
+        };
+        // Start at the checkpoint's tail, or, if compaction removed that segment, at the next one
+        // (what followed the tail there was relocated or carried forward past it).
+        let mut start = (0usize, 0u64);
+        let mut ends = BTreeMap::new();
+        let checkpoint = super::checkpoint::load(env, &config.dir, config.batch_bytes).await?;
+        let checkpoint = match checkpoint {
+            Ok(ck) => match ids.iter().position(|&id| id >= ck.tail.0) {
+                Some(pos) => Some((pos, ck)),
+                None => {
+                    scan.report.checkpoint_unused = Some(format!("no segment from its tail's ({}) on is left", ck.tail.0));
+                    None
+                }
+            },
+            Err(reason) => {
+                if reason != "no checkpoint" {
+                    scan.report.checkpoint_unused = Some(reason);
+                }
                 None
             }
-        },
-        Err(reason) => {
-            if reason != "no checkpoint" {
-                scan.report.checkpoint_unused = Some(reason);
+        };
+        let mut carry_unknown = BTreeSet::new();
+        if let Some((pos, ck)) = checkpoint {
+            scan.report.checkpoint_objects = Some(ck.index.objects());
+            scan.index = ck.index;
+            scan.next_chunk_id = ck.next_chunk_id.max(1);
+            // Entries in segments compaction removed since: deleted or replaced after the checkpoint
+            // (their tombstones may have gone with the oldest segment), or relocated past it.
+            let existing: BTreeSet<u32> = ids.iter().copied().collect();
+            let gone: BTreeSet<u32> = ck.ends.keys().chain([&ck.tail.0]).copied().filter(|id| !existing.contains(id)).collect();
+            scan.report.checkpoint_entries_gone = scan.index.forget_segments(&gone);
+            ends = ck.ends.into_iter().filter(|(id, _)| ids.contains(id)).collect();
+            if ids[pos] == ck.tail.0 {
+                scan.committed = ck.tail;
+                start = (pos, ck.tail.1);
+            } else {
+                let (first, b) = first_lsn(&*files[&ids[pos]], config, buf).await?;
+                buf = b;
+                scan.committed = (ids[pos], 0, first.unwrap_or(ck.tail.2));
+                start = (pos, 0);
             }
-            None
-        }
-    };
-    let mut carry_unknown = BTreeSet::new();
-    if let Some((pos, ck)) = checkpoint {
-        scan.report.checkpoint_objects = Some(ck.index.objects());
-        scan.index = ck.index;
-        scan.next_chunk_id = ck.next_chunk_id.max(1);
-        // Entries in segments compaction removed since: deleted or replaced after the checkpoint
-        // (their tombstones may have gone with the oldest segment), or relocated past it.
-        let existing: BTreeSet<u32> = ids.iter().copied().collect();
-        let gone: BTreeSet<u32> = ck.ends.keys().chain([&ck.tail.0]).copied().filter(|id| !existing.contains(id)).collect();
-        scan.report.checkpoint_entries_gone = scan.index.forget_segments(&gone);
-        ends = ck.ends.into_iter().filter(|(id, _)| ids.contains(id)).collect();
-        if ids[pos] == ck.tail.0 {
-            scan.committed = ck.tail;
-            start = (pos, ck.tail.1);
+            carry_unknown = ids[..pos].iter().copied().chain((start.1 > 0).then_some(ids[pos])).collect();
         } else {
-            let (first, b) = first_lsn(&*files[&ids[pos]], config, buf).await?;
+            // Compaction removes segments, so the log starts wherever its oldest batch does.
+            let (first, b) = first_lsn(&*files[&ids[0]], config, buf).await?;
             buf = b;
-            scan.committed = (ids[pos], 0, first.unwrap_or(ck.tail.2));
-            start = (pos, 0);
+            scan.committed.2 = first.unwrap_or(1);
         }
-        carry_unknown = ids[..pos].iter().copied().chain((start.1 > 0).then_some(ids[pos])).collect();
-    } else {
-        // Compaction removes segments, so the log starts wherever its oldest batch does.
-        let (first, b) = first_lsn(&*files[&ids[0]], config, buf).await?;
-        buf = b;
-        scan.committed.2 = first.unwrap_or(1);
-    }
-    let mut buf = Some(buf);
-    // Set when the scan moved on to the next segment after a clean end; that segment's first
-    // frame must then continue the log.
-    let mut rolled = false;
-    let mut stop: Option<(usize, u64)> = None; // (position in ids, offset) of the first frame that does not continue the log
-    // Whether the log simply ends (zeros after a complete batch) rather than breaking off.
-    let mut clean_end = false;
-    'segments: for (pos, &id) in ids.iter().enumerate().skip(start.0) {
-        let file = files[&id].clone();
-        let size = file.size()?.min(config.segment_bytes);
-        let mut reader = Reader::new(&*file, buf.take().expect("buffer"));
-        let mut offset = if pos == start.0 { start.1 } else { 0 };
-        // A segment after the first must begin with a new batch right where the last one ended.
-        if pos > 0 && !scan.pending.is_empty() {
-            clean_end = false;
-            buf = reader.buf.take();
-            stop = Some((pos, 0));
-            break 'segments;
-        }
-        // Past segments compaction removed (a gap in the ids) the log goes on at a later lsn.
-        if pos > start.0 && ids[pos - 1] + 1 != id {
-            let (first, b) = first_lsn(&*file, config, reader.buf.take().expect("buffer")).await?;
-            if let Some(lsn) = first
-                && lsn > scan.committed.2
-            {
-                scan.committed.2 = lsn;
+        let mut buf = Some(buf);
+        // Set when the scan moved on to the next segment after a clean end; that segment's first
+        // frame must then continue the log.
+        let mut rolled = false;
+        let mut stop: Option<(usize, u64)> = None; // (position in ids, offset) of the first frame that does not continue the log
+        // Whether the log simply ends (zeros after a complete batch) rather than breaking off.
+        let mut clean_end = false;
+        'segments: for (pos, &id) in ids.iter().enumerate().skip(start.0) {
+            let file = files[&id].clone();
+            let size = file.size()?.min(config.segment_bytes);
+            let mut reader = Reader::new(&*file, buf.take().expect("buffer"));
+            let mut offset = if pos == start.0 { start.1 } else { 0 };
+            // A segment after the first must begin with a new batch right where the last one ended.
+            if pos > 0 && !scan.pending.is_empty() {
+                clean_end = false;
+                buf = reader.buf.take();
+                stop = Some((pos, 0));
+                break 'segments;
             }
-            reader = Reader::new(&*file, b);
-        }
-        while offset < size {
-            let frame = reader.frame(offset, config.batch_bytes).await?;
-            // A file reused from the free pool still holds its earlier life's frames past the
-            // log's end: valid, but of batches that began below the committed prefix's end
-            // (lsns only grow, and a file is reused only after compaction emptied it).
-            let earlier_life = matches!(&frame, Ok(f) if f.header.batch_first_lsn < scan.committed.2);
-            clean_end = (matches!(frame, Err(Invalid::NoFrame)) || earlier_life) && scan.pending.is_empty();
-            let taken = match frame {
-                Ok(f) => scan
-                    .take(f.header, f.key.to_vec(), super::aux_data(f.header.kind, f.meta, f.data).to_vec(), id, offset)
-                    .then_some(f.header.frame_len),
-                Err(_) => None,
-            };
-            match taken {
-                Some(frame_len) => {
-                    offset += frame_len as u64;
-                    rolled = false;
+            // Past segments compaction removed (a gap in the ids) the log goes on at a later lsn.
+            if pos > start.0 && ids[pos - 1] + 1 != id {
+                let (first, b) = first_lsn(&*file, config, reader.buf.take().expect("buffer")).await?;
+                if let Some(lsn) = first
+                    && lsn > scan.committed.2
+                {
+                    scan.committed.2 = lsn;
                 }
-                None => {
-                    // The log continues in the next segment only if this one ended cleanly
-                    // (zeros right after a complete batch) and, checked there, the next one
-                    // starts with exactly the expected batch. Any other break (a bad checksum,
-                    // a frame out of sequence, a next segment that does not continue) goes to
-                    // the later-batch check below.
-                    if clean_end && !rolled && pos + 1 < ids.len() {
-                        ends.insert(id, offset);
-                        rolled = true;
-                        break;
+                reader = Reader::new(&*file, b);
+            }
+            while offset < size {
+                let frame = reader.frame(offset, config.batch_bytes).await?;
+                // A file reused from the free pool still holds its earlier life's frames past the
+                // log's end: valid, but of batches that began below the committed prefix's end
+                // (lsns only grow, and a file is reused only after compaction emptied it).
+                let earlier_life = matches!(&frame, Ok(f) if f.header.batch_first_lsn < scan.committed.2);
+                clean_end = (matches!(frame, Err(Invalid::NoFrame)) || earlier_life) && scan.pending.is_empty();
+                let taken = match frame {
+                    Ok(f) => scan
+                        .take(f.header, f.key.to_vec(), super::aux_data(f.header.kind, f.meta, f.data).to_vec(), id, offset)
+                        .then_some(f.header.frame_len),
+                    Err(Invalid::Checksum) if scan.accept_damaged => take_damaged(&mut scan, &mut reader, id, offset, config).await?,
+                    Err(_) => None,
+                };
+                match taken {
+                    Some(frame_len) => {
+                        offset += frame_len as u64;
+                        rolled = false;
                     }
-                    // Rolled into, but nothing of this life at its start: a clean end only if it
-                    // is the last segment (made ready ahead of need, or rolled into just before
-                    // the crash); before another segment it is a hole in the log.
-                    clean_end &= !rolled || (offset == 0 && pos + 1 == ids.len());
-                    buf = reader.buf.take();
-                    stop = Some((pos, offset));
-                    break 'segments;
+                    None => {
+                        // The log continues in the next segment only if this one ended cleanly
+                        // (zeros right after a complete batch) and, checked there, the next one
+                        // starts with exactly the expected batch. Any other break (a bad checksum,
+                        // a frame out of sequence, a next segment that does not continue) goes to
+                        // the later-batch check below.
+                        if clean_end && !rolled && pos + 1 < ids.len() {
+                            ends.insert(id, offset);
+                            rolled = true;
+                            break;
+                        }
+                        // Rolled into, but nothing of this life at its start: a clean end only if it
+                        // is the last segment (made ready ahead of need, or rolled into just before
+                        // the crash); before another segment it is a hole in the log.
+                        clean_end &= !rolled || (offset == 0 && pos + 1 == ids.len());
+                        buf = reader.buf.take();
+                        stop = Some((pos, offset));
+                        break 'segments;
+                    }
                 }
             }
+            if pos + 1 < ids.len() {
+                ends.entry(id).or_insert(offset);
+                // A segment used to its very end: the next one must continue the log too.
+                rolled = true;
+            }
+            buf = reader.buf.take();
         }
-        if pos + 1 < ids.len() {
-            ends.entry(id).or_insert(offset);
-            // A segment used to its very end: the next one must continue the log too.
-            rolled = true;
+        if accept_damaged && scan.damaged_unproven() {
+            accept_damaged = false;
+            spare = buf.take().expect("buffer");
+            continue;
         }
-        buf = reader.buf.take();
-    }
+        break (scan, stop, clean_end, ends, carry_unknown, buf);
+    };
+    scan.report.damaged = scan.damaged.drain(..).map(|(finding, _)| finding).collect();
     let (seg, off, next) = scan.committed;
     if let Some((pos, offset)) = stop {
         let from = if scan.pending.is_empty() { (pos, offset) } else { (pos, scan.pending[0].4) };

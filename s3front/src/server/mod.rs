@@ -448,9 +448,13 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
     use engine::Env;
     let id = core.env.core();
     let dir = config.data.join(format!("core-{id:03}"));
-    let (store, _report) = Store::open(core.env.clone(), StoreConfig { segment_bytes: config.segment_bytes, ..StoreConfig::new(&dir) })
+    let (store, report) = Store::open(core.env.clone(), StoreConfig { segment_bytes: config.segment_bytes, ..StoreConfig::new(&dir) })
         .await
         .map_err(|e| format!("core {id}: open store: {e}"))?;
+    // Records whose data is damaged at rest: indexed, refused when read, named here.
+    for d in &report.damaged {
+        eprintln!("corestore: core {id}: damaged at start-up: {} offset {}: {}", d.path.display(), d.offset, d.what);
+    }
     let _checkpointer = store.spawn_checkpointer(256 << 20, std::time::Duration::from_secs(5));
     let _compactor = store.spawn_compactor(engine::store::CompactionPolicy::default());
     let users = users::UserTable::new(config.data.clone())?;

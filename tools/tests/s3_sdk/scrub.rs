@@ -22,9 +22,9 @@ fn find_in_segments(data_dir: &std::path::Path, needle: &[u8]) -> Option<(std::p
 }
 
 /// Puts a victim and a bystander of 20,000 bytes each, stops the server (`kill`: SIGKILL, else
-/// a clean stop), and damages 16 bytes in the middle of the victim's data on disk. Returns the
-/// data directory, the segment file, where the damage is, and the bystander.
-async fn damage_an_object(name: &str, kill: bool) -> (std::path::PathBuf, std::path::PathBuf, u64, Vec<u8>) {
+/// a clean stop), and damages 16 bytes at `at` from the start of the victim's data on disk.
+/// Returns the data directory, the segment file, where the damage is, and the bystander.
+async fn damage_an_object(name: &str, kill: bool, at: i64) -> (std::path::PathBuf, std::path::PathBuf, u64, Vec<u8>) {
     let server = Server::start(name);
     let client = server.client();
     create_bucket(&client, "cs-scrub").await;
@@ -33,8 +33,8 @@ async fn damage_an_object(name: &str, kill: bool) -> (std::path::PathBuf, std::p
     let bystander = pattern(20_000, 72);
     put(&client, "cs-scrub", "bystander", &bystander).await;
     let data_dir = if kill { server.kill() } else { server.stop() };
-    let (path, at) = find_in_segments(&data_dir, &victim[..64]).expect("the victim's data is in a segment");
-    let damaged_at = at + 10_000;
+    let (path, data_at) = find_in_segments(&data_dir, &victim[..64]).expect("the victim's data is in a segment");
+    let damaged_at = data_at.checked_add_signed(at).expect("inside the file");
     use std::os::unix::fs::FileExt;
     let f = std::fs::OpenOptions::new().write(true).open(&path).expect("open segment");
     f.write_all_at(&[0u8; 16], damaged_at).expect("damage");
@@ -46,7 +46,7 @@ async fn damage_an_object(name: &str, kill: bool) -> (std::path::PathBuf, std::p
 /// record: the server starts, and the scrubber is what finds the damage.
 #[tokio::test]
 async fn scrubber_reports_damage_at_rest_and_the_object_is_refused() {
-    let (data_dir, path, damaged_at, bystander) = damage_an_object("scrub", false).await;
+    let (data_dir, path, damaged_at, bystander) = damage_an_object("scrub", false, 10_000).await;
 
     let server = Server::start_on_with(data_dir, &["--scrub-every-s", "1", "--scrub-mib-per-s", "1000"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -71,12 +71,30 @@ async fn scrubber_reports_damage_at_rest_and_the_object_is_refused() {
     assert_same_bytes(&get(&client, "cs-scrub", "bystander").await, &bystander, "the bystander");
 }
 
-/// After a crash, start-up replays the log through the damaged record, which a later batch
-/// proves was acknowledged: the server refuses to start, names the file and offset, and exits
-/// (it used to wait for the failed core for ever).
+/// After a crash, start-up replays the log through the damaged record. Its head still verifies
+/// and a later batch proves it was acknowledged, so the server starts, says at start-up what is
+/// damaged, refuses that object and serves the rest. Damage to a record's head (what the record
+/// is cannot be known) makes it refuse to start, naming the file and offset, and exit (it used
+/// to wait for the failed core for ever).
 #[tokio::test]
-async fn damage_found_at_start_up_ends_the_process_with_the_place() {
-    let (data_dir, path, damaged_at, _) = damage_an_object("scrub-crash", true).await;
+async fn damage_found_at_start_up_is_reported_and_the_rest_served() {
+    let (data_dir, path, damaged_at, bystander) = damage_an_object("scrub-crash", true, 10_000).await;
+    let server = Server::start_on(data_dir);
+    let stderr = server.stderr();
+    let line = stderr.lines().find(|l| l.contains("damaged at start-up")).unwrap_or_else(|| panic!("no damage reported:\n{stderr}"));
+    assert!(line.contains(&path.display().to_string()) && line.contains("cs-scrub/victim"), "{line}");
+    let offset: u64 = line.split(" offset ").nth(1).and_then(|r| r.split(':').next()).and_then(|o| o.parse().ok()).expect("offset");
+    assert!(offset <= damaged_at && damaged_at - offset < 21_000, "{line}");
+    let client = server.client();
+    let (status, code) = expect_error(client.get_object().bucket("cs-scrub").key("victim").send().await);
+    assert_eq!((status, code.as_str()), (500, "InternalError"), "damaged data is refused, never served");
+    assert_same_bytes(&get(&client, "cs-scrub", "bystander").await, &bystander, "the bystander");
+}
+
+#[tokio::test]
+async fn damage_to_a_head_found_at_start_up_ends_the_process_with_the_place() {
+    // 40 bytes before the data: inside the record's metadata, part of its head.
+    let (data_dir, path, damaged_at, _) = damage_an_object("scrub-crash-head", true, -40).await;
     let stderr_path = data_dir.with_extension("stderr");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_corestore"))
         .arg("serve")
