@@ -491,6 +491,13 @@ fn data_offset(d: &Path, i: u32) -> u64 {
     (at + field.len()) as u64
 }
 
+/// Damages record `k{i}`'s data on disk, behind the store's back.
+fn damage_data(d: &Path, i: u32) {
+    let f = std::fs::OpenOptions::new().write(true).open(segment(d)).expect("segment");
+    f.write_all_at(&[0xEE; 8], data_offset(d, i) + 50).expect("damage the data");
+    f.sync_all().expect("sync");
+}
+
 /// Reopens after damage to one record's data: the report, and what reading each record gives
 /// (its data if intact, else the error).
 fn reopen_after_damage(d: &Path, n: u32) -> Result<(RecoveryReport, Vec<Result<Option<Vec<u8>>, String>>), String> {
@@ -518,9 +525,7 @@ fn reopen_after_damage(d: &Path, n: u32) -> Result<(RecoveryReport, Vec<Result<O
 fn damaged_data_of_a_synced_record_is_reported_and_refused_not_fatal() {
     let d = dir("damaged-data");
     write(&d, 20, false);
-    let f = std::fs::OpenOptions::new().write(true).open(segment(&d)).expect("segment");
-    f.write_all_at(&[0xEE; 8], data_offset(&d, 5) + 50).expect("damage k5's data");
-    f.sync_all().expect("sync");
+    damage_data(&d, 5);
     let (report, reads) = reopen_after_damage(&d, 20).expect("opens despite the damage");
     assert_eq!((report.cut_at, report.records), (None, 20), "{report:?}");
     assert_eq!(report.damaged.len(), 1, "{report:?}");
@@ -540,9 +545,7 @@ fn damaged_data_of_a_synced_record_is_reported_and_refused_not_fatal() {
 fn damaged_data_in_the_last_batch_is_cut_like_a_torn_write() {
     let d = dir("damaged-last");
     write(&d, 20, false);
-    let f = std::fs::OpenOptions::new().write(true).open(segment(&d)).expect("segment");
-    f.write_all_at(&[0xEE; 8], data_offset(&d, 19) + 50).expect("damage k19's data");
-    f.sync_all().expect("sync");
+    damage_data(&d, 19);
     let (report, reads) = reopen_after_damage(&d, 20).expect("opens");
     assert!(report.cut_at.is_some() && report.damaged.is_empty(), "{report:?}");
     assert_eq!(report.records, 19);
@@ -566,9 +569,7 @@ fn a_damaged_segment_is_left_and_compaction_goes_on_elsewhere() {
             store.put(b"b", format!("k{i}").as_bytes(), b"m", b"replaced").await.expect("overwrite");
         }
     });
-    let f = std::fs::OpenOptions::new().write(true).open(segment(&d)).expect("segment");
-    f.write_all_at(&[0xEE; 8], data_offset(&d, 3) + 50).expect("damage k3's data");
-    f.sync_all().expect("sync");
+    damage_data(&d, 3);
     let (err, left, uncompactable, k3) = with_store(small, |store| async move {
         let err = store.compact_segment(1, u64::MAX).await.expect_err("k3 cannot be copied forward").to_string();
         // Everything else compacts as the compactor would take it; segment 1 is never taken again.

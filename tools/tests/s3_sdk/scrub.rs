@@ -58,17 +58,20 @@ async fn scrubber_reports_damage_at_rest_and_the_object_is_refused() {
         assert!(std::time::Instant::now() < deadline, "no scrub finding reported within 30 s:\n{stderr}");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
-    // The place (file and the damaged frame's offset, before the damaged byte) and the object.
-    assert!(report.contains(&path.display().to_string()), "{report}");
-    let offset: u64 = report.split(" offset ").nth(1).and_then(|r| r.split(':').next()).and_then(|o| o.parse().ok()).expect("offset");
-    assert!(offset <= damaged_at && damaged_at - offset < 21_000, "{report}");
-    assert!(report.contains("cs-scrub/victim"), "{report}");
     assert!(server.stderr().lines().any(|l| l.contains("scrub:") && l.contains("1 damaged")), "{}", server.stderr());
+    assert_reported_and_refused(&server, &report, &path, damaged_at, &bystander).await;
+}
 
+/// `line` names the place (the file, and the damaged frame's offset at most an object before
+/// the damaged byte) and the victim; the server refuses the victim and serves the bystander.
+async fn assert_reported_and_refused(server: &Server, line: &str, path: &std::path::Path, damaged_at: u64, bystander: &[u8]) {
+    assert!(line.contains(&path.display().to_string()) && line.contains("cs-scrub/victim"), "{line}");
+    let offset: u64 = line.split(" offset ").nth(1).and_then(|r| r.split(':').next()).and_then(|o| o.parse().ok()).expect("offset");
+    assert!(offset <= damaged_at && damaged_at - offset < 21_000, "{line}");
     let client = server.client();
     let (status, code) = expect_error(client.get_object().bucket("cs-scrub").key("victim").send().await);
     assert_eq!((status, code.as_str()), (500, "InternalError"), "damaged data is refused, never served");
-    assert_same_bytes(&get(&client, "cs-scrub", "bystander").await, &bystander, "the bystander");
+    assert_same_bytes(&get(&client, "cs-scrub", "bystander").await, bystander, "the bystander");
 }
 
 /// After a crash, start-up replays the log through the damaged record. Its head still verifies
@@ -82,13 +85,7 @@ async fn damage_found_at_start_up_is_reported_and_the_rest_served() {
     let server = Server::start_on(data_dir);
     let stderr = server.stderr();
     let line = stderr.lines().find(|l| l.contains("damaged at start-up")).unwrap_or_else(|| panic!("no damage reported:\n{stderr}"));
-    assert!(line.contains(&path.display().to_string()) && line.contains("cs-scrub/victim"), "{line}");
-    let offset: u64 = line.split(" offset ").nth(1).and_then(|r| r.split(':').next()).and_then(|o| o.parse().ok()).expect("offset");
-    assert!(offset <= damaged_at && damaged_at - offset < 21_000, "{line}");
-    let client = server.client();
-    let (status, code) = expect_error(client.get_object().bucket("cs-scrub").key("victim").send().await);
-    assert_eq!((status, code.as_str()), (500, "InternalError"), "damaged data is refused, never served");
-    assert_same_bytes(&get(&client, "cs-scrub", "bystander").await, &bystander, "the bystander");
+    assert_reported_and_refused(&server, line, &path, damaged_at, &bystander).await;
 }
 
 #[tokio::test]
