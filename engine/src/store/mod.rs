@@ -1235,12 +1235,12 @@ impl<E: Env> Store<E> {
 
     /// The oldest segment, if the tombstones and chunk drops in full segments add up to more
     /// than `carry_share_max` of the live bytes and to at least `carry_segments_min` segments
-    /// (`CompactionPolicy`). They are carried
-    /// forward until they reach the oldest segment, so compaction that only ever takes the
-    /// cheapest segment lets them pile up behind an oldest segment full of cold live data:
-    /// taking the oldest whatever it costs moves that boundary, and compacting the segments
-    /// that become oldest drops what they carry. Rotating once through the live data ahead of
-    /// them costs at most `1 / carry_share_max` bytes written per byte they free.
+    /// (`CompactionPolicy`). They are carried forward until they reach the oldest segment, so
+    /// compaction that only ever takes the cheapest segment lets them pile up behind an oldest
+    /// segment full of cold live data: taking the oldest whatever it costs moves that boundary,
+    /// and compacting the segments that become oldest drops what they carry. Rotating once
+    /// through the live data ahead of them costs at most `1 / carry_share_max` bytes written
+    /// per byte they free.
     pub fn rotation_candidate(&self, carry_share_max: f64, carry_segments_min: f64) -> Option<u32> {
         let oldest = *self.inner.files.borrow().keys().next()?;
         let tail = self.inner.tail.get().segment;
