@@ -350,26 +350,17 @@ impl Head<'_> {
 /// Parses and verifies the frame at the start of `bytes`.
 pub fn decode(bytes: &[u8]) -> Result<Frame<'_>, Invalid> {
     let header = peek(bytes)?;
-    let len = header.frame_len as usize;
-    if bytes.len() < len {
+    if bytes.len() < header.frame_len as usize {
         return Err(Invalid::Truncated);
     }
-    let at = header.header_bytes();
-    let k = at + header.key_len as usize;
-    let m = k + header.meta_len as usize;
-    let d = m + header.data_len as usize;
-    let valid = match header.version {
-        1 => checksum_v1(bytes, header.payload_len()) == u64_at(bytes, CHECKSUM_OFFSET),
-        // The head first: the data checksum it covers is then known to be the one written.
-        _ => {
-            head_checksum(bytes, key_meta_len(&header)) == u64_at(bytes, HEAD_CHECKSUM_OFFSET)
-                && xxhash_rust::xxh3::xxh3_64(&bytes[m..d]) == u64_at(bytes, CHECKSUM_OFFSET)
-        }
-    };
-    if !valid {
+    let (key, meta) = verify_head(bytes, &header)?;
+    let m = header.header_bytes() + key_meta_len(&header);
+    let data = &bytes[m..m + header.data_len as usize];
+    // Format 2: the head is verified, so the data checksum it covers is the one written.
+    if header.version != 1 && xxhash_rust::xxh3::xxh3_64(data) != u64_at(bytes, CHECKSUM_OFFSET) {
         return Err(Invalid::Checksum);
     }
-    Ok(Frame { header, key: &bytes[at..k], meta: &bytes[k..m], data: &bytes[m..d] })
+    Ok(Frame { header, key, meta, data })
 }
 
 /// Parses and verifies the head of the frame at the start of `bytes`, which must hold at least
@@ -380,17 +371,23 @@ pub fn decode_head(bytes: &[u8]) -> Result<Head<'_>, Invalid> {
     if bytes.len() < header.head_len() {
         return Err(Invalid::Truncated);
     }
-    if header.version == 1 {
-        if checksum_v1(bytes, header.payload_len()) != u64_at(bytes, CHECKSUM_OFFSET) {
-            return Err(Invalid::Checksum);
-        }
-    } else if head_checksum(bytes, key_meta_len(&header)) != u64_at(bytes, HEAD_CHECKSUM_OFFSET) {
+    let (key, meta) = verify_head(bytes, &header)?;
+    Ok(Head { header, key, meta })
+}
+
+/// Checks the head of a frame whose bytes hold at least `header.head_len()` (format 1: the one
+/// checksum, over the whole payload; format 2: the head checksum) and returns its key and
+/// metadata.
+fn verify_head<'a>(bytes: &'a [u8], header: &Header) -> Result<(&'a [u8], &'a [u8]), Invalid> {
+    let valid = match header.version {
+        1 => checksum_v1(bytes, header.payload_len()) == u64_at(bytes, CHECKSUM_OFFSET),
+        _ => head_checksum(bytes, key_meta_len(header)) == u64_at(bytes, HEAD_CHECKSUM_OFFSET),
+    };
+    if !valid {
         return Err(Invalid::Checksum);
     }
-    let at = header.header_bytes();
-    let k = at + header.key_len as usize;
-    let m = k + header.meta_len as usize;
-    Ok(Head { header, key: &bytes[at..k], meta: &bytes[k..m] })
+    let k = header.header_bytes() + header.key_len as usize;
+    Ok((&bytes[header.header_bytes()..k], &bytes[k..k + header.meta_len as usize]))
 }
 
 #[cfg(test)]
