@@ -296,6 +296,168 @@ async fn first_lsn<F: File>(file: &F, config: &StoreConfig, buf: FixedBuf) -> Re
     Ok((first, reader.buf.take().expect("buffer")))
 }
 
+/// What one pass over the log found (`scan_log`).
+struct Pass {
+    scan: Scan,
+    /// (position in ids, offset) of the first frame that does not continue the log.
+    stop: Option<(usize, u64)>,
+    /// Whether the log simply ends (zeros after a complete batch) rather than breaking off.
+    clean_end: bool,
+    /// Where the batches of each segment before the tail end.
+    ends: BTreeMap<u32, u64>,
+    /// Segments not replayed from their start (covered by the checkpoint).
+    carry_unknown: BTreeSet<u32>,
+    buf: Option<FixedBuf>,
+}
+
+/// Replays the log (after the index checkpoint, if one is usable) into a `Scan`, up to the first
+/// frame that does not continue it; with `accept_damaged`, puts whose data alone is damaged
+/// continue it (`take_damaged`).
+async fn scan_log<F: File>(
+    env: &impl Env,
+    config: &StoreConfig,
+    ids: &[u32],
+    files: &BTreeMap<u32, Rc<F>>,
+    mut buf: FixedBuf,
+    accept_damaged: bool,
+) -> Result<Pass, StoreError> {
+    let mut scan = Scan {
+        index: Index::default(),
+        raft: Default::default(),
+        report: RecoveryReport { segments: ids.len(), ..Default::default() },
+        committed: (ids[0], 0, 1),
+        pending: Vec::new(),
+        carry_bytes: BTreeMap::new(),
+        next_chunk_id: 1,
+        accept_damaged,
+        damaged: Vec::new(),
+    };
+    // Start at the checkpoint's tail, or, if compaction removed that segment, at the next one
+    // (what followed the tail there was relocated or carried forward past it).
+    let mut start = (0usize, 0u64);
+    let mut ends = BTreeMap::new();
+    let checkpoint = super::checkpoint::load(env, &config.dir, config.batch_bytes).await?;
+    let checkpoint = match checkpoint {
+        Ok(ck) => match ids.iter().position(|&id| id >= ck.tail.0) {
+            Some(pos) => Some((pos, ck)),
+            None => {
+                scan.report.checkpoint_unused = Some(format!("no segment from its tail's ({}) on is left", ck.tail.0));
+                None
+            }
+        },
+        Err(reason) => {
+            if reason != "no checkpoint" {
+                scan.report.checkpoint_unused = Some(reason);
+            }
+            None
+        }
+    };
+    let mut carry_unknown = BTreeSet::new();
+    if let Some((pos, ck)) = checkpoint {
+        scan.report.checkpoint_objects = Some(ck.index.objects());
+        scan.index = ck.index;
+        scan.next_chunk_id = ck.next_chunk_id.max(1);
+        // Entries in segments compaction removed since: deleted or replaced after the checkpoint
+        // (their tombstones may have gone with the oldest segment), or relocated past it.
+        let existing: BTreeSet<u32> = ids.iter().copied().collect();
+        let gone: BTreeSet<u32> = ck.ends.keys().chain([&ck.tail.0]).copied().filter(|id| !existing.contains(id)).collect();
+        scan.report.checkpoint_entries_gone = scan.index.forget_segments(&gone);
+        ends = ck.ends.into_iter().filter(|(id, _)| ids.contains(id)).collect();
+        if ids[pos] == ck.tail.0 {
+            scan.committed = ck.tail;
+            start = (pos, ck.tail.1);
+        } else {
+            let (first, b) = first_lsn(&*files[&ids[pos]], config, buf).await?;
+            buf = b;
+            scan.committed = (ids[pos], 0, first.unwrap_or(ck.tail.2));
+            start = (pos, 0);
+        }
+        carry_unknown = ids[..pos].iter().copied().chain((start.1 > 0).then_some(ids[pos])).collect();
+    } else {
+        // Compaction removes segments, so the log starts wherever its oldest batch does.
+        let (first, b) = first_lsn(&*files[&ids[0]], config, buf).await?;
+        buf = b;
+        scan.committed.2 = first.unwrap_or(1);
+    }
+    let mut buf = Some(buf);
+    // Set when the scan moved on to the next segment after a clean end; that segment's first
+    // frame must then continue the log.
+    let mut rolled = false;
+    let mut stop: Option<(usize, u64)> = None; // (position in ids, offset) of the first frame that does not continue the log
+    // Whether the log simply ends (zeros after a complete batch) rather than breaking off.
+    let mut clean_end = false;
+    'segments: for (pos, &id) in ids.iter().enumerate().skip(start.0) {
+        let file = files[&id].clone();
+        let size = file.size()?.min(config.segment_bytes);
+        let mut reader = Reader::new(&*file, buf.take().expect("buffer"));
+        let mut offset = if pos == start.0 { start.1 } else { 0 };
+        // A segment after the first must begin with a new batch right where the last one ended.
+        if pos > 0 && !scan.pending.is_empty() {
+            clean_end = false;
+            buf = reader.buf.take();
+            stop = Some((pos, 0));
+            break 'segments;
+        }
+        // Past segments compaction removed (a gap in the ids) the log goes on at a later lsn.
+        if pos > start.0 && ids[pos - 1] + 1 != id {
+            let (first, b) = first_lsn(&*file, config, reader.buf.take().expect("buffer")).await?;
+            if let Some(lsn) = first
+                && lsn > scan.committed.2
+            {
+                scan.committed.2 = lsn;
+            }
+            reader = Reader::new(&*file, b);
+        }
+        while offset < size {
+            let frame = reader.frame(offset, config.batch_bytes).await?;
+            // A file reused from the free pool still holds its earlier life's frames past the
+            // log's end: valid, but of batches that began below the committed prefix's end
+            // (lsns only grow, and a file is reused only after compaction emptied it).
+            let earlier_life = matches!(&frame, Ok(f) if f.header.batch_first_lsn < scan.committed.2);
+            clean_end = (matches!(frame, Err(Invalid::NoFrame)) || earlier_life) && scan.pending.is_empty();
+            let taken = match frame {
+                Ok(f) => scan
+                    .take(f.header, f.key.to_vec(), super::aux_data(f.header.kind, f.meta, f.data).to_vec(), id, offset)
+                    .then_some(f.header.frame_len),
+                Err(Invalid::Checksum) if scan.accept_damaged => take_damaged(&mut scan, &mut reader, id, offset, config).await?,
+                Err(_) => None,
+            };
+            match taken {
+                Some(frame_len) => {
+                    offset += frame_len as u64;
+                    rolled = false;
+                }
+                None => {
+                    // The log continues in the next segment only if this one ended cleanly
+                    // (zeros right after a complete batch) and, checked there, the next one
+                    // starts with exactly the expected batch. Any other break (a bad checksum,
+                    // a frame out of sequence, a next segment that does not continue) goes to
+                    // the later-batch check below.
+                    if clean_end && !rolled && pos + 1 < ids.len() {
+                        ends.insert(id, offset);
+                        rolled = true;
+                        break;
+                    }
+                    // Rolled into, but nothing of this life at its start: a clean end only if it
+                    // is the last segment (made ready ahead of need, or rolled into just before
+                    // the crash); before another segment it is a hole in the log.
+                    clean_end &= !rolled || (offset == 0 && pos + 1 == ids.len());
+                    buf = reader.buf.take();
+                    stop = Some((pos, offset));
+                    break 'segments;
+                }
+            }
+        }
+        if pos + 1 < ids.len() {
+            ends.entry(id).or_insert(offset);
+            // A segment used to its very end: the next one must continue the log too.
+            rolled = true;
+        }
+        buf = reader.buf.take();
+    }
+    Ok(Pass { scan, stop, clean_end, ends, carry_unknown, buf })
+}
+
 pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Recovered<<E::Storage as Storage>::File>, StoreError> {
     let storage = env.storage();
     let listed = storage.list(&config.dir)?;
@@ -325,153 +487,15 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
     for &id in &ids {
         files.insert(id, Rc::new(storage.open(&segment_path(&config.dir, id), OpenMode::Existing)?));
     }
-    let mut spare = storage.alloc(config.batch_bytes).map_err(|e| StoreError::Config(format!("recovery buffer: {e}")))?;
+    let buf = storage.alloc(config.batch_bytes).map_err(|e| StoreError::Config(format!("recovery buffer: {e}")))?;
     // Damaged puts are taken on a first pass; if one is not followed by a later batch, the pass
     // is run again without taking them, so that such a batch is cut like a torn one.
-    let mut accept_damaged = true;
-    let (mut scan, stop, clean_end, mut ends, carry_unknown, mut buf) = loop {
-        let mut buf = spare;
-        let mut scan = Scan {
-            index: Index::default(),
-            raft: Default::default(),
-            report: RecoveryReport { segments: ids.len(), ..Default::default() },
-            committed: (ids[0], 0, 1),
-            pending: Vec::new(),
-            carry_bytes: BTreeMap::new(),
-            next_chunk_id: 1,
-            accept_damaged,
-            damaged: Vec::new(),
-        };
-        // Start at the checkpoint's tail, or, if compaction removed that segment, at the next one
-        // (what followed the tail there was relocated or carried forward past it).
-        let mut start = (0usize, 0u64);
-        let mut ends = BTreeMap::new();
-        let checkpoint = super::checkpoint::load(env, &config.dir, config.batch_bytes).await?;
-        let checkpoint = match checkpoint {
-            Ok(ck) => match ids.iter().position(|&id| id >= ck.tail.0) {
-                Some(pos) => Some((pos, ck)),
-                None => {
-                    scan.report.checkpoint_unused = Some(format!("no segment from its tail's ({}) on is left", ck.tail.0));
-                    None
-                }
-            },
-            Err(reason) => {
-                if reason != "no checkpoint" {
-                    scan.report.checkpoint_unused = Some(reason);
-                }
-                None
-            }
-        };
-        let mut carry_unknown = BTreeSet::new();
-        if let Some((pos, ck)) = checkpoint {
-            scan.report.checkpoint_objects = Some(ck.index.objects());
-            scan.index = ck.index;
-            scan.next_chunk_id = ck.next_chunk_id.max(1);
-            // Entries in segments compaction removed since: deleted or replaced after the checkpoint
-            // (their tombstones may have gone with the oldest segment), or relocated past it.
-            let existing: BTreeSet<u32> = ids.iter().copied().collect();
-            let gone: BTreeSet<u32> = ck.ends.keys().chain([&ck.tail.0]).copied().filter(|id| !existing.contains(id)).collect();
-            scan.report.checkpoint_entries_gone = scan.index.forget_segments(&gone);
-            ends = ck.ends.into_iter().filter(|(id, _)| ids.contains(id)).collect();
-            if ids[pos] == ck.tail.0 {
-                scan.committed = ck.tail;
-                start = (pos, ck.tail.1);
-            } else {
-                let (first, b) = first_lsn(&*files[&ids[pos]], config, buf).await?;
-                buf = b;
-                scan.committed = (ids[pos], 0, first.unwrap_or(ck.tail.2));
-                start = (pos, 0);
-            }
-            carry_unknown = ids[..pos].iter().copied().chain((start.1 > 0).then_some(ids[pos])).collect();
-        } else {
-            // Compaction removes segments, so the log starts wherever its oldest batch does.
-            let (first, b) = first_lsn(&*files[&ids[0]], config, buf).await?;
-            buf = b;
-            scan.committed.2 = first.unwrap_or(1);
-        }
-        let mut buf = Some(buf);
-        // Set when the scan moved on to the next segment after a clean end; that segment's first
-        // frame must then continue the log.
-        let mut rolled = false;
-        let mut stop: Option<(usize, u64)> = None; // (position in ids, offset) of the first frame that does not continue the log
-        // Whether the log simply ends (zeros after a complete batch) rather than breaking off.
-        let mut clean_end = false;
-        'segments: for (pos, &id) in ids.iter().enumerate().skip(start.0) {
-            let file = files[&id].clone();
-            let size = file.size()?.min(config.segment_bytes);
-            let mut reader = Reader::new(&*file, buf.take().expect("buffer"));
-            let mut offset = if pos == start.0 { start.1 } else { 0 };
-            // A segment after the first must begin with a new batch right where the last one ended.
-            if pos > 0 && !scan.pending.is_empty() {
-                clean_end = false;
-                buf = reader.buf.take();
-                stop = Some((pos, 0));
-                break 'segments;
-            }
-            // Past segments compaction removed (a gap in the ids) the log goes on at a later lsn.
-            if pos > start.0 && ids[pos - 1] + 1 != id {
-                let (first, b) = first_lsn(&*file, config, reader.buf.take().expect("buffer")).await?;
-                if let Some(lsn) = first
-                    && lsn > scan.committed.2
-                {
-                    scan.committed.2 = lsn;
-                }
-                reader = Reader::new(&*file, b);
-            }
-            while offset < size {
-                let frame = reader.frame(offset, config.batch_bytes).await?;
-                // A file reused from the free pool still holds its earlier life's frames past the
-                // log's end: valid, but of batches that began below the committed prefix's end
-                // (lsns only grow, and a file is reused only after compaction emptied it).
-                let earlier_life = matches!(&frame, Ok(f) if f.header.batch_first_lsn < scan.committed.2);
-                clean_end = (matches!(frame, Err(Invalid::NoFrame)) || earlier_life) && scan.pending.is_empty();
-                let taken = match frame {
-                    Ok(f) => scan
-                        .take(f.header, f.key.to_vec(), super::aux_data(f.header.kind, f.meta, f.data).to_vec(), id, offset)
-                        .then_some(f.header.frame_len),
-                    Err(Invalid::Checksum) if scan.accept_damaged => take_damaged(&mut scan, &mut reader, id, offset, config).await?,
-                    Err(_) => None,
-                };
-                match taken {
-                    Some(frame_len) => {
-                        offset += frame_len as u64;
-                        rolled = false;
-                    }
-                    None => {
-                        // The log continues in the next segment only if this one ended cleanly
-                        // (zeros right after a complete batch) and, checked there, the next one
-                        // starts with exactly the expected batch. Any other break (a bad checksum,
-                        // a frame out of sequence, a next segment that does not continue) goes to
-                        // the later-batch check below.
-                        if clean_end && !rolled && pos + 1 < ids.len() {
-                            ends.insert(id, offset);
-                            rolled = true;
-                            break;
-                        }
-                        // Rolled into, but nothing of this life at its start: a clean end only if it
-                        // is the last segment (made ready ahead of need, or rolled into just before
-                        // the crash); before another segment it is a hole in the log.
-                        clean_end &= !rolled || (offset == 0 && pos + 1 == ids.len());
-                        buf = reader.buf.take();
-                        stop = Some((pos, offset));
-                        break 'segments;
-                    }
-                }
-            }
-            if pos + 1 < ids.len() {
-                ends.entry(id).or_insert(offset);
-                // A segment used to its very end: the next one must continue the log too.
-                rolled = true;
-            }
-            buf = reader.buf.take();
-        }
-        if accept_damaged && scan.damaged_unproven() {
-            accept_damaged = false;
-            spare = buf.take().expect("buffer");
-            continue;
-        }
-        break (scan, stop, clean_end, ends, carry_unknown, buf);
-    };
+    let mut pass = scan_log(env, config, &ids, &files, buf, true).await?;
+    if pass.scan.damaged_unproven() {
+        let buf = pass.buf.take().expect("buffer");
+        pass = scan_log(env, config, &ids, &files, buf, false).await?;
+    }
+    let Pass { mut scan, stop, clean_end, mut ends, carry_unknown, mut buf } = pass;
     scan.report.damaged = scan.damaged.drain(..).map(|(finding, _)| finding).collect();
     let (seg, off, next) = scan.committed;
     if let Some((pos, offset)) = stop {
