@@ -1215,13 +1215,9 @@ impl<E: Env> Store<E> {
     pub fn compaction_candidate(&self, max_live_ratio: f64) -> Option<u32> {
         let files = self.inner.files.borrow();
         let oldest = *files.keys().next()?;
-        let tail = self.inner.tail.get().segment;
-        let raft = self.inner.raft.borrow();
         let mut best: Option<(u64, u32)> = None;
-        let uncompactable = self.inner.uncompactable.borrow();
         for &id in files.keys() {
-            // Raft entries are not relocated (they must stay in order): their segments wait.
-            if id == tail || raft.holds_segment(id) || uncompactable.contains(&id) {
+            if !self.may_take(id) {
                 continue;
             }
             let cost = self.compaction_cost(id, oldest);
@@ -1231,6 +1227,12 @@ impl<E: Env> Store<E> {
         }
         let (cost, id) = best?;
         (cost as f64 <= max_live_ratio * self.inner.config.segment_bytes as f64).then_some(id)
+    }
+
+    /// Whether the compactor may take segment `id`: not the tail, not held by Raft entries
+    /// (they are not relocated: they must stay in order), not known to hold a damaged frame.
+    fn may_take(&self, id: u32) -> bool {
+        id != self.inner.tail.get().segment && !self.inner.raft.borrow().holds_segment(id) && !self.inner.uncompactable.borrow().contains(&id)
     }
 
     /// The oldest segment, if the tombstones and chunk drops in full segments add up to more
@@ -1243,10 +1245,10 @@ impl<E: Env> Store<E> {
     /// per byte they free.
     pub fn rotation_candidate(&self, carry_share_max: f64, carry_segments_min: f64) -> Option<u32> {
         let oldest = *self.inner.files.borrow().keys().next()?;
-        let tail = self.inner.tail.get().segment;
-        if oldest == tail || self.inner.raft.borrow().holds_segment(oldest) || self.inner.uncompactable.borrow().contains(&oldest) {
+        if !self.may_take(oldest) {
             return None;
         }
+        let tail = self.inner.tail.get().segment;
         // The tail's do not count: rotating cannot reach them.
         let carried: u64 = self.inner.carry_bytes.borrow().iter().filter(|(id, _)| **id != tail).map(|(_, b)| b).sum();
         let live = self.inner.index.borrow().live_bytes_total();
@@ -1532,12 +1534,22 @@ impl<E: Env> Store<E> {
         self.inner.last_scrub.borrow().clone()
     }
 
-    /// Scrubs every `every` at `bytes_per_s` until `close`.
-    pub fn spawn_scrubber(&self, bytes_per_s: u64, every: std::time::Duration) -> crate::JoinHandle<()> {
+    /// Scrubs at `bytes_per_s`, first after `first_after`, then `every` after each pass ends,
+    /// until `close`; `on_pass` hears each pass's report (or why it failed) and how long it took.
+    pub fn spawn_scrubber(
+        &self,
+        bytes_per_s: u64,
+        first_after: std::time::Duration,
+        every: std::time::Duration,
+        on_pass: impl Fn(Result<&ScrubReport, &StoreError>, std::time::Duration) + 'static,
+    ) -> crate::JoinHandle<()> {
         let store = self.clone();
         crate::spawn(async move {
+            crate::sleep(first_after).await;
             while !store.inner.closing.get() {
-                let _ = store.scrub(bytes_per_s).await;
+                let started = crate::time::now();
+                let result = store.scrub(bytes_per_s).await;
+                on_pass(result.as_ref(), crate::time::now().saturating_duration_since(started));
                 crate::sleep(every).await;
             }
         })

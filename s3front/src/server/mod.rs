@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use engine::LinuxEnv;
 use engine::mesh::MeshEndpoint;
-use engine::store::{Store, StoreConfig};
+use engine::store::{ScrubReport, Store, StoreConfig, StoreError};
 
 pub use rpc::Job;
 
@@ -69,32 +69,25 @@ pub struct ServeConfig {
 /// How long after start-up the first scrub pass begins (at most): start-up's own reads go first.
 const SCRUB_FIRST_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Scrubs this core's log every `every` at `bytes_per_s`, and reports each pass on stderr: what
-/// it verified and every damaged place it found (file, offset, the record where its head still
-/// names it). Reads of a damaged record fail with the same location.
-async fn scrub_periodically(shard: Rc<Shard>, bytes_per_s: u64, every: std::time::Duration) {
-    engine::sleep(every.min(SCRUB_FIRST_DELAY)).await;
-    loop {
-        let started = engine::time::now();
-        match shard.store.scrub(bytes_per_s).await {
-            Ok(r) => {
-                let took_s = engine::time::now().saturating_duration_since(started).as_secs_f64();
-                eprintln!(
-                    "corestore: core {}: scrub: {} frames ({} MiB) in {} segments verified in {took_s:.1} s, {} damaged{}",
-                    shard.core,
-                    r.frames,
-                    r.bytes >> 20,
-                    r.segments,
-                    r.corrupt.len(),
-                    if r.unverified_bytes > 0 { format!(" ({} bytes unverified)", r.unverified_bytes) } else { String::new() },
-                );
-                for c in &r.corrupt {
-                    eprintln!("corestore: core {}: scrub: damaged at {} offset {}: {}", shard.core, c.path.display(), c.offset, c.what);
-                }
-            }
-            Err(e) => eprintln!("corestore: core {}: scrub failed: {e}", shard.core),
-        }
-        engine::sleep(every).await;
+/// Reports a scrub pass of core `core` on stderr: what it verified and every damaged place it
+/// found (file, offset, the record where its head still names it). Reads of a damaged record
+/// fail with the same location.
+fn report_scrub(core: usize, pass: Result<&ScrubReport, &StoreError>, took: std::time::Duration) {
+    let r = match pass {
+        Ok(r) => r,
+        Err(e) => return eprintln!("corestore: core {core}: scrub failed: {e}"),
+    };
+    eprintln!(
+        "corestore: core {core}: scrub: {} frames ({} MiB) in {} segments verified in {:.1} s, {} damaged{}",
+        r.frames,
+        r.bytes >> 20,
+        r.segments,
+        took.as_secs_f64(),
+        r.corrupt.len(),
+        if r.unverified_bytes > 0 { format!(" ({} bytes unverified)", r.unverified_bytes) } else { String::new() },
+    );
+    for c in &r.corrupt {
+        eprintln!("corestore: core {core}: scrub: damaged at {} offset {}: {}", c.path.display(), c.offset, c.what);
     }
 }
 
@@ -500,7 +493,10 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
     }
     let _jobs = engine::spawn(rpc::serve_jobs(shard.clone()));
     let _reaper = engine::spawn(reap_abandoned_uploads(shard.clone(), config.abandoned_upload_after));
-    let _scrubber = (config.scrub_bytes_per_s > 0).then(|| engine::spawn(scrub_periodically(shard.clone(), config.scrub_bytes_per_s, config.scrub_every)));
+    let _scrubber = (config.scrub_bytes_per_s > 0).then(|| {
+        let first_after = config.scrub_every.min(SCRUB_FIRST_DELAY);
+        shard.store.spawn_scrubber(config.scrub_bytes_per_s, first_after, config.scrub_every, move |pass, took| report_scrub(id, pass, took))
+    });
     if id != 0 {
         // Core 0 sends its table as a job that replaces ours when it arrives: jobs from core 0
         // arrive in the order core 0 sent them, so no bucket change can slip between.
