@@ -155,10 +155,11 @@ fn damage_to_synced_data_refuses_to_open_and_names_the_place() {
     write(&d, 20, false);
     let f = std::fs::OpenOptions::new().read(true).write(true).open(segment(&d)).expect("segment");
     let mut b = [0u8; 1];
-    // Offset 98 is inside the first record's key field (the header is 96 bytes); padding after
-    // the payload is not checksummed, on purpose.
-    f.read_exact_at(&mut b, 98).expect("read");
-    f.write_all_at(&[b[0] ^ 0x01], 98).expect("flip one bit in the first record");
+    // Inside the first record's key field, just past the header; padding after the payload is
+    // not checksummed, on purpose.
+    let at = engine::store::record::HEADER_BYTES as u64 + 2;
+    f.read_exact_at(&mut b, at).expect("read");
+    f.write_all_at(&[b[0] ^ 0x01], at).expect("flip one bit in the first record");
     f.sync_all().expect("sync");
     let err = reopen_and_check(&d, 20).expect_err("a flipped bit in synced data must not be cut away silently");
     assert!(err.contains("seg-00000001.log"), "{err}");
@@ -489,6 +490,56 @@ fn data_offset(d: &Path, i: u32) -> u64 {
     let field = [&[1u8, 0, b'b'][..], format!("k{i}").as_bytes(), b"m"].concat();
     let at = bytes.windows(field.len()).position(|w| w == field).expect("the key field is in the segment");
     (at + field.len()) as u64
+}
+
+/// Where record `k{i}`'s frame starts (each of `write`'s puts is alone in its frame).
+fn frame_offset(d: &Path, i: u32) -> u64 {
+    let field_len = 3 + format!("k{i}").len() + 1;
+    data_offset(d, i) - (field_len + engine::store::record::HEADER_BYTES) as u64
+}
+
+/// Two batches in flight at a crash: the earlier torn, the later whole. The later one was never
+/// acknowledged (acknowledgements follow every earlier batch's durable write), and says so: its
+/// `durable_lsn` does not reach the torn batch. Start-up cuts both, as one torn tail, erases the
+/// later one, and the log grows again over them. Erasing matters: the same put written again at
+/// the cut takes the torn batch's place and lsn exactly, and would bring the stale later batch
+/// back into sequence right behind it.
+#[test]
+fn a_whole_batch_behind_a_torn_one_is_cut_and_erased() {
+    use engine::store::record;
+    let d = dir("in-flight-pair");
+    write(&d, 20, false);
+    let (torn, later) = (frame_offset(&d, 18), frame_offset(&d, 19));
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(segment(&d)).expect("segment");
+    // k19's batch, resealed as if submitted while k18's was in flight.
+    let mut frame = vec![0u8; 2 * SECTOR_SIZE];
+    f.read_exact_at(&mut frame, later).expect("read k19's frame");
+    let (mut header, key, meta, body) = {
+        let fr = record::decode(&frame).expect("k19's frame is valid");
+        (fr.header, fr.key.to_vec(), fr.meta.to_vec(), fr.data.to_vec())
+    };
+    assert_eq!(header.durable_lsn, header.batch_first_lsn, "written alone, after k18's batch was durable");
+    header.durable_lsn -= 1;
+    record::encode(&header, &key, &meta, &body, &mut frame[..header.frame_len as usize]);
+    f.write_all_at(&frame[..header.frame_len as usize], later).expect("reseal k19");
+    // k18's batch torn: a byte of its key never reached the disk.
+    let mut b = [0u8; 1];
+    let at = torn + record::HEADER_BYTES as u64 + 4;
+    f.read_exact_at(&mut b, at).expect("read");
+    f.write_all_at(&[b[0] ^ 0xFF], at).expect("tear k18");
+    f.sync_all().expect("sync");
+
+    let (report, reads) = reopen_after_damage(&d, 20).expect("two batches in flight at a crash are a torn tail, not damage");
+    assert_eq!((report.cut_at, report.records), (Some((1, torn)), 18), "{report:?}");
+    // k19's batch, and only it: its batch starts on a sector.
+    let sectors = (later + header.frame_len as u64).next_multiple_of(SECTOR_SIZE as u64) - later;
+    assert_eq!(report.erased_bytes, sectors, "{report:?}");
+    assert_eq!((&reads[18], &reads[19]), (&Ok(None), &Ok(None)), "neither batch was acknowledged");
+    // k18 again: same length, same lsn, same place as the torn batch.
+    with_store(config(&d), |store| async move { store.put(b"b", b"k18", b"m", &data(18)).await.expect("put k18 again") });
+    let (report, reads) = reopen_after_damage(&d, 20).expect("reopen");
+    assert_eq!((report.cut_at, report.records), (None, 19), "the erased batch stays gone: {report:?}");
+    assert_eq!((&reads[18], &reads[19]), (&Ok(Some(data(18))), &Ok(None)));
 }
 
 /// Damages record `k{i}`'s data on disk, behind the store's back.

@@ -138,6 +138,7 @@ pub(super) async fn write<E: Env>(env: &E, dir: &Path, batch_bytes: usize, snap:
             key_len: 0,
             meta_len: m.len() as u32,
             data_len: d.len() as u64,
+            durable_lsn: 1,
         };
         record::encode(&header, &[], m, d, &mut buf.as_mut_capacity()[used..used + len]);
         used += len;

@@ -1872,6 +1872,7 @@ async fn commit<E: Env>(inner: &Inner<E>, batch: &mut Batch) -> Result<Tail, (Op
             key_len: p.key_len,
             meta_len: p.meta_len,
             data_len: p.data_len,
+            durable_lsn: first,
         };
         let start = p.offset as usize;
         record::seal(&header, &mut bytes[start..start + header.frame_len as usize]);

@@ -5,13 +5,18 @@
 //! sector-aligned: a 1 KiB Raft entry takes 1.1 KiB of log, not a whole sector (`place` says
 //! where the next frame goes).
 //!
-//! Two formats, both read, only the second written:
+//! Three formats, all read, only the last written:
 //! - format 1: an 88-byte header whose xxh3-64 checksum covers the header (without the checksum
 //!   field) and the whole payload;
 //! - format 2: a 96-byte header with two checksums: one of the data, and one of the header
 //!   (data checksum included), key and metadata. A frame's *head* (header, key, metadata) then
 //!   verifies on its own, so a HEAD or a listing reads a sector, not the whole object
-//!   (`decode_head`), while a full read still verifies every byte.
+//!   (`decode_head`), while a full read still verifies every byte;
+//! - format 3: a 104-byte header, format 2's with `durable_lsn` before the checksums: every
+//!   record below it was durable when this frame's batch was written. The writer keeps two
+//!   batch writes in flight, so a batch no longer proves the one before it durable; recovery
+//!   reads this field instead (recovery.rs). Older frames read as `durable_lsn =
+//!   batch_first_lsn`, which is what one write in flight guaranteed.
 //!
 //! Either way a torn write, a stale sector or a flipped bit fails verification.
 
@@ -20,17 +25,20 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::limits::SECTOR_SIZE;
 
 pub const MAGIC: u32 = u32::from_le_bytes(*b"CSR1");
-/// The format the writer writes (format 1 is still read).
-pub const VERSION: u16 = 2;
-/// Header bytes of the format written; format 1's header is shorter (`HEADER_BYTES_V1`).
-pub const HEADER_BYTES: usize = 96;
+/// The format the writer writes (formats 1 and 2 are still read).
+pub const VERSION: u16 = 3;
+/// Header bytes of the format written, the longest; older formats' are shorter.
+pub const HEADER_BYTES: usize = 104;
 pub const HEADER_BYTES_V1: usize = 88;
-/// Format 1: the one checksum, over [0, 80) and the payload. Format 2: the data's checksum.
-const CHECKSUM_OFFSET: usize = 80;
-/// Format 2: the head's checksum, over [0, 88) (so the data checksum too), key and metadata.
-const HEAD_CHECKSUM_OFFSET: usize = 88;
+pub const HEADER_BYTES_V2: usize = 96;
+/// The fields every format shares end here.
+const COMMON_BYTES: usize = 80;
+/// Format 1: the one checksum, over [0, 80) and the payload.
+const CHECKSUM_OFFSET_V1: usize = 80;
+/// Format 3: `durable_lsn`.
+const DURABLE_LSN_OFFSET: usize = 80;
 const _: () = assert!(HEADER_BYTES <= SECTOR_SIZE);
-const _: () = assert!(CHECKSUM_OFFSET + 8 == HEADER_BYTES_V1 && HEAD_CHECKSUM_OFFSET + 8 == HEADER_BYTES);
+const _: () = assert!(CHECKSUM_OFFSET_V1 + 8 == HEADER_BYTES_V1 && DURABLE_LSN_OFFSET == COMMON_BYTES);
 /// Frames start and end on multiples of this inside a batch: small enough that padding costs
 /// little, large enough that a header never straddles a cache line it need not.
 pub const FRAME_ALIGN_BYTES: usize = 64;
@@ -109,6 +117,11 @@ pub struct Header {
     pub key_len: u32,
     pub meta_len: u32,
     pub data_len: u64,
+    /// Every record of a lower lsn was durable when this frame's batch was submitted: at most
+    /// `batch_first_lsn`, less while an earlier batch's write was still in flight. What a later
+    /// batch proves about the ones before it (recovery.rs). Formats 1 and 2 read as
+    /// `batch_first_lsn` (their writer had one write in flight).
+    pub durable_lsn: u64,
 }
 
 impl Header {
@@ -121,18 +134,32 @@ impl Header {
         header_bytes(self.version)
     }
 
-    /// Bytes from the frame's start that `decode_head` needs: the head in format 2, the whole
-    /// frame (without padding) in format 1, whose one checksum covers the data too.
+    /// Bytes from the frame's start that `decode_head` needs: the head from format 2 on, the
+    /// whole frame (without padding) in format 1, whose one checksum covers the data too.
     pub fn head_len(&self) -> usize {
         match self.version {
             1 => HEADER_BYTES_V1 + self.payload_len(),
-            _ => HEADER_BYTES + self.key_len as usize + self.meta_len as usize,
+            v => header_bytes(v) + self.key_len as usize + self.meta_len as usize,
         }
     }
 }
 
 fn header_bytes(version: u16) -> usize {
-    if version == 1 { HEADER_BYTES_V1 } else { HEADER_BYTES }
+    match version {
+        1 => HEADER_BYTES_V1,
+        2 => HEADER_BYTES_V2,
+        _ => HEADER_BYTES,
+    }
+}
+
+/// From format 2 on: where the data's checksum lies; the head's follows it and ends the header.
+fn data_checksum_offset(version: u16) -> usize {
+    assert!(version >= 2);
+    header_bytes(version) - 16
+}
+
+fn head_checksum_offset(version: u16) -> usize {
+    header_bytes(version) - 8
 }
 
 /// Bytes a frame with this payload occupies at least, in the format written (without padding
@@ -200,16 +227,18 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
 /// Format 1's checksum: [0, 80) and the payload.
 fn checksum_v1(frame: &[u8], payload_len: usize) -> u64 {
     let mut h = Xxh3::new();
-    h.update(&frame[..CHECKSUM_OFFSET]);
+    h.update(&frame[..CHECKSUM_OFFSET_V1]);
     h.update(&frame[HEADER_BYTES_V1..HEADER_BYTES_V1 + payload_len]);
     h.digest()
 }
 
-/// Format 2's head checksum: [0, 88) (the data checksum included), key and metadata.
-fn head_checksum(frame: &[u8], key_meta_len: usize) -> u64 {
+/// The head checksum (formats 2 and 3): the header up to it (the data checksum included), key
+/// and metadata.
+fn head_checksum(frame: &[u8], version: u16, key_meta_len: usize) -> u64 {
+    let at = header_bytes(version);
     let mut h = Xxh3::new();
-    h.update(&frame[..HEAD_CHECKSUM_OFFSET]);
-    h.update(&frame[HEADER_BYTES..HEADER_BYTES + key_meta_len]);
+    h.update(&frame[..head_checksum_offset(version)]);
+    h.update(&frame[at..at + key_meta_len]);
     h.digest()
 }
 
@@ -233,11 +262,18 @@ pub fn encode(header: &Header, key: &[u8], meta: &[u8], data: &[u8], out: &mut [
 
 /// Writes the header and checksums of a frame whose payload is already in place after the
 /// header, and zeroes the padding. The group-commit writer seals a batch's frames once it knows
-/// their lsns. Format 1 is written only by tests (of reading it).
+/// their lsns. Formats 1 and 2 are written only by tests (of reading them).
 pub fn seal(header: &Header, out: &mut [u8]) {
     let payload_len = header.payload_len();
     let at = header.header_bytes();
-    assert!(header.version == 1 || header.version == VERSION, "format {}", header.version);
+    assert!((1..=VERSION).contains(&header.version), "format {}", header.version);
+    assert!(
+        header.durable_lsn <= header.batch_first_lsn && (header.version == VERSION || header.durable_lsn == header.batch_first_lsn),
+        "durable lsn {} for a batch from {} in format {}",
+        header.durable_lsn,
+        header.batch_first_lsn,
+        header.version
+    );
     assert!(frame_len_valid(at, payload_len, header.frame_len as usize), "frame length {} for a payload of {payload_len}", header.frame_len);
     assert_eq!(out.len(), header.frame_len as usize);
     out[0..4].copy_from_slice(&MAGIC.to_le_bytes());
@@ -257,14 +293,18 @@ pub fn seal(header: &Header, out: &mut [u8]) {
     out[at + payload_len..].fill(0);
     if header.version == 1 {
         let sum = checksum_v1(out, payload_len);
-        out[CHECKSUM_OFFSET..HEADER_BYTES_V1].copy_from_slice(&sum.to_le_bytes());
+        out[CHECKSUM_OFFSET_V1..HEADER_BYTES_V1].copy_from_slice(&sum.to_le_bytes());
         return;
+    }
+    if header.version >= 3 {
+        out[DURABLE_LSN_OFFSET..DURABLE_LSN_OFFSET + 8].copy_from_slice(&header.durable_lsn.to_le_bytes());
     }
     let data_start = at + key_meta_len(header);
     let data_sum = xxhash_rust::xxh3::xxh3_64(&out[data_start..data_start + header.data_len as usize]);
-    out[CHECKSUM_OFFSET..HEAD_CHECKSUM_OFFSET].copy_from_slice(&data_sum.to_le_bytes());
-    let head_sum = head_checksum(out, key_meta_len(header));
-    out[HEAD_CHECKSUM_OFFSET..HEADER_BYTES].copy_from_slice(&head_sum.to_le_bytes());
+    let (data_at, head_at) = (data_checksum_offset(header.version), head_checksum_offset(header.version));
+    out[data_at..data_at + 8].copy_from_slice(&data_sum.to_le_bytes());
+    let head_sum = head_checksum(out, header.version, key_meta_len(header));
+    out[head_at..head_at + 8].copy_from_slice(&head_sum.to_le_bytes());
 }
 
 /// Parses the header at the start of `bytes` without checking the payload: enough to learn how
@@ -278,7 +318,7 @@ pub fn peek(bytes: &[u8]) -> Result<Header, Invalid> {
         return Err(Invalid::NoFrame);
     }
     let version = u16_at(bytes, 4);
-    if version != 1 && version != VERSION {
+    if !(1..=VERSION).contains(&version) {
         return Err(Invalid::BadHeader);
     }
     if bytes.len() < header_bytes(version) {
@@ -299,6 +339,7 @@ pub fn peek(bytes: &[u8]) -> Result<Header, Invalid> {
         key_len: u32_at(bytes, 64),
         meta_len: u32_at(bytes, 68),
         data_len: u64_at(bytes, 72),
+        durable_lsn: if version >= 3 { u64_at(bytes, DURABLE_LSN_OFFSET) } else { u64_at(bytes, 24) },
     };
     let payload = (h.key_len as u64).checked_add(h.meta_len as u64).and_then(|p| p.checked_add(h.data_len));
     let Some(payload) = payload else { return Err(Invalid::BadHeader) };
@@ -307,6 +348,7 @@ pub fn peek(bytes: &[u8]) -> Result<Header, Invalid> {
         || h.batch_len == 0
         || h.lsn < h.batch_first_lsn
         || h.lsn - h.batch_first_lsn >= h.batch_len as u64
+        || h.durable_lsn > h.batch_first_lsn
     {
         return Err(Invalid::BadHeader);
     }
@@ -356,16 +398,16 @@ pub fn decode(bytes: &[u8]) -> Result<Frame<'_>, Invalid> {
     let (key, meta) = verify_head(bytes, &header)?;
     let m = header.header_bytes() + key_meta_len(&header);
     let data = &bytes[m..m + header.data_len as usize];
-    // Format 2: the head is verified, so the data checksum it covers is the one written.
-    if header.version != 1 && xxhash_rust::xxh3::xxh3_64(data) != u64_at(bytes, CHECKSUM_OFFSET) {
+    // From format 2 on: the head is verified, so the data checksum it covers is the one written.
+    if header.version != 1 && xxhash_rust::xxh3::xxh3_64(data) != u64_at(bytes, data_checksum_offset(header.version)) {
         return Err(Invalid::Checksum);
     }
     Ok(Frame { header, key, meta, data })
 }
 
 /// Parses and verifies the head of the frame at the start of `bytes`, which must hold at least
-/// `peek(bytes)?.head_len()` bytes (`Truncated` otherwise): in format 2 the data need not be
-/// there and is not checked; in format 1 the whole frame is verified.
+/// `peek(bytes)?.head_len()` bytes (`Truncated` otherwise): from format 2 on the data need not
+/// be there and is not checked; in format 1 the whole frame is verified.
 pub fn decode_head(bytes: &[u8]) -> Result<Head<'_>, Invalid> {
     let header = peek(bytes)?;
     if bytes.len() < header.head_len() {
@@ -376,12 +418,12 @@ pub fn decode_head(bytes: &[u8]) -> Result<Head<'_>, Invalid> {
 }
 
 /// Checks the head of a frame whose bytes hold at least `header.head_len()` (format 1: the one
-/// checksum, over the whole payload; format 2: the head checksum) and returns its key and
+/// checksum, over the whole payload; later formats: the head checksum) and returns its key and
 /// metadata.
 fn verify_head<'a>(bytes: &'a [u8], header: &Header) -> Result<(&'a [u8], &'a [u8]), Invalid> {
     let valid = match header.version {
-        1 => checksum_v1(bytes, header.payload_len()) == u64_at(bytes, CHECKSUM_OFFSET),
-        _ => head_checksum(bytes, key_meta_len(header)) == u64_at(bytes, HEAD_CHECKSUM_OFFSET),
+        1 => checksum_v1(bytes, header.payload_len()) == u64_at(bytes, CHECKSUM_OFFSET_V1),
+        v => head_checksum(bytes, v, key_meta_len(header)) == u64_at(bytes, head_checksum_offset(v)),
     };
     if !valid {
         return Err(Invalid::Checksum);
@@ -411,6 +453,8 @@ mod tests {
             key_len: key.len() as u32,
             meta_len: meta.len() as u32,
             data_len: data.len() as u64,
+            // An earlier batch still in flight when this one was written (format 3 only).
+            durable_lsn: if version == VERSION { 4 } else { 6 },
         }
     }
 
@@ -425,8 +469,9 @@ mod tests {
         let valid = |payload, len| frame_len_valid(HEADER_BYTES, payload, len);
         assert!(valid(1024, 1152) && valid(1024, 1152 + 4096 - 64));
         assert!(!valid(1024, 1088) && !valid(1024, 1152 + 4096) && !valid(1024, 1160));
-        // Format 1's shorter header: 88 + 1064 fits 1152, 96 + 1064 does not.
+        // Older formats' shorter headers: 88 + 1064 fits 1152, 104 + 1064 does not.
         assert!(frame_len_valid(HEADER_BYTES_V1, 1064, 1152) && !frame_len_valid(HEADER_BYTES, 1064, 1152));
+        assert!(frame_len_valid(HEADER_BYTES_V2, 1056, 1152) && !frame_len_valid(HEADER_BYTES, 1056, 1152));
     }
 
     #[test]
@@ -463,14 +508,33 @@ mod tests {
         assert_eq!(decode(&b), Err(Invalid::BadHeader), "version 0");
     }
 
+    #[test]
+    fn a_frame_cannot_claim_its_own_batch_durable() {
+        let (key, meta, data) = (b"k", b"m", [7u8; 100]);
+        let mut h = header_in(VERSION, key, meta, &data);
+        h.durable_lsn = h.batch_first_lsn;
+        let mut buf = vec![0u8; h.frame_len as usize];
+        encode(&h, key, meta, &data, &mut buf);
+        assert_eq!(decode(&buf).map(|f| f.header.durable_lsn), Ok(h.batch_first_lsn));
+        // Forged past the batch's first lsn (and resealed): impossible, so not a frame.
+        buf[DURABLE_LSN_OFFSET..DURABLE_LSN_OFFSET + 8].copy_from_slice(&(h.batch_first_lsn + 1).to_le_bytes());
+        assert_eq!(decode(&buf), Err(Invalid::BadHeader));
+        // Older formats have no such field: they read as proving every batch before theirs.
+        let old = header_in(2, key, meta, &data);
+        let mut buf = vec![0u8; old.frame_len as usize];
+        encode(&old, key, meta, &data, &mut buf);
+        assert_eq!(decode(&buf).map(|f| f.header.durable_lsn), Ok(old.batch_first_lsn));
+    }
+
     proptest! {
         #[test]
         fn roundtrip_and_any_flip_is_caught(key in proptest::collection::vec(any::<u8>(), 0..64),
                                              meta in proptest::collection::vec(any::<u8>(), 0..64),
                                              data in proptest::collection::vec(any::<u8>(), 0..9000),
-                                             v1 in any::<bool>(),
+                                             version in 1u16..=VERSION,
                                              flip in any::<u64>()) {
-            let h = header_in(if v1 { 1 } else { VERSION }, &key, &meta, &data);
+            let v1 = version == 1;
+            let h = header_in(version, &key, &meta, &data);
             let mut buf = vec![0xAAu8; h.frame_len as usize];
             encode(&h, &key, &meta, &data, &mut buf);
             let f = decode(&buf).expect("valid frame");
@@ -487,10 +551,10 @@ mod tests {
             let bit = flip % covered;
             buf[(bit / 8) as usize] ^= 1 << (bit % 8);
             prop_assert!(decode(&buf).is_err(), "flip of bit {} not detected", bit);
-            // The head alone catches every flip in the head; in format 2 a flip in the data
+            // The head alone catches every flip in the head; from format 2 on a flip in the data
             // leaves the head valid (the full read catches it, above).
             let in_data = !v1 && (bit / 8) as usize >= at + key.len() + meta.len();
-            prop_assert_eq!(decode_head(&buf).is_ok(), in_data, "flip of bit {} (format 1: {})", bit, v1);
+            prop_assert_eq!(decode_head(&buf).is_ok(), in_data, "flip of bit {} (format {})", bit, version);
         }
 
         #[test]

@@ -1,11 +1,15 @@
 //! Rebuilding the index from the log at start-up, and finding where the log ends.
 //!
 //! Batches are all-or-nothing: a batch counts only if every frame of it is present, valid and
-//! in sequence. The first batch that does not is the end of the log *if* nothing written after
-//! it survives; such a tail was never acknowledged (acknowledgement follows fdatasync of the
-//! whole batch), so dropping it loses nothing promised. If a valid frame of a *later* batch
-//! does lie beyond it, the bad frame is corruption of acknowledged data, not a torn write, and
-//! open fails with its location rather than serve stale versions.
+//! in sequence. The first batch that does not is the end of the log *unless* a valid frame
+//! written after it proves it durable: each frame says below which lsn every record was durable
+//! when its batch was written (`Header::durable_lsn`). With no such proof the broken batch was
+//! never acknowledged (acknowledgement follows the durable write of the whole batch and of every
+//! batch before it), so dropping it loses nothing promised. Later batches that were in flight
+//! beside it are dropped with it, and erased, so that the log growing again over the cut can
+//! never find them in sequence and bring them back. With the proof, the bad frame is corruption
+//! of acknowledged data, not a torn write, and open fails with its location rather than serve
+//! stale versions.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -38,6 +42,9 @@ pub struct RecoveryReport {
     pub checkpoint_unused: Option<String>,
     /// Checkpoint entries dropped because compaction removed their segment since.
     pub checkpoint_entries_gone: u64,
+    /// Bytes erased past the cut: valid frames of batches written after the broken one, while it
+    /// was still in flight, and so never acknowledged (`erase_unproven`).
+    pub erased_bytes: u64,
     /// Records whose data was damaged at rest but whose head (format 2) still verified, in
     /// batches a later batch proves were synced: indexed as they were, so that a read of one
     /// fails with its location while everything else is served (before, the store refused to
@@ -196,6 +203,9 @@ struct Scan {
     accept_damaged: bool,
     /// Such puts taken, with the last lsn of their batch.
     damaged: Vec<(super::ScrubFinding, u64)>,
+    /// The highest `durable_lsn` of the complete batches taken: every record below it is proven
+    /// to have been durable (so acknowledged, if its writer asked).
+    durable_max: u64,
 }
 
 impl Scan {
@@ -218,15 +228,16 @@ impl Scan {
         if complete {
             self.apply();
             self.committed = (segment, end, h.lsn + 1);
+            self.durable_max = self.durable_max.max(h.durable_lsn);
         }
         true
     }
 
-    /// Whether a damaged record was taken in a batch no later batch follows: then it may be a
-    /// torn write of a batch never acknowledged, not damage at rest, and recovery must run again
-    /// treating it as a break.
+    /// Whether a damaged record was taken in a batch that no later batch proves durable: then
+    /// it may be a torn write of a batch never acknowledged, not damage at rest, and recovery
+    /// must run again treating it as a break.
     fn damaged_unproven(&self) -> bool {
-        self.damaged.iter().any(|(_, batch_last)| self.committed.2 <= batch_last + 1)
+        self.damaged.iter().any(|(_, batch_last)| self.durable_max <= *batch_last)
     }
 
     fn apply(&mut self) {
@@ -331,6 +342,7 @@ async fn scan_log<F: File>(
         next_chunk_id: 1,
         accept_damaged,
         damaged: Vec::new(),
+        durable_max: 0,
     };
     // Start at the checkpoint's tail, or, if compaction removed that segment, at the next one
     // (what followed the tail there was relocated or carried forward past it).
@@ -500,14 +512,16 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
     let (seg, off, next) = scan.committed;
     if let Some((pos, offset)) = stop {
         let from = if scan.pending.is_empty() { (pos, offset) } else { (pos, scan.pending[0].4) };
-        if let Some((at_seg, at_off, h)) = later_batch(&files, &ids, from, next, config, buf.take().expect("buffer")).await? {
+        let later = later_batches(&files, &ids, from, next, config, buf.take().expect("buffer")).await?;
+        buf = Some(later.buf);
+        if let Some((at_seg, at_off, h)) = later.proof {
             let path = segment_path(&config.dir, ids[from.0]);
             return Err(StoreError::Corrupt {
                 path,
                 offset: from.1,
                 what: format!(
-                    "the log breaks here but a later batch (lsn {}, segment {at_seg} offset {at_off}) survives: acknowledged records are damaged, not a torn tail",
-                    h.lsn
+                    "the log breaks here but a later batch (lsn {}, segment {at_seg} offset {at_off}) proves every record below lsn {} durable: acknowledged records are damaged, not a torn tail",
+                    h.lsn, h.durable_lsn
                 ),
             });
         }
@@ -515,6 +529,8 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
             scan.report.cut_at = Some((seg, off));
             scan.report.cut_lsn = Some(next);
         }
+        let b = buf.take().expect("buffer");
+        scan.report.erased_bytes = erase_unproven(&files, &later.unproven, b).await?.0;
     }
     // Segments past the tail's hold nothing valid (checked above): out of the log, into the
     // free pool (or removed once it is full), so a later roll starts clean.
@@ -555,19 +571,34 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
     })
 }
 
-/// Looks at every frame position (`FRAME_ALIGN_BYTES`) from `from` to the end of the log for a
-/// valid frame of a batch that began after the committed prefix (`batch_first_lsn >
-/// next_lsn`): any intact frame of a later batch proves it, not only its first. Frames of the broken batch
-/// itself (first lsn = `next_lsn`) and stale frames of older failed batches do not count.
-async fn later_batch<F: File>(
+/// What lies past a break (`later_batches`).
+struct Later {
+    /// A valid frame whose `durable_lsn` is above the expected lsn: it proves the broken batch
+    /// was durable, so the break is damage at rest. (segment, offset, header)
+    proof: Option<(u32, u64, Header)>,
+    /// Per segment, the byte range from the first to the end of the last valid frame of a batch
+    /// that began after the expected lsn but proves nothing: written while the broken batch was
+    /// still in flight, never acknowledged.
+    unproven: BTreeMap<u32, (u64, u64)>,
+    buf: FixedBuf,
+}
+
+/// Looks at every frame position (`FRAME_ALIGN_BYTES`) from `from` to the end of the log for
+/// valid frames of batches that began after the committed prefix (`batch_first_lsn >
+/// next_lsn`): any intact frame of a later batch counts, not only its first. Frames of the
+/// broken batch itself (first lsn = `next_lsn`) and stale frames of older failed batches or an
+/// earlier life do not. Such a frame proves the broken batch durable if its `durable_lsn` is
+/// above `next_lsn`; one that does not was written while the broken batch was in flight.
+async fn later_batches<F: File>(
     files: &BTreeMap<u32, Rc<F>>,
     ids: &[u32],
     from: (usize, u64),
     next_lsn: u64,
     config: &StoreConfig,
     buf: FixedBuf,
-) -> Result<Option<(u32, u64, Header)>, StoreError> {
+) -> Result<Later, StoreError> {
     let mut buf = Some(buf);
+    let mut unproven = BTreeMap::new();
     for (pos, &id) in ids.iter().enumerate().skip(from.0) {
         let file = &files[&id];
         let size = file.size()?.min(config.segment_bytes);
@@ -577,11 +608,43 @@ async fn later_batch<F: File>(
             if let Ok(f) = reader.frame(offset, config.batch_bytes).await?
                 && f.header.batch_first_lsn > next_lsn
             {
-                return Ok(Some((id, offset, f.header)));
+                if f.header.durable_lsn > next_lsn {
+                    let proof = Some((id, offset, f.header));
+                    return Ok(Later { proof, unproven, buf: reader.buf.take().expect("buffer") });
+                }
+                let end = offset + f.header.frame_len as u64;
+                unproven.entry(id).and_modify(|r: &mut (u64, u64)| r.1 = end).or_insert((offset, end));
             }
             offset += FRAME_ALIGN_BYTES as u64;
         }
         buf = reader.buf.take();
     }
-    Ok(None)
+    Ok(Later { proof: None, unproven, buf: buf.take().expect("buffer") })
+}
+
+/// Overwrites with zeros, durably, the sectors holding unacknowledged frames found past a cut
+/// (`Later::unproven`). Left there, they could come back: the log grows again from the cut with
+/// the same lsns, and a later batch of the same length would bring one of them exactly into
+/// sequence at its old place. Erasing before any new write makes that impossible; a crash
+/// while erasing leaves them unproven still, and the next start-up erases them again. Returns
+/// the bytes erased.
+async fn erase_unproven<F: File>(files: &BTreeMap<u32, Rc<F>>, unproven: &BTreeMap<u32, (u64, u64)>, mut buf: FixedBuf) -> Result<(u64, FixedBuf), StoreError> {
+    let mut erased = 0;
+    let cap = buf.capacity() as u64;
+    for (id, &(start, end)) in unproven {
+        let (start, end) = record::sector_span(start, (end - start) as usize);
+        let file = &files[id];
+        let mut at = start;
+        while at < end {
+            let len = (end - at).min(cap) as usize;
+            buf.as_mut_capacity()[..len].fill(0);
+            buf.set_len(len);
+            let (res, b) = file.write_at_durable(buf, at).await;
+            buf = b;
+            res?;
+            at += len as u64;
+        }
+        erased += end - start;
+    }
+    Ok((erased, buf))
 }
