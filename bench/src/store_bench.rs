@@ -60,9 +60,9 @@ const PUT_GAIN_GOAL_256: f64 = 20.0;
 const SMALL_GET_GOAL: f64 = 0.85;
 const LARGE_GET_GOAL: f64 = 0.90;
 const INDEX_BYTES_PER_OBJECT_GOAL: f64 = 32.0;
-/// Buffers of `batch_bytes` a store takes from the arena: one batch filling, one being written,
-/// and one for recovery's reads or the index checkpoint written at close.
-const BATCH_BUFFERS: usize = 3;
+/// Buffers of `batch_bytes` a store takes from the arena: one batch filling, one per write in
+/// flight, and one for recovery's reads or the index checkpoint written at close.
+const BATCH_BUFFERS: usize = engine::store::BATCH_BUFFERS + 1;
 const _: () = assert!(LARGE_BATCH_BYTES.is_multiple_of(SECTOR_SIZE) && LARGE_BATCH_BYTES > LARGE_OBJECT_BYTES);
 
 #[derive(clap::Args)]
@@ -96,6 +96,10 @@ pub struct StoreArgs {
     /// [default: 65536; 16384 with --quick].
     #[arg(long)]
     compact_objects: Option<u64>,
+    /// Batch writes each store keeps in flight, 1 or 2 (`Store::set_writes_in_flight`): 1 is
+    /// how the store wrote before it kept two, for comparing the two.
+    #[arg(long, default_value_t = engine::store::WRITES_IN_FLIGHT_MAX)]
+    writes_in_flight: usize,
     /// Short run for CI smoke use (explicit sizes above still apply).
     #[arg(long)]
     quick: bool,
@@ -117,6 +121,7 @@ struct Plan {
     index_objects: u64,
     compact_objects: u64,
     only: Option<String>,
+    writes_in_flight: usize,
 }
 
 impl Plan {
@@ -135,7 +140,11 @@ impl Plan {
             index_objects: args.index_objects.unwrap_or(if q { 100_000 } else { 10_000_000 }),
             compact_objects: args.compact_objects.unwrap_or(if q { 16_384 } else { 65_536 }),
             only: args.only.clone(),
+            writes_in_flight: args.writes_in_flight,
         };
+        if !(1..=engine::store::WRITES_IN_FLIGHT_MAX).contains(&plan.writes_in_flight) {
+            return Err(format!("--writes-in-flight must be 1 to {}", engine::store::WRITES_IN_FLIGHT_MAX));
+        }
         if plan.small_objects == 0 || plan.large_objects == 0 || plan.index_objects == 0 || plan.compact_objects < 2 {
             return Err("object counts must be positive (--compact-objects at least 2)".into());
         }
@@ -557,17 +566,18 @@ fn fdatasync_reference(plan: &Plan) -> Result<Measured, String> {
 fn put_run(plan: &Plan, writers: usize) -> Result<StoreRun, String> {
     let dirs = plan.core_dirs(&format!("put-w{writers}"));
     remove_dirs(&dirs)?;
-    // The default arena: the store as shipped (two 1 MiB batch buffers; puts read nothing).
+    // The default arena: the store as shipped (its 1 MiB batch buffers; puts read nothing).
     let config = plan.runtime(None)?;
-    let duration = plan.duration;
-    let results = engine::run(config, |core: engine::Core<()>| put_core(dirs[core.env.core()].clone(), writers, duration, core))
+    let (duration, in_flight) = (plan.duration, plan.writes_in_flight);
+    let results = engine::run(config, |core: engine::Core<()>| put_core(dirs[core.env.core()].clone(), writers, duration, in_flight, core))
         .map_err(|e| e.to_string())?;
     remove_dirs(&dirs)?;
     merge(results, SMALL_OBJECT_BYTES)
 }
 
-async fn put_core(dir: PathBuf, writers: usize, duration: Duration, core: engine::Core<()>) -> Result<CoreRun, String> {
+async fn put_core(dir: PathBuf, writers: usize, duration: Duration, in_flight: usize, core: engine::Core<()>) -> Result<CoreRun, String> {
     let (store, _) = Store::open(core.env.clone(), StoreConfig::new(dir)).await.map_err(|e| e.to_string())?;
+    store.set_writes_in_flight(in_flight);
     let data: Rc<[u8]> = vec![0x5Au8; SMALL_OBJECT_BYTES].into();
     let before = store.stats();
     let s = store.clone();

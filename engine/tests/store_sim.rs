@@ -213,6 +213,10 @@ struct Outcome {
     trimmed: u64,
     rotations: u64,
     lost_to_flips: u64,
+    /// Batch writes started beside an earlier one in flight.
+    writes_beside: u64,
+    /// Reopens that erased a later batch left whole behind a torn one.
+    erased: u64,
 }
 
 fn run_seed(seed: u64) -> Result<Outcome, String> {
@@ -277,6 +281,7 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
         .borrow()
         .as_ref()
         .map_or((0, 0, 0, 0), |s| (s.stats().compactions, s.stats().relocations_voided, s.stats().segments_trimmed, s.stats().rotations));
+    let writes_beside = compaction_stats.borrow().as_ref().map_or(0, |s| s.stats().writes_beside);
     compaction_stats.borrow_mut().take();
     drop(executor);
     opened?;
@@ -294,6 +299,7 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
         voided,
         trimmed,
         rotations,
+        writes_beside,
         ..Default::default()
     };
     if h.corrupt_reads > 0 && !flipped {
@@ -301,7 +307,10 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
     }
     let result = executor.block_on(async {
         let (store, cut_lsn) = match Store::open(env.clone(), config()).await {
-            Ok((s, report)) => (s, report.cut_lsn),
+            Ok((s, report)) => {
+                out.erased += (report.erased_bytes > 0) as u64;
+                (s, report.cut_lsn)
+            }
             Err(StoreError::Corrupt { .. }) if flipped => {
                 out.open_corrupt = true;
                 return Ok(());
@@ -379,6 +388,8 @@ fn store_survives_faults_and_crashes() {
                 total.trimmed += o.trimmed;
                 total.rotations += o.rotations;
                 total.lost_to_flips += o.lost_to_flips;
+                total.writes_beside += o.writes_beside;
+                total.erased += o.erased;
                 refused += o.open_corrupt as u64;
             }
             Ok(Err(msg)) => panic!("seed {seed}: {msg}\n{rerun}"),
@@ -389,7 +400,7 @@ fn store_survives_faults_and_crashes() {
         }
     }
     eprintln!(
-        "{n} seeds: {} writes acknowledged, {} keys verified after crash, {} failed ops, {} corrupt reads detected, {} reopens refused for corruption, {} compactions ({} rotations, {} relocations voided by racing writes, {} free segments trimmed), {} keys whose last batch a bit flip cut",
+        "{n} seeds: {} writes acknowledged, {} keys verified after crash, {} failed ops, {} corrupt reads detected, {} reopens refused for corruption, {} compactions ({} rotations, {} relocations voided by racing writes, {} free segments trimmed), {} keys whose last batch a bit flip cut, {} batch writes beside another, {} reopens erasing a whole batch behind a torn one",
         total.acked,
         total.verified,
         total.failed_ops,
@@ -399,7 +410,9 @@ fn store_survives_faults_and_crashes() {
         total.rotations,
         total.voided,
         total.trimmed,
-        total.lost_to_flips
+        total.lost_to_flips,
+        total.writes_beside,
+        total.erased
     );
     if n >= 100 {
         assert!(total.compactions > 0, "no seed compacted: the compactor is not exercised");
@@ -410,6 +423,12 @@ fn store_survives_faults_and_crashes() {
     // About one seed in a hundred empties more segments than the free pool keeps.
     if n >= 1000 {
         assert!(total.trimmed > 0, "no free segment was trimmed: the trimmer is not exercised");
+    }
+    if n >= 100 {
+        assert!(total.writes_beside > 0, "no batch write started beside another: the pipeline is not exercised");
+    }
+    if n >= 1000 {
+        assert!(total.erased > 0, "no crash left a whole batch behind a torn one: recovery's erasure is not exercised");
     }
     // Aggregate checks that the run exercised what it claims; a one-seed replay may not.
     if n >= 100 {

@@ -83,12 +83,13 @@ pub struct Corestore {
     pub client_addrs: Vec<SocketAddr>,
     cpus: Vec<usize>,
     tick_ms: u64,
+    writes_in_flight: usize,
     procs: Vec<Option<Proc>>,
 }
 
 impl Corestore {
     /// Starts the replicas with their stores in `dir/node-N` (node i pinned to `cpus[i]`).
-    pub fn start(exe: &Path, dir: &Path, cpus: &[usize], tick_ms: u64) -> Result<Corestore, String> {
+    pub fn start(exe: &Path, dir: &Path, cpus: &[usize], tick_ms: u64, writes_in_flight: usize) -> Result<Corestore, String> {
         assert_eq!(cpus.len(), REPLICAS);
         let ports = free_ports(2 * REPLICAS)?;
         let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
@@ -99,6 +100,7 @@ impl Corestore {
             client_addrs: ports[REPLICAS..].iter().map(|&p| addr(p)).collect(),
             cpus: cpus.to_vec(),
             tick_ms,
+            writes_in_flight,
             procs: (0..REPLICAS).map(|_| None).collect(),
         };
         for i in 0..REPLICAS {
@@ -122,7 +124,8 @@ impl Corestore {
             .args(["--client-listen", &self.client_addrs[i].to_string()])
             .arg("--data")
             .arg(self.dir.join(format!("node-{}", i + 1)))
-            .args(["--cpu", &self.cpus[i].to_string(), "--tick-ms", &self.tick_ms.to_string()]);
+            .args(["--cpu", &self.cpus[i].to_string(), "--tick-ms", &self.tick_ms.to_string()])
+            .args(["--writes-in-flight", &self.writes_in_flight.to_string()]);
         self.procs[i] = Some(Proc::spawn(command, self.dir.join(format!("node-{}.log", i + 1)))?);
         Ok(())
     }

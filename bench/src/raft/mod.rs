@@ -63,6 +63,9 @@ pub struct RaftArgs {
     /// Raft tick of the replicas (election timeout 10 to 20 ticks, heartbeat 2).
     #[arg(long, default_value_t = 10)]
     tick_ms: u64,
+    /// Batch writes each replica's store keeps in flight (1 or 2; `Store::set_writes_in_flight`).
+    #[arg(long, default_value_t = engine::store::WRITES_IN_FLIGHT_MAX)]
+    writes_in_flight: usize,
     /// Short run for CI smoke use.
     #[arg(long)]
     quick: bool,
@@ -78,6 +81,7 @@ struct Plan {
     concurrency: Vec<usize>,
     elections: usize,
     tick_ms: u64,
+    writes_in_flight: usize,
     /// Replica i's cpu, and the load generator's.
     node_cpus: Vec<usize>,
     load_cpu: usize,
@@ -133,12 +137,13 @@ pub fn bench_raft(args: RaftArgs) -> Result<(), String> {
     prepare_dir(&plan.dir, if args.quick { DISK_BYTES_MIN_QUICK } else { DISK_BYTES_MIN })?;
     let exe = std::env::current_exe().map_err(|e| format!("finding this executable: {e}"))?;
     println!(
-        "# raft: 3 replicas on loopback (raft-node processes, one core each on cpus {:?}), load generator on cpu {}, {} s per run, median of {} interleaved rounds, 1 KiB entries, tick {} ms",
+        "# raft: 3 replicas on loopback (raft-node processes, one core each on cpus {:?}), load generator on cpu {}, {} s per run, median of {} interleaved rounds, 1 KiB entries, tick {} ms, {} batch writes in flight per store",
         plan.node_cpus,
         plan.load_cpu,
         plan.duration.as_secs_f64(),
         plan.rounds,
-        plan.tick_ms
+        plan.tick_ms,
+        plan.writes_in_flight
     );
     println!("# machine: {}", machine::describe(&plan.dir.join("x")));
     println!("# reference: {fio_version} write {} KiB psync O_DIRECT fdatasync=1 (QD1) in {}", FIO_BLOCK_BYTES >> 10, plan.dir.display());
@@ -158,7 +163,7 @@ pub fn bench_raft(args: RaftArgs) -> Result<(), String> {
     // (no snapshots yet), and after the load runs that is hundreds of thousands of entries read
     // back from disk, work that would overlap the next trial's election.
     let elections = {
-        let mut cluster = Corestore::start(&exe, &plan.dir.join("corestore-elections"), &plan.node_cpus, plan.tick_ms)?;
+        let mut cluster = Corestore::start(&exe, &plan.dir.join("corestore-elections"), &plan.node_cpus, plan.tick_ms, plan.writes_in_flight)?;
         elections(&mut cluster, &plan)?
     };
     remove_dir(&plan.dir.join("corestore-elections"))?;
@@ -189,6 +194,7 @@ fn plan(args: &RaftArgs) -> Result<Plan, String> {
         concurrency: args.concurrency.clone(),
         elections: args.elections.unwrap_or(if args.quick { 3 } else { 10 }),
         tick_ms: args.tick_ms.max(1),
+        writes_in_flight: args.writes_in_flight.clamp(1, engine::store::WRITES_IN_FLIGHT_MAX),
         node_cpus,
         load_cpu,
     })
@@ -245,7 +251,7 @@ const OPEN_NAME: &str = "put-open-half-peak";
 /// over minutes: interleaving puts both systems and fio under the same drift). Both clusters
 /// run throughout; the idle one only heartbeats.
 fn load_runs(plan: &Plan, exe: &Path, with_etcd: bool) -> Result<(Vec<Row>, Measured, Vec<f64>), String> {
-    let mut cluster = Corestore::start(exe, &plan.dir.join("corestore"), &plan.node_cpus, plan.tick_ms)?;
+    let mut cluster = Corestore::start(exe, &plan.dir.join("corestore"), &plan.node_cpus, plan.tick_ms, plan.writes_in_flight)?;
     cluster.wait_leader(START_TIMEOUT)?;
     let mut etcd = if with_etcd {
         let dir = plan.dir.join("etcd");

@@ -46,8 +46,9 @@ const _: () = assert!(2 * RING_ENTRIES as usize >= 2 * CLIENT_CONNECTIONS_MAX + 
 /// A store batch: 1024 entries of 1 KiB (a 4 KiB frame each) in one write.
 const BATCH_BYTES: usize = 4 << 20;
 const SEGMENT_BYTES: u64 = 1 << 30;
-/// The store takes three batch buffers (filling, writing, recovery reads).
-const BATCH_BUFFERS: usize = 3;
+/// The store's batch buffers (one filling, one per write in flight; recovery's read buffer is
+/// freed before they are taken).
+const BATCH_BUFFERS: usize = engine::store::BATCH_BUFFERS;
 /// Bytes one recv of a connection takes: a few pipelined 1 KiB proposals (a larger frame is
 /// gathered over several recvs). Per connection: 1024 proposers' buffers of 64 KiB were 64 MiB
 /// of the leader's memory.
@@ -73,6 +74,9 @@ pub struct NodeArgs {
     /// Period of the Raft tick; the election timeout is 10 to 20 ticks, heartbeats every 2.
     #[arg(long, default_value_t = 10)]
     pub tick_ms: u64,
+    /// Batch writes the store keeps in flight (`Store::set_writes_in_flight`).
+    #[arg(long, default_value_t = engine::store::WRITES_IN_FLIGHT_MAX)]
+    pub writes_in_flight: usize,
 }
 
 pub fn parse_peers(peers: &str) -> Result<Vec<(NodeId, SocketAddr)>, String> {
@@ -188,6 +192,7 @@ async fn node_main(env: LinuxEnv, args: NodeArgs, peers: Vec<(NodeId, SocketAddr
     let (store, _) = Store::open(env.clone(), store_config)
         .await
         .map_err(|e| format!("node {id}: opening the store in {}: {e}", args.data.display()))?;
+    store.set_writes_in_flight(args.writes_in_flight.clamp(1, engine::store::WRITES_IN_FLIGHT_MAX));
     let (tcp, _) = TcpTransport::start(env.ring(), id, raft_addr).map_err(|e| format!("node {id}: listening on {raft_addr}: {e}"))?;
     for &(peer, addr) in peers.iter().filter(|(p, _)| *p != id) {
         tcp.add_peer(peer, addr);

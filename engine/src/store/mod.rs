@@ -40,6 +40,14 @@ pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
 pub const BATCH_BYTES_DEFAULT: usize = 1 << 20;
 /// Records one batch may hold.
 pub const BATCH_RECORDS_MAX: usize = 4096;
+/// Batch writes in flight at once, at most. With two, a batch starts its durable write while
+/// the one before is still on its way to the disk, instead of waiting behind it: under load a
+/// record then waits for its own write, not for the rest of someone else's. Acknowledgements
+/// stay in log order, and each frame says below which lsn everything was durable when it was
+/// written (`Header::durable_lsn`), which is what recovery needs to tell a torn pair from damage.
+pub const WRITES_IN_FLIGHT_MAX: usize = 2;
+/// Buffers of `batch_bytes` a store takes from the arena: one filling, one per write in flight.
+pub const BATCH_BUFFERS: usize = 1 + WRITES_IN_FLIGHT_MAX;
 /// Keys `put_chunked` may delete in its batch.
 pub const ALSO_DELETE_MAX: usize = 8;
 
@@ -616,7 +624,13 @@ struct Inner<E: Env> {
     /// Chunk ids that readers hold, and drops of them put off until they let go.
     pins: Rc<RefCell<Pins>>,
     files: RefCell<BTreeMap<u32, Rc<<E::Storage as Storage>::File>>>,
+    /// The end of the last durable batch (every batch before it durable too): what the index
+    /// holds, and what a checkpoint covers.
     tail: Cell<Tail>,
+    /// Where the next batch is written: past the batches in flight (`tail` when none is).
+    cursor: Cell<Tail>,
+    /// Batch writes allowed in flight at once (1 to `WRITES_IN_FLIGHT_MAX`).
+    writes_in_flight: Cell<usize>,
     /// Where the batches of each full (non-tail) segment end.
     segment_ends: RefCell<BTreeMap<u32, u64>>,
     /// Compacted segment files kept for reuse by the next rolls (`recycle`), and the number the
@@ -634,7 +648,8 @@ struct Inner<E: Env> {
     carry_bytes: RefCell<BTreeMap<u32, u64>>,
     carry_unknown: RefCell<std::collections::BTreeSet<u32>>,
     filling: RefCell<Option<Batch>>,
-    spare: RefCell<Option<FixedBuf>>,
+    /// Batch buffers neither filling nor in flight.
+    spares: RefCell<Vec<FixedBuf>>,
     /// Puts waiting for room in the filling batch.
     room_waiters: RefCell<Vec<Waker>>,
     writer_waker: RefCell<Option<Waker>>,
@@ -669,6 +684,8 @@ pub struct StoreStats {
     pub segments_trimmed: u64,
     /// Compactions the background compactor took as rotations (`rotation_candidate`).
     pub rotations: u64,
+    /// Batch writes started while an earlier one was still in flight (`WRITES_IN_FLIGHT_MAX`).
+    pub writes_beside: u64,
     /// Each batch's durable write (RWF_DSYNC), from submission to completion as the core saw
     /// it: the device's write and flush, plus any wait for this core to run.
     pub write_latency: crate::latency::LatencyBuckets,
@@ -692,12 +709,13 @@ impl<E: Env + Clone> Store<E> {
         config.validate()?;
         env.storage().create_dir(&config.dir)?;
         let recovered = recovery::recover(&env, &config).await?;
-        let alloc = |what| {
+        let alloc = || {
             env.storage()
                 .alloc(config.batch_bytes)
-                .map_err(|e| StoreError::Config(format!("{what}: {e}: the arena needs two buffers of batch_bytes")))
+                .map_err(|e| StoreError::Config(format!("batch buffer: {e}: the arena needs {BATCH_BUFFERS} buffers of batch_bytes")))
         };
-        let (a, b) = (alloc("batch buffer")?, alloc("batch buffer")?);
+        let filling = alloc()?;
+        let spares = (1..BATCH_BUFFERS).map(|_| alloc()).collect::<Result<Vec<_>, _>>()?;
         // Above every id in the index and every id the log still names (a dead id's chunks or
         // drop may survive in a segment), so no id is used twice while a record of it exists:
         // compaction carries a drop forward past the chunks of a reused id otherwise.
@@ -711,6 +729,8 @@ impl<E: Env + Clone> Store<E> {
             pins: Rc::new(RefCell::new(Pins::default())),
             files: RefCell::new(recovered.files),
             tail: Cell::new(Tail { segment: recovered.tail.0, offset: recovered.tail.1, next_lsn: recovered.tail.2 }),
+            cursor: Cell::new(Tail { segment: recovered.tail.0, offset: recovered.tail.1, next_lsn: recovered.tail.2 }),
+            writes_in_flight: Cell::new(WRITES_IN_FLIGHT_MAX),
             segment_ends: RefCell::new({
                 assert!(recovered.ends.keys().all(|&id| id < recovered.tail.0), "an end recorded for the tail segment or past it");
                 recovered.ends
@@ -721,8 +741,8 @@ impl<E: Env + Clone> Store<E> {
             next_segment: RefCell::new(None),
             carry_bytes: RefCell::new(recovered.carry_bytes),
             carry_unknown: RefCell::new(recovered.carry_unknown),
-            filling: RefCell::new(Some(Batch::new(a))),
-            spare: RefCell::new(Some(b)),
+            filling: RefCell::new(Some(Batch::new(filling))),
+            spares: RefCell::new(spares),
             room_waiters: RefCell::new(Vec::new()),
             writer_waker: RefCell::new(None),
             failed: RefCell::new(None),
@@ -1050,6 +1070,13 @@ impl<E: Env> Store<E> {
 
     pub fn objects(&self) -> u64 {
         self.inner.index.borrow().objects()
+    }
+
+    /// Allows at most `n` batch writes in flight at once (1 to `WRITES_IN_FLIGHT_MAX`, the
+    /// default): one is how the store wrote before, kept for comparing the two in benchmarks.
+    pub fn set_writes_in_flight(&self, n: usize) {
+        assert!((1..=WRITES_IN_FLIGHT_MAX).contains(&n), "{n} writes in flight");
+        self.inner.writes_in_flight.set(n);
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -1692,38 +1719,63 @@ fn wake_all(list: &RefCell<Vec<Waker>>) {
     }
 }
 
-/// The group-commit loop: takes whatever records have gathered, writes them with one write and
-/// one fdatasync, then acknowledges them all.
+/// A batch whose durable write is in flight.
+struct Flight {
+    batch: Batch,
+    /// Where it is written: segment, offset and first lsn.
+    at: Tail,
+    write: crate::JoinHandle<(Result<usize, IoError>, FixedBuf)>,
+    submitted: crate::time::Instant,
+}
+
+/// What the writer waits for.
+enum Turn {
+    /// The oldest write in flight completed.
+    Landed((Result<usize, IoError>, FixedBuf)),
+    /// Records wait and another write may start.
+    Start,
+    Close,
+}
+
+/// The group-commit loop: takes whatever records have gathered and writes them with one durable
+/// write, up to `writes_in_flight` writes at once; acknowledges each batch once it and every
+/// batch before it are durable.
 async fn writer<E: Env>(inner: Rc<Inner<E>>) {
+    let mut flights: VecDeque<Flight> = VecDeque::new();
+    // Set when a batch failed while later ones were in flight: they fail too, and nothing new
+    // starts until they have all landed (the cursor then goes back to the tail).
+    let mut broken = false;
     loop {
-        let has_work = std::future::poll_fn(|cx| {
-            let pending = inner.filling.borrow().as_ref().is_some_and(|b| !b.entries.is_empty());
-            if pending {
-                return Poll::Ready(true);
+        let turn = std::future::poll_fn(|cx| {
+            if let Some(f) = flights.front_mut()
+                && let Poll::Ready(out) = std::pin::Pin::new(&mut f.write).poll(cx)
+            {
+                return Poll::Ready(Turn::Landed(out));
             }
-            if inner.closing.get() {
-                return Poll::Ready(false);
+            let filling = inner.filling.borrow();
+            let pending = filling.as_ref().is_some_and(|b| !b.entries.is_empty());
+            if pending && !broken && may_start(&inner, filling.as_ref().expect("filling batch"), flights.len()) {
+                return Poll::Ready(Turn::Start);
+            }
+            if !pending && flights.is_empty() && inner.closing.get() {
+                return Poll::Ready(Turn::Close);
             }
             *inner.writer_waker.borrow_mut() = Some(cx.waker().clone());
             Poll::Pending
         })
         .await;
-        if !has_work {
-            return;
+        match turn {
+            Turn::Close => return,
+            Turn::Start => start(&inner, &mut flights).await,
+            Turn::Landed((res, buf)) => {
+                let flight = flights.pop_front().expect("a write landed");
+                landed(&inner, flight, res, buf, &mut broken, !flights.is_empty());
+                if flights.is_empty() {
+                    broken = false;
+                    inner.cursor.set(inner.tail.get());
+                }
+            }
         }
-        // Swap buffers: new records gather in the spare while this batch is written.
-        let spare = inner.spare.borrow_mut().take().expect("the spare buffer is free between batches");
-        let mut batch = inner.filling.borrow_mut().replace(Batch::new(spare)).expect("filling batch");
-        wake_all(&inner.room_waiters);
-        // After a fatal failure nothing more is written, not even records that were already
-        // waiting: the failed batch may still reach the disk whole, and a later batch reusing
-        // its lsns would then be cut away at recovery after being acknowledged.
-        let failed = inner.failed.borrow().clone();
-        let result = match failed {
-            Some(cause) => Err((None, cause, true)),
-            None => commit(&inner, &mut batch).await,
-        };
-        finish(&inner, batch, result);
         let tail = inner.tail.get();
         if tail.offset >= inner.config.segment_bytes / 2 && inner.next_segment.borrow().is_none() {
             let (inner2, id) = (inner.clone(), tail.segment + 1);
@@ -1731,6 +1783,87 @@ async fn writer<E: Env>(inner: Rc<Inner<E>>) {
             *inner.next_segment.borrow_mut() = Some((id, opening));
         }
     }
+}
+
+/// Whether the filling batch may start its write beside the `flying` ones. Beside another write
+/// it must not roll to a new segment (a batch of the next segment is never written before the
+/// last one of this segment is durable, so recovery only meets a pair in flight inside one
+/// segment) nor hold relocations (they are decided against the index, which must hold every
+/// batch before them: `decide_relocations`).
+fn may_start<E: Env>(inner: &Inner<E>, batch: &Batch, flying: usize) -> bool {
+    if flying == 0 {
+        return true;
+    }
+    let padded = batch.used.next_multiple_of(crate::SECTOR_SIZE) as u64;
+    flying < inner.writes_in_flight.get()
+        && inner.failed.borrow().is_none()
+        && inner.cursor.get().offset + padded <= inner.config.segment_bytes
+        && batch.entries.iter().all(|p| p.expect.is_none())
+}
+
+/// Seals the filling batch and starts its durable write (or fails it at once after a fatal
+/// failure, or if the roll to a new segment fails).
+async fn start<E: Env>(inner: &Rc<Inner<E>>, flights: &mut VecDeque<Flight>) {
+    // Swap buffers: new records gather in a spare while this batch is written.
+    let spare = inner.spares.borrow_mut().pop().expect("a spare buffer for each write not in flight");
+    let mut batch = inner.filling.borrow_mut().replace(Batch::new(spare)).expect("filling batch");
+    wake_all(&inner.room_waiters);
+    // After a fatal failure nothing more is written, not even records that were already
+    // waiting: the failed batch may still reach the disk whole, and a later batch reusing its
+    // lsns would then be cut away at recovery after being acknowledged.
+    let failed = inner.failed.borrow().clone();
+    if let Some(cause) = failed {
+        finish(inner, batch, Err((None, cause, true)));
+        return;
+    }
+    let earlier = flights.iter().flat_map(|f| f.batch.entries.iter());
+    match seal(inner, &mut batch, earlier).await {
+        Err(e) => finish(inner, batch, Err(e)),
+        Ok((at, file)) => {
+            let mut buf = batch.buf.take().expect("batch buffer");
+            buf.set_len(batch.used);
+            inner.cursor.set(Tail { segment: at.segment, offset: at.offset + batch.used as u64, next_lsn: at.next_lsn + batch.entries.len() as u64 });
+            if !flights.is_empty() {
+                let mut s = inner.stats.get();
+                s.writes_beside += 1;
+                inner.stats.set(s);
+            }
+            let submitted = inner.env.now();
+            // One operation, durable on completion (RWF_DSYNC): no separate fdatasync, which
+            // io_uring would hand to a worker thread.
+            let write = crate::spawn(async move { file.write_at_durable(buf, at.offset).await });
+            flights.push_back(Flight { batch, at, write, submitted });
+        }
+    }
+}
+
+/// Takes the outcome of the oldest write in flight. `more` says later writes are still in
+/// flight. A failed write leaves the tail where it was (the next batch overwrites the garbage);
+/// ENOSPC is survivable. Any other failure stops writes: like a failed fdatasync (fsyncgate),
+/// what reached the disk is unknown until recovery rescans it. A batch in flight behind a failed
+/// one fails too; if its own write succeeded, it lies on disk past a hole, and writes stop until
+/// recovery erases it.
+fn landed<E: Env>(inner: &Inner<E>, flight: Flight, res: Result<usize, IoError>, buf: FixedBuf, broken: &mut bool, more: bool) {
+    let Flight { mut batch, at, submitted, .. } = flight;
+    batch.buf = Some(buf);
+    let result = match res {
+        Ok(_) if *broken => Err((None, "a batch written before this one failed, and this one reached the disk behind it".to_string(), true)),
+        Ok(_) => {
+            let mut s = inner.stats.get();
+            s.batches += 1;
+            s.records += batch.entries.len() as u64;
+            s.syncs += 1;
+            s.bytes_written += batch.used as u64;
+            s.write_latency.record_ns(inner.env.now().ns.saturating_sub(submitted.ns));
+            inner.stats.set(s);
+            Ok(at)
+        }
+        Err(e) => {
+            *broken |= more;
+            Err((e.errno(), e.to_string(), e.errno() != Some(libc::ENOSPC)))
+        }
+    };
+    finish(inner, batch, result);
 }
 
 /// Makes segment `id`'s file ready to write: a free one reused (renamed) or a new one, its
@@ -1840,22 +1973,33 @@ async fn trim_free<E: Env>(inner: &Inner<E>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Seals, writes and syncs one batch at the log's tail, rolling to a new segment if needed.
-async fn commit<E: Env>(inner: &Inner<E>, batch: &mut Batch) -> Result<Tail, (Option<i32>, String, bool)> {
+/// Seals one batch for the log's cursor, rolling to a new segment if needed (only with no
+/// write in flight: `may_start`); `earlier` are the records of the batches still in flight.
+/// Returns where it goes and the segment's file.
+async fn seal<'a, E: Env>(
+    inner: &Inner<E>,
+    batch: &mut Batch,
+    earlier: impl Iterator<Item = &'a Pending>,
+) -> Result<(Tail, Rc<<E::Storage as Storage>::File>), (Option<i32>, String, bool)> {
     // The batch ends on a sector: its last frame carries the padding, so frames stay contiguous.
     let padded = batch.used.next_multiple_of(crate::SECTOR_SIZE);
     batch.entries.last_mut().expect("a batch has records").frame_len += (padded - batch.used) as u32;
     batch.used = padded;
-    let mut tail = inner.tail.get();
-    if tail.offset + batch.used as u64 > inner.config.segment_bytes {
-        tail = roll(inner, tail).await.map_err(|e| (e.errno(), e.to_string(), false))?;
+    let mut at = inner.cursor.get();
+    if at.offset + batch.used as u64 > inner.config.segment_bytes {
+        assert_eq!(at, inner.tail.get(), "a roll waits for the writes in flight");
+        at = roll(inner, at).await.map_err(|e| (e.errno(), e.to_string(), false))?;
+        inner.cursor.set(at);
     }
     decide_relocations(inner, batch);
-    raft::assert_entry_order(&inner.raft.borrow(), batch.entries.iter().filter_map(|p| Some((p.kind, p.raft?))));
+    let raft_tags = |p: &Pending| Some((p.kind, p.raft?));
+    raft::assert_entry_order(&inner.raft.borrow(), earlier.filter_map(raft_tags).chain(batch.entries.iter().filter_map(raft_tags)));
     let nonce = inner.env.random_u64();
-    let first = tail.next_lsn;
+    let first = at.next_lsn;
+    // Everything below the tail is durable; batches between it and this one are in flight.
+    let durable_lsn = inner.tail.get().next_lsn;
     let n = batch.entries.len();
-    let mut buf = batch.buf.take().expect("batch buffer");
+    let buf = batch.buf.as_mut().expect("batch buffer");
     let bytes = buf.as_mut_capacity();
     for (i, p) in batch.entries.iter().enumerate() {
         let header = Header {
@@ -1872,31 +2016,13 @@ async fn commit<E: Env>(inner: &Inner<E>, batch: &mut Batch) -> Result<Tail, (Op
             key_len: p.key_len,
             meta_len: p.meta_len,
             data_len: p.data_len,
-            durable_lsn: first,
+            durable_lsn,
         };
         let start = p.offset as usize;
         record::seal(&header, &mut bytes[start..start + header.frame_len as usize]);
     }
-    let file = inner.files.borrow().get(&tail.segment).cloned().expect("tail segment is open");
-    buf.set_len(batch.used);
-    // One operation, durable on completion (RWF_DSYNC): no separate fdatasync, which io_uring
-    // would hand to a worker thread.
-    let write_start = inner.env.now();
-    let (res, buf) = file.write_at_durable(buf, tail.offset).await;
-    let write_ns = inner.env.now().ns.saturating_sub(write_start.ns);
-    batch.buf = Some(buf);
-    // A failed write leaves the tail where it was (the next batch overwrites the garbage); ENOSPC
-    // is survivable. Any other failure stops writes: like a failed fdatasync (fsyncgate), what
-    // reached the disk is unknown until recovery rescans it.
-    res.map_err(|e| (e.errno(), e.to_string(), e.errno() != Some(libc::ENOSPC)))?;
-    let mut s = inner.stats.get();
-    s.batches += 1;
-    s.records += n as u64;
-    s.syncs += 1;
-    s.bytes_written += batch.used as u64;
-    s.write_latency.record_ns(write_ns);
-    inner.stats.set(s);
-    Ok(Tail { segment: tail.segment, offset: tail.offset, next_lsn: first })
+    let file = inner.files.borrow().get(&at.segment).cloned().expect("the cursor's segment is open");
+    Ok((at, file))
 }
 
 /// A relocation goes ahead only if its condition (`Expect`) still holds when its batch is sealed
@@ -2022,7 +2148,7 @@ fn finish<E: Env>(inner: &Inner<E>, batch: Batch, result: Result<Tail, (Option<i
             *done.error.borrow_mut() = Some((errno, cause));
         }
     }
-    *inner.spare.borrow_mut() = Some(buf);
+    inner.spares.borrow_mut().push(buf);
     done.finished.set(true);
     wake_all(&done.waiters);
     // Puts that found the filling batch full retry now that the spare is back.
