@@ -1483,12 +1483,14 @@ mod tests {
             compact_objects: None,
             quick: true,
             only: None,
+            writes_in_flight: 2,
         })
         .expect("plan");
+        // Batch buffers: one filling, two in flight, one for recovery or the checkpoint at close.
         let small = GetShape::small(&plan).arena();
-        assert_eq!(small.classes, [ClassConfig { size_bytes: 8 << 10, count: 64 }, ClassConfig { size_bytes: 1 << 20, count: 3 }]);
+        assert_eq!(small.classes, [ClassConfig { size_bytes: 8 << 10, count: 64 }, ClassConfig { size_bytes: 1 << 20, count: 4 }]);
         let large = GetShape::large(&plan).arena();
-        assert_eq!(large.classes, [ClassConfig { size_bytes: (1 << 20) + 4096, count: 8 }, ClassConfig { size_bytes: 2 << 20, count: 3 }]);
+        assert_eq!(large.classes, [ClassConfig { size_bytes: (1 << 20) + 4096, count: 8 }, ClassConfig { size_bytes: 2 << 20, count: 4 }]);
         assert!(small.validate().is_ok() && large.validate().is_ok());
     }
 }

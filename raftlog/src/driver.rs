@@ -8,6 +8,12 @@
 //! after a stall before anything else is handled. No locks: the driver and its groups live on
 //! one core.
 //!
+//! In `run`, a turn does not wait for its write: the next turn steps what arrived meanwhile and
+//! submits its own write while the first is in flight (at most `TURNS_IN_FLIGHT_MAX` turns'
+//! writes at once, as the store keeps that many batch writes in flight). What waits for a
+//! write (after-persist messages, `on_persisted`) is done when it and every earlier write are
+//! durable, in turn order.
+//!
 //! Messages go through a `Transport` (a trait, so `net` TCP can replace the in-process
 //! `LocalBus` the tests use).
 
@@ -19,7 +25,7 @@ use std::time::Duration;
 
 use engine::Env;
 use engine::store::record::{frame_len, place};
-use engine::store::{RaftRecord, Store, StoreError, record::HEADER_BYTES};
+use engine::store::{Appended, RaftRecord, Store, StoreError, record::HEADER_BYTES};
 
 use crate::durable::{DurableStorage, Staged, kind_meta, record_of};
 use crate::node::{RawNode, Ready};
@@ -30,6 +36,9 @@ use crate::types::{Entry, GroupId, HardState, Index, Message, NodeId, Payload};
 pub const INBOX_MESSAGES_MAX: usize = 65536;
 /// Turns per wake-up of `run` before it looks at the timer again.
 pub const TURNS_PER_WAKEUP_MAX: usize = 16;
+/// Turns whose writes `run` keeps in flight at once: the store's batch writes in flight, so
+/// each turn's write can start at once.
+pub const TURNS_IN_FLIGHT_MAX: usize = engine::store::WRITES_IN_FLIGHT_MAX;
 /// Bytes of key field the store adds to every Raft record (`u16 0`).
 const RAFT_KEY_FIELD_BYTES: usize = 2;
 
@@ -107,6 +116,8 @@ pub struct DriverStats {
     pub records: u64,
     pub fetches: u64,
     pub messages_refused: u64,
+    /// Turns that submitted their write while an earlier turn's was still in flight (`run`).
+    pub turns_beside: u64,
 }
 
 /// What a group still owes the network and itself once the turn's write is durable.
@@ -118,6 +129,14 @@ struct AfterPersist {
     last: Option<(u64, u64)>,
     /// The hard state this write makes durable, if it carries one.
     hard_state: Option<HardState>,
+}
+
+/// A turn whose write is in flight, and what waits for it.
+struct TurnInFlight {
+    /// The turn's last store batch (the store makes batches durable in order); `None` if the
+    /// turn wrote nothing, when only earlier turns' writes are waited for.
+    write: Option<Appended>,
+    after: Vec<AfterPersist>,
 }
 
 pub struct Driver<E: Env, T: Transport> {
@@ -138,6 +157,10 @@ pub struct Driver<E: Env, T: Transport> {
     failed: Option<String>,
     /// Each group's hard state as of its last durable write.
     durable_hard: BTreeMap<GroupId, HardState>,
+    /// Turns whose writes are in flight, oldest first.
+    flights: VecDeque<TurnInFlight>,
+    /// At most this many (1 to `TURNS_IN_FLIGHT_MAX`).
+    turns_in_flight: usize,
 }
 
 impl<E: Env, T: Transport + Clone> Driver<E, T> {
@@ -153,7 +176,17 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
             stats: DriverStats::default(),
             failed: None,
             durable_hard: BTreeMap::new(),
+            flights: VecDeque::new(),
+            turns_in_flight: TURNS_IN_FLIGHT_MAX,
         }
+    }
+
+    /// Lets `run` keep at most `n` turns' writes in flight (1 to `TURNS_IN_FLIGHT_MAX`, the
+    /// default): one waits for each write before the next turn, as the driver did before; kept
+    /// for comparing the two in benchmarks.
+    pub fn set_turns_in_flight(&mut self, n: usize) {
+        assert!((1..=TURNS_IN_FLIGHT_MAX).contains(&n), "{n} turns in flight");
+        self.turns_in_flight = n;
     }
 
     /// `group`'s hard state as of the last durable write (`None` before the first): what a
@@ -234,23 +267,38 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
     /// write, even ENOSPC) every later turn fails too: drop the driver and reopen.
     pub async fn turn(&mut self) -> Result<bool, StoreError> {
         let busy = self.turn_serving(&mut |_: &mut Self| true).await?;
+        self.land_all().await?;
         Ok(busy.expect("an `each` that never stops"))
     }
 
     /// `turn`, with `each` called between the staging and the write (`run` passes its own), so
     /// entries this turn's messages committed are served (a reply to a client) without waiting
-    /// for the write of the next records. `None` once `each` said stop (after the write).
+    /// for the write of the next records. The write is left in flight (`land_*` finish it).
+    /// `None` once `each` said stop.
     async fn turn_serving(&mut self, each: &mut impl FnMut(&mut Self) -> bool) -> Result<Option<bool>, StoreError> {
         if let Some(cause) = &self.failed {
             return Err(StoreError::Failed { cause: format!("an earlier turn of this driver failed: {cause}") });
         }
-        let after = self.step_and_stage();
-        let go_on = each(self);
-        let result = self.write_and_persisted(after).await;
+        let result: Result<Option<bool>, StoreError> = async {
+            while self.flights.len() >= self.turns_in_flight {
+                self.land_oldest().await?;
+            }
+            let after = self.step_and_stage();
+            let go_on = each(self);
+            let busy = after.iter().any(|a| a.busy);
+            let write = self.submit_staged().await?;
+            if write.is_some() && self.flights.iter().any(|f| f.write.as_ref().is_some_and(|w| !w.is_durable())) {
+                self.stats.turns_beside += 1;
+            }
+            self.flights.push_back(TurnInFlight { write, after });
+            self.land_landed().await?;
+            Ok(go_on.then_some(busy))
+        }
+        .await;
         if let Err(e) = &result {
             self.failed = Some(e.to_string());
         }
-        result.map(|busy| go_on.then_some(busy))
+        result
     }
 
     /// Messages in, every group's `Ready` out: messages sent, records staged; returns what
@@ -283,11 +331,33 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
         after
     }
 
-    /// Writes what the turn staged, then does what waited for it. Whether the turn had
-    /// anything to do.
-    async fn write_and_persisted(&mut self, after: Vec<AfterPersist>) -> Result<bool, StoreError> {
-        let busy = after.iter().any(|a| a.busy);
-        self.write_staged().await?;
+    /// Waits for the oldest turn's write (and so every earlier one), then does what waited for it.
+    async fn land_oldest(&mut self) -> Result<(), StoreError> {
+        let Some(flight) = self.flights.pop_front() else { return Ok(()) };
+        if let Some(write) = flight.write {
+            write.await?;
+        }
+        self.persisted(flight.after).await
+    }
+
+    /// Lands every turn whose write is already durable, oldest first.
+    async fn land_landed(&mut self) -> Result<(), StoreError> {
+        while self.flights.front().is_some_and(|f| f.write.as_ref().is_none_or(Appended::is_durable)) {
+            self.land_oldest().await?;
+        }
+        Ok(())
+    }
+
+    async fn land_all(&mut self) -> Result<(), StoreError> {
+        while !self.flights.is_empty() {
+            self.land_oldest().await?;
+        }
+        Ok(())
+    }
+
+    /// What waited for a turn's write, once it is durable: the after-persist messages, the
+    /// durable hard states, `on_persisted`, and the fetches groups asked for.
+    async fn persisted(&mut self, after: Vec<AfterPersist>) -> Result<(), StoreError> {
         for a in after {
             for message in a.messages {
                 self.bus.send(message);
@@ -299,17 +369,17 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
                 self.groups.get_mut(&a.group).expect("a group with a Ready").on_persisted(index, term);
             }
         }
-        self.fetch_wanted().await?;
-        Ok(busy)
+        self.fetch_wanted().await
     }
 
-    /// Writes every group's staged records: one store batch if they fit (the usual case), else
-    /// as few full batches as they need, one after another.
-    async fn write_staged(&mut self) -> Result<(), StoreError> {
+    /// Submits every group's staged records: one store batch if they fit (the usual case), else
+    /// as few full batches as they need, one after another. Returns the last batch's pending
+    /// write (the store makes them durable in order), `None` if nothing was staged.
+    async fn submit_staged(&mut self) -> Result<Option<Appended>, StoreError> {
         let staged: Vec<(GroupId, Vec<Staged>)> =
             self.groups.iter_mut().filter(|(_, n)| n.storage().has_staged()).map(|(g, n)| (*g, n.storage_mut().take_staged())).collect();
         if staged.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let metas: Vec<Vec<[u8; 1]>> = staged.iter().map(|(_, list)| list.iter().map(kind_meta).collect()).collect();
         let mut records: Vec<RaftRecord<'_>> = Vec::new();
@@ -318,6 +388,7 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
         }
         let budget = self.store.batch_bytes();
         let mut start = 0;
+        let mut last = None;
         while start < records.len() {
             let mut bytes = 0;
             let mut end = start;
@@ -332,12 +403,12 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
                 bytes = frame_end;
                 end += 1;
             }
-            self.store.append_raft(&records[start..end]).await?;
+            last = Some(self.store.submit_raft(&records[start..end]).await?);
             self.stats.writes += 1;
             self.stats.records += (end - start) as u64;
             start = end;
         }
-        Ok(())
+        Ok(last)
     }
 
     /// Reads back entries the groups asked for and no longer held in memory.
@@ -366,14 +437,20 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
             // What `each` did (a proposal, a ReadIndex) waits in a group's `Ready`, which no
             // message or tick may come to flush: turn at once instead of sleeping until one.
             let ready = self.groups.values().any(|n| n.has_ready());
+            let flights = &self.flights;
             std::future::poll_fn(|cx| {
-                if ready || bus.has_mail(node) || sleep.as_mut().poll(cx).is_ready() {
+                let landed = flights.front().is_some_and(|f| f.write.as_ref().is_none_or(|w| w.poll_durable(cx)));
+                if ready || landed || bus.has_mail(node) || sleep.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(());
                 }
                 bus.register(node, cx.waker());
                 Poll::Pending
             })
             .await;
+            if let Err(e) = self.land_landed().await {
+                self.failed = Some(e.to_string());
+                return Err(e);
+            }
             let now = engine::time::now();
             while next_tick <= now {
                 self.tick();
@@ -382,15 +459,15 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
             // Bounded, so a group that keeps reporting work cannot starve the timer.
             for _ in 0..TURNS_PER_WAKEUP_MAX {
                 match self.turn_serving(&mut each).await? {
-                    None => return Ok(()),
+                    None => return self.land_all().await,
                     Some(false) => break,
-                    // Busy: another turn at once, after what arrived during the write.
-                    Some(true) if !each(self) => return Ok(()),
+                    // Busy: another turn at once, after what arrived meanwhile.
+                    Some(true) if !each(self) => return self.land_all().await,
                     Some(true) => {}
                 }
             }
         }
-        Ok(())
+        self.land_all().await
     }
 }
 

@@ -49,6 +49,8 @@ struct Promised {
     applied: BTreeSet<(u64, u64, Vec<u8>)>,
     /// Drivers stopped by an injected I/O error.
     drivers_failed: u64,
+    /// Per node, turns that wrote beside an earlier turn's write in flight.
+    turns_beside: BTreeMap<u64, u64>,
 }
 
 async fn open_cluster(env: &SimEnv, bus: &Rc<LocalBus>, seed: u64) -> Result<Vec<Node>, String> {
@@ -87,6 +89,7 @@ fn spawn_nodes(
                     .run(TICK, |node| {
                         let id = node.group(1).expect("group").id();
                         let mut p = promised.borrow_mut();
+                        p.turns_beside.insert(id, node.stats().turns_beside);
                         for group in 1..=GROUPS {
                             // Durable as of the last write (inside a turn `each` runs before the
                             // turn's write: the node's own hard state can be ahead of the disk).
@@ -185,7 +188,7 @@ async fn reapply(nodes: Vec<Node>, promised: &Promised, seed: u64) -> Result<(),
     result
 }
 
-fn run_seed(seed: u64) -> Result<(usize, u64), String> {
+fn run_seed(seed: u64) -> Result<(usize, u64, u64), String> {
     let mut rng = Prng::new(seed);
     let torn = FaultConfig { torn_unit_bytes: [512, 4096][rng.below(2) as usize], ..FaultConfig::none() };
     // Half the seeds also get read, write and sync EIO while running (no bit flips: recovery
@@ -220,7 +223,7 @@ fn run_seed(seed: u64) -> Result<(usize, u64), String> {
     let env = env2;
     let executor = Executor::new(world.clone());
     let promised = Rc::try_unwrap(promised).map_err(|_| "promised still shared")?.into_inner();
-    let acked = (promised.acked.len(), promised.drivers_failed);
+    let acked = (promised.acked.len(), promised.drivers_failed, promised.turns_beside.values().sum::<u64>());
     executor.block_on(async move {
         let bus = LocalBus::new();
         let mut nodes = open_cluster(&env, &bus, seed ^ 0xA5A5).await?;
@@ -234,13 +237,14 @@ fn run_seed(seed: u64) -> Result<(usize, u64), String> {
 fn cluster_survives_power_loss() {
     let first = seed_from_env(0x2AF7_0000);
     let n: u64 = std::env::var("RAFT_DRIVER_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(SEEDS_DEFAULT);
-    let (mut acked, mut failed) = (0, 0);
+    let (mut acked, mut failed, mut beside) = (0, 0, 0);
     for seed in first..first + n {
         let rerun = format!("rerun: CORESTORE_SIM_SEED={seed} RAFT_DRIVER_SIM_SEEDS=1 cargo test -p raftlog --release --test driver_sim");
         match std::panic::catch_unwind(|| run_seed(seed)) {
-            Ok(Ok((a, f))) => {
+            Ok(Ok((a, f, b))) => {
                 acked += a;
                 failed += f;
+                beside += b;
             }
             Ok(Err(msg)) => panic!("seed {seed}: {msg}\n{rerun}"),
             Err(p) => {
@@ -249,6 +253,11 @@ fn cluster_survives_power_loss() {
             }
         }
     }
-    eprintln!("{n} seeds, {acked} acknowledged entries checked after power loss, {failed} drivers stopped by injected EIO");
+    eprintln!(
+        "{n} seeds, {acked} acknowledged entries checked after power loss, {failed} drivers stopped by injected EIO, {beside} turns written beside an earlier one in flight"
+    );
     assert!(acked > 0, "the workload acknowledged something");
+    if n >= 20 {
+        assert!(beside > 0, "no turn wrote beside another in flight: the driver's pipeline is not exercised");
+    }
 }

@@ -74,7 +74,8 @@ pub struct NodeArgs {
     /// Period of the Raft tick; the election timeout is 10 to 20 ticks, heartbeats every 2.
     #[arg(long, default_value_t = 10)]
     pub tick_ms: u64,
-    /// Batch writes the store keeps in flight (`Store::set_writes_in_flight`).
+    /// Batch writes the store keeps in flight, and turns' writes the driver does
+    /// (`Store::set_writes_in_flight`, `Driver::set_turns_in_flight`).
     #[arg(long, default_value_t = engine::store::WRITES_IN_FLIGHT_MAX)]
     pub writes_in_flight: usize,
 }
@@ -203,6 +204,7 @@ async fn node_main(env: LinuxEnv, args: NodeArgs, peers: Vec<(NodeId, SocketAddr
     engine::spawn(accept_clients(listener, shared.clone(), store.clone()));
     let voters: Vec<NodeId> = peers.iter().map(|(p, _)| *p).collect();
     let mut driver = Driver::new(id, store.clone(), NodeBus { tcp, shared: shared.clone() });
+    driver.set_turns_in_flight(args.writes_in_flight.clamp(1, raftlog::driver::TURNS_IN_FLIGHT_MAX));
     driver
         .add_group(Config::new(id, GROUP, voters, id.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
         .await

@@ -105,6 +105,14 @@ impl StoreError {
             _ => None,
         }
     }
+
+    /// Names the object a failed batch write was for (`Appended` does not know it).
+    fn for_object(self, object: impl FnOnce() -> String) -> StoreError {
+        match self {
+            StoreError::Batch { op, errno, cause, .. } => StoreError::Batch { op, object: object(), errno, cause },
+            e => e,
+        }
+    }
 }
 
 fn object_name(bucket: &[u8], key: &[u8]) -> String {
@@ -668,6 +676,48 @@ struct Inner<E: Env> {
     next_chunk_id: Cell<u64>,
 }
 
+/// Records submitted to a batch (`Store::submit`): resolves to the first record's lsn once the
+/// batch, and every batch before it, is durable.
+pub struct Appended {
+    done: Rc<Done>,
+    position: usize,
+    op: &'static str,
+}
+
+impl Appended {
+    /// Whether the batch is durable (or failed): awaiting it would not wait.
+    pub fn is_durable(&self) -> bool {
+        self.done.finished.get()
+    }
+
+    /// `is_durable`, and if not, wakes `cx` when it is.
+    pub fn poll_durable(&self, cx: &mut std::task::Context<'_>) -> bool {
+        if !self.done.finished.get() {
+            self.done.waiters.borrow_mut().push(cx.waker().clone());
+            return false;
+        }
+        true
+    }
+}
+
+impl std::future::Future for Appended {
+    type Output = Result<u64, StoreError>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let done = &self.done;
+        if !done.finished.get() {
+            done.waiters.borrow_mut().push(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Poll::Ready(match done.error.borrow().as_ref() {
+            None => Ok(done.first_lsn.get() + self.position as u64),
+            // Not written at all: an earlier batch had already stopped the store.
+            Some((None, cause)) => Err(StoreError::Failed { cause: cause.clone() }),
+            Some((errno, cause)) => Err(StoreError::Batch { op: self.op, object: String::new(), errno: *errno, cause: cause.clone() }),
+        })
+    }
+}
+
 /// Counters of the store's work.
 #[derive(Default, Debug, Clone, Copy)]
 pub struct StoreStats {
@@ -1145,6 +1195,15 @@ impl<E: Env> Store<E> {
     /// Appends `records` to one batch (all or none of them are durable) and waits until it is
     /// durable; returns the first record's lsn.
     async fn append(&self, op: &'static str, records: &[Rec<'_>]) -> Result<u64, StoreError> {
+        let object = || object_name(records[0].bucket, records[0].key);
+        let appended = self.submit(op, records).await?;
+        appended.await.map_err(|e| e.for_object(object))
+    }
+
+    /// Copies `records` into the filling batch (all of them into one batch: all or none are
+    /// durable), waiting only for room; the returned future resolves once the batch is durable.
+    /// Records submitted one after another are written in that order.
+    async fn submit(&self, op: &'static str, records: &[Rec<'_>]) -> Result<Appended, StoreError> {
         assert!(!records.is_empty());
         let object = || object_name(records[0].bucket, records[0].key);
         for r in records {
@@ -1191,20 +1250,7 @@ impl<E: Env> Store<E> {
             }
         }
         wake(&self.inner.writer_waker);
-        std::future::poll_fn(|cx| {
-            if done.finished.get() {
-                return Poll::Ready(());
-            }
-            done.waiters.borrow_mut().push(cx.waker().clone());
-            Poll::Pending
-        })
-        .await;
-        match done.error.borrow().as_ref() {
-            None => Ok(done.first_lsn.get() + position as u64),
-            // Not written at all: an earlier batch had already stopped the store.
-            Some((None, cause)) => Err(StoreError::Failed { cause: cause.clone() }),
-            Some((errno, cause)) => Err(StoreError::Batch { op, object: object(), errno: *errno, cause: cause.clone() }),
-        }
+        Ok(Appended { done, position, op })
     }
 
     /// Disk held by segments and bytes of live records in them (space amplification =

@@ -302,6 +302,14 @@ impl<E: Env> Store<E> {
     /// may share the batch: a driver that calls this once per turn for all its groups pays one
     /// write and one sync for all of them.
     pub async fn append_raft(&self, records: &[RaftRecord<'_>]) -> Result<u64, StoreError> {
+        self.submit_raft(records).await?.await
+    }
+
+    /// `append_raft` without waiting for durability: copies the records into a batch (waiting
+    /// only for room) and returns what resolves once that batch and every one before it are
+    /// durable. A driver submits its next turn's records while this turn's are being written;
+    /// batches are written, and become durable, in submission order.
+    pub async fn submit_raft(&self, records: &[RaftRecord<'_>]) -> Result<super::Appended, StoreError> {
         let vote_bytes: Vec<[u8; HARD_STATE_DATA_BYTES]> = records
             .iter()
             .map(|r| match r {
@@ -310,7 +318,7 @@ impl<E: Env> Store<E> {
             })
             .collect();
         let recs: Vec<Rec<'_>> = records.iter().zip(&vote_bytes).map(|(r, vote)| rec_of(r, vote)).collect();
-        self.append("raft append", &recs).await
+        self.submit("raft append", &recs).await
     }
 
     /// Bytes of one batch: a caller splitting its records across batches needs it (a frame
