@@ -497,20 +497,49 @@ async fn close(store: &Store<LinuxEnv>) -> Result<(), String> {
 fn put_rows(plan: &Plan) -> Result<Vec<Row>, String> {
     let mut fios = Vec::new();
     let mut stores: Vec<Vec<StoreRun>> = PUT_WRITERS.iter().map(|_| Vec::new()).collect();
+    // The same writers with one batch write in flight, as the store wrote before it kept two:
+    // what the second write in flight gains, measured in the same rounds. (One writer never has
+    // a second batch to write.)
+    let compare = plan.writes_in_flight > 1;
+    let mut ones: Vec<Vec<StoreRun>> = PUT_WRITERS.iter().map(|_| Vec::new()).collect();
     for _ in 0..plan.rounds {
         fios.push(fdatasync_reference(plan)?);
-        for (runs, &writers) in stores.iter_mut().zip(&PUT_WRITERS) {
-            runs.push(put_run(plan, writers)?);
+        for ((runs, one), &writers) in stores.iter_mut().zip(&mut ones).zip(&PUT_WRITERS) {
+            runs.push(put_run(plan, writers, plan.writes_in_flight)?);
+            if compare && writers > 1 {
+                one.push(put_run(plan, writers, 1)?);
+            }
         }
     }
     let fio_rounds = rounds(&fios, |m| m.ops_per_s);
     let fio = median(fios, |m| m.ops_per_s);
     let rows = stores
         .into_iter()
+        .zip(ones)
         .zip(PUT_WRITERS)
-        .map(|(runs, writers)| {
+        .map(|((runs, one), writers)| {
             let store_rounds = rounds(&runs, |r| r.measured.ops_per_s);
             let run = median(runs, |r| r.measured.ops_per_s);
+            let one = (!one.is_empty()).then(|| {
+                let one_rounds = rounds(&one, |r| r.measured.ops_per_s);
+                let one = median(one, |r| r.measured.ops_per_s).measured;
+                println!(
+                    "# {}: {} writes in flight {:.0} puts/s (p99 {} µs) vs one {:.0} puts/s (p99 {} µs): {:.2}x",
+                    put_name(writers),
+                    plan.writes_in_flight,
+                    run.measured.ops_per_s,
+                    run.measured.latency_ns_p99 / 1000,
+                    one.ops_per_s,
+                    one.latency_ns_p99 / 1000,
+                    run.measured.ops_per_s / one.ops_per_s
+                );
+                json!({
+                    "ops_per_s": one.ops_per_s,
+                    "latency_ns_p99": one.latency_ns_p99,
+                    "rounds": one_rounds,
+                    "gain": run.measured.ops_per_s / one.ops_per_s,
+                })
+            });
             Row {
                 name: put_name(writers),
                 bytes_metric: false,
@@ -523,6 +552,8 @@ fn put_rows(plan: &Plan) -> Result<Vec<Row>, String> {
                 core_busy: run.core_busy,
                 extra: json!({
                     "writers_per_core": writers,
+                    "writes_in_flight": plan.writes_in_flight,
+                    "one_write_in_flight": one,
                     "object_bytes": SMALL_OBJECT_BYTES,
                     "frame_bytes": frame_bytes(SMALL_OBJECT_BYTES),
                     "batch_bytes": BATCH_BYTES_DEFAULT,
@@ -563,12 +594,12 @@ fn fdatasync_reference(plan: &Plan) -> Result<Measured, String> {
 }
 
 /// Each core opens a fresh store and runs `writers` tasks putting 4 KiB objects.
-fn put_run(plan: &Plan, writers: usize) -> Result<StoreRun, String> {
+fn put_run(plan: &Plan, writers: usize, in_flight: usize) -> Result<StoreRun, String> {
     let dirs = plan.core_dirs(&format!("put-w{writers}"));
     remove_dirs(&dirs)?;
     // The default arena: the store as shipped (its 1 MiB batch buffers; puts read nothing).
     let config = plan.runtime(None)?;
-    let (duration, in_flight) = (plan.duration, plan.writes_in_flight);
+    let duration = plan.duration;
     let results = engine::run(config, |core: engine::Core<()>| put_core(dirs[core.env.core()].clone(), writers, duration, in_flight, core))
         .map_err(|e| e.to_string())?;
     remove_dirs(&dirs)?;
