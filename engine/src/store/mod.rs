@@ -1052,8 +1052,8 @@ impl<E: Env> Store<E> {
     }
 
     /// The metadata and size of `bucket`/`key`, verified, without reading its data where the
-    /// frame's format allows: format 2 checksums a frame's head (header, key, metadata) apart
-    /// from its data, so a HEAD or a listing of 1 MiB objects reads a sector each, not the
+    /// frame's format allows: from format 2 on a frame's head (header, key, metadata) is
+    /// checksummed apart from its data, so a HEAD or a listing of 1 MiB objects reads a sector each, not the
     /// objects. A format-1 frame is read and verified whole.
     pub async fn head(&self, bucket: &[u8], key: &[u8]) -> Result<Option<ObjectHead>, StoreError> {
         let Some(loc) = self.inner.index.borrow().get(bucket, key) else { return Ok(None) };
@@ -1717,7 +1717,7 @@ struct ScrubResume {
 }
 
 /// Says what is damaged at `offset` and where the scrub goes on. If the frame's head still
-/// verifies (format 2: only its data is damaged), the finding names the record and the scrub
+/// verifies (format 2 or later: only its data is damaged), the finding names the record and the scrub
 /// goes on right after the frame. Otherwise the frame's length cannot be trusted: the scrub
 /// goes on at the next 64-byte position, up to `end`, holding a valid frame of a later lsn than
 /// the last good one (frames of one segment's life only grow in lsn), and the bytes in between

@@ -45,7 +45,7 @@ pub struct RecoveryReport {
     /// Bytes erased past the cut: valid frames of batches written after the broken one, while it
     /// was still in flight, and so never acknowledged (`erase_unproven`).
     pub erased_bytes: u64,
-    /// Records whose data was damaged at rest but whose head (format 2) still verified, in
+    /// Records whose data was damaged at rest but whose head (format 2 or later) still verified, in
     /// batches a later batch proves were synced: indexed as they were, so that a read of one
     /// fails with its location while everything else is served (before, the store refused to
     /// open). Only puts (and voided relocations) are taken so: any other record's effect lies in
