@@ -316,6 +316,10 @@ fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("constant histogram bounds are valid")
 }
 
+/// Puts an open loop keeps in flight at most; past it the pacer waits, and the wait counts in
+/// the latency of the puts it delays (measured from their scheduled time).
+const OPEN_IN_FLIGHT_MAX: usize = 4096;
+
 /// One core's share of a timed run.
 struct CoreRun {
     timed: Timed,
@@ -360,6 +364,47 @@ where
     let cpu = ThreadCpu::now().since(cpu_start);
     let latency_ns = Rc::try_unwrap(histogram).map_err(|_| "latency histogram still shared")?.into_inner();
     Ok(Timed { ops, elapsed_ns, cpu, latency_ns, anon_huge_kib })
+}
+
+/// Runs `op(n)` at `rate_per_s` on this core for `duration`, an open loop: op n is scheduled at
+/// `n / rate_per_s` and its latency runs from then, so a stall that delays it is counted (no
+/// coordinated omission).
+async fn paced<F, Fut>(rate_per_s: f64, duration: Duration, op: F) -> Result<Timed, String>
+where
+    F: Fn(u64) -> Fut + 'static,
+    Fut: Future<Output = Result<(), String>> + 'static,
+{
+    assert!(rate_per_s > 0.0);
+    let op = Rc::new(op);
+    let histogram = Rc::new(RefCell::new(latency_histogram()));
+    let in_flight = Rc::new(std::cell::Cell::new(0usize));
+    let anon_huge_kib = anon_huge_kib();
+    let cpu_start = ThreadCpu::now();
+    let start = engine::time::now();
+    let total = (duration.as_secs_f64() * rate_per_s) as u64;
+    let mut handles = Vec::with_capacity(total as usize);
+    for n in 0..total {
+        let scheduled = start.saturating_add(Duration::from_secs_f64(n as f64 / rate_per_s));
+        engine::sleep_until(scheduled).await;
+        while in_flight.get() >= OPEN_IN_FLIGHT_MAX {
+            engine::sleep(Duration::from_micros(50)).await;
+        }
+        in_flight.set(in_flight.get() + 1);
+        let (op, histogram, in_flight) = (op.clone(), histogram.clone(), in_flight.clone());
+        handles.push(engine::spawn(async move {
+            let result = op(n).await;
+            in_flight.set(in_flight.get() - 1);
+            result?;
+            histogram.borrow_mut().record(engine::time::now().ns - scheduled.ns).map_err(|e| format!("latency histogram: {e}"))
+        }));
+    }
+    for h in handles {
+        h.await?;
+    }
+    let elapsed_ns = engine::time::now().ns - start.ns;
+    let cpu = ThreadCpu::now().since(cpu_start);
+    let latency_ns = Rc::try_unwrap(histogram).map_err(|_| "latency histogram still shared")?.into_inner();
+    Ok(Timed { ops: total, elapsed_ns, cpu, latency_ns, anon_huge_kib })
 }
 
 struct Timed {
@@ -513,6 +558,38 @@ fn put_rows(plan: &Plan) -> Result<Vec<Row>, String> {
     }
     let fio_rounds = rounds(&fios, |m| m.ops_per_s);
     let fio = median(fios, |m| m.ops_per_s);
+    // Where a second write in flight should show: puts arriving on their own schedule, at half
+    // the 256 writers' median rate, alternating two writes in flight and one.
+    let open = match stores.last().filter(|_| compare) {
+        Some(w256) => {
+            let mut peaks = rounds(w256, |r| r.measured.ops_per_s);
+            peaks.sort_by(f64::total_cmp);
+            let rate = peaks[peaks.len() / 2] / 2.0;
+            let (mut twos, mut ones) = (Vec::new(), Vec::new());
+            for _ in 0..plan.rounds {
+                twos.push(put_open_run(plan, rate / plan.cores as f64, plan.writes_in_flight)?);
+                ones.push(put_open_run(plan, rate / plan.cores as f64, 1)?);
+            }
+            let p99 = |r: &StoreRun| r.measured.latency_ns_p99 as f64;
+            let (two, one) = (median(twos, p99).measured, median(ones, p99).measured);
+            println!(
+                "# 4k-put open loop at {rate:.0}/s (half the 256 writers' rate): {} writes in flight p50 {} / p99 {} µs vs one p50 {} / p99 {} µs",
+                plan.writes_in_flight,
+                two.latency_ns_p50 / 1000,
+                two.latency_ns_p99 / 1000,
+                one.latency_ns_p50 / 1000,
+                one.latency_ns_p99 / 1000
+            );
+            Some(json!({
+                "offered_ops_per_s": rate,
+                "latency_ns_p50": two.latency_ns_p50,
+                "latency_ns_p99": two.latency_ns_p99,
+                "one_write_in_flight_latency_ns_p50": one.latency_ns_p50,
+                "one_write_in_flight_latency_ns_p99": one.latency_ns_p99,
+            }))
+        }
+        None => None,
+    };
     let rows = stores
         .into_iter()
         .zip(ones)
@@ -554,6 +631,7 @@ fn put_rows(plan: &Plan) -> Result<Vec<Row>, String> {
                     "writers_per_core": writers,
                     "writes_in_flight": plan.writes_in_flight,
                     "one_write_in_flight": one,
+                    "open_loop_half": if writers == 256 { open.clone() } else { None },
                     "object_bytes": SMALL_OBJECT_BYTES,
                     "frame_bytes": frame_bytes(SMALL_OBJECT_BYTES),
                     "batch_bytes": BATCH_BYTES_DEFAULT,
@@ -620,6 +698,36 @@ async fn put_core(dir: PathBuf, writers: usize, duration: Duration, in_flight: u
     let commits = commits(before, store.stats());
     close(&store).await?;
     Ok(CoreRun { timed, commits })
+}
+
+/// Each core opens a fresh store and puts 4 KiB objects at `rate_per_core` in an open loop with
+/// `in_flight` batch writes allowed.
+fn put_open_run(plan: &Plan, rate_per_core: f64, in_flight: usize) -> Result<StoreRun, String> {
+    let dirs = plan.core_dirs("put-open");
+    remove_dirs(&dirs)?;
+    let config = plan.runtime(None)?;
+    let duration = plan.duration;
+    let results = engine::run(config, |core: engine::Core<()>| {
+        let dir = dirs[core.env.core()].clone();
+        async move {
+            let (store, _) = Store::open(core.env.clone(), StoreConfig::new(dir)).await.map_err(|e| e.to_string())?;
+            store.set_writes_in_flight(in_flight);
+            let data: Rc<[u8]> = vec![0x5Au8; SMALL_OBJECT_BYTES].into();
+            let before = store.stats();
+            let s = store.clone();
+            let put = move |n: u64| {
+                let (s, data) = (s.clone(), data.clone());
+                async move { s.put(BUCKET, &key((n % 4096) as u16, n / 4096), &[], &data).await.map(drop).map_err(|e| format!("put: {e}")) }
+            };
+            let timed = paced(rate_per_core, duration, put).await?;
+            let commits = commits(before, store.stats());
+            close(&store).await?;
+            Ok(CoreRun { timed, commits })
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    remove_dirs(&dirs)?;
+    merge(results, SMALL_OBJECT_BYTES)
 }
 
 // ---- Gets vs fio reads of the segment file ----

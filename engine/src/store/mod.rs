@@ -1800,7 +1800,7 @@ async fn writer<E: Env>(inner: Rc<Inner<E>>) {
             }
             let filling = inner.filling.borrow();
             let pending = filling.as_ref().is_some_and(|b| !b.entries.is_empty());
-            if pending && !broken && may_start(&inner, filling.as_ref().expect("filling batch"), flights.len()) {
+            if pending && !broken && may_start(&inner, filling.as_ref().expect("filling batch"), &flights) {
                 return Poll::Ready(Turn::Start);
             }
             if !pending && flights.is_empty() && inner.closing.get() {
@@ -1836,12 +1836,17 @@ async fn writer<E: Env>(inner: Rc<Inner<E>>) {
 /// last one of this segment is durable, so recovery only meets a pair in flight inside one
 /// segment) nor hold relocations (they are decided against the index, which must hold every
 /// batch before them: `decide_relocations`).
-fn may_start<E: Env>(inner: &Inner<E>, batch: &Batch, flying: usize) -> bool {
-    if flying == 0 {
-        return true;
-    }
+///
+/// And it must have gathered at least as many bytes as the write it would follow. Below that,
+/// waiting for the write in flight costs its records less than splitting the batch: measured in
+/// an open loop at half the peak rate, starting a second write for whatever had arrived made
+/// more, smaller writes, each slower, and raised p50 and p99 (kernel-notes.md). A backlog as
+/// large as the write in flight is load the group commit can no longer absorb by batching alone.
+fn may_start<E: Env>(inner: &Inner<E>, batch: &Batch, flying: &VecDeque<Flight>) -> bool {
+    let Some(last) = flying.back() else { return true };
     let padded = batch.used.next_multiple_of(crate::SECTOR_SIZE) as u64;
-    flying < inner.writes_in_flight.get()
+    flying.len() < inner.writes_in_flight.get()
+        && padded >= last.batch.used as u64
         && inner.failed.borrow().is_none()
         && inner.cursor.get().offset + padded <= inner.config.segment_bytes
         && batch.entries.iter().all(|p| p.expect.is_none())
