@@ -635,8 +635,6 @@ struct Inner<E: Env> {
     /// The end of the last durable batch (every batch before it durable too): what the index
     /// holds, and what a checkpoint covers.
     tail: Cell<Tail>,
-    /// Where the next batch is written: past the batches in flight (`tail` when none is).
-    cursor: Cell<Tail>,
     /// Batch writes allowed in flight at once (1 to `WRITES_IN_FLIGHT_MAX`).
     writes_in_flight: Cell<usize>,
     /// Where the batches of each full (non-tail) segment end.
@@ -704,11 +702,10 @@ impl std::future::Future for Appended {
     type Output = Result<u64, StoreError>;
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
-        let done = &self.done;
-        if !done.finished.get() {
-            done.waiters.borrow_mut().push(cx.waker().clone());
+        if !self.poll_durable(cx) {
             return Poll::Pending;
         }
+        let done = &self.done;
         Poll::Ready(match done.error.borrow().as_ref() {
             None => Ok(done.first_lsn.get() + self.position as u64),
             // Not written at all: an earlier batch had already stopped the store.
@@ -779,7 +776,6 @@ impl<E: Env + Clone> Store<E> {
             pins: Rc::new(RefCell::new(Pins::default())),
             files: RefCell::new(recovered.files),
             tail: Cell::new(Tail { segment: recovered.tail.0, offset: recovered.tail.1, next_lsn: recovered.tail.2 }),
-            cursor: Cell::new(Tail { segment: recovered.tail.0, offset: recovered.tail.1, next_lsn: recovered.tail.2 }),
             writes_in_flight: Cell::new(WRITES_IN_FLIGHT_MAX),
             segment_ends: RefCell::new({
                 assert!(recovered.ends.keys().all(|&id| id < recovered.tail.0), "an end recorded for the tail segment or past it");
@@ -1774,6 +1770,18 @@ struct Flight {
     submitted: crate::time::Instant,
 }
 
+impl Flight {
+    /// Where the batch after this one goes.
+    fn end(&self) -> Tail {
+        Tail { segment: self.at.segment, offset: self.at.offset + self.batch.used as u64, next_lsn: self.at.next_lsn + self.batch.entries.len() as u64 }
+    }
+}
+
+/// Where the next batch goes: past the last write in flight, or at the tail when none is.
+fn cursor<E: Env>(inner: &Inner<E>, flights: &VecDeque<Flight>) -> Tail {
+    flights.back().map_or(inner.tail.get(), Flight::end)
+}
+
 /// What the writer waits for.
 enum Turn {
     /// The oldest write in flight completed.
@@ -1789,7 +1797,7 @@ enum Turn {
 async fn writer<E: Env>(inner: Rc<Inner<E>>) {
     let mut flights: VecDeque<Flight> = VecDeque::new();
     // Set when a batch failed while later ones were in flight: they fail too, and nothing new
-    // starts until they have all landed (the cursor then goes back to the tail).
+    // starts until they have all landed (the next batch then goes at the tail).
     let mut broken = false;
     loop {
         let turn = std::future::poll_fn(|cx| {
@@ -1816,10 +1824,7 @@ async fn writer<E: Env>(inner: Rc<Inner<E>>) {
             Turn::Landed((res, buf)) => {
                 let flight = flights.pop_front().expect("a write landed");
                 landed(&inner, flight, res, buf, &mut broken, !flights.is_empty());
-                if flights.is_empty() {
-                    broken = false;
-                    inner.cursor.set(inner.tail.get());
-                }
+                broken &= !flights.is_empty();
             }
         }
         let tail = inner.tail.get();
@@ -1848,7 +1853,7 @@ fn may_start<E: Env>(inner: &Inner<E>, batch: &Batch, flying: &VecDeque<Flight>)
     flying.len() < inner.writes_in_flight.get()
         && padded >= last.batch.used as u64
         && inner.failed.borrow().is_none()
-        && inner.cursor.get().offset + padded <= inner.config.segment_bytes
+        && last.end().offset + padded <= inner.config.segment_bytes
         && batch.entries.iter().all(|p| p.expect.is_none())
 }
 
@@ -1867,13 +1872,11 @@ async fn start<E: Env>(inner: &Rc<Inner<E>>, flights: &mut VecDeque<Flight>) {
         finish(inner, batch, Err((None, cause, true)));
         return;
     }
-    let earlier = flights.iter().flat_map(|f| f.batch.entries.iter());
-    match seal(inner, &mut batch, earlier).await {
+    match seal(inner, &mut batch, flights).await {
         Err(e) => finish(inner, batch, Err(e)),
         Ok((at, file)) => {
             let mut buf = batch.buf.take().expect("batch buffer");
             buf.set_len(batch.used);
-            inner.cursor.set(Tail { segment: at.segment, offset: at.offset + batch.used as u64, next_lsn: at.next_lsn + batch.entries.len() as u64 });
             if !flights.is_empty() {
                 let mut s = inner.stats.get();
                 s.writes_beside += 1;
@@ -2024,25 +2027,25 @@ async fn trim_free<E: Env>(inner: &Inner<E>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Seals one batch for the log's cursor, rolling to a new segment if needed (only with no
-/// write in flight: `may_start`); `earlier` are the records of the batches still in flight.
-/// Returns where it goes and the segment's file.
-async fn seal<'a, E: Env>(
+/// Seals one batch to follow the `flights` (`cursor`), rolling to a new segment if needed (only
+/// with no write in flight: `may_start`). Returns where it goes and the segment's file.
+async fn seal<E: Env>(
     inner: &Inner<E>,
     batch: &mut Batch,
-    earlier: impl Iterator<Item = &'a Pending>,
+    flights: &VecDeque<Flight>,
 ) -> Result<(Tail, Rc<<E::Storage as Storage>::File>), (Option<i32>, String, bool)> {
     // The batch ends on a sector: its last frame carries the padding, so frames stay contiguous.
     let padded = batch.used.next_multiple_of(crate::SECTOR_SIZE);
     batch.entries.last_mut().expect("a batch has records").frame_len += (padded - batch.used) as u32;
     batch.used = padded;
-    let mut at = inner.cursor.get();
+    let mut at = cursor(inner, flights);
     if at.offset + batch.used as u64 > inner.config.segment_bytes {
-        assert_eq!(at, inner.tail.get(), "a roll waits for the writes in flight");
+        assert!(flights.is_empty(), "a roll waits for the writes in flight");
         at = roll(inner, at).await.map_err(|e| (e.errno(), e.to_string(), false))?;
-        inner.cursor.set(at);
     }
     decide_relocations(inner, batch);
+    // Entries of the batches in flight come first: the raft index does not hold them yet.
+    let earlier = flights.iter().flat_map(|f| f.batch.entries.iter());
     let raft_tags = |p: &Pending| Some((p.kind, p.raft?));
     raft::assert_entry_order(&inner.raft.borrow(), earlier.filter_map(raft_tags).chain(batch.entries.iter().filter_map(raft_tags)));
     let nonce = inner.env.random_u64();
@@ -2072,7 +2075,7 @@ async fn seal<'a, E: Env>(
         let start = p.offset as usize;
         record::seal(&header, &mut bytes[start..start + header.frame_len as usize]);
     }
-    let file = inner.files.borrow().get(&at.segment).cloned().expect("the cursor's segment is open");
+    let file = inner.files.borrow().get(&at.segment).cloned().expect("the next batch's segment is open");
     Ok((at, file))
 }
 
