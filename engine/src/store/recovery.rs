@@ -530,7 +530,7 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
             scan.report.cut_lsn = Some(next);
         }
         let b = buf.take().expect("buffer");
-        scan.report.erased_bytes = erase_unproven(&files, &later.unproven, b).await?.0;
+        scan.report.erased_bytes = erase_unproven(&files, &later.unproven, b).await?;
     }
     // Segments past the tail's hold nothing valid (checked above): out of the log, into the
     // free pool (or removed once it is full), so a later roll starts clean.
@@ -628,7 +628,7 @@ async fn later_batches<F: File>(
 /// sequence at its old place. Erasing before any new write makes that impossible; a crash
 /// while erasing leaves them unproven still, and the next start-up erases them again. Returns
 /// the bytes erased.
-async fn erase_unproven<F: File>(files: &BTreeMap<u32, Rc<F>>, unproven: &BTreeMap<u32, (u64, u64)>, mut buf: FixedBuf) -> Result<(u64, FixedBuf), StoreError> {
+async fn erase_unproven<F: File>(files: &BTreeMap<u32, Rc<F>>, unproven: &BTreeMap<u32, (u64, u64)>, mut buf: FixedBuf) -> Result<u64, StoreError> {
     let mut erased = 0;
     let cap = buf.capacity() as u64;
     for (id, &(start, end)) in unproven {
@@ -646,5 +646,5 @@ async fn erase_unproven<F: File>(files: &BTreeMap<u32, Rc<F>>, unproven: &BTreeM
         }
         erased += end - start;
     }
-    Ok((erased, buf))
+    Ok(erased)
 }
