@@ -550,9 +550,9 @@ fn put_rows(plan: &Plan) -> Result<Vec<Row>, String> {
     for _ in 0..plan.rounds {
         fios.push(fdatasync_reference(plan)?);
         for ((runs, one), &writers) in stores.iter_mut().zip(&mut ones).zip(&PUT_WRITERS) {
-            runs.push(put_run(plan, writers, plan.writes_in_flight)?);
+            runs.push(put_run(plan, PutLoad::Writers(writers), plan.writes_in_flight)?);
             if compare && writers > 1 {
-                one.push(put_run(plan, writers, 1)?);
+                one.push(put_run(plan, PutLoad::Writers(writers), 1)?);
             }
         }
     }
@@ -562,13 +562,12 @@ fn put_rows(plan: &Plan) -> Result<Vec<Row>, String> {
     // the 256 writers' median rate, alternating two writes in flight and one.
     let open = match stores.last().filter(|_| compare) {
         Some(w256) => {
-            let mut peaks = rounds(w256, |r| r.measured.ops_per_s);
-            peaks.sort_by(f64::total_cmp);
-            let rate = peaks[peaks.len() / 2] / 2.0;
+            let rate = median(rounds(w256, |r| r.measured.ops_per_s), |x| *x) / 2.0;
+            let load = PutLoad::RatePerCore(rate / plan.cores as f64);
             let (mut twos, mut ones) = (Vec::new(), Vec::new());
             for _ in 0..plan.rounds {
-                twos.push(put_open_run(plan, rate / plan.cores as f64, plan.writes_in_flight)?);
-                ones.push(put_open_run(plan, rate / plan.cores as f64, 1)?);
+                twos.push(put_run(plan, load, plan.writes_in_flight)?);
+                ones.push(put_run(plan, load, 1)?);
             }
             let p99 = |r: &StoreRun| r.measured.latency_ns_p99 as f64;
             let (two, one) = (median(twos, p99).measured, median(ones, p99).measured);
@@ -671,20 +670,33 @@ fn fdatasync_reference(plan: &Plan) -> Result<Measured, String> {
     measured
 }
 
-/// Each core opens a fresh store and runs `writers` tasks putting 4 KiB objects.
-fn put_run(plan: &Plan, writers: usize, in_flight: usize) -> Result<StoreRun, String> {
-    let dirs = plan.core_dirs(&format!("put-w{writers}"));
+/// How a put run loads the store.
+#[derive(Clone, Copy)]
+enum PutLoad {
+    /// Closed loop: this many writers per core, each putting back to back.
+    Writers(usize),
+    /// Open loop: puts scheduled at this rate per core (`paced`).
+    RatePerCore(f64),
+}
+
+/// Each core opens a fresh store with `in_flight` batch writes allowed and puts 4 KiB objects
+/// under `load`.
+fn put_run(plan: &Plan, load: PutLoad, in_flight: usize) -> Result<StoreRun, String> {
+    let dirs = plan.core_dirs(&match load {
+        PutLoad::Writers(writers) => format!("put-w{writers}"),
+        PutLoad::RatePerCore(_) => "put-open".to_string(),
+    });
     remove_dirs(&dirs)?;
     // The default arena: the store as shipped (its 1 MiB batch buffers; puts read nothing).
     let config = plan.runtime(None)?;
     let duration = plan.duration;
-    let results = engine::run(config, |core: engine::Core<()>| put_core(dirs[core.env.core()].clone(), writers, duration, in_flight, core))
+    let results = engine::run(config, |core: engine::Core<()>| put_core(dirs[core.env.core()].clone(), load, duration, in_flight, core))
         .map_err(|e| e.to_string())?;
     remove_dirs(&dirs)?;
     merge(results, SMALL_OBJECT_BYTES)
 }
 
-async fn put_core(dir: PathBuf, writers: usize, duration: Duration, in_flight: usize, core: engine::Core<()>) -> Result<CoreRun, String> {
+async fn put_core(dir: PathBuf, load: PutLoad, duration: Duration, in_flight: usize, core: engine::Core<()>) -> Result<CoreRun, String> {
     let (store, _) = Store::open(core.env.clone(), StoreConfig::new(dir)).await.map_err(|e| e.to_string())?;
     store.set_writes_in_flight(in_flight);
     let data: Rc<[u8]> = vec![0x5Au8; SMALL_OBJECT_BYTES].into();
@@ -694,40 +706,14 @@ async fn put_core(dir: PathBuf, writers: usize, duration: Duration, in_flight: u
         let (s, data) = (s.clone(), data.clone());
         async move { s.put(BUCKET, &key(writer as u16, n), &[], &data).await.map(drop).map_err(|e| format!("put: {e}")) }
     };
-    let timed = timed(writers, duration, put).await?;
+    let timed = match load {
+        PutLoad::Writers(writers) => timed(writers, duration, put).await?,
+        // Keys as 4096 writers would name them, so the index grows the same way.
+        PutLoad::RatePerCore(rate) => paced(rate, duration, move |n| put((n % 4096) as usize, n / 4096)).await?,
+    };
     let commits = commits(before, store.stats());
     close(&store).await?;
     Ok(CoreRun { timed, commits })
-}
-
-/// Each core opens a fresh store and puts 4 KiB objects at `rate_per_core` in an open loop with
-/// `in_flight` batch writes allowed.
-fn put_open_run(plan: &Plan, rate_per_core: f64, in_flight: usize) -> Result<StoreRun, String> {
-    let dirs = plan.core_dirs("put-open");
-    remove_dirs(&dirs)?;
-    let config = plan.runtime(None)?;
-    let duration = plan.duration;
-    let results = engine::run(config, |core: engine::Core<()>| {
-        let dir = dirs[core.env.core()].clone();
-        async move {
-            let (store, _) = Store::open(core.env.clone(), StoreConfig::new(dir)).await.map_err(|e| e.to_string())?;
-            store.set_writes_in_flight(in_flight);
-            let data: Rc<[u8]> = vec![0x5Au8; SMALL_OBJECT_BYTES].into();
-            let before = store.stats();
-            let s = store.clone();
-            let put = move |n: u64| {
-                let (s, data) = (s.clone(), data.clone());
-                async move { s.put(BUCKET, &key((n % 4096) as u16, n / 4096), &[], &data).await.map(drop).map_err(|e| format!("put: {e}")) }
-            };
-            let timed = paced(rate_per_core, duration, put).await?;
-            let commits = commits(before, store.stats());
-            close(&store).await?;
-            Ok(CoreRun { timed, commits })
-        }
-    })
-    .map_err(|e| e.to_string())?;
-    remove_dirs(&dirs)?;
-    merge(results, SMALL_OBJECT_BYTES)
 }
 
 // ---- Gets vs fio reads of the segment file ----
