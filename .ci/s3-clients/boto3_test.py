@@ -1,4 +1,4 @@
-"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, listing, errors.
+"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, listing, tags, errors.
 
 Run by run.sh, which sets S3_ENDPOINT, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and, when it could
 add one, a second user (S3_SECOND_ACCESS_KEY/S3_SECOND_SECRET_KEY). Each check compares exact
@@ -321,6 +321,29 @@ def t_bad_credentials():
     expect_error("unknown access key", "InvalidAccessKeyId", 403, unknown.list_buckets)
 
 
+def t_tagging():
+    # As Ceph's s3-tests send it: a key without a value; answered in key order.
+    s3.put_object(Bucket=BUCKET, Key="tagged", Body=b"tagged body", Tagging="foo=bar&bar")
+    expect_eq("tags from x-amz-tagging", s3.get_object_tagging(Bucket=BUCKET, Key="tagged")["TagSet"],
+              [{"Key": "bar", "Value": ""}, {"Key": "foo", "Value": "bar"}])
+    etag = s3.head_object(Bucket=BUCKET, Key="tagged")["ETag"]
+    tags = [{"Key": f"k{i}", "Value": "v" * 256} for i in range(10)]
+    s3.put_object_tagging(Bucket=BUCKET, Key="tagged", Tagging={"TagSet": tags})
+    got = s3.get_object(Bucket=BUCKET, Key="tagged")
+    expect_eq("TagCount", got.get("TagCount"), 10)
+    expect_eq("ETag after a tag change", got["ETag"], etag)
+    expect_eq("body after a tag change", got["Body"].read(), b"tagged body")
+    expect_error("11 tags", "InvalidTag", 400, s3.put_object_tagging, Bucket=BUCKET, Key="tagged",
+                 Tagging={"TagSet": tags + [{"Key": "k10", "Value": ""}]})
+    s3.delete_object_tagging(Bucket=BUCKET, Key="tagged")
+    expect_eq("tags after delete", s3.get_object_tagging(Bucket=BUCKET, Key="tagged")["TagSet"], [])
+    expect_error("bucket without tags", "NoSuchTagSet", 404, s3.get_bucket_tagging, Bucket=BUCKET)
+    s3.put_bucket_tagging(Bucket=BUCKET, Tagging={"TagSet": [{"Key": "team", "Value": "storage"}]})
+    expect_eq("bucket tags", s3.get_bucket_tagging(Bucket=BUCKET)["TagSet"], [{"Key": "team", "Value": "storage"}])
+    s3.delete_bucket_tagging(Bucket=BUCKET)
+    s3.delete_object(Bucket=BUCKET, Key="tagged")
+
+
 def t_cleanup():
     keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
             for o in p.get("Contents", [])]
@@ -347,6 +370,7 @@ CHECKS = [
     ("generate_presigned_url GET/PUT + urllib", t_presigned),
     ("error codes (NoSuchKey, NoSuchBucket, BucketNotEmpty, ...)", t_error_codes),
     ("list_object_versions of an unversioned bucket", t_list_object_versions),
+    ("object and bucket tagging", t_tagging),
     ("second user (corestore admin user add)", t_second_user),
     ("wrong secret, unknown access key refused", t_bad_credentials),
     ("empty and delete the bucket", t_cleanup),

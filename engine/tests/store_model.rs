@@ -26,6 +26,13 @@ enum Op {
         bucket: u8,
         key: u8,
     },
+    /// New metadata, same data (`rewrite_meta`), against the version just read; with `stale`
+    /// against an older one, which must write nothing.
+    RewriteMeta {
+        bucket: u8,
+        key: u8,
+        stale: bool,
+    },
     List {
         bucket: u8,
         prefix: u8,
@@ -74,6 +81,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (0u8..2, 0u8..12, 0usize..9000).prop_map(|(bucket, key, len)| Op::Put { bucket, key, len }),
         2 => (0u8..2, 0u8..12).prop_map(|(bucket, key)| Op::Delete { bucket, key }),
         3 => (0u8..2, 0u8..12).prop_map(|(bucket, key)| Op::Get { bucket, key }),
+        2 => (0u8..2, 0u8..12, proptest::bool::weighted(0.2)).prop_map(|(bucket, key, stale)| Op::RewriteMeta { bucket, key, stale }),
         1 => (0u8..2, 0u8..3, proptest::option::of(0u8..12), 1usize..6).prop_map(|(bucket, prefix, after, limit)| Op::List { bucket, prefix, after, limit }),
         1 => proptest::collection::vec((0u8..12, 0usize..3000), 1..40).prop_map(|puts| Op::Burst { puts }),
         3 => (0u8..2, 0u8..12, 0usize..60_000).prop_map(|(bucket, key, len)| Op::PutLarge { bucket, key, len }),
@@ -205,6 +213,24 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let head = executor.block_on(store.head(&bucket(b), &key(k))).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let want_head = want.map(|(m, d)| (&m[..], d.len() as u64));
                 prop_assert_eq!(head.as_ref().map(|h| (h.meta(), h.size)), want_head);
+            }
+            Op::RewriteMeta { bucket: b, key: k, stale } => {
+                version += 1;
+                let meta = format!("rewritten {version}").into_bytes();
+                let Some((lsn, _)) = store.lsn_of(&bucket(b), &key(k)) else {
+                    // Nothing stored: nothing to rewrite, whatever version is named.
+                    let r = executor.block_on(store.rewrite_meta(&bucket(b), &key(k), 1, &meta));
+                    prop_assert!(matches!(r, Ok(None)), "{:?}", r.map_err(|e| e.to_string()));
+                    continue;
+                };
+                let expect = if stale { lsn - 1 } else { lsn };
+                let r = executor.block_on(store.rewrite_meta(&bucket(b), &key(k), expect, &meta));
+                let r = r.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(r.is_some(), !stale, "rewrite against lsn {} of {}: {:?}", expect, lsn, r);
+                if let Some(new) = r {
+                    prop_assert!(new > lsn);
+                    model.get_mut(&(bucket(b), key(k))).expect("stored keys are in the model").0 = meta;
+                }
             }
             Op::List { bucket: b, prefix, after, limit } => {
                 let prefix = format!("k{prefix}").into_bytes();
@@ -458,6 +484,24 @@ fn named_sequences() {
                 Op::Crash,
                 Op::CollectOrphans,
                 Op::Get { bucket: 1, key: 3 },
+            ],
+        ),
+        // A metadata rewrite keeps a large object's chunks (the new manifest names them) through
+        // compaction of the old manifest's segment and a crash; a stale rewrite writes nothing.
+        (
+            "metadata rewritten, compacted, crashed",
+            vec![
+                Op::PutLarge { bucket: 0, key: 1, len: 40_000 },
+                Op::Put { bucket: 0, key: 2, len: 5000 },
+                Op::RewriteMeta { bucket: 0, key: 1, stale: false },
+                Op::RewriteMeta { bucket: 0, key: 2, stale: false },
+                Op::RewriteMeta { bucket: 0, key: 2, stale: true },
+                Op::RewriteMeta { bucket: 0, key: 3, stale: false },
+                Op::Compact(1),
+                Op::Compact(0),
+                Op::Crash,
+                Op::Get { bucket: 0, key: 1 },
+                Op::Get { bucket: 0, key: 2 },
             ],
         ),
         (

@@ -35,6 +35,7 @@ pub enum ErrorCode {
     InvalidRange,
     InvalidRequest,
     InvalidStorageClass,
+    InvalidTag,
     InvalidURI,
     KeyTooLongError,
     MalformedXML,
@@ -46,6 +47,7 @@ pub enum ErrorCode {
     MissingSecurityHeader,
     NoSuchBucket,
     NoSuchKey,
+    NoSuchTagSet,
     NoSuchUpload,
     NoSuchVersion,
     NotImplemented,
@@ -66,7 +68,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for table-driven tests and for looking a code up by name.
-    pub const ALL: [ErrorCode; 48] = [
+    pub const ALL: [ErrorCode; 50] = [
         ErrorCode::AccessDenied,
         ErrorCode::AuthorizationHeaderMalformed,
         ErrorCode::BadDigest,
@@ -91,6 +93,7 @@ impl ErrorCode {
         ErrorCode::InvalidRange,
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidStorageClass,
+        ErrorCode::InvalidTag,
         ErrorCode::InvalidURI,
         ErrorCode::KeyTooLongError,
         ErrorCode::MalformedXML,
@@ -102,6 +105,7 @@ impl ErrorCode {
         ErrorCode::MissingSecurityHeader,
         ErrorCode::NoSuchBucket,
         ErrorCode::NoSuchKey,
+        ErrorCode::NoSuchTagSet,
         ErrorCode::NoSuchUpload,
         ErrorCode::NoSuchVersion,
         ErrorCode::NotImplemented,
@@ -191,6 +195,7 @@ impl ErrorCode {
             C::InvalidRange => ("InvalidRange", 416, "The requested range is not satisfiable"),
             C::InvalidRequest => ("InvalidRequest", 400, "Invalid Request"),
             C::InvalidStorageClass => ("InvalidStorageClass", 400, "The storage class you specified is not valid."),
+            C::InvalidTag => ("InvalidTag", 400, "The tag provided was not a valid tag."),
             C::InvalidURI => ("InvalidURI", 400, "Couldn't parse the specified URI."),
             C::KeyTooLongError => ("KeyTooLongError", 400, "Your key is too long"),
             C::MalformedXML => {
@@ -204,6 +209,7 @@ impl ErrorCode {
             C::MissingSecurityHeader => ("MissingSecurityHeader", 400, "Your request is missing a required header."),
             C::NoSuchBucket => ("NoSuchBucket", 404, "The specified bucket does not exist"),
             C::NoSuchKey => ("NoSuchKey", 404, "The specified key does not exist."),
+            C::NoSuchTagSet => ("NoSuchTagSet", 404, "The TagSet does not exist"),
             C::NoSuchUpload => (
                 "NoSuchUpload",
                 404,

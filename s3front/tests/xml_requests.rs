@@ -277,3 +277,36 @@ fn byte_order_mark_is_accepted() {
         Ok(VersioningConfiguration { status: Some(VersioningStatus::Enabled), mfa_delete: None })
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Put{Object,Bucket}Tagging
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[test]
+fn tagging_bodies() {
+    let aws_doc = br#"<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <TagSet>
+    <Tag><Key>tag1</Key><Value>val1</Value></Tag>
+    <Tag><Key> spaced key </Key><Value></Value></Tag>
+    <Tag><Key>no value</Key><Value/></Tag>
+    <Tag><Key>&lt;&amp;&gt;</Key><Value>&#x4F60;</Value></Tag>
+  </TagSet>
+</Tagging>"#;
+    // In the order sent; values and keys keep their spaces; an empty value is "".
+    assert_eq!(
+        parse_tagging(aws_doc),
+        Ok(pairs(&[("tag1", "val1"), (" spaced key ", ""), ("no value", ""), ("<&>", "你")]))
+    );
+    assert_eq!(parse_tagging(b"<Tagging><TagSet/></Tagging>"), Ok(Vec::new()));
+    malformed(parse_tagging(b"<Tagging/>"), "no <TagSet>");
+    malformed(parse_tagging(b"<Tagging><TagSet/><TagSet/></Tagging>"), "more than one <TagSet>");
+    malformed(parse_tagging(b"<Tagging><TagSet><Tag><Value>v</Value></Tag></TagSet></Tagging>"), "no <Key>");
+    malformed(parse_tagging(b"<Tagging><TagSet><Tag><Key>a</Key><Key>b</Key></Tag></TagSet></Tagging>"), "more than one <Key>");
+    malformed(parse_tagging(b"<Other/>"), "expected <Tagging>");
+    // A body listing more tags than any set may hold is refused as a tag error, unread.
+    let many = format!("<Tagging><TagSet>{}</TagSet></Tagging>", "<Tag><Key>k</Key></Tag>".repeat(TAGGING_TAGS_READ_MAX + 1));
+    assert_eq!(parse_tagging(many.as_bytes()).map_err(|e| e.code), Err(ErrorCode::InvalidTag));
+}

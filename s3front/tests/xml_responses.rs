@@ -489,3 +489,15 @@ fn quoted_etag_is_a_caller_bug() {
     let result = ListObjectsV2 { page, continuation_token: None, next_continuation_token: None, start_after: None };
     let _ = list_objects_v2(&result);
 }
+
+#[test]
+fn tagging_body() {
+    let tags = vec![("Environment".to_string(), "Test".to_string()), ("a&b".to_string(), String::new())];
+    check(
+        tagging(&tags),
+        &format!(
+            "<Tagging {NS}><TagSet><Tag><Key>Environment</Key><Value>Test</Value></Tag><Tag><Key>a&amp;b</Key><Value></Value></Tag></TagSet></Tagging>"
+        ),
+    );
+    check(tagging(&[]), &format!("<Tagging {NS}><TagSet></TagSet></Tagging>"));
+}

@@ -815,6 +815,26 @@ impl<E: Env> Store<E> {
         self.replace(Rec { kind: Kind::Put, bucket, key, meta, data, expect: None, raft: None }, "put", &drops).await
     }
 
+    /// Replaces the metadata of `bucket`/`key` and keeps its data: one record with the same
+    /// data (a small object's bytes, or a large object's manifest, whose chunks stay where they
+    /// are) and `meta`. A tag change on a 5 GiB object writes a few sectors, not 5 GiB.
+    ///
+    /// `expect_lsn` is the version the caller read the old metadata from. If the key maps to
+    /// another version now (a write came between) or to none, nothing is written and the answer
+    /// is `Ok(None)`: read again and retry. `Ok(Some(lsn))` is the new record's, once durable.
+    pub async fn rewrite_meta(&self, bucket: &[u8], key: &[u8], expect_lsn: u64, meta: &[u8]) -> Result<Option<u64>, StoreError> {
+        let _lock = self.lock_key(bucket, key).await;
+        if self.lsn_of(bucket, key).map(|(lsn, _)| lsn) != Some(expect_lsn) {
+            return Ok(None);
+        }
+        let Some(object) = self.get(bucket, key).await? else { return Ok(None) };
+        assert_eq!(object.lsn, expect_lsn, "a locked key keeps its version");
+        // A small object's bytes, or a large object's manifest: kept as they are.
+        let data = &object.buf.as_slice()[object.data.clone()];
+        let kind = if object.chunked { Kind::Manifest } else { Kind::Put };
+        self.append("rewrite meta", &[Rec { kind, bucket, key, meta, data, expect: None, raft: None }]).await.map(Some)
+    }
+
     /// Deletes `bucket`/`key` (a tombstone, and the chunks of a large object in the same
     /// batch); returns once the tombstone is durable.
     pub async fn delete(&self, bucket: &[u8], key: &[u8]) -> Result<u64, StoreError> {

@@ -1,15 +1,26 @@
 #![no_main]
 //! Every request body parser on arbitrary bytes: the first byte picks the parser, the rest is the
-//! body. A parser may refuse a body; it must never panic, and what it accepts must obey the limits.
+//! body (or, for 5, the `x-amz-tagging` header). A parser may refuse a body; it must never panic,
+//! and what it accepts must obey the limits.
 
+use s3front::tagging::{self, OBJECT_TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
 use s3front::xml::{
-    COMPLETE_PARTS_MAX, DELETE_OBJECTS_MAX, XML_BODY_BYTES_MAX, parse_complete_multipart, parse_create_bucket, parse_delete_objects,
-    parse_versioning_configuration,
+    COMPLETE_PARTS_MAX, DELETE_OBJECTS_MAX, TAGGING_TAGS_READ_MAX, XML_BODY_BYTES_MAX, parse_complete_multipart, parse_create_bucket,
+    parse_delete_objects, parse_tagging, parse_versioning_configuration,
 };
+
+/// A checked tag set obeys every limit, in key order with no key twice.
+fn assert_checked(tags: &[(String, String)], max: usize) {
+    assert!(tags.len() <= max);
+    assert!(tags.windows(2).all(|w| w[0].0 < w[1].0));
+    for (k, v) in tags {
+        assert!(!k.is_empty() && k.chars().count() <= TAG_KEY_CHARS_MAX && v.chars().count() <= TAG_VALUE_CHARS_MAX);
+    }
+}
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else { return };
-    match selector % 4 {
+    match selector % 6 {
         0 => {
             if let Ok(Some(location)) = parse_create_bucket(body) {
                 assert!(!location.is_empty());
@@ -28,8 +39,23 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 assert!(parts.len() <= COMPLETE_PARTS_MAX);
             }
         }
-        _ => {
+        3 => {
             let _ = parse_versioning_configuration(body);
+        }
+        4 => {
+            if let Ok(tags) = parse_tagging(body) {
+                assert!(tags.len() <= TAGGING_TAGS_READ_MAX);
+                if let Ok(set) = tagging::checked(tags, tagging::BUCKET_TAGS_MAX) {
+                    assert_checked(&set, tagging::BUCKET_TAGS_MAX);
+                }
+            }
+        }
+        _ => {
+            if let Ok(text) = std::str::from_utf8(body)
+                && let Ok(set) = tagging::parse_header(text)
+            {
+                assert_checked(&set, OBJECT_TAGS_MAX);
+            }
         }
     }
 });

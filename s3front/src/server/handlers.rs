@@ -2,6 +2,8 @@
 
 use std::rc::Rc;
 
+use base64::Engine as _;
+
 use super::cache;
 use super::conn::{self, BodyReader, Conn, Request, Response};
 use super::meta::{ObjectMeta, STORED_HEADERS};
@@ -12,6 +14,7 @@ use crate::checksum::{ChecksumAlgorithm, multipart_etag};
 use crate::error::{ErrorCode, S3Error};
 use crate::http::{self, Method, RangeResult, ResponseHead};
 use crate::names;
+use crate::tagging;
 use crate::xml::{self, responses as xr};
 
 /// Multipart uploads in progress, on the core owning `bucket/key`: key `bucket \0 key \0 id`.
@@ -58,8 +61,7 @@ pub async fn handle(shard: &Rc<Shard>, conn: &mut Conn, req: Request) -> Result<
 
 /// Subresources S3 defines that we do not implement: answered NotImplemented rather than
 /// mistaken for a plain object or bucket request.
-const UNSUPPORTED_SUBRESOURCES: [&str; 24] = [
-    "tagging",
+const UNSUPPORTED_SUBRESOURCES: [&str; 23] = [
     "policy",
     "policyStatus",
     "cors",
@@ -108,6 +110,13 @@ async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Opti
             upload_part(shard, conn, req, bucket, key).await.map(Some)
         }
         Method::Put if req.has_query("acl") => Ok(Some(Response::new(200))),
+        Method::Put if req.has_query("tagging") => put_object_tagging(shard, conn, req, bucket, key).await.map(Some),
+        Method::Get if req.has_query("tagging") => get_object_tagging(shard, req, bucket, key).await.map(Some),
+        Method::Delete if req.has_query("tagging") => {
+            access(shard, req, &bucket, true)?;
+            set_object_tags(shard, bucket, key, Vec::new()).await?;
+            Ok(Some(Response::new(204)))
+        }
         Method::Put if req.header("x-amz-copy-source").is_some() => copy_object(shard, req, bucket, key).await.map(Some),
         Method::Put => put_object(shard, conn, req, bucket, key).await.map(Some),
         Method::Get if req.has_query("uploadId") => list_parts(shard, req, bucket, key).await.map(Some),
@@ -131,6 +140,17 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
             Err(err(ErrorCode::NotImplemented, "versioning is not implemented yet"))
         }
         Method::Put if req.has_query("acl") => set_acl(shard, req, bucket).await.map(Some),
+        Method::Put if req.has_query("tagging") => put_bucket_tagging(shard, conn, req, bucket).await.map(Some),
+        Method::Get if req.has_query("tagging") => {
+            let info = access(shard, req, &bucket, false)?;
+            let tags = info.tags.ok_or_else(|| err(ErrorCode::NoSuchTagSet, "The TagSet does not exist").with_extra("BucketName", &bucket))?;
+            Ok(Some(Response::xml(200, xr::tagging(&tags))))
+        }
+        Method::Delete if req.has_query("tagging") => {
+            access(shard, req, &bucket, true)?;
+            update_bucket(shard, bucket, |info| info.tags = None).await?;
+            Ok(Some(Response::new(204)))
+        }
         Method::Put => create_bucket(shard, conn, req, bucket).await.map(Some),
         Method::Delete => delete_bucket(shard, req, bucket).await.map(Some),
         Method::Head => {
@@ -223,6 +243,7 @@ async fn create_bucket(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket
 /// Core 0 holds the bucket table: it stores the change, then updates every core's copy before
 /// the client hears of it.
 async fn create_bucket_on_0(shard: Rc<Shard>, bucket: String, owner: String, now_ms: u64, public_read: bool) -> Result<(), S3Error> {
+    let _config = shard.bucket_lock(&bucket).await;
     let existing = shard.buckets.borrow().get(&bucket).cloned();
     if let Some(info) = existing {
         return Err(if info.owner == owner {
@@ -232,7 +253,7 @@ async fn create_bucket_on_0(shard: Rc<Shard>, bucket: String, owner: String, now
         }
         .with_extra("BucketName", bucket));
     }
-    let info = BucketInfo { owner, created_ms: now_ms, public_read };
+    let info = BucketInfo { owner, created_ms: now_ms, public_read, tags: None };
     shard.store.put(BUCKETS_BUCKET, bucket.as_bytes(), &[], &info.encode()).await.map_err(|e| internal(format!("store bucket: {e}")))?;
     broadcast_bucket(&shard, bucket, Some(info)).await;
     Ok(())
@@ -252,25 +273,67 @@ async fn broadcast_bucket(shard: &Rc<Shard>, bucket: String, info: Option<Bucket
 }
 
 async fn set_acl(shard: &Rc<Shard>, req: &Request, bucket: String) -> Result<Response, S3Error> {
-    let info = access(shard, req, &bucket, true)?;
+    access(shard, req, &bucket, true)?;
     let public_read = match req.header("x-amz-acl") {
         Some("public-read") => true,
         Some("private") | None => false,
         Some(other) => return Err(err(ErrorCode::NotImplemented, format!("canned ACL {other:?} is not supported (private, public-read)"))),
     };
+    update_bucket(shard, bucket, move |info| info.public_read = public_read).await?;
+    Ok(Response::new(200))
+}
+
+/// Changes what is stored about `bucket` on core 0, which keeps the bucket table, then tells every
+/// core. Changes to one bucket go one at a time, and none beside its creation or deletion, so
+/// each starts from what the last one wrote and none brings a deleted bucket back.
+async fn update_bucket(shard: &Rc<Shard>, bucket: String, change: impl FnOnce(&mut BucketInfo) + Send + 'static) -> Result<(), S3Error> {
     call(shard, 0, move |s: Rc<Shard>| async move {
-        let info = BucketInfo { public_read, ..info };
+        let _config = s.bucket_lock(&bucket).await;
+        let info = s.buckets.borrow().get(&bucket).cloned();
+        let mut info = info.ok_or_else(|| err(ErrorCode::NoSuchBucket, "The specified bucket does not exist").with_extra("BucketName", &bucket))?;
+        change(&mut info);
         s.store.put(BUCKETS_BUCKET, bucket.as_bytes(), &[], &info.encode()).await.map_err(|e| internal(format!("store bucket: {e}")))?;
         broadcast_bucket(&s, bucket, Some(info)).await;
-        Ok::<(), S3Error>(())
+        Ok(())
     })
-    .await?;
+    .await
+}
+
+async fn put_bucket_tagging(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String) -> Result<Response, S3Error> {
+    access(shard, req, &bucket, true)?;
+    let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
+    let tags = tagging::checked(xml::parse_tagging(&body)?, tagging::BUCKET_TAGS_MAX)?;
+    update_bucket(shard, bucket, move |info| info.tags = Some(tags)).await?;
+    // S3 answers PutBucketTagging with 204 (PutObjectTagging with 200).
+    Ok(Response::new(204))
+}
+
+async fn put_object_tagging(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+    access(shard, req, &bucket, true)?;
+    let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
+    let tags = tagging::checked(xml::parse_tagging(&body)?, tagging::OBJECT_TAGS_MAX)?;
+    set_object_tags(shard, bucket, key, tags).await?;
     Ok(Response::new(200))
+}
+
+async fn get_object_tagging(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+    access(shard, req, &bucket, false)?;
+    let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| no_such_key(&key))?;
+    Ok(Response::xml(200, xr::tagging(&info.meta.tags)))
+}
+
+/// Replaces the tags of `bucket`/`key` on its owning core, keeping its data, ETag and
+/// modification time (as S3 does: tags are not part of an object's version).
+async fn set_object_tags(shard: &Rc<Shard>, bucket: String, key: String, tags: tagging::TagSet) -> Result<(), S3Error> {
+    let k = key.clone();
+    let found = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| objects::set_tags(s, bucket, k, tags)).await?;
+    if found { Ok(()) } else { Err(no_such_key(&key)) }
 }
 
 async fn delete_bucket(shard: &Rc<Shard>, req: &Request, bucket: String) -> Result<Response, S3Error> {
     access(shard, req, &bucket, true)?;
     call(shard, 0, move |s: Rc<Shard>| async move {
+        let _config = s.bucket_lock(&bucket).await;
         // First no core starts a write into the bucket, then each core's writes already begun
         // settle before it is checked: a PUT racing the delete either lands before the check
         // (and the bucket is not empty) or is refused.
@@ -322,7 +385,13 @@ fn meta_from_request(req: &Request, owner: &str) -> Result<ObjectMeta, S3Error> 
         checksums: Vec::new(),
         owner: owner.to_string(),
         part_sizes: Vec::new(),
+        tags: request_tags(req)?,
     })
+}
+
+/// The tags a PUT, a multipart create or a copy with `x-amz-tagging-directive: REPLACE` sets.
+fn request_tags(req: &Request) -> Result<tagging::TagSet, S3Error> {
+    Ok(req.header("x-amz-tagging").map(tagging::parse_header).transpose()?.unwrap_or_default())
 }
 
 /// An object's metadata and size, from its owning core.
@@ -440,7 +509,17 @@ fn stored_headers(meta: &ObjectMeta) -> http::HeaderLines {
         let _ = head.try_header(n, v);
     }
     for (n, v) in &meta.user {
-        let _ = head.try_header_fmt(&format!("x-amz-meta-{n}"), format_args!("{v}"));
+        let name = format!("x-amz-meta-{n}");
+        let _ = if v.is_ascii() {
+            head.try_header(&name, v)
+        } else {
+            // As S3 answers: a value outside US-ASCII goes out RFC 2047-encoded, since HTTP
+            // header values are not UTF-8 (clients decode it, or show it as sent).
+            head.try_header_fmt(&name, format_args!("=?UTF-8?B?{}?=", base64::engine::general_purpose::STANDARD.encode(v)))
+        };
+    }
+    if !meta.tags.is_empty() {
+        let _ = head.try_header_fmt("x-amz-tagging-count", format_args!("{}", meta.tags.len()));
     }
     if !meta.part_sizes.is_empty() {
         let _ = head.try_header_fmt("x-amz-mp-parts-count", format_args!("{}", meta.part_sizes.len()));
@@ -921,6 +1000,13 @@ async fn copy_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: Stri
     }
     let mut meta =
         if replace { meta_from_request(req, &dest.owner)? } else { ObjectMeta { owner: dest.owner.clone(), ..info.meta.clone() } };
+    // Tags follow their own directive: copied by default, or the request's (S3's
+    // x-amz-tagging-directive), whatever the metadata directive says.
+    meta.tags = match req.header("x-amz-tagging-directive") {
+        None | Some("COPY") => info.meta.tags.clone(),
+        Some("REPLACE") => request_tags(req)?,
+        Some(other) => return Err(err(ErrorCode::InvalidArgument, format!("x-amz-tagging-directive {other:?}: COPY or REPLACE"))),
+    };
     meta.modified_ms = req.now_ms;
     let owner = shard.owner(&bucket, &key);
     let (stored, md5) = copy_data(shard, (&src_bucket, &src_key), &info, 0, info.size, owner).await?;
@@ -1519,7 +1605,6 @@ async fn list_objects(shard: &Rc<Shard>, req: &Request, bucket: String, kind: Li
 }
 
 fn encode_token(after: &str) -> String {
-    use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(after.as_bytes())
 }
 

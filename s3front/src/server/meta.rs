@@ -15,6 +15,8 @@ const TAG_USER: u8 = 5;
 const TAG_CHECKSUM: u8 = 6;
 const TAG_OWNER: u8 = 7;
 const TAG_PARTS: u8 = 8;
+/// One object tag (`tagging`): a pair, in key order.
+const TAG_OBJECT_TAG: u8 = 9;
 
 /// Standard headers stored and returned as sent (besides Content-Type).
 pub const STORED_HEADERS: [&str; 5] = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
@@ -35,6 +37,8 @@ pub struct ObjectMeta {
     pub owner: String,
     /// For a multipart object: each part's size, for `partNumber` reads and part counts.
     pub part_sizes: Vec<u64>,
+    /// The object's tags, sorted by key (`tagging::TagSet`).
+    pub tags: Vec<(String, String)>,
 }
 
 fn put_field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
@@ -76,6 +80,9 @@ impl ObjectMeta {
         for (n, v) in &self.checksums {
             put_pair(&mut out, TAG_CHECKSUM, n, v);
         }
+        for (n, v) in &self.tags {
+            put_pair(&mut out, TAG_OBJECT_TAG, n, v);
+        }
         put_field(&mut out, TAG_OWNER, self.owner.as_bytes());
         if !self.part_sizes.is_empty() {
             let sizes: Vec<u8> = self.part_sizes.iter().flat_map(|s| s.to_le_bytes()).collect();
@@ -108,6 +115,7 @@ impl ObjectMeta {
                 TAG_HEADER => m.headers.push(split_pair(field)?),
                 TAG_USER => m.user.push(split_pair(field)?),
                 TAG_CHECKSUM => m.checksums.push(split_pair(field)?),
+                TAG_OBJECT_TAG => m.tags.push(split_pair(field)?),
                 TAG_OWNER => m.owner = text()?,
                 TAG_PARTS => m.part_sizes.extend(field.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))),
                 _ => {}
@@ -132,6 +140,7 @@ mod tests {
             checksums: vec![("CRC32".into(), "y/Q5Jg==".into())],
             owner: "AKIA".into(),
             part_sizes: (0..10_000).collect(),
+            tags: vec![("k".into(), String::new()), ("名".into(), "値 v".into())],
         };
         assert_eq!(ObjectMeta::decode(&m.encode()), Some(m));
         assert_eq!(ObjectMeta::decode(&[9, 1, 2]), None);

@@ -160,11 +160,18 @@ pub struct BucketInfo {
     pub owner: String,
     pub created_ms: u64,
     pub public_read: bool,
+    /// The bucket's tags, sorted by key (`tagging::TagSet`); `None` when it has no tag set
+    /// (GetBucketTagging answers NoSuchTagSet), which differs from an empty one.
+    pub tags: Option<Vec<(String, String)>>,
 }
 
 impl BucketInfo {
     fn encode(&self) -> Vec<u8> {
-        serde_json::json!({"owner": self.owner, "created_ms": self.created_ms, "public_read": self.public_read}).to_string().into_bytes()
+        let mut v = serde_json::json!({"owner": self.owner, "created_ms": self.created_ms, "public_read": self.public_read});
+        if let Some(tags) = &self.tags {
+            v["tags"] = tags.iter().map(|(k, t)| serde_json::json!([k, t])).collect();
+        }
+        v.to_string().into_bytes()
     }
 
     fn decode(bytes: &[u8]) -> Option<BucketInfo> {
@@ -173,6 +180,15 @@ impl BucketInfo {
             owner: v.get("owner")?.as_str()?.to_string(),
             created_ms: v.get("created_ms")?.as_u64()?,
             public_read: v.get("public_read").and_then(|p| p.as_bool()).unwrap_or(false),
+            tags: match v.get("tags") {
+                None => None,
+                Some(tags) => Some(
+                    tags.as_array()?
+                        .iter()
+                        .map(|pair| Some((pair.get(0)?.as_str()?.to_string(), pair.get(1)?.as_str()?.to_string())))
+                        .collect::<Option<Vec<_>>>()?,
+                ),
+            },
         })
     }
 }
@@ -222,6 +238,14 @@ impl Shard {
     /// completed (its chunks would then belong to the object and to the part).
     pub async fn upload_lock(&self, key: &[u8]) -> engine::keylock::KeyGuard {
         self.upload_locks.lock(key.to_vec()).await
+    }
+
+    /// Serialises changes to one bucket's stored description (on core 0): creation, deletion,
+    /// ACL and tags. A NUL first byte keeps these keys apart from uploads' (`upload_lock`).
+    pub async fn bucket_lock(&self, bucket: &str) -> engine::keylock::KeyGuard {
+        let mut key = b"\0bucket/".to_vec();
+        key.extend_from_slice(bucket.as_bytes());
+        self.upload_locks.lock(key).await
     }
 
     /// A request id unique in this process: core, then a per-core count.
@@ -480,7 +504,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
             .list(BUCKETS_BUCKET, b"", None, usize::MAX)
             .into_iter()
             .filter_map(|l| String::from_utf8(l.key.into()).ok())
-            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, public_read: false }))
+            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, public_read: false, tags: None }))
             .collect();
         let mut loaded = BTreeMap::new();
         for name in table.keys() {

@@ -1,4 +1,5 @@
-//! Request bodies: CreateBucket, DeleteObjects, CompleteMultipartUpload, PutBucketVersioning.
+//! Request bodies: CreateBucket, DeleteObjects, CompleteMultipartUpload, PutBucketVersioning,
+//! Put{Object,Bucket}Tagging.
 //!
 //! A body is first read into a small element tree under fixed limits (size, depth, element
 //! count), then the tree is read by name. Names are matched on their local part, so a namespace,
@@ -324,6 +325,33 @@ pub fn parse_versioning_configuration(body: &[u8]) -> Result<VersioningConfigura
         Some(other) => return Err(XmlError::malformed(format!("<MfaDelete> {other:?} is neither Enabled nor Disabled"))),
     };
     Ok(VersioningConfiguration { status, mfa_delete })
+}
+
+/// Most `<Tag>` elements we read from a tagging body: more than any tag set may hold, so the
+/// caller's check (`tagging::checked`) says how many were sent rather than this parser.
+pub const TAGGING_TAGS_READ_MAX: usize = 1000;
+
+/// PUT Object/Bucket `?tagging` (Put{Object,Bucket}Tagging): the tags in the order sent, not yet
+/// checked against S3's limits (`tagging::checked` does that, as the two limits differ). A tag
+/// with no `<Value>`, or an empty one, has an empty value.
+pub fn parse_tagging(body: &[u8]) -> Result<Vec<(String, String)>, XmlError> {
+    let root = parse_tree(body, "Tagging")?;
+    let mut sets = root.children("TagSet");
+    let set = sets.next().ok_or_else(|| XmlError::malformed("<Tagging> has no <TagSet>"))?;
+    if sets.next().is_some() {
+        return Err(XmlError::malformed("<Tagging> has more than one <TagSet>"));
+    }
+    let count = set.children("Tag").count();
+    if count > TAGGING_TAGS_READ_MAX {
+        return Err(XmlError { code: ErrorCode::InvalidTag, message: format!("<TagSet> lists {count} tags") });
+    }
+    set.children("Tag")
+        .map(|tag| {
+            let key = tag.child_text("Key")?.ok_or_else(|| XmlError::malformed("<Tag> has no <Key>"))?;
+            let value = tag.child_text("Value")?.unwrap_or("");
+            Ok((key.to_owned(), value.to_owned()))
+        })
+        .collect()
 }
 
 fn parse_bool(text: &str, element: &str) -> Result<bool, XmlError> {

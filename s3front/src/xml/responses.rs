@@ -419,6 +419,22 @@ pub fn access_control_policy(owner: &Owner) -> Vec<u8> {
     out.finish()
 }
 
+/// GET Object/Bucket tagging: the tag set, in the order given (stored sorted by key).
+pub fn tagging(tags: &[(String, String)]) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    out.root("Tagging");
+    out.start("TagSet");
+    for (key, value) in tags {
+        out.start("Tag");
+        out.element("Key", key);
+        out.element("Value", value);
+        out.end("Tag");
+    }
+    out.end("TagSet");
+    out.end("Tagging");
+    out.finish()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Copy
 

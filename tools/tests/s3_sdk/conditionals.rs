@@ -15,9 +15,6 @@ fn past() -> DateTime {
     DateTime::from_secs(unix_now() - 86_400)
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs() as i64
-}
 
 /// (If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since) and the expected status.
 struct Case {

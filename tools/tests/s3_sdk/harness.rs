@@ -250,6 +250,11 @@ fn parse_listening_port(line: &str) -> Option<u16> {
     port.trim_end_matches('/').parse().ok()
 }
 
+/// Wall-clock seconds since 1970: what SigV4 signs and what dates in conditionals are made from.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs() as i64
+}
+
 // ---------------------------------------------------------------------------------------------
 // Errors
 

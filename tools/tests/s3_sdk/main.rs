@@ -22,3 +22,4 @@ mod persistence;
 mod presign;
 mod ranges;
 mod scrub;
+mod tagging;

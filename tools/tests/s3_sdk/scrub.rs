@@ -1,5 +1,6 @@
 //! The background scrubber of `corestore serve`: damage at rest is found and reported with its
 //! place and object, and the damaged object is refused while every other one is served.
+#![allow(clippy::disallowed_methods)] // a test process of its own: plain threads, sleeps and wall time, no ring
 
 use crate::harness::*;
 
