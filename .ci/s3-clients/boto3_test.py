@@ -344,6 +344,46 @@ def t_tagging():
     s3.delete_object(Bucket=BUCKET, Key="tagged")
 
 
+def t_presigned_post():
+    import hmac
+    import json
+    import urllib3
+    http = urllib3.PoolManager()
+    # generate_presigned_post (SigV4), sent as a browser sends the form.
+    post = s3.generate_presigned_post(
+        BUCKET, "forms/${filename}", Fields={"Content-Type": "text/plain"},
+        Conditions=[["starts-with", "$key", "forms/"], {"Content-Type": "text/plain"}, ["content-length-range", 1, 1 << 20]],
+        ExpiresIn=300)
+    body = b"from a form\r\n--" + b"x" * 1000
+    fields = dict(post["fields"])
+    fields["file"] = ("note.txt", body, "text/plain")
+    r = http.request("POST", post["url"], fields=fields)
+    expect_eq("presigned POST status", r.status, 204)
+    got = s3.get_object(Bucket=BUCKET, Key="forms/note.txt")
+    expect_eq("posted body", got["Body"].read(), body)
+    expect_eq("posted Content-Type", got["ContentType"], "text/plain")
+    expect_eq("posted ETag", got["ETag"], md5_etag(body))
+    fields["file"] = ("big.txt", b"x" * ((1 << 20) + 1), "text/plain")
+    r = http.request("POST", post["url"], fields=fields)
+    expect_eq("POST above content-length-range", (r.status, b"<Code>EntityTooLarge</Code>" in r.data), (400, True))
+    # A SigV2 policy form, as Ceph's s3-tests send it.
+    policy = base64.b64encode(json.dumps({"expiration": "2100-01-01T00:00:00Z", "conditions": [
+        {"bucket": BUCKET}, ["starts-with", "$key", "v2"], {"acl": "private"},
+        ["starts-with", "$Content-Type", "text/plain"], ["content-length-range", 0, 1024]]}).encode())
+    secret = os.environ["AWS_SECRET_ACCESS_KEY"].encode()
+    signature = base64.b64encode(hmac.new(secret, policy, hashlib.sha1).digest()).decode()
+    v2 = {"key": "v2.txt", "AWSAccessKeyId": os.environ["AWS_ACCESS_KEY_ID"], "acl": "private", "signature": signature,
+          "policy": policy.decode(), "Content-Type": "text/plain", "file": ("file", b"bar")}
+    r = http.request("POST", f"{ENDPOINT}/{BUCKET}", fields=v2)
+    expect_eq("SigV2 POST status", r.status, 204)
+    expect_eq("SigV2 posted body", s3.get_object(Bucket=BUCKET, Key="v2.txt")["Body"].read(), b"bar")
+    v2["signature"] = base64.b64encode(b"0" * 20).decode()
+    r = http.request("POST", f"{ENDPOINT}/{BUCKET}", fields=v2)
+    expect_eq("wrong signature", (r.status, b"<Code>SignatureDoesNotMatch</Code>" in r.data), (403, True))
+    for key in ["forms/note.txt", "v2.txt"]:
+        s3.delete_object(Bucket=BUCKET, Key=key)
+
+
 def t_cleanup():
     keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
             for o in p.get("Contents", [])]
@@ -371,6 +411,7 @@ CHECKS = [
     ("error codes (NoSuchKey, NoSuchBucket, BucketNotEmpty, ...)", t_error_codes),
     ("list_object_versions of an unversioned bucket", t_list_object_versions),
     ("object and bucket tagging", t_tagging),
+    ("presigned POST (SigV4) and a SigV2 policy form via urllib3", t_presigned_post),
     ("second user (corestore admin user add)", t_second_user),
     ("wrong secret, unknown access key refused", t_bad_credentials),
     ("empty and delete the bucket", t_cleanup),

@@ -31,6 +31,7 @@ pub enum ErrorCode {
     InvalidLocationConstraint,
     InvalidObjectState,
     InvalidPart,
+    InvalidPolicyDocument,
     InvalidPartOrder,
     InvalidRange,
     InvalidRequest,
@@ -39,7 +40,9 @@ pub enum ErrorCode {
     InvalidURI,
     KeyTooLongError,
     MalformedXML,
+    MalformedPOSTRequest,
     MaxMessageLengthExceeded,
+    MaxPostPreDataLengthExceededError,
     MetadataTooLarge,
     MethodNotAllowed,
     MissingContentLength,
@@ -68,7 +71,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for table-driven tests and for looking a code up by name.
-    pub const ALL: [ErrorCode; 50] = [
+    pub const ALL: [ErrorCode; 53] = [
         ErrorCode::AccessDenied,
         ErrorCode::AuthorizationHeaderMalformed,
         ErrorCode::BadDigest,
@@ -89,6 +92,7 @@ impl ErrorCode {
         ErrorCode::InvalidLocationConstraint,
         ErrorCode::InvalidObjectState,
         ErrorCode::InvalidPart,
+        ErrorCode::InvalidPolicyDocument,
         ErrorCode::InvalidPartOrder,
         ErrorCode::InvalidRange,
         ErrorCode::InvalidRequest,
@@ -97,7 +101,9 @@ impl ErrorCode {
         ErrorCode::InvalidURI,
         ErrorCode::KeyTooLongError,
         ErrorCode::MalformedXML,
+        ErrorCode::MalformedPOSTRequest,
         ErrorCode::MaxMessageLengthExceeded,
+        ErrorCode::MaxPostPreDataLengthExceededError,
         ErrorCode::MetadataTooLarge,
         ErrorCode::MethodNotAllowed,
         ErrorCode::MissingContentLength,
@@ -182,6 +188,7 @@ impl ErrorCode {
             C::InvalidDigest => ("InvalidDigest", 400, "The Content-MD5 you specified is not valid."),
             C::InvalidLocationConstraint => ("InvalidLocationConstraint", 400, "The specified location-constraint is not valid."),
             C::InvalidObjectState => ("InvalidObjectState", 403, "The operation is not valid for the current state of the object."),
+            C::InvalidPolicyDocument => ("InvalidPolicyDocument", 400, "The content of the form does not meet the conditions specified in the policy document."),
             C::InvalidPart => (
                 "InvalidPart",
                 400,
@@ -198,9 +205,11 @@ impl ErrorCode {
             C::InvalidTag => ("InvalidTag", 400, "The tag provided was not a valid tag."),
             C::InvalidURI => ("InvalidURI", 400, "Couldn't parse the specified URI."),
             C::KeyTooLongError => ("KeyTooLongError", 400, "Your key is too long"),
+            C::MalformedPOSTRequest => ("MalformedPOSTRequest", 400, "The body of your POST request is not well-formed multipart/form-data."),
             C::MalformedXML => {
                 ("MalformedXML", 400, "The XML you provided was not well-formed or did not validate against our published schema")
             }
+            C::MaxPostPreDataLengthExceededError => ("MaxPostPreDataLengthExceededError", 400, "Your POST request fields preceding the upload file were too large."),
             C::MaxMessageLengthExceeded => ("MaxMessageLengthExceeded", 400, "Your request was too big."),
             C::MetadataTooLarge => ("MetadataTooLarge", 400, "Your metadata headers exceed the maximum allowed metadata size."),
             C::MethodNotAllowed => ("MethodNotAllowed", 405, "The specified method is not allowed against this resource."),

@@ -2,7 +2,7 @@
 //!
 //! It turns requests into calls on the owning core's store and errors into S3 error bodies; it
 //! must never be a dependency of engine, net or raftlog. The codecs (`http`, `sigv4`, `chunked`,
-//! `checksum`, `xml`, `names`, `tagging`) are sans-IO: bytes in, values or errors out, so that cargo fuzz
+//! `checksum`, `xml`, `names`, `tagging`, `post`) are sans-IO: bytes in, values or errors out, so that cargo fuzz
 //! and property tests drive them without sockets.
 
 pub mod checksum;
@@ -10,6 +10,7 @@ pub mod chunked;
 pub mod error;
 pub mod http;
 pub mod names;
+pub mod post;
 pub mod sigv4;
 pub mod server;
 pub mod tagging;

@@ -158,6 +158,7 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
             Ok(Some(Response::new(200).header("x-amz-bucket-region", shard.config.region.clone())))
         }
         Method::Post if req.has_query("delete") => delete_objects(shard, conn, req, bucket).await.map(Some),
+        Method::Post if super::post_object::is_form(req) => super::post_object::post_object(shard, conn, req, bucket).await.map(Some),
         Method::Get if req.has_query("location") => {
             access(shard, req, &bucket, false)?;
             Ok(Some(Response::xml(200, xr::location_constraint(&shard.config.region))))
@@ -435,13 +436,31 @@ async fn put_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
 }
 
 /// Where a body went: in memory (small), or into an upload stream on the owning core.
-enum Stored {
+pub(super) enum Stored {
     Small(Vec<u8>),
     Stream(engine::store::Extent),
 }
 
+/// Where an object's bytes come from: a request's body, or the file of a form (PostObject).
+pub(super) trait BodySource {
+    /// The length the request declared, if it did.
+    fn declared_len(&self) -> Option<u64>;
+    /// Appends up to about `want` more bytes to `out`; false once the bytes have ended.
+    async fn read(&mut self, conn: &mut Conn, out: &mut Vec<u8>, want: usize) -> Result<bool, S3Error>;
+}
+
+impl BodySource for BodyReader {
+    fn declared_len(&self) -> Option<u64> {
+        BodyReader::declared_len(self)
+    }
+
+    async fn read(&mut self, conn: &mut Conn, out: &mut Vec<u8>, want: usize) -> Result<bool, S3Error> {
+        BodyReader::read(self, conn, out, want).await
+    }
+}
+
 /// Reads a body to its end: kept in memory if small, else streamed to core `owner` in chunks.
-async fn store_body(shard: &Rc<Shard>, conn: &mut Conn, body: &mut BodyReader, owner: usize) -> Result<Stored, S3Error> {
+pub(super) async fn store_body(shard: &Rc<Shard>, conn: &mut Conn, body: &mut impl BodySource, owner: usize) -> Result<Stored, S3Error> {
     let mut piece = Vec::with_capacity(body.declared_len().map_or(64 << 10, |n| (n as usize).min(STREAM_PIECE_BYTES)));
     let small = body.declared_len().is_some_and(|n| n as usize <= SMALL_OBJECT_BYTES_MAX);
     if small || body.declared_len().is_none() {
@@ -465,7 +484,7 @@ async fn store_body(shard: &Rc<Shard>, conn: &mut Conn, body: &mut BodyReader, o
 async fn stream_body(
     shard: &Rc<Shard>,
     conn: &mut Conn,
-    body: &mut BodyReader,
+    body: &mut impl BodySource,
     owner: usize,
     session: u64,
     mut piece: Vec<u8>,
@@ -483,7 +502,7 @@ async fn stream_body(
     }
 }
 
-async fn commit(shard: &Rc<Shard>, owner: usize, bucket: String, key: String, meta: ObjectMeta, stored: Stored) -> Result<(), S3Error> {
+pub(super) async fn commit(shard: &Rc<Shard>, owner: usize, bucket: String, key: String, meta: ObjectMeta, stored: Stored) -> Result<(), S3Error> {
     match stored {
         Stored::Small(data) => call(shard, owner, move |s: Rc<Shard>| objects::put_small(s, bucket, key, meta, data)).await,
         Stored::Stream(extent) => {

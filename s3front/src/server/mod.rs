@@ -15,6 +15,7 @@ mod conn;
 mod handlers;
 pub mod meta;
 mod objects;
+mod post_object;
 mod rpc;
 pub mod users;
 

@@ -435,6 +435,18 @@ pub fn tagging(tags: &[(String, String)]) -> Vec<u8> {
     out.finish()
 }
 
+/// PostObject with `success_action_status=201`. `etag` is sent quoted, as S3 writes it here.
+pub fn post_response(location: &str, bucket: &str, key: &str, etag: &str) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    out.root("PostResponse");
+    out.element("Location", location);
+    out.element("Bucket", bucket);
+    out.element("Key", key);
+    out.element("ETag", etag);
+    out.end("PostResponse");
+    out.finish()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Copy
 

@@ -19,6 +19,7 @@ mod listing;
 mod multipart;
 mod objects;
 mod persistence;
+mod post_object;
 mod presign;
 mod ranges;
 mod scrub;
