@@ -1,4 +1,4 @@
-"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, listing, tags, errors.
+"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, listing, tags, form uploads, CORS, errors.
 
 Run by run.sh, which sets S3_ENDPOINT, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and, when it could
 add one, a second user (S3_SECOND_ACCESS_KEY/S3_SECOND_SECRET_KEY). Each check compares exact
@@ -384,6 +384,26 @@ def t_presigned_post():
         s3.delete_object(Bucket=BUCKET, Key=key)
 
 
+def t_cors():
+    import urllib3
+    http = urllib3.PoolManager()
+    s3.put_bucket_cors(Bucket=BUCKET, CORSConfiguration={"CORSRules": [
+        {"AllowedOrigins": ["https://*.example.com"], "AllowedMethods": ["GET", "PUT"], "AllowedHeaders": ["*"],
+         "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 300}]})
+    rules = s3.get_bucket_cors(Bucket=BUCKET)["CORSRules"]
+    expect_eq("stored rule origins", rules[0]["AllowedOrigins"], ["https://*.example.com"])
+    r = http.request("OPTIONS", f"{ENDPOINT}/{BUCKET}/any-key", headers={
+        "Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT",
+        "Access-Control-Request-Headers": "content-type,x-amz-date"})
+    expect_eq("preflight", (r.status, r.headers.get("Access-Control-Allow-Origin"), r.headers.get("Access-Control-Allow-Headers")),
+              (200, "https://app.example.com", "content-type, x-amz-date"))
+    r = http.request("OPTIONS", f"{ENDPOINT}/{BUCKET}/any-key", headers={
+        "Origin": "https://evil.example.org", "Access-Control-Request-Method": "GET"})
+    expect_eq("preflight from an origin no rule allows", r.status, 403)
+    s3.delete_bucket_cors(Bucket=BUCKET)
+    expect_error("no CORS rules", "NoSuchCORSConfiguration", 404, s3.get_bucket_cors, Bucket=BUCKET)
+
+
 def t_cleanup():
     keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
             for o in p.get("Contents", [])]
@@ -412,6 +432,7 @@ CHECKS = [
     ("list_object_versions of an unversioned bucket", t_list_object_versions),
     ("object and bucket tagging", t_tagging),
     ("presigned POST (SigV4) and a SigV2 policy form via urllib3", t_presigned_post),
+    ("bucket CORS rules and preflights", t_cors),
     ("second user (corestore admin user add)", t_second_user),
     ("wrong secret, unknown access key refused", t_bad_credentials),
     ("empty and delete the bucket", t_cleanup),

@@ -12,7 +12,9 @@ use crate::xml::out::XmlOut;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     AccessDenied,
+    AccessForbidden,
     AuthorizationHeaderMalformed,
+    BadRequest,
     BadDigest,
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
@@ -49,6 +51,7 @@ pub enum ErrorCode {
     MissingRequestBodyError,
     MissingSecurityHeader,
     NoSuchBucket,
+    NoSuchCORSConfiguration,
     NoSuchKey,
     NoSuchTagSet,
     NoSuchUpload,
@@ -71,9 +74,11 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for table-driven tests and for looking a code up by name.
-    pub const ALL: [ErrorCode; 53] = [
+    pub const ALL: [ErrorCode; 56] = [
         ErrorCode::AccessDenied,
+        ErrorCode::AccessForbidden,
         ErrorCode::AuthorizationHeaderMalformed,
+        ErrorCode::BadRequest,
         ErrorCode::BadDigest,
         ErrorCode::BucketAlreadyExists,
         ErrorCode::BucketAlreadyOwnedByYou,
@@ -110,6 +115,7 @@ impl ErrorCode {
         ErrorCode::MissingRequestBodyError,
         ErrorCode::MissingSecurityHeader,
         ErrorCode::NoSuchBucket,
+        ErrorCode::NoSuchCORSConfiguration,
         ErrorCode::NoSuchKey,
         ErrorCode::NoSuchTagSet,
         ErrorCode::NoSuchUpload,
@@ -155,7 +161,9 @@ impl ErrorCode {
     fn entry(&self) -> (&'static str, u16, &'static str) {
         use ErrorCode as C;
         match self {
+            C::AccessForbidden => ("AccessForbidden", 403, "CORSResponse: This CORS request is not allowed."),
             C::AccessDenied => ("AccessDenied", 403, "Access Denied"),
+            C::BadRequest => ("BadRequest", 400, "Bad Request"),
             C::AuthorizationHeaderMalformed => {
                 ("AuthorizationHeaderMalformed", 400, "The authorization header that you provided is not valid.")
             }
@@ -216,6 +224,7 @@ impl ErrorCode {
             C::MissingContentLength => ("MissingContentLength", 411, "You must provide the Content-Length HTTP header."),
             C::MissingRequestBodyError => ("MissingRequestBodyError", 400, "Request Body is empty"),
             C::MissingSecurityHeader => ("MissingSecurityHeader", 400, "Your request is missing a required header."),
+            C::NoSuchCORSConfiguration => ("NoSuchCORSConfiguration", 404, "The CORS configuration does not exist"),
             C::NoSuchBucket => ("NoSuchBucket", 404, "The specified bucket does not exist"),
             C::NoSuchKey => ("NoSuchKey", 404, "The specified key does not exist."),
             C::NoSuchTagSet => ("NoSuchTagSet", 404, "The TagSet does not exist"),

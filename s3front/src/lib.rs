@@ -2,11 +2,12 @@
 //!
 //! It turns requests into calls on the owning core's store and errors into S3 error bodies; it
 //! must never be a dependency of engine, net or raftlog. The codecs (`http`, `sigv4`, `chunked`,
-//! `checksum`, `xml`, `names`, `tagging`, `post`) are sans-IO: bytes in, values or errors out, so that cargo fuzz
+//! `checksum`, `xml`, `names`, `tagging`, `post`, `cors`) are sans-IO: bytes in, values or errors out, so that cargo fuzz
 //! and property tests drive them without sockets.
 
 pub mod checksum;
 pub mod chunked;
+pub mod cors;
 pub mod error;
 pub mod http;
 pub mod names;

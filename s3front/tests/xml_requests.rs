@@ -310,3 +310,40 @@ fn tagging_bodies() {
     let many = format!("<Tagging><TagSet>{}</TagSet></Tagging>", "<Tag><Key>k</Key></Tag>".repeat(TAGGING_TAGS_READ_MAX + 1));
     assert_eq!(parse_tagging(many.as_bytes()).map_err(|e| e.code), Err(ErrorCode::InvalidTag));
 }
+
+// ---------------------------------------------------------------------------------------------
+// PutBucketCors
+
+#[test]
+fn cors_bodies() {
+    let aws_doc = br#"<CORSConfiguration>
+ <CORSRule>
+   <AllowedOrigin>http://www.example.com</AllowedOrigin>
+   <AllowedMethod>PUT</AllowedMethod>
+   <AllowedMethod>POST</AllowedMethod>
+   <AllowedHeader>*</AllowedHeader>
+   <MaxAgeSeconds>3000</MaxAgeSeconds>
+   <ExposeHeader>x-amz-server-side-encryption</ExposeHeader>
+ </CORSRule>
+ <CORSRule>
+   <ID>any</ID>
+   <AllowedOrigin>*</AllowedOrigin>
+   <AllowedMethod>GET</AllowedMethod>
+ </CORSRule>
+</CORSConfiguration>"#;
+    let rules = parse_cors_configuration(aws_doc).expect("AWS's example parses");
+    assert_eq!(rules.len(), 2);
+    assert_eq!(rules[0].allowed_origins, vec!["http://www.example.com"]);
+    assert_eq!(rules[0].allowed_methods, vec!["PUT", "POST"]);
+    assert_eq!(rules[0].allowed_headers, vec!["*"]);
+    assert_eq!(rules[0].max_age_seconds, Some(3000));
+    assert_eq!(rules[0].expose_headers, vec!["x-amz-server-side-encryption"]);
+    assert_eq!((rules[1].id.as_deref(), rules[1].max_age_seconds), (Some("any"), None));
+    assert!(s3front::cors::check_rules(&rules).is_ok());
+    malformed(parse_cors_configuration(b"<CORSConfiguration><CORSRule><MaxAgeSeconds>soon</MaxAgeSeconds></CORSRule></CORSConfiguration>"), "MaxAgeSeconds");
+    malformed(parse_cors_configuration(b"<Other/>"), "expected <CORSConfiguration>");
+    // Parsed, then refused by the checks: no rule, no method.
+    assert!(s3front::cors::check_rules(&parse_cors_configuration(b"<CORSConfiguration/>").expect("parses")).is_err());
+    let no_method = parse_cors_configuration(b"<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin></CORSRule></CORSConfiguration>");
+    assert!(s3front::cors::check_rules(&no_method.expect("parses")).is_err());
+}

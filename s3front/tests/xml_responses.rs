@@ -501,3 +501,23 @@ fn tagging_body() {
     );
     check(tagging(&[]), &format!("<Tagging {NS}><TagSet></TagSet></Tagging>"));
 }
+
+#[test]
+fn cors_configuration_body() {
+    let rule = s3front::cors::CorsRule {
+        id: Some("r1".into()),
+        allowed_origins: vec!["*".into()],
+        allowed_methods: vec!["GET".into(), "HEAD".into()],
+        allowed_headers: vec!["x-amz-*".into()],
+        expose_headers: vec!["ETag".into()],
+        max_age_seconds: Some(60),
+    };
+    check(
+        cors_configuration(&[rule]),
+        &format!(
+            "<CORSConfiguration {NS}><CORSRule><ID>r1</ID><AllowedHeader>x-amz-*</AllowedHeader><AllowedMethod>GET</AllowedMethod>\
+             <AllowedMethod>HEAD</AllowedMethod><AllowedOrigin>*</AllowedOrigin><ExposeHeader>ETag</ExposeHeader>\
+             <MaxAgeSeconds>60</MaxAgeSeconds></CORSRule></CORSConfiguration>"
+        ),
+    );
+}

@@ -1,12 +1,12 @@
 #![no_main]
 //! Every request body parser on arbitrary bytes: the first byte picks the parser, the rest is the
-//! body (or, for 5, the `x-amz-tagging` header). A parser may refuse a body; it must never panic,
+//! body (or, for 5, the `x-amz-tagging` header; 6 is a CORS configuration). A parser may refuse a body; it must never panic,
 //! and what it accepts must obey the limits.
 
 use s3front::tagging::{self, OBJECT_TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
 use s3front::xml::{
     COMPLETE_PARTS_MAX, DELETE_OBJECTS_MAX, TAGGING_TAGS_READ_MAX, XML_BODY_BYTES_MAX, parse_complete_multipart, parse_create_bucket,
-    parse_delete_objects, parse_tagging, parse_versioning_configuration,
+    parse_cors_configuration, parse_delete_objects, parse_tagging, parse_versioning_configuration,
 };
 
 /// A checked tag set obeys every limit, in key order with no key twice.
@@ -20,7 +20,7 @@ fn assert_checked(tags: &[(String, String)], max: usize) {
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else { return };
-    match selector % 6 {
+    match selector % 7 {
         0 => {
             if let Ok(Some(location)) = parse_create_bucket(body) {
                 assert!(!location.is_empty());
@@ -48,6 +48,14 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 if let Ok(set) = tagging::checked(tags, tagging::BUCKET_TAGS_MAX) {
                     assert_checked(&set, tagging::BUCKET_TAGS_MAX);
                 }
+            }
+        }
+        6 => {
+            if let Ok(rules) = parse_cors_configuration(body)
+                && s3front::cors::check_rules(&rules).is_ok()
+            {
+                assert!(!rules.is_empty() && rules.len() <= s3front::cors::CORS_RULES_MAX);
+                let _ = s3front::cors::matching(&rules, "https://a.example", "GET", &["x-amz-date"]);
             }
         }
         _ => {

@@ -36,6 +36,8 @@ pub struct Request {
     pub key: Option<String>,
     pub query: Vec<(String, String)>,
     pub now_ms: u64,
+    /// CORS headers for a cross-origin request its bucket's rules allow (`handlers::handle`).
+    pub cors: Vec<(String, String)>,
 }
 
 impl Request {
@@ -204,7 +206,7 @@ fn prepare(shard: &Rc<Shard>, head: RequestHead, id: String) -> Result<Request, 
         }
         with_resource(err)
     })?;
-    Ok(Request { head, id, auth, bucket, key, query, now_ms })
+    Ok(Request { head, id, auth, bucket, key, query, now_ms, cors: Vec::new() })
 }
 
 /// The bucket of a virtual-hosted `host` (`bucket.<domain>`), the domain matched without

@@ -13,6 +13,7 @@ use super::{BUCKETS_BUCKET, BucketInfo, Shard};
 use crate::checksum::{ChecksumAlgorithm, multipart_etag};
 use crate::error::{ErrorCode, S3Error};
 use crate::http::{self, Method, RangeResult, ResponseHead};
+use crate::cors;
 use crate::names;
 use crate::tagging;
 use crate::xml::{self, responses as xr};
@@ -53,18 +54,57 @@ fn err(code: ErrorCode, message: impl Into<String>) -> S3Error {
     S3Error::new(code, message)
 }
 
-pub async fn handle(shard: &Rc<Shard>, conn: &mut Conn, req: Request) -> Result<Option<Response>, S3Error> {
+pub async fn handle(shard: &Rc<Shard>, conn: &mut Conn, mut req: Request) -> Result<Option<Response>, S3Error> {
     let resource = req.head.path().to_string();
-    let r = route(shard, conn, &req).await;
+    req.cors = cors_headers(shard, &req);
+    let r = if req.head.method == Method::Options { preflight(shard, &req).map(Some) } else { route(shard, conn, &req).await };
+    // Responses streamed by their handler carry `req.cors` themselves (`object_response_head`).
+    let r = r.map(|resp| resp.map(|resp| req.cors.iter().fold(resp, |resp, (n, v)| resp.header(n, v.clone()))));
     r.map_err(|e| if e.resource.is_empty() { e.with_resource(resource) } else { e })
+}
+
+/// The CORS headers of a cross-origin request (one with `Origin`) that a rule of its bucket
+/// allows; none otherwise (the browser then refuses the response to the page).
+fn cors_headers(shard: &Shard, req: &Request) -> Vec<(String, String)> {
+    let (Some(origin), Some(bucket)) = (req.header("origin"), &req.bucket) else { return Vec::new() };
+    if req.head.method == Method::Options {
+        return Vec::new();
+    }
+    let buckets = shard.buckets.borrow();
+    let Some(rules) = buckets.get(bucket).and_then(|b| b.cors.as_ref()) else { return Vec::new() };
+    match cors::matching(rules, origin, req.head.method.as_str(), &[]) {
+        Some(rule) => cors::response_headers(rule, origin, None),
+        None => Vec::new(),
+    }
+}
+
+/// A CORS preflight (`OPTIONS` with Origin and Access-Control-Request-Method): unauthenticated,
+/// answered from the bucket's rules.
+fn preflight(shard: &Shard, req: &Request) -> Result<Response, S3Error> {
+    let Some(bucket) = &req.bucket else {
+        return Err(err(ErrorCode::MethodNotAllowed, "OPTIONS is allowed on a bucket or an object"));
+    };
+    let origin = req.header("origin").ok_or_else(|| err(ErrorCode::BadRequest, "Insufficient information. Origin request header needed."))?;
+    let method = req.header("access-control-request-method").ok_or_else(|| err(ErrorCode::BadRequest, "Invalid Access-Control-Request-Method"))?;
+    let headers = cors::requested_headers(req.header("access-control-request-headers").unwrap_or(""));
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let buckets = shard.buckets.borrow();
+    let info = buckets.get(bucket).ok_or_else(|| err(ErrorCode::NoSuchBucket, "The specified bucket does not exist").with_extra("BucketName", bucket))?;
+    let rules = info.cors.as_ref().ok_or_else(|| err(ErrorCode::AccessForbidden, "CORSResponse: CORS is not enabled for this bucket."))?;
+    let rule = cors::matching(rules, origin, method, &headers).ok_or_else(|| {
+        err(
+            ErrorCode::AccessForbidden,
+            "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.",
+        )
+    })?;
+    Ok(cors::response_headers(rule, origin, Some(&headers)).into_iter().fold(Response::new(200), |resp, (n, v)| resp.header(&n, v)))
 }
 
 /// Subresources S3 defines that we do not implement: answered NotImplemented rather than
 /// mistaken for a plain object or bucket request.
-const UNSUPPORTED_SUBRESOURCES: [&str; 23] = [
+const UNSUPPORTED_SUBRESOURCES: [&str; 22] = [
     "policy",
     "policyStatus",
-    "cors",
     "lifecycle",
     "website",
     "logging",
@@ -141,6 +181,26 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
         }
         Method::Put if req.has_query("acl") => set_acl(shard, req, bucket).await.map(Some),
         Method::Put if req.has_query("tagging") => put_bucket_tagging(shard, conn, req, bucket).await.map(Some),
+        Method::Put if req.has_query("cors") => {
+            access(shard, req, &bucket, true)?;
+            let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
+            let rules = xml::parse_cors_configuration(&body)?;
+            cors::check_rules(&rules)?;
+            update_bucket(shard, bucket, move |info| info.cors = Some(rules)).await?;
+            Ok(Some(Response::new(200)))
+        }
+        Method::Get if req.has_query("cors") => {
+            let info = access(shard, req, &bucket, false)?;
+            let rules = info.cors.ok_or_else(|| {
+                err(ErrorCode::NoSuchCORSConfiguration, "The CORS configuration does not exist").with_extra("BucketName", &bucket)
+            })?;
+            Ok(Some(Response::xml(200, xr::cors_configuration(&rules))))
+        }
+        Method::Delete if req.has_query("cors") => {
+            access(shard, req, &bucket, true)?;
+            update_bucket(shard, bucket, |info| info.cors = None).await?;
+            Ok(Some(Response::new(204)))
+        }
         Method::Get if req.has_query("tagging") => {
             let info = access(shard, req, &bucket, false)?;
             let tags = info.tags.ok_or_else(|| err(ErrorCode::NoSuchTagSet, "The TagSet does not exist").with_extra("BucketName", &bucket))?;
@@ -254,7 +314,7 @@ async fn create_bucket_on_0(shard: Rc<Shard>, bucket: String, owner: String, now
         }
         .with_extra("BucketName", bucket));
     }
-    let info = BucketInfo { owner, created_ms: now_ms, public_read, tags: None };
+    let info = BucketInfo { owner, created_ms: now_ms, public_read, tags: None, cors: None };
     shard.store.put(BUCKETS_BUCKET, bucket.as_bytes(), &[], &info.encode()).await.map_err(|e| internal(format!("store bucket: {e}")))?;
     broadcast_bucket(&shard, bucket, Some(info)).await;
     Ok(())
@@ -690,6 +750,9 @@ fn object_response_head_with(
 ) -> Vec<u8> {
     let mut head = conn::head_start(if partial { 206 } else { 200 }, &req.id, Some(end - start));
     head.push_lines(stored);
+    for (n, v) in &req.cors {
+        let _ = head.try_header(n, v);
+    }
     checksum_headers(&mut head, req, meta, partial);
     if partial {
         let _ = head.try_header_fmt("content-range", format_args!("bytes {start}-{}/{size}", end.saturating_sub(1)));

@@ -164,6 +164,9 @@ pub struct BucketInfo {
     /// The bucket's tags, sorted by key (`tagging::TagSet`); `None` when it has no tag set
     /// (GetBucketTagging answers NoSuchTagSet), which differs from an empty one.
     pub tags: Option<Vec<(String, String)>>,
+    /// The bucket's CORS rules (`cors`); `None` when it has none (GetBucketCors answers
+    /// NoSuchCORSConfiguration, and cross-origin requests get no CORS headers).
+    pub cors: Option<Vec<crate::cors::CorsRule>>,
 }
 
 impl BucketInfo {
@@ -171,6 +174,9 @@ impl BucketInfo {
         let mut v = serde_json::json!({"owner": self.owner, "created_ms": self.created_ms, "public_read": self.public_read});
         if let Some(tags) = &self.tags {
             v["tags"] = tags.iter().map(|(k, t)| serde_json::json!([k, t])).collect();
+        }
+        if let Some(rules) = &self.cors {
+            v["cors"] = crate::cors::to_json(rules);
         }
         v.to_string().into_bytes()
     }
@@ -189,6 +195,10 @@ impl BucketInfo {
                         .map(|pair| Some((pair.get(0)?.as_str()?.to_string(), pair.get(1)?.as_str()?.to_string())))
                         .collect::<Option<Vec<_>>>()?,
                 ),
+            },
+            cors: match v.get("cors") {
+                None => None,
+                Some(rules) => Some(crate::cors::from_json(rules)?),
             },
         })
     }
@@ -505,7 +515,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
             .list(BUCKETS_BUCKET, b"", None, usize::MAX)
             .into_iter()
             .filter_map(|l| String::from_utf8(l.key.into()).ok())
-            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, public_read: false, tags: None }))
+            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, public_read: false, tags: None, cors: None }))
             .collect();
         let mut loaded = BTreeMap::new();
         for name in table.keys() {

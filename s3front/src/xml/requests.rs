@@ -1,5 +1,5 @@
 //! Request bodies: CreateBucket, DeleteObjects, CompleteMultipartUpload, PutBucketVersioning,
-//! Put{Object,Bucket}Tagging.
+//! Put{Object,Bucket}Tagging, PutBucketCors.
 //!
 //! A body is first read into a small element tree under fixed limits (size, depth, element
 //! count), then the tree is read by name. Names are matched on their local part, so a namespace,
@@ -350,6 +350,34 @@ pub fn parse_tagging(body: &[u8]) -> Result<Vec<(String, String)>, XmlError> {
             let key = tag.child_text("Key")?.ok_or_else(|| XmlError::malformed("<Tag> has no <Key>"))?;
             let value = tag.child_text("Value")?.unwrap_or("");
             Ok((key.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// PUT Bucket `?cors` (PutBucketCors): the rules in order, not yet checked
+/// (`cors::check_rules` does that). Values are trimmed.
+pub fn parse_cors_configuration(body: &[u8]) -> Result<Vec<crate::cors::CorsRule>, XmlError> {
+    let root = parse_tree(body, "CORSConfiguration")?;
+    if root.children("CORSRule").count() > crate::cors::CORS_RULES_MAX {
+        return Err(XmlError::malformed(format!("more than {} CORSRule elements", crate::cors::CORS_RULES_MAX)));
+    }
+    root.children("CORSRule")
+        .map(|rule| {
+            let all = |name: &str| rule.children(name).map(|c| c.text.trim().to_owned()).collect::<Vec<_>>();
+            let max_age_seconds = match rule.child_text("MaxAgeSeconds")? {
+                None => None,
+                Some(text) => Some(
+                    text.trim().parse::<u64>().map_err(|_| XmlError::malformed(format!("<MaxAgeSeconds> {text:?} is not a number of seconds")))?,
+                ),
+            };
+            Ok(crate::cors::CorsRule {
+                id: rule.child_text("ID")?.map(|id| id.trim().to_owned()),
+                allowed_origins: all("AllowedOrigin"),
+                allowed_methods: all("AllowedMethod"),
+                allowed_headers: all("AllowedHeader"),
+                expose_headers: all("ExposeHeader"),
+                max_age_seconds,
+            })
         })
         .collect()
 }

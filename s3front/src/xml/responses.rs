@@ -435,6 +435,32 @@ pub fn tagging(tags: &[(String, String)]) -> Vec<u8> {
     out.finish()
 }
 
+/// GET Bucket cors: the rules as stored.
+pub fn cors_configuration(rules: &[crate::cors::CorsRule]) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    out.root("CORSConfiguration");
+    for rule in rules {
+        out.start("CORSRule");
+        out.element_opt("ID", rule.id.as_deref());
+        for (name, values) in [
+            ("AllowedHeader", &rule.allowed_headers),
+            ("AllowedMethod", &rule.allowed_methods),
+            ("AllowedOrigin", &rule.allowed_origins),
+            ("ExposeHeader", &rule.expose_headers),
+        ] {
+            for v in values {
+                out.element(name, v);
+            }
+        }
+        if let Some(age) = rule.max_age_seconds {
+            out.element("MaxAgeSeconds", &age.to_string());
+        }
+        out.end("CORSRule");
+    }
+    out.end("CORSConfiguration");
+    out.finish()
+}
+
 /// PostObject with `success_action_status=201`. `etag` is sent quoted, as S3 writes it here.
 pub fn post_response(location: &str, bucket: &str, key: &str, etag: &str) -> Vec<u8> {
     let mut out = XmlOut::new();

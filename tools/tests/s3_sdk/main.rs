@@ -12,6 +12,7 @@ mod buckets;
 mod checksums;
 mod conditionals;
 mod copy;
+mod cors;
 mod delete_objects;
 mod errors;
 mod isolation;
