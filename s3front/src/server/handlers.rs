@@ -734,6 +734,35 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
     Ok(None)
 }
 
+/// The query parameters of a GET or HEAD that replace a stored header in its response (S3's
+/// `response-*`, as presigned download links use them), and the headers they replace.
+const RESPONSE_OVERRIDES: [(&str, &str); 6] = [
+    ("response-content-type", "content-type"),
+    ("response-cache-control", "cache-control"),
+    ("response-content-disposition", "content-disposition"),
+    ("response-content-encoding", "content-encoding"),
+    ("response-content-language", "content-language"),
+    ("response-expires", "expires"),
+];
+
+/// `meta` with the request's `response-*` overrides applied, if it has any.
+fn response_overrides(req: &Request, meta: &ObjectMeta) -> Option<ObjectMeta> {
+    if !RESPONSE_OVERRIDES.iter().any(|(param, _)| req.has_query(param)) {
+        return None;
+    }
+    let mut m = meta.clone();
+    for (param, header) in RESPONSE_OVERRIDES {
+        let Some(value) = req.query(param) else { continue };
+        if header == "content-type" {
+            m.content_type = Some(value.to_string());
+            continue;
+        }
+        m.headers.retain(|(n, _)| n != header);
+        m.headers.push((header.to_string(), value.to_string()));
+    }
+    Some(m)
+}
+
 fn object_response_head(req: &Request, meta: &ObjectMeta, size: u64, start: u64, end: u64, partial: bool) -> Vec<u8> {
     object_response_head_with(req, meta, &stored_headers(meta), size, start, end, partial)
 }
@@ -749,7 +778,8 @@ fn object_response_head_with(
     partial: bool,
 ) -> Vec<u8> {
     let mut head = conn::head_start(if partial { 206 } else { 200 }, &req.id, Some(end - start));
-    head.push_lines(stored);
+    let overridden = response_overrides(req, meta).map(|m| stored_headers(&m));
+    head.push_lines(overridden.as_ref().unwrap_or(stored));
     for (n, v) in &req.cors {
         let _ = head.try_header(n, v);
     }

@@ -104,6 +104,53 @@ async fn headers_and_user_metadata_round_trip() {
 }
 
 #[tokio::test]
+async fn response_overrides_replace_stored_headers() {
+    // `response-*` parameters, as presigned download links use them: the response's headers,
+    // not the stored ones; small (cached after the first read) and large objects alike.
+    let server = Server::start("response_overrides");
+    let client = server.client();
+    create_bucket(&client, "cs-over").await;
+    for (key, size) in [("small", 100), ("large", 3 * MIB)] {
+        let data = pattern(size, 4);
+        client
+            .put_object()
+            .bucket("cs-over")
+            .key(key)
+            .body(body(&data))
+            .content_type("text/plain")
+            .cache_control("no-cache")
+            .send()
+            .await
+            .ok_or_panic("PUT");
+        for round in 0..2 {
+            let got = client
+                .get_object()
+                .bucket("cs-over")
+                .key(key)
+                .response_content_type("application/x-download")
+                .response_content_disposition("attachment; filename=\"report.txt\"")
+                .response_cache_control("max-age=60")
+                .response_content_language("fr")
+                .response_content_encoding("identity")
+                .response_expires(aws_smithy_types::DateTime::from_secs(2_000_000_000))
+                .send()
+                .await
+                .ok_or_panic("GET with overrides");
+            let what = format!("{key}, read {round}");
+            assert_eq!(got.content_type(), Some("application/x-download"), "{what}");
+            assert_eq!(got.content_disposition(), Some("attachment; filename=\"report.txt\""), "{what}");
+            assert_eq!(got.cache_control(), Some("max-age=60"), "{what}");
+            assert_eq!(got.content_language(), Some("fr"), "{what}");
+            assert_eq!(got.content_encoding(), Some("identity"), "{what}");
+            assert_same_bytes(&collect(got).await, &data, &what);
+            // Without overrides, the stored headers again.
+            let plain = client.head_object().bucket("cs-over").key(key).send().await.ok_or_panic("HEAD");
+            assert_eq!((plain.content_type(), plain.cache_control(), plain.content_disposition()), (Some("text/plain"), Some("no-cache"), None));
+        }
+    }
+}
+
+#[tokio::test]
 async fn default_content_type_is_binary_octet_stream() {
     let server = Server::start("default_content_type");
     let client = server.client_checksum_when_required();
