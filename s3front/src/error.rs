@@ -51,20 +51,27 @@ pub enum ErrorCode {
     MissingRequestBodyError,
     MissingSecurityHeader,
     NoSuchBucket,
+    NoSuchBucketPolicy,
     NoSuchCORSConfiguration,
     NoSuchKey,
+    NoSuchLifecycleConfiguration,
+    NoSuchPublicAccessBlockConfiguration,
     NoSuchTagSet,
     NoSuchUpload,
     NoSuchVersion,
+    NoSuchWebsiteConfiguration,
     NotImplemented,
     /// 304 for a failed `If-None-Match`/`If-Modified-Since` on GET/HEAD; sent without a body.
     NotModified,
+    ObjectLockConfigurationNotFoundError,
     /// 409: a conflicting operation on the resource is in progress (a PUT into a bucket that a
     /// DeleteBucket is emptying); the client may try again.
     OperationAborted,
+    OwnershipControlsNotFoundError,
     PreconditionFailed,
     RequestTimeout,
     RequestTimeTooSkewed,
+    ServerSideEncryptionConfigurationNotFoundError,
     ServiceUnavailable,
     SignatureDoesNotMatch,
     SlowDown,
@@ -74,7 +81,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for table-driven tests and for looking a code up by name.
-    pub const ALL: [ErrorCode; 56] = [
+    pub const ALL: [ErrorCode; 63] = [
         ErrorCode::AccessDenied,
         ErrorCode::AccessForbidden,
         ErrorCode::AuthorizationHeaderMalformed,
@@ -115,17 +122,24 @@ impl ErrorCode {
         ErrorCode::MissingRequestBodyError,
         ErrorCode::MissingSecurityHeader,
         ErrorCode::NoSuchBucket,
+        ErrorCode::NoSuchBucketPolicy,
         ErrorCode::NoSuchCORSConfiguration,
         ErrorCode::NoSuchKey,
+        ErrorCode::NoSuchLifecycleConfiguration,
+        ErrorCode::NoSuchPublicAccessBlockConfiguration,
         ErrorCode::NoSuchTagSet,
         ErrorCode::NoSuchUpload,
         ErrorCode::NoSuchVersion,
+        ErrorCode::NoSuchWebsiteConfiguration,
         ErrorCode::NotImplemented,
         ErrorCode::NotModified,
+        ErrorCode::ObjectLockConfigurationNotFoundError,
         ErrorCode::OperationAborted,
+        ErrorCode::OwnershipControlsNotFoundError,
         ErrorCode::PreconditionFailed,
         ErrorCode::RequestTimeout,
         ErrorCode::RequestTimeTooSkewed,
+        ErrorCode::ServerSideEncryptionConfigurationNotFoundError,
         ErrorCode::ServiceUnavailable,
         ErrorCode::SignatureDoesNotMatch,
         ErrorCode::SlowDown,
@@ -225,7 +239,10 @@ impl ErrorCode {
             C::MissingRequestBodyError => ("MissingRequestBodyError", 400, "Request Body is empty"),
             C::MissingSecurityHeader => ("MissingSecurityHeader", 400, "Your request is missing a required header."),
             C::NoSuchCORSConfiguration => ("NoSuchCORSConfiguration", 404, "The CORS configuration does not exist"),
+            C::NoSuchBucketPolicy => ("NoSuchBucketPolicy", 404, "The bucket policy does not exist"),
             C::NoSuchBucket => ("NoSuchBucket", 404, "The specified bucket does not exist"),
+            C::NoSuchPublicAccessBlockConfiguration => ("NoSuchPublicAccessBlockConfiguration", 404, "The public access block configuration was not found"),
+            C::NoSuchLifecycleConfiguration => ("NoSuchLifecycleConfiguration", 404, "The lifecycle configuration does not exist"),
             C::NoSuchKey => ("NoSuchKey", 404, "The specified key does not exist."),
             C::NoSuchTagSet => ("NoSuchTagSet", 404, "The TagSet does not exist"),
             C::NoSuchUpload => (
@@ -233,9 +250,12 @@ impl ErrorCode {
                 404,
                 "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
             ),
+            C::NoSuchWebsiteConfiguration => ("NoSuchWebsiteConfiguration", 404, "The specified bucket does not have a website configuration"),
             C::NoSuchVersion => ("NoSuchVersion", 404, "The specified version does not exist."),
             C::NotImplemented => ("NotImplemented", 501, "A header you provided implies functionality that is not implemented"),
+            C::ObjectLockConfigurationNotFoundError => ("ObjectLockConfigurationNotFoundError", 404, "Object Lock configuration does not exist for this bucket"),
             C::NotModified => ("NotModified", 304, "Not Modified"),
+            C::OwnershipControlsNotFoundError => ("OwnershipControlsNotFoundError", 404, "The bucket ownership controls were not found"),
             C::OperationAborted => {
                 ("OperationAborted", 409, "A conflicting conditional operation is currently in progress against this resource. Please try again.")
             }
@@ -243,6 +263,7 @@ impl ErrorCode {
             C::RequestTimeout => {
                 ("RequestTimeout", 400, "Your socket connection to the server was not read from or written to within the timeout period.")
             }
+            C::ServerSideEncryptionConfigurationNotFoundError => ("ServerSideEncryptionConfigurationNotFoundError", 404, "The server side encryption configuration was not found"),
             C::RequestTimeTooSkewed => {
                 ("RequestTimeTooSkewed", 403, "The difference between the request time and the server's time is too large.")
             }

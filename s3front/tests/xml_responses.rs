@@ -521,3 +521,28 @@ fn cors_configuration_body() {
         ),
     );
 }
+
+#[test]
+fn object_attributes_body() {
+    let wanted = ObjectAttributes { etag: true, checksum: true, parts: true, storage_class: true, size: true };
+    let sizes = [5u64 << 20, 5 << 20, 7];
+    let result = ObjectAttributesResult {
+        etag: "abc-3".into(),
+        checksums: Checksums { crc32: Some("AAAAAA==".into()), ..Checksums::default() },
+        size: (10 << 20) + 7,
+        part_sizes: &sizes,
+        part_number_marker: 1,
+        max_parts: 1,
+    };
+    check(
+        object_attributes(&wanted, &result),
+        &format!(
+            "<GetObjectAttributesResponse {NS}><ETag>abc-3</ETag><Checksum><ChecksumCRC32>AAAAAA==</ChecksumCRC32></Checksum>\
+             <ObjectParts><PartsCount>3</PartsCount><PartNumberMarker>1</PartNumberMarker><NextPartNumberMarker>2</NextPartNumberMarker>\
+             <MaxParts>1</MaxParts><IsTruncated>true</IsTruncated><Part><PartNumber>2</PartNumber><Size>5242880</Size></Part></ObjectParts>\
+             <StorageClass>STANDARD</StorageClass><ObjectSize>10485767</ObjectSize></GetObjectAttributesResponse>"
+        ),
+    );
+    check(object_attributes(&ObjectAttributes { size: true, ..ObjectAttributes::default() }, &result), &format!("<GetObjectAttributesResponse {NS}><ObjectSize>10485767</ObjectSize></GetObjectAttributesResponse>"));
+    check(empty_configuration("BucketLoggingStatus"), &format!("<BucketLoggingStatus {NS}/>"));
+}

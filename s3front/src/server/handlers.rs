@@ -127,11 +127,38 @@ const UNSUPPORTED_SUBRESOURCES: [&str; 22] = [
     "select",
 ];
 
+/// A bucket configuration that cannot be set here, read back as S3 answers a bucket that has
+/// none (tools read them all, and take "none set" for the answer it is): the error S3 gives,
+/// or the empty document.
+fn unset_configuration(sub: &str) -> Option<Result<Response, S3Error>> {
+    let none = |code, message: &str| Some(Err(err(code, message)));
+    match sub {
+        "policy" => none(ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist"),
+        "lifecycle" => none(ErrorCode::NoSuchLifecycleConfiguration, "The lifecycle configuration does not exist"),
+        "website" => none(ErrorCode::NoSuchWebsiteConfiguration, "The specified bucket does not have a website configuration"),
+        "encryption" => none(ErrorCode::ServerSideEncryptionConfigurationNotFoundError, "The server side encryption configuration was not found"),
+        "publicAccessBlock" => none(ErrorCode::NoSuchPublicAccessBlockConfiguration, "The public access block configuration was not found"),
+        "ownershipControls" => none(ErrorCode::OwnershipControlsNotFoundError, "The bucket ownership controls were not found"),
+        "object-lock" => none(ErrorCode::ObjectLockConfigurationNotFoundError, "Object Lock configuration does not exist for this bucket"),
+        "logging" => Some(Ok(Response::xml(200, xr::empty_configuration("BucketLoggingStatus")))),
+        "notification" => Some(Ok(Response::xml(200, xr::empty_configuration("NotificationConfiguration")))),
+        "accelerate" => Some(Ok(Response::xml(200, xr::empty_configuration("AccelerateConfiguration")))),
+        "requestPayment" => Some(Ok(Response::xml(200, xr::request_payment_bucket_owner()))),
+        _ => None,
+    }
+}
+
 async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Option<Response>, S3Error> {
     let method = &req.head.method;
     if let Some(sub) = UNSUPPORTED_SUBRESOURCES.iter().find(|s| req.has_query(s)) {
         if let Some(b) = &req.bucket {
             access(shard, req, b, false)?;
+            if req.key.is_none()
+                && *method == Method::Get
+                && let Some(answer) = unset_configuration(sub)
+            {
+                return answer.map(Some);
+            }
         }
         return Err(err(ErrorCode::NotImplemented, format!("the {sub} subresource is not implemented")));
     }
@@ -152,6 +179,7 @@ async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Opti
         Method::Put if req.has_query("acl") => Ok(Some(Response::new(200))),
         Method::Put if req.has_query("tagging") => put_object_tagging(shard, conn, req, bucket, key).await.map(Some),
         Method::Get if req.has_query("tagging") => get_object_tagging(shard, req, bucket, key).await.map(Some),
+        Method::Get if req.has_query("attributes") => get_object_attributes(shard, req, bucket, key).await.map(Some),
         Method::Delete if req.has_query("tagging") => {
             access(shard, req, &bucket, true)?;
             set_object_tags(shard, bucket, key, Vec::new()).await?;
@@ -375,6 +403,48 @@ async fn put_object_tagging(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, b
     let tags = tagging::checked(xml::parse_tagging(&body)?, tagging::OBJECT_TAGS_MAX)?;
     set_object_tags(shard, bucket, key, tags).await?;
     Ok(Response::new(200))
+}
+
+/// Most parts one ListParts or GetObjectAttributes answer lists, as in S3.
+const PARTS_LISTED_MAX: usize = 1000;
+
+/// GetObjectAttributes: what `x-amz-object-attributes` asks for, from the object's metadata
+/// (a sector read, or the cache), without its data.
+async fn get_object_attributes(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+    access(shard, req, &bucket, false)?;
+    // One header with a list, or (the Rust SDK) the header once per attribute.
+    let asked: Vec<&str> = req.head.headers_all("x-amz-object-attributes").flat_map(|v| v.split(',')).map(str::trim).filter(|n| !n.is_empty()).collect();
+    let mut wanted = xr::ObjectAttributes::default();
+    for &name in &asked {
+        match name {
+            "ETag" => wanted.etag = true,
+            "Checksum" => wanted.checksum = true,
+            "ObjectParts" => wanted.parts = true,
+            "StorageClass" => wanted.storage_class = true,
+            "ObjectSize" => wanted.size = true,
+            other => return Err(err(ErrorCode::InvalidArgument, format!("Invalid attribute name specified: {other:?}"))),
+        }
+    }
+    if asked.is_empty() {
+        return Err(err(ErrorCode::InvalidArgument, "x-amz-object-attributes names no attribute"));
+    }
+    let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| no_such_key(&key))?;
+    let number = |name: &str, default: usize| match req.header(name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse::<usize>().map_err(|_| err(ErrorCode::InvalidArgument, format!("{name} {v:?} is not a number"))),
+    };
+    let max_parts = number("x-amz-max-parts", PARTS_LISTED_MAX)?;
+    let marker = number("x-amz-part-number-marker", 0)?;
+    let body = xr::object_attributes(&wanted, &xr::ObjectAttributesResult {
+        etag: info.meta.etag.clone(),
+        checksums: checksums_of(&info.meta),
+        size: info.size,
+        part_sizes: &info.meta.part_sizes,
+        part_number_marker: marker,
+        max_parts: max_parts.min(PARTS_LISTED_MAX),
+    });
+    let modified = http::http_date_display((info.meta.modified_ms / 1000) as i64).to_string();
+    Ok(Response::xml(200, body).header("last-modified", modified))
 }
 
 async fn get_object_tagging(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
@@ -1326,7 +1396,7 @@ async fn parts_of(shard: &Rc<Shard>, record: &[u8]) -> Result<Vec<StoredPart>, S
 async fn list_parts(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
     access(shard, req, &bucket, false)?;
     let upload = upload_id(req)?;
-    let max_parts: u32 = req.query("max-parts").and_then(|m| m.parse().ok()).unwrap_or(1000).min(1000);
+    let max_parts: u32 = req.query("max-parts").and_then(|m| m.parse().ok()).unwrap_or(PARTS_LISTED_MAX as u32).min(PARTS_LISTED_MAX as u32);
     let marker: u32 = req.query("part-number-marker").and_then(|m| m.parse().ok()).unwrap_or(0);
     let record = upload_key(&bucket, &key, &upload);
     let listed = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| async move {

@@ -159,3 +159,52 @@ async fn delete_bucket_racing_puts_leaves_nothing_behind() {
         client.delete_bucket().bucket("cs-race").send().await.ok_or_panic("DeleteBucket of the empty recreated bucket");
     }
 }
+
+#[tokio::test]
+async fn configurations_never_set_read_as_s3_answers_them() {
+    // Tools read every bucket configuration (Terraform's aws_s3_bucket does); one that cannot be
+    // set here is answered as S3 answers a bucket without it, not as an unknown call.
+    let server = Server::start("unset_configurations");
+    let client = server.client();
+    create_bucket(&client, "cs-conf").await;
+    let checks = [
+        ("policy", expect_error(client.get_bucket_policy().bucket("cs-conf").send().await), (404, "NoSuchBucketPolicy")),
+        (
+            "lifecycle",
+            expect_error(client.get_bucket_lifecycle_configuration().bucket("cs-conf").send().await),
+            (404, "NoSuchLifecycleConfiguration"),
+        ),
+        (
+            "encryption",
+            expect_error(client.get_bucket_encryption().bucket("cs-conf").send().await),
+            (404, "ServerSideEncryptionConfigurationNotFoundError"),
+        ),
+        ("website", expect_error(client.get_bucket_website().bucket("cs-conf").send().await), (404, "NoSuchWebsiteConfiguration")),
+        (
+            "public access block",
+            expect_error(client.get_public_access_block().bucket("cs-conf").send().await),
+            (404, "NoSuchPublicAccessBlockConfiguration"),
+        ),
+        (
+            "object lock",
+            expect_error(client.get_object_lock_configuration().bucket("cs-conf").send().await),
+            (404, "ObjectLockConfigurationNotFoundError"),
+        ),
+    ];
+    for (what, (status, code), expected) in checks {
+        assert_eq!((status, code.as_str()), expected, "{what}");
+    }
+    let logging = client.get_bucket_logging().bucket("cs-conf").send().await.ok_or_panic("GetBucketLogging");
+    assert!(logging.logging_enabled().is_none());
+    let payment = client.get_bucket_request_payment().bucket("cs-conf").send().await.ok_or_panic("GetBucketRequestPayment");
+    assert_eq!(payment.payer().map(|p| p.as_str()), Some("BucketOwner"));
+    let notification = client.get_bucket_notification_configuration().bucket("cs-conf").send().await.ok_or_panic("notification");
+    assert!(notification.topic_configurations().is_empty() && notification.queue_configurations().is_empty());
+    // Setting one is still refused, and another user may not read them.
+    let (status, code) = expect_error(client.put_bucket_policy().bucket("cs-conf").policy("{}").send().await);
+    assert_eq!((status, code.as_str()), (501, "NotImplemented"));
+    server.admin(&["user", "add", "--access-key", "OTHERUSER", "--secret-key", "othersecretothersecret"]);
+    let other = server.client_as("OTHERUSER", "othersecretothersecret");
+    let (status, code) = expect_error(other.get_bucket_policy().bucket("cs-conf").send().await);
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"));
+}

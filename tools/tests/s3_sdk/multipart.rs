@@ -353,3 +353,62 @@ async fn upload_part_copy_with_ranges() {
     );
     assert_eq!((status, code.as_str()), (400, "InvalidArgument"), "copy range past the source's end");
 }
+
+#[tokio::test]
+async fn object_attributes_of_single_and_multipart_objects() {
+    use aws_sdk_s3::types::ObjectAttributes;
+    let server = Server::start("object_attributes");
+    let client = server.client();
+    create_bucket(&client, "cs-attr").await;
+    let single = pattern(1000, 1);
+    put(&client, "cs-attr", "single", &single).await;
+    let id = create(&client, "cs-attr", "multi").await;
+    let (p1, p2, p3) = (pattern(5 * MIB, 2), pattern(5 * MIB, 3), pattern(1234, 4));
+    let e1 = upload_part(&client, "cs-attr", "multi", &id, 1, &p1).await;
+    let e2 = upload_part(&client, "cs-attr", "multi", &id, 2, &p2).await;
+    let e3 = upload_part(&client, "cs-attr", "multi", &id, 3, &p3).await;
+    client
+        .complete_multipart_upload()
+        .bucket("cs-attr")
+        .key("multi")
+        .upload_id(&id)
+        .multipart_upload(completed(&[(1, &e1), (2, &e2), (3, &e3)]))
+        .send()
+        .await
+        .ok_or_panic("complete");
+
+    let all = [ObjectAttributes::Etag, ObjectAttributes::ObjectParts, ObjectAttributes::StorageClass, ObjectAttributes::ObjectSize];
+    let got = client
+        .get_object_attributes()
+        .bucket("cs-attr")
+        .key("single")
+        .set_object_attributes(Some(all.to_vec()))
+        .send()
+        .await
+        .ok_or_panic("GetObjectAttributes single");
+    assert_eq!(got.e_tag(), Some(hex(&md5(&single)).as_str()), "the ETag, unquoted");
+    assert_eq!(got.object_size(), Some(1000), "{got:?}");
+    assert_eq!(got.storage_class().map(|c| c.as_str()), Some("STANDARD"));
+    assert!(got.object_parts().is_none(), "a single PUT has no parts");
+    assert!(got.last_modified().is_some());
+
+    let got = client
+        .get_object_attributes()
+        .bucket("cs-attr")
+        .key("multi")
+        .set_object_attributes(Some(all.to_vec()))
+        .max_parts(2)
+        .send()
+        .await
+        .ok_or_panic("GetObjectAttributes multipart");
+    assert_eq!(got.e_tag().map(|e| format!("\"{e}\"")), Some(multipart_etag(&[&p1, &p2, &p3])));
+    assert_eq!(got.object_size(), Some((p1.len() + p2.len() + p3.len()) as i64));
+    let parts = got.object_parts().expect("ObjectParts");
+    assert_eq!(parts.total_parts_count(), Some(3));
+    assert_eq!(parts.is_truncated(), Some(true));
+    let sizes: Vec<(Option<i32>, Option<i64>)> = parts.parts().iter().map(|p| (p.part_number(), p.size())).collect();
+    assert_eq!(sizes, vec![(Some(1), Some(p1.len() as i64)), (Some(2), Some(p2.len() as i64))]);
+    let (status, code) =
+        expect_error(client.get_object_attributes().bucket("cs-attr").key("missing").object_attributes(ObjectAttributes::Etag).send().await);
+    assert_eq!((status, code.as_str()), (404, "NoSuchKey"));
+}
