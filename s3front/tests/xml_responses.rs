@@ -81,6 +81,8 @@ fn list_all_my_buckets_body() {
             BucketEntry { name: "quotes".into(), creation_date_ms: T_MS },
             BucketEntry { name: "samples".into(), creation_date_ms: T_MS + 1 },
         ],
+        prefix: None,
+        continuation_token: None,
     };
     check(
         list_all_my_buckets(&result),
@@ -89,6 +91,16 @@ fn list_all_my_buckets_body() {
              <Bucket><Name>quotes</Name><CreationDate>2009-10-12T17:50:30.000Z</CreationDate></Bucket>\
              <Bucket><Name>samples</Name><CreationDate>2009-10-12T17:50:30.001Z</CreationDate></Bucket>\
              </Buckets></ListAllMyBucketsResult>"
+        ),
+    );
+    let page = ListAllMyBuckets { prefix: Some("s".into()), continuation_token: Some("c2FtcGxlcw".into()), ..result };
+    check(
+        list_all_my_buckets(&page),
+        &format!(
+            "<ListAllMyBucketsResult {NS}><Owner>{OWNER_XML}</Owner><Buckets>\
+             <Bucket><Name>quotes</Name><CreationDate>2009-10-12T17:50:30.000Z</CreationDate></Bucket>\
+             <Bucket><Name>samples</Name><CreationDate>2009-10-12T17:50:30.001Z</CreationDate></Bucket>\
+             </Buckets><ContinuationToken>c2FtcGxlcw</ContinuationToken><Prefix>s</Prefix></ListAllMyBucketsResult>"
         ),
     );
 }

@@ -289,16 +289,36 @@ fn signed(req: &Request) -> Result<&str, S3Error> {
     req.access_key().ok_or_else(|| err(ErrorCode::AccessDenied, "anonymous requests may only read public buckets"))
 }
 
+/// Most buckets one ListBuckets page holds when `max-buckets` is given (S3's limit).
+const MAX_BUCKETS_LIMIT: usize = 10_000;
+
+/// ListBuckets: the requester's buckets in name order, with `prefix`, and pages of
+/// `max-buckets` continued by `continuation-token` (the last name of the page before, encoded).
 fn list_buckets(shard: &Shard, req: &Request) -> Result<Response, S3Error> {
     let ak = signed(req)?;
-    let buckets = shard
+    let prefix = req.query("prefix").unwrap_or("");
+    let max = match req.query("max-buckets") {
+        None => usize::MAX,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_BUCKETS_LIMIT).contains(&n) => n,
+            _ => return Err(err(ErrorCode::InvalidArgument, format!("max-buckets {v:?} is not between 1 and {MAX_BUCKETS_LIMIT}"))),
+        },
+    };
+    let after = req.query("continuation-token").filter(|t| !t.is_empty()).map(decode_token).transpose()?;
+    let mut buckets: Vec<xr::BucketEntry> = shard
         .buckets
         .borrow()
         .iter()
-        .filter(|(_, b)| b.owner == ak)
+        .filter(|(name, b)| b.owner == ak && name.starts_with(prefix) && after.as_ref().is_none_or(|a| name.as_str() > a.as_str()))
         .map(|(name, b)| xr::BucketEntry { name: name.clone(), creation_date_ms: b.created_ms })
+        .take(max.saturating_add(1))
         .collect();
-    Ok(Response::xml(200, xr::list_all_my_buckets(&xr::ListAllMyBuckets { owner: owner_of(req), buckets })))
+    let continuation_token = (buckets.len() > max).then(|| {
+        buckets.truncate(max);
+        encode_token(&buckets[max - 1].name)
+    });
+    let prefix = req.query("prefix").map(str::to_string);
+    Ok(Response::xml(200, xr::list_all_my_buckets(&xr::ListAllMyBuckets { owner: owner_of(req), buckets, prefix, continuation_token })))
 }
 
 async fn read_small_body(conn: &mut Conn, req: &Request, max: usize) -> Result<Vec<u8>, S3Error> {

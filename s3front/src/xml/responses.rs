@@ -99,6 +99,10 @@ pub struct BucketEntry {
 pub struct ListAllMyBuckets {
     pub owner: Owner,
     pub buckets: Vec<BucketEntry>,
+    /// The request's `prefix`, echoed when given.
+    pub prefix: Option<String>,
+    /// Where the next page starts, when this one was cut at `max-buckets`.
+    pub continuation_token: Option<String>,
 }
 
 pub fn list_all_my_buckets(result: &ListAllMyBuckets) -> Vec<u8> {
@@ -113,6 +117,8 @@ pub fn list_all_my_buckets(result: &ListAllMyBuckets) -> Vec<u8> {
         out.end("Bucket");
     }
     out.end("Buckets");
+    out.element_opt("ContinuationToken", result.continuation_token.as_deref());
+    out.element_opt("Prefix", result.prefix.as_deref());
     out.end("ListAllMyBucketsResult");
     out.finish()
 }

@@ -208,3 +208,26 @@ async fn configurations_never_set_read_as_s3_answers_them() {
     let (status, code) = expect_error(other.get_bucket_policy().bucket("cs-conf").send().await);
     assert_eq!((status, code.as_str()), (403, "AccessDenied"));
 }
+
+#[tokio::test]
+async fn list_buckets_by_prefix_in_pages() {
+    let server = Server::start("list_buckets_pages");
+    let client = server.client();
+    for name in ["logs-a", "logs-b", "logs-c", "media", "zeta"] {
+        create_bucket(&client, name).await;
+    }
+    let names = |out: &aws_sdk_s3::operation::list_buckets::ListBucketsOutput| {
+        out.buckets().iter().filter_map(|b| b.name().map(str::to_string)).collect::<Vec<_>>()
+    };
+    let first = client.list_buckets().prefix("logs-").max_buckets(2).send().await.ok_or_panic("page 1");
+    assert_eq!(names(&first), ["logs-a", "logs-b"]);
+    assert_eq!(first.prefix(), Some("logs-"));
+    let token = first.continuation_token().expect("a token after a full page").to_string();
+    let second = client.list_buckets().prefix("logs-").max_buckets(2).continuation_token(token).send().await.ok_or_panic("page 2");
+    assert_eq!(names(&second), ["logs-c"]);
+    assert_eq!(second.continuation_token(), None, "the last page");
+    let all = client.list_buckets().send().await.ok_or_panic("all");
+    assert_eq!(names(&all), ["logs-a", "logs-b", "logs-c", "media", "zeta"]);
+    let (status, code) = expect_error(client.list_buckets().max_buckets(0).send().await);
+    assert_eq!((status, code.as_str()), (400, "InvalidArgument"));
+}
