@@ -932,8 +932,12 @@ impl<E: Env> Store<E> {
             self.inner.index.borrow().iter().filter(|(_, _, l)| l.chunked).map(|(b, k, _)| (b.into(), k.into())).collect();
         let mut owned = std::collections::HashSet::new();
         for (bucket, key) in manifests {
-            if let Some(m) = self.get(&bucket, &key).await?.and_then(|o| o.manifest()) {
-                owned.extend(m.extents.iter().map(|e| e.id));
+            match self.get(&bucket, &key).await {
+                Ok(o) => owned.extend(o.and_then(|o| o.manifest()).into_iter().flat_map(|m| m.extents).map(|e| e.id)),
+                // A manifest damaged at rest names chunks nobody can tell now: drop none rather
+                // than one it owns (the space comes back once the key is written or deleted).
+                Err(StoreError::Corrupt { .. }) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
             }
         }
         stored.retain(|id| !owned.contains(id));
@@ -1073,6 +1077,13 @@ impl<E: Env> Store<E> {
     /// objects. A format-1 frame is read and verified whole.
     pub async fn head(&self, bucket: &[u8], key: &[u8]) -> Result<Option<ObjectHead>, StoreError> {
         let Some(loc) = self.inner.index.borrow().get(bucket, key) else { return Ok(None) };
+        if loc.chunked {
+            // A manifest frame is small: verified whole, so a damaged one (whose size the index
+            // could not learn) fails here as its reads do, rather than answering a size of 0.
+            let object = self.read_object(bucket, key, loc).await?;
+            let size = object.size();
+            return Ok(Some(ObjectHead { buf: object.buf, meta: object.meta, lsn: loc.lsn, size, chunked: true }));
+        }
         let frame_len = loc.frame_len as usize;
         // The rest of the frame's first sector, or a little more where it starts near the
         // sector's end: one read almost always holds the head.

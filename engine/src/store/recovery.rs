@@ -203,6 +203,8 @@ struct Scan {
     accept_damaged: bool,
     /// Such puts taken, with the last lsn of their batch.
     damaged: Vec<(super::ScrubFinding, u64)>,
+    /// The lsns of records taken with damaged data (`take_damaged`): applied without it.
+    damaged_lsns: std::collections::HashSet<u64>,
     /// The highest `durable_lsn` of the complete batches taken: every record below it is proven
     /// to have been durable (so acknowledged, if its writer asked).
     durable_max: u64,
@@ -247,15 +249,23 @@ impl Scan {
                 let tag = super::raft::RaftTag { group: h.group, term: h.term, index: h.index };
                 self.raft.apply(h.kind, tag, &aux, at);
             } else {
-                super::apply_record(&mut self.index, h.kind, &key, &aux, at, &mut |_| false);
+                // A record with damaged data (`take_damaged`) is applied without it.
+                let damaged = self.damaged_lsns.contains(&h.lsn);
+                if damaged {
+                    apply_damaged(&mut self.index, h.kind, &key, at);
+                } else {
+                    super::apply_record(&mut self.index, h.kind, &key, &aux, at, &mut |_| false);
+                }
                 if super::may_carry(h.kind) {
                     *self.carry_bytes.entry(segment).or_default() += h.frame_len as u64;
                 }
+                // A chunk's id is in its key, which a damaged chunk's verified head still holds:
+                // the next id must pass it, or a new chunk would take the id a manifest names.
                 let named = match h.kind {
                     Kind::Put => super::split_key_field(&key)
                         .filter(|(b, _)| *b == super::CHUNK_BUCKET)
                         .and_then(|(_, k)| super::manifest::chunk_id(k)),
-                    Kind::DropChunks => super::manifest::decode_ids(&aux).and_then(|ids| ids.into_iter().max()),
+                    Kind::DropChunks if !damaged => super::manifest::decode_ids(&aux).and_then(|ids| ids.into_iter().max()),
                     _ => None,
                 };
                 if let Some(id) = named {
@@ -268,9 +278,27 @@ impl Scan {
     }
 }
 
+/// Applies a record whose head verified but whose data did not (`take_damaged`): what the index
+/// can learn without the data.
+fn apply_damaged(index: &mut Index, kind: Kind, key_field: &[u8], at: Location) {
+    let Some((bucket, key)) = super::split_key_field(key_field) else { return };
+    match kind {
+        // The key maps to this version, which reads as damaged (a get fails with the place).
+        Kind::Put => index.put(bucket, key, Location { chunked: false, ..at }),
+        // A large object whose manifest is damaged: its size and chunks are lost with it, so it
+        // lists with size 0; reads and heads verify the whole manifest frame and fail.
+        Kind::Manifest => index.put(bucket, key, Location { chunked: true, data_len: 0, ..at }),
+        // A chunk drop whose ids are lost: the chunks stay, as orphans start-up collects
+        // (`Store::collect_orphan_chunks`) once no readable manifest names them.
+        Kind::DropChunks | Kind::Void => {}
+        _ => unreachable!("take_damaged takes only puts, manifests, chunk drops and voids"),
+    }
+}
+
 /// Takes the frame at `offset`, whose checksums fail, as a damaged record if its head still
-/// verifies and it is a put or a voided relocation (their data changes nothing in the index);
-/// its frame length if it continued the log.
+/// verifies and the index can do without its data: a put, a large object's manifest, a chunk
+/// drop or a voided relocation (Raft records, whose data is a vote or an entry Raft must not
+/// lose silently, still stop start-up). Its frame length if it continued the log.
 async fn take_damaged<F: File>(
     scan: &mut Scan,
     reader: &mut Reader<'_, F>,
@@ -280,22 +308,23 @@ async fn take_damaged<F: File>(
 ) -> Result<Option<u32>, StoreError> {
     let Ok(head) = reader.head(offset, config.batch_bytes).await? else { return Ok(None) };
     let h = head.header;
-    if !matches!(h.kind, Kind::Put | Kind::Void) {
+    if !matches!(h.kind, Kind::Put | Kind::Void | Kind::Manifest | Kind::DropChunks) {
         return Ok(None);
     }
-    let name = match super::split_key_field(head.key) {
-        Some((b, k)) => super::object_name(b, k),
-        None => return Ok(None),
+    let what = match (h.kind, super::split_key_field(head.key)) {
+        (Kind::DropChunks, _) => format!("a chunk drop (lsn {}) does not match its checksum: its chunks stay until orphans are collected", h.lsn),
+        (Kind::Manifest, Some((b, k))) => format!("the manifest of {} (lsn {}) does not match its checksum", super::object_name(b, k), h.lsn),
+        (_, Some((b, k))) => format!("the data of {} (lsn {}) does not match its checksum", super::object_name(b, k), h.lsn),
+        (_, None) => return Ok(None),
     };
     let key = head.key.to_vec();
+    // Marked before `take`, which applies the batch when this frame completes it.
+    scan.damaged_lsns.insert(h.lsn);
     if !scan.take(h, key, Vec::new(), segment, offset) {
+        scan.damaged_lsns.remove(&h.lsn);
         return Ok(None);
     }
-    let finding = super::ScrubFinding {
-        path: segment_path(&config.dir, segment),
-        offset,
-        what: format!("the data of {name} (lsn {}) does not match its checksum", h.lsn),
-    };
+    let finding = super::ScrubFinding { path: segment_path(&config.dir, segment), offset, what };
     scan.damaged.push((finding, h.batch_first_lsn + h.batch_len as u64 - 1));
     Ok(Some(h.frame_len))
 }
@@ -342,6 +371,7 @@ async fn scan_log<F: File>(
         next_chunk_id: 1,
         accept_damaged,
         damaged: Vec::new(),
+        damaged_lsns: std::collections::HashSet::new(),
         durable_max: 0,
     };
     // Start at the checkpoint's tail, or, if compaction removed that segment, at the next one

@@ -69,13 +69,13 @@ async fn no_such_bucket_error_body_and_request_ids() {
 #[tokio::test]
 async fn unsupported_call_is_not_implemented() {
     // A call the server does not support must answer an S3 error, not hang, drop the
-    // connection or be mistaken for a plain bucket request (GetBucketLifecycleConfiguration is a GET of the
+    // connection or be mistaken for a plain bucket request (GetBucketAnalyticsConfiguration is a GET of the
     // bucket, which would otherwise list it).
     let server = Server::start("unsupported_call");
     let client = server.client();
-    create_bucket(&client, "cs-lifecycle").await;
-    let (status, code) = expect_error(client.get_bucket_lifecycle_configuration().bucket("cs-lifecycle").send().await);
-    assert_eq!((status, code.as_str()), (501, "NotImplemented"), "GetBucketLifecycleConfiguration");
+    create_bucket(&client, "cs-analytics").await;
+    let (status, code) = expect_error(client.get_bucket_analytics_configuration().bucket("cs-analytics").id("a").send().await);
+    assert_eq!((status, code.as_str()), (501, "NotImplemented"), "GetBucketAnalyticsConfiguration");
 }
 
 /// A HEAD that fails answers with a head only (its Content-Length names the error body it does
