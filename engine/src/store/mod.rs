@@ -1077,9 +1077,11 @@ impl<E: Env> Store<E> {
     /// objects. A format-1 frame is read and verified whole.
     pub async fn head(&self, bucket: &[u8], key: &[u8]) -> Result<Option<ObjectHead>, StoreError> {
         let Some(loc) = self.inner.index.borrow().get(bucket, key) else { return Ok(None) };
-        if loc.chunked {
-            // A manifest frame is small: verified whole, so a damaged one (whose size the index
-            // could not learn) fails here as its reads do, rather than answering a size of 0.
+        if loc.chunked && loc.data_len == 0 {
+            // A large object indexed with size 0: an empty one, or one whose manifest recovery
+            // found damaged (its size was in the data). Verified whole, so the damaged one fails
+            // here as its reads do rather than answering a size of 0; other manifests, which may
+            // list thousands of extents, are not read for a head.
             let object = self.read_object(bucket, key, loc).await?;
             let size = object.size();
             return Ok(Some(ObjectHead { buf: object.buf, meta: object.meta, lsn: loc.lsn, size, chunked: true }));
