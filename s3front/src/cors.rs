@@ -34,6 +34,11 @@ pub fn check_rules(rules: &[CorsRule]) -> Result<(), S3Error> {
         if let Some(m) = rule.allowed_methods.iter().find(|m| !CORS_METHODS.contains(&m.as_str())) {
             return Err(invalid(format!("Found unsupported HTTP method in CORS config. Unsupported method is {m}")));
         }
+        let all = rule.allowed_origins.iter().chain(&rule.allowed_headers).chain(&rule.expose_headers).chain(&rule.id);
+        if let Some(v) = all.into_iter().find(|v| v.chars().any(char::is_control)) {
+            // Values go out in response headers: a control character would break the head.
+            return Err(invalid(format!("CORS rule value {v:?} holds a control character")));
+        }
         if let Some(o) = rule.allowed_origins.iter().find(|o| o.matches('*').count() > 1) {
             return Err(invalid(format!("AllowedOrigin \"{o}\" can not have more than one wildcard.")));
         }
@@ -192,6 +197,7 @@ mod tests {
         assert!(check_rules(&[]).is_err());
         assert!(check_rules(&[rule(&["*"], &["PATCH"], &[])]).is_err());
         assert!(check_rules(&[rule(&["*a*"], &["GET"], &[])]).is_err());
+        assert!(check_rules(&[rule(&["https://a\r\nx-injected: 1"], &["GET"], &[])]).is_err());
         assert_eq!(requested_headers(" X-Amz-Date, content-type ,"), vec!["x-amz-date", "content-type"]);
     }
 }

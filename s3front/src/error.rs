@@ -299,11 +299,21 @@ pub struct S3Error {
     pub resource: String,
     pub request_id: String,
     pub extra: Vec<(&'static str, String)>,
+    /// Response headers the error goes out with besides S3's own (a cross-origin request's CORS
+    /// headers, so that the page may read why it failed).
+    pub headers: Vec<(String, String)>,
 }
 
 impl S3Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> S3Error {
-        S3Error { code, message: message.into(), resource: String::new(), request_id: String::new(), extra: Vec::new() }
+        S3Error {
+            code,
+            message: message.into(),
+            resource: String::new(),
+            request_id: String::new(),
+            extra: Vec::new(),
+            headers: Vec::new(),
+        }
     }
 
     /// An error with S3's usual message for its code.

@@ -58,9 +58,13 @@ pub async fn handle(shard: &Rc<Shard>, conn: &mut Conn, mut req: Request) -> Res
     let resource = req.head.path().to_string();
     req.cors = cors_headers(shard, &req);
     let r = if req.head.method == Method::Options { preflight(shard, &req).map(Some) } else { route(shard, conn, &req).await };
-    // Responses streamed by their handler carry `req.cors` themselves (`object_response_head`).
+    // Responses streamed by their handler carry `req.cors` themselves (`object_response_head`);
+    // errors carry them too, as S3 sends them, so that the page may read why a request failed.
     let r = r.map(|resp| resp.map(|resp| req.cors.iter().fold(resp, |resp, (n, v)| resp.header(n, v.clone()))));
-    r.map_err(|e| if e.resource.is_empty() { e.with_resource(resource) } else { e })
+    r.map_err(|mut e| {
+        e.headers.extend(req.cors.iter().cloned());
+        if e.resource.is_empty() { e.with_resource(resource) } else { e }
+    })
 }
 
 /// The CORS headers of a cross-origin request (one with `Origin`) that a rule of its bucket

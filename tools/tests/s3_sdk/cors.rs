@@ -78,6 +78,10 @@ async fn cors_rules_answer_preflights_and_cross_origin_requests() {
     assert_eq!(header(&get, "access-control-expose-headers"), Some("ETag"));
     let list = raw_request(port, "GET", "/web", &[("origin", "https://other.example")], b"");
     assert_eq!((list.status, header(&list, "access-control-allow-origin")), (200, Some("*")));
+    // An error answer carries them too, so that the page can read why it failed.
+    let missing = raw_request(port, "GET", "/web/missing.html", &[("origin", "https://app.example.com")], b"");
+    assert_eq!(missing.status, 404, "{}", missing.body_text());
+    assert_eq!(header(&missing, "access-control-allow-origin"), Some("https://app.example.com"));
     let plain = raw_request(port, "GET", "/web/page.html", &[], b"");
     assert_eq!(header(&plain, "access-control-allow-origin"), None, "no Origin, no CORS headers");
 
