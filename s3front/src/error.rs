@@ -300,8 +300,9 @@ pub struct S3Error {
     pub request_id: String,
     pub extra: Vec<(&'static str, String)>,
     /// Response headers the error goes out with besides S3's own (a cross-origin request's CORS
-    /// headers, so that the page may read why it failed).
-    pub headers: Vec<(String, String)>,
+    /// headers, so that the page may read why it failed). Boxed: errors travel in every
+    /// `Result`, and most have none.
+    pub headers: Option<Box<[(String, String)]>>,
 }
 
 impl S3Error {
@@ -312,7 +313,7 @@ impl S3Error {
             resource: String::new(),
             request_id: String::new(),
             extra: Vec::new(),
-            headers: Vec::new(),
+            headers: None,
         }
     }
 

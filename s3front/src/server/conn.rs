@@ -242,7 +242,7 @@ fn address(shard: &Shard, head: &RequestHead, path: &str) -> (Option<String>, Op
 pub async fn send_error_status(conn: &mut Conn, status: u16, e: &S3Error, close: bool, is_head: bool) -> Result<(), net::NetError> {
     let body = e.to_xml();
     let mut head = ResponseHead::new(status).header("x-amz-request-id", &e.request_id).header("server", "corestore");
-    for (n, v) in &e.headers {
+    for (n, v) in e.headers.iter().flat_map(|h| h.iter()) {
         // A value that cannot be a header is left out, as everywhere stored values are echoed.
         let _ = head.try_header(n, v);
     }

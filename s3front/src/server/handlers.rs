@@ -62,7 +62,9 @@ pub async fn handle(shard: &Rc<Shard>, conn: &mut Conn, mut req: Request) -> Res
     // errors carry them too, as S3 sends them, so that the page may read why a request failed.
     let r = r.map(|resp| resp.map(|resp| req.cors.iter().fold(resp, |resp, (n, v)| resp.header(n, v.clone()))));
     r.map_err(|mut e| {
-        e.headers.extend(req.cors.iter().cloned());
+        if !req.cors.is_empty() {
+            e.headers = Some(req.cors.clone().into_boxed_slice());
+        }
         if e.resource.is_empty() { e.with_resource(resource) } else { e }
     })
 }
