@@ -6,7 +6,7 @@ use base64::Engine as _;
 
 use super::cache;
 use super::conn::{self, BodyReader, Conn, Request, Response};
-use super::meta::{ObjectMeta, STORED_HEADERS};
+use super::meta::ObjectMeta;
 use super::objects::{self, Entry, Info, internal};
 use super::rpc::call;
 use super::{BUCKETS_BUCKET, BucketInfo, Shard};
@@ -531,19 +531,7 @@ fn meta_from_request(req: &Request, owner: &str) -> Result<ObjectMeta, S3Error> 
             user.push((name.to_string(), v.to_string()));
         }
     }
-    names::validate_user_metadata(&user).map_err(S3Error::from)?;
-    let headers = STORED_HEADERS.iter().filter_map(|h| req.header(h).map(|v| (h.to_string(), v.to_string()))).collect();
-    Ok(ObjectMeta {
-        etag: String::new(),
-        modified_ms: req.now_ms,
-        content_type: req.header("content-type").map(str::to_string),
-        headers,
-        user,
-        checksums: Vec::new(),
-        owner: owner.to_string(),
-        part_sizes: Vec::new(),
-        tags: request_tags(req)?,
-    })
+    ObjectMeta::for_upload(user, |h| req.header(h), || request_tags(req), owner, req.now_ms)
 }
 
 /// The tags a PUT, a multipart create or a copy with `x-amz-tagging-directive: REPLACE` sets.

@@ -64,6 +64,32 @@ fn split_pair(bytes: &[u8]) -> Option<(String, String)> {
 }
 
 impl ObjectMeta {
+    /// What an upload sets, from a PUT's headers or a form's fields: its user metadata
+    /// (`x-amz-meta-*` without the prefix, checked against S3's size limit), the stored standard
+    /// headers and Content-Type as `value_of` gives them, and its tags (read once the user
+    /// metadata passed, so an error names the first thing wrong). The ETag comes later.
+    pub fn for_upload<'a>(
+        user: Vec<(String, String)>,
+        value_of: impl Fn(&str) -> Option<&'a str>,
+        tags: impl FnOnce() -> Result<Vec<(String, String)>, crate::error::S3Error>,
+        owner: &str,
+        now_ms: u64,
+    ) -> Result<ObjectMeta, crate::error::S3Error> {
+        crate::names::validate_user_metadata(&user)?;
+        let tags = tags()?;
+        Ok(ObjectMeta {
+            etag: String::new(),
+            modified_ms: now_ms,
+            content_type: value_of("content-type").map(str::to_string),
+            headers: STORED_HEADERS.iter().filter_map(|h| value_of(h).map(|v| (h.to_string(), v.to_string()))).collect(),
+            user,
+            checksums: Vec::new(),
+            owner: owner.to_string(),
+            part_sizes: Vec::new(),
+            tags,
+        })
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![VERSION];
         put_field(&mut out, TAG_ETAG, self.etag.as_bytes());

@@ -10,7 +10,7 @@ use md5::{Digest, Md5};
 use super::Shard;
 use super::conn::{BodyReader, Conn, Request, Response};
 use super::handlers::{BodySource, commit, store_body};
-use super::meta::{ObjectMeta, STORED_HEADERS};
+use super::meta::ObjectMeta;
 use crate::error::{ErrorCode, S3Error};
 use crate::names;
 use crate::post::{self, FORM_FIELDS_BYTES_MAX, FileScanner, FormHead, PostError, PostSigner};
@@ -93,23 +93,11 @@ fn meta_from_form(head: &FormHead, owner: &str, now_ms: u64) -> Result<ObjectMet
         .filter(|(n, _)| n.len() > names::USER_METADATA_PREFIX.len() && n[..names::USER_METADATA_PREFIX.len()].eq_ignore_ascii_case(names::USER_METADATA_PREFIX))
         .map(|(n, v)| (n[names::USER_METADATA_PREFIX.len()..].to_ascii_lowercase(), v.clone()))
         .collect();
-    names::validate_user_metadata(&user).map_err(S3Error::from)?;
-    let headers = STORED_HEADERS.iter().filter_map(|h| head.field(h).map(|v| (h.to_string(), v.to_string()))).collect();
-    let tags = match head.field("tagging") {
-        Some(body) => tagging::checked(xml::parse_tagging(body.as_bytes())?, tagging::OBJECT_TAGS_MAX)?,
-        None => Vec::new(),
+    let tags = || match head.field("tagging") {
+        Some(body) => Ok(tagging::checked(xml::parse_tagging(body.as_bytes())?, tagging::OBJECT_TAGS_MAX)?),
+        None => Ok(Vec::new()),
     };
-    Ok(ObjectMeta {
-        etag: String::new(),
-        modified_ms: now_ms,
-        content_type: head.field("content-type").map(str::to_string),
-        headers,
-        user,
-        checksums: Vec::new(),
-        owner: owner.to_string(),
-        part_sizes: Vec::new(),
-        tags,
-    })
+    ObjectMeta::for_upload(user, |h| head.field(h), tags, owner, now_ms)
 }
 
 /// S3's answer to a stored form: a redirect if the form asks for one, else
