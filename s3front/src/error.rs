@@ -41,6 +41,7 @@ pub enum ErrorCode {
     InvalidTag,
     InvalidURI,
     KeyTooLongError,
+    MalformedACLError,
     MalformedXML,
     MalformedPOSTRequest,
     MaxMessageLengthExceeded,
@@ -76,12 +77,14 @@ pub enum ErrorCode {
     SignatureDoesNotMatch,
     SlowDown,
     TooManyBuckets,
+    UnexpectedContent,
+    UnresolvableGrantByEmailAddress,
     XAmzContentSHA256Mismatch,
 }
 
 impl ErrorCode {
     /// Every code, for table-driven tests and for looking a code up by name.
-    pub const ALL: [ErrorCode; 63] = [
+    pub const ALL: [ErrorCode; 66] = [
         ErrorCode::AccessDenied,
         ErrorCode::AccessForbidden,
         ErrorCode::AuthorizationHeaderMalformed,
@@ -112,6 +115,7 @@ impl ErrorCode {
         ErrorCode::InvalidTag,
         ErrorCode::InvalidURI,
         ErrorCode::KeyTooLongError,
+        ErrorCode::MalformedACLError,
         ErrorCode::MalformedXML,
         ErrorCode::MalformedPOSTRequest,
         ErrorCode::MaxMessageLengthExceeded,
@@ -144,6 +148,8 @@ impl ErrorCode {
         ErrorCode::SignatureDoesNotMatch,
         ErrorCode::SlowDown,
         ErrorCode::TooManyBuckets,
+        ErrorCode::UnexpectedContent,
+        ErrorCode::UnresolvableGrantByEmailAddress,
         ErrorCode::XAmzContentSHA256Mismatch,
     ];
 
@@ -228,6 +234,7 @@ impl ErrorCode {
             C::InvalidURI => ("InvalidURI", 400, "Couldn't parse the specified URI."),
             C::KeyTooLongError => ("KeyTooLongError", 400, "Your key is too long"),
             C::MalformedPOSTRequest => ("MalformedPOSTRequest", 400, "The body of your POST request is not well-formed multipart/form-data."),
+            C::MalformedACLError => ("MalformedACLError", 400, "The XML you provided was not well-formed or did not validate against our published schema."),
             C::MalformedXML => {
                 ("MalformedXML", 400, "The XML you provided was not well-formed or did not validate against our published schema")
             }
@@ -275,6 +282,10 @@ impl ErrorCode {
             ),
             C::SlowDown => ("SlowDown", 503, "Please reduce your request rate."),
             C::TooManyBuckets => ("TooManyBuckets", 400, "You have attempted to create more buckets than allowed"),
+            C::UnexpectedContent => ("UnexpectedContent", 400, "This request does not support content."),
+            C::UnresolvableGrantByEmailAddress => {
+                ("UnresolvableGrantByEmailAddress", 400, "The email address you provided does not match any account on record.")
+            }
             C::XAmzContentSHA256Mismatch => {
                 ("XAmzContentSHA256Mismatch", 400, "The provided 'x-amz-content-sha256' header does not match what was computed.")
             }

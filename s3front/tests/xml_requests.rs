@@ -347,3 +347,53 @@ fn cors_bodies() {
     let no_method = parse_cors_configuration(b"<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin></CORSRule></CORSConfiguration>");
     assert!(s3front::cors::check_rules(&no_method.expect("parses")).is_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Put{Bucket,Object}Acl
+
+#[test]
+fn access_control_policy_bodies() {
+    use s3front::acl::{GRANTS_MAX, Grant, Grantee, Permission};
+    // As boto3 sends it: the owner, then grants with xsi:type attributes.
+    let body = br#"<?xml version="1.0" encoding="UTF-8"?>
+<AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Owner><ID>alice</ID><DisplayName>alice</DisplayName></Owner>
+  <AccessControlList>
+    <Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser"><ID>alice</ID></Grantee><Permission>FULL_CONTROL</Permission></Grant>
+    <Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser"><ID> bob </ID><DisplayName>Bob</DisplayName></Grantee><Permission> READ_ACP </Permission></Grant>
+    <Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="Group"><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee><Permission>READ</Permission></Grant>
+    <Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="Group"><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee><Permission>READ</Permission></Grant>
+  </AccessControlList>
+</AccessControlPolicy>"#;
+    assert_eq!(
+        parse_access_control_policy(body).expect("valid"),
+        vec![
+            Grant::new(Grantee::User("alice".into()), Permission::FullControl),
+            Grant::new(Grantee::User("bob".into()), Permission::ReadAcp),
+            Grant::new(Grantee::AllUsers, Permission::Read),
+        ],
+        "in order, trimmed, the repeated grant once"
+    );
+    // No grants at all is an ACL (nobody but the owner's implicit ACP rights).
+    let empty = b"<AccessControlPolicy><Owner><ID>alice</ID></Owner><AccessControlList/></AccessControlPolicy>";
+    assert_eq!(parse_access_control_policy(empty).expect("valid"), Vec::new());
+
+    let refused = |body: &str, code: ErrorCode, part: &str| {
+        let e = parse_access_control_policy(body.as_bytes()).expect_err(body);
+        assert_eq!(e.code, code, "{body}: {}", e.message);
+        assert!(e.message.contains(part), "{body}: message {:?} lacks {part:?}", e.message);
+    };
+    let grant = |grantee: &str, permission: &str| {
+        format!("<AccessControlPolicy><AccessControlList><Grant><Grantee>{grantee}</Grantee><Permission>{permission}</Permission></Grant></AccessControlList></AccessControlPolicy>")
+    };
+    refused("<AccessControlPolicy/>", ErrorCode::MalformedACLError, "no <AccessControlList>");
+    refused(&grant("<ID>bob</ID>", "READ_ALL"), ErrorCode::MalformedACLError, "READ_ALL");
+    refused(&grant("<DisplayName>bob</DisplayName>", "READ"), ErrorCode::MalformedACLError, "no <ID>");
+    refused(&grant("<ID>bob</ID><URI>x</URI>", "READ"), ErrorCode::MalformedACLError, "more than one");
+    refused(&grant("<URI>http://example.com/all</URI>", "READ"), ErrorCode::InvalidArgument, "http://example.com/all");
+    refused(&grant("<EmailAddress>a@b.c</EmailAddress>", "READ"), ErrorCode::UnresolvableGrantByEmailAddress, "a@b.c");
+    refused(&grant("<ID></ID>", "READ"), ErrorCode::InvalidArgument, "empty ID");
+    refused("<Tagging/>", ErrorCode::MalformedXML, "expected <AccessControlPolicy>");
+    let many: String = (0..=GRANTS_MAX).map(|i| format!("<Grant><Grantee><ID>u{i}</ID></Grantee><Permission>READ</Permission></Grant>")).collect();
+    refused(&format!("<AccessControlPolicy><AccessControlList>{many}</AccessControlList></AccessControlPolicy>"), ErrorCode::MalformedACLError, "101 grants");
+}

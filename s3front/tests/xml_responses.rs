@@ -301,14 +301,30 @@ fn versioning_configuration_bodies() {
 
 #[test]
 fn access_control_policy_body() {
+    use s3front::acl::{Grant, Grantee, Permission};
+    const XSI: &str = "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"";
+    let o = owner();
     check(
-        access_control_policy(&owner()),
+        access_control_policy(&o, &s3front::acl::private(&o.id)),
         &format!(
             "<AccessControlPolicy {NS}><Owner>{OWNER_XML}</Owner><AccessControlList><Grant>\
-             <Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">{OWNER_XML}</Grantee>\
-             <Permission>FULL_CONTROL</Permission></Grant></AccessControlList></AccessControlPolicy>"
+             <Grantee {XSI} xsi:type=\"CanonicalUser\"><ID>{id}</ID><DisplayName>{id}</DisplayName></Grantee>\
+             <Permission>FULL_CONTROL</Permission></Grant></AccessControlList></AccessControlPolicy>",
+            id = o.id
         ),
     );
+    let groups = [Grant::new(Grantee::AllUsers, Permission::Read), Grant::new(Grantee::AuthenticatedUsers, Permission::WriteAcp)];
+    check(
+        access_control_policy(&o, &groups),
+        &format!(
+            "<AccessControlPolicy {NS}><Owner>{OWNER_XML}</Owner><AccessControlList>\
+             <Grant><Grantee {XSI} xsi:type=\"Group\"><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee>\
+             <Permission>READ</Permission></Grant>\
+             <Grant><Grantee {XSI} xsi:type=\"Group\"><URI>http://acs.amazonaws.com/groups/global/AuthenticatedUsers</URI></Grantee>\
+             <Permission>WRITE_ACP</Permission></Grant></AccessControlList></AccessControlPolicy>"
+        ),
+    );
+    check(access_control_policy(&o, &[]), &format!("<AccessControlPolicy {NS}><Owner>{OWNER_XML}</Owner><AccessControlList></AccessControlList></AccessControlPolicy>"));
 }
 
 #[test]

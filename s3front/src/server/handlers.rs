@@ -10,6 +10,7 @@ use super::meta::ObjectMeta;
 use super::objects::{self, Entry, Info, internal};
 use super::rpc::call;
 use super::{BUCKETS_BUCKET, BucketInfo, Shard};
+use crate::acl::{self, Permission};
 use crate::checksum::{ChecksumAlgorithm, multipart_etag};
 use crate::error::{ErrorCode, S3Error};
 use crate::http::{self, Method, RangeResult, ResponseHead};
@@ -158,7 +159,11 @@ async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Opti
     let method = &req.head.method;
     if let Some(sub) = UNSUPPORTED_SUBRESOURCES.iter().find(|s| req.has_query(s)) {
         if let Some(b) = &req.bucket {
-            access(shard, req, b, false)?;
+            if req.key.is_none() {
+                owned(shard, req, b)?;
+            } else {
+                exists(shard, b)?;
+            }
             if req.key.is_none()
                 && *method == Method::Get
                 && let Some(answer) = unset_configuration(sub)
@@ -182,22 +187,19 @@ async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Opti
         Method::Put if req.has_query("partNumber") && req.has_query("uploadId") => {
             upload_part(shard, conn, req, bucket, key).await.map(Some)
         }
-        Method::Put if req.has_query("acl") => Ok(Some(Response::new(200))),
+        Method::Put if req.has_query("acl") => put_object_acl(shard, conn, req, bucket, key).await.map(Some),
         Method::Put if req.has_query("tagging") => put_object_tagging(shard, conn, req, bucket, key).await.map(Some),
         Method::Get if req.has_query("tagging") => get_object_tagging(shard, req, bucket, key).await.map(Some),
         Method::Get if req.has_query("attributes") => get_object_attributes(shard, req, bucket, key).await.map(Some),
         Method::Delete if req.has_query("tagging") => {
-            access(shard, req, &bucket, true)?;
+            access(shard, req, &bucket, Permission::Write)?;
             set_object_tags(shard, bucket, key, Vec::new()).await?;
             Ok(Some(Response::new(204)))
         }
         Method::Put if req.header("x-amz-copy-source").is_some() => copy_object(shard, req, bucket, key).await.map(Some),
         Method::Put => put_object(shard, conn, req, bucket, key).await.map(Some),
         Method::Get if req.has_query("uploadId") => list_parts(shard, req, bucket, key).await.map(Some),
-        Method::Get if req.has_query("acl") => {
-            access(shard, req, &bucket, false)?;
-            Ok(Some(Response::xml(200, xr::access_control_policy(&owner_of(req)))))
-        }
+        Method::Get if req.has_query("acl") => get_object_acl(shard, req, bucket, key).await.map(Some),
         Method::Get | Method::Head => get_object(shard, conn, req, bucket, key).await,
         Method::Delete if req.has_query("uploadId") => abort_upload(shard, req, bucket, key).await.map(Some),
         Method::Delete => delete_object(shard, req, bucket, key).await.map(Some),
@@ -210,13 +212,13 @@ async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Opti
 async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String) -> Result<Option<Response>, S3Error> {
     match req.head.method {
         Method::Put if req.has_query("versioning") => {
-            access(shard, req, &bucket, true)?;
+            owned(shard, req, &bucket)?;
             Err(err(ErrorCode::NotImplemented, "versioning is not implemented yet"))
         }
-        Method::Put if req.has_query("acl") => set_acl(shard, req, bucket).await.map(Some),
+        Method::Put if req.has_query("acl") => set_acl(shard, conn, req, bucket).await.map(Some),
         Method::Put if req.has_query("tagging") => put_bucket_tagging(shard, conn, req, bucket).await.map(Some),
         Method::Put if req.has_query("cors") => {
-            access(shard, req, &bucket, true)?;
+            owned(shard, req, &bucket)?;
             let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
             let rules = xml::parse_cors_configuration(&body)?;
             cors::check_rules(&rules)?;
@@ -224,46 +226,47 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
             Ok(Some(Response::new(200)))
         }
         Method::Get if req.has_query("cors") => {
-            let info = access(shard, req, &bucket, false)?;
+            let info = owned(shard, req, &bucket)?;
             let rules = info.cors.ok_or_else(|| {
                 err(ErrorCode::NoSuchCORSConfiguration, "The CORS configuration does not exist").with_extra("BucketName", &bucket)
             })?;
             Ok(Some(Response::xml(200, xr::cors_configuration(&rules))))
         }
         Method::Delete if req.has_query("cors") => {
-            access(shard, req, &bucket, true)?;
+            owned(shard, req, &bucket)?;
             update_bucket(shard, bucket, |info| info.cors = None).await?;
             Ok(Some(Response::new(204)))
         }
         Method::Get if req.has_query("tagging") => {
-            let info = access(shard, req, &bucket, false)?;
+            let info = owned(shard, req, &bucket)?;
             let tags = info.tags.ok_or_else(|| err(ErrorCode::NoSuchTagSet, "The TagSet does not exist").with_extra("BucketName", &bucket))?;
             Ok(Some(Response::xml(200, xr::tagging(&tags))))
         }
         Method::Delete if req.has_query("tagging") => {
-            access(shard, req, &bucket, true)?;
+            owned(shard, req, &bucket)?;
             update_bucket(shard, bucket, |info| info.tags = None).await?;
             Ok(Some(Response::new(204)))
         }
         Method::Put => create_bucket(shard, conn, req, bucket).await.map(Some),
         Method::Delete => delete_bucket(shard, req, bucket).await.map(Some),
         Method::Head => {
-            access(shard, req, &bucket, false)?;
+            access(shard, req, &bucket, Permission::Read)?;
             Ok(Some(Response::new(200).header("x-amz-bucket-region", shard.config.region.clone())))
         }
         Method::Post if req.has_query("delete") => delete_objects(shard, conn, req, bucket).await.map(Some),
         Method::Post if super::post_object::is_form(req) => super::post_object::post_object(shard, conn, req, bucket).await.map(Some),
         Method::Get if req.has_query("location") => {
-            access(shard, req, &bucket, false)?;
+            access(shard, req, &bucket, Permission::Read)?;
             Ok(Some(Response::xml(200, xr::location_constraint(&shard.config.region))))
         }
         Method::Get if req.has_query("versioning") => {
-            access(shard, req, &bucket, false)?;
+            access(shard, req, &bucket, Permission::Read)?;
             Ok(Some(Response::xml(200, xr::versioning_configuration(None))))
         }
         Method::Get if req.has_query("acl") => {
-            access(shard, req, &bucket, false)?;
-            Ok(Some(Response::xml(200, xr::access_control_policy(&owner_of(req)))))
+            access(shard, req, &bucket, Permission::ReadAcp)?;
+            let info = bucket_info(shard, &bucket)?;
+            Ok(Some(Response::xml(200, xr::access_control_policy(&owner_named(&info.owner), &info.acl))))
         }
         Method::Get if req.has_query("uploads") => list_uploads(shard, req, bucket).await.map(Some),
         Method::Get if req.has_query("versions") => list_objects(shard, req, bucket, ListKind::Versions).await.map(Some),
@@ -274,21 +277,81 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
 }
 
 fn owner_of(req: &Request) -> xr::Owner {
-    let id = req.access_key().unwrap_or("anonymous").to_string();
-    xr::Owner { display_name: id.clone(), id }
+    owner_named(req.access_key().unwrap_or(""))
 }
 
-/// The bucket, if the requester may read it (or write it, with `write`).
-fn access(shard: &Shard, req: &Request, bucket: &str, write: bool) -> Result<BucketInfo, S3Error> {
-    let info = shard.buckets.borrow().get(bucket).cloned();
-    let Some(info) = info else {
-        return Err(err(ErrorCode::NoSuchBucket, "The specified bucket does not exist").with_extra("BucketName", bucket));
-    };
-    match req.access_key() {
-        Some(ak) if ak == info.owner => Ok(info),
-        None if info.public_read && !write => Ok(info),
-        _ => Err(err(ErrorCode::AccessDenied, "Access Denied")),
+/// An owner as answers name it: its canonical ID, which is also its display name here (an
+/// anonymous writer's is empty, shown as `anonymous`).
+fn owner_named(id: &str) -> xr::Owner {
+    let id = if id.is_empty() { "anonymous" } else { id };
+    xr::Owner { display_name: id.to_string(), id: id.to_string() }
+}
+
+fn no_such_bucket(bucket: &str) -> S3Error {
+    err(ErrorCode::NoSuchBucket, "The specified bucket does not exist").with_extra("BucketName", bucket)
+}
+
+fn access_denied() -> S3Error {
+    err(ErrorCode::AccessDenied, "Access Denied")
+}
+
+/// Checks that the bucket's ACL lets the requester do what `wanted` allows (`acl` says what
+/// each permission covers). Borrows the table, copies nothing: every request passes here.
+fn access(shard: &Shard, req: &Request, bucket: &str, wanted: Permission) -> Result<(), S3Error> {
+    let buckets = shard.buckets.borrow();
+    let info = buckets.get(bucket).ok_or_else(|| no_such_bucket(bucket))?;
+    if acl::allows(&info.acl, &info.owner, req.access_key(), wanted) { Ok(()) } else { Err(access_denied()) }
+}
+
+/// The bucket, if the requester owns it: deleting a bucket and reading or setting its
+/// configurations (tags, CORS, versioning) are its owner's alone, whatever its ACL says.
+fn owned(shard: &Shard, req: &Request, bucket: &str) -> Result<BucketInfo, S3Error> {
+    let info = bucket_info(shard, bucket)?;
+    if req.access_key() == Some(info.owner.as_str()) { Ok(info) } else { Err(access_denied()) }
+}
+
+/// The bucket's entry, whoever asks.
+fn bucket_info(shard: &Shard, bucket: &str) -> Result<BucketInfo, S3Error> {
+    shard.buckets.borrow().get(bucket).cloned().ok_or_else(|| no_such_bucket(bucket))
+}
+
+/// Fails unless the bucket exists: object reads are decided by the object's own ACL.
+fn exists(shard: &Shard, bucket: &str) -> Result<(), S3Error> {
+    if shard.buckets.borrow().contains_key(bucket) { Ok(()) } else { Err(no_such_bucket(bucket)) }
+}
+
+/// Checks that the object's ACL lets the requester read it.
+fn may_read(req: &Request, meta: &ObjectMeta) -> Result<(), S3Error> {
+    if meta.allows(req.access_key(), Permission::Read) { Ok(()) } else { Err(access_denied()) }
+}
+
+/// The answer for an object that is not there: NoSuchKey to whom may list the bucket, and
+/// AccessDenied to others, so that they learn nothing of which keys exist (as S3 answers).
+fn missing(shard: &Shard, req: &Request, bucket: &str, key: &str) -> S3Error {
+    match access(shard, req, bucket, Permission::Read) {
+        Ok(()) => no_such_key(key),
+        Err(e) => e,
     }
+}
+
+/// The requester's canonical ID, as an object it writes records its owner (`""`: anonymous,
+/// which only a bucket whose ACL lets everyone write lets in).
+fn requester(req: &Request) -> &str {
+    req.access_key().unwrap_or("")
+}
+
+/// The grants a request's `x-amz-acl` or `x-amz-grant-*` headers give a new object of
+/// `owner`'s in `bucket_owner`'s bucket, every user they name checked.
+fn request_acl(shard: &Shard, req: &Request, owner: &str, bucket_owner: &str) -> Result<Option<Vec<acl::Grant>>, S3Error> {
+    let grants = acl::from_headers(|h| req.header(h), owner, bucket_owner)?;
+    if let Some(g) = &grants {
+        check_grantees(shard, g)?;
+    }
+    Ok(grants)
+}
+
+fn check_grantees(shard: &Shard, grants: &[acl::Grant]) -> Result<(), S3Error> {
+    Ok(acl::check_users(grants, |id| shard.users.borrow_mut().secret(id).is_some())?)
 }
 
 fn signed(req: &Request) -> Result<&str, S3Error> {
@@ -348,16 +411,16 @@ async fn create_bucket(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket
     {
         return Err(err(ErrorCode::InvalidLocationConstraint, format!("this server's region is {}, not {region}", shard.config.region)));
     }
-    let public_read = req.header("x-amz-acl") == Some("public-read");
+    let grants = request_acl(shard, req, &owner, &owner)?.unwrap_or_else(|| acl::private(&owner));
     let now_ms = req.now_ms;
     let b = bucket.clone();
-    call(shard, 0, move |s: Rc<Shard>| async move { create_bucket_on_0(s, b, owner, now_ms, public_read).await }).await?;
+    call(shard, 0, move |s: Rc<Shard>| async move { create_bucket_on_0(s, b, owner, now_ms, grants).await }).await?;
     Ok(Response::new(200).header("location", format!("/{bucket}")))
 }
 
 /// Core 0 holds the bucket table: it stores the change, then updates every core's copy before
 /// the client hears of it.
-async fn create_bucket_on_0(shard: Rc<Shard>, bucket: String, owner: String, now_ms: u64, public_read: bool) -> Result<(), S3Error> {
+async fn create_bucket_on_0(shard: Rc<Shard>, bucket: String, owner: String, now_ms: u64, acl: Vec<acl::Grant>) -> Result<(), S3Error> {
     let _config = shard.bucket_lock(&bucket).await;
     let existing = shard.buckets.borrow().get(&bucket).cloned();
     if let Some(info) = existing {
@@ -368,7 +431,7 @@ async fn create_bucket_on_0(shard: Rc<Shard>, bucket: String, owner: String, now
         }
         .with_extra("BucketName", bucket));
     }
-    let info = BucketInfo { owner, created_ms: now_ms, public_read, tags: None, cors: None };
+    let info = BucketInfo { owner, created_ms: now_ms, acl, tags: None, cors: None };
     shard.store.put(BUCKETS_BUCKET, bucket.as_bytes(), &[], &info.encode()).await.map_err(|e| internal(format!("store bucket: {e}")))?;
     broadcast_bucket(&shard, bucket, Some(info)).await;
     Ok(())
@@ -387,15 +450,64 @@ async fn broadcast_bucket(shard: &Rc<Shard>, bucket: String, info: Option<Bucket
     }
 }
 
-async fn set_acl(shard: &Rc<Shard>, req: &Request, bucket: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, true)?;
-    let public_read = match req.header("x-amz-acl") {
-        Some("public-read") => true,
-        Some("private") | None => false,
-        Some(other) => return Err(err(ErrorCode::NotImplemented, format!("canned ACL {other:?} is not supported (private, public-read)"))),
-    };
-    update_bucket(shard, bucket, move |info| info.public_read = public_read).await?;
+/// The grants a PutBucketAcl or PutObjectAcl gives: its `x-amz-acl` or `x-amz-grant-*`
+/// headers, or else its `<AccessControlPolicy>` body (not both), every user named checked.
+async fn acl_of_request(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, owner: &str, bucket_owner: &str) -> Result<Vec<acl::Grant>, S3Error> {
+    let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
+    match request_acl(shard, req, owner, bucket_owner)? {
+        Some(_) if !body.is_empty() => Err(err(ErrorCode::UnexpectedContent, "This request does not support content: the ACL is given in headers")),
+        Some(grants) => Ok(grants),
+        None if body.is_empty() => Err(err(ErrorCode::MissingSecurityHeader, "Your request was missing a required header: x-amz-acl, x-amz-grant-* or an AccessControlPolicy body")),
+        None => {
+            let grants = xml::parse_access_control_policy(&body)?;
+            check_grantees(shard, &grants)?;
+            Ok(grants)
+        }
+    }
+}
+
+/// PutBucketAcl: replaces the bucket's grants (its owner stays).
+async fn set_acl(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String) -> Result<Response, S3Error> {
+    access(shard, req, &bucket, Permission::WriteAcp)?;
+    let owner = bucket_info(shard, &bucket)?.owner;
+    let grants = acl_of_request(shard, conn, req, &owner, &owner).await?;
+    update_bucket(shard, bucket, move |info| info.acl = grants).await?;
     Ok(Response::new(200))
+}
+
+/// PutObjectAcl: replaces the object's grants, keeping its data and the rest of its metadata,
+/// if its current ACL lets the requester (checked on its core, against the version changed).
+async fn put_object_acl(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+    exists(shard, &bucket)?;
+    let bucket_owner = bucket_info(shard, &bucket)?.owner;
+    let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| missing(shard, req, &bucket, &key))?;
+    if !info.meta.allows(req.access_key(), Permission::WriteAcp) {
+        return Err(access_denied());
+    }
+    let grants = acl_of_request(shard, conn, req, &info.meta.owner, &bucket_owner).await?;
+    let who = req.access_key().map(str::to_string);
+    let k = key.clone();
+    let changed = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| {
+        objects::change_meta(s, bucket, k, "set ACL", move |meta| {
+            if !meta.allows(who.as_deref(), Permission::WriteAcp) {
+                return Err(access_denied());
+            }
+            meta.set_grants(grants.clone());
+            Ok(())
+        })
+    })
+    .await?;
+    if changed { Ok(Response::new(200)) } else { Err(no_such_key(&key)) }
+}
+
+/// GetObjectAcl: the object's owner and grants, to whom its ACL lets read them.
+async fn get_object_acl(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+    exists(shard, &bucket)?;
+    let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| missing(shard, req, &bucket, &key))?;
+    if !info.meta.allows(req.access_key(), Permission::ReadAcp) {
+        return Err(access_denied());
+    }
+    Ok(Response::xml(200, xr::access_control_policy(&owner_named(&info.meta.owner), &info.meta.grants())))
 }
 
 /// Changes what is stored about `bucket` on core 0, which keeps the bucket table, then tells every
@@ -415,7 +527,7 @@ async fn update_bucket(shard: &Rc<Shard>, bucket: String, change: impl FnOnce(&m
 }
 
 async fn put_bucket_tagging(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, true)?;
+    owned(shard, req, &bucket)?;
     let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
     let tags = tagging::checked(xml::parse_tagging(&body)?, tagging::BUCKET_TAGS_MAX)?;
     update_bucket(shard, bucket, move |info| info.tags = Some(tags)).await?;
@@ -424,7 +536,7 @@ async fn put_bucket_tagging(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, b
 }
 
 async fn put_object_tagging(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, true)?;
+    access(shard, req, &bucket, Permission::Write)?;
     let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
     let tags = tagging::checked(xml::parse_tagging(&body)?, tagging::OBJECT_TAGS_MAX)?;
     set_object_tags(shard, bucket, key, tags).await?;
@@ -437,7 +549,7 @@ const PARTS_LISTED_MAX: usize = 1000;
 /// GetObjectAttributes: what `x-amz-object-attributes` asks for, from the object's metadata
 /// (a sector read, or the cache), without its data.
 async fn get_object_attributes(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, false)?;
+    exists(shard, &bucket)?;
     // One header with a list, or (the Rust SDK) the header once per attribute.
     let asked: Vec<&str> = req.head.headers_all("x-amz-object-attributes").flat_map(|v| v.split(',')).map(str::trim).filter(|n| !n.is_empty()).collect();
     let mut wanted = xr::ObjectAttributes::default();
@@ -454,7 +566,8 @@ async fn get_object_attributes(shard: &Rc<Shard>, req: &Request, bucket: String,
     if asked.is_empty() {
         return Err(err(ErrorCode::InvalidArgument, "x-amz-object-attributes names no attribute"));
     }
-    let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| no_such_key(&key))?;
+    let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| missing(shard, req, &bucket, &key))?;
+    may_read(req, &info.meta)?;
     let number = |name: &str, default: usize| match req.header(name) {
         None => Ok(default),
         Some(v) => v.trim().parse::<usize>().map_err(|_| err(ErrorCode::InvalidArgument, format!("{name} {v:?} is not a number"))),
@@ -474,8 +587,9 @@ async fn get_object_attributes(shard: &Rc<Shard>, req: &Request, bucket: String,
 }
 
 async fn get_object_tagging(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, false)?;
-    let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| no_such_key(&key))?;
+    exists(shard, &bucket)?;
+    let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| missing(shard, req, &bucket, &key))?;
+    may_read(req, &info.meta)?;
     Ok(Response::xml(200, xr::tagging(&info.meta.tags)))
 }
 
@@ -483,12 +597,18 @@ async fn get_object_tagging(shard: &Rc<Shard>, req: &Request, bucket: String, ke
 /// modification time (as S3 does: tags are not part of an object's version).
 async fn set_object_tags(shard: &Rc<Shard>, bucket: String, key: String, tags: tagging::TagSet) -> Result<(), S3Error> {
     let k = key.clone();
-    let found = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| objects::set_tags(s, bucket, k, tags)).await?;
+    let found = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| {
+        objects::change_meta(s, bucket, k, "set tags", move |meta| {
+            meta.tags = tags.clone();
+            Ok(())
+        })
+    })
+    .await?;
     if found { Ok(()) } else { Err(no_such_key(&key)) }
 }
 
 async fn delete_bucket(shard: &Rc<Shard>, req: &Request, bucket: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, true)?;
+    owned(shard, req, &bucket)?;
     call(shard, 0, move |s: Rc<Shard>| async move {
         let _config = s.bucket_lock(&bucket).await;
         // First no core starts a write into the bucket, then each core's writes already begun
@@ -524,14 +644,27 @@ async fn delete_bucket_if_empty(shard: &Rc<Shard>, bucket: &str) -> Result<(), S
 }
 
 /// The metadata a PUT or a multipart create sets.
-fn meta_from_request(req: &Request, owner: &str) -> Result<ObjectMeta, S3Error> {
+/// What a PUT, a multipart create or a copy with `x-amz-metadata-directive: REPLACE` sets: the
+/// request's metadata, tags and ACL, its requester the owner.
+fn meta_from_request(shard: &Shard, req: &Request, bucket: &str) -> Result<ObjectMeta, S3Error> {
     let mut user = Vec::new();
     for (n, v) in req.head.headers() {
         if let Some(name) = n.strip_prefix(names::USER_METADATA_PREFIX) {
             user.push((name.to_string(), v.to_string()));
         }
     }
-    ObjectMeta::for_upload(user, |h| req.header(h), || request_tags(req), owner, req.now_ms)
+    let mut meta = ObjectMeta::for_upload(user, |h| req.header(h), || request_tags(req), requester(req), req.now_ms)?;
+    set_request_acl(shard, req, bucket, &mut meta)?;
+    Ok(meta)
+}
+
+/// Gives a new object the ACL its request's headers ask for, if any.
+fn set_request_acl(shard: &Shard, req: &Request, bucket: &str, meta: &mut ObjectMeta) -> Result<(), S3Error> {
+    let bucket_owner = bucket_info(shard, bucket)?.owner;
+    if let Some(grants) = request_acl(shard, req, &meta.owner, &bucket_owner)? {
+        meta.set_grants(grants);
+    }
+    Ok(())
 }
 
 /// The tags a PUT, a multipart create or a copy with `x-amz-tagging-directive: REPLACE` sets.
@@ -553,8 +686,8 @@ async fn describe_source(shard: &Rc<Shard>, bucket: &str, key: &str) -> Result<O
 }
 
 async fn put_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    let info = access(shard, req, &bucket, true)?;
-    let mut meta = meta_from_request(req, &info.owner)?;
+    access(shard, req, &bucket, Permission::Write)?;
+    let mut meta = meta_from_request(shard, req, &bucket)?;
     if req.header("if-none-match") == Some("*") && head_info(shard, &bucket, &key).await?.is_some() {
         return Err(err(ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
     }
@@ -764,7 +897,7 @@ fn range_of(req: &Request, size: u64) -> Result<(u64, u64, bool), S3Error> {
 }
 
 async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Option<Response>, S3Error> {
-    access(shard, req, &bucket, false)?;
+    exists(shard, &bucket)?;
     let is_head = req.head.method == Method::Head;
     let owner = shard.owner(&bucket, &key);
     if owner == shard.core {
@@ -776,7 +909,8 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
     } else {
         call(shard, owner, move |s: Rc<Shard>| objects::get_small(s, b, k)).await?
     };
-    let Some((info, data)) = got else { return Err(no_such_key(&key)) };
+    let Some((info, data)) = got else { return Err(missing(shard, req, &bucket, &key)) };
+    may_read(req, &info.meta)?;
     if is_head {
         return send_head(conn, req, &info).await;
     }
@@ -791,7 +925,7 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
     let head = object_response_head(req, &info.meta, info.size, start, end, partial);
     // A large object on another core: hold its chunks there, fetch them piece by piece.
     let Some(remote) = RemoteRead::open(shard, &bucket, &key).await? else {
-        return Err(no_such_key(&key));
+        return Err(missing(shard, req, &bucket, &key));
     };
     send(conn, head).await?;
     let mut result = Ok(());
@@ -894,12 +1028,14 @@ async fn get_local(
         if is_head {
             let hit = shard.cache.borrow_mut().get_meta(bucket, key, lsn);
             if let Some((cached, size)) = hit {
+                may_read(req, &cached.meta)?;
                 let stored = cached.lines.get_or_init(|| stored_headers(&cached.meta));
                 return send_cached(conn, req, &cached.meta, stored, size, None).await;
             }
         } else {
             let hit = shard.cache.borrow_mut().get(bucket, key, lsn);
             if let Some((cached, data)) = hit {
+                may_read(req, &cached.meta)?;
                 let stored = cached.lines.get_or_init(|| stored_headers(&cached.meta));
                 return send_cached(conn, req, &cached.meta, stored, data.len() as u64, Some(&data)).await;
             }
@@ -908,16 +1044,18 @@ async fn get_local(
     if is_head {
         // The frame's head, not the object (and the cache keeps the metadata).
         let info = objects::head(shard.clone(), bucket.to_string(), key.to_string()).await?;
-        let Some(info) = info else { return Err(no_such_key(key)) };
+        let Some(info) = info else { return Err(missing(shard, req, bucket, key)) };
+        may_read(req, &info.meta)?;
         return send_head(conn, req, &info).await;
     }
     let got = shard.store.get(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| internal(format!("get: {e}")))?;
-    let Some(mut object) = got else { return Err(no_such_key(key)) };
+    let Some(mut object) = got else { return Err(missing(shard, req, bucket, key)) };
     let meta = ObjectMeta::decode(object.meta()).ok_or_else(|| internal("stored metadata does not decode"))?;
     let size = object.size();
     if object.manifest().is_none() {
         shard.cache.borrow_mut().insert(bucket, key, object.lsn, meta.clone(), std::sync::Arc::new(object.data().to_vec()));
     }
+    may_read(req, &meta)?;
     if let Some(r) = check_preconditions(req, &meta)? {
         return Ok(Some(r));
     }
@@ -1033,14 +1171,14 @@ async fn send_cached(
 }
 
 async fn delete_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, true)?;
+    access(shard, req, &bucket, Permission::Write)?;
     let owner = shard.owner(&bucket, &key);
     call(shard, owner, move |s: Rc<Shard>| objects::delete(s, bucket, key)).await?;
     Ok(Response::new(204))
 }
 
 async fn delete_objects(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, true)?;
+    access(shard, req, &bucket, Permission::Write)?;
     let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
     let request = xml::parse_delete_objects(&body).map_err(S3Error::from)?;
     let mut outcomes = Vec::with_capacity(request.objects.len());
@@ -1178,10 +1316,11 @@ impl Drop for RemoteRead {
 }
 
 async fn copy_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    let dest = access(shard, req, &bucket, true)?;
+    access(shard, req, &bucket, Permission::Write)?;
     let (src_bucket, src_key) = copy_source(req)?;
-    access(shard, req, &src_bucket, false)?;
-    let info = describe_source(shard, &src_bucket, &src_key).await?.ok_or_else(|| no_such_key(&src_key))?;
+    exists(shard, &src_bucket)?;
+    let info = describe_source(shard, &src_bucket, &src_key).await?.ok_or_else(|| missing(shard, req, &src_bucket, &src_key))?;
+    may_read(req, &info.meta)?;
     copy_preconditions(req, &info.meta)?;
     let replace = match req.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,
@@ -1194,8 +1333,14 @@ async fn copy_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: Stri
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
     }
-    let mut meta =
-        if replace { meta_from_request(req, &dest.owner)? } else { ObjectMeta { owner: dest.owner.clone(), ..info.meta.clone() } };
+    // The copy is the requester's, with the ACL its request gives (the source's is not copied).
+    let mut meta = if replace {
+        meta_from_request(shard, req, &bucket)?
+    } else {
+        let mut meta = ObjectMeta { owner: requester(req).to_string(), acl: None, ..info.meta.clone() };
+        set_request_acl(shard, req, &bucket, &mut meta)?;
+        meta
+    };
     // Tags follow their own directive: copied by default, or the request's (S3's
     // x-amz-tagging-directive), whatever the metadata directive says.
     meta.tags = match req.header("x-amz-tagging-directive") {
@@ -1249,8 +1394,8 @@ fn random_id(shard: &Shard) -> String {
 }
 
 async fn create_upload(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    let info = access(shard, req, &bucket, true)?;
-    let mut meta = meta_from_request(req, &info.owner)?;
+    access(shard, req, &bucket, Permission::Write)?;
+    let mut meta = meta_from_request(shard, req, &bucket)?;
     if let Some(alg) = req.header("x-amz-checksum-algorithm").and_then(ChecksumAlgorithm::from_sdk_name) {
         meta.checksums.push((alg.sdk_name().to_string(), String::new()));
     }
@@ -1288,7 +1433,7 @@ async fn upload_meta(shard: Rc<Shard>, record: Vec<u8>) -> Result<Option<ObjectM
 }
 
 async fn upload_part(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, true)?;
+    access(shard, req, &bucket, Permission::Write)?;
     let upload = upload_id(req)?;
     let part: u32 =
         req.query("partNumber").and_then(|p| p.parse().ok()).filter(|p| (1..=PART_NUMBER_MAX).contains(p)).ok_or_else(|| {
@@ -1303,8 +1448,9 @@ async fn upload_part(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: 
     let copy = req.header("x-amz-copy-source").is_some();
     let (extent, md5, checksum) = if copy {
         let (src_bucket, src_key) = copy_source(req)?;
-        access(shard, req, &src_bucket, false)?;
-        let info = describe_source(shard, &src_bucket, &src_key).await?.ok_or_else(|| no_such_key(&src_key))?;
+        exists(shard, &src_bucket)?;
+        let info = describe_source(shard, &src_bucket, &src_key).await?.ok_or_else(|| missing(shard, req, &src_bucket, &src_key))?;
+        may_read(req, &info.meta)?;
         copy_preconditions(req, &info.meta)?;
         let (start, end) = match req.header("x-amz-copy-source-range") {
             None => (0, info.size),
@@ -1408,7 +1554,7 @@ async fn parts_of(shard: &Rc<Shard>, record: &[u8]) -> Result<Vec<StoredPart>, S
 }
 
 async fn list_parts(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, false)?;
+    access(shard, req, &bucket, Permission::Read)?;
     let upload = upload_id(req)?;
     let max_parts: u32 = req.query("max-parts").and_then(|m| m.parse().ok()).unwrap_or(PARTS_LISTED_MAX as u32).min(PARTS_LISTED_MAX as u32);
     let marker: u32 = req.query("part-number-marker").and_then(|m| m.parse().ok()).unwrap_or(0);
@@ -1433,7 +1579,7 @@ async fn list_parts(shard: &Rc<Shard>, req: &Request, bucket: String, key: Strin
             checksums: checksums_of(&m),
         })
         .collect();
-    let owner = xr::Owner { id: meta.owner.clone(), display_name: meta.owner.clone() };
+    let owner = owner_named(&meta.owner);
     let result = xr::ListParts {
         bucket,
         key,
@@ -1472,7 +1618,7 @@ fn checksums_of(meta: &ObjectMeta) -> xr::Checksums {
 }
 
 async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, true)?;
+    access(shard, req, &bucket, Permission::Write)?;
     let upload = upload_id(req)?;
     let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
     let wanted = xml::parse_complete_multipart(&body).map_err(S3Error::from)?;
@@ -1545,7 +1691,7 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
 }
 
 async fn abort_upload(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, true)?;
+    access(shard, req, &bucket, Permission::Write)?;
     let upload = upload_id(req)?;
     let record = upload_key(&bucket, &key, &upload);
     let u = upload.clone();
@@ -1577,7 +1723,7 @@ pub async fn abort_on_owner(s: &Rc<Shard>, record: &[u8]) -> Result<(), S3Error>
 }
 
 async fn list_uploads(shard: &Rc<Shard>, req: &Request, bucket: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, false)?;
+    access(shard, req, &bucket, Permission::Read)?;
     let prefix = req.query("prefix").unwrap_or("").to_string();
     let max_uploads: u32 = req.query("max-uploads").and_then(|m| m.parse().ok()).unwrap_or(1000).min(1000);
     let key_marker = req.query("key-marker").unwrap_or("").to_string();
@@ -1610,7 +1756,7 @@ async fn list_uploads(shard: &Rc<Shard>, req: &Request, bucket: String) -> Resul
         .into_iter()
         .take(max_uploads as usize)
         .map(|(key, upload_id, owner, initiated_ms)| {
-            let o = xr::Owner { id: owner.clone(), display_name: owner };
+            let o = owner_named(&owner);
             xr::UploadEntry {
                 key,
                 upload_id,
@@ -1688,7 +1834,7 @@ fn after_entry(e: &Entry) -> String {
 }
 
 async fn list_objects(shard: &Rc<Shard>, req: &Request, bucket: String, kind: ListKind) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, false)?;
+    access(shard, req, &bucket, Permission::Read)?;
     let prefix = req.query("prefix").unwrap_or("").to_string();
     let delimiter = req.query("delimiter").filter(|d| !d.is_empty()).map(str::to_string);
     let max_keys: usize = match req.query("max-keys").or(req.query("max-uploads")) {
@@ -1725,7 +1871,7 @@ async fn list_objects(shard: &Rc<Shard>, req: &Request, bucket: String, kind: Li
     let mut contents = Vec::new();
     let mut common_prefixes = Vec::new();
     let mut versions = Vec::new();
-    let owner = owner_of(req);
+    let fetch_owner = kind == ListKind::V1 || req.query("fetch-owner") == Some("true");
     for e in &entries {
         match e {
             Entry::Prefix(p) => common_prefixes.push(p.clone()),
@@ -1741,7 +1887,7 @@ async fn list_objects(shard: &Rc<Shard>, req: &Request, bucket: String, kind: Li
                         etag: meta.etag.clone(),
                         size_bytes: *size,
                         storage_class: "STANDARD",
-                        owner: owner.clone(),
+                        owner: owner_named(&meta.owner),
                         checksum_algorithm,
                         checksum_type: None,
                     }));
@@ -1752,7 +1898,7 @@ async fn list_objects(shard: &Rc<Shard>, req: &Request, bucket: String, kind: Li
                         etag: meta.etag.clone(),
                         size_bytes: *size,
                         storage_class: "STANDARD",
-                        owner: (kind == ListKind::V1 || req.query("fetch-owner") == Some("true")).then(|| owner.clone()),
+                        owner: fetch_owner.then(|| owner_named(&meta.owner)),
                         checksum_algorithm,
                         checksum_type: None,
                     });

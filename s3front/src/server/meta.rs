@@ -17,6 +17,8 @@ const TAG_OWNER: u8 = 7;
 const TAG_PARTS: u8 = 8;
 /// One object tag (`tagging`): a pair, in key order.
 const TAG_OBJECT_TAG: u8 = 9;
+/// The object's ACL (`acl::encode`), when it is not its owner's full control alone.
+const TAG_ACL: u8 = 10;
 
 /// Standard headers stored and returned as sent (besides Content-Type).
 pub const STORED_HEADERS: [&str; 5] = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
@@ -39,6 +41,9 @@ pub struct ObjectMeta {
     pub part_sizes: Vec<u64>,
     /// The object's tags, sorted by key (`tagging::TagSet`).
     pub tags: Vec<(String, String)>,
+    /// The object's grants (`acl`); `None` for the default, its owner's full control, which is
+    /// most objects' and costs nothing stored.
+    pub acl: Option<Vec<crate::acl::Grant>>,
 }
 
 fn put_field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
@@ -64,6 +69,27 @@ fn split_pair(bytes: &[u8]) -> Option<(String, String)> {
 }
 
 impl ObjectMeta {
+    /// Whether the object's ACL lets `requester` (`None`: anonymous) do what `wanted` allows.
+    pub fn allows(&self, requester: Option<&str>, wanted: crate::acl::Permission) -> bool {
+        match &self.acl {
+            None => !self.owner.is_empty() && requester == Some(self.owner.as_str()),
+            Some(grants) => crate::acl::allows(grants, &self.owner, requester, wanted),
+        }
+    }
+
+    /// The object's grants, as GetObjectAcl lists them.
+    pub fn grants(&self) -> Vec<crate::acl::Grant> {
+        match &self.acl {
+            None => crate::acl::private(&self.owner),
+            Some(grants) => grants.clone(),
+        }
+    }
+
+    /// Sets the object's grants, stored only when they differ from the default.
+    pub fn set_grants(&mut self, grants: Vec<crate::acl::Grant>) {
+        self.acl = (grants != crate::acl::private(&self.owner)).then_some(grants);
+    }
+
     /// What an upload sets, from a PUT's headers or a form's fields: its user metadata
     /// (`x-amz-meta-*` without the prefix, checked against S3's size limit), the stored standard
     /// headers and Content-Type as `value_of` gives them, and its tags (read once the user
@@ -87,6 +113,7 @@ impl ObjectMeta {
             owner: owner.to_string(),
             part_sizes: Vec::new(),
             tags,
+            acl: None,
         })
     }
 
@@ -110,6 +137,9 @@ impl ObjectMeta {
             put_pair(&mut out, TAG_OBJECT_TAG, n, v);
         }
         put_field(&mut out, TAG_OWNER, self.owner.as_bytes());
+        if let Some(grants) = &self.acl {
+            put_field(&mut out, TAG_ACL, crate::acl::encode(grants).as_bytes());
+        }
         if !self.part_sizes.is_empty() {
             let sizes: Vec<u8> = self.part_sizes.iter().flat_map(|s| s.to_le_bytes()).collect();
             // 10,000 parts need 80,000 bytes: more than one field holds.
@@ -143,6 +173,7 @@ impl ObjectMeta {
                 TAG_CHECKSUM => m.checksums.push(split_pair(field)?),
                 TAG_OBJECT_TAG => m.tags.push(split_pair(field)?),
                 TAG_OWNER => m.owner = text()?,
+                TAG_ACL => m.acl = Some(crate::acl::decode(&text()?)?),
                 TAG_PARTS => m.part_sizes.extend(field.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))),
                 _ => {}
             }
@@ -167,8 +198,13 @@ mod tests {
             owner: "AKIA".into(),
             part_sizes: (0..10_000).collect(),
             tags: vec![("k".into(), String::new()), ("名".into(), "値 v".into())],
+            acl: Some(vec![crate::acl::Grant::new(crate::acl::Grantee::AllUsers, crate::acl::Permission::Read)]),
         };
-        assert_eq!(ObjectMeta::decode(&m.encode()), Some(m));
+        assert_eq!(ObjectMeta::decode(&m.encode()), Some(m.clone()));
+        let explicit_none = ObjectMeta { acl: Some(Vec::new()), ..m.clone() };
+        assert_eq!(ObjectMeta::decode(&explicit_none.encode()), Some(explicit_none));
+        let default = ObjectMeta { acl: None, ..m };
+        assert_eq!(ObjectMeta::decode(&default.encode()), Some(default));
         assert_eq!(ObjectMeta::decode(&[9, 1, 2]), None);
     }
 }

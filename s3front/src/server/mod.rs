@@ -160,7 +160,8 @@ async fn first<A, B>(a: impl Future<Output = A>, b: impl Future<Output = B>) -> 
 pub struct BucketInfo {
     pub owner: String,
     pub created_ms: u64,
-    pub public_read: bool,
+    /// The bucket's grants (`acl`): `acl::private(owner)` unless it was given others.
+    pub acl: Vec<crate::acl::Grant>,
     /// The bucket's tags, sorted by key (`tagging::TagSet`); `None` when it has no tag set
     /// (GetBucketTagging answers NoSuchTagSet), which differs from an empty one.
     pub tags: Option<Vec<(String, String)>>,
@@ -171,7 +172,8 @@ pub struct BucketInfo {
 
 impl BucketInfo {
     fn encode(&self) -> Vec<u8> {
-        let mut v = serde_json::json!({"owner": self.owner, "created_ms": self.created_ms, "public_read": self.public_read});
+        let acl: Vec<String> = self.acl.iter().map(crate::acl::Grant::encode).collect();
+        let mut v = serde_json::json!({"owner": self.owner, "created_ms": self.created_ms, "acl": acl});
         if let Some(tags) = &self.tags {
             v["tags"] = tags.iter().map(|(k, t)| serde_json::json!([k, t])).collect();
         }
@@ -183,10 +185,19 @@ impl BucketInfo {
 
     fn decode(bytes: &[u8]) -> Option<BucketInfo> {
         let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        let owner = v.get("owner")?.as_str()?.to_string();
+        let acl = match v.get("acl") {
+            Some(grants) => grants.as_array()?.iter().map(|g| crate::acl::Grant::decode(g.as_str()?)).collect::<Option<Vec<_>>>()?,
+            // Written before ACLs (session 11): `public_read` was the only choice.
+            None if v.get("public_read").and_then(|p| p.as_bool()) == Some(true) => {
+                crate::acl::canned("public-read", &owner, &owner).expect("a canned ACL S3 has")
+            }
+            None => crate::acl::private(&owner),
+        };
         Some(BucketInfo {
-            owner: v.get("owner")?.as_str()?.to_string(),
             created_ms: v.get("created_ms")?.as_u64()?,
-            public_read: v.get("public_read").and_then(|p| p.as_bool()).unwrap_or(false),
+            acl,
+            owner,
             tags: match v.get("tags") {
                 None => None,
                 Some(tags) => Some(
@@ -515,7 +526,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
             .list(BUCKETS_BUCKET, b"", None, usize::MAX)
             .into_iter()
             .filter_map(|l| String::from_utf8(l.key.into()).ok())
-            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, public_read: false, tags: None, cors: None }))
+            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, acl: Vec::new(), tags: None, cors: None }))
             .collect();
         let mut loaded = BTreeMap::new();
         for name in table.keys() {

@@ -69,26 +69,34 @@ pub async fn head(shard: Rc<Shard>, bucket: String, key: String) -> Result<Optio
     Ok(Some(Info { meta, size: h.size, manifest: None }))
 }
 
-/// Most times `set_tags` reads an object again because a write replaced it meanwhile.
-const SET_TAGS_TRIES_MAX: usize = 8;
+/// Most times `change_meta` reads an object again because a write replaced it meanwhile.
+const CHANGE_META_TRIES_MAX: usize = 8;
 
-/// Replaces the tags of `bucket`/`key`, keeping its data and the rest of its metadata (a large
-/// object's chunks are not rewritten: `Store::rewrite_meta`); `false` if there is no such
-/// object. A write of the key between reading its metadata and the rewrite makes the rewrite
-/// write nothing; the new version is then read and tagged instead.
-pub async fn set_tags(shard: Rc<Shard>, bucket: String, key: String, tags: Vec<(String, String)>) -> Result<bool, S3Error> {
+/// Changes the metadata of `bucket`/`key` (its tags, its ACL) with `change`, keeping its data
+/// and the rest (a large object's chunks are not rewritten: `Store::rewrite_meta`); `false` if
+/// there is no such object. A write of the key between reading its metadata and the rewrite
+/// makes the rewrite write nothing; the new version is then read and changed instead, so
+/// `change` sees (and may refuse, with its error) the version it changes. `what` names the
+/// operation in errors.
+pub async fn change_meta(
+    shard: Rc<Shard>,
+    bucket: String,
+    key: String,
+    what: &'static str,
+    change: impl Fn(&mut ObjectMeta) -> Result<(), S3Error>,
+) -> Result<bool, S3Error> {
     let (b, k) = (bucket.as_bytes(), key.as_bytes());
-    for _ in 0..SET_TAGS_TRIES_MAX {
-        let Some(head) = shard.store.head(b, k).await.map_err(|e| store_error("set tags", e))? else { return Ok(false) };
+    for _ in 0..CHANGE_META_TRIES_MAX {
+        let Some(head) = shard.store.head(b, k).await.map_err(|e| store_error(what, e))? else { return Ok(false) };
         let mut meta = decode_meta(head.meta())?;
         let lsn = head.lsn;
         drop(head);
-        meta.tags = tags.clone();
-        if shard.store.rewrite_meta(b, k, lsn, &meta.encode()).await.map_err(|e| store_error("set tags", e))?.is_some() {
+        change(&mut meta)?;
+        if shard.store.rewrite_meta(b, k, lsn, &meta.encode()).await.map_err(|e| store_error(what, e))?.is_some() {
             return Ok(true);
         }
     }
-    Err(S3Error::new(ErrorCode::OperationAborted, format!("{bucket}/{key} was replaced {SET_TAGS_TRIES_MAX} times while its tags were set")))
+    Err(S3Error::new(ErrorCode::OperationAborted, format!("{bucket}/{key} was replaced {CHANGE_META_TRIES_MAX} times while trying to {what}")))
 }
 
 /// Describes `bucket`/`key` as `head` does, and a large object with its manifest (its frame is

@@ -11,6 +11,7 @@ use super::Shard;
 use super::conn::{BodyReader, Conn, Request, Response};
 use super::handlers::{BodySource, commit, store_body};
 use super::meta::ObjectMeta;
+use crate::acl::{self, Permission};
 use crate::error::{ErrorCode, S3Error};
 use crate::names;
 use crate::post::{self, FORM_FIELDS_BYTES_MAX, FileScanner, FormHead, PostError, PostSigner};
@@ -44,13 +45,20 @@ pub async fn post_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
         Some(key) => key.replace("${filename}", head.file_name.as_deref().unwrap_or("")),
         None => return Err(S3Error::new(ErrorCode::InvalidArgument, "Bucket POST must contain a field named 'key'.")),
     };
-    let policy = authorise(shard, req, &head, &bucket, &info.owner)?;
+    let (signer, policy) = authorise(shard, req, &head, &bucket)?;
+    if !acl::allows(&info.acl, &info.owner, signer.as_deref(), Permission::Write) {
+        return Err(S3Error::new(ErrorCode::AccessDenied, "Access Denied"));
+    }
     names::validate_key(&key).map_err(S3Error::from)?;
-    let mut meta = meta_from_form(&head, &info.owner, req.now_ms)?;
+    let owner = signer.unwrap_or_default();
+    let mut meta = meta_from_form(&head, &owner, req.now_ms)?;
+    if let Some(name) = head.field("acl") {
+        meta.set_grants(acl::canned(name.trim(), &owner, &info.owner)?);
+    }
 
     let owner = shard.owner(&bucket, &key);
     let rest = buf.split_off(head.data_start);
-    let mut file = FormFile::new(body, &boundary, rest, policy.length_range());
+    let mut file = FormFile::new(body, &boundary, rest, policy.as_ref().and_then(post::Policy::length_range));
     let stored = store_body(shard, conn, &mut file, owner).await?;
     let etag = hex::encode(file.md5.finalize_reset());
     meta.etag = etag.clone();
@@ -59,11 +67,11 @@ pub async fn post_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
     Ok(success(req, &head, &bucket, &key, &etag))
 }
 
-/// Checks the form's signature and policy; the policy, once the form may upload into a bucket
-/// `owner` owns. Anonymous forms are refused: no bucket here is writable by anyone.
-fn authorise(shard: &Shard, req: &Request, head: &FormHead, bucket: &str, owner: &str) -> Result<post::Policy, S3Error> {
+/// Checks the form's signature and policy: the signer and the policy, or neither for an
+/// anonymous form (no policy, no signature), which only a bucket everyone may write takes.
+fn authorise(shard: &Shard, req: &Request, head: &FormHead, bucket: &str) -> Result<(Option<String>, Option<post::Policy>), S3Error> {
     let Some(signer) = PostSigner::from_form(head)? else {
-        return Err(S3Error::new(ErrorCode::AccessDenied, "anonymous uploads are refused: sign the form's policy"));
+        return Ok((None, None));
     };
     let policy_b64 = head.field("policy").ok_or_else(|| S3Error::new(ErrorCode::InvalidArgument, "a signed form must carry its policy"))?;
     let secret = shard.users.borrow_mut().secret(signer.access_key());
@@ -79,10 +87,7 @@ fn authorise(shard: &Shard, req: &Request, head: &FormHead, bucket: &str, owner:
     }
     let policy = post::parse_policy(policy_b64)?;
     policy.check(head, bucket, req.now_ms)?;
-    if signer.access_key() != owner {
-        return Err(S3Error::new(ErrorCode::AccessDenied, "Access Denied"));
-    }
-    Ok(policy)
+    Ok((Some(signer.access_key().to_string()), Some(policy)))
 }
 
 /// The object's metadata from the form's fields, as a PUT takes it from headers.

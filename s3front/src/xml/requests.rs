@@ -1,5 +1,5 @@
 //! Request bodies: CreateBucket, DeleteObjects, CompleteMultipartUpload, PutBucketVersioning,
-//! Put{Object,Bucket}Tagging, PutBucketCors.
+//! Put{Object,Bucket}Tagging, PutBucketCors, Put{Bucket,Object}Acl.
 //!
 //! A body is first read into a small element tree under fixed limits (size, depth, element
 //! count), then the tree is read by name. Names are matched on their local part, so a namespace,
@@ -380,6 +380,47 @@ pub fn parse_cors_configuration(body: &[u8]) -> Result<Vec<crate::cors::CorsRule
             })
         })
         .collect()
+}
+
+/// PUT Bucket/Object `?acl` (Put{Bucket,Object}Acl): the grants of an `<AccessControlPolicy>`,
+/// in order, duplicates dropped. Its `<Owner>` is not read: PutAcl does not change who owns a
+/// resource. A grantee is known by its child element (`ID`, `URI`, `EmailAddress`), so the
+/// `xsi:type` attribute is not needed. An ACL S3 would not take is `MalformedACLError`; a grant
+/// by e-mail is `UnresolvableGrantByEmailAddress` (no user here has an address).
+pub fn parse_access_control_policy(body: &[u8]) -> Result<Vec<crate::acl::Grant>, S3Error> {
+    use crate::acl::{self, Grant, Permission};
+    let malformed = |message: String| S3Error::new(ErrorCode::MalformedACLError, message);
+    let root = parse_tree(body, "AccessControlPolicy")?;
+    let mut lists = root.children("AccessControlList");
+    let list = lists.next().ok_or_else(|| malformed("<AccessControlPolicy> has no <AccessControlList>".into()))?;
+    if lists.next().is_some() {
+        return Err(malformed("<AccessControlPolicy> has more than one <AccessControlList>".into()));
+    }
+    let count = list.children("Grant").count();
+    if count > acl::GRANTS_MAX {
+        return Err(acl::AclError::TooManyGrants(count).into());
+    }
+    let grants = list
+        .children("Grant")
+        .map(|grant| {
+            let mut grantees = grant.children("Grantee");
+            let grantee = grantees.next().ok_or_else(|| malformed("<Grant> has no <Grantee>".into()))?;
+            if grantees.next().is_some() {
+                return Err(malformed("<Grant> has more than one <Grantee>".into()));
+            }
+            let mut named = ["ID", "URI", "EmailAddress"].into_iter().filter_map(|kind| Some((kind, grantee.child_text(kind).transpose()?)));
+            let (kind, value) = named.next().ok_or_else(|| malformed("<Grantee> has no <ID>, <URI> or <EmailAddress>".into()))?;
+            if named.next().is_some() {
+                return Err(malformed("<Grantee> names more than one of <ID>, <URI> and <EmailAddress>".into()));
+            }
+            let grantee = acl::grantee_of(kind, value?.trim())?;
+            let permission = grant.child_text("Permission")?.ok_or_else(|| malformed("<Grant> has no <Permission>".into()))?;
+            let permission =
+                Permission::parse(permission.trim()).ok_or_else(|| malformed(format!("<Permission> {:?} is not an S3 permission", permission.trim())))?;
+            Ok(Grant::new(grantee, permission))
+        })
+        .collect::<Result<Vec<_>, S3Error>>()?;
+    Ok(acl::checked(grants)?)
 }
 
 fn parse_bool(text: &str, element: &str) -> Result<bool, XmlError> {

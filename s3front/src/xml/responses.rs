@@ -407,19 +407,31 @@ pub fn versioning_configuration(status: Option<VersioningStatus>) -> Vec<u8> {
 }
 
 /// GET Bucket/Object acl: the owner with `FULL_CONTROL` and nothing else, which is all we keep.
-pub fn access_control_policy(owner: &Owner) -> Vec<u8> {
+pub fn access_control_policy(owner: &Owner, grants: &[crate::acl::Grant]) -> Vec<u8> {
+    use crate::acl::Grantee;
     const XSI_NAMESPACE: (&str, &str) = ("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance");
     let mut out = XmlOut::new();
     out.root("AccessControlPolicy");
     write_owner(&mut out, "Owner", owner);
     out.start("AccessControlList");
-    out.start("Grant");
-    out.start_with("Grantee", &[XSI_NAMESPACE, ("xsi:type", "CanonicalUser")]);
-    out.element("ID", &owner.id);
-    out.element("DisplayName", &owner.display_name);
-    out.end("Grantee");
-    out.element("Permission", "FULL_CONTROL");
-    out.end("Grant");
+    for grant in grants {
+        out.start("Grant");
+        match &grant.grantee {
+            // A user's display name is its canonical ID here (the user table has no other).
+            Grantee::User(id) => {
+                out.start_with("Grantee", &[XSI_NAMESPACE, ("xsi:type", "CanonicalUser")]);
+                out.element("ID", id);
+                out.element("DisplayName", id);
+            }
+            group => {
+                out.start_with("Grantee", &[XSI_NAMESPACE, ("xsi:type", "Group")]);
+                out.element("URI", group.group_uri().unwrap_or_default());
+            }
+        }
+        out.end("Grantee");
+        out.element("Permission", grant.permission.as_str());
+        out.end("Grant");
+    }
     out.end("AccessControlList");
     out.end("AccessControlPolicy");
     out.finish()

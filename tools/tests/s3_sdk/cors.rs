@@ -68,9 +68,17 @@ async fn cors_rules_answer_preflights_and_cross_origin_requests() {
     let no_origin = raw_request(port, "OPTIONS", "/web/page.html", &[("access-control-request-method", "GET")], b"");
     assert_eq!(no_origin.status, 400);
 
-    // An actual cross-origin GET (anonymous, on a public-read bucket) carries the headers too,
-    // streamed object responses included.
+    // An actual cross-origin GET (anonymous, of a public-read object in a public-read bucket)
+    // carries the headers too, streamed object responses included.
     client.put_bucket_acl().bucket("web").acl(aws_sdk_s3::types::BucketCannedAcl::PublicRead).send().await.ok_or_panic("ACL");
+    client
+        .put_object_acl()
+        .bucket("web")
+        .key("page.html")
+        .acl(aws_sdk_s3::types::ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .ok_or_panic("object ACL");
     let get = raw_request(port, "GET", "/web/page.html", &[("origin", "https://app.example.com")], b"");
     assert_eq!(get.status, 200, "{}", get.body_text());
     assert_eq!(get.body, b"<p>hi</p>");

@@ -7,6 +7,7 @@
 
 mod harness;
 
+mod acl;
 mod auth;
 mod buckets;
 mod checksums;

@@ -139,3 +139,36 @@ async fn policies_refuse_what_they_do_not_allow() {
         assert_eq!(listed.key_count(), Some(0), "{bucket}: {:?}", listed.contents());
     }
 }
+
+/// A form with no policy and no signature is anonymous: a bucket whose ACL lets everyone write
+/// takes it (with the form's `acl`), and the object belongs to nobody but is readable as its
+/// ACL says. A private bucket refuses it (above).
+#[tokio::test]
+async fn anonymous_forms_upload_into_a_bucket_everyone_may_write() {
+    let server = Server::start("post_object_anonymous");
+    let client = server.client();
+    client
+        .create_bucket()
+        .bucket("open")
+        .acl(aws_sdk_s3::types::BucketCannedAcl::PublicReadWrite)
+        .send()
+        .await
+        .ok_or_panic("create public-read-write bucket");
+    let form = fields(&[("key", "foo.txt"), ("acl", "public-read"), ("Content-Type", "text/plain")]);
+    let answer = post(&server, "open", &form_body(&form, "f", b"bar"));
+    assert_eq!(answer.status, 204, "{}", answer.body_text());
+    let anonymous = raw_request(server.port, "GET", "/open/foo.txt", &[], b"");
+    assert_eq!((anonymous.status, anonymous.body.as_slice()), (200, b"bar".as_slice()), "public-read: {}", anonymous.body_text());
+    assert_eq!(get(&client, "open", "foo.txt").await, b"bar");
+    // Without the acl field the object is its writer's, who is nobody: not even the bucket's
+    // owner may read it, as in S3. It may still be deleted (a write to the bucket).
+    let form = fields(&[("key", "private.txt")]);
+    assert_eq!(post(&server, "open", &form_body(&form, "f", b"x")).status, 204);
+    let (status, code) = expect_error(client.get_object().bucket("open").key("private.txt").send().await);
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"));
+    client.delete_object().bucket("open").key("private.txt").send().await.ok_or_panic("owner deletes");
+    // A form asking for a canned ACL S3 does not have is refused.
+    let form = fields(&[("key", "k"), ("acl", "public")]);
+    let answer = post(&server, "open", &form_body(&form, "f", b"x"));
+    assert_eq!((answer.status, xml_element(&answer.body_text(), "Code")), (400, Some("InvalidArgument")), "{}", answer.body_text());
+}
