@@ -1,4 +1,4 @@
-"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, listing, tags, form uploads, CORS, errors.
+"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, listing, tags, form uploads, CORS, ACLs, errors.
 
 Run by run.sh, which sets S3_ENDPOINT, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and, when it could
 add one, a second user (S3_SECOND_ACCESS_KEY/S3_SECOND_SECRET_KEY). Each check compares exact
@@ -314,6 +314,83 @@ def t_second_user():
     second.delete_bucket(Bucket="boto3-second-user")
 
 
+def t_acls():
+    """As Ceph's s3-tests check ACLs: canned ACLs, an AccessControlPolicy body naming the second
+    user by canonical ID (its access key), grant headers, and who may then do what."""
+    if "S3_SECOND_USER_ERROR" in os.environ:
+        raise AssertionError(os.environ["S3_SECOND_USER_ERROR"])
+    ak, alt_ak = os.environ["AWS_ACCESS_KEY_ID"], os.environ["S3_SECOND_ACCESS_KEY"]
+    alt = client(alt_ak, os.environ["S3_SECOND_SECRET_KEY"])
+    bucket = "boto3-acl"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="foo", Body=b"foocontent")
+
+    def grants(response):
+        return sorted((g["Grantee"]["Type"], g["Grantee"].get("ID") or g["Grantee"].get("URI"), g["Permission"])
+                      for g in response["Grants"])
+
+    acl = s3.get_bucket_acl(Bucket=bucket)
+    expect_eq("default owner", (acl["Owner"]["ID"], acl["Owner"]["DisplayName"]), (ak, ak))
+    expect_eq("default grants", grants(acl), [("CanonicalUser", ak, "FULL_CONTROL")])
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    expect_eq("public-read grants", grants(s3.get_bucket_acl(Bucket=bucket)),
+              [("CanonicalUser", ak, "FULL_CONTROL"), ("Group", "http://acs.amazonaws.com/groups/global/AllUsers", "READ")])
+    anonymous_list = urllib.request.urlopen(f"{ENDPOINT}/{bucket}")
+    expect_eq("anonymous lists a public-read bucket", anonymous_list.status, 200)
+    expect_error("anonymous read of a private object", "AccessDenied", 403, anonymous_get, bucket, "foo")
+
+    # The owner's policy as GetBucketAcl gave it, plus the second user's READ (s3-tests'
+    # add_bucket_user_grant).
+    policy = s3.get_bucket_acl(Bucket=bucket)
+    policy = {"Owner": policy["Owner"], "Grants": [g for g in policy["Grants"] if g["Grantee"]["Type"] == "CanonicalUser"]}
+    policy["Grants"].append({"Grantee": {"ID": alt_ak, "Type": "CanonicalUser"}, "Permission": "READ"})
+    s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy=policy)
+    expect_eq("user grant", grants(s3.get_bucket_acl(Bucket=bucket)),
+              [("CanonicalUser", ak, "FULL_CONTROL"), ("CanonicalUser", alt_ak, "READ")])
+    expect_eq("second user lists", [o["Key"] for o in alt.list_objects(Bucket=bucket)["Contents"]], ["foo"])
+    expect_error("second user writes with READ", "AccessDenied", 403, alt.put_object, Bucket=bucket, Key="x", Body=b"")
+    expect_error("second user reads the ACL with READ", "AccessDenied", 403, alt.get_bucket_acl, Bucket=bucket)
+    expect_error("second user reads a private object", "AccessDenied", 403, alt.get_object, Bucket=bucket, Key="foo")
+
+    # Object grant headers (s3-tests' test_object_header_acl_grants): the ACL is what they name.
+    alt_id = f'id="{alt_ak}"'
+    s3.put_object(Bucket=bucket, Key="granted", Body=b"bar", GrantRead=alt_id, GrantReadACP=alt_id,
+                  GrantWriteACP=alt_id, GrantFullControl=f"id={ak}")
+    expect_eq("object header grants", grants(s3.get_object_acl(Bucket=bucket, Key="granted")),
+              sorted([("CanonicalUser", ak, "FULL_CONTROL"), ("CanonicalUser", alt_ak, "READ"),
+                      ("CanonicalUser", alt_ak, "READ_ACP"), ("CanonicalUser", alt_ak, "WRITE_ACP")]))
+    expect_eq("second user reads a granted object", alt.get_object(Bucket=bucket, Key="granted")["Body"].read(), b"bar")
+    alt.put_object_acl(Bucket=bucket, Key="granted", ACL="public-read")
+    expect_eq("public-read object, anonymously", anonymous_get(bucket, "granted"), b"bar")
+    expect_eq("the owner stays", s3.get_object_acl(Bucket=bucket, Key="granted")["Owner"]["ID"], ak)
+
+    # WRITE lets the second user write; its object is its own until it grants the bucket owner.
+    s3.put_bucket_acl(Bucket=bucket, GrantWrite=alt_id, GrantFullControl=f'id="{ak}"')
+    alt.put_object(Bucket=bucket, Key="alt", Body=b"alt's")
+    expect_error("owner reads the second user's object", "AccessDenied", 403, s3.get_object, Bucket=bucket, Key="alt")
+    alt.put_object(Bucket=bucket, Key="alt", Body=b"alt's", ACL="bucket-owner-full-control")
+    expect_eq("bucket-owner-full-control", s3.get_object(Bucket=bucket, Key="alt")["Body"].read(), b"alt's")
+
+    expect_error("unknown canonical ID", "InvalidArgument", 400, s3.put_bucket_acl, Bucket=bucket,
+                 GrantRead='id="no-such-user-here"')
+    expect_error("grant by e-mail", "UnresolvableGrantByEmailAddress", 400, s3.put_bucket_acl, Bucket=bucket,
+                 GrantRead='emailAddress="nobody@example.com"')
+    for key in ("foo", "granted", "alt"):
+        s3.delete_object(Bucket=bucket, Key=key)
+    s3.delete_bucket(Bucket=bucket)
+
+
+def anonymous_get(bucket, key):
+    """An unsigned GET; a refusal raises a ClientError-like error with S3's code."""
+    try:
+        with urllib.request.urlopen(f"{ENDPOINT}/{bucket}/{key}") as r:
+            return r.read()
+    except urllib.error.HTTPError as e:
+        body = e.read().decode()
+        code = body.split("<Code>")[1].split("</Code>")[0] if "<Code>" in body else ""
+        raise ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": e.code}}, "GetObject")
+
+
 def t_bad_credentials():
     wrong_secret = client(os.environ["AWS_ACCESS_KEY_ID"], "not-the-secret-key")
     expect_error("wrong secret key", "SignatureDoesNotMatch", 403, wrong_secret.list_buckets)
@@ -434,6 +511,7 @@ CHECKS = [
     ("presigned POST (SigV4) and a SigV2 policy form via urllib3", t_presigned_post),
     ("bucket CORS rules and preflights", t_cors),
     ("second user (corestore admin user add)", t_second_user),
+    ("ACLs: canned, AccessControlPolicy, grant headers, second user and anonymous", t_acls),
     ("wrong secret, unknown access key refused", t_bad_credentials),
     ("empty and delete the bucket", t_cleanup),
 ]
