@@ -33,6 +33,13 @@ enum Op {
         key: u8,
         stale: bool,
     },
+    /// A delete of the version just read (`delete_if`); with `stale`, of an older one, which
+    /// must delete nothing.
+    DeleteIf {
+        bucket: u8,
+        key: u8,
+        stale: bool,
+    },
     List {
         bucket: u8,
         prefix: u8,
@@ -82,6 +89,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u8..2, 0u8..12).prop_map(|(bucket, key)| Op::Delete { bucket, key }),
         3 => (0u8..2, 0u8..12).prop_map(|(bucket, key)| Op::Get { bucket, key }),
         2 => (0u8..2, 0u8..12, proptest::bool::weighted(0.2)).prop_map(|(bucket, key, stale)| Op::RewriteMeta { bucket, key, stale }),
+        1 => (0u8..2, 0u8..12, proptest::bool::weighted(0.3)).prop_map(|(bucket, key, stale)| Op::DeleteIf { bucket, key, stale }),
         1 => (0u8..2, 0u8..3, proptest::option::of(0u8..12), 1usize..6).prop_map(|(bucket, prefix, after, limit)| Op::List { bucket, prefix, after, limit }),
         1 => proptest::collection::vec((0u8..12, 0usize..3000), 1..40).prop_map(|puts| Op::Burst { puts }),
         3 => (0u8..2, 0u8..12, 0usize..60_000).prop_map(|(bucket, key, len)| Op::PutLarge { bucket, key, len }),
@@ -230,6 +238,20 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if let Some(new) = r {
                     prop_assert!(new > lsn);
                     model.get_mut(&(bucket(b), key(k))).expect("stored keys are in the model").0 = meta;
+                }
+            }
+            Op::DeleteIf { bucket: b, key: k, stale } => {
+                let Some((lsn, _)) = store.lsn_of(&bucket(b), &key(k)) else {
+                    let r = executor.block_on(store.delete_if(&bucket(b), &key(k), 1));
+                    prop_assert!(matches!(r, Ok(None)), "{:?}", r.map_err(|e| e.to_string()));
+                    continue;
+                };
+                let expect = if stale { lsn - 1 } else { lsn };
+                let r = executor.block_on(store.delete_if(&bucket(b), &key(k), expect)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(r.is_some(), !stale, "delete against lsn {} of {}: {:?}", expect, lsn, r);
+                if r.is_some() {
+                    model.remove(&(bucket(b), key(k)));
+                    large.remove(&(bucket(b), key(k)));
                 }
             }
             Op::List { bucket: b, prefix, after, limit } => {

@@ -397,3 +397,52 @@ fn access_control_policy_bodies() {
     let many: String = (0..=GRANTS_MAX).map(|i| format!("<Grant><Grantee><ID>u{i}</ID></Grantee><Permission>READ</Permission></Grant>")).collect();
     refused(&format!("<AccessControlPolicy><AccessControlList>{many}</AccessControlList></AccessControlPolicy>"), ErrorCode::MalformedACLError, "101 grants");
 }
+
+// ---------------------------------------------------------------------------------------------
+// PutBucketLifecycleConfiguration
+
+#[test]
+fn lifecycle_bodies() {
+    use s3front::lifecycle::{DAY_MS, Expiration, FilterForm};
+    // As boto3 and s3-tests send it: the deprecated rule-level Prefix, a Filter with And, an
+    // empty Filter, a date, and actions that only matter with versioning.
+    let body = br#"<LifecycleConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Rule><ID>legacy</ID><Prefix>test1/</Prefix><Status>Enabled</Status><Expiration><Days>3</Days></Expiration></Rule>
+  <Rule><ID>and</ID><Filter><And><Prefix>logs/</Prefix><Tag><Key>a</Key><Value>b</Value></Tag><ObjectSizeLessThan>100</ObjectSizeLessThan></And></Filter>
+    <Status>Disabled</Status><Expiration><Date>2030-01-01T00:00:00.000Z</Date></Expiration></Rule>
+  <Rule><ID>versions</ID><Filter/><Status>Enabled</Status><Expiration><ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker></Expiration>
+    <NoncurrentVersionExpiration><NoncurrentDays>2</NoncurrentDays></NoncurrentVersionExpiration>
+    <AbortIncompleteMultipartUpload><DaysAfterInitiation>1</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule>
+  <Rule><Status>Enabled</Status><Expiration><Date>2030-01-02</Date></Expiration></Rule>
+</LifecycleConfiguration>"#;
+    let rules = parse_lifecycle_configuration(body).expect("valid");
+    assert_eq!(rules.len(), 4);
+    assert_eq!((rules[0].form, rules[0].filter.prefix.as_deref(), rules[0].expiration), (FilterForm::Legacy, Some("test1/"), Some(Expiration::Days(3))));
+    assert_eq!(rules[1].filter.tags, vec![("a".to_string(), "b".to_string())]);
+    assert_eq!((rules[1].filter.size_less_than, rules[1].enabled), (Some(100), false));
+    assert_eq!(rules[1].expiration, Some(Expiration::DateMs(1_893_456_000_000)));
+    assert_eq!((rules[2].form, rules[2].expired_object_delete_marker, rules[2].noncurrent_days), (FilterForm::Filter, Some(true), Some(2)));
+    assert_eq!(rules[2].abort_incomplete_upload_days, Some(1));
+    assert_eq!((rules[3].form, rules[3].id.as_str()), (FilterForm::None, ""), "an ID is given later (lifecycle::check)");
+    assert_eq!(rules[3].expiration, Some(Expiration::DateMs(1_893_456_000_000 + DAY_MS)));
+    // What GetBucketLifecycleConfiguration writes reads back the same.
+    assert_eq!(parse_lifecycle_configuration(&lifecycle_configuration(&rules)).expect("own output"), rules);
+
+    let refused = |rule: &str, code: ErrorCode, part: &str| {
+        let body = format!("<LifecycleConfiguration><Rule><ID>r</ID>{rule}</Rule></LifecycleConfiguration>");
+        let e = parse_lifecycle_configuration(body.as_bytes()).expect_err(rule);
+        assert_eq!(e.code, code, "{rule}: {}", e.message);
+        assert!(e.message.contains(part), "{rule}: message {:?} lacks {part:?}", e.message);
+    };
+    let days = "<Expiration><Days>1</Days></Expiration>";
+    refused(&format!("<Status>enabled</Status>{days}"), ErrorCode::MalformedXML, "neither Enabled nor Disabled");
+    refused(days, ErrorCode::MalformedXML, "no <Status>");
+    refused(&format!("<Status>Enabled</Status><Prefix>a</Prefix><Filter/>{days}"), ErrorCode::MalformedXML, "both <Prefix> and <Filter>");
+    refused("<Status>Enabled</Status><Expiration><Days>1</Days><Date>2030-01-01</Date></Expiration>", ErrorCode::MalformedXML, "both <Days> and <Date>");
+    refused("<Status>Enabled</Status><Expiration><Date>20200101</Date></Expiration>", ErrorCode::InvalidArgument, "20200101");
+    refused("<Status>Enabled</Status><Expiration><Date>2030-01-01T12:00:00Z</Date></Expiration>", ErrorCode::InvalidArgument, "midnight");
+    refused("<Status>Enabled</Status><Expiration><Days>-1</Days></Expiration>", ErrorCode::InvalidArgument, "-1");
+    refused(&format!("<Status>Enabled</Status><Filter><Prefix>a</Prefix><Tag><Key>k</Key></Tag></Filter>{days}"), ErrorCode::MalformedXML, "<And>");
+    refused(&format!("<Status>Enabled</Status>{days}<Transition><Days>1</Days><StorageClass>GLACIER</StorageClass></Transition>"), ErrorCode::NotImplemented, "storage class");
+    refused("<Status>Enabled</Status><Expiration><Days>1</Days><ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker></Expiration>", ErrorCode::MalformedXML, "ExpiredObjectDeleteMarker");
+}

@@ -59,6 +59,10 @@ enum Command {
         /// a minute after start-up, or sooner if this is shorter).
         #[arg(long, default_value_t = 86_400.0)]
         scrub_every_s: f64,
+        /// Seconds in a lifecycle rule's "day" (a bucket's expiration and upload-abort rules
+        /// count days of this length, and round up to its boundaries): shorter for tests only.
+        #[arg(long, default_value_t = 86_400.0, hide = true)]
+        lifecycle_day_s: f64,
     },
     /// Administration of a data directory (the server may be running).
     #[command(subcommand)]
@@ -154,12 +158,14 @@ fn main() -> ExitCode {
             cache_mib,
             scrub_mib_per_s,
             scrub_every_s,
+            lifecycle_day_s,
         } => {
             let root = access_key.zip(secret_key);
             let segment_bytes = segment_mib << 20;
             let durations = duration_s("--abandoned-upload-hours", abandoned_upload_hours * 3600.0)
-                .and_then(|a| Ok((a, duration_s("--scrub-every-s", scrub_every_s)?)));
-            let (abandoned_upload_after, scrub_every) = match durations {
+                .and_then(|a| Ok((a, duration_s("--scrub-every-s", scrub_every_s)?)))
+                .and_then(|(a, s)| Ok((a, s, duration_s("--lifecycle-day-s", lifecycle_day_s)?)));
+            let (abandoned_upload_after, scrub_every, lifecycle_day) = match durations {
                 Ok(d) => d,
                 Err(e) => return report(Err(e)),
             };
@@ -175,6 +181,7 @@ fn main() -> ExitCode {
                 cache_bytes_per_core: cache_mib << 20,
                 scrub_bytes_per_s: (scrub_mib_per_s.max(0.0) * (1u64 << 20) as f64) as u64,
                 scrub_every,
+                lifecycle_day,
             };
             report(s3front::server::serve(config))
         }

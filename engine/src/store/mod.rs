@@ -839,6 +839,23 @@ impl<E: Env> Store<E> {
     /// batch); returns once the tombstone is durable.
     pub async fn delete(&self, bucket: &[u8], key: &[u8]) -> Result<u64, StoreError> {
         let _lock = self.lock_key(bucket, key).await;
+        self.delete_locked(bucket, key).await
+    }
+
+    /// Deletes `bucket`/`key` as [`Store::delete`] does, but only the version the caller
+    /// decided on (`expect_lsn`): if the key maps to another version now, or to none, nothing
+    /// is written and the answer is `Ok(None)`. A background deleter (lifecycle expiry) that
+    /// read an object's metadata never deletes a newer object written meanwhile.
+    pub async fn delete_if(&self, bucket: &[u8], key: &[u8], expect_lsn: u64) -> Result<Option<u64>, StoreError> {
+        let _lock = self.lock_key(bucket, key).await;
+        if self.lsn_of(bucket, key).map(|(lsn, _)| lsn) != Some(expect_lsn) {
+            return Ok(None);
+        }
+        self.delete_locked(bucket, key).await.map(Some)
+    }
+
+    /// A delete under the key's lock.
+    async fn delete_locked(&self, bucket: &[u8], key: &[u8]) -> Result<u64, StoreError> {
         let drops = self.chunk_ids_of(bucket, key).await?;
         self.replace(Rec { kind: Kind::Delete, bucket, key, meta: &[], data: &[], expect: None, raft: None }, "delete", &drops).await
     }

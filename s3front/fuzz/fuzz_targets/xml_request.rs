@@ -1,6 +1,6 @@
 #![no_main]
 //! Every request body parser on arbitrary bytes: the first byte picks the parser, the rest is the
-//! body (or, for 5, the `x-amz-tagging` header; 6 is a CORS configuration, 7 an ACL). A parser may refuse a body; it must never panic,
+//! body (or, for 5, the `x-amz-tagging` header; 6 is a CORS configuration, 7 an ACL, 8 lifecycle rules). A parser may refuse a body; it must never panic,
 //! and what it accepts must obey the limits.
 
 use s3front::tagging::{self, OBJECT_TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
@@ -20,7 +20,7 @@ fn assert_checked(tags: &[(String, String)], max: usize) {
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else { return };
-    match selector % 8 {
+    match selector % 9 {
         0 => {
             if let Ok(Some(location)) = parse_create_bucket(body) {
                 assert!(!location.is_empty());
@@ -63,6 +63,16 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 assert!(grants.len() <= s3front::acl::GRANTS_MAX);
                 let stored = s3front::acl::encode(&grants);
                 assert_eq!(s3front::acl::decode(&stored), Some(grants));
+            }
+        }
+        8 => {
+            if let Ok(mut rules) = s3front::xml::parse_lifecycle_configuration(body)
+                && s3front::lifecycle::check(&mut rules, |i| format!("rule-{i}")).is_ok()
+            {
+                assert!(!rules.is_empty() && rules.len() <= s3front::lifecycle::RULES_MAX);
+                // What is stored (the written document) reads back as the same rules.
+                let written = s3front::xml::lifecycle_configuration(&rules);
+                assert_eq!(s3front::xml::parse_lifecycle_configuration(&written).ok(), Some(rules));
             }
         }
         _ => {

@@ -15,6 +15,7 @@ use crate::checksum::{ChecksumAlgorithm, multipart_etag};
 use crate::error::{ErrorCode, S3Error};
 use crate::http::{self, Method, RangeResult, ResponseHead};
 use crate::cors;
+use crate::lifecycle;
 use crate::names;
 use crate::tagging;
 use crate::xml::{self, responses as xr};
@@ -109,10 +110,9 @@ fn preflight(shard: &Shard, req: &Request) -> Result<Response, S3Error> {
 
 /// Subresources S3 defines that we do not implement: answered NotImplemented rather than
 /// mistaken for a plain object or bucket request.
-const UNSUPPORTED_SUBRESOURCES: [&str; 22] = [
+const UNSUPPORTED_SUBRESOURCES: [&str; 21] = [
     "policy",
     "policyStatus",
-    "lifecycle",
     "website",
     "logging",
     "notification",
@@ -141,7 +141,6 @@ fn unset_configuration(sub: &str) -> Option<Result<Response, S3Error>> {
     let none = |code, message: &str| Some(Err(err(code, message)));
     match sub {
         "policy" => none(ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist"),
-        "lifecycle" => none(ErrorCode::NoSuchLifecycleConfiguration, "The lifecycle configuration does not exist"),
         "website" => none(ErrorCode::NoSuchWebsiteConfiguration, "The specified bucket does not have a website configuration"),
         "encryption" => none(ErrorCode::ServerSideEncryptionConfigurationNotFoundError, "The server side encryption configuration was not found"),
         "publicAccessBlock" => none(ErrorCode::NoSuchPublicAccessBlockConfiguration, "The public access block configuration was not found"),
@@ -235,6 +234,26 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
         Method::Delete if req.has_query("cors") => {
             owned(shard, req, &bucket)?;
             update_bucket(shard, bucket, |info| info.cors = None).await?;
+            Ok(Some(Response::new(204)))
+        }
+        Method::Put if req.has_query("lifecycle") => {
+            owned(shard, req, &bucket)?;
+            let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
+            let mut rules = xml::parse_lifecycle_configuration(&body)?;
+            lifecycle::check(&mut rules, |_| random_id(shard))?;
+            update_bucket(shard, bucket, move |info| info.lifecycle = Some(rules)).await?;
+            Ok(Some(Response::new(200)))
+        }
+        Method::Get if req.has_query("lifecycle") => {
+            let info = owned(shard, req, &bucket)?;
+            let rules = info.lifecycle.ok_or_else(|| {
+                err(ErrorCode::NoSuchLifecycleConfiguration, "The lifecycle configuration does not exist").with_extra("BucketName", &bucket)
+            })?;
+            Ok(Some(Response::xml(200, xr::lifecycle_configuration(&rules))))
+        }
+        Method::Delete if req.has_query("lifecycle") => {
+            owned(shard, req, &bucket)?;
+            update_bucket(shard, bucket, |info| info.lifecycle = None).await?;
             Ok(Some(Response::new(204)))
         }
         Method::Get if req.has_query("tagging") => {
@@ -431,7 +450,7 @@ async fn create_bucket_on_0(shard: Rc<Shard>, bucket: String, owner: String, now
         }
         .with_extra("BucketName", bucket));
     }
-    let info = BucketInfo { owner, created_ms: now_ms, acl, tags: None, cors: None };
+    let info = BucketInfo { owner, created_ms: now_ms, acl, tags: None, cors: None, lifecycle: None };
     shard.store.put(BUCKETS_BUCKET, bucket.as_bytes(), &[], &info.encode()).await.map_err(|e| internal(format!("store bucket: {e}")))?;
     broadcast_bucket(&shard, bucket, Some(info)).await;
     Ok(())

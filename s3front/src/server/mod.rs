@@ -18,6 +18,7 @@ mod objects;
 mod post_object;
 mod rpc;
 pub mod users;
+mod lifecycle;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -65,6 +66,8 @@ pub struct ServeConfig {
     /// The wait after a scrub pass before the next; the first begins after this or
     /// `SCRUB_FIRST_DELAY`, whichever is shorter.
     pub scrub_every: std::time::Duration,
+    /// The length of a lifecycle rule's day (`lifecycle::DAY_MS` but in tests).
+    pub lifecycle_day: std::time::Duration,
 }
 
 /// How long after start-up the first scrub pass begins (at most): start-up's own reads go first.
@@ -168,6 +171,8 @@ pub struct BucketInfo {
     /// The bucket's CORS rules (`cors`); `None` when it has none (GetBucketCors answers
     /// NoSuchCORSConfiguration, and cross-origin requests get no CORS headers).
     pub cors: Option<Vec<crate::cors::CorsRule>>,
+    /// The bucket's lifecycle rules (`lifecycle`); `None` when it has none.
+    pub lifecycle: Option<Vec<crate::lifecycle::Rule>>,
 }
 
 impl BucketInfo {
@@ -179,6 +184,11 @@ impl BucketInfo {
         }
         if let Some(rules) = &self.cors {
             v["cors"] = crate::cors::to_json(rules);
+        }
+        // Kept as the document GetBucketLifecycleConfiguration answers, read back by the same
+        // parser that took it.
+        if let Some(rules) = &self.lifecycle {
+            v["lifecycle"] = String::from_utf8_lossy(&crate::xml::lifecycle_configuration(rules)).into_owned().into();
         }
         v.to_string().into_bytes()
     }
@@ -210,6 +220,10 @@ impl BucketInfo {
             cors: match v.get("cors") {
                 None => None,
                 Some(rules) => Some(crate::cors::from_json(rules)?),
+            },
+            lifecycle: match v.get("lifecycle") {
+                None => None,
+                Some(doc) => Some(crate::xml::parse_lifecycle_configuration(doc.as_str()?.as_bytes()).ok()?),
             },
         })
     }
@@ -526,7 +540,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
             .list(BUCKETS_BUCKET, b"", None, usize::MAX)
             .into_iter()
             .filter_map(|l| String::from_utf8(l.key.into()).ok())
-            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, acl: Vec::new(), tags: None, cors: None }))
+            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, acl: Vec::new(), tags: None, cors: None, lifecycle: None }))
             .collect();
         let mut loaded = BTreeMap::new();
         for name in table.keys() {
@@ -539,6 +553,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
     }
     let _jobs = engine::spawn(rpc::serve_jobs(shard.clone()));
     let _reaper = engine::spawn(reap_abandoned_uploads(shard.clone(), config.abandoned_upload_after));
+    let _lifecycle = engine::spawn(lifecycle::run(shard.clone(), config.lifecycle_day));
     let _scrubber = (config.scrub_bytes_per_s > 0).then(|| {
         let first_after = config.scrub_every.min(SCRUB_FIRST_DELAY);
         shard.store.spawn_scrubber(config.scrub_bytes_per_s, first_after, config.scrub_every, move |pass, took| report_scrub(id, pass, took))

@@ -1,5 +1,5 @@
 //! Request bodies: CreateBucket, DeleteObjects, CompleteMultipartUpload, PutBucketVersioning,
-//! Put{Object,Bucket}Tagging, PutBucketCors, Put{Bucket,Object}Acl.
+//! Put{Object,Bucket}Tagging, PutBucketCors, Put{Bucket,Object}Acl, PutBucketLifecycleConfiguration.
 //!
 //! A body is first read into a small element tree under fixed limits (size, depth, element
 //! count), then the tree is read by name. Names are matched on their local part, so a namespace,
@@ -421,6 +421,129 @@ pub fn parse_access_control_policy(body: &[u8]) -> Result<Vec<crate::acl::Grant>
         })
         .collect::<Result<Vec<_>, S3Error>>()?;
     Ok(acl::checked(grants)?)
+}
+
+/// PUT Bucket `?lifecycle` (PutBucketLifecycleConfiguration): the rules in order, not yet
+/// checked as a whole (`lifecycle::check` does that: IDs, actions, day counts). What is malformed
+/// in one rule is refused here: a `Status` other than `Enabled`/`Disabled`, a rule with both a
+/// `<Prefix>` and a `<Filter>`, an `<Expiration>` with both `<Days>` and `<Date>`, a `<Filter>`
+/// with two conditions outside `<And>`, a date that is not midnight UTC. Transitions are
+/// refused as not implemented: there is one storage class.
+pub fn parse_lifecycle_configuration(body: &[u8]) -> Result<Vec<crate::lifecycle::Rule>, S3Error> {
+    use crate::lifecycle::{Expiration, FilterForm, RULES_MAX, Rule};
+    let root = parse_tree(body, "LifecycleConfiguration")?;
+    let count = root.children("Rule").count();
+    if count > RULES_MAX {
+        return Err(S3Error::new(ErrorCode::InvalidArgument, format!("{count} rules: at most {RULES_MAX} are allowed")));
+    }
+    root.children("Rule")
+        .map(|rule| {
+            for refused in ["Transition", "NoncurrentVersionTransition"] {
+                if rule.children(refused).next().is_some() {
+                    return Err(S3Error::new(ErrorCode::NotImplemented, format!("<{refused}>: there is one storage class here, STANDARD")));
+                }
+            }
+            let enabled = match rule.child_text("Status")?.map(str::trim) {
+                Some("Enabled") => true,
+                Some("Disabled") => false,
+                Some(other) => return Err(XmlError::malformed(format!("<Status> {other:?} is neither Enabled nor Disabled")).into()),
+                None => return Err(XmlError::malformed("<Rule> has no <Status>").into()),
+            };
+            let legacy = rule.child_text("Prefix")?;
+            let filter = only_child(rule, "Filter")?;
+            let (filter, form) = match (legacy, filter) {
+                (Some(_), Some(_)) => return Err(XmlError::malformed("<Rule> has both <Prefix> and <Filter>").into()),
+                (Some(prefix), None) => {
+                    (crate::lifecycle::Filter { prefix: Some(prefix.to_owned()), ..Default::default() }, FilterForm::Legacy)
+                }
+                (None, Some(filter)) => (lifecycle_filter(filter)?, FilterForm::Filter),
+                (None, None) => (crate::lifecycle::Filter::default(), FilterForm::None),
+            };
+            let expiration = only_child(rule, "Expiration")?;
+            let days = |element: Option<&Element>, name: &str| -> Result<Option<u32>, S3Error> {
+                let Some(text) = element.map(|e| e.child_text(name)).transpose()?.flatten() else { return Ok(None) };
+                let days = text.trim().parse::<u32>().map_err(|_| {
+                    S3Error::new(ErrorCode::InvalidArgument, format!("<{name}> {:?} is not a positive number of days", text.trim()))
+                })?;
+                Ok(Some(days))
+            };
+            let expiration_days = days(expiration, "Days")?;
+            let date = expiration.map(|e| e.child_text("Date")).transpose()?.flatten().map(lifecycle_date).transpose()?;
+            let expiration_action = match (expiration_days, date) {
+                (Some(_), Some(_)) => return Err(XmlError::malformed("<Expiration> has both <Days> and <Date>").into()),
+                (Some(d), None) => Some(Expiration::Days(d)),
+                (None, Some(ms)) => Some(Expiration::DateMs(ms)),
+                (None, None) => None,
+            };
+            let marker = expiration.map(|e| e.child_text("ExpiredObjectDeleteMarker")).transpose()?.flatten();
+            let marker = marker.map(|m| parse_bool(m, "ExpiredObjectDeleteMarker")).transpose()?;
+            if marker.is_some() && expiration_action.is_some() {
+                return Err(XmlError::malformed("<ExpiredObjectDeleteMarker> cannot be given with <Days> or <Date>").into());
+            }
+            let noncurrent = only_child(rule, "NoncurrentVersionExpiration")?;
+            let abort = only_child(rule, "AbortIncompleteMultipartUpload")?;
+            Ok(Rule {
+                id: rule.child_text("ID")?.unwrap_or("").to_owned(),
+                enabled,
+                filter,
+                form,
+                expiration: expiration_action,
+                expired_object_delete_marker: marker,
+                abort_incomplete_upload_days: days(abort, "DaysAfterInitiation")?,
+                noncurrent_days: days(noncurrent, "NoncurrentDays")?,
+                newer_noncurrent_versions: days(noncurrent, "NewerNoncurrentVersions")?,
+            })
+        })
+        .collect()
+}
+
+/// The only child called `name`, if any; a repeated one is malformed.
+fn only_child<'a>(parent: &'a Element, name: &'a str) -> Result<Option<&'a Element>, XmlError> {
+    let mut found = parent.children(name);
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(XmlError::malformed(format!("<{}> has more than one <{name}>", parent.name)));
+    }
+    Ok(first)
+}
+
+/// A lifecycle `<Filter>`: one condition, or several inside `<And>`.
+fn lifecycle_filter(filter: &Element) -> Result<crate::lifecycle::Filter, S3Error> {
+    let conditions = filter.children.len();
+    let and = only_child(filter, "And")?;
+    if conditions > 1 {
+        return Err(XmlError::malformed("<Filter> has more than one condition: put them in <And>").into());
+    }
+    let from = and.unwrap_or(filter);
+    let size = |name: &str| -> Result<Option<u64>, S3Error> {
+        let Some(text) = from.child_text(name)? else { return Ok(None) };
+        Ok(Some(text.trim().parse::<u64>().map_err(|_| S3Error::new(ErrorCode::InvalidArgument, format!("<{name}> {:?} is not a size", text.trim())))?))
+    };
+    let tags = from
+        .children("Tag")
+        .map(|tag| {
+            let key = tag.child_text("Key")?.ok_or_else(|| XmlError::malformed("<Tag> has no <Key>"))?;
+            Ok((key.to_owned(), tag.child_text("Value")?.unwrap_or("").to_owned()))
+        })
+        .collect::<Result<Vec<_>, XmlError>>()?;
+    Ok(crate::lifecycle::Filter {
+        prefix: from.child_text("Prefix")?.map(str::to_owned),
+        tags,
+        size_greater_than: size("ObjectSizeGreaterThan")?,
+        size_less_than: size("ObjectSizeLessThan")?,
+    })
+}
+
+/// An expiration `<Date>`: ISO 8601 at midnight UTC (`2027-01-01T00:00:00Z`, or the date alone).
+fn lifecycle_date(text: &str) -> Result<u64, S3Error> {
+    let text = text.trim();
+    let full = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.to_owned() };
+    let invalid = || S3Error::new(ErrorCode::InvalidArgument, format!("<Date> {text:?} is not an ISO 8601 date at midnight UTC"));
+    let ms = super::out::parse_timestamp_ms(&full).ok_or_else(invalid)?;
+    if !ms.is_multiple_of(crate::lifecycle::DAY_MS) {
+        return Err(invalid());
+    }
+    Ok(ms)
 }
 
 fn parse_bool(text: &str, element: &str) -> Result<bool, XmlError> {

@@ -437,6 +437,84 @@ pub fn access_control_policy(owner: &Owner, grants: &[crate::acl::Grant]) -> Vec
     out.finish()
 }
 
+/// GetBucketLifecycleConfiguration: the rules as they were given (a rule's objects named in
+/// the form it used: `<Prefix>`, `<Filter>`, or neither).
+pub fn lifecycle_configuration(rules: &[crate::lifecycle::Rule]) -> Vec<u8> {
+    use crate::lifecycle::{Expiration, FilterForm};
+    let mut out = XmlOut::new();
+    out.root("LifecycleConfiguration");
+    for rule in rules {
+        out.start("Rule");
+        out.element("ID", &rule.id);
+        match rule.form {
+            FilterForm::Legacy => out.element("Prefix", rule.filter.prefix.as_deref().unwrap_or("")),
+            FilterForm::None => {}
+            FilterForm::Filter => write_lifecycle_filter(&mut out, &rule.filter),
+        }
+        out.element("Status", if rule.enabled { "Enabled" } else { "Disabled" });
+        if rule.expiration.is_some() || rule.expired_object_delete_marker.is_some() {
+            out.start("Expiration");
+            match rule.expiration {
+                Some(Expiration::Days(days)) => out.number("Days", days.into()),
+                Some(Expiration::DateMs(ms)) => out.element("Date", &super::out::format_timestamp_ms(ms)),
+                None => {}
+            }
+            if let Some(marker) = rule.expired_object_delete_marker {
+                out.element("ExpiredObjectDeleteMarker", if marker { "true" } else { "false" });
+            }
+            out.end("Expiration");
+        }
+        if rule.noncurrent_days.is_some() || rule.newer_noncurrent_versions.is_some() {
+            out.start("NoncurrentVersionExpiration");
+            if let Some(days) = rule.noncurrent_days {
+                out.number("NoncurrentDays", days.into());
+            }
+            if let Some(n) = rule.newer_noncurrent_versions {
+                out.number("NewerNoncurrentVersions", n.into());
+            }
+            out.end("NoncurrentVersionExpiration");
+        }
+        if let Some(days) = rule.abort_incomplete_upload_days {
+            out.start("AbortIncompleteMultipartUpload");
+            out.number("DaysAfterInitiation", days.into());
+            out.end("AbortIncompleteMultipartUpload");
+        }
+        out.end("Rule");
+    }
+    out.end("LifecycleConfiguration");
+    out.finish()
+}
+
+fn write_lifecycle_filter(out: &mut XmlOut, filter: &crate::lifecycle::Filter) {
+    let conditions = filter.prefix.is_some() as usize
+        + filter.tags.len()
+        + filter.size_greater_than.is_some() as usize
+        + filter.size_less_than.is_some() as usize;
+    out.start("Filter");
+    if conditions > 1 {
+        out.start("And");
+    }
+    if let Some(prefix) = &filter.prefix {
+        out.element("Prefix", prefix);
+    }
+    for (key, value) in &filter.tags {
+        out.start("Tag");
+        out.element("Key", key);
+        out.element("Value", value);
+        out.end("Tag");
+    }
+    if let Some(gt) = filter.size_greater_than {
+        out.number("ObjectSizeGreaterThan", gt);
+    }
+    if let Some(lt) = filter.size_less_than {
+        out.number("ObjectSizeLessThan", lt);
+    }
+    if conditions > 1 {
+        out.end("And");
+    }
+    out.end("Filter");
+}
+
 /// GET Object/Bucket tagging: the tag set, in the order given (stored sorted by key).
 pub fn tagging(tags: &[(String, String)]) -> Vec<u8> {
     let mut out = XmlOut::new();

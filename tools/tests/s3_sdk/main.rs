@@ -17,6 +17,7 @@ mod cors;
 mod delete_objects;
 mod errors;
 mod isolation;
+mod lifecycle;
 mod listing;
 mod multipart;
 mod objects;
