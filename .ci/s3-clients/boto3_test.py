@@ -1,4 +1,4 @@
-"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, listing, tags, form uploads, CORS, ACLs, errors.
+"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, listing, tags, form uploads, CORS, ACLs, lifecycle rules, errors.
 
 Run by run.sh, which sets S3_ENDPOINT, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and, when it could
 add one, a second user (S3_SECOND_ACCESS_KEY/S3_SECOND_SECRET_KEY). Each check compares exact
@@ -391,6 +391,29 @@ def anonymous_get(bucket, key):
         raise ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": e.code}}, "GetObject")
 
 
+def t_lifecycle():
+    """As Ceph's s3-tests set and read lifecycle rules (test_lifecycle_get, _get_no_id,
+    _same_id, _invalid_status): the rules come back as they were put."""
+    bucket = "boto3-lifecycle"
+    s3.create_bucket(Bucket=bucket)
+    rules = [{"ID": "test1/", "Expiration": {"Days": 31}, "Prefix": "test1/", "Status": "Enabled"},
+             {"ID": "test2/", "Expiration": {"Days": 120}, "Prefix": "test2/", "Status": "Disabled"}]
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+    expect_eq("rules read back", s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"], rules)
+    no_id = [{"Expiration": {"Days": 31}, "Filter": {"Prefix": "test1/"}, "Status": "Enabled"}]
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": no_id})
+    got = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    expect_eq("a rule without an ID gets one", bool(got[0].get("ID")), True)
+    same_id = [dict(rules[0]), dict(rules[1], ID="test1/")]
+    expect_error("the same ID twice", "InvalidArgument", 400, s3.put_bucket_lifecycle_configuration,
+                 Bucket=bucket, LifecycleConfiguration={"Rules": same_id})
+    expect_error("status 'enabled'", "MalformedXML", 400, s3.put_bucket_lifecycle_configuration,
+                 Bucket=bucket, LifecycleConfiguration={"Rules": [dict(rules[0], Status="enabled")]})
+    s3.delete_bucket_lifecycle(Bucket=bucket)
+    expect_error("no rules", "NoSuchLifecycleConfiguration", 404, s3.get_bucket_lifecycle_configuration, Bucket=bucket)
+    s3.delete_bucket(Bucket=bucket)
+
+
 def t_bad_credentials():
     wrong_secret = client(os.environ["AWS_ACCESS_KEY_ID"], "not-the-secret-key")
     expect_error("wrong secret key", "SignatureDoesNotMatch", 403, wrong_secret.list_buckets)
@@ -512,6 +535,7 @@ CHECKS = [
     ("bucket CORS rules and preflights", t_cors),
     ("second user (corestore admin user add)", t_second_user),
     ("ACLs: canned, AccessControlPolicy, grant headers, second user and anonymous", t_acls),
+    ("lifecycle rules set, read back and refused", t_lifecycle),
     ("wrong secret, unknown access key refused", t_bad_credentials),
     ("empty and delete the bucket", t_cleanup),
 ]
