@@ -125,6 +125,9 @@ pub fn check(rules: &mut [Rule], id_for: impl Fn(usize) -> String) -> Result<(),
         if rule.id.is_empty() {
             rule.id = id_for(i);
         }
+        if rule.id.chars().any(char::is_control) {
+            return invalid(format!("rule ID {:?} holds control characters", rule.id));
+        }
         if rule.id.chars().count() > RULE_ID_CHARS_MAX {
             return invalid(format!("rule ID {:?}... is longer than {RULE_ID_CHARS_MAX} characters", rule.id.chars().take(16).collect::<String>()));
         }

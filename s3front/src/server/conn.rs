@@ -38,6 +38,9 @@ pub struct Request {
     pub now_ms: u64,
     /// CORS headers for a cross-origin request its bucket's rules allow (`handlers::handle`).
     pub cors: Vec<(String, String)>,
+    /// For a GET, HEAD or PUT of an object in a bucket with lifecycle rules: the rules and the
+    /// length of their day, to name the object's expiry (`x-amz-expiration`).
+    pub lifecycle: Option<(std::sync::Arc<Vec<crate::lifecycle::Rule>>, u64)>,
 }
 
 impl Request {
@@ -206,7 +209,7 @@ fn prepare(shard: &Rc<Shard>, head: RequestHead, id: String) -> Result<Request, 
         }
         with_resource(err)
     })?;
-    Ok(Request { head, id, auth, bucket, key, query, now_ms, cors: Vec::new() })
+    Ok(Request { head, id, auth, bucket, key, query, now_ms, cors: Vec::new(), lifecycle: None })
 }
 
 /// The bucket of a virtual-hosted `host` (`bucket.<domain>`), the domain matched without

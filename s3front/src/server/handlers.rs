@@ -59,6 +59,7 @@ fn err(code: ErrorCode, message: impl Into<String>) -> S3Error {
 pub async fn handle(shard: &Rc<Shard>, conn: &mut Conn, mut req: Request) -> Result<Option<Response>, S3Error> {
     let resource = req.head.path().to_string();
     req.cors = cors_headers(shard, &req);
+    req.lifecycle = lifecycle_rules(shard, &req);
     let r = if req.head.method == Method::Options { preflight(shard, &req).map(Some) } else { route(shard, conn, &req).await };
     // Responses streamed by their handler carry `req.cors` themselves (`object_response_head`);
     // errors carry them too, as S3 sends them, so that the page may read why a request failed.
@@ -69,6 +70,26 @@ pub async fn handle(shard: &Rc<Shard>, conn: &mut Conn, mut req: Request) -> Res
         }
         if e.resource.is_empty() { e.with_resource(resource) } else { e }
     })
+}
+
+/// The lifecycle rules an object request's answer may name (`Request::lifecycle`).
+fn lifecycle_rules(shard: &Shard, req: &Request) -> Option<(std::sync::Arc<Vec<lifecycle::Rule>>, u64)> {
+    if req.key.is_none() || !matches!(req.head.method, Method::Get | Method::Head | Method::Put) {
+        return None;
+    }
+    let rules = shard.buckets.borrow().get(req.bucket.as_deref()?)?.lifecycle.clone()?;
+    Some((rules, (shard.config.lifecycle_day.as_millis() as u64).max(1)))
+}
+
+/// `x-amz-expiration` for an object its bucket's rules expire: when, and by which rule.
+fn expiration_header(req: &Request, size: u64, meta: &ObjectMeta) -> Option<String> {
+    let (rules, day_ms) = req.lifecycle.as_ref()?;
+    let (at_ms, rule) = lifecycle::expiry(rules, req.key.as_deref()?, size, &meta.tags, meta.modified_ms, *day_ms)?;
+    // The header names the rule only if it can be written as it is (IDs may be any text).
+    if !rule.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\') {
+        return None;
+    }
+    Some(format!("expiry-date=\"{}\", rule-id=\"{rule}\"", http::http_date_display((at_ms / 1000) as i64)))
 }
 
 /// The CORS headers of a cross-origin request (one with `Origin`) that a rule of its bucket
@@ -241,7 +262,7 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
             let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
             let mut rules = xml::parse_lifecycle_configuration(&body)?;
             lifecycle::check(&mut rules, |_| random_id(shard))?;
-            update_bucket(shard, bucket, move |info| info.lifecycle = Some(rules)).await?;
+            update_bucket(shard, bucket, move |info| info.lifecycle = Some(std::sync::Arc::new(rules))).await?;
             Ok(Some(Response::new(200)))
         }
         Method::Get if req.has_query("lifecycle") => {
@@ -727,6 +748,13 @@ async fn put_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
         resp = resp.header(alg.header_name(), v.clone());
         meta.checksums.push((alg.sdk_name().to_string(), v));
     }
+    let size = match &stored {
+        Stored::Small(data) => data.len() as u64,
+        Stored::Stream(extent) => extent.bytes,
+    };
+    if let Some(expiration) = expiration_header(req, size, &meta) {
+        resp = resp.header("x-amz-expiration", expiration);
+    }
     commit(shard, owner, bucket, key, meta, stored).await?;
     Ok(resp)
 }
@@ -1021,6 +1049,9 @@ fn object_response_head_with(
         let _ = head.try_header(n, v);
     }
     checksum_headers(&mut head, req, meta, partial);
+    if let Some(expiration) = expiration_header(req, size, meta) {
+        let _ = head.try_header("x-amz-expiration", &expiration);
+    }
     if partial {
         let _ = head.try_header_fmt("content-range", format_args!("bytes {start}-{}/{size}", end.saturating_sub(1)));
     }

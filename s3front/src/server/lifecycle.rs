@@ -27,7 +27,7 @@ pub(super) async fn run(shard: Rc<Shard>, day: Duration) {
     let interval = (day / SCANS_PER_DAY).clamp(SCAN_INTERVAL_MIN, SCAN_INTERVAL_MAX);
     loop {
         engine::sleep(interval).await;
-        let buckets: Vec<(String, Vec<Rule>)> = shard
+        let buckets: Vec<(String, std::sync::Arc<Vec<Rule>>)> = shard
             .buckets
             .borrow()
             .iter()

@@ -171,8 +171,9 @@ pub struct BucketInfo {
     /// The bucket's CORS rules (`cors`); `None` when it has none (GetBucketCors answers
     /// NoSuchCORSConfiguration, and cross-origin requests get no CORS headers).
     pub cors: Option<Vec<crate::cors::CorsRule>>,
-    /// The bucket's lifecycle rules (`lifecycle`); `None` when it has none.
-    pub lifecycle: Option<Vec<crate::lifecycle::Rule>>,
+    /// The bucket's lifecycle rules (`lifecycle`); `None` when it has none. Shared: a GET of
+    /// an object they cover names its expiry, and takes them without copying them.
+    pub lifecycle: Option<Arc<Vec<crate::lifecycle::Rule>>>,
 }
 
 impl BucketInfo {
@@ -223,7 +224,7 @@ impl BucketInfo {
             },
             lifecycle: match v.get("lifecycle") {
                 None => None,
-                Some(doc) => Some(crate::xml::parse_lifecycle_configuration(doc.as_str()?.as_bytes()).ok()?),
+                Some(doc) => Some(Arc::new(crate::xml::parse_lifecycle_configuration(doc.as_str()?.as_bytes()).ok()?)),
             },
         })
     }

@@ -167,6 +167,17 @@ async fn rules_expire_objects_and_abort_uploads() {
     }
     client.put_object().bucket("aging").key("other/scratch").body(body(b"s")).tagging("class=scratch").send().await.ok_or_panic("tagged");
     client.put_object().bucket("aging").key("other/kept").body(body(b"k")).tagging("class=precious").send().await.ok_or_panic("tagged");
+    // Answers name the expiry of what a rule covers (x-amz-expiration), and nothing else's.
+    let written = client.put_object().bucket("aging").key("keep/named").body(body(b"n")).send().await.ok_or_panic("PUT");
+    let expiration = written.expiration().expect("PUT answers x-amz-expiration").to_string();
+    assert!(expiration.starts_with("expiry-date=\"") && expiration.ends_with("GMT\", rule-id=\"much-later\""), "{expiration}");
+    let head = client.head_object().bucket("aging").key("keep/named").send().await.ok_or_panic("HEAD");
+    assert_eq!(head.expiration(), Some(expiration.as_str()));
+    let got = client.get_object().bucket("aging").key("keep/named").send().await.ok_or_panic("GET");
+    assert_eq!(got.expiration(), Some(expiration.as_str()));
+    let unruled = client.head_object().bucket("aging").key("other/c").send().await.ok_or_panic("HEAD");
+    assert_eq!(unruled.expiration(), None);
+    client.delete_object().bucket("aging").key("keep/named").send().await.ok_or_panic("DELETE");
     let upload = client.create_multipart_upload().bucket("aging").key("tmp/mp").send().await.ok_or_panic("CreateMultipartUpload");
     let kept_upload = client.create_multipart_upload().bucket("aging").key("keep/mp").send().await.ok_or_panic("CreateMultipartUpload");
 
