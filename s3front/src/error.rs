@@ -42,6 +42,7 @@ pub enum ErrorCode {
     InvalidURI,
     KeyTooLongError,
     MalformedACLError,
+    MalformedPolicy,
     MalformedXML,
     MalformedPOSTRequest,
     MaxMessageLengthExceeded,
@@ -84,7 +85,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for table-driven tests and for looking a code up by name.
-    pub const ALL: [ErrorCode; 66] = [
+    pub const ALL: [ErrorCode; 67] = [
         ErrorCode::AccessDenied,
         ErrorCode::AccessForbidden,
         ErrorCode::AuthorizationHeaderMalformed,
@@ -116,6 +117,7 @@ impl ErrorCode {
         ErrorCode::InvalidURI,
         ErrorCode::KeyTooLongError,
         ErrorCode::MalformedACLError,
+        ErrorCode::MalformedPolicy,
         ErrorCode::MalformedXML,
         ErrorCode::MalformedPOSTRequest,
         ErrorCode::MaxMessageLengthExceeded,
@@ -235,6 +237,7 @@ impl ErrorCode {
             C::KeyTooLongError => ("KeyTooLongError", 400, "Your key is too long"),
             C::MalformedPOSTRequest => ("MalformedPOSTRequest", 400, "The body of your POST request is not well-formed multipart/form-data."),
             C::MalformedACLError => ("MalformedACLError", 400, "The XML you provided was not well-formed or did not validate against our published schema."),
+            C::MalformedPolicy => ("MalformedPolicy", 400, "Policies must be valid JSON and the first byte must be '{'"),
             C::MalformedXML => {
                 ("MalformedXML", 400, "The XML you provided was not well-formed or did not validate against our published schema")
             }

@@ -41,6 +41,8 @@ pub struct Request {
     /// For a GET, HEAD or PUT of an object in a bucket with lifecycle rules: the rules and the
     /// length of their day, to name the object's expiry (`x-amz-expiration`).
     pub lifecycle: Option<(std::sync::Arc<Vec<crate::lifecycle::Rule>>, u64)>,
+    /// The client's address (`aws:SourceIp` in bucket policies).
+    pub peer: std::net::IpAddr,
 }
 
 impl Request {
@@ -92,7 +94,7 @@ impl Response {
 pub struct Conn {
     pub stream: TcpStream,
     pub buf: RecvBuf,
-    pub _peer: SocketAddr,
+    pub peer: SocketAddr,
     /// The client sent `Expect: 100-continue` and has not been told to go on yet.
     continue_pending: bool,
     /// The current request's body was not read to its end: the connection must close.
@@ -107,7 +109,7 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
     let mut conn = Conn {
         stream,
         buf: RecvBuf::with_capacity(RECV_BUF_BYTES),
-        _peer: peer,
+        peer,
         continue_pending: false,
         body_unread: false,
         zero_copy: !peer.ip().is_loopback(),
@@ -162,7 +164,7 @@ async fn one_request(shard: &Rc<Shard>, conn: &mut Conn) -> Result<bool, ()> {
     conn.continue_pending = head.expect_continue;
     conn.body_unread = !matches!(head.body, BodyFraming::None | BodyFraming::Length(0));
     let is_head = head.method == http::Method::Head;
-    let result = match prepare(shard, head, id.clone()) {
+    let result = match prepare(shard, head, id.clone(), conn.peer.ip()) {
         Ok(req) => handlers::handle(shard, conn, req).await,
         Err(e) => Err(e),
     };
@@ -189,7 +191,7 @@ fn resource_of(head: &RequestHead) -> String {
 }
 
 /// Decodes addressing, authenticates.
-fn prepare(shard: &Rc<Shard>, head: RequestHead, id: String) -> Result<Request, S3Error> {
+fn prepare(shard: &Rc<Shard>, head: RequestHead, id: String, peer: std::net::IpAddr) -> Result<Request, S3Error> {
     let with_resource = |e: S3Error| e.with_resource(resource_of(&head));
     let path = http::decode_path(head.path()).map_err(|e| with_resource(S3Error::new(ErrorCode::InvalidURI, e.to_string())))?;
     let query = http::parse_query(head.query()).map_err(|e| with_resource(S3Error::new(ErrorCode::InvalidURI, e.to_string())))?;
@@ -209,7 +211,7 @@ fn prepare(shard: &Rc<Shard>, head: RequestHead, id: String) -> Result<Request, 
         }
         with_resource(err)
     })?;
-    Ok(Request { head, id, auth, bucket, key, query, now_ms, cors: Vec::new(), lifecycle: None })
+    Ok(Request { head, id, auth, bucket, key, query, now_ms, cors: Vec::new(), lifecycle: None, peer })
 }
 
 /// The bucket of a virtual-hosted `host` (`bucket.<domain>`), the domain matched without

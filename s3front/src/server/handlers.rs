@@ -4,6 +4,7 @@ use std::rc::Rc;
 
 use base64::Engine as _;
 
+use super::authz::{access, access_denied, bucket_info, exists, may_read, may_write, missing, no_such_bucket, object_access, object_policy, owned, owner_only};
 use super::cache;
 use super::conn::{self, BodyReader, Conn, Request, Response};
 use super::meta::ObjectMeta;
@@ -131,8 +132,7 @@ fn preflight(shard: &Shard, req: &Request) -> Result<Response, S3Error> {
 
 /// Subresources S3 defines that we do not implement: answered NotImplemented rather than
 /// mistaken for a plain object or bucket request.
-const UNSUPPORTED_SUBRESOURCES: [&str; 21] = [
-    "policy",
+const UNSUPPORTED_SUBRESOURCES: [&str; 20] = [
     "policyStatus",
     "website",
     "logging",
@@ -161,7 +161,6 @@ const UNSUPPORTED_SUBRESOURCES: [&str; 21] = [
 fn unset_configuration(sub: &str) -> Option<Result<Response, S3Error>> {
     let none = |code, message: &str| Some(Err(err(code, message)));
     match sub {
-        "policy" => none(ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist"),
         "website" => none(ErrorCode::NoSuchWebsiteConfiguration, "The specified bucket does not have a website configuration"),
         "encryption" => none(ErrorCode::ServerSideEncryptionConfigurationNotFoundError, "The server side encryption configuration was not found"),
         "publicAccessBlock" => none(ErrorCode::NoSuchPublicAccessBlockConfiguration, "The public access block configuration was not found"),
@@ -180,7 +179,7 @@ async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Opti
     if let Some(sub) = UNSUPPORTED_SUBRESOURCES.iter().find(|s| req.has_query(s)) {
         if let Some(b) = &req.bucket {
             if req.key.is_none() {
-                owned(shard, req, b)?;
+                owner_only(shard, req, b)?;
             } else {
                 exists(shard, b)?;
             }
@@ -212,7 +211,7 @@ async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Opti
         Method::Get if req.has_query("tagging") => get_object_tagging(shard, req, bucket, key).await.map(Some),
         Method::Get if req.has_query("attributes") => get_object_attributes(shard, req, bucket, key).await.map(Some),
         Method::Delete if req.has_query("tagging") => {
-            access(shard, req, &bucket, Permission::Write)?;
+            access(shard, req, &bucket, Permission::Write, "s3:DeleteObjectTagging")?;
             set_object_tags(shard, bucket, key, Vec::new()).await?;
             Ok(Some(Response::new(204)))
         }
@@ -232,13 +231,13 @@ async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Opti
 async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String) -> Result<Option<Response>, S3Error> {
     match req.head.method {
         Method::Put if req.has_query("versioning") => {
-            owned(shard, req, &bucket)?;
+            owned(shard, req, &bucket, "s3:PutBucketVersioning")?;
             Err(err(ErrorCode::NotImplemented, "versioning is not implemented yet"))
         }
         Method::Put if req.has_query("acl") => set_acl(shard, conn, req, bucket).await.map(Some),
         Method::Put if req.has_query("tagging") => put_bucket_tagging(shard, conn, req, bucket).await.map(Some),
         Method::Put if req.has_query("cors") => {
-            owned(shard, req, &bucket)?;
+            owned(shard, req, &bucket, "s3:PutBucketCORS")?;
             let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
             let rules = xml::parse_cors_configuration(&body)?;
             cors::check_rules(&rules)?;
@@ -246,19 +245,40 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
             Ok(Some(Response::new(200)))
         }
         Method::Get if req.has_query("cors") => {
-            let info = owned(shard, req, &bucket)?;
+            let info = owned(shard, req, &bucket, "s3:GetBucketCORS")?;
             let rules = info.cors.ok_or_else(|| {
                 err(ErrorCode::NoSuchCORSConfiguration, "The CORS configuration does not exist").with_extra("BucketName", &bucket)
             })?;
             Ok(Some(Response::xml(200, xr::cors_configuration(&rules))))
         }
         Method::Delete if req.has_query("cors") => {
-            owned(shard, req, &bucket)?;
+            owned(shard, req, &bucket, "s3:PutBucketCORS")?;
             update_bucket(shard, bucket, |info| info.cors = None).await?;
             Ok(Some(Response::new(204)))
         }
+        Method::Put if req.has_query("policy") => {
+            owner_only(shard, req, &bucket)?;
+            let document = read_small_body(conn, req, crate::policy::POLICY_BYTES_MAX).await?;
+            let policy = crate::policy::parse(&document, Some(&bucket))?;
+            let document = String::from_utf8(document).map_err(|_| err(ErrorCode::MalformedPolicy, "the policy is not UTF-8"))?;
+            let stored = std::sync::Arc::new(super::BucketPolicy { document, policy });
+            update_bucket(shard, bucket, move |info| info.policy = Some(stored)).await?;
+            Ok(Some(Response::new(204)))
+        }
+        Method::Get if req.has_query("policy") => {
+            let info = owner_only(shard, req, &bucket)?;
+            let policy = info.policy.ok_or_else(|| {
+                err(ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist").with_extra("BucketName", &bucket)
+            })?;
+            Ok(Some(Response { status: 200, headers: vec![("content-type".into(), "application/json".into())], body: policy.document.clone().into_bytes() }))
+        }
+        Method::Delete if req.has_query("policy") => {
+            owner_only(shard, req, &bucket)?;
+            update_bucket(shard, bucket, |info| info.policy = None).await?;
+            Ok(Some(Response::new(204)))
+        }
         Method::Put if req.has_query("lifecycle") => {
-            owned(shard, req, &bucket)?;
+            owned(shard, req, &bucket, "s3:PutLifecycleConfiguration")?;
             let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
             let mut rules = xml::parse_lifecycle_configuration(&body)?;
             lifecycle::check(&mut rules, |_| random_id(shard))?;
@@ -266,45 +286,45 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
             Ok(Some(Response::new(200)))
         }
         Method::Get if req.has_query("lifecycle") => {
-            let info = owned(shard, req, &bucket)?;
+            let info = owned(shard, req, &bucket, "s3:GetLifecycleConfiguration")?;
             let rules = info.lifecycle.ok_or_else(|| {
                 err(ErrorCode::NoSuchLifecycleConfiguration, "The lifecycle configuration does not exist").with_extra("BucketName", &bucket)
             })?;
             Ok(Some(Response::xml(200, xr::lifecycle_configuration(&rules))))
         }
         Method::Delete if req.has_query("lifecycle") => {
-            owned(shard, req, &bucket)?;
+            owned(shard, req, &bucket, "s3:PutLifecycleConfiguration")?;
             update_bucket(shard, bucket, |info| info.lifecycle = None).await?;
             Ok(Some(Response::new(204)))
         }
         Method::Get if req.has_query("tagging") => {
-            let info = owned(shard, req, &bucket)?;
+            let info = owned(shard, req, &bucket, "s3:GetBucketTagging")?;
             let tags = info.tags.ok_or_else(|| err(ErrorCode::NoSuchTagSet, "The TagSet does not exist").with_extra("BucketName", &bucket))?;
             Ok(Some(Response::xml(200, xr::tagging(&tags))))
         }
         Method::Delete if req.has_query("tagging") => {
-            owned(shard, req, &bucket)?;
+            owned(shard, req, &bucket, "s3:PutBucketTagging")?;
             update_bucket(shard, bucket, |info| info.tags = None).await?;
             Ok(Some(Response::new(204)))
         }
         Method::Put => create_bucket(shard, conn, req, bucket).await.map(Some),
         Method::Delete => delete_bucket(shard, req, bucket).await.map(Some),
         Method::Head => {
-            access(shard, req, &bucket, Permission::Read)?;
+            access(shard, req, &bucket, Permission::Read, "s3:ListBucket")?;
             Ok(Some(Response::new(200).header("x-amz-bucket-region", shard.config.region.clone())))
         }
         Method::Post if req.has_query("delete") => delete_objects(shard, conn, req, bucket).await.map(Some),
         Method::Post if super::post_object::is_form(req) => super::post_object::post_object(shard, conn, req, bucket).await.map(Some),
         Method::Get if req.has_query("location") => {
-            access(shard, req, &bucket, Permission::Read)?;
+            access(shard, req, &bucket, Permission::Read, "s3:GetBucketLocation")?;
             Ok(Some(Response::xml(200, xr::location_constraint(&shard.config.region))))
         }
         Method::Get if req.has_query("versioning") => {
-            access(shard, req, &bucket, Permission::Read)?;
+            access(shard, req, &bucket, Permission::Read, "s3:GetBucketVersioning")?;
             Ok(Some(Response::xml(200, xr::versioning_configuration(None))))
         }
         Method::Get if req.has_query("acl") => {
-            access(shard, req, &bucket, Permission::ReadAcp)?;
+            access(shard, req, &bucket, Permission::ReadAcp, "s3:GetBucketAcl")?;
             let info = bucket_info(shard, &bucket)?;
             Ok(Some(Response::xml(200, xr::access_control_policy(&owner_named(&info.owner), &info.acl))))
         }
@@ -325,53 +345,6 @@ fn owner_of(req: &Request) -> xr::Owner {
 fn owner_named(id: &str) -> xr::Owner {
     let id = if id.is_empty() { "anonymous" } else { id };
     xr::Owner { display_name: id.to_string(), id: id.to_string() }
-}
-
-fn no_such_bucket(bucket: &str) -> S3Error {
-    err(ErrorCode::NoSuchBucket, "The specified bucket does not exist").with_extra("BucketName", bucket)
-}
-
-fn access_denied() -> S3Error {
-    err(ErrorCode::AccessDenied, "Access Denied")
-}
-
-/// Checks that the bucket's ACL lets the requester do what `wanted` allows (`acl` says what
-/// each permission covers). Borrows the table, copies nothing: every request passes here.
-fn access(shard: &Shard, req: &Request, bucket: &str, wanted: Permission) -> Result<(), S3Error> {
-    let buckets = shard.buckets.borrow();
-    let info = buckets.get(bucket).ok_or_else(|| no_such_bucket(bucket))?;
-    if acl::allows(&info.acl, &info.owner, req.access_key(), wanted) { Ok(()) } else { Err(access_denied()) }
-}
-
-/// The bucket, if the requester owns it: deleting a bucket and reading or setting its
-/// configurations (tags, CORS, versioning) are its owner's alone, whatever its ACL says.
-fn owned(shard: &Shard, req: &Request, bucket: &str) -> Result<BucketInfo, S3Error> {
-    let info = bucket_info(shard, bucket)?;
-    if req.access_key() == Some(info.owner.as_str()) { Ok(info) } else { Err(access_denied()) }
-}
-
-/// The bucket's entry, whoever asks.
-fn bucket_info(shard: &Shard, bucket: &str) -> Result<BucketInfo, S3Error> {
-    shard.buckets.borrow().get(bucket).cloned().ok_or_else(|| no_such_bucket(bucket))
-}
-
-/// Fails unless the bucket exists: object reads are decided by the object's own ACL.
-fn exists(shard: &Shard, bucket: &str) -> Result<(), S3Error> {
-    if shard.buckets.borrow().contains_key(bucket) { Ok(()) } else { Err(no_such_bucket(bucket)) }
-}
-
-/// Checks that the object's ACL lets the requester read it.
-fn may_read(req: &Request, meta: &ObjectMeta) -> Result<(), S3Error> {
-    if meta.allows(req.access_key(), Permission::Read) { Ok(()) } else { Err(access_denied()) }
-}
-
-/// The answer for an object that is not there: NoSuchKey to whom may list the bucket, and
-/// AccessDenied to others, so that they learn nothing of which keys exist (as S3 answers).
-fn missing(shard: &Shard, req: &Request, bucket: &str, key: &str) -> S3Error {
-    match access(shard, req, bucket, Permission::Read) {
-        Ok(()) => no_such_key(key),
-        Err(e) => e,
-    }
 }
 
 /// The requester's canonical ID, as an object it writes records its owner (`""`: anonymous,
@@ -471,7 +444,7 @@ async fn create_bucket_on_0(shard: Rc<Shard>, bucket: String, owner: String, now
         }
         .with_extra("BucketName", bucket));
     }
-    let info = BucketInfo { owner, created_ms: now_ms, acl, tags: None, cors: None, lifecycle: None };
+    let info = BucketInfo { owner, created_ms: now_ms, acl, tags: None, cors: None, lifecycle: None, policy: None };
     shard.store.put(BUCKETS_BUCKET, bucket.as_bytes(), &[], &info.encode()).await.map_err(|e| internal(format!("store bucket: {e}")))?;
     broadcast_bucket(&shard, bucket, Some(info)).await;
     Ok(())
@@ -508,7 +481,7 @@ async fn acl_of_request(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, owner
 
 /// PutBucketAcl: replaces the bucket's grants (its owner stays).
 async fn set_acl(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, Permission::WriteAcp)?;
+    access(shard, req, &bucket, Permission::WriteAcp, "s3:PutBucketAcl")?;
     let owner = bucket_info(shard, &bucket)?.owner;
     let grants = acl_of_request(shard, conn, req, &owner, &owner).await?;
     update_bucket(shard, bucket, move |info| info.acl = grants).await?;
@@ -521,15 +494,16 @@ async fn put_object_acl(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucke
     exists(shard, &bucket)?;
     let bucket_owner = bucket_info(shard, &bucket)?.owner;
     let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| missing(shard, req, &bucket, &key))?;
-    if !info.meta.allows(req.access_key(), Permission::WriteAcp) {
-        return Err(access_denied());
-    }
+    object_access(shard, req, &bucket, &key, &info.meta, Permission::WriteAcp, "s3:PutObjectAcl")?;
     let grants = acl_of_request(shard, conn, req, &info.meta.owner, &bucket_owner).await?;
     let who = req.access_key().map(str::to_string);
+    // The policy's word is taken here; the ACL's is checked again on the object's core, against
+    // the version changed.
+    let policy_allows = object_policy(shard, req, &bucket, &key, "s3:PutObjectAcl")? == crate::policy::Decision::Allow;
     let k = key.clone();
     let changed = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| {
         objects::change_meta(s, bucket, k, "set ACL", move |meta| {
-            if !meta.allows(who.as_deref(), Permission::WriteAcp) {
+            if !policy_allows && !meta.allows(who.as_deref(), Permission::WriteAcp) {
                 return Err(access_denied());
             }
             meta.set_grants(grants.clone());
@@ -544,9 +518,7 @@ async fn put_object_acl(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucke
 async fn get_object_acl(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
     exists(shard, &bucket)?;
     let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| missing(shard, req, &bucket, &key))?;
-    if !info.meta.allows(req.access_key(), Permission::ReadAcp) {
-        return Err(access_denied());
-    }
+    object_access(shard, req, &bucket, &key, &info.meta, Permission::ReadAcp, "s3:GetObjectAcl")?;
     Ok(Response::xml(200, xr::access_control_policy(&owner_named(&info.meta.owner), &info.meta.grants())))
 }
 
@@ -567,7 +539,7 @@ async fn update_bucket(shard: &Rc<Shard>, bucket: String, change: impl FnOnce(&m
 }
 
 async fn put_bucket_tagging(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String) -> Result<Response, S3Error> {
-    owned(shard, req, &bucket)?;
+    owned(shard, req, &bucket, "s3:PutBucketTagging")?;
     let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
     let tags = tagging::checked(xml::parse_tagging(&body)?, tagging::BUCKET_TAGS_MAX)?;
     update_bucket(shard, bucket, move |info| info.tags = Some(tags)).await?;
@@ -576,7 +548,7 @@ async fn put_bucket_tagging(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, b
 }
 
 async fn put_object_tagging(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, Permission::Write)?;
+    access(shard, req, &bucket, Permission::Write, "s3:PutObjectTagging")?;
     let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
     let tags = tagging::checked(xml::parse_tagging(&body)?, tagging::OBJECT_TAGS_MAX)?;
     set_object_tags(shard, bucket, key, tags).await?;
@@ -607,7 +579,7 @@ async fn get_object_attributes(shard: &Rc<Shard>, req: &Request, bucket: String,
         return Err(err(ErrorCode::InvalidArgument, "x-amz-object-attributes names no attribute"));
     }
     let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| missing(shard, req, &bucket, &key))?;
-    may_read(req, &info.meta)?;
+    may_read(shard, req, &bucket, &key, &info.meta, "s3:GetObjectAttributes")?;
     let number = |name: &str, default: usize| match req.header(name) {
         None => Ok(default),
         Some(v) => v.trim().parse::<usize>().map_err(|_| err(ErrorCode::InvalidArgument, format!("{name} {v:?} is not a number"))),
@@ -629,7 +601,7 @@ async fn get_object_attributes(shard: &Rc<Shard>, req: &Request, bucket: String,
 async fn get_object_tagging(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
     exists(shard, &bucket)?;
     let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| missing(shard, req, &bucket, &key))?;
-    may_read(req, &info.meta)?;
+    may_read(shard, req, &bucket, &key, &info.meta, "s3:GetObjectTagging")?;
     Ok(Response::xml(200, xr::tagging(&info.meta.tags)))
 }
 
@@ -648,7 +620,7 @@ async fn set_object_tags(shard: &Rc<Shard>, bucket: String, key: String, tags: t
 }
 
 async fn delete_bucket(shard: &Rc<Shard>, req: &Request, bucket: String) -> Result<Response, S3Error> {
-    owned(shard, req, &bucket)?;
+    owned(shard, req, &bucket, "s3:DeleteBucket")?;
     call(shard, 0, move |s: Rc<Shard>| async move {
         let _config = s.bucket_lock(&bucket).await;
         // First no core starts a write into the bucket, then each core's writes already begun
@@ -726,7 +698,7 @@ async fn describe_source(shard: &Rc<Shard>, bucket: &str, key: &str) -> Result<O
 }
 
 async fn put_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, Permission::Write)?;
+    access(shard, req, &bucket, Permission::Write, "s3:PutObject")?;
     let mut meta = meta_from_request(shard, req, &bucket)?;
     if req.header("if-none-match") == Some("*") && head_info(shard, &bucket, &key).await?.is_some() {
         return Err(err(ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
@@ -957,7 +929,7 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
         call(shard, owner, move |s: Rc<Shard>| objects::get_small(s, b, k)).await?
     };
     let Some((info, data)) = got else { return Err(missing(shard, req, &bucket, &key)) };
-    may_read(req, &info.meta)?;
+    may_read(shard, req, &bucket, &key, &info.meta, "s3:GetObject")?;
     if is_head {
         return send_head(conn, req, &info).await;
     }
@@ -1078,14 +1050,14 @@ async fn get_local(
         if is_head {
             let hit = shard.cache.borrow_mut().get_meta(bucket, key, lsn);
             if let Some((cached, size)) = hit {
-                may_read(req, &cached.meta)?;
+                may_read(shard, req, bucket, key, &cached.meta, "s3:GetObject")?;
                 let stored = cached.lines.get_or_init(|| stored_headers(&cached.meta));
                 return send_cached(conn, req, &cached.meta, stored, size, None).await;
             }
         } else {
             let hit = shard.cache.borrow_mut().get(bucket, key, lsn);
             if let Some((cached, data)) = hit {
-                may_read(req, &cached.meta)?;
+                may_read(shard, req, bucket, key, &cached.meta, "s3:GetObject")?;
                 let stored = cached.lines.get_or_init(|| stored_headers(&cached.meta));
                 return send_cached(conn, req, &cached.meta, stored, data.len() as u64, Some(&data)).await;
             }
@@ -1095,7 +1067,7 @@ async fn get_local(
         // The frame's head, not the object (and the cache keeps the metadata).
         let info = objects::head(shard.clone(), bucket.to_string(), key.to_string()).await?;
         let Some(info) = info else { return Err(missing(shard, req, bucket, key)) };
-        may_read(req, &info.meta)?;
+        may_read(shard, req, bucket, key, &info.meta, "s3:GetObject")?;
         return send_head(conn, req, &info).await;
     }
     let got = shard.store.get(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| internal(format!("get: {e}")))?;
@@ -1105,7 +1077,7 @@ async fn get_local(
     if object.manifest().is_none() {
         shard.cache.borrow_mut().insert(bucket, key, object.lsn, meta.clone(), std::sync::Arc::new(object.data().to_vec()));
     }
-    may_read(req, &meta)?;
+    may_read(shard, req, bucket, key, &meta, "s3:GetObject")?;
     if let Some(r) = check_preconditions(req, &meta)? {
         return Ok(Some(r));
     }
@@ -1221,22 +1193,28 @@ async fn send_cached(
 }
 
 async fn delete_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, Permission::Write)?;
+    access(shard, req, &bucket, Permission::Write, "s3:DeleteObject")?;
     let owner = shard.owner(&bucket, &key);
     call(shard, owner, move |s: Rc<Shard>| objects::delete(s, bucket, key)).await?;
     Ok(Response::new(204))
 }
 
 async fn delete_objects(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, Permission::Write)?;
+    // Without a policy the bucket's ACL decides for every key at once; a policy may speak of
+    // each key, so each is checked and refused on its own, as S3 reports it.
+    let per_key = shard.buckets.borrow().get(&bucket).ok_or_else(|| no_such_bucket(&bucket))?.policy.is_some();
+    if !per_key {
+        access(shard, req, &bucket, Permission::Write, "s3:DeleteObject")?;
+    }
     let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
     let request = xml::parse_delete_objects(&body).map_err(S3Error::from)?;
     let mut outcomes = Vec::with_capacity(request.objects.len());
     for o in request.objects {
         let key = o.key.clone();
-        let outcome = match names::validate_key(&key) {
+        let outcome = match names::validate_key(&key).map_err(S3Error::from).and_then(|()| {
+            if per_key { may_write(shard, req, &bucket, &key, "s3:DeleteObject") } else { Ok(()) }
+        }) {
             Err(e) => {
-                let e = S3Error::from(e);
                 xr::DeleteOutcome::Failed(xr::DeleteFailure { key, version_id: o.version_id, code: e.code, message: e.message })
             }
             Ok(()) => {
@@ -1366,11 +1344,11 @@ impl Drop for RemoteRead {
 }
 
 async fn copy_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, Permission::Write)?;
+    access(shard, req, &bucket, Permission::Write, "s3:PutObject")?;
     let (src_bucket, src_key) = copy_source(req)?;
     exists(shard, &src_bucket)?;
     let info = describe_source(shard, &src_bucket, &src_key).await?.ok_or_else(|| missing(shard, req, &src_bucket, &src_key))?;
-    may_read(req, &info.meta)?;
+    may_read(shard, req, &src_bucket, &src_key, &info.meta, "s3:GetObject")?;
     copy_preconditions(req, &info.meta)?;
     let replace = match req.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,
@@ -1444,7 +1422,7 @@ fn random_id(shard: &Shard) -> String {
 }
 
 async fn create_upload(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, Permission::Write)?;
+    access(shard, req, &bucket, Permission::Write, "s3:PutObject")?;
     let mut meta = meta_from_request(shard, req, &bucket)?;
     if let Some(alg) = req.header("x-amz-checksum-algorithm").and_then(ChecksumAlgorithm::from_sdk_name) {
         meta.checksums.push((alg.sdk_name().to_string(), String::new()));
@@ -1483,7 +1461,7 @@ async fn upload_meta(shard: Rc<Shard>, record: Vec<u8>) -> Result<Option<ObjectM
 }
 
 async fn upload_part(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, Permission::Write)?;
+    access(shard, req, &bucket, Permission::Write, "s3:PutObject")?;
     let upload = upload_id(req)?;
     let part: u32 =
         req.query("partNumber").and_then(|p| p.parse().ok()).filter(|p| (1..=PART_NUMBER_MAX).contains(p)).ok_or_else(|| {
@@ -1500,7 +1478,7 @@ async fn upload_part(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: 
         let (src_bucket, src_key) = copy_source(req)?;
         exists(shard, &src_bucket)?;
         let info = describe_source(shard, &src_bucket, &src_key).await?.ok_or_else(|| missing(shard, req, &src_bucket, &src_key))?;
-        may_read(req, &info.meta)?;
+        may_read(shard, req, &src_bucket, &src_key, &info.meta, "s3:GetObject")?;
         copy_preconditions(req, &info.meta)?;
         let (start, end) = match req.header("x-amz-copy-source-range") {
             None => (0, info.size),
@@ -1604,7 +1582,7 @@ async fn parts_of(shard: &Rc<Shard>, record: &[u8]) -> Result<Vec<StoredPart>, S
 }
 
 async fn list_parts(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, Permission::Read)?;
+    access(shard, req, &bucket, Permission::Read, "s3:ListMultipartUploadParts")?;
     let upload = upload_id(req)?;
     let max_parts: u32 = req.query("max-parts").and_then(|m| m.parse().ok()).unwrap_or(PARTS_LISTED_MAX as u32).min(PARTS_LISTED_MAX as u32);
     let marker: u32 = req.query("part-number-marker").and_then(|m| m.parse().ok()).unwrap_or(0);
@@ -1668,7 +1646,7 @@ fn checksums_of(meta: &ObjectMeta) -> xr::Checksums {
 }
 
 async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, Permission::Write)?;
+    access(shard, req, &bucket, Permission::Write, "s3:PutObject")?;
     let upload = upload_id(req)?;
     let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
     let wanted = xml::parse_complete_multipart(&body).map_err(S3Error::from)?;
@@ -1741,7 +1719,7 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
 }
 
 async fn abort_upload(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, Permission::Write)?;
+    access(shard, req, &bucket, Permission::Write, "s3:AbortMultipartUpload")?;
     let upload = upload_id(req)?;
     let record = upload_key(&bucket, &key, &upload);
     let u = upload.clone();
@@ -1773,7 +1751,7 @@ pub async fn abort_on_owner(s: &Rc<Shard>, record: &[u8]) -> Result<(), S3Error>
 }
 
 async fn list_uploads(shard: &Rc<Shard>, req: &Request, bucket: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, Permission::Read)?;
+    access(shard, req, &bucket, Permission::Read, "s3:ListBucketMultipartUploads")?;
     let prefix = req.query("prefix").unwrap_or("").to_string();
     let max_uploads: u32 = req.query("max-uploads").and_then(|m| m.parse().ok()).unwrap_or(1000).min(1000);
     let key_marker = req.query("key-marker").unwrap_or("").to_string();
@@ -1884,7 +1862,8 @@ fn after_entry(e: &Entry) -> String {
 }
 
 async fn list_objects(shard: &Rc<Shard>, req: &Request, bucket: String, kind: ListKind) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, Permission::Read)?;
+    let action = if kind == ListKind::Versions { "s3:ListBucketVersions" } else { "s3:ListBucket" };
+    access(shard, req, &bucket, Permission::Read, action)?;
     let prefix = req.query("prefix").unwrap_or("").to_string();
     let delimiter = req.query("delimiter").filter(|d| !d.is_empty()).map(str::to_string);
     let max_keys: usize = match req.query("max-keys").or(req.query("max-uploads")) {

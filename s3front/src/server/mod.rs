@@ -10,6 +10,7 @@
 //! messages (moved, never shared); an object write is acknowledged only after the owner's store
 //! made it durable.
 
+mod authz;
 mod cache;
 mod conn;
 mod handlers;
@@ -174,6 +175,16 @@ pub struct BucketInfo {
     /// The bucket's lifecycle rules (`lifecycle`); `None` when it has none. Shared: a GET of
     /// an object they cover names its expiry, and takes them without copying them.
     pub lifecycle: Option<Arc<Vec<crate::lifecycle::Rule>>>,
+    /// The bucket's policy (`policy`); `None` when it has none.
+    pub policy: Option<Arc<BucketPolicy>>,
+}
+
+/// A bucket policy: the document as its owner gave it (GetBucketPolicy answers it so), and
+/// what it says.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BucketPolicy {
+    pub document: String,
+    pub policy: crate::policy::Policy,
 }
 
 impl BucketInfo {
@@ -188,6 +199,9 @@ impl BucketInfo {
         }
         // Kept as the document GetBucketLifecycleConfiguration answers, read back by the same
         // parser that took it.
+        if let Some(p) = &self.policy {
+            v["policy"] = p.document.clone().into();
+        }
         if let Some(rules) = &self.lifecycle {
             v["lifecycle"] = String::from_utf8_lossy(&crate::xml::lifecycle_configuration(rules)).into_owned().into();
         }
@@ -221,6 +235,14 @@ impl BucketInfo {
             cors: match v.get("cors") {
                 None => None,
                 Some(rules) => Some(crate::cors::from_json(rules)?),
+            },
+            policy: match v.get("policy") {
+                None => None,
+                Some(doc) => {
+                    let document = doc.as_str()?.to_string();
+                    let policy = crate::policy::parse(document.as_bytes(), None).ok()?;
+                    Some(Arc::new(BucketPolicy { document, policy }))
+                }
             },
             lifecycle: match v.get("lifecycle") {
                 None => None,
@@ -541,7 +563,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
             .list(BUCKETS_BUCKET, b"", None, usize::MAX)
             .into_iter()
             .filter_map(|l| String::from_utf8(l.key.into()).ok())
-            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, acl: Vec::new(), tags: None, cors: None, lifecycle: None }))
+            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, acl: Vec::new(), tags: None, cors: None, lifecycle: None, policy: None }))
             .collect();
         let mut loaded = BTreeMap::new();
         for name in table.keys() {

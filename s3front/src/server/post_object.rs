@@ -11,7 +11,7 @@ use super::Shard;
 use super::conn::{BodyReader, Conn, Request, Response};
 use super::handlers::{BodySource, commit, store_body};
 use super::meta::ObjectMeta;
-use crate::acl::{self, Permission};
+use crate::acl;
 use crate::error::{ErrorCode, S3Error};
 use crate::names;
 use crate::post::{self, FORM_FIELDS_BYTES_MAX, FileScanner, FormHead, PostError, PostSigner};
@@ -46,10 +46,8 @@ pub async fn post_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
         None => return Err(S3Error::new(ErrorCode::InvalidArgument, "Bucket POST must contain a field named 'key'.")),
     };
     let (signer, policy) = authorise(shard, req, &head, &bucket)?;
-    if !acl::allows(&info.acl, &info.owner, signer.as_deref(), Permission::Write) {
-        return Err(S3Error::new(ErrorCode::AccessDenied, "Access Denied"));
-    }
     names::validate_key(&key).map_err(S3Error::from)?;
+    super::authz::may_write_as(shard, req, signer.as_deref(), &bucket, &key, "s3:PutObject")?;
     let owner = signer.unwrap_or_default();
     let mut meta = meta_from_form(&head, &owner, req.now_ms)?;
     if let Some(name) = head.field("acl") {

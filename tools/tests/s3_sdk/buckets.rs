@@ -200,9 +200,16 @@ async fn configurations_never_set_read_as_s3_answers_them() {
     assert_eq!(payment.payer().map(|p| p.as_str()), Some("BucketOwner"));
     let notification = client.get_bucket_notification_configuration().bucket("cs-conf").send().await.ok_or_panic("notification");
     assert!(notification.topic_configurations().is_empty() && notification.queue_configurations().is_empty());
-    // Setting one is still refused, and another user may not read them.
-    let (status, code) = expect_error(client.put_bucket_policy().bucket("cs-conf").policy("{}").send().await);
+    // Setting one is still refused (a policy can be set, but not an empty one), and another
+    // user may not read them.
+    let (status, code) = expect_error(client.put_bucket_website().bucket("cs-conf").website_configuration(
+        aws_sdk_s3::types::WebsiteConfiguration::builder()
+            .index_document(aws_sdk_s3::types::IndexDocument::builder().suffix("index.html").build().expect("index"))
+            .build(),
+    ).send().await);
     assert_eq!((status, code.as_str()), (501, "NotImplemented"));
+    let (status, code) = expect_error(client.put_bucket_policy().bucket("cs-conf").policy("{}").send().await);
+    assert_eq!((status, code.as_str()), (400, "MalformedPolicy"));
     server.admin(&["user", "add", "--access-key", "OTHERUSER", "--secret-key", "othersecretothersecret"]);
     let other = server.client_as("OTHERUSER", "othersecretothersecret");
     let (status, code) = expect_error(other.get_bucket_policy().bucket("cs-conf").send().await);

@@ -22,6 +22,7 @@ mod listing;
 mod multipart;
 mod objects;
 mod persistence;
+mod policy;
 mod post_object;
 mod presign;
 mod ranges;

@@ -1,0 +1,192 @@
+//! Who may do what: every request's check against its bucket's policy and the ACLs, in AWS's
+//! order. A statement of the bucket's policy that denies the request refuses it; one that
+//! allows it lets it through; else the ACL decides (the bucket's for bucket operations and for
+//! writes into it, the object's for reading it or its ACL; the owner alone for the bucket's
+//! configurations). The bucket table is borrowed, never copied, on this path.
+
+use super::conn::Request;
+use super::meta::ObjectMeta;
+use super::{BucketInfo, Shard};
+use crate::acl::{self, Permission};
+use crate::error::{ErrorCode, S3Error};
+use crate::policy::{Context, Decision};
+
+pub(super) fn no_such_bucket(bucket: &str) -> S3Error {
+    S3Error::new(ErrorCode::NoSuchBucket, "The specified bucket does not exist").with_extra("BucketName", bucket)
+}
+
+pub(super) fn access_denied() -> S3Error {
+    S3Error::new(ErrorCode::AccessDenied, "Access Denied")
+}
+
+/// A request as a bucket policy sees it: the action (`s3:GetObject`), the resource, and the
+/// condition keys the request carries.
+struct PolicyRequest<'a> {
+    req: &'a Request,
+    /// The requester: the request's signer, or a form's (PostObject).
+    requester: Option<&'a str>,
+    action: &'static str,
+    resource: String,
+    /// The object's tags, for `s3:ExistingObjectTag/<key>` (reads of an existing object).
+    tags: Option<&'a [(String, String)]>,
+}
+
+impl Context for PolicyRequest<'_> {
+    fn requester(&self) -> Option<&str> {
+        self.requester
+    }
+
+    fn action(&self) -> &str {
+        self.action
+    }
+
+    fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    fn value(&self, key: &str) -> Vec<String> {
+        let one = |v: Option<&str>| v.map(|v| vec![v.to_string()]).unwrap_or_default();
+        match key {
+            "aws:sourceip" => vec![self.req.peer.to_string()],
+            // Plain HTTP only, so far.
+            "aws:securetransport" => vec!["false".to_string()],
+            "aws:useragent" => one(self.req.header("user-agent")),
+            "aws:referer" => one(self.req.header("referer")),
+            "aws:userid" | "aws:username" => one(self.requester),
+            "aws:principaltype" => vec![if self.requester.is_some() { "User" } else { "Anonymous" }.to_string()],
+            "s3:prefix" | "s3:delimiter" | "s3:max-keys" => one(self.req.query(&key[3..])),
+            "s3:x-amz-acl" | "s3:x-amz-content-sha256" | "s3:x-amz-copy-source" | "s3:x-amz-metadata-directive" => {
+                one(self.req.header(&key[3..]))
+            }
+            _ => {
+                if let Some(tag) = key.strip_prefix("s3:existingobjecttag/") {
+                    let tags = self.tags.unwrap_or_default();
+                    return tags.iter().filter(|(k, _)| k.eq_ignore_ascii_case(tag)).map(|(_, v)| v.clone()).collect();
+                }
+                if let Some(tag) = key.strip_prefix("s3:requestobjecttag/") {
+                    let sent = self.req.header("x-amz-tagging").and_then(|h| crate::tagging::parse_header(h).ok()).unwrap_or_default();
+                    return sent.into_iter().filter(|(k, _)| k.eq_ignore_ascii_case(tag)).map(|(_, v)| v).collect();
+                }
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// What `bucket`'s policy says of the requester doing `action` on the bucket (`key` `None`) or
+/// on one of its objects.
+fn policy_decision(
+    info: &BucketInfo,
+    req: &Request,
+    requester: Option<&str>,
+    bucket: &str,
+    key: Option<&str>,
+    action: &'static str,
+    tags: Option<&[(String, String)]>,
+) -> Decision {
+    let Some(policy) = &info.policy else { return Decision::Default };
+    let resource = match key {
+        Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
+        None => format!("arn:aws:s3:::{bucket}"),
+    };
+    policy.policy.evaluate(&PolicyRequest { req, requester, action, resource, tags })
+}
+
+/// The policy decides if it speaks; else `acl_allows`.
+fn authorize(
+    shard: &Shard,
+    req: &Request,
+    requester: Option<&str>,
+    bucket: &str,
+    key: Option<&str>,
+    action: &'static str,
+    tags: Option<&[(String, String)]>,
+    acl_allows: impl FnOnce(&BucketInfo) -> bool,
+) -> Result<(), S3Error> {
+    let buckets = shard.buckets.borrow();
+    let info = buckets.get(bucket).ok_or_else(|| no_such_bucket(bucket))?;
+    match policy_decision(info, req, requester, bucket, key, action, tags) {
+        Decision::Deny => Err(access_denied()),
+        Decision::Allow => Ok(()),
+        Decision::Default if acl_allows(info) => Ok(()),
+        Decision::Default => Err(access_denied()),
+    }
+}
+
+/// Checks that the requester may do `action` in `bucket`, whose ACL must grant `wanted` when
+/// the policy says nothing. The resource is the request's object if it names one.
+pub(super) fn access(shard: &Shard, req: &Request, bucket: &str, wanted: Permission, action: &'static str) -> Result<(), S3Error> {
+    authorize(shard, req, req.access_key(), bucket, req.key.as_deref(), action, None, |info| acl::allows(&info.acl, &info.owner, req.access_key(), wanted))
+}
+
+/// A write into `bucket` of `key` (a key of a multi-delete): `action` on that object, with the
+/// bucket's WRITE when the policy says nothing.
+pub(super) fn may_write(shard: &Shard, req: &Request, bucket: &str, key: &str, action: &'static str) -> Result<(), S3Error> {
+    may_write_as(shard, req, req.access_key(), bucket, key, action)
+}
+
+/// `may_write` for `requester` (a form upload's signer, or `None`: anonymous).
+pub(super) fn may_write_as(shard: &Shard, req: &Request, requester: Option<&str>, bucket: &str, key: &str, action: &'static str) -> Result<(), S3Error> {
+    authorize(shard, req, requester, bucket, Some(key), action, None, |info| acl::allows(&info.acl, &info.owner, requester, Permission::Write))
+}
+
+/// The bucket, if the requester may do `action` (a bucket configuration: tags, CORS,
+/// lifecycle, versioning; or deleting it): its owner, or whom the policy allows.
+pub(super) fn owned(shard: &Shard, req: &Request, bucket: &str, action: &'static str) -> Result<BucketInfo, S3Error> {
+    authorize(shard, req, req.access_key(), bucket, None, action, None, |info| req.access_key() == Some(info.owner.as_str()))?;
+    bucket_info(shard, bucket)
+}
+
+/// Whether the requester owns `bucket`: its policy is its owner's alone to read and change,
+/// whatever the policy says (as the account's root user may, in AWS).
+pub(super) fn owner_only(shard: &Shard, req: &Request, bucket: &str) -> Result<BucketInfo, S3Error> {
+    let info = bucket_info(shard, bucket)?;
+    if req.access_key() == Some(info.owner.as_str()) { Ok(info) } else { Err(access_denied()) }
+}
+
+/// The bucket's entry, whoever asks.
+pub(super) fn bucket_info(shard: &Shard, bucket: &str) -> Result<BucketInfo, S3Error> {
+    shard.buckets.borrow().get(bucket).cloned().ok_or_else(|| no_such_bucket(bucket))
+}
+
+/// Fails unless the bucket exists: object reads are decided with the object's own ACL.
+pub(super) fn exists(shard: &Shard, bucket: &str) -> Result<(), S3Error> {
+    if shard.buckets.borrow().contains_key(bucket) { Ok(()) } else { Err(no_such_bucket(bucket)) }
+}
+
+/// Checks that the requester may do `action` on an object (`meta`: the version at hand), whose
+/// ACL must grant `wanted` when the policy says nothing.
+pub(super) fn object_access(
+    shard: &Shard,
+    req: &Request,
+    bucket: &str,
+    key: &str,
+    meta: &ObjectMeta,
+    wanted: Permission,
+    action: &'static str,
+) -> Result<(), S3Error> {
+    authorize(shard, req, req.access_key(), bucket, Some(key), action, Some(&meta.tags), |_| meta.allows(req.access_key(), wanted))
+}
+
+/// Reading an object's data or metadata (`action`: `s3:GetObject`, `s3:GetObjectTagging`, ...).
+pub(super) fn may_read(shard: &Shard, req: &Request, bucket: &str, key: &str, meta: &ObjectMeta, action: &'static str) -> Result<(), S3Error> {
+    object_access(shard, req, bucket, key, meta, Permission::Read, action)
+}
+
+/// What the policy alone says of `action` on an object: a change checked on the object's core
+/// against the version it changes (`PutObjectAcl`) takes the policy's word from here.
+pub(super) fn object_policy(shard: &Shard, req: &Request, bucket: &str, key: &str, action: &'static str) -> Result<Decision, S3Error> {
+    let buckets = shard.buckets.borrow();
+    let info = buckets.get(bucket).ok_or_else(|| no_such_bucket(bucket))?;
+    Ok(policy_decision(info, req, req.access_key(), bucket, Some(key), action, None))
+}
+
+/// The answer for an object that is not there: NoSuchKey to whom may list the bucket, and
+/// AccessDenied to others, so that they learn nothing of which keys exist (as S3 answers).
+pub(super) fn missing(shard: &Shard, req: &Request, bucket: &str, key: &str) -> S3Error {
+    let listable = authorize(shard, req, req.access_key(), bucket, None, "s3:ListBucket", None, |info| acl::allows(&info.acl, &info.owner, req.access_key(), Permission::Read));
+    match listable {
+        Ok(()) => S3Error::new(ErrorCode::NoSuchKey, "The specified key does not exist.").with_extra("Key", key),
+        Err(e) => e,
+    }
+}

@@ -1,0 +1,148 @@
+//! Bucket policies with two users and anonymous requests: the document as set and read back,
+//! what is refused, and evaluation in AWS's order (a matching Deny wins over everything, an
+//! Allow over the ACLs, else the ACLs decide), with conditions on prefixes, addresses and
+//! object tags.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+
+use crate::harness::*;
+
+const BOB_KEY: &str = "AKIABOBPOLICYTEST001";
+const BOB_SECRET: &str = "bob-policy-secret-key-0123456789abcdefg";
+
+async fn with_bob(server: &Server) -> aws_sdk_s3::Client {
+    server.admin(&["user", "add", "--access-key", BOB_KEY, "--secret-key", BOB_SECRET]);
+    let bob = server.client_as(BOB_KEY, BOB_SECRET);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bob.list_buckets().send().await.is_err() {
+        assert!(Instant::now() < deadline, "Bob's key still refused after 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bob
+}
+
+fn status_of<T, E>(result: Result<T, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>) -> u16 {
+    match result {
+        Ok(_) => 200,
+        Err(e) => e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0),
+    }
+}
+
+fn anonymous(server: &Server, method: &str, target: &str) -> u16 {
+    let data: &[u8] = if method == "PUT" { b"anonymous" } else { b"" };
+    raw_request(server.port, method, target, &[], data).status
+}
+
+#[tokio::test]
+async fn policies_are_kept_as_given_and_bad_ones_refused() {
+    let server = Server::start("policy_document");
+    let client = server.client();
+    let bob = with_bob(&server).await;
+    create_bucket(&client, "pol-doc").await;
+    let document = r#"{
+  "Version": "2012-10-17",
+  "Statement": [{"Sid": "PublicRead", "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::pol-doc/*"]}]
+}"#;
+    client.put_bucket_policy().bucket("pol-doc").policy(document).send().await.ok_or_panic("PutBucketPolicy");
+    let got = client.get_bucket_policy().bucket("pol-doc").send().await.ok_or_panic("GetBucketPolicy");
+    assert_eq!(got.policy(), Some(document), "read back byte for byte");
+    let server = Server::start_on(server.stop());
+    let client = server.client();
+    let bob = { drop(bob); server.client_as(BOB_KEY, BOB_SECRET) };
+    let got = client.get_bucket_policy().bucket("pol-doc").send().await.ok_or_panic("GetBucketPolicy after a restart");
+    assert_eq!(got.policy(), Some(document));
+    assert_eq!(anonymous(&server, "GET", "/pol-doc/missing"), 403, "GetObject allowed, ListBucket not: a missing key is not told");
+
+    let refused = [
+        ("not JSON", "{".to_string(), "MalformedPolicy"),
+        ("another bucket's objects", document.replace("pol-doc/*", "other/*"), "MalformedPolicy"),
+        ("an action outside S3", document.replace("s3:GetObject", "ec2:RunInstances"), "MalformedPolicy"),
+        ("no principal", r#"{"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::pol-doc"}]}"#.to_string(), "MalformedPolicy"),
+        ("an unknown condition", document.replace(r#""Resource""#, r#""Condition": {"StringRoughly": {"s3:prefix": "a"}}, "Resource""#), "MalformedPolicy"),
+    ];
+    for (what, doc, code) in refused {
+        let (status, got) = expect_error(client.put_bucket_policy().bucket("pol-doc").policy(doc).send().await);
+        assert_eq!((status, got.as_str()), (400, code), "{what}");
+    }
+    // Only the owner reads, sets or deletes the policy.
+    assert_eq!(status_of(bob.get_bucket_policy().bucket("pol-doc").send().await), 403);
+    assert_eq!(status_of(bob.put_bucket_policy().bucket("pol-doc").policy(document).send().await), 403);
+    assert_eq!(status_of(bob.delete_bucket_policy().bucket("pol-doc").send().await), 403);
+    client.delete_bucket_policy().bucket("pol-doc").send().await.ok_or_panic("DeleteBucketPolicy");
+    let (status, code) = expect_error(client.get_bucket_policy().bucket("pol-doc").send().await);
+    assert_eq!((status, code.as_str()), (404, "NoSuchBucketPolicy"));
+}
+
+#[tokio::test]
+async fn allows_open_what_acls_keep_closed_and_denies_win() {
+    let server = Server::start("policy_evaluation");
+    let alice = server.client();
+    let bob = with_bob(&server).await;
+    create_bucket(&alice, "pol-eval").await;
+    for key in ["public/a", "home/bob/notes", "home/alice/diary", "secret/plan"] {
+        put(&alice, "pol-eval", key, key.as_bytes()).await;
+    }
+    alice
+        .put_object()
+        .bucket("pol-eval")
+        .key("tagged")
+        .body(body(b"tagged"))
+        .tagging("visibility=public")
+        .send()
+        .await
+        .ok_or_panic("PUT tagged");
+    let policy = format!(
+        r#"{{"Version": "2012-10-17", "Statement": [
+  {{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::pol-eval/public/*"}},
+  {{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::pol-eval/*",
+    "Condition": {{"StringEquals": {{"s3:ExistingObjectTag/visibility": "public"}}}}}},
+  {{"Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::{BOB_KEY}:root"}}, "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+    "Resource": "arn:aws:s3:::pol-eval/home/bob/*"}},
+  {{"Effect": "Allow", "Principal": {{"AWS": ["{BOB_KEY}"]}}, "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::pol-eval",
+    "Condition": {{"StringLike": {{"s3:prefix": "home/bob/*"}}}}}},
+  {{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::pol-eval/secret/*",
+    "Condition": {{"NotIpAddress": {{"aws:SourceIp": "10.0.0.0/8"}}}}}}
+]}}"#
+    );
+    alice.put_bucket_policy().bucket("pol-eval").policy(policy).send().await.ok_or_panic("PutBucketPolicy");
+
+    // Anonymous: what the policy opens, and nothing else.
+    assert_eq!(anonymous(&server, "GET", "/pol-eval/public/a"), 200);
+    assert_eq!(anonymous(&server, "GET", "/pol-eval/tagged"), 200, "s3:ExistingObjectTag");
+    assert_eq!(anonymous(&server, "GET", "/pol-eval/home/alice/diary"), 403);
+    assert_eq!(anonymous(&server, "GET", "/pol-eval"), 403);
+    assert_eq!(anonymous(&server, "PUT", "/pol-eval/public/new"), 403);
+
+    // Bob: his home, by key and by listing prefix.
+    assert_eq!(get(&bob, "pol-eval", "home/bob/notes").await, b"home/bob/notes");
+    put(&bob, "pol-eval", "home/bob/new", b"bob's").await;
+    assert_eq!(status_of(bob.put_object().bucket("pol-eval").key("home/alice/x").body(body(b"x")).send().await), 403);
+    assert_eq!(status_of(bob.get_object().bucket("pol-eval").key("home/alice/diary").send().await), 403);
+    let listed = bob.list_objects_v2().bucket("pol-eval").prefix("home/bob/").send().await.ok_or_panic("Bob lists his prefix");
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["home/bob/new", "home/bob/notes"]);
+    assert_eq!(status_of(bob.list_objects_v2().bucket("pol-eval").send().await), 403, "no prefix: the condition fails");
+    assert_eq!(status_of(bob.list_objects_v2().bucket("pol-eval").prefix("home/").send().await), 403);
+    // Multi-delete under a policy: each key on its own.
+    let delete = Delete::builder()
+        .objects(ObjectIdentifier::builder().key("home/bob/new").build().expect("id"))
+        .objects(ObjectIdentifier::builder().key("home/alice/diary").build().expect("id"))
+        .build()
+        .expect("delete");
+    let result = bob.delete_objects().bucket("pol-eval").delete(delete).send().await.ok_or_panic("DeleteObjects");
+    let deleted: Vec<&str> = result.deleted().iter().filter_map(|d| d.key()).collect();
+    let failed: Vec<(&str, &str)> = result.errors().iter().map(|e| (e.key().unwrap_or(""), e.code().unwrap_or(""))).collect();
+    assert_eq!((deleted, failed), (vec!["home/bob/new"], vec![("home/alice/diary", "AccessDenied")]));
+    assert_eq!(get(&alice, "pol-eval", "home/alice/diary").await, b"home/alice/diary");
+
+    // A Deny binds the owner too, for everything but the policy itself.
+    assert_eq!(status_of(alice.get_object().bucket("pol-eval").key("secret/plan").send().await), 403);
+    assert_eq!(status_of(alice.delete_object().bucket("pol-eval").key("secret/plan").send().await), 403);
+    assert_eq!(get(&alice, "pol-eval", "home/alice/diary").await, b"home/alice/diary", "elsewhere the ACL lets the owner in");
+    alice.delete_bucket_policy().bucket("pol-eval").send().await.ok_or_panic("the owner may always remove the policy");
+    assert_eq!(get(&alice, "pol-eval", "secret/plan").await, b"secret/plan");
+    assert_eq!(anonymous(&server, "GET", "/pol-eval/public/a"), 403, "without the policy the ACLs decide again");
+    assert_eq!(status_of(bob.get_object().bucket("pol-eval").key("home/bob/notes").send().await), 403);
+}
