@@ -1,4 +1,4 @@
-"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, listing, tags, form uploads, CORS, ACLs, lifecycle rules, errors.
+"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, listing, tags, form uploads, CORS, ACLs, bucket policies, lifecycle rules, errors.
 
 Run by run.sh, which sets S3_ENDPOINT, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and, when it could
 add one, a second user (S3_SECOND_ACCESS_KEY/S3_SECOND_SECRET_KEY). Each check compares exact
@@ -391,6 +391,40 @@ def anonymous_get(bucket, key):
         raise ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": e.code}}, "GetObject")
 
 
+def t_bucket_policy():
+    """A policy as s3-tests and `mc anonymous set download` write it: anonymous reads of one
+    prefix, the second user's listing by condition, and a Deny that binds the owner."""
+    if "S3_SECOND_USER_ERROR" in os.environ:
+        raise AssertionError(os.environ["S3_SECOND_USER_ERROR"])
+    import json
+    alt_ak = os.environ["S3_SECOND_ACCESS_KEY"]
+    alt = client(alt_ak, os.environ["S3_SECOND_SECRET_KEY"])
+    bucket = "boto3-policy"
+    s3.create_bucket(Bucket=bucket)
+    for key in ("public/a", "private/b", "locked/c"):
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/public/*"},
+        {"Effect": "Allow", "Principal": {"AWS": [f"arn:aws:iam::{alt_ak}:root"]}, "Action": "s3:ListBucket",
+         "Resource": f"arn:aws:s3:::{bucket}", "Condition": {"StringEquals": {"s3:prefix": "public/"}}},
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/locked/*"}]}
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    expect_eq("policy read back", json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]), policy)
+    expect_eq("anonymous read allowed", anonymous_get(bucket, "public/a"), b"public/a")
+    expect_error("anonymous read elsewhere", "AccessDenied", 403, anonymous_get, bucket, "private/b")
+    expect_eq("second user lists the allowed prefix",
+              [o["Key"] for o in alt.list_objects_v2(Bucket=bucket, Prefix="public/")["Contents"]], ["public/a"])
+    expect_error("second user lists everything", "AccessDenied", 403, alt.list_objects_v2, Bucket=bucket)
+    expect_error("a Deny binds the owner", "AccessDenied", 403, s3.get_object, Bucket=bucket, Key="locked/c")
+    expect_error("malformed policy", "MalformedPolicy", 400, s3.put_bucket_policy, Bucket=bucket, Policy="{")
+    s3.delete_bucket_policy(Bucket=bucket)
+    expect_error("no policy", "NoSuchBucketPolicy", 404, s3.get_bucket_policy, Bucket=bucket)
+    expect_eq("the owner reads again", s3.get_object(Bucket=bucket, Key="locked/c")["Body"].read(), b"locked/c")
+    for key in ("public/a", "private/b", "locked/c"):
+        s3.delete_object(Bucket=bucket, Key=key)
+    s3.delete_bucket(Bucket=bucket)
+
+
 def t_lifecycle():
     """As Ceph's s3-tests set and read lifecycle rules (test_lifecycle_get, _get_no_id,
     _same_id, _invalid_status): the rules come back as they were put."""
@@ -536,6 +570,7 @@ CHECKS = [
     ("second user (corestore admin user add)", t_second_user),
     ("ACLs: canned, AccessControlPolicy, grant headers, second user and anonymous", t_acls),
     ("lifecycle rules set, read back and refused", t_lifecycle),
+    ("bucket policy: anonymous prefix, second user by condition, Deny", t_bucket_policy),
     ("wrong secret, unknown access key refused", t_bad_credentials),
     ("empty and delete the bucket", t_cleanup),
 ]
