@@ -73,39 +73,37 @@ impl Context for PolicyRequest<'_> {
     }
 }
 
-/// What `bucket`'s policy says of the requester doing `action` on the bucket (`key` `None`) or
-/// on one of its objects.
-fn policy_decision(
-    info: &BucketInfo,
-    req: &Request,
-    requester: Option<&str>,
-    bucket: &str,
-    key: Option<&str>,
+/// What a request asks: `action` by `requester` on `bucket` (`key` `None`) or one of its
+/// objects (`tags`: the object's, when it exists and is at hand).
+struct Ask<'a> {
+    requester: Option<&'a str>,
+    bucket: &'a str,
+    key: Option<&'a str>,
     action: &'static str,
-    tags: Option<&[(String, String)]>,
-) -> Decision {
+    tags: Option<&'a [(String, String)]>,
+}
+
+impl<'a> Ask<'a> {
+    fn of(req: &'a Request, bucket: &'a str, key: Option<&'a str>, action: &'static str) -> Ask<'a> {
+        Ask { requester: req.access_key(), bucket, key, action, tags: None }
+    }
+}
+
+/// What the bucket's policy (`info`) says of `ask`.
+fn policy_decision(info: &BucketInfo, req: &Request, ask: &Ask<'_>) -> Decision {
     let Some(policy) = &info.policy else { return Decision::Default };
-    let resource = match key {
-        Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
-        None => format!("arn:aws:s3:::{bucket}"),
+    let resource = match ask.key {
+        Some(k) => format!("arn:aws:s3:::{}/{k}", ask.bucket),
+        None => format!("arn:aws:s3:::{}", ask.bucket),
     };
-    policy.policy.evaluate(&PolicyRequest { req, requester, action, resource, tags })
+    policy.policy.evaluate(&PolicyRequest { req, requester: ask.requester, action: ask.action, resource, tags: ask.tags })
 }
 
 /// The policy decides if it speaks; else `acl_allows`.
-fn authorize(
-    shard: &Shard,
-    req: &Request,
-    requester: Option<&str>,
-    bucket: &str,
-    key: Option<&str>,
-    action: &'static str,
-    tags: Option<&[(String, String)]>,
-    acl_allows: impl FnOnce(&BucketInfo) -> bool,
-) -> Result<(), S3Error> {
+fn authorize(shard: &Shard, req: &Request, ask: Ask<'_>, acl_allows: impl FnOnce(&BucketInfo) -> bool) -> Result<(), S3Error> {
     let buckets = shard.buckets.borrow();
-    let info = buckets.get(bucket).ok_or_else(|| no_such_bucket(bucket))?;
-    match policy_decision(info, req, requester, bucket, key, action, tags) {
+    let info = buckets.get(ask.bucket).ok_or_else(|| no_such_bucket(ask.bucket))?;
+    match policy_decision(info, req, &ask) {
         Decision::Deny => Err(access_denied()),
         Decision::Allow => Ok(()),
         Decision::Default if acl_allows(info) => Ok(()),
@@ -116,7 +114,7 @@ fn authorize(
 /// Checks that the requester may do `action` in `bucket`, whose ACL must grant `wanted` when
 /// the policy says nothing. The resource is the request's object if it names one.
 pub(super) fn access(shard: &Shard, req: &Request, bucket: &str, wanted: Permission, action: &'static str) -> Result<(), S3Error> {
-    authorize(shard, req, req.access_key(), bucket, req.key.as_deref(), action, None, |info| acl::allows(&info.acl, &info.owner, req.access_key(), wanted))
+    authorize(shard, req, Ask::of(req, bucket, req.key.as_deref(), action), |info| acl::allows(&info.acl, &info.owner, req.access_key(), wanted))
 }
 
 /// A write into `bucket` of `key` (a key of a multi-delete): `action` on that object, with the
@@ -127,13 +125,14 @@ pub(super) fn may_write(shard: &Shard, req: &Request, bucket: &str, key: &str, a
 
 /// `may_write` for `requester` (a form upload's signer, or `None`: anonymous).
 pub(super) fn may_write_as(shard: &Shard, req: &Request, requester: Option<&str>, bucket: &str, key: &str, action: &'static str) -> Result<(), S3Error> {
-    authorize(shard, req, requester, bucket, Some(key), action, None, |info| acl::allows(&info.acl, &info.owner, requester, Permission::Write))
+    let ask = Ask { requester, bucket, key: Some(key), action, tags: None };
+    authorize(shard, req, ask, |info| acl::allows(&info.acl, &info.owner, requester, Permission::Write))
 }
 
 /// The bucket, if the requester may do `action` (a bucket configuration: tags, CORS,
 /// lifecycle, versioning; or deleting it): its owner, or whom the policy allows.
 pub(super) fn owned(shard: &Shard, req: &Request, bucket: &str, action: &'static str) -> Result<BucketInfo, S3Error> {
-    authorize(shard, req, req.access_key(), bucket, None, action, None, |info| req.access_key() == Some(info.owner.as_str()))?;
+    authorize(shard, req, Ask::of(req, bucket, None, action), |info| req.access_key() == Some(info.owner.as_str()))?;
     bucket_info(shard, bucket)
 }
 
@@ -165,7 +164,8 @@ pub(super) fn object_access(
     wanted: Permission,
     action: &'static str,
 ) -> Result<(), S3Error> {
-    authorize(shard, req, req.access_key(), bucket, Some(key), action, Some(&meta.tags), |_| meta.allows(req.access_key(), wanted))
+    let ask = Ask { tags: Some(&meta.tags), ..Ask::of(req, bucket, Some(key), action) };
+    authorize(shard, req, ask, |_| meta.allows(req.access_key(), wanted))
 }
 
 /// Reading an object's data or metadata (`action`: `s3:GetObject`, `s3:GetObjectTagging`, ...).
@@ -178,13 +178,14 @@ pub(super) fn may_read(shard: &Shard, req: &Request, bucket: &str, key: &str, me
 pub(super) fn object_policy(shard: &Shard, req: &Request, bucket: &str, key: &str, action: &'static str) -> Result<Decision, S3Error> {
     let buckets = shard.buckets.borrow();
     let info = buckets.get(bucket).ok_or_else(|| no_such_bucket(bucket))?;
-    Ok(policy_decision(info, req, req.access_key(), bucket, Some(key), action, None))
+    Ok(policy_decision(info, req, &Ask::of(req, bucket, Some(key), action)))
 }
 
 /// The answer for an object that is not there: NoSuchKey to whom may list the bucket, and
 /// AccessDenied to others, so that they learn nothing of which keys exist (as S3 answers).
 pub(super) fn missing(shard: &Shard, req: &Request, bucket: &str, key: &str) -> S3Error {
-    let listable = authorize(shard, req, req.access_key(), bucket, None, "s3:ListBucket", None, |info| acl::allows(&info.acl, &info.owner, req.access_key(), Permission::Read));
+    let ask = Ask::of(req, bucket, None, "s3:ListBucket");
+    let listable = authorize(shard, req, ask, |info| acl::allows(&info.acl, &info.owner, req.access_key(), Permission::Read));
     match listable {
         Ok(()) => S3Error::new(ErrorCode::NoSuchKey, "The specified key does not exist.").with_extra("Key", key),
         Err(e) => e,
