@@ -20,6 +20,10 @@ const SCAN_INTERVAL_MIN: Duration = Duration::from_secs(1);
 const SCAN_INTERVAL_MAX: Duration = Duration::from_secs(3600);
 /// Keys read from the index at a time.
 const SCAN_STEP: usize = 256;
+/// Most object heads a core's scan reads per second: a bucket of ten million objects under
+/// rules is a steady background read, never a burst that crowds out requests (a scan longer
+/// than the interval simply runs on into the next).
+const SCAN_HEADS_PER_S_MAX: u64 = 2000;
 
 /// Runs this core's scans until the process stops.
 pub(super) async fn run(shard: Rc<Shard>, day: Duration) {
@@ -55,6 +59,7 @@ async fn expire_objects(shard: &Rc<Shard>, bucket: &str, rules: &[Rule], day_ms:
         return Ok(0);
     }
     let mut deleted = 0;
+    let mut pace = Pace { started: engine::time::now(), heads: 0 };
     let mut cursor: Option<Vec<u8>> = None;
     loop {
         let page = shard.store.list(bucket.as_bytes(), b"", cursor.as_deref(), SCAN_STEP);
@@ -64,6 +69,7 @@ async fn expire_objects(shard: &Rc<Shard>, bucket: &str, rules: &[Rule], day_ms:
             if !expiring.iter().any(|r| r.filter.prefix.as_deref().is_none_or(|p| key.starts_with(p))) {
                 continue;
             }
+            pace.one_more().await;
             let Some(meta) = meta_of(shard, bucket, key, listed.lsn).await? else { continue };
             let Some((at_ms, _rule)) = lifecycle::expiry(rules, key, listed.size, &meta.tags, meta.modified_ms, day_ms) else { continue };
             if at_ms > unix_now_ms() {
@@ -76,6 +82,23 @@ async fn expire_objects(shard: &Rc<Shard>, bucket: &str, rules: &[Rule], day_ms:
             return Ok(deleted);
         }
         cursor = page.last().map(|l| l.key.to_vec());
+    }
+}
+
+/// Keeps a scan's reads under `SCAN_HEADS_PER_S_MAX`.
+struct Pace {
+    started: engine::Instant,
+    heads: u64,
+}
+
+impl Pace {
+    async fn one_more(&mut self) {
+        self.heads += 1;
+        let due = self.started.saturating_add(Duration::from_millis(self.heads * 1000 / SCAN_HEADS_PER_S_MAX));
+        let now = engine::time::now();
+        if due > now {
+            engine::sleep(due.saturating_duration_since(now)).await;
+        }
     }
 }
 
