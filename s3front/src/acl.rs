@@ -173,6 +173,34 @@ pub fn allows(grants: &[Grant], owner: &str, requester: Option<&str>, wanted: Pe
     grants.iter().any(|g| (g.permission == wanted || g.permission == Permission::FullControl) && g.grantee.covers(requester))
 }
 
+/// Whether `grants` give anything to everyone or to every signed user.
+pub fn is_public(grants: &[Grant]) -> bool {
+    grants.iter().any(|g| matches!(g.grantee, Grantee::AllUsers | Grantee::AuthenticatedUsers))
+}
+
+/// [`allows`], with grants to everyone and every signed user left out when `ignore_public`
+/// (a bucket's `IgnorePublicAcls`).
+pub fn allows_unless_public(grants: &[Grant], owner: &str, requester: Option<&str>, wanted: Permission, ignore_public: bool) -> bool {
+    if !ignore_public {
+        return allows(grants, owner, requester, wanted);
+    }
+    let private: Vec<Grant> = grants.iter().filter(|g| matches!(g.grantee, Grantee::User(_))).cloned().collect();
+    allows(&private, owner, requester, wanted)
+}
+
+/// A bucket's public access block (PutPublicAccessBlock): what it refuses or ignores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PublicAccessBlock {
+    /// Refuse requests that set a public ACL (on the bucket or an object).
+    pub block_public_acls: bool,
+    /// Act as if public grants were not there.
+    pub ignore_public_acls: bool,
+    /// Refuse a public bucket policy.
+    pub block_public_policy: bool,
+    /// With a public policy in place, let its Allows open the bucket to its owner only.
+    pub restrict_public_buckets: bool,
+}
+
 /// What is wrong with an ACL a request gives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AclError {
@@ -412,6 +440,16 @@ mod tests {
         assert_eq!(checked(doubled).map(|g| g.len()), Ok(GRANTS_MAX));
         assert_eq!(check_users(&many, |id| id != "u7"), Err(AclError::UnknownUser("u7".into())));
         assert_eq!(check_users(&many, |_| true), Ok(()));
+    }
+
+    #[test]
+    fn public_grants_can_be_ignored() {
+        let grants = canned("public-read", "alice", "alice").expect("canned");
+        assert!(is_public(&grants) && !is_public(&private("alice")));
+        assert!(is_public(&canned("authenticated-read", "a", "a").expect("canned")));
+        assert!(allows_unless_public(&grants, "alice", None, Permission::Read, false));
+        assert!(!allows_unless_public(&grants, "alice", None, Permission::Read, true));
+        assert!(allows_unless_public(&grants, "alice", Some("alice"), Permission::Read, true), "the owner's own grant stays");
     }
 
     #[test]

@@ -402,6 +402,18 @@ impl Statement {
 }
 
 impl Policy {
+    /// Whether the policy opens anything to everyone: an Allow whose principal takes in
+    /// anonymous requests and that no address condition narrows (S3's "public" for
+    /// `BlockPublicPolicy`, `RestrictPublicBuckets` and GetBucketPolicyStatus).
+    pub fn is_public(&self) -> bool {
+        self.statements.iter().any(|s| {
+            let everyone = s.principals.inverted || s.principals.patterns.iter().any(|p| p == "*");
+            let narrowed = s.conditions.iter().any(|c| c.key == "aws:sourceip" && c.operator == Operator::IpAddress)
+                || s.conditions.iter().any(|c| matches!(c.key.as_str(), "aws:userid" | "aws:username" | "aws:principaltype"));
+            s.effect == Effect::Allow && everyone && !narrowed
+        })
+    }
+
     pub fn evaluate(&self, ctx: &dyn Context) -> Decision {
         let mut allowed = false;
         for s in self.statements.iter().filter(|s| s.applies(ctx)) {
@@ -523,6 +535,19 @@ mod tests {
         );
         assert_eq!(refused(&" ".repeat(POLICY_BYTES_MAX + 1)), ErrorCode::InvalidArgument);
         assert!(parse(format!(r#"{{"Statement": [{{{ok}, "Resource": "arn:aws:s3:::b*"}}]}}"#).as_bytes(), Some("b")).is_ok(), "a pattern naming the bucket");
+    }
+
+    #[test]
+    fn public_means_open_to_everyone_without_an_address_condition() {
+        let public = |doc: &str| parse(doc.as_bytes(), Some("b")).expect(doc).is_public();
+        assert!(public(r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}]}"#));
+        assert!(public(r#"{"Statement": [{"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": "s3:*", "Resource": "arn:aws:s3:::b"}]}"#));
+        assert!(public(r#"{"Statement": [{"Effect": "Allow", "NotPrincipal": {"AWS": "bob"}, "Action": "s3:*", "Resource": "arn:aws:s3:::b"}]}"#));
+        assert!(!public(r#"{"Statement": [{"Effect": "Allow", "Principal": {"AWS": "bob"}, "Action": "s3:*", "Resource": "arn:aws:s3:::b"}]}"#));
+        assert!(!public(r#"{"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::b"}]}"#));
+        assert!(!public(
+            r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::b", "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]}"#
+        ));
     }
 
     #[test]

@@ -446,3 +446,13 @@ fn lifecycle_bodies() {
     refused(&format!("<Status>Enabled</Status>{days}<Transition><Days>1</Days><StorageClass>GLACIER</StorageClass></Transition>"), ErrorCode::NotImplemented, "storage class");
     refused("<Status>Enabled</Status><Expiration><Days>1</Days><ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker></Expiration>", ErrorCode::MalformedXML, "ExpiredObjectDeleteMarker");
 }
+
+#[test]
+fn public_access_block_bodies() {
+    let all = br#"<PublicAccessBlockConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><BlockPublicAcls>true</BlockPublicAcls>
+<IgnorePublicAcls>false</IgnorePublicAcls><BlockPublicPolicy>TRUE</BlockPublicPolicy><RestrictPublicBuckets>true</RestrictPublicBuckets></PublicAccessBlockConfiguration>"#;
+    let b = parse_public_access_block(all).expect("valid");
+    assert_eq!((b.block_public_acls, b.ignore_public_acls, b.block_public_policy, b.restrict_public_buckets), (true, false, true, true));
+    assert_eq!(parse_public_access_block(b"<PublicAccessBlockConfiguration/>").expect("valid"), Default::default(), "left out: false");
+    malformed(parse_public_access_block(b"<PublicAccessBlockConfiguration><BlockPublicAcls>yes</BlockPublicAcls></PublicAccessBlockConfiguration>"), "not a boolean");
+}

@@ -89,14 +89,30 @@ impl<'a> Ask<'a> {
     }
 }
 
-/// What the bucket's policy (`info`) says of `ask`.
+/// What the bucket's policy (`info`) says of `ask`. Under `RestrictPublicBuckets`, a public
+/// policy's Allows open the bucket to its owner only.
 fn policy_decision(info: &BucketInfo, req: &Request, ask: &Ask<'_>) -> Decision {
     let Some(policy) = &info.policy else { return Decision::Default };
     let resource = match ask.key {
         Some(k) => format!("arn:aws:s3:::{}/{k}", ask.bucket),
         None => format!("arn:aws:s3:::{}", ask.bucket),
     };
-    policy.policy.evaluate(&PolicyRequest { req, requester: ask.requester, action: ask.action, resource, tags: ask.tags })
+    let decision = policy.policy.evaluate(&PolicyRequest { req, requester: ask.requester, action: ask.action, resource, tags: ask.tags });
+    let restricted = info.public_access_block.is_some_and(|b| b.restrict_public_buckets) && policy.policy.is_public();
+    if decision == Decision::Allow && restricted && ask.requester != Some(info.owner.as_str()) {
+        return Decision::Default;
+    }
+    decision
+}
+
+/// Whether the bucket's public access block says to ignore public grants.
+pub(super) fn ignores_public_acls(info: &BucketInfo) -> bool {
+    info.public_access_block.is_some_and(|b| b.ignore_public_acls)
+}
+
+/// The bucket's ACL grants `wanted` to `requester` (public grants left out if it ignores them).
+fn bucket_acl_allows(info: &BucketInfo, requester: Option<&str>, wanted: Permission) -> bool {
+    acl::allows_unless_public(&info.acl, &info.owner, requester, wanted, ignores_public_acls(info))
 }
 
 /// The policy decides if it speaks; else `acl_allows`.
@@ -114,7 +130,7 @@ fn authorize(shard: &Shard, req: &Request, ask: Ask<'_>, acl_allows: impl FnOnce
 /// Checks that the requester may do `action` in `bucket`, whose ACL must grant `wanted` when
 /// the policy says nothing. The resource is the request's object if it names one.
 pub(super) fn access(shard: &Shard, req: &Request, bucket: &str, wanted: Permission, action: &'static str) -> Result<(), S3Error> {
-    authorize(shard, req, Ask::of(req, bucket, req.key.as_deref(), action), |info| acl::allows(&info.acl, &info.owner, req.access_key(), wanted))
+    authorize(shard, req, Ask::of(req, bucket, req.key.as_deref(), action), |info| bucket_acl_allows(info, req.access_key(), wanted))
 }
 
 /// A write into `bucket` of `key` (a key of a multi-delete): `action` on that object, with the
@@ -126,7 +142,7 @@ pub(super) fn may_write(shard: &Shard, req: &Request, bucket: &str, key: &str, a
 /// `may_write` for `requester` (a form upload's signer, or `None`: anonymous).
 pub(super) fn may_write_as(shard: &Shard, req: &Request, requester: Option<&str>, bucket: &str, key: &str, action: &'static str) -> Result<(), S3Error> {
     let ask = Ask { requester, bucket, key: Some(key), action, tags: None };
-    authorize(shard, req, ask, |info| acl::allows(&info.acl, &info.owner, requester, Permission::Write))
+    authorize(shard, req, ask, |info| bucket_acl_allows(info, requester, Permission::Write))
 }
 
 /// The bucket, if the requester may do `action` (a bucket configuration: tags, CORS,
@@ -165,7 +181,7 @@ pub(super) fn object_access(
     action: &'static str,
 ) -> Result<(), S3Error> {
     let ask = Ask { tags: Some(&meta.tags), ..Ask::of(req, bucket, Some(key), action) };
-    authorize(shard, req, ask, |_| meta.allows(req.access_key(), wanted))
+    authorize(shard, req, ask, |info| meta.allows(req.access_key(), wanted, ignores_public_acls(info)))
 }
 
 /// Reading an object's data or metadata (`action`: `s3:GetObject`, `s3:GetObjectTagging`, ...).
@@ -185,7 +201,7 @@ pub(super) fn object_policy(shard: &Shard, req: &Request, bucket: &str, key: &st
 /// AccessDenied to others, so that they learn nothing of which keys exist (as S3 answers).
 pub(super) fn missing(shard: &Shard, req: &Request, bucket: &str, key: &str) -> S3Error {
     let ask = Ask::of(req, bucket, None, "s3:ListBucket");
-    let listable = authorize(shard, req, ask, |info| acl::allows(&info.acl, &info.owner, req.access_key(), Permission::Read));
+    let listable = authorize(shard, req, ask, |info| bucket_acl_allows(info, req.access_key(), Permission::Read));
     match listable {
         Ok(()) => S3Error::new(ErrorCode::NoSuchKey, "The specified key does not exist.").with_extra("Key", key),
         Err(e) => e,

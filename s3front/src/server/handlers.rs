@@ -132,8 +132,7 @@ fn preflight(shard: &Shard, req: &Request) -> Result<Response, S3Error> {
 
 /// Subresources S3 defines that we do not implement: answered NotImplemented rather than
 /// mistaken for a plain object or bucket request.
-const UNSUPPORTED_SUBRESOURCES: [&str; 20] = [
-    "policyStatus",
+const UNSUPPORTED_SUBRESOURCES: [&str; 18] = [
     "website",
     "logging",
     "notification",
@@ -141,7 +140,6 @@ const UNSUPPORTED_SUBRESOURCES: [&str; 20] = [
     "encryption",
     "object-lock",
     "ownershipControls",
-    "publicAccessBlock",
     "requestPayment",
     "accelerate",
     "analytics",
@@ -163,7 +161,6 @@ fn unset_configuration(sub: &str) -> Option<Result<Response, S3Error>> {
     match sub {
         "website" => none(ErrorCode::NoSuchWebsiteConfiguration, "The specified bucket does not have a website configuration"),
         "encryption" => none(ErrorCode::ServerSideEncryptionConfigurationNotFoundError, "The server side encryption configuration was not found"),
-        "publicAccessBlock" => none(ErrorCode::NoSuchPublicAccessBlockConfiguration, "The public access block configuration was not found"),
         "ownershipControls" => none(ErrorCode::OwnershipControlsNotFoundError, "The bucket ownership controls were not found"),
         "object-lock" => none(ErrorCode::ObjectLockConfigurationNotFoundError, "Object Lock configuration does not exist for this bucket"),
         "logging" => Some(Ok(Response::xml(200, xr::empty_configuration("BucketLoggingStatus")))),
@@ -260,6 +257,10 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
             owner_only(shard, req, &bucket)?;
             let document = read_small_body(conn, req, crate::policy::POLICY_BYTES_MAX).await?;
             let policy = crate::policy::parse(&document, Some(&bucket))?;
+            let block = bucket_info(shard, &bucket)?.public_access_block.is_some_and(|b| b.block_public_policy);
+            if block && policy.is_public() {
+                return Err(err(ErrorCode::AccessDenied, "Access Denied: the bucket's public access block refuses public policies (BlockPublicPolicy)"));
+            }
             let document = String::from_utf8(document).map_err(|_| err(ErrorCode::MalformedPolicy, "the policy is not UTF-8"))?;
             let stored = std::sync::Arc::new(super::BucketPolicy { document, policy });
             update_bucket(shard, bucket, move |info| info.policy = Some(stored)).await?;
@@ -271,6 +272,33 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
                 err(ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist").with_extra("BucketName", &bucket)
             })?;
             Ok(Some(Response { status: 200, headers: vec![("content-type".into(), "application/json".into())], body: policy.document.clone().into_bytes() }))
+        }
+        Method::Get if req.has_query("policyStatus") => {
+            let info = owner_only(shard, req, &bucket)?;
+            let policy = info.policy.ok_or_else(|| {
+                err(ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist").with_extra("BucketName", &bucket)
+            })?;
+            Ok(Some(Response::xml(200, xr::policy_status(policy.policy.is_public()))))
+        }
+        Method::Put if req.has_query("publicAccessBlock") => {
+            owned(shard, req, &bucket, "s3:PutBucketPublicAccessBlock")?;
+            let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
+            let block = xml::parse_public_access_block(&body)?;
+            update_bucket(shard, bucket, move |info| info.public_access_block = Some(block)).await?;
+            Ok(Some(Response::new(200)))
+        }
+        Method::Get if req.has_query("publicAccessBlock") => {
+            let info = owned(shard, req, &bucket, "s3:GetBucketPublicAccessBlock")?;
+            let block = info.public_access_block.ok_or_else(|| {
+                err(ErrorCode::NoSuchPublicAccessBlockConfiguration, "The public access block configuration was not found")
+                    .with_extra("BucketName", &bucket)
+            })?;
+            Ok(Some(Response::xml(200, xr::public_access_block(&block))))
+        }
+        Method::Delete if req.has_query("publicAccessBlock") => {
+            owned(shard, req, &bucket, "s3:PutBucketPublicAccessBlock")?;
+            update_bucket(shard, bucket, |info| info.public_access_block = None).await?;
+            Ok(Some(Response::new(204)))
         }
         Method::Delete if req.has_query("policy") => {
             owner_only(shard, req, &bucket)?;
@@ -444,7 +472,7 @@ async fn create_bucket_on_0(shard: Rc<Shard>, bucket: String, owner: String, now
         }
         .with_extra("BucketName", bucket));
     }
-    let info = BucketInfo { owner, created_ms: now_ms, acl, tags: None, cors: None, lifecycle: None, policy: None };
+    let info = BucketInfo { owner, created_ms: now_ms, acl, tags: None, cors: None, lifecycle: None, policy: None, public_access_block: None };
     shard.store.put(BUCKETS_BUCKET, bucket.as_bytes(), &[], &info.encode()).await.map_err(|e| internal(format!("store bucket: {e}")))?;
     broadcast_bucket(&shard, bucket, Some(info)).await;
     Ok(())
@@ -484,6 +512,7 @@ async fn set_acl(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: Stri
     access(shard, req, &bucket, Permission::WriteAcp, "s3:PutBucketAcl")?;
     let owner = bucket_info(shard, &bucket)?.owner;
     let grants = acl_of_request(shard, conn, req, &owner, &owner).await?;
+    check_public_acl(shard, &bucket, &grants)?;
     update_bucket(shard, bucket, move |info| info.acl = grants).await?;
     Ok(Response::new(200))
 }
@@ -496,14 +525,16 @@ async fn put_object_acl(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucke
     let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| missing(shard, req, &bucket, &key))?;
     object_access(shard, req, &bucket, &key, &info.meta, Permission::WriteAcp, "s3:PutObjectAcl")?;
     let grants = acl_of_request(shard, conn, req, &info.meta.owner, &bucket_owner).await?;
+    check_public_acl(shard, &bucket, &grants)?;
     let who = req.access_key().map(str::to_string);
     // The policy's word is taken here; the ACL's is checked again on the object's core, against
     // the version changed.
     let policy_allows = object_policy(shard, req, &bucket, &key, "s3:PutObjectAcl")? == crate::policy::Decision::Allow;
+    let ignore_public = super::authz::ignores_public_acls(&bucket_info(shard, &bucket)?);
     let k = key.clone();
     let changed = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| {
         objects::change_meta(s, bucket, k, "set ACL", move |meta| {
-            if !policy_allows && !meta.allows(who.as_deref(), Permission::WriteAcp) {
+            if !policy_allows && !meta.allows(who.as_deref(), Permission::WriteAcp, ignore_public) {
                 return Err(access_denied());
             }
             meta.set_grants(grants.clone());
@@ -674,7 +705,18 @@ fn meta_from_request(shard: &Shard, req: &Request, bucket: &str) -> Result<Objec
 fn set_request_acl(shard: &Shard, req: &Request, bucket: &str, meta: &mut ObjectMeta) -> Result<(), S3Error> {
     let bucket_owner = bucket_info(shard, bucket)?.owner;
     if let Some(grants) = request_acl(shard, req, &meta.owner, &bucket_owner)? {
+        check_public_acl(shard, bucket, &grants)?;
         meta.set_grants(grants);
+    }
+    Ok(())
+}
+
+/// Refuses public grants (to everyone, or to every signed user) where the bucket's public
+/// access block says `BlockPublicAcls`.
+pub(super) fn check_public_acl(shard: &Shard, bucket: &str, grants: &[acl::Grant]) -> Result<(), S3Error> {
+    let blocked = shard.buckets.borrow().get(bucket).and_then(|i| i.public_access_block).is_some_and(|b| b.block_public_acls);
+    if blocked && acl::is_public(grants) {
+        return Err(err(ErrorCode::AccessDenied, "Access Denied: the bucket's public access block refuses public ACLs (BlockPublicAcls)"));
     }
     Ok(())
 }

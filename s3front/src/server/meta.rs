@@ -70,10 +70,12 @@ fn split_pair(bytes: &[u8]) -> Option<(String, String)> {
 
 impl ObjectMeta {
     /// Whether the object's ACL lets `requester` (`None`: anonymous) do what `wanted` allows.
-    pub fn allows(&self, requester: Option<&str>, wanted: crate::acl::Permission) -> bool {
+    /// With `ignore_public` (the bucket's `IgnorePublicAcls`), grants to everyone and to every
+    /// signed user count for nothing.
+    pub fn allows(&self, requester: Option<&str>, wanted: crate::acl::Permission, ignore_public: bool) -> bool {
         match &self.acl {
             None => !self.owner.is_empty() && requester == Some(self.owner.as_str()),
-            Some(grants) => crate::acl::allows(grants, &self.owner, requester, wanted),
+            Some(grants) => crate::acl::allows_unless_public(grants, &self.owner, requester, wanted, ignore_public),
         }
     }
 

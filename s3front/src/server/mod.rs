@@ -177,6 +177,8 @@ pub struct BucketInfo {
     pub lifecycle: Option<Arc<Vec<crate::lifecycle::Rule>>>,
     /// The bucket's policy (`policy`); `None` when it has none.
     pub policy: Option<Arc<BucketPolicy>>,
+    /// The bucket's public access block; `None` when it has none (nothing blocked).
+    pub public_access_block: Option<crate::acl::PublicAccessBlock>,
 }
 
 /// A bucket policy: the document as its owner gave it (GetBucketPolicy answers it so), and
@@ -201,6 +203,9 @@ impl BucketInfo {
         // parser that took it.
         if let Some(p) = &self.policy {
             v["policy"] = p.document.clone().into();
+        }
+        if let Some(b) = &self.public_access_block {
+            v["public_access_block"] = serde_json::json!([b.block_public_acls, b.ignore_public_acls, b.block_public_policy, b.restrict_public_buckets]);
         }
         if let Some(rules) = &self.lifecycle {
             v["lifecycle"] = String::from_utf8_lossy(&crate::xml::lifecycle_configuration(rules)).into_owned().into();
@@ -242,6 +247,18 @@ impl BucketInfo {
                     let document = doc.as_str()?.to_string();
                     let policy = crate::policy::parse(document.as_bytes(), None).ok()?;
                     Some(Arc::new(BucketPolicy { document, policy }))
+                }
+            },
+            public_access_block: match v.get("public_access_block") {
+                None => None,
+                Some(flags) => {
+                    let flag = |i: usize| flags.get(i).and_then(serde_json::Value::as_bool);
+                    Some(crate::acl::PublicAccessBlock {
+                        block_public_acls: flag(0)?,
+                        ignore_public_acls: flag(1)?,
+                        block_public_policy: flag(2)?,
+                        restrict_public_buckets: flag(3)?,
+                    })
                 }
             },
             lifecycle: match v.get("lifecycle") {
@@ -563,7 +580,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
             .list(BUCKETS_BUCKET, b"", None, usize::MAX)
             .into_iter()
             .filter_map(|l| String::from_utf8(l.key.into()).ok())
-            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, acl: Vec::new(), tags: None, cors: None, lifecycle: None, policy: None }))
+            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, acl: Vec::new(), tags: None, cors: None, lifecycle: None, policy: None, public_access_block: None }))
             .collect();
         let mut loaded = BTreeMap::new();
         for name in table.keys() {

@@ -51,7 +51,9 @@ pub async fn post_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
     let owner = signer.unwrap_or_default();
     let mut meta = meta_from_form(&head, &owner, req.now_ms)?;
     if let Some(name) = head.field("acl") {
-        meta.set_grants(acl::canned(name.trim(), &owner, &info.owner)?);
+        let grants = acl::canned(name.trim(), &owner, &info.owner)?;
+        super::handlers::check_public_acl(shard, &bucket, &grants)?;
+        meta.set_grants(grants);
     }
 
     let owner = shard.owner(&bucket, &key);

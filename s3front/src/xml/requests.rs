@@ -546,6 +546,19 @@ fn lifecycle_date(text: &str) -> Result<u64, S3Error> {
     Ok(ms)
 }
 
+/// PUT Bucket `?publicAccessBlock` (PutPublicAccessBlock): the four flags, each `false` when
+/// left out.
+pub fn parse_public_access_block(body: &[u8]) -> Result<crate::acl::PublicAccessBlock, XmlError> {
+    let root = parse_tree(body, "PublicAccessBlockConfiguration")?;
+    let flag = |name: &str| -> Result<bool, XmlError> { root.child_text(name)?.map_or(Ok(false), |t| parse_bool(t, name)) };
+    Ok(crate::acl::PublicAccessBlock {
+        block_public_acls: flag("BlockPublicAcls")?,
+        ignore_public_acls: flag("IgnorePublicAcls")?,
+        block_public_policy: flag("BlockPublicPolicy")?,
+        restrict_public_buckets: flag("RestrictPublicBuckets")?,
+    })
+}
+
 fn parse_bool(text: &str, element: &str) -> Result<bool, XmlError> {
     match text.trim() {
         "true" | "True" | "TRUE" => Ok(true),

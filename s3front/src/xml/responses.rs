@@ -515,6 +515,28 @@ fn write_lifecycle_filter(out: &mut XmlOut, filter: &crate::lifecycle::Filter) {
     out.end("Filter");
 }
 
+/// GetPublicAccessBlock.
+pub fn public_access_block(b: &crate::acl::PublicAccessBlock) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    out.root("PublicAccessBlockConfiguration");
+    let flag = |v: bool| if v { "true" } else { "false" };
+    out.element("BlockPublicAcls", flag(b.block_public_acls));
+    out.element("IgnorePublicAcls", flag(b.ignore_public_acls));
+    out.element("BlockPublicPolicy", flag(b.block_public_policy));
+    out.element("RestrictPublicBuckets", flag(b.restrict_public_buckets));
+    out.end("PublicAccessBlockConfiguration");
+    out.finish()
+}
+
+/// GetBucketPolicyStatus.
+pub fn policy_status(is_public: bool) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    out.root("PolicyStatus");
+    out.element("IsPublic", if is_public { "true" } else { "false" });
+    out.end("PolicyStatus");
+    out.finish()
+}
+
 /// GET Object/Bucket tagging: the tag set, in the order given (stored sorted by key).
 pub fn tagging(tags: &[(String, String)]) -> Vec<u8> {
     let mut out = XmlOut::new();

@@ -146,3 +146,59 @@ async fn allows_open_what_acls_keep_closed_and_denies_win() {
     assert_eq!(anonymous(&server, "GET", "/pol-eval/public/a"), 403, "without the policy the ACLs decide again");
     assert_eq!(status_of(bob.get_object().bucket("pol-eval").key("home/bob/notes").send().await), 403);
 }
+
+#[tokio::test]
+async fn public_access_blocks_refuse_and_ignore_what_they_name() {
+    use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl, PublicAccessBlockConfiguration};
+    let server = Server::start("policy_public_access_block");
+    let client = server.client();
+    create_bucket(&client, "pab").await;
+    put(&client, "pab", "open", b"open").await;
+    let (status, code) = expect_error(client.get_public_access_block().bucket("pab").send().await);
+    assert_eq!((status, code.as_str()), (404, "NoSuchPublicAccessBlockConfiguration"));
+    let public_policy = r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::pab/*"}]}"#;
+    let bob_policy = format!(
+        r#"{{"Statement": [{{"Effect": "Allow", "Principal": {{"AWS": "{BOB_KEY}"}}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::pab/*"}}]}}"#
+    );
+
+    // Block: public ACLs and public policies are refused; private ones still go.
+    let block = PublicAccessBlockConfiguration::builder().block_public_acls(true).block_public_policy(true).build();
+    client.put_public_access_block().bucket("pab").public_access_block_configuration(block.clone()).send().await.ok_or_panic("Put");
+    let got = client.get_public_access_block().bucket("pab").send().await.ok_or_panic("Get");
+    let read = got.public_access_block_configuration().expect("configuration");
+    let flags = (read.block_public_acls(), read.ignore_public_acls(), read.block_public_policy(), read.restrict_public_buckets());
+    assert_eq!(flags, (Some(true), Some(false), Some(true), Some(false)));
+    let refused = [
+        ("public-read bucket ACL", status_of(client.put_bucket_acl().bucket("pab").acl(BucketCannedAcl::PublicRead).send().await)),
+        ("public-read PUT", status_of(client.put_object().bucket("pab").key("k").body(body(b"x")).acl(ObjectCannedAcl::PublicRead).send().await)),
+        ("authenticated-read object ACL", status_of(client.put_object_acl().bucket("pab").key("open").acl(ObjectCannedAcl::AuthenticatedRead).send().await)),
+        ("public policy", status_of(client.put_bucket_policy().bucket("pab").policy(public_policy).send().await)),
+    ];
+    for (what, status) in refused {
+        assert_eq!(status, 403, "{what}");
+    }
+    assert_eq!(status_of(client.head_object().bucket("pab").key("k").send().await), 404, "the refused PUT stored nothing");
+    client.put_bucket_acl().bucket("pab").acl(BucketCannedAcl::Private).send().await.ok_or_panic("private ACL");
+    client.put_bucket_policy().bucket("pab").policy(&bob_policy).send().await.ok_or_panic("a policy naming one user");
+    let status = client.get_bucket_policy_status().bucket("pab").send().await.ok_or_panic("GetBucketPolicyStatus");
+    assert_eq!(status.policy_status().and_then(|s| s.is_public()), Some(false));
+
+    // Ignore and restrict: what is already public stops counting, for everyone but the owner.
+    client.delete_public_access_block().bucket("pab").send().await.ok_or_panic("Delete");
+    client.put_object_acl().bucket("pab").key("open").acl(ObjectCannedAcl::PublicRead).send().await.ok_or_panic("public object");
+    put(&client, "pab", "by-policy", b"p").await;
+    client.put_bucket_policy().bucket("pab").policy(public_policy).send().await.ok_or_panic("public policy");
+    let status = client.get_bucket_policy_status().bucket("pab").send().await.ok_or_panic("GetBucketPolicyStatus");
+    assert_eq!(status.policy_status().and_then(|s| s.is_public()), Some(true));
+    assert_eq!((anonymous(&server, "GET", "/pab/open"), anonymous(&server, "GET", "/pab/by-policy")), (200, 200));
+    let ignore = PublicAccessBlockConfiguration::builder().ignore_public_acls(true).restrict_public_buckets(true).build();
+    client.put_public_access_block().bucket("pab").public_access_block_configuration(ignore).send().await.ok_or_panic("Put");
+    assert_eq!((anonymous(&server, "GET", "/pab/open"), anonymous(&server, "GET", "/pab/by-policy")), (403, 403));
+    assert_eq!(get(&client, "pab", "by-policy").await, b"p", "the owner is not restricted");
+    // Kept across a restart.
+    let server = Server::start_on(server.stop());
+    assert_eq!(anonymous(&server, "GET", "/pab/open"), 403);
+    let client = server.client();
+    client.delete_public_access_block().bucket("pab").send().await.ok_or_panic("Delete");
+    assert_eq!((anonymous(&server, "GET", "/pab/open"), anonymous(&server, "GET", "/pab/by-policy")), (200, 200));
+}
