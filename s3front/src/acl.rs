@@ -201,6 +201,34 @@ pub struct PublicAccessBlock {
     pub restrict_public_buckets: bool,
 }
 
+/// Who owns the objects written into a bucket (PutBucketOwnershipControls).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectOwnership {
+    /// The bucket's owner owns every object, and ACLs are off: they decide nothing, and a
+    /// request that sets one (other than `bucket-owner-full-control`) is refused.
+    BucketOwnerEnforced,
+    /// An object written with `bucket-owner-full-control` becomes the bucket owner's.
+    BucketOwnerPreferred,
+    /// The writer owns what it writes (S3's legacy model, and the default here).
+    ObjectWriter,
+}
+
+impl ObjectOwnership {
+    pub const ALL: [ObjectOwnership; 3] = [ObjectOwnership::BucketOwnerEnforced, ObjectOwnership::BucketOwnerPreferred, ObjectOwnership::ObjectWriter];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectOwnership::BucketOwnerEnforced => "BucketOwnerEnforced",
+            ObjectOwnership::BucketOwnerPreferred => "BucketOwnerPreferred",
+            ObjectOwnership::ObjectWriter => "ObjectWriter",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ObjectOwnership> {
+        ObjectOwnership::ALL.into_iter().find(|o| o.as_str() == text.trim())
+    }
+}
+
 /// What is wrong with an ACL a request gives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AclError {

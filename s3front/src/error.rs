@@ -12,6 +12,7 @@ use crate::xml::out::XmlOut;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     AccessDenied,
+    AccessControlListNotSupported,
     AccessForbidden,
     AuthorizationHeaderMalformed,
     BadRequest,
@@ -27,6 +28,7 @@ pub enum ErrorCode {
     InternalError,
     InvalidAccessKeyId,
     InvalidArgument,
+    InvalidBucketAclWithObjectOwnership,
     InvalidBucketName,
     InvalidBucketState,
     InvalidDigest,
@@ -85,8 +87,9 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for table-driven tests and for looking a code up by name.
-    pub const ALL: [ErrorCode; 67] = [
+    pub const ALL: [ErrorCode; 69] = [
         ErrorCode::AccessDenied,
+        ErrorCode::AccessControlListNotSupported,
         ErrorCode::AccessForbidden,
         ErrorCode::AuthorizationHeaderMalformed,
         ErrorCode::BadRequest,
@@ -102,6 +105,7 @@ impl ErrorCode {
         ErrorCode::InternalError,
         ErrorCode::InvalidAccessKeyId,
         ErrorCode::InvalidArgument,
+        ErrorCode::InvalidBucketAclWithObjectOwnership,
         ErrorCode::InvalidBucketName,
         ErrorCode::InvalidBucketState,
         ErrorCode::InvalidDigest,
@@ -213,6 +217,10 @@ impl ErrorCode {
             C::InternalError => ("InternalError", 500, "We encountered an internal error. Please try again."),
             C::InvalidAccessKeyId => ("InvalidAccessKeyId", 403, "The AWS access key ID that you provided does not exist in our records."),
             C::InvalidArgument => ("InvalidArgument", 400, "Invalid Argument"),
+            C::AccessControlListNotSupported => ("AccessControlListNotSupported", 400, "The bucket does not allow ACLs"),
+            C::InvalidBucketAclWithObjectOwnership => {
+                ("InvalidBucketAclWithObjectOwnership", 400, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")
+            }
             C::InvalidBucketName => ("InvalidBucketName", 400, "The specified bucket is not valid."),
             C::InvalidBucketState => ("InvalidBucketState", 409, "The request is not valid for the current state of the bucket."),
             C::InvalidDigest => ("InvalidDigest", 400, "The Content-MD5 you specified is not valid."),

@@ -111,7 +111,11 @@ pub(super) fn ignores_public_acls(info: &BucketInfo) -> bool {
 }
 
 /// The bucket's ACL grants `wanted` to `requester` (public grants left out if it ignores them).
+/// With ACLs off (`BucketOwnerEnforced`), the bucket's owner alone.
 fn bucket_acl_allows(info: &BucketInfo, requester: Option<&str>, wanted: Permission) -> bool {
+    if info.acls_disabled() {
+        return requester == Some(info.owner.as_str());
+    }
     acl::allows_unless_public(&info.acl, &info.owner, requester, wanted, ignores_public_acls(info))
 }
 
@@ -181,7 +185,10 @@ pub(super) fn object_access(
     action: &'static str,
 ) -> Result<(), S3Error> {
     let ask = Ask { tags: Some(&meta.tags), ..Ask::of(req, bucket, Some(key), action) };
-    authorize(shard, req, ask, |info| meta.allows(req.access_key(), wanted, ignores_public_acls(info)))
+    // With ACLs off every object is the bucket owner's, whoever wrote it.
+    authorize(shard, req, ask, |info| {
+        if info.acls_disabled() { req.access_key() == Some(info.owner.as_str()) } else { meta.allows(req.access_key(), wanted, ignores_public_acls(info)) }
+    })
 }
 
 /// Reading an object's data or metadata (`action`: `s3:GetObject`, `s3:GetObjectTagging`, ...).

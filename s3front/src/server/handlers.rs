@@ -132,14 +132,13 @@ fn preflight(shard: &Shard, req: &Request) -> Result<Response, S3Error> {
 
 /// Subresources S3 defines that we do not implement: answered NotImplemented rather than
 /// mistaken for a plain object or bucket request.
-const UNSUPPORTED_SUBRESOURCES: [&str; 18] = [
+const UNSUPPORTED_SUBRESOURCES: [&str; 17] = [
     "website",
     "logging",
     "notification",
     "replication",
     "encryption",
     "object-lock",
-    "ownershipControls",
     "requestPayment",
     "accelerate",
     "analytics",
@@ -161,7 +160,6 @@ fn unset_configuration(sub: &str) -> Option<Result<Response, S3Error>> {
     match sub {
         "website" => none(ErrorCode::NoSuchWebsiteConfiguration, "The specified bucket does not have a website configuration"),
         "encryption" => none(ErrorCode::ServerSideEncryptionConfigurationNotFoundError, "The server side encryption configuration was not found"),
-        "ownershipControls" => none(ErrorCode::OwnershipControlsNotFoundError, "The bucket ownership controls were not found"),
         "object-lock" => none(ErrorCode::ObjectLockConfigurationNotFoundError, "Object Lock configuration does not exist for this bucket"),
         "logging" => Some(Ok(Response::xml(200, xr::empty_configuration("BucketLoggingStatus")))),
         "notification" => Some(Ok(Response::xml(200, xr::empty_configuration("NotificationConfiguration")))),
@@ -272,6 +270,37 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
                 err(ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist").with_extra("BucketName", &bucket)
             })?;
             Ok(Some(Response { status: 200, headers: vec![("content-type".into(), "application/json".into())], body: policy.document.clone().into_bytes() }))
+        }
+        Method::Put if req.has_query("ownershipControls") => {
+            owned(shard, req, &bucket, "s3:PutBucketOwnershipControls")?;
+            let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
+            let ownership = xml::parse_ownership_controls(&body)?;
+            call(shard, 0, move |s: Rc<Shard>| async move {
+                // Checked and set under the bucket's lock, so no ACL change slips in between.
+                let _config = s.bucket_lock(&bucket).await;
+                let info = s.buckets.borrow().get(&bucket).cloned().ok_or_else(|| no_such_bucket(&bucket))?;
+                if ownership == acl::ObjectOwnership::BucketOwnerEnforced && info.acl != acl::private(&info.owner) {
+                    return Err(err(ErrorCode::InvalidBucketAclWithObjectOwnership, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"));
+                }
+                let info = BucketInfo { ownership: Some(ownership), ..info };
+                s.store.put(BUCKETS_BUCKET, bucket.as_bytes(), &[], &info.encode()).await.map_err(|e| internal(format!("store bucket: {e}")))?;
+                broadcast_bucket(&s, bucket, Some(info)).await;
+                Ok(())
+            })
+            .await?;
+            Ok(Some(Response::new(200)))
+        }
+        Method::Get if req.has_query("ownershipControls") => {
+            let info = owned(shard, req, &bucket, "s3:GetBucketOwnershipControls")?;
+            let ownership = info.ownership.ok_or_else(|| {
+                err(ErrorCode::OwnershipControlsNotFoundError, "The bucket ownership controls were not found").with_extra("BucketName", &bucket)
+            })?;
+            Ok(Some(Response::xml(200, xr::ownership_controls(ownership))))
+        }
+        Method::Delete if req.has_query("ownershipControls") => {
+            owned(shard, req, &bucket, "s3:PutBucketOwnershipControls")?;
+            update_bucket(shard, bucket, |info| info.ownership = None).await?;
+            Ok(Some(Response::new(204)))
         }
         Method::Get if req.has_query("policyStatus") => {
             let info = owner_only(shard, req, &bucket)?;
@@ -452,16 +481,32 @@ async fn create_bucket(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket
     {
         return Err(err(ErrorCode::InvalidLocationConstraint, format!("this server's region is {}, not {region}", shard.config.region)));
     }
+    let ownership = match req.header("x-amz-object-ownership") {
+        None => None,
+        Some(v) => Some(acl::ObjectOwnership::parse(v).ok_or_else(|| {
+            S3Error::invalid_argument(format!("x-amz-object-ownership {v:?}: BucketOwnerEnforced, BucketOwnerPreferred or ObjectWriter"), "x-amz-object-ownership", v)
+        })?),
+    };
     let grants = request_acl(shard, req, &owner, &owner)?.unwrap_or_else(|| acl::private(&owner));
+    if ownership == Some(acl::ObjectOwnership::BucketOwnerEnforced) && grants != acl::private(&owner) {
+        return Err(err(ErrorCode::InvalidBucketAclWithObjectOwnership, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"));
+    }
     let now_ms = req.now_ms;
     let b = bucket.clone();
-    call(shard, 0, move |s: Rc<Shard>| async move { create_bucket_on_0(s, b, owner, now_ms, grants).await }).await?;
+    call(shard, 0, move |s: Rc<Shard>| async move { create_bucket_on_0(s, b, owner, now_ms, grants, ownership).await }).await?;
     Ok(Response::new(200).header("location", format!("/{bucket}")))
 }
 
 /// Core 0 holds the bucket table: it stores the change, then updates every core's copy before
 /// the client hears of it.
-async fn create_bucket_on_0(shard: Rc<Shard>, bucket: String, owner: String, now_ms: u64, acl: Vec<acl::Grant>) -> Result<(), S3Error> {
+async fn create_bucket_on_0(
+    shard: Rc<Shard>,
+    bucket: String,
+    owner: String,
+    now_ms: u64,
+    acl: Vec<acl::Grant>,
+    ownership: Option<acl::ObjectOwnership>,
+) -> Result<(), S3Error> {
     let _config = shard.bucket_lock(&bucket).await;
     let existing = shard.buckets.borrow().get(&bucket).cloned();
     if let Some(info) = existing {
@@ -472,7 +517,7 @@ async fn create_bucket_on_0(shard: Rc<Shard>, bucket: String, owner: String, now
         }
         .with_extra("BucketName", bucket));
     }
-    let info = BucketInfo { owner, created_ms: now_ms, acl, tags: None, cors: None, lifecycle: None, policy: None, public_access_block: None };
+    let info = BucketInfo { owner, created_ms: now_ms, acl, tags: None, cors: None, lifecycle: None, policy: None, public_access_block: None, ownership };
     shard.store.put(BUCKETS_BUCKET, bucket.as_bytes(), &[], &info.encode()).await.map_err(|e| internal(format!("store bucket: {e}")))?;
     broadcast_bucket(&shard, bucket, Some(info)).await;
     Ok(())
@@ -510,6 +555,9 @@ async fn acl_of_request(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, owner
 /// PutBucketAcl: replaces the bucket's grants (its owner stays).
 async fn set_acl(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String) -> Result<Response, S3Error> {
     access(shard, req, &bucket, Permission::WriteAcp, "s3:PutBucketAcl")?;
+    if acl_change_where_disabled(shard, req, &bucket)? {
+        return Ok(Response::new(200));
+    }
     let owner = bucket_info(shard, &bucket)?.owner;
     let grants = acl_of_request(shard, conn, req, &owner, &owner).await?;
     check_public_acl(shard, &bucket, &grants)?;
@@ -524,6 +572,9 @@ async fn put_object_acl(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucke
     let bucket_owner = bucket_info(shard, &bucket)?.owner;
     let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| missing(shard, req, &bucket, &key))?;
     object_access(shard, req, &bucket, &key, &info.meta, Permission::WriteAcp, "s3:PutObjectAcl")?;
+    if acl_change_where_disabled(shard, req, &bucket)? {
+        return Ok(Response::new(200));
+    }
     let grants = acl_of_request(shard, conn, req, &info.meta.owner, &bucket_owner).await?;
     check_public_acl(shard, &bucket, &grants)?;
     let who = req.access_key().map(str::to_string);
@@ -703,12 +754,55 @@ fn meta_from_request(shard: &Shard, req: &Request, bucket: &str) -> Result<Objec
 
 /// Gives a new object the ACL its request's headers ask for, if any.
 fn set_request_acl(shard: &Shard, req: &Request, bucket: &str, meta: &mut ObjectMeta) -> Result<(), S3Error> {
-    let bucket_owner = bucket_info(shard, bucket)?.owner;
+    let (bucket_owner, ownership) = {
+        let buckets = shard.buckets.borrow();
+        let info = buckets.get(bucket).ok_or_else(|| no_such_bucket(bucket))?;
+        (info.owner.clone(), info.ownership)
+    };
+    let for_bucket_owner = req.header("x-amz-acl").map(str::trim) == Some("bucket-owner-full-control") && !has_grant_headers(req);
+    match ownership {
+        Some(acl::ObjectOwnership::BucketOwnerEnforced) => {
+            if !for_bucket_owner && (req.header("x-amz-acl").is_some() || has_grant_headers(req)) {
+                return Err(acls_not_supported());
+            }
+            meta.owner = bucket_owner;
+            meta.acl = None;
+            return Ok(());
+        }
+        Some(acl::ObjectOwnership::BucketOwnerPreferred) if for_bucket_owner => {
+            meta.owner = bucket_owner;
+            meta.acl = None;
+            return Ok(());
+        }
+        _ => {}
+    }
     if let Some(grants) = request_acl(shard, req, &meta.owner, &bucket_owner)? {
         check_public_acl(shard, bucket, &grants)?;
         meta.set_grants(grants);
     }
     Ok(())
+}
+
+fn has_grant_headers(req: &Request) -> bool {
+    Permission::ALL.iter().any(|p| req.header(p.grant_header()).is_some())
+}
+
+fn acls_not_supported() -> S3Error {
+    err(ErrorCode::AccessControlListNotSupported, "The bucket does not allow ACLs (its object ownership is BucketOwnerEnforced)")
+}
+
+/// For a PutBucketAcl or PutObjectAcl into a bucket whose ACLs are off: `Ok(true)` if the
+/// request asks for what is already so (`bucket-owner-full-control`), and nothing is to be
+/// changed; `Ok(false)` if ACLs are on.
+fn acl_change_where_disabled(shard: &Shard, req: &Request, bucket: &str) -> Result<bool, S3Error> {
+    let disabled = shard.buckets.borrow().get(bucket).ok_or_else(|| no_such_bucket(bucket))?.acls_disabled();
+    if !disabled {
+        return Ok(false);
+    }
+    if req.header("x-amz-acl").map(str::trim) == Some("bucket-owner-full-control") && !has_grant_headers(req) {
+        return Ok(true);
+    }
+    Err(acls_not_supported())
 }
 
 /// Refuses public grants (to everyone, or to every signed user) where the bucket's public

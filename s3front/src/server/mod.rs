@@ -179,6 +179,15 @@ pub struct BucketInfo {
     pub policy: Option<Arc<BucketPolicy>>,
     /// The bucket's public access block; `None` when it has none (nothing blocked).
     pub public_access_block: Option<crate::acl::PublicAccessBlock>,
+    /// The bucket's object ownership setting; `None` when never set (the writer owns).
+    pub ownership: Option<crate::acl::ObjectOwnership>,
+}
+
+impl BucketInfo {
+    /// Whether ACLs are off here (`BucketOwnerEnforced`).
+    pub fn acls_disabled(&self) -> bool {
+        self.ownership == Some(crate::acl::ObjectOwnership::BucketOwnerEnforced)
+    }
 }
 
 /// A bucket policy: the document as its owner gave it (GetBucketPolicy answers it so), and
@@ -203,6 +212,9 @@ impl BucketInfo {
         // parser that took it.
         if let Some(p) = &self.policy {
             v["policy"] = p.document.clone().into();
+        }
+        if let Some(o) = self.ownership {
+            v["ownership"] = o.as_str().into();
         }
         if let Some(b) = &self.public_access_block {
             v["public_access_block"] = serde_json::json!([b.block_public_acls, b.ignore_public_acls, b.block_public_policy, b.restrict_public_buckets]);
@@ -248,6 +260,10 @@ impl BucketInfo {
                     let policy = crate::policy::parse(document.as_bytes(), None).ok()?;
                     Some(Arc::new(BucketPolicy { document, policy }))
                 }
+            },
+            ownership: match v.get("ownership") {
+                None => None,
+                Some(o) => Some(crate::acl::ObjectOwnership::parse(o.as_str()?)?),
             },
             public_access_block: match v.get("public_access_block") {
                 None => None,
@@ -580,7 +596,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
             .list(BUCKETS_BUCKET, b"", None, usize::MAX)
             .into_iter()
             .filter_map(|l| String::from_utf8(l.key.into()).ok())
-            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, acl: Vec::new(), tags: None, cors: None, lifecycle: None, policy: None, public_access_block: None }))
+            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, acl: Vec::new(), tags: None, cors: None, lifecycle: None, policy: None, public_access_block: None, ownership: None }))
             .collect();
         let mut loaded = BTreeMap::new();
         for name in table.keys() {

@@ -50,10 +50,24 @@ pub async fn post_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
     super::authz::may_write_as(shard, req, signer.as_deref(), &bucket, &key, "s3:PutObject")?;
     let owner = signer.unwrap_or_default();
     let mut meta = meta_from_form(&head, &owner, req.now_ms)?;
-    if let Some(name) = head.field("acl") {
-        let grants = acl::canned(name.trim(), &owner, &info.owner)?;
-        super::handlers::check_public_acl(shard, &bucket, &grants)?;
-        meta.set_grants(grants);
+    let acl_field = head.field("acl").map(str::trim);
+    let for_bucket_owner = acl_field == Some("bucket-owner-full-control");
+    match info.ownership {
+        // ACLs off: the bucket owner's object, and no ACL but the one that says so.
+        Some(acl::ObjectOwnership::BucketOwnerEnforced) => {
+            if acl_field.is_some() && !for_bucket_owner {
+                return Err(S3Error::new(ErrorCode::AccessControlListNotSupported, "The bucket does not allow ACLs"));
+            }
+            meta.owner = info.owner.clone();
+        }
+        Some(acl::ObjectOwnership::BucketOwnerPreferred) if for_bucket_owner => meta.owner = info.owner.clone(),
+        _ => {
+            if let Some(name) = acl_field {
+                let grants = acl::canned(name, &owner, &info.owner)?;
+                super::handlers::check_public_acl(shard, &bucket, &grants)?;
+                meta.set_grants(grants);
+            }
+        }
     }
 
     let owner = shard.owner(&bucket, &key);

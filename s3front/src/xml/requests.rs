@@ -559,6 +559,14 @@ pub fn parse_public_access_block(body: &[u8]) -> Result<crate::acl::PublicAccess
     })
 }
 
+/// PUT Bucket `?ownershipControls`: the one rule's `ObjectOwnership`.
+pub fn parse_ownership_controls(body: &[u8]) -> Result<crate::acl::ObjectOwnership, XmlError> {
+    let root = parse_tree(body, "OwnershipControls")?;
+    let rule = only_child(&root, "Rule")?.ok_or_else(|| XmlError::malformed("<OwnershipControls> has no <Rule>"))?;
+    let value = rule.child_text("ObjectOwnership")?.ok_or_else(|| XmlError::malformed("<Rule> has no <ObjectOwnership>"))?;
+    crate::acl::ObjectOwnership::parse(value).ok_or_else(|| XmlError::malformed(format!("<ObjectOwnership> {value:?} is not BucketOwnerEnforced, BucketOwnerPreferred or ObjectWriter")))
+}
+
 fn parse_bool(text: &str, element: &str) -> Result<bool, XmlError> {
     match text.trim() {
         "true" | "True" | "TRUE" => Ok(true),

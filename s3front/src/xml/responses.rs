@@ -528,6 +528,17 @@ pub fn public_access_block(b: &crate::acl::PublicAccessBlock) -> Vec<u8> {
     out.finish()
 }
 
+/// GetBucketOwnershipControls.
+pub fn ownership_controls(ownership: crate::acl::ObjectOwnership) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    out.root("OwnershipControls");
+    out.start("Rule");
+    out.element("ObjectOwnership", ownership.as_str());
+    out.end("Rule");
+    out.end("OwnershipControls");
+    out.finish()
+}
+
 /// GetBucketPolicyStatus.
 pub fn policy_status(is_public: bool) -> Vec<u8> {
     let mut out = XmlOut::new();

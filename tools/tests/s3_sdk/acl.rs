@@ -338,3 +338,80 @@ async fn bad_acls_are_refused_with_s3_errors() {
     let acl = client.get_bucket_acl().bucket("strict").send().await.ok_or_panic("GetBucketAcl");
     assert_eq!(grants_of(acl.grants()), pairs(&[(ACCESS_KEY, "FULL_CONTROL")]));
 }
+
+#[tokio::test]
+async fn object_ownership_controls_turn_acls_off_or_hand_objects_to_the_bucket_owner() {
+    use aws_sdk_s3::types::{ObjectOwnership, OwnershipControls, OwnershipControlsRule};
+    let server = Server::start("acl_ownership");
+    let alice = server.client();
+    let bob = with_bob(&server).await;
+    let controls = |o: ObjectOwnership| OwnershipControls::builder().rules(OwnershipControlsRule::builder().object_ownership(o).build().expect("rule")).build().expect("controls");
+
+    // BucketOwnerEnforced at creation: ACLs are off. Bob may write (the policy lets him), and
+    // what he writes is Alice's; setting an ACL is refused, reading one still works.
+    alice.create_bucket().bucket("enforced").object_ownership(ObjectOwnership::BucketOwnerEnforced).send().await.ok_or_panic("create");
+    let got = alice.get_bucket_ownership_controls().bucket("enforced").send().await.ok_or_panic("Get");
+    let rule = got.ownership_controls().map(|c| c.rules()[0].object_ownership().clone());
+    assert_eq!(rule, Some(ObjectOwnership::BucketOwnerEnforced));
+    let policy = format!(
+        r#"{{"Statement": [{{"Effect": "Allow", "Principal": {{"AWS": "{BOB_KEY}"}}, "Action": "s3:PutObject", "Resource": "arn:aws:s3:::enforced/*"}}]}}"#
+    );
+    alice.put_bucket_policy().bucket("enforced").policy(policy).send().await.ok_or_panic("policy");
+    put(&bob, "enforced", "from-bob", b"bob's").await;
+    assert_eq!(get(&alice, "enforced", "from-bob").await, b"bob's", "the bucket owner owns what Bob wrote");
+    let acl = alice.get_object_acl().bucket("enforced").key("from-bob").send().await.ok_or_panic("GetObjectAcl");
+    assert_eq!(acl.owner().and_then(Owner::id), Some(ACCESS_KEY));
+    assert_eq!(status_of(bob.get_object().bucket("enforced").key("from-bob").send().await), 403);
+    let refused = [
+        ("public-read PUT", expect_error(alice.put_object().bucket("enforced").key("k").body(body(b"x")).acl(ObjectCannedAcl::PublicRead).send().await)),
+        ("PutBucketAcl", expect_error(alice.put_bucket_acl().bucket("enforced").acl(BucketCannedAcl::PublicRead).send().await)),
+        ("PutObjectAcl", expect_error(alice.put_object_acl().bucket("enforced").key("from-bob").acl(ObjectCannedAcl::PublicRead).send().await)),
+    ];
+    for (what, got) in refused {
+        assert_eq!(got, (400, "AccessControlListNotSupported".to_string()), "{what}");
+    }
+    alice
+        .put_object()
+        .bucket("enforced")
+        .key("k")
+        .body(body(b"x"))
+        .acl(ObjectCannedAcl::BucketOwnerFullControl)
+        .send()
+        .await
+        .ok_or_panic("bucket-owner-full-control is what ACLs-off means, and is taken");
+    let (status, code) =
+        expect_error(alice.create_bucket().bucket("enforced-2").object_ownership(ObjectOwnership::BucketOwnerEnforced).acl(BucketCannedAcl::PublicRead).send().await);
+    assert_eq!((status, code.as_str()), (400, "InvalidBucketAclWithObjectOwnership"));
+
+    // BucketOwnerPreferred: bucket-owner-full-control hands the object over; without it the
+    // writer keeps it.
+    create_bucket(&alice, "preferred").await;
+    alice.put_bucket_acl().bucket("preferred").grant_write(format!("id={BOB_KEY}")).grant_full_control(format!("id={ACCESS_KEY}")).send().await.ok_or_panic("ACL");
+    let (status, code) = expect_error(
+        alice.put_bucket_ownership_controls().bucket("preferred").ownership_controls(controls(ObjectOwnership::BucketOwnerEnforced)).send().await,
+    );
+    assert_eq!((status, code.as_str()), (400, "InvalidBucketAclWithObjectOwnership"), "a bucket with grants cannot turn ACLs off");
+    alice
+        .put_bucket_ownership_controls()
+        .bucket("preferred")
+        .ownership_controls(controls(ObjectOwnership::BucketOwnerPreferred))
+        .send()
+        .await
+        .ok_or_panic("Put");
+    bob.put_object().bucket("preferred").key("given").body(body(b"g")).acl(ObjectCannedAcl::BucketOwnerFullControl).send().await.ok_or_panic("PUT");
+    put(&bob, "preferred", "kept", b"k").await;
+    let owner_of = |key: &'static str| {
+        let alice = alice.clone();
+        async move { alice.head_object().bucket("preferred").key(key).send().await.map(|_| ()).map_err(|e| e.raw_response().map(|r| r.status().as_u16())) }
+    };
+    assert_eq!(owner_of("given").await, Ok(()), "bucket-owner-full-control: Alice's");
+    assert_eq!(owner_of("kept").await, Err(Some(403)), "the writer's");
+    // Kept across a restart, and removable.
+    let server = Server::start_on(server.stop());
+    let alice = server.client();
+    let got = alice.get_bucket_ownership_controls().bucket("enforced").send().await.ok_or_panic("Get after a restart");
+    assert_eq!(got.ownership_controls().map(|c| c.rules()[0].object_ownership().clone()), Some(ObjectOwnership::BucketOwnerEnforced));
+    alice.delete_bucket_ownership_controls().bucket("preferred").send().await.ok_or_panic("Delete");
+    let (status, code) = expect_error(alice.get_bucket_ownership_controls().bucket("preferred").send().await);
+    assert_eq!((status, code.as_str()), (404, "OwnershipControlsNotFoundError"));
+}
