@@ -1,6 +1,6 @@
 #![no_main]
 //! Every request body parser on arbitrary bytes: the first byte picks the parser, the rest is the
-//! body (or, for 5, the `x-amz-tagging` header; 6 is a CORS configuration, 7 an ACL, 8 lifecycle rules). A parser may refuse a body; it must never panic,
+//! body (or, for 5, the `x-amz-tagging` header; 6 is a CORS configuration, 7 an ACL, 8 lifecycle rules, 9 a public access block, 10 ownership controls). A parser may refuse a body; it must never panic,
 //! and what it accepts must obey the limits.
 
 use s3front::tagging::{self, OBJECT_TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
@@ -20,7 +20,7 @@ fn assert_checked(tags: &[(String, String)], max: usize) {
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else { return };
-    match selector % 9 {
+    match selector % 11 {
         0 => {
             if let Ok(Some(location)) = parse_create_bucket(body) {
                 assert!(!location.is_empty());
@@ -73,6 +73,15 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 // What is stored (the written document) reads back as the same rules.
                 let written = s3front::xml::lifecycle_configuration(&rules);
                 assert_eq!(s3front::xml::parse_lifecycle_configuration(&written).ok(), Some(rules));
+            }
+        }
+        9 => {
+            let _ = s3front::xml::parse_public_access_block(body);
+        }
+        10 => {
+            if let Ok(ownership) = s3front::xml::parse_ownership_controls(body) {
+                let written = s3front::xml::ownership_controls(ownership);
+                assert_eq!(s3front::xml::parse_ownership_controls(&written).ok(), Some(ownership));
             }
         }
         _ => {
