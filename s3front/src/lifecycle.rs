@@ -125,8 +125,13 @@ pub fn check(rules: &mut [Rule], id_for: impl Fn(usize) -> String) -> Result<(),
         if rule.id.is_empty() {
             rule.id = id_for(i);
         }
-        if rule.id.chars().any(char::is_control) {
-            return invalid(format!("rule ID {:?} holds control characters", rule.id));
+        // The configuration is stored as the document GetBucketLifecycleConfiguration writes
+        // and read back at start-up; text XML cannot carry as it is would not come back the same.
+        let texts = std::iter::once(&rule.id).chain(rule.filter.prefix.iter()).chain(rule.filter.tags.iter().flat_map(|(k, v)| [k, v]));
+        for text in texts {
+            if text.chars().any(|c| c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}') {
+                return invalid(format!("rule {:?}: {text:?} holds control characters", rule.id));
+            }
         }
         if rule.id.chars().count() > RULE_ID_CHARS_MAX {
             return invalid(format!("rule ID {:?}... is longer than {RULE_ID_CHARS_MAX} characters", rule.id.chars().take(16).collect::<String>()));
@@ -243,6 +248,8 @@ mod tests {
         tagged.abort_incomplete_upload_days = Some(1);
         tagged.filter.tags = vec![("k".into(), "v".into())];
         assert_eq!(code(vec![tagged]), ErrorCode::InvalidRequest);
+        assert_eq!(code(vec![rule("a", Some("tm\0p/"), Some(Expiration::Days(1)))]), ErrorCode::InvalidArgument);
+        assert_eq!(code(vec![rule("a\r", None, Some(Expiration::Days(1)))]), ErrorCode::InvalidArgument);
         let mut sizes = rule("a", None, Some(Expiration::Days(1)));
         sizes.filter.size_greater_than = Some(10);
         sizes.filter.size_less_than = Some(10);

@@ -601,7 +601,10 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
         let mut loaded = BTreeMap::new();
         for name in table.keys() {
             let obj = shard.store.get(BUCKETS_BUCKET, name.as_bytes()).await.map_err(|e| format!("load bucket {name}: {e}"))?;
-            if let Some(info) = obj.and_then(|o| BucketInfo::decode(o.data())) {
+            // A description that does not decode is a bug, never skipped: the bucket and its
+            // objects would vanish from every listing.
+            if let Some(o) = obj {
+                let info = BucketInfo::decode(o.data()).ok_or_else(|| format!("load bucket {name}: its stored description does not decode"))?;
                 loaded.insert(name.clone(), info);
             }
         }
