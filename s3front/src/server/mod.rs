@@ -660,3 +660,44 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::{Grant, Grantee, ObjectOwnership, Permission, PublicAccessBlock};
+
+    /// Everything a bucket's description holds comes back from its stored form, and a
+    /// description from before ACLs (`public_read`) reads as the canned ACL it meant.
+    #[test]
+    fn bucket_descriptions_round_trip() {
+        let plain = BucketInfo {
+            owner: "alice".into(),
+            created_ms: 1_700_000_000_000,
+            acl: crate::acl::private("alice"),
+            tags: None,
+            cors: None,
+            lifecycle: None,
+            policy: None,
+            public_access_block: None,
+            ownership: None,
+        };
+        assert_eq!(BucketInfo::decode(&plain.encode()), Some(plain.clone()));
+        let lifecycle = br#"<LifecycleConfiguration><Rule><ID>r</ID><Filter><And><Prefix>logs/</Prefix><Tag><Key>k</Key><Value>v &amp; w</Value></Tag></And></Filter>
+            <Status>Enabled</Status><Expiration><Days>3</Days></Expiration></Rule></LifecycleConfiguration>"#;
+        let document = r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}]}"#;
+        let full = BucketInfo {
+            acl: vec![Grant::new(Grantee::User("alice".into()), Permission::FullControl), Grant::new(Grantee::AllUsers, Permission::Read)],
+            tags: Some(vec![("team".into(), "storage".into())]),
+            lifecycle: Some(Arc::new(crate::xml::parse_lifecycle_configuration(lifecycle).expect("valid"))),
+            policy: Some(Arc::new(BucketPolicy { document: document.into(), policy: crate::policy::parse(document.as_bytes(), Some("b")).expect("valid") })),
+            public_access_block: Some(PublicAccessBlock { block_public_acls: true, restrict_public_buckets: true, ..Default::default() }),
+            ownership: Some(ObjectOwnership::BucketOwnerPreferred),
+            ..plain.clone()
+        };
+        assert_eq!(BucketInfo::decode(&full.encode()), Some(full));
+        let old = br#"{"owner": "alice", "created_ms": 1700000000000, "public_read": true}"#;
+        let decoded = BucketInfo::decode(old).expect("an old description");
+        assert_eq!(decoded.acl, crate::acl::canned("public-read", "alice", "alice").expect("canned"));
+        assert_eq!(BucketInfo::decode(br#"{"owner": "alice"}"#), None, "no creation time: not a description");
+    }
+}
