@@ -601,6 +601,11 @@ async fn get_object_acl(shard: &Rc<Shard>, req: &Request, bucket: String, key: S
     exists(shard, &bucket)?;
     let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| missing(shard, req, &bucket, &key))?;
     object_access(shard, req, &bucket, &key, &info.meta, Permission::ReadAcp, "s3:GetObjectAcl")?;
+    // With ACLs off every object is the bucket owner's, whoever wrote it before they were.
+    let bucket_info = bucket_info(shard, &bucket)?;
+    if bucket_info.acls_disabled() {
+        return Ok(Response::xml(200, xr::access_control_policy(&owner_named(&bucket_info.owner), &acl::private(&bucket_info.owner))));
+    }
     Ok(Response::xml(200, xr::access_control_policy(&owner_named(&info.meta.owner), &info.meta.grants())))
 }
 

@@ -411,6 +411,18 @@ async fn object_ownership_controls_turn_acls_off_or_hand_objects_to_the_bucket_o
     let alice = server.client();
     let got = alice.get_bucket_ownership_controls().bucket("enforced").send().await.ok_or_panic("Get after a restart");
     assert_eq!(got.ownership_controls().map(|c| c.rules()[0].object_ownership().clone()), Some(ObjectOwnership::BucketOwnerEnforced));
+    // Turning ACLs off makes every object the bucket owner's, also one written before.
+    alice.put_bucket_acl().bucket("preferred").acl(BucketCannedAcl::Private).send().await.ok_or_panic("private again");
+    alice
+        .put_bucket_ownership_controls()
+        .bucket("preferred")
+        .ownership_controls(controls(ObjectOwnership::BucketOwnerEnforced))
+        .send()
+        .await
+        .ok_or_panic("enforce");
+    assert_eq!(get(&alice, "preferred", "kept").await, b"k", "Bob's object is Alice's now");
+    let acl = alice.get_object_acl().bucket("preferred").key("kept").send().await.ok_or_panic("GetObjectAcl");
+    assert_eq!(acl.owner().and_then(Owner::id), Some(ACCESS_KEY));
     alice.delete_bucket_ownership_controls().bucket("preferred").send().await.ok_or_panic("Delete");
     let (status, code) = expect_error(alice.get_bucket_ownership_controls().bucket("preferred").send().await);
     assert_eq!((status, code.as_str()), (404, "OwnershipControlsNotFoundError"));
