@@ -223,7 +223,97 @@ async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Opti
     }
 }
 
+/// A configuration kept in a bucket's description, as GET and DELETE on its subresource see
+/// it (each PUT parses and checks its own document, in `bucket_op`).
+struct BucketConfig {
+    query: &'static str,
+    /// The policy actions that read and change it; `None`: its owner's alone (the policy).
+    actions: Option<(&'static str, &'static str)>,
+    /// The answer when it is not set.
+    missing: (ErrorCode, &'static str),
+    /// Its document, if set.
+    render: fn(&BucketInfo) -> Option<Response>,
+    clear: fn(&mut BucketInfo),
+}
+
+const BUCKET_CONFIGS: [BucketConfig; 6] = [
+    BucketConfig {
+        query: "cors",
+        actions: Some(("s3:GetBucketCORS", "s3:PutBucketCORS")),
+        missing: (ErrorCode::NoSuchCORSConfiguration, "The CORS configuration does not exist"),
+        render: |i| i.cors.as_ref().map(|rules| Response::xml(200, xr::cors_configuration(rules))),
+        clear: |i| i.cors = None,
+    },
+    BucketConfig {
+        query: "lifecycle",
+        actions: Some(("s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration")),
+        missing: (ErrorCode::NoSuchLifecycleConfiguration, "The lifecycle configuration does not exist"),
+        render: |i| i.lifecycle.as_ref().map(|rules| Response::xml(200, xr::lifecycle_configuration(rules))),
+        clear: |i| i.lifecycle = None,
+    },
+    BucketConfig {
+        query: "tagging",
+        actions: Some(("s3:GetBucketTagging", "s3:PutBucketTagging")),
+        missing: (ErrorCode::NoSuchTagSet, "The TagSet does not exist"),
+        render: |i| i.tags.as_ref().map(|tags| Response::xml(200, xr::tagging(tags))),
+        clear: |i| i.tags = None,
+    },
+    BucketConfig {
+        query: "policy",
+        actions: None,
+        missing: (ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist"),
+        render: |i| {
+            i.policy.as_ref().map(|p| Response {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: p.document.clone().into_bytes(),
+            })
+        },
+        clear: |i| i.policy = None,
+    },
+    BucketConfig {
+        query: "publicAccessBlock",
+        actions: Some(("s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock")),
+        missing: (ErrorCode::NoSuchPublicAccessBlockConfiguration, "The public access block configuration was not found"),
+        render: |i| i.public_access_block.as_ref().map(|b| Response::xml(200, xr::public_access_block(b))),
+        clear: |i| i.public_access_block = None,
+    },
+    BucketConfig {
+        query: "ownershipControls",
+        actions: Some(("s3:GetBucketOwnershipControls", "s3:PutBucketOwnershipControls")),
+        missing: (ErrorCode::OwnershipControlsNotFoundError, "The bucket ownership controls were not found"),
+        render: |i| i.ownership.map(|o| Response::xml(200, xr::ownership_controls(o))),
+        clear: |i| i.ownership = None,
+    },
+];
+
+/// The bucket, if the requester may `action` it (`None`: the owner alone).
+fn config_access(shard: &Shard, req: &Request, bucket: &str, action: Option<&'static str>) -> Result<BucketInfo, S3Error> {
+    match action {
+        Some(action) => owned(shard, req, bucket, action),
+        None => owner_only(shard, req, bucket),
+    }
+}
+
+fn config_get(shard: &Shard, req: &Request, bucket: &str, config: &BucketConfig) -> Result<Response, S3Error> {
+    let info = config_access(shard, req, bucket, config.actions.map(|(get, _)| get))?;
+    (config.render)(&info).ok_or_else(|| err(config.missing.0, config.missing.1).with_extra("BucketName", bucket))
+}
+
+async fn config_delete(shard: &Rc<Shard>, req: &Request, bucket: String, config: &BucketConfig) -> Result<Response, S3Error> {
+    config_access(shard, req, &bucket, config.actions.map(|(_, put)| put))?;
+    update_bucket(shard, bucket, config.clear).await?;
+    Ok(Response::new(204))
+}
+
 async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String) -> Result<Option<Response>, S3Error> {
+    if let Some(config) = BUCKET_CONFIGS.iter().find(|c| req.has_query(c.query)) {
+        match req.head.method {
+            Method::Get => return config_get(shard, req, &bucket, config).map(Some),
+            Method::Delete => return config_delete(shard, req, bucket, config).await.map(Some),
+            _ => {}
+        }
+    }
     match req.head.method {
         Method::Put if req.has_query("versioning") => {
             owned(shard, req, &bucket, "s3:PutBucketVersioning")?;
@@ -239,18 +329,6 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
             update_bucket(shard, bucket, move |info| info.cors = Some(rules)).await?;
             Ok(Some(Response::new(200)))
         }
-        Method::Get if req.has_query("cors") => {
-            let info = owned(shard, req, &bucket, "s3:GetBucketCORS")?;
-            let rules = info.cors.ok_or_else(|| {
-                err(ErrorCode::NoSuchCORSConfiguration, "The CORS configuration does not exist").with_extra("BucketName", &bucket)
-            })?;
-            Ok(Some(Response::xml(200, xr::cors_configuration(&rules))))
-        }
-        Method::Delete if req.has_query("cors") => {
-            owned(shard, req, &bucket, "s3:PutBucketCORS")?;
-            update_bucket(shard, bucket, |info| info.cors = None).await?;
-            Ok(Some(Response::new(204)))
-        }
         Method::Put if req.has_query("policy") => {
             owner_only(shard, req, &bucket)?;
             let document = read_small_body(conn, req, crate::policy::POLICY_BYTES_MAX).await?;
@@ -263,13 +341,6 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
             let stored = std::sync::Arc::new(super::BucketPolicy { document, policy });
             update_bucket(shard, bucket, move |info| info.policy = Some(stored)).await?;
             Ok(Some(Response::new(204)))
-        }
-        Method::Get if req.has_query("policy") => {
-            let info = owner_only(shard, req, &bucket)?;
-            let policy = info.policy.ok_or_else(|| {
-                err(ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist").with_extra("BucketName", &bucket)
-            })?;
-            Ok(Some(Response { status: 200, headers: vec![("content-type".into(), "application/json".into())], body: policy.document.clone().into_bytes() }))
         }
         Method::Put if req.has_query("ownershipControls") => {
             owned(shard, req, &bucket, "s3:PutBucketOwnershipControls")?;
@@ -290,18 +361,6 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
             .await?;
             Ok(Some(Response::new(200)))
         }
-        Method::Get if req.has_query("ownershipControls") => {
-            let info = owned(shard, req, &bucket, "s3:GetBucketOwnershipControls")?;
-            let ownership = info.ownership.ok_or_else(|| {
-                err(ErrorCode::OwnershipControlsNotFoundError, "The bucket ownership controls were not found").with_extra("BucketName", &bucket)
-            })?;
-            Ok(Some(Response::xml(200, xr::ownership_controls(ownership))))
-        }
-        Method::Delete if req.has_query("ownershipControls") => {
-            owned(shard, req, &bucket, "s3:PutBucketOwnershipControls")?;
-            update_bucket(shard, bucket, |info| info.ownership = None).await?;
-            Ok(Some(Response::new(204)))
-        }
         Method::Get if req.has_query("policyStatus") => {
             let info = owner_only(shard, req, &bucket)?;
             let policy = info.policy.ok_or_else(|| {
@@ -316,24 +375,6 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
             update_bucket(shard, bucket, move |info| info.public_access_block = Some(block)).await?;
             Ok(Some(Response::new(200)))
         }
-        Method::Get if req.has_query("publicAccessBlock") => {
-            let info = owned(shard, req, &bucket, "s3:GetBucketPublicAccessBlock")?;
-            let block = info.public_access_block.ok_or_else(|| {
-                err(ErrorCode::NoSuchPublicAccessBlockConfiguration, "The public access block configuration was not found")
-                    .with_extra("BucketName", &bucket)
-            })?;
-            Ok(Some(Response::xml(200, xr::public_access_block(&block))))
-        }
-        Method::Delete if req.has_query("publicAccessBlock") => {
-            owned(shard, req, &bucket, "s3:PutBucketPublicAccessBlock")?;
-            update_bucket(shard, bucket, |info| info.public_access_block = None).await?;
-            Ok(Some(Response::new(204)))
-        }
-        Method::Delete if req.has_query("policy") => {
-            owner_only(shard, req, &bucket)?;
-            update_bucket(shard, bucket, |info| info.policy = None).await?;
-            Ok(Some(Response::new(204)))
-        }
         Method::Put if req.has_query("lifecycle") => {
             owned(shard, req, &bucket, "s3:PutLifecycleConfiguration")?;
             let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
@@ -341,28 +382,6 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
             lifecycle::check(&mut rules, |_| random_id(shard))?;
             update_bucket(shard, bucket, move |info| info.lifecycle = Some(std::sync::Arc::new(rules))).await?;
             Ok(Some(Response::new(200)))
-        }
-        Method::Get if req.has_query("lifecycle") => {
-            let info = owned(shard, req, &bucket, "s3:GetLifecycleConfiguration")?;
-            let rules = info.lifecycle.ok_or_else(|| {
-                err(ErrorCode::NoSuchLifecycleConfiguration, "The lifecycle configuration does not exist").with_extra("BucketName", &bucket)
-            })?;
-            Ok(Some(Response::xml(200, xr::lifecycle_configuration(&rules))))
-        }
-        Method::Delete if req.has_query("lifecycle") => {
-            owned(shard, req, &bucket, "s3:PutLifecycleConfiguration")?;
-            update_bucket(shard, bucket, |info| info.lifecycle = None).await?;
-            Ok(Some(Response::new(204)))
-        }
-        Method::Get if req.has_query("tagging") => {
-            let info = owned(shard, req, &bucket, "s3:GetBucketTagging")?;
-            let tags = info.tags.ok_or_else(|| err(ErrorCode::NoSuchTagSet, "The TagSet does not exist").with_extra("BucketName", &bucket))?;
-            Ok(Some(Response::xml(200, xr::tagging(&tags))))
-        }
-        Method::Delete if req.has_query("tagging") => {
-            owned(shard, req, &bucket, "s3:PutBucketTagging")?;
-            update_bucket(shard, bucket, |info| info.tags = None).await?;
-            Ok(Some(Response::new(204)))
         }
         Method::Put => create_bucket(shard, conn, req, bucket).await.map(Some),
         Method::Delete => delete_bucket(shard, req, bucket).await.map(Some),
