@@ -587,20 +587,19 @@ async fn set_acl(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: Stri
 /// PutObjectAcl: replaces the object's grants, keeping its data and the rest of its metadata,
 /// if its current ACL lets the requester (checked on its core, against the version changed).
 async fn put_object_acl(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    exists(shard, &bucket)?;
-    let bucket_owner = bucket_info(shard, &bucket)?.owner;
+    let described = bucket_info(shard, &bucket)?;
     let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| missing(shard, req, &bucket, &key))?;
     object_access(shard, req, &bucket, &key, &info.meta, Permission::WriteAcp, "s3:PutObjectAcl")?;
     if acl_change_where_disabled(shard, req, &bucket)? {
         return Ok(Response::new(200));
     }
-    let grants = acl_of_request(shard, conn, req, &info.meta.owner, &bucket_owner).await?;
+    let grants = acl_of_request(shard, conn, req, &info.meta.owner, &described.owner).await?;
     check_public_acl(shard, &bucket, &grants)?;
     let who = req.access_key().map(str::to_string);
     // The policy's word is taken here; the ACL's is checked again on the object's core, against
     // the version changed.
     let policy_allows = object_policy(shard, req, &bucket, &key, "s3:PutObjectAcl")? == crate::policy::Decision::Allow;
-    let ignore_public = super::authz::ignores_public_acls(&bucket_info(shard, &bucket)?);
+    let ignore_public = super::authz::ignores_public_acls(&described);
     let k = key.clone();
     let changed = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| {
         objects::change_meta(s, bucket, k, "set ACL", move |meta| {
@@ -1892,6 +1891,16 @@ async fn abort_upload(shard: &Rc<Shard>, req: &Request, bucket: String, key: Str
     })
     .await?;
     Ok(Response::new(204))
+}
+
+/// Aborts upload `record` from the background (abandoned, or timed out by a lifecycle rule)
+/// unless a client completed or aborted it meanwhile; whether it aborted it.
+pub async fn abort_if_open(s: &Rc<Shard>, record: &[u8]) -> Result<bool, S3Error> {
+    let _lock = s.upload_lock(record).await;
+    if s.store.list(UPLOADS_BUCKET, record, None, 1).first().is_none_or(|u| &u.key[..] != record) {
+        return Ok(false);
+    }
+    abort_on_owner(s, record).await.map(|()| true)
 }
 
 /// Ends an upload: its record first (then its parts own their chunks no more), then the chunks

@@ -8,7 +8,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::handlers::{UPLOADS_BUCKET, abort_on_owner, upload_prefix};
+use super::handlers::{UPLOADS_BUCKET, abort_if_open, upload_prefix};
 use super::meta::ObjectMeta;
 use super::{Shard, unix_now_ms};
 use crate::lifecycle::{self, Rule};
@@ -133,13 +133,8 @@ async fn abort_uploads(shard: &Rc<Shard>, bucket: &str, rules: &[Rule], day_ms: 
         if lifecycle::upload_expiry(rules, key, started_ms, day_ms).is_none_or(|at| at > unix_now_ms()) {
             continue;
         }
-        let _lock = shard.upload_lock(&listed.key).await;
-        // Completed or aborted meanwhile: nothing to do.
-        if shard.store.list(UPLOADS_BUCKET, &listed.key, None, 1).first().is_none_or(|u| u.key != listed.key) {
-            continue;
-        }
-        abort_on_owner(shard, &listed.key).await.map_err(|e| format!("abort upload of {bucket}/{key}: {}", e.message))?;
-        aborted += 1;
+        let done = abort_if_open(shard, &listed.key).await.map_err(|e| format!("abort upload of {bucket}/{key}: {}", e.message))?;
+        aborted += done as usize;
     }
     Ok(aborted)
 }

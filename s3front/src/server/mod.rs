@@ -112,12 +112,7 @@ async fn reap_abandoned_uploads(shard: Rc<Shard>, after: std::time::Duration) {
             if now_ms.saturating_sub(started_ms) < after.as_millis() as u64 {
                 continue;
             }
-            let _lock = shard.upload_lock(&l.key).await;
-            // Completed or aborted meanwhile: nothing to do.
-            if shard.store.list(handlers::UPLOADS_BUCKET, &l.key, None, 1).first().is_none_or(|u| u.key != l.key) {
-                continue;
-            }
-            if let Err(e) = handlers::abort_on_owner(&shard, &l.key).await {
+            if let Err(e) = handlers::abort_if_open(&shard, &l.key).await {
                 eprintln!("corestore: core {}: aborting an abandoned upload: {e}", shard.core);
             }
         }
