@@ -3,7 +3,6 @@
 //! access key), ACL bodies, what GetAcl answers, and what is refused. Expected outcomes are S3's
 //! (legacy ACL model, object writer owns the object).
 
-use std::time::Duration;
 
 use aws_sdk_s3::types::{
     AccessControlPolicy, BucketCannedAcl, Grant, Grantee, ObjectCannedAcl, Owner, Permission, Type,
@@ -17,28 +16,7 @@ const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
 
 /// Adds Bob and waits until the server takes his key.
 async fn with_bob(server: &Server) -> aws_sdk_s3::Client {
-    server.admin(&["user", "add", "--access-key", BOB_KEY, "--secret-key", BOB_SECRET]);
-    let bob = server.client_as(BOB_KEY, BOB_SECRET);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while bob.list_buckets().send().await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "Bob's key still refused after 10 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bob
-}
-
-/// The status of a call: 200 for success, else the error's.
-fn status_of<T: std::fmt::Debug, E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug>(
-    result: Result<T, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
-) -> u16 {
-    match result {
-        Ok(_) => 200,
-        Err(_) => {
-            let (status, code) = expect_error(result);
-            assert!(status != 403 || code == "AccessDenied", "403 with code {code}");
-            status
-        }
-    }
+    add_user(server, BOB_KEY, BOB_SECRET).await
 }
 
 /// What one requester could do in one bucket.

@@ -525,3 +525,29 @@ pub fn url_decode_plus(encoded: &str) -> String {
     }
     String::from_utf8(out).unwrap_or_else(|_| panic!("decoded key is not UTF-8: {encoded:?}"))
 }
+
+/// Adds a user with `admin user add` and waits until the server takes its key; its client.
+pub async fn add_user(server: &Server, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
+    server.admin(&["user", "add", "--access-key", access_key, "--secret-key", secret_key]);
+    let client = server.client_as(access_key, secret_key);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while client.list_buckets().send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "{access_key}'s key still refused after 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    client
+}
+
+/// The status of an SDK call: 200 for success, else the error's (a 403 must be AccessDenied).
+pub fn status_of<T: std::fmt::Debug, E: ProvideErrorMetadata + std::fmt::Debug>(
+    result: Result<T, SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
+) -> u16 {
+    match result {
+        Ok(_) => 200,
+        Err(_) => {
+            let (status, code) = expect_error(result);
+            assert!(status != 403 || code == "AccessDenied", "403 with code {code}");
+            status
+        }
+    }
+}

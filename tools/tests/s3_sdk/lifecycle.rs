@@ -121,13 +121,7 @@ async fn configurations_round_trip_and_bad_ones_are_refused() {
         assert_eq!((status, code.as_str()), expected, "{what}");
     }
     // Another user may neither read nor set them.
-    server.admin(&["user", "add", "--access-key", "LCOTHERUSER", "--secret-key", "lc-other-secret-key"]);
-    let other = server.client_as("LCOTHERUSER", "lc-other-secret-key");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while other.list_buckets().send().await.is_err() {
-        assert!(Instant::now() < deadline, "the other user's key is still refused");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let other = add_user(&server, "LCOTHERUSER", "lc-other-secret-key").await;
     let (status, _) = expect_error(other.get_bucket_lifecycle_configuration().bucket("lc-conf").send().await);
     assert_eq!(status, 403);
     let (status, _) = expect_error(other.delete_bucket_lifecycle().bucket("lc-conf").send().await);

@@ -3,7 +3,6 @@
 //! Allow over the ACLs, else the ACLs decide), with conditions on prefixes, addresses and
 //! object tags.
 
-use std::time::{Duration, Instant};
 
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
@@ -13,21 +12,7 @@ const BOB_KEY: &str = "AKIABOBPOLICYTEST001";
 const BOB_SECRET: &str = "bob-policy-secret-key-0123456789abcdefg";
 
 async fn with_bob(server: &Server) -> aws_sdk_s3::Client {
-    server.admin(&["user", "add", "--access-key", BOB_KEY, "--secret-key", BOB_SECRET]);
-    let bob = server.client_as(BOB_KEY, BOB_SECRET);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while bob.list_buckets().send().await.is_err() {
-        assert!(Instant::now() < deadline, "Bob's key still refused after 10 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bob
-}
-
-fn status_of<T, E>(result: Result<T, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>) -> u16 {
-    match result {
-        Ok(_) => 200,
-        Err(e) => e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0),
-    }
+    add_user(server, BOB_KEY, BOB_SECRET).await
 }
 
 fn anonymous(server: &Server, method: &str, target: &str) -> u16 {
