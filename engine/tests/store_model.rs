@@ -55,6 +55,16 @@ enum Op {
         key: u8,
         len: usize,
     },
+    /// A write of `key` (small, or large in chunks) that deletes `replaces` in the same batch,
+    /// dropping the chunks of those that are large (`Store::commit`: a versioned bucket's new
+    /// null version superseding the old one).
+    Commit {
+        bucket: u8,
+        key: u8,
+        len: usize,
+        chunked: bool,
+        replaces: Vec<u8>,
+    },
     /// Chunks written and never committed (the upload's client went away, or a crash).
     Abandon {
         len: usize,
@@ -93,6 +103,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..2, 0u8..3, proptest::option::of(0u8..12), 1usize..6).prop_map(|(bucket, prefix, after, limit)| Op::List { bucket, prefix, after, limit }),
         1 => proptest::collection::vec((0u8..12, 0usize..3000), 1..40).prop_map(|puts| Op::Burst { puts }),
         3 => (0u8..2, 0u8..12, 0usize..60_000).prop_map(|(bucket, key, len)| Op::PutLarge { bucket, key, len }),
+        2 => (0u8..2, 0u8..12, 0usize..40_000, proptest::bool::ANY, proptest::collection::vec(0u8..12, 0..3))
+            .prop_map(|(bucket, key, len, chunked, replaces)| Op::Commit { bucket, key, len, chunked, replaces }),
         1 => (0usize..40_000).prop_map(|len| Op::Abandon { len }),
         1 => (0usize..40_000).prop_map(|len| Op::Abort { len }),
         1 => Just(Op::CollectOrphans),
@@ -305,6 +317,38 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     let (k, m, d) = writes[i].clone();
                     large.remove(&(b"bucket-0".to_vec(), k.clone()));
                     model.insert((b"bucket-0".to_vec(), k), (m, d));
+                }
+            }
+            Op::Commit { bucket: b, key: k, len, chunked, replaces } => {
+                version += 1;
+                let (meta, d) = (version.to_le_bytes().to_vec(), data(version, len));
+                let others: Vec<Vec<u8>> = replaces.iter().map(|r| key(*r)).collect();
+                let bucket_name = bucket(b);
+                let named: Vec<(&[u8], &[u8])> = others.iter().map(|o| (&bucket_name[..], &o[..])).collect();
+                let r = executor.block_on(async {
+                    let body = if chunked {
+                        let (w, r) = write_chunks(&store, &d).await;
+                        r?;
+                        engine::store::Body::Chunked(vec![w.finish().await.map_err(|e| e.to_string())?])
+                    } else {
+                        engine::store::Body::Inline(&d)
+                    };
+                    store.commit(&bucket_name, &key(k), &meta, body, &named).await.map_err(|e| e.to_string())
+                });
+                match r {
+                    Ok(_) => {
+                        for o in &others {
+                            model.remove(&(bucket(b), o.clone()));
+                            large.remove(&(bucket(b), o.clone()));
+                        }
+                        model.insert((bucket(b), key(k)), (meta, d));
+                        if chunked {
+                            large.insert((bucket(b), key(k)), len.div_ceil(CHUNK_BYTES) as u64);
+                        } else {
+                            large.remove(&(bucket(b), key(k)));
+                        }
+                    }
+                    Err(e) => prop_assert!(!chunked && e.contains("exceed the largest record"), "commit failed: {e}"),
                 }
             }
             Op::PutLarge { bucket: b, key: k, len } => {

@@ -482,6 +482,22 @@ impl Space {
     }
 }
 
+/// What [`Store::commit`] writes under its key: a small object's bytes, or a large object's
+/// extents (written with [`ChunkWriter`]s; the manifest takes their chunks over).
+pub enum Body<'a> {
+    Inline(&'a [u8]),
+    Chunked(Vec<Extent>),
+}
+
+/// The name a key is locked under: the bucket's length, the bucket, the key.
+fn lock_field(bucket: &[u8], key: &[u8]) -> Vec<u8> {
+    let mut field = Vec::with_capacity(key_field_len(bucket, key));
+    field.extend_from_slice(&(bucket.len() as u16).to_le_bytes());
+    field.extend_from_slice(bucket);
+    field.extend_from_slice(key);
+    field
+}
+
 /// One listed key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
@@ -815,6 +831,54 @@ impl<E: Env> Store<E> {
         self.replace(Rec { kind: Kind::Put, bucket, key, meta, data, expect: None, raft: None }, "put", &drops).await
     }
 
+    /// Writes `bucket`/`key` as [`Store::put`] (an `Inline` body) or [`Store::put_chunked`]
+    /// (`Chunked`) does, and in the same batch deletes each key of `replaces`, dropping its
+    /// chunks if it is a large object: all of it is durable, or none. A versioned bucket's
+    /// write that supersedes another key (S3's one "null" version of a key) needs both to land
+    /// together, or a crash between would leave two null versions, or none.
+    ///
+    /// Every key written or deleted is locked (in one order, so two commits never wait on
+    /// each other). At most `ALSO_DELETE_MAX` keys in `replaces`.
+    pub async fn commit(
+        &self,
+        bucket: &[u8],
+        key: &[u8],
+        meta: &[u8],
+        body: Body<'_>,
+        replaces: &[(&[u8], &[u8])],
+    ) -> Result<u64, StoreError> {
+        assert!(replaces.len() <= ALSO_DELETE_MAX, "commit deletes at most {ALSO_DELETE_MAX} other keys");
+        let mut fields: Vec<Vec<u8>> = std::iter::once((bucket, key)).chain(replaces.iter().copied()).map(|(b, k)| lock_field(b, k)).collect();
+        fields.sort();
+        fields.dedup();
+        let mut guards = Vec::with_capacity(fields.len());
+        for f in fields {
+            guards.push(self.inner.locks.lock(f).await);
+        }
+        let mut drops = Vec::new();
+        for (b, k) in replaces.iter().filter(|(b, k)| (*b, *k) != (bucket, key)) {
+            drops.extend(self.chunk_ids_of(b, k).await?);
+        }
+        let deletes: Vec<Rec<'_>> = replaces
+            .iter()
+            .filter(|(b, k)| (*b, *k) != (bucket, key) && self.inner.index.borrow().get(b, k).is_some())
+            .map(|(b, k)| Rec { kind: Kind::Delete, bucket: b, key: k, meta: &[], data: &[], expect: None, raft: None })
+            .collect();
+        match body {
+            Body::Inline(data) => {
+                drops.extend(self.chunk_ids_of(bucket, key).await?);
+                let mut records = vec![Rec { kind: Kind::Put, bucket, key, meta, data, expect: None, raft: None }];
+                records.extend(deletes);
+                let ids = manifest::encode_ids(&drops);
+                if !drops.is_empty() {
+                    records.push(Rec { kind: Kind::DropChunks, bucket: CHUNK_BUCKET, key: &[], meta: &[], data: &ids, expect: None, raft: None });
+                }
+                self.append("put", &records).await
+            }
+            Body::Chunked(extents) => self.commit_manifest(bucket, key, meta, extents, drops, deletes).await,
+        }
+    }
+
     /// Replaces the metadata of `bucket`/`key` and keeps its data: one record with the same
     /// data (a small object's bytes, or a large object's manifest, whose chunks stay where they
     /// are) and `meta`. A tag change on a 5 GiB object writes a few sectors, not 5 GiB.
@@ -880,6 +944,28 @@ impl<E: Env> Store<E> {
     ) -> Result<u64, StoreError> {
         assert!(also_delete.len() <= ALSO_DELETE_MAX, "put_chunked deletes at most {ALSO_DELETE_MAX} other keys");
         let _lock = self.lock_key(bucket, key).await;
+        let deletes: Vec<Rec<'_>> = also_delete
+            .iter()
+            .map(|(b, k)| {
+                assert!(!self.inner.index.borrow().get(b, k).is_some_and(|l| l.chunked), "also_delete names a large object");
+                Rec { kind: Kind::Delete, bucket: b, key: k, meta: &[], data: &[], expect: None, raft: None }
+            })
+            .collect();
+        self.commit_manifest(bucket, key, meta, extents, release.to_vec(), deletes).await
+    }
+
+    /// Writes the manifest of `extents` under the locked `bucket`/`key` with `deletes`, and
+    /// drops in the same batch the chunks of the object it replaces and `drops` (but never a
+    /// chunk of `extents`).
+    async fn commit_manifest(
+        &self,
+        bucket: &[u8],
+        key: &[u8],
+        meta: &[u8],
+        extents: Vec<Extent>,
+        mut drops: Vec<u64>,
+        deletes: Vec<Rec<'_>>,
+    ) -> Result<u64, StoreError> {
         for e in &extents {
             let found = self.inner.index.borrow().list(CHUNK_BUCKET, &e.id.to_be_bytes(), None, usize::MAX).len();
             if found != e.chunks() as usize {
@@ -891,17 +977,13 @@ impl<E: Env> Store<E> {
                 )));
             }
         }
-        let mut drops = self.chunk_ids_of(bucket, key).await?;
-        drops.extend_from_slice(release);
+        drops.extend(self.chunk_ids_of(bucket, key).await?);
         drops.retain(|id| extents.iter().all(|e| e.id != *id));
         drops.sort_unstable();
         drops.dedup();
         let manifest = Manifest::new(extents).encode();
         let mut records = vec![Rec { kind: Kind::Manifest, bucket, key, meta, data: &manifest, expect: None, raft: None }];
-        for (b, k) in also_delete {
-            assert!(!self.inner.index.borrow().get(b, k).is_some_and(|l| l.chunked), "also_delete names a large object");
-            records.push(Rec { kind: Kind::Delete, bucket: b, key: k, meta: &[], data: &[], expect: None, raft: None });
-        }
+        records.extend(deletes);
         let data = manifest::encode_ids(&drops);
         if !drops.is_empty() {
             records.push(Rec { kind: Kind::DropChunks, bucket: CHUNK_BUCKET, key: &[], meta: &[], data: &data, expect: None, raft: None });
@@ -1031,11 +1113,7 @@ impl<E: Env> Store<E> {
     /// Serialises writes to one key: a write that replaces a large object reads its manifest
     /// first, and must not race another write of the same key.
     async fn lock_key(&self, bucket: &[u8], key: &[u8]) -> crate::keylock::KeyGuard {
-        let mut field = Vec::with_capacity(key_field_len(bucket, key));
-        field.extend_from_slice(&(bucket.len() as u16).to_le_bytes());
-        field.extend_from_slice(bucket);
-        field.extend_from_slice(key);
-        self.inner.locks.lock(field).await
+        self.inner.locks.lock(lock_field(bucket, key)).await
     }
 
     /// The latest acknowledged version of `bucket`/`key`, verified against its checksum. For a
