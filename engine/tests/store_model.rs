@@ -333,7 +333,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     } else {
                         engine::store::Body::Inline(&d)
                     };
-                    store.commit(&bucket_name, &key(k), &meta, body, &named).await.map_err(|e| e.to_string())
+                    store.commit(&bucket_name, &key(k), &meta, body, &[], &named).await.map_err(|e| e.to_string())
                 });
                 match r {
                     Ok(_) => {

@@ -349,6 +349,14 @@ impl S3Error {
         self
     }
 
+    /// Adds a response header (S3's `x-amz-delete-marker` on a GET of a deleted key).
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> S3Error {
+        let mut headers = self.headers.take().map(Vec::from).unwrap_or_default();
+        headers.push((name.to_string(), value.into()));
+        self.headers = Some(headers.into_boxed_slice());
+        self
+    }
+
     pub fn with_request_id(mut self, request_id: impl Into<String>) -> S3Error {
         self.request_id = request_id.into();
         self

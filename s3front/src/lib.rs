@@ -18,4 +18,5 @@ pub mod post;
 pub mod sigv4;
 pub mod server;
 pub mod tagging;
+pub mod versioning;
 pub mod xml;

@@ -96,6 +96,24 @@ pub fn expiry<'a>(rules: &'a [Rule], key: &str, size: u64, tags: &[(String, Stri
         .min()
 }
 
+/// When the earliest enabled rule expires a noncurrent version of an object (key, size,
+/// tags): `noncurrent_ms` is when it stopped being current (its successor's writing), `newer`
+/// how many noncurrent versions of the key are newer than it (a rule's
+/// `NewerNoncurrentVersions` keeps that many whatever their age).
+pub fn noncurrent_expiry(rules: &[Rule], key: &str, size: u64, tags: &[(String, String)], noncurrent_ms: u64, newer: u32, day_ms: u64) -> Option<u64> {
+    rules
+        .iter()
+        .filter(|r| r.enabled && r.filter.covers(key, size, tags))
+        .filter(|r| r.newer_noncurrent_versions.is_none_or(|keep| newer >= keep))
+        .filter_map(|r| Some(after_days_ms(noncurrent_ms, r.noncurrent_days?, day_ms)))
+        .min()
+}
+
+/// Whether an enabled rule removes `key`'s delete marker once it is the key's only version.
+pub fn removes_lone_marker(rules: &[Rule], key: &str) -> bool {
+    rules.iter().any(|r| r.enabled && r.expired_object_delete_marker == Some(true) && r.filter.prefix.as_deref().is_none_or(|p| key.starts_with(p)))
+}
+
 /// When the earliest enabled rule aborts an upload of `key` begun at `started_ms`.
 pub fn upload_expiry(rules: &[Rule], key: &str, started_ms: u64, day_ms: u64) -> Option<u64> {
     rules
@@ -105,9 +123,15 @@ pub fn upload_expiry(rules: &[Rule], key: &str, started_ms: u64, day_ms: u64) ->
         .min()
 }
 
-/// Whether any enabled rule may act on current objects or uploads here.
+/// Whether any enabled rule may act on objects, their versions or uploads here.
 pub fn acts(rules: &[Rule]) -> bool {
-    rules.iter().any(|r| r.enabled && (r.expiration.is_some() || r.abort_incomplete_upload_days.is_some()))
+    rules.iter().any(|r| {
+        r.enabled
+            && (r.expiration.is_some()
+                || r.abort_incomplete_upload_days.is_some()
+                || r.noncurrent_days.is_some()
+                || r.expired_object_delete_marker == Some(true))
+    })
 }
 
 /// Checks a configuration as S3 does (each rule's ID unique and short enough, an action per
@@ -221,6 +245,24 @@ mod tests {
         assert_eq!(expiry(&rules, "logs/a", 101, &none, 0, DAY_MS), Some((DAY_MS, "logs")));
         assert!(acts(&rules));
         assert!(!acts(&rules[3..]));
+    }
+
+    #[test]
+    fn noncurrent_versions_expire_after_their_successor_and_beyond_the_kept_newer_ones() {
+        let mut keep_two = rule("keep", Some("docs/"), None);
+        keep_two.noncurrent_days = Some(3);
+        keep_two.newer_noncurrent_versions = Some(2);
+        let mut markers = rule("markers", Some("tmp/"), None);
+        markers.expired_object_delete_marker = Some(true);
+        let rules = vec![keep_two, markers];
+        let none: Vec<(String, String)> = Vec::new();
+        // Noncurrent since day 1: due 3 days later, if 2 newer noncurrent versions exist.
+        assert_eq!(noncurrent_expiry(&rules, "docs/a", 1, &none, DAY_MS, 2, DAY_MS), Some(4 * DAY_MS));
+        assert_eq!(noncurrent_expiry(&rules, "docs/a", 1, &none, DAY_MS, 1, DAY_MS), None, "one of the two kept");
+        assert_eq!(noncurrent_expiry(&rules, "other", 1, &none, DAY_MS, 5, DAY_MS), None);
+        assert!(removes_lone_marker(&rules, "tmp/x"));
+        assert!(!removes_lone_marker(&rules, "docs/x"));
+        assert!(acts(&rules[..1]) && acts(&rules[1..]));
     }
 
     #[test]

@@ -108,7 +108,7 @@ proptest! {
             if index % 3 == 0 {
                 DeleteOutcome::Failed(DeleteFailure { key: key.clone(), version_id: None, code: ErrorCode::AccessDenied, message: key.clone() })
             } else {
-                DeleteOutcome::Deleted(DeletedObject { key: key.clone(), version_id: None, delete_marker_version_id: None })
+                DeleteOutcome::Deleted(DeletedObject { key: key.clone(), version_id: None, delete_marker: false, delete_marker_version_id: None })
             }
         }).collect();
         let expected: Vec<String> = keys.iter().enumerate().filter(|(index, _)| !quiet || index % 3 == 0).map(|(_, key)| key.clone()).collect();

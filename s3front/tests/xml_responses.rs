@@ -469,7 +469,7 @@ fn list_multipart_uploads_body() {
 
 fn delete_outcomes() -> Vec<DeleteOutcome> {
     vec![
-        DeleteOutcome::Deleted(DeletedObject { key: "sample1.txt".into(), version_id: None, delete_marker_version_id: None }),
+        DeleteOutcome::Deleted(DeletedObject { key: "sample1.txt".into(), version_id: None, delete_marker: false, delete_marker_version_id: None }),
         DeleteOutcome::Failed(DeleteFailure {
             key: "sample2.txt".into(),
             version_id: None,
@@ -479,6 +479,7 @@ fn delete_outcomes() -> Vec<DeleteOutcome> {
         DeleteOutcome::Deleted(DeletedObject {
             key: "a&b".into(),
             version_id: Some("null".into()),
+            delete_marker: true,
             delete_marker_version_id: Some("NeQt5xeFTfgPJD8B4CGWnkSLtluMr11s".into()),
         }),
     ]

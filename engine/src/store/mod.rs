@@ -832,8 +832,9 @@ impl<E: Env> Store<E> {
     }
 
     /// Writes `bucket`/`key` as [`Store::put`] (an `Inline` body) or [`Store::put_chunked`]
-    /// (`Chunked`) does, and in the same batch deletes each key of `replaces`, dropping its
-    /// chunks if it is a large object: all of it is durable, or none. A versioned bucket's
+    /// (`Chunked`, dropping `release` as it does) does, and in the same batch deletes each key
+    /// of `replaces`, dropping its chunks if it is a large object: all of it is durable, or
+    /// none. A versioned bucket's
     /// write that supersedes another key (S3's one "null" version of a key) needs both to land
     /// together, or a crash between would leave two null versions, or none.
     ///
@@ -845,6 +846,7 @@ impl<E: Env> Store<E> {
         key: &[u8],
         meta: &[u8],
         body: Body<'_>,
+        release: &[u64],
         replaces: &[(&[u8], &[u8])],
     ) -> Result<u64, StoreError> {
         assert!(replaces.len() <= ALSO_DELETE_MAX, "commit deletes at most {ALSO_DELETE_MAX} other keys");
@@ -866,6 +868,7 @@ impl<E: Env> Store<E> {
             .collect();
         match body {
             Body::Inline(data) => {
+                drops.extend_from_slice(release);
                 drops.extend(self.chunk_ids_of(bucket, key).await?);
                 let mut records = vec![Rec { kind: Kind::Put, bucket, key, meta, data, expect: None, raft: None }];
                 records.extend(deletes);
@@ -875,7 +878,10 @@ impl<E: Env> Store<E> {
                 }
                 self.append("put", &records).await
             }
-            Body::Chunked(extents) => self.commit_manifest(bucket, key, meta, extents, drops, deletes).await,
+            Body::Chunked(extents) => {
+                drops.extend_from_slice(release);
+                self.commit_manifest(bucket, key, meta, extents, drops, deletes).await
+            }
         }
     }
 

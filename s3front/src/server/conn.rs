@@ -41,6 +41,9 @@ pub struct Request {
     /// For a GET, HEAD or PUT of an object in a bucket with lifecycle rules: the rules and the
     /// length of their day, to name the object's expiry (`x-amz-expiration`).
     pub lifecycle: Option<(std::sync::Arc<Vec<crate::lifecycle::Rule>>, u64)>,
+    /// For a GET, HEAD or PUT of an object: whether its bucket has versioning (an object
+    /// written before it is then named as the "null" version).
+    pub versioned: bool,
     /// The client's address (`aws:SourceIp` in bucket policies).
     pub peer: std::net::IpAddr,
 }
@@ -211,7 +214,7 @@ fn prepare(shard: &Rc<Shard>, head: RequestHead, id: String, peer: std::net::IpA
         }
         with_resource(err)
     })?;
-    Ok(Request { head, id, auth, bucket, key, query, now_ms, cors: Vec::new(), lifecycle: None, peer })
+    Ok(Request { head, id, auth, bucket, key, query, now_ms, cors: Vec::new(), lifecycle: None, versioned: false, peer })
 }
 
 /// The bucket of a virtual-hosted `host` (`bucket.<domain>`), the domain matched without

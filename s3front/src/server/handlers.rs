@@ -10,6 +10,7 @@ use super::conn::{self, BodyReader, Conn, Request, Response};
 use super::meta::ObjectMeta;
 use super::objects::{self, Entry, Info, internal};
 use super::rpc::call;
+use super::versions::{self, Found};
 use super::{BUCKETS_BUCKET, BucketInfo, Shard};
 use crate::acl::{self, Permission};
 use crate::checksum::{ChecksumAlgorithm, multipart_etag};
@@ -19,6 +20,7 @@ use crate::cors;
 use crate::lifecycle;
 use crate::names;
 use crate::tagging;
+use crate::versioning::VersionId;
 use crate::xml::{self, responses as xr};
 
 /// Multipart uploads in progress, on the core owning `bucket/key`: key `bucket \0 key \0 id`.
@@ -60,26 +62,31 @@ fn err(code: ErrorCode, message: impl Into<String>) -> S3Error {
 pub async fn handle(shard: &Rc<Shard>, conn: &mut Conn, mut req: Request) -> Result<Option<Response>, S3Error> {
     let resource = req.head.path().to_string();
     req.cors = cors_headers(shard, &req);
-    req.lifecycle = lifecycle_rules(shard, &req);
+    (req.lifecycle, req.versioned) = object_bucket_settings(shard, &req);
     let r = if req.head.method == Method::Options { preflight(shard, &req).map(Some) } else { route(shard, conn, &req).await };
     // Responses streamed by their handler carry `req.cors` themselves (`object_response_head`);
     // errors carry them too, as S3 sends them, so that the page may read why a request failed.
     let r = r.map(|resp| resp.map(|resp| req.cors.iter().fold(resp, |resp, (n, v)| resp.header(n, v.clone()))));
     r.map_err(|mut e| {
         if !req.cors.is_empty() {
-            e.headers = Some(req.cors.clone().into_boxed_slice());
+            let mut headers = e.headers.take().map(Vec::from).unwrap_or_default();
+            headers.extend(req.cors.iter().cloned());
+            e.headers = Some(headers.into_boxed_slice());
         }
         if e.resource.is_empty() { e.with_resource(resource) } else { e }
     })
 }
 
-/// The lifecycle rules an object request's answer may name (`Request::lifecycle`).
-fn lifecycle_rules(shard: &Shard, req: &Request) -> Option<(std::sync::Arc<Vec<lifecycle::Rule>>, u64)> {
+/// The lifecycle rules an object request's answer may name (`Request::lifecycle`),
+/// and whether the bucket has versioning (`Request::versioned`), from one lookup.
+fn object_bucket_settings(shard: &Shard, req: &Request) -> (Option<(std::sync::Arc<Vec<lifecycle::Rule>>, u64)>, bool) {
     if req.key.is_none() || !matches!(req.head.method, Method::Get | Method::Head | Method::Put) {
-        return None;
+        return (None, false);
     }
-    let rules = shard.buckets.borrow().get(req.bucket.as_deref()?)?.lifecycle.clone()?;
-    Some((rules, (shard.config.lifecycle_day.as_millis() as u64).max(1)))
+    let buckets = shard.buckets.borrow();
+    let Some(info) = req.bucket.as_deref().and_then(|b| buckets.get(b)) else { return (None, false) };
+    let rules = info.lifecycle.clone().map(|rules| (rules, (shard.config.lifecycle_day.as_millis() as u64).max(1)));
+    (rules, info.versioning.is_some())
 }
 
 /// `x-amz-expiration` for an object its bucket's rules expire: when, and by which rule.
@@ -207,8 +214,8 @@ async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Opti
         Method::Get if req.has_query("attributes") => get_object_attributes(shard, req, bucket, key).await.map(Some),
         Method::Delete if req.has_query("tagging") => {
             access(shard, req, &bucket, Permission::Write, "s3:DeleteObjectTagging")?;
-            set_object_tags(shard, bucket, key, Vec::new()).await?;
-            Ok(Some(Response::new(204)))
+            let version = set_object_tags(shard, req, bucket, key, Vec::new()).await?;
+            Ok(Some(with_version(Response::new(204), version)))
         }
         Method::Put if req.header("x-amz-copy-source").is_some() => copy_object(shard, req, bucket, key).await.map(Some),
         Method::Put => put_object(shard, conn, req, bucket, key).await.map(Some),
@@ -317,7 +324,16 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
     match req.head.method {
         Method::Put if req.has_query("versioning") => {
             owned(shard, req, &bucket, "s3:PutBucketVersioning")?;
-            Err(err(ErrorCode::NotImplemented, "versioning is not implemented yet"))
+            let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
+            let config = xml::parse_versioning_configuration(&body).map_err(S3Error::from)?;
+            if config.mfa_delete == Some(true) {
+                return Err(err(ErrorCode::NotImplemented, "MFA delete is not implemented"));
+            }
+            // A body without a Status changes nothing; once set, versioning is only suspended.
+            if let Some(status) = config.status {
+                update_bucket(shard, bucket, move |info| info.versioning = Some(status)).await?;
+            }
+            Ok(Some(Response::new(200)))
         }
         Method::Put if req.has_query("acl") => set_acl(shard, conn, req, bucket).await.map(Some),
         Method::Put if req.has_query("tagging") => put_bucket_tagging(shard, conn, req, bucket).await.map(Some),
@@ -397,7 +413,7 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
         }
         Method::Get if req.has_query("versioning") => {
             access(shard, req, &bucket, Permission::Read, "s3:GetBucketVersioning")?;
-            Ok(Some(Response::xml(200, xr::versioning_configuration(None))))
+            Ok(Some(Response::xml(200, xr::versioning_configuration(bucket_info(shard, &bucket)?.versioning))))
         }
         Method::Get if req.has_query("acl") => {
             access(shard, req, &bucket, Permission::ReadAcp, "s3:GetBucketAcl")?;
@@ -536,7 +552,7 @@ async fn create_bucket_on_0(
         }
         .with_extra("BucketName", bucket));
     }
-    let info = BucketInfo { owner, created_ms: now_ms, acl, tags: None, cors: None, lifecycle: None, policy: None, public_access_block: None, ownership };
+    let info = BucketInfo { owner, created_ms: now_ms, acl, tags: None, cors: None, lifecycle: None, policy: None, public_access_block: None, ownership, versioning: None };
     shard.store.put(BUCKETS_BUCKET, bucket.as_bytes(), &[], &info.encode()).await.map_err(|e| internal(format!("store bucket: {e}")))?;
     broadcast_bucket(&shard, bucket, Some(info)).await;
     Ok(())
@@ -588,7 +604,7 @@ async fn set_acl(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: Stri
 /// if its current ACL lets the requester (checked on its core, against the version changed).
 async fn put_object_acl(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
     let described = bucket_info(shard, &bucket)?;
-    let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| missing(shard, req, &bucket, &key))?;
+    let info = object_info(shard, req, &bucket, &key).await?;
     object_access(shard, req, &bucket, &key, &info.meta, Permission::WriteAcp, "s3:PutObjectAcl")?;
     if acl_change_where_disabled(shard, req, &bucket)? {
         return Ok(Response::new(200));
@@ -600,9 +616,9 @@ async fn put_object_acl(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucke
     // the version changed.
     let policy_allows = object_policy(shard, req, &bucket, &key, "s3:PutObjectAcl")? == crate::policy::Decision::Allow;
     let ignore_public = super::authz::ignores_public_acls(&described);
-    let k = key.clone();
+    let (b, k, version) = (bucket.clone(), key.clone(), requested_version(req)?);
     let changed = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| {
-        objects::change_meta(s, bucket, k, "set ACL", move |meta| {
+        versions::change_meta(s, b, k, version, "set ACL", move |meta| {
             if !policy_allows && !meta.allows(who.as_deref(), Permission::WriteAcp, ignore_public) {
                 return Err(access_denied());
             }
@@ -611,13 +627,16 @@ async fn put_object_acl(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucke
         })
     })
     .await?;
-    if changed { Ok(Response::new(200)) } else { Err(no_such_key(&key)) }
+    match changed {
+        Found::Object(at, ()) => Ok(with_version(Response::new(200), at.version)),
+        other => Err(not_an_object(shard, req, &bucket, &key, version, other)),
+    }
 }
 
 /// GetObjectAcl: the object's owner and grants, to whom its ACL lets read them.
 async fn get_object_acl(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
     exists(shard, &bucket)?;
-    let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| missing(shard, req, &bucket, &key))?;
+    let info = object_info(shard, req, &bucket, &key).await?;
     object_access(shard, req, &bucket, &key, &info.meta, Permission::ReadAcp, "s3:GetObjectAcl")?;
     // With ACLs off every object is the bucket owner's, whoever wrote it before they were.
     let bucket_info = bucket_info(shard, &bucket)?;
@@ -656,8 +675,8 @@ async fn put_object_tagging(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, b
     access(shard, req, &bucket, Permission::Write, "s3:PutObjectTagging")?;
     let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
     let tags = tagging::checked(xml::parse_tagging(&body)?, tagging::OBJECT_TAGS_MAX)?;
-    set_object_tags(shard, bucket, key, tags).await?;
-    Ok(Response::new(200))
+    let version = set_object_tags(shard, req, bucket, key, tags).await?;
+    Ok(with_version(Response::new(200), version))
 }
 
 /// Most parts one ListParts or GetObjectAttributes answer lists, as in S3.
@@ -683,7 +702,7 @@ async fn get_object_attributes(shard: &Rc<Shard>, req: &Request, bucket: String,
     if asked.is_empty() {
         return Err(err(ErrorCode::InvalidArgument, "x-amz-object-attributes names no attribute"));
     }
-    let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| missing(shard, req, &bucket, &key))?;
+    let info = object_info(shard, req, &bucket, &key).await?;
     may_read(shard, req, &bucket, &key, &info.meta, "s3:GetObjectAttributes")?;
     let number = |name: &str, default: usize| match req.header(name) {
         None => Ok(default),
@@ -705,23 +724,36 @@ async fn get_object_attributes(shard: &Rc<Shard>, req: &Request, bucket: String,
 
 async fn get_object_tagging(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
     exists(shard, &bucket)?;
-    let info = head_info(shard, &bucket, &key).await?.ok_or_else(|| missing(shard, req, &bucket, &key))?;
+    let info = object_info(shard, req, &bucket, &key).await?;
     may_read(shard, req, &bucket, &key, &info.meta, "s3:GetObjectTagging")?;
     Ok(Response::xml(200, xr::tagging(&info.meta.tags)))
 }
 
-/// Replaces the tags of `bucket`/`key` on its owning core, keeping its data, ETag and
-/// modification time (as S3 does: tags are not part of an object's version).
-async fn set_object_tags(shard: &Rc<Shard>, bucket: String, key: String, tags: tagging::TagSet) -> Result<(), S3Error> {
-    let k = key.clone();
+/// Replaces the tags of the version of `bucket`/`key` the request names (or its current one)
+/// on its owning core, keeping its data, ETag and modification time (as S3 does: tags are not
+/// part of an object's version); returns that version's id.
+async fn set_object_tags(shard: &Rc<Shard>, req: &Request, bucket: String, key: String, tags: tagging::TagSet) -> Result<Option<VersionId>, S3Error> {
+    let version = requested_version(req)?;
+    let (b, k) = (bucket.clone(), key.clone());
     let found = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| {
-        objects::change_meta(s, bucket, k, "set tags", move |meta| {
+        versions::change_meta(s, b, k, version, "set tags", move |meta| {
             meta.tags = tags.clone();
             Ok(())
         })
     })
     .await?;
-    if found { Ok(()) } else { Err(no_such_key(&key)) }
+    match found {
+        Found::Object(at, ()) => Ok(at.version),
+        other => Err(not_an_object(shard, req, &bucket, &key, version, other)),
+    }
+}
+
+/// `resp` naming the version it concerns, if the object has versions.
+fn with_version(resp: Response, version: Option<VersionId>) -> Response {
+    match version {
+        Some(v) => resp.header("x-amz-version-id", v.to_string()),
+        None => resp,
+    }
 }
 
 async fn delete_bucket(shard: &Rc<Shard>, req: &Request, bucket: String) -> Result<Response, S3Error> {
@@ -843,17 +875,66 @@ fn request_tags(req: &Request) -> Result<tagging::TagSet, S3Error> {
     Ok(req.header("x-amz-tagging").map(tagging::parse_header).transpose()?.unwrap_or_default())
 }
 
-/// An object's metadata and size, from its owning core.
+/// The current version's metadata and size, from its owning core (`None` if there is none,
+/// or it is a delete marker).
 async fn head_info(shard: &Rc<Shard>, bucket: &str, key: &str) -> Result<Option<Info>, S3Error> {
     let (b, k) = (bucket.to_string(), key.to_string());
-    call(shard, shard.owner(bucket, key), move |s: Rc<Shard>| objects::head(s, b, k)).await
+    match call(shard, shard.owner(bucket, key), move |s: Rc<Shard>| versions::head(s, b, k, None)).await? {
+        Found::Object(_, info) => Ok(Some(info)),
+        Found::Missing | Found::Marker(_) => Ok(None),
+    }
 }
 
-/// An object's metadata, size and, if it is large, manifest, from its owning core: a copy's
-/// source.
-async fn describe_source(shard: &Rc<Shard>, bucket: &str, key: &str) -> Result<Option<Info>, S3Error> {
+/// The version a request names (`versionId`), if it names one.
+fn requested_version(req: &Request) -> Result<Option<VersionId>, S3Error> {
+    match req.query("versionId") {
+        None => Ok(None),
+        Some(v) => VersionId::parse(v)
+            .map(Some)
+            .ok_or_else(|| err(ErrorCode::InvalidArgument, "Invalid version id specified").with_extra("ArgumentName", "versionId").with_extra("ArgumentValue", v)),
+    }
+}
+
+/// What S3 answers when the version asked for is not an object: no such key or version, or
+/// (asked by id) a delete marker, which has no data, ACL or tags.
+fn not_an_object<T>(shard: &Shard, req: &Request, bucket: &str, key: &str, version: Option<VersionId>, found: Found<T>) -> S3Error {
+    match (found, version) {
+        (Found::Marker(id), Some(_)) => err(ErrorCode::MethodNotAllowed, "The specified method is not allowed against this resource.")
+            .with_header("x-amz-delete-marker", "true")
+            .with_header("x-amz-version-id", id.to_string()),
+        (Found::Marker(id), None) => missing(shard, req, bucket, key).with_header("x-amz-delete-marker", "true").with_header("x-amz-version-id", id.to_string()),
+        (_, Some(id)) => versions::no_such_version(key, &id.to_string()),
+        (_, None) => missing(shard, req, bucket, key),
+    }
+}
+
+/// The version of an object a request names (or its current one): its metadata and size.
+async fn object_info(shard: &Rc<Shard>, req: &Request, bucket: &str, key: &str) -> Result<Info, S3Error> {
+    let version = requested_version(req)?;
     let (b, k) = (bucket.to_string(), key.to_string());
-    call(shard, shard.owner(bucket, key), move |s: Rc<Shard>| objects::describe(s, b, k)).await
+    match call(shard, shard.owner(bucket, key), move |s: Rc<Shard>| versions::head(s, b, k, version)).await? {
+        Found::Object(_, info) => Ok(info),
+        other => Err(not_an_object(shard, req, bucket, key, version, other)),
+    }
+}
+
+/// Where a copy reads from: the source's owning core, its names, and where it lies there.
+pub(super) struct Source {
+    owner: usize,
+    key: String,
+    at: versions::Located,
+}
+
+/// A copy's source (`version` of `bucket`/`key`): its metadata, size and, if it is large,
+/// manifest, from its owning core.
+async fn describe_source(shard: &Rc<Shard>, req: &Request, bucket: &str, key: &str, version: Option<VersionId>) -> Result<(Source, Info), S3Error> {
+    let (b, k) = (bucket.to_string(), key.to_string());
+    let owner = shard.owner(bucket, key);
+    match call(shard, owner, move |s: Rc<Shard>| versions::describe(s, b, k, version)).await? {
+        Found::Object(at, info) => Ok((Source { owner, key: key.to_string(), at }, info)),
+        // S3 refuses to copy a delete marker as it refuses to GET one.
+        other => Err(not_an_object(shard, req, bucket, key, version, other)),
+    }
 }
 
 async fn put_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
@@ -886,8 +967,8 @@ async fn put_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
     if let Some(expiration) = expiration_header(req, size, &meta) {
         resp = resp.header("x-amz-expiration", expiration);
     }
-    commit(shard, owner, bucket, key, meta, stored).await?;
-    Ok(resp)
+    let version = commit(shard, owner, bucket, key, meta, stored).await?;
+    Ok(with_version(resp, version))
 }
 
 /// Where a body went: in memory (small), or into an upload stream on the owning core.
@@ -957,7 +1038,8 @@ async fn stream_body(
     }
 }
 
-pub(super) async fn commit(shard: &Rc<Shard>, owner: usize, bucket: String, key: String, meta: ObjectMeta, stored: Stored) -> Result<(), S3Error> {
+/// Stores an object on its owning core; the new version's id in a versioned bucket.
+pub(super) async fn commit(shard: &Rc<Shard>, owner: usize, bucket: String, key: String, meta: ObjectMeta, stored: Stored) -> Result<Option<VersionId>, S3Error> {
     match stored {
         Stored::Small(data) => call(shard, owner, move |s: Rc<Shard>| objects::put_small(s, bucket, key, meta, data)).await,
         Stored::Stream(extent) => {
@@ -994,6 +1076,9 @@ fn stored_headers(meta: &ObjectMeta) -> http::HeaderLines {
     }
     if !meta.tags.is_empty() {
         let _ = head.try_header_fmt("x-amz-tagging-count", format_args!("{}", meta.tags.len()));
+    }
+    if let Some(id) = &meta.version_id {
+        let _ = head.try_header("x-amz-version-id", id);
     }
     if !meta.part_sizes.is_empty() {
         let _ = head.try_header_fmt("x-amz-mp-parts-count", format_args!("{}", meta.part_sizes.len()));
@@ -1078,10 +1163,34 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
     exists(shard, &bucket)?;
     let is_head = req.head.method == Method::Head;
     let owner = shard.owner(&bucket, &key);
+    let version = requested_version(req)?;
+    // Where the version asked for lies: under the key itself, unless the bucket has versions.
+    let at = if version.is_none() && versions::versioning(shard, &bucket).is_none() {
+        None
+    } else {
+        let located = if owner == shard.core {
+            versions::locate(shard, &bucket, &key, version)
+        } else {
+            let (b, k) = (bucket.clone(), key.clone());
+            call(shard, owner, move |s: Rc<Shard>| versions::locate_owned(s, b, k, version)).await
+        };
+        match located {
+            None => return Err(not_an_object(shard, req, &bucket, &key, version, Found::<()>::Missing)),
+            Some(l) if l.marker => {
+                let id = l.version.expect("a marker has a version");
+                return Err(not_an_object(shard, req, &bucket, &key, version, Found::<()>::Marker(id)));
+            }
+            Some(l) => Some(l),
+        }
+    };
+    let stored: (&str, &str) = match &at {
+        Some(l) => (&l.bucket, &l.key),
+        None => (&bucket, &key),
+    };
     if owner == shard.core {
-        return get_local(shard, conn, req, &bucket, &key, is_head).await;
+        return get_local(shard, conn, req, (&bucket, &key), stored, is_head).await;
     }
-    let (b, k) = (bucket.clone(), key.clone());
+    let (b, k) = (stored.0.to_string(), stored.1.to_string());
     let got = if is_head {
         call(shard, owner, move |s: Rc<Shard>| objects::head(s, b, k)).await?.map(|i| (i, None))
     } else {
@@ -1102,7 +1211,7 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
     let (start, end, partial) = range_of(req, info.size)?;
     let head = object_response_head(req, &info.meta, info.size, start, end, partial);
     // A large object on another core: hold its chunks there, fetch them piece by piece.
-    let Some(remote) = RemoteRead::open(shard, &bucket, &key).await? else {
+    let Some(remote) = RemoteRead::open(shard, owner, stored.0, stored.1).await? else {
         return Err(missing(shard, req, &bucket, &key));
     };
     send(conn, head).await?;
@@ -1183,6 +1292,10 @@ fn object_response_head_with(
     if let Some(expiration) = expiration_header(req, size, meta) {
         let _ = head.try_header("x-amz-expiration", &expiration);
     }
+    if req.versioned && meta.version_id.is_none() {
+        // Written before the bucket had versioning: its "null" version.
+        let _ = head.try_header("x-amz-version-id", "null");
+    }
     if partial {
         let _ = head.try_header_fmt("content-range", format_args!("bytes {start}-{}/{size}", end.saturating_sub(1)));
     }
@@ -1197,24 +1310,27 @@ async fn send(conn: &mut Conn, bytes: Vec<u8>) -> Result<(), S3Error> {
 }
 
 /// GET/HEAD on the owning core: data goes out from the registered buffer it was read into.
+/// A GET or HEAD of an object this core owns: `(bucket, key)` as the request names it, `stored`
+/// where the version it asks for lies in the store (the same names, unless the bucket has
+/// versions).
 async fn get_local(
     shard: &Rc<Shard>,
     conn: &mut Conn,
     req: &Request,
-    bucket: &str,
-    key: &str,
+    (bucket, key): (&str, &str),
+    stored: (&str, &str),
     is_head: bool,
 ) -> Result<Option<Response>, S3Error> {
-    if let Some((lsn, _)) = shard.store.lsn_of(bucket.as_bytes(), key.as_bytes()) {
+    if let Some((lsn, _)) = shard.store.lsn_of(stored.0.as_bytes(), stored.1.as_bytes()) {
         if is_head {
-            let hit = shard.cache.borrow_mut().get_meta(bucket, key, lsn);
+            let hit = shard.cache.borrow_mut().get_meta(stored.0, stored.1, lsn);
             if let Some((cached, size)) = hit {
                 may_read(shard, req, bucket, key, &cached.meta, "s3:GetObject")?;
                 let stored = cached.lines.get_or_init(|| stored_headers(&cached.meta));
                 return send_cached(conn, req, &cached.meta, stored, size, None).await;
             }
         } else {
-            let hit = shard.cache.borrow_mut().get(bucket, key, lsn);
+            let hit = shard.cache.borrow_mut().get(stored.0, stored.1, lsn);
             if let Some((cached, data)) = hit {
                 may_read(shard, req, bucket, key, &cached.meta, "s3:GetObject")?;
                 let stored = cached.lines.get_or_init(|| stored_headers(&cached.meta));
@@ -1224,17 +1340,17 @@ async fn get_local(
     }
     if is_head {
         // The frame's head, not the object (and the cache keeps the metadata).
-        let info = objects::head(shard.clone(), bucket.to_string(), key.to_string()).await?;
+        let info = objects::head(shard.clone(), stored.0.to_string(), stored.1.to_string()).await?;
         let Some(info) = info else { return Err(missing(shard, req, bucket, key)) };
         may_read(shard, req, bucket, key, &info.meta, "s3:GetObject")?;
         return send_head(conn, req, &info).await;
     }
-    let got = shard.store.get(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| internal(format!("get: {e}")))?;
+    let got = shard.store.get(stored.0.as_bytes(), stored.1.as_bytes()).await.map_err(|e| internal(format!("get: {e}")))?;
     let Some(mut object) = got else { return Err(missing(shard, req, bucket, key)) };
     let meta = ObjectMeta::decode(object.meta()).ok_or_else(|| internal("stored metadata does not decode"))?;
     let size = object.size();
     if object.manifest().is_none() {
-        shard.cache.borrow_mut().insert(bucket, key, object.lsn, meta.clone(), std::sync::Arc::new(object.data().to_vec()));
+        shard.cache.borrow_mut().insert(stored.0, stored.1, object.lsn, meta.clone(), std::sync::Arc::new(object.data().to_vec()));
     }
     may_read(shard, req, bucket, key, &meta, "s3:GetObject")?;
     if let Some(r) = check_preconditions(req, &meta)? {
@@ -1298,7 +1414,7 @@ async fn get_local(
         }
     }
     if let Some(data) = keep {
-        shard.cache.borrow_mut().insert(bucket, key, lsn, meta, std::sync::Arc::new(data));
+        shard.cache.borrow_mut().insert(stored.0, stored.1, lsn, meta, std::sync::Arc::new(data));
     }
     Ok(None)
 }
@@ -1352,10 +1468,26 @@ async fn send_cached(
 }
 
 async fn delete_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, Permission::Write, "s3:DeleteObject")?;
+    let version = requested_version(req)?;
+    let action = if version.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
+    access(shard, req, &bucket, Permission::Write, action)?;
+    let written = delete_on_owner(shard, req, bucket, key, version).await?;
+    let mut resp = Response::new(204);
+    if let Some(w) = written {
+        resp = resp.header("x-amz-version-id", w.version.to_string());
+        if w.marker {
+            resp = resp.header("x-amz-delete-marker", "true");
+        }
+    }
+    Ok(resp)
+}
+
+/// Deletes `version` of `bucket`/`key` (or, without one, the key: a delete marker in a
+/// versioned bucket) on its owning core.
+async fn delete_on_owner(shard: &Rc<Shard>, req: &Request, bucket: String, key: String, version: Option<VersionId>) -> Result<Option<versions::Written>, S3Error> {
+    let (who, now_ms) = (requester(req).to_string(), req.now_ms);
     let owner = shard.owner(&bucket, &key);
-    call(shard, owner, move |s: Rc<Shard>| objects::delete(s, bucket, key)).await?;
-    Ok(Response::new(204))
+    call(shard, owner, move |s: Rc<Shard>| versions::delete(s, bucket, key, version, who, now_ms)).await
 }
 
 async fn delete_objects(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String) -> Result<Response, S3Error> {
@@ -1377,10 +1509,26 @@ async fn delete_objects(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucke
                 xr::DeleteOutcome::Failed(xr::DeleteFailure { key, version_id: o.version_id, code: e.code, message: e.message })
             }
             Ok(()) => {
-                let (b, k) = (bucket.clone(), key.clone());
-                match call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| objects::delete(s, b, k)).await {
-                    Ok(_) => {
-                        xr::DeleteOutcome::Deleted(xr::DeletedObject { key, version_id: o.version_id, delete_marker_version_id: None })
+                let deleted = match o.version_id.as_deref().map(|v| VersionId::parse(v).ok_or(v)) {
+                    None => delete_on_owner(shard, req, bucket.clone(), key.clone(), None).await,
+                    Some(Ok(id)) => delete_on_owner(shard, req, bucket.clone(), key.clone(), Some(id)).await,
+                    Some(Err(v)) => Err(err(ErrorCode::NoSuchVersion, "The specified version does not exist.").with_extra("VersionId", v)),
+                };
+                match deleted {
+                    Ok(written) => {
+                        let (marker, marker_version) = match (&o.version_id, written) {
+                            (_, None) => (false, None),
+                            // A version removed for good: whether it was a delete marker.
+                            (Some(_), Some(w)) => (w.marker, None),
+                            // A delete marker written.
+                            (None, Some(w)) => (true, Some(w.version.to_string())),
+                        };
+                        xr::DeleteOutcome::Deleted(xr::DeletedObject {
+                            key,
+                            version_id: o.version_id,
+                            delete_marker: marker,
+                            delete_marker_version_id: marker_version,
+                        })
                     }
                     Err(e) => {
                         xr::DeleteOutcome::Failed(xr::DeleteFailure { key, version_id: o.version_id, code: e.code, message: e.message })
@@ -1394,13 +1542,24 @@ async fn delete_objects(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucke
 }
 
 /// `x-amz-copy-source`: `[/]bucket/key[?versionId=...]`, URL-encoded.
-fn copy_source(req: &Request) -> Result<(String, String), S3Error> {
+fn copy_source(req: &Request) -> Result<(String, String, Option<VersionId>), S3Error> {
     let raw = req.header("x-amz-copy-source").unwrap_or("");
-    let raw = raw.split_once('?').map_or(raw, |(p, _)| p);
+    let (raw, version) = match raw.split_once('?') {
+        None => (raw, None),
+        Some((path, query)) => {
+            let id = query.strip_prefix("versionId=").ok_or_else(|| {
+                err(ErrorCode::InvalidArgument, "x-amz-copy-source may name a versionId, nothing else").with_extra("ArgumentName", "x-amz-copy-source")
+            })?;
+            let id = VersionId::parse(id).ok_or_else(|| {
+                err(ErrorCode::InvalidArgument, "Invalid version id specified").with_extra("ArgumentName", "x-amz-copy-source")
+            })?;
+            (path, Some(id))
+        }
+    };
     let decoded = http::decode_path(raw).map_err(|e| err(ErrorCode::InvalidArgument, format!("x-amz-copy-source: {e}")))?;
     let trimmed = decoded.strip_prefix('/').unwrap_or(&decoded);
     match trimmed.split_once('/') {
-        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_string(), k.to_string())),
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_string(), k.to_string(), version)),
         _ => Err(err(ErrorCode::InvalidArgument, "x-amz-copy-source must name a bucket and a key")
             .with_extra("ArgumentName", "x-amz-copy-source")),
     }
@@ -1409,26 +1568,25 @@ fn copy_source(req: &Request) -> Result<(String, String), S3Error> {
 /// Copies `[start, end)` of a source object into a new upload stream on core `to`.
 async fn copy_data(
     shard: &Rc<Shard>,
-    src: (&str, &str),
+    src: &Source,
     info: &Info,
     start: u64,
     end: u64,
     to: usize,
 ) -> Result<(Stored, [u8; 16]), S3Error> {
-    let from = shard.owner(src.0, src.1);
     let mut md5 = crate::checksum::Md5::new();
     if info.manifest.is_none() || end - start <= SMALL_OBJECT_BYTES_MAX as u64 {
-        let (b, k) = (src.0.to_string(), src.1.to_string());
-        let data = match call(shard, from, move |s: Rc<Shard>| objects::get_small(s, b, k)).await? {
+        let (b, k) = (src.at.bucket.clone(), src.at.key.clone());
+        let data = match call(shard, src.owner, move |s: Rc<Shard>| objects::get_small(s, b, k)).await? {
             Some((_, Some(data))) => data[start as usize..end as usize].to_vec(),
             Some((_, None)) => read_range(shard, src, start, end).await?,
-            None => return Err(no_such_key(src.1)),
+            None => return Err(no_such_key(&src.key)),
         };
         md5.update(&data);
         return Ok((Stored::Small(data), md5.finish()));
     }
-    let Some(remote) = RemoteRead::open(shard, src.0, src.1).await? else {
-        return Err(no_such_key(src.1));
+    let Some(remote) = RemoteRead::open(shard, src.owner, &src.at.bucket, &src.at.key).await? else {
+        return Err(no_such_key(&src.key));
     };
     let write_session = call(shard, to, |s: Rc<Shard>| objects::begin_write(s)).await;
     let mut result = Ok(());
@@ -1454,8 +1612,8 @@ async fn copy_data(
 }
 
 /// Reads `[start, end)` of a large object into memory (small ranges of it).
-async fn read_range(shard: &Rc<Shard>, src: (&str, &str), start: u64, end: u64) -> Result<Vec<u8>, S3Error> {
-    let remote = RemoteRead::open(shard, src.0, src.1).await?.ok_or_else(|| no_such_key(src.1))?;
+async fn read_range(shard: &Rc<Shard>, src: &Source, start: u64, end: u64) -> Result<Vec<u8>, S3Error> {
+    let remote = RemoteRead::open(shard, src.owner, &src.at.bucket, &src.at.key).await?.ok_or_else(|| no_such_key(&src.key))?;
     let mut out = Vec::with_capacity((end - start) as usize);
     for r in remote.reads(start, end) {
         out.extend_from_slice(&remote.piece(r).await?);
@@ -1473,9 +1631,9 @@ struct RemoteRead {
 }
 
 impl RemoteRead {
-    /// `None` if the object is missing (or small).
-    async fn open(shard: &Rc<Shard>, bucket: &str, key: &str) -> Result<Option<RemoteRead>, S3Error> {
-        let owner = shard.owner(bucket, key);
+    /// `None` if the object is missing (or small). `bucket` and `key` are the store's names
+    /// on core `owner` (`versions::Located`).
+    async fn open(shard: &Rc<Shard>, owner: usize, bucket: &str, key: &str) -> Result<Option<RemoteRead>, S3Error> {
         let (b, k) = (bucket.to_string(), key.to_string());
         let opened = call(shard, owner, move |s: Rc<Shard>| objects::open_read(s, b, k)).await?;
         Ok(opened.map(|(info, session)| RemoteRead {
@@ -1504,9 +1662,9 @@ impl Drop for RemoteRead {
 
 async fn copy_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
     access(shard, req, &bucket, Permission::Write, "s3:PutObject")?;
-    let (src_bucket, src_key) = copy_source(req)?;
+    let (src_bucket, src_key, src_version) = copy_source(req)?;
     exists(shard, &src_bucket)?;
-    let info = describe_source(shard, &src_bucket, &src_key).await?.ok_or_else(|| missing(shard, req, &src_bucket, &src_key))?;
+    let (src, info) = describe_source(shard, req, &src_bucket, &src_key, src_version).await?;
     may_read(shard, req, &src_bucket, &src_key, &info.meta, "s3:GetObject")?;
     copy_preconditions(req, &info.meta)?;
     let replace = match req.header("x-amz-metadata-directive") {
@@ -1514,7 +1672,7 @@ async fn copy_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: Stri
         Some("REPLACE") => true,
         Some(other) => return Err(err(ErrorCode::InvalidArgument, format!("x-amz-metadata-directive {other:?}: COPY or REPLACE"))),
     };
-    if !replace && src_bucket == bucket && src_key == key {
+    if !replace && src_bucket == bucket && src_key == key && src_version.is_none() {
         return Err(err(
             ErrorCode::InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
@@ -1537,13 +1695,18 @@ async fn copy_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: Stri
     };
     meta.modified_ms = req.now_ms;
     let owner = shard.owner(&bucket, &key);
-    let (stored, md5) = copy_data(shard, (&src_bucket, &src_key), &info, 0, info.size, owner).await?;
+    let (stored, md5) = copy_data(shard, &src, &info, 0, info.size, owner).await?;
     // A copy is one object, not parts (even of a multipart source): its ETag is its MD5.
     meta.etag = hex::encode(md5);
     meta.part_sizes.clear();
+    meta.version_id = None;
     let result = xr::CopyResult { last_modified_ms: meta.modified_ms, etag: meta.etag.clone(), ..Default::default() };
-    commit(shard, owner, bucket, key, meta, stored).await?;
-    Ok(Response::xml(200, xr::copy_object_result(&result)))
+    let version = commit(shard, owner, bucket, key, meta, stored).await?;
+    let mut resp = with_version(Response::xml(200, xr::copy_object_result(&result)), version);
+    if let Some(v) = src.at.version {
+        resp = resp.header("x-amz-copy-source-version-id", v.to_string());
+    }
+    Ok(resp)
 }
 
 fn copy_preconditions(req: &Request, meta: &ObjectMeta) -> Result<(), S3Error> {
@@ -1634,16 +1797,16 @@ async fn upload_part(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: 
     }
     let copy = req.header("x-amz-copy-source").is_some();
     let (extent, md5, checksum) = if copy {
-        let (src_bucket, src_key) = copy_source(req)?;
+        let (src_bucket, src_key, src_version) = copy_source(req)?;
         exists(shard, &src_bucket)?;
-        let info = describe_source(shard, &src_bucket, &src_key).await?.ok_or_else(|| missing(shard, req, &src_bucket, &src_key))?;
+        let (src, info) = describe_source(shard, req, &src_bucket, &src_key, src_version).await?;
         may_read(shard, req, &src_bucket, &src_key, &info.meta, "s3:GetObject")?;
         copy_preconditions(req, &info.meta)?;
         let (start, end) = match req.header("x-amz-copy-source-range") {
             None => (0, info.size),
             Some(v) => copy_source_range(v, info.size)?,
         };
-        let (stored, md5) = copy_data(shard, (&src_bucket, &src_key), &info, start, end, owner).await?;
+        let (stored, md5) = copy_data(shard, &src, &info, start, end, owner).await?;
         (into_extent(shard, owner, stored).await?, md5, None)
     } else {
         let mut body = BodyReader::new(req)?;
@@ -1822,7 +1985,7 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
     }
     let record = upload_key(&bucket, &key, &upload);
     let (b, k, u, now_ms) = (bucket.clone(), key.clone(), upload.clone(), req.now_ms);
-    let etag = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| async move {
+    let (etag, version) = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| async move {
         let _lock = s.upload_lock(&record).await;
         let Some(upload_meta) = upload_meta(s.clone(), record.clone()).await? else { return Err(no_such_upload(&u)) };
         let parts = parts_of(&s, &record).await?;
@@ -1862,19 +2025,16 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
         };
         // The object takes over the parts' chunks; the upload record goes in the same batch, so
         // the parts never own chunks after the object does.
-        s.store
-            .put_chunked(b.as_bytes(), k.as_bytes(), &meta.encode(), extents, &release, &[(UPLOADS_BUCKET, &record)])
-            .await
-            .map_err(|e| internal(format!("complete upload: {e}")))?;
+        let version = versions::put_large(&s, &b, &k, meta, extents, &release, &[(UPLOADS_BUCKET, &record)]).await?;
         for p in &parts {
             let _ = s.store.delete_keeping_chunks(PARTS_BUCKET, &part_key(&record, p.number)).await;
         }
-        Ok(etag)
+        Ok((etag, version))
     })
     .await?;
     let location = format!("http://{}/{bucket}/{key}", shard.config.listen);
     let result = xr::CompleteMultipartUploadResult { location, bucket, key, etag, checksums: Default::default(), checksum_type: None };
-    Ok(Response::xml(200, xr::complete_multipart_upload_result(&result)))
+    Ok(with_version(Response::xml(200, xr::complete_multipart_upload_result(&result)), version))
 }
 
 async fn abort_upload(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
@@ -1992,7 +2152,8 @@ enum ListKind {
     Versions,
 }
 
-/// Up to `max` entries after `after`, merged from every core.
+/// Up to `max` entries after `after`, merged from every core (`all`: every version, for
+/// ListObjectVersions, after the version-id marker if there is one; see `objects::list`).
 async fn list_merged(
     shard: &Rc<Shard>,
     bucket: &str,
@@ -2000,11 +2161,12 @@ async fn list_merged(
     delimiter: Option<&str>,
     after: Option<String>,
     max: usize,
+    all: Option<Option<VersionId>>,
 ) -> Result<(Vec<Entry>, bool), S3Error> {
     let mut handles = Vec::with_capacity(shard.cores);
     for core in 0..shard.cores {
         let (s, b, p, d, a) = (shard.clone(), bucket.to_string(), prefix.to_string(), delimiter.map(str::to_string), after.clone());
-        handles.push(engine::spawn(async move { call(&s, core, move |c: Rc<Shard>| objects::list(c, b, p, d, a, max, true)).await }));
+        handles.push(engine::spawn(async move { call(&s, core, move |c: Rc<Shard>| objects::list(c, b, p, d, a, max, true, all)).await }));
     }
     let mut all = Vec::new();
     let mut truncated = false;
@@ -2013,8 +2175,13 @@ async fn list_merged(
         truncated |= t;
         all.extend(entries);
     }
-    all.sort_by(|a, b| a.name().cmp(b.name()));
-    all.dedup_by(|a, b| a.name() == b.name());
+    // A key lives on one core, with all its versions; a common prefix may come from several.
+    let rank = |e: &Entry| match e {
+        Entry::Key { version: Some(v), .. } => v.rank,
+        _ => 0,
+    };
+    all.sort_by(|a, b| a.name().cmp(b.name()).then(rank(a).cmp(&rank(b))));
+    all.dedup_by(|a, b| matches!((&*a, &*b), (Entry::Prefix(x), Entry::Prefix(y)) if x == y));
     if all.len() > max {
         all.truncate(max);
         truncated = true;
@@ -2060,10 +2227,23 @@ async fn list_objects(shard: &Rc<Shard>, req: &Request, bucket: String, kind: Li
         },
     };
     let after = marker.clone().filter(|m| !m.is_empty());
+    let all = match kind {
+        ListKind::Versions => Some(match req.query("version-id-marker").filter(|v| !v.is_empty()) {
+            None => None,
+            Some(_) if after.is_none() => {
+                return Err(err(ErrorCode::InvalidArgument, "A version-id marker cannot be specified without a key marker.")
+                    .with_extra("ArgumentName", "version-id-marker"));
+            }
+            Some(v) => Some(VersionId::parse(v).ok_or_else(|| {
+                err(ErrorCode::InvalidArgument, "Invalid version id specified").with_extra("ArgumentName", "version-id-marker").with_extra("ArgumentValue", v)
+            })?),
+        }),
+        _ => None,
+    };
     let (entries, is_truncated) = if max_keys == 0 {
         (Vec::new(), false)
     } else {
-        list_merged(shard, &bucket, &prefix, delimiter.as_deref(), after, max_keys).await?
+        list_merged(shard, &bucket, &prefix, delimiter.as_deref(), after, max_keys, all).await?
     };
     let next = entries.last().map(after_entry);
     let mut contents = Vec::new();
@@ -2073,14 +2253,22 @@ async fn list_objects(shard: &Rc<Shard>, req: &Request, bucket: String, kind: Li
     for e in &entries {
         match e {
             Entry::Prefix(p) => common_prefixes.push(p.clone()),
-            Entry::Key { key, size, meta } => {
+            Entry::Key { key, size, meta, version } => {
                 let checksum_algorithm =
                     meta.checksums.first().and_then(|(a, _)| ChecksumAlgorithm::from_sdk_name(a)).map(|a| a.sdk_name());
-                if kind == ListKind::Versions {
+                if let Some(v) = version.as_ref().filter(|v| v.marker) {
+                    versions.push(xr::VersionListEntry::DeleteMarker(xr::DeleteMarkerEntry {
+                        key: key.clone(),
+                        version_id: v.id.clone(),
+                        is_latest: v.latest,
+                        last_modified_ms: meta.modified_ms,
+                        owner: owner_named(&meta.owner),
+                    }));
+                } else if let Some(v) = version {
                     versions.push(xr::VersionListEntry::Version(xr::VersionEntry {
                         key: key.clone(),
-                        version_id: "null".into(),
-                        is_latest: true,
+                        version_id: v.id.clone(),
+                        is_latest: v.latest,
                         last_modified_ms: meta.modified_ms,
                         etag: meta.etag.clone(),
                         size_bytes: *size,
@@ -2132,7 +2320,10 @@ async fn list_objects(shard: &Rc<Shard>, req: &Request, bucket: String, kind: Li
             key_marker: marker.unwrap_or_default(),
             version_id_marker: req.query("version-id-marker").unwrap_or("").to_string(),
             next_key_marker: is_truncated.then(|| entries.last().map(|e| e.name().to_string()).unwrap_or_default()),
-            next_version_id_marker: is_truncated.then(|| "null".to_string()),
+            next_version_id_marker: match entries.last() {
+                Some(Entry::Key { version: Some(v), .. }) if is_truncated => Some(v.id.clone()),
+                _ => None,
+            },
             max_keys: max_keys as u32,
             delimiter,
             encoding_type,

@@ -4,12 +4,21 @@
 //!
 //! An object is deleted only as the version whose metadata was read (`Store::delete_if`): one
 //! written after the scan read it is a new object, with its own modification time, and stays.
+//!
+//! In a bucket with versioning, an expired current version gets a delete marker on top (S3's
+//! Expiration), noncurrent versions go after their rules' days (NoncurrentVersionExpiration,
+//! counted from when a newer version replaced them, keeping `NewerNoncurrentVersions`), and a
+//! delete marker left alone goes if a rule says `ExpiredObjectDeleteMarker`
+//! (`versions::expire`, which re-checks each decision under the key's version lock).
 
 use std::rc::Rc;
 use std::time::Duration;
 
 use super::handlers::{UPLOADS_BUCKET, abort_if_open, upload_prefix};
 use super::meta::ObjectMeta;
+use super::objects::{self, Entry};
+use super::versions::Expire;
+use crate::versioning::VersionId;
 use super::{Shard, unix_now_ms};
 use crate::lifecycle::{self, Rule};
 
@@ -40,7 +49,7 @@ pub(super) async fn run(shard: Rc<Shard>, day: Duration) {
         for (bucket, rules) in buckets {
             match expire_objects(&shard, &bucket, &rules, day_ms).await {
                 Ok(0) => {}
-                Ok(n) => eprintln!("corestore: core {}: lifecycle: {n} expired objects deleted from {bucket}", shard.core),
+                Ok(n) => eprintln!("corestore: core {}: lifecycle: {n} expired objects (or versions) deleted from {bucket}", shard.core),
                 Err(e) => eprintln!("corestore: core {}: lifecycle: expiring objects of {bucket}: {e}", shard.core),
             }
             match abort_uploads(&shard, &bucket, &rules, day_ms).await {
@@ -54,6 +63,9 @@ pub(super) async fn run(shard: Rc<Shard>, day: Duration) {
 
 /// Deletes this core's objects of `bucket` that `rules` have expired; how many.
 async fn expire_objects(shard: &Rc<Shard>, bucket: &str, rules: &[Rule], day_ms: u64) -> Result<usize, String> {
+    if super::versions::versioning(shard, bucket).is_some() {
+        return expire_versions(shard, bucket, rules, day_ms).await;
+    }
     let expiring: Vec<&Rule> = rules.iter().filter(|r| r.enabled && r.expiration.is_some()).collect();
     if expiring.is_empty() {
         return Ok(0);
@@ -82,6 +94,60 @@ async fn expire_objects(shard: &Rc<Shard>, bucket: &str, rules: &[Rule], day_ms:
             return Ok(deleted);
         }
         cursor = page.last().map(|l| l.key.to_vec());
+    }
+}
+
+/// Applies `rules` to this core's versions of `bucket` (a bucket with versioning); how many
+/// versions were marked deleted or removed.
+async fn expire_versions(shard: &Rc<Shard>, bucket: &str, rules: &[Rule], day_ms: u64) -> Result<usize, String> {
+    let mut acted = 0;
+    let mut pace = Pace { started: engine::time::now(), heads: 0 };
+    let mut after: Option<(String, VersionId)> = None;
+    // The version listed last: a noncurrent version became so when the one before it (its
+    // key's next newer) was written.
+    let mut newer: Option<(String, u64)> = None;
+    loop {
+        let (key_marker, version_marker) = match &after {
+            Some((k, v)) => (Some(k.clone()), Some(*v)),
+            None => (None, None),
+        };
+        let listed = objects::list(shard.clone(), bucket.to_string(), String::new(), None, key_marker, SCAN_STEP, true, Some(version_marker)).await;
+        let (entries, truncated) = listed.map_err(|e| format!("list versions: {}", e.message))?;
+        for _ in 0..entries.len() {
+            pace.one_more().await;
+        }
+        let now_ms = unix_now_ms();
+        for e in &entries {
+            let Entry::Key { key, size, meta, version: Some(v) } = e else { continue };
+            let Some(id) = VersionId::parse(&v.id) else { continue };
+            let what = if v.rank == 0 {
+                if v.marker {
+                    lifecycle::removes_lone_marker(rules, key).then_some(Expire::Remove(id))
+                } else {
+                    lifecycle::expiry(rules, key, *size, &meta.tags, meta.modified_ms, day_ms).filter(|(at, _)| *at <= now_ms).map(|_| Expire::Current(id))
+                }
+            } else {
+                let since_ms = newer.as_ref().filter(|(k, _)| k == key).map(|(_, ms)| *ms);
+                since_ms
+                    .and_then(|ms| lifecycle::noncurrent_expiry(rules, key, *size, &meta.tags, ms, (v.rank - 1) as u32, day_ms))
+                    .filter(|at| *at <= now_ms)
+                    .map(|_| Expire::Remove(id))
+            };
+            if let Some(what) = what {
+                let done = super::versions::expire(shard, bucket, key, what, now_ms).await.map_err(|e| format!("expire {bucket}/{key}: {}", e.message))?;
+                acted += done as usize;
+            }
+            newer = Some((key.clone(), meta.modified_ms));
+        }
+        match entries.last() {
+            Some(Entry::Key { key, version: Some(v), .. }) if truncated => {
+                after = VersionId::parse(&v.id).map(|id| (key.clone(), id));
+                if after.is_none() {
+                    return Ok(acted);
+                }
+            }
+            _ => return Ok(acted),
+        }
     }
 }
 

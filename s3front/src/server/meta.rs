@@ -19,6 +19,8 @@ const TAG_PARTS: u8 = 8;
 const TAG_OBJECT_TAG: u8 = 9;
 /// The object's ACL (`acl::encode`), when it is not its owner's full control alone.
 const TAG_ACL: u8 = 10;
+/// The version's id (`versioning::VersionId`), in a bucket that has versioning.
+const TAG_VERSION_ID: u8 = 11;
 
 /// Standard headers stored and returned as sent (besides Content-Type).
 pub const STORED_HEADERS: [&str; 5] = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
@@ -44,6 +46,8 @@ pub struct ObjectMeta {
     /// The object's grants (`acl`); `None` for the default, its owner's full control, which is
     /// most objects' and costs nothing stored.
     pub acl: Option<Vec<crate::acl::Grant>>,
+    /// The version's id, as responses name it; `None` for an object of an unversioned bucket.
+    pub version_id: Option<String>,
 }
 
 fn put_field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
@@ -116,6 +120,7 @@ impl ObjectMeta {
             part_sizes: Vec::new(),
             tags,
             acl: None,
+            version_id: None,
         })
     }
 
@@ -141,6 +146,9 @@ impl ObjectMeta {
         put_field(&mut out, TAG_OWNER, self.owner.as_bytes());
         if let Some(grants) = &self.acl {
             put_field(&mut out, TAG_ACL, crate::acl::encode(grants).as_bytes());
+        }
+        if let Some(id) = &self.version_id {
+            put_field(&mut out, TAG_VERSION_ID, id.as_bytes());
         }
         if !self.part_sizes.is_empty() {
             let sizes: Vec<u8> = self.part_sizes.iter().flat_map(|s| s.to_le_bytes()).collect();
@@ -176,6 +184,7 @@ impl ObjectMeta {
                 TAG_OBJECT_TAG => m.tags.push(split_pair(field)?),
                 TAG_OWNER => m.owner = text()?,
                 TAG_ACL => m.acl = Some(crate::acl::decode(&text()?)?),
+                TAG_VERSION_ID => m.version_id = Some(text()?),
                 TAG_PARTS => m.part_sizes.extend(field.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))),
                 _ => {}
             }
@@ -201,6 +210,7 @@ mod tests {
             part_sizes: (0..10_000).collect(),
             tags: vec![("k".into(), String::new()), ("名".into(), "値 v".into())],
             acl: Some(vec![crate::acl::Grant::new(crate::acl::Grantee::AllUsers, crate::acl::Permission::Read)]),
+            version_id: Some("0123456789abcdef".into()),
         };
         assert_eq!(ObjectMeta::decode(&m.encode()), Some(m.clone()));
         let explicit_none = ObjectMeta { acl: Some(Vec::new()), ..m.clone() };

@@ -20,6 +20,7 @@ mod post_object;
 mod rpc;
 pub mod users;
 mod lifecycle;
+mod versions;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -176,6 +177,9 @@ pub struct BucketInfo {
     pub public_access_block: Option<crate::acl::PublicAccessBlock>,
     /// The bucket's object ownership setting; `None` when never set (the writer owns).
     pub ownership: Option<crate::acl::ObjectOwnership>,
+    /// The bucket's versioning; `None` while never set (unversioned: each key one object
+    /// under its own name). Once set it is never unset, only suspended, as in S3.
+    pub versioning: Option<crate::versioning::Versioning>,
 }
 
 impl BucketInfo {
@@ -210,6 +214,9 @@ impl BucketInfo {
         }
         if let Some(o) = self.ownership {
             v["ownership"] = o.as_str().into();
+        }
+        if let Some(s) = self.versioning {
+            v["versioning"] = s.as_str().into();
         }
         if let Some(b) = &self.public_access_block {
             v["public_access_block"] = serde_json::json!([b.block_public_acls, b.ignore_public_acls, b.block_public_policy, b.restrict_public_buckets]);
@@ -256,6 +263,10 @@ impl BucketInfo {
                     Some(Arc::new(BucketPolicy { document, policy }))
                 }
             },
+            versioning: match v.get("versioning") {
+                None => None,
+                Some(s) => Some(crate::versioning::Versioning::parse(s.as_str()?)?),
+            },
             ownership: match v.get("ownership") {
                 None => None,
                 Some(o) => Some(crate::acl::ObjectOwnership::parse(o.as_str()?)?),
@@ -300,6 +311,8 @@ pub struct Shard {
     next_request: Cell<u64>,
     /// Multipart uploads with a commit in progress (part, complete, abort), and who waits.
     upload_locks: engine::keylock::KeyLocks,
+    /// The last version stamp this core gave (`versions::new_stamp`).
+    last_stamp: Cell<u64>,
     /// Start-up: this core holds core 0's bucket table; (core 0) cores ready to serve.
     table_ready: Cell<bool>,
     cores_ready: Cell<usize>,
@@ -325,6 +338,15 @@ impl Shard {
     /// completed (its chunks would then belong to the object and to the part).
     pub async fn upload_lock(&self, key: &[u8]) -> engine::keylock::KeyGuard {
         self.upload_locks.lock(key.to_vec()).await
+    }
+
+    /// Serialises the versioned writes of one key (a new version reads which null version it
+    /// supersedes, and takes a stamp above the newest).
+    pub async fn version_lock(&self, bucket: &str, key: &str) -> engine::keylock::KeyGuard {
+        let mut lock = crate::versioning::store_bucket(bucket).into_bytes();
+        lock.push(b'/');
+        lock.extend_from_slice(key.as_bytes());
+        self.upload_locks.lock(lock).await
     }
 
     /// Serialises changes to one bucket's stored description (on core 0): creation, deletion,
@@ -577,6 +599,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
         cache: RefCell::new(cache::ObjectCache::new(config.cache_bytes_per_core)),
         next_request: Cell::new(0),
         upload_locks: engine::keylock::KeyLocks::default(),
+        last_stamp: Cell::new(0),
         table_ready: Cell::new(id == 0),
         cores_ready: Cell::new(0),
         startup_waker: RefCell::new(None),
@@ -591,7 +614,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
             .list(BUCKETS_BUCKET, b"", None, usize::MAX)
             .into_iter()
             .filter_map(|l| String::from_utf8(l.key.into()).ok())
-            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, acl: Vec::new(), tags: None, cors: None, lifecycle: None, policy: None, public_access_block: None, ownership: None }))
+            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, acl: Vec::new(), tags: None, cors: None, lifecycle: None, policy: None, public_access_block: None, ownership: None, versioning: None }))
             .collect();
         let mut loaded = BTreeMap::new();
         for name in table.keys() {
@@ -675,6 +698,7 @@ mod tests {
             policy: None,
             public_access_block: None,
             ownership: None,
+            versioning: None,
         };
         assert_eq!(BucketInfo::decode(&plain.encode()), Some(plain.clone()));
         let lifecycle = br#"<LifecycleConfiguration><Rule><ID>r</ID><Filter><And><Prefix>logs/</Prefix><Tag><Key>k</Key><Value>v &amp; w</Value></Tag></And></Filter>
@@ -687,6 +711,7 @@ mod tests {
             policy: Some(Arc::new(BucketPolicy { document: document.into(), policy: crate::policy::parse(document.as_bytes(), Some("b")).expect("valid") })),
             public_access_block: Some(PublicAccessBlock { block_public_acls: true, restrict_public_buckets: true, ..Default::default() }),
             ownership: Some(ObjectOwnership::BucketOwnerPreferred),
+            versioning: Some(crate::versioning::Versioning::Suspended),
             ..plain.clone()
         };
         assert_eq!(BucketInfo::decode(&full.encode()), Some(full));

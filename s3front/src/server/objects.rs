@@ -11,6 +11,7 @@ use engine::store::{ChunkPin, ChunkWriter, Extent, Manifest, StoreError};
 use super::Shard;
 use super::meta::ObjectMeta;
 use crate::error::{ErrorCode, S3Error};
+use crate::versioning::VersionId;
 
 /// Streams in progress on a core. Each has an id the connection's core names in later calls.
 #[derive(Default)]
@@ -40,7 +41,7 @@ pub fn internal(what: impl std::fmt::Display) -> S3Error {
     S3Error::new(ErrorCode::InternalError, format!("We encountered an internal error: {what}"))
 }
 
-fn store_error(op: &str, e: StoreError) -> S3Error {
+pub(super) fn store_error(op: &str, e: StoreError) -> S3Error {
     match e.errno() {
         Some(libc::ENOSPC) => S3Error::new(ErrorCode::ServiceUnavailable, format!("{op}: the disk is full")),
         Some(libc::EROFS) => S3Error::new(ErrorCode::ServiceUnavailable, format!("{op}: the disk is read-only")),
@@ -256,17 +257,10 @@ pub async fn bucket_has_keys_settled(shard: Rc<Shard>, bucket: String) -> Result
     Ok(bucket_has_keys(shard, bucket).await)
 }
 
-/// Stores a small object (the data fits one record).
-pub async fn put_small(shard: Rc<Shard>, bucket: String, key: String, meta: ObjectMeta, data: Vec<u8>) -> Result<(), S3Error> {
-    let _write = begin_bucket_write(&shard, &bucket)?;
-    shard.store.put(bucket.as_bytes(), key.as_bytes(), &meta.encode(), &data).await.map_err(|e| store_error("put", e))?;
-    Ok(())
-}
-
-/// Deletes `bucket`/`key` (deleting a missing key succeeds, as in S3).
-pub async fn delete(shard: Rc<Shard>, bucket: String, key: String) -> Result<(), S3Error> {
-    shard.store.delete(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| store_error("delete", e))?;
-    Ok(())
+/// Stores a small object (the data fits one record); the new version's id in a versioned
+/// bucket.
+pub async fn put_small(shard: Rc<Shard>, bucket: String, key: String, meta: ObjectMeta, data: Vec<u8>) -> Result<Option<VersionId>, S3Error> {
+    super::versions::put_small(&shard, &bucket, &key, meta, &data).await
 }
 
 /// Starts an upload stream on this core.
@@ -301,7 +295,7 @@ pub async fn abort_write(shard: Rc<Shard>, session: u64) {
 }
 
 /// Commits a large object from extents written on this core for it alone: if the commit fails
-/// they are dropped (no manifest owns them).
+/// they are dropped (no manifest owns them). The new version's id in a versioned bucket.
 pub async fn put_large(
     shard: Rc<Shard>,
     bucket: String,
@@ -309,26 +303,33 @@ pub async fn put_large(
     meta: ObjectMeta,
     extents: Vec<Extent>,
     release: Vec<u64>,
-) -> Result<(), S3Error> {
+) -> Result<Option<VersionId>, S3Error> {
     let ids: Vec<u64> = extents.iter().map(|e| e.id).collect();
-    let write = begin_bucket_write(&shard, &bucket);
-    let result = match &write {
-        Ok(_) => shard.store.put_chunked(bucket.as_bytes(), key.as_bytes(), &meta.encode(), extents, &release, &[]).await.map_err(|e| store_error("put", e)),
-        Err(e) => Err(e.clone()),
-    };
-    drop(write);
+    let result = super::versions::put_large(&shard, &bucket, &key, meta, extents, &release, &[]).await;
     if result.is_err() {
         // Nothing took the new chunks over: drop them now rather than at the next start-up.
         let _ = shard.store.drop_chunks(&ids).await;
     }
-    result.map(|_| ())
+    result
 }
 
-/// One listing entry from a core: a key with its size and metadata, or a common prefix.
+/// One listing entry from a core: a key (one of its versions, for ListObjectVersions) with
+/// its size and metadata, or a common prefix.
 #[derive(Clone, Debug)]
 pub enum Entry {
-    Key { key: String, size: u64, meta: ObjectMeta },
+    Key { key: String, size: u64, meta: ObjectMeta, version: Option<Listed> },
     Prefix(String),
+}
+
+/// A version as ListObjectVersions lists it.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    /// `null`, or the version's id.
+    pub id: String,
+    pub latest: bool,
+    pub marker: bool,
+    /// Its place among the key's versions, newest first (merging keeps it).
+    pub rank: usize,
 }
 
 impl Entry {
@@ -340,9 +341,141 @@ impl Entry {
     }
 }
 
+/// A key a listing walks: where its current version (or, with `all`, each version) lies.
+struct Walked {
+    key: String,
+    /// (store key, lsn, size, version) per version listed; the store key lies in the bucket's
+    /// versions namespace when `version` is set and not the null version written before
+    /// versioning, which lies under the key itself.
+    versions: Vec<StoredVersion>,
+}
+
+#[derive(Clone)]
+struct StoredVersion {
+    in_versions: bool,
+    store_key: String,
+    lsn: u64,
+    size: u64,
+    /// `None` in an unversioned bucket; (id, is a delete marker) otherwise.
+    version: Option<(VersionId, bool)>,
+}
+
+/// The keys of `bucket` under `prefix` after `cursor`, a page at a time: with each, its
+/// current version (delete markers left out), or with `all` every version newest first. The
+/// second answer is where the next page starts, if there is one: a page of the versions
+/// namespace and one of the bucket's own keys are merged, and only the keys up to the end of
+/// the shorter full one are known complete.
+fn walk_page(shard: &Shard, bucket: &str, prefix: &str, cursor: Option<&[u8]>, all: bool) -> (Vec<Walked>, Option<Vec<u8>>) {
+    let plain = shard.store.list(bucket.as_bytes(), prefix.as_bytes(), cursor, LIST_STEP);
+    let plain_full = plain.len() == LIST_STEP;
+    let as_plain = |l: &engine::store::Listed, versioned: bool| {
+        Some(StoredVersion {
+            in_versions: false,
+            store_key: String::from_utf8(l.key.to_vec()).ok()?,
+            lsn: l.lsn,
+            size: l.size,
+            version: versioned.then_some((VersionId::Null, false)),
+        })
+    };
+    if super::versions::versioning(shard, bucket).is_none() && shard.store.list(crate::versioning::store_bucket(bucket).as_bytes(), b"", None, 1).is_empty() {
+        let next = plain_full.then(|| plain.last().expect("a full page").key.to_vec());
+        let walked = plain
+            .iter()
+            .filter_map(|l| Some(Walked { key: String::from_utf8(l.key.to_vec()).ok()?, versions: vec![as_plain(l, false)?] }))
+            .collect();
+        return (walked, next);
+    }
+    let ns = crate::versioning::store_bucket(bucket);
+    // Past every version of the cursor's key: its escaped name, the terminator, then a byte
+    // above any stamp digit (a cursor past a common prefix ends in 0xFF, which escapes as
+    // itself and still sorts above all the prefix's keys).
+    let ns_cursor = cursor.map(|c| {
+        let mut e = escape_bytes(c);
+        e.extend_from_slice(b"\0\0\xff");
+        e
+    });
+    let versions = shard.store.list(ns.as_bytes(), crate::versioning::escape(prefix).as_bytes(), ns_cursor.as_deref(), LIST_STEP);
+    let versions_full = versions.len() == LIST_STEP;
+    // Keys up to `bound` are complete in both pages (with `all`, the last key of a full page
+    // of versions may have more on the next page: it is read whole below).
+    let mut bound: Option<String> = None;
+    let mut tighten = |k: String| {
+        if bound.as_ref().is_none_or(|b| k < *b) {
+            bound = Some(k);
+        }
+    };
+    if plain_full && let Some(last) = plain.last().and_then(|l| String::from_utf8(l.key.to_vec()).ok()) {
+        tighten(last);
+    }
+    let last_versioned = versions.last().and_then(|l| crate::versioning::parse_version_key(&l.key)).filter(|_| versions_full);
+    let mut versions = versions;
+    if let Some(last) = &last_versioned {
+        tighten(last.key.clone());
+        if all {
+            let whole = shard.store.list(ns.as_bytes(), crate::versioning::key_prefix(&last.key).as_bytes(), None, usize::MAX);
+            versions.retain(|l| crate::versioning::parse_version_key(&l.key).is_none_or(|p| p.key != last.key));
+            versions.extend(whole);
+        }
+    }
+    let mut by_key: std::collections::BTreeMap<String, Vec<StoredVersion>> = std::collections::BTreeMap::new();
+    for l in &versions {
+        let Some(parsed) = crate::versioning::parse_version_key(&l.key) else { continue };
+        let Ok(store_key) = String::from_utf8(l.key.to_vec()) else { continue };
+        let list = by_key.entry(parsed.key.clone()).or_default();
+        if all || list.is_empty() {
+            list.push(StoredVersion { in_versions: true, store_key, lsn: l.lsn, size: l.size, version: Some((parsed.version_id(), parsed.kind.marker)) });
+        }
+    }
+    for l in &plain {
+        let Some(v) = as_plain(l, true) else { continue };
+        let list = by_key.entry(v.store_key.clone()).or_default();
+        // Written before versioning: older than every version in the namespace.
+        if all || list.is_empty() {
+            list.push(v);
+        }
+    }
+    let within = |k: &String| bound.as_ref().is_none_or(|b| k <= b);
+    let walked: Vec<Walked> = by_key
+        .into_iter()
+        .filter(|(k, _)| within(k))
+        .filter(|(_, v)| all || !v[0].version.is_some_and(|(_, marker)| marker))
+        .map(|(key, versions)| Walked { key, versions })
+        .collect();
+    (walked, bound.map(String::into_bytes))
+}
+
+/// A cursor that lists `key` itself next (`Store::list` starts after its cursor): its last
+/// byte lowered, then 0xFF bytes, which no UTF-8 key holds (a last NUL is simply dropped).
+fn cursor_below(mut key: Vec<u8>) -> Vec<u8> {
+    match key.pop() {
+        None => Vec::new(),
+        Some(0) => key,
+        Some(b) => {
+            key.push(b - 1);
+            key.extend_from_slice(&[0xFF; 4]);
+            key
+        }
+    }
+}
+
+/// `escape` for a cursor's bytes (which may end past a UTF-8 key: a common prefix's 0xFF).
+fn escape_bytes(key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 2);
+    for &b in key {
+        out.push(b);
+        if b == 0 {
+            out.push(1);
+        }
+    }
+    out
+}
+
 /// Up to `limit` entries of `bucket` after `after`, with keys under `prefix` rolled up at
-/// `delimiter` into common prefixes, in order. With `with_meta`, each key's metadata is read
-/// (ETag, Last-Modified: they live in the record, not the index).
+/// `delimiter` into common prefixes, in order: each key's current version, or with `all`
+/// (ListObjectVersions) each of its versions, the first key's starting after
+/// `after_version` if given. With `with_meta`, each version's metadata is read (ETag,
+/// Last-Modified: they live in the record, not the index).
+#[allow(clippy::too_many_arguments)]
 pub async fn list(
     shard: Rc<Shard>,
     bucket: String,
@@ -351,50 +484,89 @@ pub async fn list(
     after: Option<String>,
     limit: usize,
     with_meta: bool,
+    all: Option<Option<VersionId>>,
 ) -> Result<(Vec<Entry>, bool), S3Error> {
     let mut entries: Vec<Entry> = Vec::new();
-    // Where each listed key lies in `entries`, and the version listed.
-    let mut lsns: Vec<(usize, u64)> = Vec::new();
+    // Where each listed version lies in `entries`, and in the store.
+    let mut stored: Vec<(usize, StoredVersion)> = Vec::new();
     let marker = after.clone();
-    let mut cursor: Option<Vec<u8>> = after.map(String::into_bytes);
     let mut truncated = false;
-    'outer: loop {
-        let page = shard.store.list(bucket.as_bytes(), prefix.as_bytes(), cursor.as_deref(), LIST_STEP);
-        if page.is_empty() {
-            break;
+    let mut cursor: Option<Vec<u8>> = after.clone().map(String::into_bytes);
+    // ListObjectVersions from inside a key: the rest of its versions come first.
+    let mut resume: Option<(String, VersionId)> = match (all, &after) {
+        (Some(Some(v)), Some(k)) => {
+            cursor = Some(cursor_below(k.clone().into_bytes()));
+            Some((k.clone(), v))
         }
-        for l in &page {
-            if entries.len() == limit {
-                truncated = true;
-                break 'outer;
+        _ => None,
+    };
+    'outer: loop {
+        let (page, next) = walk_page(&shard, &bucket, &prefix, cursor.as_deref(), all.is_some());
+        for w in page {
+            if !w.key.starts_with(prefix.as_str()) || cursor.as_deref().is_some_and(|c| w.key.as_bytes() <= c) && resume.is_none() {
+                continue;
             }
-            let Ok(key) = std::str::from_utf8(&l.key) else { continue };
-            let rest = &key[prefix.len()..];
+            let mut versions = w.versions;
+            // Versions of this key listed on an earlier page.
+            let mut skipped = 0;
+            if let Some((k, v)) = resume.take() {
+                if k != w.key {
+                    // The marker's key is gone: list from the keys after it.
+                    if w.key <= k {
+                        resume = Some((k, v));
+                        continue;
+                    }
+                } else {
+                    let Some(at) = versions.iter().position(|s| s.version.is_some_and(|(id, _)| id == v)) else {
+                        cursor = Some(w.key.into_bytes());
+                        continue;
+                    };
+                    versions.drain(..=at);
+                    skipped = at + 1;
+                }
+            }
+            let rest = &w.key[prefix.len()..];
             if let Some(d) = delimiter.as_deref().filter(|d| !d.is_empty())
                 && let Some(at) = rest.find(d)
             {
+                if entries.len() == limit {
+                    truncated = true;
+                    break 'outer;
+                }
                 let common = format!("{prefix}{}", &rest[..at + d.len()]);
                 // Skip every key under this common prefix: UTF-8 keys never hold byte 0xFF.
-                let mut next = common.clone().into_bytes();
-                next.push(0xFF);
+                let mut skip = common.clone().into_bytes();
+                skip.push(0xFF);
                 // A marker inside or at a common prefix has already passed it (S3 lists a
                 // common prefix only after the marker).
                 if marker.as_deref().is_none_or(|m| common.as_str() > m) {
                     entries.push(Entry::Prefix(common));
                 }
-                cursor = Some(next);
+                cursor = Some(skip);
                 continue 'outer;
             }
-            entries.push(Entry::Key { key: key.to_string(), size: l.size, meta: ObjectMeta::default() });
-            lsns.push((entries.len() - 1, l.lsn));
-            cursor = Some(l.key.to_vec());
+            for (rank, sv) in versions.into_iter().enumerate().map(|(i, sv)| (skipped + i, sv)) {
+                if entries.len() == limit {
+                    truncated = true;
+                    break 'outer;
+                }
+                let version = all.map(|_| {
+                    let (id, marker) = sv.version.unwrap_or((VersionId::Null, false));
+                    Listed { id: id.to_string(), latest: rank == 0, marker, rank }
+                });
+                entries.push(Entry::Key { key: w.key.clone(), size: sv.size, meta: ObjectMeta::default(), version });
+                stored.push((entries.len() - 1, sv));
+            }
+            cursor = Some(w.key.into_bytes());
         }
-        if page.len() < LIST_STEP {
-            break;
+        match next {
+            Some(n) if cursor.as_deref().is_none_or(|c| n.as_slice() > c) => cursor = Some(n),
+            Some(_) => {}
+            None => break,
         }
     }
     if with_meta {
-        fill_meta(&shard, &bucket, &mut entries, &lsns).await?;
+        fill_meta(&shard, &bucket, &mut entries, &stored).await?;
     }
     Ok((entries, truncated))
 }
@@ -406,38 +578,40 @@ const LIST_STEP: usize = 256;
 /// would leave the device idle between them.
 const LIST_HEADS_IN_FLIGHT: usize = 32;
 
-/// Fills in the metadata of the listed keys (`lsns`: entry position, lsn listed) from the cache,
-/// else from each frame's head, `LIST_HEADS_IN_FLIGHT` at a time; what was read is cached
-/// (metadata only). The cache is asked before anything yields, so with the versions listed; a
-/// key replaced while the heads are read shows its new metadata (S3 listings are no snapshot),
-/// one deleted meanwhile empty metadata.
-async fn fill_meta(shard: &Rc<Shard>, bucket: &str, entries: &mut [Entry], lsns: &[(usize, u64)]) -> Result<(), S3Error> {
+/// Fills in the metadata of the listed versions (`stored`: entry position, where it lies) from
+/// the cache, else from each frame's head, `LIST_HEADS_IN_FLIGHT` at a time; what was read is
+/// cached (metadata only). The cache is asked before anything yields, so with the versions
+/// listed; a key replaced while the heads are read shows its new metadata (S3 listings are no
+/// snapshot), one deleted meanwhile empty metadata.
+async fn fill_meta(shard: &Rc<Shard>, bucket: &str, entries: &mut [Entry], stored: &[(usize, StoredVersion)]) -> Result<(), S3Error> {
+    let ns = crate::versioning::store_bucket(bucket);
+    let store_bucket = |s: &StoredVersion| if s.in_versions { ns.as_str() } else { bucket };
     let mut missing = Vec::new();
-    for &(at, lsn) in lsns {
-        let Entry::Key { key, meta, .. } = &mut entries[at] else { unreachable!("lsns name keys") };
-        let hit = shard.cache.borrow_mut().get_meta(bucket, key, lsn);
+    for (at, sv) in stored {
+        let Entry::Key { meta, .. } = &mut entries[*at] else { unreachable!("stored names keys") };
+        let hit = shard.cache.borrow_mut().get_meta(store_bucket(sv), &sv.store_key, sv.lsn);
         match hit {
             Some((cached, _)) => *meta = cached.meta.clone(),
-            None => missing.push(at),
+            None => missing.push((*at, sv)),
         }
     }
     for batch in missing.chunks(LIST_HEADS_IN_FLIGHT) {
         let reads: Vec<_> = batch
             .iter()
-            .map(|&at| {
+            .map(|(_, sv)| {
                 let store = shard.store.clone();
-                let (b, k) = (bucket.as_bytes().to_vec(), entries[at].name().as_bytes().to_vec());
+                let (b, k) = (store_bucket(sv).as_bytes().to_vec(), sv.store_key.as_bytes().to_vec());
                 engine::spawn(async move {
                     let head = store.head(&b, &k).await?;
                     Ok::<_, StoreError>(head.map(|h| (h.meta().to_vec(), h.lsn, h.size)))
                 })
             })
             .collect();
-        for (&at, read) in batch.iter().zip(reads) {
+        for ((at, sv), read) in batch.iter().zip(reads) {
             let Some((bytes, lsn, size)) = read.await.map_err(|e| store_error("list", e))? else { continue };
             let decoded = decode_meta(&bytes)?;
-            let Entry::Key { key, meta, .. } = &mut entries[at] else { unreachable!("missing names keys") };
-            shard.cache.borrow_mut().insert_meta(bucket, key, lsn, decoded.clone(), size);
+            let Entry::Key { meta, .. } = &mut entries[*at] else { unreachable!("missing names keys") };
+            shard.cache.borrow_mut().insert_meta(store_bucket(sv), &sv.store_key, lsn, decoded.clone(), size);
             *meta = decoded;
         }
     }
@@ -447,5 +621,6 @@ async fn fill_meta(shard: &Rc<Shard>, bucket: &str, entries: &mut [Entry], lsns:
 /// Whether this core holds any key of `bucket` (user objects or multipart uploads).
 pub async fn bucket_has_keys(shard: Rc<Shard>, bucket: String) -> bool {
     !shard.store.list(bucket.as_bytes(), b"", None, 1).is_empty()
+        || !shard.store.list(crate::versioning::store_bucket(&bucket).as_bytes(), b"", None, 1).is_empty()
         || !shard.store.list(super::handlers::UPLOADS_BUCKET, &super::handlers::upload_prefix(&bucket), None, 1).is_empty()
 }

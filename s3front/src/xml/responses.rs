@@ -890,6 +890,8 @@ pub struct DeletedObject {
     pub key: String,
     /// The version the request named, echoed back.
     pub version_id: Option<String>,
+    /// Whether a delete marker was written, or the version removed was one.
+    pub delete_marker: bool,
     /// Set when the delete created a delete marker (versioned buckets).
     pub delete_marker_version_id: Option<String>,
 }
@@ -928,10 +930,10 @@ fn write_deleted(out: &mut XmlOut, deleted: &DeletedObject) {
     out.start("Deleted");
     out.element("Key", &deleted.key);
     out.element_opt("VersionId", deleted.version_id.as_deref());
-    if let Some(marker_version_id) = &deleted.delete_marker_version_id {
+    if deleted.delete_marker {
         out.boolean("DeleteMarker", true);
-        out.element("DeleteMarkerVersionId", marker_version_id);
     }
+    out.element_opt("DeleteMarkerVersionId", deleted.delete_marker_version_id.as_deref());
     out.end("Deleted");
 }
 

@@ -28,3 +28,4 @@ mod presign;
 mod ranges;
 mod scrub;
 mod tagging;
+mod versioning;

@@ -1,0 +1,323 @@
+//! Object versions as they run on the owning core: where a version lies, and the writes of a
+//! versioned bucket (each a new entry in its versions namespace, `crate::versioning`).
+
+use std::rc::Rc;
+
+use engine::store::{Body, Extent};
+
+use super::Shard;
+use super::meta::ObjectMeta;
+use super::objects::{begin_bucket_write, internal, store_error};
+use crate::error::{ErrorCode, S3Error};
+use crate::versioning::{self as v, Kind, VersionId, Versioning};
+
+/// Where one version of an object lies in the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Located {
+    /// The store's bucket and key: the object's own (written before versioning, or in an
+    /// unversioned bucket) or its versions namespace's.
+    pub bucket: String,
+    pub key: String,
+    /// A delete marker (no data; a GET of it is refused).
+    pub marker: bool,
+    /// Its id; `None` in a bucket that never had versioning.
+    pub version: Option<VersionId>,
+}
+
+/// The bucket's versioning state on this core's copy of the bucket table.
+pub fn versioning(shard: &Shard, bucket: &str) -> Option<Versioning> {
+    shard.buckets.borrow().get(bucket).and_then(|b| b.versioning)
+}
+
+/// Where `version` (or, with `None`, the current version) of `bucket`/`key` lies; `None` if
+/// there is no such version (for the current one: the key has no version at all, or only
+/// older ones with no current, which cannot happen). An in-memory lookup.
+pub fn locate(shard: &Shard, bucket: &str, key: &str, version: Option<VersionId>) -> Option<Located> {
+    let plain = || Located { bucket: bucket.to_string(), key: key.to_string(), marker: false, version: None };
+    let versioned = versioning(shard, bucket).is_some();
+    let has_plain = || shard.store.lsn_of(bucket.as_bytes(), key.as_bytes()).is_some();
+    let ns = v::store_bucket(bucket);
+    let found = |prefix: &str, want: &dyn Fn(&v::Stored) -> bool| {
+        shard.store.list(ns.as_bytes(), prefix.as_bytes(), None, usize::MAX).into_iter().find_map(|l| {
+            let stored = v::parse_version_key(&l.key).filter(|s| want(s))?;
+            let key = String::from_utf8(l.key.into()).ok()?;
+            Some(Located { bucket: ns.clone(), key, marker: stored.kind.marker, version: Some(stored.version_id()) })
+        })
+    };
+    match version {
+        None if !versioned => Some(plain()),
+        None => {
+            let newest = shard.store.list(ns.as_bytes(), v::key_prefix(key).as_bytes(), None, 1);
+            match newest.first() {
+                Some(l) => {
+                    let stored = v::parse_version_key(&l.key)?;
+                    let key = String::from_utf8(l.key.to_vec()).ok()?;
+                    Some(Located { bucket: ns, key, marker: stored.kind.marker, version: Some(stored.version_id()) })
+                }
+                None => has_plain().then(|| Located { version: Some(VersionId::Null), ..plain() }),
+            }
+        }
+        Some(VersionId::Null) => {
+            if has_plain() {
+                return Some(Located { version: Some(VersionId::Null), ..plain() });
+            }
+            found(&v::key_prefix(key), &|s| s.kind.null)
+        }
+        Some(VersionId::Stamp(stamp)) => found(&v::stamp_prefix(key, stamp), &|s| !s.kind.null),
+    }
+}
+
+/// Every null version of `bucket`/`key` now: at most one, unless a crash interrupted an old
+/// bug; all are superseded together.
+fn null_versions(shard: &Shard, bucket: &str, key: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    if shard.store.lsn_of(bucket.as_bytes(), key.as_bytes()).is_some() {
+        found.push((bucket.to_string(), key.to_string()));
+    }
+    let ns = v::store_bucket(bucket);
+    for l in shard.store.list(ns.as_bytes(), v::key_prefix(key).as_bytes(), None, usize::MAX) {
+        if v::parse_version_key(&l.key).is_some_and(|s| s.kind.null)
+            && let Ok(k) = String::from_utf8(l.key.into())
+        {
+            found.push((ns.clone(), k));
+        }
+    }
+    found
+}
+
+/// The most keys one write supersedes (null versions, an upload's record: the store's
+/// one-batch limit).
+const NULL_VERSIONS_MAX: usize = engine::store::ALSO_DELETE_MAX;
+
+/// A stamp for a new version of `key`: after this core's last one and after the key's newest
+/// (a clock stepped back across a restart must not order a new version below an old one).
+fn new_stamp(shard: &Shard, bucket: &str, key: &str) -> u64 {
+    let ns = v::store_bucket(bucket);
+    let newest = shard.store.list(ns.as_bytes(), v::key_prefix(key).as_bytes(), None, 1);
+    let newest = newest.first().and_then(|l| v::parse_version_key(&l.key)).map_or(0, |s| s.stamp);
+    let stamp = (super::unix_now_ms().saturating_mul(1_000_000)).max(shard.last_stamp.get() + 1).max(newest + 1);
+    shard.last_stamp.set(stamp);
+    stamp
+}
+
+/// What a write in a versioned bucket returns: the new version's id, and whether it is a
+/// delete marker.
+#[derive(Clone, Debug)]
+pub struct Written {
+    pub version: VersionId,
+    pub marker: bool,
+}
+
+/// Writes a new version of `bucket`/`key` in a bucket whose versioning is `state`: a new
+/// entry in its versions namespace, the current one from then on. With `Suspended` it is the
+/// "null" version, and the null version it replaces goes in the same batch. `body` `None`
+/// writes a delete marker.
+async fn write_version(
+    shard: &Rc<Shard>,
+    state: Versioning,
+    bucket: &str,
+    key: &str,
+    meta: ObjectMeta,
+    body: Option<Body<'_>>,
+    release: &[u64],
+    also_delete: &[(&[u8], &[u8])],
+) -> Result<Written, S3Error> {
+    let _lock = shard.version_lock(bucket, key).await;
+    write_version_locked(shard, state, bucket, key, meta, body, release, also_delete).await
+}
+
+/// `write_version` with the key's version lock held.
+#[allow(clippy::too_many_arguments)]
+async fn write_version_locked(
+    shard: &Rc<Shard>,
+    state: Versioning,
+    bucket: &str,
+    key: &str,
+    mut meta: ObjectMeta,
+    body: Option<Body<'_>>,
+    release: &[u64],
+    also_delete: &[(&[u8], &[u8])],
+) -> Result<Written, S3Error> {
+    let null = state == Versioning::Suspended;
+    let kind = Kind { null, marker: body.is_none() };
+    let stamp = new_stamp(shard, bucket, key);
+    let version = if null { VersionId::Null } else { VersionId::Stamp(stamp) };
+    meta.version_id = Some(version.to_string());
+    let replaced = if null { null_versions(shard, bucket, key) } else { Vec::new() };
+    if replaced.len() + also_delete.len() > NULL_VERSIONS_MAX {
+        return Err(internal(format!("{bucket}/{key} has {} null versions", replaced.len())));
+    }
+    // An upload's record is small: deleting it among the replaced keys drops no chunk.
+    let replaces: Vec<(&[u8], &[u8])> = replaced.iter().map(|(b, k)| (b.as_bytes(), k.as_bytes())).chain(also_delete.iter().copied()).collect();
+    let (ns, vkey) = (v::store_bucket(bucket), v::version_key(key, stamp, kind));
+    let body = body.unwrap_or(Body::Inline(&[]));
+    shard.store.commit(ns.as_bytes(), vkey.as_bytes(), &meta.encode(), body, release, &replaces).await.map_err(|e| store_error("put", e))?;
+    Ok(Written { version, marker: kind.marker })
+}
+
+/// Stores a small object in `bucket`, versioned or not; the new version's id if versioned.
+pub async fn put_small(shard: &Rc<Shard>, bucket: &str, key: &str, meta: ObjectMeta, data: &[u8]) -> Result<Option<VersionId>, S3Error> {
+    let _write = begin_bucket_write(shard, bucket)?;
+    match versioning(shard, bucket) {
+        None => {
+            shard.store.put(bucket.as_bytes(), key.as_bytes(), &meta.encode(), data).await.map_err(|e| store_error("put", e))?;
+            Ok(None)
+        }
+        Some(state) => write_version(shard, state, bucket, key, meta, Some(Body::Inline(data)), &[], &[]).await.map(|w| Some(w.version)),
+    }
+}
+
+/// Commits a large object from `extents` in `bucket`, versioned or not, releasing `release`
+/// and deleting `also_delete` (small records: an upload's) in the same batch.
+pub async fn put_large(
+    shard: &Rc<Shard>,
+    bucket: &str,
+    key: &str,
+    meta: ObjectMeta,
+    extents: Vec<Extent>,
+    release: &[u64],
+    also_delete: &[(&[u8], &[u8])],
+) -> Result<Option<VersionId>, S3Error> {
+    let _write = begin_bucket_write(shard, bucket)?;
+    match versioning(shard, bucket) {
+        None => {
+            let (b, k) = (bucket.as_bytes(), key.as_bytes());
+            shard.store.put_chunked(b, k, &meta.encode(), extents, release, also_delete).await.map_err(|e| store_error("put", e))?;
+            Ok(None)
+        }
+        Some(state) => write_version(shard, state, bucket, key, meta, Some(Body::Chunked(extents)), release, also_delete).await.map(|w| Some(w.version)),
+    }
+}
+
+/// S3's DeleteObject on the owning core. Without `version`: in an unversioned bucket the key
+/// goes; in a versioned one a delete marker becomes its current version. With `version`, that
+/// version goes for good (a missing one is no error, as in S3). The answer names the version
+/// written or removed, and whether it is (was) a delete marker.
+pub async fn delete(shard: Rc<Shard>, bucket: String, key: String, version: Option<VersionId>, owner: String, now_ms: u64) -> Result<Option<Written>, S3Error> {
+    let state = versioning(&shard, &bucket);
+    match (version, state) {
+        (None, None) => {
+            shard.store.delete(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| store_error("delete", e))?;
+            Ok(None)
+        }
+        (None, Some(state)) => {
+            let _write = begin_bucket_write(&shard, &bucket)?;
+            let meta = ObjectMeta { modified_ms: now_ms, owner, ..ObjectMeta::default() };
+            write_version(&shard, state, &bucket, &key, meta, None, &[], &[]).await.map(Some)
+        }
+        (Some(id), _) => {
+            let _lock = shard.version_lock(&bucket, &key).await;
+            let Some(at) = locate(&shard, &bucket, &key, Some(id)) else { return Ok(Some(Written { version: id, marker: false })) };
+            shard.store.delete(at.bucket.as_bytes(), at.key.as_bytes()).await.map_err(|e| store_error("delete", e))?;
+            Ok(Some(Written { version: id, marker: at.marker }))
+        }
+    }
+}
+
+/// `locate` as a cross-core call.
+pub async fn locate_owned(shard: Rc<Shard>, bucket: String, key: String, version: Option<VersionId>) -> Option<Located> {
+    locate(&shard, &bucket, &key, version)
+}
+
+/// The error for a version that does not exist.
+pub fn no_such_version(key: &str, version: &str) -> S3Error {
+    S3Error::new(ErrorCode::NoSuchVersion, "The specified version does not exist.").with_extra("Key", key).with_extra("VersionId", version)
+}
+
+/// What a request for one version of an object found on its core.
+#[derive(Debug)]
+pub enum Found<T> {
+    /// No such version (or, asked for the current one, no such key).
+    Missing,
+    /// A delete marker: it has an id and no data.
+    Marker(VersionId),
+    Object(Located, T),
+}
+
+/// The metadata and size of a version of `bucket`/`key` (`objects::head` of where it lies).
+pub async fn head(shard: Rc<Shard>, bucket: String, key: String, version: Option<VersionId>) -> Result<Found<super::objects::Info>, S3Error> {
+    let Some(at) = locate(&shard, &bucket, &key, version) else { return Ok(Found::Missing) };
+    if at.marker {
+        return Ok(Found::Marker(at.version.expect("a marker has a version")));
+    }
+    match super::objects::head(shard, at.bucket.clone(), at.key.clone()).await? {
+        Some(info) => Ok(Found::Object(at, info)),
+        None => Ok(Found::Missing),
+    }
+}
+
+/// `objects::describe` of a version: what a copy needs to read it.
+pub async fn describe(shard: Rc<Shard>, bucket: String, key: String, version: Option<VersionId>) -> Result<Found<super::objects::Info>, S3Error> {
+    let Some(at) = locate(&shard, &bucket, &key, version) else { return Ok(Found::Missing) };
+    if at.marker {
+        return Ok(Found::Marker(at.version.expect("a marker has a version")));
+    }
+    match super::objects::describe(shard, at.bucket.clone(), at.key.clone()).await? {
+        Some(info) => Ok(Found::Object(at, info)),
+        None => Ok(Found::Missing),
+    }
+}
+
+/// `objects::change_meta` of a version (its ACL, its tags).
+pub async fn change_meta(
+    shard: Rc<Shard>,
+    bucket: String,
+    key: String,
+    version: Option<VersionId>,
+    what: &'static str,
+    change: impl Fn(&mut ObjectMeta) -> Result<(), S3Error>,
+) -> Result<Found<()>, S3Error> {
+    let Some(at) = locate(&shard, &bucket, &key, version) else { return Ok(Found::Missing) };
+    if at.marker {
+        return Ok(Found::Marker(at.version.expect("a marker has a version")));
+    }
+    if super::objects::change_meta(shard, at.bucket.clone(), at.key.clone(), what, change).await? {
+        Ok(Found::Object(at, ()))
+    } else {
+        Ok(Found::Missing)
+    }
+}
+
+/// What lifecycle does to one version it found due, if it still is what the scan read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expire {
+    /// The current version `0` expired: a delete marker goes on top of it.
+    Current(VersionId),
+    /// A noncurrent version, or a delete marker that is its key's only version: removed.
+    Remove(VersionId),
+}
+
+/// Applies `what` to `bucket`/`key` under its version lock, only if the key is still as the
+/// scan saw it (a version written since is newer than anything the scan decided on): the
+/// current version is still `Current`'s, or the version to remove is still not the current
+/// one (or, for a lone marker, still alone). Whether it acted.
+pub async fn expire(shard: &Rc<Shard>, bucket: &str, key: &str, what: Expire, now_ms: u64) -> Result<bool, S3Error> {
+    let Some(state) = versioning(shard, bucket) else { return Ok(false) };
+    let _lock = shard.version_lock(bucket, key).await;
+    let current = locate(shard, bucket, key, None);
+    match what {
+        Expire::Current(id) => {
+            if current.as_ref().is_none_or(|c| c.marker || c.version != Some(id)) {
+                return Ok(false);
+            }
+            let meta = ObjectMeta { modified_ms: now_ms, ..ObjectMeta::default() };
+            write_version_locked(shard, state, bucket, key, meta, None, &[], &[]).await?;
+            Ok(true)
+        }
+        Expire::Remove(id) => {
+            let Some(at) = locate(shard, bucket, key, Some(id)) else { return Ok(false) };
+            let is_current = current.as_ref() == Some(&at);
+            if is_current {
+                // Only a delete marker with nothing under it goes while current.
+                let ns = v::store_bucket(bucket);
+                let alone = shard.store.list(ns.as_bytes(), v::key_prefix(key).as_bytes(), None, 2).len() == 1
+                    && shard.store.lsn_of(bucket.as_bytes(), key.as_bytes()).is_none();
+                if !(at.marker && alone) {
+                    return Ok(false);
+                }
+            }
+            shard.store.delete(at.bucket.as_bytes(), at.key.as_bytes()).await.map_err(|e| store_error("expire", e))?;
+            Ok(true)
+        }
+    }
+}
