@@ -40,13 +40,16 @@ pub struct Request {
     pub cors: Vec<(String, String)>,
     /// For a GET, HEAD or PUT of an object in a bucket with lifecycle rules: the rules and the
     /// length of their day, to name the object's expiry (`x-amz-expiration`).
-    pub lifecycle: Option<(std::sync::Arc<Vec<crate::lifecycle::Rule>>, u64)>,
+    pub lifecycle: Option<LifecycleDay>,
     /// For a GET, HEAD or PUT of an object: whether its bucket has versioning (an object
     /// written before it is then named as the "null" version).
     pub versioned: bool,
     /// The client's address (`aws:SourceIp` in bucket policies).
     pub peer: std::net::IpAddr,
 }
+
+/// A bucket's lifecycle rules and the length of their day in milliseconds.
+pub type LifecycleDay = (std::sync::Arc<Vec<crate::lifecycle::Rule>>, u64);
 
 impl Request {
     pub fn query(&self, name: &str) -> Option<&str> {

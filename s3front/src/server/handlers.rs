@@ -79,7 +79,7 @@ pub async fn handle(shard: &Rc<Shard>, conn: &mut Conn, mut req: Request) -> Res
 
 /// The lifecycle rules an object request's answer may name (`Request::lifecycle`),
 /// and whether the bucket has versioning (`Request::versioned`), from one lookup.
-fn object_bucket_settings(shard: &Shard, req: &Request) -> (Option<(std::sync::Arc<Vec<lifecycle::Rule>>, u64)>, bool) {
+fn object_bucket_settings(shard: &Shard, req: &Request) -> (Option<conn::LifecycleDay>, bool) {
     if req.key.is_none() || !matches!(req.head.method, Method::Get | Method::Head | Method::Put) {
         return (None, false);
     }

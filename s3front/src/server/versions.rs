@@ -112,6 +112,7 @@ pub struct Written {
 /// entry in its versions namespace, the current one from then on. With `Suspended` it is the
 /// "null" version, and the null version it replaces goes in the same batch. `body` `None`
 /// writes a delete marker.
+#[allow(clippy::too_many_arguments)]
 async fn write_version(
     shard: &Rc<Shard>,
     state: Versioning,
