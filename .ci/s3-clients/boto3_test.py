@@ -1,4 +1,4 @@
-"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, listing, tags, form uploads, CORS, ACLs, bucket policies, lifecycle rules, errors.
+"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, listing, versioning, tags, form uploads, CORS, ACLs, bucket policies, lifecycle rules, errors.
 
 Run by run.sh, which sets S3_ENDPOINT, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and, when it could
 add one, a second user (S3_SECOND_ACCESS_KEY/S3_SECOND_SECRET_KEY). Each check compares exact
@@ -302,6 +302,65 @@ def t_list_object_versions():
     s3.delete_bucket(Bucket="boto3-versions")
 
 
+def nuke_versions(bucket):
+    """Empties a bucket as s3-tests' nuke_bucket does: every version and marker, by id."""
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        objects = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                   for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        if objects:
+            out = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects})
+            expect_eq("errors deleting versions", out.get("Errors", []), [])
+
+
+def t_versioning():
+    bucket = "boto3-versioning"
+    s3.create_bucket(Bucket=bucket)
+    expect_eq("status before", s3.get_bucket_versioning(Bucket=bucket).get("Status"), None)
+    s3.put_object(Bucket=bucket, Key="plain", Body=b"before versioning")
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    expect_eq("status", s3.get_bucket_versioning(Bucket=bucket)["Status"], "Enabled")
+    # s3-tests' test_versioning_obj_create_read_remove: five versions, each read back by id.
+    ids = []
+    for i in range(5):
+        out = s3.put_object(Bucket=bucket, Key="testobj", Body=b"content-%d" % i)
+        ids.append(out["VersionId"])
+    expect_eq("ids distinct", len(set(ids)), 5)
+    listed = s3.list_object_versions(Bucket=bucket, Prefix="testobj")["Versions"]
+    expect_eq("newest first", [v["VersionId"] for v in listed], ids[::-1])
+    expect_eq("latest", [v["IsLatest"] for v in listed], [True, False, False, False, False])
+    for i, vid in enumerate(ids):
+        got = s3.get_object(Bucket=bucket, Key="testobj", VersionId=vid)
+        expect_eq("version body", got["Body"].read(), b"content-%d" % i)
+        expect_eq("version header", got["VersionId"], vid)
+    # Removing the newest version makes the one before current.
+    s3.delete_object(Bucket=bucket, Key="testobj", VersionId=ids[4])
+    expect_eq("current after removal", s3.get_object(Bucket=bucket, Key="testobj")["Body"].read(), b"content-3")
+    # A plain delete is a marker; removing the marker restores the object.
+    out = s3.delete_object(Bucket=bucket, Key="testobj")
+    expect_eq("DeleteMarker", out["DeleteMarker"], True)
+    expect_error("get behind a marker", "NoSuchKey", 404, s3.get_object, Bucket=bucket, Key="testobj")
+    s3.delete_object(Bucket=bucket, Key="testobj", VersionId=out["VersionId"])
+    expect_eq("restored", s3.get_object(Bucket=bucket, Key="testobj")["Body"].read(), b"content-3")
+    # test_versioning_obj_plain_null_version_removal: the object from before is the null version.
+    expect_eq("null version", s3.get_object(Bucket=bucket, Key="plain", VersionId="null")["Body"].read(),
+              b"before versioning")
+    s3.delete_object(Bucket=bucket, Key="plain", VersionId="null")
+    expect_error("removed null version", "NoSuchKey", 404, s3.get_object, Bucket=bucket, Key="plain")
+    # Suspended: puts replace the one null version.
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    for body in (b"null 1", b"null 2"):
+        expect_eq("null id", s3.put_object(Bucket=bucket, Key="testobj", Body=body)["VersionId"], "null")
+    listed = s3.list_object_versions(Bucket=bucket, Prefix="testobj")["Versions"]
+    expect_eq("versions with one null", [v["VersionId"] for v in listed], ["null"] + ids[3::-1])
+    # test_versioning_multi_object_delete, then empty the bucket the way s3-tests does.
+    out = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "testobj", "VersionId": ids[0]},
+                                                               {"Key": "testobj", "VersionId": ids[1]}]})
+    expect_eq("deleted by id", sorted(d["VersionId"] for d in out["Deleted"]), sorted(ids[:2]))
+    expect_error("not empty", "BucketNotEmpty", 409, s3.delete_bucket, Bucket=bucket)
+    nuke_versions(bucket)
+    s3.delete_bucket(Bucket=bucket)
+
+
 def t_second_user():
     if "S3_SECOND_USER_ERROR" in os.environ:
         raise AssertionError(os.environ["S3_SECOND_USER_ERROR"])
@@ -564,6 +623,7 @@ CHECKS = [
     ("generate_presigned_url GET/PUT + urllib", t_presigned),
     ("error codes (NoSuchKey, NoSuchBucket, BucketNotEmpty, ...)", t_error_codes),
     ("list_object_versions of an unversioned bucket", t_list_object_versions),
+    ("versioning: versions by id, markers, null version, suspended, batch deletes", t_versioning),
     ("object and bucket tagging", t_tagging),
     ("presigned POST (SigV4) and a SigV2 policy form via urllib3", t_presigned_post),
     ("bucket CORS rules and preflights", t_cors),
