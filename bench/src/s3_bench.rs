@@ -77,6 +77,9 @@ pub struct S3Args {
     /// Run only the workloads whose name contains this ("idle" for the memory figure).
     #[arg(long)]
     only: Option<String>,
+    /// Turn versioning on in corestore's bucket (every PUT a new version; what it costs).
+    #[arg(long)]
+    versioned: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -218,6 +221,16 @@ pub fn bench_s3(args: S3Args) -> Result<(), String> {
     let selected: Vec<Workload> = workloads().into_iter().filter(|w| args.only.as_ref().is_none_or(|o| w.name.contains(o.as_str()))).collect();
     let corestore = servers::start_corestore(&dir.join("corestore-data"), &settings.server_cpus)?;
     create_bucket(&corestore)?;
+    if args.versioned {
+        let target = loadgen::runner::Target {
+            hosts: vec![loadgen::runner::Host { name: corestore.addr.to_string(), addr: corestore.addr }],
+            bucket: BUCKET.into(),
+            credentials: Some(servers::credentials()),
+            payload: loadgen::request::Payload::Unsigned,
+        };
+        loadgen::control::Control::new(&target).set_versioning("Enabled")?;
+        println!("# corestore's bucket has versioning enabled");
+    }
     // The idle connections GET a 4 KiB object: its workload's objects exist even when left out.
     let mut filled: Vec<Workload> = workloads().into_iter().filter(|w| w.name == IDLE_OBJECTS_FROM || selected.iter().any(|s| s.name == w.name)).collect();
     filled.sort_by_key(|w| w.name);

@@ -70,6 +70,16 @@ impl<'a> Control<'a> {
         }
     }
 
+    /// Sets the bucket's versioning (`Enabled` or `Suspended`).
+    pub fn set_versioning(&self, status: &str) -> Result<(), String> {
+        let what = format!("set versioning of {} to {status}", self.target.bucket);
+        let xml = format!("<VersioningConfiguration><Status>{status}</Status></VersioningConfiguration>");
+        match self.call(&what, "PUT", &self.bucket_path(), "versioning=", Body::Xml(xml.as_bytes()))? {
+            (200, _) => Ok(()),
+            (status, body) => Err(self.refused(&what, status, &body)),
+        }
+    }
+
     /// Every key under `prefix`.
     pub fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
         let mut keys = Vec::new();

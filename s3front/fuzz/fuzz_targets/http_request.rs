@@ -3,6 +3,7 @@
 //! head, then the chunked body if the head says so, then the target's and headers' helpers. Must
 //! never panic; the checks below are the invariants a caller relies on.
 
+use s3front::versioning::{Kind, VersionId, key_prefix, parse_version_key, version_key};
 use s3front::http::{BodyFraming, ChunkedDecoder, HEAD_BYTES_MAX, RangeResult, decode_path, parse_head, parse_query, parse_range};
 
 /// Decoded body cap: keeps memory bounded whatever sizes the input claims.
@@ -23,6 +24,18 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     }
     if let Ok(pairs) = parse_query(head.query()) {
         assert!(pairs.len() <= head.query().len());
+        // A `versionId` the server accepts names itself when written back.
+        for (_, value) in pairs.iter().filter(|(name, _)| name == "versionId") {
+            if let Some(id) = VersionId::parse(value) {
+                assert_eq!(&id.to_string(), value);
+            }
+        }
+    }
+    if let Ok(path) = decode_path(head.path()) {
+        // A key's versions lie under its prefix, and read back as the key.
+        let stored = version_key(&path, path.len() as u64, Kind { null: path.len() % 2 == 0, marker: false });
+        assert!(stored.starts_with(&key_prefix(&path)));
+        assert_eq!(parse_version_key(stored.as_bytes()).map(|s| s.key).as_deref(), Some(&*path));
     }
     if let Ok(path) = decode_path(head.path()) {
         assert!(path.len() <= head.path().len());

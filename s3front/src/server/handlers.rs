@@ -1503,7 +1503,8 @@ async fn delete_objects(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucke
     for o in request.objects {
         let key = o.key.clone();
         let outcome = match names::validate_key(&key).map_err(S3Error::from).and_then(|()| {
-            if per_key { may_write(shard, req, &bucket, &key, "s3:DeleteObject") } else { Ok(()) }
+            let action = if o.version_id.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
+            if per_key { may_write(shard, req, &bucket, &key, action) } else { Ok(()) }
         }) {
             Err(e) => {
                 xr::DeleteOutcome::Failed(xr::DeleteFailure { key, version_id: o.version_id, code: e.code, message: e.message })
