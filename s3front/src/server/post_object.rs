@@ -9,7 +9,7 @@ use md5::{Digest, Md5};
 
 use super::Shard;
 use super::conn::{BodyReader, Conn, Request, Response};
-use super::handlers::{BodySource, commit, store_body};
+use super::handlers::{BodySource, commit, store_body, with_version, written_version};
 use super::meta::ObjectMeta;
 use crate::acl;
 use crate::error::{ErrorCode, S3Error};
@@ -76,9 +76,9 @@ pub async fn post_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
     let stored = store_body(shard, conn, &mut file, owner).await?;
     let etag = hex::encode(file.md5.finalize_reset());
     meta.etag = etag.clone();
-    commit(shard, owner, bucket.clone(), key.clone(), meta, stored).await?;
+    let version = commit(shard, owner, bucket.clone(), key.clone(), meta, stored).await?;
     file.drain(conn).await;
-    Ok(success(req, &head, &bucket, &key, &etag))
+    Ok(with_version(success(req, &head, &bucket, &key, &etag), written_version(version)))
 }
 
 /// Checks the form's signature and policy: the signer and the policy, or neither for an

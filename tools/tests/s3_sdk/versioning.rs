@@ -188,8 +188,11 @@ async fn suspended_versioning_keeps_one_null_version() {
     set_versioning(&client, b, BucketVersioningStatus::Suspended).await;
     let status = client.get_bucket_versioning().bucket(b).send().await.ok_or_panic("GetBucketVersioning");
     assert_eq!(status.status(), Some(&BucketVersioningStatus::Suspended));
-    assert_eq!(put_version(&client, b, "k", b"null one").await, "null");
-    assert_eq!(put_version(&client, b, "k", b"null two").await, "null");
+    // A write into a suspended bucket names no version (s3-tests expects none, nor "null").
+    for data in [&b"null one"[..], b"null two"] {
+        let out = client.put_object().bucket(b).key("k").body(body(data)).send().await.ok_or_panic("PutObject");
+        assert_eq!(out.version_id(), None);
+    }
     assert_eq!(get(&client, b, "k").await, b"null two");
     assert_eq!(get_version(&client, b, "k", "null").await, b"null two");
     assert_eq!(get_version(&client, b, "k", &v1).await, b"kept");
