@@ -31,6 +31,7 @@ pub enum ErrorCode {
     InvalidBucketAclWithObjectOwnership,
     InvalidBucketName,
     InvalidBucketState,
+    InvalidRetentionPeriod,
     InvalidDigest,
     InvalidLocationConstraint,
     InvalidObjectState,
@@ -59,6 +60,7 @@ pub enum ErrorCode {
     NoSuchCORSConfiguration,
     NoSuchKey,
     NoSuchLifecycleConfiguration,
+    NoSuchObjectLockConfiguration,
     NoSuchPublicAccessBlockConfiguration,
     NoSuchTagSet,
     NoSuchUpload,
@@ -87,7 +89,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for table-driven tests and for looking a code up by name.
-    pub const ALL: [ErrorCode; 69] = [
+    pub const ALL: [ErrorCode; 71] = [
         ErrorCode::AccessDenied,
         ErrorCode::AccessControlListNotSupported,
         ErrorCode::AccessForbidden,
@@ -108,6 +110,7 @@ impl ErrorCode {
         ErrorCode::InvalidBucketAclWithObjectOwnership,
         ErrorCode::InvalidBucketName,
         ErrorCode::InvalidBucketState,
+        ErrorCode::InvalidRetentionPeriod,
         ErrorCode::InvalidDigest,
         ErrorCode::InvalidLocationConstraint,
         ErrorCode::InvalidObjectState,
@@ -136,6 +139,7 @@ impl ErrorCode {
         ErrorCode::NoSuchCORSConfiguration,
         ErrorCode::NoSuchKey,
         ErrorCode::NoSuchLifecycleConfiguration,
+        ErrorCode::NoSuchObjectLockConfiguration,
         ErrorCode::NoSuchPublicAccessBlockConfiguration,
         ErrorCode::NoSuchTagSet,
         ErrorCode::NoSuchUpload,
@@ -223,6 +227,8 @@ impl ErrorCode {
             }
             C::InvalidBucketName => ("InvalidBucketName", 400, "The specified bucket is not valid."),
             C::InvalidBucketState => ("InvalidBucketState", 409, "The request is not valid for the current state of the bucket."),
+            C::InvalidRetentionPeriod => ("InvalidRetentionPeriod", 400, "The retention period must be a positive integer."),
+            C::NoSuchObjectLockConfiguration => ("NoSuchObjectLockConfiguration", 404, "The specified object does not have a ObjectLock configuration"),
             C::InvalidDigest => ("InvalidDigest", 400, "The Content-MD5 you specified is not valid."),
             C::InvalidLocationConstraint => ("InvalidLocationConstraint", 400, "The specified location-constraint is not valid."),
             C::InvalidObjectState => ("InvalidObjectState", 403, "The operation is not valid for the current state of the object."),

@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod lifecycle;
 pub mod names;
+pub mod object_lock;
 pub mod policy;
 pub mod post;
 pub mod sigv4;

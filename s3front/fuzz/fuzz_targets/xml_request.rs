@@ -1,6 +1,6 @@
 #![no_main]
 //! Every request body parser on arbitrary bytes: the first byte picks the parser, the rest is the
-//! body (or, for 5, the `x-amz-tagging` header; 6 is a CORS configuration, 7 an ACL, 8 lifecycle rules, 9 a public access block, 10 ownership controls). A parser may refuse a body; it must never panic,
+//! body (or, for 5, the `x-amz-tagging` header; 6 is a CORS configuration, 7 an ACL, 8 lifecycle rules, 9 a public access block, 10 ownership controls, 11 an Object Lock configuration, 12 a retention, 13 a legal hold). A parser may refuse a body; it must never panic,
 //! and what it accepts must obey the limits.
 
 use s3front::tagging::{self, OBJECT_TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
@@ -20,7 +20,7 @@ fn assert_checked(tags: &[(String, String)], max: usize) {
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else { return };
-    match selector % 11 {
+    match selector % 14 {
         0 => {
             if let Ok(Some(location)) = parse_create_bucket(body) {
                 assert!(!location.is_empty());
@@ -82,6 +82,25 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             if let Ok(ownership) = s3front::xml::parse_ownership_controls(body) {
                 let written = s3front::xml::ownership_controls(ownership);
                 assert_eq!(s3front::xml::parse_ownership_controls(&written).ok(), Some(ownership));
+            }
+        }
+        11 => {
+            // What is accepted reads back the same from what GetObjectLockConfiguration writes.
+            if let Ok(config) = s3front::xml::parse_object_lock_configuration(body) {
+                let written = s3front::xml::object_lock_configuration(&config);
+                assert_eq!(s3front::xml::parse_object_lock_configuration(&written).ok(), Some(config));
+            }
+        }
+        12 => {
+            if let Ok(Some(retention)) = s3front::xml::parse_retention(body) {
+                let written = s3front::xml::retention(&retention);
+                let back = s3front::xml::parse_retention(&written).ok().flatten().expect("a written retention reads back");
+                assert_eq!(back.mode, retention.mode);
+            }
+        }
+        13 => {
+            if let Ok(on) = s3front::xml::parse_legal_hold(body) {
+                assert_eq!(s3front::xml::parse_legal_hold(&s3front::xml::legal_hold(on)).ok(), Some(on));
             }
         }
         _ => {

@@ -20,7 +20,7 @@ use crate::cors;
 use crate::lifecycle;
 use crate::names;
 use crate::tagging;
-use crate::versioning::VersionId;
+use crate::versioning::{VersionId, Versioning};
 use crate::xml::{self, responses as xr};
 
 /// Multipart uploads in progress, on the core owning `bucket/key`: key `bucket \0 key \0 id`.
@@ -139,21 +139,18 @@ fn preflight(shard: &Shard, req: &Request) -> Result<Response, S3Error> {
 
 /// Subresources S3 defines that we do not implement: answered NotImplemented rather than
 /// mistaken for a plain object or bucket request.
-const UNSUPPORTED_SUBRESOURCES: [&str; 17] = [
+const UNSUPPORTED_SUBRESOURCES: [&str; 14] = [
     "website",
     "logging",
     "notification",
     "replication",
     "encryption",
-    "object-lock",
     "requestPayment",
     "accelerate",
     "analytics",
     "inventory",
     "metrics",
     "intelligent-tiering",
-    "legal-hold",
-    "retention",
     "torrent",
     "restore",
     "select",
@@ -167,7 +164,6 @@ fn unset_configuration(sub: &str) -> Option<Result<Response, S3Error>> {
     match sub {
         "website" => none(ErrorCode::NoSuchWebsiteConfiguration, "The specified bucket does not have a website configuration"),
         "encryption" => none(ErrorCode::ServerSideEncryptionConfigurationNotFoundError, "The server side encryption configuration was not found"),
-        "object-lock" => none(ErrorCode::ObjectLockConfigurationNotFoundError, "Object Lock configuration does not exist for this bucket"),
         "logging" => Some(Ok(Response::xml(200, xr::empty_configuration("BucketLoggingStatus")))),
         "notification" => Some(Ok(Response::xml(200, xr::empty_configuration("NotificationConfiguration")))),
         "accelerate" => Some(Ok(Response::xml(200, xr::empty_configuration("AccelerateConfiguration")))),
@@ -209,6 +205,10 @@ async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Opti
             upload_part(shard, conn, req, bucket, key).await.map(Some)
         }
         Method::Put if req.has_query("acl") => put_object_acl(shard, conn, req, bucket, key).await.map(Some),
+        Method::Put if req.has_query("retention") => put_object_retention(shard, conn, req, bucket, key).await.map(Some),
+        Method::Get if req.has_query("retention") => get_object_lock(shard, req, bucket, key, "s3:GetObjectRetention").await.map(Some),
+        Method::Put if req.has_query("legal-hold") => put_object_legal_hold(shard, conn, req, bucket, key).await.map(Some),
+        Method::Get if req.has_query("legal-hold") => get_object_lock(shard, req, bucket, key, "s3:GetObjectLegalHold").await.map(Some),
         Method::Put if req.has_query("tagging") => put_object_tagging(shard, conn, req, bucket, key).await.map(Some),
         Method::Get if req.has_query("tagging") => get_object_tagging(shard, req, bucket, key).await.map(Some),
         Method::Get if req.has_query("attributes") => get_object_attributes(shard, req, bucket, key).await.map(Some),
@@ -322,6 +322,24 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
         }
     }
     match req.head.method {
+        Method::Put if req.has_query("object-lock") => {
+            owned(shard, req, &bucket, "s3:PutBucketObjectLockConfiguration")?;
+            let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
+            let config = xml::parse_object_lock_configuration(&body)?;
+            let info = bucket_info(shard, &bucket)?;
+            if info.object_lock.is_none() && info.versioning != Some(Versioning::Enabled) {
+                return Err(err(ErrorCode::InvalidBucketState, "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration"));
+            }
+            update_bucket(shard, bucket, move |info| info.object_lock = Some(config)).await?;
+            Ok(Some(Response::new(200)))
+        }
+        Method::Get if req.has_query("object-lock") => {
+            owned(shard, req, &bucket, "s3:GetBucketObjectLockConfiguration")?;
+            match bucket_info(shard, &bucket)?.object_lock {
+                Some(config) => Ok(Some(Response::xml(200, xr::object_lock_configuration(&config)))),
+                None => Err(err(ErrorCode::ObjectLockConfigurationNotFoundError, "Object Lock configuration does not exist for this bucket")),
+            }
+        }
         Method::Put if req.has_query("versioning") => {
             owned(shard, req, &bucket, "s3:PutBucketVersioning")?;
             let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
@@ -330,6 +348,9 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
                 return Err(err(ErrorCode::NotImplemented, "MFA delete is not implemented"));
             }
             // A body without a Status changes nothing; once set, versioning is only suspended.
+            if config.status == Some(Versioning::Suspended) && bucket_info(shard, &bucket)?.object_lock.is_some() {
+                return Err(err(ErrorCode::InvalidBucketState, "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."));
+            }
             if let Some(status) = config.status {
                 update_bucket(shard, bucket, move |info| info.versioning = Some(status)).await?;
             }
@@ -526,21 +547,36 @@ async fn create_bucket(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket
     if ownership == Some(acl::ObjectOwnership::BucketOwnerEnforced) && grants != acl::private(&owner) {
         return Err(err(ErrorCode::InvalidBucketAclWithObjectOwnership, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"));
     }
+    // Object Lock comes with versioning, which it cannot do without.
+    let locked = match req.header("x-amz-bucket-object-lock-enabled") {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(v) => return Err(S3Error::invalid_argument(format!("x-amz-bucket-object-lock-enabled {v:?}: true or false"), "x-amz-bucket-object-lock-enabled", v)),
+    };
     let now_ms = req.now_ms;
     let b = bucket.clone();
-    call(shard, 0, move |s: Rc<Shard>| async move { create_bucket_on_0(s, b, owner, now_ms, grants, ownership).await }).await?;
+    let settings = BucketSettings { ownership, locked };
+    call(shard, 0, move |s: Rc<Shard>| async move { create_bucket_on_0(s, b, owner, now_ms, grants, settings).await }).await?;
     Ok(Response::new(200).header("location", format!("/{bucket}")))
 }
 
 /// Core 0 holds the bucket table: it stores the change, then updates every core's copy before
 /// the client hears of it.
+/// What a CreateBucket request sets besides its ACL.
+struct BucketSettings {
+    ownership: Option<acl::ObjectOwnership>,
+    /// `x-amz-bucket-object-lock-enabled: true`: Object Lock on, versioning enabled.
+    locked: bool,
+}
+
 async fn create_bucket_on_0(
     shard: Rc<Shard>,
     bucket: String,
     owner: String,
     now_ms: u64,
     acl: Vec<acl::Grant>,
-    ownership: Option<acl::ObjectOwnership>,
+    settings: BucketSettings,
 ) -> Result<(), S3Error> {
     let _config = shard.bucket_lock(&bucket).await;
     let existing = shard.buckets.borrow().get(&bucket).cloned();
@@ -552,7 +588,19 @@ async fn create_bucket_on_0(
         }
         .with_extra("BucketName", bucket));
     }
-    let info = BucketInfo { owner, created_ms: now_ms, acl, tags: None, cors: None, lifecycle: None, policy: None, public_access_block: None, ownership, versioning: None };
+    let info = BucketInfo {
+        owner,
+        created_ms: now_ms,
+        acl,
+        tags: None,
+        cors: None,
+        lifecycle: None,
+        policy: None,
+        public_access_block: None,
+        ownership: settings.ownership,
+        versioning: settings.locked.then_some(Versioning::Enabled),
+        object_lock: settings.locked.then(crate::object_lock::LockConfiguration::default),
+    };
     shard.store.put(BUCKETS_BUCKET, bucket.as_bytes(), &[], &info.encode()).await.map_err(|e| internal(format!("store bucket: {e}")))?;
     broadcast_bucket(&shard, bucket, Some(info)).await;
     Ok(())
@@ -811,7 +859,124 @@ fn meta_from_request(shard: &Shard, req: &Request, bucket: &str) -> Result<Objec
     }
     let mut meta = ObjectMeta::for_upload(user, |h| req.header(h), || request_tags(req), requester(req), req.now_ms)?;
     set_request_acl(shard, req, bucket, &mut meta)?;
+    set_request_lock(shard, req, bucket, &mut meta)?;
     Ok(meta)
+}
+
+/// Sets a new version's Object Lock retention and legal hold: the request's
+/// `x-amz-object-lock-*` headers, else the bucket's default retention; none in a bucket
+/// without Object Lock, where the headers are refused.
+fn set_request_lock(shard: &Shard, req: &Request, bucket: &str, meta: &mut ObjectMeta) -> Result<(), S3Error> {
+    use crate::object_lock::{Mode, Retention};
+    let mode = req.header("x-amz-object-lock-mode");
+    let until = req.header("x-amz-object-lock-retain-until-date");
+    let hold = req.header("x-amz-object-lock-legal-hold");
+    let config = shard.buckets.borrow().get(bucket).and_then(|b| b.object_lock);
+    let Some(config) = config else {
+        if mode.is_some() || until.is_some() || hold.is_some() {
+            return Err(err(ErrorCode::InvalidRequest, "Bucket is missing Object Lock Configuration"));
+        }
+        meta.retention = None;
+        meta.legal_hold = false;
+        return Ok(());
+    };
+    meta.retention = match (mode, until) {
+        (None, None) => config.default.map(|d| d.retention_from(req.now_ms)),
+        (Some(m), Some(u)) => {
+            let mode = Mode::parse(m).ok_or_else(|| S3Error::invalid_argument(format!("x-amz-object-lock-mode {m:?}: GOVERNANCE or COMPLIANCE"), "x-amz-object-lock-mode", m))?;
+            let until_ms = xml::parse_timestamp_ms(u)
+                .ok_or_else(|| S3Error::invalid_argument(format!("x-amz-object-lock-retain-until-date {u:?} is not an ISO 8601 date"), "x-amz-object-lock-retain-until-date", u))?;
+            if until_ms <= req.now_ms {
+                return Err(S3Error::invalid_argument("The retain until date must be in the future!", "x-amz-object-lock-retain-until-date", u));
+            }
+            Some(Retention { mode, until_ms })
+        }
+        _ => return Err(err(ErrorCode::InvalidArgument, "x-amz-object-lock-retain-until-date and x-amz-object-lock-mode must both be supplied")),
+    };
+    meta.legal_hold = match hold {
+        None | Some("OFF") => false,
+        Some("ON") => true,
+        Some(v) => return Err(S3Error::invalid_argument(format!("x-amz-object-lock-legal-hold {v:?}: ON or OFF"), "x-amz-object-lock-legal-hold", v)),
+    };
+    Ok(())
+}
+
+/// Whether a request may bypass GOVERNANCE retention: it asks to
+/// (`x-amz-bypass-governance-retention: true`) and is the bucket's owner or allowed
+/// `s3:BypassGovernanceRetention` by its policy.
+fn bypass_governance(shard: &Shard, req: &Request, bucket: &str, key: &str) -> bool {
+    if !req.header("x-amz-bypass-governance-retention").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return false;
+    }
+    let owner = shard.buckets.borrow().get(bucket).is_some_and(|b| Some(b.owner.as_str()) == req.access_key());
+    owner || object_policy(shard, req, bucket, key, "s3:BypassGovernanceRetention").is_ok_and(|d| d == crate::policy::Decision::Allow)
+}
+
+/// Refuses an Object Lock call on a bucket without Object Lock, as S3 does.
+fn lock_enabled(shard: &Shard, bucket: &str) -> Result<(), S3Error> {
+    if bucket_info(shard, bucket)?.object_lock.is_none() {
+        return Err(err(ErrorCode::InvalidRequest, "Bucket is missing Object Lock Configuration"));
+    }
+    Ok(())
+}
+
+/// PutObjectRetention: a version's retention, changed as Object Lock allows (checked on the
+/// version's core, against the version changed).
+async fn put_object_retention(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+    access(shard, req, &bucket, Permission::Write, "s3:PutObjectRetention")?;
+    lock_enabled(shard, &bucket)?;
+    let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
+    let new = xml::parse_retention(&body)?;
+    let (bypass, now_ms, version) = (bypass_governance(shard, req, &bucket, &key), req.now_ms, requested_version(req)?);
+    let (b, k) = (bucket.clone(), key.clone());
+    let found = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| {
+        versions::change_meta(s, b, k, version, "set retention", move |meta| {
+            crate::object_lock::check_change(meta.retention, new, now_ms, bypass)?;
+            meta.retention = new;
+            Ok(())
+        })
+    })
+    .await?;
+    match found {
+        Found::Object(at, ()) => Ok(with_version(Response::new(200), at.version)),
+        other => Err(not_an_object(shard, req, &bucket, &key, version, other)),
+    }
+}
+
+/// PutObjectLegalHold: on or off, whatever the retention.
+async fn put_object_legal_hold(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+    access(shard, req, &bucket, Permission::Write, "s3:PutObjectLegalHold")?;
+    lock_enabled(shard, &bucket)?;
+    let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
+    let on = xml::parse_legal_hold(&body)?;
+    let version = requested_version(req)?;
+    let (b, k) = (bucket.clone(), key.clone());
+    let found = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| {
+        versions::change_meta(s, b, k, version, "set legal hold", move |meta| {
+            meta.legal_hold = on;
+            Ok(())
+        })
+    })
+    .await?;
+    match found {
+        Found::Object(at, ()) => Ok(with_version(Response::new(200), at.version)),
+        other => Err(not_an_object(shard, req, &bucket, &key, version, other)),
+    }
+}
+
+/// GetObjectRetention or GetObjectLegalHold (`action` says which).
+async fn get_object_lock(shard: &Rc<Shard>, req: &Request, bucket: String, key: String, action: &'static str) -> Result<Response, S3Error> {
+    exists(shard, &bucket)?;
+    lock_enabled(shard, &bucket)?;
+    let info = object_info(shard, req, &bucket, &key).await?;
+    may_read(shard, req, &bucket, &key, &info.meta, action)?;
+    if action == "s3:GetObjectLegalHold" {
+        return Ok(Response::xml(200, xr::legal_hold(info.meta.legal_hold)));
+    }
+    match info.meta.retention {
+        Some(r) => Ok(Response::xml(200, xr::retention(&r))),
+        None => Err(err(ErrorCode::NoSuchObjectLockConfiguration, "The specified object does not have a ObjectLock configuration")),
+    }
 }
 
 /// Gives a new object the ACL its request's headers ask for, if any.
@@ -1086,6 +1251,13 @@ fn stored_headers(meta: &ObjectMeta) -> http::HeaderLines {
     }
     if let Some(id) = &meta.version_id {
         let _ = head.try_header("x-amz-version-id", id);
+    }
+    if let Some(r) = &meta.retention {
+        let _ = head.try_header("x-amz-object-lock-mode", r.mode.as_str());
+        let _ = head.try_header("x-amz-object-lock-retain-until-date", &xml::format_timestamp_ms(r.until_ms));
+    }
+    if meta.legal_hold {
+        let _ = head.try_header("x-amz-object-lock-legal-hold", "ON");
     }
     if !meta.part_sizes.is_empty() {
         let _ = head.try_header_fmt("x-amz-mp-parts-count", format_args!("{}", meta.part_sizes.len()));
@@ -1493,8 +1665,9 @@ async fn delete_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: St
 /// versioned bucket) on its owning core.
 async fn delete_on_owner(shard: &Rc<Shard>, req: &Request, bucket: String, key: String, version: Option<VersionId>) -> Result<Option<versions::Written>, S3Error> {
     let (who, now_ms) = (requester(req).to_string(), req.now_ms);
+    let bypass = version.is_some() && bypass_governance(shard, req, &bucket, &key);
     let owner = shard.owner(&bucket, &key);
-    call(shard, owner, move |s: Rc<Shard>| versions::delete(s, bucket, key, version, who, now_ms)).await
+    call(shard, owner, move |s: Rc<Shard>| versions::delete(s, bucket, key, version, who, now_ms, bypass)).await
 }
 
 async fn delete_objects(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String) -> Result<Response, S3Error> {
@@ -1692,6 +1865,8 @@ async fn copy_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: Stri
     } else {
         let mut meta = ObjectMeta { owner: requester(req).to_string(), acl: None, ..info.meta.clone() };
         set_request_acl(shard, req, &bucket, &mut meta)?;
+        // The source's retention and legal hold are its own; the copy gets the request's.
+        set_request_lock(shard, req, &bucket, &mut meta)?;
         meta
     };
     // Tags follow their own directive: copied by default, or the request's (S3's

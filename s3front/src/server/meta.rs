@@ -21,6 +21,10 @@ const TAG_OBJECT_TAG: u8 = 9;
 const TAG_ACL: u8 = 10;
 /// The version's id (`versioning::VersionId`), in a bucket that has versioning.
 const TAG_VERSION_ID: u8 = 11;
+/// Object Lock retention: the mode (0 GOVERNANCE, 1 COMPLIANCE), then the end in Unix ms.
+const TAG_RETENTION: u8 = 12;
+/// Object Lock legal hold, present only while on.
+const TAG_LEGAL_HOLD: u8 = 13;
 
 /// Standard headers stored and returned as sent (besides Content-Type).
 pub const STORED_HEADERS: [&str; 5] = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
@@ -48,6 +52,10 @@ pub struct ObjectMeta {
     pub acl: Option<Vec<crate::acl::Grant>>,
     /// The version's id, as responses name it; `None` for an object of an unversioned bucket.
     pub version_id: Option<String>,
+    /// Object Lock: the version's retention, if it has one.
+    pub retention: Option<crate::object_lock::Retention>,
+    /// Object Lock: whether a legal hold is on.
+    pub legal_hold: bool,
 }
 
 fn put_field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
@@ -121,6 +129,8 @@ impl ObjectMeta {
             tags,
             acl: None,
             version_id: None,
+            retention: None,
+            legal_hold: false,
         })
     }
 
@@ -149,6 +159,14 @@ impl ObjectMeta {
         }
         if let Some(id) = &self.version_id {
             put_field(&mut out, TAG_VERSION_ID, id.as_bytes());
+        }
+        if let Some(r) = &self.retention {
+            let mut field = vec![(r.mode == crate::object_lock::Mode::Compliance) as u8];
+            field.extend_from_slice(&r.until_ms.to_le_bytes());
+            put_field(&mut out, TAG_RETENTION, &field);
+        }
+        if self.legal_hold {
+            put_field(&mut out, TAG_LEGAL_HOLD, &[1]);
         }
         if !self.part_sizes.is_empty() {
             let sizes: Vec<u8> = self.part_sizes.iter().flat_map(|s| s.to_le_bytes()).collect();
@@ -185,6 +203,12 @@ impl ObjectMeta {
                 TAG_OWNER => m.owner = text()?,
                 TAG_ACL => m.acl = Some(crate::acl::decode(&text()?)?),
                 TAG_VERSION_ID => m.version_id = Some(text()?),
+                TAG_RETENTION => {
+                    let (&mode, until) = field.split_first()?;
+                    let mode = if mode == 1 { crate::object_lock::Mode::Compliance } else { crate::object_lock::Mode::Governance };
+                    m.retention = Some(crate::object_lock::Retention { mode, until_ms: u64::from_le_bytes(until.try_into().ok()?) });
+                }
+                TAG_LEGAL_HOLD => m.legal_hold = true,
                 TAG_PARTS => m.part_sizes.extend(field.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))),
                 _ => {}
             }
@@ -211,6 +235,8 @@ mod tests {
             tags: vec![("k".into(), String::new()), ("名".into(), "値 v".into())],
             acl: Some(vec![crate::acl::Grant::new(crate::acl::Grantee::AllUsers, crate::acl::Permission::Read)]),
             version_id: Some("0123456789abcdef".into()),
+            retention: Some(crate::object_lock::Retention { mode: crate::object_lock::Mode::Compliance, until_ms: 1_900_000_000_000 }),
+            legal_hold: true,
         };
         assert_eq!(ObjectMeta::decode(&m.encode()), Some(m.clone()));
         let explicit_none = ObjectMeta { acl: Some(Vec::new()), ..m.clone() };

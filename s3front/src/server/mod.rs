@@ -180,6 +180,9 @@ pub struct BucketInfo {
     /// The bucket's versioning; `None` while never set (unversioned: each key one object
     /// under its own name). Once set it is never unset, only suspended, as in S3.
     pub versioning: Option<crate::versioning::Versioning>,
+    /// The bucket's Object Lock configuration; `None` while Object Lock is off (it can be
+    /// turned on, never off).
+    pub object_lock: Option<crate::object_lock::LockConfiguration>,
 }
 
 impl BucketInfo {
@@ -217,6 +220,9 @@ impl BucketInfo {
         }
         if let Some(s) = self.versioning {
             v["versioning"] = s.as_str().into();
+        }
+        if let Some(lock) = &self.object_lock {
+            v["object_lock"] = String::from_utf8_lossy(&crate::xml::responses::object_lock_configuration(lock)).into_owned().into();
         }
         if let Some(b) = &self.public_access_block {
             v["public_access_block"] = serde_json::json!([b.block_public_acls, b.ignore_public_acls, b.block_public_policy, b.restrict_public_buckets]);
@@ -262,6 +268,10 @@ impl BucketInfo {
                     let policy = crate::policy::parse(document.as_bytes(), None).ok()?;
                     Some(Arc::new(BucketPolicy { document, policy }))
                 }
+            },
+            object_lock: match v.get("object_lock") {
+                None => None,
+                Some(doc) => Some(crate::xml::parse_object_lock_configuration(doc.as_str()?.as_bytes()).ok()?),
             },
             versioning: match v.get("versioning") {
                 None => None,
@@ -614,7 +624,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
             .list(BUCKETS_BUCKET, b"", None, usize::MAX)
             .into_iter()
             .filter_map(|l| String::from_utf8(l.key.into()).ok())
-            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, acl: Vec::new(), tags: None, cors: None, lifecycle: None, policy: None, public_access_block: None, ownership: None, versioning: None }))
+            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, acl: Vec::new(), tags: None, cors: None, lifecycle: None, policy: None, public_access_block: None, ownership: None, versioning: None, object_lock: None }))
             .collect();
         let mut loaded = BTreeMap::new();
         for name in table.keys() {
@@ -699,6 +709,7 @@ mod tests {
             public_access_block: None,
             ownership: None,
             versioning: None,
+            object_lock: None,
         };
         assert_eq!(BucketInfo::decode(&plain.encode()), Some(plain.clone()));
         let lifecycle = br#"<LifecycleConfiguration><Rule><ID>r</ID><Filter><And><Prefix>logs/</Prefix><Tag><Key>k</Key><Value>v &amp; w</Value></Tag></And></Filter>
@@ -712,6 +723,9 @@ mod tests {
             public_access_block: Some(PublicAccessBlock { block_public_acls: true, restrict_public_buckets: true, ..Default::default() }),
             ownership: Some(ObjectOwnership::BucketOwnerPreferred),
             versioning: Some(crate::versioning::Versioning::Suspended),
+            object_lock: Some(crate::object_lock::LockConfiguration {
+                default: Some(crate::object_lock::DefaultRetention { mode: crate::object_lock::Mode::Governance, period: crate::object_lock::Period::Years(2) }),
+            }),
             ..plain.clone()
         };
         assert_eq!(BucketInfo::decode(&full.encode()), Some(full));

@@ -192,9 +192,18 @@ pub async fn put_large(
 
 /// S3's DeleteObject on the owning core. Without `version`: in an unversioned bucket the key
 /// goes; in a versioned one a delete marker becomes its current version. With `version`, that
-/// version goes for good (a missing one is no error, as in S3). The answer names the version
+/// version goes for good (a missing one is no error, as in S3), unless Object Lock keeps it
+/// (`bypass`: the request may bypass GOVERNANCE retention). The answer names the version
 /// written or removed, and whether it is (was) a delete marker.
-pub async fn delete(shard: Rc<Shard>, bucket: String, key: String, version: Option<VersionId>, owner: String, now_ms: u64) -> Result<Option<Written>, S3Error> {
+pub async fn delete(
+    shard: Rc<Shard>,
+    bucket: String,
+    key: String,
+    version: Option<VersionId>,
+    owner: String,
+    now_ms: u64,
+    bypass: bool,
+) -> Result<Option<Written>, S3Error> {
     let state = versioning(&shard, &bucket);
     match (version, state) {
         (None, None) => {
@@ -209,10 +218,21 @@ pub async fn delete(shard: Rc<Shard>, bucket: String, key: String, version: Opti
         (Some(id), _) => {
             let _lock = shard.version_lock(&bucket, &key).await;
             let Some(at) = locate(&shard, &bucket, &key, Some(id)) else { return Ok(Some(Written { version: id, marker: false })) };
+            check_lock(&shard, &at, now_ms, bypass).await?;
             shard.store.delete(at.bucket.as_bytes(), at.key.as_bytes()).await.map_err(|e| store_error("delete", e))?;
             Ok(Some(Written { version: id, marker: at.marker }))
         }
     }
+}
+
+/// Refuses to remove a version that Object Lock keeps (its retention, its legal hold); a
+/// delete marker has neither.
+async fn check_lock(shard: &Rc<Shard>, at: &Located, now_ms: u64, bypass: bool) -> Result<(), S3Error> {
+    if at.marker {
+        return Ok(());
+    }
+    let Some(info) = super::objects::head(shard.clone(), at.bucket.clone(), at.key.clone()).await? else { return Ok(()) };
+    crate::object_lock::check_delete(info.meta.retention, info.meta.legal_hold, now_ms, bypass)
 }
 
 /// `locate` as a cross-core call.
@@ -316,6 +336,10 @@ pub async fn expire(shard: &Rc<Shard>, bucket: &str, key: &str, what: Expire, no
                 if !(at.marker && alone) {
                     return Ok(false);
                 }
+            }
+            // Lifecycle never removes what Object Lock keeps.
+            if check_lock(shard, &at, now_ms, false).await.is_err() {
+                return Ok(false);
             }
             shard.store.delete(at.bucket.as_bytes(), at.key.as_bytes()).await.map_err(|e| store_error("expire", e))?;
             Ok(true)

@@ -578,3 +578,58 @@ fn parse_bool(text: &str, element: &str) -> Result<bool, XmlError> {
 fn trimmed(text: &str) -> String {
     text.trim().to_owned()
 }
+
+/// PUT Bucket `?object-lock` (PutObjectLockConfiguration): `ObjectLockEnabled` must say
+/// `Enabled`; the optional rule's default retention has a mode and either `Days` or `Years`.
+pub fn parse_object_lock_configuration(body: &[u8]) -> Result<crate::object_lock::LockConfiguration, S3Error> {
+    use crate::object_lock::{DefaultRetention, LockConfiguration, Mode, Period};
+    let root = parse_tree(body, "ObjectLockConfiguration")?;
+    match root.child_text("ObjectLockEnabled")?.map(str::trim) {
+        Some("Enabled") => {}
+        other => return Err(XmlError::malformed(format!("<ObjectLockEnabled> {other:?} is not Enabled")).into()),
+    }
+    let Some(rule) = only_child(&root, "Rule")? else { return Ok(LockConfiguration::default()) };
+    let retention = only_child(rule, "DefaultRetention")?.ok_or_else(|| XmlError::malformed("<Rule> has no <DefaultRetention>"))?;
+    let mode = retention.child_text("Mode")?.map(str::trim).unwrap_or("");
+    let mode = Mode::parse(mode).ok_or_else(|| XmlError::malformed(format!("<Mode> {mode:?} is neither GOVERNANCE nor COMPLIANCE")))?;
+    let number = |name: &str| -> Result<Option<u32>, S3Error> {
+        let Some(text) = retention.child_text(name)? else { return Ok(None) };
+        let n = text.trim().parse::<u32>().map_err(|_| S3Error::new(ErrorCode::InvalidRetentionPeriod, format!("<{name}> {:?} is not a positive number", text.trim())))?;
+        Ok(Some(n))
+    };
+    let period = match (number("Days")?, number("Years")?) {
+        (Some(d), None) => Period::Days(d),
+        (None, Some(y)) => Period::Years(y),
+        (Some(_), Some(_)) => return Err(XmlError::malformed("<DefaultRetention> has both <Days> and <Years>").into()),
+        (None, None) => return Err(XmlError::malformed("<DefaultRetention> has neither <Days> nor <Years>").into()),
+    };
+    Ok(LockConfiguration { default: Some(DefaultRetention::new(mode, period)?) })
+}
+
+/// PUT Object `?retention` (PutObjectRetention): a mode and a date, or neither (lifts it).
+pub fn parse_retention(body: &[u8]) -> Result<Option<crate::object_lock::Retention>, S3Error> {
+    use crate::object_lock::{Mode, Retention};
+    let root = parse_tree(body, "Retention")?;
+    let mode = root.child_text("Mode")?.map(str::trim);
+    let date = root.child_text("RetainUntilDate")?.map(str::trim);
+    match (mode, date) {
+        (None, None) => Ok(None),
+        (Some(m), Some(d)) => {
+            let mode = Mode::parse(m).ok_or_else(|| XmlError::malformed(format!("<Mode> {m:?} is neither GOVERNANCE nor COMPLIANCE")))?;
+            let until_ms = super::out::parse_timestamp_ms(d)
+                .ok_or_else(|| S3Error::new(ErrorCode::InvalidArgument, format!("<RetainUntilDate> {d:?} is not an ISO 8601 date and time")))?;
+            Ok(Some(Retention { mode, until_ms }))
+        }
+        _ => Err(XmlError::malformed("<Retention> needs both <Mode> and <RetainUntilDate>, or neither").into()),
+    }
+}
+
+/// PUT Object `?legal-hold` (PutObjectLegalHold): `ON` or `OFF`.
+pub fn parse_legal_hold(body: &[u8]) -> Result<bool, XmlError> {
+    let root = parse_tree(body, "LegalHold")?;
+    match root.child_text("Status")?.map(str::trim) {
+        Some("ON") => Ok(true),
+        Some("OFF") => Ok(false),
+        other => Err(XmlError::malformed(format!("<Status> {other:?} is neither ON nor OFF"))),
+    }
+}

@@ -945,3 +945,43 @@ fn write_delete_failure(out: &mut XmlOut, failure: &DeleteFailure) {
     out.element("Message", &failure.message);
     out.end("Error");
 }
+
+/// GetObjectLockConfiguration.
+pub fn object_lock_configuration(config: &crate::object_lock::LockConfiguration) -> Vec<u8> {
+    use crate::object_lock::Period;
+    let mut out = XmlOut::new();
+    out.root("ObjectLockConfiguration");
+    out.element("ObjectLockEnabled", "Enabled");
+    if let Some(d) = &config.default {
+        out.start("Rule");
+        out.start("DefaultRetention");
+        out.element("Mode", d.mode.as_str());
+        match d.period {
+            Period::Days(n) => out.number("Days", u64::from(n)),
+            Period::Years(n) => out.number("Years", u64::from(n)),
+        }
+        out.end("DefaultRetention");
+        out.end("Rule");
+    }
+    out.end("ObjectLockConfiguration");
+    out.finish()
+}
+
+/// GetObjectRetention.
+pub fn retention(r: &crate::object_lock::Retention) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    out.root("Retention");
+    out.element("Mode", r.mode.as_str());
+    out.timestamp("RetainUntilDate", r.until_ms);
+    out.end("Retention");
+    out.finish()
+}
+
+/// GetObjectLegalHold.
+pub fn legal_hold(on: bool) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    out.root("LegalHold");
+    out.element("Status", if on { "ON" } else { "OFF" });
+    out.end("LegalHold");
+    out.finish()
+}

@@ -20,6 +20,7 @@ mod isolation;
 mod lifecycle;
 mod listing;
 mod multipart;
+mod object_lock;
 mod objects;
 mod persistence;
 mod policy;
