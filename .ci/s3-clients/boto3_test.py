@@ -1,4 +1,4 @@
-"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, listing, versioning, tags, form uploads, CORS, ACLs, bucket policies, lifecycle rules, errors.
+"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, listing, versioning, object lock, tags, form uploads, CORS, ACLs, bucket policies, lifecycle rules, errors.
 
 Run by run.sh, which sets S3_ENDPOINT, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and, when it could
 add one, a second user (S3_SECOND_ACCESS_KEY/S3_SECOND_SECRET_KEY). Each check compares exact
@@ -361,6 +361,41 @@ def t_versioning():
     s3.delete_bucket(Bucket=bucket)
 
 
+def t_object_lock():
+    import datetime
+    bucket = "boto3-object-lock"
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    expect_eq("versioning", s3.get_bucket_versioning(Bucket=bucket)["Status"], "Enabled")
+    conf = {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}}
+    s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration=conf)
+    expect_eq("configuration", s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"], conf)
+    bad = {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 0}}}
+    expect_error("zero days", "InvalidRetentionPeriod", 400, s3.put_object_lock_configuration, Bucket=bucket,
+                 ObjectLockConfiguration=bad)
+    expect_error("suspend", "InvalidBucketState", 409, s3.put_bucket_versioning, Bucket=bucket,
+                 VersioningConfiguration={"Status": "Suspended"})
+    # s3-tests' test_object_lock_uploading_obj and delete_object_with_retention.
+    until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    out = s3.put_object(Bucket=bucket, Key="file1", Body=b"abc", ObjectLockMode="GOVERNANCE",
+                        ObjectLockRetainUntilDate=until, ObjectLockLegalHoldStatus="ON")
+    version = out["VersionId"]
+    head = s3.head_object(Bucket=bucket, Key="file1")
+    expect_eq("mode", head["ObjectLockMode"], "GOVERNANCE")
+    expect_eq("legal hold", head["ObjectLockLegalHoldStatus"], "ON")
+    expect_eq("until (seconds)", int(head["ObjectLockRetainUntilDate"].timestamp()), int(until.timestamp()))
+    expect_error("delete under legal hold", "AccessDenied", 403, s3.delete_object, Bucket=bucket, Key="file1",
+                 VersionId=version, BypassGovernanceRetention=True)
+    s3.put_object_legal_hold(Bucket=bucket, Key="file1", LegalHold={"Status": "OFF"})
+    expect_error("delete under retention", "AccessDenied", 403, s3.delete_object, Bucket=bucket, Key="file1",
+                 VersionId=version)
+    s3.delete_object(Bucket=bucket, Key="file1", VersionId=version, BypassGovernanceRetention=True)
+    # Default retention: every version of the default's mode; emptied with the bypass.
+    vid = s3.put_object(Bucket=bucket, Key="file2", Body=b"x")["VersionId"]
+    expect_eq("default mode", s3.get_object_retention(Bucket=bucket, Key="file2")["Retention"]["Mode"], "GOVERNANCE")
+    s3.delete_object(Bucket=bucket, Key="file2", VersionId=vid, BypassGovernanceRetention=True)
+    s3.delete_bucket(Bucket=bucket)
+
+
 def t_second_user():
     if "S3_SECOND_USER_ERROR" in os.environ:
         raise AssertionError(os.environ["S3_SECOND_USER_ERROR"])
@@ -624,6 +659,7 @@ CHECKS = [
     ("error codes (NoSuchKey, NoSuchBucket, BucketNotEmpty, ...)", t_error_codes),
     ("list_object_versions of an unversioned bucket", t_list_object_versions),
     ("versioning: versions by id, markers, null version, suspended, batch deletes", t_versioning),
+    ("object lock: configuration, retention, legal hold, locked deletes", t_object_lock),
     ("object and bucket tagging", t_tagging),
     ("presigned POST (SigV4) and a SigV2 policy form via urllib3", t_presigned_post),
     ("bucket CORS rules and preflights", t_cors),
