@@ -89,13 +89,21 @@ fn null_versions(shard: &Shard, bucket: &str, key: &str) -> Vec<(String, String)
 /// one-batch limit).
 const NULL_VERSIONS_MAX: usize = engine::store::ALSO_DELETE_MAX;
 
+/// Cores whose stamps `new_stamp` keeps apart (its low byte is the core).
+const STAMP_CORES_MAX: u64 = 256;
+
 /// A stamp for a new version of `key`: after this core's last one and after the key's newest
-/// (a clock stepped back across a restart must not order a new version below an old one).
+/// (a clock stepped back across a restart must not order a new version below an old one), with
+/// this core in its low byte, so that no two versions on one node share an id.
 fn new_stamp(shard: &Shard, bucket: &str, key: &str) -> u64 {
+    let core = shard.core as u64;
+    assert!(core < STAMP_CORES_MAX, "version stamps name at most {STAMP_CORES_MAX} cores");
     let ns = v::store_bucket(bucket);
     let newest = shard.store.list(ns.as_bytes(), v::key_prefix(key).as_bytes(), None, 1);
     let newest = newest.first().and_then(|l| v::parse_version_key(&l.key)).map_or(0, |s| s.stamp);
-    let stamp = (super::unix_now_ms().saturating_mul(1_000_000)).max(shard.last_stamp.get() + 1).max(newest + 1);
+    let at_least = (super::unix_now_ms().saturating_mul(1_000_000)).max(shard.last_stamp.get() + 1).max(newest + 1);
+    let stamp = at_least + (core + STAMP_CORES_MAX - at_least % STAMP_CORES_MAX) % STAMP_CORES_MAX;
+    assert_eq!(stamp % STAMP_CORES_MAX, core);
     shard.last_stamp.set(stamp);
     stamp
 }
