@@ -76,7 +76,13 @@ pub fn escape(key: &str) -> String {
 
 /// Every version of `key` lies under this prefix, newest first.
 pub fn key_prefix(key: &str) -> String {
-    let mut p = escape(key);
+    let mut p = String::with_capacity(key.len() + 2 + 17);
+    for c in key.chars() {
+        p.push(c);
+        if c == '\0' {
+            p.push('\u{1}');
+        }
+    }
     p.push_str("\0\0");
     p
 }
@@ -121,22 +127,34 @@ pub struct Stored {
 
 impl Stored {
     pub fn version_id(&self) -> VersionId {
-        if self.kind.null { VersionId::Null } else { VersionId::Stamp(self.stamp) }
+        self.kind.version_id(self.stamp)
     }
 }
 
-/// Reads a key `version_key` wrote; `None` for anything else.
-pub fn parse_version_key(stored: &[u8]) -> Option<Stored> {
-    // The last 17 bytes are the inverted stamp and the kind; before them the terminator.
+impl Kind {
+    /// The id of the version `stamp` of this kind.
+    pub fn version_id(self, stamp: u64) -> VersionId {
+        if self.null { VersionId::Null } else { VersionId::Stamp(stamp) }
+    }
+}
+
+/// The stamp and kind of a key `version_key` wrote (its last 17 bytes), without the key.
+pub fn stamp_and_kind(stored: &[u8]) -> Option<(u64, Kind)> {
     let n = stored.len().checked_sub(19)?;
     if &stored[n..n + 2] != b"\0\0" {
         return None;
     }
     let kind = Kind::from_letter(stored[stored.len() - 1])?;
     let hex = std::str::from_utf8(&stored[n + 2..n + 18]).ok()?;
-    let inverted = u64::from_str_radix(hex, 16).ok()?;
-    let escaped = std::str::from_utf8(&stored[..n]).ok()?;
-    Some(Stored { key: escaped.replace("\0\u{1}", "\0"), stamp: !inverted, kind })
+    Some((!u64::from_str_radix(hex, 16).ok()?, kind))
+}
+
+/// Reads a key `version_key` wrote; `None` for anything else.
+pub fn parse_version_key(stored: &[u8]) -> Option<Stored> {
+    // The last 17 bytes are the inverted stamp and the kind; before them the terminator.
+    let (stamp, kind) = stamp_and_kind(stored)?;
+    let escaped = std::str::from_utf8(&stored[..stored.len() - 19]).ok()?;
+    Some(Stored { key: escaped.replace("\0\u{1}", "\0"), stamp, kind })
 }
 
 #[cfg(test)]

@@ -182,8 +182,9 @@ impl Index {
         };
         let first = page_of(pages, lower).0;
         let mut listed = Vec::new();
-        for page in pages.range::<[u8], _>((Included(first), Unbounded)).map(|(_, p)| p) {
-            for (key, location) in page.cursor() {
+        for (i, page) in pages.range::<[u8], _>((Included(first), Unbounded)).map(|(_, p)| p).enumerate() {
+            let cursor = if i == 0 { page.cursor_from(lower) } else { page.cursor() };
+            for (key, location) in cursor {
                 if key < lower || (key == lower && !lower_included) {
                     continue;
                 }

@@ -1367,7 +1367,8 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
         None => (&bucket, &key),
     };
     if owner == shard.core {
-        return get_local(shard, conn, req, (&bucket, &key), stored, is_head).await;
+        let lsn = at.as_ref().and_then(|l| l.lsn);
+        return get_local(shard, conn, req, (&bucket, &key), stored, lsn, is_head).await;
     }
     let (b, k) = (stored.0.to_string(), stored.1.to_string());
     let got = if is_head {
@@ -1491,16 +1492,18 @@ async fn send(conn: &mut Conn, bytes: Vec<u8>) -> Result<(), S3Error> {
 /// GET/HEAD on the owning core: data goes out from the registered buffer it was read into.
 /// A GET or HEAD of an object this core owns: `(bucket, key)` as the request names it, `stored`
 /// where the version it asks for lies in the store (the same names, unless the bucket has
-/// versions).
+/// versions; `located_lsn` its record's lsn if `versions::locate` just read it).
 async fn get_local(
     shard: &Rc<Shard>,
     conn: &mut Conn,
     req: &Request,
     (bucket, key): (&str, &str),
     stored: (&str, &str),
+    located_lsn: Option<u64>,
     is_head: bool,
 ) -> Result<Option<Response>, S3Error> {
-    if let Some((lsn, _)) = shard.store.lsn_of(stored.0.as_bytes(), stored.1.as_bytes()) {
+    let lsn = located_lsn.or_else(|| shard.store.lsn_of(stored.0.as_bytes(), stored.1.as_bytes()).map(|(lsn, _)| lsn));
+    if let Some(lsn) = lsn {
         if is_head {
             let hit = shard.cache.borrow_mut().get_meta(stored.0, stored.1, lsn);
             if let Some((cached, size)) = hit {

@@ -395,6 +395,16 @@ impl Page {
         Cursor { bytes: &self.bytes, pos: 0 }
     }
 
+    /// The page's entries in key order from the first at or above `key`: a listing's start
+    /// skips the entries before it without reading their locations.
+    pub(super) fn cursor_from(&self, key: &[u8]) -> Cursor<'_> {
+        let pos = match self.seek(key) {
+            Ok(e) => e.start,
+            Err(pos) => pos,
+        };
+        Cursor { bytes: &self.bytes, pos }
+    }
+
     /// Checks what is kept beside the entries.
     #[cfg(test)]
     pub(super) fn check(&self) {
