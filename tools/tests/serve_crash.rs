@@ -173,22 +173,27 @@ fn check(port: u16, acked: &Acked) -> usize {
     acked.puts.len() + acked.deletes.len()
 }
 
-#[test]
-fn serve_survives_sigkill_under_load() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("serve-crash");
-    let _ = std::fs::remove_dir_all(&dir);
-    let all = Arc::new(Mutex::new(Acked::default()));
+/// `ROUNDS` times on `dir`: starts the server (`setup` runs on the first start), loads it with
+/// `WRITERS` threads of `writer(port, round, writer number)`, kills it with SIGKILL at a moment
+/// that moves later each round, restarts it and runs `check(port)`; the last check's count.
+fn kill_rounds(
+    dir: &Path,
+    setup: impl Fn(u16),
+    writer: impl Fn(u16, u64, u64) + Send + Sync + 'static,
+    check: impl Fn(u16) -> usize,
+) -> usize {
+    let _ = std::fs::remove_dir_all(dir);
+    let writer = Arc::new(writer);
     let mut checked = 0;
     for round in 0..ROUNDS {
-        let (mut server, port) = start(&dir);
+        let (mut server, port) = start(dir);
         if round == 0 {
-            let (status, body) = request(port, "PUT", &format!("/{BUCKET}"), b"").expect("create bucket");
-            assert_eq!(status, 200, "create bucket: {}", String::from_utf8_lossy(&body));
+            setup(port);
         }
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
-                let acked = all.clone();
-                std::thread::spawn(move || writer(port, round, w, acked))
+                let writer = writer.clone();
+                std::thread::spawn(move || writer(port, round, w))
             })
             .collect();
         // The test's own thread waits for the writers to get going: no ring here.
@@ -199,11 +204,30 @@ fn serve_survives_sigkill_under_load() {
         for w in writers {
             w.join().expect("writer");
         }
-        let (mut server, port) = start(&dir);
-        checked = check(port, &all.lock().expect("lock"));
-        server.kill().expect("kill");
-        server.wait().expect("reap");
+        let (server, port) = start(dir);
+        let server = Running(server);
+        checked = check(port);
+        drop(server);
     }
+    checked
+}
+
+fn create_bucket(port: u16) {
+    let (status, body) = request(port, "PUT", &format!("/{BUCKET}"), b"").expect("create bucket");
+    assert_eq!(status, 200, "create bucket: {}", String::from_utf8_lossy(&body));
+}
+
+#[test]
+fn serve_survives_sigkill_under_load() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("serve-crash");
+    let all = Arc::new(Mutex::new(Acked::default()));
+    let acked = all.clone();
+    let checked = kill_rounds(
+        &dir,
+        create_bucket,
+        move |port, round, w| writer(port, round, w, acked.clone()),
+        |port| check(port, &all.lock().expect("lock")),
+    );
     let a = all.lock().expect("lock");
     eprintln!("{ROUNDS} kills: {} acknowledged PUTs and {} DELETEs checked", a.puts.len(), a.deletes.len());
     assert!(a.puts.len() > 50 && !a.deletes.is_empty(), "too little load to prove anything: {checked} checked");
@@ -338,36 +362,20 @@ fn check_versions(port: u16, keys: &BTreeMap<String, KeyHistory>) -> usize {
 #[test]
 fn versioned_serve_survives_sigkill_under_load() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("serve-crash-versioned");
-    let _ = std::fs::remove_dir_all(&dir);
     let keys = Arc::new(Mutex::new(BTreeMap::new()));
-    let mut checked = 0;
-    for round in 0..ROUNDS {
-        let (mut server, port) = start(&dir);
-        if round == 0 {
-            let (status, body) = request(port, "PUT", &format!("/{BUCKET}"), b"").expect("create bucket");
-            assert_eq!(status, 200, "create bucket: {}", String::from_utf8_lossy(&body));
-            let config = b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>";
-            let (status, _, body) = request_with_head(port, "PUT", &format!("/{BUCKET}"), "versioning=", config).expect("enable versioning");
-            assert_eq!(status, 200, "enable versioning: {}", String::from_utf8_lossy(&body));
-        }
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|w| {
-                let keys = keys.clone();
-                std::thread::spawn(move || versioned_writer(port, round, w, keys))
-            })
-            .collect();
-        #[allow(clippy::disallowed_methods)]
-        std::thread::sleep(Duration::from_millis(400 + round * 500));
-        server.kill().expect("SIGKILL the server");
-        server.wait().expect("reap the server");
-        for w in writers {
-            w.join().expect("writer");
-        }
-        let (server, port) = start(&dir);
-        let server = Running(server);
-        checked = check_versions(port, &keys.lock().expect("lock"));
-        drop(server);
-    }
+    let written = keys.clone();
+    let enable_versioning = |port: u16| {
+        create_bucket(port);
+        let config = b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>";
+        let (status, _, body) = request_with_head(port, "PUT", &format!("/{BUCKET}"), "versioning=", config).expect("enable versioning");
+        assert_eq!(status, 200, "enable versioning: {}", String::from_utf8_lossy(&body));
+    };
+    let checked = kill_rounds(
+        &dir,
+        enable_versioning,
+        move |port, round, w| versioned_writer(port, round, w, written.clone()),
+        |port| check_versions(port, &keys.lock().expect("lock")),
+    );
     let keys = keys.lock().expect("lock");
     let versions: usize = keys.values().map(|h| h.versions.len()).sum();
     let removed: usize = keys.values().map(|h| h.removed.len()).sum();

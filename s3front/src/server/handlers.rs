@@ -664,21 +664,15 @@ async fn put_object_acl(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucke
     // the version changed.
     let policy_allows = object_policy(shard, req, &bucket, &key, "s3:PutObjectAcl")? == crate::policy::Decision::Allow;
     let ignore_public = super::authz::ignores_public_acls(&described);
-    let (b, k, version) = (bucket.clone(), key.clone(), requested_version(req)?);
-    let changed = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| {
-        versions::change_meta(s, b, k, version, "set ACL", move |meta| {
-            if !policy_allows && !meta.allows(who.as_deref(), Permission::WriteAcp, ignore_public) {
-                return Err(access_denied());
-            }
-            meta.set_grants(grants.clone());
-            Ok(())
-        })
+    let version = change_object_meta(shard, req, &bucket, &key, "set ACL", move |meta| {
+        if !policy_allows && !meta.allows(who.as_deref(), Permission::WriteAcp, ignore_public) {
+            return Err(access_denied());
+        }
+        meta.set_grants(grants.clone());
+        Ok(())
     })
     .await?;
-    match changed {
-        Found::Object(at, ()) => Ok(with_version(Response::new(200), at.version)),
-        other => Err(not_an_object(shard, req, &bucket, &key, version, other)),
-    }
+    Ok(with_version(Response::new(200), version))
 }
 
 /// GetObjectAcl: the object's owner and grants, to whom its ACL lets read them.
@@ -781,18 +775,30 @@ async fn get_object_tagging(shard: &Rc<Shard>, req: &Request, bucket: String, ke
 /// on its owning core, keeping its data, ETag and modification time (as S3 does: tags are not
 /// part of an object's version); returns that version's id.
 async fn set_object_tags(shard: &Rc<Shard>, req: &Request, bucket: String, key: String, tags: tagging::TagSet) -> Result<Option<VersionId>, S3Error> {
-    let version = requested_version(req)?;
-    let (b, k) = (bucket.clone(), key.clone());
-    let found = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| {
-        versions::change_meta(s, b, k, version, "set tags", move |meta| {
-            meta.tags = tags.clone();
-            Ok(())
-        })
+    change_object_meta(shard, req, &bucket, &key, "set tags", move |meta| {
+        meta.tags = tags.clone();
+        Ok(())
     })
-    .await?;
+    .await
+}
+
+/// Changes the metadata of the version of `bucket`/`key` the request names (or its current
+/// one) on its owning core with `change` (`objects::change_meta`: the data stays, and `change`
+/// sees the version it changes); returns that version's id. `what` names the change in errors.
+async fn change_object_meta(
+    shard: &Rc<Shard>,
+    req: &Request,
+    bucket: &str,
+    key: &str,
+    what: &'static str,
+    change: impl Fn(&mut ObjectMeta) -> Result<(), S3Error> + Send + 'static,
+) -> Result<Option<VersionId>, S3Error> {
+    let version = requested_version(req)?;
+    let (b, k) = (bucket.to_string(), key.to_string());
+    let found = call(shard, shard.owner(bucket, key), move |s: Rc<Shard>| versions::change_meta(s, b, k, version, what, change)).await?;
     match found {
         Found::Object(at, ()) => Ok(at.version),
-        other => Err(not_an_object(shard, req, &bucket, &key, version, other)),
+        other => Err(not_an_object(shard, req, bucket, key, version, other)),
     }
 }
 
@@ -927,20 +933,14 @@ async fn put_object_retention(shard: &Rc<Shard>, conn: &mut Conn, req: &Request,
     lock_enabled(shard, &bucket)?;
     let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
     let new = xml::parse_retention(&body)?;
-    let (bypass, now_ms, version) = (bypass_governance(shard, req, &bucket, &key), req.now_ms, requested_version(req)?);
-    let (b, k) = (bucket.clone(), key.clone());
-    let found = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| {
-        versions::change_meta(s, b, k, version, "set retention", move |meta| {
-            crate::object_lock::check_change(meta.retention, new, now_ms, bypass)?;
-            meta.retention = new;
-            Ok(())
-        })
+    let (bypass, now_ms) = (bypass_governance(shard, req, &bucket, &key), req.now_ms);
+    let version = change_object_meta(shard, req, &bucket, &key, "set retention", move |meta| {
+        crate::object_lock::check_change(meta.retention, new, now_ms, bypass)?;
+        meta.retention = new;
+        Ok(())
     })
     .await?;
-    match found {
-        Found::Object(at, ()) => Ok(with_version(Response::new(200), at.version)),
-        other => Err(not_an_object(shard, req, &bucket, &key, version, other)),
-    }
+    Ok(with_version(Response::new(200), version))
 }
 
 /// PutObjectLegalHold: on or off, whatever the retention.
@@ -949,19 +949,12 @@ async fn put_object_legal_hold(shard: &Rc<Shard>, conn: &mut Conn, req: &Request
     lock_enabled(shard, &bucket)?;
     let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
     let on = xml::parse_legal_hold(&body)?;
-    let version = requested_version(req)?;
-    let (b, k) = (bucket.clone(), key.clone());
-    let found = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| {
-        versions::change_meta(s, b, k, version, "set legal hold", move |meta| {
-            meta.legal_hold = on;
-            Ok(())
-        })
+    let version = change_object_meta(shard, req, &bucket, &key, "set legal hold", move |meta| {
+        meta.legal_hold = on;
+        Ok(())
     })
     .await?;
-    match found {
-        Found::Object(at, ()) => Ok(with_version(Response::new(200), at.version)),
-        other => Err(not_an_object(shard, req, &bucket, &key, version, other)),
-    }
+    Ok(with_version(Response::new(200), version))
 }
 
 /// GetObjectRetention or GetObjectLegalHold (`action` says which).

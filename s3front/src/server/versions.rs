@@ -269,23 +269,30 @@ pub enum Found<T> {
 
 /// The metadata and size of a version of `bucket`/`key` (`objects::head` of where it lies).
 pub async fn head(shard: Rc<Shard>, bucket: String, key: String, version: Option<VersionId>) -> Result<Found<super::objects::Info>, S3Error> {
-    let Some(at) = locate(&shard, &bucket, &key, version) else { return Ok(Found::Missing) };
-    if at.marker {
-        return Ok(Found::Marker(at.version.expect("a marker has a version")));
-    }
-    match super::objects::head(shard, at.bucket.clone(), at.key.clone()).await? {
-        Some(info) => Ok(Found::Object(at, info)),
-        None => Ok(Found::Missing),
-    }
+    read_version(shard, &bucket, &key, version, super::objects::head).await
 }
 
 /// `objects::describe` of a version: what a copy needs to read it.
 pub async fn describe(shard: Rc<Shard>, bucket: String, key: String, version: Option<VersionId>) -> Result<Found<super::objects::Info>, S3Error> {
-    let Some(at) = locate(&shard, &bucket, &key, version) else { return Ok(Found::Missing) };
+    read_version(shard, &bucket, &key, version, super::objects::describe).await
+}
+
+/// `read` (an `objects` reader) of where a version lies, unless it is missing or a marker.
+async fn read_version<Fut>(
+    shard: Rc<Shard>,
+    bucket: &str,
+    key: &str,
+    version: Option<VersionId>,
+    read: impl FnOnce(Rc<Shard>, String, String) -> Fut,
+) -> Result<Found<super::objects::Info>, S3Error>
+where
+    Fut: std::future::Future<Output = Result<Option<super::objects::Info>, S3Error>>,
+{
+    let Some(at) = locate(&shard, bucket, key, version) else { return Ok(Found::Missing) };
     if at.marker {
         return Ok(Found::Marker(at.version.expect("a marker has a version")));
     }
-    match super::objects::describe(shard, at.bucket.clone(), at.key.clone()).await? {
+    match read(shard, at.bucket.clone(), at.key.clone()).await? {
         Some(info) => Ok(Found::Object(at, info)),
         None => Ok(Found::Missing),
     }

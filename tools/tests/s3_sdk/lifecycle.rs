@@ -1,6 +1,7 @@
 //! Bucket lifecycle rules: the configuration as the SDK sets and reads it, what S3 refuses, and
 //! the rules at work (objects expired, incomplete uploads aborted) on a server whose lifecycle
 //! "day" is two seconds (`--lifecycle-day-s`).
+#![allow(clippy::disallowed_methods)] // a test process of its own: plain threads, sleeps and wall time, no ring
 
 use std::time::{Duration, Instant};
 

@@ -3,6 +3,7 @@
 //! versions of large and multipart objects, copies from a version, DeleteObjects of versions,
 //! lifecycle rules on versions, and all of it across a restart. The expected outcomes are
 //! AWS S3's (and s3-tests' versioning tests).
+#![allow(clippy::disallowed_methods)] // a test process of its own: plain threads, sleeps and wall time, no ring
 
 use std::time::{Duration, Instant};
 
