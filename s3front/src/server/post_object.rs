@@ -50,6 +50,8 @@ pub async fn post_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
     super::authz::may_write_as(shard, req, signer.as_deref(), &bucket, &key, "s3:PutObject")?;
     let owner = signer.unwrap_or_default();
     let mut meta = meta_from_form(&head, &owner, req.now_ms)?;
+    // In a bucket with Object Lock, a form's object gets the default retention as a PUT's does.
+    meta.retention = info.object_lock.and_then(|c| c.default).map(|d| d.retention_from(req.now_ms));
     let acl_field = head.field("acl").map(str::trim);
     let for_bucket_owner = acl_field == Some("bucket-owner-full-control");
     match info.ownership {

@@ -1,7 +1,8 @@
 //! PostObject (browser form uploads): a form signed with SigV4 as `generate_presigned_post`
 //! makes it, sent raw (the SDK has no PostObject), then read back with the SDK. Also what a
 //! policy refuses: another bucket, a key outside its prefix, a field it does not name, a file
-//! outside its length range, an expired policy, a wrong signature, an anonymous form.
+//! outside its length range, an expired policy, a wrong signature, an anonymous form; and a form
+//! into a bucket with Object Lock, which gets its default retention.
 
 use base64::Engine as _;
 
@@ -171,4 +172,28 @@ async fn anonymous_forms_upload_into_a_bucket_everyone_may_write() {
     let form = fields(&[("key", "k"), ("acl", "public")]);
     let answer = post(&server, "open", &form_body(&form, "f", b"x"));
     assert_eq!((answer.status, xml_element(&answer.body_text(), "Code")), (400, Some("InvalidArgument")), "{}", answer.body_text());
+}
+
+#[tokio::test]
+async fn a_form_into_a_locked_bucket_gets_the_default_retention() {
+    use aws_sdk_s3::types::{DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockMode, ObjectLockRetentionMode, ObjectLockRule};
+    let server = Server::start("post_object_lock");
+    let client = server.client();
+    client.create_bucket().bucket("forms-locked").object_lock_enabled_for_bucket(true).send().await.ok_or_panic("CreateBucket");
+    let retention = DefaultRetention::builder().mode(ObjectLockRetentionMode::Governance).days(1).build();
+    let config = ObjectLockConfiguration::builder()
+        .object_lock_enabled(ObjectLockEnabled::Enabled)
+        .rule(ObjectLockRule::builder().default_retention(retention).build())
+        .build();
+    client.put_object_lock_configuration().bucket("forms-locked").object_lock_configuration(config).send().await.ok_or_panic("Put");
+    let (policy_b64, date) = policy("forms-locked", 300);
+    let mut form = fields(&[("key", "uploads/locked")]);
+    form.extend(signed_fields(&policy_b64, &date, SECRET_KEY));
+    let answer = post(&server, "forms-locked", &form_body(&form, "f", b"kept"));
+    assert_eq!(answer.status, 204, "{}", answer.body_text());
+    let version = answer.header("x-amz-version-id").expect("a form's new version is named").to_string();
+    let head = client.head_object().bucket("forms-locked").key("uploads/locked").version_id(&version).send().await.ok_or_panic("HeadObject");
+    assert_eq!(head.object_lock_mode(), Some(&ObjectLockMode::Governance));
+    let (status, code) = expect_error(client.delete_object().bucket("forms-locked").key("uploads/locked").version_id(&version).send().await);
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"));
 }
