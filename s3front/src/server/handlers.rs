@@ -685,7 +685,7 @@ async fn get_object_acl(shard: &Rc<Shard>, req: &Request, bucket: String, key: S
     if bucket_info.acls_disabled() {
         return Ok(Response::xml(200, xr::access_control_policy(&owner_named(&bucket_info.owner), &acl::private(&bucket_info.owner))));
     }
-    Ok(Response::xml(200, xr::access_control_policy(&owner_named(&info.meta.owner), &info.meta.grants())))
+    Ok(with_stored_version(Response::xml(200, xr::access_control_policy(&owner_named(&info.meta.owner), &info.meta.grants())), &info.meta))
 }
 
 /// Changes what is stored about `bucket` on core 0, which keeps the bucket table, then tells every
@@ -768,7 +768,7 @@ async fn get_object_tagging(shard: &Rc<Shard>, req: &Request, bucket: String, ke
     exists(shard, &bucket)?;
     let info = object_info(shard, req, &bucket, &key).await?;
     may_read(shard, req, &bucket, &key, &info.meta, "s3:GetObjectTagging")?;
-    Ok(Response::xml(200, xr::tagging(&info.meta.tags)))
+    Ok(with_stored_version(Response::xml(200, xr::tagging(&info.meta.tags)), &info.meta))
 }
 
 /// Replaces the tags of the version of `bucket`/`key` the request names (or its current one)
@@ -807,6 +807,14 @@ async fn change_object_meta(
 /// expects).
 pub(super) fn written_version(version: Option<VersionId>) -> Option<VersionId> {
     version.filter(|v| *v != VersionId::Null)
+}
+
+/// `resp` naming the version whose metadata it answers from, if that version has an id.
+fn with_stored_version(resp: Response, meta: &ObjectMeta) -> Response {
+    match &meta.version_id {
+        Some(id) => resp.header("x-amz-version-id", id.clone()),
+        None => resp,
+    }
 }
 
 /// `resp` naming the version it concerns, if the object has versions.

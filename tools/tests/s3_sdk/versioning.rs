@@ -314,6 +314,7 @@ async fn multipart_copies_tags_and_batch_deletes_name_versions() {
     client.put_object_tagging().bucket(b).key("src").version_id(&first).tagging(tags).send().await.ok_or_panic("PutObjectTagging");
     let got = client.get_object_tagging().bucket(b).key("src").version_id(&first).send().await.ok_or_panic("GetObjectTagging");
     assert_eq!(got.tag_set().len(), 1);
+    assert_eq!(got.version_id(), Some(first.as_str()), "GetObjectTagging names the version it read");
     let current = client.get_object_tagging().bucket(b).key("src").send().await.ok_or_panic("GetObjectTagging current");
     assert!(current.tag_set().is_empty(), "the current version has its own (no) tags");
 
