@@ -761,7 +761,7 @@ async fn get_object_attributes(shard: &Rc<Shard>, req: &Request, bucket: String,
         max_parts: max_parts.min(PARTS_LISTED_MAX),
     });
     let modified = http::http_date_display((info.meta.modified_ms / 1000) as i64).to_string();
-    Ok(Response::xml(200, body).header("last-modified", modified))
+    Ok(with_stored_version(Response::xml(200, body).header("last-modified", modified), &info.meta))
 }
 
 async fn get_object_tagging(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {

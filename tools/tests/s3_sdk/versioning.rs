@@ -94,6 +94,16 @@ async fn every_write_is_a_version_read_and_deleted_by_id() {
     assert_eq!(get_version(&client, b, "k", &v1).await, b"one");
     let head = client.head_object().bucket(b).key("k").version_id(&v1).send().await.ok_or_panic("HeadObject by version");
     assert_eq!(head.content_length(), Some(3));
+    let attributes = client
+        .get_object_attributes()
+        .bucket(b)
+        .key("k")
+        .version_id(&v1)
+        .object_attributes(aws_sdk_s3::types::ObjectAttributes::ObjectSize)
+        .send()
+        .await
+        .ok_or_panic("GetObjectAttributes by version");
+    assert_eq!((attributes.object_size(), attributes.version_id()), (Some(3), Some(v1.as_str())));
     // The object written before versioning is the key's "null" version.
     assert_eq!(get_version(&client, b, "pre", "null").await, b"written before versioning");
     // A version that does not exist, and one that cannot be an id.
