@@ -6,10 +6,10 @@
 //! (`x-amz-bypass-governance-retention: true`).
 
 use crate::error::{ErrorCode, S3Error};
+use crate::lifecycle::DAY_MS;
 
 /// Days in a year of default retention, as S3 counts them.
 const DAYS_PER_YEAR: u64 = 365;
-const DAY_MS: u64 = 24 * 3600 * 1000;
 /// The longest default retention S3 accepts (100 years).
 const RETENTION_DAYS_MAX: u64 = 100 * DAYS_PER_YEAR;
 

@@ -71,20 +71,29 @@ pub fn is_versions_bucket(store_bucket: &[u8]) -> bool {
 /// `escape(b) + "\0\0"` for another key `b` (keys may hold NUL), and order is kept: escaping
 /// is byte-wise and the terminator NUL NUL sorts below an escaped NUL.
 pub fn escape(key: &str) -> String {
-    key.replace('\0', "\0\u{1}")
+    let mut out = Vec::with_capacity(key.len());
+    escape_into(&mut out, key.as_bytes());
+    String::from_utf8(out).expect("escaping NUL as NUL 0x01 keeps UTF-8")
+}
+
+/// `escape`, byte-wise, appended to `out`: also for a listing cursor past a key (a common
+/// prefix's 0xFF stays itself and still sorts above the prefix's keys).
+pub fn escape_into(out: &mut Vec<u8>, key: &[u8]) {
+    for &b in key {
+        out.push(b);
+        if b == 0 {
+            out.push(1);
+        }
+    }
 }
 
 /// Every version of `key` lies under this prefix, newest first.
 pub fn key_prefix(key: &str) -> String {
-    let mut p = String::with_capacity(key.len() + 2 + 17);
-    for c in key.chars() {
-        p.push(c);
-        if c == '\0' {
-            p.push('\u{1}');
-        }
-    }
-    p.push_str("\0\0");
-    p
+    // Room for the stamp and kind `version_key` appends.
+    let mut out = Vec::with_capacity(key.len() + 2 + 17);
+    escape_into(&mut out, key.as_bytes());
+    out.extend_from_slice(b"\0\0");
+    String::from_utf8(out).expect("escaping NUL as NUL 0x01 keeps UTF-8")
 }
 
 /// What a stored version is.

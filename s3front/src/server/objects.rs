@@ -390,7 +390,8 @@ fn walk_page(shard: &Shard, bucket: &str, prefix: &str, cursor: Option<&[u8]>, a
     // above any stamp digit (a cursor past a common prefix ends in 0xFF, which escapes as
     // itself and still sorts above all the prefix's keys).
     let ns_cursor = cursor.map(|c| {
-        let mut e = escape_bytes(c);
+        let mut e = Vec::with_capacity(c.len() + 3);
+        crate::versioning::escape_into(&mut e, c);
         e.extend_from_slice(b"\0\0\xff");
         e
     });
@@ -456,18 +457,6 @@ fn cursor_below(mut key: Vec<u8>) -> Vec<u8> {
             key
         }
     }
-}
-
-/// `escape` for a cursor's bytes (which may end past a UTF-8 key: a common prefix's 0xFF).
-fn escape_bytes(key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(key.len() + 2);
-    for &b in key {
-        out.push(b);
-        if b == 0 {
-            out.push(1);
-        }
-    }
-    out
 }
 
 /// Up to `limit` entries of `bucket` after `after`, with keys under `prefix` rolled up at
