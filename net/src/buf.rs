@@ -100,6 +100,16 @@ impl RecvBuf {
     }
 
     /// Takes the storage out for a receive into its tail. Returns it and the tail's offset.
+    /// Lets `fill` write into the free tail (compacting first if that pays, as a receive
+    /// does); `fill` returns how many bytes it wrote. The buffer must not be full.
+    pub(crate) fn fill_with<E>(&mut self, fill: impl FnOnce(&mut [u8]) -> Result<usize, E>) -> Result<usize, E> {
+        let (mut storage, offset) = self.take_for_recv();
+        let result = fill(&mut storage[offset..]);
+        let written = *result.as_ref().unwrap_or(&0);
+        self.put_back(storage, written);
+        result
+    }
+
     pub(crate) fn take_for_recv(&mut self) -> (Box<[u8]>, usize) {
         assert!(!self.is_full(), "receive into a full RecvBuf ({} bytes): consume first", self.capacity_bytes);
         let mut storage = match self.storage.take() {

@@ -29,6 +29,10 @@ pub enum NetError {
     /// stream is no longer trustworthy: close the stream.
     #[error("{op} {addr} (fd {fd}): an earlier {abandoned} was abandoned in flight; the stream must be closed")]
     Poisoned { op: &'static str, addr: SocketAddr, fd: RawFd, abandoned: &'static str },
+    /// The TLS layer refused the peer's bytes (a bad record, a failed handshake, a certificate
+    /// the client does not trust); the stream must be closed.
+    #[error("{op} {addr}: {message}")]
+    Tls { op: &'static str, addr: SocketAddr, message: String },
 }
 
 impl NetError {
@@ -40,7 +44,7 @@ impl NetError {
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
             NetError::Io { source, .. } => source.raw_os_error(),
-            NetError::Timeout { .. } | NetError::Poisoned { .. } => None,
+            NetError::Timeout { .. } | NetError::Poisoned { .. } | NetError::Tls { .. } => None,
         }
     }
 
@@ -63,14 +67,14 @@ impl NetError {
     /// The operation that failed.
     pub fn op(&self) -> &'static str {
         match self {
-            NetError::Io { op, .. } | NetError::Timeout { op, .. } | NetError::Poisoned { op, .. } => op,
+            NetError::Io { op, .. } | NetError::Timeout { op, .. } | NetError::Poisoned { op, .. } | NetError::Tls { op, .. } => op,
         }
     }
 
     /// The peer's address, or the local one for bind and accept.
     pub fn addr(&self) -> SocketAddr {
         match self {
-            NetError::Io { addr, .. } | NetError::Timeout { addr, .. } | NetError::Poisoned { addr, .. } => *addr,
+            NetError::Io { addr, .. } | NetError::Timeout { addr, .. } | NetError::Poisoned { addr, .. } | NetError::Tls { addr, .. } => *addr,
         }
     }
 }

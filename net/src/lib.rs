@@ -20,6 +20,7 @@ mod listener;
 mod stats;
 mod stream;
 mod sys;
+mod tls;
 
 pub use buf::{RECV_BUF_CAPACITY_BYTES, RECV_BUF_CAPACITY_MAX_BYTES, RecvBuf};
 pub use error::NetError;
@@ -27,3 +28,6 @@ pub use frames::FrameReader;
 pub use listener::{LISTEN_BACKLOG_DEFAULT, TcpListener};
 pub use stats::{NetStats, stats};
 pub use stream::TcpStream;
+pub use tls::{ALPN_HTTP_1_1, ServerCheck, ServerIdentity, Stream, TlsStream, client_config, pem_certificates};
+/// The TLS library, for the configuration types in this crate's API.
+pub use rustls;

@@ -141,6 +141,11 @@ impl TcpStream {
         sys::socket_addr(self.as_raw_fd(), false).map_err(|e| self.error("getsockname of", e))
     }
 
+    /// True while a send is in flight (another task's).
+    pub fn send_in_flight(&self) -> bool {
+        self.send_busy.get()
+    }
+
     /// True once an op was abandoned in flight: the stream must be closed.
     pub fn is_poisoned(&self) -> bool {
         self.abandoned.get().is_some()
