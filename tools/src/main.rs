@@ -63,6 +63,13 @@ enum Command {
         /// count days of this length, and round up to its boundaries): shorter for tests only.
         #[arg(long, default_value_t = 86_400.0, hide = true)]
         lifecycle_day_s: f64,
+        /// Serve HTTPS: the certificate chain, PEM, leaf first (with --tls-key). Without it,
+        /// plain HTTP.
+        #[arg(long, env = "CORESTORE_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+        #[arg(long, env = "CORESTORE_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Administration of a data directory (the server may be running).
     #[command(subcommand)]
@@ -98,6 +105,20 @@ enum Admin {
     /// Users and their keys.
     #[command(subcommand)]
     User(UserCommand),
+    /// Writes a self-signed certificate and its key for `serve --tls-cert/--tls-key` (tests,
+    /// a lab, a first try: clients must be told to trust the certificate itself, e.g.
+    /// `AWS_CA_BUNDLE=DIR/cert.pem`). Production wants one from a real CA.
+    TlsCert {
+        /// Folder for cert.pem and key.pem (created; existing files are not overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// A name or IP address the certificate is valid for; repeatable.
+        #[arg(long = "host", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])]
+        hosts: Vec<String>,
+        /// Days the certificate is valid from now.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -159,6 +180,8 @@ fn main() -> ExitCode {
             scrub_mib_per_s,
             scrub_every_s,
             lifecycle_day_s,
+            tls_cert,
+            tls_key,
         } => {
             let root = access_key.zip(secret_key);
             let segment_bytes = segment_mib << 20;
@@ -167,6 +190,10 @@ fn main() -> ExitCode {
                 .and_then(|(a, s)| Ok((a, s, duration_s("--lifecycle-day-s", lifecycle_day_s)?)));
             let (abandoned_upload_after, scrub_every, lifecycle_day) = match durations {
                 Ok(d) => d,
+                Err(e) => return report(Err(e)),
+            };
+            let tls = match tls_cert.zip(tls_key).map(|(c, k)| net::ServerIdentity::from_pem_files(&c, &k)).transpose() {
+                Ok(t) => t,
                 Err(e) => return report(Err(e)),
             };
             let config = s3front::server::ServeConfig {
@@ -182,10 +209,12 @@ fn main() -> ExitCode {
                 scrub_bytes_per_s: (scrub_mib_per_s.max(0.0) * (1u64 << 20) as f64) as u64,
                 scrub_every,
                 lifecycle_day,
+                tls,
             };
             report(s3front::server::serve(config))
         }
         Command::Admin(Admin::User(cmd)) => report(admin_user(cmd)),
+        Command::Admin(Admin::TlsCert { out, hosts, days }) => report(tls_cert(&out, hosts, days)),
         Command::Doctor { cores } => doctor(cores),
         Command::Bench { args } => bench(args),
         Command::Loadgen { args } => bench(std::iter::once("loadgen".to_string()).chain(args).collect()),
@@ -229,6 +258,38 @@ fn admin_user(cmd: UserCommand) -> Result<(), String> {
             println!("removed user {access_key}");
         }
     }
+    Ok(())
+}
+
+/// `admin tls-cert`: a self-signed certificate (P-256 ECDSA key) for `hosts`, valid from an
+/// hour ago (clocks differ) for `days`.
+fn tls_cert(out: &std::path::Path, hosts: Vec<String>, days: u32) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if hosts.is_empty() {
+        return Err("admin tls-cert: name at least one --host".into());
+    }
+    let mut params = rcgen::CertificateParams::new(hosts.clone()).map_err(|e| format!("admin tls-cert: hosts {hosts:?}: {e}"))?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, hosts[0].clone());
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, "corestore self-signed");
+    let now = std::time::SystemTime::now();
+    params.not_before = (now - std::time::Duration::from_secs(3600)).into();
+    params.not_after = (now + std::time::Duration::from_secs(u64::from(days) * 86_400)).into();
+    let key = rcgen::KeyPair::generate().map_err(|e| format!("admin tls-cert: generate a key: {e}"))?;
+    let cert = params.self_signed(&key).map_err(|e| format!("admin tls-cert: sign: {e}"))?;
+    std::fs::create_dir_all(out).map_err(|e| format!("admin tls-cert: create {}: {e}", out.display()))?;
+    // The key first, readable by its owner only; neither file may exist already.
+    for (name, text, mode) in [("key.pem", key.serialize_pem(), 0o600), ("cert.pem", cert.pem(), 0o644)] {
+        let path = out.join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&path)
+            .map_err(|e| format!("admin tls-cert: create {}: {e}", path.display()))?;
+        file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| format!("admin tls-cert: write {}: {e}", path.display()))?;
+    }
+    println!("wrote {} and {} for {}, valid {days} days", out.join("cert.pem").display(), out.join("key.pem").display(), hosts.join(", "));
     Ok(())
 }
 

@@ -70,6 +70,8 @@ pub struct ServeConfig {
     pub scrub_every: std::time::Duration,
     /// The length of a lifecycle rule's day (`lifecycle::DAY_MS` but in tests).
     pub lifecycle_day: std::time::Duration,
+    /// Serve HTTPS with this certificate and key (`--tls-cert/--tls-key`); none: plain HTTP.
+    pub tls: Option<net::ServerIdentity>,
 }
 
 /// How long after start-up the first scrub pass begins (at most): start-up's own reads go first.
@@ -651,6 +653,11 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
         rpc::post(&shard, 0, Box::new(move |zero: Rc<Shard>| drop(engine::spawn(send_table(zero, id))))).await;
         wait_until(&shard, |s| s.table_ready.get()).await;
     }
+    // Each core its own TLS configuration, so that its session cache is no lock between cores.
+    let tls = match &config.tls {
+        Some(identity) => Some(identity.server_config().map_err(|e| format!("core {id}: TLS configuration: {e}"))?),
+        None => None,
+    };
     let listener = net::TcpListener::bind(shard.env.ring(), config.listen, net::LISTEN_BACKLOG_DEFAULT)
         .map_err(|e| format!("core {id}: listen on {}: {e}", config.listen))?;
     rpc::post(
@@ -665,13 +672,14 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
     if id == 0 {
         // Only once every core listens and knows every bucket.
         wait_until(&shard, |s| s.cores_ready.get() == s.cores).await;
-        println!("corestore: listening on http://{}", config.listen);
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        println!("corestore: listening on {scheme}://{}", config.listen);
         use std::io::Write;
         let _ = std::io::stdout().flush();
     }
     loop {
         match first(listener.accept(), stop_requested()).await {
-            Ok(Ok((stream, peer))) => drop(engine::spawn(conn::serve_connection(shard.clone(), stream, peer))),
+            Ok(Ok((stream, peer))) => drop(engine::spawn(conn::accept_connection(shard.clone(), stream, peer, tls.clone()))),
             Ok(Err(e)) => {
                 eprintln!("corestore: core {id}: accept: {e}");
                 engine::sleep(std::time::Duration::from_millis(10)).await;
