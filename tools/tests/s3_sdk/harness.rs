@@ -42,19 +42,33 @@ pub struct Server {
     stderr_path: PathBuf,
     /// Stdout lines after the listening line, collected by a drain thread.
     _stdout_drain: std::thread::JoinHandle<()>,
+    /// For a server started with `start_tls`: the certificate its clients trust (PEM).
+    pub tls_cert: Option<Vec<u8>>,
 }
 
 impl Server {
     /// Starts a server on a new data directory named after `test_name`.
     pub fn start(test_name: &str) -> Server {
-        static SEQUENCE: AtomicU32 = AtomicU32::new(0);
-        let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        let data_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("s3_sdk")
-            .join(format!("{test_name}-{}-{sequence}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&data_dir);
-        std::fs::create_dir_all(&data_dir).expect("create data dir");
-        Server::start_on(data_dir)
+        Server::start_on(fresh_data_dir(test_name))
+    }
+
+    /// `start`, serving HTTPS with a self-signed certificate from `corestore admin tls-cert`
+    /// (written beside the data directory); `client()` trusts that certificate and nothing else.
+    pub fn start_tls(test_name: &str) -> Server {
+        let data_dir = fresh_data_dir(test_name);
+        let tls_dir = data_dir.with_extension("tls");
+        let _ = std::fs::remove_dir_all(&tls_dir);
+        let out = tls_dir.to_str().expect("utf-8 path");
+        let output = Command::new(corestore_binary()).args(["admin", "tls-cert", "--out", out]).output().expect("run admin tls-cert");
+        assert!(output.status.success(), "admin tls-cert: {}", String::from_utf8_lossy(&output.stderr));
+        let cert = tls_dir.join("cert.pem");
+        let key = tls_dir.join("key.pem");
+        let mut server = Server::start_on_with(
+            data_dir,
+            &["--tls-cert", cert.to_str().expect("utf-8 path"), "--tls-key", key.to_str().expect("utf-8 path")],
+        );
+        server.tls_cert = Some(std::fs::read(&cert).expect("read cert.pem"));
+        server
     }
 
     /// Starts a server on an existing data directory (a restart).
@@ -94,7 +108,7 @@ impl Server {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match receiver.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(port) = parse_listening_port(&line) {
+                    if let Some((_, port)) = parse_listening_port(&line) {
                         break port;
                     }
                     seen.push(line);
@@ -115,11 +129,16 @@ impl Server {
                 }
             }
         };
-        Server { child: Some(child), port, data_dir, stderr_path, _stdout_drain: drain }
+        Server { child: Some(child), port, data_dir, stderr_path, _stdout_drain: drain, tls_cert: None }
     }
 
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` for a TLS server (the name its
+    /// certificate carries).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        match self.tls_cert {
+            None => format!("http://127.0.0.1:{}", self.port),
+            Some(_) => format!("https://localhost:{}", self.port),
+        }
     }
 
     /// A client for the main test user, default checksum behaviour (CRC32 trailers on PUT).
@@ -147,10 +166,16 @@ impl Server {
             .endpoint_url(self.endpoint())
             .force_path_style(true)
             .credentials_provider(Credentials::new(access_key, secret_key, None, None, "corestore-test"))
-            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .http_client(http_client(self.tls_cert.as_deref()))
             // Retries would hide a first failure (and make a 500 look like a slow success).
             .retry_config(RetryConfig::disabled())
             .timeout_config(TimeoutConfig::builder().operation_timeout(OPERATION_TIMEOUT).build())
+    }
+
+    /// A client of a TLS server that trusts `cert_pem` (and nothing else) instead of the
+    /// server's certificate.
+    pub fn client_trusting(&self, cert_pem: &[u8]) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(self.config(ACCESS_KEY, SECRET_KEY).http_client(http_client(Some(cert_pem))).build())
     }
 
     /// The server's stderr so far, for failure messages.
@@ -209,9 +234,35 @@ impl Drop for Server {
             eprintln!("kept the data directory {}", self.data_dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.data_dir);
+            let _ = std::fs::remove_dir_all(self.data_dir.with_extension("tls"));
             let _ = std::fs::remove_file(&self.stderr_path);
         }
     }
+}
+
+/// Plain HTTP, or HTTPS trusting only `cert_pem`.
+fn http_client(cert_pem: Option<&[u8]>) -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    let Some(cert) = cert_pem else {
+        return aws_smithy_http_client::Builder::new().build_http();
+    };
+    let trust = tls::TrustStore::empty().with_native_roots(false).with_pem_certificate(cert.to_vec());
+    let context = tls::TlsContext::builder().with_trust_store(trust).build().expect("TLS context");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
+}
+
+/// A new, empty data directory named after `test_name` (and this process, and a sequence).
+fn fresh_data_dir(test_name: &str) -> PathBuf {
+    static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let data_dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("s3_sdk").join(format!("{test_name}-{}-{sequence}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    std::fs::create_dir_all(&data_dir).expect("create data dir");
+    data_dir
 }
 
 /// `corestore admin <args> --data DIR`, e.g. `admin(dir, &["user", "add", "--access-key", ..])`.
@@ -243,11 +294,11 @@ fn corestore_binary() -> PathBuf {
     }
 }
 
-/// `corestore: listening on http://127.0.0.1:PORT` → PORT.
-fn parse_listening_port(line: &str) -> Option<u16> {
-    let rest = line.strip_prefix("corestore: listening on http://")?;
+/// `corestore: listening on http://127.0.0.1:PORT` → ("http", PORT), and the same for https.
+fn parse_listening_port(line: &str) -> Option<(&str, u16)> {
+    let (scheme, rest) = line.strip_prefix("corestore: listening on ")?.split_once("://")?;
     let (_, port) = rest.trim().rsplit_once(':')?;
-    port.trim_end_matches('/').parse().ok()
+    Some((scheme, port.trim_end_matches('/').parse().ok()?))
 }
 
 /// Wall-clock seconds since 1970: what SigV4 signs and what dates in conditionals are made from.

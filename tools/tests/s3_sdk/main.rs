@@ -29,4 +29,5 @@ mod presign;
 mod ranges;
 mod scrub;
 mod tagging;
+mod tls;
 mod versioning;
