@@ -7,6 +7,9 @@
 # S3_CLIENTS="boto3 rclone" runs only those clients. S3_CLIENTS_ENDPOINT=http://HOST:PORT runs
 # the clients against a server already running there instead of starting one (to try the scripts
 # against another S3 implementation; the second-user checks then fail).
+# Unless S3_CLIENTS_ENDPOINT is set, an HTTPS pass follows the server checks: a certificate from
+# `corestore admin tls-cert`, a second server with --tls-cert/--tls-key on a fresh data directory,
+# tls.sh against it (client `tls`), and that server's own checks (`tls-server`).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:-${CORESTORE_BIN:-target/release/corestore}}
@@ -47,11 +50,15 @@ install_clients() {
 
 server_pid=
 data=
-cleanup() {
+kill_server() {
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
     kill -KILL "$server_pid" 2>/dev/null
     wait "$server_pid" 2>/dev/null
   fi
+  server_pid=
+}
+cleanup() {
+  kill_server
   [ -n "$data" ] && rm -rf "$data"
 }
 trap cleanup EXIT
@@ -60,20 +67,28 @@ add_second_user() {
   "$bin" admin user add --data "$data/store" --access-key "$AK2" --secret-key "$SK2" >>"$data/admin.log" 2>&1
 }
 
-# Starts the server on a free port; sets server_pid and endpoint. Returns 1, showing the server's
-# output, if it does not say where it listens within 60 s.
+# start_server [STORE [TLS_DIR]]: starts the server on STORE (default $data/store) on a free port
+# with the root keys AK/SK: plain HTTP, or HTTPS with TLS_DIR/cert.pem and TLS_DIR/key.pem; its
+# output goes to $data/server.{out,err} (HTTPS: $data/tls-server.{out,err}). Sets server_pid and
+# endpoint. Returns 1, showing the server's output, if it does not say where it listens within 60 s.
 start_server() {
-  "$bin" serve --data "$data/store" --listen 127.0.0.1:0 --cores 2 --access-key "$AK" --secret-key "$SK" \
-    >"$data/server.out" 2>"$data/server.err" &
+  local store=${1:-$data/store} tls_dir=${2:-} scheme=http log=$data/server tls=()
+  if [ -n "$tls_dir" ]; then
+    scheme=https log=$data/tls-server
+    tls=(--tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem")
+  fi
+  # CORESTORE_TLS_CERT/KEY in the environment would make the plain server an HTTPS one.
+  env -u CORESTORE_TLS_CERT -u CORESTORE_TLS_KEY "$bin" serve --data "$store" --listen 127.0.0.1:0 --cores 2 \
+    --access-key "$AK" --secret-key "$SK" "${tls[@]}" >"$log.out" 2>"$log.err" &
   server_pid=$!
   local deadline=$((SECONDS + 60))
   endpoint=
   while [ -z "$endpoint" ]; do
-    endpoint=$(grep -m1 -oE 'corestore: listening on http://127\.0\.0\.1:[0-9]+' "$data/server.out" | sed 's/.* //')
+    endpoint=$(grep -m1 -oE "corestore: listening on $scheme://127\\.0\\.0\\.1:[0-9]+" "$log.out" | sed 's/.* //')
     [ -n "$endpoint" ] && break
     if ! kill -0 "$server_pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
-      echo "--- server stdout"; cat "$data/server.out"; echo "--- server stderr"; tail -50 "$data/server.err"
-      echo "corestore serve did not print 'corestore: listening on http://127.0.0.1:PORT' within 60 s"
+      echo "--- server stdout"; cat "$log.out"; echo "--- server stderr"; tail -50 "$log.err"
+      echo "corestore serve did not print 'corestore: listening on $scheme://127.0.0.1:PORT' within 60 s"
       return 1
     fi
     sleep 0.2
@@ -111,15 +126,17 @@ stop_server() {
   esac
 }
 
+# server_check NAME COMMAND...: counted in server_passed/server_failed, shown as $server_label.
+server_label=server
 server_check() {
   local name=$1
   shift
   if "$@"; then
     server_passed=$((server_passed + 1))
-    echo "  ok   server: $name"
+    echo "  ok   $server_label: $name"
   else
     server_failed=$((server_failed + 1))
-    echo "  FAIL server: $name"
+    echo "  FAIL $server_label: $name"
   fi
 }
 
@@ -156,6 +173,47 @@ server_checks() {
   total_failed=$((total_failed + server_failed))
 }
 
+# tls_server_checks: the HTTPS pass. admin tls-cert writes a certificate (and refuses to write
+# over it), a second server serves HTTPS with it on a fresh data directory, tls.sh runs against it
+# trusting only that certificate, and the server is still up after it and stops on SIGTERM.
+make_tls_cert() {
+  "$bin" admin tls-cert --out "$data/tls" >>"$data/admin.log" 2>&1 || { tail -5 "$data/admin.log"; return 1; }
+  [ -s "$data/tls/cert.pem" ] && [ -s "$data/tls/key.pem" ] || { echo "no cert.pem and key.pem in $data/tls"; return 1; }
+  cp "$data/tls/cert.pem" "$data/tls-cert.first"
+  if "$bin" admin tls-cert --out "$data/tls" >>"$data/admin.log" 2>&1; then
+    echo "a second admin tls-cert --out $data/tls succeeded"; return 1
+  fi
+  cmp "$data/tls/cert.pem" "$data/tls-cert.first" || { echo "cert.pem was overwritten"; return 1; }
+}
+
+start_tls_server() {
+  mkdir -p "$data/tls-store"
+  start_server "$data/tls-store" "$data/tls" || return 1
+  case $endpoint in https://*) ;; *) echo "not an https endpoint: $endpoint"; return 1 ;; esac
+}
+
+tls_server_checks() {
+  server_label=tls-server
+  server_passed=0
+  server_failed=0
+  kill_server # one left over from a failed restart check
+  server_check "admin tls-cert writes cert.pem and key.pem, and will not overwrite them" make_tls_cert
+  [ "$server_failed" = 0 ] && server_check "serve --tls-cert/--tls-key on a fresh data directory listens on https://" start_tls_server
+  if [ "$server_failed" = 0 ]; then
+    export S3_ENDPOINT=$endpoint S3_CA_CERT=$data/tls/cert.pem
+    run_client tls
+    server_check "ran through the tls checks" server_alive
+    [ "$server_failed" = 0 ] && server_check "stops on SIGTERM within 20 s (exit 0 or 143)" stop_server
+  else
+    echo "s3-clients: tls 0 passed, 1 failed"
+    echo "  (not run: no HTTPS server)"
+    total_failed=$((total_failed + 1))
+  fi
+  echo "s3-clients: tls-server $server_passed passed, $server_failed failed"
+  total_passed=$((total_passed + server_passed))
+  total_failed=$((total_failed + server_failed))
+}
+
 run_client() {
   local client=$1 script out rc
   case $client in
@@ -163,6 +221,7 @@ run_client() {
     boto3) script=("$venv/bin/python" "$here/boto3_test.py") ;;
     rclone) script=(bash "$here/rclone.sh") ;;
     s3cmd) script=(bash "$here/s3cmd.sh") ;;
+    tls) script=(bash "$here/tls.sh") ;;
     *) die "unknown client $client" ;;
   esac
   echo "s3-clients: running $client"
@@ -190,6 +249,13 @@ run_client() {
   rm -rf "${data:?}/$client"
 }
 
+for client in $clients; do
+  case $client in
+    awscli | boto3 | rclone | s3cmd) ;;
+    tls) die "tls is not picked in S3_CLIENTS: it runs after the clients unless S3_CLIENTS_ENDPOINT is set" ;;
+    *) die "unknown client $client" ;;
+  esac
+done
 install_clients
 export PATH="$venv/bin:$PATH"
 data=$(mktemp -d /tmp/corestore-s3-clients.XXXXXX)
@@ -227,9 +293,14 @@ for client in $clients; do run_client "$client"; done
 
 if [ -z "${S3_CLIENTS_ENDPOINT:-}" ]; then
   server_checks
+  tls_server_checks
   if [ $total_failed != 0 ]; then
     echo "--- server stderr (last 40 lines)"
     tail -40 "$data/server.err"
+    if [ -f "$data/tls-server.err" ]; then
+      echo "--- HTTPS server stderr (last 40 lines)"
+      tail -40 "$data/tls-server.err"
+    fi
   fi
 fi
 
