@@ -80,6 +80,10 @@ pub struct S3Args {
     /// Turn versioning on in corestore's bucket (every PUT a new version; what it costs).
     #[arg(long)]
     versioned: bool,
+    /// HTTPS for both servers (one self-signed certificate, `corestore admin tls-cert`; the
+    /// generator checks it): what TLS costs each. The idle-connection figure is left out.
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -183,6 +187,18 @@ struct Settings {
     quick: bool,
     server_cpus: Vec<usize>,
     client_cpus: Vec<usize>,
+    /// The servers' certificate, and the generator's side, for a TLS run.
+    tls: Option<(servers::TlsFiles, loadgen::tls::Tls)>,
+}
+
+impl Settings {
+    fn client_tls(&self) -> Option<loadgen::tls::Tls> {
+        self.tls.as_ref().map(|(_, t)| t.clone())
+    }
+
+    fn server_tls(&self) -> Option<&servers::TlsFiles> {
+        self.tls.as_ref().map(|(f, _)| f)
+    }
 }
 
 pub fn bench_s3(args: S3Args) -> Result<(), String> {
@@ -194,14 +210,24 @@ pub fn bench_s3(args: S3Args) -> Result<(), String> {
         quick,
         server_cpus: Vec::new(),
         client_cpus: Vec::new(),
+        tls: None,
     };
     let (client_cpus, server_cpus) = split_cpus(args.client_cpus.clone(), args.server_cpus.clone());
-    let settings = Settings { server_cpus, client_cpus, ..settings };
+    let dir = std::path::absolute(&args.dir).map_err(|e| format!("{}: {e}", args.dir.display()))?;
+    let tls = match args.tls {
+        true => {
+            std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            let files = servers::make_tls_files(&dir.join("tls"))?;
+            let client = loadgen::tls::Tls::trusting("127.0.0.1", &files.cert)?;
+            Some((files, client))
+        }
+        false => None,
+    };
+    let settings = Settings { server_cpus, client_cpus, tls, ..settings };
     let nofile = idle::raise_nofile_limit();
     let idle_asked = args.idle_connections.unwrap_or(if quick { 1000 } else { 10_000 });
     let idle_connections = idle_asked.min(nofile.saturating_sub(NOFILE_SPARE) as usize);
     engine::runtime::probe().map_err(|e| e.to_string())?;
-    let dir = std::path::absolute(&args.dir).map_err(|e| format!("{}: {e}", args.dir.display()))?;
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let nginx = nginx_available(&args);
     println!(
@@ -215,18 +241,22 @@ pub fn bench_s3(args: S3Args) -> Result<(), String> {
     );
     println!("# machine: {}", machine::describe(&dir.join("data")));
     println!("# corestore requests are SigV4-signed (UNSIGNED-PAYLOAD) by the generator; nginx gets the same requests unsigned (it has no auth)");
+    if settings.tls.is_some() {
+        println!("# HTTPS for both (one self-signed ECDSA P-256 certificate; the generator is rustls with aws-lc-rs, corestore rustls, nginx OpenSSL); idle connections left out");
+    }
     if idle_connections < idle_asked {
         println!("# idle connections: {idle_connections} of {idle_asked} asked (open-file limit {nofile})");
     }
     let selected: Vec<Workload> = workloads().into_iter().filter(|w| args.only.as_ref().is_none_or(|o| w.name.contains(o.as_str()))).collect();
-    let corestore = servers::start_corestore(&dir.join("corestore-data"), &settings.server_cpus)?;
-    create_bucket(&corestore)?;
+    let corestore = servers::start_corestore(&dir.join("corestore-data"), &settings.server_cpus, settings.server_tls())?;
+    create_bucket(&corestore, &settings)?;
     if args.versioned {
         let target = loadgen::runner::Target {
             hosts: vec![loadgen::runner::Host { name: corestore.addr.to_string(), addr: corestore.addr }],
             bucket: BUCKET.into(),
             credentials: Some(servers::credentials()),
             payload: loadgen::request::Payload::Unsigned,
+            tls: settings.client_tls().into_iter().collect(),
         };
         loadgen::control::Control::new(&target).set_versioning("Enabled")?;
         println!("# corestore's bucket has versioning enabled");
@@ -240,7 +270,7 @@ pub fn bench_s3(args: S3Args) -> Result<(), String> {
         fill_corestore(&corestore, w, &settings)?;
     }
     let nginx = nginx.and_then(|(path, version, dav)| {
-        servers::start_nginx(&path, &dir.join("nginx"), &root, &settings.server_cpus, dav).map(|s| (s, version, dav))
+        servers::start_nginx(&path, &dir.join("nginx"), &root, &settings.server_cpus, dav, settings.server_tls()).map(|s| (s, version, dav))
     });
     let mut rows = Vec::new();
     for w in &selected {
@@ -248,7 +278,7 @@ pub fn bench_s3(args: S3Args) -> Result<(), String> {
         row.print_json();
         rows.push(row);
     }
-    let idle_rows = if args.only.as_ref().is_none_or(|o| "idle-connections".contains(o.as_str())) {
+    let idle_rows = if settings.tls.is_none() && args.only.as_ref().is_none_or(|o| "idle-connections".contains(o.as_str())) {
         let signer = loadgen::sign::Signer::new(servers::credentials());
         let path = format!("/{BUCKET}/{}", filled.iter().find(|w| w.name == IDLE_OBJECTS_FROM).expect("filled above").key(0));
         let answer_timeout = if quick { IDLE_ANSWER_TIMEOUT_QUICK } else { IDLE_ANSWER_TIMEOUT };
@@ -293,17 +323,18 @@ fn nginx_available(args: &S3Args) -> Result<(PathBuf, String, bool), String> {
     Ok((path, version, dav))
 }
 
-fn signed_request(server: &Server, method: Method, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
+fn signed_request(server: &Server, settings: &Settings, method: Method, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
     let signer = loadgen::sign::Signer::new(servers::credentials());
     let unix_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let mut request = Vec::new();
     loadgen::http::build_request(&mut request, method, path, &server.addr.to_string(), Some(&signer), unix_s, body);
-    let mut stream = std::net::TcpStream::connect(server.addr).map_err(|e| format!("connect to {}: {e}", server.addr))?;
+    let tls = settings.client_tls();
+    let mut stream = loadgen::tls::connect_blocking(server.addr, tls.as_ref(), Duration::from_secs(60)).map_err(|e| format!("connect to {}: {e}", server.addr))?;
     loadgen::http::request_blocking(&mut stream, &request)
 }
 
-fn create_bucket(server: &Server) -> Result<(), String> {
-    match signed_request(server, Method::Put(0), &format!("/{BUCKET}"), &[])? {
+fn create_bucket(server: &Server, settings: &Settings) -> Result<(), String> {
+    match signed_request(server, settings, Method::Put(0), &format!("/{BUCKET}"), &[])? {
         (200, _) => Ok(()),
         (status, body) => Err(format!("corestore: create bucket {BUCKET}: status {status}: {}", String::from_utf8_lossy(&body))),
     }
@@ -329,7 +360,7 @@ fn prepare_nginx_root(root: &Path, selected: &[Workload], quick: bool) -> Result
 /// Puts every key of `w` into corestore once.
 fn fill_corestore(server: &Server, w: &Workload, settings: &Settings) -> Result<(), String> {
     let spec = Spec {
-        target: Target { addr: server.addr, bucket: BUCKET.into(), credentials: Some(servers::credentials()) },
+        target: Target { addr: server.addr, bucket: BUCKET.into(), credentials: Some(servers::credentials()), tls: settings.client_tls() },
         method: Method::Put(w.object_bytes),
         keys: (0..w.key_count(settings.quick)).map(|i| w.key(i)).collect::<Vec<_>>().into(),
         connections: FILL_CONNECTIONS,
@@ -349,7 +380,7 @@ fn fill_corestore(server: &Server, w: &Workload, settings: &Settings) -> Result<
 fn run_one(server: &Server, credentials: Option<loadgen::sign::Credentials>, w: &Workload, settings: &Settings) -> Result<Measured, String> {
     let keys: Arc<[String]> = (0..w.key_count(settings.quick)).map(|i| w.key(i)).collect::<Vec<_>>().into();
     let spec = Spec {
-        target: Target { addr: server.addr, bucket: BUCKET.into(), credentials },
+        target: Target { addr: server.addr, bucket: BUCKET.into(), credentials, tls: settings.client_tls() },
         method: w.method,
         keys,
         connections: w.connections,

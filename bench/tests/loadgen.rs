@@ -30,21 +30,41 @@ struct Server {
     child: Child,
     port: u16,
     dir: PathBuf,
+    /// For a TLS server: its certificate (`corestore admin tls-cert`), which the test's own
+    /// client trusts.
+    tls_cert: Option<PathBuf>,
 }
 
 impl Server {
     fn start(name: &str) -> Server {
+        Server::start_with(name, false)
+    }
+
+    /// `start`, serving HTTPS with a certificate from `corestore admin tls-cert`.
+    fn start_tls(name: &str) -> Server {
+        Server::start_with(name, true)
+    }
+
+    fn start_with(name: &str, tls: bool) -> Server {
         let bench = Path::new(env!("CARGO_BIN_EXE_corestore-bench"));
         let corestore = bench.with_file_name("corestore");
         assert!(corestore.exists(), "{} missing: build it first with `cargo build --release -p tools` (same profile as this test)", corestore.display());
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("loadgen-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        let mut tls_flags = Vec::new();
+        let tls_cert = tls.then(|| {
+            let out = Command::new(&corestore).args(["admin", "tls-cert", "--out"]).arg(dir.join("tls")).output().expect("admin tls-cert");
+            assert!(out.status.success(), "admin tls-cert: {}", String::from_utf8_lossy(&out.stderr));
+            tls_flags = vec!["--tls-cert".into(), dir.join("tls/cert.pem"), "--tls-key".into(), dir.join("tls/key.pem")];
+            dir.join("tls/cert.pem")
+        });
         let mut child = Command::new(corestore)
             .arg("serve")
             .arg("--data")
             .arg(dir.join("data"))
             .args(["--listen", "127.0.0.1:0", "--cores", "1", "--segment-mib", "64", "--region", REGION])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .args(&tls_flags)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -54,13 +74,14 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("corestore: listening on http://127.0.0.1:") {
+                let addr = line.strip_prefix("corestore: listening on http://127.0.0.1:").or_else(|| line.strip_prefix("corestore: listening on https://127.0.0.1:"));
+                if let Some(addr) = addr {
                     let _ = tx.send(addr.trim().parse::<u16>().expect("port"));
                 }
             }
         });
         let port = rx.recv_timeout(START_TIMEOUT).expect("corestore serve printed its address");
-        Server { child, port, dir }
+        Server { child, port, dir, tls_cert }
     }
 
     fn host(&self) -> String {
@@ -73,13 +94,17 @@ impl Server {
     }
 
     fn loadgen_as(&self, mode: &str, args: &[&str], json: &Path, secret_key: &str) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_corestore-bench"))
+        self.loadgen_command(mode, args, json, secret_key).output().expect("running corestore-bench loadgen")
+    }
+
+    fn loadgen_command(&self, mode: &str, args: &[&str], json: &Path, secret_key: &str) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_corestore-bench"));
+        command
             .args(["loadgen", mode, "--host", &self.host(), "--access-key", ACCESS_KEY, "--secret-key", secret_key])
             .args(["--bucket", BUCKET, "--cpus", "0", "--json"])
             .arg(json)
-            .args(args)
-            .output()
-            .expect("running corestore-bench loadgen")
+            .args(args);
+        command
     }
 
     fn json(&self, name: &str) -> PathBuf {
@@ -101,9 +126,27 @@ impl Server {
         text.push_str("connection: close\r\n\r\n");
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
         stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        stream.write_all(text.as_bytes()).expect("send");
         let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).expect("receive");
+        match &self.tls_cert {
+            None => {
+                stream.write_all(text.as_bytes()).expect("send");
+                stream.read_to_end(&mut answer).expect("receive");
+            }
+            Some(cert) => {
+                let roots = net::pem_certificates(cert).expect("read cert.pem");
+                let config = net::client_config(net::ServerCheck::Roots(roots)).expect("TLS client config");
+                let name = net::rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+                let conn = net::rustls::ClientConnection::new(config, name).expect("TLS client");
+                let mut tls = net::rustls::StreamOwned::new(conn, stream);
+                tls.write_all(text.as_bytes()).expect("send over TLS");
+                // The server closes after `connection: close`, with or without close_notify.
+                match tls.read_to_end(&mut answer) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+                    Err(e) => panic!("receive over TLS: {e}"),
+                }
+            }
+        }
         let head_end = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
         let head = String::from_utf8_lossy(&answer[..head_end]).into_owned();
         let mut lines = head.lines();
@@ -366,10 +409,41 @@ fn hosts_alternate_and_autoterm_stops_a_steady_run() {
     assert!((3.0..30.0).contains(&elapsed), "stopped after {elapsed} s");
 }
 
-/// `--tls` is refused, not ignored.
+/// `--tls` against `corestore serve --tls-cert`: the generator checks the certificate (trusted
+/// through `SSL_CERT_FILE`), puts whole objects that the test's own TLS client reads back, and
+/// refuses a certificate it was not told to trust unless `--insecure`.
 #[test]
-fn tls_is_refused_with_a_reason() {
-    let out = Command::new(env!("CARGO_BIN_EXE_corestore-bench")).args(["loadgen", "get", "--tls", "--host", "127.0.0.1:1"]).output().expect("run");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS is not implemented"), "{}", String::from_utf8_lossy(&out.stderr));
+fn tls_runs_checked_and_refuses_an_untrusted_certificate() {
+    let server = Server::start_tls("tls");
+    let cert = server.tls_cert.clone().expect("a TLS server");
+    let json = server.json("tls-put");
+    let args = ["--tls", "--obj.size", "100000", "--duration", "1s", "--concurrent", "4", "--noclear", "--prefix", "tls/"];
+    let mut command = server.loadgen_command("put", &args, &json, SECRET_KEY);
+    succeeded(&command.env("SSL_CERT_FILE", &cert).output().expect("run loadgen"));
+    let doc = read_json(&json);
+    assert_eq!(count(&doc, "errors"), 0, "{doc}");
+    let put = count(op(&doc, "PUT"), "ops");
+    assert!(put > 0, "{doc}");
+    let objects = server.list("tls/");
+    assert!(objects.len() as u64 >= put, "{} objects for {put} PUTs", objects.len());
+    for (key, _, etag) in objects.iter().take(3) {
+        let (status, _, body) = server.request("GET", &format!("/{BUCKET}/{key}"), "");
+        assert_eq!((status, body.len()), (200, 100_000), "{key}");
+        assert_eq!(format!("\"{}\"", hex(&md5::Md5::digest(&body))), *etag, "{key}: ETag is the MD5 of the data");
+    }
+
+    // An https:// host asks for TLS too; with no trust in the certificate, nothing succeeds.
+    let json = server.json("tls-untrusted");
+    let host = format!("https://{}", server.host());
+    let mut command = server.loadgen_command("stat", &["--objects", "4", "--duration", "1s", "--concurrent", "2"], &json, SECRET_KEY);
+    let out = command.args(["--host", &host]).env("SSL_CERT_FILE", "/nonexistent.pem").env_remove("SSL_CERT_DIR").output().expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "a run against an untrusted certificate succeeded: {stderr}");
+    assert!(stderr.contains("certificate") || stderr.contains("trusted root"), "{stderr}");
+
+    // --insecure: warp's flag, no checks.
+    let json = server.json("tls-insecure");
+    let mut command = server.loadgen_command("stat", &["--tls", "--insecure", "--objects", "4", "--duration", "1s", "--concurrent", "2"], &json, SECRET_KEY);
+    succeeded(&command.env("SSL_CERT_FILE", "/nonexistent.pem").output().expect("run"));
+    assert!(count(op(&read_json(&json), "STAT"), "ops") > 0);
 }

@@ -72,7 +72,7 @@ pub fn section(run: &Run, title: &'static str) -> Result<Section, String> {
     let dir = run.work_dir("peers")?;
     let corestore = Endpoint {
         name: "corestore",
-        server: servers::start_corestore(&dir.join("corestore"), &server_cpus)?,
+        server: servers::start_corestore(&dir.join("corestore"), &server_cpus, None)?,
         access_key: servers::ACCESS_KEY.into(),
         secret_key: servers::SECRET_KEY.into(),
         region: servers::REGION.into(),

@@ -57,7 +57,8 @@ pub struct CommonArgs {
     /// Bucket (created if missing). Only this run's objects (under `--prefix`) are removed.
     #[arg(long, default_value = "warp-benchmark-bucket")]
     bucket: String,
-    /// HTTPS: not implemented; refused with an error.
+    /// HTTPS to every host (an `https://` host asks for it too). Certificates are checked
+    /// against the system's roots; `SSL_CERT_FILE=ca.pem` adds one.
     #[arg(long, env = "WARP_TLS")]
     tls: bool,
     /// Skip TLS certificate checks (warp's flag; without TLS it changes nothing).
@@ -249,9 +250,6 @@ struct Setup {
 }
 
 fn setup(mode: &'static str, common: CommonArgs) -> Result<Setup, String> {
-    if common.tls {
-        return Err("--tls: TLS is not implemented in corestore loadgen (plain HTTP only); use an http:// endpoint or a TLS-terminating proxy".into());
-    }
     if common.concurrent == 0 {
         return Err("--concurrent must be at least 1".into());
     }
@@ -259,6 +257,8 @@ fn setup(mode: &'static str, common: CommonArgs) -> Result<Setup, String> {
         return Err("--access-key and --secret-key go together (both empty: anonymous requests)".into());
     }
     let hosts = common.host.iter().map(|h| resolve(h)).collect::<Result<Vec<_>, _>>()?;
+    let https = common.tls || common.host.iter().any(|h| h.trim().starts_with("https://"));
+    let tls = if https { hosts.iter().map(|h| super::tls::Tls::new(&h.name, common.insecure)).collect::<Result<Vec<_>, _>>()? } else { Vec::new() };
     let credentials = (!common.access_key.is_empty()).then(|| Credentials {
         access_key: common.access_key.clone(),
         secret_key: common.secret_key.clone(),
@@ -282,16 +282,15 @@ fn setup(mode: &'static str, common: CommonArgs) -> Result<Setup, String> {
     };
     let run_id = run_id();
     let prefix = common.prefix.clone().unwrap_or_else(|| format!("{run_id}/"));
-    let target = Target { hosts, bucket: common.bucket.clone(), credentials, payload };
+    let target = Target { hosts, bucket: common.bucket.clone(), credentials, payload, tls };
     Ok(Setup { mode, target, common, cpus, prefix, run_id })
 }
 
 fn resolve(host: &str) -> Result<Host, String> {
-    let name = host.trim().trim_start_matches("http://").trim_end_matches('/').to_string();
-    if host.trim().starts_with("https://") {
-        return Err(format!("--host {host}: TLS is not implemented in corestore loadgen (plain HTTP only)"));
-    }
-    let with_port = if name.contains(':') { name.clone() } else { format!("{name}:80") };
+    let https = host.trim().starts_with("https://");
+    let name = host.trim().trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/').to_string();
+    let default_port = if https { 443 } else { 80 };
+    let with_port = if name.contains(':') { name.clone() } else { format!("{name}:{default_port}") };
     let addr = with_port
         .to_socket_addrs()
         .map_err(|e| format!("--host {host}: {e}"))?

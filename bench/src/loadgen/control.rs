@@ -2,7 +2,6 @@
 //! thread: create the bucket, list what a run left, delete it in batches, start and complete a
 //! multipart upload. Errors name the operation, the bucket or key, the host and the answer.
 
-use std::net::TcpStream;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::http;
@@ -44,8 +43,7 @@ impl<'a> Control<'a> {
         let spec = request::Spec { method, path, query, body };
         request::build(&mut bytes, &self.host.name, self.signer.as_ref(), self.target.payload, &spec, unix_s);
         let context = |e: String| format!("{what} on {} ({}): {e}", self.host.name, self.host.addr);
-        let mut stream = TcpStream::connect_timeout(&self.host.addr, CONTROL_TIMEOUT).map_err(|e| context(format!("connect: {e}")))?;
-        stream.set_read_timeout(Some(CONTROL_TIMEOUT)).map_err(|e| context(e.to_string()))?;
+        let mut stream = super::tls::connect_blocking(self.host.addr, self.target.tls.first(), CONTROL_TIMEOUT).map_err(context)?;
         http::request_blocking(&mut stream, &bytes).map_err(context)
     }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use net::{NetError, RecvBuf, TcpStream};
+use net::{NetError, RecvBuf, Stream};
 use s3front::http::ChunkedDecoder;
 
 use super::sign::Signer;
@@ -97,7 +97,7 @@ impl std::fmt::Display for ReadError {
     }
 }
 
-async fn recv_more(stream: &TcpStream, buf: &mut RecvBuf) -> Result<(), ReadError> {
+async fn recv_more(stream: &Stream, buf: &mut RecvBuf) -> Result<(), ReadError> {
     match stream.recv_timeout(buf, RESPONSE_TIMEOUT).await {
         Ok(0) => Err(ReadError::Closed),
         Ok(_) => Ok(()),
@@ -106,12 +106,12 @@ async fn recv_more(stream: &TcpStream, buf: &mut RecvBuf) -> Result<(), ReadErro
 }
 
 /// Reads one whole response from `stream` (to a GET or PUT: its body discarded).
-pub async fn read_response(stream: &TcpStream, buf: &mut RecvBuf) -> Result<Response, ReadError> {
+pub async fn read_response(stream: &Stream, buf: &mut RecvBuf) -> Result<Response, ReadError> {
     read_response_with(stream, buf, ReadOptions { head: false, keep_body_bytes_max: 0 }).await
 }
 
 /// Reads one whole response from `stream` as `options` say.
-pub async fn read_response_with(stream: &TcpStream, buf: &mut RecvBuf, options: ReadOptions) -> Result<Response, ReadError> {
+pub async fn read_response_with(stream: &Stream, buf: &mut RecvBuf, options: ReadOptions) -> Result<Response, ReadError> {
     let Head { status, content_length, chunked, close, head_len, etag } = loop {
         if let Some(parsed) = parse_head(buf.filled())? {
             break parsed;
@@ -145,7 +145,7 @@ fn keep(kept: &mut Vec<u8>, data: &[u8], keep_max: usize) {
 }
 
 /// Reads (and drops, but for the first `keep_max` bytes) a body of `length` bytes.
-async fn read_sized(stream: &TcpStream, buf: &mut RecvBuf, length: u64, kept: &mut Vec<u8>, keep_max: usize) -> Result<(), ReadError> {
+async fn read_sized(stream: &Stream, buf: &mut RecvBuf, length: u64, kept: &mut Vec<u8>, keep_max: usize) -> Result<(), ReadError> {
     let mut left = length;
     loop {
         let take = (buf.len() as u64).min(left) as usize;
@@ -160,7 +160,7 @@ async fn read_sized(stream: &TcpStream, buf: &mut RecvBuf, length: u64, kept: &m
 }
 
 /// Reads a `Transfer-Encoding: chunked` body: its decoded length.
-async fn read_chunked(stream: &TcpStream, buf: &mut RecvBuf, kept: &mut Vec<u8>, keep_max: usize) -> Result<u64, ReadError> {
+async fn read_chunked(stream: &Stream, buf: &mut RecvBuf, kept: &mut Vec<u8>, keep_max: usize) -> Result<u64, ReadError> {
     let mut decoder = ChunkedDecoder::new(u64::MAX);
     loop {
         let used = decoder.decode_with(buf.filled(), |data| keep(kept, data, keep_max)).map_err(|e| ReadError::Malformed(format!("chunked body: {e}")))?;
@@ -174,15 +174,13 @@ async fn read_chunked(stream: &TcpStream, buf: &mut RecvBuf, kept: &mut Vec<u8>,
 
 /// Sends `request` on a blocking std socket and reads the whole response: (status, body). For
 /// set-up and for the idle-connection test, which run outside the generator's cores.
-pub fn request_blocking(stream: &mut std::net::TcpStream, request: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    use std::io::Write as _;
+pub fn request_blocking(stream: &mut (impl std::io::Read + std::io::Write), request: &[u8]) -> Result<(u16, Vec<u8>), String> {
     stream.write_all(request).map_err(|e| format!("send: {e}"))?;
     read_response_blocking(stream)
 }
 
 /// One `read`, again when a signal interrupted it (std's `read` hands EINTR back).
-fn read_retrying(stream: &mut std::net::TcpStream, into: &mut [u8]) -> Result<usize, String> {
-    use std::io::Read as _;
+fn read_retrying(stream: &mut impl std::io::Read, into: &mut [u8]) -> Result<usize, String> {
     loop {
         match stream.read(into) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -192,7 +190,7 @@ fn read_retrying(stream: &mut std::net::TcpStream, into: &mut [u8]) -> Result<us
 }
 
 /// Reads one whole response from a blocking std socket: (status, body).
-pub fn read_response_blocking(stream: &mut std::net::TcpStream) -> Result<(u16, Vec<u8>), String> {
+pub fn read_response_blocking(stream: &mut impl std::io::Read) -> Result<(u16, Vec<u8>), String> {
     let mut bytes = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 64 << 10];
     let Head { status, content_length, chunked, head_len, .. } = loop {
@@ -341,7 +339,7 @@ mod tests {
         let config = engine::RuntimeConfig::with_cpus(engine::runtime::allowed_cpus()[..1].to_vec());
         let answers = engine::run(config, |core: engine::Core<()>| async move {
             let ring = core.env.ring().clone();
-            let s = TcpStream::connect(&ring, addr).await.map_err(|e| e.to_string())?;
+            let s = Stream::from(net::TcpStream::connect(&ring, addr).await.map_err(|e| e.to_string())?);
             s.send_all(b"GET / HTTP/1.1\r\n\r\n".to_vec()).await.map_err(|e| e.to_string())?;
             let mut buf = RecvBuf::with_capacity(1024);
             let r = read_response_with(&s, &mut buf, ReadOptions { head: false, keep_body_bytes_max: 8 }).await.map_err(|e| e.to_string())?;

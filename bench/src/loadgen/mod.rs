@@ -22,6 +22,7 @@ pub mod request;
 pub mod runner;
 pub mod sign;
 pub mod stats;
+pub mod tls;
 pub mod work;
 
 use std::cell::{Cell, RefCell};
@@ -33,7 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use engine::{Env, RuntimeConfig};
 use engine::rng::Prng;
 use hdrhistogram::Histogram;
-use net::{RecvBuf, TcpStream};
+use net::RecvBuf;
 
 pub use http::Method;
 use sign::{Credentials, Signer};
@@ -55,6 +56,8 @@ pub struct Target {
     pub bucket: String,
     /// Sign with these (SigV4, UNSIGNED-PAYLOAD); `None`: send unsigned requests.
     pub credentials: Option<Credentials>,
+    /// HTTPS; `None`: plain HTTP.
+    pub tls: Option<tls::Tls>,
 }
 
 impl Target {
@@ -293,7 +296,7 @@ async fn drive(shared: Rc<Shared>, c: usize, ring: Rc<engine::uring::Ring>) {
     let mut next_once = c;
     let mut request = Vec::with_capacity(1024 + shared.body.len());
     let mut buf = RecvBuf::with_capacity(http::RECV_BUF_BYTES);
-    let mut stream: Option<TcpStream> = None;
+    let mut stream: Option<net::Stream> = None;
     let mut path = String::with_capacity(256);
     let mut failures = 0;
     loop {
@@ -308,7 +311,7 @@ async fn drive(shared: Rc<Shared>, c: usize, ring: Rc<engine::uring::Ring>) {
             },
         };
         if stream.is_none() {
-            match TcpStream::connect(&ring, spec.target.addr).await {
+            match tls::connect(&ring, spec.target.addr, spec.target.tls.as_ref()).await {
                 Ok(s) => {
                     buf.clear();
                     stream = Some(s);

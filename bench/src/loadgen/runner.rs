@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use engine::{Env as _, RuntimeConfig};
-use net::{RecvBuf, TcpStream};
+use net::RecvBuf;
 
 use super::http::{self, ReadOptions};
 use super::request::{self, Body, Payload};
@@ -51,6 +51,8 @@ pub struct Target {
     /// `None`: anonymous requests.
     pub credentials: Option<Credentials>,
     pub payload: Payload,
+    /// HTTPS (one per host, in `hosts`' order); empty: plain HTTP.
+    pub tls: Vec<super::tls::Tls>,
 }
 
 /// warp's `--autoterm`: stop once the last `window_s` one-second throughputs are each within
@@ -317,12 +319,13 @@ async fn drive(shared: Rc<CoreShared>, c: usize, ring: Rc<engine::uring::Ring>) 
     let mut conn = ConnState::new(c, shared.concurrency, 0x10ad_9e4e ^ ((shared.core as u64) << 32) ^ c as u64);
     let mut request = Vec::with_capacity(1024);
     let mut buf = RecvBuf::with_capacity(http::RECV_BUF_BYTES);
-    let mut stream: Option<TcpStream> = None;
+    let tls = shared.target.tls.get(c % shared.target.hosts.len().max(1)).cloned();
+    let mut stream: Option<net::Stream> = None;
     let mut failures_in_a_row = 0;
     while !shared.control.over(Instant::now()) && failures_in_a_row < CONNECTION_ERRORS_MAX {
         let Some(job) = shared.work.borrow_mut().next(&mut conn) else { return };
         if stream.is_none() {
-            match TcpStream::connect(&ring, host.addr).await {
+            match super::tls::connect(&ring, host.addr, tls.as_ref()).await {
                 Ok(s) => {
                     buf.clear();
                     stream = Some(s);

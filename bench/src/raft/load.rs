@@ -149,7 +149,7 @@ async fn run_core(ring: Rc<engine::uring::Ring>, target: Target, pace: Pace, dur
             .await
             .map_err(|e| format!("{}: connect to {}: {e}", target.system.name(), target.addr))?;
         let _ = stream.set_nodelay(true);
-        proposers.push(Proposer::new(&target, ring.clone(), p as u64, stream));
+        proposers.push(Proposer::new(&target, ring.clone(), p as u64, stream.into()));
     }
     let state = Rc::new(State {
         histogram: RefCell::new(latency_histogram()),
@@ -247,7 +247,7 @@ struct Proposer {
     replicas: Vec<SocketAddr>,
     /// The replica `stream` is connected to (an index into `replicas`).
     at: usize,
-    stream: TcpStream,
+    stream: net::Stream,
     buf: RecvBuf,
     /// The encoded request, rebuilt in place for each proposal.
     request: Vec<u8>,
@@ -261,7 +261,7 @@ struct Proposer {
 }
 
 impl Proposer {
-    fn new(target: &Target, ring: Rc<engine::uring::Ring>, proposer: u64, stream: TcpStream) -> Proposer {
+    fn new(target: &Target, ring: Rc<engine::uring::Ring>, proposer: u64, stream: net::Stream) -> Proposer {
         let recv = if target.system == System::Etcd { HTTP_RECV_BYTES } else { PROTO_RECV_BYTES };
         Proposer {
             system: target.system,
@@ -306,7 +306,7 @@ impl Proposer {
         loop {
             if let Ok(stream) = TcpStream::connect(&self.ring, self.replicas[at]).await {
                 let _ = stream.set_nodelay(true);
-                self.stream = stream;
+                self.stream = stream.into();
                 self.at = at;
                 self.buf.clear();
                 return;

@@ -3,6 +3,7 @@
 //! serving the same objects as static files. Each is stopped (SIGTERM, then SIGKILL) when its
 //! handle drops. Their resident memory and CPU come from /proc.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
@@ -113,12 +114,43 @@ impl Server {
     }
 }
 
-/// Starts `corestore serve` on a fresh data directory `data`, on `cpus`, one core each.
-pub fn start_corestore(data: &Path, cpus: &[usize]) -> Result<Server, String> {
+/// A certificate and key for both servers of a TLS run (`corestore admin tls-cert`,
+/// self-signed, for 127.0.0.1 and localhost).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Writes a fresh certificate into `dir` (removed first).
+pub fn make_tls_files(dir: &Path) -> Result<TlsFiles, String> {
+    let exe = corestore_exe()?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("removing {}: {e}", dir.display()))?;
+    }
+    let out = Command::new(&exe)
+        .args(["admin", "tls-cert", "--host", "127.0.0.1", "--host", "localhost", "--out"])
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("{} admin tls-cert: {e}", exe.display()))?;
+    if !out.status.success() {
+        return Err(format!("corestore admin tls-cert: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(TlsFiles { cert: dir.join("cert.pem"), key: dir.join("key.pem") })
+}
+
+fn corestore_exe() -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?.with_file_name("corestore");
     if !exe.exists() {
         return Err(format!("{} not found: build it with `cargo build --release -p tools`", exe.display()));
     }
+    Ok(exe)
+}
+
+/// Starts `corestore serve` on a fresh data directory `data`, on `cpus`, one core each; HTTPS
+/// with `tls`.
+pub fn start_corestore(data: &Path, cpus: &[usize], tls: Option<&TlsFiles>) -> Result<Server, String> {
+    let exe = corestore_exe()?;
     if data.exists() {
         std::fs::remove_dir_all(data).map_err(|e| format!("removing {}: {e}", data.display()))?;
     }
@@ -129,6 +161,7 @@ pub fn start_corestore(data: &Path, cpus: &[usize]) -> Result<Server, String> {
         .arg(data)
         .args(["--listen", "127.0.0.1:0", "--cores", &cpus.len().to_string(), "--region", REGION])
         .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+        .args(tls.map(|t| [OsStr::new("--tls-cert"), t.cert.as_os_str(), OsStr::new("--tls-key"), t.key.as_os_str()]).into_iter().flatten())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -139,7 +172,8 @@ pub fn start_corestore(data: &Path, cpus: &[usize]) -> Result<Server, String> {
     // Reads the server's stdout to its end, so that it never blocks on a full pipe.
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("corestore: listening on http://") {
+            let addr = line.strip_prefix("corestore: listening on http://").or_else(|| line.strip_prefix("corestore: listening on https://"));
+            if let Some(addr) = addr {
                 let _ = tx.send(addr.trim().to_string());
             }
         }
@@ -172,8 +206,9 @@ pub fn nginx_build(nginx: &Path) -> Result<(String, bool), String> {
     Ok((version, text.contains("--with-http_dav_module")))
 }
 
-/// Starts nginx with a generated configuration in `dir`, serving `root`, one worker per cpu.
-pub fn start_nginx(nginx: &Path, dir: &Path, root: &Path, cpus: &[usize], dav: bool) -> Result<Server, String> {
+/// Starts nginx with a generated configuration in `dir`, serving `root`, one worker per cpu;
+/// HTTPS with `tls` (nginx's defaults: TLS 1.2 and 1.3, OpenSSL's cipher order).
+pub fn start_nginx(nginx: &Path, dir: &Path, root: &Path, cpus: &[usize], dav: bool, tls: Option<&TlsFiles>) -> Result<Server, String> {
     let port = free_port()?;
     let temp = dir.join("temp");
     std::fs::create_dir_all(&temp).map_err(|e| format!("creating {}: {e}", temp.display()))?;
@@ -181,13 +216,17 @@ pub fn start_nginx(nginx: &Path, dir: &Path, root: &Path, cpus: &[usize], dav: b
     let user = if unsafe { libc::geteuid() } == 0 { "user root;\n" } else { "" };
     let put = if dav { "dav_methods PUT; create_full_put_path on; client_max_body_size 16m;" } else { "" };
     let t = temp.display();
+    let ssl = match tls {
+        Some(f) => format!(" ssl;\n    ssl_certificate {};\n    ssl_certificate_key {}", f.cert.display(), f.key.display()),
+        None => String::new(),
+    };
     let config = format!(
         "{user}daemon off;\nmaster_process on;\nworker_processes {workers};\nerror_log stderr;\npid {pid};\n\
          events {{ worker_connections 20000; }}\n\
          http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  keepalive_requests 1000000;\n  keepalive_timeout 300s;\n\
          \x20 client_body_temp_path {t}/body;\n  proxy_temp_path {t}/proxy;\n  fastcgi_temp_path {t}/fastcgi;\n\
          \x20 uwsgi_temp_path {t}/uwsgi;\n  scgi_temp_path {t}/scgi;\n  types {{ }}\n  default_type application/octet-stream;\n\
-         \x20 server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    location / {{ {put} }}\n  }}\n}}\n",
+         \x20 server {{\n    listen 127.0.0.1:{port}{ssl};\n    root {root};\n    location / {{ {put} }}\n  }}\n}}\n",
         workers = cpus.len(),
         pid = dir.join("nginx.pid").display(),
         root = root.display(),
