@@ -81,7 +81,7 @@ pub struct S3Args {
     #[arg(long)]
     versioned: bool,
     /// HTTPS for both servers (one self-signed certificate, `corestore admin tls-cert`; the
-    /// generator checks it): what TLS costs each. The idle-connection figure is left out.
+    /// generator checks it): what TLS costs each, in time and in memory per idle connection.
     #[arg(long)]
     tls: bool,
 }
@@ -242,7 +242,7 @@ pub fn bench_s3(args: S3Args) -> Result<(), String> {
     println!("# machine: {}", machine::describe(&dir.join("data")));
     println!("# corestore requests are SigV4-signed (UNSIGNED-PAYLOAD) by the generator; nginx gets the same requests unsigned (it has no auth)");
     if settings.tls.is_some() {
-        println!("# HTTPS for both (one self-signed ECDSA P-256 certificate; the generator is rustls with aws-lc-rs, corestore rustls, nginx OpenSSL); idle connections left out");
+        println!("# HTTPS for both (one self-signed ECDSA P-256 certificate; the generator is rustls with aws-lc-rs, corestore rustls, nginx OpenSSL)");
     }
     if idle_connections < idle_asked {
         println!("# idle connections: {idle_connections} of {idle_asked} asked (open-file limit {nofile})");
@@ -278,12 +278,13 @@ pub fn bench_s3(args: S3Args) -> Result<(), String> {
         row.print_json();
         rows.push(row);
     }
-    let idle_rows = if settings.tls.is_none() && args.only.as_ref().is_none_or(|o| "idle-connections".contains(o.as_str())) {
+    let idle_rows = if args.only.as_ref().is_none_or(|o| "idle-connections".contains(o.as_str())) {
         let signer = loadgen::sign::Signer::new(servers::credentials());
         let path = format!("/{BUCKET}/{}", filled.iter().find(|w| w.name == IDLE_OBJECTS_FROM).expect("filled above").key(0));
         let answer_timeout = if quick { IDLE_ANSWER_TIMEOUT_QUICK } else { IDLE_ANSWER_TIMEOUT };
-        let c = idle::measure(&corestore, idle_connections, &path, Some(&signer), answer_timeout);
-        let n = nginx.as_ref().map(|(s, _, _)| idle::measure(s, idle_connections, &path, None, answer_timeout)).map_err(|e| e.clone());
+        let tls = settings.client_tls();
+        let c = idle::measure(&corestore, idle_connections, &path, Some(&signer), tls.as_ref(), answer_timeout);
+        let n = nginx.as_ref().map(|(s, _, _)| idle::measure(s, idle_connections, &path, None, tls.as_ref(), answer_timeout)).map_err(|e| e.clone());
         let idle = IdleRow { corestore: c, nginx: n };
         idle.print_json();
         Some(idle)

@@ -182,8 +182,11 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
     }
 }
 
-/// A TCP stream with TLS. Like [`TcpStream`], one receive and one send may be in flight at a
-/// time; the rustls state is borrowed only between awaits, never across one.
+/// A TCP stream with TLS, driven by one task at a time: unlike a [`TcpStream`], whose receive
+/// and send may overlap from two tasks, a TLS receive may itself send (the handshake, an alert,
+/// the answer to a key update), so a send started while a receive is in flight could be the
+/// second send the socket asserts against. The rustls state is borrowed only between awaits,
+/// never across one.
 pub struct TlsStream {
     tcp: TcpStream,
     tls: RefCell<rustls::Connection>,
@@ -383,11 +386,12 @@ impl TlsStream {
                     while at < part.len() && out.len() < CIPHERTEXT_SEND_CHUNK_BYTES {
                         let end = part.len().min(at + CIPHERTEXT_SEND_CHUNK_BYTES - out.len());
                         let took = tls.writer().write(&part[at..end]).map_err(|e| NetError::io("TLS send to", self.peer_addr(), -1, e))?;
+                        // Its queue was drained before: refusing everything would loop for ever.
+                        assert!(took > 0, "rustls accepted none of {} bytes with its send queue empty", end - at);
                         at += took;
                         while tls.wants_write() {
                             tls.write_tls(&mut out).map_err(|e| NetError::io("TLS send to", self.peer_addr(), -1, e))?;
                         }
-                        assert!(took > 0 || out.is_empty() || !tls.wants_write(), "rustls accepted nothing and queued nothing");
                     }
                 }
                 out = self.tcp.send_all(out).await?;

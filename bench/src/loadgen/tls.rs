@@ -81,6 +81,16 @@ pub fn connect_blocking(addr: SocketAddr, tls: Option<&Tls>, timeout: Duration) 
     Ok(BlockingStream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))))
 }
 
+impl BlockingStream {
+    /// The socket underneath (for its timeouts).
+    pub fn tcp(&self) -> &std::net::TcpStream {
+        match self {
+            BlockingStream::Plain(s) => s,
+            BlockingStream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
 impl Read for BlockingStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {

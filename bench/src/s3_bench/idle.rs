@@ -4,12 +4,13 @@
 //!
 //! Clients are blocking std sockets on the bench's main thread: an idle connection costs the
 //! client nothing but a file descriptor, and the generator's rings are not needed to hold them.
+//! Over TLS each is a rustls client on its socket, its handshake done with its first request.
 
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::loadgen::http::{self, Method};
 use crate::loadgen::sign::Signer;
+use crate::loadgen::tls::{BlockingStream, Tls, connect_blocking};
 
 use super::servers::Server;
 
@@ -39,14 +40,14 @@ impl IdleReport {
 
 /// Opens `n` connections to `server`, each with one GET of `path` (signed by `signer` if given).
 /// Every answer must be in within `answer_timeout` after the last request was sent.
-pub fn measure(server: &Server, n: usize, path: &str, signer: Option<&Signer>, answer_timeout: Duration) -> IdleReport {
+pub fn measure(server: &Server, n: usize, path: &str, signer: Option<&Signer>, tls: Option<&Tls>, answer_timeout: Duration) -> IdleReport {
     std::thread::sleep(SETTLE);
     let rss_kib_before = server.rss_kib();
     let fds_before = server.open_fds();
     let mut streams = Vec::with_capacity(n);
     let mut shortfall = None;
     for _ in 0..n {
-        match TcpStream::connect_timeout(&server.addr, CONNECT_TIMEOUT) {
+        match connect_blocking(server.addr, tls, CONNECT_TIMEOUT) {
             Ok(s) => streams.push(s),
             Err(e) => {
                 shortfall = Some(format!("connection {} of {n}: {e}", streams.len() + 1));
@@ -77,14 +78,14 @@ pub fn measure(server: &Server, n: usize, path: &str, signer: Option<&Signer>, a
 }
 
 /// Reads one response per stream, all within `timeout`; returns how many were 2xx.
-fn read_answers(streams: &mut [TcpStream], shortfall: &mut Option<String>, timeout: Duration) -> usize {
+fn read_answers(streams: &mut [BlockingStream], shortfall: &mut Option<String>, timeout: Duration) -> usize {
     let deadline = Instant::now() + timeout;
     let mut answered = 0;
     let mut unanswered = 0;
     let mut first_failure = None;
     for (i, s) in streams.iter_mut().enumerate() {
         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-        let _ = s.set_read_timeout(Some(left));
+        let _ = s.tcp().set_read_timeout(Some(left));
         match http::read_response_blocking(s) {
             Ok((status, _)) if (200..300).contains(&status) => answered += 1,
             Ok((status, body)) => {
