@@ -64,7 +64,7 @@ enum Command {
         #[arg(long, default_value_t = 86_400.0, hide = true)]
         lifecycle_day_s: f64,
         /// Serve HTTPS: the certificate chain, PEM, leaf first (with --tls-key). Without it,
-        /// plain HTTP.
+        /// plain HTTP. SIGHUP reads both files again (a renewed certificate, no restart).
         #[arg(long, env = "CORESTORE_TLS_CERT", requires = "tls_key")]
         tls_cert: Option<PathBuf>,
         /// The certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
@@ -192,10 +192,7 @@ fn main() -> ExitCode {
                 Ok(d) => d,
                 Err(e) => return report(Err(e)),
             };
-            let tls = match tls_cert.zip(tls_key).map(|(c, k)| net::ServerIdentity::from_pem_files(&c, &k)).transpose() {
-                Ok(t) => t,
-                Err(e) => return report(Err(e)),
-            };
+            let tls = tls_cert.zip(tls_key).map(|(cert, key)| s3front::server::TlsFiles { cert, key });
             let config = s3front::server::ServeConfig {
                 data,
                 listen,

@@ -70,8 +70,22 @@ pub struct ServeConfig {
     pub scrub_every: std::time::Duration,
     /// The length of a lifecycle rule's day (`lifecycle::DAY_MS` but in tests).
     pub lifecycle_day: std::time::Duration,
-    /// Serve HTTPS with this certificate and key (`--tls-cert/--tls-key`); none: plain HTTP.
-    pub tls: Option<net::ServerIdentity>,
+    /// Serve HTTPS with the certificate and key in these files (`--tls-cert/--tls-key`), read
+    /// again on SIGHUP; none: plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where the server's certificate chain and key are (PEM).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    pub fn load(&self) -> Result<net::ServerIdentity, String> {
+        net::ServerIdentity::from_pem_files(&self.cert, &self.key)
+    }
 }
 
 /// How long after start-up the first scrub pass begins (at most): start-up's own reads go first.
@@ -131,11 +145,52 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// Counts SIGHUPs: every core reads the certificate files again when it changes (a renewed
+/// certificate takes effect without a restart, as certbot's `systemctl reload` expects).
+static TLS_RELOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// How often a core looks at `TLS_RELOADS`.
+const TLS_RELOAD_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+extern "C" fn on_reload_signal(_: libc::c_int) {
+    TLS_RELOADS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
 fn install_stop_handler() {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGTERM, on_stop_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGINT, on_stop_signal as *const () as libc::sighandler_t);
+        // Without TLS a SIGHUP changes nothing; it never ends the server, as it would by default.
+        libc::signal(libc::SIGHUP, on_reload_signal as *const () as libc::sighandler_t);
+    }
+}
+
+/// The TLS configuration a core gives new connections; replaced on SIGHUP.
+type TlsConfig = Rc<RefCell<Arc<net::rustls::ServerConfig>>>;
+
+/// On each SIGHUP, reads the certificate and key again and gives new connections the new
+/// configuration (connections already open keep theirs). Files that do not load leave the
+/// old configuration serving, with the reason on stderr.
+async fn reload_tls_on_sighup(core: usize, files: TlsFiles, current: TlsConfig) {
+    let mut seen = TLS_RELOADS.load(std::sync::atomic::Ordering::SeqCst);
+    loop {
+        engine::sleep(TLS_RELOAD_CHECK_INTERVAL).await;
+        let now = TLS_RELOADS.load(std::sync::atomic::Ordering::SeqCst);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match files.load().and_then(|identity| identity.server_config().map_err(|e| e.to_string())) {
+            Ok(config) => {
+                *current.borrow_mut() = config;
+                if core == 0 {
+                    println!("corestore: TLS certificate reloaded from {}", files.cert.display());
+                    use std::io::Write;
+                    let _ = std::io::stdout().flush();
+                }
+            }
+            Err(e) => eprintln!("corestore: core {core}: TLS reload failed, the old certificate stays: {e}"),
+        }
     }
 }
 
@@ -504,6 +559,9 @@ pub fn serve(config: ServeConfig) -> Result<(), String> {
     runtime.ring.entries = RING_ENTRIES;
     let cores = runtime.cpus.len();
     check_layout(&config.data, cores)?;
+    if let Some(files) = &config.tls {
+        files.load()?;
+    }
     let (access_key, _generated) = ensure_root(&config)?;
     let listen = reserve_port(config.listen)?;
     install_stop_handler();
@@ -654,10 +712,14 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
         wait_until(&shard, |s| s.table_ready.get()).await;
     }
     // Each core its own TLS configuration, so that its session cache is no lock between cores.
-    let tls = match &config.tls {
-        Some(identity) => Some(identity.server_config().map_err(|e| format!("core {id}: TLS configuration: {e}"))?),
+    let tls: Option<TlsConfig> = match &config.tls {
+        Some(files) => {
+            let identity = files.load().map_err(|e| format!("core {id}: {e}"))?;
+            Some(Rc::new(RefCell::new(identity.server_config().map_err(|e| format!("core {id}: TLS configuration: {e}"))?)))
+        }
         None => None,
     };
+    let _tls_reloader = config.tls.clone().zip(tls.clone()).map(|(files, current)| engine::spawn(reload_tls_on_sighup(id, files, current)));
     let listener = net::TcpListener::bind(shard.env.ring(), config.listen, net::LISTEN_BACKLOG_DEFAULT)
         .map_err(|e| format!("core {id}: listen on {}: {e}", config.listen))?;
     rpc::post(
@@ -679,7 +741,10 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
     }
     loop {
         match first(listener.accept(), stop_requested()).await {
-            Ok(Ok((stream, peer))) => drop(engine::spawn(conn::accept_connection(shard.clone(), stream, peer, tls.clone()))),
+            Ok(Ok((stream, peer))) => {
+                let tls = tls.as_ref().map(|t| t.borrow().clone());
+                drop(engine::spawn(conn::accept_connection(shard.clone(), stream, peer, tls)));
+            }
             Ok(Err(e)) => {
                 eprintln!("corestore: core {id}: accept: {e}");
                 engine::sleep(std::time::Duration::from_millis(10)).await;

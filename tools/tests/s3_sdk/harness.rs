@@ -183,6 +183,14 @@ impl Server {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// Sends `signal` to the server process.
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("child running");
+        // SAFETY: kill(2) on our own child's pid, which wait() has not reaped yet.
+        let rc = unsafe { libc::kill(child.id() as i32, signal) };
+        assert_eq!(rc, 0, "signal {signal} to corestore");
+    }
+
     /// SIGTERM, the clean shutdown (index checkpoints written); the data directory stays for a
     /// restart.
     pub fn stop(mut self) -> PathBuf {

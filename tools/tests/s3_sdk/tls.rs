@@ -102,3 +102,49 @@ fn other_certificate(server: &Server) -> Vec<u8> {
     let _ = std::fs::remove_dir_all(&dir);
     cert
 }
+
+/// SIGHUP reads the certificate files again: once new ones are in place, new connections get
+/// the new certificate (a client trusting only it gets in, one trusting only the old one no
+/// longer does), and files that do not load leave the server on the certificate it has.
+#[tokio::test]
+async fn sighup_reloads_the_certificate() {
+    let server = Server::start_tls("tls_reload");
+    let tls_dir = server.data_dir.with_extension("tls");
+    let old = std::fs::read(tls_dir.join("cert.pem")).expect("old cert");
+    let staged = server.data_dir.with_extension("next-tls");
+    let _ = std::fs::remove_dir_all(&staged);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_corestore"))
+        .args(["admin", "tls-cert", "--out", staged.to_str().expect("utf-8 path")])
+        .output()
+        .expect("run admin tls-cert");
+    assert!(output.status.success(), "admin tls-cert: {}", String::from_utf8_lossy(&output.stderr));
+    let new = std::fs::read(staged.join("cert.pem")).expect("new cert");
+    create_bucket(&server.client(), "cs-reload").await;
+
+    // A broken certificate file and a SIGHUP: refused, the old certificate keeps serving.
+    std::fs::write(tls_dir.join("cert.pem"), b"not a certificate").expect("break cert.pem");
+    server.signal(libc::SIGHUP);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.client_trusting(&old).list_buckets().send().await.ok_or_panic("the old certificate after a failed reload");
+    assert!(server.stderr().contains("TLS reload failed"), "{}", server.stderr());
+
+    // Key first, then the certificate: both renamed into place, then SIGHUP.
+    std::fs::rename(staged.join("key.pem"), tls_dir.join("key.pem")).expect("move key.pem");
+    std::fs::rename(staged.join("cert.pem"), tls_dir.join("cert.pem")).expect("move cert.pem");
+    server.signal(libc::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        // A new client each time: a new connection, a new handshake.
+        match server.client_trusting(&new).list_buckets().send().await {
+            Ok(_) => break,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the new certificate was not served 10 s after SIGHUP: {e:?}"),
+        }
+    }
+    let refused = server.client_trusting(&old).list_buckets().send().await;
+    assert!(refused.is_err(), "a client trusting only the old certificate still got in");
+    let _ = std::fs::remove_dir_all(&staged);
+}
