@@ -131,12 +131,7 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: Stream, peer: SocketAddr
     let zero_copy = !peer.ip().is_loopback() && !stream.is_tls();
     let mut conn =
         Conn { stream, buf: RecvBuf::with_capacity(RECV_BUF_BYTES), peer, continue_pending: false, body_unread: false, zero_copy };
-    loop {
-        match one_request(&shard, &mut conn).await {
-            Ok(true) => continue,
-            Ok(false) | Err(()) => break,
-        }
-    }
+    while let Ok(true) = one_request(&shard, &mut conn).await {}
     if !conn.stream.is_poisoned() {
         conn.stream.close().await;
     }

@@ -2,6 +2,7 @@
 //! certificate `corestore admin tls-cert` wrote. Over HTTPS the SDK sends its default PUT body
 //! as STREAMING-UNSIGNED-PAYLOAD-TRAILER (aws-chunked, CRC32 trailer, no per-chunk signature),
 //! a mode plain HTTP does not exercise.
+#![allow(clippy::disallowed_methods)] // a test process of its own: plain threads, sleeps and wall time, no ring
 
 use std::io::{Read, Write};
 use std::time::Duration;
