@@ -16,6 +16,8 @@ pub struct NetStats {
     pub zc_notifs: u64,
     pub zc_notifs_copied: u64,
     pub recv_timeouts: u64,
+    /// Send ops that did not complete within the stream's send timeout.
+    pub send_timeouts: u64,
     /// Ops abandoned in flight (timeouts, dropped futures): each poisoned its stream.
     pub ops_abandoned: u64,
 }

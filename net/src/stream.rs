@@ -39,6 +39,10 @@ const SEND_OP_MAX_BYTES: usize = 1 << 30;
 const SEND_FLAGS: i32 = libc::MSG_WAITALL | libc::MSG_NOSIGNAL;
 
 const _: () = assert!(SEND_OP_MAX_BYTES <= u32::MAX as usize);
+/// With a send timeout, the largest send op: the timeout then bounds the time to move this many
+/// bytes (nginx's `send_timeout` bounds the time between two writes), so a slow reader is given
+/// time per megabyte, not per gigabyte, and a reader that stopped is found out.
+const SEND_TIMED_OP_MAX_BYTES: usize = 1 << 20;
 
 /// Bytes on the heap whose address does not change when their owner moves (unlike an inline
 /// array), so a ring op may point at them while its hold owns them.
@@ -72,6 +76,8 @@ pub struct TcpStream {
     send_busy: Cell<bool>,
     /// The op that was abandoned in flight, if any: the stream is poisoned.
     abandoned: Cell<Option<&'static str>>,
+    /// How long one send op may take (`set_send_timeout`); none: for ever.
+    send_timeout: Cell<Option<Duration>>,
 }
 
 /// What one two-part sendmsg points at, kept together in one box for the op's lifetime.
@@ -110,6 +116,7 @@ impl TcpStream {
             recv_busy: Cell::new(false),
             send_busy: Cell::new(false),
             abandoned: Cell::new(None),
+            send_timeout: Cell::new(None),
         }
     }
 
@@ -139,6 +146,30 @@ impl TcpStream {
 
     pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
         sys::socket_addr(self.as_raw_fd(), false).map_err(|e| self.error("getsockname of", e))
+    }
+
+    /// Bounds every later send: a send op that has not completed within `timeout` (a peer that
+    /// stopped reading, its receive window shut) is abandoned, the send fails with
+    /// [`NetError::Timeout`] and the stream is poisoned (close it). Sends then go out in ops of
+    /// at most 1 MiB, so the bound is per megabyte moved. None: sends wait for ever.
+    pub fn set_send_timeout(&self, timeout: Option<Duration>) {
+        self.send_timeout.set(timeout);
+    }
+
+    /// The most one send op asks for: smaller under a send timeout.
+    fn send_op_max(&self) -> usize {
+        if self.send_timeout.get().is_some() { SEND_TIMED_OP_MAX_BYTES } else { SEND_OP_MAX_BYTES }
+    }
+
+    /// Awaits one send op within the send timeout, if there is one. On timeout the op is
+    /// dropped in flight: the caller's `InFlight` marks the stream poisoned as it unwinds.
+    async fn within_send_timeout<T>(&self, op: impl Future<Output = T>) -> Result<T, NetError> {
+        let Some(timeout) = self.send_timeout.get() else { return Ok(op.await) };
+        engine::timeout(timeout, op).await.map_err(|engine::time::Elapsed| {
+            stats::count(|s| s.send_timeouts += 1);
+            let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+            NetError::Timeout { op: "send to", addr: self.peer, fd: self.as_raw_fd(), timeout_ms }
+        })
     }
 
     /// True while a send is in flight (another task's).
@@ -258,7 +289,7 @@ impl TcpStream {
         in_flight.in_kernel = true;
         // SAFETY: the msghdr, its iovecs and the bytes they point at all live in the box (heap:
         // moving it moves none of them), which moves into the hold until the op completes.
-        let (result, (msg, _fd)) = unsafe { self.ring.op(entry, (msg, self.fd.clone())) }.result().await;
+        let (result, (msg, _fd)) = self.within_send_timeout(unsafe { self.ring.op(entry, (msg, self.fd.clone())) }.result()).await?;
         in_flight.in_kernel = false;
         let sent = self.sent_bytes(result, total)?;
         drop(in_flight);
@@ -279,12 +310,12 @@ impl TcpStream {
         let mut data = data;
         let mut sent = range.start;
         while sent < range.end {
-            let len = (range.end - sent).min(SEND_OP_MAX_BYTES);
+            let len = (range.end - sent).min(self.send_op_max());
             let entry = opcode::Send::new(types::Fd(self.as_raw_fd()), data.bytes()[sent..].as_ptr(), len as u32).flags(SEND_FLAGS).build();
             in_flight.in_kernel = true;
             // SAFETY: the bytes lie in heap storage `data` owns or shares (`HeapBytes`: moving it
             // does not move them), and it moves into the hold.
-            let (result, (back, _fd)) = unsafe { self.ring.op(entry, (data, self.fd.clone())) }.result().await;
+            let (result, (back, _fd)) = self.within_send_timeout(unsafe { self.ring.op(entry, (data, self.fd.clone())) }.result()).await?;
             in_flight.in_kernel = false;
             data = back;
             sent += self.sent_bytes(result, len)?;
@@ -305,11 +336,15 @@ impl TcpStream {
         let mut buf = buf;
         let mut sent = range.start;
         while sent < range.end {
-            let len = (range.end - sent).min(SEND_OP_MAX_BYTES);
+            let len = (range.end - sent).min(self.send_op_max());
             // SAFETY: sent + len <= buf.len() <= capacity.
             let ptr = unsafe { buf.as_ptr().add(sent) };
             in_flight.in_kernel = true;
-            let (result, back) = if zero_copy { self.send_zc_op(ptr, len, buf).await } else { self.send_op(ptr, len, buf).await };
+            let (result, back) = if zero_copy {
+                self.within_send_timeout(self.send_zc_op(ptr, len, buf)).await?
+            } else {
+                self.within_send_timeout(self.send_op(ptr, len, buf)).await?
+            };
             in_flight.in_kernel = false;
             buf = back;
             sent += self.sent_bytes(result, len)?;

@@ -426,3 +426,32 @@ fn one_multishot_accept_serves_many_connections_and_a_dropped_listener_closes_th
         assert!(matches!(read, Ok(0)) || read.as_ref().is_err_and(|e| e.kind() == ErrorKind::ConnectionReset), "{read:?}");
     }
 }
+
+/// A peer that never reads: a send under a send timeout fails with a timeout once its op has
+/// waited that long, and the stream is poisoned; without the stall it would wait for ever.
+#[test]
+fn a_send_to_a_peer_that_does_not_read_times_out() {
+    let timeout = Duration::from_millis(200);
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let (error, poisoned, sent_stat) = serve_one(
+        move |addr| {
+            let _c = client_connect(addr);
+            // Hold the connection open, unread, until the server has given up.
+            let _ = done_rx.recv_timeout(CLIENT_READ_TIMEOUT);
+        },
+        async move |stream| {
+            stream.set_send_timeout(Some(timeout));
+            let start = engine::time::now();
+            let result = stream.send_all(vec![7u8; 64 << 20]).await;
+            let waited = engine::time::now().saturating_duration_since(start);
+            assert!(waited >= timeout, "gave up after {waited:?}");
+            let error = result.err().expect("a send into a full window must time out");
+            let poisoned = stream.is_poisoned();
+            done_tx.send(()).expect("done");
+            (error, poisoned, net::stats().send_timeouts)
+        },
+    );
+    assert!(error.is_timeout(), "{error}");
+    assert!(poisoned, "the stream must be closed after an abandoned send");
+    assert!(sent_stat >= 1);
+}

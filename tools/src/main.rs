@@ -63,6 +63,10 @@ enum Command {
         /// count days of this length, and round up to its boundaries): shorter for tests only.
         #[arg(long, default_value_t = 86_400.0, hide = true)]
         lifecycle_day_s: f64,
+        /// Seconds a client may leave a response unread (per MiB sent) before its connection is
+        /// closed.
+        #[arg(long, default_value_t = s3front::server::SEND_TIMEOUT.as_secs_f64())]
+        send_timeout_s: f64,
         /// Serve HTTPS: the certificate chain, PEM, leaf first (with --tls-key). Without it,
         /// plain HTTP. SIGHUP reads both files again (a renewed certificate, no restart).
         #[arg(long, env = "CORESTORE_TLS_CERT", requires = "tls_key")]
@@ -182,13 +186,15 @@ fn main() -> ExitCode {
             lifecycle_day_s,
             tls_cert,
             tls_key,
+            send_timeout_s,
         } => {
             let root = access_key.zip(secret_key);
             let segment_bytes = segment_mib << 20;
             let durations = duration_s("--abandoned-upload-hours", abandoned_upload_hours * 3600.0)
                 .and_then(|a| Ok((a, duration_s("--scrub-every-s", scrub_every_s)?)))
                 .and_then(|(a, s)| Ok((a, s, duration_s("--lifecycle-day-s", lifecycle_day_s)?)));
-            let (abandoned_upload_after, scrub_every, lifecycle_day) = match durations {
+            let durations = durations.and_then(|(a, s, l)| Ok((a, s, l, duration_s("--send-timeout-s", send_timeout_s)?)));
+            let (abandoned_upload_after, scrub_every, lifecycle_day, send_timeout) = match durations {
                 Ok(d) => d,
                 Err(e) => return report(Err(e)),
             };
@@ -206,6 +212,7 @@ fn main() -> ExitCode {
                 scrub_bytes_per_s: (scrub_mib_per_s.max(0.0) * (1u64 << 20) as f64) as u64,
                 scrub_every,
                 lifecycle_day,
+                send_timeout,
                 tls,
             };
             report(s3front::server::serve(config))

@@ -21,6 +21,9 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an idle keep-alive connection is kept.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a client may leave a response unread (per megabyte sent: `net`'s send ops are
+/// 1 MiB at most under a timeout) before its connection is closed; nginx's `send_timeout`.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest object body accepted in one PUT (S3: 5 GiB).
 pub const OBJECT_BYTES_MAX: u64 = 5 << 30;
 /// Receive buffer per connection.

@@ -33,6 +33,7 @@ use engine::LinuxEnv;
 use engine::mesh::MeshEndpoint;
 use engine::store::{ScrubReport, Store, StoreConfig, StoreError};
 
+pub use conn::SEND_TIMEOUT;
 pub use rpc::Job;
 
 /// The internal bucket of core 0 that holds the bucket table.
@@ -70,6 +71,9 @@ pub struct ServeConfig {
     pub scrub_every: std::time::Duration,
     /// The length of a lifecycle rule's day (`lifecycle::DAY_MS` but in tests).
     pub lifecycle_day: std::time::Duration,
+    /// How long one send of a response (up to 1 MiB of it) may wait on a client that does not
+    /// read before the connection is closed (`conn::SEND_TIMEOUT` by default).
+    pub send_timeout: std::time::Duration,
     /// Serve HTTPS with the certificate and key in these files (`--tls-cert/--tls-key`), read
     /// again on SIGHUP; none: plain HTTP.
     pub tls: Option<TlsFiles>,
@@ -743,6 +747,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
         match first(listener.accept(), stop_requested()).await {
             Ok(Ok((stream, peer))) => {
                 let tls = tls.as_ref().map(|t| t.borrow().clone());
+                stream.set_send_timeout(Some(config.send_timeout));
                 drop(engine::spawn(conn::accept_connection(shard.clone(), stream, peer, tls)));
             }
             Ok(Err(e)) => {

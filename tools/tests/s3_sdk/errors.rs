@@ -100,3 +100,71 @@ async fn failed_head_sends_no_body_on_a_kept_alive_connection() {
     assert!(text[first_end..].starts_with("HTTP/1.1 404"), "the HEAD's response has no body: {text}");
     assert_eq!(text.matches("<Error>").count(), 1, "only the GET carries an error body: {text}");
 }
+
+/// The raw request line and Host of a presigned GET of `key`.
+async fn presigned_get_request(server: &Server, bucket: &str, key: &str) -> String {
+    let presigned = server
+        .client()
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).expect("config"))
+        .await
+        .expect("presign");
+    let uri = presigned.uri();
+    let after_scheme = uri.split_once("://").map_or(uri, |(_, rest)| rest);
+    let slash = after_scheme.find('/').expect("a path");
+    format!("GET {} HTTP/1.1\r\nHost: {}\r\n\r\n", &after_scheme[slash..], &after_scheme[..slash])
+}
+
+/// A client that asks for a large object and stops reading is disconnected once a send has
+/// waited `--send-timeout-s`; one that reads slowly but steadily gets every byte; the server
+/// serves on.
+#[tokio::test]
+#[allow(clippy::disallowed_methods)] // wall-clock waits in a test process of its own
+async fn a_client_that_stops_reading_is_disconnected_and_a_slow_one_is_not() {
+    use std::io::{Read, Write};
+    let data_dir = Server::start("send_timeout").stop();
+    let server = Server::start_on_with(data_dir, &["--send-timeout-s", "1"]);
+    let client = server.client();
+    create_bucket(&client, "cs-slow").await;
+    // Larger than what loopback's socket buffers hold, so that a client that does not read
+    // stalls the server's send.
+    let size = 24 * MIB;
+    let data = pattern(size, 77);
+    put(&client, "cs-slow", "big", &data).await;
+
+    let request = presigned_get_request(&server, "cs-slow", "big").await;
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    stalled.write_all(request.as_bytes()).expect("write");
+    std::thread::sleep(Duration::from_secs(4));
+    stalled.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let ended = stalled.read_to_end(&mut got);
+    assert!(ended.is_ok() || ended.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset), "{ended:?}");
+    assert!(got.len() < size, "a stalled client got all {} bytes: the server never gave up on it", got.len());
+    assert!(started.elapsed() < Duration::from_secs(15), "the connection was still open after {:?}", started.elapsed());
+
+    let request = presigned_get_request(&server, "cs-slow", "big").await;
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    slow.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    slow.write_all(request.as_bytes()).expect("write");
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 512 * KIB];
+    // About 10 MB/s: far below what the server sends, far above a megabyte per second.
+    while got.len() < size {
+        let n = slow.read(&mut chunk).expect("read");
+        assert!(n > 0, "the slow reader was cut off after {} bytes", got.len());
+        got.extend_from_slice(&chunk[..n]);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let body_start = got.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+    while got.len() < body_start + size {
+        let n = slow.read(&mut chunk).expect("read");
+        assert!(n > 0, "the slow reader was cut off after {} bytes", got.len());
+        got.extend_from_slice(&chunk[..n]);
+    }
+    assert_same_bytes(&got[body_start..], &data, "the slow reader's object");
+    assert_eq!(get(&client, "cs-slow", "big").await.len(), size, "the server serves on");
+}
