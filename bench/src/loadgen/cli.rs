@@ -271,6 +271,9 @@ fn setup(mode: &'static str, common: CommonArgs) -> Result<Setup, String> {
         ),
         (None, true) => Payload::Unsigned,
         (None, false) if credentials.is_none() => Payload::Unsigned,
+        // As warp's client (minio-go): signed chunks only over plain HTTP; over TLS the body is
+        // sent as UNSIGNED-PAYLOAD, the channel protecting it.
+        (None, false) if https => Payload::Unsigned,
         (None, false) => Payload::StreamingSigned,
     };
     let allowed = engine::runtime::allowed_cpus();
