@@ -24,11 +24,12 @@ use std::time::Instant;
 use crate::machine;
 
 /// Section titles, in report order; the smoke test checks that each is present.
-pub const TITLES: [&str; 9] = [
+pub const TITLES: [&str; 10] = [
     "Machine",
     "Engine vs fio and glommio",
     "Store vs fio",
     "S3: corestore vs nginx",
+    "S3 over HTTPS: corestore vs nginx",
     "Raft vs etcd",
     "S3 peers: warp workloads",
     "Scaling: cores",
@@ -159,7 +160,8 @@ fn run_section(run: &Run, title: &'static str) -> Result<Section, String> {
         "Machine" => Ok(Section::new(title, machine::markdown(&run.work))),
         "Engine vs fio and glommio" => exec::engine(run, title),
         "Store vs fio" => exec::store(run, title),
-        "S3: corestore vs nginx" => exec::s3(run, title),
+        "S3: corestore vs nginx" => exec::s3(run, title, false),
+        "S3 over HTTPS: corestore vs nginx" => exec::s3(run, title, true),
         "Raft vs etcd" => exec::raft(run, title),
         "S3 peers: warp workloads" => peers::section(run, title),
         "Scaling: cores" => scaling::cores(run, title),

@@ -10,11 +10,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The report's sections, in order (`TITLES` in bench/src/all.rs, then the durations).
-const TITLES: [&str; 10] = [
+const TITLES: [&str; 11] = [
     "Machine",
     "Engine vs fio and glommio",
     "Store vs fio",
     "S3: corestore vs nginx",
+    "S3 over HTTPS: corestore vs nginx",
     "Raft vs etcd",
     "S3 peers: warp workloads",
     "Scaling: cores",

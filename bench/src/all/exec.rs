@@ -150,14 +150,19 @@ pub fn store(run: &Run, title: &'static str) -> Result<Section, String> {
     section
 }
 
-pub fn s3(run: &Run, title: &'static str) -> Result<Section, String> {
-    let dir = run.work_dir("s3")?;
+/// `bench s3`, over plain HTTP or (`tls`) with both servers on HTTPS.
+pub fn s3(run: &Run, title: &'static str, tls: bool) -> Result<Section, String> {
+    let name = if tls { "s3-tls" } else { "s3" };
+    let dir = run.work_dir(name)?;
     let mut args = strings(&["s3", "--dir"]);
     args.push(dir.display().to_string());
     if run.quick {
         args.push("--quick".into());
     }
-    let section = bench_section(run, title, "s3", args, "nginx");
+    if tls {
+        args.push("--tls".into());
+    }
+    let section = bench_section(run, title, name, args, "nginx");
     let _ = std::fs::remove_dir_all(&dir);
     section
 }
