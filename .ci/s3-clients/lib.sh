@@ -85,3 +85,17 @@ make_tree() {
 # (Not `cmd | grep -q`: grep leaving early can kill cmd with SIGPIPE, failing the pipeline.)
 has() { grep -qxF -- "$1" <<<"$2"; }
 has_re() { grep -qE -- "$1" <<<"$2"; }
+
+# rclone_conf FILE: an rclone config with one remote, `cs`, for $S3_ENDPOINT with the test keys.
+rclone_conf() {
+  cat >"$1" <<EOF
+[cs]
+type = s3
+provider = Other
+access_key_id = $AWS_ACCESS_KEY_ID
+secret_access_key = $AWS_SECRET_ACCESS_KEY
+endpoint = $S3_ENDPOINT
+region = us-east-1
+force_path_style = true
+EOF
+}

@@ -8,16 +8,7 @@ CLIENT=rclone
 . "$(dirname "$0")/lib.sh"
 
 work=$(mktemp -d)
-cat >"$work/rclone.conf" <<EOF
-[cs]
-type = s3
-provider = Other
-access_key_id = $AWS_ACCESS_KEY_ID
-secret_access_key = $AWS_SECRET_ACCESS_KEY
-endpoint = $S3_ENDPOINT
-region = us-east-1
-force_path_style = true
-EOF
+rclone_conf "$work/rclone.conf"
 # The 30 MiB file goes up in 8 MiB parts (rclone's default cut-off is 200 MiB); rclone then keeps
 # its MD5 in X-Amz-Meta-Md5chksum, since a multipart ETag is not one.
 rclone() { command rclone --config "$work/rclone.conf" --retries 1 --low-level-retries 1 \

@@ -67,16 +67,7 @@ t_boto3_delete() {
 
 # A few files (one of 12 MiB, sent in three 5 MiB parts) up and back down.
 t_rclone() {
-  cat >"$work/rclone.conf" <<EOF
-[cs]
-type = s3
-provider = Other
-access_key_id = $AWS_ACCESS_KEY_ID
-secret_access_key = $AWS_SECRET_ACCESS_KEY
-endpoint = $S3_ENDPOINT
-region = us-east-1
-force_path_style = true
-EOF
+  rclone_conf "$work/rclone.conf"
   local rcl=(rclone --config "$work/rclone.conf" --ca-cert "$ca" --retries 1 --low-level-retries 1
     --s3-upload-cutoff 5M --s3-chunk-size 5M)
   mkdir -p "$work/rsrc/sub"

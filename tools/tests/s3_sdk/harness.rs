@@ -57,10 +57,7 @@ impl Server {
     pub fn start_tls(test_name: &str) -> Server {
         let data_dir = fresh_data_dir(test_name);
         let tls_dir = data_dir.with_extension("tls");
-        let _ = std::fs::remove_dir_all(&tls_dir);
-        let out = tls_dir.to_str().expect("utf-8 path");
-        let output = Command::new(corestore_binary()).args(["admin", "tls-cert", "--out", out]).output().expect("run admin tls-cert");
-        assert!(output.status.success(), "admin tls-cert: {}", String::from_utf8_lossy(&output.stderr));
+        tls_cert_into(&tls_dir);
         let cert = tls_dir.join("cert.pem");
         let key = tls_dir.join("key.pem");
         let mut server = Server::start_on_with(
@@ -246,6 +243,14 @@ impl Drop for Server {
             let _ = std::fs::remove_file(&self.stderr_path);
         }
     }
+}
+
+/// `corestore admin tls-cert --out DIR` into a fresh `dir`: its cert.pem and key.pem.
+pub fn tls_cert_into(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    let out = dir.to_str().expect("utf-8 path");
+    let output = Command::new(corestore_binary()).args(["admin", "tls-cert", "--out", out]).output().expect("run admin tls-cert");
+    assert!(output.status.success(), "admin tls-cert: {}", String::from_utf8_lossy(&output.stderr));
 }
 
 /// Plain HTTP, or HTTPS trusting only `cert_pem`.

@@ -93,12 +93,7 @@ async fn untrusting_and_plain_clients_are_refused_and_the_server_goes_on() {
 /// A certificate for the same names that the server does not hold.
 fn other_certificate(server: &Server) -> Vec<u8> {
     let dir = server.data_dir.with_extension("other-tls");
-    let _ = std::fs::remove_dir_all(&dir);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_corestore"))
-        .args(["admin", "tls-cert", "--out", dir.to_str().expect("utf-8 path")])
-        .output()
-        .expect("run admin tls-cert");
-    assert!(output.status.success(), "admin tls-cert: {}", String::from_utf8_lossy(&output.stderr));
+    tls_cert_into(&dir);
     let cert = std::fs::read(dir.join("cert.pem")).expect("read the other cert.pem");
     let _ = std::fs::remove_dir_all(&dir);
     cert
@@ -113,12 +108,7 @@ async fn sighup_reloads_the_certificate() {
     let tls_dir = server.data_dir.with_extension("tls");
     let old = std::fs::read(tls_dir.join("cert.pem")).expect("old cert");
     let staged = server.data_dir.with_extension("next-tls");
-    let _ = std::fs::remove_dir_all(&staged);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_corestore"))
-        .args(["admin", "tls-cert", "--out", staged.to_str().expect("utf-8 path")])
-        .output()
-        .expect("run admin tls-cert");
-    assert!(output.status.success(), "admin tls-cert: {}", String::from_utf8_lossy(&output.stderr));
+    tls_cert_into(&staged);
     let new = std::fs::read(staged.join("cert.pem")).expect("new cert");
     create_bucket(&server.client(), "cs-reload").await;
 
