@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::sim::{FaultConfig, SimEnv, SimWorld};
-use engine::store::{RaftHardState, RaftRecord, Store, StoreConfig};
+use engine::store::{Expected, RaftHardState, RaftRecord, Store, StoreConfig};
 use engine::{Executor, SECTOR_SIZE};
 use proptest::prelude::*;
 
@@ -38,6 +38,17 @@ enum Op {
     DeleteIf {
         bucket: u8,
         key: u8,
+        stale: bool,
+    },
+    /// A conditional put (`put_if`, or `put_chunked_if` when `chunked`): expecting the key
+    /// absent (`absent`), or at the version just read; with `stale`, the expectation is wrong
+    /// (the key exists, or an older version is named) and nothing must be written.
+    PutIf {
+        bucket: u8,
+        key: u8,
+        len: usize,
+        chunked: bool,
+        absent: bool,
         stale: bool,
     },
     List {
@@ -100,6 +111,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0u8..2, 0u8..12).prop_map(|(bucket, key)| Op::Get { bucket, key }),
         2 => (0u8..2, 0u8..12, proptest::bool::weighted(0.2)).prop_map(|(bucket, key, stale)| Op::RewriteMeta { bucket, key, stale }),
         1 => (0u8..2, 0u8..12, proptest::bool::weighted(0.3)).prop_map(|(bucket, key, stale)| Op::DeleteIf { bucket, key, stale }),
+        2 => (0u8..2, 0u8..12, 0usize..40_000, proptest::bool::ANY, proptest::bool::ANY, proptest::bool::weighted(0.3))
+            .prop_map(|(bucket, key, len, chunked, absent, stale)| Op::PutIf { bucket, key, len, chunked, absent, stale }),
         1 => (0u8..2, 0u8..3, proptest::option::of(0u8..12), 1usize..6).prop_map(|(bucket, prefix, after, limit)| Op::List { bucket, prefix, after, limit }),
         1 => proptest::collection::vec((0u8..12, 0usize..3000), 1..40).prop_map(|puts| Op::Burst { puts }),
         3 => (0u8..2, 0u8..12, 0usize..60_000).prop_map(|(bucket, key, len)| Op::PutLarge { bucket, key, len }),
@@ -264,6 +277,49 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if r.is_some() {
                     model.remove(&(bucket(b), key(k)));
                     large.remove(&(bucket(b), key(k)));
+                }
+            }
+            Op::PutIf { bucket: b, key: k, len, chunked, absent, stale } => {
+                let now = store.lsn_of(&bucket(b), &key(k)).map(|(lsn, _)| lsn);
+                // What the caller expects, and whether the store must write.
+                let (expected, writes) = match (absent, now) {
+                    (true, None) => (Expected::Absent, true),
+                    (true, Some(_)) => (Expected::Absent, false),
+                    (false, None) => (Expected::At(1), false),
+                    (false, Some(lsn)) if stale => (Expected::At(lsn - 1), false),
+                    (false, Some(lsn)) => (Expected::At(lsn), true),
+                };
+                version += 1;
+                let (meta, d) = (version.to_le_bytes().to_vec(), data(version, len));
+                let bucket_name = bucket(b);
+                let r = executor.block_on(async {
+                    if chunked {
+                        let (w, r) = write_chunks(&store, &d).await;
+                        r?;
+                        let extent = w.finish().await.map_err(|e| e.to_string())?;
+                        let id = extent.id;
+                        let r = store.put_chunked_if(&bucket_name, &key(k), &meta, vec![extent], &[], &[], Some(expected)).await.map_err(|e| e.to_string())?;
+                        if r.is_none() {
+                            // Nothing took the chunks over: the caller drops them.
+                            store.drop_chunks(&[id]).await.map_err(|e| e.to_string())?;
+                        }
+                        Ok(r)
+                    } else {
+                        store.put_if(&bucket_name, &key(k), &meta, &d, Some(expected)).await.map_err(|e| e.to_string())
+                    }
+                });
+                let r = match r {
+                    Err(e) if !chunked && writes && e.contains("exceed the largest record") => continue,
+                    r => r.map_err(TestCaseError::fail)?,
+                };
+                prop_assert_eq!(r.is_some(), writes, "put expecting {:?} with the key at {:?}", expected, now);
+                if writes {
+                    model.insert((bucket(b), key(k)), (meta, d));
+                    if chunked {
+                        large.insert((bucket(b), key(k)), len.div_ceil(CHUNK_BYTES) as u64);
+                    } else {
+                        large.remove(&(bucket(b), key(k)));
+                    }
                 }
             }
             Op::List { bucket: b, prefix, after, limit } => {

@@ -821,14 +821,44 @@ impl<E: Env + Clone> Store<E> {
     }
 }
 
+/// What a conditional write expects of its key when it lands (checked under the key's lock,
+/// so no other write can come between the check and the write).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expected {
+    /// No object under the key.
+    Absent,
+    /// The object the caller read, by its record's lsn.
+    At(u64),
+}
+
 impl<E: Env> Store<E> {
     /// Stores `data` under `bucket`/`key`; returns once the record is durable. `data` must fit
     /// one record (`inline_max`); larger objects go through [`Store::chunk_writer`] and
     /// [`Store::put_chunked`].
     pub async fn put(&self, bucket: &[u8], key: &[u8], meta: &[u8], data: &[u8]) -> Result<u64, StoreError> {
+        let lsn = self.put_if(bucket, key, meta, data, None).await?;
+        Ok(lsn.expect("an unconditional put always writes"))
+    }
+
+    /// [`Store::put`] if `expected` (when given) still holds for the key; `Ok(None)`, having
+    /// written nothing, if it does not: read the key again and decide anew.
+    pub async fn put_if(&self, bucket: &[u8], key: &[u8], meta: &[u8], data: &[u8], expected: Option<Expected>) -> Result<Option<u64>, StoreError> {
         let _lock = self.lock_key(bucket, key).await;
+        if !self.holds(bucket, key, expected) {
+            return Ok(None);
+        }
         let drops = self.chunk_ids_of(bucket, key).await?;
-        self.replace(Rec { kind: Kind::Put, bucket, key, meta, data, expect: None, raft: None }, "put", &drops).await
+        self.replace(Rec { kind: Kind::Put, bucket, key, meta, data, expect: None, raft: None }, "put", &drops).await.map(Some)
+    }
+
+    /// Whether `expected` holds for `bucket`/`key` now (none: always). Call with the key locked.
+    fn holds(&self, bucket: &[u8], key: &[u8], expected: Option<Expected>) -> bool {
+        let now = self.lsn_of(bucket, key).map(|(lsn, _)| lsn);
+        match expected {
+            None => true,
+            Some(Expected::Absent) => now.is_none(),
+            Some(Expected::At(lsn)) => now == Some(lsn),
+        }
     }
 
     /// Writes `bucket`/`key` as [`Store::put`] (an `Inline` body) or [`Store::put_chunked`]
@@ -948,8 +978,28 @@ impl<E: Env> Store<E> {
         release: &[u64],
         also_delete: &[(&[u8], &[u8])],
     ) -> Result<u64, StoreError> {
+        let lsn = self.put_chunked_if(bucket, key, meta, extents, release, also_delete, None).await?;
+        Ok(lsn.expect("an unconditional put always writes"))
+    }
+
+    /// [`Store::put_chunked`] if `expected` (when given) still holds for the key; `Ok(None)`,
+    /// having written nothing, if it does not (the extents' chunks are then still the caller's).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn put_chunked_if(
+        &self,
+        bucket: &[u8],
+        key: &[u8],
+        meta: &[u8],
+        extents: Vec<Extent>,
+        release: &[u64],
+        also_delete: &[(&[u8], &[u8])],
+        expected: Option<Expected>,
+    ) -> Result<Option<u64>, StoreError> {
         assert!(also_delete.len() <= ALSO_DELETE_MAX, "put_chunked deletes at most {ALSO_DELETE_MAX} other keys");
         let _lock = self.lock_key(bucket, key).await;
+        if !self.holds(bucket, key, expected) {
+            return Ok(None);
+        }
         let deletes: Vec<Rec<'_>> = also_delete
             .iter()
             .map(|(b, k)| {
@@ -957,7 +1007,7 @@ impl<E: Env> Store<E> {
                 Rec { kind: Kind::Delete, bucket: b, key: k, meta: &[], data: &[], expect: None, raft: None }
             })
             .collect();
-        self.commit_manifest(bucket, key, meta, extents, release.to_vec(), deletes).await
+        self.commit_manifest(bucket, key, meta, extents, release.to_vec(), deletes).await.map(Some)
     }
 
     /// Writes the manifest of `extents` under the locked `bucket`/`key` with `deletes`, and
