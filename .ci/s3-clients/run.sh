@@ -77,6 +77,10 @@ start_server() {
     scheme=https log=$data/tls-server
     tls=(--tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem")
   fi
+  # Emptied here, not only by the background job's redirection: a restart would otherwise read
+  # the previous server's listening line (and port) if the job had not truncated the file yet.
+  : >"$log.out"
+  : >"$log.err"
   # CORESTORE_TLS_CERT/KEY in the environment would make the plain server an HTTPS one.
   env -u CORESTORE_TLS_CERT -u CORESTORE_TLS_KEY "$bin" serve --data "$store" --listen 127.0.0.1:0 --cores 2 \
     --access-key "$AK" --secret-key "$SK" "${tls[@]}" >"$log.out" 2>"$log.err" &
