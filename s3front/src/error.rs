@@ -20,6 +20,7 @@ pub enum ErrorCode {
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
+    ConditionalRequestConflict,
     EntityTooLarge,
     EntityTooSmall,
     ExpiredToken,
@@ -89,7 +90,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for table-driven tests and for looking a code up by name.
-    pub const ALL: [ErrorCode; 71] = [
+    pub const ALL: [ErrorCode; 72] = [
         ErrorCode::AccessDenied,
         ErrorCode::AccessControlListNotSupported,
         ErrorCode::AccessForbidden,
@@ -99,6 +100,7 @@ impl ErrorCode {
         ErrorCode::BucketAlreadyExists,
         ErrorCode::BucketAlreadyOwnedByYou,
         ErrorCode::BucketNotEmpty,
+        ErrorCode::ConditionalRequestConflict,
         ErrorCode::EntityTooLarge,
         ErrorCode::EntityTooSmall,
         ErrorCode::ExpiredToken,
@@ -209,6 +211,9 @@ impl ErrorCode {
                 ("BucketAlreadyOwnedByYou", 409, "Your previous request to create the named bucket succeeded and you already own it.")
             }
             C::BucketNotEmpty => ("BucketNotEmpty", 409, "The bucket you tried to delete is not empty"),
+            C::ConditionalRequestConflict => {
+                ("ConditionalRequestConflict", 409, "A conflicting operation occurred. If using PutObject you can retry the request.")
+            }
             C::EntityTooLarge => ("EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed object size."),
             C::EntityTooSmall => ("EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed object size."),
             C::ExpiredToken => ("ExpiredToken", 400, "The provided token has expired."),

@@ -1113,15 +1113,11 @@ async fn describe_source(shard: &Rc<Shard>, req: &Request, bucket: &str, key: &s
 async fn put_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
     access(shard, req, &bucket, Permission::Write, "s3:PutObject")?;
     let mut meta = meta_from_request(shard, req, &bucket)?;
-    if req.header("if-none-match") == Some("*") && head_info(shard, &bucket, &key).await?.is_some() {
-        return Err(err(ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
-    }
-    if let Some(etag) = req.header("if-match") {
-        match head_info(shard, &bucket, &key).await? {
-            Some(i) if etag_matches(etag, &i.meta.etag) => {}
-            Some(_) => return Err(err(ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold")),
-            None => return Err(err(ErrorCode::NoSuchKey, "The specified key does not exist.")),
-        }
+    // A condition that fails now fails before the body is read; it is checked again with the
+    // write itself (`commit_if`), since another write may land while the body arrives.
+    let cond = versions::WriteCondition::of(req);
+    if let Some(cond) = &cond {
+        cond.check(head_info(shard, &bucket, &key).await?.as_ref().map(|i| i.meta.etag.as_str()))?;
     }
     let owner = shard.owner(&bucket, &key);
     let mut body = BodyReader::new(req)?;
@@ -1140,7 +1136,7 @@ async fn put_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
     if let Some(expiration) = expiration_header(req, size, &meta) {
         resp = resp.header("x-amz-expiration", expiration);
     }
-    let version = commit(shard, owner, bucket, key, meta, stored).await?;
+    let version = commit_if(shard, owner, bucket, key, meta, stored, cond).await?;
     Ok(with_version(resp, written_version(version)))
 }
 
@@ -1213,15 +1209,29 @@ async fn stream_body(
 
 /// Stores an object on its owning core; the new version's id in a versioned bucket.
 pub(super) async fn commit(shard: &Rc<Shard>, owner: usize, bucket: String, key: String, meta: ObjectMeta, stored: Stored) -> Result<Option<VersionId>, S3Error> {
+    commit_if(shard, owner, bucket, key, meta, stored, None).await
+}
+
+/// [`commit`] if `cond` holds for the object it replaces, checked on the owning core together
+/// with the write (two conditional writes racing cannot both see the key absent).
+pub(super) async fn commit_if(
+    shard: &Rc<Shard>,
+    owner: usize,
+    bucket: String,
+    key: String,
+    meta: ObjectMeta,
+    stored: Stored,
+    cond: Option<versions::WriteCondition>,
+) -> Result<Option<VersionId>, S3Error> {
     match stored {
-        Stored::Small(data) => call(shard, owner, move |s: Rc<Shard>| objects::put_small(s, bucket, key, meta, data)).await,
+        Stored::Small(data) => call(shard, owner, move |s: Rc<Shard>| objects::put_small(s, bucket, key, meta, data, cond)).await,
         Stored::Stream(extent) => {
-            call(shard, owner, move |s: Rc<Shard>| objects::put_large(s, bucket, key, meta, vec![extent], Vec::new())).await
+            call(shard, owner, move |s: Rc<Shard>| objects::put_large(s, bucket, key, meta, vec![extent], Vec::new(), cond)).await
         }
     }
 }
 
-fn etag_matches(header: &str, etag: &str) -> bool {
+pub(super) fn etag_matches(header: &str, etag: &str) -> bool {
     header.split(',').map(str::trim).any(|c| c == "*" || xml::strip_etag_quotes(c.trim_start_matches("W/")) == etag)
 }
 
@@ -2212,7 +2222,7 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
         };
         // The object takes over the parts' chunks; the upload record goes in the same batch, so
         // the parts never own chunks after the object does.
-        let version = versions::put_large(&s, &b, &k, meta, extents, &release, &[(UPLOADS_BUCKET, &record)]).await?;
+        let version = versions::put_large(&s, &b, &k, meta, extents, &release, &[(UPLOADS_BUCKET, &record)], None).await?;
         for p in &parts {
             let _ = s.store.delete_keeping_chunks(PARTS_BUCKET, &part_key(&record, p.number)).await;
         }

@@ -10,6 +10,7 @@ use engine::store::{ChunkPin, ChunkWriter, Extent, Manifest, StoreError};
 
 use super::Shard;
 use super::meta::ObjectMeta;
+use super::versions::WriteCondition;
 use crate::error::{ErrorCode, S3Error};
 use crate::versioning::VersionId;
 
@@ -259,8 +260,15 @@ pub async fn bucket_has_keys_settled(shard: Rc<Shard>, bucket: String) -> Result
 
 /// Stores a small object (the data fits one record); the new version's id in a versioned
 /// bucket.
-pub async fn put_small(shard: Rc<Shard>, bucket: String, key: String, meta: ObjectMeta, data: Vec<u8>) -> Result<Option<VersionId>, S3Error> {
-    super::versions::put_small(&shard, &bucket, &key, meta, &data).await
+pub async fn put_small(
+    shard: Rc<Shard>,
+    bucket: String,
+    key: String,
+    meta: ObjectMeta,
+    data: Vec<u8>,
+    cond: Option<WriteCondition>,
+) -> Result<Option<VersionId>, S3Error> {
+    super::versions::put_small(&shard, &bucket, &key, meta, &data, cond.as_ref()).await
 }
 
 /// Starts an upload stream on this core.
@@ -303,9 +311,10 @@ pub async fn put_large(
     meta: ObjectMeta,
     extents: Vec<Extent>,
     release: Vec<u64>,
+    cond: Option<WriteCondition>,
 ) -> Result<Option<VersionId>, S3Error> {
     let ids: Vec<u64> = extents.iter().map(|e| e.id).collect();
-    let result = super::versions::put_large(&shard, &bucket, &key, meta, extents, &release, &[]).await;
+    let result = super::versions::put_large(&shard, &bucket, &key, meta, extents, &release, &[], cond.as_ref()).await;
     if result.is_err() {
         // Nothing took the new chunks over: drop them now rather than at the next start-up.
         let _ = shard.store.drop_chunks(&ids).await;

@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use engine::store::{Body, Extent};
+use engine::store::{Body, Expected, Extent};
 
 use super::Shard;
 use super::meta::ObjectMeta;
@@ -168,20 +168,116 @@ async fn write_version_locked(
     Ok(Written { version, marker: kind.marker })
 }
 
+/// A conditional write's condition on the object it replaces (S3's conditional PutObject):
+/// `If-None-Match: *` (no object under the key) or `If-Match` (the current object's ETag is one
+/// of these).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteCondition {
+    NoneMatch,
+    Match(String),
+}
+
+impl WriteCondition {
+    /// The request's condition, if it has one (`If-None-Match` other than `*` is not one S3
+    /// takes on a write, and is left alone as S3 leaves it).
+    pub fn of(req: &super::conn::Request) -> Option<WriteCondition> {
+        if req.header("if-none-match").map(str::trim) == Some("*") {
+            return Some(WriteCondition::NoneMatch);
+        }
+        req.header("if-match").map(|m| WriteCondition::Match(m.to_string()))
+    }
+
+    /// Whether a write may replace the object whose ETag is `current` (`None`: no object).
+    pub fn check(&self, current: Option<&str>) -> Result<(), S3Error> {
+        let failed = || S3Error::new(ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold");
+        match (self, current) {
+            (WriteCondition::NoneMatch, None) => Ok(()),
+            (WriteCondition::NoneMatch, Some(_)) => Err(failed()),
+            (WriteCondition::Match(_), None) => Err(S3Error::new(ErrorCode::NoSuchKey, "The specified key does not exist.")),
+            (WriteCondition::Match(list), Some(etag)) => super::handlers::etag_matches(list, etag).then_some(()).ok_or_else(failed),
+        }
+    }
+}
+
+/// How many times a conditional write reads the key again because another write landed
+/// between its check and its own write, before answering ConditionalRequestConflict.
+const CONDITIONAL_TRIES_MAX: usize = 8;
+
+fn conflict() -> S3Error {
+    S3Error::new(ErrorCode::ConditionalRequestConflict, "A conflicting operation occurred. If using PutObject you can retry the request.")
+}
+
+/// The lsn and ETag of the object under `bucket`/`key` now (an unversioned bucket's).
+async fn current_etag(shard: &Shard, bucket: &str, key: &str) -> Result<Option<(u64, String)>, S3Error> {
+    let Some((lsn, _)) = shard.store.lsn_of(bucket.as_bytes(), key.as_bytes()) else { return Ok(None) };
+    if let Some((cached, _)) = shard.cache.borrow_mut().get_meta(bucket, key, lsn) {
+        return Ok(Some((lsn, cached.meta.etag.clone())));
+    }
+    let Some(h) = shard.store.head(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| store_error("head", e))? else { return Ok(None) };
+    let meta = ObjectMeta::decode(h.meta()).ok_or_else(|| internal(format!("{bucket}/{key}: its stored metadata does not decode")))?;
+    Ok(Some((h.lsn, meta.etag)))
+}
+
+/// The ETag of the current version of `bucket`/`key` in a versioned bucket (`None`: no
+/// version, or a delete marker). Call with the key's version lock held.
+async fn current_version_etag(shard: &Shard, bucket: &str, key: &str) -> Result<Option<String>, S3Error> {
+    let Some(at) = locate(shard, bucket, key, None) else { return Ok(None) };
+    if at.marker {
+        return Ok(None);
+    }
+    Ok(current_etag(shard, &at.bucket, &at.key).await?.map(|(_, etag)| etag))
+}
+
+/// The store's expectation for a conditional write in an unversioned bucket, once `cond` holds
+/// for what is there now.
+async fn expected_now(shard: &Shard, bucket: &str, key: &str, cond: &WriteCondition) -> Result<Expected, S3Error> {
+    let current = current_etag(shard, bucket, key).await?;
+    cond.check(current.as_ref().map(|(_, etag)| etag.as_str()))?;
+    Ok(current.map_or(Expected::Absent, |(lsn, _)| Expected::At(lsn)))
+}
+
 /// Stores a small object in `bucket`, versioned or not; the new version's id if versioned.
-pub async fn put_small(shard: &Rc<Shard>, bucket: &str, key: &str, meta: ObjectMeta, data: &[u8]) -> Result<Option<VersionId>, S3Error> {
+/// With `cond`, only if it holds for the object the write replaces, checked atomically with
+/// the write.
+pub async fn put_small(
+    shard: &Rc<Shard>,
+    bucket: &str,
+    key: &str,
+    meta: ObjectMeta,
+    data: &[u8],
+    cond: Option<&WriteCondition>,
+) -> Result<Option<VersionId>, S3Error> {
     let _write = begin_bucket_write(shard, bucket)?;
-    match versioning(shard, bucket) {
-        None => {
+    match (versioning(shard, bucket), cond) {
+        (None, None) => {
             shard.store.put(bucket.as_bytes(), key.as_bytes(), &meta.encode(), data).await.map_err(|e| store_error("put", e))?;
             Ok(None)
         }
-        Some(state) => write_version(shard, state, bucket, key, meta, Some(Body::Inline(data)), &[], &[]).await.map(|w| Some(w.version)),
+        (None, Some(cond)) => {
+            let encoded = meta.encode();
+            for _ in 0..CONDITIONAL_TRIES_MAX {
+                let expected = expected_now(shard, bucket, key, cond).await?;
+                let put = shard.store.put_if(bucket.as_bytes(), key.as_bytes(), &encoded, data, Some(expected));
+                if put.await.map_err(|e| store_error("put", e))?.is_some() {
+                    return Ok(None);
+                }
+            }
+            Err(conflict())
+        }
+        (Some(state), cond) => {
+            let _lock = shard.version_lock(bucket, key).await;
+            if let Some(cond) = cond {
+                cond.check(current_version_etag(shard, bucket, key).await?.as_deref())?;
+            }
+            let body = Some(Body::Inline(data));
+            write_version_locked(shard, state, bucket, key, meta, body, &[], &[]).await.map(|w| Some(w.version))
+        }
     }
 }
 
 /// Commits a large object from `extents` in `bucket`, versioned or not, releasing `release`
 /// and deleting `also_delete` (small records: an upload's) in the same batch.
+#[allow(clippy::too_many_arguments)]
 pub async fn put_large(
     shard: &Rc<Shard>,
     bucket: &str,
@@ -190,15 +286,34 @@ pub async fn put_large(
     extents: Vec<Extent>,
     release: &[u64],
     also_delete: &[(&[u8], &[u8])],
+    cond: Option<&WriteCondition>,
 ) -> Result<Option<VersionId>, S3Error> {
     let _write = begin_bucket_write(shard, bucket)?;
-    match versioning(shard, bucket) {
-        None => {
-            let (b, k) = (bucket.as_bytes(), key.as_bytes());
+    let (b, k) = (bucket.as_bytes(), key.as_bytes());
+    match (versioning(shard, bucket), cond) {
+        (None, None) => {
             shard.store.put_chunked(b, k, &meta.encode(), extents, release, also_delete).await.map_err(|e| store_error("put", e))?;
             Ok(None)
         }
-        Some(state) => write_version(shard, state, bucket, key, meta, Some(Body::Chunked(extents)), release, also_delete).await.map(|w| Some(w.version)),
+        (None, Some(cond)) => {
+            let encoded = meta.encode();
+            for _ in 0..CONDITIONAL_TRIES_MAX {
+                let expected = expected_now(shard, bucket, key, cond).await?;
+                let put = shard.store.put_chunked_if(b, k, &encoded, extents.clone(), release, also_delete, Some(expected));
+                if put.await.map_err(|e| store_error("put", e))?.is_some() {
+                    return Ok(None);
+                }
+            }
+            Err(conflict())
+        }
+        (Some(state), cond) => {
+            let _lock = shard.version_lock(bucket, key).await;
+            if let Some(cond) = cond {
+                cond.check(current_version_etag(shard, bucket, key).await?.as_deref())?;
+            }
+            let body = Some(Body::Chunked(extents));
+            write_version_locked(shard, state, bucket, key, meta, body, release, also_delete).await.map(|w| Some(w.version))
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 
 use aws_sdk_s3::primitives::DateTime;
 
+use aws_sdk_s3::error::ProvideErrorMetadata;
+
 use crate::harness::*;
 
 /// A day after now, and a day before the object was written.
@@ -146,4 +148,83 @@ async fn put_if_none_match_star() {
     );
     assert_eq!((status, code.as_str()), (412, "PreconditionFailed"));
     assert_eq!(get(&client, "cs-cond", "new").await, b"first", "the refused PUT changed nothing");
+}
+
+/// Writers racing on one key with `If-None-Match: *`: exactly one creates it, every other gets
+/// 412 (or 409 ConditionalRequestConflict), and the object is the winner's. The bodies take a
+/// while to arrive, so every writer passes the early check before any has written: only the
+/// check made with the write can tell them apart. Small bodies and large (chunked) ones, in an
+/// unversioned and in a versioned bucket.
+#[tokio::test]
+async fn racing_conditional_creates_have_one_winner() {
+    const WRITERS: usize = 12;
+    let server = Server::start("racing_conditional_creates");
+    let client = server.client();
+    for (bucket, versioned) in [("cs-race", false), ("cs-race-v", true)] {
+        create_bucket(&client, bucket).await;
+        if versioned {
+            let enabled = aws_sdk_s3::types::VersioningConfiguration::builder().status(aws_sdk_s3::types::BucketVersioningStatus::Enabled).build();
+            client.put_bucket_versioning().bucket(bucket).versioning_configuration(enabled).send().await.ok_or_panic("PutBucketVersioning");
+        }
+        for (round, size) in [4 * KIB, 3 * MIB].into_iter().enumerate() {
+            let key = format!("lock-{round}");
+            let writes = (0..WRITERS).map(|w| {
+                let (client, key) = (client.clone(), key.clone());
+                let data = pattern(size, (round * WRITERS + w) as u64 + 1);
+                async move {
+                    let r = client.put_object().bucket(bucket).key(&key).body(body(&data)).if_none_match("*").send().await;
+                    (data, r.map(|_| ()).map_err(|e| status_and_code(&e)))
+                }
+            });
+            let results = futures_join_all(writes).await;
+            let winners: Vec<&Vec<u8>> = results.iter().filter(|(_, r)| r.is_ok()).map(|(d, _)| d).collect();
+            assert_eq!(winners.len(), 1, "{bucket} {size} bytes: {} writers succeeded", winners.len());
+            for (_, r) in &results {
+                if let Err((status, code)) = r {
+                    assert!(matches!((*status, code.as_str()), (412, "PreconditionFailed") | (409, "ConditionalRequestConflict")), "{status} {code}");
+                }
+            }
+            assert_same_bytes(&get(&client, bucket, &key).await, winners[0], &format!("{bucket}/{key}: the winner's object"));
+        }
+    }
+}
+
+/// Writers that all read one ETag and race to replace it with `If-Match`: one wins.
+#[tokio::test]
+async fn racing_if_match_writes_have_one_winner() {
+    const WRITERS: usize = 8;
+    let server = Server::start("racing_if_match");
+    let client = server.client();
+    create_bucket(&client, "cs-race-m").await;
+    let etag = put(&client, "cs-race-m", "doc", b"version 0").await;
+    let writes = (0..WRITERS).map(|w| {
+        let (client, etag) = (client.clone(), etag.clone());
+        let data = pattern(2 * MIB, w as u64 + 100);
+        async move {
+            let r = client.put_object().bucket("cs-race-m").key("doc").body(body(&data)).if_match(etag).send().await;
+            (data, r.map(|_| ()).map_err(|e| status_and_code(&e)))
+        }
+    });
+    let results = futures_join_all(writes).await;
+    let winners: Vec<&Vec<u8>> = results.iter().filter(|(_, r)| r.is_ok()).map(|(d, _)| d).collect();
+    assert_eq!(winners.len(), 1, "{} writers replaced the version they all read", winners.len());
+    assert_same_bytes(&get(&client, "cs-race-m", "doc").await, winners[0], "the winner's object");
+}
+
+fn status_and_code<E: ProvideErrorMetadata + std::fmt::Debug>(e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> (u16, String) {
+    let status = e.raw_response().map_or(0, |r| r.status().as_u16());
+    (status, e.code().unwrap_or("").to_string())
+}
+
+/// Runs the futures concurrently on the test's runtime; their outputs in order.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.expect("a writer task panicked"));
+    }
+    out
 }
