@@ -2182,6 +2182,9 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
     }
     let record = upload_key(&bucket, &key, &upload);
     let (b, k, u, now_ms) = (bucket.clone(), key.clone(), upload.clone(), req.now_ms);
+    // As on PutObject: checked with the write, on the owning core. A failed condition leaves
+    // the upload as it was (complete it again, or abort it).
+    let cond = versions::WriteCondition::of(req);
     let (etag, version) = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| async move {
         let _lock = s.upload_lock(&record).await;
         let Some(upload_meta) = upload_meta(s.clone(), record.clone()).await? else { return Err(no_such_upload(&u)) };
@@ -2222,14 +2225,15 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
         };
         // The object takes over the parts' chunks; the upload record goes in the same batch, so
         // the parts never own chunks after the object does.
-        let version = versions::put_large(&s, &b, &k, meta, extents, &release, &[(UPLOADS_BUCKET, &record)], None).await?;
+        let version = versions::put_large(&s, &b, &k, meta, extents, &release, &[(UPLOADS_BUCKET, &record)], cond.as_ref()).await?;
         for p in &parts {
             let _ = s.store.delete_keeping_chunks(PARTS_BUCKET, &part_key(&record, p.number)).await;
         }
         Ok((etag, version))
     })
     .await?;
-    let location = format!("http://{}/{bucket}/{key}", shard.config.listen);
+    let scheme = if shard.config.tls.is_some() { "https" } else { "http" };
+    let location = format!("{scheme}://{}/{bucket}/{key}", shard.config.listen);
     let result = xr::CompleteMultipartUploadResult { location, bucket, key, etag, checksums: Default::default(), checksum_type: None };
     Ok(with_version(Response::xml(200, xr::complete_multipart_upload_result(&result)), written_version(version)))
 }

@@ -228,3 +228,27 @@ where
     }
     out
 }
+
+/// CompleteMultipartUpload with `If-None-Match: *` onto a key that exists: 412, and the upload
+/// stays as it was, to be completed without the condition (or aborted).
+#[tokio::test]
+async fn conditional_complete_multipart_upload() {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let server = Server::start("conditional_complete");
+    let client = server.client();
+    create_bucket(&client, "cs-cmu").await;
+    put(&client, "cs-cmu", "taken", b"already here").await;
+    let part = pattern(5 * MIB, 9);
+    let upload = client.create_multipart_upload().bucket("cs-cmu").key("taken").send().await.ok_or_panic("CreateMultipartUpload");
+    let id = upload.upload_id().expect("upload id").to_string();
+    let out = client.upload_part().bucket("cs-cmu").key("taken").upload_id(&id).part_number(1).body(body(&part)).send().await.ok_or_panic("UploadPart");
+    let parts = CompletedMultipartUpload::builder().parts(CompletedPart::builder().part_number(1).e_tag(out.e_tag().expect("ETag")).build()).build();
+    let refused = client.complete_multipart_upload().bucket("cs-cmu").key("taken").upload_id(&id).multipart_upload(parts.clone()).if_none_match("*").send().await;
+    let (status, code) = expect_error(refused);
+    assert_eq!((status, code.as_str()), (412, "PreconditionFailed"));
+    assert_eq!(get(&client, "cs-cmu", "taken").await, b"already here", "the refused completion changed nothing");
+    let listed = client.list_parts().bucket("cs-cmu").key("taken").upload_id(&id).send().await.ok_or_panic("ListParts after a refused completion");
+    assert_eq!(listed.parts().len(), 1, "the upload keeps its part");
+    client.complete_multipart_upload().bucket("cs-cmu").key("taken").upload_id(&id).multipart_upload(parts).send().await.ok_or_panic("CompleteMultipartUpload without the condition");
+    assert_same_bytes(&get(&client, "cs-cmu", "taken").await, &part, "the completed object");
+}
