@@ -288,6 +288,30 @@ def t_error_codes():
     expect_error("bucket name with capitals", "InvalidBucketName", 400, s3.create_bucket, Bucket="Bad_Name")
 
 
+def t_conditional_writes():
+    # Many threads race to create one key with IfNoneMatch="*": exactly one wins.
+    key = "cond/lock"
+    def attempt(i):
+        try:
+            s3.put_object(Bucket=BUCKET, Key=key, Body=b"owner %d" % i + b"x" * (1 << 20), IfNoneMatch="*")
+            return i
+        except ClientError as e:
+            code = e.response["Error"]["Code"]
+            assert code in ("PreconditionFailed", "ConditionalRequestConflict"), code
+            return None
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        winners = [w for w in pool.map(attempt, range(8)) if w is not None]
+    assert len(winners) == 1, f"{len(winners)} writers created the key"
+    body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert body.startswith(b"owner %d" % winners[0]), body[:16]
+    etag = s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"replaced", IfMatch=etag)
+    expect_error("If-Match on a replaced ETag", "PreconditionFailed", 412, s3.put_object,
+                 Bucket=BUCKET, Key=key, Body=b"late", IfMatch=etag)
+    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"replaced"
+    s3.delete_object(Bucket=BUCKET, Key=key)
+
+
 def t_list_object_versions():
     s3.create_bucket(Bucket="boto3-versions")
     for key, body in (("v/a", b"1"), ("v/b", b"22"), ("v/a", b"333"), ("v/c", b""), ("v/a", b"4444")):
@@ -657,6 +681,7 @@ CHECKS = [
     ("delete_objects 1500 keys in 2 batches, Quiet", t_delete_objects),
     ("generate_presigned_url GET/PUT + urllib", t_presigned),
     ("error codes (NoSuchKey, NoSuchBucket, BucketNotEmpty, ...)", t_error_codes),
+    ("conditional writes: IfNoneMatch='*' races, IfMatch", t_conditional_writes),
     ("list_object_versions of an unversioned bucket", t_list_object_versions),
     ("versioning: versions by id, markers, null version, suspended, batch deletes", t_versioning),
     ("object lock: configuration, retention, legal hold, locked deletes", t_object_lock),
