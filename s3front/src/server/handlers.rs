@@ -196,6 +196,7 @@ async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Opti
             _ => Err(err(ErrorCode::MethodNotAllowed, "only GET is allowed on the service")),
         };
     };
+    expected_owner(shard, &bucket, req.header("x-amz-expected-bucket-owner"))?;
     let Some(key) = req.key.clone() else {
         return bucket_op(shard, conn, req, bucket).await;
     };
@@ -1737,6 +1738,28 @@ async fn delete_objects(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucke
 }
 
 /// `x-amz-copy-source`: `[/]bucket/key[?versionId=...]`, URL-encoded.
+/// `x-amz-expected-bucket-owner` (and `x-amz-source-expected-bucket-owner` for a copy's
+/// source): a request that names the owner it expects is refused with AccessDenied if the
+/// bucket belongs to someone else (owners are named by canonical ID, as in the bucket's ACL),
+/// so that a client never writes into, or reads from, a bucket it did not mean. A bucket that
+/// does not exist is left to the operation to report.
+fn expected_owner(shard: &Shard, bucket: &str, expected: Option<&str>) -> Result<(), S3Error> {
+    let Some(expected) = expected else { return Ok(()) };
+    let owner = shard.buckets.borrow().get(bucket).map(|b| b.owner.clone());
+    match owner {
+        Some(owner) if owner != expected.trim() => Err(err(ErrorCode::AccessDenied, "Access Denied")),
+        _ => Ok(()),
+    }
+}
+
+/// [`copy_source`], checking the source bucket's owner against
+/// `x-amz-source-expected-bucket-owner`.
+fn copy_source_checked(shard: &Shard, req: &Request) -> Result<(String, String, Option<VersionId>), S3Error> {
+    let source = copy_source(req)?;
+    expected_owner(shard, &source.0, req.header("x-amz-source-expected-bucket-owner"))?;
+    Ok(source)
+}
+
 fn copy_source(req: &Request) -> Result<(String, String, Option<VersionId>), S3Error> {
     let raw = req.header("x-amz-copy-source").unwrap_or("");
     let (raw, version) = match raw.split_once('?') {
@@ -1857,7 +1880,7 @@ impl Drop for RemoteRead {
 
 async fn copy_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
     access(shard, req, &bucket, Permission::Write, "s3:PutObject")?;
-    let (src_bucket, src_key, src_version) = copy_source(req)?;
+    let (src_bucket, src_key, src_version) = copy_source_checked(shard, req)?;
     exists(shard, &src_bucket)?;
     let (src, info) = describe_source(shard, req, &src_bucket, &src_key, src_version).await?;
     may_read(shard, req, &src_bucket, &src_key, &info.meta, "s3:GetObject")?;
@@ -1994,7 +2017,7 @@ async fn upload_part(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: 
     }
     let copy = req.header("x-amz-copy-source").is_some();
     let (extent, md5, checksum) = if copy {
-        let (src_bucket, src_key, src_version) = copy_source(req)?;
+        let (src_bucket, src_key, src_version) = copy_source_checked(shard, req)?;
         exists(shard, &src_bucket)?;
         let (src, info) = describe_source(shard, req, &src_bucket, &src_key, src_version).await?;
         may_read(shard, req, &src_bucket, &src_key, &info.meta, "s3:GetObject")?;

@@ -405,3 +405,29 @@ async fn object_ownership_controls_turn_acls_off_or_hand_objects_to_the_bucket_o
     let (status, code) = expect_error(alice.get_bucket_ownership_controls().bucket("preferred").send().await);
     assert_eq!((status, code.as_str()), (404, "OwnershipControlsNotFoundError"));
 }
+
+/// `ExpectedBucketOwner` (x-amz-expected-bucket-owner) and `ExpectedSourceBucketOwner`: a
+/// request naming another owner than the bucket's is refused with AccessDenied and changes
+/// nothing; naming the right one (the canonical ID GetBucketAcl reports) changes nothing either.
+#[tokio::test]
+async fn expected_bucket_owner_is_checked() {
+    let server = Server::start("expected_bucket_owner");
+    let client = server.client();
+    create_bucket(&client, "cs-owned").await;
+    let owner = client.get_bucket_acl().bucket("cs-owned").send().await.ok_or_panic("GetBucketAcl");
+    let owner_id = owner.owner().and_then(|o| o.id()).expect("an owner id").to_string();
+    client.put_object().bucket("cs-owned").key("k").body(body(b"data")).expected_bucket_owner(&owner_id).send().await.ok_or_panic("PutObject naming the owner");
+    client.get_object().bucket("cs-owned").key("k").expected_bucket_owner(&owner_id).send().await.ok_or_panic("GetObject naming the owner");
+
+    let (status, code) = expect_error(client.put_object().bucket("cs-owned").key("k").body(body(b"other")).expected_bucket_owner("123456789012").send().await);
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"), "PutObject naming another owner");
+    assert_eq!(get(&client, "cs-owned", "k").await, b"data", "the refused PUT changed nothing");
+    let (status, code) = expect_error(client.list_objects_v2().bucket("cs-owned").expected_bucket_owner("123456789012").send().await);
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"), "ListObjectsV2 naming another owner");
+
+    let copy = client.copy_object().bucket("cs-owned").key("copy").copy_source("cs-owned/k");
+    let (status, code) = expect_error(copy.clone().expected_source_bucket_owner("123456789012").send().await);
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"), "CopyObject naming another source owner");
+    copy.expected_source_bucket_owner(&owner_id).send().await.ok_or_panic("CopyObject naming the source owner");
+    assert_eq!(get(&client, "cs-owned", "copy").await, b"data");
+}
