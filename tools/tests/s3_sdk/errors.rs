@@ -136,6 +136,20 @@ async fn a_client_that_stops_reading_is_disconnected_and_a_slow_one_is_not() {
 
     let request = presigned_get_request(&server, "cs-slow", "big").await;
     let mut stalled = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    // A small receive buffer, whatever the machine's TCP memory settings: what the stalled
+    // client holds unread stays far below the object.
+    let rcvbuf: libc::c_int = 64 << 10;
+    // SAFETY: setsockopt on an open socket with a valid pointer to an int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&stalled),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&rcvbuf as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUF");
     stalled.write_all(request.as_bytes()).expect("write");
     std::thread::sleep(Duration::from_secs(4));
     stalled.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
