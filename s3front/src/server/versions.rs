@@ -247,36 +247,12 @@ pub async fn put_small(
     data: &[u8],
     cond: Option<&WriteCondition>,
 ) -> Result<Option<VersionId>, S3Error> {
-    let _write = begin_bucket_write(shard, bucket)?;
-    match (versioning(shard, bucket), cond) {
-        (None, None) => {
-            shard.store.put(bucket.as_bytes(), key.as_bytes(), &meta.encode(), data).await.map_err(|e| store_error("put", e))?;
-            Ok(None)
-        }
-        (None, Some(cond)) => {
-            let encoded = meta.encode();
-            for _ in 0..CONDITIONAL_TRIES_MAX {
-                let expected = expected_now(shard, bucket, key, cond).await?;
-                let put = shard.store.put_if(bucket.as_bytes(), key.as_bytes(), &encoded, data, Some(expected));
-                if put.await.map_err(|e| store_error("put", e))?.is_some() {
-                    return Ok(None);
-                }
-            }
-            Err(conflict())
-        }
-        (Some(state), cond) => {
-            let _lock = shard.version_lock(bucket, key).await;
-            if let Some(cond) = cond {
-                cond.check(current_version_etag(shard, bucket, key).await?.as_deref())?;
-            }
-            let body = Some(Body::Inline(data));
-            write_version_locked(shard, state, bucket, key, meta, body, &[], &[]).await.map(|w| Some(w.version))
-        }
-    }
+    put_body(shard, bucket, key, meta, Body::Inline(data), &[], &[], cond).await
 }
 
 /// Commits a large object from `extents` in `bucket`, versioned or not, releasing `release`
-/// and deleting `also_delete` (small records: an upload's) in the same batch.
+/// and deleting `also_delete` (small records: an upload's) in the same batch; `cond` as for
+/// [`put_small`].
 #[allow(clippy::too_many_arguments)]
 pub async fn put_large(
     shard: &Rc<Shard>,
@@ -288,33 +264,47 @@ pub async fn put_large(
     also_delete: &[(&[u8], &[u8])],
     cond: Option<&WriteCondition>,
 ) -> Result<Option<VersionId>, S3Error> {
+    put_body(shard, bucket, key, meta, Body::Chunked(extents), release, also_delete, cond).await
+}
+
+/// [`put_small`] and [`put_large`]: in an unversioned bucket the store writes `body` under the
+/// key itself, against the version `cond` was checked on (reading again if another write came
+/// between); in a versioned one, a new version under the key's version lock.
+#[allow(clippy::too_many_arguments)]
+async fn put_body(
+    shard: &Rc<Shard>,
+    bucket: &str,
+    key: &str,
+    meta: ObjectMeta,
+    body: Body<'_>,
+    release: &[u64],
+    also_delete: &[(&[u8], &[u8])],
+    cond: Option<&WriteCondition>,
+) -> Result<Option<VersionId>, S3Error> {
     let _write = begin_bucket_write(shard, bucket)?;
-    let (b, k) = (bucket.as_bytes(), key.as_bytes());
-    match (versioning(shard, bucket), cond) {
-        (None, None) => {
-            shard.store.put_chunked(b, k, &meta.encode(), extents, release, also_delete).await.map_err(|e| store_error("put", e))?;
-            Ok(None)
+    if let Some(state) = versioning(shard, bucket) {
+        let _lock = shard.version_lock(bucket, key).await;
+        if let Some(cond) = cond {
+            cond.check(current_version_etag(shard, bucket, key).await?.as_deref())?;
         }
-        (None, Some(cond)) => {
-            let encoded = meta.encode();
-            for _ in 0..CONDITIONAL_TRIES_MAX {
-                let expected = expected_now(shard, bucket, key, cond).await?;
-                let put = shard.store.put_chunked_if(b, k, &encoded, extents.clone(), release, also_delete, Some(expected));
-                if put.await.map_err(|e| store_error("put", e))?.is_some() {
-                    return Ok(None);
-                }
-            }
-            Err(conflict())
-        }
-        (Some(state), cond) => {
-            let _lock = shard.version_lock(bucket, key).await;
-            if let Some(cond) = cond {
-                cond.check(current_version_etag(shard, bucket, key).await?.as_deref())?;
-            }
-            let body = Some(Body::Chunked(extents));
-            write_version_locked(shard, state, bucket, key, meta, body, release, also_delete).await.map(|w| Some(w.version))
+        return write_version_locked(shard, state, bucket, key, meta, Some(body), release, also_delete).await.map(|w| Some(w.version));
+    }
+    let (b, k, encoded) = (bucket.as_bytes(), key.as_bytes(), meta.encode());
+    for _ in 0..CONDITIONAL_TRIES_MAX {
+        // Without a condition the store writes whatever is there: the first try lands.
+        let expected = match cond {
+            Some(cond) => Some(expected_now(shard, bucket, key, cond).await?),
+            None => None,
+        };
+        let put = match &body {
+            Body::Inline(data) => shard.store.put_if(b, k, &encoded, data, expected).await,
+            Body::Chunked(extents) => shard.store.put_chunked_if(b, k, &encoded, extents.clone(), release, also_delete, expected).await,
+        };
+        if put.map_err(|e| store_error("put", e))?.is_some() {
+            return Ok(None);
         }
     }
+    Err(conflict())
 }
 
 /// S3's DeleteObject on the owning core. Without `version`: in an unversioned bucket the key
