@@ -99,3 +99,18 @@ region = us-east-1
 force_path_style = true
 EOF
 }
+
+# s3cmd_conf FILE [LINE...]: an s3cmd config with the test keys (SigV4), and LINEs after them.
+s3cmd_conf() {
+  local file=$1
+  shift
+  cat >"$file" <<EOF
+[default]
+access_key = $AWS_ACCESS_KEY_ID
+secret_key = $AWS_SECRET_ACCESS_KEY
+bucket_location = us-east-1
+signature_v2 = False
+EOF
+  local line
+  for line in "$@"; do echo "$line" >>"$file"; done
+}

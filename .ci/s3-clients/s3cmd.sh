@@ -9,13 +9,7 @@ CLIENT=s3cmd
 
 work=$(mktemp -d)
 host=${S3_ENDPOINT#http://}
-cat >"$work/s3cfg" <<EOF
-[default]
-access_key = $AWS_ACCESS_KEY_ID
-secret_key = $AWS_SECRET_ACCESS_KEY
-bucket_location = us-east-1
-signature_v2 = False
-EOF
+s3cmd_conf "$work/s3cfg"
 s3cmd() { command s3cmd -c "$work/s3cfg" --host="$host" --host-bucket="$host" --no-ssl "$@"; }
 B=s3://s3cmd-bucket
 

@@ -85,15 +85,7 @@ t_rclone() {
 }
 
 t_s3cmd() {
-  cat >"$work/s3cfg" <<EOF
-[default]
-access_key = $AWS_ACCESS_KEY_ID
-secret_key = $AWS_SECRET_ACCESS_KEY
-bucket_location = us-east-1
-signature_v2 = False
-check_ssl_certificate = True
-check_ssl_hostname = True
-EOF
+  s3cmd_conf "$work/s3cfg" "check_ssl_certificate = True" "check_ssl_hostname = True"
   local s=(s3cmd -c "$work/s3cfg" --host="$hostport" --host-bucket="$hostport" --ssl --ca-certs="$ca")
   random_file "$work/s3cmd.bin" $(((1 << 20) + 7))
   "${s[@]}" mb s3://tls-s3cmd
