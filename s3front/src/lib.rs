@@ -17,6 +17,7 @@ pub mod object_lock;
 pub mod policy;
 pub mod post;
 pub mod sigv4;
+pub mod sse;
 pub mod server;
 pub mod tagging;
 pub mod versioning;

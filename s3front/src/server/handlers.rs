@@ -7,6 +7,7 @@ use base64::Engine as _;
 use super::authz::{access, access_denied, bucket_info, exists, may_read, may_write, missing, no_such_bucket, object_access, object_policy, owned, owner_only};
 use super::cache;
 use super::conn::{self, BodyReader, Conn, Request, Response};
+use super::encrypt;
 use super::meta::ObjectMeta;
 use super::objects::{self, Entry, Info, internal};
 use super::rpc::call;
@@ -139,12 +140,11 @@ fn preflight(shard: &Shard, req: &Request) -> Result<Response, S3Error> {
 
 /// Subresources S3 defines that we do not implement: answered NotImplemented rather than
 /// mistaken for a plain object or bucket request.
-const UNSUPPORTED_SUBRESOURCES: [&str; 14] = [
+const UNSUPPORTED_SUBRESOURCES: [&str; 13] = [
     "website",
     "logging",
     "notification",
     "replication",
-    "encryption",
     "requestPayment",
     "accelerate",
     "analytics",
@@ -163,7 +163,6 @@ fn unset_configuration(sub: &str) -> Option<Result<Response, S3Error>> {
     let none = |code, message: &str| Some(Err(err(code, message)));
     match sub {
         "website" => none(ErrorCode::NoSuchWebsiteConfiguration, "The specified bucket does not have a website configuration"),
-        "encryption" => none(ErrorCode::ServerSideEncryptionConfigurationNotFoundError, "The server side encryption configuration was not found"),
         "logging" => Some(Ok(Response::xml(200, xr::empty_configuration("BucketLoggingStatus")))),
         "notification" => Some(Ok(Response::xml(200, xr::empty_configuration("NotificationConfiguration")))),
         "accelerate" => Some(Ok(Response::xml(200, xr::empty_configuration("AccelerateConfiguration")))),
@@ -218,14 +217,14 @@ async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Opti
             let version = set_object_tags(shard, req, bucket, key, Vec::new()).await?;
             Ok(Some(with_version(Response::new(204), version)))
         }
-        Method::Put if req.header("x-amz-copy-source").is_some() => copy_object(shard, req, bucket, key).await.map(Some),
+        Method::Put if req.header("x-amz-copy-source").is_some() => copy_object(shard, conn, req, bucket, key).await.map(Some),
         Method::Put => put_object(shard, conn, req, bucket, key).await.map(Some),
         Method::Get if req.has_query("uploadId") => list_parts(shard, req, bucket, key).await.map(Some),
         Method::Get if req.has_query("acl") => get_object_acl(shard, req, bucket, key).await.map(Some),
         Method::Get | Method::Head => get_object(shard, conn, req, bucket, key).await,
         Method::Delete if req.has_query("uploadId") => abort_upload(shard, req, bucket, key).await.map(Some),
         Method::Delete => delete_object(shard, req, bucket, key).await.map(Some),
-        Method::Post if req.has_query("uploads") => create_upload(shard, req, bucket, key).await.map(Some),
+        Method::Post if req.has_query("uploads") => create_upload(shard, conn, req, bucket, key).await.map(Some),
         Method::Post if req.has_query("uploadId") => complete_upload(shard, conn, req, bucket, key).await.map(Some),
         _ => Err(err(ErrorCode::MethodNotAllowed, format!("{} is not allowed on an object", method.as_str()))),
     }
@@ -244,7 +243,14 @@ struct BucketConfig {
     clear: fn(&mut BucketInfo),
 }
 
-const BUCKET_CONFIGS: [BucketConfig; 6] = [
+const BUCKET_CONFIGS: [BucketConfig; 7] = [
+    BucketConfig {
+        query: "encryption",
+        actions: Some(("s3:GetEncryptionConfiguration", "s3:PutEncryptionConfiguration")),
+        missing: (ErrorCode::ServerSideEncryptionConfigurationNotFoundError, "The server side encryption configuration was not found"),
+        render: |i| i.encryption.as_ref().map(|e| Response::xml(200, xr::bucket_encryption(e))),
+        clear: |i| i.encryption = None,
+    },
     BucketConfig {
         query: "cors",
         actions: Some(("s3:GetBucketCORS", "s3:PutBucketCORS")),
@@ -405,6 +411,13 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
                 err(ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist").with_extra("BucketName", &bucket)
             })?;
             Ok(Some(Response::xml(200, xr::policy_status(policy.policy.is_public()))))
+        }
+        Method::Put if req.has_query("encryption") => {
+            owned(shard, req, &bucket, "s3:PutEncryptionConfiguration")?;
+            let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
+            let default = xml::parse_bucket_encryption(&body)?;
+            update_bucket(shard, bucket, move |info| info.encryption = Some(default)).await?;
+            Ok(Some(Response::new(200)))
         }
         Method::Put if req.has_query("publicAccessBlock") => {
             owned(shard, req, &bucket, "s3:PutBucketPublicAccessBlock")?;
@@ -601,6 +614,7 @@ async fn create_bucket_on_0(
         ownership: settings.ownership,
         versioning: settings.locked.then_some(Versioning::Enabled),
         object_lock: settings.locked.then(crate::object_lock::LockConfiguration::default),
+        encryption: None,
     };
     shard.store.put(BUCKETS_BUCKET, bucket.as_bytes(), &[], &info.encode()).await.map_err(|e| internal(format!("store bucket: {e}")))?;
     broadcast_bucket(&shard, bucket, Some(info)).await;
@@ -1121,11 +1135,14 @@ async fn put_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
         cond.check(head_info(shard, &bucket, &key).await?.as_ref().map(|i| i.meta.etag.as_str()))?;
     }
     let owner = shard.owner(&bucket, &key);
+    let (sealed, cipher) = encrypt::one_segment(encrypt::for_write(shard, conn, &bucket, |h| req.header(h))?)?;
     let mut body = BodyReader::new(req)?;
-    let stored = store_body(shard, conn, &mut body, owner).await?;
+    let mut source = encrypt::Encrypting::new(&mut body, cipher.as_ref());
+    let stored = store_body(shard, conn, &mut source, owner).await?;
     let md5 = body.md5_digest.expect("the body ended");
-    meta.etag = hex::encode(md5);
-    let mut resp = Response::new(200).header("etag", format!("\"{}\"", meta.etag));
+    meta.etag = encrypt::etag(md5, sealed.as_ref(), cipher.as_ref());
+    let mut resp = encrypt::with_headers(Response::new(200), sealed.as_ref()).header("etag", format!("\"{}\"", meta.etag));
+    meta.sse = sealed;
     if let Some((alg, v)) = body.checksum_value.clone() {
         resp = resp.header(alg.header_name(), v.clone());
         meta.checksums.push((alg.sdk_name().to_string(), v));
@@ -1390,12 +1407,13 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
     };
     let Some((info, data)) = got else { return Err(missing(shard, req, &bucket, &key)) };
     may_read(shard, req, &bucket, &key, &info.meta, "s3:GetObject")?;
+    let cipher = encrypt::for_read(shard, conn, req, &info.meta)?;
     if is_head {
         return send_head(conn, req, &info).await;
     }
     if let Some(data) = data {
         // The owner's cached bytes, shared, not copied.
-        return send_cached(conn, req, &info.meta, &stored_headers(&info.meta), data.len() as u64, Some(&data)).await;
+        return send_cached(conn, req, &info.meta, &stored_headers(&info.meta), data.len() as u64, Some(&data), cipher.as_ref()).await;
     }
     if let Some(r) = check_preconditions(req, &info.meta)? {
         return Ok(Some(r));
@@ -1408,9 +1426,14 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
     };
     send(conn, head).await?;
     let mut result = Ok(());
+    let mut at = start;
     for r in remote.reads(start, end) {
         match remote.piece(r).await {
-            Ok(p) => {
+            Ok(mut p) => {
+                if let Some(c) = &cipher {
+                    c.apply(at, &mut p);
+                }
+                at += p.len() as u64;
                 if let Err(e) = conn.stream.send_all(p).await {
                     result = Err(e.to_string());
                     break;
@@ -1481,6 +1504,9 @@ fn object_response_head_with(
         let _ = head.try_header(n, v);
     }
     checksum_headers(&mut head, req, meta, partial);
+    for (name, value) in meta.sse.as_ref().map(crate::sse::Sealed::response_headers).unwrap_or_default() {
+        let _ = head.try_header(name, &value);
+    }
     if let Some(expiration) = expiration_header(req, size, meta) {
         let _ = head.try_header("x-amz-expiration", &expiration);
     }
@@ -1520,15 +1546,17 @@ async fn get_local(
             let hit = shard.cache.borrow_mut().get_meta(stored.0, stored.1, lsn);
             if let Some((cached, size)) = hit {
                 may_read(shard, req, bucket, key, &cached.meta, "s3:GetObject")?;
+                encrypt::for_read(shard, conn, req, &cached.meta)?;
                 let stored = cached.lines.get_or_init(|| stored_headers(&cached.meta));
-                return send_cached(conn, req, &cached.meta, stored, size, None).await;
+                return send_cached(conn, req, &cached.meta, stored, size, None, None).await;
             }
         } else {
             let hit = shard.cache.borrow_mut().get(stored.0, stored.1, lsn);
             if let Some((cached, data)) = hit {
                 may_read(shard, req, bucket, key, &cached.meta, "s3:GetObject")?;
+                let cipher = encrypt::for_read(shard, conn, req, &cached.meta)?;
                 let stored = cached.lines.get_or_init(|| stored_headers(&cached.meta));
-                return send_cached(conn, req, &cached.meta, stored, data.len() as u64, Some(&data)).await;
+                return send_cached(conn, req, &cached.meta, stored, data.len() as u64, Some(&data), cipher.as_ref()).await;
             }
         }
     }
@@ -1537,6 +1565,7 @@ async fn get_local(
         let info = objects::head(shard.clone(), stored.0.to_string(), stored.1.to_string()).await?;
         let Some(info) = info else { return Err(missing(shard, req, bucket, key)) };
         may_read(shard, req, bucket, key, &info.meta, "s3:GetObject")?;
+        encrypt::for_read(shard, conn, req, &info.meta)?;
         return send_head(conn, req, &info).await;
     }
     let got = shard.store.get(stored.0.as_bytes(), stored.1.as_bytes()).await.map_err(|e| internal(format!("get: {e}")))?;
@@ -1547,6 +1576,7 @@ async fn get_local(
         shard.cache.borrow_mut().insert(stored.0, stored.1, object.lsn, meta.clone(), std::sync::Arc::new(object.data().to_vec()));
     }
     may_read(shard, req, bucket, key, &meta, "s3:GetObject")?;
+    let cipher = encrypt::for_read(shard, conn, req, &meta)?;
     if let Some(r) = check_preconditions(req, &meta)? {
         return Ok(Some(r));
     }
@@ -1559,6 +1589,14 @@ async fn get_local(
     let Some(manifest) = object.manifest() else {
         let (buf, range) = object.into_parts();
         let range = range.start + start as usize..range.start + end as usize;
+        if let Some(c) = &cipher {
+            // Decrypted into the head's buffer: one send, as for a small plaintext body.
+            let from = head.len();
+            head.extend_from_slice(&buf.as_slice()[range]);
+            c.apply(start, &mut head[from..]);
+            send(conn, head).await?;
+            return Ok(None);
+        }
         if range.len() < ZERO_COPY_BYTES_MIN {
             // One send for head and body: a copy of a few KiB costs less than a second send
             // (and a second TCP segment).
@@ -1585,6 +1623,7 @@ async fn get_local(
     let lsn = object.lsn;
     let mut keep = (!partial && size as usize <= cache::CACHE_OBJECT_BYTES_MAX).then(|| Vec::with_capacity(size as usize));
     let mut next = reads.first().map(|r| read(*r));
+    let mut at = start;
     for (i, r) in reads.iter().enumerate() {
         let chunk = next.take().expect("a read per chunk").await;
         next = reads.get(i + 1).map(|r| read(*r));
@@ -1600,6 +1639,16 @@ async fn get_local(
         let range = range.start + r.skip as usize..range.start + (r.skip + r.len) as usize;
         if let Some(k) = keep.as_mut() {
             k.extend_from_slice(&buf.as_slice()[range.clone()]);
+        }
+        if let Some(c) = &cipher {
+            let plain = encrypt::decrypted(c, at, &buf.as_slice()[range.clone()]);
+            at += plain.len() as u64;
+            drop(buf);
+            if conn.stream.send_all(plain).await.is_err() {
+                conn.body_unread = true;
+                return Ok(None);
+            }
+            continue;
         }
         let zero_copy = conn.zero_copy && range.len() >= ZERO_COPY_BYTES_MIN;
         if conn.stream.send_fixed_all(buf, range, zero_copy).await.is_err() {
@@ -1631,17 +1680,31 @@ async fn send_cached(
     stored: &http::HeaderLines,
     size: u64,
     data: Option<&std::sync::Arc<Vec<u8>>>,
+    cipher: Option<&crate::sse::Cipher>,
 ) -> Result<Option<Response>, S3Error> {
     if let Some(r) = check_preconditions(req, meta)? {
         return Ok(Some(r));
     }
     let (start, end, partial) = range_of(req, size)?;
-    let head = object_response_head_with(req, meta, stored, size, start, end, partial);
+    let mut head = object_response_head_with(req, meta, stored, size, start, end, partial);
     let body = start as usize..end as usize;
     let Some(data) = data.filter(|_| !body.is_empty()) else {
         send(conn, head).await?;
         return Ok(None);
     };
+    if let Some(c) = cipher {
+        // The cache holds ciphertext, as the store does: decrypted per request.
+        let plain = encrypt::decrypted(c, start, &data[body]);
+        if plain.len() <= conn::INLINE_BODY_BYTES_MAX {
+            head.extend_from_slice(&plain);
+            return send(conn, head).await.map(|()| None);
+        }
+        send(conn, head).await?;
+        if conn.stream.send_all(plain).await.is_err() {
+            conn.body_unread = true;
+        }
+        return Ok(None);
+    }
     if body.len() <= conn::INLINE_BODY_BYTES_MAX {
         // One sendmsg of head and body, the body straight from the cache's bytes (copying it
         // behind the head took 5% of the core on 4 KiB GETs).
@@ -1783,24 +1846,46 @@ fn copy_source(req: &Request) -> Result<(String, String, Option<VersionId>), S3E
     }
 }
 
+/// How a copy's bytes change on the way: decrypted with the source's cipher (at their offset
+/// in the source), encrypted with the destination's (from 0). The MD5 is of the plaintext.
+#[derive(Clone, Copy, Default)]
+struct Transcode<'c> {
+    from: Option<&'c crate::sse::Cipher>,
+    to: Option<&'c crate::sse::Cipher>,
+}
+
+impl Transcode<'_> {
+    /// `data`, the source's bytes from `src_at` and the copy's from `dst_at`, made the copy's,
+    /// its plaintext hashed into `md5` on the way.
+    fn apply(&self, data: &mut [u8], src_at: u64, dst_at: u64, md5: &mut crate::checksum::Md5) {
+        if let Some(c) = self.from {
+            c.apply(src_at, data);
+        }
+        md5.update(data);
+        if let Some(c) = self.to {
+            c.apply(dst_at, data);
+        }
+    }
+}
+
 /// Copies `[start, end)` of a source object into a new upload stream on core `to`.
 async fn copy_data(
     shard: &Rc<Shard>,
     src: &Source,
     info: &Info,
-    start: u64,
-    end: u64,
+    (start, end): (u64, u64),
     to: usize,
+    transcode: Transcode<'_>,
 ) -> Result<(Stored, [u8; 16]), S3Error> {
     let mut md5 = crate::checksum::Md5::new();
     if info.manifest.is_none() || end - start <= SMALL_OBJECT_BYTES_MAX as u64 {
         let (b, k) = (src.at.bucket.clone(), src.at.key.clone());
-        let data = match call(shard, src.owner, move |s: Rc<Shard>| objects::get_small(s, b, k)).await? {
+        let mut data = match call(shard, src.owner, move |s: Rc<Shard>| objects::get_small(s, b, k)).await? {
             Some((_, Some(data))) => data[start as usize..end as usize].to_vec(),
             Some((_, None)) => read_range(shard, src, start, end).await?,
             None => return Err(no_such_key(&src.key)),
         };
-        md5.update(&data);
+        transcode.apply(&mut data, start, 0, &mut md5);
         return Ok((Stored::Small(data), md5.finish()));
     }
     let Some(remote) = RemoteRead::open(shard, src.owner, &src.at.bucket, &src.at.key).await? else {
@@ -1808,10 +1893,12 @@ async fn copy_data(
     };
     let write_session = call(shard, to, |s: Rc<Shard>| objects::begin_write(s)).await;
     let mut result = Ok(());
+    let mut at = start;
     for r in remote.reads(start, end) {
         result = match remote.piece(r).await {
-            Ok(p) => {
-                md5.update(&p);
+            Ok(mut p) => {
+                transcode.apply(&mut p, at, at - start, &mut md5);
+                at += p.len() as u64;
                 call(shard, to, move |s: Rc<Shard>| objects::write(s, write_session, p)).await
             }
             Err(e) => Err(e),
@@ -1878,19 +1965,21 @@ impl Drop for RemoteRead {
     }
 }
 
-async fn copy_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+async fn copy_object(shard: &Rc<Shard>, conn: &Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
     access(shard, req, &bucket, Permission::Write, "s3:PutObject")?;
     let (src_bucket, src_key, src_version) = copy_source_checked(shard, req)?;
     exists(shard, &src_bucket)?;
     let (src, info) = describe_source(shard, req, &src_bucket, &src_key, src_version).await?;
     may_read(shard, req, &src_bucket, &src_key, &info.meta, "s3:GetObject")?;
+    let from = encrypt::cipher_of(shard, &info.meta, encrypt::read_key(conn, req, true)?.as_ref())?;
     copy_preconditions(req, &info.meta)?;
     let replace = match req.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,
         Some("REPLACE") => true,
         Some(other) => return Err(err(ErrorCode::InvalidArgument, format!("x-amz-metadata-directive {other:?}: COPY or REPLACE"))),
     };
-    if !replace && src_bucket == bucket && src_key == key && src_version.is_none() {
+    let encryption_changes = req.header(crate::sse::HEADER).is_some() || req.header("x-amz-server-side-encryption-customer-algorithm").is_some();
+    if !replace && !encryption_changes && src_bucket == bucket && src_key == key && src_version.is_none() {
         return Err(err(
             ErrorCode::InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
@@ -1915,14 +2004,20 @@ async fn copy_object(shard: &Rc<Shard>, req: &Request, bucket: String, key: Stri
     };
     meta.modified_ms = req.now_ms;
     let owner = shard.owner(&bucket, &key);
-    let (stored, md5) = copy_data(shard, &src, &info, 0, info.size, owner).await?;
+    // The copy is encrypted as its own request says (or its bucket's default), whatever the
+    // source was: the source's key is the source's.
+    let (sealed, to) = encrypt::one_segment(encrypt::for_write(shard, conn, &bucket, |h| req.header(h))?)?;
+    let transcode = Transcode { from: from.as_ref(), to: to.as_ref() };
+    let (stored, md5) = copy_data(shard, &src, &info, (0, info.size), owner, transcode).await?;
     // A copy is one object, not parts (even of a multipart source): its ETag is its MD5.
-    meta.etag = hex::encode(md5);
+    meta.etag = encrypt::etag(md5, sealed.as_ref(), to.as_ref());
     meta.part_sizes.clear();
     meta.version_id = None;
     let result = xr::CopyResult { last_modified_ms: meta.modified_ms, etag: meta.etag.clone(), ..Default::default() };
+    let resp = encrypt::with_headers(Response::xml(200, xr::copy_object_result(&result)), sealed.as_ref());
+    meta.sse = sealed;
     let version = commit(shard, owner, bucket, key, meta, stored).await?;
-    let mut resp = with_version(Response::xml(200, xr::copy_object_result(&result)), written_version(version));
+    let mut resp = with_version(resp, written_version(version));
     if let Some(v) = src.at.version {
         resp = resp.header("x-amz-copy-source-version-id", v.to_string());
     }
@@ -1963,9 +2058,12 @@ fn random_id(shard: &Shard) -> String {
     format!("{:016x}{:016x}", shard.env.random_u64(), shard.env.random_u64())
 }
 
-async fn create_upload(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+async fn create_upload(shard: &Rc<Shard>, conn: &Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
     access(shard, req, &bucket, Permission::Write, "s3:PutObject")?;
     let mut meta = meta_from_request(shard, req, &bucket)?;
+    // The upload's object key, sealed; each part gets its own IV under it.
+    meta.sse = encrypt::for_write(shard, conn, &bucket, |h| req.header(h))?.map(|(sealed, _)| sealed);
+    let sealed = meta.sse.clone();
     if let Some(alg) = req.header("x-amz-checksum-algorithm").and_then(ChecksumAlgorithm::from_sdk_name) {
         meta.checksums.push((alg.sdk_name().to_string(), String::new()));
     }
@@ -1977,7 +2075,7 @@ async fn create_upload(shard: &Rc<Shard>, req: &Request, bucket: String, key: St
         s.store.put(UPLOADS_BUCKET, &record, &meta.encode(), &[]).await.map_err(|e| internal(format!("create upload: {e}")))
     })
     .await?;
-    Ok(Response::xml(200, xr::initiate_multipart_upload_result(&bucket, &key, &upload_id)))
+    Ok(encrypt::with_headers(Response::xml(200, xr::initiate_multipart_upload_result(&bucket, &key, &upload_id)), sealed.as_ref()))
 }
 
 fn no_such_upload(upload_id: &str) -> S3Error {
@@ -2012,33 +2110,38 @@ async fn upload_part(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: 
     let owner = shard.owner(&bucket, &key);
     let record = upload_key(&bucket, &key, &upload);
     let r = record.clone();
-    if call(shard, owner, move |s: Rc<Shard>| upload_meta(s, r)).await?.is_none() {
+    let Some(upload_record) = call(shard, owner, move |s: Rc<Shard>| upload_meta(s, r)).await? else {
         return Err(no_such_upload(&upload));
-    }
+    };
+    let (part_sse, to) = encrypt::for_part(shard, conn, req, upload_record.sse.as_ref())?;
     let copy = req.header("x-amz-copy-source").is_some();
     let (extent, md5, checksum) = if copy {
         let (src_bucket, src_key, src_version) = copy_source_checked(shard, req)?;
         exists(shard, &src_bucket)?;
         let (src, info) = describe_source(shard, req, &src_bucket, &src_key, src_version).await?;
         may_read(shard, req, &src_bucket, &src_key, &info.meta, "s3:GetObject")?;
+        let from = encrypt::cipher_of(shard, &info.meta, encrypt::read_key(conn, req, true)?.as_ref())?;
         copy_preconditions(req, &info.meta)?;
-        let (start, end) = match req.header("x-amz-copy-source-range") {
+        let range = match req.header("x-amz-copy-source-range") {
             None => (0, info.size),
             Some(v) => copy_source_range(v, info.size)?,
         };
-        let (stored, md5) = copy_data(shard, &src, &info, start, end, owner).await?;
+        let transcode = Transcode { from: from.as_ref(), to: to.as_ref() };
+        let (stored, md5) = copy_data(shard, &src, &info, range, owner, transcode).await?;
         (into_extent(shard, owner, stored).await?, md5, None)
     } else {
         let mut body = BodyReader::new(req)?;
+        let mut source = encrypt::Encrypting::new(&mut body, to.as_ref());
         let session = call(shard, owner, |s: Rc<Shard>| objects::begin_write(s)).await;
-        if let Err(e) = stream_body(shard, conn, &mut body, owner, session, Vec::new()).await {
+        if let Err(e) = stream_body(shard, conn, &mut source, owner, session, Vec::new()).await {
             call(shard, owner, move |s: Rc<Shard>| objects::abort_write(s, session)).await;
             return Err(e);
         }
         let extent = call(shard, owner, move |s: Rc<Shard>| objects::finish_write(s, session)).await?;
         (extent, body.md5_digest.expect("the body ended"), body.checksum_value.clone())
     };
-    let mut meta = ObjectMeta { etag: hex::encode(md5), modified_ms: req.now_ms, ..Default::default() };
+    let etag = encrypt::etag(md5, part_sse.as_ref(), to.as_ref());
+    let mut meta = ObjectMeta { etag, modified_ms: req.now_ms, sse: part_sse.clone(), ..Default::default() };
     if let Some((alg, v)) = &checksum {
         meta.checksums.push((alg.sdk_name().to_string(), v.clone()));
     }
@@ -2062,9 +2165,10 @@ async fn upload_part(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: 
         return Err(no_such_upload(&upload));
     }
     if copy {
-        return Ok(Response::xml(200, xr::copy_part_result(&xr::CopyResult { last_modified_ms, etag, ..Default::default() })));
+        let resp = Response::xml(200, xr::copy_part_result(&xr::CopyResult { last_modified_ms, etag, ..Default::default() }));
+        return Ok(encrypt::with_headers(resp, part_sse.as_ref()));
     }
-    let mut resp = Response::new(200).header("etag", format!("\"{etag}\""));
+    let mut resp = encrypt::with_headers(Response::new(200), part_sse.as_ref()).header("etag", format!("\"{etag}\""));
     if let Some((alg, v)) = checksum {
         resp = resp.header(alg.header_name(), v);
     }
@@ -2208,11 +2312,12 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
     // As on PutObject: checked with the write, on the owning core. A failed condition leaves
     // the upload as it was (complete it again, or abort it).
     let cond = versions::WriteCondition::of(req);
-    let (etag, version) = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| async move {
+    let (etag, version, sse) = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| async move {
         let _lock = s.upload_lock(&record).await;
         let Some(upload_meta) = upload_meta(s.clone(), record.clone()).await? else { return Err(no_such_upload(&u)) };
         let parts = parts_of(&s, &record).await?;
         let mut extents = Vec::with_capacity(wanted.len());
+        let mut ivs = Vec::new();
         let mut md5s = Vec::with_capacity(wanted.len());
         let mut sizes = Vec::with_capacity(wanted.len());
         for (i, w) in wanted.iter().enumerate() {
@@ -2233,17 +2338,27 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
             }
             let md5: [u8; 16] = hex::decode(&p.meta.etag).ok().and_then(|v| v.try_into().ok()).ok_or_else(|| internal("part ETag is not an MD5"))?;
             md5s.push(md5);
+            if upload_meta.sse.is_some() {
+                // Each part was encrypted under its own IV; the object keeps them in order.
+                let iv = p.meta.sse.as_ref().and_then(|s| s.ivs.first()).ok_or_else(|| internal("a part of an encrypted upload has no IV"))?;
+                ivs.push(*iv);
+            }
             sizes.push(p.size);
             extents.push(p.extent.ok_or_else(|| internal("part without chunks"))?);
         }
         let used: Vec<u64> = extents.iter().map(|e| e.id).collect();
         let release: Vec<u64> = parts.iter().filter_map(|p| p.extent).map(|e| e.id).filter(|id| !used.contains(id)).collect();
         let etag = multipart_etag(&md5s);
+        let mut sse = upload_meta.sse.clone();
+        if let Some(s) = sse.as_mut() {
+            s.ivs = ivs;
+        }
         let meta = ObjectMeta {
             etag: etag.clone(),
             modified_ms: now_ms,
             checksums: Vec::new(),
             part_sizes: sizes,
+            sse: sse.clone(),
             ..upload_meta
         };
         // The object takes over the parts' chunks; the upload record goes in the same batch, so
@@ -2252,13 +2367,14 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
         for p in &parts {
             let _ = s.store.delete_keeping_chunks(PARTS_BUCKET, &part_key(&record, p.number)).await;
         }
-        Ok((etag, version))
+        Ok((etag, version, sse))
     })
     .await?;
     let scheme = if shard.config.tls.is_some() { "https" } else { "http" };
     let location = format!("{scheme}://{}/{bucket}/{key}", shard.config.listen);
     let result = xr::CompleteMultipartUploadResult { location, bucket, key, etag, checksums: Default::default(), checksum_type: None };
-    Ok(with_version(Response::xml(200, xr::complete_multipart_upload_result(&result)), written_version(version)))
+    let resp = encrypt::with_headers(Response::xml(200, xr::complete_multipart_upload_result(&result)), sse.as_ref());
+    Ok(with_version(resp, written_version(version)))
 }
 
 async fn abort_upload(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {

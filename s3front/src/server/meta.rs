@@ -25,6 +25,10 @@ const TAG_VERSION_ID: u8 = 11;
 const TAG_RETENTION: u8 = 12;
 /// Object Lock legal hold, present only while on.
 const TAG_LEGAL_HOLD: u8 = 13;
+/// Server-side encryption: the sealed object key (`sse::Sealed::encode_head`).
+const TAG_SSE: u8 = 14;
+/// Server-side encryption: segment IVs, in order, 16 bytes each (several fields for many parts).
+const TAG_SSE_IVS: u8 = 15;
 
 /// Standard headers stored and returned as sent (besides Content-Type).
 pub const STORED_HEADERS: [&str; 5] = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
@@ -56,6 +60,8 @@ pub struct ObjectMeta {
     pub retention: Option<crate::object_lock::Retention>,
     /// Object Lock: whether a legal hold is on.
     pub legal_hold: bool,
+    /// Server-side encryption, if the data is encrypted (`sse`).
+    pub sse: Option<crate::sse::Sealed>,
 }
 
 fn put_field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
@@ -131,6 +137,7 @@ impl ObjectMeta {
             version_id: None,
             retention: None,
             legal_hold: false,
+            sse: None,
         })
     }
 
@@ -175,6 +182,13 @@ impl ObjectMeta {
                 put_field(&mut out, TAG_PARTS, piece);
             }
         }
+        if let Some(sse) = &self.sse {
+            put_field(&mut out, TAG_SSE, &sse.encode_head());
+            let ivs: Vec<u8> = sse.ivs.iter().flatten().copied().collect();
+            for piece in ivs.chunks(crate::sse::IV_BYTES * 4000) {
+                put_field(&mut out, TAG_SSE_IVS, piece);
+            }
+        }
         out
     }
 
@@ -209,6 +223,11 @@ impl ObjectMeta {
                     m.retention = Some(crate::object_lock::Retention { mode, until_ms: u64::from_le_bytes(until.try_into().ok()?) });
                 }
                 TAG_LEGAL_HOLD => m.legal_hold = true,
+                TAG_SSE => m.sse = Some(crate::sse::Sealed::decode_head(field)?),
+                TAG_SSE_IVS => {
+                    let sse = m.sse.as_mut()?;
+                    sse.ivs.extend(field.chunks_exact(crate::sse::IV_BYTES).map(|c| <[u8; crate::sse::IV_BYTES]>::try_from(c).expect("16 bytes")));
+                }
                 TAG_PARTS => m.part_sizes.extend(field.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))),
                 _ => {}
             }
@@ -237,6 +256,12 @@ mod tests {
             version_id: Some("0123456789abcdef".into()),
             retention: Some(crate::object_lock::Retention { mode: crate::object_lock::Mode::Compliance, until_ms: 1_900_000_000_000 }),
             legal_hold: true,
+            sse: Some({
+                let master = crate::sse::MasterKey::from_bytes([5; 32]);
+                let (mut s, _) = crate::sse::Sealed::new(crate::sse::Kind::Customer, master.kek(), "DWygnHRtgiJ77HCm+1rvHw==".into()).unwrap();
+                s.ivs = (0..10_000u32).map(|i| [(i % 251) as u8; 16]).collect();
+                s
+            }),
         };
         assert_eq!(ObjectMeta::decode(&m.encode()), Some(m.clone()));
         let explicit_none = ObjectMeta { acl: Some(Vec::new()), ..m.clone() };

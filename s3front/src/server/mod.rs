@@ -13,6 +13,7 @@
 mod authz;
 mod cache;
 mod conn;
+mod encrypt;
 mod handlers;
 pub mod meta;
 mod objects;
@@ -244,6 +245,8 @@ pub struct BucketInfo {
     /// The bucket's Object Lock configuration; `None` while Object Lock is off (it can be
     /// turned on, never off).
     pub object_lock: Option<crate::object_lock::LockConfiguration>,
+    /// The bucket's default encryption (SSE-S3 for writes that ask for none); `None` when unset.
+    pub encryption: Option<crate::sse::BucketDefault>,
 }
 
 impl BucketInfo {
@@ -284,6 +287,9 @@ impl BucketInfo {
         }
         if let Some(lock) = &self.object_lock {
             v["object_lock"] = String::from_utf8_lossy(&crate::xml::responses::object_lock_configuration(lock)).into_owned().into();
+        }
+        if let Some(e) = &self.encryption {
+            v["encryption"] = serde_json::json!({"bucket_key_enabled": e.bucket_key_enabled});
         }
         if let Some(b) = &self.public_access_block {
             v["public_access_block"] = serde_json::json!([b.block_public_acls, b.ignore_public_acls, b.block_public_policy, b.restrict_public_buckets]);
@@ -358,6 +364,10 @@ impl BucketInfo {
                 None => None,
                 Some(doc) => Some(Arc::new(crate::xml::parse_lifecycle_configuration(doc.as_str()?.as_bytes()).ok()?)),
             },
+            encryption: match v.get("encryption") {
+                None => None,
+                Some(e) => Some(crate::sse::BucketDefault { bucket_key_enabled: e.get("bucket_key_enabled")?.as_bool()? }),
+            },
         })
     }
 }
@@ -373,6 +383,8 @@ pub struct Shard {
     pub config: Arc<ServeConfig>,
     pub buckets: RefCell<BTreeMap<String, BucketInfo>>,
     pub users: RefCell<users::UserTable>,
+    /// The key that seals SSE-S3 objects' keys (`sse`).
+    pub sse_master: crate::sse::MasterKey,
     /// Streams in progress on this core (uploads being chunked, large reads holding chunks).
     sessions: RefCell<objects::Sessions>,
     /// Writes in progress per bucket, and buckets being deleted (objects.rs).
@@ -567,6 +579,7 @@ pub fn serve(config: ServeConfig) -> Result<(), String> {
         files.load()?;
     }
     let (access_key, _generated) = ensure_root(&config)?;
+    let sse_master = crate::sse::MasterKey::load_or_create(&config.data)?;
     let listen = reserve_port(config.listen)?;
     install_stop_handler();
     let config = Arc::new(ServeConfig { listen, ..config });
@@ -575,8 +588,9 @@ pub fn serve(config: ServeConfig) -> Result<(), String> {
     println!("corestore: root access key {access_key}");
     let results = engine::run(runtime, |core: engine::Core<Job>| {
         let config = config.clone();
+        let sse_master = sse_master.clone();
         async move {
-            let result = run_core(core, config).await;
+            let result = run_core(core, config, sse_master).await;
             if let Err(e) = &result
                 && !STOP.load(std::sync::atomic::Ordering::SeqCst)
             {
@@ -644,7 +658,7 @@ async fn wait_until(shard: &Shard, done: impl Fn(&Shard) -> bool) {
     .await
 }
 
-async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(), String> {
+async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>, sse_master: crate::sse::MasterKey) -> Result<(), String> {
     use engine::Env;
     let id = core.env.core();
     let dir = config.data.join(format!("core-{id:03}"));
@@ -668,6 +682,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
         config: config.clone(),
         buckets: RefCell::new(BTreeMap::new()),
         users: RefCell::new(users),
+        sse_master,
         sessions: RefCell::new(objects::Sessions::default()),
         bucket_writes: RefCell::new(objects::BucketWrites::default()),
         cache: RefCell::new(cache::ObjectCache::new(config.cache_bytes_per_core)),
@@ -688,7 +703,7 @@ async fn run_core(core: engine::Core<Job>, config: Arc<ServeConfig>) -> Result<(
             .list(BUCKETS_BUCKET, b"", None, usize::MAX)
             .into_iter()
             .filter_map(|l| String::from_utf8(l.key.into()).ok())
-            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, acl: Vec::new(), tags: None, cors: None, lifecycle: None, policy: None, public_access_block: None, ownership: None, versioning: None, object_lock: None }))
+            .map(|name| (name, BucketInfo { owner: String::new(), created_ms: 0, acl: Vec::new(), tags: None, cors: None, lifecycle: None, policy: None, public_access_block: None, ownership: None, versioning: None, object_lock: None, encryption: None }))
             .collect();
         let mut loaded = BTreeMap::new();
         for name in table.keys() {

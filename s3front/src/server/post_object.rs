@@ -9,6 +9,7 @@ use md5::{Digest, Md5};
 
 use super::Shard;
 use super::conn::{BodyReader, Conn, Request, Response};
+use super::encrypt;
 use super::handlers::{BodySource, commit, store_body, with_version, written_version};
 use super::meta::ObjectMeta;
 use crate::acl;
@@ -72,15 +73,18 @@ pub async fn post_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
         }
     }
 
+    let (sealed, cipher) = encrypt::one_segment(encrypt::for_write(shard, conn, &bucket, |f| head.field(f))?)?;
     let owner = shard.owner(&bucket, &key);
     let rest = buf.split_off(head.data_start);
     let mut file = FormFile::new(body, &boundary, rest, policy.as_ref().and_then(post::Policy::length_range));
-    let stored = store_body(shard, conn, &mut file, owner).await?;
-    let etag = hex::encode(file.md5.finalize_reset());
+    let stored = store_body(shard, conn, &mut encrypt::Encrypting::new(&mut file, cipher.as_ref()), owner).await?;
+    let etag = encrypt::etag(file.md5.finalize_reset().into(), sealed.as_ref(), cipher.as_ref());
     meta.etag = etag.clone();
+    let resp = encrypt::with_headers(success(req, &head, &bucket, &key, &etag), sealed.as_ref());
+    meta.sse = sealed;
     let version = commit(shard, owner, bucket.clone(), key.clone(), meta, stored).await?;
     file.drain(conn).await;
-    Ok(with_version(success(req, &head, &bucket, &key, &etag), written_version(version)))
+    Ok(with_version(resp, written_version(version)))
 }
 
 /// Checks the form's signature and policy: the signer and the policy, or neither for an

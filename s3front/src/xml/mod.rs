@@ -17,6 +17,6 @@ pub use out::{S3_XMLNS, format_timestamp_ms, parse_timestamp_ms, url_encode_name
 pub use requests::{
     COMPLETE_PARTS_MAX, CompletedPart, DELETE_OBJECTS_MAX, DeleteRequest, ObjectIdentifier, VersioningConfiguration, XML_BODY_BYTES_MAX,
     XML_DEPTH_MAX, XML_ELEMENTS_MAX, XmlError, parse_complete_multipart, parse_create_bucket, parse_delete_objects,
-    parse_versioning_configuration, strip_etag_quotes, TAGGING_TAGS_READ_MAX, parse_access_control_policy, parse_cors_configuration, parse_lifecycle_configuration, parse_public_access_block, parse_ownership_controls, parse_tagging, parse_object_lock_configuration, parse_retention, parse_legal_hold,
+    parse_versioning_configuration, strip_etag_quotes, TAGGING_TAGS_READ_MAX, parse_access_control_policy, parse_cors_configuration, parse_lifecycle_configuration, parse_public_access_block, parse_ownership_controls, parse_bucket_encryption, parse_tagging, parse_object_lock_configuration, parse_retention, parse_legal_hold,
 };
 pub use responses::*;

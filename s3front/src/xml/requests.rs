@@ -567,6 +567,29 @@ pub fn parse_ownership_controls(body: &[u8]) -> Result<crate::acl::ObjectOwnersh
     crate::acl::ObjectOwnership::parse(value).ok_or_else(|| XmlError::malformed(format!("<ObjectOwnership> {value:?} is not BucketOwnerEnforced, BucketOwnerPreferred or ObjectWriter")))
 }
 
+/// PUT Bucket `?encryption` (PutBucketEncryption): the one rule's default algorithm, which
+/// must be AES256 (SSE-S3; `aws:kms` needs a key service this server does not have), and
+/// `BucketKeyEnabled`, kept and echoed (with one master key there is nothing for it to change).
+pub fn parse_bucket_encryption(body: &[u8]) -> Result<crate::sse::BucketDefault, S3Error> {
+    let root = parse_tree(body, "ServerSideEncryptionConfiguration")?;
+    let rule = only_child(&root, "Rule")?.ok_or_else(|| XmlError::malformed("<ServerSideEncryptionConfiguration> has no <Rule>"))?;
+    let by_default = only_child(rule, "ApplyServerSideEncryptionByDefault")?
+        .ok_or_else(|| XmlError::malformed("<Rule> has no <ApplyServerSideEncryptionByDefault>"))?;
+    let algorithm = by_default.child_text("SSEAlgorithm")?.map(str::trim).unwrap_or("");
+    match algorithm {
+        crate::sse::ALGORITHM => {}
+        "aws:kms" | "aws:kms:dsse" => {
+            return Err(S3Error::new(ErrorCode::NotImplemented, format!("SSEAlgorithm {algorithm} needs a key management service; this server offers AES256")));
+        }
+        other => return Err(XmlError::malformed(format!("<SSEAlgorithm> {other:?} is not AES256, aws:kms or aws:kms:dsse")).into()),
+    }
+    if by_default.child_text("KMSMasterKeyID")?.is_some() {
+        return Err(S3Error::new(ErrorCode::InvalidArgument, "a KMSMasterKeyID is only valid with SSEAlgorithm aws:kms"));
+    }
+    let bucket_key_enabled = rule.child_text("BucketKeyEnabled")?.map_or(Ok(false), |t| parse_bool(t, "BucketKeyEnabled"))?;
+    Ok(crate::sse::BucketDefault { bucket_key_enabled })
+}
+
 fn parse_bool(text: &str, element: &str) -> Result<bool, XmlError> {
     match text.trim() {
         "true" | "True" | "TRUE" => Ok(true),

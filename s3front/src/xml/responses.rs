@@ -539,6 +539,20 @@ pub fn ownership_controls(ownership: crate::acl::ObjectOwnership) -> Vec<u8> {
     out.finish()
 }
 
+/// GetBucketEncryption.
+pub fn bucket_encryption(default: &crate::sse::BucketDefault) -> Vec<u8> {
+    let mut out = XmlOut::new();
+    out.root("ServerSideEncryptionConfiguration");
+    out.start("Rule");
+    out.start("ApplyServerSideEncryptionByDefault");
+    out.element("SSEAlgorithm", crate::sse::ALGORITHM);
+    out.end("ApplyServerSideEncryptionByDefault");
+    out.element("BucketKeyEnabled", if default.bucket_key_enabled { "true" } else { "false" });
+    out.end("Rule");
+    out.end("ServerSideEncryptionConfiguration");
+    out.finish()
+}
+
 /// GetBucketPolicyStatus.
 pub fn policy_status(is_public: bool) -> Vec<u8> {
     let mut out = XmlOut::new();

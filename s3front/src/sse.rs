@@ -1,0 +1,526 @@
+//! Server-side encryption: SSE-S3 (keys the server holds) and SSE-C (keys the client sends with
+//! every request and the server never stores).
+//!
+//! Each encrypted object has its own random 256-bit object key. Its data is AES-256-CTR under
+//! that key, one random 128-bit IV per segment (the whole object, or each part of a multipart
+//! object), so ciphertext and plaintext have the same length and a range read decrypts only
+//! the bytes it sends (CTR seeks). Integrity at rest stays the store's xxh3 checksums; what
+//! encryption adds is confidentiality, as in Ceph RGW and SeaweedFS (AWS does not say).
+//!
+//! The object key is kept sealed (AES-256-GCM) under a key-encryption key: the server's master
+//! key for SSE-S3 (`MASTER_KEY_FILE` in the data directory, made on first start), the customer's
+//! key for SSE-C. A wrong customer key fails the seal's tag, so it is refused before a byte of
+//! data is read (403, as AWS answers). The seal's nonce is random and its associated data names
+//! the kind, so an SSE-S3 seal never opens as SSE-C or the other way round.
+//!
+//! Invariants: a key or IV comes from the OS's random source, never the core's deterministic
+//! generator; an object's stored form names every IV its data was written under; a customer
+//! key is never written anywhere.
+
+use std::path::{Path, PathBuf};
+
+use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::{Aes256Gcm, KeyInit};
+use base64::Engine as _;
+use ctr::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+use hmac::Mac;
+
+use crate::error::{ErrorCode, S3Error};
+
+/// The one algorithm S3 offers for SSE-S3 and SSE-C.
+pub const ALGORITHM: &str = "AES256";
+pub const KEY_BYTES: usize = 32;
+pub const IV_BYTES: usize = 16;
+const NONCE_BYTES: usize = 12;
+/// An object key sealed: the key and GCM's tag.
+const SEALED_BYTES: usize = KEY_BYTES + 16;
+/// The master key's file in the data directory.
+pub const MASTER_KEY_FILE: &str = "sse-master.key";
+/// Encoding version of [`Sealed`].
+const VERSION: u8 = 1;
+
+pub const HEADER: &str = "x-amz-server-side-encryption";
+pub const KMS_KEY_HEADER: &str = "x-amz-server-side-encryption-aws-kms-key-id";
+const CUSTOMER: &str = "x-amz-server-side-encryption-customer-";
+const COPY_SOURCE_CUSTOMER: &str = "x-amz-copy-source-server-side-encryption-customer-";
+
+type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
+
+/// Who holds the key that seals an object's key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// SSE-S3: the server's master key.
+    S3,
+    /// SSE-C: the customer's key, sent with each request.
+    Customer,
+}
+
+impl Kind {
+    fn code(self) -> u8 {
+        match self {
+            Kind::S3 => 1,
+            Kind::Customer => 2,
+        }
+    }
+
+    fn aad(self) -> [u8; 17] {
+        let mut aad = *b"corestore-sse-v1\0";
+        aad[16] = self.code();
+        aad
+    }
+}
+
+/// 32 random bytes from the OS.
+fn random<const N: usize>() -> Result<[u8; N], S3Error> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| S3Error::new(ErrorCode::InternalError, format!("random bytes for encryption: {e}")))?;
+    Ok(bytes)
+}
+
+/// A fresh IV for a segment.
+pub fn new_iv() -> Result<[u8; IV_BYTES], S3Error> {
+    random()
+}
+
+/// A key that seals object keys: the master key or a customer's.
+pub struct KeyEncryptionKey([u8; KEY_BYTES]);
+
+impl KeyEncryptionKey {
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new(&self.0.into())
+    }
+}
+
+/// The server's master key (SSE-S3).
+#[derive(Clone)]
+pub struct MasterKey(std::sync::Arc<KeyEncryptionKey>);
+
+impl MasterKey {
+    pub fn path(data: &Path) -> PathBuf {
+        data.join(MASTER_KEY_FILE)
+    }
+
+    /// Reads the master key from the data directory, or makes one there (mode 0600, written
+    /// and synced under another name, then renamed, so a crash never leaves a short key:
+    /// losing it would lose every SSE-S3 object).
+    pub fn load_or_create(data: &Path) -> Result<MasterKey, String> {
+        let path = Self::path(data);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let key: [u8; KEY_BYTES] = bytes
+                    .try_into()
+                    .map_err(|b: Vec<u8>| format!("{}: {} bytes, a master key has {KEY_BYTES}", path.display(), b.len()))?;
+                Ok(MasterKey(std::sync::Arc::new(KeyEncryptionKey(key))))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key: [u8; KEY_BYTES] = random().map_err(|e| e.message)?;
+                write_new_file(&path, &key)?;
+                Ok(MasterKey(std::sync::Arc::new(KeyEncryptionKey(key))))
+            }
+            Err(e) => Err(format!("read {}: {e}", path.display())),
+        }
+    }
+
+    /// A key for tests and tools that need no file.
+    pub fn from_bytes(key: [u8; KEY_BYTES]) -> MasterKey {
+        MasterKey(std::sync::Arc::new(KeyEncryptionKey(key)))
+    }
+
+    pub fn kek(&self) -> &KeyEncryptionKey {
+        &self.0
+    }
+}
+
+fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+    })();
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("write {}: {e}", path.display())
+    })
+}
+
+/// A key the customer sent (SSE-C), checked against the MD5 they sent with it.
+#[derive(Clone)]
+pub struct CustomerKey {
+    key: [u8; KEY_BYTES],
+    /// Base64 MD5 of the key, as responses echo it.
+    pub md5: String,
+}
+
+impl CustomerKey {
+    pub fn kek(&self) -> KeyEncryptionKey {
+        KeyEncryptionKey(self.key)
+    }
+}
+
+impl std::fmt::Debug for CustomerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key itself: errors and logs may print this.
+        write!(f, "CustomerKey(md5 {})", self.md5)
+    }
+}
+
+/// An object's key, unsealed for one request.
+pub struct ObjectKey([u8; KEY_BYTES]);
+
+fn invalid(message: &str, header: &str) -> S3Error {
+    S3Error::new(ErrorCode::InvalidArgument, message.to_string()).with_extra("ArgumentName", header)
+}
+
+/// The SSE-C key a request sends: its own (`copy_source` false) or its copy source's. `None`
+/// if it sends none of the three headers. A write must send the key's MD5; a read need not
+/// (AWS answers a GET without it).
+pub fn customer_key<'a>(header: impl Fn(&str) -> Option<&'a str>, copy_source: bool, md5_required: bool) -> Result<Option<CustomerKey>, S3Error> {
+    let prefix = if copy_source { COPY_SOURCE_CUSTOMER } else { CUSTOMER };
+    let name = |suffix: &str| format!("{prefix}{suffix}");
+    let (alg_name, key_name, md5_name) = (name("algorithm"), name("key"), name("key-md5"));
+    let (alg, key, md5) = (header(&alg_name), header(&key_name), header(&md5_name));
+    if alg.is_none() && key.is_none() && md5.is_none() {
+        return Ok(None);
+    }
+    let Some(alg) = alg else {
+        return Err(invalid(
+            "Requests specifying Server Side Encryption with Customer provided keys must provide a valid encryption algorithm.",
+            &alg_name,
+        ));
+    };
+    if alg != ALGORITHM {
+        return Err(invalid("The encryption algorithm specified is not valid: AES256 is the one supported.", &alg_name));
+    }
+    let Some(key) = key else {
+        return Err(invalid("Requests specifying Server Side Encryption with Customer provided keys must provide an appropriate secret key.", &key_name));
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key: [u8; KEY_BYTES] = b64
+        .decode(key.trim())
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| invalid("The secret key was invalid for the specified algorithm.", &key_name))?;
+    let digest: [u8; 16] = <md5::Md5 as md5::Digest>::digest(key).into();
+    let computed = b64.encode(digest);
+    match md5 {
+        None if md5_required => {
+            return Err(invalid(
+                "Requests specifying Server Side Encryption with Customer provided keys must provide the client calculated MD5 of the secret key.",
+                &md5_name,
+            ));
+        }
+        Some(sent) if b64.decode(sent.trim()).ok().as_deref() != Some(&digest[..]) => {
+            return Err(invalid("The calculated MD5 hash of the key did not match the hash that was provided.", &md5_name));
+        }
+        _ => {}
+    }
+    Ok(Some(CustomerKey { key, md5: computed }))
+}
+
+/// What a write asks for.
+#[derive(Debug)]
+pub enum Wanted {
+    None,
+    S3,
+    Customer(CustomerKey),
+}
+
+/// What a write (PUT, POST, copy's destination, multipart upload) asks for, from its headers
+/// (or form fields): SSE-C's three headers, or `x-amz-server-side-encryption: AES256`, or the
+/// bucket's default (`default_s3`) when it names neither.
+pub fn wanted<'a>(header: impl Fn(&str) -> Option<&'a str> + Copy, default_s3: bool) -> Result<Wanted, S3Error> {
+    let customer = customer_key(header, false, true)?;
+    let sse = header(HEADER);
+    if let Some(k) = header(KMS_KEY_HEADER)
+        && !matches!(sse, Some("aws:kms" | "aws:kms:dsse"))
+    {
+        return Err(invalid(&format!("{KMS_KEY_HEADER} ({k:?}) is only valid with {HEADER}: aws:kms"), KMS_KEY_HEADER));
+    }
+    match (sse, customer) {
+        (Some(_), Some(_)) => Err(invalid("Server Side Encryption with Customer provided key is incompatible with the encryption method specified", HEADER)),
+        (None, Some(c)) => Ok(Wanted::Customer(c)),
+        (Some(ALGORITHM), None) => Ok(Wanted::S3),
+        (Some(v @ ("aws:kms" | "aws:kms:dsse")), None) => Err(S3Error::new(
+            ErrorCode::NotImplemented,
+            format!("{HEADER}: {v} needs a key management service; this server offers AES256 (SSE-S3) and SSE-C"),
+        )),
+        (Some(other), None) => Err(invalid(&format!("The encryption method specified is not supported: {other:?}"), HEADER)),
+        (None, None) if default_s3 => Ok(Wanted::S3),
+        (None, None) => Ok(Wanted::None),
+    }
+}
+
+/// A bucket's default encryption (PutBucketEncryption): SSE-S3 for every write that asks for
+/// none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BucketDefault {
+    pub bucket_key_enabled: bool,
+}
+
+/// What an encrypted object keeps in its metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sealed {
+    pub kind: Kind,
+    nonce: [u8; NONCE_BYTES],
+    sealed: [u8; SEALED_BYTES],
+    /// SSE-C: the base64 MD5 of the customer's key, as responses name it; empty for SSE-S3.
+    pub key_md5: String,
+    /// One IV per segment: the whole object's, or each part's in order. A multipart upload's
+    /// own record has none (its parts keep theirs until it completes).
+    pub ivs: Vec<[u8; IV_BYTES]>,
+}
+
+impl Sealed {
+    /// A new object key, sealed under `kek`: the stored form (without IVs) and the key.
+    pub fn new(kind: Kind, kek: &KeyEncryptionKey, key_md5: String) -> Result<(Sealed, ObjectKey), S3Error> {
+        let key: [u8; KEY_BYTES] = random()?;
+        let nonce: [u8; NONCE_BYTES] = random()?;
+        let aad = kind.aad();
+        let sealed = kek
+            .cipher()
+            .encrypt(&nonce.into(), Payload { msg: &key, aad: &aad })
+            .map_err(|_| S3Error::new(ErrorCode::InternalError, "seal an object key"))?;
+        let sealed: [u8; SEALED_BYTES] = sealed.try_into().map_err(|_| S3Error::new(ErrorCode::InternalError, "sealed key length"))?;
+        Ok((Sealed { kind, nonce, sealed, key_md5, ivs: Vec::new() }, ObjectKey(key)))
+    }
+
+    /// The object key, if `kek` is the one that sealed it.
+    pub fn open(&self, kek: &KeyEncryptionKey) -> Option<ObjectKey> {
+        let aad = self.kind.aad();
+        let key = kek.cipher().decrypt(&self.nonce.into(), Payload { msg: &self.sealed, aad: &aad }).ok()?;
+        Some(ObjectKey(key.try_into().ok()?))
+    }
+
+    /// The stored form but the IVs, which [`ObjectMeta`](crate::server::meta::ObjectMeta) keeps
+    /// in fields of their own (10,000 parts' IVs are more than one field holds).
+    pub fn encode_head(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(2 + NONCE_BYTES + SEALED_BYTES + 1 + self.key_md5.len());
+        out.push(VERSION);
+        out.push(self.kind.code());
+        out.extend_from_slice(&self.nonce);
+        out.extend_from_slice(&self.sealed);
+        out.push(u8::try_from(self.key_md5.len()).expect("a base64 MD5 is 24 bytes"));
+        out.extend_from_slice(self.key_md5.as_bytes());
+        out
+    }
+
+    /// What [`Sealed::encode_head`] wrote (with no IVs); `None` for anything else.
+    pub fn decode_head(bytes: &[u8]) -> Option<Sealed> {
+        let mut r = bytes;
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let (head, rest) = r.split_at_checked(n)?;
+            r = rest;
+            Some(head)
+        };
+        if take(1)? != [VERSION] {
+            return None;
+        }
+        let kind = match take(1)?[0] {
+            1 => Kind::S3,
+            2 => Kind::Customer,
+            _ => return None,
+        };
+        let nonce = take(NONCE_BYTES)?.try_into().ok()?;
+        let sealed = take(SEALED_BYTES)?.try_into().ok()?;
+        let md5_len = take(1)?[0] as usize;
+        let key_md5 = String::from_utf8(take(md5_len)?.to_vec()).ok()?;
+        if !r.is_empty() {
+            return None;
+        }
+        Some(Sealed { kind, nonce, sealed, key_md5, ivs: Vec::new() })
+    }
+
+    /// The headers every response about the object carries.
+    pub fn response_headers(&self) -> Vec<(&'static str, String)> {
+        match self.kind {
+            Kind::S3 => vec![(HEADER, ALGORITHM.to_string())],
+            Kind::Customer => vec![
+                ("x-amz-server-side-encryption-customer-algorithm", ALGORITHM.to_string()),
+                ("x-amz-server-side-encryption-customer-key-md5", self.key_md5.clone()),
+            ],
+        }
+    }
+}
+
+/// Encrypts or decrypts (the same keystream XOR) an object's bytes at any offset.
+pub struct Cipher {
+    key: ObjectKey,
+    /// Each segment's first byte in the object, and its IV; in order, the first at 0.
+    segments: Vec<(u64, [u8; IV_BYTES])>,
+}
+
+impl Cipher {
+    /// One segment: a whole object, or one part as it is written.
+    pub fn single(key: ObjectKey, iv: [u8; IV_BYTES]) -> Cipher {
+        Cipher { key, segments: vec![(0, iv)] }
+    }
+
+    /// An object whose segments are `ivs`, of `sizes` (a multipart object: its part sizes; a
+    /// single-segment object: none needed). `None` if they do not agree.
+    pub fn for_object(key: ObjectKey, ivs: &[[u8; IV_BYTES]], sizes: &[u64]) -> Option<Cipher> {
+        match (ivs, sizes.len()) {
+            ([iv], 0) => Some(Cipher::single(key, *iv)),
+            (ivs, n) if ivs.len() == n && n > 0 => {
+                let mut at = 0;
+                let segments = ivs
+                    .iter()
+                    .zip(sizes)
+                    .map(|(iv, size)| {
+                        let s = (at, *iv);
+                        at += size;
+                        s
+                    })
+                    .collect();
+                Some(Cipher { key, segments })
+            }
+            _ => None,
+        }
+    }
+
+    /// XORs `buf`, the object's bytes from `offset`, with the keystream.
+    pub fn apply(&self, offset: u64, buf: &mut [u8]) {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let i = self.segments.partition_point(|(start, _)| *start <= at) - 1;
+            let (start, iv) = self.segments[i];
+            let end = self.segments.get(i + 1).map_or(u64::MAX, |(s, _)| *s);
+            let n = ((end - at).min((buf.len() - done) as u64)) as usize;
+            let mut c = Aes256Ctr::new(&self.key.0.into(), &iv.into());
+            c.seek(at - start);
+            c.apply_keystream(&mut buf[done..done + n]);
+            done += n;
+        }
+    }
+
+    /// The object's ETag under SSE-C: its MD5 keyed with the object key, so that a listing does
+    /// not hand out a fingerprint of the plaintext (AWS's SSE-C ETags are not MD5s either).
+    pub fn customer_etag(&self, md5: [u8; 16]) -> [u8; 16] {
+        mask_etag(&self.key, md5)
+    }
+}
+
+/// See [`Cipher::customer_etag`].
+pub fn mask_etag(key: &ObjectKey, md5: [u8; 16]) -> [u8; 16] {
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(&key.0).expect("HMAC takes any key length");
+    mac.update(b"corestore-sse-etag");
+    mac.update(&md5);
+    let tag = mac.finalize().into_bytes();
+    tag[..16].try_into().expect("SHA-256 is 32 bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a str> + Copy + 'a {
+        move |name: &str| pairs.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+    }
+
+    // The key and MD5 of s3-tests' SSE-C cases.
+    const KEY: &str = "pO3upElrwuEXSoFwCfnZPdSsmt/xWeFa0N9KgDijwVs=";
+    const KEY_MD5: &str = "DWygnHRtgiJ77HCm+1rvHw==";
+
+    #[test]
+    fn customer_key_headers() {
+        let alg = "x-amz-server-side-encryption-customer-algorithm";
+        let key = "x-amz-server-side-encryption-customer-key";
+        let md5 = "x-amz-server-side-encryption-customer-key-md5";
+        let ok = customer_key(headers(&[(alg, "AES256"), (key, KEY), (md5, KEY_MD5)]), false, true).unwrap().unwrap();
+        assert_eq!(ok.md5, KEY_MD5);
+        assert!(customer_key(headers(&[]), false, true).unwrap().is_none());
+        let refused = |pairs: &[(&str, &str)], required: bool| customer_key(headers(pairs), false, required).unwrap_err().message;
+        assert!(refused(&[(key, KEY), (md5, KEY_MD5)], true).contains("algorithm"));
+        assert!(refused(&[(alg, "AES128"), (key, KEY), (md5, KEY_MD5)], true).contains("algorithm"));
+        assert!(refused(&[(alg, "AES256"), (md5, KEY_MD5)], true).contains("secret key"));
+        assert!(refused(&[(alg, "AES256"), (key, KEY)], true).contains("MD5"));
+        assert!(refused(&[(alg, "AES256"), (key, KEY), (md5, "AAAAAAAAAAAAAAAAAAAAAA==")], false).contains("did not match"));
+        assert!(refused(&[(alg, "AES256"), (key, "c2hvcnQ="), (md5, KEY_MD5)], true).contains("invalid"));
+        // A read may leave the MD5 out.
+        assert!(customer_key(headers(&[(alg, "AES256"), (key, KEY)]), false, false).unwrap().is_some());
+        // The copy source's headers are separate.
+        let src = [("x-amz-copy-source-server-side-encryption-customer-algorithm", "AES256"), ("x-amz-copy-source-server-side-encryption-customer-key", KEY)];
+        assert!(customer_key(headers(&src), true, false).unwrap().is_some());
+        assert!(customer_key(headers(&src), false, false).unwrap().is_none());
+    }
+
+    #[test]
+    fn wanted_by_headers_and_default() {
+        assert!(matches!(wanted(headers(&[]), false), Ok(Wanted::None)));
+        assert!(matches!(wanted(headers(&[]), true), Ok(Wanted::S3)));
+        assert!(matches!(wanted(headers(&[(HEADER, "AES256")]), false), Ok(Wanted::S3)));
+        assert_eq!(wanted(headers(&[(HEADER, "aws:kms")]), false).unwrap_err().code, ErrorCode::NotImplemented);
+        assert_eq!(wanted(headers(&[(HEADER, "AES512")]), false).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(wanted(headers(&[(KMS_KEY_HEADER, "k")]), false).unwrap_err().code, ErrorCode::InvalidArgument);
+        let both = [
+            (HEADER, "AES256"),
+            ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+            ("x-amz-server-side-encryption-customer-key", KEY),
+            ("x-amz-server-side-encryption-customer-key-md5", KEY_MD5),
+        ];
+        assert_eq!(wanted(headers(&both), false).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert!(matches!(wanted(headers(&both[1..]), true), Ok(Wanted::Customer(_))), "SSE-C wins over the bucket default");
+    }
+
+    #[test]
+    fn seal_opens_only_with_its_key_and_kind() {
+        let master = MasterKey::from_bytes([7; KEY_BYTES]);
+        let (mut sealed, key) = Sealed::new(Kind::S3, master.kek(), String::new()).unwrap();
+        assert_eq!(sealed.open(master.kek()).map(|k| k.0), Some(key.0));
+        assert!(sealed.open(&KeyEncryptionKey([8; KEY_BYTES])).is_none());
+        let decoded = Sealed::decode_head(&sealed.encode_head()).unwrap();
+        assert_eq!(decoded, sealed);
+        let as_customer = Sealed { kind: Kind::Customer, ..sealed.clone() };
+        assert!(as_customer.open(master.kek()).is_none(), "the kind is bound into the seal");
+        let bytes = sealed.encode_head();
+        for cut in 0..bytes.len() {
+            assert!(Sealed::decode_head(&bytes[..cut]).is_none());
+        }
+    }
+
+    #[test]
+    fn ranges_decrypt_across_segments() {
+        let key = || ObjectKey([3; KEY_BYTES]);
+        let sizes = [100u64, 37, 1000];
+        let ivs = [[9; IV_BYTES], [10; IV_BYTES], [11; IV_BYTES]];
+        let plain: Vec<u8> = (0..1137u32).map(|i| (i * 31 % 251) as u8).collect();
+        // Each part encrypted on its own, as UploadPart does.
+        let mut stored = Vec::new();
+        let mut at = 0usize;
+        for (size, iv) in sizes.iter().zip(ivs) {
+            let mut part = plain[at..at + *size as usize].to_vec();
+            Cipher::single(key(), iv).apply(0, &mut part);
+            stored.extend_from_slice(&part);
+            at += *size as usize;
+        }
+        assert_ne!(stored, plain);
+        let whole = Cipher::for_object(key(), &ivs, &sizes).unwrap();
+        for (start, end) in [(0, 1137), (0, 1), (99, 101), (50, 200), (136, 138), (1136, 1137), (17, 17)] {
+            let mut range = stored[start..end].to_vec();
+            whole.apply(start as u64, &mut range);
+            assert_eq!(range, plain[start..end], "range {start}..{end}");
+        }
+        assert!(Cipher::for_object(key(), &ivs, &sizes[..2]).is_none());
+        assert!(Cipher::for_object(key(), &ivs[..1], &[]).is_some());
+    }
+
+    #[test]
+    fn master_key_is_made_once_and_kept() {
+        let dir = std::env::temp_dir().join(format!("corestore-sse-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = MasterKey::load_or_create(&dir).unwrap();
+        let b = MasterKey::load_or_create(&dir).unwrap();
+        assert_eq!(a.kek().0, b.kek().0);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(MasterKey::path(&dir)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::write(MasterKey::path(&dir), b"short").unwrap();
+        assert!(MasterKey::load_or_create(&dir).err().unwrap().contains("5 bytes"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
