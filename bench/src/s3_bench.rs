@@ -257,6 +257,7 @@ pub fn bench_s3(args: S3Args) -> Result<(), String> {
             credentials: Some(servers::credentials()),
             payload: loadgen::request::Payload::Unsigned,
             tls: settings.client_tls().into_iter().collect(),
+            sse: Default::default(),
         };
         loadgen::control::Control::new(&target).set_versioning("Enabled")?;
         println!("# corestore's bucket has versioning enabled");

@@ -11,7 +11,7 @@ use s3front::checksum::ChecksumAlgorithm;
 
 use super::control::Control;
 use super::report::{self, RunInfo};
-use super::request::Payload;
+use super::request::{Payload, Sse};
 use super::runner::{self, AutoTerm, Host, PhaseResult, PhaseSpec, Target};
 use super::sign::Credentials;
 use super::work::{MixedShares, Work};
@@ -89,6 +89,13 @@ pub struct CommonArgs {
     /// CRC32, CRC32C, CRC64NVME, SHA1 or SHA256.
     #[arg(long)]
     checksum: Option<String>,
+    /// Server-side encryption with a customer key (SSE-C), random for the run (warp's flag):
+    /// every upload and read of an object carries it.
+    #[arg(long, conflicts_with = "sse_s3_encrypt")]
+    encrypt: bool,
+    /// Server-side encryption with the server's keys (SSE-S3, warp's flag) on every upload.
+    #[arg(long = "sse-s3-encrypt")]
+    sse_s3_encrypt: bool,
     /// Send bodies plain with UNSIGNED-PAYLOAD instead of signed aws-chunked.
     #[arg(long)]
     disable_sha256_payload: bool,
@@ -285,7 +292,16 @@ fn setup(mode: &'static str, common: CommonArgs) -> Result<Setup, String> {
     };
     let run_id = run_id();
     let prefix = common.prefix.clone().unwrap_or_else(|| format!("{run_id}/"));
-    let target = Target { hosts, bucket: common.bucket.clone(), credentials, payload, tls };
+    let sse = if common.encrypt {
+        let mut key = [0u8; 32];
+        std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key)).map_err(|e| format!("--encrypt: a random key from /dev/urandom: {e}"))?;
+        Sse::customer(key)
+    } else if common.sse_s3_encrypt {
+        Sse::S3
+    } else {
+        Sse::None
+    };
+    let target = Target { hosts, bucket: common.bucket.clone(), credentials, payload, tls, sse };
     Ok(Setup { mode, target, common, cpus, prefix, run_id })
 }
 
@@ -382,9 +398,10 @@ impl Setup {
             objects,
             concurrency: c.concurrent,
             cpus: self.cpus.clone(),
-            signing: match self.target.credentials {
-                None => format!("anonymous, {}", self.target.payload.name()),
-                Some(_) => format!("SigV4, {}", self.target.payload.name()),
+            signing: match (&self.target.credentials, &self.target.sse) {
+                (None, _) => format!("anonymous, {}", self.target.payload.name()),
+                (Some(_), Sse::None) => format!("SigV4, {}", self.target.payload.name()),
+                (Some(_), sse) => format!("SigV4, {}, {}", self.target.payload.name(), sse.name()),
             },
             duration_s: c.duration.as_secs_f64(),
             autoterm: c.autoterm.then_some((c.autoterm_dur.as_secs_f64(), c.autoterm_pct)),

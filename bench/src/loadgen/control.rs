@@ -40,7 +40,7 @@ impl<'a> Control<'a> {
     fn call(&self, what: &str, method: &str, path: &str, query: &str, body: Body) -> Result<(u16, Vec<u8>), String> {
         let unix_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         let mut bytes = Vec::new();
-        let spec = request::Spec { method, path, query, body };
+        let spec = request::Spec { method, path, query, body, sse: &self.target.sse };
         request::build(&mut bytes, &self.host.name, self.signer.as_ref(), self.target.payload, &spec, unix_s);
         let context = |e: String| format!("{what} on {} ({}): {e}", self.host.name, self.host.addr);
         let mut stream = super::tls::connect_blocking(self.host.addr, self.target.tls.first(), CONTROL_TIMEOUT).map_err(context)?;

@@ -35,6 +35,54 @@ impl Payload {
     }
 }
 
+/// Server-side encryption the run asks for: warp's `--encrypt` (SSE-C with a random key per
+/// run) and `--sse-s3-encrypt`.
+#[derive(Clone, Debug, Default)]
+pub enum Sse {
+    #[default]
+    None,
+    /// `x-amz-server-side-encryption: AES256` on every object upload.
+    S3,
+    /// The three SSE-C headers on every object GET, HEAD and upload (signed, as minio-go does).
+    Customer(Vec<(&'static str, String)>),
+}
+
+impl Sse {
+    pub fn customer(key: [u8; 32]) -> Sse {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut md5 = Md5::new();
+        md5.update(&key);
+        Sse::Customer(vec![
+            ("x-amz-server-side-encryption-customer-algorithm", "AES256".to_string()),
+            ("x-amz-server-side-encryption-customer-key", b64.encode(key)),
+            ("x-amz-server-side-encryption-customer-key-md5", b64.encode(md5.finish())),
+        ])
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Sse::None => "none",
+            Sse::S3 => "SSE-S3",
+            Sse::Customer(_) => "SSE-C",
+        }
+    }
+
+    /// The headers `spec` carries: uploads (PUT of an object or part, CreateMultipartUpload)
+    /// and, under SSE-C, reads of an object; nothing for bucket requests, deletes, listings.
+    fn headers(&self, spec: &Spec) -> Vec<(&'static str, String)> {
+        let object = spec.path.trim_start_matches('/').contains('/');
+        let create_upload = spec.method == "POST" && spec.query.split('&').any(|p| p == "uploads" || p == "uploads=");
+        let upload = (spec.method == "PUT" && matches!(spec.body, Body::Object(_))) || create_upload;
+        let read = matches!(spec.method, "GET" | "HEAD") && !spec.query.contains("uploadId");
+        let part = spec.query.contains("partNumber=");
+        match self {
+            Sse::S3 if object && upload && !part => vec![("x-amz-server-side-encryption", "AES256".to_string())],
+            Sse::Customer(headers) if object && (upload || read) => headers.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// What one request carries.
 pub enum Body<'a> {
     None,
@@ -52,6 +100,7 @@ pub struct Spec<'a> {
     /// Percent-encoded query without `?`.
     pub query: &'a str,
     pub body: Body<'a>,
+    pub sse: &'a Sse,
 }
 
 /// One request's bytes in `out` (cleared first). `signer` is `None` for anonymous requests.
@@ -67,30 +116,35 @@ pub fn build(out: &mut Vec<u8>, host: &str, signer: Option<&Signer>, payload: Pa
     out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     out.extend_from_slice(host.as_bytes());
     out.extend_from_slice(b"\r\n");
+    let sse = spec.sse.headers(spec);
     match spec.body {
         Body::None => {
-            sign_into(out, signer, spec, host, UNSIGNED_PAYLOAD, &[], unix_s);
+            sign_into(out, signer, spec, host, UNSIGNED_PAYLOAD, &sse, unix_s);
+            push_extra(out, &sse);
             out.extend_from_slice(b"\r\n");
         }
         Body::Xml(xml) => {
             let mut md5 = Md5::new();
             md5.update(xml);
             let md5 = base64::engine::general_purpose::STANDARD.encode(md5.finish());
-            let extra = [("content-md5", md5)];
+            let mut extra = vec![("content-md5", md5)];
+            extra.extend(sse);
             sign_into(out, signer, spec, host, UNSIGNED_PAYLOAD, &extra, unix_s);
-            push_header(out, "Content-MD5", &extra[0].1);
+            push_extra(out, &extra);
             push_header(out, "Content-Type", "application/xml");
             push_body(out, xml);
         }
-        Body::Object(data) => object_body(out, host, signer, payload, spec, data, unix_s),
+        Body::Object(data) => object_body(out, host, signer, payload, spec, data, sse, unix_s),
     }
 }
 
-fn object_body(out: &mut Vec<u8>, host: &str, signer: Option<&Signer>, payload: Payload, spec: &Spec, data: &[u8], unix_s: i64) {
+#[allow(clippy::too_many_arguments)]
+fn object_body(out: &mut Vec<u8>, host: &str, signer: Option<&Signer>, payload: Payload, spec: &Spec, data: &[u8], sse: Vec<(&'static str, String)>, unix_s: i64) {
     let decoded = data.len().to_string();
     match (payload, signer) {
         (Payload::StreamingSigned, Some(signer)) => {
-            let extra = [("content-encoding", "aws-chunked".to_string()), ("x-amz-decoded-content-length", decoded)];
+            let mut extra = vec![("content-encoding", "aws-chunked".to_string()), ("x-amz-decoded-content-length", decoded)];
+            extra.extend(sse);
             let input = SignInput { method: spec.method, path: spec.path, query: spec.query, host, payload: STREAMING_SIGNED_PAYLOAD, extra: &extra };
             let signed = signer.sign(&input, unix_s);
             out.extend_from_slice(signed.headers.as_bytes());
@@ -99,11 +153,12 @@ fn object_body(out: &mut Vec<u8>, host: &str, signer: Option<&Signer>, payload: 
             push_body(out, &body);
         }
         (Payload::UnsignedTrailer(algorithm), _) => {
-            let extra = [
+            let mut extra = vec![
                 ("content-encoding", "aws-chunked".to_string()),
                 ("x-amz-decoded-content-length", decoded),
                 ("x-amz-trailer", algorithm.header_name().to_string()),
             ];
+            extra.extend(sse);
             sign_into(out, signer, spec, host, STREAMING_UNSIGNED_PAYLOAD_TRAILER, &extra, unix_s);
             if signer.is_none() {
                 // Anonymous: the server still needs to know the body's framing.
@@ -115,7 +170,8 @@ fn object_body(out: &mut Vec<u8>, host: &str, signer: Option<&Signer>, payload: 
         }
         // Unsigned payload, or an anonymous client's plain body.
         _ => {
-            sign_into(out, signer, spec, host, UNSIGNED_PAYLOAD, &[], unix_s);
+            sign_into(out, signer, spec, host, UNSIGNED_PAYLOAD, &sse, unix_s);
+            push_extra(out, &sse);
             push_body(out, data);
         }
     }
@@ -187,7 +243,7 @@ mod tests {
     fn check(payload: Payload, data: &[u8]) {
         let signer = Signer::new(credentials());
         let mut out = Vec::new();
-        let spec = Spec { method: "PUT", path: "/b/k%20ey", query: "partNumber=2&uploadId=a%2Fb", body: Body::Object(data) };
+        let spec = Spec { method: "PUT", path: "/b/k%20ey", query: "partNumber=2&uploadId=a%2Fb", body: Body::Object(data), sse: &Sse::None };
         build(&mut out, "127.0.0.1:9000", Some(&signer), payload, &spec, NOW);
         let (mut headers, body, request_line) = split(&out);
         assert_eq!(request_line, "PUT /b/k%20ey?partNumber=2&uploadId=a%2Fb HTTP/1.1");
@@ -228,7 +284,7 @@ mod tests {
         let signer = Signer::new(credentials());
         let mut out = Vec::new();
         let data = vec![b'x'; 100_000];
-        let spec = Spec { method: "PUT", path: "/b/k", query: "", body: Body::Object(&data) };
+        let spec = Spec { method: "PUT", path: "/b/k", query: "", body: Body::Object(&data), sse: &Sse::None };
         build(&mut out, "h", Some(&signer), Payload::StreamingSigned, &spec, NOW);
         let (mut headers, mut body, _) = split(&out);
         headers.retain(|(n, _)| n != "content-length");
@@ -239,6 +295,37 @@ mod tests {
         let Ok(s3front::sigv4::Auth::Signed(signed)) = s3front::sigv4::authenticate(&parts, &secrets, NOW, "us-east-1") else { panic!("head signature") };
         let mut decoder = s3front::chunked::AwsChunkedDecoder::for_request(&signed).expect("streaming");
         assert!(decoder.feed(&body, &mut |_| {}).is_err(), "a flipped byte fails its chunk's signature");
+    }
+
+    #[test]
+    fn encryption_headers_go_on_object_uploads_and_reads_only() {
+        let customer = Sse::customer([7; 32]);
+        let data = [1u8; 10];
+        let spec = |method, path, query, body| Spec { method, path, query, body, sse: &customer };
+        let names = |sse: &Sse, s: Spec| sse.headers(&s).into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        let c3 = 3;
+        assert_eq!(names(&customer, spec("PUT", "/b/k", "", Body::Object(&data))).len(), c3);
+        assert_eq!(names(&customer, spec("PUT", "/b/k", "partNumber=1&uploadId=u", Body::Object(&data))).len(), c3);
+        assert_eq!(names(&customer, spec("GET", "/b/k", "", Body::None)).len(), c3);
+        assert_eq!(names(&customer, spec("HEAD", "/b/k", "", Body::None)).len(), c3);
+        assert_eq!(names(&customer, spec("POST", "/b/k", "uploads=", Body::None)).len(), c3);
+        assert!(names(&customer, spec("DELETE", "/b/k", "", Body::None)).is_empty());
+        assert!(names(&customer, spec("PUT", "/b", "", Body::None)).is_empty());
+        assert!(names(&customer, spec("GET", "/b", "list-type=2", Body::None)).is_empty());
+        assert!(names(&customer, spec("POST", "/b/k", "uploadId=u", Body::Xml(b"<x/>"))).is_empty());
+        let s3 = Sse::S3;
+        assert_eq!(names(&s3, spec("PUT", "/b/k", "", Body::Object(&data))), ["x-amz-server-side-encryption"]);
+        assert!(names(&s3, spec("PUT", "/b/k", "partNumber=1&uploadId=u", Body::Object(&data))).is_empty());
+        assert!(names(&s3, spec("GET", "/b/k", "", Body::None)).is_empty());
+        // The server's own parser takes the key, and the headers are signed.
+        let signer = Signer::new(credentials());
+        let mut out = Vec::new();
+        build(&mut out, "h", Some(&signer), Payload::StreamingSigned, &spec("PUT", "/b/k", "", Body::Object(&data)), NOW);
+        let (headers, _, _) = split(&out);
+        let header = |n: &str| headers.iter().find(|(h, _)| h == n).map(|(_, v)| v.as_str());
+        assert!(s3front::sse::customer_key(header, false, true).expect("valid SSE-C headers").is_some());
+        let auth = header("authorization").expect("signed");
+        assert!(auth.contains("x-amz-server-side-encryption-customer-key-md5"), "{auth}");
     }
 
     #[test]

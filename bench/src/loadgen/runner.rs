@@ -53,6 +53,8 @@ pub struct Target {
     pub payload: Payload,
     /// HTTPS (one per host, in `hosts`' order); empty: plain HTTP.
     pub tls: Vec<super::tls::Tls>,
+    /// Server-side encryption of the run's objects.
+    pub sse: super::request::Sse,
 }
 
 /// warp's `--autoterm`: stop once the last `window_s` one-second throughputs are each within
@@ -370,7 +372,7 @@ fn build(shared: &CoreShared, job: &Job, host: &str, out: &mut Vec<u8>) {
         JobBody::Object => Body::Object(&shared.data),
         JobBody::Xml(xml) => Body::Xml(xml),
     };
-    let spec = request::Spec { method: job.method, path: &job.path, query: &job.query, body };
+    let spec = request::Spec { method: job.method, path: &job.path, query: &job.query, body, sse: &shared.target.sse };
     request::build(out, host, shared.signer.as_ref(), shared.target.payload, &spec, unix_now_s());
 }
 
