@@ -7,22 +7,24 @@
 //! the bytes it sends (CTR seeks). Integrity at rest stays the store's xxh3 checksums; what
 //! encryption adds is confidentiality, as in Ceph RGW and SeaweedFS (AWS does not say).
 //!
+//! aws-lc-rs (already the TLS provider) does the AES: its CTR ran at 8.3 GB/s on this VM against
+//! 4.0 for RustCrypto's `ctr` + `aes`, and a 1 MiB GET decrypts every byte it sends.
+//!
 //! The object key is kept sealed (AES-256-GCM) under a key-encryption key: the server's master
 //! key for SSE-S3 (`MASTER_KEY_FILE` in the data directory, made on first start), the customer's
 //! key for SSE-C. A wrong customer key fails the seal's tag, so it is refused before a byte of
 //! data is read (403, as AWS answers). The seal's nonce is random and its associated data names
 //! the kind, so an SSE-S3 seal never opens as SSE-C or the other way round.
 //!
-//! Invariants: a key or IV comes from the OS's random source, never the core's deterministic
+//! Invariants: a key or IV comes from aws-lc's system random generator, never the core's deterministic
 //! generator; an object's stored form names every IV its data was written under; a customer
 //! key is never written anywhere.
 
 use std::path::{Path, PathBuf};
 
-use aes_gcm::aead::{Aead, Payload};
-use aes_gcm::{Aes256Gcm, KeyInit};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::cipher::{AES_256, EncryptingKey, EncryptionContext, UnboundCipherKey};
 use base64::Engine as _;
-use ctr::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use hmac::Mac;
 
 use crate::error::{ErrorCode, S3Error};
@@ -44,7 +46,8 @@ pub const KMS_KEY_HEADER: &str = "x-amz-server-side-encryption-aws-kms-key-id";
 const CUSTOMER: &str = "x-amz-server-side-encryption-customer-";
 const COPY_SOURCE_CUSTOMER: &str = "x-amz-copy-source-server-side-encryption-customer-";
 
-type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
+/// AES's block.
+const BLOCK_BYTES: usize = 16;
 
 /// Who holds the key that seals an object's key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +76,7 @@ impl Kind {
 /// 32 random bytes from the OS.
 fn random<const N: usize>() -> Result<[u8; N], S3Error> {
     let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(|e| S3Error::new(ErrorCode::InternalError, format!("random bytes for encryption: {e}")))?;
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| S3Error::new(ErrorCode::InternalError, "no random bytes for encryption"))?;
     Ok(bytes)
 }
 
@@ -86,8 +89,8 @@ pub fn new_iv() -> Result<[u8; IV_BYTES], S3Error> {
 pub struct KeyEncryptionKey([u8; KEY_BYTES]);
 
 impl KeyEncryptionKey {
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(&self.0.into())
+    fn cipher(&self) -> LessSafeKey {
+        LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.0).expect("a 32-byte key is an AES-256 key"))
     }
 }
 
@@ -280,10 +283,9 @@ impl Sealed {
     pub fn new(kind: Kind, kek: &KeyEncryptionKey, key_md5: String) -> Result<(Sealed, ObjectKey), S3Error> {
         let key: [u8; KEY_BYTES] = random()?;
         let nonce: [u8; NONCE_BYTES] = random()?;
-        let aad = kind.aad();
-        let sealed = kek
-            .cipher()
-            .encrypt(&nonce.into(), Payload { msg: &key, aad: &aad })
+        let mut sealed = key.to_vec();
+        kek.cipher()
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(kind.aad()), &mut sealed)
             .map_err(|_| S3Error::new(ErrorCode::InternalError, "seal an object key"))?;
         let sealed: [u8; SEALED_BYTES] = sealed.try_into().map_err(|_| S3Error::new(ErrorCode::InternalError, "sealed key length"))?;
         Ok((Sealed { kind, nonce, sealed, key_md5, ivs: Vec::new() }, ObjectKey(key)))
@@ -291,8 +293,8 @@ impl Sealed {
 
     /// The object key, if `kek` is the one that sealed it.
     pub fn open(&self, kek: &KeyEncryptionKey) -> Option<ObjectKey> {
-        let aad = self.kind.aad();
-        let key = kek.cipher().decrypt(&self.nonce.into(), Payload { msg: &self.sealed, aad: &aad }).ok()?;
+        let mut buf = self.sealed;
+        let key = kek.cipher().open_in_place(Nonce::assume_unique_for_key(self.nonce), Aad::from(self.kind.aad()), &mut buf).ok()?;
         Some(ObjectKey(key.try_into().ok()?))
     }
 
@@ -391,9 +393,7 @@ impl Cipher {
             let (start, iv) = self.segments[i];
             let end = self.segments.get(i + 1).map_or(u64::MAX, |(s, _)| *s);
             let n = ((end - at).min((buf.len() - done) as u64)) as usize;
-            let mut c = Aes256Ctr::new(&self.key.0.into(), &iv.into());
-            c.seek(at - start);
-            c.apply_keystream(&mut buf[done..done + n]);
+            ctr_at(&self.key, iv, at - start, &mut buf[done..done + n]);
             done += n;
         }
     }
@@ -402,6 +402,28 @@ impl Cipher {
     /// not hand out a fingerprint of the plaintext (AWS's SSE-C ETags are not MD5s either).
     pub fn customer_etag(&self, md5: [u8; 16]) -> [u8; 16] {
         mask_etag(&self.key, md5)
+    }
+}
+
+/// AES-256-CTR (a 128-bit big-endian counter from `iv`, as NIST SP 800-38A) over `buf`, the
+/// segment's bytes from `offset`.
+fn ctr_at(key: &ObjectKey, iv: [u8; IV_BYTES], offset: u64, buf: &mut [u8]) {
+    let new_key = || EncryptingKey::ctr(UnboundCipherKey::new(&AES_256, &key.0).expect("a 32-byte key is an AES-256 key")).expect("AES-CTR is available");
+    let mut counter = u128::from_be_bytes(iv).wrapping_add(u128::from(offset / BLOCK_BYTES as u64));
+    let skip = (offset % BLOCK_BYTES as u64) as usize;
+    let mut rest = buf;
+    if skip > 0 {
+        // The first block is partial: its keystream from `skip` on.
+        let n = (BLOCK_BYTES - skip).min(rest.len());
+        let mut block = [0u8; BLOCK_BYTES];
+        block[skip..skip + n].copy_from_slice(&rest[..n]);
+        new_key().less_safe_encrypt(&mut block, EncryptionContext::Iv128(counter.to_be_bytes().into())).expect("CTR takes any length");
+        rest[..n].copy_from_slice(&block[skip..skip + n]);
+        rest = &mut rest[n..];
+        counter = counter.wrapping_add(1);
+    }
+    if !rest.is_empty() {
+        new_key().less_safe_encrypt(rest, EncryptionContext::Iv128(counter.to_be_bytes().into())).expect("CTR takes any length");
     }
 }
 
@@ -484,6 +506,26 @@ mod tests {
     }
 
     #[test]
+    fn ctr_matches_nist_sp800_38a_f55_at_every_offset() {
+        // CTR-AES256.Encrypt, blocks 1 and 2 (the second counter block carries into byte 14).
+        let key: [u8; 32] = hex::decode("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4").unwrap().try_into().unwrap();
+        let iv: [u8; 16] = hex::decode("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff").unwrap().try_into().unwrap();
+        let plain = hex::decode("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51").unwrap();
+        let expected = hex::decode("601ec313775789a5b7a7f504bbf3d228f443e3ca4d62b59aca84e990cacaf5c5").unwrap();
+        let c = Cipher::single(ObjectKey(key), iv);
+        let mut whole = plain.clone();
+        c.apply(0, &mut whole);
+        assert_eq!(whole, expected);
+        for start in 0..plain.len() {
+            for end in start..=plain.len() {
+                let mut piece = plain[start..end].to_vec();
+                c.apply(start as u64, &mut piece);
+                assert_eq!(piece, expected[start..end], "bytes {start}..{end}");
+            }
+        }
+    }
+
+    #[test]
     fn ranges_decrypt_across_segments() {
         let key = || ObjectKey([3; KEY_BYTES]);
         let sizes = [100u64, 37, 1000];
@@ -507,6 +549,19 @@ mod tests {
         }
         assert!(Cipher::for_object(key(), &ivs, &sizes[..2]).is_none());
         assert!(Cipher::for_object(key(), &ivs[..1], &[]).is_some());
+    }
+
+    #[test]
+    #[ignore = "a measurement: cargo test --release -p s3front --lib ctr_speed -- --ignored --nocapture"]
+    fn ctr_speed() {
+        let c = Cipher::single(ObjectKey([1; KEY_BYTES]), [2; IV_BYTES]);
+        let mut buf = vec![0u8; 1 << 20];
+        let t = std::time::Instant::now();
+        for i in 0..512u64 {
+            c.apply(i << 20, &mut buf);
+        }
+        let s = t.elapsed().as_secs_f64();
+        println!("AES-256-CTR: {:.2} GB/s", 512.0 * (1 << 20) as f64 / s / 1e9);
     }
 
     #[test]

@@ -118,11 +118,35 @@ pub fn cipher_of(shard: &Shard, meta: &ObjectMeta, customer: Option<&sse::Custom
         .ok_or_else(|| S3Error::new(ErrorCode::InternalError, "an encrypted object's IVs do not match its parts"))
 }
 
-/// The bytes `data` (the object's from `offset`), decrypted into a new buffer.
+/// The most a core keeps of a decryption buffer between requests.
+const DECRYPT_BUF_BYTES_MAX: usize = 2 << 20;
+
+thread_local! {
+    /// One reused buffer per core for bodies decrypted from shared (cached) bytes: a fresh
+    /// 1 MiB allocation per GET would fault its pages in each time.
+    static DECRYPT_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The bytes `data` (the object's from `offset`), decrypted into this core's reused buffer if
+/// it is free (give it back with [`recycle`]).
 pub fn decrypted(cipher: &Cipher, offset: u64, data: &[u8]) -> Vec<u8> {
-    let mut out = data.to_vec();
+    let mut out = DECRYPT_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    out.clear();
+    out.extend_from_slice(data);
     cipher.apply(offset, &mut out);
     out
+}
+
+/// Returns a buffer from [`decrypted`] for the next request.
+pub fn recycle(buf: Vec<u8>) {
+    if buf.capacity() <= DECRYPT_BUF_BYTES_MAX {
+        DECRYPT_BUF.with(|b| {
+            let mut kept = b.borrow_mut();
+            if buf.capacity() > kept.capacity() {
+                *kept = buf;
+            }
+        });
+    }
 }
 
 /// A body encrypted as it is read: what goes on to the store is ciphertext; the inner body

@@ -1587,15 +1587,11 @@ async fn get_local(
         return Ok(None);
     }
     let Some(manifest) = object.manifest() else {
-        let (buf, range) = object.into_parts();
+        let (mut buf, range) = object.into_parts();
         let range = range.start + start as usize..range.start + end as usize;
         if let Some(c) = &cipher {
-            // Decrypted into the head's buffer: one send, as for a small plaintext body.
-            let from = head.len();
-            head.extend_from_slice(&buf.as_slice()[range]);
-            c.apply(start, &mut head[from..]);
-            send(conn, head).await?;
-            return Ok(None);
+            // In place: the buffer is this request's (the cache took its own copy above).
+            c.apply(start, &mut buf.as_mut_slice()[range.clone()]);
         }
         if range.len() < ZERO_COPY_BYTES_MIN {
             // One send for head and body: a copy of a few KiB costs less than a second send
@@ -1635,20 +1631,15 @@ async fn get_local(
                 return Ok(None);
             }
         };
-        let (buf, range) = chunk.into_parts();
+        let (mut buf, range) = chunk.into_parts();
         let range = range.start + r.skip as usize..range.start + (r.skip + r.len) as usize;
         if let Some(k) = keep.as_mut() {
             k.extend_from_slice(&buf.as_slice()[range.clone()]);
         }
         if let Some(c) = &cipher {
-            let plain = encrypt::decrypted(c, at, &buf.as_slice()[range.clone()]);
-            at += plain.len() as u64;
-            drop(buf);
-            if conn.stream.send_all(plain).await.is_err() {
-                conn.body_unread = true;
-                return Ok(None);
-            }
-            continue;
+            // In place, after the cache's copy of the ciphertext: the chunk was read for us.
+            c.apply(at, &mut buf.as_mut_slice()[range.clone()]);
+            at += range.len() as u64;
         }
         let zero_copy = conn.zero_copy && range.len() >= ZERO_COPY_BYTES_MIN;
         if conn.stream.send_fixed_all(buf, range, zero_copy).await.is_err() {
@@ -1697,11 +1688,13 @@ async fn send_cached(
         let plain = encrypt::decrypted(c, start, &data[body]);
         if plain.len() <= conn::INLINE_BODY_BYTES_MAX {
             head.extend_from_slice(&plain);
+            encrypt::recycle(plain);
             return send(conn, head).await.map(|()| None);
         }
         send(conn, head).await?;
-        if conn.stream.send_all(plain).await.is_err() {
-            conn.body_unread = true;
+        match conn.stream.send_all(plain).await {
+            Ok(back) => encrypt::recycle(back),
+            Err(_) => conn.body_unread = true,
         }
         return Ok(None);
     }

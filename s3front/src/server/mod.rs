@@ -803,6 +803,7 @@ mod tests {
             ownership: None,
             versioning: None,
             object_lock: None,
+            encryption: None,
         };
         assert_eq!(BucketInfo::decode(&plain.encode()), Some(plain.clone()));
         let lifecycle = br#"<LifecycleConfiguration><Rule><ID>r</ID><Filter><And><Prefix>logs/</Prefix><Tag><Key>k</Key><Value>v &amp; w</Value></Tag></And></Filter>
@@ -819,6 +820,7 @@ mod tests {
             object_lock: Some(crate::object_lock::LockConfiguration {
                 default: Some(crate::object_lock::DefaultRetention { mode: crate::object_lock::Mode::Governance, period: crate::object_lock::Period::Years(2) }),
             }),
+            encryption: Some(crate::sse::BucketDefault { bucket_key_enabled: true }),
             ..plain.clone()
         };
         assert_eq!(BucketInfo::decode(&full.encode()), Some(full));
