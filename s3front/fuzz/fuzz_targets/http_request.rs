@@ -52,6 +52,14 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         assert!(!name.bytes().any(|b| b.is_ascii_uppercase()));
         assert!(!value.contains(['\r', '\n']));
     }
+    // Server-side encryption headers: refused or accepted, never a panic; a customer key the
+    // server takes is 32 bytes whose MD5 the request sent (a write must send it).
+    for (copy_source, md5_required) in [(false, true), (false, false), (true, false)] {
+        if let Ok(Some(key)) = s3front::sse::customer_key(|h| head.header(h), copy_source, md5_required) {
+            assert_eq!(key.md5.len(), 24);
+        }
+    }
+    let _ = s3front::sse::wanted(|h| head.header(h), body.len() % 2 == 0);
 });
 
 /// Whole and byte-at-a-time decoding must agree on the data and on the outcome.

@@ -1,6 +1,6 @@
 #![no_main]
 //! Every request body parser on arbitrary bytes: the first byte picks the parser, the rest is the
-//! body (or, for 5, the `x-amz-tagging` header; 6 is a CORS configuration, 7 an ACL, 8 lifecycle rules, 9 a public access block, 10 ownership controls, 11 an Object Lock configuration, 12 a retention, 13 a legal hold). A parser may refuse a body; it must never panic,
+//! body (or, for 5, the `x-amz-tagging` header; 6 is a CORS configuration, 7 an ACL, 8 lifecycle rules, 9 a public access block, 10 ownership controls, 11 an Object Lock configuration, 12 a retention, 13 a legal hold, 14 a bucket's default encryption). A parser may refuse a body; it must never panic,
 //! and what it accepts must obey the limits.
 
 use s3front::tagging::{self, OBJECT_TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
@@ -20,7 +20,7 @@ fn assert_checked(tags: &[(String, String)], max: usize) {
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else { return };
-    match selector % 14 {
+    match selector % 15 {
         0 => {
             if let Ok(Some(location)) = parse_create_bucket(body) {
                 assert!(!location.is_empty());
@@ -101,6 +101,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         13 => {
             if let Ok(on) = s3front::xml::parse_legal_hold(body) {
                 assert_eq!(s3front::xml::parse_legal_hold(&s3front::xml::legal_hold(on)).ok(), Some(on));
+            }
+        }
+        14 => {
+            if let Ok(default) = s3front::xml::parse_bucket_encryption(body) {
+                let written = s3front::xml::responses::bucket_encryption(&default);
+                assert_eq!(s3front::xml::parse_bucket_encryption(&written).ok(), Some(default));
             }
         }
         _ => {
