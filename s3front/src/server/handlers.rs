@@ -211,7 +211,7 @@ async fn route(shard: &Rc<Shard>, conn: &mut Conn, req: &Request) -> Result<Opti
         Method::Get if req.has_query("legal-hold") => get_object_lock(shard, req, bucket, key, "s3:GetObjectLegalHold").await.map(Some),
         Method::Put if req.has_query("tagging") => put_object_tagging(shard, conn, req, bucket, key).await.map(Some),
         Method::Get if req.has_query("tagging") => get_object_tagging(shard, req, bucket, key).await.map(Some),
-        Method::Get if req.has_query("attributes") => get_object_attributes(shard, req, bucket, key).await.map(Some),
+        Method::Get if req.has_query("attributes") => get_object_attributes(shard, conn, req, bucket, key).await.map(Some),
         Method::Delete if req.has_query("tagging") => {
             access(shard, req, &bucket, Permission::Write, "s3:DeleteObjectTagging")?;
             let version = set_object_tags(shard, req, bucket, key, Vec::new()).await?;
@@ -741,7 +741,7 @@ const PARTS_LISTED_MAX: usize = 1000;
 
 /// GetObjectAttributes: what `x-amz-object-attributes` asks for, from the object's metadata
 /// (a sector read, or the cache), without its data.
-async fn get_object_attributes(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
+async fn get_object_attributes(shard: &Rc<Shard>, conn: &Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
     exists(shard, &bucket)?;
     // One header with a list, or (the Rust SDK) the header once per attribute.
     let asked: Vec<&str> = req.head.headers_all("x-amz-object-attributes").flat_map(|v| v.split(',')).map(str::trim).filter(|n| !n.is_empty()).collect();
@@ -761,6 +761,8 @@ async fn get_object_attributes(shard: &Rc<Shard>, req: &Request, bucket: String,
     }
     let info = object_info(shard, req, &bucket, &key).await?;
     may_read(shard, req, &bucket, &key, &info.meta, "s3:GetObjectAttributes")?;
+    // An SSE-C object's attributes, as its data, are the key holder's (AWS asks for the key).
+    encrypt::for_read(shard, conn, req, &info.meta)?;
     let number = |name: &str, default: usize| match req.header(name) {
         None => Ok(default),
         Some(v) => v.trim().parse::<usize>().map_err(|_| err(ErrorCode::InvalidArgument, format!("{name} {v:?} is not a number"))),

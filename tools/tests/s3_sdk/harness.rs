@@ -75,13 +75,24 @@ impl Server {
 
     /// `start_on` with more `corestore serve` flags.
     pub fn start_on_with(data_dir: PathBuf, flags: &[&str]) -> Server {
+        Server::start_listening_on(data_dir, "127.0.0.1:0", flags)
+    }
+
+    /// `start`, listening on `listen` (`--listen` is given once: clap refuses a second) instead
+    /// of 127.0.0.1:0, e.g. `0.0.0.0:0` for requests from a non-loopback address. `endpoint()`
+    /// and `raw_request` still use 127.0.0.1, which such an address also serves.
+    pub fn start_listening(test_name: &str, listen: &str) -> Server {
+        Server::start_listening_on(fresh_data_dir(test_name), listen, &[])
+    }
+
+    fn start_listening_on(data_dir: PathBuf, listen: &str, flags: &[&str]) -> Server {
         let stderr_path = data_dir.with_extension("stderr");
         let stderr_file = std::fs::File::create(&stderr_path).expect("create stderr file");
         let mut child = Command::new(corestore_binary())
             .arg("serve")
             .arg("--data")
             .arg(&data_dir)
-            .args(["--listen", "127.0.0.1:0", "--cores", "2", "--segment-mib", "64"])
+            .args(["--listen", listen, "--cores", "2", "--segment-mib", "64"])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY, "--region", REGION])
             .args(flags)
             .stdin(Stdio::null())

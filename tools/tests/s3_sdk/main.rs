@@ -28,6 +28,7 @@ mod post_object;
 mod presign;
 mod ranges;
 mod scrub;
+mod sse;
 mod tagging;
 mod tls;
 mod versioning;

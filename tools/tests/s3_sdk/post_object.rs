@@ -25,7 +25,7 @@ fn policy(bucket: &str, expires_in_s: i64) -> (String, String) {
 }
 
 /// The signature fields for `policy_b64` signed with `secret`.
-fn signed_fields(policy_b64: &str, date: &str, secret: &str) -> Vec<(String, String)> {
+pub(crate) fn signed_fields(policy_b64: &str, date: &str, secret: &str) -> Vec<(String, String)> {
     let key = s3front::sigv4::signing_key(secret, &date[..8], REGION, "s3");
     let signature = hex(&s3front::sigv4::hmac_sha256(&key, policy_b64.as_bytes()));
     vec![
@@ -37,7 +37,7 @@ fn signed_fields(policy_b64: &str, date: &str, secret: &str) -> Vec<(String, Str
     ]
 }
 
-fn form_body(fields: &[(String, String)], file_name: &str, file: &[u8]) -> Vec<u8> {
+pub(crate) fn form_body(fields: &[(String, String)], file_name: &str, file: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     for (n, v) in fields {
         out.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{n}\"\r\n\r\n{v}\r\n").as_bytes());
@@ -51,7 +51,7 @@ fn form_body(fields: &[(String, String)], file_name: &str, file: &[u8]) -> Vec<u
     out
 }
 
-fn post(server: &Server, bucket: &str, body: &[u8]) -> RawResponse {
+pub(crate) fn post(server: &Server, bucket: &str, body: &[u8]) -> RawResponse {
     let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
     raw_request(server.port, "POST", &format!("/{bucket}"), &[("content-type", content_type.as_str())], body)
 }
