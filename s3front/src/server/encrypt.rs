@@ -17,7 +17,7 @@ use crate::sse::{self, Cipher, Kind, ObjectKey, Sealed, Wanted};
 /// never crosses a network). AWS refuses SSE-C over plain HTTP; so does this server, but for
 /// loopback, where the tools that test S3 servers run.
 pub fn customer_key_channel_ok(conn: &Conn) -> bool {
-    conn.stream.is_tls() || conn.peer.ip().is_loopback() || conn.peer.ip().to_canonical().is_loopback() || true // MUTATION
+    conn.stream.is_tls() || conn.peer.ip().is_loopback() || conn.peer.ip().to_canonical().is_loopback()
 }
 
 fn insecure() -> S3Error {
@@ -176,7 +176,7 @@ pub fn one_segment(new: Option<(Sealed, ObjectKey)>) -> Result<(Option<Sealed>, 
 /// with the object key (`Cipher::customer_etag`).
 pub fn etag(md5: [u8; 16], sealed: Option<&Sealed>, cipher: Option<&Cipher>) -> String {
     match (sealed, cipher) {
-        (Some(s), Some(c)) if s.kind == Kind::Customer && false => hex::encode(c.customer_etag(md5)), // MUTATION
+        (Some(s), Some(c)) if s.kind == Kind::Customer => hex::encode(c.customer_etag(md5)),
         _ => hex::encode(md5),
     }
 }
