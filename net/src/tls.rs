@@ -262,7 +262,12 @@ impl TlsStream {
     /// Receives one more piece of ciphertext and lets rustls process it; false once the peer
     /// closed its side (TCP EOF or close_notify). `timeout`: none waits for ever.
     async fn receive_ciphertext(&self, op: &'static str, timeout: Option<Duration>) -> Result<bool, NetError> {
-        let mut raw = self.ciphertext_in.borrow_mut().take().expect("one TLS receive at a time");
+        // Missing only if an earlier receive's future was dropped between its ring ops (an
+        // outer timeout or select): its ciphertext went with it, so the stream cannot go on.
+        let Some(mut raw) = self.ciphertext_in.borrow_mut().take() else {
+            use std::os::fd::AsRawFd as _;
+            return Err(NetError::Poisoned { op, addr: self.peer_addr(), fd: self.tcp.as_raw_fd(), abandoned: "TLS receive" });
+        };
         let received = if raw.is_empty() {
             let r = match timeout {
                 Some(t) => self.tcp.recv_timeout(&mut raw, t).await,

@@ -273,3 +273,35 @@ fn a_silent_client_times_out_the_handshake() {
     assert!(error.is_timeout(), "{error}");
     assert!(took >= timeout, "gave up after {took:?}, before {timeout:?}");
 }
+
+/// A receive whose future is dropped mid-way (an outer timeout, not the stream's own) leaves the
+/// stream poisoned: the next receive says so rather than panicking or reading past lost bytes.
+#[test]
+fn a_dropped_receive_poisons_the_stream() {
+    let pki = pki();
+    let ca = pki.ca.clone();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let (first, second) = serve_one(
+        &pki.identity,
+        move |addr| {
+            let config = net::client_config(ServerCheck::Roots(vec![ca])).expect("client config");
+            let conn = rustls::ClientConnection::new(config, "localhost".try_into().expect("name")).expect("client");
+            let tcp = std::net::TcpStream::connect(addr).expect("connect");
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            // Finish the handshake, then stay silent until the server is done.
+            tls.conn.complete_io(&mut tls.sock).expect("handshake");
+            let _ = done_rx.recv_timeout(CLIENT_READ_TIMEOUT);
+        },
+        async |stream| {
+            let stream = stream.expect("handshake");
+            let mut buf = RecvBuf::with_capacity(4096);
+            let first = engine::time::timeout(Duration::from_millis(100), stream.recv_into(&mut buf)).await;
+            let second = stream.recv_into(&mut buf).await;
+            let _ = done_tx.send(());
+            (first.is_err(), second)
+        },
+    );
+    assert!(first, "the silent peer sent nothing: the outer timeout fired");
+    let error = second.err().expect("a receive after a dropped one fails");
+    assert!(matches!(error, NetError::Poisoned { .. }), "{error}");
+}
