@@ -447,3 +447,37 @@ fn tls_runs_checked_and_refuses_an_untrusted_certificate() {
     succeeded(&command.env("SSL_CERT_FILE", "/nonexistent.pem").output().expect("run"));
     assert!(count(op(&read_json(&json), "STAT"), "ops") > 0);
 }
+
+/// warp's `--sse-s3-encrypt` and `--encrypt`: the objects a run leaves are stored encrypted
+/// (the server says so, and a read without the run's SSE-C key is refused), and a `get` run
+/// reads its SSE-C objects back with its key without an error.
+#[test]
+fn encryption_flags_encrypt_what_they_put() {
+    let server = Server::start("sse");
+    for (flag, prefix) in [("--sse-s3-encrypt", "s3/"), ("--encrypt", "c/")] {
+        let json = server.json(&format!("put{prefix}").replace('/', ""));
+        let args = ["--obj.size", "10000", "--duration", "1s", "--concurrent", "2", "--noclear", "--prefix", prefix, flag];
+        succeeded(&server.loadgen("put", &args, &json));
+        let doc = read_json(&json);
+        assert_eq!(count(&doc, "errors"), 0, "{flag}");
+        assert!(doc["signing"].as_str().is_some_and(|s| s.contains(if flag == "--encrypt" { "SSE-C" } else { "SSE-S3" })), "{flag}: {}", doc["signing"]);
+        let objects = server.list(prefix);
+        assert!(!objects.is_empty(), "{flag}");
+        let (key, _, _) = &objects[0];
+        let (status, headers, body) = server.request("GET", &format!("/{BUCKET}/{key}"), "");
+        if flag == "--encrypt" {
+            assert_eq!(status, 400, "an SSE-C object read without its key: {}", String::from_utf8_lossy(&body));
+        } else {
+            assert_eq!(status, 200);
+            assert!(headers.iter().any(|(n, v)| n == "x-amz-server-side-encryption" && v == "AES256"), "{headers:?}");
+            assert_eq!(body.len(), 10_000);
+        }
+    }
+    for flag in ["--encrypt", "--sse-s3-encrypt"] {
+        let json = server.json(&format!("get{}", flag.trim_start_matches('-')));
+        succeeded(&server.loadgen("get", &["--obj.size", "5000", "--objects", "20", "--duration", "1s", "--concurrent", "2", flag], &json));
+        let doc = read_json(&json);
+        assert_eq!(count(&doc, "errors"), 0, "{flag}");
+        assert!(count(op(&doc, "GET"), "ops") > 0, "{flag}");
+    }
+}
