@@ -52,6 +52,11 @@ impl Server {
         Server::start_on(fresh_data_dir(test_name))
     }
 
+    /// `start` with more `corestore serve` flags.
+    pub fn start_with(test_name: &str, flags: &[&str]) -> Server {
+        Server::start_on_with(fresh_data_dir(test_name), flags)
+    }
+
     /// `start`, serving HTTPS with a self-signed certificate from `corestore admin tls-cert`
     /// (written beside the data directory); `client()` trusts that certificate and nothing else.
     pub fn start_tls(test_name: &str) -> Server {

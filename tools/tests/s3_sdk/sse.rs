@@ -23,9 +23,10 @@ use crate::harness::*;
 use crate::post_object::{form_body, post, signed_fields};
 
 const AES256: &str = "AES256";
-/// Round-trip sizes: empty, one byte, odd, a page, one chunk, and an object large enough to be
-/// stored in chunks and streamed (another write and read path).
-const SIZES: [usize; 6] = [0, 1, 13, 4 * KIB, MIB, 3 * MIB];
+/// Round-trip sizes: empty, one byte, odd, a page, one chunk, an object large enough to be
+/// stored in chunks and streamed (another write and read path), and one larger than the object
+/// cache takes (4 MiB), which a core that does not own it reads chunk by chunk from the owner.
+const SIZES: [usize; 7] = [0, 1, 13, 4 * KIB, MIB, 3 * MIB, 5 * MIB + 3];
 /// A part of a multipart upload that is not the last (S3's minimum).
 const PART: usize = 5 * MIB;
 
@@ -285,8 +286,9 @@ fn ranges_for(size: usize) -> Vec<(String, Range<usize>)> {
     ranges
 }
 
-async fn round_trips(test_name: &str, sse: Sse<'_>) {
-    let server = Server::start(test_name);
+/// Round trips of every size under `sse`, on a server started with `flags`.
+async fn round_trips(test_name: &str, flags: &[&str], sse: Sse<'_>) {
+    let server = Server::start_with(test_name, flags);
     let client = server.client();
     create_bucket(&client, "cs-sse").await;
     for (i, size) in SIZES.into_iter().enumerate() {
@@ -294,9 +296,9 @@ async fn round_trips(test_name: &str, sse: Sse<'_>) {
         let key = format!("object-{size}");
         let etag = put_sse(&client, "cs-sse", &key, &data, sse).await;
         assert_etag(&format!("PutObject {key}"), &etag, &data, sse);
-        // Ranges before any whole read, when nothing is cached: each on a new connection (a new
-        // client), which lands on either core, so that some are read by the object's owner
-        // and some fetched from it by the other core (another decrypting path).
+        // Ranges before any whole read: each on a new connection (a new client), which lands on
+        // either core, so that some are read by the object's owner and some fetched from it by
+        // the other core (another decrypting path).
         for (range, expected) in ranges_for(size) {
             let got = get_sse(&server.client(), "cs-sse", &key, sse, Some(&range)).await;
             assert_same_bytes(&got, &data[expected], &format!("uncached {range} of {size} bytes ({})", sse.name()));
@@ -317,15 +319,30 @@ async fn round_trips(test_name: &str, sse: Sse<'_>) {
     }
 }
 
+/// No object cache: a PUT leaves nothing cached, so every read, whole or ranged, decrypts what
+/// the store (or the owning core) hands over.
+const NO_CACHE: &[&str] = &["--cache-mib", "0"];
+
 #[tokio::test]
 async fn sse_s3_round_trips_every_size_and_range() {
-    round_trips("sse_s3_round_trips", Sse::S3).await;
+    round_trips("sse_s3_round_trips", &[], Sse::S3).await;
 }
 
 #[tokio::test]
 async fn sse_c_round_trips_every_size_and_range() {
     let key = CustomerKey::new(1);
-    round_trips("sse_c_round_trips", Sse::C(&key)).await;
+    round_trips("sse_c_round_trips", &[], Sse::C(&key)).await;
+}
+
+#[tokio::test]
+async fn sse_s3_round_trips_without_the_object_cache() {
+    round_trips("sse_s3_round_trips_uncached", NO_CACHE, Sse::S3).await;
+}
+
+#[tokio::test]
+async fn sse_c_round_trips_without_the_object_cache() {
+    let key = CustomerKey::new(98);
+    round_trips("sse_c_round_trips_uncached", NO_CACHE, Sse::C(&key)).await;
 }
 
 /// An SSE-C ETag is not the MD5 (nor the same for the same bytes twice, under one key or two);
