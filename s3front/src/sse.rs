@@ -12,7 +12,10 @@
 //!
 //! The object key is kept sealed (AES-256-GCM) under a key-encryption key: the server's master
 //! key for SSE-S3 (`MASTER_KEY_FILE` in the data directory, made on first start), the customer's
-//! key for SSE-C. A wrong customer key fails the seal's tag, so it is refused before a byte of
+//! key for SSE-C, and for SSE-KMS a key of the built-in key ring: HMAC-SHA256 of the key id under
+//! the master key. So any key id names a key, as in a development KMS: what SSE-KMS gives here is
+//! its interface (the key id recorded and echoed, a key per id), not a separate key service; a
+//! deployment that needs one (Vault, AWS KMS) is not served by this. A wrong customer key fails the seal's tag, so it is refused before a byte of
 //! data is read (403, as AWS answers). The seal's nonce is random and its associated data names
 //! the kind, so an SSE-S3 seal never opens as SSE-C or the other way round.
 //!
@@ -43,6 +46,12 @@ const VERSION: u8 = 1;
 
 pub const HEADER: &str = "x-amz-server-side-encryption";
 pub const KMS_KEY_HEADER: &str = "x-amz-server-side-encryption-aws-kms-key-id";
+/// SSE-KMS's algorithm name.
+pub const KMS: &str = "aws:kms";
+/// The key id of an SSE-KMS write that names none (AWS's managed key for S3).
+pub const KMS_DEFAULT_KEY_ID: &str = "aws/s3";
+/// Longest key id taken (an ARN is at most 2048 characters).
+pub const KMS_KEY_ID_CHARS_MAX: usize = 2048;
 const CUSTOMER: &str = "x-amz-server-side-encryption-customer-";
 const COPY_SOURCE_CUSTOMER: &str = "x-amz-copy-source-server-side-encryption-customer-";
 
@@ -56,6 +65,8 @@ pub enum Kind {
     S3,
     /// SSE-C: the customer's key, sent with each request.
     Customer,
+    /// SSE-KMS: a key of the built-in key ring, by id.
+    Kms,
 }
 
 impl Kind {
@@ -63,6 +74,7 @@ impl Kind {
         match self {
             Kind::S3 => 1,
             Kind::Customer => 2,
+            Kind::Kms => 3,
         }
     }
 
@@ -131,6 +143,14 @@ impl MasterKey {
 
     pub fn kek(&self) -> &KeyEncryptionKey {
         &self.0
+    }
+
+    /// The key ring's key `key_id` (SSE-KMS).
+    pub fn kms_kek(&self, key_id: &str) -> KeyEncryptionKey {
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(&self.0.0).expect("HMAC takes any key length");
+        mac.update(b"corestore-kms-key\0");
+        mac.update(key_id.as_bytes());
+        KeyEncryptionKey(mac.finalize().into_bytes().into())
     }
 }
 
@@ -231,16 +251,27 @@ pub enum Wanted {
     None,
     S3,
     Customer(CustomerKey),
+    /// SSE-KMS under this key id.
+    Kms(String),
+}
+
+/// A KMS key id a request or configuration names: printable ASCII, not empty, bounded.
+pub fn check_kms_key_id(id: &str) -> Result<(), S3Error> {
+    if id.is_empty() || id.len() > KMS_KEY_ID_CHARS_MAX || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(&format!("Invalid KMS key id {id:?}: 1 to {KMS_KEY_ID_CHARS_MAX} printable characters"), KMS_KEY_HEADER));
+    }
+    Ok(())
 }
 
 /// What a write (PUT, POST, copy's destination, multipart upload) asks for, from its headers
-/// (or form fields): SSE-C's three headers, or `x-amz-server-side-encryption: AES256`, or the
-/// bucket's default (`default_s3`) when it names neither.
-pub fn wanted<'a>(header: impl Fn(&str) -> Option<&'a str> + Copy, default_s3: bool) -> Result<Wanted, S3Error> {
+/// (or form fields): SSE-C's three headers, or `x-amz-server-side-encryption` (`AES256`, or
+/// `aws:kms` with an optional key id), or the bucket's default when it names neither.
+pub fn wanted<'a>(header: impl Fn(&str) -> Option<&'a str> + Copy, default: Option<&BucketDefault>) -> Result<Wanted, S3Error> {
     let customer = customer_key(header, false, true)?;
     let sse = header(HEADER);
-    if let Some(k) = header(KMS_KEY_HEADER)
-        && !matches!(sse, Some("aws:kms" | "aws:kms:dsse"))
+    let kms_key = header(KMS_KEY_HEADER).map(str::trim);
+    if let Some(k) = kms_key
+        && sse != Some(KMS)
     {
         return Err(invalid(&format!("{KMS_KEY_HEADER} ({k:?}) is only valid with {HEADER}: aws:kms"), KMS_KEY_HEADER));
     }
@@ -248,20 +279,27 @@ pub fn wanted<'a>(header: impl Fn(&str) -> Option<&'a str> + Copy, default_s3: b
         (Some(_), Some(_)) => Err(invalid("Server Side Encryption with Customer provided key is incompatible with the encryption method specified", HEADER)),
         (None, Some(c)) => Ok(Wanted::Customer(c)),
         (Some(ALGORITHM), None) => Ok(Wanted::S3),
-        (Some(v @ ("aws:kms" | "aws:kms:dsse")), None) => Err(S3Error::new(
-            ErrorCode::NotImplemented,
-            format!("{HEADER}: {v} needs a key management service; this server offers AES256 (SSE-S3) and SSE-C"),
-        )),
+        (Some(KMS), None) => {
+            let id = kms_key.unwrap_or(KMS_DEFAULT_KEY_ID);
+            check_kms_key_id(id)?;
+            Ok(Wanted::Kms(id.to_string()))
+        }
+        (Some(v @ "aws:kms:dsse"), None) => Err(S3Error::new(ErrorCode::NotImplemented, format!("{HEADER}: {v} (dual-layer) is not offered; aws:kms and AES256 are"))),
         (Some(other), None) => Err(invalid(&format!("The encryption method specified is not supported: {other:?}"), HEADER)),
-        (None, None) if default_s3 => Ok(Wanted::S3),
-        (None, None) => Ok(Wanted::None),
+        (None, None) => Ok(match default {
+            None => Wanted::None,
+            Some(BucketDefault { kms_key_id: None, .. }) => Wanted::S3,
+            Some(BucketDefault { kms_key_id: Some(id), .. }) => Wanted::Kms(id.clone()),
+        }),
     }
 }
 
-/// A bucket's default encryption (PutBucketEncryption): SSE-S3 for every write that asks for
-/// none.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A bucket's default encryption (PutBucketEncryption) for every write that asks for none:
+/// SSE-S3, or SSE-KMS under a key id.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BucketDefault {
+    /// `Some`: SSE-KMS under this key id; `None`: SSE-S3.
+    pub kms_key_id: Option<String>,
     pub bucket_key_enabled: bool,
 }
 
@@ -271,8 +309,9 @@ pub struct Sealed {
     pub kind: Kind,
     nonce: [u8; NONCE_BYTES],
     sealed: [u8; SEALED_BYTES],
-    /// SSE-C: the base64 MD5 of the customer's key, as responses name it; empty for SSE-S3.
-    pub key_md5: String,
+    /// What responses name the key by: SSE-C the base64 MD5 of the customer's key, SSE-KMS the
+    /// key id; empty for SSE-S3.
+    pub label: String,
     /// One IV per segment: the whole object's, or each part's in order. A multipart upload's
     /// own record has none (its parts keep theirs until it completes).
     pub ivs: Vec<[u8; IV_BYTES]>,
@@ -280,7 +319,7 @@ pub struct Sealed {
 
 impl Sealed {
     /// A new object key, sealed under `kek`: the stored form (without IVs) and the key.
-    pub fn new(kind: Kind, kek: &KeyEncryptionKey, key_md5: String) -> Result<(Sealed, ObjectKey), S3Error> {
+    pub fn new(kind: Kind, kek: &KeyEncryptionKey, label: String) -> Result<(Sealed, ObjectKey), S3Error> {
         let key: [u8; KEY_BYTES] = random()?;
         let nonce: [u8; NONCE_BYTES] = random()?;
         let mut sealed = key.to_vec();
@@ -288,7 +327,7 @@ impl Sealed {
             .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(kind.aad()), &mut sealed)
             .map_err(|_| S3Error::new(ErrorCode::InternalError, "seal an object key"))?;
         let sealed: [u8; SEALED_BYTES] = sealed.try_into().map_err(|_| S3Error::new(ErrorCode::InternalError, "sealed key length"))?;
-        Ok((Sealed { kind, nonce, sealed, key_md5, ivs: Vec::new() }, ObjectKey(key)))
+        Ok((Sealed { kind, nonce, sealed, label, ivs: Vec::new() }, ObjectKey(key)))
     }
 
     /// The object key, if `kek` is the one that sealed it.
@@ -301,13 +340,13 @@ impl Sealed {
     /// The stored form but the IVs, which [`ObjectMeta`](crate::server::meta::ObjectMeta) keeps
     /// in fields of their own (10,000 parts' IVs are more than one field holds).
     pub fn encode_head(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(2 + NONCE_BYTES + SEALED_BYTES + 1 + self.key_md5.len());
+        let mut out = Vec::with_capacity(2 + NONCE_BYTES + SEALED_BYTES + 2 + self.label.len());
         out.push(VERSION);
         out.push(self.kind.code());
         out.extend_from_slice(&self.nonce);
         out.extend_from_slice(&self.sealed);
-        out.push(u8::try_from(self.key_md5.len()).expect("a base64 MD5 is 24 bytes"));
-        out.extend_from_slice(self.key_md5.as_bytes());
+        out.extend_from_slice(&u16::try_from(self.label.len()).expect("a key id is at most 2048 bytes").to_le_bytes());
+        out.extend_from_slice(self.label.as_bytes());
         out
     }
 
@@ -325,16 +364,17 @@ impl Sealed {
         let kind = match take(1)?[0] {
             1 => Kind::S3,
             2 => Kind::Customer,
+            3 => Kind::Kms,
             _ => return None,
         };
         let nonce = take(NONCE_BYTES)?.try_into().ok()?;
         let sealed = take(SEALED_BYTES)?.try_into().ok()?;
-        let md5_len = take(1)?[0] as usize;
-        let key_md5 = String::from_utf8(take(md5_len)?.to_vec()).ok()?;
+        let label_len = u16::from_le_bytes(take(2)?.try_into().ok()?) as usize;
+        let label = String::from_utf8(take(label_len)?.to_vec()).ok()?;
         if !r.is_empty() {
             return None;
         }
-        Some(Sealed { kind, nonce, sealed, key_md5, ivs: Vec::new() })
+        Some(Sealed { kind, nonce, sealed, label, ivs: Vec::new() })
     }
 
     /// The headers every response about the object carries.
@@ -343,8 +383,9 @@ impl Sealed {
             Kind::S3 => vec![(HEADER, ALGORITHM.to_string())],
             Kind::Customer => vec![
                 ("x-amz-server-side-encryption-customer-algorithm", ALGORITHM.to_string()),
-                ("x-amz-server-side-encryption-customer-key-md5", self.key_md5.clone()),
+                ("x-amz-server-side-encryption-customer-key-md5", self.label.clone()),
             ],
+            Kind::Kms => vec![(HEADER, KMS.to_string()), (KMS_KEY_HEADER, self.label.clone())],
         }
     }
 }
@@ -473,20 +514,27 @@ mod tests {
 
     #[test]
     fn wanted_by_headers_and_default() {
-        assert!(matches!(wanted(headers(&[]), false), Ok(Wanted::None)));
-        assert!(matches!(wanted(headers(&[]), true), Ok(Wanted::S3)));
-        assert!(matches!(wanted(headers(&[(HEADER, "AES256")]), false), Ok(Wanted::S3)));
-        assert_eq!(wanted(headers(&[(HEADER, "aws:kms")]), false).unwrap_err().code, ErrorCode::NotImplemented);
-        assert_eq!(wanted(headers(&[(HEADER, "AES512")]), false).unwrap_err().code, ErrorCode::InvalidArgument);
-        assert_eq!(wanted(headers(&[(KMS_KEY_HEADER, "k")]), false).unwrap_err().code, ErrorCode::InvalidArgument);
+        let s3 = BucketDefault { kms_key_id: None, bucket_key_enabled: false };
+        let kms = BucketDefault { kms_key_id: Some("bucket-key".into()), bucket_key_enabled: false };
+        assert!(matches!(wanted(headers(&[]), None), Ok(Wanted::None)));
+        assert!(matches!(wanted(headers(&[]), Some(&s3)), Ok(Wanted::S3)));
+        assert!(matches!(wanted(headers(&[]), Some(&kms)), Ok(Wanted::Kms(id)) if id == "bucket-key"));
+        assert!(matches!(wanted(headers(&[(HEADER, "AES256")]), Some(&kms)), Ok(Wanted::S3)));
+        assert!(matches!(wanted(headers(&[(HEADER, "aws:kms")]), None), Ok(Wanted::Kms(id)) if id == KMS_DEFAULT_KEY_ID));
+        assert!(matches!(wanted(headers(&[(HEADER, "aws:kms"), (KMS_KEY_HEADER, "testkey-1")]), None), Ok(Wanted::Kms(id)) if id == "testkey-1"));
+        assert_eq!(wanted(headers(&[(HEADER, "aws:kms"), (KMS_KEY_HEADER, "")]), None).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(wanted(headers(&[(HEADER, "aws:kms:dsse")]), None).unwrap_err().code, ErrorCode::NotImplemented);
+        assert_eq!(wanted(headers(&[(HEADER, "AES512")]), None).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(wanted(headers(&[(KMS_KEY_HEADER, "k")]), None).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(wanted(headers(&[(HEADER, "AES256"), (KMS_KEY_HEADER, "k")]), None).unwrap_err().code, ErrorCode::InvalidArgument);
         let both = [
             (HEADER, "AES256"),
             ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
             ("x-amz-server-side-encryption-customer-key", KEY),
             ("x-amz-server-side-encryption-customer-key-md5", KEY_MD5),
         ];
-        assert_eq!(wanted(headers(&both), false).unwrap_err().code, ErrorCode::InvalidArgument);
-        assert!(matches!(wanted(headers(&both[1..]), true), Ok(Wanted::Customer(_))), "SSE-C wins over the bucket default");
+        assert_eq!(wanted(headers(&both), None).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert!(matches!(wanted(headers(&both[1..]), Some(&s3)), Ok(Wanted::Customer(_))), "SSE-C wins over the bucket default");
     }
 
     #[test]
@@ -499,6 +547,12 @@ mod tests {
         assert_eq!(decoded, sealed);
         let as_customer = Sealed { kind: Kind::Customer, ..sealed.clone() };
         assert!(as_customer.open(master.kek()).is_none(), "the kind is bound into the seal");
+        // The key ring: a key per id, none of them the master key.
+        let (kms, _) = Sealed::new(Kind::Kms, &master.kms_kek("testkey-1"), "testkey-1".into()).unwrap();
+        assert!(kms.open(&master.kms_kek("testkey-1")).is_some());
+        assert!(kms.open(&master.kms_kek("testkey-2")).is_none());
+        assert!(kms.open(master.kek()).is_none());
+        assert_eq!(Sealed::decode_head(&kms.encode_head()), Some(kms.clone()));
         let bytes = sealed.encode_head();
         for cut in 0..bytes.len() {
             assert!(Sealed::decode_head(&bytes[..cut]).is_none());

@@ -59,7 +59,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             assert_eq!(key.md5.len(), 24);
         }
     }
-    let _ = s3front::sse::wanted(|h| head.header(h), body.len() % 2 == 0);
+    let default = s3front::sse::BucketDefault { kms_key_id: (body.len() % 2 == 0).then(|| "k".to_string()), bucket_key_enabled: false };
+    if let Ok(s3front::sse::Wanted::Kms(id)) = s3front::sse::wanted(|h| head.header(h), Some(&default)) {
+        assert!(s3front::sse::check_kms_key_id(&id).is_ok());
+    }
 });
 
 /// Whole and byte-at-a-time decoding must agree on the data and on the outcome.

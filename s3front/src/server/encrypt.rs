@@ -27,10 +27,11 @@ fn insecure() -> S3Error {
 /// The encryption a write asks for (its headers, or form fields, through `field`; the bucket's
 /// default), as its new stored form (no IVs yet) and the object key; `None` for plaintext.
 pub fn for_write<'a>(shard: &Shard, conn: &Conn, bucket: &str, field: impl Fn(&str) -> Option<&'a str> + Copy) -> Result<Option<(Sealed, ObjectKey)>, S3Error> {
-    let default_s3 = shard.buckets.borrow().get(bucket).is_some_and(|b| b.encryption.is_some());
-    match sse::wanted(field, default_s3)? {
+    let default = shard.buckets.borrow().get(bucket).and_then(|b| b.encryption.clone());
+    match sse::wanted(field, default.as_ref())? {
         Wanted::None => Ok(None),
         Wanted::S3 => Sealed::new(Kind::S3, shard.sse_master.kek(), String::new()).map(Some),
+        Wanted::Kms(id) => Sealed::new(Kind::Kms, &shard.sse_master.kms_kek(&id), id).map(Some),
         Wanted::Customer(key) => {
             if !customer_key_channel_ok(conn) {
                 return Err(insecure());
@@ -45,14 +46,17 @@ pub fn for_write<'a>(shard: &Shard, conn: &Conn, bucket: &str, field: impl Fn(&s
 pub fn open(shard: &Shard, sealed: &Sealed, customer: Option<&sse::CustomerKey>) -> Result<ObjectKey, S3Error> {
     match (sealed.kind, customer) {
         (Kind::S3, None) => sealed.open(shard.sse_master.kek()).ok_or_else(|| S3Error::new(ErrorCode::InternalError, "the master key does not open an SSE-S3 object's key (was sse-master.key replaced?)")),
-        (Kind::S3, Some(_)) => Err(not_applicable()),
+        (Kind::Kms, None) => sealed.open(&shard.sse_master.kms_kek(&sealed.label)).ok_or_else(|| {
+            S3Error::new(ErrorCode::InternalError, format!("the key ring's key {:?} does not open an SSE-KMS object's key (was sse-master.key replaced?)", sealed.label))
+        }),
+        (Kind::S3 | Kind::Kms, Some(_)) => Err(not_applicable()),
         (Kind::Customer, None) => Err(S3Error::new(
             ErrorCode::InvalidRequest,
             "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.",
         )),
         (Kind::Customer, Some(key)) => {
             // The stored MD5 answers most wrong keys without a decryption; the seal decides.
-            let opened = (key.md5 == sealed.key_md5).then(|| sealed.open(&key.kek())).flatten();
+            let opened = (key.md5 == sealed.label).then(|| sealed.open(&key.kek())).flatten();
             opened.ok_or_else(|| S3Error::new(ErrorCode::AccessDenied, "The provided SSE-C key does not match the key this object was encrypted with."))
         }
     }
@@ -74,8 +78,8 @@ pub fn for_part(shard: &Shard, conn: &Conn, req: &Request, upload: Option<&Seale
         return if customer.is_some() { Err(mismatch()) } else { Ok((None, None)) };
     };
     let key = match (sealed.kind, customer) {
-        (Kind::S3, None) => open(shard, sealed, None)?,
-        (Kind::Customer, Some(c)) if c.md5 == sealed.key_md5 => sealed.open(&c.kek()).ok_or_else(mismatch)?,
+        (Kind::S3 | Kind::Kms, None) => open(shard, sealed, None)?,
+        (Kind::Customer, Some(c)) if c.md5 == sealed.label => sealed.open(&c.kek()).ok_or_else(mismatch)?,
         (Kind::Customer, None) => {
             return Err(S3Error::new(ErrorCode::InvalidRequest, "The multipart upload was initiated with SSE-C: each part must send the same key."));
         }

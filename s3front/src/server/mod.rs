@@ -289,7 +289,7 @@ impl BucketInfo {
             v["object_lock"] = String::from_utf8_lossy(&crate::xml::responses::object_lock_configuration(lock)).into_owned().into();
         }
         if let Some(e) = &self.encryption {
-            v["encryption"] = serde_json::json!({"bucket_key_enabled": e.bucket_key_enabled});
+            v["encryption"] = serde_json::json!({"bucket_key_enabled": e.bucket_key_enabled, "kms_key_id": e.kms_key_id});
         }
         if let Some(b) = &self.public_access_block {
             v["public_access_block"] = serde_json::json!([b.block_public_acls, b.ignore_public_acls, b.block_public_policy, b.restrict_public_buckets]);
@@ -366,7 +366,13 @@ impl BucketInfo {
             },
             encryption: match v.get("encryption") {
                 None => None,
-                Some(e) => Some(crate::sse::BucketDefault { bucket_key_enabled: e.get("bucket_key_enabled")?.as_bool()? }),
+                Some(e) => Some(crate::sse::BucketDefault {
+                    bucket_key_enabled: e.get("bucket_key_enabled")?.as_bool()?,
+                    kms_key_id: match e.get("kms_key_id") {
+                        None | Some(serde_json::Value::Null) => None,
+                        Some(id) => Some(id.as_str()?.to_string()),
+                    },
+                }),
             },
         })
     }
@@ -820,7 +826,7 @@ mod tests {
             object_lock: Some(crate::object_lock::LockConfiguration {
                 default: Some(crate::object_lock::DefaultRetention { mode: crate::object_lock::Mode::Governance, period: crate::object_lock::Period::Years(2) }),
             }),
-            encryption: Some(crate::sse::BucketDefault { bucket_key_enabled: true }),
+            encryption: Some(crate::sse::BucketDefault { kms_key_id: Some("arn:aws:kms:us-east-1:1:key/k".into()), bucket_key_enabled: true }),
             ..plain.clone()
         };
         assert_eq!(BucketInfo::decode(&full.encode()), Some(full));

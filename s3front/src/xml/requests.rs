@@ -567,27 +567,30 @@ pub fn parse_ownership_controls(body: &[u8]) -> Result<crate::acl::ObjectOwnersh
     crate::acl::ObjectOwnership::parse(value).ok_or_else(|| XmlError::malformed(format!("<ObjectOwnership> {value:?} is not BucketOwnerEnforced, BucketOwnerPreferred or ObjectWriter")))
 }
 
-/// PUT Bucket `?encryption` (PutBucketEncryption): the one rule's default algorithm, which
-/// must be AES256 (SSE-S3; `aws:kms` needs a key service this server does not have), and
-/// `BucketKeyEnabled`, kept and echoed (with one master key there is nothing for it to change).
+/// PUT Bucket `?encryption` (PutBucketEncryption): the one rule's default, AES256 (SSE-S3) or
+/// aws:kms with an optional `KMSMasterKeyID` (SSE-KMS from the built-in key ring; AWS's
+/// managed `aws/s3` without one), and `BucketKeyEnabled`, kept and echoed (a key ring derived
+/// from one master key has no per-request KMS call for it to save).
 pub fn parse_bucket_encryption(body: &[u8]) -> Result<crate::sse::BucketDefault, S3Error> {
     let root = parse_tree(body, "ServerSideEncryptionConfiguration")?;
     let rule = only_child(&root, "Rule")?.ok_or_else(|| XmlError::malformed("<ServerSideEncryptionConfiguration> has no <Rule>"))?;
     let by_default = only_child(rule, "ApplyServerSideEncryptionByDefault")?
         .ok_or_else(|| XmlError::malformed("<Rule> has no <ApplyServerSideEncryptionByDefault>"))?;
     let algorithm = by_default.child_text("SSEAlgorithm")?.map(str::trim).unwrap_or("");
-    match algorithm {
-        crate::sse::ALGORITHM => {}
-        "aws:kms" | "aws:kms:dsse" => {
-            return Err(S3Error::new(ErrorCode::NotImplemented, format!("SSEAlgorithm {algorithm} needs a key management service; this server offers AES256")));
+    let key_id = by_default.child_text("KMSMasterKeyID")?.map(str::trim);
+    let kms_key_id = match (algorithm, key_id) {
+        (crate::sse::ALGORITHM, None) => None,
+        (crate::sse::ALGORITHM, Some(_)) => return Err(S3Error::new(ErrorCode::InvalidArgument, "a KMSMasterKeyID is only valid with SSEAlgorithm aws:kms")),
+        (crate::sse::KMS, id) => {
+            let id = id.unwrap_or(crate::sse::KMS_DEFAULT_KEY_ID);
+            crate::sse::check_kms_key_id(id)?;
+            Some(id.to_string())
         }
-        other => return Err(XmlError::malformed(format!("<SSEAlgorithm> {other:?} is not AES256, aws:kms or aws:kms:dsse")).into()),
-    }
-    if by_default.child_text("KMSMasterKeyID")?.is_some() {
-        return Err(S3Error::new(ErrorCode::InvalidArgument, "a KMSMasterKeyID is only valid with SSEAlgorithm aws:kms"));
-    }
+        ("aws:kms:dsse", _) => return Err(S3Error::new(ErrorCode::NotImplemented, "SSEAlgorithm aws:kms:dsse (dual-layer) is not offered; AES256 and aws:kms are")),
+        (other, _) => return Err(XmlError::malformed(format!("<SSEAlgorithm> {other:?} is not AES256, aws:kms or aws:kms:dsse")).into()),
+    };
     let bucket_key_enabled = rule.child_text("BucketKeyEnabled")?.map_or(Ok(false), |t| parse_bool(t, "BucketKeyEnabled"))?;
-    Ok(crate::sse::BucketDefault { bucket_key_enabled })
+    Ok(crate::sse::BucketDefault { kms_key_id, bucket_key_enabled })
 }
 
 fn parse_bool(text: &str, element: &str) -> Result<bool, XmlError> {

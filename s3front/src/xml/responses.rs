@@ -545,7 +545,13 @@ pub fn bucket_encryption(default: &crate::sse::BucketDefault) -> Vec<u8> {
     out.root("ServerSideEncryptionConfiguration");
     out.start("Rule");
     out.start("ApplyServerSideEncryptionByDefault");
-    out.element("SSEAlgorithm", crate::sse::ALGORITHM);
+    match &default.kms_key_id {
+        None => out.element("SSEAlgorithm", crate::sse::ALGORITHM),
+        Some(id) => {
+            out.element("SSEAlgorithm", crate::sse::KMS);
+            out.element("KMSMasterKeyID", id);
+        }
+    }
     out.end("ApplyServerSideEncryptionByDefault");
     out.element("BucketKeyEnabled", if default.bucket_key_enabled { "true" } else { "false" });
     out.end("Rule");
