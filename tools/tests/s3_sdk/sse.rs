@@ -1,5 +1,6 @@
 //! Server-side encryption: SSE-S3 (`x-amz-server-side-encryption: AES256`, or a bucket's default
-//! encryption) and SSE-C (the customer's key on every request). Round trips of every size,
+//! encryption), SSE-KMS (`aws:kms` and a key id, from the server's built-in key ring) and SSE-C
+//! (the customer's key on every request). Round trips of every size,
 //! ranges across chunk and part boundaries, the headers every response carries, ETags, every
 //! refusal, copies from and to each kind, versions, forms, the data at rest being ciphertext,
 //! restarts, and SSE-C's refusal over plain HTTP from a non-loopback peer.
@@ -53,6 +54,8 @@ impl CustomerKey {
 enum Sse<'k> {
     Plain,
     S3,
+    /// SSE-KMS under this key id.
+    Kms(&'k str),
     C(&'k CustomerKey),
 }
 
@@ -61,6 +64,7 @@ impl Sse<'_> {
         match self {
             Sse::Plain => "plaintext",
             Sse::S3 => "SSE-S3",
+            Sse::Kms(_) => "SSE-KMS",
             Sse::C(_) => "SSE-C",
         }
     }
@@ -92,6 +96,7 @@ macro_rules! with_sse {
         match $sse {
             Sse::Plain => request,
             Sse::S3 => request.server_side_encryption(ServerSideEncryption::Aes256),
+            Sse::Kms(id) => request.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(id),
             Sse::C(key) => ssec!(request, key),
         }
     }};
@@ -103,7 +108,7 @@ macro_rules! with_read_key {
         let request = $request;
         match $sse {
             Sse::C(key) => ssec!(request, key),
-            Sse::Plain | Sse::S3 => request,
+            Sse::Plain | Sse::S3 | Sse::Kms(_) => request,
         }
     }};
 }
@@ -111,19 +116,26 @@ macro_rules! with_read_key {
 /// The encryption headers of an SDK output.
 macro_rules! sse_headers {
     ($output:expr) => {
-        ($output.server_side_encryption().cloned(), $output.sse_customer_algorithm(), $output.sse_customer_key_md5())
+        (
+            $output.server_side_encryption().cloned(),
+            $output.ssekms_key_id(),
+            $output.sse_customer_algorithm(),
+            $output.sse_customer_key_md5(),
+        )
     };
 }
 
-type Headers<'a> = (Option<ServerSideEncryption>, Option<&'a str>, Option<&'a str>);
+/// `x-amz-server-side-encryption`, `-aws-kms-key-id`, `-customer-algorithm`, `-customer-key-MD5`.
+type Headers<'a> = (Option<ServerSideEncryption>, Option<&'a str>, Option<&'a str>, Option<&'a str>);
 
-/// The response headers `sse` calls for: SSE-S3's `x-amz-server-side-encryption: AES256`, or
-/// SSE-C's algorithm and key MD5, and nothing else.
+/// The response headers `sse` calls for: SSE-S3's `x-amz-server-side-encryption: AES256`,
+/// SSE-KMS's `aws:kms` and key id, or SSE-C's algorithm and key MD5, and nothing else.
 fn assert_headers(what: &str, actual: Headers, sse: Sse) {
     let expected: Headers = match sse {
-        Sse::Plain => (None, None, None),
-        Sse::S3 => (Some(ServerSideEncryption::Aes256), None, None),
-        Sse::C(key) => (None, Some(AES256), Some(key.md5.as_str())),
+        Sse::Plain => (None, None, None, None),
+        Sse::S3 => (Some(ServerSideEncryption::Aes256), None, None, None),
+        Sse::Kms(id) => (Some(ServerSideEncryption::AwsKms), Some(id), None, None),
+        Sse::C(key) => (None, None, Some(AES256), Some(key.md5.as_str())),
     };
     assert_eq!(actual, expected, "{what}: encryption headers of {}", sse.name());
 }
@@ -135,10 +147,15 @@ fn assert_masked_etag(what: &str, etag: &str, data: &[u8]) {
     assert_ne!(etag, etag_of(data), "{what}: an SSE-C ETag must not be the MD5 of the data");
 }
 
-/// The ETag S3 gives `data` stored under `sse`.
+/// The ETag S3 gives `data` stored under `sse`. (SSE-KMS's is not the MD5 on AWS either; that
+/// is checked on its own, in `sse_kms_etag_is_not_the_md5`.)
 fn assert_etag(what: &str, etag: &str, data: &[u8], sse: Sse) {
     match sse {
         Sse::C(_) => assert_masked_etag(what, etag, data),
+        Sse::Kms(_) => {
+            let digits = etag.trim_matches('"');
+            assert!(digits.len() == 32 && digits.bytes().all(|b| b.is_ascii_hexdigit()), "{what}: ETag {etag} is not 32 hex digits");
+        }
         Sse::Plain | Sse::S3 => assert_eq!(etag, etag_of(data), "{what}: ETag of {} is the MD5", sse.name()),
     }
 }
@@ -224,9 +241,14 @@ async fn multipart_sse(client: &aws_sdk_s3::Client, bucket: &str, key: &str, par
         .send()
         .await
         .ok_or_panic(&format!("CompleteMultipartUpload {key}"));
-    // The SDK's CompleteMultipartUpload output has no SSE-C fields; SSE-S3's header it has.
-    let expected = if matches!(sse, Sse::S3) { Some(ServerSideEncryption::Aes256) } else { None };
-    assert_eq!(done.server_side_encryption().cloned(), expected, "CompleteMultipartUpload {key} ({})", sse.name());
+    // The SDK's CompleteMultipartUpload output has no SSE-C fields; SSE-S3's and SSE-KMS's it has.
+    let expected = match sse {
+        Sse::S3 => (Some(ServerSideEncryption::Aes256), None),
+        Sse::Kms(id) => (Some(ServerSideEncryption::AwsKms), Some(id)),
+        Sse::Plain | Sse::C(_) => (None, None),
+    };
+    let actual = (done.server_side_encryption().cloned(), done.ssekms_key_id());
+    assert_eq!(actual, expected, "CompleteMultipartUpload {key} ({})", sse.name());
     let etag = done.e_tag().expect("ETag").to_string();
     assert!(etag.ends_with(&format!("-{}\"", parts.len())), "multipart ETag {etag}");
     etag
@@ -340,6 +362,11 @@ async fn sse_s3_round_trips_without_the_object_cache() {
 }
 
 #[tokio::test]
+async fn sse_kms_round_trips_without_the_object_cache() {
+    round_trips("sse_kms_round_trips_uncached", NO_CACHE, Sse::Kms("testkey-1")).await;
+}
+
+#[tokio::test]
 async fn sse_c_round_trips_without_the_object_cache() {
     let key = CustomerKey::new(98);
     round_trips("sse_c_round_trips_uncached", NO_CACHE, Sse::C(&key)).await;
@@ -383,8 +410,9 @@ async fn etags_of_each_kind() {
 // ---------------------------------------------------------------------------------------------
 // Refusals
 
-/// SSE-S3's header: aws:kms is not implemented, anything else is invalid, a KMS key id needs
-/// aws:kms, and a read must not send the header. Nothing refused is stored.
+/// `x-amz-server-side-encryption`: dual-layer aws:kms:dsse is not implemented, anything but
+/// AES256 and aws:kms is invalid, a KMS key id needs aws:kms (and must be one), and a read must
+/// not send the header. Nothing refused is stored.
 #[tokio::test]
 async fn sse_s3_header_refusals() {
     let server = Server::start("sse_s3_refusals");
@@ -403,8 +431,8 @@ async fn sse_s3_header_refusals() {
     // (what, x-amz-server-side-encryption, KMS key id, status, code)
     type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, u16, &'a str);
     let cases: [Case; 6] = [
-        ("aws:kms", Some("aws:kms"), None, 501, "NotImplemented"),
         ("aws:kms:dsse", Some("aws:kms:dsse"), None, 501, "NotImplemented"),
+        ("aws:kms and an empty key id", Some("aws:kms"), Some(""), 400, "InvalidArgument"),
         ("AES128", Some("AES128"), None, 400, "InvalidArgument"),
         ("an empty value", Some(""), None, 400, "InvalidArgument"),
         ("a KMS key id with AES256", Some("AES256"), Some("key-1"), 400, "InvalidArgument"),
@@ -416,18 +444,18 @@ async fn sse_s3_header_refusals() {
         assert_eq!(expect_error(head).0, 404, "PutObject with {what} stored nothing");
     }
     let create = client.create_multipart_upload().bucket("cs-refuse").key("m");
-    let kms = create.clone().server_side_encryption(ServerSideEncryption::AwsKms).send().await;
-    assert_eq!(expect_error(kms), (501, "NotImplemented".to_string()), "CreateMultipartUpload aws:kms");
+    let dsse = create.clone().server_side_encryption(ServerSideEncryption::AwsKmsDsse).send().await;
+    assert_eq!(expect_error(dsse), (501, "NotImplemented".to_string()), "CreateMultipartUpload aws:kms:dsse");
     let bogus = create.server_side_encryption(ServerSideEncryption::from("AES512")).send().await;
     assert_eq!(expect_error(bogus), (400, "InvalidArgument".to_string()), "CreateMultipartUpload AES512");
     put_sse(&client, "cs-refuse", "s3", b"sse-s3 object", Sse::S3).await;
     put_sse(&client, "cs-refuse", "plain", b"plain object", Sse::Plain).await;
     let copy = client.copy_object().bucket("cs-refuse").key("copy").copy_source("cs-refuse/plain");
-    let kms = copy.server_side_encryption(ServerSideEncryption::AwsKms).send().await;
-    assert_eq!(expect_error(kms), (501, "NotImplemented".to_string()), "CopyObject to aws:kms");
-    let kms = client.put_bucket_encryption().bucket("cs-refuse");
-    let kms = kms.server_side_encryption_configuration(encryption_configuration(ServerSideEncryption::AwsKms, None)).send().await;
-    assert_eq!(expect_error(kms), (501, "NotImplemented".to_string()), "PutBucketEncryption aws:kms");
+    let dsse = copy.server_side_encryption(ServerSideEncryption::AwsKmsDsse).send().await;
+    assert_eq!(expect_error(dsse), (501, "NotImplemented".to_string()), "CopyObject to aws:kms:dsse");
+    let dsse = client.put_bucket_encryption().bucket("cs-refuse");
+    let dsse = dsse.server_side_encryption_configuration(encryption_configuration(ServerSideEncryption::AwsKmsDsse, None)).send().await;
+    assert_eq!(expect_error(dsse), (501, "NotImplemented".to_string()), "PutBucketEncryption aws:kms:dsse");
     let unset = client.get_bucket_encryption().bucket("cs-refuse").send().await;
     assert_eq!(expect_error(unset), (404, "ServerSideEncryptionConfigurationNotFoundError".to_string()), "still unset");
     // A GET or HEAD that sends the header, of an SSE-S3 object or a plaintext one.
@@ -709,6 +737,8 @@ async fn copies_between_every_kind() {
     put_sse(&client, "cs-copy", "src-s3", &s3, Sse::S3).await;
     put_sse(&client, "cs-copy", "src-c", &c, Sse::C(&a)).await;
     put_sse(&client, "cs-copy", "src-c-small", &small, Sse::C(&a)).await;
+    let kms = pattern(size, 28);
+    put_sse(&client, "cs-copy", "src-kms", &kms, Sse::Kms("copy-key")).await;
 
     copy_and_check(&client, ("src-c", Some(&a)), ("c-to-s3", Sse::S3), &c).await;
     copy_and_check(&client, ("src-c", Some(&a)), ("c-to-plain", Sse::Plain), &c).await;
@@ -718,6 +748,10 @@ async fn copies_between_every_kind() {
     copy_and_check(&client, ("src-s3", None), ("s3-to-plain", Sse::Plain), &s3).await;
     copy_and_check(&client, ("src-c-small", Some(&a)), ("small-c-to-c", Sse::C(&b)), &small).await;
     copy_and_check(&client, ("src-c-small", Some(&a)), ("small-c-to-s3", Sse::S3), &small).await;
+    copy_and_check(&client, ("src-c", Some(&a)), ("c-to-kms", Sse::Kms("other-key")), &c).await;
+    copy_and_check(&client, ("src-kms", None), ("kms-to-c", Sse::C(&b)), &kms).await;
+    copy_and_check(&client, ("src-kms", None), ("kms-to-kms", Sse::Kms("other-key")), &kms).await;
+    copy_and_check(&client, ("src-kms", None), ("kms-to-plain", Sse::Plain), &kms).await;
     let wrong = ssec!(client.get_object().bucket("cs-copy").key("c-to-c"), &a).send().await;
     assert_eq!(expect_error(wrong), (403, "AccessDenied".to_string()), "the copy is under the new key, not the source's");
 
@@ -800,11 +834,13 @@ async fn bucket_default_encryption() {
     create_bucket(&client, "cs-other").await;
     let unset = client.get_bucket_encryption().bucket("cs-default").send().await;
     assert_eq!(expect_error(unset), (404, "ServerSideEncryptionConfigurationNotFoundError".to_string()), "before any is set");
+    let deleted = signed_request(&server, "DELETE", "/cs-default?encryption", &[], b"");
+    assert_eq!(deleted.status, 204, "DeleteBucketEncryption before any is set: {}", deleted.body_text());
     create_encrypted_bucket(&client, "cs-default", Some(true)).await;
     assert_eq!(bucket_encryption(&client, "cs-default").await, (ServerSideEncryption::Aes256, Some(true)));
     let kms = client.put_bucket_encryption().bucket("cs-default");
-    let kms = kms.server_side_encryption_configuration(encryption_configuration(ServerSideEncryption::AwsKms, None)).send().await;
-    assert_eq!(expect_error(kms), (501, "NotImplemented".to_string()), "aws:kms");
+    let kms = kms.server_side_encryption_configuration(encryption_configuration(ServerSideEncryption::AwsKmsDsse, None)).send().await;
+    assert_eq!(expect_error(kms), (501, "NotImplemented".to_string()), "aws:kms:dsse");
     assert_eq!(bucket_encryption(&client, "cs-default").await, (ServerSideEncryption::Aes256, Some(true)), "kept after the refusal");
 
     // Writes that ask for nothing get SSE-S3; the other bucket's stay plaintext.
@@ -866,6 +902,94 @@ async fn bucket_default_encryption() {
     // BucketKeyEnabled is echoed as set.
     create_encrypted_bucket(&client, "cs-default", Some(false)).await;
     assert_eq!(bucket_encryption(&client, "cs-default").await, (ServerSideEncryption::Aes256, Some(false)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// SSE-KMS
+
+/// GetBucketEncryption of an aws:kms default: the algorithm and KMSMasterKeyID.
+async fn bucket_kms_key_id(client: &aws_sdk_s3::Client, bucket: &str) -> (ServerSideEncryption, Option<String>) {
+    let out = client.get_bucket_encryption().bucket(bucket).send().await.ok_or_panic(&format!("GetBucketEncryption {bucket}"));
+    let rules = out.server_side_encryption_configuration().expect("configuration").rules();
+    let by_default = rules[0].apply_server_side_encryption_by_default().expect("ApplyServerSideEncryptionByDefault");
+    (by_default.sse_algorithm().clone(), by_default.kms_master_key_id().map(str::to_string))
+}
+
+/// aws:kms without a key id is AWS's managed key `aws/s3`; a key id (an ARN too) is kept and
+/// echoed by every response; a bucket default can name one, kept over a restart; an explicit
+/// AES256 still wins over it; SSE-C keys do not apply to SSE-KMS objects.
+#[tokio::test]
+async fn sse_kms_key_ids_and_bucket_default() {
+    let server = Server::start("sse_kms");
+    let client = server.client();
+    create_bucket(&client, "cs-kms").await;
+    let data = pattern(70_000, 100);
+    let out = client.put_object().bucket("cs-kms").key("managed").body(body(&data)).server_side_encryption(ServerSideEncryption::AwsKms);
+    let out = out.send().await.ok_or_panic("PutObject aws:kms without a key id");
+    assert_headers("aws:kms without a key id", sse_headers!(out), Sse::Kms("aws/s3"));
+    assert_same_bytes(&get_sse(&client, "cs-kms", "managed", Sse::Kms("aws/s3"), None).await, &data, "aws/s3 object");
+    let arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let etag = put_sse(&client, "cs-kms", "arn", &data, Sse::Kms(arn)).await;
+    head_sse(&client, "cs-kms", "arn", Sse::Kms(arn), data.len(), &etag).await;
+    let key = CustomerKey::new(101);
+    let wrong_kind = ssec!(client.get_object().bucket("cs-kms").key("arn"), &key).send().await;
+    assert_eq!(expect_error(wrong_kind), (400, "InvalidRequest".to_string()), "an SSE-C key for an SSE-KMS object");
+    let parts = [pattern(PART, 102), pattern(300, 103)];
+    multipart_sse(&client, "cs-kms", "multi", &parts, Sse::Kms("testkey-2")).await;
+    let range = format!("bytes={}-{}", PART - 4, PART + 3);
+    let got = get_sse(&server.client(), "cs-kms", "multi", Sse::Kms("testkey-2"), Some(&range)).await;
+    assert_same_bytes(&got, &parts.concat()[PART - 4..PART + 4], "SSE-KMS multipart across the part boundary");
+
+    create_bucket(&client, "cs-kms-default").await;
+    let by_default = ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(ServerSideEncryption::AwsKms)
+        .kms_master_key_id("bucket-key")
+        .build()
+        .expect("SSEAlgorithm set");
+    let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(by_default).build();
+    let config = ServerSideEncryptionConfiguration::builder().rules(rule).build().expect("a rule");
+    let put = client.put_bucket_encryption().bucket("cs-kms-default").server_side_encryption_configuration(config);
+    put.send().await.ok_or_panic("PutBucketEncryption aws:kms");
+    let expected = (ServerSideEncryption::AwsKms, Some("bucket-key".to_string()));
+    assert_eq!(bucket_kms_key_id(&client, "cs-kms-default").await, expected, "GetBucketEncryption");
+    let out = client.put_object().bucket("cs-kms-default").key("defaulted").body(body(&data)).send().await;
+    let out = out.ok_or_panic("PutObject into an aws:kms default bucket");
+    assert_headers("PutObject into an aws:kms default bucket", sse_headers!(out), Sse::Kms("bucket-key"));
+    put_sse(&client, "cs-kms-default", "asked-aes256", &data, Sse::S3).await;
+    put_sse(&client, "cs-kms-default", "asked-other-key", &data, Sse::Kms("other-key")).await;
+
+    let data_dir = server.stop();
+    let server = Server::start_on(data_dir);
+    let client = server.client();
+    assert_eq!(bucket_kms_key_id(&client, "cs-kms-default").await, expected, "GetBucketEncryption after a restart");
+    for (bucket, key, sse) in [
+        ("cs-kms", "managed", Sse::Kms("aws/s3")),
+        ("cs-kms", "arn", Sse::Kms(arn)),
+        ("cs-kms-default", "defaulted", Sse::Kms("bucket-key")),
+        ("cs-kms-default", "asked-other-key", Sse::Kms("other-key")),
+    ] {
+        assert_same_bytes(&get_sse(&client, bucket, key, sse, None).await, &data, &format!("{key} after a restart"));
+    }
+    let out = client.put_object().bucket("cs-kms-default").key("after").body(body(b"after")).send().await;
+    let out = out.ok_or_panic("PutObject after a restart");
+    assert_headers("PutObject after a restart", sse_headers!(out), Sse::Kms("bucket-key"));
+}
+
+/// AWS: "Objects created by the PUT Object, POST Object, or Copy operation [...] and are
+/// encrypted by SSE-C or SSE-KMS, have ETags that are not an MD5 digest of their object data."
+#[tokio::test]
+async fn sse_kms_etag_is_not_the_md5() {
+    let server = Server::start("sse_kms_etag");
+    let client = server.client();
+    create_bucket(&client, "cs-kms-etag").await;
+    let data = pattern(10_000, 104);
+    let etag = put_sse(&client, "cs-kms-etag", "put", &data, Sse::Kms("testkey-1")).await;
+    assert_ne!(etag, etag_of(&data), "an SSE-KMS object's ETag (PutObject) must not be the MD5 of its data");
+    let copy = client.copy_object().bucket("cs-kms-etag").key("copy").copy_source("cs-kms-etag/put");
+    let copy = copy.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id("testkey-1").send().await;
+    let copy = copy.ok_or_panic("CopyObject to SSE-KMS");
+    let etag = copy.copy_object_result().and_then(|r| r.e_tag()).expect("CopyObjectResult ETag");
+    assert_ne!(etag, etag_of(&data), "an SSE-KMS object's ETag (CopyObject) must not be the MD5 of its data");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -931,7 +1055,7 @@ async fn post_object_encryption_fields() {
     assert_same_bytes(&get_sse(&client, "cs-forms", "uploads/s3", Sse::S3, None).await, &data, "SSE-S3 form");
 
     let refused = [
-        ("aws:kms", vec![("x-amz-server-side-encryption", "aws:kms")], 501, "NotImplemented"),
+        ("aws:kms:dsse", vec![("x-amz-server-side-encryption", "aws:kms:dsse")], 501, "NotImplemented"),
         ("AES128", vec![("x-amz-server-side-encryption", "AES128")], 400, "InvalidArgument"),
         (
             "a mismatched MD5",
@@ -1046,7 +1170,7 @@ fn probes_at_rest(dir: &Path, count: u8) -> (BTreeSet<u8>, u64) {
 }
 
 /// After writes by every path (PUT small and large, multipart, form, copy, part copy, bucket
-/// default) under SSE-S3 and SSE-C, no file under the data directory holds a probe of their
+/// default) under SSE-S3, SSE-KMS and SSE-C, no file under the data directory holds a probe of their
 /// plaintext (the plaintext controls' probes are found); the master key is 32 bytes, 0600,
 /// kept; and after a restart every object reads back.
 #[tokio::test]
@@ -1067,6 +1191,8 @@ async fn data_at_rest_is_ciphertext_and_survives_restart() {
         ("cs-rest", "c-large".into(), probed(5, 3 * MIB), Sse::C(&a)),
         ("cs-rest", "copy-source".into(), probed(6, 2 * MIB), Sse::S3),
         ("cs-rest", "part-source".into(), probed(7, PART + 64 * KIB), Sse::C(&b)),
+        ("cs-rest", "kms-small".into(), probed(11, 64 * KIB), Sse::Kms("testkey-1")),
+        ("cs-rest", "kms-large".into(), probed(12, 3 * MIB), Sse::Kms("testkey-2")),
     ];
     for (bucket, key, data, sse) in &objects {
         put_sse(&client, bucket, key, data, *sse).await;
@@ -1109,7 +1235,7 @@ async fn data_at_rest_is_ciphertext_and_survives_restart() {
     assert_eq!(mode & 0o777, 0o600, "sse-master.key mode {mode:o}");
 
     let data_dir = server.stop();
-    let (found, scanned) = probes_at_rest(&data_dir, 11);
+    let (found, scanned) = probes_at_rest(&data_dir, 13);
     assert!(scanned > 0, "nothing scanned under {}", data_dir.display());
     assert_eq!(found, controls, "probes of plaintext found at rest ({scanned} bytes scanned): only the plaintext objects' may be");
 
