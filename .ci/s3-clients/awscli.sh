@@ -163,6 +163,33 @@ t_rb() {
   if has "$B" "$(aws s3 ls | awk '{print $3}')"; then echo "$B still listed"; return 1; fi
 }
 
+# SSE-S3: `cp --sse AES256`, and head-object says so; the download needs nothing.
+t_sse_s3() {
+  random_file "$work/sse-s3.bin" $((100 << 10))
+  aws s3 cp --sse AES256 "$work/sse-s3.bin" "s3://$B/sse/s3.bin"
+  expect_eq "ServerSideEncryption" "$(aws s3api head-object --bucket "$B" --key sse/s3.bin | json 'd.get("ServerSideEncryption")')" AES256
+  aws s3 cp "s3://$B/sse/s3.bin" "$work/sse-s3.back"
+  cmp "$work/sse-s3.bin" "$work/sse-s3.back"
+}
+
+# SSE-C: 20 MiB up (3 parts) and down (ranged GETs) with the same --sse-c options; head-object
+# with the key shows its MD5; a download without the key is refused.
+t_sse_c() {
+  head -c 32 /dev/urandom >"$work/sse-c.key"
+  random_file "$work/sse-c.bin" $((20 << 20))
+  local sse_c=(--sse-c AES256 --sse-c-key "fileb://$work/sse-c.key") head
+  aws s3 cp "${sse_c[@]}" "$work/sse-c.bin" "s3://$B/sse/c.bin"
+  aws s3 cp "${sse_c[@]}" "s3://$B/sse/c.bin" "$work/sse-c.back"
+  cmp "$work/sse-c.bin" "$work/sse-c.back"
+  head=$(aws s3api head-object --bucket "$B" --key sse/c.bin --sse-customer-algorithm AES256 --sse-customer-key "fileb://$work/sse-c.key")
+  expect_eq "SSECustomerAlgorithm" "$(echo "$head" | json 'd.get("SSECustomerAlgorithm")')" AES256
+  expect_eq "SSECustomerKeyMD5" "$(echo "$head" | json 'd.get("SSECustomerKeyMD5")')" \
+    "$(python3 -c 'import base64,hashlib,sys; print(base64.b64encode(hashlib.md5(open(sys.argv[1],"rb").read()).digest()).decode())' "$work/sse-c.key")"
+  expect_eq "ContentLength" "$(echo "$head" | json 'd["ContentLength"]')" $((20 << 20))
+  expect_fail "download without the key" aws s3 cp "s3://$B/sse/c.bin" "$work/sse-c.nokey"
+  has_re "400|Bad Request|InvalidRequest" "$fail_output" || { echo "not a 400: $fail_output"; return 1; }
+}
+
 check "s3 mb" t_mb
 check "s3 cp up/down, small file" t_cp_small
 check "s3 cp up/down, 40 MiB multipart (cmp, ETag)" t_cp_40mib
@@ -175,6 +202,8 @@ check "s3api list-objects-v2 --max-items/--page-size paging" t_list_paging
 check "s3api get-object --range" t_get_range
 check "s3api delete-objects" t_delete_objects
 check "s3 presign + curl" t_presign
+check "s3 cp --sse AES256, head-object ServerSideEncryption" t_sse_s3
+check "s3 cp --sse-c up and down (20 MiB multipart, cmp), head-object key MD5, no key refused" t_sse_c
 check "s3 rb (refused while not empty)" t_rb
 rm -rf "$work"
 summary

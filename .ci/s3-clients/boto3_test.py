@@ -1,4 +1,4 @@
-"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, listing, versioning, object lock, tags, form uploads, CORS, ACLs, bucket policies, lifecycle rules, errors.
+"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, server-side encryption, listing, versioning, object lock, tags, form uploads, CORS, ACLs, bucket policies, lifecycle rules, errors.
 
 Run by run.sh, which sets S3_ENDPOINT, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and, when it could
 add one, a second user (S3_SECOND_ACCESS_KEY/S3_SECOND_SECRET_KEY). Each check compares exact
@@ -195,6 +195,86 @@ def t_copy_object():
     expect_eq("replaced ContentType", head["ContentType"], "text/plain")
     # The source is unchanged.
     expect_eq("source body", s3.get_object(Bucket=BUCKET, Key="copy/src")["Body"].read(), body)
+
+
+def t_sse_c():
+    # boto3 base64-encodes a raw SSECustomerKey and sends its MD5 itself.
+    key, other = os.urandom(32), os.urandom(32)
+    sse = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key}
+    key_md5 = b64(hashlib.md5(key).digest())
+    body = os.urandom(100_000)
+    put = s3.put_object(Bucket=BUCKET, Key="ssec/obj", Body=body, **sse)
+    expect_eq("put SSE-C headers", (put.get("SSECustomerAlgorithm"), put.get("SSECustomerKeyMD5"), put.get("ServerSideEncryption")),
+              ("AES256", key_md5, None))
+    assert put["ETag"] != md5_etag(body), "an SSE-C ETag must not be the MD5 of the data"
+    got = s3.get_object(Bucket=BUCKET, Key="ssec/obj", **sse)
+    expect_eq("get SSE-C headers", (got.get("SSECustomerAlgorithm"), got.get("SSECustomerKeyMD5")), ("AES256", key_md5))
+    expect_eq("body", got["Body"].read(), body)
+    got = s3.get_object(Bucket=BUCKET, Key="ssec/obj", Range="bytes=1000-70999", **sse)
+    expect_eq("ranged body", got["Body"].read(), body[1000:71000])
+    head = s3.head_object(Bucket=BUCKET, Key="ssec/obj", **sse)
+    expect_eq("head", (head["ContentLength"], head["ETag"], head.get("SSECustomerAlgorithm"), head.get("SSECustomerKeyMD5")),
+              (len(body), put["ETag"], "AES256", key_md5))
+    expect_error("get with another key", "AccessDenied", 403, s3.get_object, Bucket=BUCKET, Key="ssec/obj",
+                 SSECustomerAlgorithm="AES256", SSECustomerKey=other)
+    expect_error("get without the key", "InvalidRequest", 400, s3.get_object, Bucket=BUCKET, Key="ssec/obj")
+    expect_error("head without the key", "400", 400, s3.head_object, Bucket=BUCKET, Key="ssec/obj")
+    # Multipart: upload_file and download_file (ranged GETs) pass the key on every request.
+    data = os.urandom(12 * MIB + 5)
+    src, dst = os.path.join(WORK, "ssec.bin"), os.path.join(WORK, "ssec.back")
+    with open(src, "wb") as f:
+        f.write(data)
+    cfg = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_concurrency=2)
+    s3.upload_file(src, BUCKET, "ssec/big.bin", ExtraArgs=sse, Config=cfg)
+    head = s3.head_object(Bucket=BUCKET, Key="ssec/big.bin", **sse)
+    expect_eq("multipart length", head["ContentLength"], len(data))
+    assert head["ETag"].endswith('-3"'), f"not a 3-part ETag: {head['ETag']}"
+    s3.download_file(BUCKET, "ssec/big.bin", dst, ExtraArgs=sse, Config=cfg)
+    with open(dst, "rb") as f:
+        assert f.read() == data, "downloaded SSE-C bytes differ"
+    expect_error("download_file without the key", "400", 400, s3.download_file, BUCKET, "ssec/big.bin", dst)
+    # Copied to SSE-S3: readable without a key.
+    out = s3.copy_object(Bucket=BUCKET, Key="ssec/copy", CopySource={"Bucket": BUCKET, "Key": "ssec/big.bin"},
+                         CopySourceSSECustomerAlgorithm="AES256", CopySourceSSECustomerKey=key, ServerSideEncryption="AES256")
+    expect_eq("copy ServerSideEncryption", out.get("ServerSideEncryption"), "AES256")
+    expect_eq("copied body", s3.get_object(Bucket=BUCKET, Key="ssec/copy")["Body"].read(), data)
+
+
+def t_sse_s3():
+    body = os.urandom(50_000)
+    put = s3.put_object(Bucket=BUCKET, Key="sses3/obj", Body=body, ServerSideEncryption="AES256")
+    expect_eq("put ServerSideEncryption", put.get("ServerSideEncryption"), "AES256")
+    expect_eq("put ETag (the MD5)", put["ETag"], md5_etag(body))
+    expect_eq("head ServerSideEncryption", s3.head_object(Bucket=BUCKET, Key="sses3/obj").get("ServerSideEncryption"), "AES256")
+    got = s3.get_object(Bucket=BUCKET, Key="sses3/obj")
+    expect_eq("get", (got.get("ServerSideEncryption"), got["Body"].read()), ("AES256", body))
+    # Bucket default encryption, in a bucket of its own.
+    b = "boto3-sse-default"
+    s3.create_bucket(Bucket=b)
+    expect_error("get_bucket_encryption before any", "ServerSideEncryptionConfigurationNotFoundError", 404,
+                 s3.get_bucket_encryption, Bucket=b)
+    s3.put_bucket_encryption(Bucket=b, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]})
+    rules = s3.get_bucket_encryption(Bucket=b)["ServerSideEncryptionConfiguration"]["Rules"]
+    expect_eq("stored rule", (rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"], rules[0].get("BucketKeyEnabled")),
+              ("AES256", True))
+    put = s3.put_object(Bucket=b, Key="plain-request", Body=body)
+    expect_eq("default applied to put_object", put.get("ServerSideEncryption"), "AES256")
+    src = os.path.join(WORK, "sses3.bin")
+    data = os.urandom(11 * MIB)
+    with open(src, "wb") as f:
+        f.write(data)
+    s3.upload_file(src, b, "multipart", Config=TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB))
+    head = s3.head_object(Bucket=b, Key="multipart")
+    expect_eq("default applied to upload_file", (head.get("ServerSideEncryption"), head["ContentLength"]), ("AES256", len(data)))
+    expect_eq("multipart body", s3.get_object(Bucket=b, Key="multipart")["Body"].read(), data)
+    s3.delete_bucket_encryption(Bucket=b)
+    expect_error("get_bucket_encryption after delete", "ServerSideEncryptionConfigurationNotFoundError", 404,
+                 s3.get_bucket_encryption, Bucket=b)
+    put = s3.put_object(Bucket=b, Key="after-delete", Body=b"plain")
+    expect_eq("no default after delete", put.get("ServerSideEncryption"), None)
+    s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": k} for k in ["plain-request", "multipart", "after-delete"]]})
+    s3.delete_bucket(Bucket=b)
 
 
 def list_keys():
@@ -676,6 +756,8 @@ CHECKS = [
     ("wrong CRC32 refused (BadDigest)", t_wrong_crc32_refused),
     ("ChecksumAlgorithm=SHA256 put, get with ChecksumMode", t_sha256),
     ("copy_object (COPY and REPLACE metadata)", t_copy_object),
+    ("SSE-C: put/get/head, range, wrong key 403, no key 400, upload_file/download_file, copy to SSE-S3", t_sse_c),
+    ("SSE-S3: put/get/head headers; put/get/delete_bucket_encryption, default applied", t_sse_s3),
     ("list_objects_v2 paginator, 1500 keys, exact order", t_list_paginator),
     ("list_objects_v2 Delimiter, StartAfter", t_list_delimiter),
     ("delete_objects 1500 keys in 2 batches, Quiet", t_delete_objects),
