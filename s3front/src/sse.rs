@@ -439,8 +439,8 @@ impl Cipher {
         }
     }
 
-    /// The object's ETag under SSE-C: its MD5 keyed with the object key, so that a listing does
-    /// not hand out a fingerprint of the plaintext (AWS's SSE-C ETags are not MD5s either).
+    /// The object's ETag under SSE-C and SSE-KMS: its MD5 keyed with the object key, so that a
+    /// listing does not hand out a fingerprint of the plaintext (AWS's are not MD5s either).
     pub fn customer_etag(&self, md5: [u8; 16]) -> [u8; 16] {
         mask_etag(&self.key, md5)
     }

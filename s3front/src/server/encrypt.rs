@@ -176,11 +176,12 @@ pub fn one_segment(new: Option<(Sealed, ObjectKey)>) -> Result<(Option<Sealed>, 
     Ok((Some(sealed), Some(Cipher::single(key, iv))))
 }
 
-/// The ETag stored for data whose MD5 is `md5`: the MD5 itself, or under SSE-C the MD5 keyed
-/// with the object key (`Cipher::customer_etag`).
+/// The ETag stored for data whose MD5 is `md5`: the MD5 itself (plaintext, SSE-S3), or under
+/// SSE-C and SSE-KMS the MD5 keyed with the object key (`Cipher::customer_etag`): AWS documents
+/// those ETags as not MD5s of the data, and a listing should not fingerprint the plaintext.
 pub fn etag(md5: [u8; 16], sealed: Option<&Sealed>, cipher: Option<&Cipher>) -> String {
     match (sealed, cipher) {
-        (Some(s), Some(c)) if s.kind == Kind::Customer => hex::encode(c.customer_etag(md5)),
+        (Some(s), Some(c)) if s.kind != Kind::S3 => hex::encode(c.customer_etag(md5)),
         _ => hex::encode(md5),
     }
 }
