@@ -2,7 +2,7 @@
 # What server-side encryption costs: corestore's GET and PUT throughput and p99 with SSE-S3 and
 # SSE-C, each as a ratio to plaintext measured in the same run on the same server.
 #
-# One `corestore serve` (SERVER_CORES cores, pinned by its runtime) on a fresh data directory;
+# One `corestore serve` (one core, pinned to SERVER_CPU with taskset) on a fresh data directory;
 # `corestore loadgen` (warp's `--sse-s3-encrypt` and `--encrypt`) on CLIENT_CPUS. For each
 # object size and each round, the three modes run back to back (plain, SSE-S3, SSE-C), each a
 # `get` run (its objects uploaded first, unmeasured, with the same encryption) and a `put` run
@@ -18,7 +18,7 @@ ROUNDS=${ROUNDS:-3}
 SIZES=${SIZES:-4KiB 1MiB}
 CONNECTIONS=${CONNECTIONS:-32}
 CLIENT_CPUS=${CLIENT_CPUS:-0}
-SERVER_CORES=${SERVER_CORES:-1}
+SERVER_CPU=${SERVER_CPU:-1}
 WORK=$(mktemp -d /tmp/sse-cost.XXXXXX)
 AK=ssecostbench
 SK=sse-cost-bench-secret-key-0123456789
@@ -32,7 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BIN/corestore" serve --data "$WORK/data" --listen 127.0.0.1:0 --cores "$SERVER_CORES" --segment-mib 256 \
+taskset -c "$SERVER_CPU" "$BIN/corestore" serve --data "$WORK/data" --listen 127.0.0.1:0 --cores 1 --segment-mib 256 \
     --access-key "$AK" --secret-key "$SK" > "$WORK/serve.log" 2>&1 &
 CS_PID=$!
 for _ in $(seq 100); do
@@ -43,7 +43,7 @@ ADDR=$(sed -n 's/.*listening on http:\/\/\([^ ]*\).*/\1/p' "$WORK/serve.log" | h
 [ -n "$ADDR" ] || { echo "corestore serve did not start:" >&2; cat "$WORK/serve.log" >&2; exit 1; }
 
 declare -A FLAG=([plain]="" [sse-s3]="--sse-s3-encrypt" [sse-c]="--encrypt")
-echo "# corestore serve --cores $SERVER_CORES; loadgen on cpus $CLIENT_CPUS, $CONNECTIONS connections, ${SECONDS_RUN}s runs, $ROUNDS rounds"
+echo "# corestore serve --cores 1 on cpu $SERVER_CPU; loadgen on cpus $CLIENT_CPUS, $CONNECTIONS connections, ${SECONDS_RUN}s runs, $ROUNDS rounds"
 echo "# $(nproc) cpus: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); kernel $(uname -r)"
 for size in $SIZES; do
     for round in $(seq "$ROUNDS"); do
