@@ -1686,13 +1686,15 @@ async fn send_cached(
         return Ok(None);
     };
     if let Some(c) = cipher {
-        // The cache holds ciphertext, as the store does: decrypted per request.
-        let plain = encrypt::decrypted(c, start, &data[body]);
-        if plain.len() <= conn::INLINE_BODY_BYTES_MAX {
-            head.extend_from_slice(&plain);
-            encrypt::recycle(plain);
+        // The cache holds ciphertext, as the store does: decrypted per request, a small body
+        // straight into the head's buffer (one copy, one send).
+        if body.len() <= conn::INLINE_BODY_BYTES_MAX {
+            let from = head.len();
+            head.extend_from_slice(&data[body]);
+            c.apply(start, &mut head[from..]);
             return send(conn, head).await.map(|()| None);
         }
+        let plain = encrypt::decrypted(c, start, &data[body]);
         send(conn, head).await?;
         match conn.stream.send_all(plain).await {
             Ok(back) => encrypt::recycle(back),
