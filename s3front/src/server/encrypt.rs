@@ -122,19 +122,22 @@ pub fn cipher_of(shard: &Shard, meta: &ObjectMeta, customer: Option<&sse::Custom
         .ok_or_else(|| S3Error::new(ErrorCode::InternalError, "an encrypted object's IVs do not match its parts"))
 }
 
-/// The most a core keeps of a decryption buffer between requests.
+/// The largest decryption buffer a core keeps between requests.
 const DECRYPT_BUF_BYTES_MAX: usize = 2 << 20;
+/// How many a core keeps: one per GET in flight, up to this many (the object cache's 1 MiB
+/// bodies go out over many connections at once).
+const DECRYPT_BUFS_KEPT_MAX: usize = 16;
 
 thread_local! {
-    /// One reused buffer per core for bodies decrypted from shared (cached) bytes: a fresh
-    /// 1 MiB allocation per GET would fault its pages in each time.
-    static DECRYPT_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Reused buffers per core for bodies decrypted from shared (cached) bytes: a fresh 1 MiB
+    /// allocation per GET would fault its pages in each time.
+    static DECRYPT_BUFS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The bytes `data` (the object's from `offset`), decrypted into this core's reused buffer if
-/// it is free (give it back with [`recycle`]).
+/// The bytes `data` (the object's from `offset`), decrypted into one of this core's reused
+/// buffers if one is free (give it back with [`recycle`]).
 pub fn decrypted(cipher: &Cipher, offset: u64, data: &[u8]) -> Vec<u8> {
-    let mut out = DECRYPT_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    let mut out = DECRYPT_BUFS.with(|b| b.borrow_mut().pop()).unwrap_or_default();
     out.clear();
     out.extend_from_slice(data);
     cipher.apply(offset, &mut out);
@@ -144,10 +147,10 @@ pub fn decrypted(cipher: &Cipher, offset: u64, data: &[u8]) -> Vec<u8> {
 /// Returns a buffer from [`decrypted`] for the next request.
 pub fn recycle(buf: Vec<u8>) {
     if buf.capacity() <= DECRYPT_BUF_BYTES_MAX {
-        DECRYPT_BUF.with(|b| {
+        DECRYPT_BUFS.with(|b| {
             let mut kept = b.borrow_mut();
-            if buf.capacity() > kept.capacity() {
-                *kept = buf;
+            if kept.len() < DECRYPT_BUFS_KEPT_MAX {
+                kept.push(buf);
             }
         });
     }
