@@ -302,6 +302,6 @@ fn a_dropped_receive_poisons_the_stream() {
         },
     );
     assert!(first, "the silent peer sent nothing: the outer timeout fired");
-    let error = second.err().expect("a receive after a dropped one fails");
+    let error = second.expect_err("a receive after a dropped one fails");
     assert!(matches!(error, NetError::Poisoned { .. }), "{error}");
 }

@@ -494,10 +494,10 @@ mod tests {
         let alg = "x-amz-server-side-encryption-customer-algorithm";
         let key = "x-amz-server-side-encryption-customer-key";
         let md5 = "x-amz-server-side-encryption-customer-key-md5";
-        let ok = customer_key(headers(&[(alg, "AES256"), (key, KEY), (md5, KEY_MD5)]), false, true).unwrap().unwrap();
+        let ok = customer_key(headers(&[(alg, "AES256"), (key, KEY), (md5, KEY_MD5)]), false, true).expect("valid in this test").expect("valid in this test");
         assert_eq!(ok.md5, KEY_MD5);
-        assert!(customer_key(headers(&[]), false, true).unwrap().is_none());
-        let refused = |pairs: &[(&str, &str)], required: bool| customer_key(headers(pairs), false, required).unwrap_err().message;
+        assert!(customer_key(headers(&[]), false, true).expect("valid in this test").is_none());
+        let refused = |pairs: &[(&str, &str)], required: bool| customer_key(headers(pairs), false, required).expect_err("refused").message;
         assert!(refused(&[(key, KEY), (md5, KEY_MD5)], true).contains("algorithm"));
         assert!(refused(&[(alg, "AES128"), (key, KEY), (md5, KEY_MD5)], true).contains("algorithm"));
         assert!(refused(&[(alg, "AES256"), (md5, KEY_MD5)], true).contains("secret key"));
@@ -505,11 +505,11 @@ mod tests {
         assert!(refused(&[(alg, "AES256"), (key, KEY), (md5, "AAAAAAAAAAAAAAAAAAAAAA==")], false).contains("did not match"));
         assert!(refused(&[(alg, "AES256"), (key, "c2hvcnQ="), (md5, KEY_MD5)], true).contains("invalid"));
         // A read may leave the MD5 out.
-        assert!(customer_key(headers(&[(alg, "AES256"), (key, KEY)]), false, false).unwrap().is_some());
+        assert!(customer_key(headers(&[(alg, "AES256"), (key, KEY)]), false, false).expect("valid in this test").is_some());
         // The copy source's headers are separate.
         let src = [("x-amz-copy-source-server-side-encryption-customer-algorithm", "AES256"), ("x-amz-copy-source-server-side-encryption-customer-key", KEY)];
-        assert!(customer_key(headers(&src), true, false).unwrap().is_some());
-        assert!(customer_key(headers(&src), false, false).unwrap().is_none());
+        assert!(customer_key(headers(&src), true, false).expect("valid in this test").is_some());
+        assert!(customer_key(headers(&src), false, false).expect("valid in this test").is_none());
     }
 
     #[test]
@@ -522,33 +522,33 @@ mod tests {
         assert!(matches!(wanted(headers(&[(HEADER, "AES256")]), Some(&kms)), Ok(Wanted::S3)));
         assert!(matches!(wanted(headers(&[(HEADER, "aws:kms")]), None), Ok(Wanted::Kms(id)) if id == KMS_DEFAULT_KEY_ID));
         assert!(matches!(wanted(headers(&[(HEADER, "aws:kms"), (KMS_KEY_HEADER, "testkey-1")]), None), Ok(Wanted::Kms(id)) if id == "testkey-1"));
-        assert_eq!(wanted(headers(&[(HEADER, "aws:kms"), (KMS_KEY_HEADER, "")]), None).unwrap_err().code, ErrorCode::InvalidArgument);
-        assert_eq!(wanted(headers(&[(HEADER, "aws:kms:dsse")]), None).unwrap_err().code, ErrorCode::NotImplemented);
-        assert_eq!(wanted(headers(&[(HEADER, "AES512")]), None).unwrap_err().code, ErrorCode::InvalidArgument);
-        assert_eq!(wanted(headers(&[(KMS_KEY_HEADER, "k")]), None).unwrap_err().code, ErrorCode::InvalidArgument);
-        assert_eq!(wanted(headers(&[(HEADER, "AES256"), (KMS_KEY_HEADER, "k")]), None).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(wanted(headers(&[(HEADER, "aws:kms"), (KMS_KEY_HEADER, "")]), None).expect_err("refused").code, ErrorCode::InvalidArgument);
+        assert_eq!(wanted(headers(&[(HEADER, "aws:kms:dsse")]), None).expect_err("refused").code, ErrorCode::NotImplemented);
+        assert_eq!(wanted(headers(&[(HEADER, "AES512")]), None).expect_err("refused").code, ErrorCode::InvalidArgument);
+        assert_eq!(wanted(headers(&[(KMS_KEY_HEADER, "k")]), None).expect_err("refused").code, ErrorCode::InvalidArgument);
+        assert_eq!(wanted(headers(&[(HEADER, "AES256"), (KMS_KEY_HEADER, "k")]), None).expect_err("refused").code, ErrorCode::InvalidArgument);
         let both = [
             (HEADER, "AES256"),
             ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
             ("x-amz-server-side-encryption-customer-key", KEY),
             ("x-amz-server-side-encryption-customer-key-md5", KEY_MD5),
         ];
-        assert_eq!(wanted(headers(&both), None).unwrap_err().code, ErrorCode::InvalidArgument);
+        assert_eq!(wanted(headers(&both), None).expect_err("refused").code, ErrorCode::InvalidArgument);
         assert!(matches!(wanted(headers(&both[1..]), Some(&s3)), Ok(Wanted::Customer(_))), "SSE-C wins over the bucket default");
     }
 
     #[test]
     fn seal_opens_only_with_its_key_and_kind() {
         let master = MasterKey::from_bytes([7; KEY_BYTES]);
-        let (mut sealed, key) = Sealed::new(Kind::S3, master.kek(), String::new()).unwrap();
+        let (sealed, key) = Sealed::new(Kind::S3, master.kek(), String::new()).expect("valid in this test");
         assert_eq!(sealed.open(master.kek()).map(|k| k.0), Some(key.0));
         assert!(sealed.open(&KeyEncryptionKey([8; KEY_BYTES])).is_none());
-        let decoded = Sealed::decode_head(&sealed.encode_head()).unwrap();
+        let decoded = Sealed::decode_head(&sealed.encode_head()).expect("valid in this test");
         assert_eq!(decoded, sealed);
         let as_customer = Sealed { kind: Kind::Customer, ..sealed.clone() };
         assert!(as_customer.open(master.kek()).is_none(), "the kind is bound into the seal");
         // The key ring: a key per id, none of them the master key.
-        let (kms, _) = Sealed::new(Kind::Kms, &master.kms_kek("testkey-1"), "testkey-1".into()).unwrap();
+        let (kms, _) = Sealed::new(Kind::Kms, &master.kms_kek("testkey-1"), "testkey-1".into()).expect("valid in this test");
         assert!(kms.open(&master.kms_kek("testkey-1")).is_some());
         assert!(kms.open(&master.kms_kek("testkey-2")).is_none());
         assert!(kms.open(master.kek()).is_none());
@@ -562,10 +562,10 @@ mod tests {
     #[test]
     fn ctr_matches_nist_sp800_38a_f55_at_every_offset() {
         // CTR-AES256.Encrypt, blocks 1 and 2 (the second counter block carries into byte 14).
-        let key: [u8; 32] = hex::decode("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4").unwrap().try_into().unwrap();
-        let iv: [u8; 16] = hex::decode("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff").unwrap().try_into().unwrap();
-        let plain = hex::decode("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51").unwrap();
-        let expected = hex::decode("601ec313775789a5b7a7f504bbf3d228f443e3ca4d62b59aca84e990cacaf5c5").unwrap();
+        let key: [u8; 32] = hex::decode("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4").expect("valid in this test").try_into().expect("valid in this test");
+        let iv: [u8; 16] = hex::decode("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff").expect("valid in this test").try_into().expect("valid in this test");
+        let plain = hex::decode("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51").expect("valid in this test");
+        let expected = hex::decode("601ec313775789a5b7a7f504bbf3d228f443e3ca4d62b59aca84e990cacaf5c5").expect("valid in this test");
         let c = Cipher::single(ObjectKey(key), iv);
         let mut whole = plain.clone();
         c.apply(0, &mut whole);
@@ -595,7 +595,7 @@ mod tests {
             at += *size as usize;
         }
         assert_ne!(stored, plain);
-        let whole = Cipher::for_object(key(), &ivs, &sizes).unwrap();
+        let whole = Cipher::for_object(key(), &ivs, &sizes).expect("valid in this test");
         for (start, end) in [(0, 1137), (0, 1), (99, 101), (50, 200), (136, 138), (1136, 1137), (17, 17)] {
             let mut range = stored[start..end].to_vec();
             whole.apply(start as u64, &mut range);
@@ -607,6 +607,7 @@ mod tests {
 
     #[test]
     #[ignore = "a measurement: cargo test --release -p s3front --lib ctr_speed -- --ignored --nocapture"]
+    #[allow(clippy::disallowed_methods)] // wall time is what it measures
     fn ctr_speed() {
         let c = Cipher::single(ObjectKey([1; KEY_BYTES]), [2; IV_BYTES]);
         let mut buf = vec![0u8; 1 << 20];
@@ -621,15 +622,15 @@ mod tests {
     #[test]
     fn master_key_is_made_once_and_kept() {
         let dir = std::env::temp_dir().join(format!("corestore-sse-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let a = MasterKey::load_or_create(&dir).unwrap();
-        let b = MasterKey::load_or_create(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("valid in this test");
+        let a = MasterKey::load_or_create(&dir).expect("valid in this test");
+        let b = MasterKey::load_or_create(&dir).expect("valid in this test");
         assert_eq!(a.kek().0, b.kek().0);
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(MasterKey::path(&dir)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(MasterKey::path(&dir)).expect("valid in this test").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        std::fs::write(MasterKey::path(&dir), b"short").unwrap();
-        assert!(MasterKey::load_or_create(&dir).err().unwrap().contains("5 bytes"));
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::write(MasterKey::path(&dir), b"short").expect("valid in this test");
+        assert!(MasterKey::load_or_create(&dir).err().expect("valid in this test").contains("5 bytes"));
+        std::fs::remove_dir_all(&dir).expect("valid in this test");
     }
 }

@@ -258,7 +258,7 @@ mod tests {
             legal_hold: true,
             sse: Some({
                 let master = crate::sse::MasterKey::from_bytes([5; 32]);
-                let (mut s, _) = crate::sse::Sealed::new(crate::sse::Kind::Customer, master.kek(), "DWygnHRtgiJ77HCm+1rvHw==".into()).unwrap();
+                let (mut s, _) = crate::sse::Sealed::new(crate::sse::Kind::Customer, master.kek(), "DWygnHRtgiJ77HCm+1rvHw==".into()).expect("sealed");
                 s.ivs = (0..10_000u32).map(|i| [(i % 251) as u8; 16]).collect();
                 s
             }),
