@@ -1357,8 +1357,29 @@ fn no_such_key(key: &str) -> S3Error {
     err(ErrorCode::NoSuchKey, "The specified key does not exist.").with_extra("Key", key)
 }
 
-/// The byte range to send: (start, end exclusive, partial?).
-fn range_of(req: &Request, size: u64) -> Result<(u64, u64, bool), S3Error> {
+/// The byte range to send: (start, end exclusive, partial?), from the Range header or from
+/// `partNumber` (one part of a multipart object, as download managers fetch them; part 1 of
+/// any other object is all of it).
+fn range_of(req: &Request, meta: &ObjectMeta, size: u64) -> Result<(u64, u64, bool), S3Error> {
+    if let Some(n) = req.query("partNumber") {
+        if req.header("range").is_some() {
+            return Err(err(ErrorCode::InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
+        }
+        let n: usize = n.parse().ok().filter(|n| (1..=PART_NUMBER_MAX as usize).contains(n)).ok_or_else(|| {
+            err(ErrorCode::InvalidArgument, format!("Part number must be an integer between 1 and {PART_NUMBER_MAX}, inclusive"))
+                .with_extra("ArgumentName", "partNumber")
+                .with_extra("ArgumentValue", n)
+        })?;
+        let parts = meta.part_sizes.len().max(1);
+        if n > parts {
+            return Err(err(ErrorCode::InvalidPart, format!("The requested partnumber is not satisfiable: the object has {parts} part(s)")).with_extra("PartNumber", n.to_string()));
+        }
+        if meta.part_sizes.is_empty() {
+            return Ok((0, size, false));
+        }
+        let start: u64 = meta.part_sizes[..n - 1].iter().sum();
+        return Ok((start, start + meta.part_sizes[n - 1], true));
+    }
     let Some(value) = req.header("range") else { return Ok((0, size, false)) };
     match http::parse_range(value, size) {
         RangeResult::Full => Ok((0, size, false)),
@@ -1420,7 +1441,7 @@ async fn get_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: S
     if let Some(r) = check_preconditions(req, &info.meta)? {
         return Ok(Some(r));
     }
-    let (start, end, partial) = range_of(req, info.size)?;
+    let (start, end, partial) = range_of(req, &info.meta, info.size)?;
     let head = object_response_head(req, &info.meta, info.size, start, end, partial);
     // A large object on another core: hold its chunks there, fetch them piece by piece.
     let Some(remote) = RemoteRead::open(shard, owner, stored.0, stored.1).await? else {
@@ -1582,7 +1603,7 @@ async fn get_local(
     if let Some(r) = check_preconditions(req, &meta)? {
         return Ok(Some(r));
     }
-    let (start, end, partial) = range_of(req, size)?;
+    let (start, end, partial) = range_of(req, &meta, size)?;
     let mut head = object_response_head(req, &meta, size, start, end, partial);
     if start == end {
         send(conn, head).await?;
@@ -1660,7 +1681,7 @@ async fn send_head(conn: &mut Conn, req: &Request, info: &Info) -> Result<Option
     if let Some(r) = check_preconditions(req, &info.meta)? {
         return Ok(Some(r));
     }
-    let (start, end, partial) = range_of(req, info.size)?;
+    let (start, end, partial) = range_of(req, &info.meta, info.size)?;
     send(conn, object_response_head(req, &info.meta, info.size, start, end, partial)).await?;
     Ok(None)
 }
@@ -1678,7 +1699,7 @@ async fn send_cached(
     if let Some(r) = check_preconditions(req, meta)? {
         return Ok(Some(r));
     }
-    let (start, end, partial) = range_of(req, size)?;
+    let (start, end, partial) = range_of(req, meta, size)?;
     let mut head = object_response_head_with(req, meta, stored, size, start, end, partial);
     let body = start as usize..end as usize;
     let Some(data) = data.filter(|_| !body.is_empty()) else {

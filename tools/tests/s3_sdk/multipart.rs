@@ -412,3 +412,46 @@ async fn object_attributes_of_single_and_multipart_objects() {
         expect_error(client.get_object_attributes().bucket("cs-attr").key("missing").object_attributes(ObjectAttributes::Etag).send().await);
     assert_eq!((status, code.as_str()), (404, "NoSuchKey"));
 }
+
+/// GET and HEAD with `partNumber`, as download managers fetch a multipart object part by part:
+/// the part's bytes with 206 and its Content-Range, the whole object's ETag and part count; a
+/// part past the last is InvalidPart; partNumber with a Range is refused; part 1 of an object
+/// that was not uploaded in parts is all of it.
+#[tokio::test]
+async fn get_and_head_by_part_number() {
+    let server = Server::start("multipart_part_number");
+    let client = server.client_checksum_when_required();
+    create_bucket(&client, "cs-mpn").await;
+    let parts = [pattern(5 * MIB, 11), pattern(5 * MIB, 12), pattern(1000, 13)];
+    let upload_id = create(&client, "cs-mpn", "k").await;
+    let mut etags = Vec::new();
+    for (i, data) in parts.iter().enumerate() {
+        etags.push(upload_part(&client, "cs-mpn", "k", &upload_id, i as i32 + 1, data).await);
+    }
+    let done: Vec<(i32, &str)> = etags.iter().enumerate().map(|(i, e)| (i as i32 + 1, e.as_str())).collect();
+    let completed = client.complete_multipart_upload().bucket("cs-mpn").key("k").upload_id(&upload_id).multipart_upload(completed(&done));
+    let object_etag = completed.send().await.ok_or_panic("CompleteMultipartUpload").e_tag().expect("ETag").to_string();
+    let total: usize = parts.iter().map(Vec::len).sum();
+    let mut start = 0;
+    for (i, data) in parts.iter().enumerate() {
+        let n = i as i32 + 1;
+        let got = client.get_object().bucket("cs-mpn").key("k").part_number(n).send().await.ok_or_panic("GetObject partNumber");
+        assert_eq!(got.parts_count(), Some(3), "part {n}");
+        assert_eq!(got.e_tag(), Some(object_etag.as_str()), "part {n}: the object's ETag");
+        assert_eq!(got.content_range(), Some(format!("bytes {start}-{}/{total}", start + data.len() - 1).as_str()), "part {n}");
+        assert_same_bytes(&collect(got).await, data, &format!("part {n}"));
+        let head = client.head_object().bucket("cs-mpn").key("k").part_number(n).send().await.ok_or_panic("HeadObject partNumber");
+        assert_eq!((head.content_length(), head.parts_count()), (Some(data.len() as i64), Some(3)), "HEAD part {n}");
+        start += data.len();
+    }
+    let past = client.get_object().bucket("cs-mpn").key("k").part_number(4).send().await;
+    assert_eq!(expect_error(past), (400, "InvalidPart".to_string()));
+    let both = client.get_object().bucket("cs-mpn").key("k").part_number(1).range("bytes=0-9").send().await;
+    assert_eq!(expect_error(both), (400, "InvalidRequest".to_string()));
+    put(&client, "cs-mpn", "single", b"body").await;
+    let whole = client.get_object().bucket("cs-mpn").key("single").part_number(1).send().await.ok_or_panic("GetObject partNumber 1");
+    assert_eq!(whole.parts_count(), None);
+    assert_eq!(collect(whole).await, b"body");
+    let past = client.get_object().bucket("cs-mpn").key("single").part_number(2).send().await;
+    assert_eq!(expect_error(past), (400, "InvalidPart".to_string()));
+}
