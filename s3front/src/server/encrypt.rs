@@ -17,7 +17,8 @@ use crate::sse::{self, Cipher, Kind, ObjectKey, Sealed, Wanted};
 /// never crosses a network). AWS refuses SSE-C over plain HTTP; so does this server, but for
 /// loopback, where the tools that test S3 servers run.
 pub fn customer_key_channel_ok(conn: &Conn) -> bool {
-    conn.stream.is_tls() || conn.peer.ip().is_loopback() || conn.peer.ip().to_canonical().is_loopback()
+    // `to_canonical`: a dual-stack listener sees an IPv4 client as ::ffff:a.b.c.d.
+    conn.stream.is_tls() || conn.peer.ip().to_canonical().is_loopback()
 }
 
 fn insecure() -> S3Error {

@@ -1293,6 +1293,9 @@ fn stored_headers(meta: &ObjectMeta) -> http::HeaderLines {
     if !meta.part_sizes.is_empty() {
         let _ = head.try_header_fmt("x-amz-mp-parts-count", format_args!("{}", meta.part_sizes.len()));
     }
+    for (name, value) in meta.sse.as_ref().map(crate::sse::Sealed::response_headers).unwrap_or_default() {
+        let _ = head.try_header(name, &value);
+    }
     head.into_header_lines()
 }
 
@@ -1527,9 +1530,6 @@ fn object_response_head_with(
         let _ = head.try_header(n, v);
     }
     checksum_headers(&mut head, req, meta, partial);
-    for (name, value) in meta.sse.as_ref().map(crate::sse::Sealed::response_headers).unwrap_or_default() {
-        let _ = head.try_header(name, &value);
-    }
     if let Some(expiration) = expiration_header(req, size, meta) {
         let _ = head.try_header("x-amz-expiration", &expiration);
     }
