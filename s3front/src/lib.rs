@@ -10,6 +10,7 @@ pub mod checksum;
 pub mod chunked;
 pub mod cors;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod lifecycle;
 pub mod names;

@@ -129,7 +129,7 @@ impl MasterKey {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key: [u8; KEY_BYTES] = random().map_err(|e| e.message)?;
-                write_new_file(&path, &key)?;
+                crate::files::write_durably(&path, &key, 0o600)?;
                 Ok(MasterKey(std::sync::Arc::new(KeyEncryptionKey(key))))
             }
             Err(e) => Err(format!("read {}: {e}", path.display())),
@@ -152,23 +152,6 @@ impl MasterKey {
         mac.update(key_id.as_bytes());
         KeyEncryptionKey(mac.finalize().into_bytes().into())
     }
-}
-
-fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let written = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
-    })();
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("write {}: {e}", path.display())
-    })
 }
 
 /// A key the customer sent (SSE-C), checked against the MD5 they sent with it.

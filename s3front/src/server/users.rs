@@ -69,21 +69,12 @@ pub fn load(data: &Path) -> Result<Vec<User>, String> {
 
 /// Writes the users file atomically and durably.
 pub fn save(data: &Path, users: &[User]) -> Result<(), String> {
-    use std::io::Write;
     std::fs::create_dir_all(data).map_err(|e| format!("create {}: {e}", data.display()))?;
     let doc = json!({
         "users": users.iter().map(|u| json!({"access_key": u.access_key, "secret_key": u.secret_key, "root": u.root})).collect::<Vec<_>>()
     });
-    let p = path(data);
-    let tmp = data.join(format!("users.json.tmp.{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(serde_json::to_string_pretty(&doc).expect("json").as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &p)?;
-        std::fs::File::open(data)?.sync_all()
-    };
-    write().map_err(|e| format!("write {}: {e}", p.display()))
+    // 0o666 before the umask: what `File::create` gave it.
+    crate::files::write_durably(&path(data), serde_json::to_string_pretty(&doc).expect("json").as_bytes(), 0o666)
 }
 
 /// Adds or replaces a user.
