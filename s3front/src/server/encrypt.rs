@@ -70,17 +70,14 @@ fn not_applicable() -> S3Error {
 /// A part's encryption: its upload's object key (opened with the key the request sends, which
 /// must be the upload's) under a fresh IV; `None` for an upload in plaintext.
 pub fn for_part(shard: &Shard, conn: &Conn, req: &Request, upload: Option<&Sealed>) -> Result<(Option<Sealed>, Option<Cipher>), S3Error> {
-    let customer = sse::customer_key(|h| req.header(h), false, true)?;
-    if customer.is_some() && !customer_key_channel_ok(conn) {
-        return Err(insecure());
-    }
+    let customer = key_sent(conn, req, false, true)?;
     let mismatch = || S3Error::new(ErrorCode::InvalidArgument, "The provided encryption parameters did not match the ones used originally.");
     let Some(sealed) = upload else {
         return if customer.is_some() { Err(mismatch()) } else { Ok((None, None)) };
     };
     let key = match (sealed.kind, customer) {
         (Kind::S3 | Kind::Kms, None) => open(shard, sealed, None)?,
-        (Kind::Customer, Some(c)) if c.md5 == sealed.label => sealed.open(&c.kek()).ok_or_else(mismatch)?,
+        (Kind::Customer, Some(c)) => open(shard, sealed, Some(&c)).map_err(|_| mismatch())?,
         (Kind::Customer, None) => {
             return Err(S3Error::new(ErrorCode::InvalidRequest, "The multipart upload was initiated with SSE-C: each part must send the same key."));
         }
@@ -94,7 +91,12 @@ pub fn for_part(shard: &Shard, conn: &Conn, req: &Request, upload: Option<&Seale
 
 /// The customer key a read sends for the object it names (`copy_source`: for its copy source).
 pub fn read_key(conn: &Conn, req: &Request, copy_source: bool) -> Result<Option<sse::CustomerKey>, S3Error> {
-    let key = sse::customer_key(|h| req.header(h), copy_source, false)?;
+    key_sent(conn, req, copy_source, false)
+}
+
+/// The SSE-C key a request sends (`sse::customer_key`), if the connection may carry one.
+fn key_sent(conn: &Conn, req: &Request, copy_source: bool, md5_required: bool) -> Result<Option<sse::CustomerKey>, S3Error> {
+    let key = sse::customer_key(|h| req.header(h), copy_source, md5_required)?;
     if key.is_some() && !customer_key_channel_ok(conn) {
         return Err(insecure());
     }
