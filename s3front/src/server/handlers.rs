@@ -1593,7 +1593,7 @@ async fn get_local(
     }
     let got = shard.store.get(stored.0.as_bytes(), stored.1.as_bytes()).await.map_err(|e| internal(format!("get: {e}")))?;
     let Some(mut object) = got else { return Err(missing(shard, req, bucket, key)) };
-    let meta = ObjectMeta::decode(object.meta()).ok_or_else(|| internal("stored metadata does not decode"))?;
+    let meta = objects::decode_meta(object.meta())?;
     let size = object.size();
     if object.manifest().is_none() {
         shard.cache.borrow_mut().insert(stored.0, stored.1, object.lsn, meta.clone(), std::sync::Arc::new(object.data().to_vec()));

@@ -176,7 +176,7 @@ async fn meta_of(shard: &Rc<Shard>, bucket: &str, key: &str, lsn: u64) -> Result
     }
     let head = shard.store.head(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| format!("read {bucket}/{key}: {e}"))?;
     let Some(head) = head.filter(|h| h.lsn == lsn) else { return Ok(None) };
-    ObjectMeta::decode(head.meta()).map(Some).ok_or_else(|| format!("{bucket}/{key}: stored metadata does not decode"))
+    ObjectMeta::decode(head.meta()).map(Some).ok_or_else(|| format!("{bucket}/{key}: stored metadata does not decode (damaged, or written by a newer corestore)"))
 }
 
 /// Aborts this core's multipart uploads into `bucket` that `rules` have timed out; how many.

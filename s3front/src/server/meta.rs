@@ -1,8 +1,14 @@
 //! What the store keeps beside an object's data: its S3 metadata, encoded compactly as the
 //! record's opaque metadata field (engine/docs/format.md leaves it to us).
 //!
-//! Encoding: a version byte, then fields as `tag (u8) | length (u16 LE) | bytes`; unknown tags
-//! are skipped so fields can be added without breaking stored objects.
+//! Encoding: a version byte, then fields as `tag (u8) | length (u16 LE) | bytes`.
+//!
+//! Fields are added without a new version, so an older build may meet tags it does not know.
+//! Tags below `TAG_OPTIONAL_MIN` change what the object is or who may touch it (its encryption,
+//! its version, its lock): a build that skipped one would serve ciphertext as data, or delete a
+//! locked version. So an unknown tag there refuses the object (an error naming it, never a
+//! wrong answer); only tags from `TAG_OPTIONAL_MIN` up, for fields whose absence is harmless,
+//! are skipped.
 
 /// Encoding version.
 const VERSION: u8 = 1;
@@ -29,6 +35,8 @@ const TAG_LEGAL_HOLD: u8 = 13;
 const TAG_SSE: u8 = 14;
 /// Server-side encryption: segment IVs, in order, 16 bytes each (several fields for many parts).
 const TAG_SSE_IVS: u8 = 15;
+/// Tags from here up may be skipped by a build that does not know them; none exists yet.
+const TAG_OPTIONAL_MIN: u8 = 128;
 
 /// Standard headers stored and returned as sent (besides Content-Type).
 pub const STORED_HEADERS: [&str; 5] = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
@@ -193,7 +201,8 @@ impl ObjectMeta {
     }
 
     /// Decodes what `encode` wrote; `None` for bytes it did not write (a checksummed record
-    /// holds them, so that means a bug, reported as an internal error).
+    /// holds them, so that means a bug, reported as an internal error) or holding a field below
+    /// `TAG_OPTIONAL_MIN` that this build does not know (written by a newer one).
     pub fn decode(bytes: &[u8]) -> Option<ObjectMeta> {
         if bytes.first() != Some(&VERSION) {
             return None;
@@ -229,7 +238,8 @@ impl ObjectMeta {
                     sse.ivs.extend(field.chunks_exact(crate::sse::IV_BYTES).map(|c| <[u8; crate::sse::IV_BYTES]>::try_from(c).expect("16 bytes")));
                 }
                 TAG_PARTS => m.part_sizes.extend(field.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))),
-                _ => {}
+                TAG_OPTIONAL_MIN.. => {}
+                _ => return None,
             }
         }
         Some(m)
@@ -269,5 +279,20 @@ mod tests {
         let default = ObjectMeta { acl: None, ..m };
         assert_eq!(ObjectMeta::decode(&default.encode()), Some(default));
         assert_eq!(ObjectMeta::decode(&[9, 1, 2]), None);
+    }
+
+    #[test]
+    fn unknown_fields_are_skipped_only_when_optional() {
+        let m = ObjectMeta { etag: "e".into(), modified_ms: 7, ..Default::default() };
+        let with = |tag: u8| {
+            let mut bytes = m.encode();
+            put_field(&mut bytes, tag, b"from a newer build");
+            ObjectMeta::decode(&bytes)
+        };
+        assert_eq!(with(TAG_OPTIONAL_MIN), Some(m.clone()));
+        assert_eq!(with(u8::MAX), Some(m.clone()));
+        // The next essential tag a newer build might add: refused, not silently dropped.
+        assert_eq!(with(TAG_SSE_IVS + 1), None);
+        assert_eq!(with(TAG_OPTIONAL_MIN - 1), None);
     }
 }

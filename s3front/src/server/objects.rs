@@ -50,8 +50,8 @@ pub(super) fn store_error(op: &str, e: StoreError) -> S3Error {
     }
 }
 
-fn decode_meta(bytes: &[u8]) -> Result<ObjectMeta, S3Error> {
-    ObjectMeta::decode(bytes).ok_or_else(|| internal("stored metadata does not decode"))
+pub(super) fn decode_meta(bytes: &[u8]) -> Result<ObjectMeta, S3Error> {
+    ObjectMeta::decode(bytes).ok_or_else(|| internal("stored metadata does not decode (damaged, or written by a newer corestore)"))
 }
 
 /// The metadata and size of `bucket`/`key`, or `None` (`Info::manifest` is `None` here: see

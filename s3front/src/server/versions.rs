@@ -214,7 +214,7 @@ async fn current_etag(shard: &Shard, bucket: &str, key: &str) -> Result<Option<(
         return Ok(Some((lsn, cached.meta.etag.clone())));
     }
     let Some(h) = shard.store.head(bucket.as_bytes(), key.as_bytes()).await.map_err(|e| store_error("head", e))? else { return Ok(None) };
-    let meta = ObjectMeta::decode(h.meta()).ok_or_else(|| internal(format!("{bucket}/{key}: its stored metadata does not decode")))?;
+    let meta = ObjectMeta::decode(h.meta()).ok_or_else(|| internal(format!("{bucket}/{key}: its stored metadata does not decode (damaged, or written by a newer corestore)")))?;
     Ok(Some((h.lsn, meta.etag)))
 }
 
