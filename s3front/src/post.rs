@@ -114,6 +114,12 @@ impl FormHead {
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
+
+    /// The object's key: the `key` field with `${filename}` replaced by the file's name. The
+    /// policy's conditions on `$key` see this key, as S3 checks them.
+    pub fn key(&self) -> Option<String> {
+        self.field("key").map(|k| k.replace("${filename}", self.file_name.as_deref().unwrap_or("")))
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
@@ -274,10 +280,14 @@ pub fn parse_policy(policy_b64: &str) -> Result<Policy, PostError> {
     let json = base64::engine::general_purpose::STANDARD.decode(policy_b64.trim()).map_err(|_| bad("the policy is not base64"))?;
     let doc: serde_json::Value = serde_json::from_slice(&json).map_err(|e| PostError::BadPolicy(format!("the policy is not JSON: {e}")))?;
     let expiration = doc.get("expiration").ok_or_else(|| bad("the policy has no expiration"))?;
+    // S3 takes only ISO 8601 in UTC as it documents it (`2030-01-01T12:00:00.000Z`), not the
+    // other forms RFC 3339 allows (a space for the `T`, an offset): Python's `str(datetime)`
+    // is refused.
     let expiration_ms = expiration
         .as_str()
+        .filter(|t| t.as_bytes().get(10) == Some(&b'T') && t.ends_with('Z'))
         .and_then(crate::xml::parse_timestamp_ms)
-        .ok_or_else(|| PostError::BadPolicy(format!("expiration {expiration} is not an ISO 8601 time")))?;
+        .ok_or_else(|| PostError::BadPolicy(format!("expiration {expiration} is not an ISO 8601 time in UTC")))?;
     let list = doc.get("conditions").and_then(|c| c.as_array()).ok_or_else(|| bad("the policy has no conditions list"))?;
     if list.len() > POLICY_CONDITIONS_MAX {
         return Err(PostError::BadPolicy(format!("{} conditions; at most {POLICY_CONDITIONS_MAX}", list.len())));
@@ -330,7 +340,12 @@ impl Policy {
         if now_ms > self.expiration_ms {
             return Err(PostError::Denied("Policy expired.".into()));
         }
-        let value_of = |field: &str| if field == "bucket" { Some(bucket) } else { head.field(field) };
+        let key = head.key();
+        let value_of = |field: &str| match field {
+            "bucket" => Some(bucket),
+            "key" => key.as_deref(),
+            _ => head.field(field),
+        };
         for c in &self.conditions {
             let ok = match c {
                 Condition::Eq { field, value } => value_of(field).unwrap_or("") == value,
@@ -524,11 +539,22 @@ mod tests {
         assert!(matches!(p.check(&bad_key, "b", 0), Err(PostError::Denied(_))));
         let extra = head(&[("key", "up/a"), ("content-type", "text/plain"), ("x-amz-meta-tag", ""), ("x-amz-meta-other", "")]);
         assert!(matches!(p.check(&extra, "b", 0), Err(PostError::Denied(m)) if m.contains("x-amz-meta-other")));
+        // `$key` conditions see the key with `${filename}` in place, as the object is stored.
+        let named = |file_name: &str| FormHead {
+            file_name: Some(file_name.into()),
+            ..head(&[("key", "${filename}"), ("content-type", "text/plain"), ("x-amz-meta-tag", "")])
+        };
+        assert_eq!(named("up/f.txt").key().as_deref(), Some("up/f.txt"));
+        assert_eq!(p.check(&named("up/f.txt"), "b", 0), Ok(()));
+        assert!(matches!(p.check(&named("f.txt"), "b", 0), Err(PostError::Denied(_))));
         for bad in [
             r#"{"conditions": []}"#,
             r#"{"expiration": "2030-01-01T00:00:00Z"}"#,
             r#"{"EXPIRATION": "2030-01-01T00:00:00Z", "conditions": []}"#,
             r#"{"expiration": "2030-13-01T00:00:00Z", "conditions": []}"#,
+            r#"{"expiration": "2030-01-01 00:00:00.445525+00:00", "conditions": []}"#,
+            r#"{"expiration": "2030-01-01T00:00:00+00:00", "conditions": []}"#,
+            r#"{"expiration": "2030-01-01", "conditions": []}"#,
             r#"{"expiration": "2030-01-01T00:00:00Z", "conditions": [{}]}"#,
             r#"{"expiration": "2030-01-01T00:00:00Z", "conditions": [["content-length-range", 0]]}"#,
             r#"{"expiration": "2030-01-01T00:00:00Z", "conditions": [["content-length-range", -1, 0]]}"#,

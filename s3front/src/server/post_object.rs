@@ -42,8 +42,8 @@ pub async fn post_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
     let info = shard.buckets.borrow().get(&bucket).cloned();
     let info = info.ok_or_else(|| S3Error::new(ErrorCode::NoSuchBucket, "The specified bucket does not exist").with_extra("BucketName", &bucket))?;
     // A form without a key is malformed whatever its policy says (S3 answers 400 before 403).
-    let key = match head.field("key") {
-        Some(key) => key.replace("${filename}", head.file_name.as_deref().unwrap_or("")),
+    let key = match head.key() {
+        Some(key) => key,
         None => return Err(S3Error::new(ErrorCode::InvalidArgument, "Bucket POST must contain a field named 'key'.")),
     };
     let (signer, policy) = authorise(shard, req, &head, &bucket)?;

@@ -47,16 +47,12 @@ pub fn parse_timestamp_ms(text: &str) -> Option<u64> {
     u64::try_from(unix_ms).ok()
 }
 
-/// Encodes a key or prefix for a listing requested with `encoding-type=url`.
+/// Encodes a key or prefix for a listing requested with `encoding-type=url`. A space is `%20`:
+/// AWS and MinIO write `+`, which only decoders of the form encoding (`unquote_plus`, Go's
+/// `QueryUnescape`) read back as a space, while `%20` reads back right in those and in plain
+/// percent-decoders alike (and is what Ceph's s3-tests expect).
 pub fn url_encode_name(name: &str) -> String {
-    let mut encoded = String::with_capacity(name.len());
-    for (index, piece) in name.split(' ').enumerate() {
-        if index > 0 {
-            encoded.push('+');
-        }
-        encoded.extend(utf8_percent_encode(piece, URL_ENCODE_SET));
-    }
-    encoded
+    utf8_percent_encode(name, URL_ENCODE_SET).to_string()
 }
 
 /// Characters XML 1.0 cannot carry, even escaped (S3 keys may contain them). S3 writes them as

@@ -178,9 +178,11 @@ impl ListPage {
         self.encoding_type.is_some()
     }
 
-    fn write_head(&self, out: &mut XmlOut) {
+    /// `encode_prefix`: ListObjectsV2 URL-encodes the request's prefix it echoes, ListObjects
+    /// (v1) does not (botocore decodes v1's `Prefix` only inside `CommonPrefixes`).
+    fn write_head(&self, out: &mut XmlOut, encode_prefix: bool) {
         out.element("Name", &self.bucket);
-        out.name_element("Prefix", &self.prefix, self.url_encoded());
+        out.name_element("Prefix", &self.prefix, encode_prefix && self.url_encoded());
     }
 
     fn write_limits(&self, out: &mut XmlOut) {
@@ -215,7 +217,7 @@ pub fn list_objects_v2(result: &ListObjectsV2) -> Vec<u8> {
     let page = &result.page;
     let mut out = XmlOut::new();
     out.root("ListBucketResult");
-    page.write_head(&mut out);
+    page.write_head(&mut out, true);
     page.write_limits(&mut out);
     out.number("KeyCount", (page.contents.len() + page.common_prefixes.len()) as u64);
     out.element_opt("ContinuationToken", result.continuation_token.as_deref());
@@ -242,7 +244,7 @@ pub fn list_objects_v1(result: &ListObjectsV1) -> Vec<u8> {
     let page = &result.page;
     let mut out = XmlOut::new();
     out.root("ListBucketResult");
-    page.write_head(&mut out);
+    page.write_head(&mut out, false);
     out.name_element("Marker", &result.marker, page.url_encoded());
     if let Some(next_marker) = &result.next_marker {
         out.name_element("NextMarker", next_marker, page.url_encoded());
@@ -691,10 +693,11 @@ pub fn cors_configuration(rules: &[crate::cors::CorsRule]) -> Vec<u8> {
     out.finish()
 }
 
-/// PostObject with `success_action_status=201`. `etag` is sent quoted, as S3 writes it here.
+/// PostObject with `success_action_status=201`. `etag` is sent quoted, as S3 writes it here,
+/// and the root has no namespace, as in S3's own example (clients find `Key` by its bare name).
 pub fn post_response(location: &str, bucket: &str, key: &str, etag: &str) -> Vec<u8> {
     let mut out = XmlOut::new();
-    out.root("PostResponse");
+    out.start("PostResponse");
     out.element("Location", location);
     out.element("Bucket", bucket);
     out.element("Key", key);
