@@ -328,6 +328,26 @@ fn access_control_policy_body() {
         ),
     );
     check(access_control_policy(&o, &[]), &format!("<AccessControlPolicy {NS}><Owner>{OWNER_XML}</Owner><AccessControlList></AccessControlList></AccessControlPolicy>"));
+    // Listed as Ceph lists them: groups first, then users by ID, equal IDs in the order given.
+    let user = |id: &str, p| Grant::new(Grantee::User(id.into()), p);
+    let mixed = [
+        user("main", Permission::FullControl),
+        Grant::new(Grantee::AllUsers, Permission::Read),
+        user("alt", Permission::Write),
+        user("alt", Permission::Read),
+        Grant::new(Grantee::AllUsers, Permission::Write),
+    ];
+    let body = String::from_utf8(access_control_policy(&o, &mixed)).expect("UTF-8");
+    let order: Vec<&str> = body.split("<Grant>").skip(1).map(|g| g.split("</Grant>").next().unwrap_or_default()).collect();
+    let brief: Vec<String> = order
+        .iter()
+        .map(|g| {
+            let who = g.split("<ID>").nth(1).or_else(|| g.split("groups/global/").nth(1)).and_then(|r| r.split('<').next()).unwrap_or("?");
+            let what = g.split("<Permission>").nth(1).and_then(|r| r.split('<').next()).unwrap_or("?");
+            format!("{who}:{what}")
+        })
+        .collect();
+    assert_eq!(brief, ["AllUsers:READ", "AllUsers:WRITE", "alt:WRITE", "alt:READ", "main:FULL_CONTROL"]);
 }
 
 #[test]
