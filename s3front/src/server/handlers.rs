@@ -595,7 +595,13 @@ async fn create_bucket_on_0(
     let _config = shard.bucket_lock(&bucket).await;
     let existing = shard.buckets.borrow().get(&bucket).cloned();
     if let Some(info) = existing {
-        return Err(if info.owner == owner {
+        // us-east-1 answers its owner's repeated create with success (AWS's legacy behaviour
+        // there, which scripts that create-if-missing rely on) and changes nothing; a create
+        // asking for another ACL is refused (as Ceph RGW does) rather than silently not applied.
+        let us_east_1 = shard.config.region == "us-east-1";
+        return Err(if info.owner == owner && us_east_1 && info.acl == acl {
+            return Ok(());
+        } else if info.owner == owner && !us_east_1 {
             err(ErrorCode::BucketAlreadyOwnedByYou, "Your previous request to create the named bucket succeeded and you already own it.")
         } else {
             err(ErrorCode::BucketAlreadyExists, "The requested bucket name is not available.")

@@ -52,15 +52,26 @@ async fn create_bucket_invalid_names() {
 }
 
 #[tokio::test]
-async fn create_existing_bucket_is_already_owned_by_you() {
+async fn recreating_your_own_bucket_in_us_east_1() {
     let server = Server::start("create_existing_bucket");
     let client = server.client();
     create_bucket(&client, "cs-twice").await;
-    // us-east-1 is the one region where AWS answers 200 to re-creating your own bucket; every
-    // other region (and S3-compatible stores) answer 409 BucketAlreadyOwnedByYou. The contract
-    // here asks for the error.
-    let (status, code) = expect_error(client.create_bucket().bucket("cs-twice").send().await);
-    assert_eq!((status, code.as_str()), (409, "BucketAlreadyOwnedByYou"));
+    client.put_object().bucket("cs-twice").key("kept").body(body(b"still here")).send().await.ok_or_panic("PUT");
+    // us-east-1 answers its owner's repeated create with 200, as AWS does there (scripts that
+    // create a bucket if missing rely on it), and changes nothing: the object stays.
+    client.create_bucket().bucket("cs-twice").send().await.ok_or_panic("re-create");
+    client.create_bucket().bucket("cs-twice").acl(aws_sdk_s3::types::BucketCannedAcl::Private).send().await.ok_or_panic("re-create private");
+    let got = client.get_object().bucket("cs-twice").key("kept").send().await.ok_or_panic("GET kept");
+    assert_eq!(collect(got).await, b"still here");
+    // A re-create asking for another ACL is refused rather than silently not applied.
+    let (status, code) = expect_error(client.create_bucket().bucket("cs-twice").acl(aws_sdk_s3::types::BucketCannedAcl::PublicRead).send().await);
+    assert_eq!((status, code.as_str()), (409, "BucketAlreadyExists"));
+    let acl = client.get_bucket_acl().bucket("cs-twice").send().await.ok_or_panic("GetBucketAcl");
+    assert_eq!(acl.grants().len(), 1, "still private: {:?}", acl.grants());
+    // Another user's create of the name is refused.
+    let other = add_user(&server, "cs-other-user", "cs-other-secret-0000000000000000").await;
+    let (status, code) = expect_error(other.create_bucket().bucket("cs-twice").send().await);
+    assert_eq!((status, code.as_str()), (409, "BucketAlreadyExists"));
 }
 
 #[tokio::test]
