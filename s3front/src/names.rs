@@ -38,6 +38,9 @@ pub enum BucketRule {
     Boundary,
     /// Two periods in a row.
     AdjacentPeriods,
+    /// A dash beside a period (`a.-b`, `a-.b`): each dot-separated label of a DNS name begins
+    /// and ends with a letter or digit (virtual-hosted addressing puts the name in DNS).
+    DashBesidePeriod,
     /// Four dot-separated groups of digits, like `192.168.5.4`.
     IpAddress,
     ReservedPrefix(&'static str),
@@ -92,6 +95,7 @@ impl fmt::Display for BucketRule {
             }
             BucketRule::Boundary => f.write_str("must begin and end with a letter or digit"),
             BucketRule::AdjacentPeriods => f.write_str("must not contain two adjacent periods"),
+            BucketRule::DashBesidePeriod => f.write_str("must not have a dash beside a period"),
             BucketRule::IpAddress => f.write_str("must not be formatted as an IP address"),
             BucketRule::ReservedPrefix(prefix) => write!(f, "must not begin with the reserved prefix {prefix:?}"),
             BucketRule::ReservedSuffix(suffix) => write!(f, "must not end with the reserved suffix {suffix:?}"),
@@ -139,6 +143,9 @@ fn bucket_rule_broken(name: &str) -> Option<BucketRule> {
     }
     if name.contains("..") {
         return Some(BucketRule::AdjacentPeriods);
+    }
+    if name.contains(".-") || name.contains("-.") {
+        return Some(BucketRule::DashBesidePeriod);
     }
     if looks_like_ipv4(name) {
         return Some(BucketRule::IpAddress);

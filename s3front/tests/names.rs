@@ -36,6 +36,8 @@ fn bucket_names_aws_refuses() {
         (".bucket", BucketRule::Boundary),
         ("bucket.", BucketRule::Boundary),
         ("my..bucket", BucketRule::AdjacentPeriods),
+        ("foo.-bar", BucketRule::DashBesidePeriod),
+        ("foo-.bar", BucketRule::DashBesidePeriod),
         ("192.168.5.4", BucketRule::IpAddress),
         ("999.1.1.1", BucketRule::IpAddress),
         ("xn--bucket", BucketRule::ReservedPrefix("xn--")),

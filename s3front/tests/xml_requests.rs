@@ -444,6 +444,7 @@ fn lifecycle_bodies() {
     refused("<Status>Enabled</Status><Expiration><Days>-1</Days></Expiration>", ErrorCode::InvalidArgument, "-1");
     refused(&format!("<Status>Enabled</Status><Filter><Prefix>a</Prefix><Tag><Key>k</Key></Tag></Filter>{days}"), ErrorCode::MalformedXML, "<And>");
     refused(&format!("<Status>Enabled</Status>{days}<Transition><Days>1</Days><StorageClass>GLACIER</StorageClass></Transition>"), ErrorCode::NotImplemented, "storage class");
+    refused("<Status>Enabled</Status><Transition><Date>20220927</Date><StorageClass>GLACIER</StorageClass></Transition>", ErrorCode::InvalidArgument, "20220927");
     refused("<Status>Enabled</Status><Expiration><Days>1</Days><ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker></Expiration>", ErrorCode::MalformedXML, "ExpiredObjectDeleteMarker");
 }
 

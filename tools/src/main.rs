@@ -60,7 +60,8 @@ enum Command {
         #[arg(long, default_value_t = 86_400.0)]
         scrub_every_s: f64,
         /// Seconds in a lifecycle rule's "day" (a bucket's expiration and upload-abort rules
-        /// count days of this length, and round up to its boundaries): shorter for tests only.
+        /// count days of this length, and round up to its boundaries; `x-amz-expiration` still
+        /// names real days): shorter for tests only.
         #[arg(long, default_value_t = 86_400.0, hide = true)]
         lifecycle_day_s: f64,
         /// Seconds a client may leave a response unread (per MiB sent) before its connection is

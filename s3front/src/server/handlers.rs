@@ -86,7 +86,9 @@ fn object_bucket_settings(shard: &Shard, req: &Request) -> (Option<conn::Lifecyc
     }
     let buckets = shard.buckets.borrow();
     let Some(info) = req.bucket.as_deref().and_then(|b| buckets.get(b)) else { return (None, false) };
-    let rules = info.lifecycle.clone().map(|rules| (rules, (shard.config.lifecycle_day.as_millis() as u64).max(1)));
+    // The header counts real days even when the rules act on shorter ones (`--lifecycle-day-s`,
+    // for tests), as Ceph RGW's does under its debug interval: clients check the date.
+    let rules = info.lifecycle.clone().map(|rules| (rules, lifecycle::DAY_MS));
     (rules, info.versioning.is_some())
 }
 
@@ -2199,8 +2201,10 @@ async fn upload_part(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: 
     Ok(resp)
 }
 
-/// `x-amz-copy-source-range: bytes=first-last`, both given and inside the source (S3 refuses
-/// anything else with InvalidArgument, unlike a GET's Range).
+/// `x-amz-copy-source-range: bytes=first-last`, both given and inside the source. A malformed
+/// range is InvalidArgument (400); one that runs past the source's end is InvalidRange (416), as
+/// Ceph RGW answers and its s3-tests expect (AWS says InvalidArgument there too; no client
+/// tells the two apart).
 fn copy_source_range(value: &str, size: u64) -> Result<(u64, u64), S3Error> {
     let bad = || {
         err(ErrorCode::InvalidArgument, format!("The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy, within an object of {size} bytes"))
@@ -2209,8 +2213,13 @@ fn copy_source_range(value: &str, size: u64) -> Result<(u64, u64), S3Error> {
     };
     let (a, b) = value.strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(bad)?;
     let (first, last): (u64, u64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
-    if first > last || last >= size {
+    if first > last {
         return Err(bad());
+    }
+    if last >= size {
+        return Err(err(ErrorCode::InvalidRange, format!("Range specified is not valid for source object of size: {size}"))
+            .with_extra("ActualObjectSize", &size.to_string())
+            .with_extra("RangeRequested", value));
     }
     Ok((first, last + 1))
 }

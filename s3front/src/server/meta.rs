@@ -41,6 +41,17 @@ const TAG_OPTIONAL_MIN: u8 = 128;
 /// Standard headers stored and returned as sent (besides Content-Type).
 pub const STORED_HEADERS: [&str; 5] = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
 
+/// A standard header's value as stored: `aws-chunked` in Content-Encoding names how the request
+/// body was framed, not the object, and is dropped (with the header, if nothing else is left),
+/// as S3 does.
+fn stored_value(name: &str, value: &str) -> Option<String> {
+    if name != "content-encoding" {
+        return Some(value.to_string());
+    }
+    let kept: Vec<&str> = value.split(',').map(str::trim).filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked")).collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObjectMeta {
     /// Hex MD5 of the data, or `hex-N` for a multipart object (no quotes).
@@ -135,7 +146,7 @@ impl ObjectMeta {
             etag: String::new(),
             modified_ms: now_ms,
             content_type: value_of("content-type").map(str::to_string),
-            headers: STORED_HEADERS.iter().filter_map(|h| value_of(h).map(|v| (h.to_string(), v.to_string()))).collect(),
+            headers: STORED_HEADERS.iter().filter_map(|h| stored_value(h, value_of(h)?).map(|v| (h.to_string(), v))).collect(),
             user,
             checksums: Vec::new(),
             owner: owner.to_string(),
@@ -279,6 +290,15 @@ mod tests {
         let default = ObjectMeta { acl: None, ..m };
         assert_eq!(ObjectMeta::decode(&default.encode()), Some(default));
         assert_eq!(ObjectMeta::decode(&[9, 1, 2]), None);
+    }
+
+    #[test]
+    fn aws_chunked_is_not_the_objects_encoding() {
+        assert_eq!(stored_value("content-encoding", "gzip, aws-chunked").as_deref(), Some("gzip"));
+        assert_eq!(stored_value("content-encoding", "aws-chunked,gzip,br").as_deref(), Some("gzip, br"));
+        assert_eq!(stored_value("content-encoding", "aws-chunked"), None);
+        assert_eq!(stored_value("content-encoding", "gzip").as_deref(), Some("gzip"));
+        assert_eq!(stored_value("cache-control", "aws-chunked").as_deref(), Some("aws-chunked"));
     }
 
     #[test]

@@ -439,7 +439,12 @@ pub fn parse_lifecycle_configuration(body: &[u8]) -> Result<Vec<crate::lifecycle
     root.children("Rule")
         .map(|rule| {
             for refused in ["Transition", "NoncurrentVersionTransition"] {
-                if rule.children(refused).next().is_some() {
+                if let Some(transition) = rule.children(refused).next() {
+                    // A malformed transition is the client's error (400) before it is one we
+                    // do not implement (501).
+                    if let Some(date) = transition.child_text("Date")? {
+                        lifecycle_date(date)?;
+                    }
                     return Err(S3Error::new(ErrorCode::NotImplemented, format!("<{refused}>: there is one storage class here, STANDARD")));
                 }
             }

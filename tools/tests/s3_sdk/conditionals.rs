@@ -148,6 +148,17 @@ async fn put_if_none_match_star() {
     );
     assert_eq!((status, code.as_str()), (412, "PreconditionFailed"));
     assert_eq!(get(&client, "cs-cond", "new").await, b"first", "the refused PUT changed nothing");
+    // If-None-Match with ETags: refused while the current object has one of them.
+    let first = format!("\"{}\"", hex(&md5(b"first")));
+    let (status, code) = expect_error(
+        client.put_object().bucket("cs-cond").key("new").body(body(b"third")).if_none_match(&first).send().await,
+    );
+    assert_eq!((status, code.as_str()), (412, "PreconditionFailed"));
+    assert_eq!(get(&client, "cs-cond", "new").await, b"first", "the refused PUT changed nothing");
+    let other = format!("\"{}\"", hex(&md5(b"other")));
+    client.put_object().bucket("cs-cond").key("new").body(body(b"fourth")).if_none_match(&other).send().await.ok_or_panic("another ETag");
+    client.put_object().bucket("cs-cond").key("absent").body(body(b"x")).if_none_match(&other).send().await.ok_or_panic("no object");
+    assert_eq!(get(&client, "cs-cond", "new").await, b"fourth");
 }
 
 /// Writers racing on one key with `If-None-Match: *`: exactly one creates it, every other gets

@@ -351,7 +351,20 @@ async fn upload_part_copy_with_ranges() {
             .send()
             .await,
     );
-    assert_eq!((status, code.as_str()), (400, "InvalidArgument"), "copy range past the source's end");
+    assert_eq!((status, code.as_str()), (416, "InvalidRange"), "copy range past the source's end");
+    let (status, code) = expect_error(
+        client
+            .upload_part_copy()
+            .bucket("cs-mpu")
+            .key("target2")
+            .upload_id(&upload_id)
+            .part_number(1)
+            .copy_source("cs-mpu/source")
+            .copy_source_range("bytes=5-1")
+            .send()
+            .await,
+    );
+    assert_eq!((status, code.as_str()), (400, "InvalidArgument"), "a malformed copy range");
 }
 
 #[tokio::test]
