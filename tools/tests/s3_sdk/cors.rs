@@ -67,6 +67,19 @@ async fn cors_rules_answer_preflights_and_cross_origin_requests() {
     assert_eq!(options("https://app.example.com", "PUT", "authorization-extra").status, 403);
     let no_origin = raw_request(port, "OPTIONS", "/web/page.html", &[("access-control-request-method", "GET")], b"");
     assert_eq!(no_origin.status, 400);
+    // A preflight of a presigned URL (the browser sends OPTIONS to the same URL, query and
+    // all) is not checked against the signature, which was made for the GET.
+    let presigned = client
+        .get_object()
+        .bucket("web")
+        .key("page.html")
+        .presigned(aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(60)).expect("config"))
+        .await
+        .expect("presign");
+    let url = presigned.uri().to_string();
+    let target = &url[url.find("/web/").expect("path-style URL")..];
+    let preflight = raw_request(port, "OPTIONS", target, &[("origin", "https://app.example.com"), ("access-control-request-method", "GET")], b"");
+    assert_eq!((preflight.status, header(&preflight, "access-control-allow-origin")), (200, Some("https://app.example.com")));
 
     // An actual cross-origin GET (anonymous, of a public-read object in a public-read bucket)
     // carries the headers too, streamed object responses included.
