@@ -200,8 +200,10 @@ fn statement(value: &Value, bucket: Option<&str>) -> Result<Statement, S3Error> 
     let bucket_arn = format!("arn:aws:s3:::{}", bucket.unwrap_or_default());
     for resource in resources.patterns.iter().filter(|_| bucket.is_some()) {
         let own = resource == &bucket_arn || resource.strip_prefix(bucket_arn.as_str()).is_some_and(|rest| rest.starts_with('/')) || resource == "*";
-        // A pattern that could name this bucket (`arn:aws:s3:::buck*`) is taken as S3 takes it.
-        let pattern = resource.starts_with("arn:aws:s3:::") && glob(resource, &bucket_arn, false);
+        // A pattern that could name this bucket (`arn:aws:s3:::buck*`) or its objects
+        // (`arn:aws:s3:::*/*`) is taken as S3 takes it.
+        let pattern = resource.starts_with("arn:aws:s3:::")
+            && (glob(resource, &bucket_arn, false) || glob(resource, &format!("{bucket_arn}/"), false));
         if !own && !pattern {
             return Err(malformed(format!("Policy has invalid resource: {resource} is not bucket {} or its objects", bucket.unwrap_or_default())));
         }
@@ -535,6 +537,8 @@ mod tests {
         );
         assert_eq!(refused(&" ".repeat(POLICY_BYTES_MAX + 1)), ErrorCode::InvalidArgument);
         assert!(parse(format!(r#"{{"Statement": [{{{ok}, "Resource": "arn:aws:s3:::b*"}}]}}"#).as_bytes(), Some("b")).is_ok(), "a pattern naming the bucket");
+        assert!(parse(format!(r#"{{"Statement": [{{{ok}, "Resource": "arn:aws:s3:::*/*"}}]}}"#).as_bytes(), Some("b")).is_ok(), "a pattern naming its objects");
+        assert_eq!(refused(&format!(r#"{{"Statement": [{{{ok}, "Resource": "arn:aws:s3:::c*/*"}}]}}"#)), ErrorCode::MalformedPolicy);
     }
 
     #[test]

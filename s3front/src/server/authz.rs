@@ -29,6 +29,9 @@ struct PolicyRequest<'a> {
     resource: String,
     /// The object's tags, for `s3:ExistingObjectTag/<key>` (reads of an existing object).
     tags: Option<&'a [(String, String)]>,
+    /// The tags the request sets, for `s3:RequestObjectTag/<key>`, when they come in its body
+    /// (PutObjectTagging); otherwise its `x-amz-tagging` header is read.
+    request_tags: Option<&'a [(String, String)]>,
 }
 
 impl Context for PolicyRequest<'_> {
@@ -48,23 +51,26 @@ impl Context for PolicyRequest<'_> {
         let one = |v: Option<&str>| v.map(|v| vec![v.to_string()]).unwrap_or_default();
         match key {
             "aws:sourceip" => vec![self.req.peer.to_string()],
-            // Plain HTTP only, so far.
-            "aws:securetransport" => vec!["false".to_string()],
+            "aws:securetransport" => vec![self.req.secure.to_string()],
             "aws:useragent" => one(self.req.header("user-agent")),
             "aws:referer" => one(self.req.header("referer")),
             "aws:userid" | "aws:username" => one(self.requester),
             "aws:principaltype" => vec![if self.requester.is_some() { "User" } else { "Anonymous" }.to_string()],
             "s3:prefix" | "s3:delimiter" | "s3:max-keys" => one(self.req.query(&key[3..])),
-            "s3:x-amz-acl" | "s3:x-amz-content-sha256" | "s3:x-amz-copy-source" | "s3:x-amz-metadata-directive" => {
-                one(self.req.header(&key[3..]))
-            }
+            // Every `s3:x-amz-...` key is the request's header of that name: `x-amz-acl`, the
+            // `x-amz-grant-*` headers, `x-amz-server-side-encryption` (and its key id and
+            // customer algorithm), `x-amz-copy-source`, `x-amz-metadata-directive`, ...
+            k if k.starts_with("s3:x-amz-") => one(self.req.header(&key[3..])),
             _ => {
                 if let Some(tag) = key.strip_prefix("s3:existingobjecttag/") {
                     let tags = self.tags.unwrap_or_default();
                     return tags.iter().filter(|(k, _)| k.eq_ignore_ascii_case(tag)).map(|(_, v)| v.clone()).collect();
                 }
                 if let Some(tag) = key.strip_prefix("s3:requestobjecttag/") {
-                    let sent = self.req.header("x-amz-tagging").and_then(|h| crate::tagging::parse_header(h).ok()).unwrap_or_default();
+                    let sent = match self.request_tags {
+                        Some(tags) => tags.to_vec(),
+                        None => self.req.header("x-amz-tagging").and_then(|h| crate::tagging::parse_header(h).ok()).unwrap_or_default(),
+                    };
                     return sent.into_iter().filter(|(k, _)| k.eq_ignore_ascii_case(tag)).map(|(_, v)| v).collect();
                 }
                 Vec::new()
@@ -81,11 +87,12 @@ struct Ask<'a> {
     key: Option<&'a str>,
     action: &'static str,
     tags: Option<&'a [(String, String)]>,
+    request_tags: Option<&'a [(String, String)]>,
 }
 
 impl<'a> Ask<'a> {
     fn of(req: &'a Request, bucket: &'a str, key: Option<&'a str>, action: &'static str) -> Ask<'a> {
-        Ask { requester: req.access_key(), bucket, key, action, tags: None }
+        Ask { requester: req.access_key(), bucket, key, action, tags: None, request_tags: None }
     }
 }
 
@@ -97,7 +104,14 @@ fn policy_decision(info: &BucketInfo, req: &Request, ask: &Ask<'_>) -> Decision 
         Some(k) => format!("arn:aws:s3:::{}/{k}", ask.bucket),
         None => format!("arn:aws:s3:::{}", ask.bucket),
     };
-    let decision = policy.policy.evaluate(&PolicyRequest { req, requester: ask.requester, action: ask.action, resource, tags: ask.tags });
+    let decision = policy.policy.evaluate(&PolicyRequest {
+        req,
+        requester: ask.requester,
+        action: ask.action,
+        resource,
+        tags: ask.tags,
+        request_tags: ask.request_tags,
+    });
     let restricted = info.public_access_block.is_some_and(|b| b.restrict_public_buckets) && policy.policy.is_public();
     if decision == Decision::Allow && restricted && ask.requester != Some(info.owner.as_str()) {
         return Decision::Default;
@@ -137,6 +151,22 @@ pub(super) fn access(shard: &Shard, req: &Request, bucket: &str, wanted: Permiss
     authorize(shard, req, Ask::of(req, bucket, req.key.as_deref(), action), |info| bucket_acl_allows(info, req.access_key(), wanted))
 }
 
+/// Changing the tags of an object whose tags are `existing` to `sent` (`action`:
+/// `s3:PutObjectTagging`): the policy sees both (`s3:ExistingObjectTag/<key>`,
+/// `s3:RequestObjectTag/<key>`); the bucket's WRITE when the policy says nothing.
+pub(super) fn may_retag(
+    shard: &Shard,
+    req: &Request,
+    bucket: &str,
+    key: &str,
+    existing: &[(String, String)],
+    sent: &[(String, String)],
+    action: &'static str,
+) -> Result<(), S3Error> {
+    let ask = Ask { tags: Some(existing), request_tags: Some(sent), ..Ask::of(req, bucket, Some(key), action) };
+    authorize(shard, req, ask, |info| bucket_acl_allows(info, req.access_key(), Permission::Write))
+}
+
 /// A write into `bucket` of `key` (a key of a multi-delete): `action` on that object, with the
 /// bucket's WRITE when the policy says nothing.
 pub(super) fn may_write(shard: &Shard, req: &Request, bucket: &str, key: &str, action: &'static str) -> Result<(), S3Error> {
@@ -145,7 +175,7 @@ pub(super) fn may_write(shard: &Shard, req: &Request, bucket: &str, key: &str, a
 
 /// `may_write` for `requester` (a form upload's signer, or `None`: anonymous).
 pub(super) fn may_write_as(shard: &Shard, req: &Request, requester: Option<&str>, bucket: &str, key: &str, action: &'static str) -> Result<(), S3Error> {
-    let ask = Ask { requester, bucket, key: Some(key), action, tags: None };
+    let ask = Ask { requester, key: Some(key), ..Ask::of(req, bucket, None, action) };
     authorize(shard, req, ask, |info| bucket_acl_allows(info, requester, Permission::Write))
 }
 

@@ -49,6 +49,9 @@ pub struct Request {
     pub versioned: bool,
     /// The client's address (`aws:SourceIp` in bucket policies).
     pub peer: std::net::IpAddr,
+    /// It came over TLS (`aws:SecureTransport`): the server speaks HTTPS on every connection
+    /// or on none.
+    pub secure: bool,
 }
 
 /// A bucket's lifecycle rules and the length of their day in milliseconds.
@@ -218,10 +221,11 @@ fn prepare(shard: &Rc<Shard>, head: RequestHead, id: String, peer: std::net::IpA
     let parts =
         sigv4::RequestParts { method: head.method.as_str(), raw_path: head.path(), raw_query: head.query(), headers: &head };
     let secrets = |ak: &str| shard.users.borrow_mut().secret(ak);
+    let secure = shard.config.tls.is_some();
     // A CORS preflight is never signed by its browser: a presigned URL's query, or another
     // request's Authorization, is not checked for it (its method differs from the signed one).
     if head.method == http::Method::Options {
-        return Ok(Request { head, id, auth: Auth::Anonymous, bucket, key, query, now_ms, cors: Vec::new(), lifecycle: None, versioned: false, peer });
+        return Ok(Request { head, id, auth: Auth::Anonymous, bucket, key, query, now_ms, cors: Vec::new(), lifecycle: None, versioned: false, peer, secure });
     }
     let auth = sigv4::authenticate(&parts, &secrets, (now_ms / 1000) as i64, &shard.config.region).map_err(|e| {
         let code = ErrorCode::from_name(e.code()).unwrap_or(ErrorCode::AccessDenied);
@@ -234,7 +238,7 @@ fn prepare(shard: &Rc<Shard>, head: RequestHead, id: String, peer: std::net::IpA
         }
         with_resource(err)
     })?;
-    Ok(Request { head, id, auth, bucket, key, query, now_ms, cors: Vec::new(), lifecycle: None, versioned: false, peer })
+    Ok(Request { head, id, auth, bucket, key, query, now_ms, cors: Vec::new(), lifecycle: None, versioned: false, peer, secure })
 }
 
 /// The bucket of a virtual-hosted `host` (`bucket.<domain>`), the domain matched without

@@ -409,10 +409,14 @@ async fn bucket_op(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: St
         }
         Method::Get if req.has_query("policyStatus") => {
             let info = owner_only(shard, req, &bucket)?;
-            let policy = info.policy.ok_or_else(|| {
-                err(ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist").with_extra("BucketName", &bucket)
-            })?;
-            Ok(Some(Response::xml(200, xr::policy_status(policy.policy.is_public()))))
+            // A bucket with a policy is public as its policy says; one without, as its ACL
+            // says (as Ceph RGW answers; AWS answers NoSuchBucketPolicy there, which tells a
+            // client no more than "not public by policy").
+            let public = match &info.policy {
+                Some(policy) => policy.policy.is_public(),
+                None => !info.acls_disabled() && !super::authz::ignores_public_acls(&info) && acl::is_public(&info.acl),
+            };
+            Ok(Some(Response::xml(200, xr::policy_status(public))))
         }
         Method::Put if req.has_query("encryption") => {
             owned(shard, req, &bucket, "s3:PutEncryptionConfiguration")?;
@@ -737,9 +741,12 @@ async fn put_bucket_tagging(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, b
 }
 
 async fn put_object_tagging(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
-    access(shard, req, &bucket, Permission::Write, "s3:PutObjectTagging")?;
+    exists(shard, &bucket)?;
     let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
     let tags = tagging::checked(xml::parse_tagging(&body)?, tagging::OBJECT_TAGS_MAX)?;
+    // The policy may name the tags the object has and the ones the request sets.
+    let info = object_info(shard, req, &bucket, &key).await?;
+    super::authz::may_retag(shard, req, &bucket, &key, &info.meta.tags, &tags, "s3:PutObjectTagging")?;
     let version = set_object_tags(shard, req, bucket, key, tags).await?;
     Ok(with_version(Response::new(200), version))
 }

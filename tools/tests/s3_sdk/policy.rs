@@ -141,6 +141,15 @@ async fn public_access_blocks_refuse_and_ignore_what_they_name() {
     put(&client, "pab", "open", b"open").await;
     let (status, code) = expect_error(client.get_public_access_block().bucket("pab").send().await);
     assert_eq!((status, code.as_str()), (404, "NoSuchPublicAccessBlockConfiguration"));
+    // With no policy, the status says what the bucket's ACL makes it (as Ceph RGW answers).
+    let is_public = |client: aws_sdk_s3::Client| async move {
+        let status = client.get_bucket_policy_status().bucket("pab").send().await.ok_or_panic("GetBucketPolicyStatus");
+        status.policy_status().and_then(|s| s.is_public())
+    };
+    assert_eq!(is_public(client.clone()).await, Some(false), "private, no policy");
+    client.put_bucket_acl().bucket("pab").acl(BucketCannedAcl::PublicRead).send().await.ok_or_panic("public-read");
+    assert_eq!(is_public(client.clone()).await, Some(true), "public-read ACL, no policy");
+    client.put_bucket_acl().bucket("pab").acl(BucketCannedAcl::Private).send().await.ok_or_panic("private");
     let public_policy = r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::pab/*"}]}"#;
     let bob_policy = format!(
         r#"{{"Statement": [{{"Effect": "Allow", "Principal": {{"AWS": "{BOB_KEY}"}}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::pab/*"}}]}}"#
@@ -186,4 +195,44 @@ async fn public_access_blocks_refuse_and_ignore_what_they_name() {
     let client = server.client();
     client.delete_public_access_block().bucket("pab").send().await.ok_or_panic("Delete");
     assert_eq!((anonymous(&server, "GET", "/pab/open"), anonymous(&server, "GET", "/pab/by-policy")), (200, 200));
+}
+
+/// Conditions on what a write sends: its encryption header (`s3:x-amz-server-side-encryption`,
+/// as policies that require encryption at rest are written), its grant headers
+/// (`s3:x-amz-grant-full-control`), and for PutObjectTagging the tags the object has
+/// (`s3:ExistingObjectTag/<key>`) and the ones the request sets (`s3:RequestObjectTag/<key>`).
+#[tokio::test]
+async fn conditions_on_what_a_write_sends() {
+    use aws_sdk_s3::types::{ServerSideEncryption, Tag, Tagging};
+    let server = Server::start("policy_write_conditions");
+    let alice = server.client();
+    let bob = with_bob(&server).await;
+    create_bucket(&alice, "pol-w").await;
+    let policy = format!(
+        r#"{{"Statement": [
+            {{"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::pol-w/*",
+              "Condition": {{"StringNotEquals": {{"s3:x-amz-server-side-encryption": "AES256"}}}}}},
+            {{"Effect": "Allow", "Principal": {{"AWS": "{BOB_KEY}"}}, "Action": "s3:PutObject", "Resource": "arn:aws:s3:::pol-w/*",
+              "Condition": {{"StringEquals": {{"s3:x-amz-grant-full-control": "id={alice}"}}}}}},
+            {{"Effect": "Allow", "Principal": {{"AWS": "{BOB_KEY}"}}, "Action": "s3:PutObjectTagging", "Resource": "arn:aws:s3:::pol-w/*",
+              "Condition": {{"StringEquals": {{"s3:ExistingObjectTag/security": "public", "s3:RequestObjectTag/security": "public"}}}}}}
+        ]}}"#,
+        alice = ACCESS_KEY
+    );
+    alice.put_bucket_policy().bucket("pol-w").policy(policy).send().await.ok_or_panic("policy");
+    let plain = alice.put_object().bucket("pol-w").key("plain").body(body(b"x")).send().await;
+    assert_eq!(status_of(plain), 403, "a PUT without encryption is denied");
+    let encrypted = |client: &aws_sdk_s3::Client, key: &str| {
+        client.put_object().bucket("pol-w").key(key).body(body(b"x")).server_side_encryption(ServerSideEncryption::Aes256)
+    };
+    encrypted(&alice, "enc").tagging("security=public").send().await.ok_or_panic("an encrypted PUT");
+    assert_eq!(status_of(encrypted(&bob, "bob-a").send().await), 403, "bob without the grant");
+    let grant = format!("id={ACCESS_KEY}");
+    encrypted(&bob, "bob-b").grant_full_control(&grant).send().await.ok_or_panic("bob granting alice full control");
+    let tags = |value: &str| Tagging::builder().tag_set(Tag::builder().key("security").value(value).build().expect("tag")).build().expect("tagging");
+    let retag = |key: &str, value: &str| bob.put_object_tagging().bucket("pol-w").key(key).tagging(tags(value)).send();
+    retag("enc", "public").await.ok_or_panic("bob keeping a public object public");
+    assert_eq!(status_of(retag("enc", "private").await), 403, "bob making it private");
+    alice.put_object_tagging().bucket("pol-w").key("enc").tagging(tags("private")).send().await.ok_or_panic("alice");
+    assert_eq!(status_of(retag("enc", "public").await), 403, "bob retagging a private object");
 }

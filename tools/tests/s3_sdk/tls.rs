@@ -64,6 +64,19 @@ async fn every_kind_of_request_works_over_https() {
     client.delete_object().bucket("cs-tls").key("multi").send().await.ok_or_panic("DeleteObject");
     let status = status_of(client.head_object().bucket("cs-tls").key("multi").send().await);
     assert_eq!(status, 404, "HEAD of a deleted object over TLS");
+
+    // A policy that denies everything not over TLS (`aws:SecureTransport` false) lets these
+    // requests through; one that denies what is over TLS stops them.
+    let deny_when = |secure: &str| {
+        format!(
+            r#"{{"Statement": [{{"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::cs-tls/*",
+                "Condition": {{"Bool": {{"aws:SecureTransport": "{secure}"}}}}}}]}}"#
+        )
+    };
+    client.put_bucket_policy().bucket("cs-tls").policy(deny_when("false")).send().await.ok_or_panic("policy");
+    assert_eq!(get(&client, "cs-tls", "object-0").await, b"", "GET over TLS, allowed");
+    client.put_bucket_policy().bucket("cs-tls").policy(deny_when("true")).send().await.ok_or_panic("policy");
+    assert_eq!(status_of(client.get_object().bucket("cs-tls").key("object-0").send().await), 403, "GET over TLS, denied");
 }
 
 /// A client that does not trust the certificate fails in the handshake; plain HTTP to the TLS
