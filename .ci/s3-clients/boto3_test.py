@@ -1,4 +1,4 @@
-"""boto3 against S3_ENDPOINT: object calls, multipart transfers, checksums, server-side encryption, listing, versioning, object lock, tags, form uploads, CORS, ACLs, bucket policies, lifecycle rules, errors.
+"""boto3 against S3_ENDPOINT: object calls (SigV4, and SigV2 in t_sigv2), multipart transfers, checksums, server-side encryption, listing, versioning, object lock, tags, form uploads, CORS, ACLs, bucket policies, lifecycle rules, errors.
 
 Run by run.sh, which sets S3_ENDPOINT, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and, when it could
 add one, a second user (S3_SECOND_ACCESS_KEY/S3_SECOND_SECRET_KEY). Each check compares exact
@@ -39,6 +39,14 @@ def client(access_key=None, secret_key=None, **config):
 
 
 s3 = client()
+
+
+def sigv2_client(access_key=None, secret_key=None):
+    # signature_version='s3' is botocore's HmacV1Auth (SigV2), as Ceph's s3-tests get_v2_client().
+    cfg = Config(s3={"addressing_style": "path"}, signature_version="s3", retries={"max_attempts": 1})
+    return boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1", config=cfg,
+                        aws_access_key_id=access_key or os.environ["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=secret_key or os.environ["AWS_SECRET_ACCESS_KEY"])
 
 
 def expect_eq(what, actual, expected):
@@ -355,6 +363,52 @@ def t_presigned():
         raise AssertionError("a tampered presigned URL was served")
     except urllib.error.HTTPError as e:
         expect_eq("status of a tampered presigned URL", e.code, 403)
+
+
+def t_sigv2():
+    v2 = sigv2_client()
+    sent = SentHeaders(v2, "PutObject")
+    bucket = "boto3-sigv2"
+    v2.create_bucket(Bucket=bucket)
+    body = os.urandom(50_000)
+    key = "dir/a key+b&c.bin"
+    v2.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-test",
+                  ContentMD5=b64(hashlib.md5(body).digest()), Metadata={"color": "blue", "shape": "round"})
+    auth = sent.headers[-1].get("authorization", "")
+    assert auth.startswith("AWS "), f"the put was not signed with SigV2: {auth!r}"
+    got = v2.get_object(Bucket=bucket, Key=key)
+    expect_eq("SigV2 get body", got["Body"].read(), body)
+    expect_eq("SigV2 get metadata", got["Metadata"], {"color": "blue", "shape": "round"})
+    expect_eq("SigV2 get content type", got["ContentType"], "application/x-test")
+    expect_eq("SigV2 get ETag", got["ETag"], md5_etag(body))
+    expect_eq("SigV2 head length", v2.head_object(Bucket=bucket, Key=key)["ContentLength"], len(body))
+    expect_error("SigV2 put with a wrong Content-MD5", "BadDigest", 400, v2.put_object, Bucket=bucket,
+                 Key="bad-md5", Body=b"abc", ContentMD5=b64(hashlib.md5(b"abd").digest()))
+    expect_eq("SigV2 list_objects", [o["Key"] for o in v2.list_objects(Bucket=bucket)["Contents"]], [key])
+    expect_eq("SigV2 list_objects_v2 prefix", v2.list_objects_v2(Bucket=bucket, Prefix="dir/")["KeyCount"], 1)
+    # Sub-resources are signed: ?acl and ?tagging.
+    v2.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})
+    expect_eq("SigV2 tags", v2.get_object_tagging(Bucket=bucket, Key=key)["TagSet"], [{"Key": "k", "Value": "v"}])
+    v2.get_bucket_acl(Bucket=bucket)
+    # A presigned GET made by the SigV2 client: AWSAccessKeyId, Expires, Signature.
+    url = v2.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=300)
+    assert "AWSAccessKeyId=" in url and "Signature=" in url, f"not a SigV2 presigned URL: {url}"
+    with urllib.request.urlopen(url) as r:
+        expect_eq("SigV2 presigned GET body", r.read(), body)
+    bad = url.replace("Signature=", "Signature=A")
+    try:
+        urllib.request.urlopen(bad)
+        raise AssertionError("a tampered SigV2 presigned URL was served")
+    except urllib.error.HTTPError as e:
+        expect_eq("status of a tampered SigV2 presigned URL", e.code, 403)
+    wrong = sigv2_client(os.environ["AWS_ACCESS_KEY_ID"], "not-the-secret-key")
+    expect_error("SigV2 with a wrong secret", "SignatureDoesNotMatch", 403, wrong.list_objects, Bucket=bucket)
+    unknown = sigv2_client("AKNOSUCHUSER", "whatever-secret")
+    expect_error("SigV2 with an unknown access key", "InvalidAccessKeyId", 403, unknown.list_buckets)
+    v2.delete_object(Bucket=bucket, Key=key)
+    expect_error("SigV2 get of the deleted key", "NoSuchKey", 404, v2.get_object, Bucket=bucket, Key=key)
+    v2.delete_bucket(Bucket=bucket)
+    assert bucket not in [b["Name"] for b in v2.list_buckets()["Buckets"]], f"{bucket} still listed"
 
 
 def t_error_codes():
@@ -762,6 +816,8 @@ CHECKS = [
     ("list_objects_v2 Delimiter, StartAfter", t_list_delimiter),
     ("delete_objects 1500 keys in 2 batches, Quiet", t_delete_objects),
     ("generate_presigned_url GET/PUT + urllib", t_presigned),
+    ("SigV2 (signature_version='s3'): bucket, put with metadata and Content-MD5, get, list, "
+     "presigned GET, wrong secret, delete", t_sigv2),
     ("error codes (NoSuchKey, NoSuchBucket, BucketNotEmpty, ...)", t_error_codes),
     ("conditional writes: IfNoneMatch='*' races, IfMatch", t_conditional_writes),
     ("list_object_versions of an unversioned bucket", t_list_object_versions),

@@ -275,7 +275,7 @@ else
 fi
 
 # The clients see only these settings: no profile, config or credentials from the machine.
-# awscli v1 and boto3 presign with SigV2 unless told s3v4; corestore speaks SigV4 only.
+# awscli v1 and boto3 presign with SigV2 unless told s3v4: the checks use SigV4, except boto3's SigV2 one.
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_ENDPOINT_URL AWS_CA_BUNDLE
 export S3_ENDPOINT=$endpoint AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_DEFAULT_REGION=us-east-1
 export AWS_CONFIG_FILE="$data/aws-config" AWS_SHARED_CREDENTIALS_FILE="$data/aws-credentials"

@@ -1,7 +1,7 @@
-//! s3front: the only crate that speaks HTTP, S3 XML and SigV4.
+//! s3front: the only crate that speaks HTTP, S3 XML and SigV4 (and SigV2).
 //!
 //! It turns requests into calls on the owning core's store and errors into S3 error bodies; it
-//! must never be a dependency of engine, net or raftlog. The codecs (`acl`, `http`, `lifecycle`, `policy`, `sigv4`, `chunked`,
+//! must never be a dependency of engine, net or raftlog. The codecs (`acl`, `http`, `lifecycle`, `policy`, `sigv4`, `sigv2`, `chunked`,
 //! `checksum`, `xml`, `names`, `tagging`, `post`, `cors`) are sans-IO: bytes in, values or errors out, so that cargo fuzz
 //! and property tests drive them without sockets.
 
@@ -17,6 +17,7 @@ pub mod names;
 pub mod object_lock;
 pub mod policy;
 pub mod post;
+pub mod sigv2;
 pub mod sigv4;
 pub mod sse;
 pub mod server;

@@ -441,11 +441,7 @@ impl PostSigner {
                 mac.update(policy_b64.as_bytes());
                 hex::decode(signature).is_ok_and(|s| mac.verify_slice(&s).is_ok())
             }
-            PostSigner::V2 { signature, .. } => {
-                let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
-                mac.update(policy_b64.as_bytes());
-                base64::engine::general_purpose::STANDARD.decode(signature.trim()).is_ok_and(|s| mac.verify_slice(&s).is_ok())
-            }
+            PostSigner::V2 { signature, .. } => crate::sigv2::signature_matches(secret, policy_b64.as_bytes(), signature),
         }
     }
 }

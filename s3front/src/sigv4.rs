@@ -13,7 +13,7 @@
 mod canonical;
 pub mod client;
 mod error;
-mod parse;
+pub(crate) mod parse;
 
 pub use canonical::{ALGORITHM, SCOPE_TERMINATOR, canonical_query, canonical_uri, hmac_sha256, sha256, signing_key, string_to_sign};
 pub use error::AuthError;
@@ -160,9 +160,21 @@ impl fmt::Display for CredentialScope {
     }
 }
 
-/// A request whose signature checked out.
+/// Which signature a request carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureVersion {
+    /// HMAC-SHA1 over headers and resource (`crate::sigv2`); the body is never signed.
+    V2,
+    /// AWS4-HMAC-SHA256 (this module).
+    V4,
+}
+
+/// A request whose signature checked out. A SigV2 request (`crate::sigv2`) has the same shape so
+/// that it takes the same path once authenticated; the fields only SigV4 has (`scope`,
+/// `signing_key`, `seed_signature`) are then empty or zero.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SignedRequest {
+    pub version: SignatureVersion,
     pub access_key: String,
     /// The request time as signed, `YYYYMMDDTHHMMSSZ`.
     pub date_time: String,
@@ -194,6 +206,7 @@ impl SignedRequest {
 impl fmt::Debug for SignedRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SignedRequest")
+            .field("version", &self.version)
             .field("access_key", &self.access_key)
             .field("date_time", &self.date_time)
             .field("scope", &self.scope)
@@ -326,7 +339,8 @@ fn query_malformed(message: impl Into<String>) -> AuthError {
 
 fn header_claim<'a>(req: &RequestParts<'a>, authorization: &'a str, now_unix_s: i64) -> Result<Claim<'a>, AuthError> {
     if parse::is_sigv2(authorization) {
-        return Err(AuthError::InvalidRequest { message: format!("Signature Version 2 is not supported; use {ALGORITHM}") });
+        // The server sends these to `crate::sigv2` (`sigv2::is_sigv2`); this verifier alone refuses them.
+        return Err(AuthError::InvalidRequest { message: format!("Signature Version 2 is verified by sigv2, not as {ALGORITHM}") });
     }
     let fields =
         parse::parse_authorization(authorization).map_err(|m| header_malformed(format!("The authorization header is malformed: {m}")))?;
@@ -508,6 +522,7 @@ fn verify_claim(
     })?;
     let (decoded_content_length, trailer) = streaming_headers(req, claim.payload)?;
     Ok(SignedRequest {
+        version: SignatureVersion::V4,
         access_key,
         date_time: claim.date_time,
         request_time_unix_s: claim.request_time_unix_s,
@@ -523,7 +538,7 @@ fn verify_claim(
 }
 
 /// `x-amz-decoded-content-length` and `x-amz-trailer`, which only streaming bodies may carry.
-fn streaming_headers(req: &RequestParts, payload: PayloadMode) -> Result<(Option<u64>, Option<ChecksumAlgorithm>), AuthError> {
+pub(crate) fn streaming_headers(req: &RequestParts, payload: PayloadMode) -> Result<(Option<u64>, Option<ChecksumAlgorithm>), AuthError> {
     let invalid = |message: String| AuthError::InvalidArgument { message };
     let decoded_content_length = match req.header("x-amz-decoded-content-length") {
         Some(value) if payload.chunked_mode().is_some() => Some(

@@ -14,6 +14,7 @@ use crate::checksum::{ChecksumAlgorithm, Checksummer, Md5};
 use crate::chunked::AwsChunkedDecoder;
 use crate::error::{ErrorCode, S3Error};
 use crate::http::{self, BodyFraming, ChunkedDecoder, RequestHead, ResponseHead};
+use crate::sigv2;
 use crate::sigv4::{self, Auth, PayloadMode};
 
 /// How long a client may take to send a request head, and between pieces of a body.
@@ -216,25 +217,24 @@ fn prepare(shard: &Rc<Shard>, head: RequestHead, id: String, peer: std::net::IpA
     let with_resource = |e: S3Error| e.with_resource(resource_of(&head));
     let path = http::decode_path(head.path()).map_err(|e| with_resource(S3Error::new(ErrorCode::InvalidURI, e.to_string())))?;
     let query = http::parse_query(head.query()).map_err(|e| with_resource(S3Error::new(ErrorCode::InvalidURI, e.to_string())))?;
-    let (bucket, key) = address(shard, &head, &path);
+    let host_bucket = host_bucket(shard, &head);
+    let (bucket, key) = address(host_bucket, &path);
     let now_ms = super::unix_now_ms();
-    let parts =
-        sigv4::RequestParts { method: head.method.as_str(), raw_path: head.path(), raw_query: head.query(), headers: &head };
-    let secrets = |ak: &str| shard.users.borrow_mut().secret(ak);
     let secure = shard.config.tls.is_some();
     // A CORS preflight is never signed by its browser: a presigned URL's query, or another
     // request's Authorization, is not checked for it (its method differs from the signed one).
     if head.method == http::Method::Options {
         return Ok(Request { head, id, auth: Auth::Anonymous, bucket, key, query, now_ms, cors: Vec::new(), lifecycle: None, versioned: false, peer, secure });
     }
-    let auth = sigv4::authenticate(&parts, &secrets, (now_ms / 1000) as i64, &shard.config.region).map_err(|e| {
+    let auth = authenticate(shard, &head, host_bucket, now_ms).map_err(|e| {
         let code = ErrorCode::from_name(e.code()).unwrap_or(ErrorCode::AccessDenied);
         let mut err = S3Error::new(code, e.message());
         if let sigv4::AuthError::SignatureDoesNotMatch { access_key, string_to_sign, canonical_request } = &e {
-            err = err
-                .with_extra("AWSAccessKeyId", access_key.clone())
-                .with_extra("StringToSign", string_to_sign.clone())
-                .with_extra("CanonicalRequest", canonical_request.clone());
+            err = err.with_extra("AWSAccessKeyId", access_key.clone()).with_extra("StringToSign", string_to_sign.clone());
+            // SigV2 has no canonical request.
+            if !canonical_request.is_empty() {
+                err = err.with_extra("CanonicalRequest", canonical_request.clone());
+            }
         }
         with_resource(err)
     })?;
@@ -251,15 +251,33 @@ fn virtual_bucket<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
     matches.then(|| &host[..split])
 }
 
-/// Path-style `/bucket/key`, or virtual-hosted `bucket.<domain>` with `/key`.
-fn address(shard: &Shard, head: &RequestHead, path: &str) -> (Option<String>, Option<String>) {
+/// SigV2 or SigV4, whichever the request carries; both answer with the same `Auth`, so the
+/// request takes one path from here on.
+fn authenticate(shard: &Shard, head: &RequestHead, host_bucket: Option<&str>, now_ms: u64) -> Result<Auth, sigv4::AuthError> {
+    let parts = sigv4::RequestParts { method: head.method.as_str(), raw_path: head.path(), raw_query: head.query(), headers: head };
+    let secrets = |ak: &str| shard.users.borrow_mut().secret(ak);
+    let now_unix_s = (now_ms / 1000) as i64;
+    if sigv2::is_sigv2(&parts) {
+        // SigV2 signs a virtual-hosted request's bucket as the resource's first segment; bucket
+        // names are lowercase, and clients sign the name they were given.
+        let bucket = host_bucket.map(str::to_ascii_lowercase);
+        return sigv2::authenticate(&parts, bucket.as_deref(), &secrets, now_unix_s).map(Auth::Signed);
+    }
+    sigv4::authenticate(&parts, &secrets, now_unix_s, &shard.config.region)
+}
+
+/// The bucket a virtual-hosted request names in its host (`bucket.<domain>`), as sent.
+fn host_bucket<'h>(shard: &Shard, head: &'h RequestHead) -> Option<&'h str> {
     let host = head.host().unwrap_or("");
     let host = host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
-    for d in shard.config.domains.iter().map(String::as_str).chain(["localhost"]) {
-        if let Some(bucket) = virtual_bucket(host, d) {
-            let key = path.strip_prefix('/').unwrap_or(path);
-            return (Some(bucket.to_ascii_lowercase()), (!key.is_empty()).then(|| key.to_string()));
-        }
+    shard.config.domains.iter().map(String::as_str).chain(["localhost"]).find_map(|d| virtual_bucket(host, d))
+}
+
+/// Path-style `/bucket/key`, or virtual-hosted (`host_bucket`) with `/key`.
+fn address(host_bucket: Option<&str>, path: &str) -> (Option<String>, Option<String>) {
+    if let Some(bucket) = host_bucket {
+        let key = path.strip_prefix('/').unwrap_or(path);
+        return (Some(bucket.to_ascii_lowercase()), (!key.is_empty()).then(|| key.to_string()));
     }
     let rest = path.strip_prefix('/').unwrap_or(path);
     match rest.split_once('/') {
