@@ -258,9 +258,7 @@ fn query_claim(raw_query: &str, now_unix_s: i64) -> Result<Claim, AuthError> {
 /// (`… +0000`, `… -0000` as botocore and the AWS examples write it), or ISO 8601 basic in
 /// `x-amz-date`. Times before 1970 are refused, as Ceph RGW refuses them.
 pub fn parse_date(value: &str) -> Option<i64> {
-    let unix_s = parse::parse_http_date(value)
-        .or_else(|| time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok().map(|t| t.unix_timestamp()))
-        .or_else(|| parse::parse_amz_date(value))?;
+    let unix_s = parse::parse_http_date(value).or_else(|| parse::parse_amz_date(value))?;
     (unix_s >= 0).then_some(unix_s)
 }
 

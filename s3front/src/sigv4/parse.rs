@@ -179,11 +179,15 @@ pub fn format_amz_date(unix_s: i64) -> Option<String> {
     time::OffsetDateTime::from_unix_timestamp(unix_s).ok()?.format(format).ok()
 }
 
-/// An HTTP `Date` header (IMF-fixdate and the obsolete forms) → unix seconds.
+/// A signed `Date` header → unix seconds: IMF-fixdate and HTTP's obsolete forms, or RFC 2822
+/// with a numeric zone (`... -0000`), which botocore writes when a caller sets `Date` (Python's
+/// `email.utils.formatdate`) and the AWS examples use.
 pub fn parse_http_date(value: &str) -> Option<i64> {
-    let at = httpdate::parse_http_date(value.trim()).ok()?;
-    let since_epoch = at.duration_since(std::time::UNIX_EPOCH).ok()?;
-    i64::try_from(since_epoch.as_secs()).ok()
+    let value = value.trim();
+    match httpdate::parse_http_date(value) {
+        Ok(at) => i64::try_from(at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs()).ok(),
+        Err(_) => Some(time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?.unix_timestamp()),
+    }
 }
 
 #[cfg(test)]
@@ -260,5 +264,7 @@ mod tests {
         }
         assert_eq!(parse_http_date("Fri, 24 May 2013 00:00:00 GMT"), Some(1_369_353_600));
         assert_eq!(parse_http_date("yesterday"), None);
+        assert_eq!(parse_http_date("Fri, 24 May 2013 00:00:00 -0000"), Some(1_369_353_600));
+        assert_eq!(parse_http_date("Fri, 24 May 2013 02:00:00 +0200"), Some(1_369_353_600));
     }
 }
