@@ -253,7 +253,9 @@ impl FileScanner {
 /// `x-ignore-*`).
 fn exempt(field: &str) -> bool {
     const EXEMPT: [&str; 5] = ["policy", "signature", "awsaccesskeyid", "x-amz-signature", "file"];
-    EXEMPT.iter().any(|e| field.eq_ignore_ascii_case(e)) || field.to_ascii_lowercase().starts_with("x-ignore-")
+    // A checksum field is checked against the file itself (as Ceph RGW exempts it).
+    let lower = field.to_ascii_lowercase();
+    EXEMPT.iter().any(|e| field.eq_ignore_ascii_case(e)) || lower.starts_with("x-ignore-") || lower.starts_with("x-amz-checksum-")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use super::encrypt;
 use super::handlers::{BodySource, commit, store_body, with_version, written_version};
 use super::meta::ObjectMeta;
 use crate::acl;
+use crate::checksum::{ChecksumAlgorithm, Checksummer};
 use crate::error::{ErrorCode, S3Error};
 use crate::names;
 use crate::post::{self, FORM_FIELDS_BYTES_MAX, FileScanner, FormHead, PostError, PostSigner};
@@ -77,6 +78,10 @@ pub async fn post_object(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
     let owner = shard.owner(&bucket, &key);
     let rest = buf.split_off(head.data_start);
     let mut file = FormFile::new(body, &boundary, rest, policy.as_ref().and_then(post::Policy::length_range));
+    if let Some((algorithm, value)) = form_checksum(&head)? {
+        meta.checksums.push((algorithm.sdk_name().to_string(), value.clone()));
+        file.checksum = Some((Checksummer::new(algorithm), value));
+    }
     let stored = store_body(shard, conn, &mut encrypt::Encrypting::new(&mut file, cipher.as_ref()), owner).await?;
     let etag = encrypt::etag(file.md5.finalize_reset().into(), sealed.as_ref(), cipher.as_ref());
     meta.etag = etag.clone();
@@ -161,13 +166,29 @@ struct FormFile {
     /// Body bytes read with the fields that already belong to the file.
     pending: Vec<u8>,
     md5: Md5,
+    /// The form's `x-amz-checksum-<algorithm>` field: the file's checksum so far, and the value
+    /// it must end as.
+    checksum: Option<(Checksummer, String)>,
     len: u64,
     length_range: Option<(u64, u64)>,
 }
 
+/// The form's `x-amz-checksum-<algorithm>` field, if it has one (at most one, as for a PUT).
+fn form_checksum(head: &FormHead) -> Result<Option<(ChecksumAlgorithm, String)>, S3Error> {
+    let mut found = head.fields.iter().filter_map(|(name, value)| Some((ChecksumAlgorithm::from_header_name(&name.to_ascii_lowercase())?, value)));
+    let Some((algorithm, value)) = found.next() else { return Ok(None) };
+    if found.next().is_some() {
+        return Err(S3Error::new(ErrorCode::InvalidRequest, "Expecting a single x-amz-checksum- field"));
+    }
+    if algorithm.decode_value(value.trim()).is_none() {
+        return Err(S3Error::new(ErrorCode::InvalidRequest, format!("Value for {} is not a valid checksum", algorithm.header_name())));
+    }
+    Ok(Some((algorithm, value.trim().to_string())))
+}
+
 impl FormFile {
     fn new(body: BodyReader, boundary: &str, pending: Vec<u8>, length_range: Option<(u64, u64)>) -> FormFile {
-        FormFile { body, scanner: FileScanner::new(boundary), pending, md5: Md5::new(), len: 0, length_range }
+        FormFile { body, scanner: FileScanner::new(boundary), pending, md5: Md5::new(), checksum: None, len: 0, length_range }
     }
 
     /// Reads what follows the file (fields S3 ignores), so the connection can serve the next
@@ -204,7 +225,18 @@ impl BodySource for FormFile {
             }
         }
         self.md5.update(&out[start..]);
+        if let Some((summer, _)) = &mut self.checksum {
+            summer.update(&out[start..]);
+        }
         self.len += (out.len() - start) as u64;
+        if self.scanner.ended()
+            && let Some((summer, expected)) = self.checksum.take()
+        {
+            let algorithm = summer.algorithm();
+            if algorithm.decode_value(&expected).as_deref() != Some(summer.finish_bytes().as_slice()) {
+                return Err(S3Error::checksum_mismatch(algorithm.sdk_name()));
+            }
+        }
         if let Some((min, max)) = self.length_range {
             if self.len > max {
                 return Err(S3Error::new(ErrorCode::EntityTooLarge, format!("Your proposed upload exceeds the maximum allowed size ({max} bytes)")));

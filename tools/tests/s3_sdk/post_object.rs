@@ -91,6 +91,29 @@ async fn signed_forms_upload_small_and_large_files() {
     assert!(answer.body_text().contains("<PostResponse><Location>"), "{}", answer.body_text());
     assert_eq!(xml_element(&answer.body_text(), "Key"), Some("uploads/201"));
     assert_eq!(xml_element(&answer.body_text(), "ETag"), Some(format!("&quot;{}&quot;", hex(&md5(b"created"))).as_str()));
+
+    // An x-amz-checksum-* field is checked against the file (the policy need not name it),
+    // kept, and answered as a PUT's checksum is.
+    const SHA256_OF_CHECKED: &str = "5ho9eMZRM8cmDEPnGdl8RuFr1Qxk7ngAU2zxTGQHphc=";
+    let checked = |key: &str, value: &str| {
+        let mut form = fields(&[("key", key), ("x-amz-checksum-sha256", value)]);
+        form.extend(signed_fields(&policy_b64, &date, SECRET_KEY));
+        post(&server, "forms", &form_body(&form, "f", b"checked"))
+    };
+    let answer = checked("uploads/checked", SHA256_OF_CHECKED);
+    assert_eq!(answer.status, 204, "{}", answer.body_text());
+    let head = client
+        .head_object()
+        .bucket("forms")
+        .key("uploads/checked")
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .ok_or_panic("HEAD");
+    assert_eq!(head.checksum_sha256(), Some(SHA256_OF_CHECKED));
+    let answer = checked("uploads/corrupt", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    assert_eq!((answer.status, xml_element(&answer.body_text(), "Code")), (400, Some("BadDigest")), "{}", answer.body_text());
+    assert_eq!(status_of(client.head_object().bucket("forms").key("uploads/corrupt").send().await), 404, "nothing stored");
 }
 
 #[tokio::test]
