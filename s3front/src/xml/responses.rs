@@ -48,6 +48,11 @@ impl ChecksumType {
             ChecksumType::Composite => "COMPOSITE",
         }
     }
+
+    /// `COMPOSITE` / `FULL_OBJECT`, as `x-amz-checksum-type` writes them (case-insensitively).
+    pub fn parse(value: &str) -> Option<ChecksumType> {
+        [ChecksumType::Composite, ChecksumType::FullObject].into_iter().find(|t| t.as_str().eq_ignore_ascii_case(value.trim()))
+    }
 }
 
 /// Base64 checksum values, as in the `x-amz-checksum-*` headers; absent ones are not written.
