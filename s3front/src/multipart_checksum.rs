@@ -35,7 +35,9 @@ impl UploadChecksum {
     pub fn from_headers(algorithm: Option<&str>, kind: Option<&str>) -> Result<Option<UploadChecksum>, S3Error> {
         let kind = match kind {
             None => None,
-            Some(v) => Some(ChecksumType::parse(v).ok_or_else(|| invalid_request(format!("x-amz-checksum-type {v:?}: COMPOSITE or FULL_OBJECT")))?),
+            Some(v) => Some(
+                ChecksumType::parse(v).ok_or_else(|| invalid_request(format!("x-amz-checksum-type {v:?}: COMPOSITE or FULL_OBJECT")))?,
+            ),
         };
         let Some(name) = algorithm else {
             return match kind {
@@ -43,8 +45,9 @@ impl UploadChecksum {
                 Some(_) => Err(invalid_request("x-amz-checksum-type needs x-amz-checksum-algorithm".into())),
             };
         };
-        let algorithm = ChecksumAlgorithm::from_sdk_name(name.trim())
-            .ok_or_else(|| invalid_request(format!("Checksum algorithm {name:?} is not supported: CRC32, CRC32C, CRC64NVME, SHA1 or SHA256")))?;
+        let algorithm = ChecksumAlgorithm::from_sdk_name(name.trim()).ok_or_else(|| {
+            invalid_request(format!("Checksum algorithm {name:?} is not supported: CRC32, CRC32C, CRC64NVME, SHA1 or SHA256"))
+        })?;
         let kind = kind.unwrap_or(Self::default_kind(algorithm));
         let allowed = match algorithm {
             ChecksumAlgorithm::Crc64Nvme => kind == ChecksumType::FullObject,
@@ -52,7 +55,11 @@ impl UploadChecksum {
             ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c => true,
         };
         if !allowed {
-            return Err(invalid_request(format!("The {} checksum type cannot be used with the {} checksum algorithm.", kind.as_str(), algorithm.sdk_name())));
+            return Err(invalid_request(format!(
+                "The {} checksum type cannot be used with the {} checksum algorithm.",
+                kind.as_str(),
+                algorithm.sdk_name()
+            )));
         }
         Ok(Some(UploadChecksum { algorithm, kind }))
     }
