@@ -148,6 +148,29 @@ def t_transfer_30mib():
     assert back == data, "downloaded bytes differ"
 
 
+def t_multipart_crc32():
+    # boto3 >= 1.36's upload_file creates the upload with a CRC32 checksum and sends each part's;
+    # the object's checksum is then the composite of the parts' (or, asked, the full object's).
+    data = os.urandom(20 * MIB)
+    src = os.path.join(WORK, "crc.bin")
+    with open(src, "wb") as f:
+        f.write(data)
+    cfg = TransferConfig(multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB)
+    s3.upload_file(src, BUCKET, "crc/multipart", Config=cfg)
+    head = s3.head_object(Bucket=BUCKET, Key="crc/multipart", ChecksumMode="ENABLED")
+    parts = [data[i:i + 8 * MIB] for i in range(0, len(data), 8 * MIB)]
+    if head.get("ChecksumType") == "FULL_OBJECT":
+        expected = crc32_b64(data)
+    else:
+        expect_eq("ChecksumType", head.get("ChecksumType"), "COMPOSITE")
+        joined = b"".join(zlib.crc32(p).to_bytes(4, "big") for p in parts)
+        expected = "%s-%d" % (crc32_b64(joined), len(parts))
+    expect_eq("ChecksumCRC32 of the multipart object", head.get("ChecksumCRC32"), expected)
+    got = s3.get_object(Bucket=BUCKET, Key="crc/multipart", ChecksumMode="ENABLED")
+    expect_eq("ChecksumCRC32 of get_object", got.get("ChecksumCRC32"), expected)
+    assert got["Body"].read() == data, "multipart bytes differ"
+
+
 def t_default_crc32():
     body = b"checksummed by default " * 1000
     sent = SentHeaders(s3, "PutObject")
@@ -805,6 +828,7 @@ CHECKS = [
     ("create_bucket, list_buckets, head_bucket", t_create_bucket),
     ("put/get/head/delete object", t_put_get_head_delete),
     ("upload_file/download_file 30 MiB (multipart, 4 threads)", t_transfer_30mib),
+    ("upload_file 20 MiB with boto3's default CRC32: the object's checksum", t_multipart_crc32),
     ("default CRC32 checksum accepted", t_default_crc32),
     ("CRC32 returned with ChecksumMode=ENABLED", t_crc32_returned),
     ("wrong CRC32 refused (BadDigest)", t_wrong_crc32_refused),

@@ -2,7 +2,7 @@
 //!
 //! It turns requests into calls on the owning core's store and errors into S3 error bodies; it
 //! must never be a dependency of engine, net or raftlog. The codecs (`acl`, `http`, `lifecycle`, `policy`, `sigv4`, `sigv2`, `chunked`,
-//! `checksum`, `xml`, `names`, `tagging`, `post`, `cors`) are sans-IO: bytes in, values or errors out, so that cargo fuzz
+//! `checksum`, `multipart_checksum`, `xml`, `names`, `tagging`, `post`, `cors`) are sans-IO: bytes in, values or errors out, so that cargo fuzz
 //! and property tests drive them without sockets.
 
 pub mod acl;
@@ -13,6 +13,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod lifecycle;
+pub mod multipart_checksum;
 pub mod names;
 pub mod object_lock;
 pub mod policy;

@@ -583,6 +583,29 @@ impl BodyReader {
         Ok(used)
     }
 
+    /// The algorithm of the checksum the client declared (header, trailer or
+    /// `x-amz-sdk-checksum-algorithm`), if any.
+    pub fn checksum_algorithm(&self) -> Option<ChecksumAlgorithm> {
+        self.checksum.as_ref().map(|(a, _, _)| *a)
+    }
+
+    /// Computes `algorithm` over the body (`checksum_value`) when the client declared none.
+    pub fn compute_checksum(&mut self, algorithm: ChecksumAlgorithm) {
+        assert_eq!(self.received, 0, "a checksum covers the body from its first byte");
+        if self.checksum.is_none() {
+            self.checksum = Some((algorithm, None, Checksummer::new(algorithm)));
+        }
+    }
+
+    /// For a request whose `x-amz-checksum-*` header describes something other than its body
+    /// (CompleteMultipartUpload: the whole object's); a trailer is still the body's.
+    pub fn ignoring_checksum_headers(mut self) -> BodyReader {
+        if matches!(self.checksum, Some((_, Some(_), _))) {
+            self.checksum = None;
+        }
+        self
+    }
+
     /// Checks the declared digests once the body has ended.
     fn finish(&mut self) -> Result<(), S3Error> {
         self.done = true;

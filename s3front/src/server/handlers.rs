@@ -15,6 +15,7 @@ use super::versions::{self, Found};
 use super::{BUCKETS_BUCKET, BucketInfo, Shard};
 use crate::acl::{self, Permission};
 use crate::checksum::{ChecksumAlgorithm, multipart_etag};
+use crate::multipart_checksum::{self, UploadChecksum};
 use crate::error::{ErrorCode, S3Error};
 use crate::http::{self, Method, RangeResult, ResponseHead};
 use crate::cors;
@@ -537,7 +538,10 @@ fn list_buckets(shard: &Shard, req: &Request) -> Result<Response, S3Error> {
 }
 
 async fn read_small_body(conn: &mut Conn, req: &Request, max: usize) -> Result<Vec<u8>, S3Error> {
-    let mut body = BodyReader::new(req)?;
+    read_small_body_from(conn, BodyReader::new(req)?, max).await
+}
+
+async fn read_small_body_from(conn: &mut Conn, mut body: BodyReader, max: usize) -> Result<Vec<u8>, S3Error> {
     let mut out = Vec::new();
     while body.read(conn, &mut out, 64 << 10).await? {
         if out.len() > max {
@@ -787,8 +791,10 @@ async fn get_object_attributes(shard: &Rc<Shard>, conn: &Conn, req: &Request, bu
     let body = xr::object_attributes(&wanted, &xr::ObjectAttributesResult {
         etag: info.meta.etag.clone(),
         checksums: checksums_of(&info.meta),
+        checksum_type: info.meta.checksum().map(|(_, v)| multipart_checksum::kind_of_value(v)),
         size: info.size,
         part_sizes: &info.meta.part_sizes,
+        part_checksums: (1..=info.meta.part_sizes.len()).map(|n| part_checksums_of(&info.meta, n)).collect(),
         part_number_marker: marker,
         max_parts: max_parts.min(PARTS_LISTED_MAX),
     });
@@ -1314,16 +1320,25 @@ fn stored_headers(meta: &ObjectMeta) -> http::HeaderLines {
     head.into_header_lines()
 }
 
-/// The object's checksums, when the request asks for them (`x-amz-checksum-mode: ENABLED`).
+/// The object's checksum and its type, when the request asks for them
+/// (`x-amz-checksum-mode: ENABLED`). A part read (`partNumber` of a multipart object) gets the
+/// part's checksum; a range gets none, since no checksum covers it, as in S3.
 fn checksum_headers(head: &mut ResponseHead, req: &Request, meta: &ObjectMeta, partial: bool) {
-    // A checksum covers the whole object: a range response carries none, as in S3.
-    if !partial && req.header("x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("enabled")) {
-        for (alg, v) in &meta.checksums {
-            if let Some(a) = ChecksumAlgorithm::from_sdk_name(alg) {
-                let _ = head.try_header(a.header_name(), v);
-            }
-        }
+    if !req.header("x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("enabled")) {
+        return;
     }
+    let Some((algorithm, value)) = meta.checksum() else { return };
+    let kind = multipart_checksum::kind_of_value(value);
+    if partial {
+        let part = req.query("partNumber").and_then(|n| n.parse::<usize>().ok()).and_then(|n| meta.part_checksum(n));
+        if let Some((algorithm, value)) = part {
+            let _ = head.try_header(algorithm.header_name(), &value);
+            let _ = head.try_header("x-amz-checksum-type", kind.as_str());
+        }
+        return;
+    }
+    let _ = head.try_header(algorithm.header_name(), value);
+    let _ = head.try_header("x-amz-checksum-type", kind.as_str());
 }
 
 /// GET/HEAD preconditions (RFC 9110 §13.2.2 order, as S3 applies them).
@@ -1879,8 +1894,28 @@ fn copy_source(req: &Request) -> Result<(String, String, Option<VersionId>), S3E
     }
 }
 
+/// What a copy hashes of its plaintext: the MD5 (its ETag) and, for a part of an upload with a
+/// checksum algorithm, the part's checksum.
+struct CopyDigests {
+    md5: crate::checksum::Md5,
+    checksum: Option<crate::checksum::Checksummer>,
+}
+
+impl CopyDigests {
+    fn update(&mut self, data: &[u8]) {
+        self.md5.update(data);
+        if let Some(c) = self.checksum.as_mut() {
+            c.update(data);
+        }
+    }
+
+    fn finish(self) -> ([u8; 16], Option<String>) {
+        (self.md5.finish(), self.checksum.map(crate::checksum::Checksummer::finish))
+    }
+}
+
 /// How a copy's bytes change on the way: decrypted with the source's cipher (at their offset
-/// in the source), encrypted with the destination's (from 0). The MD5 is of the plaintext.
+/// in the source), encrypted with the destination's (from 0). The digests are of the plaintext.
 #[derive(Clone, Copy, Default)]
 struct Transcode<'c> {
     from: Option<&'c crate::sse::Cipher>,
@@ -1889,19 +1924,20 @@ struct Transcode<'c> {
 
 impl Transcode<'_> {
     /// `data`, the source's bytes from `src_at` and the copy's from `dst_at`, made the copy's,
-    /// its plaintext hashed into `md5` on the way.
-    fn apply(&self, data: &mut [u8], src_at: u64, dst_at: u64, md5: &mut crate::checksum::Md5) {
+    /// its plaintext hashed into `digests` on the way.
+    fn apply(&self, data: &mut [u8], src_at: u64, dst_at: u64, digests: &mut CopyDigests) {
         if let Some(c) = self.from {
             c.apply(src_at, data);
         }
-        md5.update(data);
+        digests.update(data);
         if let Some(c) = self.to {
             c.apply(dst_at, data);
         }
     }
 }
 
-/// Copies `[start, end)` of a source object into a new upload stream on core `to`.
+/// Copies `[start, end)` of a source object into a new upload stream on core `to`; returns
+/// where it went, its MD5 and its `checksum` (base64) when one is asked for.
 async fn copy_data(
     shard: &Rc<Shard>,
     src: &Source,
@@ -1909,8 +1945,9 @@ async fn copy_data(
     (start, end): (u64, u64),
     to: usize,
     transcode: Transcode<'_>,
-) -> Result<(Stored, [u8; 16]), S3Error> {
-    let mut md5 = crate::checksum::Md5::new();
+    checksum: Option<ChecksumAlgorithm>,
+) -> Result<(Stored, [u8; 16], Option<String>), S3Error> {
+    let mut md5 = CopyDigests { md5: crate::checksum::Md5::new(), checksum: checksum.map(crate::checksum::Checksummer::new) };
     if info.manifest.is_none() || end - start <= SMALL_OBJECT_BYTES_MAX as u64 {
         let (b, k) = (src.at.bucket.clone(), src.at.key.clone());
         let mut data = match call(shard, src.owner, move |s: Rc<Shard>| objects::get_small(s, b, k)).await? {
@@ -1919,7 +1956,8 @@ async fn copy_data(
             None => return Err(no_such_key(&src.key)),
         };
         transcode.apply(&mut data, start, 0, &mut md5);
-        return Ok((Stored::Small(data), md5.finish()));
+        let (md5, checksum) = md5.finish();
+        return Ok((Stored::Small(data), md5, checksum));
     }
     let Some(remote) = RemoteRead::open(shard, src.owner, &src.at.bucket, &src.at.key).await? else {
         return Err(no_such_key(&src.key));
@@ -1946,7 +1984,8 @@ async fn copy_data(
         return Err(e);
     }
     let extent = call(shard, to, move |s: Rc<Shard>| objects::finish_write(s, write_session)).await?;
-    Ok((Stored::Stream(extent), md5.finish()))
+    let (md5, checksum) = md5.finish();
+    Ok((Stored::Stream(extent), md5, checksum))
 }
 
 /// Reads `[start, end)` of a large object into memory (small ranges of it).
@@ -2041,10 +2080,13 @@ async fn copy_object(shard: &Rc<Shard>, conn: &Conn, req: &Request, bucket: Stri
     // source was: the source's key is the source's.
     let (sealed, to) = encrypt::one_segment(encrypt::for_write(shard, conn, &bucket, |h| req.header(h))?)?;
     let transcode = Transcode { from: from.as_ref(), to: to.as_ref() };
-    let (stored, md5) = copy_data(shard, &src, &info, (0, info.size), owner, transcode).await?;
+    let (stored, md5, _) = copy_data(shard, &src, &info, (0, info.size), owner, transcode, None).await?;
     // A copy is one object, not parts (even of a multipart source): its ETag is its MD5.
     meta.etag = encrypt::etag(md5, sealed.as_ref(), to.as_ref());
     meta.part_sizes.clear();
+    // A composite checksum describes parts the copy does not have; a full-object one still holds.
+    meta.checksums.retain(|(_, v)| multipart_checksum::kind_of_value(v) == xr::ChecksumType::FullObject);
+    meta.part_checksums.clear();
     meta.version_id = None;
     let result = xr::CopyResult { last_modified_ms: meta.modified_ms, etag: meta.etag.clone(), ..Default::default() };
     let resp = encrypt::with_headers(Response::xml(200, xr::copy_object_result(&result)), sealed.as_ref());
@@ -2097,8 +2139,9 @@ async fn create_upload(shard: &Rc<Shard>, conn: &Conn, req: &Request, bucket: St
     // The upload's object key, sealed; each part gets its own IV under it.
     meta.sse = encrypt::for_write(shard, conn, &bucket, |h| req.header(h))?.map(|(sealed, _)| sealed);
     let sealed = meta.sse.clone();
-    if let Some(alg) = req.header("x-amz-checksum-algorithm").and_then(ChecksumAlgorithm::from_sdk_name) {
-        meta.checksums.push((alg.sdk_name().to_string(), String::new()));
+    let checksum = UploadChecksum::from_headers(req.header("x-amz-checksum-algorithm"), req.header("x-amz-checksum-type"))?;
+    if let Some(c) = checksum {
+        meta.checksums.push((c.algorithm.sdk_name().to_string(), c.kind.as_str().to_string()));
     }
     let upload_id = random_id(shard);
     let record = upload_key(&bucket, &key, &upload_id);
@@ -2108,7 +2151,20 @@ async fn create_upload(shard: &Rc<Shard>, conn: &Conn, req: &Request, bucket: St
         s.store.put(UPLOADS_BUCKET, &record, &meta.encode(), &[]).await.map_err(|e| internal(format!("create upload: {e}")))
     })
     .await?;
-    Ok(encrypt::with_headers(Response::xml(200, xr::initiate_multipart_upload_result(&bucket, &key, &upload_id)), sealed.as_ref()))
+    let mut resp = encrypt::with_headers(Response::xml(200, xr::initiate_multipart_upload_result(&bucket, &key, &upload_id)), sealed.as_ref());
+    if let Some(c) = checksum {
+        resp = resp.header("x-amz-checksum-algorithm", c.algorithm.sdk_name()).header("x-amz-checksum-type", c.kind.as_str());
+    }
+    Ok(resp)
+}
+
+/// The checksum an upload was created with, from its record: the algorithm, and its type as
+/// the value (empty in records written before types were kept: the algorithm's default).
+fn upload_checksum(upload: &ObjectMeta) -> Option<UploadChecksum> {
+    let (name, kind) = upload.checksums.first()?;
+    let algorithm = ChecksumAlgorithm::from_sdk_name(name)?;
+    let kind = xr::ChecksumType::parse(kind).unwrap_or(UploadChecksum::default_kind(algorithm));
+    Some(UploadChecksum { algorithm, kind })
 }
 
 fn no_such_upload(upload_id: &str) -> S3Error {
@@ -2147,6 +2203,7 @@ async fn upload_part(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: 
         return Err(no_such_upload(&upload));
     };
     let (part_sse, to) = encrypt::for_part(shard, conn, req, upload_record.sse.as_ref())?;
+    let wanted_checksum = upload_checksum(&upload_record).map(|c| c.algorithm);
     let copy = req.header("x-amz-copy-source").is_some();
     let (extent, md5, checksum) = if copy {
         let (src_bucket, src_key, src_version) = copy_source_checked(shard, req)?;
@@ -2160,10 +2217,24 @@ async fn upload_part(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: 
             Some(v) => copy_source_range(v, info.size)?,
         };
         let transcode = Transcode { from: from.as_ref(), to: to.as_ref() };
-        let (stored, md5) = copy_data(shard, &src, &info, range, owner, transcode).await?;
-        (into_extent(shard, owner, stored).await?, md5, None)
+        let (stored, md5, checksum) = copy_data(shard, &src, &info, range, owner, transcode, wanted_checksum).await?;
+        (into_extent(shard, owner, stored).await?, md5, wanted_checksum.zip(checksum))
     } else {
         let mut body = BodyReader::new(req)?;
+        // The object's checksum will be built from its parts': each part of an upload with an
+        // algorithm has a checksum of it, the client's or one computed here.
+        if let Some(wanted) = wanted_checksum {
+            match body.checksum_algorithm() {
+                None => body.compute_checksum(wanted),
+                Some(sent) if sent != wanted => {
+                    return Err(err(
+                        ErrorCode::InvalidRequest,
+                        format!("Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}", wanted.sdk_name().to_lowercase(), sent.sdk_name().to_lowercase()),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
         let mut source = encrypt::Encrypting::new(&mut body, to.as_ref());
         let session = call(shard, owner, |s: Rc<Shard>| objects::begin_write(s)).await;
         if let Err(e) = stream_body(shard, conn, &mut source, owner, session, Vec::new()).await {
@@ -2305,36 +2376,53 @@ async fn list_parts(shard: &Rc<Shard>, req: &Request, bucket: String, key: Strin
         next_part_number_marker: page.last().map_or(0, |p| p.part_number),
         max_parts,
         is_truncated,
-        checksum_algorithm: None,
-        checksum_type: None,
+        checksum_algorithm: upload_checksum(&meta).map(|c| c.algorithm.sdk_name()),
+        checksum_type: upload_checksum(&meta).map(|c| c.kind),
         parts: page,
     };
     Ok(Response::xml(200, xr::list_parts(&result)))
 }
 
 fn checksums_of(meta: &ObjectMeta) -> xr::Checksums {
+    meta.checksum().map(|(a, v)| checksum_value(a, v.to_string())).unwrap_or_default()
+}
+
+/// Part `number`'s checksum of a multipart object, if it keeps them.
+fn part_checksums_of(meta: &ObjectMeta, number: usize) -> xr::Checksums {
+    meta.part_checksum(number).map(|(a, v)| checksum_value(a, v)).unwrap_or_default()
+}
+
+fn checksum_value(algorithm: ChecksumAlgorithm, value: String) -> xr::Checksums {
     let mut c = xr::Checksums::default();
-    for (alg, v) in &meta.checksums {
-        if v.is_empty() {
-            continue;
-        }
-        let slot = match alg.as_str() {
-            "CRC32" => &mut c.crc32,
-            "CRC32C" => &mut c.crc32c,
-            "CRC64NVME" => &mut c.crc64nvme,
-            "SHA1" => &mut c.sha1,
-            "SHA256" => &mut c.sha256,
-            _ => continue,
-        };
-        *slot = Some(v.clone());
-    }
+    let slot = match algorithm {
+        ChecksumAlgorithm::Crc32 => &mut c.crc32,
+        ChecksumAlgorithm::Crc32c => &mut c.crc32c,
+        ChecksumAlgorithm::Crc64Nvme => &mut c.crc64nvme,
+        ChecksumAlgorithm::Sha1 => &mut c.sha1,
+        ChecksumAlgorithm::Sha256 => &mut c.sha256,
+    };
+    *slot = Some(value);
     c
+}
+
+/// The value `c` holds for `algorithm`, trimmed.
+fn checksum_for(c: &xr::Checksums, algorithm: ChecksumAlgorithm) -> Option<&str> {
+    let v = match algorithm {
+        ChecksumAlgorithm::Crc32 => &c.crc32,
+        ChecksumAlgorithm::Crc32c => &c.crc32c,
+        ChecksumAlgorithm::Crc64Nvme => &c.crc64nvme,
+        ChecksumAlgorithm::Sha1 => &c.sha1,
+        ChecksumAlgorithm::Sha256 => &c.sha256,
+    };
+    v.as_deref().map(str::trim)
 }
 
 async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {
     access(shard, req, &bucket, Permission::Write, "s3:PutObject")?;
     let upload = upload_id(req)?;
-    let body = read_small_body(conn, req, XML_REQUEST_BYTES_MAX).await?;
+    // Here an x-amz-checksum-* header is the client's value for the whole object, not for this
+    // XML body (`expected` below).
+    let body = read_small_body_from(conn, BodyReader::new(req)?.ignoring_checksum_headers(), XML_REQUEST_BYTES_MAX).await?;
     let wanted = xml::parse_complete_multipart(&body).map_err(S3Error::from)?;
     if wanted.is_empty() {
         return Err(err(ErrorCode::MalformedXML, "You must specify at least one part"));
@@ -2347,15 +2435,19 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
             ));
         }
     }
+    let expected = ExpectedChecksum::of(req)?;
     let record = upload_key(&bucket, &key, &upload);
     let (b, k, u, now_ms) = (bucket.clone(), key.clone(), upload.clone(), req.now_ms);
     // As on PutObject: checked with the write, on the owning core. A failed condition leaves
     // the upload as it was (complete it again, or abort it).
     let cond = versions::WriteCondition::of(req);
-    let (etag, version, sse) = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| async move {
+    let (etag, version, sse, checksum) = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| async move {
         let _lock = s.upload_lock(&record).await;
         let Some(upload_meta) = upload_meta(s.clone(), record.clone()).await? else { return Err(no_such_upload(&u)) };
+        let upload_checksum = upload_checksum(&upload_meta);
+        expected.check_type(upload_checksum)?;
         let parts = parts_of(&s, &record).await?;
+        let mut part_digests: Vec<(Vec<u8>, u64)> = Vec::new();
         let mut extents = Vec::with_capacity(wanted.len());
         let mut ivs = Vec::new();
         let mut md5s = Vec::with_capacity(wanted.len());
@@ -2369,6 +2461,9 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
             let p = parts.iter().find(|p| p.number == w.part_number).ok_or_else(invalid)?;
             if p.meta.etag != w.etag {
                 return Err(invalid());
+            }
+            if let Some(digest) = part_checksum_digest(upload_checksum, w, p).map_err(|e| e.unwrap_or_else(invalid))? {
+                part_digests.push((digest, p.size));
             }
             if i + 1 < wanted.len() && p.size < PART_BYTES_MIN {
                 return Err(err(ErrorCode::EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size.")
@@ -2389,6 +2484,11 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
         let used: Vec<u64> = extents.iter().map(|e| e.id).collect();
         let release: Vec<u64> = parts.iter().filter_map(|p| p.extent).map(|e| e.id).filter(|id| !used.contains(id)).collect();
         let etag = multipart_etag(&md5s);
+        let checksum = upload_checksum.map(|c| {
+            let pairs: Vec<(&[u8], u64)> = part_digests.iter().map(|(d, size)| (d.as_slice(), *size)).collect();
+            (c, c.object_value(&pairs))
+        });
+        expected.check_value(checksum.as_ref())?;
         let mut sse = upload_meta.sse.clone();
         if let Some(s) = sse.as_mut() {
             s.ivs = ivs;
@@ -2396,7 +2496,8 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
         let meta = ObjectMeta {
             etag: etag.clone(),
             modified_ms: now_ms,
-            checksums: Vec::new(),
+            checksums: checksum.iter().map(|(c, v)| (c.algorithm.sdk_name().to_string(), v.clone())).collect(),
+            part_checksums: part_digests.iter().flat_map(|(d, _)| d.iter().copied()).collect(),
             part_sizes: sizes,
             sse: sse.clone(),
             ..upload_meta
@@ -2407,14 +2508,91 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
         for p in &parts {
             let _ = s.store.delete_keeping_chunks(PARTS_BUCKET, &part_key(&record, p.number)).await;
         }
-        Ok((etag, version, sse))
+        Ok((etag, version, sse, checksum))
     })
     .await?;
     let scheme = if shard.config.tls.is_some() { "https" } else { "http" };
     let location = format!("{scheme}://{}/{bucket}/{key}", shard.config.listen);
-    let result = xr::CompleteMultipartUploadResult { location, bucket, key, etag, checksums: Default::default(), checksum_type: None };
+    let (checksums, checksum_type) = match checksum {
+        Some((c, v)) => (checksum_value(c.algorithm, v), Some(c.kind)),
+        None => (xr::Checksums::default(), None),
+    };
+    let result = xr::CompleteMultipartUploadResult { location, bucket, key, etag, checksums, checksum_type };
     let resp = encrypt::with_headers(Response::xml(200, xr::complete_multipart_upload_result(&result)), sse.as_ref());
     Ok(with_version(resp, written_version(version)))
+}
+
+/// Checks a completed part's checksums against the stored part's: any the request names must
+/// be the part's, and a composite upload's request must name each part's (as S3 asks). Returns
+/// the part's raw digest when the upload has an algorithm; `Err(None)` means InvalidPart.
+fn part_checksum_digest(upload: Option<UploadChecksum>, wanted: &xml::requests::CompletedPart, part: &StoredPart) -> Result<Option<Vec<u8>>, Option<S3Error>> {
+    let stored = part.meta.checksum();
+    for algorithm in ChecksumAlgorithm::ALL {
+        if let Some(v) = checksum_for(&wanted.checksums, algorithm)
+            && stored != Some((algorithm, v))
+        {
+            return Err(None);
+        }
+    }
+    let Some(upload) = upload else { return Ok(None) };
+    // Every part of such an upload gets a checksum of its algorithm (`upload_part`).
+    let Some((_, value)) = stored.filter(|(a, _)| *a == upload.algorithm) else { return Err(None) };
+    if upload.kind == xr::ChecksumType::Composite && checksum_for(&wanted.checksums, upload.algorithm).is_none() {
+        return Err(Some(err(
+            ErrorCode::InvalidRequest,
+            format!(
+                "The upload was created using a {} checksum. The complete request must include the checksum for each part. It was missing for part {} in the request.",
+                upload.algorithm.sdk_name().to_lowercase(),
+                wanted.part_number
+            ),
+        )));
+    }
+    upload.algorithm.decode_value(value).map(Some).ok_or_else(|| Some(internal("a stored part checksum does not decode")))
+}
+
+/// What CompleteMultipartUpload's headers say the object's checksum will be: its value
+/// (`x-amz-checksum-<algorithm>`) and type (`x-amz-checksum-type`), each checked against what
+/// the upload builds.
+struct ExpectedChecksum {
+    value: Option<(ChecksumAlgorithm, String)>,
+    kind: Option<xr::ChecksumType>,
+}
+
+impl ExpectedChecksum {
+    fn of(req: &Request) -> Result<ExpectedChecksum, S3Error> {
+        let value = ChecksumAlgorithm::ALL.into_iter().find_map(|a| req.header(a.header_name()).map(|v| (a, v.trim().to_string())));
+        let kind = match req.header("x-amz-checksum-type") {
+            None => None,
+            Some(v) => Some(xr::ChecksumType::parse(v).ok_or_else(|| err(ErrorCode::InvalidRequest, format!("x-amz-checksum-type {v:?}: COMPOSITE or FULL_OBJECT")))?),
+        };
+        Ok(ExpectedChecksum { value, kind })
+    }
+
+    fn check_type(&self, upload: Option<UploadChecksum>) -> Result<(), S3Error> {
+        match (self.kind, upload) {
+            (Some(kind), Some(u)) if kind != u.kind => Err(err(
+                ErrorCode::InvalidRequest,
+                format!("The upload was created using the {} checksum mode. The complete request must use the same checksum mode.", u.kind.as_str()),
+            )),
+            (Some(_), None) => Err(err(ErrorCode::InvalidRequest, "The upload was created without a checksum algorithm: x-amz-checksum-type does not apply")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Against the object's checksum as built; a composite one may be named with or without its `-N`.
+    fn check_value(&self, built: Option<&(UploadChecksum, String)>) -> Result<(), S3Error> {
+        let Some((algorithm, sent)) = &self.value else { return Ok(()) };
+        match built {
+            Some((c, value)) if c.algorithm == *algorithm => {
+                let bare = value.split_once('-').map_or(value.as_str(), |(b, _)| b);
+                if sent == value || sent == bare { Ok(()) } else { Err(S3Error::checksum_mismatch(algorithm.sdk_name())) }
+            }
+            _ => Err(err(
+                ErrorCode::InvalidRequest,
+                format!("The upload was not created with the {} checksum algorithm: {} cannot be checked", algorithm.sdk_name(), algorithm.header_name()),
+            )),
+        }
+    }
 }
 
 async fn abort_upload(shard: &Rc<Shard>, req: &Request, bucket: String, key: String) -> Result<Response, S3Error> {

@@ -35,8 +35,11 @@ const TAG_LEGAL_HOLD: u8 = 13;
 const TAG_SSE: u8 = 14;
 /// Server-side encryption: segment IVs, in order, 16 bytes each (several fields for many parts).
 const TAG_SSE_IVS: u8 = 15;
-/// Tags from here up may be skipped by a build that does not know them; none exists yet.
+/// Tags from here up may be skipped by a build that does not know them.
 const TAG_OPTIONAL_MIN: u8 = 128;
+/// A multipart object's part checksums: raw digests of its checksum's algorithm, in part order
+/// (several fields for many parts). Optional: without them only per-part answers lack checksums.
+const TAG_PART_CHECKSUMS: u8 = TAG_OPTIONAL_MIN;
 
 /// Standard headers stored and returned as sent (besides Content-Type).
 pub const STORED_HEADERS: [&str; 5] = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
@@ -62,12 +65,17 @@ pub struct ObjectMeta {
     pub headers: Vec<(String, String)>,
     /// `x-amz-meta-*` without the prefix, lowercase names.
     pub user: Vec<(String, String)>,
-    /// (SDK algorithm name, base64 value).
+    /// (SDK algorithm name, base64 value). A multipart object's value ends in `-N` when it is
+    /// composite (`multipart_checksum::kind_of_value`), so no field says its type. An upload's
+    /// record keeps its algorithm here with its type (`COMPOSITE`, `FULL_OBJECT`) as the value.
     pub checksums: Vec<(String, String)>,
     /// Access key of the writer (multipart uploads: the initiator).
     pub owner: String,
     /// For a multipart object: each part's size, for `partNumber` reads and part counts.
     pub part_sizes: Vec<u64>,
+    /// For a multipart object with a checksum: each part's raw digest, concatenated in part
+    /// order (`part_checksum`).
+    pub part_checksums: Vec<u8>,
     /// The object's tags, sorted by key (`tagging::TagSet`).
     pub tags: Vec<(String, String)>,
     /// The object's grants (`acl`); `None` for the default, its owner's full control, which is
@@ -106,6 +114,20 @@ fn split_pair(bytes: &[u8]) -> Option<(String, String)> {
 }
 
 impl ObjectMeta {
+    /// The object's checksum: its algorithm and base64 value (`-N` when composite).
+    pub fn checksum(&self) -> Option<(crate::checksum::ChecksumAlgorithm, &str)> {
+        self.checksums.iter().find_map(|(a, v)| Some((crate::checksum::ChecksumAlgorithm::from_sdk_name(a)?, v.as_str())).filter(|(_, v)| !v.is_empty()))
+    }
+
+    /// Part `number`'s checksum (base64), if the object keeps its parts' checksums.
+    pub fn part_checksum(&self, number: usize) -> Option<(crate::checksum::ChecksumAlgorithm, String)> {
+        use base64::Engine as _;
+        let (algorithm, _) = self.checksum()?;
+        let size = algorithm.digest_size_bytes();
+        let raw = self.part_checksums.get(number.checked_sub(1)? * size..number * size)?;
+        Some((algorithm, base64::engine::general_purpose::STANDARD.encode(raw)))
+    }
+
     /// Whether the object's ACL lets `requester` (`None`: anonymous) do what `wanted` allows.
     /// With `ignore_public` (the bucket's `IgnorePublicAcls`), grants to everyone and to every
     /// signed user count for nothing.
@@ -151,6 +173,7 @@ impl ObjectMeta {
             checksums: Vec::new(),
             owner: owner.to_string(),
             part_sizes: Vec::new(),
+            part_checksums: Vec::new(),
             tags,
             acl: None,
             version_id: None,
@@ -201,6 +224,10 @@ impl ObjectMeta {
                 put_field(&mut out, TAG_PARTS, piece);
             }
         }
+        // 10,000 SHA-256 digests are 320,000 bytes: several fields, each whole digests.
+        for piece in self.part_checksums.chunks(32 * 2000) {
+            put_field(&mut out, TAG_PART_CHECKSUMS, piece);
+        }
         if let Some(sse) = &self.sse {
             put_field(&mut out, TAG_SSE, &sse.encode_head());
             let ivs: Vec<u8> = sse.ivs.iter().flatten().copied().collect();
@@ -249,7 +276,9 @@ impl ObjectMeta {
                     sse.ivs.extend(field.chunks_exact(crate::sse::IV_BYTES).map(|c| <[u8; crate::sse::IV_BYTES]>::try_from(c).expect("16 bytes")));
                 }
                 TAG_PARTS => m.part_sizes.extend(field.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))),
-                TAG_OPTIONAL_MIN.. => {}
+                TAG_PART_CHECKSUMS => m.part_checksums.extend_from_slice(field),
+                // Optional fields this build does not know (the known ones matched above).
+                t if t >= TAG_OPTIONAL_MIN => {}
                 _ => return None,
             }
         }
@@ -272,6 +301,7 @@ mod tests {
             checksums: vec![("CRC32".into(), "y/Q5Jg==".into())],
             owner: "AKIA".into(),
             part_sizes: (0..10_000).collect(),
+            part_checksums: (0..10_000u32 * 32).map(|i| (i % 253) as u8).collect(),
             tags: vec![("k".into(), String::new()), ("名".into(), "値 v".into())],
             acl: Some(vec![crate::acl::Grant::new(crate::acl::Grantee::AllUsers, crate::acl::Permission::Read)]),
             version_id: Some("0123456789abcdef".into()),
@@ -309,7 +339,7 @@ mod tests {
             put_field(&mut bytes, tag, b"from a newer build");
             ObjectMeta::decode(&bytes)
         };
-        assert_eq!(with(TAG_OPTIONAL_MIN), Some(m.clone()));
+        assert_eq!(with(TAG_OPTIONAL_MIN + 1), Some(m.clone()));
         assert_eq!(with(u8::MAX), Some(m.clone()));
         // The next essential tag a newer build might add: refused, not silently dropped.
         assert_eq!(with(TAG_SSE_IVS + 1), None);

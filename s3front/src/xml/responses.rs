@@ -48,6 +48,11 @@ impl ChecksumType {
             ChecksumType::Composite => "COMPOSITE",
         }
     }
+
+    /// `COMPOSITE` / `FULL_OBJECT`, as `x-amz-checksum-type` writes them (case-insensitively).
+    pub fn parse(value: &str) -> Option<ChecksumType> {
+        [ChecksumType::Composite, ChecksumType::FullObject].into_iter().find(|t| t.as_str().eq_ignore_ascii_case(value.trim()))
+    }
 }
 
 /// Base64 checksum values, as in the `x-amz-checksum-*` headers; absent ones are not written.
@@ -626,9 +631,13 @@ pub struct ObjectAttributesResult<'a> {
     /// Without quotes.
     pub etag: String,
     pub checksums: Checksums,
+    /// `FULL_OBJECT` or `COMPOSITE`, when the object has a checksum.
+    pub checksum_type: Option<ChecksumType>,
     pub size: u64,
     /// A multipart object's part sizes (none for a single PUT).
     pub part_sizes: &'a [u64],
+    /// Its parts' checksums, in part order (none if it does not keep them).
+    pub part_checksums: Vec<Checksums>,
     pub part_number_marker: usize,
     pub max_parts: usize,
 }
@@ -643,6 +652,7 @@ pub fn object_attributes(wanted: &ObjectAttributes, r: &ObjectAttributesResult<'
     if wanted.checksum && r.checksums != Checksums::default() {
         out.start("Checksum");
         r.checksums.write(&mut out);
+        out.element_opt("ChecksumType", r.checksum_type.as_ref().map(ChecksumType::as_str));
         out.end("Checksum");
     }
     if wanted.parts && !r.part_sizes.is_empty() {
@@ -661,6 +671,9 @@ pub fn object_attributes(wanted: &ObjectAttributes, r: &ObjectAttributesResult<'
             out.start("Part");
             out.element("PartNumber", &n.to_string());
             out.element("Size", &size.to_string());
+            if let Some(c) = r.part_checksums.get(n - 1) {
+                c.write(&mut out);
+            }
             out.end("Part");
         }
         out.end("ObjectParts");

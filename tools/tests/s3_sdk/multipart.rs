@@ -468,3 +468,189 @@ async fn get_and_head_by_part_number() {
     let past = client.get_object().bucket("cs-mpn").key("single").part_number(2).send().await;
     assert_eq!(expect_error(past), (400, "InvalidPart".to_string()));
 }
+
+/// The checksum of `algorithm` an output (or part) carries.
+macro_rules! checksum_in {
+    ($output:expr, $algorithm:expr) => {
+        match $algorithm {
+            ChecksumAlgorithm::Crc32 => $output.checksum_crc32(),
+            ChecksumAlgorithm::Crc32C => $output.checksum_crc32_c(),
+            ChecksumAlgorithm::Sha1 => $output.checksum_sha1(),
+            ChecksumAlgorithm::Sha256 => $output.checksum_sha256(),
+            ChecksumAlgorithm::Crc64Nvme => $output.checksum_crc64_nvme(),
+            other => panic!("unexpected algorithm {other:?}"),
+        }
+    };
+}
+
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType};
+
+/// The base64 checksum of `algorithm` over `data`, computed by the SDK's own crate.
+fn sdk_checksum(algorithm: &ChecksumAlgorithm, data: &[u8]) -> String {
+    use std::str::FromStr;
+    let name = algorithm.as_str().to_ascii_lowercase();
+    let mut checksum = aws_smithy_checksums::ChecksumAlgorithm::from_str(&name).expect("known algorithm").into_impl();
+    checksum.update(data);
+    checksum.header_value().to_str().expect("ASCII header value").to_string()
+}
+
+/// The object checksum S3 gives `parts`: composite, `base64(H(raw digests))-N`; full-object,
+/// the checksum of all the bytes.
+fn object_checksum(algorithm: &ChecksumAlgorithm, kind: &ChecksumType, parts: &[&[u8]]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    match kind {
+        ChecksumType::Composite => {
+            let raw: Vec<u8> = parts.iter().flat_map(|p| b64.decode(sdk_checksum(algorithm, p)).expect("base64")).collect();
+            format!("{}-{}", sdk_checksum(algorithm, &raw), parts.len())
+        }
+        _ => sdk_checksum(algorithm, &parts.concat()),
+    }
+}
+
+/// An upload created with a checksum algorithm (and type): each part gets a checksum of it,
+/// sent by the client (part 1, an aws-chunked trailer) or computed by the server (part 2, sent
+/// with none); ListParts shows them; Complete checks the ones it names and builds the object's
+/// checksum, composite or full-object, which HEAD, GET (whole or by part) and
+/// GetObjectAttributes return in checksum mode.
+#[tokio::test]
+async fn checksums_of_uploads() {
+    use aws_sdk_s3::types::ObjectAttributes;
+    let server = Server::start("multipart_checksums");
+    let client = server.client();
+    let bare = server.client_checksum_when_required();
+    create_bucket(&client, "cs-mpc").await;
+    let cases = [
+        (ChecksumAlgorithm::Crc32, None, ChecksumType::Composite),
+        (ChecksumAlgorithm::Sha256, Some(ChecksumType::Composite), ChecksumType::Composite),
+        (ChecksumAlgorithm::Crc64Nvme, None, ChecksumType::FullObject),
+        (ChecksumAlgorithm::Crc32C, Some(ChecksumType::FullObject), ChecksumType::FullObject),
+    ];
+    let parts = [pattern(5 * MIB, 31), pattern(1000, 32)];
+    for (algorithm, asked_type, kind) in cases {
+        let key = format!("k-{}", algorithm.as_str());
+        let what = format!("{} {}", algorithm.as_str(), kind.as_str());
+        let created = client
+            .create_multipart_upload()
+            .bucket("cs-mpc")
+            .key(&key)
+            .checksum_algorithm(algorithm.clone())
+            .set_checksum_type(asked_type)
+            .send()
+            .await
+            .ok_or_panic("CreateMultipartUpload with a checksum");
+        assert_eq!(created.checksum_algorithm(), Some(&algorithm), "{what}");
+        assert_eq!(created.checksum_type(), Some(&kind), "{what}: the type, asked or the default");
+        let id = created.upload_id().expect("UploadId").to_string();
+        let part = |c: &aws_sdk_s3::Client, n: i32, data: &[u8]| {
+            c.upload_part().bucket("cs-mpc").key(&key).upload_id(&id).part_number(n).body(body(data))
+        };
+        let one = part(&client, 1, &parts[0]).checksum_algorithm(algorithm.clone()).send().await.ok_or_panic("UploadPart 1");
+        let two = part(&bare, 2, &parts[1]).send().await.ok_or_panic("UploadPart 2 without a checksum");
+        let sums: Vec<String> = parts.iter().map(|p| sdk_checksum(&algorithm, p)).collect();
+        assert_eq!(checksum_in!(one, &algorithm), Some(sums[0].as_str()), "{what}: part 1's, sent");
+        assert_eq!(checksum_in!(two, &algorithm), Some(sums[1].as_str()), "{what}: part 2's, computed by the server");
+
+        let listed = client.list_parts().bucket("cs-mpc").key(&key).upload_id(&id).send().await.ok_or_panic("ListParts");
+        assert_eq!((listed.checksum_algorithm(), listed.checksum_type()), (Some(&algorithm), Some(&kind)), "{what}");
+        let listed: Vec<Option<&str>> = listed.parts().iter().map(|p| checksum_in!(p, &algorithm)).collect();
+        assert_eq!(listed, vec![Some(sums[0].as_str()), Some(sums[1].as_str())], "{what}: ListParts");
+
+        let completed_part = |n: i32, etag: Option<&str>, sum: &str| {
+            let b = CompletedPart::builder().part_number(n).set_e_tag(etag.map(str::to_string));
+            match algorithm {
+                ChecksumAlgorithm::Crc32 => b.checksum_crc32(sum),
+                ChecksumAlgorithm::Crc32C => b.checksum_crc32_c(sum),
+                ChecksumAlgorithm::Sha256 => b.checksum_sha256(sum),
+                ChecksumAlgorithm::Crc64Nvme => b.checksum_crc64_nvme(sum),
+                _ => b.checksum_sha1(sum),
+            }
+            .build()
+        };
+        let upload = CompletedMultipartUpload::builder()
+            .parts(completed_part(1, one.e_tag(), &sums[0]))
+            .parts(completed_part(2, two.e_tag(), &sums[1]))
+            .build();
+        let expected = object_checksum(&algorithm, &kind, &[&parts[0], &parts[1]]);
+        let complete = client.complete_multipart_upload().bucket("cs-mpc").key(&key).upload_id(&id).multipart_upload(upload);
+        let complete = match algorithm {
+            ChecksumAlgorithm::Crc32 => complete.checksum_crc32(&expected),
+            ChecksumAlgorithm::Crc32C => complete.checksum_crc32_c(&expected),
+            ChecksumAlgorithm::Sha256 => complete.checksum_sha256(&expected),
+            _ => complete.checksum_crc64_nvme(&expected),
+        };
+        let done = complete.send().await.ok_or_panic("CompleteMultipartUpload with the object's checksum");
+        assert_eq!(checksum_in!(done, &algorithm), Some(expected.as_str()), "{what}: Complete");
+        assert_eq!(done.checksum_type(), Some(&kind), "{what}: Complete");
+
+        let head = client.head_object().bucket("cs-mpc").key(&key).checksum_mode(ChecksumMode::Enabled).send().await.ok_or_panic("HEAD");
+        assert_eq!(checksum_in!(head, &algorithm), Some(expected.as_str()), "{what}: HEAD");
+        assert_eq!(head.checksum_type(), Some(&kind), "{what}: HEAD");
+        let plain = client.head_object().bucket("cs-mpc").key(&key).send().await.ok_or_panic("HEAD without checksum mode");
+        assert_eq!(checksum_in!(plain, &algorithm), None, "{what}: only in checksum mode");
+        // The SDK checks a full-object checksum against the body it reads.
+        let got = client.get_object().bucket("cs-mpc").key(&key).checksum_mode(ChecksumMode::Enabled).send().await.ok_or_panic("GET");
+        assert_eq!(checksum_in!(got, &algorithm), Some(expected.as_str()), "{what}: GET");
+        assert_same_bytes(&collect(got).await, &parts.concat(), &what);
+        let first = client.get_object().bucket("cs-mpc").key(&key).part_number(1).checksum_mode(ChecksumMode::Enabled).send().await;
+        let first = first.ok_or_panic("GET partNumber 1");
+        assert_eq!(checksum_in!(first, &algorithm), Some(sums[0].as_str()), "{what}: a part's GET carries the part's");
+        assert_same_bytes(&collect(first).await, &parts[0], &what);
+        let range = client.get_object().bucket("cs-mpc").key(&key).range("bytes=0-99").checksum_mode(ChecksumMode::Enabled).send().await;
+        let range = range.ok_or_panic("GET range");
+        assert_eq!(checksum_in!(range, &algorithm), None, "{what}: no checksum covers a range");
+
+        let attributes = client
+            .get_object_attributes()
+            .bucket("cs-mpc")
+            .key(&key)
+            .object_attributes(ObjectAttributes::Checksum)
+            .object_attributes(ObjectAttributes::ObjectParts)
+            .send()
+            .await
+            .ok_or_panic("GetObjectAttributes");
+        let checksum = attributes.checksum().expect("Checksum");
+        assert_eq!((checksum_in!(checksum, &algorithm), checksum.checksum_type()), (Some(expected.as_str()), Some(&kind)), "{what}");
+        let object_parts: Vec<Option<&str>> = attributes.object_parts().expect("ObjectParts").parts().iter().map(|p| checksum_in!(p, &algorithm)).collect();
+        assert_eq!(object_parts, vec![Some(sums[0].as_str()), Some(sums[1].as_str())], "{what}: ObjectParts");
+    }
+}
+
+/// Complete refuses a part checksum that is not the part's (InvalidPart), a composite upload's
+/// part named without its checksum (InvalidRequest) and a whole-object checksum that is not
+/// the object's (BadDigest), and none of them consumes the upload; Create refuses a type the
+/// algorithm cannot have.
+#[tokio::test]
+async fn checksum_errors_of_uploads() {
+    let server = Server::start("multipart_checksum_errors");
+    let client = server.client();
+    create_bucket(&client, "cs-mpe").await;
+    let refused = client
+        .create_multipart_upload()
+        .bucket("cs-mpe")
+        .key("k")
+        .checksum_algorithm(ChecksumAlgorithm::Sha1)
+        .checksum_type(ChecksumType::FullObject)
+        .send()
+        .await;
+    assert_eq!(expect_error(refused), (400, "InvalidRequest".to_string()), "SHA1 is composite only");
+
+    let created = client.create_multipart_upload().bucket("cs-mpe").key("k").checksum_algorithm(ChecksumAlgorithm::Crc32).send().await;
+    let id = created.ok_or_panic("CreateMultipartUpload").upload_id().expect("UploadId").to_string();
+    let data = pattern(3000, 41);
+    let part = client.upload_part().bucket("cs-mpe").key("k").upload_id(&id).part_number(1).body(body(&data));
+    let part = part.checksum_algorithm(ChecksumAlgorithm::Crc32).send().await.ok_or_panic("UploadPart");
+    let (etag, sum) = (part.e_tag().expect("ETag").to_string(), part.checksum_crc32().expect("part checksum").to_string());
+    let with = |sum: Option<&str>| {
+        let part = CompletedPart::builder().part_number(1).e_tag(&etag).set_checksum_crc32(sum.map(str::to_string)).build();
+        client.complete_multipart_upload().bucket("cs-mpe").key("k").upload_id(&id).multipart_upload(CompletedMultipartUpload::builder().parts(part).build())
+    };
+    assert_eq!(expect_error(with(Some("AAAAAA==")).send().await), (400, "InvalidPart".to_string()), "a wrong part checksum");
+    assert_eq!(expect_error(with(None).send().await), (400, "InvalidRequest".to_string()), "a composite upload's part without one");
+    let wrong = with(Some(&sum)).checksum_crc32("AAAAAA==-1").send().await;
+    assert_eq!(expect_error(wrong), (400, "BadDigest".to_string()), "a wrong whole-object checksum");
+    let expected = object_checksum(&ChecksumAlgorithm::Crc32, &ChecksumType::Composite, &[&data]);
+    let done = with(Some(&sum)).checksum_crc32(&expected).send().await.ok_or_panic("Complete after the failures");
+    assert_eq!(done.checksum_crc32(), Some(expected.as_str()));
+    assert_same_bytes(&get(&client, "cs-mpe", "k").await, &data, "the completed object");
+}
