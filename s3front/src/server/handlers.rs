@@ -2061,7 +2061,7 @@ async fn copy_object(shard: &Rc<Shard>, conn: &Conn, req: &Request, bucket: Stri
     let mut meta = if replace {
         meta_from_request(shard, req, &bucket)?
     } else {
-        let mut meta = ObjectMeta { owner: requester(req).to_string(), acl: None, ..info.meta.clone() };
+        let mut meta = ObjectMeta { owner: requester(req).to_string(), acl: None, upload_id: None, ..info.meta.clone() };
         set_request_acl(shard, req, &bucket, &mut meta)?;
         // The source's retention and legal hold are its own; the copy gets the request's.
         set_request_lock(shard, req, &bucket, &mut meta)?;
@@ -2165,6 +2165,26 @@ fn upload_checksum(upload: &ObjectMeta) -> Option<UploadChecksum> {
     let algorithm = ChecksumAlgorithm::from_sdk_name(name)?;
     let kind = xr::ChecksumType::parse(kind).unwrap_or(UploadChecksum::default_kind(algorithm));
     Some(UploadChecksum { algorithm, kind })
+}
+
+/// A CompleteMultipartUpload of an upload that is gone: if the key's current object is what
+/// completing it made, the answer that completion gave (a client retrying after a lost answer
+/// must not be told its upload failed; AWS answers such retries alike); else NoSuchUpload.
+async fn completed_before(
+    shard: Rc<Shard>,
+    bucket: String,
+    key: String,
+    upload: String,
+) -> Result<(String, Option<VersionId>, Option<crate::sse::Sealed>, Option<(UploadChecksum, String)>), S3Error> {
+    let Found::Object(at, info) = versions::head(shard, bucket, key, None).await? else { return Err(no_such_upload(&upload)) };
+    if info.meta.upload_id.as_deref() != Some(upload.as_str()) {
+        return Err(no_such_upload(&upload));
+    }
+    let checksum = info.meta.checksums.first().and_then(|(name, value)| {
+        let algorithm = ChecksumAlgorithm::from_sdk_name(name)?;
+        Some((UploadChecksum { algorithm, kind: crate::multipart_checksum::kind_of_value(value) }, value.clone()))
+    });
+    Ok((info.meta.etag, at.version, info.meta.sse, checksum))
 }
 
 fn no_such_upload(upload_id: &str) -> S3Error {
@@ -2423,10 +2443,20 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
     // Here an x-amz-checksum-* header is the client's value for the whole object, not for this
     // XML body (`expected` below).
     let body = read_small_body_from(conn, BodyReader::new(req)?.ignoring_checksum_headers(), XML_REQUEST_BYTES_MAX).await?;
-    let wanted = xml::parse_complete_multipart(&body).map_err(S3Error::from)?;
+    let mut wanted = xml::parse_complete_multipart(&body).map_err(S3Error::from)?;
     if wanted.is_empty() {
         return Err(err(ErrorCode::MalformedXML, "You must specify at least one part"));
     }
+    // A part named twice in a row (a client that uploaded it again and listed both answers)
+    // is the last entry's, as Ceph RGW takes it; the ETag check below still holds it to the
+    // part as stored.
+    wanted.dedup_by(|later, earlier| {
+        let same = later.part_number == earlier.part_number;
+        if same {
+            std::mem::swap(later, earlier);
+        }
+        same
+    });
     for pair in wanted.windows(2) {
         if pair[1].part_number <= pair[0].part_number {
             return Err(err(
@@ -2443,7 +2473,7 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
     let cond = versions::WriteCondition::of(req);
     let (etag, version, sse, checksum) = call(shard, shard.owner(&bucket, &key), move |s: Rc<Shard>| async move {
         let _lock = s.upload_lock(&record).await;
-        let Some(upload_meta) = upload_meta(s.clone(), record.clone()).await? else { return Err(no_such_upload(&u)) };
+        let Some(upload_meta) = upload_meta(s.clone(), record.clone()).await? else { return completed_before(s, b, k, u).await };
         let upload_checksum = upload_checksum(&upload_meta);
         expected.check_type(upload_checksum)?;
         let parts = parts_of(&s, &record).await?;
@@ -2500,6 +2530,7 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
             part_checksums: part_digests.iter().flat_map(|(d, _)| d.iter().copied()).collect(),
             part_sizes: sizes,
             sse: sse.clone(),
+            upload_id: Some(u.clone()),
             ..upload_meta
         };
         // The object takes over the parts' chunks; the upload record goes in the same batch, so

@@ -40,6 +40,9 @@ const TAG_OPTIONAL_MIN: u8 = 128;
 /// A multipart object's part checksums: raw digests of its checksum's algorithm, in part order
 /// (several fields for many parts). Optional: without them only per-part answers lack checksums.
 const TAG_PART_CHECKSUMS: u8 = TAG_OPTIONAL_MIN;
+/// The multipart upload a completed object came from (optional: a build that skips it only
+/// answers a repeated CompleteMultipartUpload NoSuchUpload).
+const TAG_UPLOAD_ID: u8 = TAG_OPTIONAL_MIN + 1;
 
 /// Standard headers stored and returned as sent (besides Content-Type).
 pub const STORED_HEADERS: [&str; 5] = ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
@@ -76,6 +79,9 @@ pub struct ObjectMeta {
     /// For a multipart object with a checksum: each part's raw digest, concatenated in part
     /// order (`part_checksum`).
     pub part_checksums: Vec<u8>,
+    /// For a multipart object: the id of the upload it was completed from, so that a retried
+    /// CompleteMultipartUpload gets the same answer.
+    pub upload_id: Option<String>,
     /// The object's tags, sorted by key (`tagging::TagSet`).
     pub tags: Vec<(String, String)>,
     /// The object's grants (`acl`); `None` for the default, its owner's full control, which is
@@ -174,6 +180,7 @@ impl ObjectMeta {
             owner: owner.to_string(),
             part_sizes: Vec::new(),
             part_checksums: Vec::new(),
+            upload_id: None,
             tags,
             acl: None,
             version_id: None,
@@ -228,6 +235,9 @@ impl ObjectMeta {
         for piece in self.part_checksums.chunks(32 * 2000) {
             put_field(&mut out, TAG_PART_CHECKSUMS, piece);
         }
+        if let Some(id) = &self.upload_id {
+            put_field(&mut out, TAG_UPLOAD_ID, id.as_bytes());
+        }
         if let Some(sse) = &self.sse {
             put_field(&mut out, TAG_SSE, &sse.encode_head());
             let ivs: Vec<u8> = sse.ivs.iter().flatten().copied().collect();
@@ -277,6 +287,7 @@ impl ObjectMeta {
                 }
                 TAG_PARTS => m.part_sizes.extend(field.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))),
                 TAG_PART_CHECKSUMS => m.part_checksums.extend_from_slice(field),
+                TAG_UPLOAD_ID => m.upload_id = Some(text()?),
                 // Optional fields this build does not know (the known ones matched above).
                 t if t >= TAG_OPTIONAL_MIN => {}
                 _ => return None,
@@ -302,6 +313,7 @@ mod tests {
             owner: "AKIA".into(),
             part_sizes: (0..10_000).collect(),
             part_checksums: (0..10_000u32 * 32).map(|i| (i % 253) as u8).collect(),
+            upload_id: Some("VXBsb2FkIElE".into()),
             tags: vec![("k".into(), String::new()), ("名".into(), "値 v".into())],
             acl: Some(vec![crate::acl::Grant::new(crate::acl::Grantee::AllUsers, crate::acl::Permission::Read)]),
             version_id: Some("0123456789abcdef".into()),
