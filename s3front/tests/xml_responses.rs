@@ -581,8 +581,10 @@ fn object_attributes_body() {
     let result = ObjectAttributesResult {
         etag: "abc-3".into(),
         checksums: Checksums { crc32: Some("AAAAAA==".into()), ..Checksums::default() },
+        checksum_type: None,
         size: (10 << 20) + 7,
         part_sizes: &sizes,
+        part_checksums: Vec::new(),
         part_number_marker: 1,
         max_parts: 1,
     };

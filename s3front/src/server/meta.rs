@@ -351,7 +351,7 @@ mod tests {
             put_field(&mut bytes, tag, b"from a newer build");
             ObjectMeta::decode(&bytes)
         };
-        assert_eq!(with(TAG_OPTIONAL_MIN + 1), Some(m.clone()));
+        assert_eq!(with(TAG_UPLOAD_ID + 1), Some(m.clone()), "the next optional tag");
         assert_eq!(with(u8::MAX), Some(m.clone()));
         // The next essential tag a newer build might add: refused, not silently dropped.
         assert_eq!(with(TAG_SSE_IVS + 1), None);
