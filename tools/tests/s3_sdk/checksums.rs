@@ -22,7 +22,7 @@ fn expected_checksum(algorithm: &ChecksumAlgorithm, data: &[u8]) -> String {
     checksum.header_value().to_str().expect("ASCII header value").to_string()
 }
 
-/// The checksum of `algorithm` that an output carries.
+/// The checksum of `algorithm` that an output (or a part) carries.
 macro_rules! checksum_of {
     ($output:expr, $algorithm:expr) => {
         match $algorithm {
@@ -35,6 +35,7 @@ macro_rules! checksum_of {
         }
     };
 }
+pub(crate) use checksum_of;
 
 /// The SDK computes the checksum while streaming and sends it as an aws-chunked trailer.
 #[tokio::test]

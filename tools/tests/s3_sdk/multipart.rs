@@ -486,21 +486,9 @@ async fn get_and_head_by_part_number() {
     assert_eq!(expect_error(past), (400, "InvalidPart".to_string()));
 }
 
-/// The checksum of `algorithm` an output (or part) carries.
-macro_rules! checksum_in {
-    ($output:expr, $algorithm:expr) => {
-        match $algorithm {
-            ChecksumAlgorithm::Crc32 => $output.checksum_crc32(),
-            ChecksumAlgorithm::Crc32C => $output.checksum_crc32_c(),
-            ChecksumAlgorithm::Sha1 => $output.checksum_sha1(),
-            ChecksumAlgorithm::Sha256 => $output.checksum_sha256(),
-            ChecksumAlgorithm::Crc64Nvme => $output.checksum_crc64_nvme(),
-            other => panic!("unexpected algorithm {other:?}"),
-        }
-    };
-}
-
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType};
+
+use crate::checksums::checksum_of;
 
 /// The base64 checksum of `algorithm` over `data`, computed by the SDK's own crate.
 fn sdk_checksum(algorithm: &ChecksumAlgorithm, data: &[u8]) -> String {
@@ -565,12 +553,12 @@ async fn checksums_of_uploads() {
         let one = part(&client, 1, &parts[0]).checksum_algorithm(algorithm.clone()).send().await.ok_or_panic("UploadPart 1");
         let two = part(&bare, 2, &parts[1]).send().await.ok_or_panic("UploadPart 2 without a checksum");
         let sums: Vec<String> = parts.iter().map(|p| sdk_checksum(&algorithm, p)).collect();
-        assert_eq!(checksum_in!(one, &algorithm), Some(sums[0].as_str()), "{what}: part 1's, sent");
-        assert_eq!(checksum_in!(two, &algorithm), Some(sums[1].as_str()), "{what}: part 2's, computed by the server");
+        assert_eq!(checksum_of!(one, &algorithm), Some(sums[0].as_str()), "{what}: part 1's, sent");
+        assert_eq!(checksum_of!(two, &algorithm), Some(sums[1].as_str()), "{what}: part 2's, computed by the server");
 
         let listed = client.list_parts().bucket("cs-mpc").key(&key).upload_id(&id).send().await.ok_or_panic("ListParts");
         assert_eq!((listed.checksum_algorithm(), listed.checksum_type()), (Some(&algorithm), Some(&kind)), "{what}");
-        let listed: Vec<Option<&str>> = listed.parts().iter().map(|p| checksum_in!(p, &algorithm)).collect();
+        let listed: Vec<Option<&str>> = listed.parts().iter().map(|p| checksum_of!(p, &algorithm)).collect();
         assert_eq!(listed, vec![Some(sums[0].as_str()), Some(sums[1].as_str())], "{what}: ListParts");
 
         let completed_part = |n: i32, etag: Option<&str>, sum: &str| {
@@ -597,25 +585,25 @@ async fn checksums_of_uploads() {
             _ => complete.checksum_crc64_nvme(&expected),
         };
         let done = complete.send().await.ok_or_panic("CompleteMultipartUpload with the object's checksum");
-        assert_eq!(checksum_in!(done, &algorithm), Some(expected.as_str()), "{what}: Complete");
+        assert_eq!(checksum_of!(done, &algorithm), Some(expected.as_str()), "{what}: Complete");
         assert_eq!(done.checksum_type(), Some(&kind), "{what}: Complete");
 
         let head = client.head_object().bucket("cs-mpc").key(&key).checksum_mode(ChecksumMode::Enabled).send().await.ok_or_panic("HEAD");
-        assert_eq!(checksum_in!(head, &algorithm), Some(expected.as_str()), "{what}: HEAD");
+        assert_eq!(checksum_of!(head, &algorithm), Some(expected.as_str()), "{what}: HEAD");
         assert_eq!(head.checksum_type(), Some(&kind), "{what}: HEAD");
         let plain = client.head_object().bucket("cs-mpc").key(&key).send().await.ok_or_panic("HEAD without checksum mode");
-        assert_eq!(checksum_in!(plain, &algorithm), None, "{what}: only in checksum mode");
+        assert_eq!(checksum_of!(plain, &algorithm), None, "{what}: only in checksum mode");
         // The SDK checks a full-object checksum against the body it reads.
         let got = client.get_object().bucket("cs-mpc").key(&key).checksum_mode(ChecksumMode::Enabled).send().await.ok_or_panic("GET");
-        assert_eq!(checksum_in!(got, &algorithm), Some(expected.as_str()), "{what}: GET");
+        assert_eq!(checksum_of!(got, &algorithm), Some(expected.as_str()), "{what}: GET");
         assert_same_bytes(&collect(got).await, &parts.concat(), &what);
         let first = client.get_object().bucket("cs-mpc").key(&key).part_number(1).checksum_mode(ChecksumMode::Enabled).send().await;
         let first = first.ok_or_panic("GET partNumber 1");
-        assert_eq!(checksum_in!(first, &algorithm), Some(sums[0].as_str()), "{what}: a part's GET carries the part's");
+        assert_eq!(checksum_of!(first, &algorithm), Some(sums[0].as_str()), "{what}: a part's GET carries the part's");
         assert_same_bytes(&collect(first).await, &parts[0], &what);
         let range = client.get_object().bucket("cs-mpc").key(&key).range("bytes=0-99").checksum_mode(ChecksumMode::Enabled).send().await;
         let range = range.ok_or_panic("GET range");
-        assert_eq!(checksum_in!(range, &algorithm), None, "{what}: no checksum covers a range");
+        assert_eq!(checksum_of!(range, &algorithm), None, "{what}: no checksum covers a range");
 
         let attributes = client
             .get_object_attributes()
@@ -627,8 +615,8 @@ async fn checksums_of_uploads() {
             .await
             .ok_or_panic("GetObjectAttributes");
         let checksum = attributes.checksum().expect("Checksum");
-        assert_eq!((checksum_in!(checksum, &algorithm), checksum.checksum_type()), (Some(expected.as_str()), Some(&kind)), "{what}");
-        let object_parts: Vec<Option<&str>> = attributes.object_parts().expect("ObjectParts").parts().iter().map(|p| checksum_in!(p, &algorithm)).collect();
+        assert_eq!((checksum_of!(checksum, &algorithm), checksum.checksum_type()), (Some(expected.as_str()), Some(&kind)), "{what}");
+        let object_parts: Vec<Option<&str>> = attributes.object_parts().expect("ObjectParts").parts().iter().map(|p| checksum_of!(p, &algorithm)).collect();
         assert_eq!(object_parts, vec![Some(sums[0].as_str()), Some(sums[1].as_str())], "{what}: ObjectParts");
     }
 }
