@@ -1947,7 +1947,7 @@ async fn copy_data(
     transcode: Transcode<'_>,
     checksum: Option<ChecksumAlgorithm>,
 ) -> Result<(Stored, [u8; 16], Option<String>), S3Error> {
-    let mut md5 = CopyDigests { md5: crate::checksum::Md5::new(), checksum: checksum.map(crate::checksum::Checksummer::new) };
+    let mut digests = CopyDigests { md5: crate::checksum::Md5::new(), checksum: checksum.map(crate::checksum::Checksummer::new) };
     if info.manifest.is_none() || end - start <= SMALL_OBJECT_BYTES_MAX as u64 {
         let (b, k) = (src.at.bucket.clone(), src.at.key.clone());
         let mut data = match call(shard, src.owner, move |s: Rc<Shard>| objects::get_small(s, b, k)).await? {
@@ -1955,8 +1955,8 @@ async fn copy_data(
             Some((_, None)) => read_range(shard, src, start, end).await?,
             None => return Err(no_such_key(&src.key)),
         };
-        transcode.apply(&mut data, start, 0, &mut md5);
-        let (md5, checksum) = md5.finish();
+        transcode.apply(&mut data, start, 0, &mut digests);
+        let (md5, checksum) = digests.finish();
         return Ok((Stored::Small(data), md5, checksum));
     }
     let Some(remote) = RemoteRead::open(shard, src.owner, &src.at.bucket, &src.at.key).await? else {
@@ -1968,7 +1968,7 @@ async fn copy_data(
     for r in remote.reads(start, end) {
         result = match remote.piece(r).await {
             Ok(mut p) => {
-                transcode.apply(&mut p, at, at - start, &mut md5);
+                transcode.apply(&mut p, at, at - start, &mut digests);
                 at += p.len() as u64;
                 call(shard, to, move |s: Rc<Shard>| objects::write(s, write_session, p)).await
             }
@@ -1984,7 +1984,7 @@ async fn copy_data(
         return Err(e);
     }
     let extent = call(shard, to, move |s: Rc<Shard>| objects::finish_write(s, write_session)).await?;
-    let (md5, checksum) = md5.finish();
+    let (md5, checksum) = digests.finish();
     Ok((Stored::Stream(extent), md5, checksum))
 }
 
@@ -2180,9 +2180,8 @@ async fn completed_before(
     if info.meta.upload_id.as_deref() != Some(upload.as_str()) {
         return Err(no_such_upload(&upload));
     }
-    let checksum = info.meta.checksums.first().and_then(|(name, value)| {
-        let algorithm = ChecksumAlgorithm::from_sdk_name(name)?;
-        Some((UploadChecksum { algorithm, kind: crate::multipart_checksum::kind_of_value(value) }, value.clone()))
+    let checksum = info.meta.checksum().map(|(algorithm, value)| {
+        (UploadChecksum { algorithm, kind: multipart_checksum::kind_of_value(value) }, value.to_string())
     });
     Ok((info.meta.etag, at.version, info.meta.sse, checksum))
 }
@@ -2385,6 +2384,7 @@ async fn list_parts(shard: &Rc<Shard>, req: &Request, bucket: String, key: Strin
         })
         .collect();
     let owner = owner_named(&meta.owner);
+    let checksum = upload_checksum(&meta);
     let result = xr::ListParts {
         bucket,
         key,
@@ -2396,8 +2396,8 @@ async fn list_parts(shard: &Rc<Shard>, req: &Request, bucket: String, key: Strin
         next_part_number_marker: page.last().map_or(0, |p| p.part_number),
         max_parts,
         is_truncated,
-        checksum_algorithm: upload_checksum(&meta).map(|c| c.algorithm.sdk_name()),
-        checksum_type: upload_checksum(&meta).map(|c| c.kind),
+        checksum_algorithm: checksum.map(|c| c.algorithm.sdk_name()),
+        checksum_type: checksum.map(|c| c.kind),
         parts: page,
     };
     Ok(Response::xml(200, xr::list_parts(&result)))
@@ -2554,8 +2554,8 @@ async fn complete_upload(shard: &Rc<Shard>, conn: &mut Conn, req: &Request, buck
 }
 
 /// Checks a completed part's checksums against the stored part's: any the request names must
-/// be the part's, and a composite upload's request must name each part's (as S3 asks). Returns
-/// the part's raw digest when the upload has an algorithm; `Err(None)` means InvalidPart.
+/// be the part's. Returns the part's raw digest when the upload has an algorithm; `Err(None)`
+/// means InvalidPart.
 fn part_checksum_digest(upload: Option<UploadChecksum>, wanted: &xml::requests::CompletedPart, part: &StoredPart) -> Result<Option<Vec<u8>>, Option<S3Error>> {
     let stored = part.meta.checksum();
     for algorithm in ChecksumAlgorithm::ALL {

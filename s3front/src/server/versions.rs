@@ -169,23 +169,21 @@ async fn write_version_locked(
 }
 
 /// A conditional write's condition on the object it replaces (S3's conditional PutObject):
-/// `If-None-Match: *` (no object under the key), `If-None-Match` with ETags (the current
-/// object's ETag is none of them, or there is none: as for a GET, and as Ceph RGW takes it on a
-/// write) or `If-Match` (the current object's ETag is one of these).
+/// `If-None-Match` (the current object's ETag is none of these, or there is none; `*` matches
+/// every ETag, so `If-None-Match: *` asks for no object under the key; ETags on a write are
+/// taken as on a GET, as Ceph RGW takes them) or `If-Match` (the current object's ETag is one
+/// of these).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WriteCondition {
-    NoneMatch,
-    NoneMatchEtags(String),
+    NoneMatch(String),
     Match(String),
 }
 
 impl WriteCondition {
     /// The request's condition, if it has one.
     pub fn of(req: &super::conn::Request) -> Option<WriteCondition> {
-        match req.header("if-none-match").map(str::trim) {
-            Some("*") => return Some(WriteCondition::NoneMatch),
-            Some(list) => return Some(WriteCondition::NoneMatchEtags(list.to_string())),
-            None => {}
+        if let Some(list) = req.header("if-none-match") {
+            return Some(WriteCondition::NoneMatch(list.trim().to_string()));
         }
         req.header("if-match").map(|m| WriteCondition::Match(m.to_string()))
     }
@@ -194,9 +192,8 @@ impl WriteCondition {
     pub fn check(&self, current: Option<&str>) -> Result<(), S3Error> {
         let failed = || S3Error::new(ErrorCode::PreconditionFailed, "At least one of the pre-conditions you specified did not hold");
         match (self, current) {
-            (WriteCondition::NoneMatch, None) | (WriteCondition::NoneMatchEtags(_), None) => Ok(()),
-            (WriteCondition::NoneMatch, Some(_)) => Err(failed()),
-            (WriteCondition::NoneMatchEtags(list), Some(etag)) => (!super::handlers::etag_matches(list, etag)).then_some(()).ok_or_else(failed),
+            (WriteCondition::NoneMatch(_), None) => Ok(()),
+            (WriteCondition::NoneMatch(list), Some(etag)) => (!super::handlers::etag_matches(list, etag)).then_some(()).ok_or_else(failed),
             (WriteCondition::Match(_), None) => Err(S3Error::new(ErrorCode::NoSuchKey, "The specified key does not exist.")),
             (WriteCondition::Match(list), Some(etag)) => super::handlers::etag_matches(list, etag).then_some(()).ok_or_else(failed),
         }
