@@ -453,8 +453,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 store = executor.block_on(Store::open(env.clone(), config())).map_err(|e| TestCaseError::fail(e.to_string()))?.0;
             }
             Op::Checkpoint => {
+                // With Raft state too: the next restart takes each group's log from it.
                 let r = executor.block_on(store.checkpoint());
-                prop_assert_eq!(r.is_err(), !raft.is_empty(), "{:?}", r);
+                prop_assert!(r.is_ok(), "{:?}", r);
             }
             Op::RaftAppend { group, back, n } => {
                 version += 1;

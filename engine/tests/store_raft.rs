@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use engine::arena::{ArenaConfig, ClassConfig};
-use engine::store::{RaftHardState, RaftRecord, Store, StoreConfig};
+use engine::store::{RaftHardState, RaftRecord, RecoveryReport, Store, StoreConfig};
 use engine::{RuntimeConfig, SECTOR_SIZE};
 
 fn dir(name: &str) -> PathBuf {
@@ -49,6 +49,23 @@ fn with_store<T: Send + 'static>(
         async move {
             let (store, _) = Store::open(core.env.clone(), config(&dir)).await.expect("open");
             f(store).await
+        }
+    })
+    .expect("runtime");
+    out.into_iter().next().expect("one core")
+}
+
+/// `with_store`, with what start-up reported.
+fn with_store_report<T: Send + 'static>(
+    dir: &Path,
+    f: impl Fn(Store<engine::LinuxEnv>, RecoveryReport) -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + Sync + 'static,
+) -> T {
+    let f = std::sync::Arc::new(f);
+    let out = engine::run(runtime(), move |core: engine::Core<()>| {
+        let (dir, f) = (dir.to_path_buf(), f.clone());
+        async move {
+            let (store, report) = Store::open(core.env.clone(), config(&dir)).await.expect("open");
+            f(store, report).await
         }
     })
     .expect("runtime");
@@ -267,4 +284,90 @@ fn compaction_copies_a_last_hard_state_forward_and_a_newer_one_wins() {
         let g = i as u64 + 1;
         assert_eq!(s, Some(expected(g)), "group {g} after the restart");
     }
+}
+
+/// Puts objects (four keys overwritten, so little stays live) until the log rolls to a new tail
+/// segment; returns the segment that was the tail.
+async fn roll(store: &Store<engine::LinuxEnv>) -> u32 {
+    let tail = *store.segment_ids().last().expect("a segment");
+    let big = vec![5u8; 512 << 10];
+    let mut n = 0;
+    while store.segment_ids().last() == Some(&tail) {
+        store.put(b"b", format!("k{}", n % 4).as_bytes(), b"", &big).await.expect("put");
+        n += 1;
+    }
+    tail
+}
+
+/// Start-up from a checkpoint that names entries whose segment compaction removed since, when
+/// the Truncate that dropped them went too (it lay in that same segment, with no older entry
+/// frames to supersede): nothing replayed drops them, so start-up must forget them itself.
+#[test]
+fn a_checkpoint_forgets_entries_whose_segment_and_truncation_are_gone() {
+    let d = dir("checkpoint-gone");
+    let first = with_store(&d, |store| {
+        Box::pin(async move {
+            five_each(&store, 2).await;
+            let ckpt = store.checkpoint().await.expect("checkpoint with Raft state");
+            assert_eq!(ckpt, 0, "no objects yet");
+            // Group 1 loses every entry, in the same segment; nothing is appended after.
+            store.append_raft(&[RaftRecord::Truncate { group: 1, from_index: 1 }]).await.expect("truncate");
+            // Group 2's entries are compacted into a snapshot, its record copied forward.
+            store.append_raft(&[RaftRecord::Compact { group: 2, index: 5, term: 1, meta: b"m", data: b"image" }]).await.expect("compact");
+            let first = roll(&store).await;
+            let report = store.compact_segment(first, u64::MAX).await.expect("compaction");
+            assert!(report.is_some(), "segment {first} holds no live entry and no Truncate that matters: it goes");
+            assert_eq!(entries(&store, 1), vec![]);
+            first
+        })
+    });
+    let (report, group1, group2, hard) = with_store_report(&d, |store, report| {
+        Box::pin(async move {
+            (
+                report,
+                entries(&store, 1),
+                store.raft_group(2).and_then(|g| g.compacted).map(|c| (c.index, c.term)),
+                store.raft_group(1).and_then(|g| g.hard_state),
+            )
+        })
+    });
+    assert!(!d.join(format!("seg-{first:08}.log")).exists());
+    assert_eq!(group1, vec![], "group 1's entries lay in a removed segment and were truncated");
+    assert_eq!(report.checkpoint_raft_groups, Some(2), "Raft state from the checkpoint: {report:?}");
+    assert_eq!(report.checkpoint_raft_entries_gone, 10, "both groups' entries lay in the removed segment: {report:?}");
+    assert_eq!(report.checkpoint_unused, None);
+    assert_eq!(group2, Some((5, 1)), "group 2's compaction record was copied forward");
+    assert_eq!(hard, Some(RaftHardState { term: 1, vote: 1, commit: 3 }), "the hard state was copied forward");
+}
+
+/// What keeps a segment from compaction survives a checkpoint: a Truncate whose segment is
+/// newer than the entry frames it superseded must stay while they do, after a start-up from
+/// the checkpoint too, or a later replay of the whole log would bring those entries back.
+#[test]
+fn a_truncation_still_holds_its_segment_after_a_start_up_from_a_checkpoint() {
+    let d = dir("checkpoint-holds");
+    let truncated_in = with_store(&d, |store| {
+        Box::pin(async move {
+            let data: Vec<Vec<u8>> = (1..=3).map(|i| payload(1, i, 1)).collect();
+            let records: Vec<RaftRecord<'_>> =
+                (1..=3).map(|i| RaftRecord::Entry { group: 1, term: 1, index: i, meta: b"n", data: &data[i as usize - 1] }).collect();
+            store.append_raft(&records).await.expect("entries");
+            roll(&store).await;
+            store.append_raft(&[RaftRecord::Truncate { group: 1, from_index: 2 }]).await.expect("truncate");
+            let truncated_in = roll(&store).await;
+            store.checkpoint().await.expect("checkpoint");
+            truncated_in
+        })
+    });
+    let went = with_store_report(&d, move |store, report| {
+        Box::pin(async move {
+            assert_eq!(report.checkpoint_raft_groups, Some(1), "{report:?}");
+            assert_eq!(entries(&store, 1), vec![(1, 1)]);
+            store.compact_segment(truncated_in, u64::MAX).await.expect("compaction").is_some()
+        })
+    });
+    assert!(!went, "segment {truncated_in} holds the Truncate of entries 2 and 3, whose frames lie in an older segment");
+    std::fs::remove_file(d.join("index.ckpt")).expect("remove the checkpoint");
+    let replayed = with_store_report(&d, |store, report| Box::pin(async move { (report.checkpoint_raft_groups, entries(&store, 1)) }));
+    assert_eq!(replayed, (None, vec![(1, 1)]), "a replay of the whole log");
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::StoreError;
 use super::index::{Index, Location};
+use super::raft::{RaftCheckpoint, RaftCompacted, RaftEntryLoc, RaftGroup, RaftHardState};
 use super::record::{self, HEADER_BYTES, Header, Kind};
 use super::recovery::Reader;
 use crate::env::{Env, File, OpenMode, Storage};
@@ -35,28 +36,28 @@ pub(super) struct Loaded {
     /// The store's next chunk id when the checkpoint was taken (0 in a checkpoint from before
     /// the field): every chunk id with records before the checkpoint is below it.
     pub next_chunk_id: u64,
+    /// The Raft state at the checkpoint (empty in a checkpoint from before Raft state was kept,
+    /// which was only ever taken while there was none).
+    pub raft: RaftCheckpoint,
 }
 
 fn put_u16(out: &mut Vec<u8>, v: usize) {
     out.extend_from_slice(&u16::try_from(v).expect("fits in u16").to_le_bytes());
 }
 
-/// Serializes the index synchronously (a consistent snapshot) into entry chunks that each fit
-/// one frame's data.
-fn entry_chunks(index: &Index, chunk_max: usize) -> Vec<Vec<u8>> {
+fn put_location(out: &mut Vec<u8>, loc: &Location) {
+    out.extend_from_slice(&loc.segment.to_le_bytes());
+    out.extend_from_slice(&loc.frame_len.to_le_bytes());
+    out.extend_from_slice(&loc.offset.to_le_bytes());
+    out.extend_from_slice(&loc.lsn.to_le_bytes());
+    out.extend_from_slice(&(loc.data_len << 1 | loc.chunked as u64).to_le_bytes());
+}
+
+/// Packs records (each self-contained) into chunks that each fit one frame's data.
+fn chunks_of(records: impl Iterator<Item = Vec<u8>>, chunk_max: usize) -> Vec<Vec<u8>> {
     let mut chunks = vec![Vec::new()];
-    for (bucket, key, loc) in index.iter() {
-        let loc: Location = *loc;
-        let mut e = Vec::with_capacity(4 + bucket.len() + key.len() + 32);
-        put_u16(&mut e, bucket.len());
-        e.extend_from_slice(bucket);
-        put_u16(&mut e, key.len());
-        e.extend_from_slice(key);
-        e.extend_from_slice(&loc.segment.to_le_bytes());
-        e.extend_from_slice(&loc.frame_len.to_le_bytes());
-        e.extend_from_slice(&loc.offset.to_le_bytes());
-        e.extend_from_slice(&loc.lsn.to_le_bytes());
-        e.extend_from_slice(&(loc.data_len << 1 | loc.chunked as u64).to_le_bytes());
+    for e in records {
+        assert!(e.len() <= chunk_max, "checkpoint record of {} bytes beyond a frame", e.len());
         let last = chunks.last_mut().expect("at least one chunk");
         if last.len() + e.len() > chunk_max {
             chunks.push(e);
@@ -68,7 +69,65 @@ fn entry_chunks(index: &Index, chunk_max: usize) -> Vec<Vec<u8>> {
     chunks
 }
 
-fn header_bytes(tail: (u32, u64, u64), objects: u64, ends: &BTreeMap<u32, u64>, next_chunk_id: u64) -> Vec<u8> {
+/// The index's entries, serialized synchronously (a consistent snapshot).
+fn entry_records(index: &Index) -> impl Iterator<Item = Vec<u8>> + '_ {
+    index.iter().map(|(bucket, key, loc)| {
+        let loc: Location = *loc;
+        let mut e = Vec::with_capacity(4 + bucket.len() + key.len() + 32);
+        put_u16(&mut e, bucket.len());
+        e.extend_from_slice(bucket);
+        put_u16(&mut e, key.len());
+        e.extend_from_slice(key);
+        put_location(&mut e, &loc);
+        e
+    })
+}
+
+/// Raft record tags (format.md, "Index checkpoints").
+const RAFT_GROUP: u8 = 1;
+const RAFT_ENTRY: u8 = 2;
+const RAFT_SEGMENT: u8 = 3;
+
+/// The Raft state as checkpoint records: each group, its live entries, the segment counts.
+fn raft_records(raft: &RaftCheckpoint) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for (id, g) in &raft.groups {
+        let mut r = vec![RAFT_GROUP];
+        r.extend_from_slice(&id.to_le_bytes());
+        r.push(g.hard_state.is_some() as u8 | (g.compacted.is_some() as u8) << 1);
+        if let (Some(hs), Some(at)) = (g.hard_state, g.hard_state_at) {
+            for v in [hs.term, hs.vote, hs.commit] {
+                r.extend_from_slice(&v.to_le_bytes());
+            }
+            put_location(&mut r, &at);
+        }
+        if let Some(c) = g.compacted {
+            r.extend_from_slice(&c.index.to_le_bytes());
+            r.extend_from_slice(&c.term.to_le_bytes());
+            put_location(&mut r, &c.at);
+        }
+        out.push(r);
+        for (index, e) in &g.entries {
+            let mut r = vec![RAFT_ENTRY];
+            for v in [*id, *index, e.term] {
+                r.extend_from_slice(&v.to_le_bytes());
+            }
+            r.push(e.kind);
+            put_location(&mut r, &e.at);
+            out.push(r);
+        }
+    }
+    for (segment, frames, truncates) in &raft.segments {
+        let mut r = vec![RAFT_SEGMENT];
+        r.extend_from_slice(&segment.to_le_bytes());
+        r.extend_from_slice(&frames.to_le_bytes());
+        r.extend_from_slice(&truncates.to_le_bytes());
+        out.push(r);
+    }
+    out
+}
+
+fn header_bytes(tail: (u32, u64, u64), objects: u64, ends: &BTreeMap<u32, u64>, next_chunk_id: u64, raft_frames: u32) -> Vec<u8> {
     let mut h = Vec::new();
     h.extend_from_slice(&tail.0.to_le_bytes());
     h.extend_from_slice(&tail.1.to_le_bytes());
@@ -80,12 +139,18 @@ fn header_bytes(tail: (u32, u64, u64), objects: u64, ends: &BTreeMap<u32, u64>, 
         h.extend_from_slice(&end.to_le_bytes());
     }
     h.extend_from_slice(&next_chunk_id.to_le_bytes());
+    // Only with Raft state: a checkpoint without any stays readable by builds from before the
+    // field, and one with Raft state fails their header check (they then replay the log).
+    if raft_frames > 0 {
+        h.extend_from_slice(&raft_frames.to_le_bytes());
+    }
     h
 }
 
 /// A serialized index at one batch boundary, taken without awaiting so it is consistent.
 pub(super) struct Snapshot {
     meta: Vec<u8>,
+    /// The index's entries, then the Raft state's records (the header counts those).
     chunks: Vec<Vec<u8>>,
     objects: u64,
 }
@@ -95,12 +160,17 @@ pub(super) fn snapshot(
     tail: (u32, u64, u64),
     ends: &BTreeMap<u32, u64>,
     next_chunk_id: u64,
+    raft: &RaftCheckpoint,
     batch_bytes: usize,
 ) -> Snapshot {
     let chunk_max = batch_bytes - HEADER_BYTES;
-    let meta = header_bytes(tail, index.objects(), ends, next_chunk_id);
+    let mut chunks = chunks_of(entry_records(index), chunk_max);
+    let raft_chunks = chunks_of(raft_records(raft).into_iter(), chunk_max);
+    let raft_frames = u32::try_from(raft_chunks.len()).expect("Raft frames fit in u32");
+    chunks.extend(raft_chunks);
+    let meta = header_bytes(tail, index.objects(), ends, next_chunk_id, raft_frames);
     assert!(meta.len() <= chunk_max, "checkpoint header too large");
-    Snapshot { meta, chunks: entry_chunks(index, chunk_max), objects: index.objects() }
+    Snapshot { meta, chunks, objects: index.objects() }
 }
 
 /// Writes `snap` durably as the checkpoint; returns its object count.
@@ -184,7 +254,8 @@ pub(super) async fn load<E: Env>(env: &E, dir: &Path, batch_bytes: usize) -> Res
     let buf = storage.arena().alloc_wait(batch_bytes).await.map_err(|e| StoreError::Config(format!("checkpoint buffer: {e}")))?;
     let mut reader = Reader::new(&file, buf);
     let mut index = Index::default();
-    let (mut tail, mut ends, mut objects, mut next_chunk_id) = ((0, 0, 0), BTreeMap::new(), 0u64, 0u64);
+    let mut raft = RaftCheckpoint::default();
+    let (mut tail, mut ends, mut objects, mut next_chunk_id, mut raft_frames) = ((0, 0, 0), BTreeMap::new(), 0u64, 0u64, 0u32);
     let (mut offset, mut expected, mut first): (u64, u64, Option<Header>) = (0, 1, None);
     loop {
         if offset >= size {
@@ -202,7 +273,10 @@ pub(super) async fn load<E: Env>(env: &E, dir: &Path, batch_bytes: usize) -> Res
             return Ok(Err(format!("checkpoint frame at offset {offset} does not belong")));
         }
         let parsed = if expected == 1 {
-            parse_header(f.meta, &mut tail, &mut ends, &mut objects, &mut next_chunk_id)
+            let parsed = parse_header(f.meta, &mut tail, &mut ends, &mut objects, &mut next_chunk_id, &mut raft_frames);
+            parsed.filter(|_| (raft_frames as u64) < frame.batch_len as u64)
+        } else if expected + raft_frames as u64 > frame.batch_len as u64 {
+            parse_raft(f.data, &mut raft)
         } else {
             parse_entries(f.data, &mut index)
         };
@@ -219,7 +293,7 @@ pub(super) async fn load<E: Env>(env: &E, dir: &Path, batch_bytes: usize) -> Res
     if index.objects() != objects {
         return Ok(Err(format!("checkpoint holds {} objects, its header says {objects}", index.objects())));
     }
-    Ok(Ok(Loaded { index, tail, ends, next_chunk_id }))
+    Ok(Ok(Loaded { index, tail, ends, next_chunk_id, raft }))
 }
 
 fn parse_header(
@@ -228,6 +302,7 @@ fn parse_header(
     ends: &mut BTreeMap<u32, u64>,
     objects: &mut u64,
     next_chunk_id: &mut u64,
+    raft_frames: &mut u32,
 ) -> Option<()> {
     *tail = (u32_(&mut m)?, u64_(&mut m)?, u64_(&mut m)?);
     *objects = u64_(&mut m)?;
@@ -238,7 +313,52 @@ fn parse_header(
     if !m.is_empty() {
         *next_chunk_id = u64_(&mut m)?;
     }
+    // Absent without Raft state.
+    if !m.is_empty() {
+        *raft_frames = u32_(&mut m)?;
+    }
     m.is_empty().then_some(())
+}
+
+fn location(d: &mut &[u8]) -> Option<Location> {
+    let loc = Location { segment: u32_(d)?, frame_len: u32_(d)?, offset: u64_(d)?, lsn: u64_(d)?, data_len: 0, chunked: false };
+    let size_flag = u64_(d)?;
+    Some(Location { data_len: size_flag >> 1, chunked: size_flag & 1 == 1, ..loc })
+}
+
+/// Raft records (`raft_records`); a group's record comes before its entries, each entry once.
+fn parse_raft(mut d: &[u8], raft: &mut RaftCheckpoint) -> Option<()> {
+    while !d.is_empty() {
+        match take(&mut d, 1)?[0] {
+            RAFT_GROUP => {
+                let id = u64_(&mut d)?;
+                let flags = take(&mut d, 1)?[0];
+                let mut g = RaftGroup::default();
+                if flags & 1 != 0 {
+                    g.hard_state = Some(RaftHardState { term: u64_(&mut d)?, vote: u64_(&mut d)?, commit: u64_(&mut d)? });
+                    g.hard_state_at = Some(location(&mut d)?);
+                }
+                if flags & 2 != 0 {
+                    g.compacted = Some(RaftCompacted { index: u64_(&mut d)?, term: u64_(&mut d)?, at: location(&mut d)? });
+                }
+                if flags & !3 != 0 || raft.groups.insert(id, g).is_some() {
+                    return None;
+                }
+            }
+            RAFT_ENTRY => {
+                let (group, index, term) = (u64_(&mut d)?, u64_(&mut d)?, u64_(&mut d)?);
+                let kind = take(&mut d, 1)?[0];
+                let at = location(&mut d)?;
+                let entries = &mut raft.groups.get_mut(&group)?.entries;
+                if entries.insert(index, RaftEntryLoc { term, at, kind }).is_some() {
+                    return None;
+                }
+            }
+            RAFT_SEGMENT => raft.segments.push((u32_(&mut d)?, u64_(&mut d)?, u64_(&mut d)?)),
+            _ => return None,
+        }
+    }
+    Some(())
 }
 
 fn parse_entries(mut d: &[u8], index: &mut Index) -> Option<()> {
@@ -247,16 +367,7 @@ fn parse_entries(mut d: &[u8], index: &mut Index) -> Option<()> {
         let bucket = take(&mut d, bn)?;
         let kn = u16_(&mut d)?;
         let key = take(&mut d, kn)?;
-        let loc = Location {
-            segment: u32_(&mut d)?,
-            frame_len: u32_(&mut d)?,
-            offset: u64_(&mut d)?,
-            lsn: u64_(&mut d)?,
-            data_len: 0,
-            chunked: false,
-        };
-        let size_flag = u64_(&mut d)?;
-        let loc = Location { data_len: size_flag >> 1, chunked: size_flag & 1 == 1, ..loc };
+        let loc = location(&mut d)?;
         if index.get(bucket, key).is_some() {
             return None;
         }

@@ -1342,26 +1342,20 @@ impl<E: Env> Store<E> {
         if self.inner.failed.borrow().is_some() {
             return Ok(()); // recovery must rescan what the failed batch may have left
         }
-        if !self.inner.raft.borrow().is_empty() {
-            return Ok(()); // the checkpoint does not hold Raft state yet: start-up replays the log
-        }
         self.checkpoint().await.map(|_| ())
     }
 
     /// Writes an index checkpoint at the current tail; returns the objects it holds. Start-up
-    /// then replays only the log after it.
-    /// Refused while the store holds Raft state: the checkpoint holds only the object index, and
-    /// Raft records before it would not be replayed.
+    /// then replays only the log after it. It holds the Raft state too: each group's live
+    /// entries, hard state and compaction point (format.md, "Index checkpoints").
     pub async fn checkpoint(&self) -> Result<u64, StoreError> {
-        if !self.inner.raft.borrow().is_empty() {
-            return Err(StoreError::Config("index checkpoints do not hold Raft state yet: the log is replayed at start-up".into()));
-        }
         let tail = self.inner.tail.get();
         let snap = checkpoint::snapshot(
             &self.inner.index.borrow(),
             (tail.segment, tail.offset, tail.next_lsn),
             &self.inner.segment_ends.borrow(),
             self.inner.next_chunk_id.get(),
+            &self.inner.raft.borrow().to_checkpoint(),
             self.inner.config.batch_bytes,
         );
         checkpoint::write(&self.inner.env, &self.inner.config.dir, self.inner.config.batch_bytes, snap).await

@@ -248,6 +248,87 @@ impl RaftIndex {
     }
 }
 
+/// The Raft state an index checkpoint keeps (checkpoint.rs writes and reads it): every group,
+/// and per segment the counts `holds_segment` needs that the groups cannot give back (entry
+/// frames dead or alive, truncations). The other counts follow from the groups.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct RaftCheckpoint {
+    pub groups: BTreeMap<u64, RaftGroup>,
+    /// (segment, entry frames, truncations).
+    pub segments: Vec<(u32, u64, u64)>,
+}
+
+impl RaftIndex {
+    pub(super) fn to_checkpoint(&self) -> RaftCheckpoint {
+        let segments = self.entry_frames_by_segment.keys().chain(self.truncates_by_segment.keys()).copied();
+        let segments: std::collections::BTreeSet<u32> = segments.collect();
+        RaftCheckpoint {
+            groups: self.groups.iter().map(|(id, g)| (*id, g.clone())).collect(),
+            segments: segments
+                .into_iter()
+                .map(|s| {
+                    let count = |m: &BTreeMap<u32, u64>| m.get(&s).copied().unwrap_or(0);
+                    (s, count(&self.entry_frames_by_segment), count(&self.truncates_by_segment))
+                })
+                .collect(),
+        }
+    }
+
+    /// The index a checkpoint describes, its derived counts rebuilt.
+    pub(super) fn from_checkpoint(ck: RaftCheckpoint) -> RaftIndex {
+        let mut index = RaftIndex { groups: ck.groups.into_iter().collect(), ..Default::default() };
+        for (segment, frames, truncates) in ck.segments {
+            if frames > 0 {
+                index.entry_frames_by_segment.insert(segment, frames);
+            }
+            if truncates > 0 {
+                index.truncates_by_segment.insert(segment, truncates);
+            }
+        }
+        index.recount();
+        index
+    }
+
+    /// Rebuilds the counts that follow from the groups: live entries and pins per segment.
+    fn recount(&mut self) {
+        self.live_entries_by_segment.clear();
+        self.pins_by_segment.clear();
+        for group in self.groups.values() {
+            for e in group.entries.values() {
+                count_up(&mut self.live_entries_by_segment, e.at.segment);
+            }
+            for at in group.hard_state_at.iter().chain(group.compacted.as_ref().map(|c| &c.at)) {
+                count_up(&mut self.pins_by_segment, at.segment);
+            }
+        }
+    }
+
+    /// Start-up from a checkpoint: forgets what lay in segments compaction removed since it was
+    /// taken; returns the entries forgotten. A segment goes only when none of its entries is
+    /// live, so each such entry was dropped after the checkpoint, by a record replay applies or
+    /// (a Truncate whose own segment went too) one that dropped only entries of removed
+    /// segments (`holds_segment` keeps a Truncate while an older segment holds entry frames).
+    /// A hard state or compaction record there was copied forward or superseded after the
+    /// checkpoint, so replay replaces it (`pinned_in` checks that it did).
+    pub(super) fn forget_segments(&mut self, gone: &std::collections::BTreeSet<u32>) -> u64 {
+        let mut forgotten = 0u64;
+        for group in self.groups.values_mut() {
+            let before = group.entries.len();
+            group.entries.retain(|_, e| !gone.contains(&e.at.segment));
+            forgotten += (before - group.entries.len()) as u64;
+        }
+        self.entry_frames_by_segment.retain(|s, _| !gone.contains(s));
+        self.truncates_by_segment.retain(|s, _| !gone.contains(s));
+        self.recount();
+        forgotten
+    }
+
+    /// Whether a group's last hard state or compaction record lies in one of `segments`.
+    pub(super) fn pinned_in(&self, segments: &std::collections::BTreeSet<u32>) -> bool {
+        segments.iter().any(|s| self.pins_by_segment.contains_key(s))
+    }
+}
+
 /// The live range `(first, last)` of a group's entries after a Truncate from `from_index`.
 fn truncated(range: Option<(u64, u64)>, from_index: u64) -> Option<(u64, u64)> {
     let (first, last) = range?;

@@ -42,6 +42,10 @@ pub struct RecoveryReport {
     pub checkpoint_unused: Option<String>,
     /// Checkpoint entries dropped because compaction removed their segment since.
     pub checkpoint_entries_gone: u64,
+    /// Raft groups loaded from the checkpoint, and their live entries dropped because
+    /// compaction removed their segment since.
+    pub checkpoint_raft_groups: Option<u64>,
+    pub checkpoint_raft_entries_gone: u64,
     /// Bytes erased past the cut: valid frames of batches written after the broken one, while it
     /// was still in flight, and so never acknowledged (`erase_unproven`).
     pub erased_bytes: u64,
@@ -347,7 +351,23 @@ struct Pass {
     ends: BTreeMap<u32, u64>,
     /// Segments not replayed from their start (covered by the checkpoint).
     carry_unknown: BTreeSet<u32>,
+    /// Segments the checkpoint named that compaction removed since, if one was used.
+    checkpoint_gone: Option<BTreeSet<u32>>,
     buf: Option<FixedBuf>,
+}
+
+impl Pass {
+    /// Why the Raft state rebuilt from the checkpoint cannot be right, if it cannot: a group's
+    /// log with a hole, or its last hard state or compaction record in a removed segment. Each
+    /// would be a bug (`RaftIndex::forget_segments` says why neither happens); start-up then
+    /// replays the whole log, which needs no argument.
+    fn checkpoint_raft_doubt(&self) -> Option<String> {
+        let gone = self.checkpoint_gone.as_ref()?;
+        if self.scan.raft.pinned_in(gone) {
+            return Some("a Raft hard state or compaction record it names lies in a segment removed since".into());
+        }
+        self.scan.raft.check_replayed().err().map(|e| format!("replayed after it, {e}"))
+    }
 }
 
 /// Replays the log (after the index checkpoint, if one is usable) into a `Scan`, up to the first
@@ -360,6 +380,7 @@ async fn scan_log<F: File>(
     files: &BTreeMap<u32, Rc<F>>,
     mut buf: FixedBuf,
     accept_damaged: bool,
+    use_checkpoint: bool,
 ) -> Result<Pass, StoreError> {
     let mut scan = Scan {
         index: Index::default(),
@@ -378,7 +399,11 @@ async fn scan_log<F: File>(
     // (what followed the tail there was relocated or carried forward past it).
     let mut start = (0usize, 0u64);
     let mut ends = BTreeMap::new();
-    let checkpoint = super::checkpoint::load(env, &config.dir, config.batch_bytes).await?;
+    let checkpoint = if use_checkpoint {
+        super::checkpoint::load(env, &config.dir, config.batch_bytes).await?
+    } else {
+        Err("no checkpoint".into())
+    };
     let checkpoint = match checkpoint {
         Ok(ck) => match ids.iter().position(|&id| id >= ck.tail.0) {
             Some(pos) => Some((pos, ck)),
@@ -395,6 +420,7 @@ async fn scan_log<F: File>(
         }
     };
     let mut carry_unknown = BTreeSet::new();
+    let mut checkpoint_gone = None;
     if let Some((pos, ck)) = checkpoint {
         scan.report.checkpoint_objects = Some(ck.index.objects());
         scan.index = ck.index;
@@ -404,6 +430,10 @@ async fn scan_log<F: File>(
         let existing: BTreeSet<u32> = ids.iter().copied().collect();
         let gone: BTreeSet<u32> = ck.ends.keys().chain([&ck.tail.0]).copied().filter(|id| !existing.contains(id)).collect();
         scan.report.checkpoint_entries_gone = scan.index.forget_segments(&gone);
+        scan.report.checkpoint_raft_groups = Some(ck.raft.groups.len() as u64);
+        scan.raft = super::raft::RaftIndex::from_checkpoint(ck.raft);
+        scan.report.checkpoint_raft_entries_gone = scan.raft.forget_segments(&gone);
+        checkpoint_gone = Some(gone);
         ends = ck.ends.into_iter().filter(|(id, _)| ids.contains(id)).collect();
         if ids[pos] == ck.tail.0 {
             scan.committed = ck.tail;
@@ -497,7 +527,26 @@ async fn scan_log<F: File>(
         }
         buf = reader.buf.take();
     }
-    Ok(Pass { scan, stop, clean_end, ends, carry_unknown, buf })
+    Ok(Pass { scan, stop, clean_end, ends, carry_unknown, checkpoint_gone, buf })
+}
+
+/// `scan_log`, twice if need be: damaged puts are taken on a first pass; if one is not followed
+/// by a later batch, the pass is run again without taking them, so that such a batch is cut
+/// like a torn one.
+async fn scan_passes<F: File>(
+    env: &impl Env,
+    config: &StoreConfig,
+    ids: &[u32],
+    files: &BTreeMap<u32, Rc<F>>,
+    buf: FixedBuf,
+    use_checkpoint: bool,
+) -> Result<Pass, StoreError> {
+    let mut pass = scan_log(env, config, ids, files, buf, true, use_checkpoint).await?;
+    if pass.scan.damaged_unproven() {
+        let buf = pass.buf.take().expect("buffer");
+        pass = scan_log(env, config, ids, files, buf, false, use_checkpoint).await?;
+    }
+    Ok(pass)
 }
 
 pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Recovered<<E::Storage as Storage>::File>, StoreError> {
@@ -530,14 +579,13 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
         files.insert(id, Rc::new(storage.open(&segment_path(&config.dir, id), OpenMode::Existing)?));
     }
     let buf = storage.alloc(config.batch_bytes).map_err(|e| StoreError::Config(format!("recovery buffer: {e}")))?;
-    // Damaged puts are taken on a first pass; if one is not followed by a later batch, the pass
-    // is run again without taking them, so that such a batch is cut like a torn one.
-    let mut pass = scan_log(env, config, &ids, &files, buf, true).await?;
-    if pass.scan.damaged_unproven() {
+    let mut pass = scan_passes(env, config, &ids, &files, buf, true).await?;
+    if let Some(why) = pass.checkpoint_raft_doubt() {
         let buf = pass.buf.take().expect("buffer");
-        pass = scan_log(env, config, &ids, &files, buf, false).await?;
+        pass = scan_passes(env, config, &ids, &files, buf, false).await?;
+        pass.scan.report.checkpoint_unused = Some(why);
     }
-    let Pass { mut scan, stop, clean_end, mut ends, carry_unknown, mut buf } = pass;
+    let Pass { mut scan, stop, clean_end, mut ends, carry_unknown, checkpoint_gone: _, mut buf } = pass;
     scan.report.damaged = scan.damaged.drain(..).map(|(finding, _)| finding).collect();
     let (seg, off, next) = scan.committed;
     if let Some((pos, offset)) = stop {
