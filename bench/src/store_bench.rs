@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::store::{
-    BATCH_BYTES_DEFAULT, BATCH_RECORDS_MAX, CompactReport, CompactionPolicy, SEGMENT_BYTES_DEFAULT, Space, Store, StoreConfig, StoreStats, record,
+    BATCH_BYTES_DEFAULT, BATCH_RECORDS_MAX, CompactReport, CompactionPolicy, RaftHardState, RaftRecord, SEGMENT_BYTES_DEFAULT, Space, Store, StoreConfig,
+    StoreStats, record,
 };
 use engine::{Env, LinuxEnv, RuntimeConfig, SECTOR_SIZE};
 use hdrhistogram::Histogram;
@@ -53,6 +54,12 @@ const LARGE_BATCH_BYTES: usize = 2 << 20;
 const FDATASYNC_FILE_BYTES: u64 = 1 << 30;
 /// Objects put before the index memory is measured (see `index_fill`).
 const INDEX_WARM_UP_OBJECTS: u64 = 2 * BATCH_RECORDS_MAX as u64;
+/// The index fill also writes one Raft group's log beside the objects, as a placement group's
+/// replica holds both: this many 1 KiB entries, a hard state, and a compaction point halfway,
+/// so start-up after close has Raft state to take from the checkpoint.
+const INDEX_RAFT_GROUP: u64 = 1;
+const INDEX_RAFT_ENTRIES: u64 = 2048;
+const INDEX_RAFT_ENTRIES_PER_CALL: u64 = 256;
 /// The start-up figure is extrapolated to this many objects.
 const RECOVERY_OBJECTS_TARGET: f64 = 10e6;
 /// Goals (store issue).
@@ -1388,7 +1395,8 @@ pub fn index_log_bytes(objects: u64, cores: usize) -> u64 {
     let frames = (objects + INDEX_WARM_UP_OBJECTS) * cores as u64;
     // Each empty object is one frame, packed (twice that covers the padding at batch ends);
     // segments are preallocated whole, so allow one more each.
-    2 * frames * frame_bytes(0) as u64 + (cores as u64 + 1) * SEGMENT_BYTES_DEFAULT
+    let raft = INDEX_RAFT_ENTRIES * frame_bytes(1024) as u64 * cores as u64;
+    2 * frames * frame_bytes(0) as u64 + raft + (cores as u64 + 1) * SEGMENT_BYTES_DEFAULT
 }
 
 fn index_and_recovery(plan: &Plan) -> Result<(IndexFigures, [RecoveryFigures; 2]), String> {
@@ -1425,6 +1433,7 @@ fn index_fill(plan: &Plan, dirs: &[PathBuf]) -> Result<(IndexFigures, u64), Stri
             fill(&store, 0, objects, 0, BATCH_RECORDS_MAX).await?;
             let fill_ns = engine::time::now().ns - fill_start.ns;
             let after = rss_at_barrier();
+            raft_log(&store).await?;
             // No close: the runtime ends with the store open, as a crash would.
             Ok::<_, String>((before, after, store.stats().bytes_written, fill_ns))
         }
@@ -1450,7 +1459,25 @@ fn index_fill(plan: &Plan, dirs: &[PathBuf]) -> Result<(IndexFigures, u64), Stri
     Ok((figures, log_bytes))
 }
 
-/// Times `Store::open` on every core, checks every object came back, then closes the store.
+/// `INDEX_RAFT_ENTRIES` entries of group `INDEX_RAFT_GROUP`, a hard state, and a compaction of
+/// the first half (after the memory was measured: the figures are the object index's).
+async fn raft_log(store: &Store<LinuxEnv>) -> Result<(), String> {
+    let payload = vec![0x5Au8; 1024];
+    for first in (1..=INDEX_RAFT_ENTRIES).step_by(INDEX_RAFT_ENTRIES_PER_CALL as usize) {
+        let records: Vec<RaftRecord<'_>> = (first..first + INDEX_RAFT_ENTRIES_PER_CALL)
+            .map(|index| RaftRecord::Entry { group: INDEX_RAFT_GROUP, term: 1, index, meta: b"n", data: &payload })
+            .collect();
+        store.append_raft(&records).await.map_err(|e| format!("raft entries: {e}"))?;
+    }
+    let state = RaftHardState { term: 1, vote: 1, commit: INDEX_RAFT_ENTRIES };
+    let half = INDEX_RAFT_ENTRIES / 2;
+    let compact = RaftRecord::Compact { group: INDEX_RAFT_GROUP, index: half, term: 1, meta: b"", data: b"" };
+    store.append_raft(&[RaftRecord::HardState { group: INDEX_RAFT_GROUP, state }, compact]).await.map_err(|e| format!("raft: {e}"))?;
+    Ok(())
+}
+
+/// Times `Store::open` on every core, checks every object and Raft entry came back, then
+/// closes the store.
 fn index_reopen(plan: &Plan, dirs: &[PathBuf], log_bytes: u64, kind: StartUp) -> Result<RecoveryFigures, String> {
     let expected = plan.index_objects + INDEX_WARM_UP_OBJECTS;
     let results = engine::run(plan.runtime(Some(index_arena()))?, |core: engine::Core<()>| {
@@ -1461,6 +1488,13 @@ fn index_reopen(plan: &Plan, dirs: &[PathBuf], log_bytes: u64, kind: StartUp) ->
             let open_ns = engine::time::now().ns - start.ns;
             if store.objects() != expected {
                 return Err(format!("recovered {} objects, not {expected} ({report:?})", store.objects()));
+            }
+            let entries = store.raft_group(INDEX_RAFT_GROUP).map_or(0, |g| g.entries.len() as u64);
+            if entries != INDEX_RAFT_ENTRIES / 2 {
+                return Err(format!("recovered {entries} Raft entries, not {} ({report:?})", INDEX_RAFT_ENTRIES / 2));
+            }
+            if kind == StartUp::AfterClose && report.checkpoint_raft_groups != Some(1) {
+                return Err(format!("start-up after close did not take the Raft state from the checkpoint ({report:?})"));
             }
             close(&store).await?;
             Ok::<_, String>((open_ns, format!("{report:?}")))

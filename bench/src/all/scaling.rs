@@ -105,8 +105,9 @@ pub fn objects(run: &Run, title: &'static str) -> Result<Section, String> {
     let _ = writeln!(
         md,
         "`corestore-bench store --only index --index-objects N` for each N, one core: N empty objects (16-byte keys, each a 128-byte frame, packed) \
-         put durably in full batches, the process's resident memory before and after, then `Store::open` of that log after a crash \
-         (whole log replayed) and after a clean close (from the index checkpoint).\n"
+         put durably in full batches, the process's resident memory before and after, then one Raft group's log beside them \
+         (2048 entries of 1 KiB, a hard state, the first half compacted), then `Store::open` of that log after a crash \
+         (whole log replayed) and after a clean close (objects and Raft state from the index checkpoint).\n"
     );
     for s in &skipped {
         let _ = writeln!(md, "- {s}");
