@@ -1,6 +1,7 @@
 //! The driver and its durable storage in the engine's simulator: a 3-node cluster of several
 //! groups, all on `SimEnv` storage, loses power at a random moment (unsynced writes lost or
-//! torn, the write in flight included). After restart every acknowledged (committed and applied
+//! torn, the write in flight included); in half the seeds each store writes index checkpoints
+//! (with its Raft state) as it runs. After restart every acknowledged (committed and applied
 //! by a leader) entry is on a majority with its payload, each node's hard state is at least the
 //! one its last completed write made durable, and the cluster applies every acknowledged entry
 //! again at the same index.
@@ -27,6 +28,8 @@ const BATCH_BYTES: usize = 128 << 10;
 const ROUNDS_AFTER_MAX: u64 = 20_000;
 const SEEDS_DEFAULT: u64 = 100;
 const TICK: Duration = Duration::from_micros(500);
+/// Log bytes between index checkpoints, in the seeds that take them.
+const CHECKPOINT_LOG_BYTES: u64 = 64 << 10;
 
 type Node = Driver<SimEnv, Rc<LocalBus>>;
 
@@ -53,11 +56,22 @@ struct Promised {
     turns_beside: BTreeMap<u64, u64>,
 }
 
-async fn open_cluster(env: &SimEnv, bus: &Rc<LocalBus>, seed: u64) -> Result<Vec<Node>, String> {
+/// Opens every node's store and driver; returns them and how many stores took their Raft state
+/// from an index checkpoint. With `checkpoints`, each store also writes one every
+/// `CHECKPOINT_LOG_BYTES` of log while it runs, so a restart after power loss starts from one.
+async fn open_cluster(env: &SimEnv, bus: &Rc<LocalBus>, seed: u64, checkpoints: bool) -> Result<(Vec<Node>, u64), String> {
     let voters: Vec<u64> = (1..=NODES).collect();
     let mut nodes = Vec::new();
+    let mut from_checkpoint = 0;
     for id in 1..=NODES {
-        let (store, _) = Store::open(env.clone(), store_config(id)).await.map_err(|e| format!("open node {id}: {e}"))?;
+        let (store, report) = Store::open(env.clone(), store_config(id)).await.map_err(|e| format!("open node {id}: {e}"))?;
+        if let Some(why) = report.checkpoint_unused.filter(|why| !why.starts_with("no segment from its tail")) {
+            return Err(format!("node {id}: the index checkpoint went unused: {why}"));
+        }
+        from_checkpoint += report.checkpoint_raft_groups.is_some_and(|g| g > 0) as u64;
+        if checkpoints {
+            let _checkpointer = store.spawn_checkpointer(CHECKPOINT_LOG_BYTES, TICK);
+        }
         let mut driver = Driver::new(id, store, bus.clone());
         for group in 1..=GROUPS {
             let config = Config::new(id, group, voters.clone(), seed ^ (id * 1000 + group));
@@ -65,7 +79,7 @@ async fn open_cluster(env: &SimEnv, bus: &Rc<LocalBus>, seed: u64) -> Result<Vec
         }
         nodes.push(driver);
     }
-    Ok(nodes)
+    Ok((nodes, from_checkpoint))
 }
 
 /// Runs every node's driver loop (`Driver::run`) as its own task, so writes and deliveries
@@ -188,7 +202,9 @@ async fn reapply(nodes: Vec<Node>, promised: &Promised, seed: u64) -> Result<(),
     result
 }
 
-fn run_seed(seed: u64) -> Result<(usize, u64, u64), String> {
+/// (acknowledged entries, drivers stopped by EIO, turns written beside another, stores restarted
+/// from a checkpoint with Raft state)
+fn run_seed(seed: u64) -> Result<(usize, u64, u64, u64), String> {
     let mut rng = Prng::new(seed);
     let torn = FaultConfig { torn_unit_bytes: [512, 4096][rng.below(2) as usize], ..FaultConfig::none() };
     // Half the seeds also get read, write and sync EIO while running (no bit flips: recovery
@@ -202,13 +218,14 @@ fn run_seed(seed: u64) -> Result<(usize, u64, u64), String> {
     let env = SimEnv::new(world.clone(), &arena());
     let promised = Rc::new(RefCell::new(Promised::default()));
     let crash_after = Duration::from_nanos(rng.range(5_000_000, 400_000_000));
+    let checkpoints = rng.chance(500_000);
     let executor = Executor::new(world.clone());
     let p = promised.clone();
     let env2 = env.clone();
     let world_faults = world.clone();
     let started = executor.block_on(async move {
         let bus = LocalBus::new();
-        let nodes = open_cluster(&env, &bus, seed).await?;
+        let (nodes, _) = open_cluster(&env, &bus, seed, checkpoints).await?;
         world_faults.set_faults(faults);
         let stop = Rc::new(std::cell::Cell::new(false));
         let _tasks = spawn_nodes(nodes, &p, seed, &stop);
@@ -224,27 +241,29 @@ fn run_seed(seed: u64) -> Result<(usize, u64, u64), String> {
     let executor = Executor::new(world.clone());
     let promised = Rc::try_unwrap(promised).map_err(|_| "promised still shared")?.into_inner();
     let acked = (promised.acked.len(), promised.drivers_failed, promised.turns_beside.values().sum::<u64>());
-    executor.block_on(async move {
+    let from_checkpoint = executor.block_on(async move {
         let bus = LocalBus::new();
-        let mut nodes = open_cluster(&env, &bus, seed ^ 0xA5A5).await?;
+        let (mut nodes, from_checkpoint) = open_cluster(&env, &bus, seed ^ 0xA5A5, false).await?;
         check_after(&mut nodes, &promised).await?;
-        reapply(nodes, &promised, seed).await
+        reapply(nodes, &promised, seed).await?;
+        Ok::<_, String>(from_checkpoint)
     })?;
-    Ok(acked)
+    Ok((acked.0, acked.1, acked.2, from_checkpoint))
 }
 
 #[test]
 fn cluster_survives_power_loss() {
     let first = seed_from_env(0x2AF7_0000);
     let n: u64 = std::env::var("RAFT_DRIVER_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(SEEDS_DEFAULT);
-    let (mut acked, mut failed, mut beside) = (0, 0, 0);
+    let (mut acked, mut failed, mut beside, mut from_checkpoint) = (0, 0, 0, 0);
     for seed in first..first + n {
         let rerun = format!("rerun: CORESTORE_SIM_SEED={seed} RAFT_DRIVER_SIM_SEEDS=1 cargo test -p raftlog --release --test driver_sim");
         match std::panic::catch_unwind(|| run_seed(seed)) {
-            Ok(Ok((a, f, b))) => {
+            Ok(Ok((a, f, b, c))) => {
                 acked += a;
                 failed += f;
                 beside += b;
+                from_checkpoint += c;
             }
             Ok(Err(msg)) => panic!("seed {seed}: {msg}\n{rerun}"),
             Err(p) => {
@@ -254,10 +273,11 @@ fn cluster_survives_power_loss() {
         }
     }
     eprintln!(
-        "{n} seeds, {acked} acknowledged entries checked after power loss, {failed} drivers stopped by injected EIO, {beside} turns written beside an earlier one in flight"
+        "{n} seeds, {acked} acknowledged entries checked after power loss, {failed} drivers stopped by injected EIO, {beside} turns written beside an earlier one in flight, {from_checkpoint} stores restarted with Raft state from an index checkpoint"
     );
     assert!(acked > 0, "the workload acknowledged something");
     if n >= 20 {
         assert!(beside > 0, "no turn wrote beside another in flight: the driver's pipeline is not exercised");
+        assert!(from_checkpoint > 0, "no store restarted from a checkpoint with Raft state: that start-up is not exercised");
     }
 }
