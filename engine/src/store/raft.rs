@@ -303,13 +303,18 @@ impl RaftIndex {
         }
     }
 
-    /// Start-up from a checkpoint: forgets what lay in segments compaction removed since it was
-    /// taken; returns the entries forgotten. A segment goes only when none of its entries is
-    /// live, so each such entry was dropped after the checkpoint, by a record replay applies or
-    /// (a Truncate whose own segment went too) one that dropped only entries of removed
-    /// segments (`holds_segment` keeps a Truncate while an older segment holds entry frames).
-    /// A hard state or compaction record there was copied forward or superseded after the
-    /// checkpoint, so replay replaces it (`pinned_in` checks that it did).
+    /// Start-up from a checkpoint: forgets the entries that lay in segments compaction removed
+    /// since it was taken; returns how many. A segment goes only once none of its entries is
+    /// live, so each of these was dropped after the checkpoint, and replay would drop it again:
+    /// - by a `RaftCompact`: the group's last one is always copied forward, so replay meets it
+    ///   or a later one;
+    /// - by a `Truncate` still in the log: replay meets it;
+    /// - by a `Truncate` whose segment went too: compaction takes such a segment only once no
+    ///   older segment holds entry frames (`holds_segment`), so every entry it dropped lay in a
+    ///   removed segment, and is forgotten here.
+    ///
+    /// A last hard state or compaction record in a removed segment was likewise copied forward
+    /// or superseded after the checkpoint, so replay replaces it (`pinned_in` checks that).
     pub(super) fn forget_segments(&mut self, gone: &std::collections::BTreeSet<u32>) -> u64 {
         let mut forgotten = 0u64;
         for group in self.groups.values_mut() {
