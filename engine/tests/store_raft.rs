@@ -43,16 +43,7 @@ fn with_store<T: Send + 'static>(
     dir: &Path,
     f: impl Fn(Store<engine::LinuxEnv>) -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + Sync + 'static,
 ) -> T {
-    let f = std::sync::Arc::new(f);
-    let out = engine::run(runtime(), move |core: engine::Core<()>| {
-        let (dir, f) = (dir.to_path_buf(), f.clone());
-        async move {
-            let (store, _) = Store::open(core.env.clone(), config(&dir)).await.expect("open");
-            f(store).await
-        }
-    })
-    .expect("runtime");
-    out.into_iter().next().expect("one core")
+    with_store_report(dir, move |store, _| f(store))
 }
 
 /// `with_store`, with what start-up reported.
