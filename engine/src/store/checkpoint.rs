@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::StoreError;
 use super::index::{Index, Location};
-use super::raft::{RaftCheckpoint, RaftCompacted, RaftEntryLoc, RaftGroup, RaftHardState};
+use super::raft::{RaftCheckpoint, RaftCompacted, RaftEntryLoc, RaftGroup, RaftHardState, RaftIndex};
 use super::record::{self, HEADER_BYTES, Header, Kind};
 use super::recovery::Reader;
 use crate::env::{Env, File, OpenMode, Storage};
@@ -88,14 +88,18 @@ const RAFT_GROUP: u8 = 1;
 const RAFT_ENTRY: u8 = 2;
 const RAFT_SEGMENT: u8 = 3;
 
-/// The Raft state as checkpoint records: each group, its live entries, the segment counts.
-fn raft_records(raft: &RaftCheckpoint) -> Vec<Vec<u8>> {
+/// The Raft state as checkpoint records: each group (by id, so the file's bytes follow from
+/// the state), its live entries, the segment counts.
+fn raft_records(raft: &RaftIndex) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for (id, g) in &raft.groups {
+    let mut groups: Vec<(&u64, &RaftGroup)> = raft.groups().collect();
+    groups.sort_unstable_by_key(|(id, _)| **id);
+    for (id, g) in groups {
         let mut r = vec![RAFT_GROUP];
         r.extend_from_slice(&id.to_le_bytes());
-        r.push(g.hard_state.is_some() as u8 | (g.compacted.is_some() as u8) << 1);
-        if let (Some(hs), Some(at)) = (g.hard_state, g.hard_state_at) {
+        let hard = g.hard_state.zip(g.hard_state_at);
+        r.push(hard.is_some() as u8 | (g.compacted.is_some() as u8) << 1);
+        if let Some((hs, at)) = hard {
             for v in [hs.term, hs.vote, hs.commit] {
                 r.extend_from_slice(&v.to_le_bytes());
             }
@@ -117,7 +121,7 @@ fn raft_records(raft: &RaftCheckpoint) -> Vec<Vec<u8>> {
             out.push(r);
         }
     }
-    for (segment, frames, truncates) in &raft.segments {
+    for (segment, frames, truncates) in raft.segment_counts() {
         let mut r = vec![RAFT_SEGMENT];
         r.extend_from_slice(&segment.to_le_bytes());
         r.extend_from_slice(&frames.to_le_bytes());
@@ -160,7 +164,7 @@ pub(super) fn snapshot(
     tail: (u32, u64, u64),
     ends: &BTreeMap<u32, u64>,
     next_chunk_id: u64,
-    raft: &RaftCheckpoint,
+    raft: &RaftIndex,
     batch_bytes: usize,
 ) -> Snapshot {
     let chunk_max = batch_bytes - HEADER_BYTES;

@@ -1355,7 +1355,7 @@ impl<E: Env> Store<E> {
             (tail.segment, tail.offset, tail.next_lsn),
             &self.inner.segment_ends.borrow(),
             self.inner.next_chunk_id.get(),
-            &self.inner.raft.borrow().to_checkpoint(),
+            &self.inner.raft.borrow(),
             self.inner.config.batch_bytes,
         );
         checkpoint::write(&self.inner.env, &self.inner.config.dir, self.inner.config.batch_bytes, snap).await

@@ -248,9 +248,10 @@ impl RaftIndex {
     }
 }
 
-/// The Raft state an index checkpoint keeps (checkpoint.rs writes and reads it): every group,
-/// and per segment the counts `holds_segment` needs that the groups cannot give back (entry
-/// frames dead or alive, truncations). The other counts follow from the groups.
+/// The Raft state an index checkpoint keeps, as checkpoint.rs reads it back (it writes it
+/// straight from the `RaftIndex`): every group, and per segment the counts `holds_segment`
+/// needs that the groups cannot give back (entry frames dead or alive, truncations). The other
+/// counts follow from the groups.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct RaftCheckpoint {
     pub groups: BTreeMap<u64, RaftGroup>,
@@ -259,19 +260,13 @@ pub(super) struct RaftCheckpoint {
 }
 
 impl RaftIndex {
-    pub(super) fn to_checkpoint(&self) -> RaftCheckpoint {
-        let segments = self.entry_frames_by_segment.keys().chain(self.truncates_by_segment.keys()).copied();
-        let segments: std::collections::BTreeSet<u32> = segments.collect();
-        RaftCheckpoint {
-            groups: self.groups.iter().map(|(id, g)| (*id, g.clone())).collect(),
-            segments: segments
-                .into_iter()
-                .map(|s| {
-                    let count = |m: &BTreeMap<u32, u64>| m.get(&s).copied().unwrap_or(0);
-                    (s, count(&self.entry_frames_by_segment), count(&self.truncates_by_segment))
-                })
-                .collect(),
-        }
+    /// Per segment, (segment, entry frames, truncations): the counts a checkpoint keeps beside
+    /// the groups (`RaftCheckpoint::segments`), by segment.
+    pub(super) fn segment_counts(&self) -> Vec<(u32, u64, u64)> {
+        let segments: std::collections::BTreeSet<u32> =
+            self.entry_frames_by_segment.keys().chain(self.truncates_by_segment.keys()).copied().collect();
+        let count = |m: &BTreeMap<u32, u64>, s: u32| m.get(&s).copied().unwrap_or(0);
+        segments.into_iter().map(|s| (s, count(&self.entry_frames_by_segment, s), count(&self.truncates_by_segment, s))).collect()
     }
 
     /// The index a checkpoint describes, its derived counts rebuilt.
