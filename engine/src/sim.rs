@@ -610,9 +610,45 @@ pub fn seed_from_env(default: u64) -> u64 {
     std::env::var("CORESTORE_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
+/// Runs `run` for each seed of `first..first + n`, in order. A seed whose run returns `Err` or
+/// panics ends the test there, naming the seed and `rerun(seed)`: the command that replays it.
+pub fn each_seed(first: u64, n: u64, rerun: impl Fn(u64) -> String, mut run: impl FnMut(u64) -> Result<(), String>) {
+    for seed in first..first + n {
+        // The caller's totals are not looked at after a panic: it is passed on at once.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(seed))) {
+            Ok(Ok(())) => {}
+            Ok(Err(msg)) => panic!("seed {seed}: {msg}\nrerun: {}", rerun(seed)),
+            Err(p) => {
+                eprintln!("seed {seed} panicked\nrerun: {}", rerun(seed));
+                std::panic::resume_unwind(p);
+            }
+        }
+    }
+}
+
 impl SimWorld {
     /// The virtual clock, for replay comparisons in tests.
     pub fn now_for_tests(&self) -> u64 {
         self.now.get().ns
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::each_seed;
+
+    #[test]
+    fn each_seed_stops_at_a_failing_seed_and_names_how_to_rerun_it() {
+        let mut ran = Vec::new();
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            each_seed(10, 5, |seed| format!("REPLAY={seed}"), |seed| {
+                ran.push(seed);
+                if seed == 12 { Err("broke".into()) } else { Ok(()) }
+            })
+        }));
+        let message = failed.expect_err("a failing seed panics");
+        let message = message.downcast_ref::<String>().expect("a formatted message");
+        assert_eq!(message, "seed 12: broke\nrerun: REPLAY=12");
+        assert_eq!(ran, vec![10, 11, 12], "seeds run in order, none after the failure");
     }
 }

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use common::{BLOCK, Model, Seen, decode};
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::rng::Prng;
-use engine::sim::{FaultConfig, SimEnv, SimWorld, seed_from_env};
+use engine::sim::{FaultConfig, SimEnv, SimWorld, each_seed, seed_from_env};
 use engine::{Env, Executor, File, OpenMode, Storage};
 
 fn arena() -> ArenaConfig {
@@ -140,22 +140,14 @@ fn seeds() -> (u64, u64) {
 fn sim_timers_and_storage_survive_faults_and_crash() {
     let (first, n) = seeds();
     let mut totals = (0usize, 0usize, 0usize);
-    for seed in first..first + n {
-        match std::panic::catch_unwind(|| run_seed(seed, false)) {
-            Ok(Ok(o)) => {
-                totals.0 += o.durable;
-                totals.1 += o.verified;
-                totals.2 += o.corrupt_detected;
-            }
-            Ok(Err(msg)) => {
-                panic!("seed {seed}: {msg}\nrerun: CORESTORE_SIM_SEED={seed} CORESTORE_SIM_SEEDS=1 cargo test -p engine --test sim")
-            }
-            Err(p) => {
-                eprintln!("seed {seed} panicked\nrerun: CORESTORE_SIM_SEED={seed} CORESTORE_SIM_SEEDS=1 cargo test -p engine --test sim");
-                std::panic::resume_unwind(p);
-            }
-        }
-    }
+    let rerun = |seed| format!("CORESTORE_SIM_SEED={seed} CORESTORE_SIM_SEEDS=1 cargo test -p engine --test sim");
+    each_seed(first, n, rerun, |seed| {
+        let o = run_seed(seed, false)?;
+        totals.0 += o.durable;
+        totals.1 += o.verified;
+        totals.2 += o.corrupt_detected;
+        Ok(())
+    });
     eprintln!(
         "{n} seeds: {} durable writes acknowledged, {} verified after crash, {} detected corrupt (bit flips)",
         totals.0, totals.1, totals.2

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::rng::Prng;
-use engine::sim::{FaultConfig, SimEnv, SimWorld, seed_from_env};
+use engine::sim::{FaultConfig, SimEnv, SimWorld, each_seed, seed_from_env};
 use engine::store::{CompactionPolicy, RaftHardState, RaftRecord, RecoveryReport, Store, StoreConfig};
 use engine::{Env, Executor, SECTOR_SIZE, Storage};
 
@@ -356,24 +356,17 @@ fn raft_logs_survive_crashes_and_checkpoints_rebuild_them() {
     let n: u64 = std::env::var("CORESTORE_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(SEEDS_DEFAULT);
     let mut total = Outcome::default();
     let (mut from_checkpoint, mut with_gone, mut failed) = (0u64, 0u64, 0u64);
-    for seed in first..first + n {
-        let rerun = format!("rerun: CORESTORE_SIM_SEED={seed} CORESTORE_SIM_SEEDS=1 cargo test -p engine --release --test store_raft_sim");
-        match std::panic::catch_unwind(|| run_seed(seed)) {
-            Ok(Ok(o)) => {
-                total.acked += o.acked;
-                total.compactions += o.compactions;
-                total.raft_entries_gone += o.raft_entries_gone;
-                from_checkpoint += o.from_checkpoint as u64;
-                with_gone += (o.raft_entries_gone > 0) as u64;
-                failed += o.failed as u64;
-            }
-            Ok(Err(msg)) => panic!("seed {seed}: {msg}\n{rerun}"),
-            Err(p) => {
-                eprintln!("seed {seed} panicked\n{rerun}");
-                std::panic::resume_unwind(p);
-            }
-        }
-    }
+    let rerun = |seed| format!("CORESTORE_SIM_SEED={seed} CORESTORE_SIM_SEEDS=1 cargo test -p engine --release --test store_raft_sim");
+    each_seed(first, n, rerun, |seed| {
+        let o = run_seed(seed)?;
+        total.acked += o.acked;
+        total.compactions += o.compactions;
+        total.raft_entries_gone += o.raft_entries_gone;
+        from_checkpoint += o.from_checkpoint as u64;
+        with_gone += (o.raft_entries_gone > 0) as u64;
+        failed += o.failed as u64;
+        Ok(())
+    });
     eprintln!(
         "{n} seeds: {} record calls acknowledged, {} store compactions, {from_checkpoint} start-ups took Raft state from a checkpoint, {with_gone} of them forgot {} entries of segments removed since, {failed} seeds with injected EIO",
         total.acked, total.compactions, total.raft_entries_gone

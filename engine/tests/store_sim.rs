@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::rng::Prng;
-use engine::sim::{FaultConfig, SimEnv, SimWorld, seed_from_env};
+use engine::sim::{FaultConfig, SimEnv, SimWorld, each_seed, seed_from_env};
 use engine::store::{CompactionPolicy, Store, StoreConfig, StoreError};
 use engine::{Executor, SECTOR_SIZE};
 
@@ -374,12 +374,10 @@ fn store_survives_faults_and_crashes() {
     let n: u64 = std::env::var("CORESTORE_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
     let mut total = Outcome::default();
     let mut refused = 0;
-    for seed in first..first + n {
-        let r = std::panic::catch_unwind(|| run_seed(seed));
-        let rerun = format!("rerun: CORESTORE_SIM_SEED={seed} CORESTORE_SIM_SEEDS=1 cargo test -p engine --test store_sim");
-        match r {
-            Ok(Ok(o)) => {
-                total.acked += o.acked;
+    let rerun = |seed| format!("CORESTORE_SIM_SEED={seed} CORESTORE_SIM_SEEDS=1 cargo test -p engine --test store_sim");
+    each_seed(first, n, rerun, |seed| {
+        let o = run_seed(seed)?;
+        total.acked += o.acked;
                 total.verified += o.verified;
                 total.corrupt_reads += o.corrupt_reads;
                 total.failed_ops += o.failed_ops;
@@ -390,15 +388,9 @@ fn store_survives_faults_and_crashes() {
                 total.lost_to_flips += o.lost_to_flips;
                 total.writes_beside += o.writes_beside;
                 total.erased += o.erased;
-                refused += o.open_corrupt as u64;
-            }
-            Ok(Err(msg)) => panic!("seed {seed}: {msg}\n{rerun}"),
-            Err(p) => {
-                eprintln!("seed {seed} panicked\n{rerun}");
-                std::panic::resume_unwind(p);
-            }
-        }
-    }
+        refused += o.open_corrupt as u64;
+        Ok(())
+    });
     eprintln!(
         "{n} seeds: {} writes acknowledged, {} keys verified after crash, {} failed ops, {} corrupt reads detected, {} reopens refused for corruption, {} compactions ({} rotations, {} relocations voided by racing writes, {} free segments trimmed), {} keys whose last batch a bit flip cut, {} batch writes beside another, {} reopens erasing a whole batch behind a torn one",
         total.acked,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::rng::Prng;
-use engine::sim::{FaultConfig, SimEnv, SimWorld, seed_from_env};
+use engine::sim::{FaultConfig, SimEnv, SimWorld, each_seed, seed_from_env};
 use engine::store::{Store, StoreConfig};
 use engine::{Executor, SECTOR_SIZE};
 use raftlog::{Config, Driver, HardState, LocalBus, Role, Storage};
@@ -256,22 +256,15 @@ fn cluster_survives_power_loss() {
     let first = seed_from_env(0x2AF7_0000);
     let n: u64 = std::env::var("RAFT_DRIVER_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(SEEDS_DEFAULT);
     let (mut acked, mut failed, mut beside, mut from_checkpoint) = (0, 0, 0, 0);
-    for seed in first..first + n {
-        let rerun = format!("rerun: CORESTORE_SIM_SEED={seed} RAFT_DRIVER_SIM_SEEDS=1 cargo test -p raftlog --release --test driver_sim");
-        match std::panic::catch_unwind(|| run_seed(seed)) {
-            Ok(Ok((a, f, b, c))) => {
-                acked += a;
-                failed += f;
-                beside += b;
-                from_checkpoint += c;
-            }
-            Ok(Err(msg)) => panic!("seed {seed}: {msg}\n{rerun}"),
-            Err(p) => {
-                eprintln!("seed {seed} panicked\n{rerun}");
-                std::panic::resume_unwind(p);
-            }
-        }
-    }
+    let rerun = |seed| format!("CORESTORE_SIM_SEED={seed} RAFT_DRIVER_SIM_SEEDS=1 cargo test -p raftlog --release --test driver_sim");
+    each_seed(first, n, rerun, |seed| {
+        let (a, f, b, c) = run_seed(seed)?;
+        acked += a;
+        failed += f;
+        beside += b;
+        from_checkpoint += c;
+        Ok(())
+    });
     eprintln!(
         "{n} seeds, {acked} acknowledged entries checked after power loss, {failed} drivers stopped by injected EIO, {beside} turns written beside an earlier one in flight, {from_checkpoint} stores restarted with Raft state from an index checkpoint"
     );
