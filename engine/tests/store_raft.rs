@@ -362,3 +362,65 @@ fn a_truncation_still_holds_its_segment_after_a_start_up_from_a_checkpoint() {
     let replayed = with_store_report(&d, |store, report| Box::pin(async move { (report.checkpoint_raft_groups, entries(&store, 1)) }));
     assert_eq!(replayed, (None, vec![(1, 1)]), "a replay of the whole log");
 }
+
+/// Appends entries `indexes` of `group` at `term`, after a Truncate from the first if `truncate`.
+async fn append_entries(store: &Store<engine::LinuxEnv>, group: u64, term: u64, indexes: std::ops::RangeInclusive<u64>, truncate: bool) {
+    let data: Vec<(u64, Vec<u8>)> = indexes.clone().map(|i| (i, payload(group, i, term))).collect();
+    let mut records = Vec::new();
+    if truncate {
+        records.push(RaftRecord::Truncate { group, from_index: *indexes.start() });
+    }
+    records.extend(data.iter().map(|(i, d)| RaftRecord::Entry { group, term, index: *i, meta: b"n", data: d }));
+    store.append_raft(&records).await.expect("append");
+}
+
+/// Live entries do not keep their segment: compaction copies them forward as `RaftMove` frames,
+/// which replace the entry at their index and drop nothing after it. So a group whose older
+/// entries moved keeps its newer ones (which lie before the moves in the log), and a group
+/// truncated meanwhile keeps only what survived the Truncate, before and after a restart, from
+/// the checkpoint and from a replay of the whole log.
+#[test]
+fn compaction_moves_live_entries_forward_and_keeps_what_follows_them() {
+    let d = dir("entry-moves");
+    let expected = |store: &Store<engine::LinuxEnv>| {
+        assert_eq!(entries(store, 1), (1..=8).map(|i| (i, 1)).collect::<Vec<_>>(), "group 1");
+        assert_eq!(entries(store, 2), vec![(1, 1), (2, 1), (3, 1), (4, 2), (5, 2)], "group 2");
+    };
+    let first = with_store(&d, move |store| {
+        Box::pin(async move {
+            five_each(&store, 2).await;
+            let first = roll(&store).await;
+            append_entries(&store, 1, 1, 6..=8, false).await;
+            append_entries(&store, 2, 2, 4..=5, true).await;
+            let report = store.compact_segment(first, u64::MAX).await.expect("compaction").expect("the segment went");
+            assert_eq!(report.raft_entries_relocated, 5 + 3, "group 1's entries 1-5 and group 2's live 1-3 moved: {report:?}");
+            assert!(!store.segment_ids().contains(&first));
+            assert_eq!(store.stats().raft_entries_moved, 8);
+            expected(&store);
+            check_payloads(&store, 1).await;
+            check_payloads(&store, 2).await;
+            store.checkpoint().await.expect("checkpoint");
+            first
+        })
+    });
+    assert!(!d.join(format!("seg-{first:08}.log")).exists());
+    let from_checkpoint = with_store_report(&d, move |store, report| {
+        Box::pin(async move {
+            expected(&store);
+            check_payloads(&store, 1).await;
+            check_payloads(&store, 2).await;
+            report.checkpoint_raft_groups
+        })
+    });
+    assert_eq!(from_checkpoint, Some(2), "start-up took the Raft state from the checkpoint");
+    std::fs::remove_file(d.join("index.ckpt")).expect("remove the checkpoint");
+    let replayed = with_store_report(&d, move |store, report| {
+        Box::pin(async move {
+            expected(&store);
+            check_payloads(&store, 1).await;
+            check_payloads(&store, 2).await;
+            report.checkpoint_raft_groups
+        })
+    });
+    assert_eq!(replayed, None, "a replay of the whole log");
+}

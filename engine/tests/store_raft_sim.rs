@@ -1,7 +1,8 @@
 //! Raft records in the store, in the simulator: several groups append entries, truncate
 //! conflicting suffixes, store hard states and compact their logs into snapshots, beside object
-//! writes, store compaction and index checkpoints taken while all of it runs; power fails at a
-//! random moment (unsynced writes lost or torn, sometimes after injected EIO).
+//! writes, store compaction (which copies live entries forward) and index checkpoints taken
+//! while all of it runs; power fails at a random moment (unsynced writes lost or torn,
+//! sometimes after injected EIO).
 //!
 //! After restart each group's log (entries with their terms and payloads, compaction point,
 //! hard state) must be the one its acknowledged records made, or that plus the one record call
@@ -224,6 +225,7 @@ struct Outcome {
     from_checkpoint: bool,
     raft_entries_gone: u64,
     compactions: u64,
+    raft_entries_moved: u64,
     failed: bool,
 }
 
@@ -280,6 +282,7 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
     let mut out = Outcome {
         acked: history.acked.len(),
         compactions: stats.map_or(0, |s| s.compactions),
+        raft_entries_moved: stats.map_or(0, |s| s.raft_entries_moved),
         failed: world.stats().eio > 0,
         ..Default::default()
     };
@@ -361,6 +364,7 @@ fn raft_logs_survive_crashes_and_checkpoints_rebuild_them() {
         let o = run_seed(seed)?;
         total.acked += o.acked;
         total.compactions += o.compactions;
+        total.raft_entries_moved += o.raft_entries_moved;
         total.raft_entries_gone += o.raft_entries_gone;
         from_checkpoint += o.from_checkpoint as u64;
         with_gone += (o.raft_entries_gone > 0) as u64;
@@ -368,12 +372,13 @@ fn raft_logs_survive_crashes_and_checkpoints_rebuild_them() {
         Ok(())
     });
     eprintln!(
-        "{n} seeds: {} record calls acknowledged, {} store compactions, {from_checkpoint} start-ups took Raft state from a checkpoint, {with_gone} of them forgot {} entries of segments removed since, {failed} seeds with injected EIO",
-        total.acked, total.compactions, total.raft_entries_gone
+        "{n} seeds: {} record calls acknowledged, {} store compactions moving {} live entries, {from_checkpoint} start-ups took Raft state from a checkpoint, {with_gone} of them forgot {} entries of segments removed since, {failed} seeds with injected EIO",
+        total.acked, total.compactions, total.raft_entries_moved, total.raft_entries_gone
     );
     if n >= 100 {
         assert!(total.acked > 0, "nothing was acknowledged: the test proves nothing");
         assert!(total.compactions > 0, "no store compaction: segments that held entries are never removed");
+        assert!(total.raft_entries_moved > 0, "no live entry was copied forward: that path is not exercised");
         assert!(from_checkpoint > 0, "no start-up used a checkpoint with Raft state");
         assert!(with_gone > 0, "no start-up forgot entries of a removed segment: that path is not exercised");
     }

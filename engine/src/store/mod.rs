@@ -135,7 +135,7 @@ fn split_key_field(field: &[u8]) -> Option<(&[u8], &[u8])> {
 fn aux_data<'a>(kind: Kind, meta: &'a [u8], data: &'a [u8]) -> &'a [u8] {
     match kind {
         Kind::Manifest | Kind::DropChunks | Kind::HardState => data,
-        Kind::RaftEntry => meta,
+        Kind::RaftEntry | Kind::RaftMove => meta,
         _ => &[],
     }
 }
@@ -175,7 +175,7 @@ fn apply_record(index: &mut Index, kind: Kind, key_field: &[u8], aux: &[u8], at:
                 }
             }
         }
-        Kind::Void | Kind::Truncate | Kind::RaftEntry | Kind::HardState | Kind::RaftCompact | Kind::Checkpoint => {}
+        Kind::Void | Kind::Truncate | Kind::RaftEntry | Kind::HardState | Kind::RaftCompact | Kind::RaftMove | Kind::Checkpoint => {}
     }
 }
 
@@ -441,6 +441,8 @@ pub struct CompactReport {
     pub records: u64,
     pub relocated: u64,
     pub bytes_relocated: u64,
+    /// Of `relocated`, live Raft entries (copied forward as `RaftMove` frames).
+    pub raft_entries_relocated: u64,
     pub bytes_reclaimed: u64,
 }
 
@@ -529,6 +531,10 @@ enum Expect {
     /// A Raft group's last hard state or compaction record: it still lies where compaction
     /// found it (a newer one supersedes it, and the copy must not land after that).
     RaftAt(Location),
+    /// A Raft group's live entry, copied forward as a `RaftMove`: the entry at its index still
+    /// lies where compaction found it (a Truncate or compaction that dropped it meanwhile must
+    /// not be undone by a copy landing after it).
+    RaftEntryAt(Location),
 }
 
 /// A record waiting in a batch; its payload is already in the batch buffer.
@@ -743,6 +749,8 @@ pub struct StoreStats {
     pub bytes_relocated: u64,
     pub compactions: u64,
     pub relocations_voided: u64,
+    /// Live Raft entries compaction copied forward (`RaftMove` frames that landed, not voided).
+    pub raft_entries_moved: u64,
     /// Free segment files the trimmer gave back to the filesystem (`trim_free`).
     pub segments_trimmed: u64,
     /// Compactions the background compactor took as rotations (`rotation_candidate`).
@@ -1437,7 +1445,7 @@ impl<E: Env> Store<E> {
             segments,
             disk_bytes: (segments + free) as u64 * segment_bytes,
             log_bytes: (segments as u64).saturating_sub(1) * segment_bytes + self.inner.tail.get().offset,
-            live_bytes: self.inner.index.borrow().live_bytes_total(),
+            live_bytes: self.inner.index.borrow().live_bytes_total() + self.inner.raft.borrow().live_entry_bytes_total(),
             carried_bytes: self.inner.carry_bytes.borrow().values().sum(),
         }
     }
@@ -1447,17 +1455,17 @@ impl<E: Env> Store<E> {
         self.inner.files.borrow().keys().copied().collect()
     }
 
-    /// Bytes compacting segment `id` would write: its live data, plus its tombstones and chunk
+    /// Bytes compacting segment `id` would write: its live data (objects and Raft entries), plus its tombstones and chunk
     /// drops unless it is the oldest segment (there nothing older can hold what they hide).
     fn compaction_cost(&self, id: u32, oldest: u32) -> u64 {
-        let live = self.inner.index.borrow().live_bytes(id);
+        let live = self.inner.index.borrow().live_bytes(id) + self.inner.raft.borrow().live_entry_bytes(id);
         if id == oldest {
             return live;
         }
         live + self.inner.carry_bytes.borrow().get(&id).copied().unwrap_or(0)
     }
 
-    /// The full segment (not the tail, no Raft frames) cheapest to compact, if compacting it
+    /// The full segment (not the tail, not held by a Truncate) cheapest to compact, if compacting it
     /// would write at most `max_live_ratio` of a segment. Ties go to the older segment.
     pub fn compaction_candidate(&self, max_live_ratio: f64) -> Option<u32> {
         let files = self.inner.files.borrow();
@@ -1476,8 +1484,8 @@ impl<E: Env> Store<E> {
         (cost as f64 <= max_live_ratio * self.inner.config.segment_bytes as f64).then_some(id)
     }
 
-    /// Whether the compactor may take segment `id`: not the tail, not held by Raft entries
-    /// (they are not relocated: they must stay in order), not known to hold a damaged frame.
+    /// Whether the compactor may take segment `id`: not the tail, not held by a Raft Truncate
+    /// (`RaftIndex::holds_segment`), not known to hold a damaged frame.
     fn may_take(&self, id: u32) -> bool {
         id != self.inner.tail.get().segment && !self.inner.raft.borrow().holds_segment(id) && !self.inner.uncompactable.borrow().contains(&id)
     }
@@ -1549,20 +1557,22 @@ impl<E: Env> Store<E> {
         let mut report = CompactReport { segment: id, ..Default::default() };
         let carries_nothing =
             id == oldest || (!self.inner.carry_unknown.borrow().contains(&id) && !self.inner.carry_bytes.borrow().contains_key(&id));
-        // The index names live objects, not Raft hard states and compaction records: a
-        // segment pinned by one is read whole.
-        let raft_pinned = self.inner.raft.borrow().pins_segment(id);
-        if self.inner.index.borrow().live_bytes(id) > 0 || !carries_nothing || raft_pinned {
-            let copied = self.copy_forward(id, oldest, end, &file, pace, carries_nothing && !raft_pinned, &mut report).await;
+        let raft_live = {
+            let raft = self.inner.raft.borrow();
+            raft.pins_segment(id) || raft.live_entry_bytes(id) > 0
+        };
+        if self.inner.index.borrow().live_bytes(id) > 0 || !carries_nothing || raft_live {
+            let copied = self.copy_forward(id, oldest, end, &file, pace, carries_nothing, &mut report).await;
             if let Err(StoreError::Corrupt { .. }) = &copied {
                 self.inner.uncompactable.borrow_mut().insert(id);
             }
             copied?;
         }
-        // Each pin was copied forward, or a newer record superseded the copy and moved the pin.
+        // Each pin and live entry was copied forward, or a newer record superseded the copy
+        // (moved the pin, dropped the entry).
         assert!(
-            !self.inner.raft.borrow().pins_segment(id),
-            "segment {id} still holds a Raft hard state or compaction record after compaction"
+            !self.inner.raft.borrow().pins_segment(id) && self.inner.raft.borrow().live_entry_bytes(id) == 0,
+            "segment {id} still holds a live Raft entry, hard state or compaction record after compaction"
         );
         if self.inner.index.borrow().live_bytes(id) > 0 {
             // Only chunks a reader still pins may remain: their object was replaced or deleted
@@ -1591,7 +1601,8 @@ impl<E: Env> Store<E> {
 
     /// `compact_segment`'s pass over segment `id` up to `end`. When only live objects need
     /// copying (`targeted`: nothing to carry, or the oldest segment, where carried records are
-    /// dropped), the index names their frames and only those are read: a mostly dead segment
+    /// dropped), the index names their frames (the `RaftIndex` its live entries and pins) and
+    /// only those are read: a mostly dead segment
     /// costs the disk a few reads instead of a whole scan that competes with foreground writes.
     /// Otherwise every frame is read, to find the tombstones and chunk drops to carry.
     #[allow(clippy::too_many_arguments)]
@@ -1609,7 +1620,15 @@ impl<E: Env> Store<E> {
         let mut reader = recovery::Reader::new(&**file, buf);
         let mut pass = Pass { in_flight: VecDeque::new(), start: crate::time::now(), read_bytes: 0, relocated_bytes: 0, pace };
         if targeted {
-            for span in read_spans(&self.live_frames(id).await, COMPACTION_READ_BYTES_MAX.min(self.inner.config.batch_bytes)) {
+            let mut frames = self.live_frames(id).await;
+            {
+                let raft = self.inner.raft.borrow();
+                if raft.pins_segment(id) || raft.live_entry_bytes(id) > 0 {
+                    frames.extend(raft.frames_in(id));
+                    frames.sort_unstable();
+                }
+            }
+            for span in read_spans(&frames, COMPACTION_READ_BYTES_MAX.min(self.inner.config.batch_bytes)) {
                 reader.load(span.offset, span.len).await?;
                 pass.read_bytes += span.len as u64;
                 for &offset in &span.frames {
@@ -1685,11 +1704,17 @@ impl<E: Env> Store<E> {
             Kind::HardState | Kind::RaftCompact => {
                 (self.inner.raft.borrow().pinned_at(kind, header.group) == Some(at)).then_some(Expect::RaftAt(at))
             }
+            Kind::RaftEntry | Kind::RaftMove => {
+                (self.inner.raft.borrow().entry_at(header.group, header.index) == Some(at)).then_some(Expect::RaftEntryAt(at))
+            }
             _ => None,
         };
+        // A live entry goes forward as a move: replayed, it replaces the entry at its index and
+        // drops nothing after it.
+        let kind = if matches!(expect, Some(Expect::RaftEntryAt(_))) { Kind::RaftMove } else { kind };
         if let Some(expect) = expect {
             let (bucket, k, meta, data) = (bucket.to_vec(), k.to_vec(), f.meta.to_vec(), f.data.to_vec());
-            let raft = matches!(expect, Expect::RaftAt(_)).then_some(raft::RaftTag {
+            let raft = matches!(expect, Expect::RaftAt(_) | Expect::RaftEntryAt(_)).then_some(raft::RaftTag {
                 group: header.group,
                 term: header.term,
                 index: header.index,
@@ -1700,6 +1725,7 @@ impl<E: Env> Store<E> {
                 store.append("relocate", &[record]).await
             }));
             report.relocated += 1;
+            report.raft_entries_relocated += (kind == Kind::RaftMove) as u64;
             report.bytes_relocated += header.frame_len as u64;
             pass.relocated_bytes += header.frame_len as u64;
             let mut stats = self.inner.stats.get();
@@ -2295,6 +2321,11 @@ fn decide_relocations<E: Env>(inner: &Inner<E>, batch: &mut Batch) {
                 let superseded = earlier().any(|q| q.kind == p.kind && q.raft.is_some_and(|t| t.group == group));
                 inner.raft.borrow().pinned_at(p.kind, group) == Some(loc) && !superseded
             }
+            Expect::RaftEntryAt(loc) => {
+                let tag = p.raft.expect("a Raft relocation carries its tag");
+                let dropped = earlier().any(|q| q.raft.is_some_and(|t| t.group == tag.group && drops_entry(q.kind, t.index, tag.index)));
+                inner.raft.borrow().entry_at(tag.group, tag.index) == Some(loc) && !dropped
+            }
         };
         void[i] = !holds;
     }
@@ -2304,6 +2335,17 @@ fn decide_relocations<E: Env>(inner: &Inner<E>, batch: &mut Batch) {
     inner.stats.set(stats);
     for (p, _) in batch.entries.iter_mut().zip(void).filter(|(_, v)| *v) {
         p.kind = Kind::Void;
+    }
+}
+
+/// Whether a Raft record of `kind` whose header index is `at` drops the same group's entry
+/// `index`: a Truncate from it or before, a compaction through it or after, or an entry at it or
+/// before (which follows a Truncate).
+fn drops_entry(kind: Kind, at: u64, index: u64) -> bool {
+    match kind {
+        Kind::Truncate | Kind::RaftEntry => at <= index,
+        Kind::RaftCompact => at >= index,
+        _ => false,
     }
 }
 
@@ -2360,6 +2402,11 @@ fn finish<E: Env>(inner: &Inner<E>, batch: Batch, result: Result<Tail, (Option<i
                     // A voided Raft relocation is no Raft record any more.
                     if p.kind != Kind::Void {
                         inner.raft.borrow_mut().apply(p.kind, tag, aux, loc);
+                    }
+                    if p.kind == Kind::RaftMove {
+                        let mut stats = inner.stats.get();
+                        stats.raft_entries_moved += 1;
+                        inner.stats.set(stats);
                     }
                     continue;
                 }

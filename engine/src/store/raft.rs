@@ -104,16 +104,18 @@ impl RaftGroup {
 
 /// Every group's log on this core, and which segments its frames keep from being compacted.
 ///
-/// A segment is held while it has a frame replay still needs that cannot move: a live entry
-/// (entries must stay in order), or a Truncate while an older segment still holds entry frames
-/// (live or dead) it may supersede. A group's last hard state and last compaction record pin
-/// their segment too, but compaction copies them forward (`pinned_at`), so an idle group does
-/// not keep an old segment forever. Dead entries and superseded hard states and compactions
-/// hide nothing, so dropping them with their segment leaves replay's result unchanged.
+/// A segment is held while it has a frame replay still needs that cannot move: a Truncate while
+/// an older segment still holds entry frames (live or dead) it may supersede (copied forward,
+/// it would land after entries it must not drop). Live entries, a group's last hard state and
+/// its last compaction record keep their segment only until compaction copies them forward
+/// (`entry_at`, `pinned_at`; an entry as a `RaftMove`), so an idle group does not keep an old
+/// segment forever. Dead entries and superseded hard states and compactions hide nothing, so
+/// dropping them with their segment leaves replay's result unchanged.
 #[derive(Clone, Debug, Default)]
 pub struct RaftIndex {
     groups: HashMap<u64, RaftGroup>,
-    live_entries_by_segment: BTreeMap<u32, u64>,
+    /// Live entries per segment: (entries, frame bytes).
+    live_entries_by_segment: BTreeMap<u32, (u64, u64)>,
     /// Last hard states and last compaction records per segment.
     pins_by_segment: BTreeMap<u32, u64>,
     /// Every entry frame ever written per segment, live or not.
@@ -130,6 +132,22 @@ fn count_down(map: &mut BTreeMap<u32, u64>, segment: u32) {
     *n -= 1;
     if *n == 0 {
         map.remove(&segment);
+    }
+}
+
+fn live_up(map: &mut BTreeMap<u32, (u64, u64)>, at: Location) {
+    let live = map.entry(at.segment).or_default();
+    live.0 += 1;
+    live.1 += at.frame_len as u64;
+}
+
+fn live_down(map: &mut BTreeMap<u32, (u64, u64)>, at: Location) {
+    let live = map.get_mut(&at.segment).expect("a live entry is counted");
+    live.0 -= 1;
+    live.1 -= at.frame_len as u64;
+    if live.0 == 0 {
+        assert_eq!(live.1, 0, "segment {}: no live entry left but bytes counted", at.segment);
+        map.remove(&at.segment);
     }
 }
 
@@ -155,10 +173,45 @@ impl RaftIndex {
     }
 
     /// Whether segment `id` holds a Raft frame replay still needs and compaction cannot move
-    /// (then it is not compacted).
+    /// (then it is not compacted): a Truncate while an older segment holds entry frames.
     pub fn holds_segment(&self, id: u32) -> bool {
-        self.live_entries_by_segment.contains_key(&id)
-            || (self.truncates_by_segment.contains_key(&id) && self.entry_frames_by_segment.range(..id).next().is_some())
+        self.truncates_by_segment.contains_key(&id) && self.entry_frames_by_segment.range(..id).next().is_some()
+    }
+
+    /// Frame bytes of the live entries in segment `id`, which compaction copies forward.
+    pub fn live_entry_bytes(&self, id: u32) -> u64 {
+        self.live_entries_by_segment.get(&id).map_or(0, |live| live.1)
+    }
+
+    /// Frame bytes of every live entry.
+    pub fn live_entry_bytes_total(&self) -> u64 {
+        self.live_entries_by_segment.values().map(|live| live.1).sum()
+    }
+
+    /// Where `group`'s live entry `index` lies.
+    pub(super) fn entry_at(&self, group: u64, index: u64) -> Option<Location> {
+        Some(self.groups.get(&group)?.entries.get(&index)?.at)
+    }
+
+    /// The (offset, frame length) of every frame in segment `id` that compaction copies forward:
+    /// live entries, last hard states and last compaction records. Walks every group's live
+    /// entries, so it is called only for a segment that holds some (`live_entry_bytes`,
+    /// `pins_segment`).
+    pub(super) fn frames_in(&self, id: u32) -> Vec<(u64, u32)> {
+        let mut frames = Vec::new();
+        let mut take = |at: &Location| {
+            if at.segment == id {
+                frames.push((at.offset, at.frame_len));
+            }
+        };
+        let entries = self.live_entries_by_segment.contains_key(&id);
+        for group in self.groups.values() {
+            if entries {
+                group.entries.values().for_each(|e| take(&e.at));
+            }
+            group.hard_state_at.iter().chain(group.compacted.as_ref().map(|c| &c.at)).for_each(&mut take);
+        }
+        frames
     }
 
     /// Whether segment `id` holds a group's last hard state or last compaction record, which
@@ -192,9 +245,13 @@ impl RaftIndex {
         Ok(())
     }
 
-    /// Forgets a segment compaction removed (it held no frame `holds_segment` counts).
+    /// Forgets a segment compaction removed (it held no frame `holds_segment` counts, and every
+    /// live entry and pin in it was copied forward).
     pub(super) fn forget_segment(&mut self, id: u32) {
-        assert!(!self.holds_segment(id) && !self.pins_segment(id), "segment {id} still holds Raft frames replay needs");
+        assert!(
+            !self.holds_segment(id) && !self.pins_segment(id) && self.live_entry_bytes(id) == 0,
+            "segment {id} still holds Raft frames replay needs"
+        );
         self.entry_frames_by_segment.remove(&id);
         self.truncates_by_segment.remove(&id);
     }
@@ -212,15 +269,27 @@ impl RaftIndex {
                 // them went with such a segment, or is later): the entry replaces them, and
                 // `check_replayed` makes sure the result is a contiguous log.
                 for dropped in group.entries.split_off(&tag.index).values() {
-                    count_down(&mut self.live_entries_by_segment, dropped.at.segment);
+                    live_down(&mut self.live_entries_by_segment, dropped.at);
                 }
                 group.entries.insert(tag.index, RaftEntryLoc { term: tag.term, at, kind: aux.first().copied().unwrap_or(0) });
-                count_up(&mut self.live_entries_by_segment, at.segment);
+                live_up(&mut self.live_entries_by_segment, at);
+                count_up(&mut self.entry_frames_by_segment, at.segment);
+            }
+            Kind::RaftMove => {
+                // The writer copied the live entry forward (decided at seal: it was still live
+                // there). Replay finds it where it lay, or finds no entry at `index` when its
+                // old segment was removed since; either way the entry is now here. What follows
+                // it stays: unlike an appended entry, a move supersedes nothing.
+                let moved = RaftEntryLoc { term: tag.term, at, kind: aux.first().copied().unwrap_or(0) };
+                if let Some(old) = group.entries.insert(tag.index, moved) {
+                    live_down(&mut self.live_entries_by_segment, old.at);
+                }
+                live_up(&mut self.live_entries_by_segment, at);
                 count_up(&mut self.entry_frames_by_segment, at.segment);
             }
             Kind::Truncate => {
                 for dropped in group.entries.split_off(&tag.index).values() {
-                    count_down(&mut self.live_entries_by_segment, dropped.at.segment);
+                    live_down(&mut self.live_entries_by_segment, dropped.at);
                 }
                 count_up(&mut self.truncates_by_segment, at.segment);
             }
@@ -236,7 +305,7 @@ impl RaftIndex {
                 assert!(group.compacted.is_none_or(|c| c.index <= tag.index), "group {}: compaction goes back to {}", tag.group, tag.index);
                 let kept = group.entries.split_off(&(tag.index + 1));
                 for dropped in std::mem::replace(&mut group.entries, kept).values() {
-                    count_down(&mut self.live_entries_by_segment, dropped.at.segment);
+                    live_down(&mut self.live_entries_by_segment, dropped.at);
                 }
                 if let Some(old) = group.compacted.replace(RaftCompacted { index: tag.index, term: tag.term, at }) {
                     count_down(&mut self.pins_by_segment, old.at.segment);
@@ -290,7 +359,7 @@ impl RaftIndex {
         self.pins_by_segment.clear();
         for group in self.groups.values() {
             for e in group.entries.values() {
-                count_up(&mut self.live_entries_by_segment, e.at.segment);
+                live_up(&mut self.live_entries_by_segment, e.at);
             }
             for at in group.hard_state_at.iter().chain(group.compacted.as_ref().map(|c| &c.at)) {
                 count_up(&mut self.pins_by_segment, at.segment);
@@ -300,7 +369,8 @@ impl RaftIndex {
 
     /// Start-up from a checkpoint: forgets the entries that lay in segments compaction removed
     /// since it was taken; returns how many. A segment goes only once none of its entries is
-    /// live, so each of these was dropped after the checkpoint, and replay would drop it again:
+    /// live, so each of these was moved after the checkpoint (replay meets the `RaftMove`, which
+    /// puts it back at its new place) or dropped, and replay would drop it again:
     /// - by a `RaftCompact`: the group's last one is always copied forward, so replay meets it
     ///   or a later one;
     /// - by a `Truncate` still in the log: replay meets it;
@@ -448,7 +518,9 @@ impl<E: Env> Store<E> {
         let frame = super::record::decode(&buf.as_slice()[skip..])
             .map_err(|e| corrupt(format!("raft {what} {index} of group {group}: {e:?} (lsn {})", loc.lsn)))?;
         let h = frame.header;
-        if h.kind != kind || h.lsn != loc.lsn || h.group != group || h.index != index || h.term != term {
+        // An entry compaction copied forward is a `RaftMove` frame of the same entry.
+        let kind_matches = h.kind == kind || (kind == Kind::RaftEntry && h.kind == Kind::RaftMove);
+        if !kind_matches || h.lsn != loc.lsn || h.group != group || h.index != index || h.term != term {
             return Err(corrupt(format!("raft {what} {index} of group {group}: the frame at lsn {} is another record", h.lsn)));
         }
         split_key_field(frame.key).ok_or_else(|| corrupt("bad key field".into()))?;

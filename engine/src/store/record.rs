@@ -70,9 +70,18 @@ pub enum Kind {
     /// raftlog: entries of `group` through `index` are covered by a snapshot (their last term
     /// in `term`); the metadata is the snapshot's, opaque to the store (store/raft.rs).
     RaftCompact = 10,
+    /// raftlog: live entry `index` of `group` copied forward by compaction: the same entry
+    /// (term, metadata, payload) at a new place. Unlike `RaftEntry` it drops nothing after it
+    /// (store/raft.rs).
+    RaftMove = 11,
 }
 
 impl Kind {
+    /// A record of raftlog's (store/raft.rs), applied to the `RaftIndex`, not the object index.
+    pub(super) fn is_raft(self) -> bool {
+        matches!(self, Kind::RaftEntry | Kind::Truncate | Kind::HardState | Kind::RaftCompact | Kind::RaftMove)
+    }
+
     fn from_u16(v: u16) -> Option<Kind> {
         match v {
             1 => Some(Kind::Put),
@@ -85,6 +94,7 @@ impl Kind {
             8 => Some(Kind::DropChunks),
             9 => Some(Kind::HardState),
             10 => Some(Kind::RaftCompact),
+            11 => Some(Kind::RaftMove),
             _ => None,
         }
     }

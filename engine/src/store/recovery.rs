@@ -249,7 +249,7 @@ impl Scan {
     fn apply(&mut self) {
         for (h, key, aux, segment, offset) in self.pending.drain(..) {
             let at = Location { segment, frame_len: h.frame_len, offset, lsn: h.lsn, data_len: h.data_len, chunked: false };
-            if matches!(h.kind, Kind::RaftEntry | Kind::Truncate | Kind::HardState | Kind::RaftCompact) {
+            if h.kind.is_raft() {
                 let tag = super::raft::RaftTag { group: h.group, term: h.term, index: h.index };
                 self.raft.apply(h.kind, tag, &aux, at);
             } else {
