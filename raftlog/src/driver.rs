@@ -256,6 +256,27 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
         Ok(())
     }
 
+    /// Graceful shutdown: every group this node leads hands leadership to its most caught-up
+    /// voter (`RawNode::transfer_target`), which campaigns as soon as it holds the whole log,
+    /// without waiting out an election timeout. Returns (group, to) for each; the caller keeps
+    /// running turns until `leads_any` is false (or gives up after an election timeout, when
+    /// the core abandons the transfer). Proposals are refused meanwhile.
+    pub fn hand_over(&mut self) -> Vec<(GroupId, NodeId)> {
+        let mut handed = Vec::new();
+        for (&group, node) in &mut self.groups {
+            let Some(to) = node.transfer_target() else { continue };
+            if node.transfer_leader(to).is_ok() {
+                handed.push((group, to));
+            }
+        }
+        handed
+    }
+
+    /// Whether this node leads any of its groups.
+    pub fn leads_any(&self) -> bool {
+        self.groups.values().any(|n| n.role() == crate::Role::Leader)
+    }
+
     pub fn tick(&mut self) {
         for node in self.groups.values_mut() {
             node.tick();

@@ -236,6 +236,24 @@ fn leadership_transfer_hands_over_in_one_election() {
     assert_eq!(cluster.nodes[0].leader(), Some(3));
 }
 
+/// Graceful shutdown hands leadership to the voter that has the most of the leader's log, so
+/// the transfer waits least; among equals the lowest id; nobody if this node does not lead.
+#[test]
+fn the_transfer_target_is_the_most_caught_up_voter() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(0);
+    cluster.propose(0, 1).expect("leader accepts");
+    cluster.deliver_all();
+    assert_eq!(cluster.nodes[0].transfer_target(), Some(2), "both hold the whole log: the lower id");
+    assert_eq!(cluster.nodes[1].transfer_target(), None, "a follower hands nothing over");
+    cluster.cut.insert(1);
+    for byte in 2..5 {
+        cluster.propose(0, byte).expect("leader accepts");
+        cluster.deliver_all();
+    }
+    assert_eq!(cluster.nodes[0].transfer_target(), Some(3), "node 2 missed the last entries");
+}
+
 #[test]
 fn read_index_waits_for_a_quorum_heartbeat_round() {
     let mut cluster = Cluster::new(3);

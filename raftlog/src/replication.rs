@@ -196,6 +196,17 @@ impl<S: Storage> RawNode<S> {
         Ok(())
     }
 
+    /// Who should take over from this leader: the voter other than itself whose log matches
+    /// the most of ours (the lowest id among equals), so the transfer waits least for catching
+    /// up. `None` if this node does not lead or is the only voter.
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        let candidates = self.membership.voters.iter().filter(|&&v| v != self.config.id);
+        candidates.filter_map(|&v| Some((self.progress.get(&v)?.match_index, v))).max_by_key(|&(matched, v)| (matched, std::cmp::Reverse(v))).map(|(_, v)| v)
+    }
+
     fn maybe_finish_transfer(&mut self, from: NodeId) {
         if self.transferee != Some(from) {
             return;

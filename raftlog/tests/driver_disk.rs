@@ -1,7 +1,8 @@
 //! The per-core driver on real disk: many groups' writes of a turn cost one store batch (one
 //! write, durable on completion); a 3-node cluster restarted from its segment files finds every
 //! acknowledged (committed) entry on a majority, each node's hard state as it last answered, and
-//! goes on; a torn batch that was never acknowledged is cut and no torn entry is shown.
+//! goes on; a torn batch that was never acknowledged is cut and no torn entry is shown; a node
+//! shutting down hands its groups over without an election timeout.
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -462,4 +463,67 @@ fn membership_after_restart_comes_from_a_configuration_entry_older_than_the_cach
         node.group(1).expect("group").membership().clone()
     });
     assert_eq!(after, before, "the configuration in force after the restart");
+}
+
+/// Graceful shutdown: a node hands every group it leads to its most caught-up voter, and the
+/// groups get their new leaders through message turns alone, with no tick (so no election
+/// timeout: the transferee campaigns on TimeoutNow at once). Every entry committed before stays,
+/// and the new leaders commit new proposals.
+#[test]
+fn hand_over_moves_every_led_group_without_an_election_timeout() {
+    let d = dir("hand-over");
+    on_core(async move |env: LinuxEnv| {
+        let bus = LocalBus::new();
+        let voters: Vec<u64> = (1..=NODES).collect();
+        let mut nodes = Vec::new();
+        for id in 1..=NODES {
+            nodes.push(open_node(&env, &d, id, &voters, GROUPS, &bus).await);
+        }
+        let mut rounds = 0;
+        while (1..=GROUPS).any(|g| leader(&mut nodes, g).is_none()) {
+            round(&mut nodes).await;
+            rounds += 1;
+            assert!(rounds < ROUNDS_MAX, "no leader for every group");
+        }
+        let stopping = leader(&mut nodes, 1).expect("group 1 has a leader");
+        let led: Vec<u64> = (1..=GROUPS).filter(|&g| leader(&mut nodes, g) == Some(stopping)).collect();
+        let terms: Vec<u64> = led.iter().map(|&g| nodes[stopping].group(g).expect("group").term()).collect();
+        for &g in &led {
+            nodes[stopping].group_mut(g).expect("group").propose(vec![format!("before {g}").into_bytes().into()]).expect("leader");
+        }
+        let handed = nodes[stopping].hand_over();
+        assert_eq!(handed.iter().map(|(g, _)| *g).collect::<Vec<_>>(), led, "every group it led is handed over");
+        for _ in 0..64 {
+            let mut busy = false;
+            for node in nodes.iter_mut() {
+                busy |= node.turn().await.expect("turn");
+            }
+            if !busy {
+                break;
+            }
+        }
+        assert!(!nodes[stopping].leads_any(), "node {} still leads after the hand-over", stopping + 1);
+        for ((g, to), term) in handed.iter().zip(&terms) {
+            let new = leader(&mut nodes, *g).expect("a new leader");
+            assert_eq!(new as u64 + 1, *to, "group {g}: the transferee leads");
+            assert_eq!(nodes[new].group(*g).expect("group").term(), term + 1, "group {g}: one election");
+            let before = format!("before {g}");
+            assert!(nodes[new].take_applied(*g).iter().any(|e| *e.payload == *before.as_bytes()), "group {g}: the entry before it stays");
+            nodes[new].group_mut(*g).expect("group").propose(vec![format!("after {g}").into_bytes().into()]).expect("new leader");
+        }
+        for _ in 0..64 {
+            let mut busy = false;
+            for node in nodes.iter_mut() {
+                busy |= node.turn().await.expect("turn");
+            }
+            if !busy {
+                break;
+            }
+        }
+        for (g, to) in &handed {
+            let after = format!("after {g}");
+            let applied = nodes[*to as usize - 1].take_applied(*g);
+            assert!(applied.iter().any(|e| *e.payload == *after.as_bytes()), "group {g}: the new leader commits");
+        }
+    });
 }
