@@ -4,6 +4,8 @@
 //! proposal any node acknowledged (answered `Committed { index }`) must be read back at that
 //! index, byte for byte, from the new leader's store, and from the killed node's store once it
 //! is restarted and has caught up. Two acknowledgements of one index must carry the same payload.
+//! And a graceful stop (SIGTERM) of the leader under load hands leadership over and loses
+//! nothing.
 
 #![allow(clippy::disallowed_methods)] // a process test waits on wall time for other processes
 
@@ -268,4 +270,66 @@ fn acknowledged_entries_survive_a_leader_kill() {
     cluster.wait_applied(old, last, Instant::now() + TIMEOUT);
     check_log(&cluster, old, &acked);
     assert!(cluster.status(new).is_some_and(|s| s.term >= new_term));
+}
+
+/// A graceful stop: SIGTERM to the leader under load. It hands leadership to another replica
+/// (one election, term + 1), closes its store (writing the index checkpoint) and exits with
+/// status 0, which it does only once another replica leads. Nothing acknowledged is lost, and
+/// the stopped replica restarts from its files and catches up.
+#[test]
+fn a_sigterm_hands_leadership_over_and_loses_nothing() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("raft-nodes-sigterm");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("test dir");
+    let mut cluster = Cluster::start(&dir);
+    let deadline = Instant::now() + TIMEOUT;
+    let old = cluster.wait_leader(deadline);
+    let acked: Acked = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.client).collect();
+    let threads: Vec<_> = (0..PROPOSER_THREADS)
+        .map(|t| {
+            let (clients, acked, stop) = (clients.clone(), acked.clone(), stop.clone());
+            std::thread::spawn(move || proposer(t, clients, acked, stop))
+        })
+        .collect();
+    while acked_len(&acked) < ACKED_BEFORE_KILL_MIN {
+        assert!(Instant::now() < deadline, "only {} proposals acknowledged before the stop", acked_len(&acked));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let old_term = cluster.status(old).expect("leader status").term;
+    cluster.signal(old, libc::SIGTERM);
+    let mut child = cluster.nodes[old].child.take().expect("running");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline + TIMEOUT, "replica {} did not exit after SIGTERM:\n{}", old + 1, cluster.log(old));
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(status.success(), "replica {} stopped with {status}:\n{}", old + 1, cluster.log(old));
+    assert!(cluster.log(old).contains("handed group 1 over to node"), "{}", cluster.log(old));
+    assert!(dir.join(format!("node-{}", old + 1)).join("index.ckpt").exists(), "closing the store wrote its checkpoint");
+    let new = cluster.wait_leader(Instant::now() + TIMEOUT);
+    assert_ne!(new, old);
+    let new_term = cluster.status(new).expect("new leader status").term;
+    assert_eq!(new_term, old_term + 1, "one election, started by the hand-over");
+    let after = acked_len(&acked);
+    while acked_len(&acked) <= after {
+        assert!(Instant::now() < deadline + 2 * TIMEOUT, "nothing acknowledged after the hand-over");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(LOAD_AFTER_ELECTION);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("proposer thread");
+    }
+    let acked = acked.lock().expect("acked lock").clone();
+    eprintln!("{} proposals acknowledged; replica {} handed over to replica {} (term {new_term})", acked.len(), old + 1, new + 1);
+    let last = *acked.keys().last().expect("acknowledged entries");
+    cluster.wait_applied(new, last, Instant::now() + TIMEOUT);
+    check_log(&cluster, new, &acked);
+    cluster.spawn(old);
+    cluster.wait_applied(old, last, Instant::now() + TIMEOUT);
+    check_log(&cluster, old, &acked);
 }

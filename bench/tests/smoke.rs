@@ -145,6 +145,7 @@ fn raft_benchmark_prints_corestore_and_etcd_lines_and_the_elections() {
     let mut expected: Vec<(&str, &str)> = runs.iter().map(|w| ("corestore", *w)).collect();
     expected.extend(runs.iter().map(|w| ("etcd", *w)));
     expected.push(("corestore", "raft-election"));
+    expected.push(("corestore", "raft-handover"));
     assert_eq!(names, expected);
     let number = |l: &serde_json::Value, key: &str| l[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {l}"));
     for l in &lines[..3] {
@@ -158,4 +159,8 @@ fn raft_benchmark_prints_corestore_and_etcd_lines_and_the_elections() {
     assert_eq!(election["trials"], 1);
     assert!(number(&election["commit"], "max_ms") >= number(&election["leader"], "max_ms"), "{election}");
     assert!(stdout.lines().any(|l| l.starts_with("election after a leader kill, until a new proposal commits: ")), "{stdout}");
+    let handover = &lines[7];
+    assert_eq!(handover["trials"], 1);
+    assert!(number(&handover["commit"], "max_ms") >= number(&handover["leader"], "max_ms"), "{handover}");
+    assert!(stdout.lines().any(|l| l.starts_with("hand-over on a graceful stop (SIGTERM to the leader), until a new proposal commits: ")), "{stdout}");
 }

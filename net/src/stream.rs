@@ -193,6 +193,12 @@ impl TcpStream {
         sys::shutdown(self.as_raw_fd(), libc::SHUT_WR).map_err(|e| self.error("shutdown write to", e))
     }
 
+    /// Shuts both directions: a receive in flight returns 0, and nothing more is sent. The
+    /// socket stays open until the stream is dropped.
+    pub fn shutdown(&self) -> Result<(), NetError> {
+        sys::shutdown(self.as_raw_fd(), libc::SHUT_RDWR).map_err(|e| self.error("shutdown of", e))
+    }
+
     fn error(&self, op: &'static str, source: io::Error) -> NetError {
         NetError::io(op, self.peer, self.as_raw_fd(), source)
     }

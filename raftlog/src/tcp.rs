@@ -1,8 +1,13 @@
 //! `TcpTransport`: Raft messages between nodes over `net`'s TCP sockets on the core's ring.
 //!
-//! One outgoing connection per peer, made on first use and again after any error; messages
-//! queued while it is down, beyond `OUTBOX_MESSAGES_MAX`, or on a connection that fails are
-//! dropped (Raft retries what matters). Each sender task writes everything queued with one
+//! One outgoing connection per peer, made on first use and again after any error or once the
+//! peer closed it; messages queued while it is down, beyond `OUTBOX_MESSAGES_MAX`, or on a
+//! connection that fails are dropped (Raft retries what matters). The peer never sends on a
+//! connection we opened, so a receive kept in flight on it ends only when the peer closes it
+//! (it stopped or restarted): the next send then connects again instead of going into a socket
+//! the kernel can only answer with a reset, which would lose it silently and leave Raft to
+//! resend a heartbeat later (a new leader's first appends to a restarted follower were lost
+//! that way). Each sender task writes everything queued with one
 //! send. Incoming connections are accepted on the node's listener; each is read by its own task,
 //! which decodes frames (`wire`) into the driver's inbox. A malformed frame closes that
 //! connection. Everything lives on one core: `Rc`, no locks.
@@ -15,7 +20,7 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use engine::uring::Ring;
-use net::{FrameReader, LISTEN_BACKLOG_DEFAULT, NetError, TcpListener, TcpStream};
+use net::{FrameReader, LISTEN_BACKLOG_DEFAULT, NetError, RecvBuf, TcpListener, TcpStream};
 
 use crate::driver::{INBOX_MESSAGES_MAX, Transport};
 use crate::types::{Message, NodeId};
@@ -23,6 +28,8 @@ use crate::wire;
 
 /// Encoded messages waiting for one peer's connection; more are dropped.
 pub const OUTBOX_MESSAGES_MAX: usize = 16384;
+/// Bytes a watcher's receive may take (nothing is expected on an outgoing connection).
+const WATCH_RECV_BYTES: usize = 64;
 /// How long a sender waits before connecting again after a failure.
 pub const RECONNECT_DELAY: Duration = Duration::from_millis(20);
 
@@ -144,15 +151,33 @@ async fn next_frames(inner: &Inner, peer: NodeId) -> Option<Vec<u8>> {
     .await
 }
 
+/// An outgoing connection and whether the peer closed it (`watch`).
+struct Outgoing {
+    stream: Rc<TcpStream>,
+    closed: Rc<Cell<bool>>,
+}
+
+impl Drop for Outgoing {
+    fn drop(&mut self) {
+        // Ends the watcher's receive, so the socket closes once both let go of it.
+        let _ = self.stream.shutdown();
+    }
+}
+
 async fn sender(inner: Rc<Inner>, peer: NodeId) {
     let addr = inner.peers.borrow()[&peer];
-    let mut stream: Option<TcpStream> = None;
+    let mut out: Option<Outgoing> = None;
     while let Some(frames) = next_frames(&inner, peer).await {
-        if stream.is_none() {
+        if out.as_ref().is_some_and(|o| o.closed.get()) {
+            out = None;
+        }
+        if out.is_none() {
             match TcpStream::connect(&inner.ring, addr).await {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
-                    stream = Some(s);
+                    let (stream, closed) = (Rc::new(s), Rc::new(Cell::new(false)));
+                    engine::spawn(watch(stream.clone(), closed.clone()));
+                    out = Some(Outgoing { stream, closed });
                 }
                 Err(_) => {
                     inner.dropped.set(inner.dropped.get() + 1); // counts lost batches here
@@ -161,12 +186,25 @@ async fn sender(inner: Rc<Inner>, peer: NodeId) {
                 }
             }
         }
-        let s = stream.as_ref().expect("connected above");
-        if s.send_all(frames).await.is_err() {
+        let o = out.as_ref().expect("connected above");
+        if o.stream.send_all(frames).await.is_err() {
             inner.dropped.set(inner.dropped.get() + 1); // counts lost batches here
-            stream = None;
+            out = None;
         }
     }
+}
+
+/// Receives on an outgoing connection, where the peer never sends: returns once the peer closed
+/// it or it failed, and marks it closed.
+async fn watch(stream: Rc<TcpStream>, closed: Rc<Cell<bool>>) {
+    let mut buf = RecvBuf::with_capacity(WATCH_RECV_BYTES);
+    while let Ok(n) = stream.recv_into(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        buf.consume(n); // not our protocol: ignored
+    }
+    closed.set(true);
 }
 
 async fn accept_loop(inner: Rc<Inner>, listener: TcpListener) {

@@ -118,3 +118,76 @@ async fn cluster(env: LinuxEnv, root: PathBuf) -> BTreeMap<(u64, u64), BTreeMap<
     }
     applied.borrow().clone()
 }
+
+/// A peer that restarts (its sockets closed, a new listener on the same port) gets the next
+/// message sent to it: the sender notices the closed connection and connects again, rather than
+/// writing into a socket the kernel can only reset (the message lost with no error, and Raft
+/// waiting for a heartbeat to resend). The peer here is plain std sockets on another thread.
+#[test]
+#[allow(clippy::disallowed_methods)] // the peer is a plain thread on std sockets and wall time
+fn a_message_after_the_peer_restarted_is_not_lost() {
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let peer_addr = listener.local_addr().expect("addr");
+    let restarted = Arc::new(AtomicBool::new(false));
+    let restarted_set = restarted.clone();
+    // The term of the next message (a `Message` holds `Rc`s: it stays on its thread).
+    let read_one = |stream: &mut std::net::TcpStream| -> u64 {
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Ok(Some(len)) = raftlog::wire::frame_len(&bytes)
+                && bytes.len() >= len
+            {
+                return raftlog::wire::decode(&bytes[raftlog::wire::LENGTH_BYTES..len]).expect("a frame").term;
+            }
+            let n = stream.read(&mut chunk).expect("a frame within 5 s");
+            assert!(n > 0, "the sender closed before a whole frame");
+            bytes.extend_from_slice(&chunk[..n]);
+        }
+    };
+    let peer = std::thread::spawn(move || {
+        let (mut first, _) = listener.accept().expect("accept");
+        let one = read_one(&mut first);
+        // The peer "restarts": its connection and listener close, a new one listens.
+        drop(first);
+        drop(listener);
+        let listener = std::net::TcpListener::bind(peer_addr).expect("rebind the same port");
+        restarted_set.store(true, Ordering::SeqCst);
+        listener.set_nonblocking(true).expect("nonblocking");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut second = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("the sender did not connect again within 5 s: {e}"),
+            }
+        };
+        second.set_nonblocking(false).expect("blocking");
+        (one, read_one(&mut second))
+    });
+    let message = |term| raftlog::Message { group: 1, from: 1, to: 2, term, body: raftlog::Body::Heartbeat { commit: 0, read_seq: 0 } };
+    engine::run(runtime(), move |core: engine::Core<()>| {
+        let restarted = restarted.clone();
+        async move {
+        let (tcp, _) = TcpTransport::start(core.env.ring(), 1, "127.0.0.1:0".parse().expect("addr")).expect("listen");
+        tcp.add_peer(2, peer_addr);
+        raftlog::Transport::send(&tcp, message(1));
+        while !restarted.load(Ordering::SeqCst) {
+            engine::sleep(Duration::from_millis(1)).await;
+        }
+        // Time for the closed connection to be seen; one send after it, no retry.
+        engine::sleep(Duration::from_millis(100)).await;
+        raftlog::Transport::send(&tcp, message(2));
+        engine::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .expect("runtime");
+    let terms = peer.join().expect("the peer got both messages");
+    assert_eq!(terms, (1, 2));
+}

@@ -135,6 +135,42 @@ impl Corestore {
         self.procs[i] = None;
     }
 
+    /// SIGTERM: replica `i` hands its leadership over, closes its store and exits
+    /// (`wait_stopped`).
+    pub fn signal_stop(&mut self, i: usize) -> Result<(), String> {
+        let p = self.procs[i].as_ref().ok_or_else(|| format!("raft node {} is not running", i + 1))?;
+        // SAFETY: kill only sends a signal to our own child, which is not reaped yet.
+        if unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) } != 0 {
+            return Err(format!("SIGTERM to raft node {}: {}", i + 1, std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for replica `i` to exit after `signal_stop` (then kills it). Errors
+    /// unless it exited with status 0, which it does only once another replica leads.
+    pub fn wait_stopped(&mut self, i: usize, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let p = self.procs[i].as_mut().ok_or_else(|| format!("raft node {} is not running", i + 1))?;
+        let status = loop {
+            match p.child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+                Ok(None) => {
+                    let log = p.log.clone();
+                    self.procs[i] = None;
+                    return Err(format!("raft node {} did not exit within {timeout:?} of SIGTERM; end of its log:\n{}", i + 1, log_tail(&log)));
+                }
+                Err(e) => return Err(format!("raft node {}: wait: {e}", i + 1)),
+            }
+        };
+        let log = p.log.clone();
+        self.procs[i] = None;
+        if !status.success() {
+            return Err(format!("raft node {} stopped with {status}; end of its log:\n{}", i + 1, log_tail(&log)));
+        }
+        Ok(())
+    }
+
     pub fn is_running(&self, i: usize) -> bool {
         self.procs[i].is_some()
     }
@@ -153,8 +189,13 @@ impl Corestore {
     }
 
     pub fn check_alive(&mut self) -> Result<(), String> {
-        for (i, p) in self.procs.iter_mut().enumerate() {
-            if let Some(p) = p {
+        self.check_alive_of(&(0..REPLICAS).collect::<Vec<_>>())
+    }
+
+    /// `check_alive` for replicas `which` only (a stopping one may exit meanwhile).
+    pub fn check_alive_of(&mut self, which: &[usize]) -> Result<(), String> {
+        for &i in which {
+            if let Some(p) = &mut self.procs[i] {
                 p.check_alive(&format!("raft node {}", i + 1))?;
             }
         }

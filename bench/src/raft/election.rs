@@ -1,5 +1,7 @@
-//! Leader elections after a SIGKILL of the leader: the time until a survivor leads and until
-//! the survivors commit a new proposal, over several trials (the killed replica restarts on its
+//! Leader changes: after a SIGKILL of the leader (an election, once the survivors' election
+//! timeout passes) and after a SIGTERM (a graceful stop: the leader hands over to the most
+//! caught-up replica, which campaigns at once): the time until a survivor leads and until the
+//! survivors commit a new proposal, over several trials (the stopped replica restarts on its
 //! files between trials).
 
 use std::time::{Duration, Instant};
@@ -14,7 +16,20 @@ const ELECTION_TIMEOUT_MAX: Duration = Duration::from_secs(10);
 /// before the next kill, so every trial starts from a steady leader with a full lease.
 const SETTLE_ELECTION_TIMEOUTS: u32 = 3;
 
-/// One leader kill: times from the SIGKILL.
+/// How the leader is taken away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGKILL: the survivors elect a leader after their election timeout.
+    Kill,
+    /// SIGTERM: the leader hands over (`Driver::hand_over`) and exits once another leads.
+    Term,
+}
+
+/// How long a stopped leader may take to exit: its hand-over deadline (40 ticks) and closing
+/// its store, with room to spare.
+const STOPPED_EXIT_MAX: Duration = Duration::from_secs(10);
+
+/// One leader stop: times from the signal.
 #[derive(Clone, Copy, Debug)]
 pub struct Election {
     /// Until a survivor said it leads.
@@ -23,7 +38,7 @@ pub struct Election {
     pub commit: Duration,
 }
 
-pub fn elections(cluster: &mut Corestore, plan: &Plan) -> Result<Vec<Election>, String> {
+pub fn elections(cluster: &mut Corestore, plan: &Plan, how: Stop) -> Result<Vec<Election>, String> {
     let settle = Duration::from_millis(plan.tick_ms * 20 * SETTLE_ELECTION_TIMEOUTS as u64);
     let mut trials = Vec::new();
     for trial in 0..plan.elections {
@@ -38,12 +53,20 @@ pub fn elections(cluster: &mut Corestore, plan: &Plan) -> Result<Vec<Election>, 
         let mut clients: Vec<Option<Client>> =
             survivors.iter().map(|&i| Client::connect(cluster.client_addrs[i], CONTROL_TIMEOUT).ok()).collect();
         let killed_at = Instant::now();
-        cluster.kill(leader);
+        match how {
+            Stop::Kill => cluster.kill(leader),
+            Stop::Term => cluster.signal_stop(leader)?,
+        }
         let e = measure_election(cluster, &survivors, &mut clients, killed_at, trial)?;
+        if how == Stop::Term {
+            cluster.wait_stopped(leader, STOPPED_EXIT_MAX)?;
+        }
         eprintln!(
-            "election {}: leader {} killed; a survivor led after {:?}, committed after {:?}",
+            "{} {}: leader {} {}; a survivor led after {:?}, committed after {:?}",
+            if how == Stop::Kill { "election" } else { "hand-over" },
             trial + 1,
             leader + 1,
+            if how == Stop::Kill { "killed" } else { "stopped (SIGTERM)" },
             e.leader,
             e.commit
         );
@@ -89,9 +112,9 @@ fn measure_election(
     loop {
         let elapsed = killed_at.elapsed();
         if elapsed > ELECTION_TIMEOUT_MAX {
-            return Err(format!("election {}: no proposal committed within {ELECTION_TIMEOUT_MAX:?} of the leader's kill", trial + 1));
+            return Err(format!("election {}: no proposal committed within {ELECTION_TIMEOUT_MAX:?} of the leader's stop", trial + 1));
         }
-        cluster.check_alive()?;
+        cluster.check_alive_of(survivors)?;
         for (k, &i) in survivors.iter().enumerate() {
             if clients[k].is_none() {
                 clients[k] = Client::connect(cluster.client_addrs[i], CONTROL_TIMEOUT).ok();

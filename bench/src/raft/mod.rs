@@ -6,7 +6,8 @@
 //!   proposers, and the entries each leader fdatasync made durable (the batching figure);
 //! - p99 in an open-loop run at half the peak rate;
 //! - leader election after a SIGKILL of the leader: time until the survivors name a leader and
-//!   until they commit a new proposal, over `--elections` trials.
+//!   until they commit a new proposal, over `--elections` trials; and the same after a SIGTERM,
+//!   when the leader hands over to the most caught-up replica (a graceful stop).
 //!
 //! Processes: `raft-node` (node.rs) per replica, `etcd` per member (cluster.rs); the proposers
 //! run on one core of the engine's runtime in this process (load.rs); elections in election.rs,
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use self::cluster::{Corestore, Etcd, REPLICAS, START_TIMEOUT};
-use self::election::elections;
+use self::election::{Stop, elections};
 use self::load::{LoadRun, Pace, System, Target};
 use self::proto::NodeStatus;
 use self::report::{print_elections_json, print_json, print_summary, print_table};
@@ -162,17 +163,18 @@ pub fn bench_raft(args: RaftArgs) -> Result<(), String> {
     // A fresh group for the elections: a restarted replica applies its log again from index 1
     // (no snapshots yet), and after the load runs that is hundreds of thousands of entries read
     // back from disk, work that would overlap the next trial's election.
-    let elections = {
+    let (kills, stops) = {
         let mut cluster = Corestore::start(&exe, &plan.dir.join("corestore-elections"), &plan.node_cpus, plan.tick_ms, plan.writes_in_flight)?;
-        elections(&mut cluster, &plan)?
+        (elections(&mut cluster, &plan, Stop::Kill)?, elections(&mut cluster, &plan, Stop::Term)?)
     };
     remove_dir(&plan.dir.join("corestore-elections"))?;
     for r in &rows {
         print_json(r, &fio, &rows);
     }
-    print_elections_json(&elections);
+    print_elections_json(&kills, Stop::Kill);
+    print_elections_json(&stops, Stop::Term);
     print_table(&rows, &fio);
-    print_summary(&rows, &elections);
+    print_summary(&rows, &kills, &stops);
     Ok(())
 }
 

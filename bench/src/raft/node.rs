@@ -5,7 +5,10 @@
 //! `TcpTransport` to the other replicas) and serves clients on `--client-listen` with the
 //! protocol in `proto.rs`: a proposal is answered when this node (the leader) applied it, with
 //! its index; a follower answers `NotLeader` with the leader it knows. It runs until killed (the
-//! bench sends SIGKILL; the parent's death does too, through PR_SET_PDEATHSIG).
+//! bench sends SIGKILL; the parent's death does too, through PR_SET_PDEATHSIG) or stopped:
+//! SIGTERM hands its leadership to the most caught-up replica (`Driver::hand_over`), which
+//! takes over without waiting out an election timeout, then closes the store (a checkpoint, so
+//! the next start-up replays little) and exits; status 0 only if the hand-over happened.
 //!
 //! Client connections hand proposals to the driver's loop through a bounded queue; the loop
 //! proposes everything queued in one `propose` call between turns (so one store write and one
@@ -16,6 +19,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
@@ -49,6 +53,18 @@ const SEGMENT_BYTES: u64 = 1 << 30;
 /// The store's batch buffers (one filling, one per write in flight; recovery's read buffer is
 /// freed before they are taken).
 const BATCH_BUFFERS: usize = engine::store::BATCH_BUFFERS;
+/// How long a stopping leader waits for its successor before it gives up and exits anyway: the
+/// core abandons a transfer after an election timeout (at most 20 ticks), and then the others
+/// elect a leader on their own.
+const HAND_OVER_TICKS_MAX: u64 = 40;
+
+/// Set by SIGTERM: the node hands its leadership over, closes its store and exits.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
 /// Bytes one recv of a connection takes: a few pipelined 1 KiB proposals (a larger frame is
 /// gathered over several recvs). Per connection: 1024 proposers' buffers of 64 KiB were 64 MiB
 /// of the leader's memory.
@@ -98,6 +114,8 @@ pub fn run_node(args: NodeArgs) -> Result<(), String> {
     // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag of this process: if the bench dies
     // without cleaning up, its nodes go with it instead of holding ports and disk.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe { libc::signal(libc::SIGTERM, on_stop_signal as *const () as libc::sighandler_t) };
     let peers = parse_peers(&args.peers)?;
     let Some(&(_, raft_addr)) = peers.iter().find(|(id, _)| *id == args.id) else {
         return Err(format!("--peers names no address for this node (--id {})", args.id));
@@ -212,19 +230,67 @@ async fn node_main(env: LinuxEnv, args: NodeArgs, peers: Vec<(NodeId, SocketAddr
     let mut waiters: VecDeque<Waiter> = VecDeque::new();
     let mut batch_owners: Vec<(u64, Rc<Conn>)> = Vec::new();
     let tick = Duration::from_millis(args.tick_ms.max(1));
+    let mut stopping: Option<Stopping> = None;
     driver
         .run(tick, |d| {
-            serve(d, &shared, &mut waiters, &mut batch_owners);
-            true
+            if stopping.is_none() && STOP.load(Ordering::Relaxed) {
+                let handed = d.hand_over();
+                let term = d.group(GROUP).map_or(0, |n| n.term());
+                let deadline = engine::time::now().saturating_add(tick * HAND_OVER_TICKS_MAX as u32);
+                stopping = Some(Stopping { started: engine::time::now(), deadline, term, to: handed.first().map(|h| h.1) });
+            }
+            serve(d, &shared, &mut waiters, &mut batch_owners, stopping.as_ref().and_then(|s| s.to));
+            stopping.as_ref().is_none_or(|s| !s.done(d) && engine::time::now() < s.deadline)
         })
         .await
-        .map_err(|e| format!("node {id}: driver: {e}"))
+        .map_err(|e| format!("node {id}: driver: {e}"))?;
+    // Only a stop ends `run`.
+    let stopping = stopping.expect("run ended without a stop");
+    store.close().await.map_err(|e| format!("node {id}: closing the store: {e}"))?;
+    let waited = engine::time::now().saturating_duration_since(stopping.started);
+    let node = driver.group(GROUP).expect("the group was added");
+    match stopping.to {
+        None => eprintln!("node {id}: stopped (leading nothing)"),
+        Some(to) if stopping.done(&driver) => eprintln!(
+            "node {id}: stopped: handed group {GROUP} over to node {to}, which leads at term {} ({waited:?} after the stop)",
+            node.term()
+        ),
+        Some(to) => {
+            return Err(format!(
+                "node {id}: stopped without handing group {GROUP} over to node {to} within {waited:?} (term {} then, {} now, leader {:?})",
+                stopping.term,
+                node.term(),
+                node.leader()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A stop in progress (SIGTERM).
+struct Stopping {
+    started: engine::time::Instant,
+    deadline: engine::time::Instant,
+    /// The group's term when the stop began.
+    term: u64,
+    /// The replica leadership was handed to (`None`: this node led nothing).
+    to: Option<NodeId>,
+}
+
+impl Stopping {
+    /// Whether the node may exit: it led nothing, or another replica leads now.
+    fn done(&self, d: &NodeDriver) -> bool {
+        let node = d.group(GROUP).expect("the group was added");
+        self.to.is_none() || (!d.leads_any() && node.term() > self.term && node.leader().is_some_and(|l| l != node.id()))
+    }
 }
 
 type NodeDriver = Driver<LinuxEnv, NodeBus>;
 
 /// Between turns: answer what was applied, propose what clients queued, publish the status.
-fn serve(d: &mut NodeDriver, shared: &Shared, waiters: &mut VecDeque<Waiter>, owners: &mut Vec<(u64, Rc<Conn>)>) {
+/// `handing_to`: this node is stopping and hands leadership to that replica; proposals are sent
+/// there.
+fn serve(d: &mut NodeDriver, shared: &Shared, waiters: &mut VecDeque<Waiter>, owners: &mut Vec<(u64, Rc<Conn>)>, handing_to: Option<NodeId>) {
     for entry in d.take_applied(GROUP) {
         while let Some(w) = waiters.front() {
             if w.index > entry.index {
@@ -250,7 +316,12 @@ fn serve(d: &mut NodeDriver, shared: &Shared, waiters: &mut VecDeque<Waiter>, ow
     }
     let mut queued = shared.proposals.borrow_mut();
     if !queued.is_empty() {
-        if node.role() == Role::Leader {
+        if let Some(to) = handing_to {
+            let hint = if leader == node.id() { to } else { leader };
+            for p in queued.drain(..) {
+                p.conn.reply(&Reply::NotLeader { id: p.id, hint });
+            }
+        } else if node.role() == Role::Leader {
             // `propose` takes the payloads by value: one Vec per batch, not per proposal.
             let mut batch = Vec::with_capacity(queued.len());
             owners.clear();

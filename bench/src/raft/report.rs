@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::election::Election;
+use super::election::{Election, Stop};
 use super::load::{Pace, System};
 use super::{OPEN_NAME, Row};
 use crate::workload::Measured;
@@ -93,7 +93,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-pub fn print_elections_json(trials: &[Election]) {
+pub fn print_elections_json(trials: &[Election], how: Stop) {
     let leader = spread(trials.iter().map(|e| e.leader).collect());
     let commit = spread(trials.iter().map(|e| e.commit).collect());
     let show = |s: &Option<Spread>| {
@@ -101,10 +101,14 @@ pub fn print_elections_json(trials: &[Election]) {
             |s| json!({"min_ms": ms(s.min), "p50_ms": ms(s.p50), "p99_ms": ms(s.p99), "max_ms": ms(s.max), "within_1s": s.within_goal}),
         )
     };
+    let (workload, metric) = match how {
+        Stop::Kill => ("raft-election", "ms_from_leader_kill"),
+        Stop::Term => ("raft-handover", "ms_from_leader_sigterm"),
+    };
     let line = json!({
-        "workload": "raft-election",
+        "workload": workload,
         "system": "corestore",
-        "metric": "ms_from_leader_kill",
+        "metric": metric,
         "trials": trials.len(),
         "leader": show(&leader),
         "commit": show(&commit),
@@ -147,7 +151,7 @@ pub fn print_table(rows: &[Row], fio: &Measured) {
     }
 }
 
-pub fn print_summary(rows: &[Row], trials: &[Election]) {
+pub fn print_summary(rows: &[Row], trials: &[Election], stops: &[Election]) {
     println!();
     let ours = |name: &str| rows.iter().find(|r| r.system == System::Corestore && r.name == name);
     let peak = rows.iter().filter(|r| r.system == System::Corestore && matches!(r.pace, Pace::Closed { .. }));
@@ -197,6 +201,16 @@ pub fn print_summary(rows: &[Row], trials: &[Election]) {
             ms(s.min),
             ms(s.p50),
             ms(s.max)
+        );
+    }
+    if let Some(s) = spread(stops.iter().map(|e| e.commit).collect()) {
+        println!(
+            "hand-over on a graceful stop (SIGTERM to the leader), until a new proposal commits: min {:.1} ms, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; each of the {} stopped leaders exited after handing over",
+            ms(s.min),
+            ms(s.p50),
+            ms(s.p99),
+            ms(s.max),
+            stops.len()
         );
     }
 }
