@@ -208,34 +208,71 @@ fn check_log(cluster: &Cluster, i: usize, acked: &BTreeMap<u64, Vec<u8>>) {
     }
 }
 
-#[test]
-fn acknowledged_entries_survive_a_leader_kill() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("raft-nodes");
+/// An empty directory for one test's replicas.
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("test dir");
+    dir
+}
+
+/// Proposers on `PROPOSER_THREADS` threads against `cluster` until `stop`.
+struct Load {
+    acked: Acked,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Starts the proposers and waits until `ACKED_BEFORE_KILL_MIN` proposals were acknowledged.
+    fn start(cluster: &Cluster, deadline: Instant) -> Load {
+        let acked: Acked = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.client).collect();
+        let threads = (0..PROPOSER_THREADS)
+            .map(|t| {
+                let (clients, acked, stop) = (clients.clone(), acked.clone(), stop.clone());
+                std::thread::spawn(move || proposer(t, clients, acked, stop))
+            })
+            .collect();
+        let load = Load { acked, stop, threads };
+        while acked_len(&load.acked) < ACKED_BEFORE_KILL_MIN {
+            assert!(Instant::now() < deadline, "only {} proposals acknowledged before the leader went", acked_len(&load.acked));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        load
+    }
+
+    /// Waits for one more acknowledgement (the new leader commits), runs on for
+    /// `LOAD_AFTER_ELECTION`, stops the proposers; returns what was acknowledged.
+    fn finish(self, deadline: Instant) -> BTreeMap<u64, Vec<u8>> {
+        let after = acked_len(&self.acked);
+        while acked_len(&self.acked) <= after {
+            assert!(Instant::now() < deadline, "nothing acknowledged after the leader changed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(LOAD_AFTER_ELECTION);
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().expect("proposer thread");
+        }
+        self.acked.lock().expect("acked lock").clone()
+    }
+}
+
+#[test]
+fn acknowledged_entries_survive_a_leader_kill() {
+    let dir = fresh_dir("raft-nodes");
     let mut cluster = Cluster::start(&dir);
     let deadline = Instant::now() + TIMEOUT;
     let old = cluster.wait_leader(deadline);
-
-    let acked: Acked = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.client).collect();
-    let threads: Vec<_> = (0..PROPOSER_THREADS)
-        .map(|t| {
-            let (clients, acked, stop) = (clients.clone(), acked.clone(), stop.clone());
-            std::thread::spawn(move || proposer(t, clients, acked, stop))
-        })
-        .collect();
-    while acked_len(&acked) < ACKED_BEFORE_KILL_MIN {
-        assert!(Instant::now() < deadline, "only {} proposals acknowledged before the kill", acked_len(&acked));
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let load = Load::start(&cluster, deadline);
     let followers: Vec<usize> = (0..REPLICAS).filter(|&i| i != old).collect();
     for &f in &followers {
         cluster.signal(f, libc::SIGSTOP);
     }
     std::thread::sleep(FROZEN);
-    let before_kill = acked_len(&acked);
+    let before_kill = acked_len(&load.acked);
     cluster.kill(old);
     for &f in &followers {
         cluster.signal(f, libc::SIGCONT);
@@ -243,17 +280,7 @@ fn acknowledged_entries_survive_a_leader_kill() {
     let new = cluster.wait_leader(Instant::now() + TIMEOUT);
     assert_ne!(new, old, "a killed node cannot lead");
     let new_term = cluster.status(new).expect("new leader status").term;
-    let after_election = acked_len(&acked);
-    while acked_len(&acked) <= after_election {
-        assert!(Instant::now() < deadline + TIMEOUT, "nothing acknowledged after the election");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(LOAD_AFTER_ELECTION);
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().expect("proposer thread");
-    }
-    let acked = acked.lock().expect("acked lock").clone();
+    let acked = load.finish(deadline + TIMEOUT);
     eprintln!(
         "{} proposals acknowledged ({before_kill} before the kill of replica {}); replica {} leads in term {new_term}",
         acked.len(),
@@ -278,25 +305,11 @@ fn acknowledged_entries_survive_a_leader_kill() {
 /// the stopped replica restarts from its files and catches up.
 #[test]
 fn a_sigterm_hands_leadership_over_and_loses_nothing() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("raft-nodes-sigterm");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("test dir");
+    let dir = fresh_dir("raft-nodes-sigterm");
     let mut cluster = Cluster::start(&dir);
     let deadline = Instant::now() + TIMEOUT;
     let old = cluster.wait_leader(deadline);
-    let acked: Acked = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.client).collect();
-    let threads: Vec<_> = (0..PROPOSER_THREADS)
-        .map(|t| {
-            let (clients, acked, stop) = (clients.clone(), acked.clone(), stop.clone());
-            std::thread::spawn(move || proposer(t, clients, acked, stop))
-        })
-        .collect();
-    while acked_len(&acked) < ACKED_BEFORE_KILL_MIN {
-        assert!(Instant::now() < deadline, "only {} proposals acknowledged before the stop", acked_len(&acked));
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let load = Load::start(&cluster, deadline);
     let old_term = cluster.status(old).expect("leader status").term;
     cluster.signal(old, libc::SIGTERM);
     let mut child = cluster.nodes[old].child.take().expect("running");
@@ -314,17 +327,7 @@ fn a_sigterm_hands_leadership_over_and_loses_nothing() {
     assert_ne!(new, old);
     let new_term = cluster.status(new).expect("new leader status").term;
     assert_eq!(new_term, old_term + 1, "one election, started by the hand-over");
-    let after = acked_len(&acked);
-    while acked_len(&acked) <= after {
-        assert!(Instant::now() < deadline + 2 * TIMEOUT, "nothing acknowledged after the hand-over");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(LOAD_AFTER_ELECTION);
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().expect("proposer thread");
-    }
-    let acked = acked.lock().expect("acked lock").clone();
+    let acked = load.finish(deadline + 2 * TIMEOUT);
     eprintln!("{} proposals acknowledged; replica {} handed over to replica {} (term {new_term})", acked.len(), old + 1, new + 1);
     let last = *acked.keys().last().expect("acknowledged entries");
     cluster.wait_applied(new, last, Instant::now() + TIMEOUT);

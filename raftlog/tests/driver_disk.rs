@@ -66,12 +66,27 @@ async fn open_node(env: &LinuxEnv, root: &Path, id: u64, voters: &[u64], groups:
     driver
 }
 
+/// Nodes 1..=NODES, each a voter of `groups` groups.
+async fn open_nodes(env: &LinuxEnv, root: &Path, groups: u64, bus: &Rc<LocalBus>) -> Vec<Node> {
+    let voters: Vec<u64> = (1..=NODES).collect();
+    let mut nodes = Vec::new();
+    for id in 1..=NODES {
+        nodes.push(open_node(env, root, id, &voters, groups, bus).await);
+    }
+    nodes
+}
+
 /// One round: a tick for every node, then turns until the network is quiet.
 async fn round(nodes: &mut [Node]) {
     for node in nodes.iter_mut() {
         node.tick();
     }
-    for _ in 0..8 {
+    turns(nodes, 8).await;
+}
+
+/// Turns of every node (no tick) until the network is quiet, at most `max` each.
+async fn turns(nodes: &mut [Node], max: usize) {
+    for _ in 0..max {
         let mut busy = false;
         for node in nodes.iter_mut() {
             busy |= node.turn().await.expect("turn");
@@ -164,11 +179,7 @@ type Acked = (Vec<(u64, u64, Vec<u8>)>, Vec<(u64, u64, HardState)>);
 
 async fn first_run(env: LinuxEnv, root: PathBuf) -> Acked {
     let bus = LocalBus::new();
-    let voters: Vec<u64> = (1..=NODES).collect();
-    let mut nodes = Vec::new();
-    for id in 1..=NODES {
-        nodes.push(open_node(&env, &root, id, &voters, GROUPS, &bus).await);
-    }
+    let mut nodes = open_nodes(&env, &root, GROUPS, &bus).await;
     let mut proposed = vec![0u64; GROUPS as usize + 1];
     let mut acked = std::collections::BTreeSet::new();
     let mut cut = None;
@@ -237,11 +248,7 @@ fn restart_finds_every_acknowledged_entry_and_hard_state() {
     let r = root.clone();
     on_core(async move |env: LinuxEnv| {
         let bus = LocalBus::new();
-        let voters: Vec<u64> = (1..=NODES).collect();
-        let mut nodes = Vec::new();
-        for id in 1..=NODES {
-            nodes.push(open_node(&env, &r, id, &voters, GROUPS, &bus).await);
-        }
+        let mut nodes = open_nodes(&env, &r, GROUPS, &bus).await;
         // Each node's durable hard state is the one it last answered with.
         for (id, group, state) in &hard {
             let node = &nodes[*id as usize - 1];
@@ -381,11 +388,7 @@ fn a_follower_behind_the_leaders_cached_tail_catches_up_from_the_store() {
     let d = dir("catch-up");
     on_core(async move |env: LinuxEnv| {
         let bus = LocalBus::new();
-        let voters: Vec<u64> = (1..=NODES).collect();
-        let mut nodes = Vec::new();
-        for id in 1..=NODES {
-            nodes.push(open_node(&env, &d, id, &voters, 1, &bus).await);
-        }
+        let mut nodes = open_nodes(&env, &d, 1, &bus).await;
         let l = loop {
             round(&mut nodes).await;
             if let Some(l) = leader(&mut nodes, 1) {
@@ -474,11 +477,7 @@ fn hand_over_moves_every_led_group_without_an_election_timeout() {
     let d = dir("hand-over");
     on_core(async move |env: LinuxEnv| {
         let bus = LocalBus::new();
-        let voters: Vec<u64> = (1..=NODES).collect();
-        let mut nodes = Vec::new();
-        for id in 1..=NODES {
-            nodes.push(open_node(&env, &d, id, &voters, GROUPS, &bus).await);
-        }
+        let mut nodes = open_nodes(&env, &d, GROUPS, &bus).await;
         let mut rounds = 0;
         while (1..=GROUPS).any(|g| leader(&mut nodes, g).is_none()) {
             round(&mut nodes).await;
@@ -493,15 +492,7 @@ fn hand_over_moves_every_led_group_without_an_election_timeout() {
         }
         let handed = nodes[stopping].hand_over();
         assert_eq!(handed.iter().map(|(g, _)| *g).collect::<Vec<_>>(), led, "every group it led is handed over");
-        for _ in 0..64 {
-            let mut busy = false;
-            for node in nodes.iter_mut() {
-                busy |= node.turn().await.expect("turn");
-            }
-            if !busy {
-                break;
-            }
-        }
+        turns(&mut nodes, 64).await;
         assert!(!nodes[stopping].leads_any(), "node {} still leads after the hand-over", stopping + 1);
         for ((g, to), term) in handed.iter().zip(&terms) {
             let new = leader(&mut nodes, *g).expect("a new leader");
@@ -511,15 +502,7 @@ fn hand_over_moves_every_led_group_without_an_election_timeout() {
             assert!(nodes[new].take_applied(*g).iter().any(|e| *e.payload == *before.as_bytes()), "group {g}: the entry before it stays");
             nodes[new].group_mut(*g).expect("group").propose(vec![format!("after {g}").into_bytes().into()]).expect("new leader");
         }
-        for _ in 0..64 {
-            let mut busy = false;
-            for node in nodes.iter_mut() {
-                busy |= node.turn().await.expect("turn");
-            }
-            if !busy {
-                break;
-            }
-        }
+        turns(&mut nodes, 64).await;
         for (g, to) in &handed {
             let after = format!("after {g}");
             let applied = nodes[*to as usize - 1].take_applied(*g);
