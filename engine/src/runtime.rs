@@ -177,14 +177,10 @@ where
 /// Keeps one read of the core's eventfd in flight, so a sender can wake this core out of
 /// io_uring_enter. The messages themselves are found by the mesh poller.
 async fn eventfd_reader(ring: Rc<Ring>, eventfd: i32) {
-    let mut counter = Box::new(0u64);
     loop {
-        let ptr: *mut u64 = &mut *counter;
-        let entry = io_uring::opcode::Read::new(io_uring::types::Fd(eventfd), ptr.cast(), 8).build();
-        // SAFETY: the entry points into `counter`, which the op holds; the eventfd lives in the
-        // mesh, which outlives every core.
-        let (res, c) = unsafe { ring.op(entry, counter) }.await;
-        counter = c;
-        assert!(res == 8 || res == -libc::EAGAIN || res == -libc::EINTR, "eventfd read: {res}");
+        // SAFETY: the eventfd lives in the mesh, which outlives every core.
+        if let Err(e) = unsafe { crate::uring::read_eventfd(&ring, eventfd) }.await {
+            assert!(matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)), "eventfd read: {e}");
+        }
     }
 }

@@ -557,6 +557,24 @@ const RING_DROP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 const RING_DROP_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// CLOCK_MONOTONIC in nanoseconds. The only place the engine reads the OS clock.
+/// Waits on the ring, without blocking the core, until eventfd `fd` is signalled; returns its
+/// counter (and resets it). The eventfd must be blocking: for a non-blocking one io_uring
+/// completes at once with EAGAIN (kernel-notes.md, "An eventfd read must use a blocking
+/// eventfd"). A signal handler may write to it (write is async-signal-safe), which makes this
+/// the way to hear of a signal on a core.
+///
+/// # Safety
+/// `fd` must stay open until this returns (or its future is dropped and the read completes).
+pub async unsafe fn read_eventfd(ring: &Rc<Ring>, fd: RawFd) -> io::Result<u64> {
+    let counter = Box::new(0u64);
+    let ptr: *const u64 = &*counter;
+    let entry = io_uring::opcode::Read::new(io_uring::types::Fd(fd), ptr.cast_mut().cast(), 8).build();
+    // SAFETY: the entry points into `counter`, which the op holds until the read completes; the
+    // caller keeps `fd` open.
+    let (res, counter) = unsafe { ring.op(entry, counter) }.result().await;
+    res.map(|_| *counter)
+}
+
 pub fn monotonic_now() -> Instant {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: valid pointer to a timespec; CLOCK_MONOTONIC always exists on Linux.

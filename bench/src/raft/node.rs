@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
@@ -60,9 +60,18 @@ const HAND_OVER_TICKS_MAX: u64 = 40;
 
 /// Set by SIGTERM: the node hands its leadership over, closes its store and exits.
 static STOP: AtomicBool = AtomicBool::new(false);
+/// An eventfd SIGTERM's handler signals, so the core hears of the stop at once
+/// (`watch_stop`), not at its next tick.
+static STOP_EVENTFD: AtomicI32 = AtomicI32::new(-1);
 
 extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
+    let fd = STOP_EVENTFD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let one = 1u64;
+        // SAFETY: write(2) is async-signal-safe; 8 bytes from a live u64 to our eventfd.
+        let _ = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    }
 }
 
 /// Bytes one recv of a connection takes: a few pipelined 1 KiB proposals (a larger frame is
@@ -114,7 +123,11 @@ pub fn run_node(args: NodeArgs) -> Result<(), String> {
     // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag of this process: if the bench dies
     // without cleaning up, its nodes go with it instead of holding ports and disk.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    // SAFETY: plain eventfd creation; blocking, as io_uring reads need (kernel-notes.md). It
+    // lives as long as the process.
+    STOP_EVENTFD.store(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) }, Ordering::Relaxed);
+    // SAFETY: the handler only stores to an atomic and writes to an eventfd, both
+    // async-signal-safe.
     unsafe { libc::signal(libc::SIGTERM, on_stop_signal as *const () as libc::sighandler_t) };
     let peers = parse_peers(&args.peers)?;
     let Some(&(_, raft_addr)) = peers.iter().find(|(id, _)| *id == args.id) else {
@@ -142,6 +155,8 @@ struct Shared {
     waker: RefCell<Option<Waker>>,
     status: Cell<NodeStatus>,
     connections: Cell<usize>,
+    /// A stop arrived (`watch_stop`) that the driver's loop has not seen yet.
+    stop_pending: Cell<bool>,
 }
 
 struct Proposal {
@@ -196,7 +211,7 @@ impl Transport for NodeBus {
     }
 
     fn has_mail(&self, node: NodeId) -> bool {
-        self.tcp.has_mail(node) || !self.shared.proposals.borrow().is_empty()
+        self.tcp.has_mail(node) || !self.shared.proposals.borrow().is_empty() || self.shared.stop_pending.get()
     }
 
     fn register(&self, node: NodeId, waker: &Waker) {
@@ -220,6 +235,7 @@ async fn node_main(env: LinuxEnv, args: NodeArgs, peers: Vec<(NodeId, SocketAddr
     let listener = TcpListener::bind(env.ring(), args.client_listen, LISTEN_BACKLOG_DEFAULT)
         .map_err(|e| format!("node {id}: client listener on {}: {e}", args.client_listen))?;
     engine::spawn(accept_clients(listener, shared.clone(), store.clone()));
+    engine::spawn(watch_stop(env.ring().clone(), shared.clone()));
     let voters: Vec<NodeId> = peers.iter().map(|(p, _)| *p).collect();
     let mut driver = Driver::new(id, store.clone(), NodeBus { tcp, shared: shared.clone() });
     driver.set_turns_in_flight(args.writes_in_flight.clamp(1, raftlog::driver::TURNS_IN_FLIGHT_MAX));
@@ -234,6 +250,7 @@ async fn node_main(env: LinuxEnv, args: NodeArgs, peers: Vec<(NodeId, SocketAddr
     driver
         .run(tick, |d| {
             if stopping.is_none() && STOP.load(Ordering::Relaxed) {
+                shared.stop_pending.set(false);
                 let handed = d.hand_over();
                 let term = d.group(GROUP).map_or(0, |n| n.term());
                 let deadline = engine::time::now().saturating_add(tick * HAND_OVER_TICKS_MAX as u32);
@@ -265,6 +282,20 @@ async fn node_main(env: LinuxEnv, args: NodeArgs, peers: Vec<(NodeId, SocketAddr
         }
     }
     Ok(())
+}
+
+/// Waits for SIGTERM's eventfd and wakes the driver's loop, which then sees `STOP`.
+async fn watch_stop(ring: Rc<engine::uring::Ring>, shared: Rc<Shared>) {
+    let fd = STOP_EVENTFD.load(Ordering::Relaxed);
+    if fd < 0 {
+        return; // no eventfd: the loop sees the flag at its next tick
+    }
+    // SAFETY: the eventfd is never closed.
+    while unsafe { engine::uring::read_eventfd(&ring, fd) }.await.is_err() {}
+    shared.stop_pending.set(true);
+    if let Some(w) = shared.waker.borrow_mut().take() {
+        w.wake();
+    }
 }
 
 /// A stop in progress (SIGTERM).
