@@ -204,7 +204,8 @@ impl<S: Storage> RawNode<S> {
             return None;
         }
         let candidates = self.membership.voters.iter().filter(|&&v| v != self.config.id);
-        candidates.filter_map(|&v| Some((self.progress.get(&v)?.match_index, v))).max_by_key(|&(matched, v)| (matched, std::cmp::Reverse(v))).map(|(_, v)| v)
+        let matched = candidates.filter_map(|&v| Some((self.progress.get(&v)?.match_index, v)));
+        matched.max_by_key(|&(index, v)| (index, std::cmp::Reverse(v))).map(|(_, v)| v)
     }
 
     fn maybe_finish_transfer(&mut self, from: NodeId) {

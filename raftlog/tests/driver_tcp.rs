@@ -175,16 +175,16 @@ fn a_message_after_the_peer_restarted_is_not_lost() {
     engine::run(runtime(), move |core: engine::Core<()>| {
         let restarted = restarted.clone();
         async move {
-        let (tcp, _) = TcpTransport::start(core.env.ring(), 1, "127.0.0.1:0".parse().expect("addr")).expect("listen");
-        tcp.add_peer(2, peer_addr);
-        raftlog::Transport::send(&tcp, message(1));
-        while !restarted.load(Ordering::SeqCst) {
-            engine::sleep(Duration::from_millis(1)).await;
-        }
-        // Time for the closed connection to be seen; one send after it, no retry.
-        engine::sleep(Duration::from_millis(100)).await;
-        raftlog::Transport::send(&tcp, message(2));
-        engine::sleep(Duration::from_millis(200)).await;
+            let (tcp, _) = TcpTransport::start(core.env.ring(), 1, "127.0.0.1:0".parse().expect("addr")).expect("listen");
+            tcp.add_peer(2, peer_addr);
+            raftlog::Transport::send(&tcp, message(1));
+            while !restarted.load(Ordering::SeqCst) {
+                engine::sleep(Duration::from_millis(1)).await;
+            }
+            // Time for the closed connection to be seen; one send after it, no retry.
+            engine::sleep(Duration::from_millis(100)).await;
+            raftlog::Transport::send(&tcp, message(2));
+            engine::sleep(Duration::from_millis(200)).await;
         }
     })
     .expect("runtime");

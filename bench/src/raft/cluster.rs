@@ -158,7 +158,11 @@ impl Corestore {
                 Ok(None) => {
                     let log = p.log.clone();
                     self.procs[i] = None;
-                    return Err(format!("raft node {} did not exit within {timeout:?} of SIGTERM; end of its log:\n{}", i + 1, log_tail(&log)));
+                    return Err(format!(
+                        "raft node {} did not exit within {timeout:?} of SIGTERM; end of its log:\n{}",
+                        i + 1,
+                        log_tail(&log)
+                    ));
                 }
                 Err(e) => return Err(format!("raft node {}: wait: {e}", i + 1)),
             }

@@ -269,7 +269,8 @@ async fn node_main(env: LinuxEnv, args: NodeArgs, peers: Vec<(NodeId, SocketAddr
     match stopping.to {
         None => eprintln!("node {id}: stopped (leading nothing)"),
         Some(to) if stopping.done(&driver) => eprintln!(
-            "node {id}: stopped: handed group {GROUP} over to node {to}, which leads at term {} ({waited:?} after the stop)",
+            "node {id}: stopped: handed group {GROUP} over to node {to}; node {} leads at term {} ({waited:?} after the stop)",
+            node.leader().unwrap_or(0),
             node.term()
         ),
         Some(to) => {
@@ -290,8 +291,17 @@ async fn watch_stop(ring: Rc<engine::uring::Ring>, shared: Rc<Shared>) {
     if fd < 0 {
         return; // no eventfd: the loop sees the flag at its next tick
     }
-    // SAFETY: the eventfd is never closed.
-    while unsafe { engine::uring::read_eventfd(&ring, fd) }.await.is_err() {}
+    loop {
+        // SAFETY: the eventfd is never closed.
+        match unsafe { engine::uring::read_eventfd(&ring, fd) }.await {
+            Ok(_) => break,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)) => {}
+            Err(e) => {
+                eprintln!("raft-node: reading the stop eventfd: {e}; a stop is seen at the next tick");
+                return;
+            }
+        }
+    }
     shared.stop_pending.set(true);
     if let Some(w) = shared.waker.borrow_mut().take() {
         w.wake();
@@ -321,7 +331,13 @@ type NodeDriver = Driver<LinuxEnv, NodeBus>;
 /// Between turns: answer what was applied, propose what clients queued, publish the status.
 /// `handing_to`: this node is stopping and hands leadership to that replica; proposals are sent
 /// there.
-fn serve(d: &mut NodeDriver, shared: &Shared, waiters: &mut VecDeque<Waiter>, owners: &mut Vec<(u64, Rc<Conn>)>, handing_to: Option<NodeId>) {
+fn serve(
+    d: &mut NodeDriver,
+    shared: &Shared,
+    waiters: &mut VecDeque<Waiter>,
+    owners: &mut Vec<(u64, Rc<Conn>)>,
+    handing_to: Option<NodeId>,
+) {
     for entry in d.take_applied(GROUP) {
         while let Some(w) = waiters.front() {
             if w.index > entry.index {

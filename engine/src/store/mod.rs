@@ -1455,8 +1455,9 @@ impl<E: Env> Store<E> {
         self.inner.files.borrow().keys().copied().collect()
     }
 
-    /// Bytes compacting segment `id` would write: its live data (objects and Raft entries), plus its tombstones and chunk
-    /// drops unless it is the oldest segment (there nothing older can hold what they hide).
+    /// Bytes compacting segment `id` would write: its live data (objects and Raft entries), plus
+    /// its tombstones and chunk drops unless it is the oldest segment (there nothing older can
+    /// hold what they hide).
     fn compaction_cost(&self, id: u32, oldest: u32) -> u64 {
         let live = self.inner.index.borrow().live_bytes(id) + self.inner.raft.borrow().live_entry_bytes(id);
         if id == oldest {
@@ -1465,8 +1466,8 @@ impl<E: Env> Store<E> {
         live + self.inner.carry_bytes.borrow().get(&id).copied().unwrap_or(0)
     }
 
-    /// The full segment (not the tail, not held by a Truncate) cheapest to compact, if compacting it
-    /// would write at most `max_live_ratio` of a segment. Ties go to the older segment.
+    /// The full segment (not the tail, not held by a Truncate) cheapest to compact, if compacting
+    /// it would write at most `max_live_ratio` of a segment. Ties go to the older segment.
     pub fn compaction_candidate(&self, max_live_ratio: f64) -> Option<u32> {
         let files = self.inner.files.borrow();
         let oldest = *files.keys().next()?;
@@ -1602,8 +1603,8 @@ impl<E: Env> Store<E> {
     /// `compact_segment`'s pass over segment `id` up to `end`. When only live objects need
     /// copying (`targeted`: nothing to carry, or the oldest segment, where carried records are
     /// dropped), the index names their frames (the `RaftIndex` its live entries and pins) and
-    /// only those are read: a mostly dead segment
-    /// costs the disk a few reads instead of a whole scan that competes with foreground writes.
+    /// only those are read: a mostly dead segment costs the disk a few reads instead of a whole
+    /// scan that competes with foreground writes.
     /// Otherwise every frame is read, to find the tombstones and chunk drops to carry.
     #[allow(clippy::too_many_arguments)]
     async fn copy_forward(
