@@ -1558,10 +1558,7 @@ impl<E: Env> Store<E> {
         let mut report = CompactReport { segment: id, ..Default::default() };
         let carries_nothing =
             id == oldest || (!self.inner.carry_unknown.borrow().contains(&id) && !self.inner.carry_bytes.borrow().contains_key(&id));
-        let raft_live = {
-            let raft = self.inner.raft.borrow();
-            raft.pins_segment(id) || raft.live_entry_bytes(id) > 0
-        };
+        let raft_live = self.inner.raft.borrow().copies_from(id);
         if self.inner.index.borrow().live_bytes(id) > 0 || !carries_nothing || raft_live {
             let copied = self.copy_forward(id, oldest, end, &file, pace, carries_nothing, &mut report).await;
             if let Err(StoreError::Corrupt { .. }) = &copied {
@@ -1572,7 +1569,7 @@ impl<E: Env> Store<E> {
         // Each pin and live entry was copied forward, or a newer record superseded the copy
         // (moved the pin, dropped the entry).
         assert!(
-            !self.inner.raft.borrow().pins_segment(id) && self.inner.raft.borrow().live_entry_bytes(id) == 0,
+            !self.inner.raft.borrow().copies_from(id),
             "segment {id} still holds a live Raft entry, hard state or compaction record after compaction"
         );
         if self.inner.index.borrow().live_bytes(id) > 0 {
@@ -1622,12 +1619,10 @@ impl<E: Env> Store<E> {
         let mut pass = Pass { in_flight: VecDeque::new(), start: crate::time::now(), read_bytes: 0, relocated_bytes: 0, pace };
         if targeted {
             let mut frames = self.live_frames(id).await;
-            {
-                let raft = self.inner.raft.borrow();
-                if raft.pins_segment(id) || raft.live_entry_bytes(id) > 0 {
-                    frames.extend(raft.frames_in(id));
-                    frames.sort_unstable();
-                }
+            let raft_frames = self.inner.raft.borrow().frames_in(id);
+            if !raft_frames.is_empty() {
+                frames.extend(raft_frames);
+                frames.sort_unstable();
             }
             for span in read_spans(&frames, COMPACTION_READ_BYTES_MAX.min(self.inner.config.batch_bytes)) {
                 reader.load(span.offset, span.len).await?;

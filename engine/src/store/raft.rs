@@ -188,17 +188,25 @@ impl RaftIndex {
         self.live_entries_by_segment.values().map(|live| live.1).sum()
     }
 
+    /// Whether segment `id` holds frames compaction copies forward: live entries, a group's last
+    /// hard state or last compaction record.
+    pub fn copies_from(&self, id: u32) -> bool {
+        self.pins_segment(id) || self.live_entries_by_segment.contains_key(&id)
+    }
+
     /// Where `group`'s live entry `index` lies.
     pub(super) fn entry_at(&self, group: u64, index: u64) -> Option<Location> {
         Some(self.groups.get(&group)?.entries.get(&index)?.at)
     }
 
-    /// The (offset, frame length) of every frame in segment `id` that compaction copies forward:
-    /// live entries, last hard states and last compaction records. Walks every group's live
-    /// entries, so it is called only for a segment that holds some (`live_entry_bytes`,
-    /// `pins_segment`).
+    /// The (offset, frame length) of every frame in segment `id` that compaction copies forward
+    /// (`copies_from`). Walks every group, and every group's live entries if the segment holds
+    /// some.
     pub(super) fn frames_in(&self, id: u32) -> Vec<(u64, u32)> {
         let mut frames = Vec::new();
+        if !self.copies_from(id) {
+            return frames;
+        }
         let mut take = |at: &Location| {
             if at.segment == id {
                 frames.push((at.offset, at.frame_len));
@@ -248,10 +256,7 @@ impl RaftIndex {
     /// Forgets a segment compaction removed (it held no frame `holds_segment` counts, and every
     /// live entry and pin in it was copied forward).
     pub(super) fn forget_segment(&mut self, id: u32) {
-        assert!(
-            !self.holds_segment(id) && !self.pins_segment(id) && self.live_entry_bytes(id) == 0,
-            "segment {id} still holds Raft frames replay needs"
-        );
+        assert!(!self.holds_segment(id) && !self.copies_from(id), "segment {id} still holds Raft frames replay needs");
         self.entry_frames_by_segment.remove(&id);
         self.truncates_by_segment.remove(&id);
     }
@@ -262,28 +267,25 @@ impl RaftIndex {
     pub(super) fn apply(&mut self, kind: Kind, tag: RaftTag, aux: &[u8], at: Location) {
         let group = self.groups.entry(tag.group).or_default();
         match kind {
-            Kind::RaftEntry => {
-                // The writer checked the order before sealing (`assert_entry_order`). Replay may
-                // find a gap before an entry (compaction removed a segment of entries dead by
-                // the log's end) or stale entries at and after it (the Truncate that superseded
-                // them went with such a segment, or is later): the entry replaces them, and
-                // `check_replayed` makes sure the result is a contiguous log.
-                for dropped in group.entries.split_off(&tag.index).values() {
+            Kind::RaftEntry | Kind::RaftMove => {
+                // An appended entry: the writer checked the order before sealing
+                // (`assert_entry_order`). Replay may find a gap before it (compaction removed a
+                // segment of entries dead by the log's end) or stale entries at and after it (the
+                // Truncate that superseded them went with such a segment, or is later): it
+                // replaces them, and `check_replayed` makes sure the result is a contiguous log.
+                //
+                // A move: the writer copied the live entry forward (decided at seal: it was still
+                // live there). Replay finds it where it lay, or finds no entry at `index` when its
+                // old segment was removed since; either way the entry is now here. What follows
+                // it stays: unlike an appended entry, a move supersedes nothing.
+                let replaced: Vec<RaftEntryLoc> = match kind {
+                    Kind::RaftEntry => group.entries.split_off(&tag.index).into_values().collect(),
+                    _ => group.entries.remove(&tag.index).into_iter().collect(),
+                };
+                for dropped in replaced {
                     live_down(&mut self.live_entries_by_segment, dropped.at);
                 }
                 group.entries.insert(tag.index, RaftEntryLoc { term: tag.term, at, kind: aux.first().copied().unwrap_or(0) });
-                live_up(&mut self.live_entries_by_segment, at);
-                count_up(&mut self.entry_frames_by_segment, at.segment);
-            }
-            Kind::RaftMove => {
-                // The writer copied the live entry forward (decided at seal: it was still live
-                // there). Replay finds it where it lay, or finds no entry at `index` when its
-                // old segment was removed since; either way the entry is now here. What follows
-                // it stays: unlike an appended entry, a move supersedes nothing.
-                let moved = RaftEntryLoc { term: tag.term, at, kind: aux.first().copied().unwrap_or(0) };
-                if let Some(old) = group.entries.insert(tag.index, moved) {
-                    live_down(&mut self.live_entries_by_segment, old.at);
-                }
                 live_up(&mut self.live_entries_by_segment, at);
                 count_up(&mut self.entry_frames_by_segment, at.segment);
             }
