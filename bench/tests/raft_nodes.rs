@@ -188,8 +188,10 @@ fn acked_len(acked: &Acked) -> usize {
     acked.lock().expect("acked lock").len()
 }
 
-/// Reads every acknowledged index back from replica `i`.
+/// Reads every acknowledged index back from replica `i`, once it applied the last one.
 fn check_log(cluster: &Cluster, i: usize, acked: &BTreeMap<u64, Vec<u8>>) {
+    let last = *acked.keys().last().expect("acknowledged entries");
+    cluster.wait_applied(i, last, Instant::now() + TIMEOUT);
     let mut client = Client::connect(cluster.nodes[i].client, CALL_TIMEOUT).expect("connect for reads");
     for (&index, payload) in acked {
         match client.read(index).expect("read") {
@@ -288,13 +290,10 @@ fn acknowledged_entries_survive_a_leader_kill() {
         new + 1
     );
 
-    let last = *acked.keys().last().expect("acknowledged entries");
-    cluster.wait_applied(new, last, Instant::now() + TIMEOUT);
     check_log(&cluster, new, &acked);
 
     // The killed replica recovers its store and catches up: its log agrees too.
     cluster.spawn(old);
-    cluster.wait_applied(old, last, Instant::now() + TIMEOUT);
     check_log(&cluster, old, &acked);
     assert!(cluster.status(new).is_some_and(|s| s.term >= new_term));
 }
@@ -329,10 +328,7 @@ fn a_sigterm_hands_leadership_over_and_loses_nothing() {
     assert_eq!(new_term, old_term + 1, "one election, started by the hand-over");
     let acked = load.finish(deadline + 2 * TIMEOUT);
     eprintln!("{} proposals acknowledged; replica {} handed over to replica {} (term {new_term})", acked.len(), old + 1, new + 1);
-    let last = *acked.keys().last().expect("acknowledged entries");
-    cluster.wait_applied(new, last, Instant::now() + TIMEOUT);
     check_log(&cluster, new, &acked);
     cluster.spawn(old);
-    cluster.wait_applied(old, last, Instant::now() + TIMEOUT);
     check_log(&cluster, old, &acked);
 }

@@ -150,27 +150,24 @@ impl Corestore {
     /// unless it exited with status 0, which it does only once another replica leads.
     pub fn wait_stopped(&mut self, i: usize, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
-        let p = self.procs[i].as_mut().ok_or_else(|| format!("raft node {} is not running", i + 1))?;
+        // Dropped on every way out: reaped, or killed and reaped if it is still running.
+        let mut p = self.procs[i].take().ok_or_else(|| format!("raft node {} is not running", i + 1))?;
         let status = loop {
             match p.child.try_wait() {
                 Ok(Some(status)) => break status,
                 Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
                 Ok(None) => {
-                    let log = p.log.clone();
-                    self.procs[i] = None;
                     return Err(format!(
                         "raft node {} did not exit within {timeout:?} of SIGTERM; end of its log:\n{}",
                         i + 1,
-                        log_tail(&log)
+                        log_tail(&p.log)
                     ));
                 }
                 Err(e) => return Err(format!("raft node {}: wait: {e}", i + 1)),
             }
         };
-        let log = p.log.clone();
-        self.procs[i] = None;
         if !status.success() {
-            return Err(format!("raft node {} stopped with {status}; end of its log:\n{}", i + 1, log_tail(&log)));
+            return Err(format!("raft node {} stopped with {status}; end of its log:\n{}", i + 1, log_tail(&p.log)));
         }
         Ok(())
     }
