@@ -610,6 +610,11 @@ pub fn seed_from_env(default: u64) -> u64 {
     std::env::var("CORESTORE_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
+/// How many seeds a simulator test runs: environment variable `var` (a count), else `default`.
+pub fn seeds_from_env(var: &str, default: u64) -> u64 {
+    std::env::var(var).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
 /// Runs `run` for each seed of `first..first + n`, in order. A seed whose run returns `Err` or
 /// panics ends the test there, naming the seed and `rerun(seed)`: the command that replays it.
 pub fn each_seed(first: u64, n: u64, rerun: impl Fn(u64) -> String, mut run: impl FnMut(u64) -> Result<(), String>) {

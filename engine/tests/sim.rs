@@ -13,7 +13,7 @@ use std::rc::Rc;
 use common::{BLOCK, Model, Seen, decode};
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::rng::Prng;
-use engine::sim::{FaultConfig, SimEnv, SimWorld, each_seed, seed_from_env};
+use engine::sim::{FaultConfig, SimEnv, SimWorld, each_seed, seed_from_env, seeds_from_env};
 use engine::{Env, Executor, File, OpenMode, Storage};
 
 fn arena() -> ArenaConfig {
@@ -132,7 +132,7 @@ async fn verify(env: &SimEnv, path: &Path, blocks: u64, expected: &[(u64, u64)])
 }
 
 fn seeds() -> (u64, u64) {
-    let n = std::env::var("CORESTORE_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(400);
+    let n = seeds_from_env("CORESTORE_SIM_SEEDS", 400);
     (seed_from_env(0x5EED_0000), n)
 }
 

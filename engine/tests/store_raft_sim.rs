@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::rng::Prng;
-use engine::sim::{FaultConfig, SimEnv, SimWorld, each_seed, seed_from_env};
+use engine::sim::{FaultConfig, SimEnv, SimWorld, each_seed, seed_from_env, seeds_from_env};
 use engine::store::{CompactionPolicy, RaftHardState, RaftRecord, RecoveryReport, Store, StoreConfig};
 use engine::{Env, Executor, SECTOR_SIZE, Storage};
 
@@ -356,7 +356,7 @@ fn describe(model: &Model) -> String {
 #[test]
 fn raft_logs_survive_crashes_and_checkpoints_rebuild_them() {
     let first = seed_from_env(0x4AF7_C000);
-    let n: u64 = std::env::var("CORESTORE_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(SEEDS_DEFAULT);
+    let n = seeds_from_env("CORESTORE_SIM_SEEDS", SEEDS_DEFAULT);
     let mut total = Outcome::default();
     let (mut from_checkpoint, mut with_gone, mut failed) = (0u64, 0u64, 0u64);
     let rerun = |seed| format!("CORESTORE_SIM_SEED={seed} CORESTORE_SIM_SEEDS=1 cargo test -p engine --release --test store_raft_sim");

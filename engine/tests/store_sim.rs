@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::rng::Prng;
-use engine::sim::{FaultConfig, SimEnv, SimWorld, each_seed, seed_from_env};
+use engine::sim::{FaultConfig, SimEnv, SimWorld, each_seed, seed_from_env, seeds_from_env};
 use engine::store::{CompactionPolicy, Store, StoreConfig, StoreError};
 use engine::{Executor, SECTOR_SIZE};
 
@@ -371,7 +371,7 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
 #[test]
 fn store_survives_faults_and_crashes() {
     let first = seed_from_env(0x5707_0000);
-    let n: u64 = std::env::var("CORESTORE_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    let n = seeds_from_env("CORESTORE_SIM_SEEDS", 300);
     let mut total = Outcome::default();
     let mut refused = 0;
     let rerun = |seed| format!("CORESTORE_SIM_SEED={seed} CORESTORE_SIM_SEEDS=1 cargo test -p engine --test store_sim");

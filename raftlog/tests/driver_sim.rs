@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::rng::Prng;
-use engine::sim::{FaultConfig, SimEnv, SimWorld, each_seed, seed_from_env};
+use engine::sim::{FaultConfig, SimEnv, SimWorld, each_seed, seed_from_env, seeds_from_env};
 use engine::store::{Store, StoreConfig};
 use engine::{Executor, SECTOR_SIZE};
 use raftlog::{Config, Driver, HardState, LocalBus, Role, Storage};
@@ -254,7 +254,7 @@ fn run_seed(seed: u64) -> Result<(usize, u64, u64, u64), String> {
 #[test]
 fn cluster_survives_power_loss() {
     let first = seed_from_env(0x2AF7_0000);
-    let n: u64 = std::env::var("RAFT_DRIVER_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(SEEDS_DEFAULT);
+    let n = seeds_from_env("RAFT_DRIVER_SIM_SEEDS", SEEDS_DEFAULT);
     let (mut acked, mut failed, mut beside, mut from_checkpoint) = (0, 0, 0, 0);
     let rerun = |seed| format!("CORESTORE_SIM_SEED={seed} RAFT_DRIVER_SIM_SEEDS=1 cargo test -p raftlog --release --test driver_sim");
     each_seed(first, n, rerun, |seed| {
