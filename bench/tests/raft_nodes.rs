@@ -5,7 +5,9 @@
 //! index, byte for byte, from the new leader's store, and from the killed node's store once it
 //! is restarted and has caught up. Two acknowledgements of one index must carry the same payload.
 //! And a graceful stop (SIGTERM) of the leader under load hands leadership over and loses
-//! nothing.
+//! nothing. And replicas of two cores and four groups each (a store, driver and ports per core)
+//! route every group to its core, lose nothing to a SIGKILL, and hand every led group over on
+//! SIGTERM.
 
 #![allow(clippy::disallowed_methods)] // a process test waits on wall time for other processes
 
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 #[path = "../src/raft/proto.rs"]
 mod proto;
 
-use proto::{Answer, Client, NodeStatus};
+use proto::{Answer, Client, NodeStatus, core_of};
 
 const REPLICAS: usize = 3;
 const PROPOSER_THREADS: usize = 4;
@@ -36,9 +38,13 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 const TICK_MS: u64 = 10;
 
+/// The group the single-group tests propose to.
+const GROUP: u64 = 1;
+
 struct Node {
     child: Option<Child>,
-    client: SocketAddr,
+    /// Client addresses, one per core.
+    clients: Vec<SocketAddr>,
 }
 
 /// The replicas; every child is killed and reaped on drop, also when an assertion fails.
@@ -46,6 +52,8 @@ struct Cluster {
     nodes: Vec<Node>,
     dir: PathBuf,
     peers: String,
+    cores: usize,
+    groups: u64,
 }
 
 impl Drop for Cluster {
@@ -60,13 +68,17 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
-    fn start(dir: &Path) -> Cluster {
-        let listeners: Vec<TcpListener> = (0..2 * REPLICAS).map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
+    /// Replicas of `cores` cores each, holding groups 1 to `groups`.
+    fn start(dir: &Path, cores: usize, groups: u64) -> Cluster {
+        let listeners: Vec<TcpListener> =
+            (0..2 * REPLICAS * cores).map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
         let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().expect("address")).collect();
         drop(listeners);
-        let peers = (0..REPLICAS).map(|i| format!("{}={}", i + 1, addrs[i])).collect::<Vec<_>>().join(",");
-        let nodes = (0..REPLICAS).map(|i| Node { child: None, client: addrs[REPLICAS + i] }).collect();
-        let mut cluster = Cluster { nodes, dir: dir.to_path_buf(), peers };
+        let (raft, client) = addrs.split_at(REPLICAS * cores);
+        let join = |a: &[SocketAddr]| a.iter().map(|a| a.to_string()).collect::<Vec<_>>().join("/");
+        let peers = raft.chunks(cores).enumerate().map(|(i, a)| format!("{}={}", i + 1, join(a))).collect::<Vec<_>>().join(",");
+        let nodes = client.chunks(cores).map(|a| Node { child: None, clients: a.to_vec() }).collect();
+        let mut cluster = Cluster { nodes, dir: dir.to_path_buf(), peers, cores, groups };
         for i in 0..REPLICAS {
             cluster.spawn(i);
         }
@@ -76,19 +88,35 @@ impl Cluster {
     fn spawn(&mut self, i: usize) {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let log = std::fs::File::create(self.dir.join(format!("node-{}.log", i + 1))).expect("log file");
+        let node_cpus: Vec<String> = (0..self.cores).map(|k| ((i * self.cores + k) % cpus).to_string()).collect();
+        let clients: Vec<String> = self.nodes[i].clients.iter().map(|a| a.to_string()).collect();
         let child = Command::new(env!("CARGO_BIN_EXE_corestore-bench"))
             .arg("raft-node")
             .args(["--id", &(i + 1).to_string(), "--peers", &self.peers])
-            .args(["--client-listen", &self.nodes[i].client.to_string()])
+            .args(["--client-listen", &clients.join("/")])
             .arg("--data")
             .arg(self.dir.join(format!("node-{}", i + 1)))
-            .args(["--cpu", &(i % cpus).to_string(), "--tick-ms", &TICK_MS.to_string()])
+            .args(["--cpus", &node_cpus.join(","), "--groups", &self.groups.to_string()])
+            .args(["--tick-ms", &TICK_MS.to_string()])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
             .expect("starting corestore-bench raft-node");
         self.nodes[i].child = Some(child);
+    }
+
+    /// Waits for replica `i` to exit after a SIGTERM; it must exit with status 0.
+    fn wait_exit(&mut self, i: usize, deadline: Instant) {
+        let mut child = self.nodes[i].child.take().expect("running");
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "replica {} did not exit after SIGTERM:\n{}", i + 1, self.log(i));
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert!(status.success(), "replica {} stopped with {status}:\n{}", i + 1, self.log(i));
     }
 
     fn kill(&mut self, i: usize) {
@@ -104,55 +132,73 @@ impl Cluster {
         assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "signal {signal} to replica {}", i + 1);
     }
 
+    /// Replica `i`'s address for `group`: its owning core's port.
+    fn client(&self, i: usize, group: u64) -> SocketAddr {
+        self.nodes[i].clients[core_of(group, self.cores)]
+    }
+
     fn status(&self, i: usize) -> Option<NodeStatus> {
-        Client::connect(self.nodes[i].client, CALL_TIMEOUT).ok()?.status().ok()
+        self.status_of(i, GROUP)
+    }
+
+    fn status_of(&self, i: usize, group: u64) -> Option<NodeStatus> {
+        Client::connect(self.client(i, group), CALL_TIMEOUT).ok()?.status(group).ok()
     }
 
     fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.dir.join(format!("node-{}.log", i + 1))).unwrap_or_default()
     }
 
-    /// A running replica that says it leads and that every other running replica follows.
+    /// A running replica that says it leads `GROUP` and that every other running replica follows.
     fn wait_leader(&self, deadline: Instant) -> usize {
+        self.wait_leader_of(GROUP, deadline)
+    }
+
+    fn wait_leader_of(&self, group: u64, deadline: Instant) -> usize {
         loop {
             let running: Vec<usize> = (0..REPLICAS).filter(|&i| self.nodes[i].child.is_some()).collect();
-            let statuses: Vec<Option<NodeStatus>> = running.iter().map(|&i| self.status(i)).collect();
+            let statuses: Vec<Option<NodeStatus>> = running.iter().map(|&i| self.status_of(i, group)).collect();
             for (k, &i) in running.iter().enumerate() {
                 let leads = statuses[k].is_some_and(|s| s.is_leader);
                 if leads && statuses.iter().all(|s| s.is_some_and(|s| s.leader == i as u64 + 1)) {
                     return i;
                 }
             }
-            assert!(Instant::now() < deadline, "no leader: {statuses:?}\nlogs: {}", (0..REPLICAS).map(|i| self.log(i)).collect::<String>());
+            assert!(
+                Instant::now() < deadline,
+                "group {group}: no leader: {statuses:?}\nlogs: {}",
+                (0..REPLICAS).map(|i| self.log(i)).collect::<String>()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
 
-    fn wait_applied(&self, i: usize, index: u64, deadline: Instant) {
-        while self.status(i).is_none_or(|s| s.applied < index) {
-            assert!(Instant::now() < deadline, "replica {} did not apply {index}: {:?}", i + 1, self.status(i));
+    fn wait_applied(&self, i: usize, group: u64, index: u64, deadline: Instant) {
+        while self.status_of(i, group).is_none_or(|s| s.applied < index) {
+            assert!(Instant::now() < deadline, "replica {} did not apply {index} of group {group}: {:?}", i + 1, self.status_of(i, group));
             std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
 
-/// (index -> payload) of every acknowledged proposal.
-type Acked = Arc<Mutex<BTreeMap<u64, Vec<u8>>>>;
+/// ((group, index) -> payload) of every acknowledged proposal.
+type Acked = Arc<Mutex<BTreeMap<(u64, u64), Vec<u8>>>>;
 
-fn acknowledge(acked: &Acked, index: u64, payload: Vec<u8>) {
+fn acknowledge(acked: &Acked, group: u64, index: u64, payload: Vec<u8>) {
     let mut all = acked.lock().expect("acked lock");
-    if let Some(earlier) = all.insert(index, payload.clone()) {
+    if let Some(earlier) = all.insert((group, index), payload.clone()) {
         panic!(
-            "index {index} acknowledged twice with different entries: {:?} and {:?}",
+            "index {index} of group {group} acknowledged twice with different entries: {:?} and {:?}",
             String::from_utf8_lossy(&earlier),
             String::from_utf8_lossy(&payload)
         );
     }
 }
 
-/// Proposes distinct payloads until `stop`, following NotLeader hints and moving on from a dead
-/// node; records what was acknowledged.
-fn proposer(thread: usize, clients: Vec<SocketAddr>, acked: Acked, stop: Arc<AtomicBool>) {
+/// Proposes distinct payloads to `group` until `stop` (`clients`: each replica's address for
+/// it), following NotLeader hints and moving on from a dead node; records what was
+/// acknowledged.
+fn proposer(thread: usize, group: u64, clients: Vec<SocketAddr>, acked: Acked, stop: Arc<AtomicBool>) {
     let mut target = 0;
     let mut client: Option<Client> = None;
     let mut seq = 0u64;
@@ -166,9 +212,9 @@ fn proposer(thread: usize, clients: Vec<SocketAddr>, acked: Acked, stop: Arc<Ato
             continue;
         };
         seq += 1;
-        let payload = format!("proposer {thread} seq {seq}").into_bytes();
-        match c.propose(&payload) {
-            Ok(Answer::Committed { index }) => acknowledge(&acked, index, payload),
+        let payload = format!("proposer {thread} group {group} seq {seq}").into_bytes();
+        match c.propose(group, &payload) {
+            Ok(Answer::Committed { index }) => acknowledge(&acked, group, index, payload),
             Ok(Answer::NotLeader { hint }) => {
                 target = if hint != 0 { hint as usize - 1 } else { (target + 1) % clients.len() };
                 client = None;
@@ -188,24 +234,35 @@ fn acked_len(acked: &Acked) -> usize {
     acked.lock().expect("acked lock").len()
 }
 
-/// Reads every acknowledged index back from replica `i`, once it applied the last one.
-fn check_log(cluster: &Cluster, i: usize, acked: &BTreeMap<u64, Vec<u8>>) {
-    let last = *acked.keys().last().expect("acknowledged entries");
-    cluster.wait_applied(i, last, Instant::now() + TIMEOUT);
-    let mut client = Client::connect(cluster.nodes[i].client, CALL_TIMEOUT).expect("connect for reads");
-    for (&index, payload) in acked {
-        match client.read(index).expect("read") {
+/// Acknowledged proposals of `group`.
+fn acked_in(acked: &Acked, group: u64) -> usize {
+    acked.lock().expect("acked lock").range((group, 0)..=(group, u64::MAX)).count()
+}
+
+/// Reads every acknowledged index back from replica `i`, once it applied each group's last.
+fn check_log(cluster: &Cluster, i: usize, acked: &BTreeMap<(u64, u64), Vec<u8>>) {
+    let groups: Vec<u64> = (1..=cluster.groups).filter(|&g| acked.range((g, 0)..=(g, u64::MAX)).next().is_some()).collect();
+    assert!(!groups.is_empty(), "acknowledged entries");
+    for &group in &groups {
+        let (&(_, last), _) = acked.range((group, 0)..=(group, u64::MAX)).last().expect("an entry of the group");
+        cluster.wait_applied(i, group, last, Instant::now() + TIMEOUT);
+    }
+    let mut clients: BTreeMap<usize, Client> = BTreeMap::new();
+    for (&(group, index), payload) in acked {
+        let core = core_of(group, cluster.cores);
+        let client = clients.entry(core).or_insert_with(|| Client::connect(cluster.client(i, group), CALL_TIMEOUT).expect("connect for reads"));
+        match client.read(group, index).expect("read") {
             Answer::Entry { index: got, payload: stored, .. } => {
                 assert_eq!(got, index);
                 assert!(
                     stored == *payload,
-                    "replica {} holds {:?} at index {index}, acknowledged was {:?}",
+                    "replica {} holds {:?} at index {index} of group {group}, acknowledged was {:?}",
                     i + 1,
                     String::from_utf8_lossy(&stored),
                     String::from_utf8_lossy(payload)
                 );
             }
-            other => panic!("replica {}: read of acknowledged index {index} answered {other:?}", i + 1),
+            other => panic!("replica {}: read of acknowledged index {index} of group {group} answered {other:?}", i + 1),
         }
     }
 }
@@ -218,11 +275,13 @@ fn fresh_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Proposers on `PROPOSER_THREADS` threads against `cluster` until `stop`.
+/// Proposers on `PROPOSER_THREADS` threads (at least one per group) against `cluster` until
+/// `stop`.
 struct Load {
     acked: Acked,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    groups: u64,
 }
 
 impl Load {
@@ -230,14 +289,15 @@ impl Load {
     fn start(cluster: &Cluster, deadline: Instant) -> Load {
         let acked: Acked = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let clients: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.client).collect();
-        let threads = (0..PROPOSER_THREADS)
+        let threads = (0..PROPOSER_THREADS.max(cluster.groups as usize))
             .map(|t| {
-                let (clients, acked, stop) = (clients.clone(), acked.clone(), stop.clone());
-                std::thread::spawn(move || proposer(t, clients, acked, stop))
+                let group = t as u64 % cluster.groups + 1;
+                let clients: Vec<SocketAddr> = (0..REPLICAS).map(|i| cluster.client(i, group)).collect();
+                let (acked, stop) = (acked.clone(), stop.clone());
+                std::thread::spawn(move || proposer(t, group, clients, acked, stop))
             })
             .collect();
-        let load = Load { acked, stop, threads };
+        let load = Load { acked, stop, threads, groups: cluster.groups };
         while acked_len(&load.acked) < ACKED_BEFORE_KILL_MIN {
             assert!(Instant::now() < deadline, "only {} proposals acknowledged before the leader went", acked_len(&load.acked));
             std::thread::sleep(Duration::from_millis(5));
@@ -245,13 +305,15 @@ impl Load {
         load
     }
 
-    /// Waits for one more acknowledgement (the new leader commits), runs on for
-    /// `LOAD_AFTER_ELECTION`, stops the proposers; returns what was acknowledged.
-    fn finish(self, deadline: Instant) -> BTreeMap<u64, Vec<u8>> {
-        let after = acked_len(&self.acked);
-        while acked_len(&self.acked) <= after {
-            assert!(Instant::now() < deadline, "nothing acknowledged after the leader changed");
-            std::thread::sleep(Duration::from_millis(5));
+    /// Waits for one more acknowledgement in every group (its leader, new or not, commits),
+    /// runs on for `LOAD_AFTER_ELECTION`, stops the proposers; returns what was acknowledged.
+    fn finish(self, deadline: Instant) -> BTreeMap<(u64, u64), Vec<u8>> {
+        for group in 1..=self.groups {
+            let after = acked_in(&self.acked, group);
+            while acked_in(&self.acked, group) <= after {
+                assert!(Instant::now() < deadline, "nothing acknowledged in group {group} after the leader changed");
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
         std::thread::sleep(LOAD_AFTER_ELECTION);
         self.stop.store(true, Ordering::Relaxed);
@@ -265,7 +327,7 @@ impl Load {
 #[test]
 fn acknowledged_entries_survive_a_leader_kill() {
     let dir = fresh_dir("raft-nodes");
-    let mut cluster = Cluster::start(&dir);
+    let mut cluster = Cluster::start(&dir, 1, 1);
     let deadline = Instant::now() + TIMEOUT;
     let old = cluster.wait_leader(deadline);
     let load = Load::start(&cluster, deadline);
@@ -305,23 +367,15 @@ fn acknowledged_entries_survive_a_leader_kill() {
 #[test]
 fn a_sigterm_hands_leadership_over_and_loses_nothing() {
     let dir = fresh_dir("raft-nodes-sigterm");
-    let mut cluster = Cluster::start(&dir);
+    let mut cluster = Cluster::start(&dir, 1, 1);
     let deadline = Instant::now() + TIMEOUT;
     let old = cluster.wait_leader(deadline);
     let load = Load::start(&cluster, deadline);
     let old_term = cluster.status(old).expect("leader status").term;
     cluster.signal(old, libc::SIGTERM);
-    let mut child = cluster.nodes[old].child.take().expect("running");
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline + TIMEOUT, "replica {} did not exit after SIGTERM:\n{}", old + 1, cluster.log(old));
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    assert!(status.success(), "replica {} stopped with {status}:\n{}", old + 1, cluster.log(old));
+    cluster.wait_exit(old, deadline + TIMEOUT);
     assert!(cluster.log(old).contains("handed group 1 over to node"), "{}", cluster.log(old));
-    assert!(dir.join(format!("node-{}", old + 1)).join("index.ckpt").exists(), "closing the store wrote its checkpoint");
+    assert!(dir.join(format!("node-{}", old + 1)).join("core-0").join("index.ckpt").exists(), "closing the store wrote its checkpoint");
     let new = cluster.wait_leader(Instant::now() + TIMEOUT);
     assert_ne!(new, old);
     let new_term = cluster.status(new).expect("new leader status").term;
@@ -331,4 +385,65 @@ fn a_sigterm_hands_leadership_over_and_loses_nothing() {
     check_log(&cluster, new, &acked);
     cluster.spawn(old);
     check_log(&cluster, old, &acked);
+}
+
+/// Replicas of two cores each, four groups (two per core, each core its own store, driver and
+/// ports). A request for a group goes to its core's port: another core's port refuses it,
+/// naming the owner, and a group the node does not run is refused too. Under load on every
+/// group, the replica that leads group 1 is killed (SIGKILL): every group keeps or elects a
+/// leader and goes on committing, and everything acknowledged reads back from each survivor and
+/// from the killed replica once restarted. Then the replica leading the most groups is stopped
+/// with SIGTERM: it hands every group it leads over, on both cores, and exits with status 0.
+#[test]
+fn groups_on_two_cores_route_to_their_core_and_lose_nothing() {
+    const CORES: usize = 2;
+    const GROUPS: u64 = 4;
+    let dir = fresh_dir("raft-nodes-cores");
+    let mut cluster = Cluster::start(&dir, CORES, GROUPS);
+    let deadline = Instant::now() + TIMEOUT;
+    for group in 1..=GROUPS {
+        cluster.wait_leader_of(group, deadline);
+    }
+    // Group 2 lives on core 1: core 0's port refuses it, and names core 1.
+    assert_eq!(core_of(2, CORES), 1);
+    let mut wrong = Client::connect(cluster.nodes[0].clients[0], CALL_TIMEOUT).expect("connect");
+    match wrong.propose(2, b"to the wrong core") {
+        Ok(Answer::Error(why)) => assert!(why.contains("wrong core") && why.contains("core 1"), "{why}"),
+        other => panic!("a proposal to another core's group answered {other:?}"),
+    }
+    for group in [0, GROUPS + 1] {
+        match wrong.status(group) {
+            Err(why) => assert!(why.contains(&format!("no group {group}")), "{why}"),
+            Ok(s) => panic!("status of group {group}, which no core runs, answered {s:?}"),
+        }
+    }
+
+    let load = Load::start(&cluster, deadline);
+    let old = cluster.wait_leader_of(1, deadline);
+    cluster.kill(old);
+    let acked = load.finish(deadline + TIMEOUT);
+    let per_group: Vec<usize> = (1..=GROUPS).map(|g| acked.range((g, 0)..=(g, u64::MAX)).count()).collect();
+    eprintln!("acknowledged per group: {per_group:?}; replica {} (group 1's leader) was killed", old + 1);
+    assert!(per_group.iter().all(|&n| n > 0), "every group committed: {per_group:?}");
+    for i in (0..REPLICAS).filter(|&i| i != old) {
+        check_log(&cluster, i, &acked);
+    }
+    cluster.spawn(old);
+    check_log(&cluster, old, &acked);
+    for core in 0..CORES {
+        assert!(dir.join(format!("node-{}", old + 1)).join(format!("core-{core}")).is_dir(), "core {core} has its own store");
+    }
+
+    // A graceful stop of the replica leading the most groups: every group it led moves.
+    let leaders: Vec<usize> = (1..=GROUPS).map(|g| cluster.wait_leader_of(g, Instant::now() + TIMEOUT)).collect();
+    let stopped = (0..REPLICAS).max_by_key(|&i| leaders.iter().filter(|&&l| l == i).count()).expect("replicas");
+    let led: Vec<u64> = (1..=GROUPS).filter(|&g| leaders[g as usize - 1] == stopped).collect();
+    cluster.signal(stopped, libc::SIGTERM);
+    cluster.wait_exit(stopped, Instant::now() + TIMEOUT);
+    let log = cluster.log(stopped);
+    for &group in &led {
+        assert!(log.contains(&format!("handed group {group} over to node")), "group {group}:\n{log}");
+        assert_ne!(cluster.wait_leader_of(group, Instant::now() + TIMEOUT), stopped);
+    }
+    eprintln!("replica {} handed groups {led:?} over on SIGTERM", stopped + 1);
 }

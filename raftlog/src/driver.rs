@@ -459,15 +459,24 @@ impl<E: Env, T: Transport + Clone> Driver<E, T> {
             // message or tick may come to flush: turn at once instead of sleeping until one.
             let ready = self.groups.values().any(|n| n.has_ready());
             let flights = &self.flights;
+            let mut parked = false;
             std::future::poll_fn(|cx| {
                 let landed = flights.front().is_some_and(|f| f.write.as_ref().is_none_or(|w| w.poll_durable(cx)));
                 if ready || landed || bus.has_mail(node) || sleep.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(());
                 }
                 bus.register(node, cx.waker());
+                parked = true;
                 Poll::Pending
             })
             .await;
+            if !parked {
+                // Work was waiting, so this task did not give the core up: do it now, once per
+                // wake-up. Otherwise a loop that always finds work (a transport that keeps
+                // reporting mail) never lets the executor reap the ring, and the sockets' and
+                // the store's completions, the very messages it waits for, never arrive.
+                engine::yield_now().await;
+            }
             if let Err(e) = self.land_landed().await {
                 self.failed = Some(e.to_string());
                 return Err(e);

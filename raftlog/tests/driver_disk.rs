@@ -2,8 +2,10 @@
 //! write, durable on completion); a 3-node cluster restarted from its segment files finds every
 //! acknowledged (committed) entry on a majority, each node's hard state as it last answered, and
 //! goes on; a torn batch that was never acknowledged is cut and no torn entry is shown; a node
-//! shutting down hands its groups over without an election timeout.
+//! shutting down hands its groups over without an election timeout; a driver loop that always
+//! finds work still lets the core's other tasks run.
 
+use std::cell::Cell;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::store::{Store, StoreConfig};
 use engine::{LinuxEnv, RuntimeConfig, SECTOR_SIZE};
-use raftlog::{Config, Driver, DurableStorage, HardState, LocalBus, Role, Storage};
+use raftlog::{Config, Driver, DurableStorage, HardState, LocalBus, Message, NodeId, Role, Storage, Transport};
 
 const BATCH_BYTES: usize = 1 << 20;
 const NODES: u64 = 3;
@@ -509,4 +511,62 @@ fn hand_over_moves_every_led_group_without_an_election_timeout() {
             assert!(applied.iter().any(|e| *e.payload == *after.as_bytes()), "group {g}: the new leader commits");
         }
     });
+}
+
+/// A bus that reports mail on every poll, as one with a flag stuck set would (the bench's node
+/// had one: a stop flag set after the loop had seen the stop).
+#[derive(Clone)]
+struct AlwaysMail(Rc<LocalBus>);
+
+impl Transport for AlwaysMail {
+    fn send(&self, message: Message) {
+        self.0.send(message);
+    }
+
+    fn take(&self, node: NodeId) -> Vec<Message> {
+        self.0.take(node)
+    }
+
+    fn has_mail(&self, _: NodeId) -> bool {
+        true
+    }
+
+    fn register(&self, node: NodeId, waker: &std::task::Waker) {
+        self.0.register(node, waker);
+    }
+}
+
+/// `run` keeps turning while there is work, but gives the core up once per wake-up: a task
+/// spawned on the same core (here: one that marks it ran; in a node, the sockets' readers and
+/// the store's completions) runs within a few turns, even when the bus always reports mail.
+/// Without the yield this loop would spin for ever, and the messages it waits for would never
+/// be read.
+#[test]
+fn a_loop_that_always_finds_work_still_lets_other_tasks_run() {
+    /// `each` calls before the task is spawned (the group has elected itself and is idle), and
+    /// the calls it may take to run.
+    const SETTLE_CALLS: u64 = 1000;
+    const RUN_CALLS_MAX: u64 = 100_000;
+    let d = dir("always-mail");
+    let calls = on_core(async move |env: LinuxEnv| {
+        let store = open_store(&env, &d).await;
+        let mut driver = Driver::new(1, store, AlwaysMail(LocalBus::new()));
+        driver.add_group(Config::new(1, 1, vec![1], 7)).await.expect("add group");
+        let ran = Rc::new(Cell::new(false));
+        let mut calls = 0u64;
+        driver
+            .run(Duration::from_millis(10), |_| {
+                calls += 1;
+                if calls == SETTLE_CALLS {
+                    let ran = ran.clone();
+                    engine::spawn(async move { ran.set(true) });
+                }
+                !ran.get() && calls < SETTLE_CALLS + RUN_CALLS_MAX
+            })
+            .await
+            .expect("run");
+        assert!(ran.get(), "a task spawned beside the driver never ran in {RUN_CALLS_MAX} calls of `each`");
+        calls
+    });
+    assert!(calls > SETTLE_CALLS);
 }

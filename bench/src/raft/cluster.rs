@@ -9,10 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::proto::{Answer, Client, NodeStatus};
+use super::node::core_addrs_arg;
+use super::proto::{Answer, Client, NodeStatus, core_of};
 
-/// Replicas of the group (and etcd members).
+/// Replicas of every group (and etcd members).
 pub const REPLICAS: usize = 3;
+/// The group the control path uses: waiting for a leader, elections, single proposals.
+pub const GROUP: u64 = 1;
 /// How long a control call (status, a single proposal) may take.
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a cluster may take to start and elect a leader.
@@ -75,32 +78,49 @@ pub fn log_tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
+/// How the replicas run.
+#[derive(Clone, Debug)]
+pub struct ReplicaSetup {
+    /// Replica i's cores are pinned to `cpus[i]` (one core per entry; every replica has as many).
+    pub cpus: Vec<Vec<usize>>,
+    /// Raft groups, spread over each replica's cores (`proto::core_of`).
+    pub groups: u64,
+    pub tick_ms: u64,
+    pub writes_in_flight: usize,
+}
+
+impl ReplicaSetup {
+    pub fn cores(&self) -> usize {
+        self.cpus[0].len()
+    }
+}
+
 /// Three corestore replicas, each a `raft-node` process.
 pub struct Corestore {
     exe: PathBuf,
     pub dir: PathBuf,
-    raft_addrs: Vec<SocketAddr>,
-    pub client_addrs: Vec<SocketAddr>,
-    cpus: Vec<usize>,
-    tick_ms: u64,
-    writes_in_flight: usize,
+    pub setup: ReplicaSetup,
+    /// Replica i's Raft and client addresses, one per core.
+    raft_addrs: Vec<Vec<SocketAddr>>,
+    pub client_addrs: Vec<Vec<SocketAddr>>,
     procs: Vec<Option<Proc>>,
 }
 
 impl Corestore {
-    /// Starts the replicas with their stores in `dir/node-N` (node i pinned to `cpus[i]`).
-    pub fn start(exe: &Path, dir: &Path, cpus: &[usize], tick_ms: u64, writes_in_flight: usize) -> Result<Corestore, String> {
-        assert_eq!(cpus.len(), REPLICAS);
-        let ports = free_ports(2 * REPLICAS)?;
-        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    /// Starts the replicas with their stores in `dir/node-N`.
+    pub fn start(exe: &Path, dir: &Path, setup: &ReplicaSetup) -> Result<Corestore, String> {
+        assert_eq!(setup.cpus.len(), REPLICAS);
+        let cores = setup.cores();
+        assert!(cores > 0 && setup.cpus.iter().all(|c| c.len() == cores), "every replica runs as many cores: {:?}", setup.cpus);
+        let ports = free_ports(2 * REPLICAS * cores)?;
+        let addrs: Vec<SocketAddr> = ports.iter().map(|&p| SocketAddr::from(([127, 0, 0, 1], p))).collect();
+        let (raft, client) = addrs.split_at(REPLICAS * cores);
         let mut cluster = Corestore {
             exe: exe.to_path_buf(),
             dir: dir.to_path_buf(),
-            raft_addrs: ports[..REPLICAS].iter().map(|&p| addr(p)).collect(),
-            client_addrs: ports[REPLICAS..].iter().map(|&p| addr(p)).collect(),
-            cpus: cpus.to_vec(),
-            tick_ms,
-            writes_in_flight,
+            setup: setup.clone(),
+            raft_addrs: raft.chunks(cores).map(<[SocketAddr]>::to_vec).collect(),
+            client_addrs: client.chunks(cores).map(<[SocketAddr]>::to_vec).collect(),
             procs: (0..REPLICAS).map(|_| None).collect(),
         };
         for i in 0..REPLICAS {
@@ -110,7 +130,12 @@ impl Corestore {
     }
 
     fn peers(&self) -> String {
-        self.raft_addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",")
+        self.raft_addrs.iter().enumerate().map(|(i, a)| format!("{}={}", i + 1, core_addrs_arg(a))).collect::<Vec<_>>().join(",")
+    }
+
+    /// Where clients of `group` connect on replica `i`: its owning core's port.
+    pub fn client_addr(&self, i: usize, group: u64) -> SocketAddr {
+        self.client_addrs[i][core_of(group, self.setup.cores())]
     }
 
     /// Starts replica `i` (id i+1) on its directory, recovering what is there.
@@ -121,11 +146,12 @@ impl Corestore {
         command
             .arg("raft-node")
             .args(["--id", &(i + 1).to_string(), "--peers", &self.peers()])
-            .args(["--client-listen", &self.client_addrs[i].to_string()])
+            .args(["--client-listen", &core_addrs_arg(&self.client_addrs[i])])
             .arg("--data")
             .arg(self.dir.join(format!("node-{}", i + 1)))
-            .args(["--cpu", &self.cpus[i].to_string(), "--tick-ms", &self.tick_ms.to_string()])
-            .args(["--writes-in-flight", &self.writes_in_flight.to_string()]);
+            .args(["--cpus", &self.setup.cpus[i].iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")])
+            .args(["--groups", &self.setup.groups.to_string(), "--tick-ms", &self.setup.tick_ms.to_string()])
+            .args(["--writes-in-flight", &self.setup.writes_in_flight.to_string()]);
         self.procs[i] = Some(Proc::spawn(command, self.dir.join(format!("node-{}.log", i + 1)))?);
         Ok(())
     }
@@ -203,8 +229,13 @@ impl Corestore {
         Ok(())
     }
 
+    /// Replica `i`'s status of `GROUP`.
     pub fn status(&self, i: usize) -> Result<NodeStatus, String> {
-        Client::connect(self.client_addrs[i], CONTROL_TIMEOUT)?.status()
+        self.status_of(i, GROUP)
+    }
+
+    pub fn status_of(&self, i: usize, group: u64) -> Result<NodeStatus, String> {
+        Client::connect(self.client_addr(i, group), CONTROL_TIMEOUT)?.status(group)
     }
 
     /// Every replica's status, for error messages.
@@ -219,22 +250,31 @@ impl Corestore {
         each.join("; ")
     }
 
-    /// Waits until every running replica names the same leader and that one says it leads;
-    /// returns its index.
+    /// Waits until every running replica names the same leader of `GROUP` and that one says
+    /// it leads; returns its index.
     pub fn wait_leader(&mut self, timeout: Duration) -> Result<usize, String> {
+        self.wait_leader_of(GROUP, timeout)
+    }
+
+    pub fn wait_leader_of(&mut self, group: u64, timeout: Duration) -> Result<usize, String> {
         let deadline = Instant::now() + timeout;
         loop {
             self.check_alive()?;
             let running: Vec<usize> = (0..REPLICAS).filter(|&i| self.is_running(i)).collect();
-            let statuses: Vec<Option<NodeStatus>> = running.iter().map(|&i| self.status(i).ok()).collect();
+            let statuses: Vec<Option<NodeStatus>> = running.iter().map(|&i| self.status_of(i, group).ok()).collect();
             if let Some(li) = agreed_leader(&running, &statuses) {
                 return Ok(li);
             }
             if Instant::now() > deadline {
-                return Err(format!("no leader all replicas agree on within {timeout:?}: {statuses:?}"));
+                return Err(format!("group {group}: no leader all replicas agree on within {timeout:?}: {statuses:?}"));
             }
             std::thread::sleep(POLL);
         }
+    }
+
+    /// `wait_leader_of` every group: the leading replica of group g at `[g - 1]`.
+    pub fn wait_leaders(&mut self, timeout: Duration) -> Result<Vec<usize>, String> {
+        (1..=self.setup.groups).map(|g| self.wait_leader_of(g, timeout)).collect()
     }
 
     /// Waits until replica `i` holds `index` and knows it committed (applying may lag: a
@@ -253,9 +293,9 @@ impl Corestore {
         }
     }
 
-    /// One proposal through replica `i`: its index if committed.
+    /// One proposal to `GROUP` through replica `i`: its index if committed.
     pub fn propose(&self, i: usize, payload: &[u8]) -> Result<Answer, String> {
-        Client::connect(self.client_addrs[i], CONTROL_TIMEOUT)?.propose(payload)
+        Client::connect(self.client_addr(i, GROUP), CONTROL_TIMEOUT)?.propose(GROUP, payload)
     }
 }
 

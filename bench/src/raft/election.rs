@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::Plan;
-use super::cluster::{CONTROL_TIMEOUT, Corestore, REPLICAS, START_TIMEOUT};
+use super::cluster::{CONTROL_TIMEOUT, Corestore, GROUP, REPLICAS, START_TIMEOUT};
 use super::proto::{Answer, Client};
 
 /// An election trial fails if no proposal commits within this long after the kill.
@@ -39,7 +39,7 @@ pub struct Election {
 }
 
 pub fn elections(cluster: &mut Corestore, plan: &Plan, how: Stop) -> Result<Vec<Election>, String> {
-    let settle = Duration::from_millis(plan.tick_ms * 20 * SETTLE_ELECTION_TIMEOUTS as u64);
+    let settle = Duration::from_millis(plan.replicas.tick_ms * 20 * SETTLE_ELECTION_TIMEOUTS as u64);
     let mut trials = Vec::new();
     for trial in 0..plan.elections {
         // Every replica holds the leader's latest entry, known committed: a kill then tests the
@@ -51,7 +51,7 @@ pub fn elections(cluster: &mut Corestore, plan: &Plan, how: Stop) -> Result<Vec<
         }
         let survivors: Vec<usize> = (0..REPLICAS).filter(|&i| i != leader).collect();
         let mut clients: Vec<Option<Client>> =
-            survivors.iter().map(|&i| Client::connect(cluster.client_addrs[i], CONTROL_TIMEOUT).ok()).collect();
+            survivors.iter().map(|&i| Client::connect(cluster.client_addr(i, GROUP), CONTROL_TIMEOUT).ok()).collect();
         let killed_at = Instant::now();
         match how {
             Stop::Kill => cluster.kill(leader),
@@ -117,10 +117,10 @@ fn measure_election(
         cluster.check_alive_of(survivors)?;
         for (k, &i) in survivors.iter().enumerate() {
             if clients[k].is_none() {
-                clients[k] = Client::connect(cluster.client_addrs[i], CONTROL_TIMEOUT).ok();
+                clients[k] = Client::connect(cluster.client_addr(i, GROUP), CONTROL_TIMEOUT).ok();
             }
             let Some(client) = clients[k].as_mut() else { continue };
-            let status = match client.status() {
+            let status = match client.status(GROUP) {
                 Ok(s) => s,
                 Err(_) => {
                     clients[k] = None;
@@ -131,7 +131,7 @@ fn measure_election(
                 continue;
             }
             leader_after.get_or_insert_with(|| killed_at.elapsed());
-            match client.propose(payload.as_bytes()) {
+            match client.propose(GROUP, payload.as_bytes()) {
                 Ok(Answer::Committed { .. }) => {
                     let commit = killed_at.elapsed();
                     return Ok(Election { leader: leader_after.unwrap_or(commit), commit });

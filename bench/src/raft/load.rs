@@ -56,11 +56,29 @@ impl System {
 #[derive(Clone, Debug)]
 pub struct Target {
     pub system: System,
-    /// The leader's client address (etcd: its client URL's address).
-    pub addr: SocketAddr,
-    /// Every replica's client address (corestore): where a proposer goes when the one it talks
-    /// to answers `NotLeader` (etcd forwards to its leader itself: empty).
+    /// Where proposals go; proposer p takes route `p % routes.len()` (corestore: one per Raft
+    /// group, so the proposers spread evenly over the groups).
+    pub routes: Vec<Route>,
+}
+
+/// Where one group's proposals go.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// The Raft group proposed to (etcd: unused).
+    pub group: u64,
+    /// Every replica's client address for this group (corestore: the port of the core that owns
+    /// it), where a proposer goes when the one it talks to answers `NotLeader`; etcd: its
+    /// leader's client URL only (etcd forwards to its leader itself).
     pub replicas: Vec<SocketAddr>,
+    /// The replica proposals go to first (the leader when the run starts).
+    pub first: usize,
+}
+
+impl Target {
+    /// etcd: every proposer to its leader's client address.
+    pub fn etcd(leader: SocketAddr) -> Target {
+        Target { system: System::Etcd, routes: vec![Route { group: 0, replicas: vec![leader], first: 0 }] }
+    }
 }
 
 /// How proposals are paced.
@@ -142,14 +160,16 @@ async fn run_core(ring: Rc<engine::uring::Ring>, target: Target, pace: Pace, dur
     if connections > CONNECTIONS_MAX {
         return Err(format!("{connections} proposers: at most {CONNECTIONS_MAX}"));
     }
+    assert!(!target.routes.is_empty(), "a target without routes");
     // Connect every proposer before the clock starts.
     let mut proposers = Vec::with_capacity(connections);
     for p in 0..connections {
-        let stream = TcpStream::connect(&ring, target.addr)
-            .await
-            .map_err(|e| format!("{}: connect to {}: {e}", target.system.name(), target.addr))?;
+        let route = &target.routes[p % target.routes.len()];
+        let addr = route.replicas[route.first];
+        let stream =
+            TcpStream::connect(&ring, addr).await.map_err(|e| format!("{}: connect to {addr}: {e}", target.system.name()))?;
         let _ = stream.set_nodelay(true);
-        proposers.push(Proposer::new(&target, ring.clone(), p as u64, stream.into()));
+        proposers.push(Proposer::new(target.system, route, ring.clone(), p as u64, stream.into()));
     }
     let state = Rc::new(State {
         histogram: RefCell::new(latency_histogram()),
@@ -244,6 +264,7 @@ enum Outcome {
 struct Proposer {
     system: System,
     ring: Rc<engine::uring::Ring>,
+    group: u64,
     replicas: Vec<SocketAddr>,
     /// The replica `stream` is connected to (an index into `replicas`).
     at: usize,
@@ -261,19 +282,20 @@ struct Proposer {
 }
 
 impl Proposer {
-    fn new(target: &Target, ring: Rc<engine::uring::Ring>, proposer: u64, stream: net::Stream) -> Proposer {
-        let recv = if target.system == System::Etcd { HTTP_RECV_BYTES } else { PROTO_RECV_BYTES };
+    fn new(system: System, route: &Route, ring: Rc<engine::uring::Ring>, proposer: u64, stream: net::Stream) -> Proposer {
+        let recv = if system == System::Etcd { HTTP_RECV_BYTES } else { PROTO_RECV_BYTES };
         Proposer {
-            system: target.system,
+            system,
             ring,
-            replicas: target.replicas.clone(),
-            at: target.replicas.iter().position(|&a| a == target.addr).unwrap_or(0),
+            group: route.group,
+            replicas: route.replicas.clone(),
+            at: route.first,
             stream,
             buf: RecvBuf::with_capacity(recv),
             request: Vec::with_capacity(2 * ENTRY_BYTES + 512),
             proposer,
             seq: 0,
-            host: target.addr.to_string(),
+            host: route.replicas[route.first].to_string(),
             payload: vec![0x5A; ENTRY_BYTES],
             scratch: String::with_capacity(2 * ENTRY_BYTES),
         }
@@ -297,7 +319,7 @@ impl Proposer {
     /// with no leader yet.
     async fn move_to(&mut self, hint: u64) {
         let n = self.replicas.len();
-        assert!(n > 0, "only corestore proposals are refused, and they know every replica");
+        assert!(n > 1, "only corestore proposals are refused, and they know every replica");
         let named = (hint as usize).checked_sub(1).filter(|&i| i < n);
         if named.is_none() {
             engine::sleep(RETRY_DELAY).await;
@@ -324,7 +346,7 @@ impl Proposer {
         let mut request = std::mem::take(&mut self.request);
         request.clear();
         match self.system {
-            System::Corestore => proto::encode_request(&Request::Propose { id: self.seq, payload: &self.payload }, &mut request),
+            System::Corestore => proto::encode_request(&Request::Propose { id: self.seq, group: self.group, payload: &self.payload }, &mut request),
             System::Etcd => etcd_put(&mut request, &mut self.scratch, &self.host, self.proposer, &self.payload),
         }
         let sent = self.stream.send_all(request).await.map_err(|e| format!("{}: send: {e}", self.system.name()))?;

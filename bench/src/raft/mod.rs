@@ -1,4 +1,4 @@
-//! `corestore-bench raft`: three replicas of one Raft group as three processes on loopback, on
+//! `corestore-bench raft`: three replicas of Raft groups as three processes on loopback, on
 //! the engine's runtime (raftlog's `Driver`, `DurableStorage` on the store, `TcpTransport`),
 //! against the same machine's write+fdatasync rate and a 3-member etcd cluster under the same
 //! load, in one run:
@@ -8,6 +8,11 @@
 //! - leader election after a SIGKILL of the leader: time until the survivors name a leader and
 //!   until they commit a new proposal, over `--elections` trials; and the same after a SIGTERM,
 //!   when the leader hands over to the most caught-up replica (a graceful stop).
+//!
+//! By default each replica runs one group on one core. `--node-cores C --groups G` runs G groups
+//! spread over C cores of each replica (each core its own store, driver and ports, as the
+//! cluster will run placement groups), the proposers spread evenly over the groups, each sent
+//! to its group's leader on the owning core; the rates are then the node's totals.
 //!
 //! Processes: `raft-node` (node.rs) per replica, `etcd` per member (cluster.rs); the proposers
 //! run on one core of the engine's runtime in this process (load.rs); elections in election.rs,
@@ -24,9 +29,10 @@ mod report;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use self::cluster::{Corestore, Etcd, REPLICAS, START_TIMEOUT};
+use self::cluster::{Corestore, Etcd, GROUP, REPLICAS, ReplicaSetup, START_TIMEOUT};
 use self::election::{Stop, elections};
-use self::load::{LoadRun, Pace, System, Target};
+use self::load::{LoadRun, Pace, Route, System, Target};
+use self::proto::core_of;
 use self::proto::NodeStatus;
 use self::report::{print_elections_json, print_json, print_summary, print_table};
 use crate::fio::{self, FileIo, FileJob, FileRun};
@@ -67,6 +73,12 @@ pub struct RaftArgs {
     /// Batch writes each replica's store keeps in flight (1 or 2; `Store::set_writes_in_flight`).
     #[arg(long, default_value_t = engine::store::WRITES_IN_FLIGHT_MAX)]
     writes_in_flight: usize,
+    /// Cores each replica runs (each with its own store, driver and ports).
+    #[arg(long, default_value_t = 1)]
+    node_cores: usize,
+    /// Raft groups, spread round-robin over each replica's cores (at least one per core).
+    #[arg(long, default_value_t = 1)]
+    groups: u64,
     /// Short run for CI smoke use.
     #[arg(long)]
     quick: bool,
@@ -81,10 +93,9 @@ struct Plan {
     rounds: usize,
     concurrency: Vec<usize>,
     elections: usize,
-    tick_ms: u64,
-    writes_in_flight: usize,
-    /// Replica i's cpu, and the load generator's.
-    node_cpus: Vec<usize>,
+    /// How the replicas run: replica i's cores on `replicas.cpus[i]`.
+    replicas: ReplicaSetup,
+    /// The load generator's cpu.
     load_cpu: usize,
 }
 
@@ -138,13 +149,15 @@ pub fn bench_raft(args: RaftArgs) -> Result<(), String> {
     prepare_dir(&plan.dir, if args.quick { DISK_BYTES_MIN_QUICK } else { DISK_BYTES_MIN })?;
     let exe = std::env::current_exe().map_err(|e| format!("finding this executable: {e}"))?;
     println!(
-        "# raft: 3 replicas on loopback (raft-node processes, one core each on cpus {:?}), load generator on cpu {}, {} s per run, median of {} interleaved rounds, 1 KiB entries, tick {} ms, {} batch writes in flight per store",
-        plan.node_cpus,
+        "# raft: 3 replicas on loopback (raft-node processes, {} core(s) each on cpus {:?}, {} Raft group(s)), load generator on cpu {}, {} s per run, median of {} interleaved rounds, 1 KiB entries, tick {} ms, {} batch writes in flight per store",
+        plan.replicas.cores(),
+        plan.replicas.cpus,
+        plan.replicas.groups,
         plan.load_cpu,
         plan.duration.as_secs_f64(),
         plan.rounds,
-        plan.tick_ms,
-        plan.writes_in_flight
+        plan.replicas.tick_ms,
+        plan.replicas.writes_in_flight
     );
     println!("# machine: {}", machine::describe(&plan.dir.join("x")));
     println!("# reference: {fio_version} write {} KiB psync O_DIRECT fdatasync=1 (QD1) in {}", FIO_BLOCK_BYTES >> 10, plan.dir.display());
@@ -164,7 +177,7 @@ pub fn bench_raft(args: RaftArgs) -> Result<(), String> {
     // (no snapshots yet), and after the load runs that is hundreds of thousands of entries read
     // back from disk, work that would overlap the next trial's election.
     let (kills, stops) = {
-        let mut cluster = Corestore::start(&exe, &plan.dir.join("corestore-elections"), &plan.node_cpus, plan.tick_ms, plan.writes_in_flight)?;
+        let mut cluster = Corestore::start(&exe, &plan.dir.join("corestore-elections"), &plan.replicas)?;
         (elections(&mut cluster, &plan, Stop::Kill)?, elections(&mut cluster, &plan, Stop::Term)?)
     };
     remove_dir(&plan.dir.join("corestore-elections"))?;
@@ -184,10 +197,20 @@ fn plan(args: &RaftArgs) -> Result<Plan, String> {
     if args.concurrency.is_empty() || args.concurrency.contains(&0) {
         return Err("--concurrency: give positive proposer counts, e.g. 1,64,1024".into());
     }
+    let cores = args.node_cores;
+    if cores == 0 || cores > node::NODE_CORES_MAX || args.groups < cores as u64 || args.groups > node::GROUPS_MAX {
+        return Err(format!(
+            "--node-cores {cores} --groups {}: 1 to {} cores, and 1 to {} groups, at least one per core",
+            args.groups,
+            node::NODE_CORES_MAX,
+            node::GROUPS_MAX
+        ));
+    }
     let cpus = engine::runtime::allowed_cpus();
-    // Replicas round-robin over the cpus; the generator on the last one (on 2 cpus: nodes on
-    // 0, 1, 0 and the generator on 1 — everything shares, which the report says).
-    let node_cpus = (0..REPLICAS).map(|i| cpus[i % cpus.len()]).collect();
+    // Replicas' cores round-robin over the cpus; the generator on the last one (on 2 cpus, one
+    // core each: nodes on 0, 1, 0 and the generator on 1 — everything shares, which the report
+    // says).
+    let node_cpus = (0..REPLICAS).map(|i| (0..cores).map(|k| cpus[(i * cores + k) % cpus.len()]).collect()).collect();
     let load_cpu = cpus[cpus.len() - 1];
     Ok(Plan {
         dir: args.dir.clone(),
@@ -195,9 +218,12 @@ fn plan(args: &RaftArgs) -> Result<Plan, String> {
         rounds: args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1),
         concurrency: args.concurrency.clone(),
         elections: args.elections.unwrap_or(if args.quick { 3 } else { 10 }),
-        tick_ms: args.tick_ms.max(1),
-        writes_in_flight: args.writes_in_flight.clamp(1, engine::store::WRITES_IN_FLIGHT_MAX),
-        node_cpus,
+        replicas: ReplicaSetup {
+            cpus: node_cpus,
+            groups: args.groups,
+            tick_ms: args.tick_ms.max(1),
+            writes_in_flight: args.writes_in_flight.clamp(1, engine::store::WRITES_IN_FLIGHT_MAX),
+        },
         load_cpu,
     })
 }
@@ -227,7 +253,7 @@ fn prepare_dir(dir: &Path, bytes_min: u64) -> Result<(), String> {
 fn fdatasync_reference(plan: &Plan) -> Result<Measured, String> {
     let dir = plan.dir.join("fio");
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let jobs = [FileJob { file: dir.join("fdatasync.dat"), size_bytes: FDATASYNC_FILE_BYTES, cpu: plan.node_cpus[0] }];
+    let jobs = [FileJob { file: dir.join("fdatasync.dat"), size_bytes: FDATASYNC_FILE_BYTES, cpu: plan.replicas.cpus[0][0] }];
     let run = FileRun {
         jobs: &jobs,
         rw: "write",
@@ -253,8 +279,8 @@ const OPEN_NAME: &str = "put-open-half-peak";
 /// over minutes: interleaving puts both systems and fio under the same drift). Both clusters
 /// run throughout; the idle one only heartbeats.
 fn load_runs(plan: &Plan, exe: &Path, with_etcd: bool) -> Result<(Vec<Row>, Measured, Vec<f64>), String> {
-    let mut cluster = Corestore::start(exe, &plan.dir.join("corestore"), &plan.node_cpus, plan.tick_ms, plan.writes_in_flight)?;
-    cluster.wait_leader(START_TIMEOUT)?;
+    let mut cluster = Corestore::start(exe, &plan.dir.join("corestore"), &plan.replicas)?;
+    cluster.wait_leaders(START_TIMEOUT)?;
     let mut etcd = if with_etcd {
         let dir = plan.dir.join("etcd");
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -317,37 +343,59 @@ fn median_row(mut runs: Vec<Row>) -> Row {
 }
 
 fn corestore_run(cluster: &mut Corestore, plan: &Plan, name: String, pace: Pace) -> Result<Row, String> {
-    let leader = cluster.wait_leader(START_TIMEOUT)?;
-    let before: Vec<NodeStatus> = (0..REPLICAS).map(|i| cluster.status(i)).collect::<Result<_, _>>()?;
+    let groups = cluster.setup.groups;
+    let leaders = cluster.wait_leaders(START_TIMEOUT)?;
+    // before[g - 1][i]: replica i's status of group g.
+    let statuses = |cluster: &Corestore| -> Result<Vec<Vec<NodeStatus>>, String> {
+        (1..=groups).map(|g| (0..REPLICAS).map(|i| cluster.status_of(i, g)).collect()).collect()
+    };
+    let before = statuses(cluster)?;
     let cpu_before: Vec<Option<f64>> = (0..REPLICAS).map(|i| cluster.cpu_seconds(i)).collect();
-    let target = Target { system: System::Corestore, addr: cluster.client_addrs[leader], replicas: cluster.client_addrs.clone() };
-    let run = load::run(&target, pace, plan.duration, plan.load_cpu)?;
+    let routes = (1..=groups)
+        .map(|g| Route { group: g, replicas: (0..REPLICAS).map(|i| cluster.client_addr(i, g)).collect(), first: leaders[g as usize - 1] })
+        .collect();
+    let run = load::run(&Target { system: System::Corestore, routes }, pace, plan.duration, plan.load_cpu)?;
     let busy: Vec<Option<f64>> =
         (0..REPLICAS).map(|i| Some((cluster.cpu_seconds(i)? - cpu_before[i]?) / run.elapsed.as_secs_f64().max(1e-9))).collect();
     cluster.check_alive()?;
     report_errors(&name, System::Corestore, &run).map_err(|e| format!("{e}; replicas now: {}", cluster.describe()))?;
     // A spontaneous election under load (a replica stalled past the election timeout) moves
-    // the leader: the figures of the replica that leads at the end are the run's.
-    let last = cluster.wait_leader(START_TIMEOUT)?;
-    let afters: Vec<NodeStatus> = (0..REPLICAS).map(|i| cluster.status(i)).collect::<Result<_, _>>()?;
-    let after = afters[last];
-    let writes = |i: usize| WriteLatency::of(&afters[i].store_write.since(&before[i].store_write));
+    // a leader: the figures of the replica that leads at the end are the run's.
+    let lasts = cluster.wait_leaders(START_TIMEOUT)?;
+    let after = statuses(cluster)?;
+    // The per-replica figures (write latencies, cpu) are of `GROUP`'s leader and followers.
+    let (g0, last) = (GROUP as usize - 1, lasts[GROUP as usize - 1]);
+    let writes = |i: usize| WriteLatency::of(&after[g0][i].store_write.since(&before[g0][i].store_write));
     let leader_write = writes(last);
     // The slower follower's p99 (a commit waits for the faster one, but both share the disk).
     let follower_write = (0..REPLICAS).filter(|&i| i != last).filter_map(writes).max_by_key(|w| w.us_p99);
-    let term_changes = after.term.saturating_sub(before[leader].term);
-    if term_changes > 0 {
-        eprintln!(
-            "corestore-bench raft: {name}: the leader changed during the run (replica {} in term {} -> replica {} in term {}; {} proposals sent again)",
-            leader + 1,
-            before[leader].term,
-            last + 1,
-            after.term,
-            run.retried
-        );
+    let mut term_changes = 0;
+    let mut committed = 0;
+    // The durable writes of every core that leads a group at the end, counted once each.
+    let mut leading_cores: Vec<(usize, usize)> = Vec::new();
+    let mut syncs = 0;
+    for g in 1..=groups {
+        let (k, first, last) = (g as usize - 1, leaders[g as usize - 1], lasts[g as usize - 1]);
+        let changed = after[k][last].term.saturating_sub(before[k][first].term);
+        if changed > 0 {
+            eprintln!(
+                "corestore-bench raft: {name}: group {g}'s leader changed during the run (replica {} in term {} -> replica {} in term {}; {} proposals sent again in all)",
+                first + 1,
+                before[k][first].term,
+                last + 1,
+                after[k][last].term,
+                run.retried
+            );
+        }
+        term_changes += changed;
+        committed += after[k][last].commit.saturating_sub(before[k][last].commit);
+        let core = (last, core_of(g, cluster.setup.cores()));
+        if !leading_cores.contains(&core) {
+            leading_cores.push(core);
+            syncs += after[k][last].store_syncs.saturating_sub(before[k][last].store_syncs);
+        }
     }
-    let syncs = after.store_syncs.saturating_sub(before[last].store_syncs);
-    let entries_per_sync = (syncs > 0).then(|| after.commit.saturating_sub(before[last].commit) as f64 / syncs as f64);
+    let entries_per_sync = (syncs > 0).then(|| committed as f64 / syncs as f64);
     let leader_cpu_busy = busy[last];
     let follower_cpu_busy = (0..REPLICAS).filter(|&i| i != last).filter_map(|i| busy[i]).reduce(f64::max);
     Ok(Row {
@@ -380,7 +428,7 @@ fn report_errors(name: &str, system: System, run: &LoadRun) -> Result<(), String
 
 fn etcd_run(etcd: &mut Etcd, plan: &Plan, name: String, pace: Pace) -> Result<Row, String> {
     let leader = etcd.wait_leader(START_TIMEOUT)?;
-    let run = load::run(&Target { system: System::Etcd, addr: leader, replicas: Vec::new() }, pace, plan.duration, plan.load_cpu)?;
+    let run = load::run(&Target::etcd(leader), pace, plan.duration, plan.load_cpu)?;
     report_errors(&name, System::Etcd, &run)?;
     Ok(Row {
         system: System::Etcd,

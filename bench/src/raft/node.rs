@@ -1,21 +1,30 @@
-//! `corestore-bench raft-node`: one replica of a Raft group as its own process, on the engine's
-//! runtime (one pinned core), for `corestore-bench raft` and the process tests.
+//! `corestore-bench raft-node`: one replica of the bench's Raft groups as its own process, on
+//! the engine's runtime: one pinned core per `--cpus` entry, for `corestore-bench raft` and the
+//! process tests.
 //!
-//! It opens the store in `--data`, runs raftlog's `Driver` (one group, `DurableStorage`,
-//! `TcpTransport` to the other replicas) and serves clients on `--client-listen` with the
-//! protocol in `proto.rs`: a proposal is answered when this node (the leader) applied it, with
-//! its index; a follower answers `NotLeader` with the leader it knows. It runs until killed (the
-//! bench sends SIGKILL; the parent's death does too, through PR_SET_PDEATHSIG) or stopped:
-//! SIGTERM hands its leadership to the most caught-up replica (`Driver::hand_over`), which
-//! takes over without waiting out an election timeout, then closes the store (a checkpoint, so
-//! the next start-up replays little) and exits; status 0 only if the hand-over happened.
+//! Shared nothing between cores: group `g` (1 to `--groups`) lives on core
+//! `proto::core_of(g, cores)` of every replica. Each core opens its own store
+//! (`--data/core-N`), runs its own raftlog `Driver` over its groups (one store write and one
+//! fdatasync per turn for all of them) with its own `TcpTransport` to the same core of the other
+//! replicas, and serves clients on its own port with the protocol in `proto.rs`. A client picks
+//! the owning core's port itself; a request for a group of another core is refused with an
+//! error naming it (as ScyllaDB's shard-aware port does), so no request crosses cores. A
+//! proposal is answered when this node (the group's leader) applied it, with its index; a
+//! follower answers `NotLeader` with the leader it knows.
 //!
-//! Client connections hand proposals to the driver's loop through a bounded queue; the loop
-//! proposes everything queued in one `propose` call between turns (so one store write and one
-//! AppendEntries per follower carry them all), and answers each when its entry is applied.
+//! It runs until killed (the bench sends SIGKILL; the parent's death does too, through
+//! PR_SET_PDEATHSIG) or stopped: SIGTERM makes every core hand the groups it leads to their
+//! most caught-up replicas (`Driver::hand_over`), which take over without waiting out an
+//! election timeout, then close its store (a checkpoint, so the next start-up replays little);
+//! the process exits with status 0 only if every core handed over.
+//!
+//! Client connections hand proposals to the core's driver loop through a bounded queue; the
+//! loop proposes everything queued in one `propose` call per group between turns (so one store
+//! write and one AppendEntries per follower carry them all), and answers each when its entry is
+//! applied.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -27,18 +36,20 @@ use engine::arena::{ArenaConfig, ClassConfig};
 use engine::store::{Store, StoreConfig};
 use engine::{LinuxEnv, RuntimeConfig, SECTOR_SIZE};
 use net::{FrameReader, LISTEN_BACKLOG_DEFAULT, TcpListener, TcpStream};
-use raftlog::{Config, Driver, Message, NodeId, Payload, Role, TcpTransport, Transport};
+use raftlog::{Config, Driver, GroupId, Message, NodeId, Payload, Role, TcpTransport, Transport};
 
-use super::proto::{self, NodeStatus, Reply, Request};
+use super::proto::{self, NodeStatus, Reply, Request, core_of};
 
-/// The one Raft group the bench replicates.
-pub const GROUP: u64 = 1;
-/// Proposals queued for the driver's loop; more are refused (`Error "busy"`), so a flood of
-/// clients cannot grow the node's memory. Above the most the bench keeps in flight (1024).
+/// Proposals queued for one core's driver loop; more are refused (`Error "busy"`), so a flood
+/// of clients cannot grow the node's memory. Above the most the bench keeps in flight (1024).
 pub const PROPOSALS_QUEUED_MAX: usize = 8192;
-/// Client connections served at once; more are closed at accept. Above the most the bench opens
-/// (1024 proposers).
+/// Client connections one core serves at once; more are closed at accept. Above the most the
+/// bench opens (1024 proposers).
 pub const CLIENT_CONNECTIONS_MAX: usize = 1536;
+/// Cores one node runs (each a pinned thread with its own store, ring and ports).
+pub const NODE_CORES_MAX: usize = 64;
+/// Raft groups one node holds.
+pub const GROUPS_MAX: u64 = 4096;
 /// The ring's submission entries; its op slots (twice as many) bound what is in flight. Each
 /// client connection holds up to two ops (a recv, a send): with too few slots idle recvs would
 /// take them all and the store's write would wait for a slot that never frees (a deadlock this
@@ -53,24 +64,26 @@ const SEGMENT_BYTES: u64 = 1 << 30;
 /// The store's batch buffers (one filling, one per write in flight; recovery's read buffer is
 /// freed before they are taken).
 const BATCH_BUFFERS: usize = engine::store::BATCH_BUFFERS;
-/// How long a stopping leader waits for its successor before it gives up and exits anyway: the
-/// core abandons a transfer after an election timeout (at most 20 ticks), and then the others
-/// elect a leader on their own.
+/// How long a stopping leader waits for its successors before it gives up and exits anyway:
+/// the core abandons a transfer after an election timeout (at most 20 ticks), and then the
+/// others elect a leader on their own.
 const HAND_OVER_TICKS_MAX: u64 = 40;
 
-/// Set by SIGTERM: the node hands its leadership over, closes its store and exits.
+/// Set by SIGTERM: every core hands its leadership over, closes its store and ends.
 static STOP: AtomicBool = AtomicBool::new(false);
-/// An eventfd SIGTERM's handler signals, so the core hears of the stop at once
-/// (`watch_stop`), not at its next tick.
-static STOP_EVENTFD: AtomicI32 = AtomicI32::new(-1);
+/// One eventfd per core that SIGTERM's handler signals, so each core hears of the stop at once
+/// (`watch_stop`), not at its next tick. -1: none.
+static STOP_EVENTFDS: [AtomicI32; NODE_CORES_MAX] = [const { AtomicI32::new(-1) }; NODE_CORES_MAX];
 
 extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
-    let fd = STOP_EVENTFD.load(Ordering::Relaxed);
-    if fd >= 0 {
-        let one = 1u64;
-        // SAFETY: write(2) is async-signal-safe; 8 bytes from a live u64 to our eventfd.
-        let _ = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    for slot in &STOP_EVENTFDS {
+        let fd = slot.load(Ordering::Relaxed);
+        if fd >= 0 {
+            let one = 1u64;
+            // SAFETY: write(2) is async-signal-safe; 8 bytes from a live u64 to our eventfd.
+            let _ = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+        }
     }
 }
 
@@ -84,18 +97,23 @@ pub struct NodeArgs {
     /// This node's id (1, 2, 3).
     #[arg(long)]
     pub id: u64,
-    /// Every replica's Raft address, this one's included: `1=127.0.0.1:7001,2=...`.
+    /// Every replica's Raft addresses, this one's included, one per core (core 0 first):
+    /// `1=127.0.0.1:7001/127.0.0.1:7002,2=...`. Every replica runs as many cores.
     #[arg(long)]
     pub peers: String,
-    /// Where clients connect.
+    /// Where clients connect, one address per core: `127.0.0.1:8001/127.0.0.1:8002`.
     #[arg(long)]
-    pub client_listen: SocketAddr,
-    /// The store's directory (created if missing; an existing store is recovered).
+    pub client_listen: String,
+    /// The node's directory: core N's store is in `core-N` (created if missing; an existing
+    /// store is recovered).
     #[arg(long)]
     pub data: PathBuf,
-    /// The cpu this node's core is pinned to.
-    #[arg(long, default_value_t = 0)]
-    pub cpu: usize,
+    /// The cpus the node's cores are pinned to, one core per entry.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub cpus: Vec<usize>,
+    /// Raft groups (1 to N), spread round-robin over the cores (`proto::core_of`).
+    #[arg(long, default_value_t = 1)]
+    pub groups: u64,
     /// Period of the Raft tick; the election timeout is 10 to 20 ticks, heartbeats every 2.
     #[arg(long, default_value_t = 10)]
     pub tick_ms: u64,
@@ -105,35 +123,77 @@ pub struct NodeArgs {
     pub writes_in_flight: usize,
 }
 
-pub fn parse_peers(peers: &str) -> Result<Vec<(NodeId, SocketAddr)>, String> {
-    let mut out = Vec::new();
+/// `ADDR[/ADDR...]`: one address per core.
+pub fn parse_core_addrs(text: &str) -> Result<Vec<SocketAddr>, String> {
+    text.split('/').map(|a| a.parse().map_err(|e| format!("address `{a}`: {e}"))).collect()
+}
+
+/// The addresses of `ADDR[/ADDR...]` lists, joined back into that form.
+pub fn core_addrs_arg(addrs: &[SocketAddr]) -> String {
+    addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join("/")
+}
+
+/// `--peers`: each replica's id and its addresses, one per core; every replica must list
+/// `cores` of them.
+pub fn parse_peers(peers: &str, cores: usize) -> Result<Vec<(NodeId, Vec<SocketAddr>)>, String> {
+    let mut out: Vec<(NodeId, Vec<SocketAddr>)> = Vec::new();
     for part in peers.split(',').filter(|p| !p.is_empty()) {
-        let (id, addr) = part.split_once('=').ok_or_else(|| format!("--peers: `{part}` is not ID=ADDRESS"))?;
+        let (id, addrs) = part.split_once('=').ok_or_else(|| format!("--peers: `{part}` is not ID=ADDRESS[/ADDRESS...]"))?;
         let id: NodeId = id.parse().map_err(|e| format!("--peers: id `{id}`: {e}"))?;
-        let addr: SocketAddr = addr.parse().map_err(|e| format!("--peers: address `{addr}`: {e}"))?;
+        let addrs = parse_core_addrs(addrs).map_err(|e| format!("--peers: node {id}: {e}"))?;
         if id == 0 || out.iter().any(|(i, _)| *i == id) {
             return Err(format!("--peers: id {id} is zero or repeated"));
         }
-        out.push((id, addr));
+        if addrs.len() != cores {
+            return Err(format!("--peers: node {id} lists {} addresses; every replica runs {cores} cores (--cpus)", addrs.len()));
+        }
+        out.push((id, addrs));
     }
     Ok(out)
+}
+
+/// What every core of the node runs with.
+#[derive(Clone)]
+struct Plan {
+    args: NodeArgs,
+    peers: Vec<(NodeId, Vec<SocketAddr>)>,
+    clients: Vec<SocketAddr>,
+}
+
+impl Plan {
+    fn cores(&self) -> usize {
+        self.args.cpus.len()
+    }
 }
 
 pub fn run_node(args: NodeArgs) -> Result<(), String> {
     // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag of this process: if the bench dies
     // without cleaning up, its nodes go with it instead of holding ports and disk.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    // SAFETY: plain eventfd creation; blocking, as io_uring reads need (kernel-notes.md). It
-    // lives as long as the process.
-    STOP_EVENTFD.store(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) }, Ordering::Relaxed);
-    // SAFETY: the handler only stores to an atomic and writes to an eventfd, both
+    let cores = args.cpus.len();
+    if cores == 0 || cores > NODE_CORES_MAX {
+        return Err(format!("--cpus: {cores} cores; 1 to {NODE_CORES_MAX}"));
+    }
+    if args.groups < cores as u64 || args.groups > GROUPS_MAX {
+        return Err(format!("--groups {}: at least one per core ({cores}) and at most {GROUPS_MAX}", args.groups));
+    }
+    let peers = parse_peers(&args.peers, cores)?;
+    if !peers.iter().any(|(id, _)| *id == args.id) {
+        return Err(format!("--peers names no address for this node (--id {})", args.id));
+    }
+    let clients = parse_core_addrs(&args.client_listen).map_err(|e| format!("--client-listen: {e}"))?;
+    if clients.len() != cores {
+        return Err(format!("--client-listen: {} addresses for {cores} cores", clients.len()));
+    }
+    for slot in &STOP_EVENTFDS[..cores] {
+        // SAFETY: plain eventfd creation; blocking, as io_uring reads need (kernel-notes.md).
+        // It lives as long as the process.
+        slot.store(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) }, Ordering::Relaxed);
+    }
+    // SAFETY: the handler only stores to an atomic and writes to eventfds, both
     // async-signal-safe.
     unsafe { libc::signal(libc::SIGTERM, on_stop_signal as *const () as libc::sighandler_t) };
-    let peers = parse_peers(&args.peers)?;
-    let Some(&(_, raft_addr)) = peers.iter().find(|(id, _)| *id == args.id) else {
-        return Err(format!("--peers names no address for this node (--id {})", args.id));
-    };
-    let mut config = RuntimeConfig::with_cpus(vec![args.cpu]);
+    let mut config = RuntimeConfig::with_cpus(args.cpus.clone());
     config.ring.entries = RING_ENTRIES;
     config.arena = ArenaConfig {
         classes: vec![
@@ -142,25 +202,44 @@ pub fn run_node(args: NodeArgs) -> Result<(), String> {
             ClassConfig { size_bytes: BATCH_BYTES, count: BATCH_BUFFERS + 1 },
         ],
     };
-    let out = engine::run(config, |core: engine::Core<()>| node_main(core.env.clone(), args.clone(), peers.clone(), raft_addr))
-        .map_err(|e| format!("node {}: runtime: {e}", args.id))?;
-    out.into_iter().next().unwrap_or(Ok(()))
+    let id = args.id;
+    let plan = Plan { args, peers, clients };
+    let out = engine::run(config, |core: engine::Core<()>| core_main(core.env.clone(), core.mesh.core(), plan.clone()))
+        .map_err(|e| format!("node {id}: runtime: {e}"))?;
+    let errors: Vec<String> = out.into_iter().filter_map(Result::err).collect();
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
 }
 
-/// What the client side and the driver's loop share on the core.
-#[derive(Default)]
+/// What the client side and the driver's loop share on a core.
 struct Shared {
+    /// This core, the node's cores, and its groups.
+    core: usize,
+    cores: usize,
+    groups: u64,
     proposals: RefCell<VecDeque<Proposal>>,
     /// The driver's task, woken when a proposal is queued.
     waker: RefCell<Option<Waker>>,
-    status: Cell<NodeStatus>,
+    /// Each of the core's groups' status, as of the last turn.
+    status: RefCell<BTreeMap<GroupId, NodeStatus>>,
     connections: Cell<usize>,
     /// A stop arrived (`watch_stop`) that the driver's loop has not seen yet.
     stop_pending: Cell<bool>,
 }
 
+impl Shared {
+    /// Why this core does not serve `group`, if it does not.
+    fn refuse(&self, group: GroupId) -> Option<String> {
+        if group == 0 || group > self.groups {
+            return Some(format!("no group {group}: this node runs groups 1 to {}", self.groups));
+        }
+        let owner = core_of(group, self.cores);
+        (owner != self.core).then(|| format!("wrong core: group {group} is on core {owner}, not {}", self.core))
+    }
+}
+
 struct Proposal {
     id: u64,
+    group: GroupId,
     payload: Payload,
     conn: Rc<Conn>,
 }
@@ -220,74 +299,68 @@ impl Transport for NodeBus {
     }
 }
 
-async fn node_main(env: LinuxEnv, args: NodeArgs, peers: Vec<(NodeId, SocketAddr)>, raft_addr: SocketAddr) -> Result<(), String> {
+/// One core: its store, its groups' driver, its client port.
+async fn core_main(env: LinuxEnv, core: usize, plan: Plan) -> Result<(), String> {
+    let args = &plan.args;
     let id = args.id;
-    let store_config = StoreConfig { dir: args.data.clone(), segment_bytes: SEGMENT_BYTES, batch_bytes: BATCH_BYTES };
-    let (store, _) = Store::open(env.clone(), store_config)
-        .await
-        .map_err(|e| format!("node {id}: opening the store in {}: {e}", args.data.display()))?;
+    let at = format!("node {id} core {core}");
+    let dir = args.data.join(format!("core-{core}"));
+    let store_config = StoreConfig { dir: dir.clone(), segment_bytes: SEGMENT_BYTES, batch_bytes: BATCH_BYTES };
+    let (store, _) = Store::open(env.clone(), store_config).await.map_err(|e| format!("{at}: opening the store in {}: {e}", dir.display()))?;
     store.set_writes_in_flight(args.writes_in_flight.clamp(1, engine::store::WRITES_IN_FLIGHT_MAX));
-    let (tcp, _) = TcpTransport::start(env.ring(), id, raft_addr).map_err(|e| format!("node {id}: listening on {raft_addr}: {e}"))?;
-    for &(peer, addr) in peers.iter().filter(|(p, _)| *p != id) {
-        tcp.add_peer(peer, addr);
+    let raft_addr = plan.peers.iter().find(|(p, _)| *p == id).expect("checked in run_node").1[core];
+    let (tcp, _) = TcpTransport::start(env.ring(), id, raft_addr).map_err(|e| format!("{at}: listening on {raft_addr}: {e}"))?;
+    for (peer, addrs) in plan.peers.iter().filter(|(p, _)| *p != id) {
+        tcp.add_peer(*peer, addrs[core]);
     }
-    let shared = Rc::new(Shared::default());
-    let listener = TcpListener::bind(env.ring(), args.client_listen, LISTEN_BACKLOG_DEFAULT)
-        .map_err(|e| format!("node {id}: client listener on {}: {e}", args.client_listen))?;
+    let shared = Rc::new(Shared {
+        core,
+        cores: plan.cores(),
+        groups: args.groups,
+        proposals: RefCell::default(),
+        waker: RefCell::default(),
+        status: RefCell::default(),
+        connections: Cell::new(0),
+        stop_pending: Cell::new(false),
+    });
+    let listener = TcpListener::bind(env.ring(), plan.clients[core], LISTEN_BACKLOG_DEFAULT)
+        .map_err(|e| format!("{at}: client listener on {}: {e}", plan.clients[core]))?;
     engine::spawn(accept_clients(listener, shared.clone(), store.clone()));
-    engine::spawn(watch_stop(env.ring().clone(), shared.clone()));
-    let voters: Vec<NodeId> = peers.iter().map(|(p, _)| *p).collect();
+    engine::spawn(watch_stop(env.ring().clone(), core, shared.clone()));
+    let voters: Vec<NodeId> = plan.peers.iter().map(|(p, _)| *p).collect();
     let mut driver = Driver::new(id, store.clone(), NodeBus { tcp, shared: shared.clone() });
     driver.set_turns_in_flight(args.writes_in_flight.clamp(1, raftlog::driver::TURNS_IN_FLIGHT_MAX));
-    driver
-        .add_group(Config::new(id, GROUP, voters, id.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
-        .await
-        .map_err(|e| format!("node {id}: opening group {GROUP}: {e}"))?;
-    let mut waiters: VecDeque<Waiter> = VecDeque::new();
-    let mut batch_owners: Vec<(u64, Rc<Conn>)> = Vec::new();
+    let groups: Vec<GroupId> = (1..=args.groups).filter(|&g| core_of(g, plan.cores()) == core).collect();
+    for &group in &groups {
+        let seed = id.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(group - 1);
+        driver.add_group(Config::new(id, group, voters.clone(), seed)).await.map_err(|e| format!("{at}: opening group {group}: {e}"))?;
+    }
+    let mut serving = Serving { waiters: groups.iter().map(|&g| (g, VecDeque::new())).collect(), batches: BTreeMap::new() };
     let tick = Duration::from_millis(args.tick_ms.max(1));
     let mut stopping: Option<Stopping> = None;
     driver
         .run(tick, |d| {
+            // Cleared on every call, not only when the stop begins: the loop may see `STOP`
+            // before `watch_stop` sets this flag, which must not then stay set (the bus would
+            // report mail for ever).
+            shared.stop_pending.set(false);
             if stopping.is_none() && STOP.load(Ordering::Relaxed) {
-                shared.stop_pending.set(false);
-                let handed = d.hand_over();
-                let term = d.group(GROUP).map_or(0, |n| n.term());
-                let deadline = engine::time::now().saturating_add(tick * HAND_OVER_TICKS_MAX as u32);
-                stopping = Some(Stopping { started: engine::time::now(), deadline, term, to: handed.first().map(|h| h.1) });
+                stopping = Some(Stopping::begin(d, tick));
             }
-            serve(d, &shared, &mut waiters, &mut batch_owners, stopping.as_ref().and_then(|s| s.to));
+            serving.serve(d, &shared, stopping.as_ref());
             stopping.as_ref().is_none_or(|s| !s.done(d) && engine::time::now() < s.deadline)
         })
         .await
-        .map_err(|e| format!("node {id}: driver: {e}"))?;
+        .map_err(|e| format!("{at}: driver: {e}"))?;
     // Only a stop ends `run`.
     let stopping = stopping.expect("run ended without a stop");
-    store.close().await.map_err(|e| format!("node {id}: closing the store: {e}"))?;
-    let waited = engine::time::now().saturating_duration_since(stopping.started);
-    let node = driver.group(GROUP).expect("the group was added");
-    match stopping.to {
-        None => eprintln!("node {id}: stopped (leading nothing)"),
-        Some(to) if stopping.done(&driver) => eprintln!(
-            "node {id}: stopped: handed group {GROUP} over to node {to}; node {} leads at term {} ({waited:?} after the stop)",
-            node.leader().unwrap_or(0),
-            node.term()
-        ),
-        Some(to) => {
-            return Err(format!(
-                "node {id}: stopped without handing group {GROUP} over to node {to} within {waited:?} (term {} then, {} now, leader {:?})",
-                stopping.term,
-                node.term(),
-                node.leader()
-            ));
-        }
-    }
-    Ok(())
+    store.close().await.map_err(|e| format!("{at}: closing the store: {e}"))?;
+    stopping.report(&driver, &at)
 }
 
-/// Waits for SIGTERM's eventfd and wakes the driver's loop, which then sees `STOP`.
-async fn watch_stop(ring: Rc<engine::uring::Ring>, shared: Rc<Shared>) {
-    let fd = STOP_EVENTFD.load(Ordering::Relaxed);
+/// Waits for SIGTERM's eventfd of `core` and wakes the driver's loop, which then sees `STOP`.
+async fn watch_stop(ring: Rc<engine::uring::Ring>, core: usize, shared: Rc<Shared>) {
+    let fd = STOP_EVENTFDS[core].load(Ordering::Relaxed);
     if fd < 0 {
         return; // no eventfd: the loop sees the flag at its next tick
     }
@@ -297,7 +370,7 @@ async fn watch_stop(ring: Rc<engine::uring::Ring>, shared: Rc<Shared>) {
             Ok(_) => break,
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)) => {}
             Err(e) => {
-                eprintln!("raft-node: reading the stop eventfd: {e}; a stop is seen at the next tick");
+                eprintln!("raft-node core {core}: reading the stop eventfd: {e}; a stop is seen at the next tick");
                 return;
             }
         }
@@ -308,37 +381,130 @@ async fn watch_stop(ring: Rc<engine::uring::Ring>, shared: Rc<Shared>) {
     }
 }
 
-/// A stop in progress (SIGTERM).
+/// A stop in progress (SIGTERM) on one core.
 struct Stopping {
     started: engine::time::Instant,
     deadline: engine::time::Instant,
-    /// The group's term when the stop began.
+    /// Each group this core led: the replica it went to, and the group's term when the stop
+    /// began.
+    handed: Vec<Handed>,
+}
+
+struct Handed {
+    group: GroupId,
+    to: NodeId,
     term: u64,
-    /// The replica leadership was handed to (`None`: this node led nothing).
-    to: Option<NodeId>,
 }
 
 impl Stopping {
-    /// Whether the node may exit: it led nothing, or another replica leads now.
+    fn begin(d: &mut NodeDriver, tick: Duration) -> Stopping {
+        let now = engine::time::now();
+        let handed = d
+            .hand_over()
+            .into_iter()
+            .map(|(group, to)| Handed { group, to, term: d.group(group).expect("a handed group exists").term() })
+            .collect();
+        Stopping { started: now, deadline: now.saturating_add(tick * HAND_OVER_TICKS_MAX as u32), handed }
+    }
+
+    /// The replica `group` was handed to, if this core led it when the stop began.
+    fn successor(&self, group: GroupId) -> Option<NodeId> {
+        self.handed.iter().find(|h| h.group == group).map(|h| h.to)
+    }
+
+    /// Whether the core may end: every group it led is led by another replica in a later term.
     fn done(&self, d: &NodeDriver) -> bool {
-        let node = d.group(GROUP).expect("the group was added");
-        self.to.is_none() || (!d.leads_any() && node.term() > self.term && node.leader().is_some_and(|l| l != node.id()))
+        !d.leads_any()
+            && self.handed.iter().all(|h| {
+                let node = d.group(h.group).expect("a handed group exists");
+                node.term() > h.term && node.leader().is_some_and(|l| l != node.id())
+            })
+    }
+
+    /// One line per group handed over; an error if one was not.
+    fn report(&self, d: &NodeDriver, at: &str) -> Result<(), String> {
+        let waited = engine::time::now().saturating_duration_since(self.started);
+        if self.handed.is_empty() {
+            eprintln!("{at}: stopped (leading nothing)");
+            return Ok(());
+        }
+        let done = self.done(d);
+        for h in &self.handed {
+            let node = d.group(h.group).expect("a handed group exists");
+            if !done {
+                return Err(format!(
+                    "{at}: stopped without handing group {} over to node {} within {waited:?} (term {} then, {} now, leader {:?}; driver {:?})",
+                    h.group,
+                    h.to,
+                    h.term,
+                    node.term(),
+                    node.leader(),
+                    d.stats()
+                ));
+            }
+            eprintln!(
+                "{at}: stopped: handed group {} over to node {}; node {} leads at term {} ({waited:?} after the stop)",
+                h.group,
+                h.to,
+                node.leader().unwrap_or(0),
+                node.term()
+            );
+        }
+        Ok(())
     }
 }
 
 type NodeDriver = Driver<LinuxEnv, NodeBus>;
 
-/// Between turns: answer what was applied, propose what clients queued, publish the status.
-/// `handing_to`: this node is stopping and hands leadership to that replica; proposals are sent
-/// there.
-fn serve(
-    d: &mut NodeDriver,
-    shared: &Shared,
-    waiters: &mut VecDeque<Waiter>,
-    owners: &mut Vec<(u64, Rc<Conn>)>,
-    handing_to: Option<NodeId>,
-) {
-    for entry in d.take_applied(GROUP) {
+/// The driver loop's side of the clients: who waits for which index, per group.
+struct Serving {
+    waiters: BTreeMap<GroupId, VecDeque<Waiter>>,
+    /// Proposals taken from the queue, per group, reused across turns.
+    batches: BTreeMap<GroupId, Vec<Proposal>>,
+}
+
+impl Serving {
+    /// Between turns: answer what was applied, propose what clients queued, publish the status.
+    fn serve(&mut self, d: &mut NodeDriver, shared: &Shared, stopping: Option<&Stopping>) {
+        for (&group, waiters) in &mut self.waiters {
+            answer_applied(d, group, waiters);
+        }
+        for p in shared.proposals.borrow_mut().drain(..) {
+            self.batches.entry(p.group).or_default().push(p);
+        }
+        for (&group, batch) in &mut self.batches {
+            if !batch.is_empty() {
+                let waiters = self.waiters.get_mut(&group).expect("queued only for this core's groups");
+                propose(d, group, batch, waiters, stopping.and_then(|s| s.successor(group)));
+            }
+        }
+        let stats = d.store().stats();
+        let mut status = shared.status.borrow_mut();
+        for &group in self.waiters.keys() {
+            let node = d.group(group).expect("the group was added");
+            status.insert(
+                group,
+                NodeStatus {
+                    id: node.id(),
+                    is_leader: node.role() == Role::Leader,
+                    term: node.term(),
+                    leader: node.leader().unwrap_or(0),
+                    commit: node.commit_index(),
+                    applied: node.applied_index(),
+                    last_index: node.last_index(),
+                    store_syncs: stats.syncs,
+                    store_records: stats.records,
+                    store_write: stats.write_latency,
+                },
+            );
+        }
+    }
+}
+
+/// Answers the proposals of `group` whose entries were applied, and, if this replica no longer
+/// leads, every one still waiting.
+fn answer_applied(d: &mut NodeDriver, group: GroupId, waiters: &mut VecDeque<Waiter>) {
+    for entry in d.take_applied(group) {
         while let Some(w) = waiters.front() {
             if w.index > entry.index {
                 break;
@@ -352,66 +518,49 @@ fn serve(
             }
         }
     }
-    let node = d.group_mut(GROUP).expect("the group was added");
-    let leader = node.leader().unwrap_or(0);
+    let node = d.group(group).expect("the group was added");
     if node.role() != Role::Leader {
         // Entries of a deposed leader may still commit, or be cut: either way this node will not
         // learn which soon, so the clients hear "not leader" and count nothing.
+        let hint = node.leader().unwrap_or(0);
         for w in waiters.drain(..) {
-            w.conn.reply(&Reply::NotLeader { id: w.id, hint: leader });
+            w.conn.reply(&Reply::NotLeader { id: w.id, hint });
         }
     }
-    let mut queued = shared.proposals.borrow_mut();
-    if !queued.is_empty() {
-        if let Some(to) = handing_to {
-            let hint = if leader == node.id() { to } else { leader };
-            for p in queued.drain(..) {
-                p.conn.reply(&Reply::NotLeader { id: p.id, hint });
+}
+
+/// Proposes `batch` (drained) to `group` in one call, or refuses it with the leader to go to.
+/// `handing_to`: this node is stopping and hands the group to that replica.
+fn propose(d: &mut NodeDriver, group: GroupId, batch: &mut Vec<Proposal>, waiters: &mut VecDeque<Waiter>, handing_to: Option<NodeId>) {
+    let node = d.group_mut(group).expect("the group was added");
+    let leader = node.leader().unwrap_or(0);
+    if handing_to.is_some() || node.role() != Role::Leader {
+        let hint = match handing_to {
+            Some(to) if leader == node.id() => to,
+            _ => leader,
+        };
+        for p in batch.drain(..) {
+            p.conn.reply(&Reply::NotLeader { id: p.id, hint });
+        }
+        return;
+    }
+    let term = node.term();
+    // `propose` takes the payloads by value: one Vec per batch, not per proposal.
+    let payloads: Vec<Payload> = batch.iter_mut().map(|p| std::mem::take(&mut p.payload)).collect();
+    match node.propose(payloads) {
+        Ok(range) => {
+            assert_eq!(range.end - range.start, batch.len() as u64, "one index per proposal");
+            for (p, index) in batch.drain(..).zip(range) {
+                waiters.push_back(Waiter { id: p.id, index, term, conn: p.conn });
             }
-        } else if node.role() == Role::Leader {
-            // `propose` takes the payloads by value: one Vec per batch, not per proposal.
-            let mut batch = Vec::with_capacity(queued.len());
-            owners.clear();
-            for p in queued.drain(..) {
-                batch.push(p.payload);
-                owners.push((p.id, p.conn));
-            }
-            let term = node.term();
-            match node.propose(batch) {
-                Ok(range) => {
-                    assert_eq!(range.end - range.start, owners.len() as u64, "one index per proposal");
-                    for ((id, conn), index) in owners.drain(..).zip(range) {
-                        waiters.push_back(Waiter { id, index, term, conn });
-                    }
-                }
-                Err(e) => {
-                    let message = format!("refused: {e}");
-                    for (id, conn) in owners.drain(..) {
-                        conn.reply(&Reply::Error { id, message: message.as_bytes() });
-                    }
-                }
-            }
-        } else {
-            for p in queued.drain(..) {
-                p.conn.reply(&Reply::NotLeader { id: p.id, hint: leader });
+        }
+        Err(e) => {
+            let message = format!("refused: {e}");
+            for p in batch.drain(..) {
+                p.conn.reply(&Reply::Error { id: p.id, message: message.as_bytes() });
             }
         }
     }
-    drop(queued);
-    let stats = d.store().stats();
-    let node = d.group(GROUP).expect("the group was added");
-    shared.status.set(NodeStatus {
-        id: node.id(),
-        is_leader: node.role() == Role::Leader,
-        term: node.term(),
-        leader: node.leader().unwrap_or(0),
-        commit: node.commit_index(),
-        applied: node.applied_index(),
-        last_index: node.last_index(),
-        store_syncs: stats.syncs,
-        store_records: stats.records,
-        store_write: stats.write_latency,
-    });
 }
 
 async fn accept_clients(listener: TcpListener, shared: Rc<Shared>, store: Store<LinuxEnv>) {
@@ -482,28 +631,40 @@ async fn client_reader(stream: Rc<TcpStream>, conn: Rc<Conn>, shared: Rc<Shared>
 }
 
 async fn handle(request: Request<'_>, conn: &Rc<Conn>, shared: &Shared, store: &Store<LinuxEnv>) {
+    let (id, group) = match request {
+        Request::Propose { id, group, .. } | Request::Status { id, group } | Request::Read { id, group, .. } => (id, group),
+    };
+    if let Some(why) = shared.refuse(group) {
+        conn.reply(&Reply::Error { id, message: why.as_bytes() });
+        return;
+    }
     match request {
-        Request::Propose { id, payload } => {
+        Request::Propose { id, group, payload } => {
             let mut queued = shared.proposals.borrow_mut();
             if queued.len() >= PROPOSALS_QUEUED_MAX {
                 drop(queued);
                 conn.reply(&Reply::Error { id, message: b"busy: too many proposals queued" });
                 return;
             }
-            queued.push_back(Proposal { id, payload: payload.into(), conn: conn.clone() });
+            queued.push_back(Proposal { id, group, payload: payload.into(), conn: conn.clone() });
             drop(queued);
             if let Some(w) = shared.waker.borrow_mut().take() {
                 w.wake();
             }
         }
-        Request::Status { id } => conn.reply(&Reply::Status { id, status: Box::new(shared.status.get()) }),
-        Request::Read { id, index } => {
+        Request::Status { id, group } => {
+            // Before the loop's first turn a group has no status yet: it reads as all zeros.
+            let status = shared.status.borrow().get(&group).copied().unwrap_or_default();
+            conn.reply(&Reply::Status { id, status: Box::new(status) });
+        }
+        Request::Read { id, group, index } => {
             // Only applied entries: those are committed, and a committed entry is never cut.
-            if index == 0 || index > shared.status.get().applied {
+            let applied = shared.status.borrow().get(&group).map_or(0, |s| s.applied);
+            if index == 0 || index > applied {
                 conn.reply(&Reply::Error { id, message: b"not applied here" });
                 return;
             }
-            match store.read_raft_entry(GROUP, index).await {
+            match store.read_raft_entry(group, index).await {
                 Ok(Some((term, object))) => conn.reply(&Reply::Entry { id, index, term, payload: object.data() }),
                 Ok(None) => conn.reply(&Reply::Error { id, message: b"not in the store" }),
                 Err(e) => conn.reply(&Reply::Error { id, message: format!("read failed: {e}").as_bytes() }),

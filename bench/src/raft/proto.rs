@@ -4,7 +4,11 @@
 //! and the node echoes it, so a connection may have several requests in flight and replies may
 //! come back in another order (proposals are answered when they commit).
 //!
-//! Requests: `Propose` (payload: the rest of the body), `Status`, `Read { index }`.
+//! Requests name the Raft group they are for: `Propose { group }` (payload: the rest of the
+//! body), `Status { group }`, `Read { group, index }`. A node runs its groups on several cores,
+//! each core with its own client port; group `g` lives on core `core_of(g, cores)` of every
+//! replica (`core_of`), and a request sent to another core is refused with an error naming the
+//! owning core (no cross-core hop on the hot path: the client connects to the owner).
 //! Replies: `Committed { index }` (applied at that index on this node, the leader),
 //! `NotLeader { hint }` (0: no leader known), `Status`, `Entry { index, term, payload }`,
 //! `Error { message }` (refused: busy, lost to a new leader, not yet applied, a read failed).
@@ -26,9 +30,16 @@ pub const BODY_BYTES_MAX: usize = PAYLOAD_BYTES_MAX + 64;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request<'a> {
-    Propose { id: u64, payload: &'a [u8] },
-    Status { id: u64 },
-    Read { id: u64, index: u64 },
+    Propose { id: u64, group: u64, payload: &'a [u8] },
+    Status { id: u64, group: u64 },
+    Read { id: u64, group: u64, index: u64 },
+}
+
+/// The core that owns Raft group `group` (1, 2, ...) on a node of `cores` cores: the same on
+/// every replica, so a group's messages go from core `c` of one node to core `c` of another.
+pub fn core_of(group: u64, cores: usize) -> usize {
+    assert!(group > 0 && cores > 0, "group {group} on {cores} cores");
+    ((group - 1) % cores as u64) as usize
 }
 
 /// A node's view of itself, as `Status` reports it.
@@ -113,16 +124,21 @@ fn put_u64s(out: &mut Vec<u8>, values: &[u64]) {
 
 pub fn encode_request(request: &Request<'_>, out: &mut Vec<u8>) {
     let start = match request {
-        Request::Propose { id, payload } => {
+        Request::Propose { id, group, payload } => {
             assert!(payload.len() <= PAYLOAD_BYTES_MAX, "a proposal of {} bytes exceeds PAYLOAD_BYTES_MAX", payload.len());
             let start = begin(out, PROPOSE, *id);
+            put_u64s(out, &[*group]);
             out.extend_from_slice(payload);
             start
         }
-        Request::Status { id } => begin(out, STATUS, *id),
-        Request::Read { id, index } => {
+        Request::Status { id, group } => {
+            let start = begin(out, STATUS, *id);
+            put_u64s(out, &[*group]);
+            start
+        }
+        Request::Read { id, group, index } => {
             let start = begin(out, READ, *id);
-            put_u64s(out, &[*index]);
+            put_u64s(out, &[*group, *index]);
             start
         }
     };
@@ -208,9 +224,9 @@ pub fn decode_request(body: &[u8]) -> Result<Request<'_>, ProtoError> {
     let mut r = Reader(body);
     let (kind, id) = (r.u8()?, r.u64()?);
     let request = match kind {
-        PROPOSE => Request::Propose { id, payload: r.rest() },
-        STATUS => Request::Status { id },
-        READ => Request::Read { id, index: r.u64()? },
+        PROPOSE => Request::Propose { id, group: r.u64()?, payload: r.rest() },
+        STATUS => Request::Status { id, group: r.u64()? },
+        READ => Request::Read { id, group: r.u64()?, index: r.u64()? },
         k => return Err(ProtoError::Kind(k)),
     };
     r.end()?;
@@ -310,23 +326,24 @@ impl Client {
         self.next_id
     }
 
-    pub fn propose(&mut self, payload: &[u8]) -> Result<Answer, String> {
+    pub fn propose(&mut self, group: u64, payload: &[u8]) -> Result<Answer, String> {
         let id = self.id();
-        self.call(&Request::Propose { id, payload })
+        self.call(&Request::Propose { id, group, payload })
     }
 
-    pub fn status(&mut self) -> Result<NodeStatus, String> {
+    /// `group`'s status on the core this client is connected to.
+    pub fn status(&mut self, group: u64) -> Result<NodeStatus, String> {
         let id = self.id();
-        match self.call(&Request::Status { id })? {
+        match self.call(&Request::Status { id, group })? {
             Answer::Status(s) => Ok(*s),
             other => Err(format!("{}: status answered {other:?}", self.addr)),
         }
     }
 
     #[allow(dead_code)] // the process tests read entries back; the bench does not
-    pub fn read(&mut self, index: u64) -> Result<Answer, String> {
+    pub fn read(&mut self, group: u64, index: u64) -> Result<Answer, String> {
         let id = self.id();
-        self.call(&Request::Read { id, index })
+        self.call(&Request::Read { id, group, index })
     }
 }
 
@@ -356,10 +373,10 @@ mod tests {
 
     #[test]
     fn every_frame_round_trips() {
-        check_request(Request::Propose { id: 7, payload: &[1, 2, 3] });
-        check_request(Request::Propose { id: 7, payload: &[] });
-        check_request(Request::Status { id: 8 });
-        check_request(Request::Read { id: 9, index: 1 << 40 });
+        check_request(Request::Propose { id: 7, group: 1, payload: &[1, 2, 3] });
+        check_request(Request::Propose { id: 7, group: 3, payload: &[] });
+        check_request(Request::Status { id: 8, group: 2 });
+        check_request(Request::Read { id: 9, group: 1, index: 1 << 40 });
         check_reply(Reply::Committed { id: 1, index: 99 });
         check_reply(Reply::NotLeader { id: 2, hint: 3 });
         let status = NodeStatus {
@@ -398,5 +415,13 @@ mod tests {
         assert_eq!(frame_len(&u32::MAX.to_le_bytes()), Err(ProtoError::TooLarge(u32::MAX as usize)));
         assert_eq!(decode_request(&[9, 0, 0, 0, 0, 0, 0, 0, 0]), Err(ProtoError::Kind(9)));
         assert_eq!(decode_request(&[3, 0, 0, 0, 0, 0, 0, 0, 0, 1]), Err(ProtoError::Truncated));
+        // A proposal without its group is cut short, not a proposal of group 0 with no payload.
+        assert_eq!(decode_request(&[1, 0, 0, 0, 0, 0, 0, 0, 0]), Err(ProtoError::Truncated));
+    }
+
+    #[test]
+    fn groups_spread_round_robin_over_the_cores() {
+        assert_eq!((1..=5).map(|g| core_of(g, 2)).collect::<Vec<_>>(), [0, 1, 0, 1, 0]);
+        assert!((1..=9).all(|g| core_of(g, 1) == 0));
     }
 }
