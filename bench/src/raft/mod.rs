@@ -32,7 +32,6 @@ use std::time::Duration;
 use self::cluster::{Corestore, Etcd, GROUP, REPLICAS, ReplicaSetup, START_TIMEOUT};
 use self::election::{Stop, elections};
 use self::load::{LoadRun, Pace, Route, System, Target};
-use self::proto::core_of;
 use self::proto::NodeStatus;
 use self::report::{print_elections_json, print_json, print_summary, print_table};
 use crate::fio::{self, FileIo, FileJob, FileRun};
@@ -371,9 +370,6 @@ fn corestore_run(cluster: &mut Corestore, plan: &Plan, name: String, pace: Pace)
     let follower_write = (0..REPLICAS).filter(|&i| i != last).filter_map(writes).max_by_key(|w| w.us_p99);
     let mut term_changes = 0;
     let mut committed = 0;
-    // The durable writes of every core that leads a group at the end, counted once each.
-    let mut leading_cores: Vec<(usize, usize)> = Vec::new();
-    let mut syncs = 0;
     for g in 1..=groups {
         let (k, first, last) = (g as usize - 1, leaders[g as usize - 1], lasts[g as usize - 1]);
         let changed = after[k][last].term.saturating_sub(before[k][first].term);
@@ -389,13 +385,20 @@ fn corestore_run(cluster: &mut Corestore, plan: &Plan, name: String, pace: Pace)
         }
         term_changes += changed;
         committed += after[k][last].commit.saturating_sub(before[k][last].commit);
-        let core = (last, core_of(g, cluster.setup.cores()));
-        if !leading_cores.contains(&core) {
-            leading_cores.push(core);
-            syncs += after[k][last].store_syncs.saturating_sub(before[k][last].store_syncs);
-        }
     }
-    let entries_per_sync = (syncs > 0).then(|| committed as f64 / syncs as f64);
+    let syncs_of = |i: usize, g: usize| after[g][i].store_syncs.saturating_sub(before[g][i].store_syncs);
+    let entries_per_sync = if groups == 1 {
+        // The leader's entries per its own durable write.
+        let syncs = syncs_of(last, 0);
+        (syncs > 0).then(|| committed as f64 / syncs as f64)
+    } else {
+        // Every core leads some groups and follows others, so no core's writes are a leader's
+        // alone: entries made durable (each on every replica) per durable write of every core
+        // of every replica. Group g <= cores is on core g - 1: its status carries that core's
+        // store figures.
+        let syncs: u64 = (0..REPLICAS).flat_map(|i| (0..cluster.setup.cores()).map(move |c| (i, c))).map(|(i, c)| syncs_of(i, c)).sum();
+        (syncs > 0).then(|| (committed * REPLICAS as u64) as f64 / syncs as f64)
+    };
     let leader_cpu_busy = busy[last];
     let follower_cpu_busy = (0..REPLICAS).filter(|&i| i != last).filter_map(|i| busy[i]).reduce(f64::max);
     Ok(Row {
