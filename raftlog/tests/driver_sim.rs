@@ -1,7 +1,9 @@
 //! The driver and its durable storage in the engine's simulator: a 3-node cluster of several
 //! groups, all on `SimEnv` storage, loses power at a random moment (unsynced writes lost or
 //! torn, the write in flight included); in half the seeds each store writes index checkpoints
-//! (with its Raft state) as it runs. After restart every acknowledged (committed and applied
+//! (with its Raft state) as it runs, and in half the seeds each store runs its compactor on small
+//! segments, which moves live Raft entries forward (`RaftMove` frames) under the driver's
+//! appends, truncations and fetches. After restart every acknowledged (committed and applied
 //! by a leader) entry is on a majority with its payload, each node's hard state is at least the
 //! one its last completed write made durable, and the cluster applies every acknowledged entry
 //! again at the same index.
@@ -17,7 +19,7 @@ use std::time::Duration;
 use engine::arena::{ArenaConfig, ClassConfig};
 use engine::rng::Prng;
 use engine::sim::{FaultConfig, SimEnv, SimWorld, each_seed, seed_from_env, seeds_from_env};
-use engine::store::{Store, StoreConfig};
+use engine::store::{CompactionPolicy, Store, StoreConfig};
 use engine::{Executor, SECTOR_SIZE};
 use raftlog::{Config, Driver, HardState, LocalBus, Role, Storage};
 
@@ -30,6 +32,10 @@ const SEEDS_DEFAULT: u64 = 100;
 const TICK: Duration = Duration::from_micros(500);
 /// Log bytes between index checkpoints, in the seeds that take them.
 const CHECKPOINT_LOG_BYTES: u64 = 64 << 10;
+/// Segment size in the seeds that run the store's compactor: small, so a run seals many and the
+/// compactor finds segments whose live entries it must move (the default seeds use 16 MiB,
+/// which a run never fills).
+const COMPACTED_SEGMENT_BYTES: u64 = 512 << 10;
 
 type Node = Driver<SimEnv, Rc<LocalBus>>;
 
@@ -37,8 +43,18 @@ fn arena() -> ArenaConfig {
     ArenaConfig { classes: vec![ClassConfig { size_bytes: SECTOR_SIZE, count: 512 }, ClassConfig { size_bytes: BATCH_BYTES, count: 16 }] }
 }
 
-fn store_config(id: u64) -> StoreConfig {
-    StoreConfig { dir: PathBuf::from(format!("/node-{id}")), segment_bytes: 16 << 20, batch_bytes: BATCH_BYTES }
+fn store_config(id: u64, compacting: bool) -> StoreConfig {
+    let segment_bytes = if compacting { COMPACTED_SEGMENT_BYTES } else { 16 << 20 };
+    StoreConfig { dir: PathBuf::from(format!("/node-{id}")), segment_bytes, batch_bytes: BATCH_BYTES }
+}
+
+/// What a seed exercises besides power loss.
+#[derive(Clone, Copy)]
+struct Options {
+    /// Each store writes index checkpoints as it runs (the first run only).
+    checkpoints: bool,
+    /// Each store runs its compactor (both runs).
+    compacting: bool,
 }
 
 /// What the run before the crash promised.
@@ -54,23 +70,36 @@ struct Promised {
     drivers_failed: u64,
     /// Per node, turns that wrote beside an earlier turn's write in flight.
     turns_beside: BTreeMap<u64, u64>,
+    /// Per node, live Raft entries its store's compactor moved forward.
+    moved: BTreeMap<u64, u64>,
 }
 
 /// Opens every node's store and driver; returns them and how many stores took their Raft state
 /// from an index checkpoint. With `checkpoints`, each store also writes one every
-/// `CHECKPOINT_LOG_BYTES` of log while it runs, so a restart after power loss starts from one.
-async fn open_cluster(env: &SimEnv, bus: &Rc<LocalBus>, seed: u64, checkpoints: bool) -> Result<(Vec<Node>, u64), String> {
+/// `CHECKPOINT_LOG_BYTES` of log while it runs, so a restart after power loss starts from one;
+/// with `compacting`, each runs its compactor, eager enough to take segments still mostly live.
+async fn open_cluster(env: &SimEnv, bus: &Rc<LocalBus>, seed: u64, options: Options) -> Result<(Vec<Node>, u64), String> {
     let voters: Vec<u64> = (1..=NODES).collect();
     let mut nodes = Vec::new();
     let mut from_checkpoint = 0;
     for id in 1..=NODES {
-        let (store, report) = Store::open(env.clone(), store_config(id)).await.map_err(|e| format!("open node {id}: {e}"))?;
+        let (store, report) =
+            Store::open(env.clone(), store_config(id, options.compacting)).await.map_err(|e| format!("open node {id}: {e}"))?;
         if let Some(why) = report.checkpoint_unused.filter(|why| !why.starts_with("no segment from its tail")) {
             return Err(format!("node {id}: the index checkpoint went unused: {why}"));
         }
         from_checkpoint += report.checkpoint_raft_groups.is_some_and(|g| g > 0) as u64;
-        if checkpoints {
+        if options.checkpoints {
             let _checkpointer = store.spawn_checkpointer(CHECKPOINT_LOG_BYTES, TICK);
+        }
+        if options.compacting {
+            let _compactor = store.spawn_compactor(CompactionPolicy {
+                max_live_ratio: 0.95,
+                bytes_per_s: 50 << 20,
+                relocate_share: 0.5,
+                idle: TICK,
+                ..CompactionPolicy::default()
+            });
         }
         let mut driver = Driver::new(id, store, bus.clone());
         for group in 1..=GROUPS {
@@ -104,6 +133,7 @@ fn spawn_nodes(
                         let id = node.group(1).expect("group").id();
                         let mut p = promised.borrow_mut();
                         p.turns_beside.insert(id, node.stats().turns_beside);
+                        p.moved.insert(id, node.store().stats().raft_entries_moved);
                         for group in 1..=GROUPS {
                             // Durable as of the last write (inside a turn `each` runs before the
                             // turn's write: the node's own hard state can be ahead of the disk).
@@ -202,9 +232,21 @@ async fn reapply(nodes: Vec<Node>, promised: &Promised, seed: u64) -> Result<(),
     result
 }
 
-/// (acknowledged entries, drivers stopped by EIO, turns written beside another, stores restarted
-/// from a checkpoint with Raft state)
-fn run_seed(seed: u64) -> Result<(usize, u64, u64, u64), String> {
+/// What one seed did, summed over the seeds.
+#[derive(Default)]
+struct Totals {
+    acked: usize,
+    /// Drivers stopped by an injected EIO.
+    failed: u64,
+    /// Turns written beside another in flight.
+    beside: u64,
+    /// Stores restarted from a checkpoint with Raft state.
+    from_checkpoint: u64,
+    /// Live Raft entries the stores' compactors moved before the crash.
+    moved: u64,
+}
+
+fn run_seed(seed: u64) -> Result<Totals, String> {
     let mut rng = Prng::new(seed);
     let torn = FaultConfig { torn_unit_bytes: [512, 4096][rng.below(2) as usize], ..FaultConfig::none() };
     // Half the seeds also get read, write and sync EIO while running (no bit flips: recovery
@@ -218,14 +260,14 @@ fn run_seed(seed: u64) -> Result<(usize, u64, u64, u64), String> {
     let env = SimEnv::new(world.clone(), &arena());
     let promised = Rc::new(RefCell::new(Promised::default()));
     let crash_after = Duration::from_nanos(rng.range(5_000_000, 400_000_000));
-    let checkpoints = rng.chance(500_000);
+    let options = Options { checkpoints: rng.chance(500_000), compacting: rng.chance(500_000) };
     let executor = Executor::new(world.clone());
     let p = promised.clone();
     let env2 = env.clone();
     let world_faults = world.clone();
     let started = executor.block_on(async move {
         let bus = LocalBus::new();
-        let (nodes, _) = open_cluster(&env, &bus, seed, checkpoints).await?;
+        let (nodes, _) = open_cluster(&env, &bus, seed, options).await?;
         world_faults.set_faults(faults);
         let stop = Rc::new(std::cell::Cell::new(false));
         let _tasks = spawn_nodes(nodes, &p, seed, &stop);
@@ -240,37 +282,46 @@ fn run_seed(seed: u64) -> Result<(usize, u64, u64, u64), String> {
     let env = env2;
     let executor = Executor::new(world.clone());
     let promised = Rc::try_unwrap(promised).map_err(|_| "promised still shared")?.into_inner();
-    let acked = (promised.acked.len(), promised.drivers_failed, promised.turns_beside.values().sum::<u64>());
-    let from_checkpoint = executor.block_on(async move {
+    let mut totals = Totals {
+        acked: promised.acked.len(),
+        failed: promised.drivers_failed,
+        beside: promised.turns_beside.values().sum(),
+        from_checkpoint: 0,
+        moved: promised.moved.values().sum(),
+    };
+    totals.from_checkpoint = executor.block_on(async move {
         let bus = LocalBus::new();
-        let (mut nodes, from_checkpoint) = open_cluster(&env, &bus, seed ^ 0xA5A5, false).await?;
+        let (mut nodes, from_checkpoint) = open_cluster(&env, &bus, seed ^ 0xA5A5, Options { checkpoints: false, ..options }).await?;
         check_after(&mut nodes, &promised).await?;
         reapply(nodes, &promised, seed).await?;
         Ok::<_, String>(from_checkpoint)
     })?;
-    Ok((acked.0, acked.1, acked.2, from_checkpoint))
+    Ok(totals)
 }
 
 #[test]
 fn cluster_survives_power_loss() {
     let first = seed_from_env(0x2AF7_0000);
     let n = seeds_from_env("RAFT_DRIVER_SIM_SEEDS", SEEDS_DEFAULT);
-    let (mut acked, mut failed, mut beside, mut from_checkpoint) = (0, 0, 0, 0);
+    let mut t = Totals::default();
     let rerun = |seed| format!("CORESTORE_SIM_SEED={seed} RAFT_DRIVER_SIM_SEEDS=1 cargo test -p raftlog --release --test driver_sim");
     each_seed(first, n, rerun, |seed| {
-        let (a, f, b, c) = run_seed(seed)?;
-        acked += a;
-        failed += f;
-        beside += b;
-        from_checkpoint += c;
+        let s = run_seed(seed)?;
+        t.acked += s.acked;
+        t.failed += s.failed;
+        t.beside += s.beside;
+        t.from_checkpoint += s.from_checkpoint;
+        t.moved += s.moved;
         Ok(())
     });
     eprintln!(
-        "{n} seeds, {acked} acknowledged entries checked after power loss, {failed} drivers stopped by injected EIO, {beside} turns written beside an earlier one in flight, {from_checkpoint} stores restarted with Raft state from an index checkpoint"
+        "{n} seeds, {} acknowledged entries checked after power loss, {} drivers stopped by injected EIO, {} turns written beside an earlier one in flight, {} stores restarted with Raft state from an index checkpoint, {} live entries moved by store compaction before the crash",
+        t.acked, t.failed, t.beside, t.from_checkpoint, t.moved
     );
-    assert!(acked > 0, "the workload acknowledged something");
+    assert!(t.acked > 0, "the workload acknowledged something");
     if n >= 20 {
-        assert!(beside > 0, "no turn wrote beside another in flight: the driver's pipeline is not exercised");
-        assert!(from_checkpoint > 0, "no store restarted from a checkpoint with Raft state: that start-up is not exercised");
+        assert!(t.beside > 0, "no turn wrote beside another in flight: the driver's pipeline is not exercised");
+        assert!(t.from_checkpoint > 0, "no store restarted from a checkpoint with Raft state: that start-up is not exercised");
+        assert!(t.moved > 0, "store compaction moved no live Raft entry: moves under the driver are not exercised");
     }
 }
