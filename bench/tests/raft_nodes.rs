@@ -7,7 +7,9 @@
 //! And a graceful stop (SIGTERM) of the leader under load hands leadership over and loses
 //! nothing. And replicas of two cores and four groups each (a store, driver and ports per core)
 //! route every group to its core, lose nothing to a SIGKILL, and hand every led group over on
-//! SIGTERM.
+//! SIGTERM. And with logs compacted into snapshots every few hundred entries, a follower that
+//! missed the compacted entries installs its leader's snapshot over TCP and ends with the same
+//! state machine.
 
 #![allow(clippy::disallowed_methods)] // a process test waits on wall time for other processes
 
@@ -54,6 +56,8 @@ struct Cluster {
     peers: String,
     cores: usize,
     groups: u64,
+    /// `--snapshot-entries`, if not the node's default.
+    snapshot_entries: Option<u64>,
 }
 
 impl Drop for Cluster {
@@ -68,8 +72,9 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
-    /// Replicas of `cores` cores each, holding groups 1 to `groups`.
-    fn start(dir: &Path, cores: usize, groups: u64) -> Cluster {
+    /// Replicas of `cores` cores each, holding groups 1 to `groups`, compacting their logs every
+    /// `snapshot_entries` applied entries (`None`: the node's default, more than any test writes).
+    fn start(dir: &Path, cores: usize, groups: u64, snapshot_entries: Option<u64>) -> Cluster {
         let listeners: Vec<TcpListener> =
             (0..2 * REPLICAS * cores).map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
         let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().expect("address")).collect();
@@ -78,7 +83,7 @@ impl Cluster {
         let join = |a: &[SocketAddr]| a.iter().map(|a| a.to_string()).collect::<Vec<_>>().join("/");
         let peers = raft.chunks(cores).enumerate().map(|(i, a)| format!("{}={}", i + 1, join(a))).collect::<Vec<_>>().join(",");
         let nodes = client.chunks(cores).map(|a| Node { child: None, clients: a.to_vec() }).collect();
-        let mut cluster = Cluster { nodes, dir: dir.to_path_buf(), peers, cores, groups };
+        let mut cluster = Cluster { nodes, dir: dir.to_path_buf(), peers, cores, groups, snapshot_entries };
         for i in 0..REPLICAS {
             cluster.spawn(i);
         }
@@ -90,8 +95,12 @@ impl Cluster {
         let log = std::fs::File::create(self.dir.join(format!("node-{}.log", i + 1))).expect("log file");
         let node_cpus: Vec<String> = (0..self.cores).map(|k| ((i * self.cores + k) % cpus).to_string()).collect();
         let clients: Vec<String> = self.nodes[i].clients.iter().map(|a| a.to_string()).collect();
-        let child = Command::new(env!("CARGO_BIN_EXE_corestore-bench"))
-            .arg("raft-node")
+        let mut command = Command::new(env!("CARGO_BIN_EXE_corestore-bench"));
+        command.arg("raft-node");
+        if let Some(n) = self.snapshot_entries {
+            command.args(["--snapshot-entries", &n.to_string()]);
+        }
+        let child = command
             .args(["--id", &(i + 1).to_string(), "--peers", &self.peers])
             .args(["--client-listen", &clients.join("/")])
             .arg("--data")
@@ -117,6 +126,25 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(5));
         };
         assert!(status.success(), "replica {} stopped with {status}:\n{}", i + 1, self.log(i));
+    }
+
+    /// Waits until every running replica applied the same index of `group` as its leader
+    /// committed (no load runs meanwhile); returns their statuses, by replica.
+    fn wait_converged(&self, group: u64, deadline: Instant) -> BTreeMap<usize, NodeStatus> {
+        loop {
+            let leader = self.wait_leader_of(group, deadline);
+            let commit = self.status_of(leader, group).map_or(0, |s| s.commit);
+            let statuses: BTreeMap<usize, NodeStatus> = (0..REPLICAS)
+                .filter(|&i| self.nodes[i].child.is_some())
+                .filter_map(|i| Some((i, self.status_of(i, group)?)))
+                .collect();
+            let running = self.nodes.iter().filter(|n| n.child.is_some()).count();
+            if commit > 0 && statuses.len() == running && statuses.values().all(|s| s.applied == commit) {
+                return statuses;
+            }
+            assert!(Instant::now() < deadline, "group {group}: replicas did not converge on {commit}: {statuses:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn kill(&mut self, i: usize) {
@@ -239,19 +267,35 @@ fn acked_in(acked: &Acked, group: u64) -> usize {
     acked.lock().expect("acked lock").range((group, 0)..=(group, u64::MAX)).count()
 }
 
-/// Reads every acknowledged index back from replica `i`, once it applied each group's last.
-fn check_log(cluster: &Cluster, i: usize, acked: &BTreeMap<(u64, u64), Vec<u8>>) {
+/// Reads every acknowledged index back from replica `i`, once it applied each group's last; an
+/// index at or below the group's snapshot there must be answered as compacted. Returns how many
+/// were read back.
+fn check_log(cluster: &Cluster, i: usize, acked: &BTreeMap<(u64, u64), Vec<u8>>) -> usize {
     let groups: Vec<u64> = (1..=cluster.groups).filter(|&g| acked.range((g, 0)..=(g, u64::MAX)).next().is_some()).collect();
     assert!(!groups.is_empty(), "acknowledged entries");
     for &group in &groups {
         let (&(_, last), _) = acked.range((group, 0)..=(group, u64::MAX)).last().expect("an entry of the group");
         cluster.wait_applied(i, group, last, Instant::now() + TIMEOUT);
     }
+    let snapshots: BTreeMap<u64, u64> =
+        groups.iter().map(|&g| (g, cluster.status_of(i, g).expect("status after applying").snapshot_index)).collect();
     let mut clients: BTreeMap<usize, Client> = BTreeMap::new();
+    let mut read = 0;
     for (&(group, index), payload) in acked {
         let core = core_of(group, cluster.cores);
         let client = clients.entry(core).or_insert_with(|| Client::connect(cluster.client(i, group), CALL_TIMEOUT).expect("connect for reads"));
-        match client.read(group, index).expect("read") {
+        let answer = client.read(group, index).expect("read");
+        if index <= snapshots[&group] {
+            assert!(
+                matches!(&answer, Answer::Error(why) if why.starts_with("compacted")),
+                "replica {}: index {index} of group {group} is in the snapshot at {}, but a read answered {answer:?}",
+                i + 1,
+                snapshots[&group]
+            );
+            continue;
+        }
+        read += 1;
+        match answer {
             Answer::Entry { index: got, payload: stored, .. } => {
                 assert_eq!(got, index);
                 assert!(
@@ -265,6 +309,7 @@ fn check_log(cluster: &Cluster, i: usize, acked: &BTreeMap<(u64, u64), Vec<u8>>)
             other => panic!("replica {}: read of acknowledged index {index} of group {group} answered {other:?}", i + 1),
         }
     }
+    read
 }
 
 /// An empty directory for one test's replicas.
@@ -327,7 +372,7 @@ impl Load {
 #[test]
 fn acknowledged_entries_survive_a_leader_kill() {
     let dir = fresh_dir("raft-nodes");
-    let mut cluster = Cluster::start(&dir, 1, 1);
+    let mut cluster = Cluster::start(&dir, 1, 1, None);
     let deadline = Instant::now() + TIMEOUT;
     let old = cluster.wait_leader(deadline);
     let load = Load::start(&cluster, deadline);
@@ -367,7 +412,7 @@ fn acknowledged_entries_survive_a_leader_kill() {
 #[test]
 fn a_sigterm_hands_leadership_over_and_loses_nothing() {
     let dir = fresh_dir("raft-nodes-sigterm");
-    let mut cluster = Cluster::start(&dir, 1, 1);
+    let mut cluster = Cluster::start(&dir, 1, 1, None);
     let deadline = Instant::now() + TIMEOUT;
     let old = cluster.wait_leader(deadline);
     let load = Load::start(&cluster, deadline);
@@ -399,7 +444,7 @@ fn groups_on_two_cores_route_to_their_core_and_lose_nothing() {
     const CORES: usize = 2;
     const GROUPS: u64 = 4;
     let dir = fresh_dir("raft-nodes-cores");
-    let mut cluster = Cluster::start(&dir, CORES, GROUPS);
+    let mut cluster = Cluster::start(&dir, CORES, GROUPS, None);
     let deadline = Instant::now() + TIMEOUT;
     for group in 1..=GROUPS {
         cluster.wait_leader_of(group, deadline);
@@ -446,4 +491,56 @@ fn groups_on_two_cores_route_to_their_core_and_lose_nothing() {
         assert_ne!(cluster.wait_leader_of(group, Instant::now() + TIMEOUT), stopped);
     }
     eprintln!("replica {} handed groups {led:?} over on SIGTERM", stopped + 1);
+}
+
+/// Snapshots between real processes: each group compacts its log every `SNAPSHOT_ENTRIES`
+/// applied entries. A follower killed before the load misses entries its leader compacted away,
+/// so on restart it installs the leader's snapshot, streamed over the replicas' TCP transport,
+/// then applies what follows: every replica ends at the same applied index with the same state
+/// machine digest (chained over every entry applied), acknowledged entries above each replica's
+/// snapshot read back and those at or below it are answered as compacted. Then the leader is
+/// killed and restarted: it starts from its own snapshot and reaches the same digest.
+#[test]
+fn a_follower_behind_the_compacted_log_installs_the_snapshot_over_tcp() {
+    const SNAPSHOT_ENTRIES: u64 = 200;
+    const ACKED_MIN: usize = 1500;
+    let dir = fresh_dir("raft-nodes-snapshot");
+    let mut cluster = Cluster::start(&dir, 1, 1, Some(SNAPSHOT_ENTRIES));
+    let deadline = Instant::now() + 2 * TIMEOUT;
+    let leader = cluster.wait_leader(deadline);
+    let behind = (leader + 1) % REPLICAS;
+    cluster.kill(behind);
+    let load = Load::start(&cluster, deadline);
+    while acked_len(&load.acked) < ACKED_MIN {
+        assert!(Instant::now() < deadline, "only {} proposals acknowledged", acked_len(&load.acked));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let acked = load.finish(deadline);
+    let compacted = cluster.status(leader).expect("leader status").snapshot_index;
+    assert!(compacted >= SNAPSHOT_ENTRIES, "the leader compacted its log (snapshot at {compacted})");
+
+    cluster.spawn(behind);
+    let statuses = cluster.wait_converged(GROUP, deadline);
+    let digests: Vec<u64> = statuses.values().map(|s| s.digest).collect();
+    assert!(digests.windows(2).all(|w| w[0] == w[1]), "replicas at the same index disagree: {statuses:?}");
+    assert!(statuses[&behind].snapshots_installed >= 1, "the restarted follower installed no snapshot: {:?}", statuses[&behind]);
+    for i in 0..REPLICAS {
+        let read = check_log(&cluster, i, &acked);
+        eprintln!("replica {}: {read} of {} acknowledged entries read back, the rest in its snapshot", i + 1, acked.len());
+    }
+
+    cluster.kill(leader);
+    cluster.spawn(leader);
+    let after = cluster.wait_converged(GROUP, Instant::now() + TIMEOUT);
+    // A new leader appends an entry of its own, so the index may have moved on.
+    let first = after.values().next().expect("replicas");
+    let same_as_before = first.applied > statuses[&leader].applied || first.digest == digests[0];
+    assert!(same_as_before && after.values().all(|s| s.digest == first.digest), "after the leader's restart: {after:?}");
+    eprintln!(
+        "{} acknowledged; snapshots at {:?}; replica {} installed {}",
+        acked.len(),
+        after.values().map(|s| s.snapshot_index).collect::<Vec<_>>(),
+        behind + 1,
+        statuses[&behind].snapshots_installed
+    );
 }

@@ -36,7 +36,7 @@ use engine::arena::{ArenaConfig, ClassConfig};
 use engine::store::{Store, StoreConfig};
 use engine::{LinuxEnv, RuntimeConfig, SECTOR_SIZE};
 use net::{FrameReader, LISTEN_BACKLOG_DEFAULT, TcpListener, TcpStream};
-use raftlog::{Config, Driver, GroupId, Message, NodeId, Payload, Role, TcpTransport, Transport};
+use raftlog::{Config, Driver, GroupId, Message, NodeId, Payload, Role, Storage, TcpTransport, Transport};
 
 use super::proto::{self, NodeStatus, Reply, Request, core_of};
 
@@ -121,6 +121,53 @@ pub struct NodeArgs {
     /// (`Store::set_writes_in_flight`, `Driver::set_turns_in_flight`).
     #[arg(long, default_value_t = engine::store::WRITES_IN_FLIGHT_MAX)]
     pub writes_in_flight: usize,
+    /// A group compacts its log into a snapshot of its state machine once this many applied
+    /// entries follow the last one (0: never). Entries at or below a snapshot can no longer be
+    /// read by index, and a replica that needs them installs the snapshot instead.
+    #[arg(long, default_value_t = SNAPSHOT_ENTRIES_DEFAULT)]
+    pub snapshot_entries: u64,
+}
+
+/// About 290 MiB of 1 KiB entries per group between snapshots: a restart applies at most that
+/// much of the log again, and the process tests, which read every acknowledged entry back by
+/// index, stay below it unless they ask for less.
+pub const SNAPSHOT_ENTRIES_DEFAULT: u64 = 1 << 18;
+
+/// A group's state machine: how far it applied, and a digest chained over every applied entry.
+/// Its snapshot image is those two numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Machine {
+    index: u64,
+    digest: u64,
+}
+
+impl Machine {
+    const IMAGE_BYTES: usize = 16;
+
+    fn apply(&mut self, index: u64, payload: &[u8]) {
+        assert_eq!(index, self.index + 1, "the driver hands out entries in order, none skipped");
+        self.index = index;
+        self.digest = xxhash_rust::xxh3::xxh3_64_with_seed(payload, self.digest ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    }
+
+    fn image(&self) -> Vec<u8> {
+        [self.index.to_le_bytes(), self.digest.to_le_bytes()].concat()
+    }
+
+    /// The state a snapshot image describes (an empty image: nothing applied yet).
+    fn from_image(image: &[u8], index: u64) -> Result<Machine, String> {
+        if image.is_empty() && index == 0 {
+            return Ok(Machine::default());
+        }
+        let words: Option<(u64, u64)> = (image.len() == Self::IMAGE_BYTES).then(|| {
+            let word = |i: usize| u64::from_le_bytes(image[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+            (word(0), word(1))
+        });
+        match words {
+            Some((at, digest)) if at == index => Ok(Machine { index, digest }),
+            _ => Err(format!("a snapshot at index {index} holds {} bytes that are not this node's image of it", image.len())),
+        }
+    }
 }
 
 /// `ADDR[/ADDR...]`: one address per core.
@@ -335,7 +382,19 @@ async fn core_main(env: LinuxEnv, core: usize, plan: Plan) -> Result<(), String>
         let seed = id.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(group - 1);
         driver.add_group(Config::new(id, group, voters.clone(), seed)).await.map_err(|e| format!("{at}: opening group {group}: {e}"))?;
     }
-    let mut serving = Serving { waiters: groups.iter().map(|&g| (g, VecDeque::new())).collect(), batches: BTreeMap::new() };
+    let mut serving = Serving {
+        waiters: groups.iter().map(|&g| (g, VecDeque::new())).collect(),
+        batches: BTreeMap::new(),
+        machines: BTreeMap::new(),
+        snapshot_entries: args.snapshot_entries,
+        failed: None,
+    };
+    for &group in &groups {
+        // The state machine starts from the snapshot the group's log starts after.
+        let snapshot = driver.group(group).expect("added").storage().snapshot().map_err(|e| format!("{at}: group {group}: {e:?}"))?;
+        let machine = Machine::from_image(&snapshot.data, snapshot.meta.index).map_err(|e| format!("{at}: group {group}: {e}"))?;
+        serving.machines.insert(group, (machine, 0));
+    }
     let tick = Duration::from_millis(args.tick_ms.max(1));
     let mut stopping: Option<Stopping> = None;
     driver
@@ -348,11 +407,14 @@ async fn core_main(env: LinuxEnv, core: usize, plan: Plan) -> Result<(), String>
                 stopping = Some(Stopping::begin(d, tick));
             }
             serving.serve(d, &shared, stopping.as_ref());
-            stopping.as_ref().is_none_or(|s| !s.done(d) && engine::time::now() < s.deadline)
+            serving.failed.is_none() && stopping.as_ref().is_none_or(|s| !s.done(d) && engine::time::now() < s.deadline)
         })
         .await
         .map_err(|e| format!("{at}: driver: {e}"))?;
-    // Only a stop ends `run`.
+    if let Some(why) = serving.failed {
+        return Err(format!("{at}: {why}"));
+    }
+    // Only a stop or a failure ends `run`.
     let stopping = stopping.expect("run ended without a stop");
     store.close().await.map_err(|e| format!("{at}: closing the store: {e}"))?;
     stopping.report(&driver, &at)
@@ -456,18 +518,48 @@ impl Stopping {
 
 type NodeDriver = Driver<LinuxEnv, NodeBus>;
 
-/// The driver loop's side of the clients: who waits for which index, per group.
+/// The driver loop's side of the clients and the groups' state machines.
 struct Serving {
     waiters: BTreeMap<GroupId, VecDeque<Waiter>>,
     /// Proposals taken from the queue, per group, reused across turns.
     batches: BTreeMap<GroupId, Vec<Proposal>>,
+    /// Each group's state machine, and the snapshots it installed from a leader.
+    machines: BTreeMap<GroupId, (Machine, u64)>,
+    /// `NodeArgs::snapshot_entries`.
+    snapshot_entries: u64,
+    /// Why the core must stop, if it must.
+    failed: Option<String>,
 }
 
 impl Serving {
     /// Between turns: answer what was applied, propose what clients queued, publish the status.
     fn serve(&mut self, d: &mut NodeDriver, shared: &Shared, stopping: Option<&Stopping>) {
         for (&group, waiters) in &mut self.waiters {
-            answer_applied(d, group, waiters);
+            let (machine, installed) = self.machines.get_mut(&group).expect("a machine per group");
+            // An installed snapshot first: the entries handed out follow it.
+            if let Some(snapshot) = d.take_installed(group) {
+                match Machine::from_image(&snapshot.data, snapshot.meta.index) {
+                    Ok(m) => *machine = m,
+                    Err(e) => {
+                        // Its state is unknown now: the core stops (`core_main` says why).
+                        self.failed.get_or_insert(format!("group {group}: installing the leader's snapshot: {e}"));
+                        return;
+                    }
+                }
+                *installed += 1;
+            }
+            let entries = d.take_applied(group);
+            for entry in &entries {
+                machine.apply(entry.index, &entry.payload);
+            }
+            answer_applied(d, group, entries, waiters);
+            let snapshot_index = d.group(group).expect("the group was added").snapshot_index();
+            if self.snapshot_entries > 0
+                && machine.index >= snapshot_index + self.snapshot_entries
+                && let Err(e) = d.compact(group, machine.index, machine.image().into())
+            {
+                eprintln!("raft-node: group {group}: compacting through {}: {e}", machine.index);
+            }
         }
         for p in shared.proposals.borrow_mut().drain(..) {
             self.batches.entry(p.group).or_default().push(p);
@@ -480,7 +572,7 @@ impl Serving {
         }
         let stats = d.store().stats();
         let mut status = shared.status.borrow_mut();
-        for &group in self.waiters.keys() {
+        for (&group, (machine, installed)) in &self.machines {
             let node = d.group(group).expect("the group was added");
             status.insert(
                 group,
@@ -490,21 +582,24 @@ impl Serving {
                     term: node.term(),
                     leader: node.leader().unwrap_or(0),
                     commit: node.commit_index(),
-                    applied: node.applied_index(),
+                    applied: machine.index,
                     last_index: node.last_index(),
                     store_syncs: stats.syncs,
                     store_records: stats.records,
                     store_write: stats.write_latency,
+                    snapshot_index: node.snapshot_index(),
+                    snapshots_installed: *installed,
+                    digest: machine.digest,
                 },
             );
         }
     }
 }
 
-/// Answers the proposals of `group` whose entries were applied, and, if this replica no longer
-/// leads, every one still waiting.
-fn answer_applied(d: &mut NodeDriver, group: GroupId, waiters: &mut VecDeque<Waiter>) {
-    for entry in d.take_applied(group) {
+/// Answers the proposals of `group` whose entries (`applied`) were applied, and, if this replica
+/// no longer leads, every one still waiting.
+fn answer_applied(d: &NodeDriver, group: GroupId, applied: Vec<raftlog::Entry>, waiters: &mut VecDeque<Waiter>) {
+    for entry in applied {
         while let Some(w) = waiters.front() {
             if w.index > entry.index {
                 break;
@@ -659,9 +754,14 @@ async fn handle(request: Request<'_>, conn: &Rc<Conn>, shared: &Shared, store: &
         }
         Request::Read { id, group, index } => {
             // Only applied entries: those are committed, and a committed entry is never cut.
-            let applied = shared.status.borrow().get(&group).map_or(0, |s| s.applied);
+            let (applied, snapshot) = shared.status.borrow().get(&group).map_or((0, 0), |s| (s.applied, s.snapshot_index));
             if index == 0 || index > applied {
                 conn.reply(&Reply::Error { id, message: b"not applied here" });
+                return;
+            }
+            if index <= snapshot {
+                let why = format!("compacted: entry {index} is in the snapshot at {snapshot}");
+                conn.reply(&Reply::Error { id, message: why.as_bytes() });
                 return;
             }
             match store.read_raft_entry(group, index).await {

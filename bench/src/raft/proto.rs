@@ -58,6 +58,13 @@ pub struct NodeStatus {
     pub store_records: u64,
     /// How long the store's durable batch writes took (`StoreStats::write_latency`).
     pub store_write: LatencyBuckets,
+    /// The index the group's log was last compacted through (its snapshot), 0 if never.
+    pub snapshot_index: u64,
+    /// Snapshots this replica installed from a leader since it started.
+    pub snapshots_installed: u64,
+    /// The state machine's digest, chained over every entry applied through `applied`: two
+    /// replicas at the same `applied` show the same digest only if they applied the same log.
+    pub digest: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,6 +168,7 @@ pub fn encode_reply(reply: &Reply<'_>, out: &mut Vec<u8>) {
             let start = begin(out, STATUS_REPLY, *id);
             out.push(s.is_leader as u8);
             put_u64s(out, &[s.id, s.term, s.leader, s.commit, s.applied, s.last_index, s.store_syncs, s.store_records]);
+            put_u64s(out, &[s.snapshot_index, s.snapshots_installed, s.digest]);
             // The non-empty buckets only: (count, then index and value of each).
             put_u64s(out, &[s.store_write.nonzero().count() as u64]);
             for (i, c) in s.store_write.nonzero() {
@@ -253,6 +261,9 @@ pub fn decode_reply(body: &[u8]) -> Result<Reply<'_>, ProtoError> {
                 store_syncs: r.u64()?,
                 store_records: r.u64()?,
                 store_write: LatencyBuckets::default(),
+                snapshot_index: r.u64()?,
+                snapshots_installed: r.u64()?,
+                digest: r.u64()?,
             };
             let buckets = r.u64()?;
             if buckets > LATENCY_BUCKETS as u64 {
@@ -390,6 +401,9 @@ mod tests {
             store_syncs: 50,
             store_records: 300,
             store_write: LatencyBuckets::default(),
+            snapshot_index: 64,
+            snapshots_installed: 1,
+            digest: 0xDEAD_BEEF,
         };
         check_reply(Reply::Status { id: 3, status: Box::new(status) });
         let mut timed = status;
