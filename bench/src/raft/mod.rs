@@ -172,9 +172,10 @@ pub fn bench_raft(args: RaftArgs) -> Result<(), String> {
     println!("# fio write+fdatasync: {:.0}/s (median of {:?})", fio.ops_per_s, fio_rounds.iter().map(|r| r.round()).collect::<Vec<_>>());
     remove_dir(&plan.dir.join("corestore"))?;
     remove_dir(&plan.dir.join("etcd"))?;
-    // A fresh group for the elections: a restarted replica applies its log again from index 1
-    // (no snapshots yet), and after the load runs that is hundreds of thousands of entries read
-    // back from disk, work that would overlap the next trial's election.
+    // A fresh group for the elections: a restarted replica applies its log again from its last
+    // snapshot (up to `node::SNAPSHOT_ENTRIES_DEFAULT` entries), and after the load runs that is
+    // hundreds of thousands of entries read back from disk, work that would overlap the next
+    // trial's election.
     let (kills, stops) = {
         let mut cluster = Corestore::start(&exe, &plan.dir.join("corestore-elections"), &plan.replicas)?;
         (elections(&mut cluster, &plan, Stop::Kill)?, elections(&mut cluster, &plan, Stop::Term)?)
