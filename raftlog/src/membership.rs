@@ -151,9 +151,17 @@ impl Membership {
             }
         }
         let [voters, learners] = lists;
+        if at != bytes.len() {
+            return None;
+        }
+        Membership::checked(voters, learners)
+    }
+
+    /// The membership of these lists, if they make a valid one (what `new` asserts); for lists
+    /// that arrive from elsewhere (a peer's snapshot, a decoded record).
+    pub fn checked(voters: Vec<NodeId>, learners: Vec<NodeId>) -> Option<Membership> {
         let membership = Membership { voters, learners };
-        let valid = at == bytes.len()
-            && !membership.voters.is_empty()
+        let valid = !membership.voters.is_empty()
             && membership.voters.len() <= VOTERS_MAX
             && membership.voters.len() + membership.learners.len() <= MEMBERS_MAX
             && membership.voters.windows(2).all(|pair| pair[0] < pair[1])
