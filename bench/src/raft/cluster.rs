@@ -87,6 +87,8 @@ pub struct ReplicaSetup {
     pub groups: u64,
     pub tick_ms: u64,
     pub writes_in_flight: usize,
+    /// `raft-node --snapshot-entries`.
+    pub snapshot_entries: u64,
 }
 
 impl ReplicaSetup {
@@ -151,7 +153,8 @@ impl Corestore {
             .arg(self.dir.join(format!("node-{}", i + 1)))
             .args(["--cpus", &self.setup.cpus[i].iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")])
             .args(["--groups", &self.setup.groups.to_string(), "--tick-ms", &self.setup.tick_ms.to_string()])
-            .args(["--writes-in-flight", &self.setup.writes_in_flight.to_string()]);
+            .args(["--writes-in-flight", &self.setup.writes_in_flight.to_string()])
+            .args(["--snapshot-entries", &self.setup.snapshot_entries.to_string()]);
         self.procs[i] = Some(Proc::spawn(command, self.dir.join(format!("node-{}.log", i + 1)))?);
         Ok(())
     }

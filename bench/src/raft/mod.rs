@@ -78,6 +78,9 @@ pub struct RaftArgs {
     /// Raft groups, spread round-robin over each replica's cores (at least one per core).
     #[arg(long, default_value_t = 1)]
     groups: u64,
+    /// Each group compacts its log into a snapshot every this many applied entries (0: never).
+    #[arg(long, default_value_t = node::SNAPSHOT_ENTRIES_DEFAULT)]
+    snapshot_entries: u64,
     /// Short run for CI smoke use.
     #[arg(long)]
     quick: bool,
@@ -173,9 +176,8 @@ pub fn bench_raft(args: RaftArgs) -> Result<(), String> {
     remove_dir(&plan.dir.join("corestore"))?;
     remove_dir(&plan.dir.join("etcd"))?;
     // A fresh group for the elections: a restarted replica applies its log again from its last
-    // snapshot (up to `node::SNAPSHOT_ENTRIES_DEFAULT` entries), and after the load runs that is
-    // hundreds of thousands of entries read back from disk, work that would overlap the next
-    // trial's election.
+    // snapshot (up to `--snapshot-entries` entries read back from disk), work that would overlap
+    // the next trial's election.
     let (kills, stops) = {
         let mut cluster = Corestore::start(&exe, &plan.dir.join("corestore-elections"), &plan.replicas)?;
         (elections(&mut cluster, &plan, Stop::Kill)?, elections(&mut cluster, &plan, Stop::Term)?)
@@ -223,6 +225,7 @@ fn plan(args: &RaftArgs) -> Result<Plan, String> {
             groups: args.groups,
             tick_ms: args.tick_ms.max(1),
             writes_in_flight: args.writes_in_flight.clamp(1, engine::store::WRITES_IN_FLIGHT_MAX),
+            snapshot_entries: args.snapshot_entries,
         },
         load_cpu,
     })
