@@ -383,18 +383,12 @@ async fn core_main(env: LinuxEnv, core: usize, plan: Plan) -> Result<(), String>
         let seed = id.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(group - 1);
         driver.add_group(Config::new(id, group, voters.clone(), seed)).await.map_err(|e| format!("{at}: opening group {group}: {e}"))?;
     }
-    let mut serving = Serving {
-        waiters: groups.iter().map(|&g| (g, VecDeque::new())).collect(),
-        batches: BTreeMap::new(),
-        machines: BTreeMap::new(),
-        snapshot_entries: args.snapshot_entries,
-        failed: None,
-    };
+    let mut serving = Serving { groups: BTreeMap::new(), snapshot_entries: args.snapshot_entries, failed: None };
     for &group in &groups {
         // The state machine starts from the snapshot the group's log starts after.
         let snapshot = driver.group(group).expect("added").storage().snapshot().map_err(|e| format!("{at}: group {group}: {e:?}"))?;
         let machine = Machine::from_image(&snapshot.data, snapshot.meta.index).map_err(|e| format!("{at}: group {group}: {e}"))?;
-        serving.machines.insert(group, (machine, 0));
+        serving.groups.insert(group, Served { machine, installed: 0, waiters: VecDeque::new(), batch: Vec::new() });
     }
     let tick = Duration::from_millis(args.tick_ms.max(1));
     let mut stopping: Option<Stopping> = None;
@@ -521,59 +515,65 @@ type NodeDriver = Driver<LinuxEnv, NodeBus>;
 
 /// The driver loop's side of the clients and the groups' state machines.
 struct Serving {
-    waiters: BTreeMap<GroupId, VecDeque<Waiter>>,
-    /// Proposals taken from the queue, per group, reused across turns.
-    batches: BTreeMap<GroupId, Vec<Proposal>>,
-    /// Each group's state machine, and the snapshots it installed from a leader.
-    machines: BTreeMap<GroupId, (Machine, u64)>,
+    /// This core's groups.
+    groups: BTreeMap<GroupId, Served>,
     /// `NodeArgs::snapshot_entries`.
     snapshot_entries: u64,
     /// Why the core must stop, if it must.
     failed: Option<String>,
 }
 
+/// One group of the core, as the driver loop serves it.
+struct Served {
+    machine: Machine,
+    /// Snapshots installed from a leader since the start.
+    installed: u64,
+    /// Proposals in the log, waiting to be applied.
+    waiters: VecDeque<Waiter>,
+    /// Proposals taken from the queue, reused across turns.
+    batch: Vec<Proposal>,
+}
+
 impl Serving {
     /// Between turns: answer what was applied, propose what clients queued, publish the status.
     fn serve(&mut self, d: &mut NodeDriver, shared: &Shared, stopping: Option<&Stopping>) {
-        for (&group, waiters) in &mut self.waiters {
-            let (machine, installed) = self.machines.get_mut(&group).expect("a machine per group");
+        for (&group, g) in &mut self.groups {
             // An installed snapshot first: the entries handed out follow it.
             if let Some(snapshot) = d.take_installed(group) {
                 match Machine::from_image(&snapshot.data, snapshot.meta.index) {
-                    Ok(m) => *machine = m,
+                    Ok(m) => g.machine = m,
                     Err(e) => {
                         // Its state is unknown now: the core stops (`core_main` says why).
                         self.failed.get_or_insert(format!("group {group}: installing the leader's snapshot: {e}"));
                         return;
                     }
                 }
-                *installed += 1;
+                g.installed += 1;
             }
             let entries = d.take_applied(group);
             for entry in &entries {
-                machine.apply(entry.index, &entry.payload);
+                g.machine.apply(entry.index, &entry.payload);
             }
-            answer_applied(d, group, entries, waiters);
+            answer_applied(d, group, entries, &mut g.waiters);
             let snapshot_index = d.group(group).expect("the group was added").snapshot_index();
             if self.snapshot_entries > 0
-                && machine.index >= snapshot_index + self.snapshot_entries
-                && let Err(e) = d.compact(group, machine.index, machine.image().into())
+                && g.machine.index >= snapshot_index + self.snapshot_entries
+                && let Err(e) = d.compact(group, g.machine.index, g.machine.image().into())
             {
-                eprintln!("raft-node: group {group}: compacting through {}: {e}", machine.index);
+                eprintln!("raft-node: group {group}: compacting through {}: {e}", g.machine.index);
             }
         }
         for p in shared.proposals.borrow_mut().drain(..) {
-            self.batches.entry(p.group).or_default().push(p);
+            self.groups.get_mut(&p.group).expect("queued only for this core's groups").batch.push(p);
         }
-        for (&group, batch) in &mut self.batches {
-            if !batch.is_empty() {
-                let waiters = self.waiters.get_mut(&group).expect("queued only for this core's groups");
-                propose(d, group, batch, waiters, stopping.and_then(|s| s.successor(group)));
+        for (&group, g) in &mut self.groups {
+            if !g.batch.is_empty() {
+                propose(d, group, &mut g.batch, &mut g.waiters, stopping.and_then(|s| s.successor(group)));
             }
         }
         let stats = d.store().stats();
         let mut status = shared.status.borrow_mut();
-        for (&group, (machine, installed)) in &self.machines {
+        for (&group, g) in &self.groups {
             let node = d.group(group).expect("the group was added");
             status.insert(
                 group,
@@ -583,14 +583,14 @@ impl Serving {
                     term: node.term(),
                     leader: node.leader().unwrap_or(0),
                     commit: node.commit_index(),
-                    applied: machine.index,
+                    applied: g.machine.index,
                     last_index: node.last_index(),
                     store_syncs: stats.syncs,
                     store_records: stats.records,
                     store_write: stats.write_latency,
                     snapshot_index: node.snapshot_index(),
-                    snapshots_installed: *installed,
-                    digest: machine.digest,
+                    snapshots_installed: g.installed,
+                    digest: g.machine.digest,
                 },
             );
         }
