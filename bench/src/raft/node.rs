@@ -453,6 +453,14 @@ struct Handed {
     term: u64,
 }
 
+impl Handed {
+    /// Whether another replica leads the group now, in a later term.
+    fn moved(&self, d: &NodeDriver) -> bool {
+        let node = d.group(self.group).expect("a handed group exists");
+        node.term() > self.term && node.leader().is_some_and(|l| l != node.id())
+    }
+}
+
 impl Stopping {
     fn begin(d: &mut NodeDriver, tick: Duration) -> Stopping {
         let now = engine::time::now();
@@ -471,11 +479,7 @@ impl Stopping {
 
     /// Whether the core may end: every group it led is led by another replica in a later term.
     fn done(&self, d: &NodeDriver) -> bool {
-        !d.leads_any()
-            && self.handed.iter().all(|h| {
-                let node = d.group(h.group).expect("a handed group exists");
-                node.term() > h.term && node.leader().is_some_and(|l| l != node.id())
-            })
+        !d.leads_any() && self.handed.iter().all(|h| h.moved(d))
     }
 
     /// One line per group handed over; an error if one was not.
@@ -485,20 +489,23 @@ impl Stopping {
             eprintln!("{at}: stopped (leading nothing)");
             return Ok(());
         }
-        let done = self.done(d);
+        if !self.done(d) {
+            // The group that did not move (or, if all did, the first: this core still leads
+            // a group it could not hand over).
+            let h = self.handed.iter().find(|h| !h.moved(d)).unwrap_or(&self.handed[0]);
+            let node = d.group(h.group).expect("a handed group exists");
+            return Err(format!(
+                "{at}: stopped without handing group {} over to node {} within {waited:?} (term {} then, {} now, leader {:?}; driver {:?})",
+                h.group,
+                h.to,
+                h.term,
+                node.term(),
+                node.leader(),
+                d.stats()
+            ));
+        }
         for h in &self.handed {
             let node = d.group(h.group).expect("a handed group exists");
-            if !done {
-                return Err(format!(
-                    "{at}: stopped without handing group {} over to node {} within {waited:?} (term {} then, {} now, leader {:?}; driver {:?})",
-                    h.group,
-                    h.to,
-                    h.term,
-                    node.term(),
-                    node.leader(),
-                    d.stats()
-                ));
-            }
             eprintln!(
                 "{at}: stopped: handed group {} over to node {}; node {} leads at term {} ({waited:?} after the stop)",
                 h.group,
