@@ -47,9 +47,13 @@ t_check() {
 
 # The same size and a different byte: only the MD5 can tell.
 t_check_finds_difference() {
+  local f=$work/changed/img/thirty.bin at=12345678 byte
   cp -r "$src" "$work/changed"
-  printf 'X' | dd of="$work/changed/img/thirty.bin" bs=1 seek=12345678 conv=notrunc status=none
-  cmp -s "$src/img/thirty.bin" "$work/changed/img/thirty.bin" && { echo "the copy did not change"; return 1; }
+  # Flip every bit of one byte. Writing a fixed byte failed CI once: the random file already
+  # held it there (1 run in 256).
+  byte=$(od -An -tu1 -j "$at" -N 1 "$f" | tr -d ' ')
+  printf "\\$(printf '%03o' $((255 - byte)))" | dd of="$f" bs=1 seek="$at" conv=notrunc status=none
+  cmp -s "$src/img/thirty.bin" "$f" && { echo "the copy did not change"; return 1; }
   expect_fail "rclone check of a changed tree" rclone check "$work/changed" "$R/tree"
   echo "$fail_output"
   has_re ': 1 differences found$' "$fail_output"
