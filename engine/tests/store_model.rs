@@ -195,7 +195,7 @@ fn check_raft(executor: &Executor, store: &Store<SimEnv>, raft: &BTreeMap<u64, R
     prop_assert_eq!(store.raft_group_ids(), raft.keys().copied().collect::<Vec<u64>>());
     for (group, m) in raft {
         let g = store.raft_group(*group).ok_or_else(|| TestCaseError::fail(format!("group {group} missing")))?;
-        let entries: BTreeMap<u64, u64> = g.entries.iter().map(|(i, e)| (*i, e.term)).collect();
+        let entries: BTreeMap<u64, u64> = g.entries.iter().map(|(i, e)| (i, e.term)).collect();
         prop_assert_eq!(&entries, &m.entries, "group {}", group);
         prop_assert_eq!(g.hard_state, m.hard_state, "group {}", group);
         prop_assert_eq!(g.compacted.map(|c| (c.index, c.term)), m.compacted, "group {}", group);

@@ -142,7 +142,7 @@ fn old_raft_records_replay(format: &str) {
         async move {
             let (store, _) = Store::open(core.env.clone(), config(&dir)).await.expect("open an old-format raft log");
             let group = store.raft_group(5).expect("group 5");
-            assert_eq!(group.entries.keys().copied().collect::<Vec<_>>(), (1..=27).collect::<Vec<u64>>(), "entries 28.. truncated");
+            assert_eq!(group.entries.keys().collect::<Vec<_>>(), (1..=27).collect::<Vec<u64>>(), "entries 28.. truncated");
             assert_eq!(group.hard_state, Some(RaftHardState { term: 4, vote: 2, commit: 25 }));
             for index in 1..=27u64 {
                 let (term, entry) = store.read_raft_entry(5, index).await.expect("read entry").expect("live entry");

@@ -64,7 +64,7 @@ fn with_store_report<T: Send + 'static>(
 }
 
 fn entries(store: &Store<engine::LinuxEnv>, group: u64) -> Vec<(u64, u64)> {
-    store.raft_group(group).map(|g| g.entries.iter().map(|(i, e)| (*i, e.term)).collect()).unwrap_or_default()
+    store.raft_group(group).map(|g| g.entries.iter().map(|(i, e)| (i, e.term)).collect()).unwrap_or_default()
 }
 
 async fn check_payloads(store: &Store<engine::LinuxEnv>, group: u64) {
@@ -184,7 +184,7 @@ fn torn_raft_batch_is_cut_and_nothing_acknowledged_is_lost() {
                 ])
                 .await
                 .expect("append");
-            let at = store.raft_group(1).expect("group 1").entries[&7].at;
+            let at = store.raft_group(1).expect("group 1").entries.get(7).expect("entry 7").at;
             assert_eq!(at.segment, 1);
             at.offset
         })
@@ -214,7 +214,7 @@ fn a_corrupted_entry_is_an_error_never_data() {
         let seg = seg.clone();
         Box::pin(async move {
             five_each(&store, 1).await;
-            let at = store.raft_group(1).expect("group").entries[&2].at.offset;
+            let at = store.raft_group(1).expect("group").entries.get(2).expect("entry 2").at.offset;
             // Damage entry 2's payload on disk behind the store's back.
             let f = std::fs::OpenOptions::new().write(true).open(&seg).expect("segment");
             f.write_all_at(&[0xEEu8; 4], at + 90).expect("write");

@@ -189,7 +189,7 @@ async fn store_logs(store: &Store<SimEnv>) -> Result<Model, String> {
     for group in store.raft_group_ids() {
         let g = store.raft_group(group).expect("listed");
         let mut log = GroupLog { compacted: g.compacted.map(|c| (c.index, c.term)), hard_state: g.hard_state, ..Default::default() };
-        for (&index, e) in &g.entries {
+        for (index, e) in &g.entries {
             let (term, object) = store
                 .read_raft_entry(group, index)
                 .await

@@ -114,10 +114,10 @@ impl DurableStorage {
         }
         for (n, (index, entry)) in durable.entries.iter().enumerate() {
             // The store keeps the log contiguous after its compaction point.
-            assert_eq!(*index, storage.snapshot.meta.index + n as Index + 1, "group {group}: the durable log must follow its snapshot");
+            assert_eq!(index, storage.snapshot.meta.index + n as Index + 1, "group {group}: the durable log must follow its snapshot");
             storage.terms.push(entry.term);
             if kind_of(&[entry.kind]) == Some(EntryKind::ConfChange) {
-                storage.confs.push(read_entry(store, group, *index).await?);
+                storage.confs.push(read_entry(store, group, index).await?);
             }
         }
         let last = storage.last_index();

@@ -113,7 +113,7 @@ fn raft_records(raft: &RaftIndex) -> Vec<Vec<u8>> {
         out.push(r);
         for (index, e) in &g.entries {
             let mut r = vec![RAFT_ENTRY];
-            for v in [*id, *index, e.term] {
+            for v in [*id, index, e.term] {
                 r.extend_from_slice(&v.to_le_bytes());
             }
             r.push(e.kind);
@@ -354,7 +354,7 @@ fn parse_raft(mut d: &[u8], raft: &mut RaftCheckpoint) -> Option<()> {
                 let kind = take(&mut d, 1)?[0];
                 let at = location(&mut d)?;
                 let entries = &mut raft.groups.get_mut(&group)?.entries;
-                if entries.insert(index, RaftEntryLoc { term, at, kind }).is_some() {
+                if entries.put(index, RaftEntryLoc { term, at, kind }).is_some() {
                     return None;
                 }
             }

@@ -14,6 +14,7 @@ mod checkpoint;
 pub mod index;
 pub mod manifest;
 pub mod raft;
+mod raft_entries;
 pub mod record;
 mod recovery;
 
@@ -31,6 +32,7 @@ use record::{HEADER_BYTES, Header, Kind};
 
 pub use manifest::{CHUNK_BUCKET, ChunkRead, Extent, Manifest, is_internal_bucket};
 pub use raft::{RaftCompacted, RaftEntryLoc, RaftGroup, RaftHardState, RaftIndex, RaftRecord};
+pub use raft_entries::RaftEntries;
 pub use recovery::RecoveryReport;
 
 /// Default size of a segment file.

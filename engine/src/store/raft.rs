@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::index::Location;
+use super::raft_entries::RaftEntries;
 use super::record::Kind;
 
 /// Bytes of a hard state record's data: `u64 vote` (0: none).
@@ -84,7 +85,7 @@ pub struct RaftCompacted {
 pub struct RaftGroup {
     /// Live entries by index: contiguous (each appended entry follows the last), after
     /// `compacted` if the log was compacted.
-    pub entries: BTreeMap<u64, RaftEntryLoc>,
+    pub entries: RaftEntries,
     pub hard_state: Option<RaftHardState>,
     /// Where the last hard state's frame lies.
     pub hard_state_at: Option<Location>,
@@ -93,7 +94,7 @@ pub struct RaftGroup {
 
 impl RaftGroup {
     pub fn last_index(&self) -> Option<u64> {
-        self.entries.last_key_value().map(|(index, _)| *index)
+        self.entries.last_index()
     }
 
     /// The index the next entry follows: the last entry's, else the compaction point's.
@@ -222,7 +223,7 @@ impl RaftIndex {
 
     /// Where `group`'s live entry `index` lies.
     pub(super) fn entry_at(&self, group: u64, index: u64) -> Option<Location> {
-        Some(self.groups.get(&group)?.entries.get(&index)?.at)
+        Some(self.groups.get(&group)?.entries.get(index)?.at)
     }
 
     /// The (offset, frame length) of every frame in segment `id` that compaction copies forward
@@ -269,7 +270,7 @@ impl RaftIndex {
     pub(super) fn check_replayed(&self) -> Result<(), String> {
         for (id, group) in &self.groups {
             let mut expected = group.compacted.map(|c| c.index + 1);
-            for &index in group.entries.keys() {
+            for index in group.entries.keys() {
                 if expected.is_some_and(|e| e != index) {
                     return Err(format!("raft group {id}: entry {index} follows {expected:?} after replay: Raft records are missing"));
                 }
@@ -277,6 +278,14 @@ impl RaftIndex {
             }
         }
         Ok(())
+    }
+
+    /// After replay, once `check_replayed` passed: every group's entries back in a ring buffer
+    /// (a hole in replay made some sparse, `RaftEntries`), as the writer keeps them.
+    pub(super) fn make_dense(&mut self) {
+        for (id, group) in &mut self.groups {
+            assert!(group.entries.make_dense(), "raft group {id}: entries not contiguous after a replay that checked them");
+        }
     }
 
     /// Forgets a segment compaction removed (it held no frame `holds_segment` counts, and every
@@ -304,17 +313,18 @@ impl RaftIndex {
                 // live there). Replay finds it where it lay, or finds no entry at `index` when its
                 // old segment was removed since; either way the entry is now here. What follows
                 // it stays: unlike an appended entry, a move supersedes nothing.
-                let replaced: Vec<RaftEntryLoc> = match kind {
-                    Kind::RaftEntry => group.entries.split_off(&tag.index).into_values().collect(),
-                    _ => group.entries.remove(&tag.index).into_iter().collect(),
-                };
-                live_down_all(&mut self.live_entries_by_segment, replaced.iter().map(|e| e.at));
-                group.entries.insert(tag.index, RaftEntryLoc { term: tag.term, at, kind: aux.first().copied().unwrap_or(0) });
+                if kind == Kind::RaftEntry {
+                    live_down_all(&mut self.live_entries_by_segment, group.entries.drop_from(tag.index).map(|e| e.at));
+                }
+                let entry = RaftEntryLoc { term: tag.term, at, kind: aux.first().copied().unwrap_or(0) };
+                if let Some(replaced) = group.entries.put(tag.index, entry) {
+                    live_down_all(&mut self.live_entries_by_segment, std::iter::once(replaced.at));
+                }
                 live_up(&mut self.live_entries_by_segment, at);
                 count_up(&mut self.entry_frames_by_segment, at.segment);
             }
             Kind::Truncate => {
-                live_down_all(&mut self.live_entries_by_segment, group.entries.split_off(&tag.index).values().map(|e| e.at));
+                live_down_all(&mut self.live_entries_by_segment, group.entries.drop_from(tag.index).map(|e| e.at));
                 count_up(&mut self.truncates_by_segment, at.segment);
             }
             Kind::HardState => {
@@ -327,8 +337,9 @@ impl RaftIndex {
             }
             Kind::RaftCompact => {
                 assert!(group.compacted.is_none_or(|c| c.index <= tag.index), "group {}: compaction goes back to {}", tag.group, tag.index);
-                let kept = group.entries.split_off(&(tag.index + 1));
-                live_down_all(&mut self.live_entries_by_segment, std::mem::replace(&mut group.entries, kept).values().map(|e| e.at));
+                let held_before = group.entries.len();
+                live_down_all(&mut self.live_entries_by_segment, group.entries.drop_through(tag.index).map(|e| e.at));
+                group.entries.shrink(held_before);
                 if let Some(old) = group.compacted.replace(RaftCompacted { index: tag.index, term: tag.term, at }) {
                     count_down(&mut self.pins_by_segment, old.at.segment);
                 }
@@ -406,7 +417,7 @@ impl RaftIndex {
         let mut forgotten = 0u64;
         for group in self.groups.values_mut() {
             let before = group.entries.len();
-            group.entries.retain(|_, e| !gone.contains(&e.at.segment));
+            group.entries.retain(|e| !gone.contains(&e.at.segment));
             forgotten += (before - group.entries.len()) as u64;
         }
         self.entry_frames_by_segment.retain(|s, _| !gone.contains(s));
@@ -438,8 +449,8 @@ pub(super) fn assert_entry_order(index: &RaftIndex, records: impl Iterator<Item 
     for (kind, tag) in records {
         let range = ranges.entry(tag.group).or_insert_with(|| {
             let group = index.group(tag.group)?;
-            match (group.entries.first_key_value(), group.compacted) {
-                (Some((first, _)), _) => Some((*first, group.last_index()?)),
+            match (group.entries.first_index(), group.compacted) {
+                (Some(first), _) => Some((first, group.last_index()?)),
                 // A compacted, empty log: the next entry follows the compaction point.
                 (None, Some(c)) => Some((c.index + 1, c.index)),
                 (None, None) => None,
@@ -515,7 +526,7 @@ impl<E: Env> Store<E> {
     /// Entry `index` of `group`, read back and verified like every store read: its checksum,
     /// and that the frame is that entry. `Ok(None)` if the entry is not live.
     pub async fn read_raft_entry(&self, group: u64, index: u64) -> Result<Option<(u64, Object)>, StoreError> {
-        let Some(live) = self.inner.raft.borrow().group(group).and_then(|g| g.entries.get(&index).copied()) else {
+        let Some(live) = self.inner.raft.borrow().group(group).and_then(|g| g.entries.get(index).copied()) else {
             return Ok(None);
         };
         let object = self.read_raft_frame(Kind::RaftEntry, RaftTag { group, term: live.term, index }, live.at).await?;

@@ -635,6 +635,7 @@ pub(super) async fn recover<E: Env>(env: &E, config: &StoreConfig) -> Result<Rec
     // after all, and grows from here: its end is not known yet.
     ends.retain(|&id, _| id < seg);
     scan.raft.check_replayed().map_err(|what| StoreError::Corrupt { path: config.dir.clone(), offset: 0, what })?;
+    scan.raft.make_dense();
     Ok(Recovered {
         index: scan.index,
         raft: scan.raft,
