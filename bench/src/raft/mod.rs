@@ -97,8 +97,10 @@ struct Plan {
     elections: usize,
     /// How the replicas run: replica i's cores on `replicas.cpus[i]`.
     replicas: ReplicaSetup,
-    /// The load generator's cpu.
+    /// The load generator's cpu (corestore runs may move it: `load_cpu_for`).
     load_cpu: usize,
+    /// The cpus this process may use.
+    cpus: Vec<usize>,
 }
 
 /// One load run of one system.
@@ -118,6 +120,8 @@ struct Row {
     term_changes: u64,
     /// Entries/s of every round of this workload (this row is the median one).
     rounds_per_s: Vec<f64>,
+    /// The cpu the load generator ran on.
+    generator_cpu: usize,
     /// The store's durable batch writes during the run (corestore only), from submission to
     /// completion: the leader's, and the slower follower's. On one shared disk the replicas'
     /// flushes queue behind each other; this says how much of the commit latency is the disk.
@@ -151,7 +155,7 @@ pub fn bench_raft(args: RaftArgs) -> Result<(), String> {
     prepare_dir(&plan.dir, if args.quick { DISK_BYTES_MIN_QUICK } else { DISK_BYTES_MIN })?;
     let exe = std::env::current_exe().map_err(|e| format!("finding this executable: {e}"))?;
     println!(
-        "# raft: 3 replicas on loopback (raft-node processes, {} core(s) each on cpus {:?}, {} Raft group(s)), load generator on cpu {}, {} s per run, median of {} interleaved rounds, 1 KiB entries, tick {} ms, {} batch writes in flight per store",
+        "# raft: 3 replicas on loopback (raft-node processes, {} core(s) each on cpus {:?}, {} Raft group(s)), load generator on cpu {} (beside corestore: on a cpu with no leader's core if one has none), {} s per run, median of {} interleaved rounds, 1 KiB entries, tick {} ms, {} batch writes in flight per store",
         plan.replicas.cores(),
         plan.replicas.cpus,
         plan.replicas.groups,
@@ -228,7 +232,25 @@ fn plan(args: &RaftArgs) -> Result<Plan, String> {
             snapshot_entries: args.snapshot_entries,
         },
         load_cpu,
+        cpus,
     })
+}
+
+/// The cpu the generator runs on beside corestore's replicas: the planned one, unless a core
+/// that leads a group is pinned there and another cpu has no leader's core; then the one of
+/// those with the fewest replica cores. etcd's members are not pinned, so the kernel moves its
+/// leader off the generator's busy cpu; ours are, and on 2 vCPUs the replica beside the
+/// generator waited four times as long per wake-up as the others (kernel-notes), which every
+/// commit pays when that replica leads. In a deployment the clients are on other machines.
+fn load_cpu_for(plan: &Plan, leaders: &[usize]) -> usize {
+    let cpus = &plan.replicas.cpus;
+    let cores = plan.replicas.cores();
+    let leader_cpus: Vec<usize> = leaders.iter().enumerate().map(|(k, &i)| cpus[i][proto::core_of(k as u64 + 1, cores)]).collect();
+    if !leader_cpus.contains(&plan.load_cpu) {
+        return plan.load_cpu;
+    }
+    let replica_cores = |cpu: usize| cpus.iter().flatten().filter(|&&c| c == cpu).count();
+    plan.cpus.iter().copied().filter(|c| !leader_cpus.contains(c)).min_by_key(|&c| (replica_cores(c), c)).unwrap_or(plan.load_cpu)
 }
 
 fn remove_dir(dir: &Path) -> Result<(), String> {
@@ -357,7 +379,8 @@ fn corestore_run(cluster: &mut Corestore, plan: &Plan, name: String, pace: Pace)
     let routes = (1..=groups)
         .map(|g| Route { group: g, replicas: (0..REPLICAS).map(|i| cluster.client_addr(i, g)).collect(), first: leaders[g as usize - 1] })
         .collect();
-    let run = load::run(&Target { system: System::Corestore, routes }, pace, plan.duration, plan.load_cpu)?;
+    let generator_cpu = load_cpu_for(plan, &leaders);
+    let run = load::run(&Target { system: System::Corestore, routes }, pace, plan.duration, generator_cpu)?;
     let busy: Vec<Option<f64>> =
         (0..REPLICAS).map(|i| Some((cluster.cpu_seconds(i)? - cpu_before[i]?) / run.elapsed.as_secs_f64().max(1e-9))).collect();
     cluster.check_alive()?;
@@ -415,6 +438,7 @@ fn corestore_run(cluster: &mut Corestore, plan: &Plan, name: String, pace: Pace)
         follower_cpu_busy,
         term_changes,
         rounds_per_s: Vec::new(),
+        generator_cpu,
         leader_write,
         follower_write,
     })
@@ -447,7 +471,46 @@ fn etcd_run(etcd: &mut Etcd, plan: &Plan, name: String, pace: Pace) -> Result<Ro
         follower_cpu_busy: None,
         term_changes: 0,
         rounds_per_s: Vec::new(),
+        generator_cpu: plan.load_cpu,
         leader_write: None,
         follower_write: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(replica_cpus: Vec<Vec<usize>>, groups: u64, load_cpu: usize, cpus: Vec<usize>) -> Plan {
+        Plan {
+            dir: PathBuf::new(),
+            duration: Duration::from_secs(1),
+            rounds: 1,
+            concurrency: vec![1],
+            elections: 0,
+            replicas: ReplicaSetup { cpus: replica_cpus, groups, tick_ms: 10, writes_in_flight: 2, snapshot_entries: 0 },
+            load_cpu,
+            cpus,
+        }
+    }
+
+    #[test]
+    fn the_generator_leaves_the_cpu_of_a_leader_when_another_cpu_has_none() {
+        // 2 cpus, one core per replica: replicas on 0, 1, 0 and the generator planned on 1.
+        let two = plan(vec![vec![0], vec![1], vec![0]], 1, 1, vec![0, 1]);
+        assert_eq!(load_cpu_for(&two, &[0]), 1, "replica 1 leads on cpu 0: the generator stays");
+        assert_eq!(load_cpu_for(&two, &[2]), 1);
+        assert_eq!(load_cpu_for(&two, &[1]), 0, "replica 2 leads on cpu 1: the generator moves");
+        // Two cores each, groups 1 and 2 on cores 0 and 1: leaders on both cpus, nowhere to go.
+        let cores = plan(vec![vec![0, 1], vec![0, 1], vec![0, 1]], 2, 1, vec![0, 1]);
+        assert_eq!(load_cpu_for(&cores, &[0, 1]), 1);
+        // Group 2 (core 1, cpu 1) led by replica 3, group 1 (core 0, cpu 0) by replica 1.
+        assert_eq!(load_cpu_for(&cores, &[0, 2]), 1);
+        // 4 cpus: the planned one holds no replica.
+        let four = plan(vec![vec![0], vec![1], vec![2]], 1, 3, vec![0, 1, 2, 3]);
+        assert_eq!(load_cpu_for(&four, &[1]), 3);
+        // The leader's cpu is the planned one: the cpu with the fewest replica cores.
+        let crowded = plan(vec![vec![0], vec![1], vec![0]], 1, 0, vec![0, 1, 2]);
+        assert_eq!(load_cpu_for(&crowded, &[0]), 2);
+    }
 }

@@ -46,6 +46,7 @@ pub fn print_json(r: &Row, fio: &Measured, rows: &[Row]) {
         "leader_cpu_busy": r.leader_cpu_busy,
         "follower_cpu_busy_max": r.follower_cpu_busy,
         "generator_cpu_busy": r.run.generator_cpu_ns as f64 / r.run.elapsed.as_nanos().max(1) as f64,
+        "generator_cpu": r.generator_cpu,
         "fio_fdatasync_per_s": fio.ops_per_s,
         "ratio_vs_fio": r.run.per_s() / fio.ops_per_s,
         "etcd_entries_per_s": etcd.map(|e| e.run.per_s()),
