@@ -148,8 +148,8 @@ impl RaftEntries {
         }
     }
 
-    /// Drops the entries through `index`; returns them. Then `shrink` gives back a buffer
-    /// that is now mostly empty.
+    /// Drops the entries through `index`; returns them. Then `shrink` decides whether the
+    /// buffer is given back.
     pub(super) fn drop_through(&mut self, index: u64) -> Dropped<'_> {
         match &mut self.repr {
             Repr::Dense { first, slots } => {
